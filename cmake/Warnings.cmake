@@ -1,0 +1,8 @@
+# tm_warnings: the warning set every target of ours links (STYLE.md, Build).
+add_library(tm_warnings INTERFACE)
+target_compile_options(tm_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wnon-virtual-dtor
+  -Wold-style-cast -Woverloaded-virtual -Wnull-dereference)
+if(TM_WERROR)
+  target_compile_options(tm_warnings INTERFACE -Werror)
+endif()

@@ -1,0 +1,111 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "manifests/types.hpp"
+
+namespace tmaster::manifests {
+
+/// Where a secret lives: an environment variable (`*Env:`) or a file (`*File:`), never the config
+/// text. Exactly one of the two is set for a required secret.
+struct SecretRef {
+  std::string env;
+  std::filesystem::path file;  ///< resolved against the config file's folder
+  [[nodiscard]] bool IsSet() const { return !env.empty() || !file.empty(); }
+  /// `environment variable TM_MASTER_KEY` or `file /run/secrets/x`, for error messages.
+  [[nodiscard]] std::string Describe() const;
+};
+
+struct ClusterConfig {
+  std::string name;
+  SecretRef dsn;
+};
+
+struct StoreConfig {
+  SecretRef dsn;  ///< unset: the first cluster with dbname=tenant_master
+};
+
+struct GitSourceConfig {
+  std::string url;
+  std::string branch = "main";
+  std::string path = ".";
+  std::chrono::seconds interval{60};
+  std::chrono::seconds timeout{60};
+  SecretRef webhook_secret;
+  SecretRef username;  ///< optional HTTPS credentials
+  SecretRef password;
+};
+
+struct SourceConfig {
+  std::string name;
+  std::optional<std::filesystem::path> directory;  ///< resolved against the config's folder
+  std::optional<GitSourceConfig> git;
+};
+
+struct PortainerConfig {
+  std::string url;
+  SecretRef api_key;
+  bool insecure_skip_verify = false;
+};
+
+struct StacksConfig {
+  std::string backend = "directory";  ///< directory | portainer
+  std::filesystem::path directory;    ///< resolved; default <config dir>/deployments
+  PortainerConfig portainer;
+  std::string edge_network = "tenant-network";
+  std::string cert_resolver = "le";
+};
+
+struct HttpConfig {
+  std::string listen = "127.0.0.1:8080";
+  SecretRef token;
+  SecretRef read_token;
+};
+
+struct BackupsConfig {
+  std::filesystem::path directory;  ///< resolved; default <config dir>/backups
+  int concurrency = 2;
+  bool keep_after_delete = true;
+};
+
+struct ReconcileConfig {
+  int workers = 4;
+  std::chrono::seconds resync_interval{300};
+  int max_deletions_per_sync = 3;
+};
+
+/// The operator config (DESIGN §8). Paths are already resolved against the config file's folder.
+struct Config {
+  std::filesystem::path file;
+  std::string base_domain;
+  std::vector<std::string> reserved_subdomains;  ///< empty: DefaultReservedSubdomains()
+  SecretRef master_key;
+  std::vector<ClusterConfig> clusters;
+  StoreConfig store;
+  std::vector<SourceConfig> sources;
+  StacksConfig stacks;
+  HttpConfig http;
+  std::map<std::string, std::string> shared_services;  ///< routing.sharedServices
+  BackupsConfig backups;
+  ReconcileConfig reconcile;
+};
+
+struct ConfigResult {
+  Config config;
+  std::vector<Diagnostic> errors;  ///< empty when the config is valid
+};
+
+/// Reads and strictly validates the config: unknown keys, wrong types, a secret given inline,
+/// duplicate cluster or source names, a source with neither or both of directory/git, durations
+/// like `90s`, `5m`, `1h`. Every error names file:line:column and the key path. Never throws.
+ConfigResult LoadConfig(const std::filesystem::path& file);
+
+/// Parses `500ms`-free Go-like durations: `<n>s`, `<n>m`, `<n>h` and combinations (`1h30m`).
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text);
+
+}  // namespace tmaster::manifests

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "manifests/types.hpp"
+
+namespace tmaster::manifests {
+
+/// What validation needs to know beyond the documents themselves.
+struct LoadOptions {
+  /// Subdomains no workspace may use (DESIGN §4). Empty means the built-in default list.
+  std::vector<std::string> reserved_subdomains;
+  /// Cluster names from the operator config; nullopt (offline validation) skips the check.
+  std::optional<std::set<std::string>> known_clusters;
+};
+
+/// The default reserved subdomains: panel www api admin mail ftp smtp pop imap localhost
+/// traefik portainer status.
+const std::vector<std::string>& DefaultReservedSubdomains();
+
+/// Reads a file, or every `*.yaml`/`*.yml` under a directory recursively (sorted, so the order
+/// is stable), validates each document against the CRD schemas and then across documents.
+/// A missing path is one error diagnostic. Never throws.
+Fleet LoadPaths(const std::vector<std::filesystem::path>& paths, const LoadOptions& options);
+
+/// Same as LoadPaths for text already in memory (`tenantctl validate -f -`, the API).
+/// `file_name` is what diagnostics call it; relative product paths resolve against `base_dir`.
+Fleet LoadText(std::string_view text, const std::string& file_name,
+               const std::filesystem::path& base_dir, const LoadOptions& options);
+
+}  // namespace tmaster::manifests

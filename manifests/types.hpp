@@ -1,0 +1,109 @@
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tmaster::manifests {
+
+inline constexpr const char* kApiVersion = "tenantmaster.io/v1alpha1";
+inline constexpr const char* kGroup = "tenantmaster.io";
+
+/// Where something was written: 1-based line and column, as editors count them.
+struct Location {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+/// One finding about the input. `Format()` gives `file:line:column: field: message`, the one
+/// shape every tool of ours prints (tenant-operator, tenantctl validate, the API).
+struct Diagnostic {
+  enum class Severity { kError, kNotice };
+  Severity severity = Severity::kError;
+  Location where;
+  std::string field;  ///< field path such as `spec.database.connectionLimit`; empty for a document
+  std::string message;
+
+  [[nodiscard]] std::string Format() const;
+};
+
+enum class Mode { kShared, kDedicated };
+enum class ReclaimPolicy { kRetain, kDelete };
+
+const char* ToString(Mode mode);
+const char* ToString(ReclaimPolicy policy);
+
+struct Product {
+  std::string name;
+  Location where;  ///< the document's `kind:` line
+  std::map<std::string, std::string> labels;
+  std::string display_name;
+  std::string image;
+  std::string default_version;
+  int port = 8000;
+  std::filesystem::path stack_template;  ///< resolved against the manifest's folder; may be empty
+  std::filesystem::path migrations;      ///< resolved against the manifest's folder; may be empty
+  std::vector<std::string> extensions;
+  std::vector<Mode> modes{Mode::kShared, Mode::kDedicated};
+};
+
+struct DatabaseSpec {
+  std::string cluster = "default";
+  std::string name;   ///< defaulted: tenant_<name with '-' -> '_'>
+  std::string owner;  ///< defaulted: user_<name with '-' -> '_'>
+  int connection_limit = -1;
+  std::vector<std::string> extensions;
+  ReclaimPolicy reclaim_policy = ReclaimPolicy::kRetain;
+  int password_rotation = 0;
+  bool adopt = false;
+};
+
+struct DedicatedSpec {
+  int endpoint = 0;
+  std::string version;  ///< defaulted: the product's defaultVersion
+  std::map<std::string, std::string> env;
+};
+
+struct BackupSpec {
+  std::string schedule;  ///< cron, UTC; empty: no scheduled backups
+  int keep = 7;
+};
+
+struct Workspace {
+  std::string name;
+  Location where;  ///< the document's `kind:` line
+  std::map<std::string, std::string> labels;
+  std::string product;
+  Mode mode = Mode::kShared;
+  std::string subdomain;  ///< defaulted: metadata.name
+  bool suspend = false;
+  DatabaseSpec database;
+  std::optional<DedicatedSpec> dedicated;  ///< present iff mode is dedicated
+  BackupSpec backup;
+};
+
+/// A workspace that is known by name but cannot be reconciled: its document is invalid, or it
+/// conflicts with another. Its database is never treated as an orphan.
+struct RejectedWorkspace {
+  std::string name;
+  Location where;
+  std::string reason;   ///< `InvalidManifest` or `Conflict`
+  std::string message;  ///< first finding, already formatted with its location
+};
+
+/// Everything read from one or more sources. Valid objects are complete: defaults applied and
+/// cross-references resolved (every workspace names an existing product that allows its mode).
+struct Fleet {
+  std::vector<Product> products;
+  std::vector<Workspace> workspaces;
+  std::vector<RejectedWorkspace> rejected;
+  std::vector<Diagnostic> diagnostics;  ///< errors and notices, in file order
+
+  [[nodiscard]] bool HasErrors() const;
+  [[nodiscard]] const Product* FindProduct(const std::string& name) const;
+};
+
+}  // namespace tmaster::manifests

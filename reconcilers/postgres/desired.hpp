@@ -1,0 +1,29 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/secret.hpp"
+#include "manifests/types.hpp"
+#include "reconcilers/migrations/migrations.hpp"
+#include "reconcilers/postgres/model.hpp"
+
+namespace tmaster::postgres {
+
+/// `base64url(HMAC-SHA256(masterKey, "postgres/<cluster>/<role>/<rotation>"))` (DESIGN §5).
+Secret DerivePassword(const Secret& master_key, const std::string& cluster,
+                      const std::string& role, int rotation);
+
+/// True when `verifier` (`SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`, as kept in
+/// pg_authid) was made from `password`: recomputes StoredKey and ServerKey with the stored salt
+/// and iteration count. False for any other format (md5, plain, malformed).
+bool ScramVerifierMatches(std::string_view verifier, const Secret& password);
+
+/// The desired state of one workspace's database. `product_migrations` are the product's loaded
+/// migrations (the caller loads each product's directory once).
+DesiredTenant BuildDesired(const manifests::Workspace& workspace,
+                           const manifests::Product& product,
+                           const std::vector<migrations::Migration>& product_migrations,
+                           const Secret& master_key);
+
+}  // namespace tmaster::postgres

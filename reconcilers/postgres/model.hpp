@@ -1,0 +1,169 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/secret.hpp"
+#include "reconcilers/migrations/migrations.hpp"
+
+namespace tmaster::postgres {
+
+/// What one workspace needs on its cluster (DESIGN §5). Built from the manifests by
+/// `BuildDesired` (desired.hpp); holds the derived password as a Secret.
+struct DesiredTenant {
+  std::string workspace;
+  std::string cluster;
+  std::string database;
+  std::string role;
+  int connection_limit = -1;
+  bool suspend = false;
+  bool adopt = false;
+  Secret password;                      ///< derived from the master key, never stored
+  std::vector<std::string> extensions;  ///< product's + spec's, sorted, unique
+  std::vector<migrations::Migration> migrations;
+  /// Digest of the in-database facts (extensions + migration set). Recorded in the database
+  /// marker once they are applied; when the observed marker carries the same digest the
+  /// in-database steps are skipped (unless a deep pass asks for them).
+  std::string state_digest;
+};
+
+struct ObservedRole {
+  std::string name;
+  bool can_login = false;
+  bool superuser = false;
+  bool create_db = false;
+  bool create_role = false;
+  bool replication = false;
+  bool bypass_rls = false;
+  int connection_limit = -1;
+  std::optional<std::string> verifier;  ///< pg_authid.rolpassword; nullopt when not readable
+  std::string comment;                  ///< shobj_description(oid, 'pg_authid')
+  int sessions = 0;                     ///< rows in pg_stat_activity for this role
+};
+
+struct ObservedDatabase {
+  std::string name;
+  std::string owner;
+  std::string encoding;  ///< pg_encoding_to_char(encoding), e.g. `UTF8`
+  bool public_connect = false;
+  bool public_temporary = false;
+  std::string comment;  ///< shobj_description(oid, 'pg_database')
+};
+
+/// One catalog query's view of a cluster.
+struct ObservedCluster {
+  std::map<std::string, ObservedRole> roles;
+  std::map<std::string, ObservedDatabase> databases;
+  bool passwords_visible = true;  ///< false when the operator's role cannot read pg_authid
+};
+
+/// The ownership marker kept in `COMMENT ON ROLE|DATABASE`: `tenant-master:workspace=<name>`,
+/// then `;key=value` fields (`state`, `migration` on databases, `pw` on roles).
+struct Marker {
+  std::string workspace;
+  std::map<std::string, std::string> fields;
+
+  /// nullopt when the comment is not ours.
+  static std::optional<Marker> Parse(std::string_view comment);
+  [[nodiscard]] std::string Render() const;
+};
+
+/// The role marker's `pw` field: a keyed memo that the role's stored verifier was checked against
+/// (or made from) the derived password. HMAC(password, verifier), truncated; not reversible.
+std::string PasswordMemo(const Secret& password, std::string_view verifier);
+
+// --- Actions: values, not SQL. One adapter renders them (postgres_libpq.cpp). ---
+
+struct CreateRole {
+  std::string role;
+  bool login = true;
+  int connection_limit = -1;
+  Secret password;
+  std::string workspace;  ///< the adapter writes the marker with the password memo
+};
+/// Resets every attribute we own: LOGIN/NOLOGIN, NOSUPERUSER NOCREATEDB NOCREATEROLE
+/// NOREPLICATION NOBYPASSRLS, CONNECTION LIMIT.
+struct AlterRole {
+  std::string role;
+  bool login = true;
+  int connection_limit = -1;
+};
+/// Sends a fresh SCRAM verifier and rewrites the role marker with its memo.
+struct SetRolePassword {
+  std::string role;
+  Secret password;
+  std::string workspace;
+};
+struct SetRoleMarker {
+  std::string role;
+  std::string marker;  ///< rendered Marker
+};
+struct TerminateSessions {
+  std::string role;
+};
+struct CreateDatabase {
+  std::string database;
+  std::string owner;
+  std::string marker;  ///< rendered Marker, without the state digest
+};
+struct AlterDatabaseOwner {
+  std::string database;
+  std::string owner;
+};
+struct RevokePublicAccess {
+  std::string database;
+};
+struct SetDatabaseMarker {
+  std::string database;
+  std::string marker;
+};
+/// In-database: CREATE EXTENSION IF NOT EXISTS for each missing one.
+struct EnsureExtensions {
+  std::string database;
+  std::vector<std::string> extensions;
+};
+/// In-database: take the advisory lock, verify applied checksums, run each pending migration in
+/// its own transaction as `role`, record it with its checksum.
+struct ApplyMigrations {
+  std::string database;
+  std::string role;
+  Secret password;
+  std::vector<migrations::Migration> migrations;
+};
+
+using Action = std::variant<CreateRole, AlterRole, SetRolePassword, SetRoleMarker,
+                            TerminateSessions, CreateDatabase, AlterDatabaseOwner,
+                            RevokePublicAccess, SetDatabaseMarker, EnsureExtensions,
+                            ApplyMigrations>;
+
+/// One line for humans (dry run, events). Never contains a secret.
+std::string Describe(const Action& action);
+/// CamelCase kind, e.g. `CreateRole`; used as the drift metric's label.
+std::string KindOf(const Action& action);
+/// True for actions that need a connection to the tenant database.
+bool IsInDatabase(const Action& action);
+
+/// The result of planning one workspace: actions in order, or a reason it must not be touched.
+struct Plan {
+  std::vector<Action> actions;
+  /// Set when the workspace is blocked: an unmarked database or role without `adopt`, one
+  /// marked for another workspace, a database of the wrong encoding. Nothing is applied.
+  std::optional<Failure> blocked;
+
+  [[nodiscard]] bool Empty() const { return actions.empty() && !blocked; }
+};
+
+struct PlanOptions {
+  bool deep = false;  ///< re-run the in-database steps even if the marker digest matches
+};
+
+/// Pure: no I/O, clock or logging. Applying the returned actions and observing again yields an
+/// empty plan (tested as a property with the fake gateway).
+Plan MakePlan(const DesiredTenant& desired, const ObservedCluster& observed,
+              const PlanOptions& options = {});
+
+}  // namespace tmaster::postgres
