@@ -1,6 +1,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/secret.hpp"
@@ -18,6 +19,12 @@ Secret DerivePassword(const Secret& master_key, const std::string& cluster,
 /// pg_authid) was made from `password`: recomputes StoredKey and ServerKey with the stored salt
 /// and iteration count. False for any other format (md5, plain, malformed).
 bool ScramVerifierMatches(std::string_view verifier, const Secret& password);
+
+/// Pure: the SCRAM-SHA-256 verifier PostgreSQL would store for `password` with this raw `salt`
+/// and iteration count (`SCRAM-SHA-256$<iter>:<base64 salt>$<StoredKey>:<ServerKey>`, RFC 5802
+/// / 7677). The fake gateway and the tests build verifiers with it; the libpq adapter uses
+/// PQencryptPasswordConn instead.
+std::string MakeScramVerifier(const Secret& password, std::string_view salt, int iterations);
 
 /// The desired state of one workspace's database. `product_migrations` are the product's loaded
 /// migrations (the caller loads each product's directory once).

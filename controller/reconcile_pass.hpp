@@ -1,0 +1,65 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/secret.hpp"
+#include "manifests/types.hpp"
+#include "reconcilers/postgres/gateway.hpp"
+
+namespace tmaster::controller {
+
+/// Phases of DESIGN §9 that a pass can reach.
+enum class Phase { kPending, kProgressing, kReady, kDegraded, kStalled, kSuspended };
+const char* ToString(Phase phase);
+
+struct PassOptions {
+  bool dry_run = false;  ///< plan only; nothing is applied
+  bool deep = false;     ///< re-run the in-database steps of every workspace
+  int workers = 4;       ///< workspaces applied in parallel
+};
+
+/// The outcome of one workspace in one pass.
+struct WorkspaceResult {
+  std::string name;
+  std::string cluster;
+  Phase phase = Phase::kPending;
+  bool ready = false;   ///< the Ready condition: converged (suspended-and-converged counts)
+  std::string reason;   ///< CamelCase
+  std::string message;  ///< names the failing object and step; never a secret
+  std::vector<std::string> plan;     ///< Describe() of each planned action
+  std::vector<std::string> applied;  ///< Describe() of each action applied, with its detail
+  int statements = 0;                ///< SQL statements sent while applying
+};
+
+/// A database or role that carries our marker but has no workspace in the sources.
+struct Orphan {
+  std::string cluster;
+  std::string kind;  ///< `database` or `role`
+  std::string name;
+  std::string workspace;
+};
+
+struct PassReport {
+  std::vector<WorkspaceResult> workspaces;  ///< sorted by name; rejected documents included
+  std::vector<Orphan> orphans;
+  int observe_queries = 0;
+
+  /// True when every workspace is Ready (or, for a dry run, none is blocked).
+  [[nodiscard]] bool AllReady() const;
+};
+
+/// Gateways by cluster name; the caller owns them.
+using Gateways = std::map<std::string, postgres::PostgresGateway*>;
+
+/// One full pass (DESIGN §2): load each product's migrations once, observe every cluster with
+/// one catalog query, plan every workspace purely, then apply the plans with a pool of
+/// `options.workers` threads, each workspace's actions in order, stopping that workspace at its
+/// first failure. Workspaces of a cluster whose observation failed get that failure. Rejected
+/// manifests appear as Stalled with their reason. Orphans are listed, never touched.
+PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
+                   const Secret& master_key, const PassOptions& options);
+
+}  // namespace tmaster::controller

@@ -1,0 +1,112 @@
+#include "tests/support/process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace tmaster::testing {
+namespace {
+
+void ReadAll(int out_fd, int err_fd, int in_fd, const std::string& input, ProcessResult& result) {
+  std::size_t written = 0;
+  std::array<pollfd, 3> fds{};
+  std::array<char, 65536> buffer{};
+  bool out_open = true, err_open = true, in_open = in_fd >= 0;
+  while (out_open || err_open) {
+    nfds_t n = 0;
+    if (out_open) fds[n++] = {out_fd, POLLIN, 0};
+    if (err_open) fds[n++] = {err_fd, POLLIN, 0};
+    if (in_open) fds[n++] = {in_fd, POLLOUT, 0};
+    if (poll(fds.data(), n, -1) < 0) break;
+    for (nfds_t i = 0; i < n; ++i) {
+      if (fds[i].revents == 0) continue;
+      if (fds[i].fd == in_fd) {
+        const ssize_t w = write(in_fd, input.data() + written, input.size() - written);
+        if (w > 0) written += static_cast<std::size_t>(w);
+        if (w < 0 || written == input.size()) {
+          close(in_fd);
+          in_open = false;
+        }
+        continue;
+      }
+      const ssize_t r = read(fds[i].fd, buffer.data(), buffer.size());
+      if (r <= 0) {
+        if (fds[i].fd == out_fd) out_open = false; else err_open = false;
+        continue;
+      }
+      (fds[i].fd == out_fd ? result.out : result.err).append(buffer.data(), static_cast<std::size_t>(r));
+    }
+  }
+  if (in_open) close(in_fd);
+}
+
+}  // namespace
+
+ProcessResult RunProcess(const std::vector<std::string>& argv,
+                         const std::map<std::string, std::string>& env,
+                         const std::string& input) {
+  signal(SIGPIPE, SIG_IGN);  // a child that ignores its stdin must not kill the test
+  int out_pipe[2], err_pipe[2], in_pipe[2];
+  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0 || pipe(in_pipe) != 0) {
+    throw std::runtime_error("pipe failed");
+  }
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    dup2(in_pipe[0], 0);
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], in_pipe[0], in_pipe[1]}) {
+      close(fd);
+    }
+    for (const auto& [key, value] : env) setenv(key.c_str(), value.c_str(), 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  close(in_pipe[0]);
+  ProcessResult result;
+  ReadAll(out_pipe[0], err_pipe[0], input.empty() ? (close(in_pipe[1]), -1) : in_pipe[1], input,
+          result);
+  close(out_pipe[0]);
+  close(err_pipe[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+TempDir::TempDir() {
+  std::string templ = (std::filesystem::temp_directory_path() / "tm-test.XXXXXX").string();
+  if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string TempDir::Write(const std::string& relative, const std::string& text) const {
+  const std::filesystem::path full = std::filesystem::path(path_) / relative;
+  std::filesystem::create_directories(full.parent_path());
+  std::ofstream(full, std::ios::binary) << text;
+  return full.string();
+}
+
+}  // namespace tmaster::testing
