@@ -1,0 +1,705 @@
+#include "manifests/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <system_error>
+#include <utility>
+
+#include "manifests/loader.hpp"
+#include "manifests/naming.hpp"
+#include "manifests/yaml_support.hpp"
+
+namespace tmaster::manifests {
+namespace {
+
+namespace fs = std::filesystem;
+using detail::Quote;
+using detail::ScalarType;
+
+constexpr std::uintmax_t kMaxConfigBytes = 1024U * 1024U;
+constexpr std::int64_t kMaxWorkers = 64;
+constexpr std::int64_t kInt32Max = 2147483647;
+
+bool IsEnvName(std::string_view name) {
+  if (name.empty()) return false;
+  auto head = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+  if (!head(name.front())) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [&](char c) { return head(c) || (c >= '0' && c <= '9'); });
+}
+
+// A DNS name: dot-separated DNS labels, at most 253 characters (surgir.online, localhost).
+bool IsDnsName(std::string_view text) {
+  if (text.empty() || text.size() > 253) return false;
+  std::size_t begin = 0;
+  while (true) {
+    std::size_t dot = text.find('.', begin);
+    std::string_view label =
+        text.substr(begin, dot == std::string_view::npos ? std::string_view::npos : dot - begin);
+    if (!IsDnsLabel(label)) return false;
+    if (dot == std::string_view::npos) return true;
+    begin = dot + 1;
+  }
+}
+
+bool IsHttpUrl(std::string_view url) {
+  for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
+    if (url.substr(0, scheme.size()) == scheme && url.size() > scheme.size() &&
+        url[scheme.size()] != '/') {
+      return url.find_first_of(" \t\r\n") == std::string_view::npos;
+    }
+  }
+  return false;
+}
+
+// What `git clone` may be given: a URL of a known scheme or scp-like user@host:path, never
+// something that starts with '-' (it would be read as an option).
+bool IsGitUrl(std::string_view url) {
+  if (url.empty() || url.front() == '-') return false;
+  if (url.find_first_of(" \t\r\n") != std::string_view::npos) return false;
+  for (std::string_view scheme : {"https://", "http://", "ssh://", "git://", "file://"}) {
+    if (url.substr(0, scheme.size()) == scheme && url.size() > scheme.size()) return true;
+  }
+  std::size_t at = url.find('@');
+  std::size_t colon = url.find(':');
+  return at != std::string_view::npos && colon != std::string_view::npos && at < colon &&
+         colon + 1 < url.size();
+}
+
+bool IsBranchName(std::string_view branch) {
+  if (branch.empty() || branch.front() == '-' || branch.front() == '/' || branch.back() == '/') {
+    return false;
+  }
+  if (branch.find("..") != std::string_view::npos || branch.find("//") != std::string_view::npos) {
+    return false;
+  }
+  return std::all_of(branch.begin(), branch.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-' || c == '/';
+  });
+}
+
+// A path inside the repository: relative, without `..`.
+bool IsRepoPath(std::string_view path) {
+  if (path.empty()) return false;
+  fs::path p{std::string(path)};
+  if (p.is_absolute()) return false;
+  return std::none_of(p.begin(), p.end(), [](const fs::path& part) { return part == ".."; });
+}
+
+// host:port with a non-empty host (name, IPv4 or [IPv6]) and a port in 1..65535.
+bool IsListenAddress(std::string_view text) {
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view host = text.substr(0, colon);
+  std::string_view port = text.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3) return false;
+  } else if (host.find(':') != std::string_view::npos) {
+    return false;
+  }
+  if (port.empty() || port.size() > 5) return false;
+  if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  int value = std::stoi(std::string(port));
+  return value >= 1 && value <= 65535;
+}
+
+/// The state shared by every reader of one config file.
+struct Context {
+  std::string file;
+  fs::path dir;
+  std::vector<Diagnostic> errors;
+
+  void Error(const YAML::Mark& mark, std::string field, std::string message) {
+    errors.push_back(Diagnostic{Diagnostic::Severity::kError, detail::ToLocation(mark, file, 0),
+                                std::move(field), std::move(message)});
+  }
+
+  fs::path Resolve(const std::string& text) const {
+    fs::path path(text);
+    if (path.is_relative()) path = dir / path;
+    return path.lexically_normal();
+  }
+};
+
+std::string Join(const std::string& parent, const std::string& key) {
+  return parent.empty() ? key : parent + "." + key;
+}
+
+/// Strict reading of one mapping: every key must be taken by the code that knows it; what is
+/// left when the reader goes away is an unknown field. Duplicate keys are errors.
+class MapReader {
+ public:
+  MapReader(Context& context, const YAML::Node& node, std::string path, const YAML::Mark& mark)
+      : context_(context), node_(node), path_(std::move(path)), mark_(mark) {
+    if (!node.IsMap()) {
+      context_.Error(node.IsNull() ? mark : node.Mark(), path_,
+                     "must be object, got " + detail::Describe(node));
+      ok_ = false;
+      return;
+    }
+    for (const YAML::Node& key : detail::DuplicateKeys(node)) {
+      context_.Error(key.Mark(), Join(path_, key.Scalar()),
+                     "duplicate field " + Quote(key.Scalar()));
+    }
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        context_.Error(it->first.Mark(), path_, "field names must be strings");
+        continue;
+      }
+      entries_.emplace(it->first.Scalar(), std::make_pair(it->first, it->second));
+    }
+  }
+
+  MapReader(const MapReader&) = delete;
+  MapReader& operator=(const MapReader&) = delete;
+
+  // What no code took is unknown. A destructor must not throw: on allocation failure the
+  // finding is lost, not the process.
+  ~MapReader() {
+    try {
+      for (const auto& [key, entry] : entries_) {
+        if (taken_.count(key) != 0) continue;
+        context_.Error(entry.first.Mark(), Join(path_, key), "unknown field " + Quote(key));
+      }
+    } catch (...) {  // NOLINT(bugprone-empty-catch)
+    }
+  }
+
+  [[nodiscard]] bool ok() const { return ok_; }
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] const YAML::Mark& mark() const { return mark_; }
+  [[nodiscard]] bool Has(const std::string& key) const { return entries_.count(key) != 0; }
+  [[nodiscard]] std::string PathOf(const std::string& key) const { return Join(path_, key); }
+  [[nodiscard]] YAML::Mark KeyMark(const std::string& key) const {
+    auto found = entries_.find(key);
+    return found == entries_.end() ? mark_ : found->second.first.Mark();
+  }
+  // Where the value of `key` is; its key when the value is null (a null's mark is the next token).
+  [[nodiscard]] YAML::Mark ValueMark(const std::string& key) const {
+    auto found = entries_.find(key);
+    if (found == entries_.end()) return mark_;
+    const YAML::Node& value = found->second.second;
+    return value.IsNull() ? found->second.first.Mark() : value.Mark();
+  }
+
+  /// The value of `key` (marked as known), or nullopt when absent.
+  std::optional<YAML::Node> Take(const std::string& key) {
+    taken_.insert(key);
+    auto found = entries_.find(key);
+    if (found == entries_.end()) return std::nullopt;
+    return found->second.second;
+  }
+
+  void Error(const std::string& key, std::string message) {
+    context_.Error(ValueMark(key), PathOf(key), std::move(message));
+  }
+
+  void Missing(const std::string& key) {
+    context_.Error(mark_, PathOf(key), "required field is missing");
+  }
+
+  std::optional<std::string> String(const std::string& key, bool required = false) {
+    std::optional<YAML::Node> node = Take(key);
+    if (!node) {
+      if (required) Missing(key);
+      return std::nullopt;
+    }
+    if (!node->IsScalar() || detail::Resolve(*node) != ScalarType::kString) {
+      Error(key, "must be string, got " + detail::Describe(*node));
+      return std::nullopt;
+    }
+    if (node->Scalar().empty()) {
+      Error(key, "must not be empty");
+      return std::nullopt;
+    }
+    return node->Scalar();
+  }
+
+  std::optional<std::int64_t> Integer(const std::string& key, std::int64_t min, std::int64_t max) {
+    std::optional<YAML::Node> node = Take(key);
+    if (!node) return std::nullopt;
+    if (!node->IsScalar() || detail::Resolve(*node) != ScalarType::kInteger) {
+      Error(key, "must be integer, got " + detail::Describe(*node));
+      return std::nullopt;
+    }
+    std::optional<std::int64_t> value = detail::ParseInteger(node->Scalar());
+    if (!value || *value < min || *value > max) {
+      Error(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                     ", got " + node->Scalar().substr(0, 40));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<bool> Boolean(const std::string& key) {
+    std::optional<YAML::Node> node = Take(key);
+    if (!node) return std::nullopt;
+    if (!node->IsScalar() || detail::Resolve(*node) != ScalarType::kBoolean) {
+      Error(key, "must be boolean (true or false), got " + detail::Describe(*node));
+      return std::nullopt;
+    }
+    return node->Scalar() == "true";
+  }
+
+  std::optional<std::chrono::seconds> Duration(const std::string& key) {
+    std::optional<YAML::Node> node = Take(key);
+    if (!node) return std::nullopt;
+    std::optional<std::chrono::seconds> value;
+    if (node->IsScalar() && detail::Resolve(*node) == ScalarType::kString) {
+      value = ParseDuration(node->Scalar());
+    }
+    if (!value) {
+      Error(key, "must be a duration such as 90s, 5m or 1h30m, got " + detail::Describe(*node));
+      return std::nullopt;
+    }
+    if (value->count() <= 0) {
+      Error(key, "must be longer than 0s");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<fs::path> Path(const std::string& key) {
+    std::optional<std::string> text = String(key);
+    if (!text) return std::nullopt;
+    return context_.Resolve(*text);
+  }
+
+  /// A secret given as `<base>Env` or `<base>File`; `<base>` itself (the secret inline) is an
+  /// error whose message never repeats the value.
+  SecretRef Secret(const std::string& base, bool required) {
+    const std::string env_key = base + "Env";
+    const std::string file_key = base + "File";
+    const bool inline_value = Take(base).has_value();
+    if (inline_value) {
+      context_.Error(KeyMark(base), PathOf(base),
+                     "secrets may not be written in the config; use " + env_key +
+                         " (an environment variable) or " + file_key + " (a file)");
+    }
+    SecretRef ref;
+    const bool has_env = Has(env_key);
+    const bool has_file = Has(file_key);
+    if (has_env && has_file) {
+      context_.Error(KeyMark(file_key), PathOf(file_key),
+                     "set only one of " + env_key + " and " + file_key);
+    }
+    if (std::optional<std::string> env = String(env_key)) {
+      if (IsEnvName(*env)) {
+        ref.env = *env;
+      } else {
+        Error(env_key,
+              "must be an environment variable name matching ^[A-Za-z_][A-Za-z0-9_]*$, "
+              "got " +
+                  Quote(*env));
+      }
+    }
+    if (std::optional<fs::path> file = Path(file_key)) ref.file = *file;
+    if (required && !has_env && !has_file && !inline_value) {
+      context_.Error(mark_, PathOf(env_key),
+                     "one of " + env_key + " or " + file_key + " is required");
+    }
+    return ref;
+  }
+
+ private:
+  Context& context_;
+  YAML::Node node_;
+  std::string path_;
+  YAML::Mark mark_;
+  bool ok_ = true;
+  std::map<std::string, std::pair<YAML::Node, YAML::Node>> entries_;
+  std::set<std::string> taken_;
+};
+
+/// Calls `read(item, index_path, mark)` for every item of the list under `key`.
+template <class Read>
+void ForEachItem(MapReader& parent, const std::string& key, Read read) {
+  std::optional<YAML::Node> list = parent.Take(key);
+  if (!list) return;
+  if (!list->IsSequence()) {
+    parent.Error(key, "must be array, got " + detail::Describe(*list));
+    return;
+  }
+  std::size_t index = 0;
+  for (auto it = list->begin(); it != list->end(); ++it, ++index) {
+    const YAML::Node item = *it;
+    read(item, parent.PathOf(key) + "[" + std::to_string(index) + "]",
+         item.IsNull() ? parent.ValueMark(key) : item.Mark());
+  }
+}
+
+std::optional<std::string> Name(MapReader& reader) {
+  std::optional<std::string> name = reader.String("name", /*required=*/true);
+  if (name && !IsDnsLabel(*name)) {
+    reader.Error("name",
+                 "must be a DNS label (lower-case letters, digits and '-', at most 63 "
+                 "characters), got " +
+                     Quote(*name));
+    return std::nullopt;
+  }
+  return name;
+}
+
+void CheckUnique(Context& context, std::map<std::string, YAML::Mark>& seen, const std::string& what,
+                 const std::string& name, const MapReader& reader) {
+  auto [first, inserted] = seen.emplace(name, reader.ValueMark("name"));
+  if (inserted) return;
+  context.Error(reader.ValueMark("name"), reader.PathOf("name"),
+                what + " " + Quote(name) + " is defined twice (first at line " +
+                    std::to_string(first->second.line + 1) + ")");
+}
+
+void ReadClusters(Context& context, MapReader& root, Config& config) {
+  if (!root.Has("clusters")) {
+    root.Missing("clusters");
+    return;
+  }
+  std::map<std::string, YAML::Mark> seen;
+  ForEachItem(root, "clusters",
+              [&](const YAML::Node& item, const std::string& path, const YAML::Mark& mark) {
+                MapReader reader(context, item, path, mark);
+                if (!reader.ok()) return;
+                ClusterConfig cluster;
+                if (std::optional<std::string> name = Name(reader)) {
+                  cluster.name = *name;
+                  CheckUnique(context, seen, "cluster", *name, reader);
+                }
+                cluster.dsn = reader.Secret("dsn", /*required=*/true);
+                config.clusters.push_back(std::move(cluster));
+              });
+  if (config.clusters.empty() && root.Has("clusters")) {
+    root.Error("clusters", "at least one cluster is required");
+  }
+}
+
+void ReadGit(Context& context, const YAML::Node& node, const std::string& path,
+             const YAML::Mark& mark, GitSourceConfig& git) {
+  MapReader reader(context, node, path, mark);
+  if (!reader.ok()) return;
+  if (std::optional<std::string> url = reader.String("url", /*required=*/true)) {
+    if (IsGitUrl(*url)) {
+      git.url = *url;
+    } else {
+      reader.Error("url",
+                   "must be an https://, http://, ssh://, git:// or file:// URL or "
+                   "user@host:path, got " +
+                       Quote(*url));
+    }
+  }
+  if (std::optional<std::string> branch = reader.String("branch")) {
+    if (IsBranchName(*branch)) {
+      git.branch = *branch;
+    } else {
+      reader.Error("branch",
+                   "must be a branch name of letters, digits, '.', '_', '-' and '/', "
+                   "got " +
+                       Quote(*branch));
+    }
+  }
+  if (std::optional<std::string> repo_path = reader.String("path")) {
+    if (IsRepoPath(*repo_path)) {
+      git.path = *repo_path;
+    } else {
+      reader.Error("path", "must be a relative path inside the repository (no '..'), got " +
+                               Quote(*repo_path));
+    }
+  }
+  if (auto interval = reader.Duration("interval")) git.interval = *interval;
+  if (auto timeout = reader.Duration("timeout")) git.timeout = *timeout;
+  git.webhook_secret = reader.Secret("webhookSecret", /*required=*/true);
+  git.username = reader.Secret("username", /*required=*/false);
+  git.password = reader.Secret("password", /*required=*/false);
+}
+
+void ReadSources(Context& context, MapReader& root, Config& config) {
+  std::map<std::string, YAML::Mark> seen;
+  ForEachItem(root, "sources",
+              [&](const YAML::Node& item, const std::string& path, const YAML::Mark& mark) {
+                MapReader reader(context, item, path, mark);
+                if (!reader.ok()) return;
+                SourceConfig source;
+                if (std::optional<std::string> name = Name(reader)) {
+                  source.name = *name;
+                  CheckUnique(context, seen, "source", *name, reader);
+                }
+                const bool has_directory = reader.Has("directory");
+                const bool has_git = reader.Has("git");
+                if (has_directory == has_git) {
+                  context.Error(has_git ? reader.KeyMark("git") : mark, path,
+                                "a source needs exactly one of directory or git");
+                }
+                source.directory = reader.Path("directory");
+                if (std::optional<YAML::Node> git = reader.Take("git")) {
+                  GitSourceConfig git_config;
+                  ReadGit(context, *git, reader.PathOf("git"), reader.ValueMark("git"), git_config);
+                  source.git = std::move(git_config);
+                }
+                config.sources.push_back(std::move(source));
+              });
+}
+
+void ReadPortainer(Context& context, const YAML::Node& node, const std::string& path,
+                   const YAML::Mark& mark, PortainerConfig& portainer) {
+  MapReader reader(context, node, path, mark);
+  if (!reader.ok()) return;
+  if (std::optional<std::string> url = reader.String("url", /*required=*/true)) {
+    if (IsHttpUrl(*url)) {
+      portainer.url = *url;
+    } else {
+      reader.Error("url", "must be an http:// or https:// URL, got " + Quote(*url));
+    }
+  }
+  portainer.api_key = reader.Secret("apiKey", /*required=*/true);
+  if (auto skip = reader.Boolean("insecureSkipVerify")) portainer.insecure_skip_verify = *skip;
+}
+
+void ReadStacks(Context& context, MapReader& root, Config& config) {
+  StacksConfig& stacks = config.stacks;
+  stacks.directory = context.Resolve("deployments");
+  std::optional<YAML::Node> node = root.Take("stacks");
+  if (!node) return;
+  MapReader reader(context, *node, "stacks", root.ValueMark("stacks"));
+  if (!reader.ok()) return;
+  if (std::optional<std::string> backend = reader.String("backend")) {
+    if (*backend == "directory" || *backend == "portainer") {
+      stacks.backend = *backend;
+    } else {
+      reader.Error("backend",
+                   "must be one of \"directory\", \"portainer\", got " + Quote(*backend));
+    }
+  }
+  if (auto directory = reader.Path("directory")) stacks.directory = *directory;
+  if (std::optional<YAML::Node> portainer = reader.Take("portainer")) {
+    ReadPortainer(context, *portainer, "stacks.portainer", reader.ValueMark("portainer"),
+                  stacks.portainer);
+  } else if (stacks.backend == "portainer") {
+    context.Error(reader.ValueMark("backend"), "stacks.portainer",
+                  "required when stacks.backend is portainer");
+  }
+  if (auto network = reader.String("edgeNetwork")) stacks.edge_network = *network;
+  if (auto resolver = reader.String("certResolver")) stacks.cert_resolver = *resolver;
+}
+
+void ReadHttp(Context& context, MapReader& root, Config& config) {
+  std::optional<YAML::Node> node = root.Take("http");
+  if (!node) return;
+  MapReader reader(context, *node, "http", root.ValueMark("http"));
+  if (!reader.ok()) return;
+  if (std::optional<std::string> listen = reader.String("listen")) {
+    if (IsListenAddress(*listen)) {
+      config.http.listen = *listen;
+    } else {
+      reader.Error("listen", "must be host:port (for example 127.0.0.1:8080 or [::1]:8080), got " +
+                                 Quote(*listen));
+    }
+  }
+  config.http.token = reader.Secret("token", /*required=*/false);
+  config.http.read_token = reader.Secret("readToken", /*required=*/false);
+}
+
+void ReadRouting(Context& context, MapReader& root, Config& config) {
+  std::optional<YAML::Node> node = root.Take("routing");
+  if (!node) return;
+  MapReader reader(context, *node, "routing", root.ValueMark("routing"));
+  if (!reader.ok()) return;
+  std::optional<YAML::Node> services = reader.Take("sharedServices");
+  if (!services) return;
+  const std::string path = "routing.sharedServices";
+  if (!services->IsMap()) {
+    reader.Error("sharedServices", "must be object, got " + detail::Describe(*services));
+    return;
+  }
+  for (const YAML::Node& key : detail::DuplicateKeys(*services)) {
+    context.Error(key.Mark(), path + "." + key.Scalar(), "duplicate field " + Quote(key.Scalar()));
+  }
+  for (auto it = services->begin(); it != services->end(); ++it) {
+    const std::string product = it->first.Scalar();
+    const std::string field = path + "." + product;
+    if (!IsDnsLabel(product, kMaxNameLength)) {
+      context.Error(it->first.Mark(), field,
+                    "must be a product name (a DNS label of at most 40 "
+                    "characters), got " +
+                        Quote(product));
+      continue;
+    }
+    const YAML::Node url = it->second;
+    if (!url.IsScalar() || detail::Resolve(url) != ScalarType::kString ||
+        !IsHttpUrl(url.Scalar())) {
+      context.Error(url.IsNull() ? it->first.Mark() : url.Mark(), field,
+                    "must be an http:// or https:// URL, got " + detail::Describe(url));
+      continue;
+    }
+    config.shared_services[product] = url.Scalar();
+  }
+}
+
+void ReadBackups(Context& context, MapReader& root, Config& config) {
+  config.backups.directory = context.Resolve("backups");
+  std::optional<YAML::Node> node = root.Take("backups");
+  if (!node) return;
+  MapReader reader(context, *node, "backups", root.ValueMark("backups"));
+  if (!reader.ok()) return;
+  if (auto directory = reader.Path("directory")) config.backups.directory = *directory;
+  if (auto concurrency = reader.Integer("concurrency", 1, kMaxWorkers)) {
+    config.backups.concurrency = static_cast<int>(*concurrency);
+  }
+  if (auto keep = reader.Boolean("keepAfterDelete")) config.backups.keep_after_delete = *keep;
+}
+
+void ReadReconcile(Context& context, MapReader& root, Config& config) {
+  std::optional<YAML::Node> node = root.Take("reconcile");
+  if (!node) return;
+  MapReader reader(context, *node, "reconcile", root.ValueMark("reconcile"));
+  if (!reader.ok()) return;
+  if (auto workers = reader.Integer("workers", 1, kMaxWorkers)) {
+    config.reconcile.workers = static_cast<int>(*workers);
+  }
+  if (auto interval = reader.Duration("resyncInterval"))
+    config.reconcile.resync_interval = *interval;
+  if (auto max = reader.Integer("maxDeletionsPerSync", 0, kInt32Max)) {
+    config.reconcile.max_deletions_per_sync = static_cast<int>(*max);
+  }
+}
+
+void ReadRoot(Context& context, const YAML::Node& root, Config& config) {
+  MapReader reader(context, root, "", root.Mark());
+  if (!reader.ok()) return;
+  if (std::optional<std::string> domain = reader.String("baseDomain", /*required=*/true)) {
+    if (IsDnsName(*domain)) {
+      config.base_domain = *domain;
+    } else {
+      reader.Error("baseDomain",
+                   "must be a DNS name such as example.com (lower-case), got " + Quote(*domain));
+    }
+  }
+  std::set<std::string> reserved;
+  ForEachItem(reader, "reservedSubdomains",
+              [&](const YAML::Node& item, const std::string& path, const YAML::Mark& mark) {
+                if (!item.IsScalar() || detail::Resolve(item) != ScalarType::kString ||
+                    !IsDnsLabel(item.Scalar())) {
+                  context.Error(mark, path, "must be a DNS label, got " + detail::Describe(item));
+                  return;
+                }
+                if (reserved.insert(item.Scalar()).second) {
+                  config.reserved_subdomains.push_back(item.Scalar());
+                }
+              });
+  config.master_key = reader.Secret("masterKey", /*required=*/true);
+  ReadClusters(context, reader, config);
+  if (std::optional<YAML::Node> store = reader.Take("store")) {
+    MapReader store_reader(context, *store, "store", reader.ValueMark("store"));
+    if (store_reader.ok()) config.store.dsn = store_reader.Secret("dsn", /*required=*/false);
+  }
+  ReadSources(context, reader, config);
+  ReadStacks(context, reader, config);
+  ReadHttp(context, reader, config);
+  ReadRouting(context, reader, config);
+  ReadBackups(context, reader, config);
+  ReadReconcile(context, reader, config);
+}
+
+ConfigResult LoadConfigUnsafe(const fs::path& file) {
+  ConfigResult result;
+  Context context;
+  context.file = file.string();
+  std::error_code ec;
+  fs::path absolute = fs::absolute(file, ec);
+  if (ec) absolute = file;
+  context.dir = absolute.parent_path();
+  result.config.file = absolute.lexically_normal();
+
+  auto file_error = [&](std::string message) {
+    result.errors.push_back(Diagnostic{Diagnostic::Severity::kError, Location{context.file, 0, 0},
+                                       "", std::move(message)});
+    return result;
+  };
+  std::uintmax_t size = fs::file_size(file, ec);
+  if (ec) return file_error("cannot read config: " + ec.message());
+  if (size > kMaxConfigBytes) return file_error("config is larger than 1 MiB");
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in) return file_error("cannot read config");
+
+  detail::ParsedText parsed = detail::ParseDocuments(text.str(), context.file);
+  if (!parsed.errors.empty()) {
+    result.errors = std::move(parsed.errors);
+    return result;
+  }
+  if (parsed.documents.empty()) return file_error("config is empty");
+  if (parsed.documents.size() > 1) {
+    result.errors.push_back(Diagnostic{
+        Diagnostic::Severity::kError,
+        detail::ToLocation(YAML::Mark::null_mark(), context.file, parsed.documents[1].line_offset),
+        "", "the config must be a single YAML document"});
+    return result;
+  }
+  ReadRoot(context, parsed.documents.front().root, result.config);
+  result.errors = std::move(context.errors);
+  std::stable_sort(result.errors.begin(), result.errors.end(),
+                   [](const Diagnostic& a, const Diagnostic& b) {
+                     if (a.where.line != b.where.line) return a.where.line < b.where.line;
+                     return a.where.column < b.where.column;
+                   });
+  return result;
+}
+
+}  // namespace
+
+std::string SecretRef::Describe() const {
+  if (!env.empty()) return "environment variable " + env;
+  if (!file.empty()) return "file " + file.string();
+  return "no secret reference";
+}
+
+ConfigResult LoadConfig(const std::filesystem::path& file) {
+  try {
+    return LoadConfigUnsafe(file);
+  } catch (const std::exception& e) {
+    ConfigResult result;
+    result.config.file = file;
+    result.errors.push_back(Diagnostic{Diagnostic::Severity::kError, Location{file.string(), 0, 0},
+                                       "",
+                                       std::string("internal error reading config: ") + e.what()});
+    return result;
+  }
+}
+
+std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
+  if (text == "0") return std::chrono::seconds(0);
+  constexpr std::string_view kUnits = "hms";
+  constexpr std::int64_t kFactors[] = {3600, 60, 1};
+  constexpr std::int64_t kMaxSeconds = std::int64_t{100} * 365 * 24 * 3600;  // a century
+  std::int64_t total = 0;
+  std::size_t next_unit = 0;  // units must come in order h, m, s, each at most once
+  std::size_t i = 0;
+  if (text.empty()) return std::nullopt;
+  while (i < text.size()) {
+    std::size_t digits_begin = i;
+    std::int64_t value = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      if (i - digits_begin >= 12) return std::nullopt;
+      value = value * 10 + (text[i] - '0');
+      ++i;
+    }
+    if (i == digits_begin || i == text.size()) return std::nullopt;
+    std::size_t unit = kUnits.find(text[i], next_unit);
+    if (unit == std::string_view::npos) return std::nullopt;
+    next_unit = unit + 1;
+    ++i;
+    total += value * kFactors[unit];
+    if (total > kMaxSeconds) return std::nullopt;
+  }
+  return std::chrono::seconds(total);
+}
+
+}  // namespace tmaster::manifests

@@ -1,0 +1,365 @@
+// The operator config (DESIGN §8): strict keys with locations, secrets only by reference,
+// relative paths, durations and defaults.
+#include "manifests/config.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/manifests/temp_dir.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using tmaster::manifests::Config;
+using tmaster::manifests::ConfigResult;
+using tmaster::manifests::Diagnostic;
+using tmaster::manifests::LoadConfig;
+using tmaster::manifests::ParseDuration;
+using tmaster::manifests::testing::TempDir;
+
+constexpr const char* kMinimal = R"(baseDomain: example.com
+masterKeyEnv: TM_MASTER_KEY
+clusters:
+  - name: default
+    dsnEnv: TM_PG_DSN
+)";  // lines 1-5
+
+std::string Dump(const ConfigResult& result) {
+  std::string out;
+  for (const Diagnostic& d : result.errors) out += d.Format() + "\n";
+  return out;
+}
+
+ConfigResult Load(const TempDir& dir, const std::string& text) {
+  return LoadConfig(dir.Write("etc/config.yaml", text));
+}
+
+// The single error of a config, as `line:column: field: message`.
+std::string OneError(const std::string& text) {
+  TempDir dir;
+  const ConfigResult result = Load(dir, text);
+  if (result.errors.size() != 1) return "expected one error, got:\n" + Dump(result);
+  const Diagnostic& d = result.errors[0];
+  return std::to_string(d.where.line) + ":" + std::to_string(d.where.column) + ": " + d.field +
+         ": " + d.message;
+}
+
+}  // namespace
+
+TEST_CASE("config: a full valid config") {
+  TempDir dir;
+  const ConfigResult result = Load(dir, R"(baseDomain: surgir.online
+reservedSubdomains: [panel, www, api, admin]
+masterKeyFile: secrets/master-key
+clusters:
+  - name: default
+    dsnEnv: TM_PG_DSN
+  - name: eu
+    dsnFile: /run/secrets/eu-dsn
+store:
+  dsnEnv: TM_STORE_DSN
+sources:
+  - name: local
+    directory: ./fleet
+  - name: upstream
+    git: {url: "https://git.example.com/ops/fleet.git", branch: main, path: fleet, interval: 90s,
+          timeout: 2m, webhookSecretEnv: TM_WEBHOOK_SECRET, usernameEnv: GIT_USER,
+          passwordFile: git-password}
+stacks:
+  backend: portainer
+  directory: ../deployments
+  portainer: {url: "http://portainer:9000", apiKeyEnv: PORTAINER_API_KEY, insecureSkipVerify: true}
+  edgeNetwork: edge
+  certResolver: myresolver
+http:
+  listen: 0.0.0.0:9090
+  tokenEnv: TM_API_TOKEN
+  readTokenFile: read-token
+routing:
+  sharedServices: {erp: "http://erp-shared:8000"}
+backups:
+  directory: /var/backups/tm
+  concurrency: 3
+  keepAfterDelete: false
+reconcile:
+  workers: 8
+  resyncInterval: 1h30m
+  maxDeletionsPerSync: 0
+)");
+  INFO(Dump(result));
+  REQUIRE(result.errors.empty());
+  const Config& c = result.config;
+  const fs::path etc = dir.path() / "etc";
+  CHECK(c.file == etc / "config.yaml");
+  CHECK(c.base_domain == "surgir.online");
+  CHECK(c.reserved_subdomains == std::vector<std::string>{"panel", "www", "api", "admin"});
+  CHECK(c.master_key.env.empty());
+  CHECK(c.master_key.file == etc / "secrets/master-key");
+  CHECK(c.master_key.Describe() == "file " + (etc / "secrets/master-key").string());
+  REQUIRE(c.clusters.size() == 2);
+  CHECK(c.clusters[0].name == "default");
+  CHECK(c.clusters[0].dsn.env == "TM_PG_DSN");
+  CHECK(c.clusters[0].dsn.Describe() == "environment variable TM_PG_DSN");
+  CHECK(c.clusters[1].name == "eu");
+  CHECK(c.clusters[1].dsn.file == "/run/secrets/eu-dsn");
+  CHECK(c.store.dsn.env == "TM_STORE_DSN");
+  REQUIRE(c.sources.size() == 2);
+  CHECK(c.sources[0].name == "local");
+  REQUIRE(c.sources[0].directory.has_value());
+  CHECK(*c.sources[0].directory == etc / "fleet");
+  CHECK_FALSE(c.sources[0].git.has_value());
+  REQUIRE(c.sources[1].git.has_value());
+  CHECK_FALSE(c.sources[1].directory.has_value());
+  const tmaster::manifests::GitSourceConfig& git = *c.sources[1].git;
+  CHECK(git.url == "https://git.example.com/ops/fleet.git");
+  CHECK(git.branch == "main");
+  CHECK(git.path == "fleet");
+  CHECK(git.interval == 90s);
+  CHECK(git.timeout == 120s);
+  CHECK(git.webhook_secret.env == "TM_WEBHOOK_SECRET");
+  CHECK(git.username.env == "GIT_USER");
+  CHECK(git.password.file == etc / "git-password");
+  CHECK(c.stacks.backend == "portainer");
+  CHECK(c.stacks.directory == dir.path() / "deployments");
+  CHECK(c.stacks.portainer.url == "http://portainer:9000");
+  CHECK(c.stacks.portainer.api_key.env == "PORTAINER_API_KEY");
+  CHECK(c.stacks.portainer.insecure_skip_verify);
+  CHECK(c.stacks.edge_network == "edge");
+  CHECK(c.stacks.cert_resolver == "myresolver");
+  CHECK(c.http.listen == "0.0.0.0:9090");
+  CHECK(c.http.token.env == "TM_API_TOKEN");
+  CHECK(c.http.read_token.file == etc / "read-token");
+  CHECK(c.shared_services == std::map<std::string, std::string>{{"erp", "http://erp-shared:8000"}});
+  CHECK(c.backups.directory == "/var/backups/tm");
+  CHECK(c.backups.concurrency == 3);
+  CHECK_FALSE(c.backups.keep_after_delete);
+  CHECK(c.reconcile.workers == 8);
+  CHECK(c.reconcile.resync_interval == 5400s);
+  CHECK(c.reconcile.max_deletions_per_sync == 0);
+}
+
+TEST_CASE("config: defaults of a minimal config") {
+  TempDir dir;
+  const ConfigResult result = Load(dir, kMinimal);
+  INFO(Dump(result));
+  REQUIRE(result.errors.empty());
+  const Config& c = result.config;
+  const fs::path etc = dir.path() / "etc";
+  CHECK(c.master_key.env == "TM_MASTER_KEY");
+  CHECK(c.reserved_subdomains.empty());
+  CHECK_FALSE(c.store.dsn.IsSet());
+  CHECK(c.sources.empty());
+  CHECK(c.stacks.backend == "directory");
+  CHECK(c.stacks.directory == etc / "deployments");
+  CHECK(c.stacks.edge_network == "tenant-network");
+  CHECK(c.stacks.cert_resolver == "le");
+  CHECK(c.http.listen == "127.0.0.1:8080");
+  CHECK_FALSE(c.http.token.IsSet());
+  CHECK(c.backups.directory == etc / "backups");
+  CHECK(c.backups.concurrency == 2);
+  CHECK(c.backups.keep_after_delete);
+  CHECK(c.reconcile.workers == 4);
+  CHECK(c.reconcile.resync_interval == 300s);
+  CHECK(c.reconcile.max_deletions_per_sync == 3);
+}
+
+TEST_CASE("config: each rule") {
+  const std::string m = kMinimal;
+  struct Case {
+    const char* rule;
+    std::string text;
+    std::string expected;  // line:column: field: message
+  };
+  const std::vector<Case> cases = {
+      {"unknown top-level key", m + "colour: blue\n", "6:1: colour: unknown field \"colour\""},
+      {"unknown nested key", m + "reconcile:\n  wrokers: 4\n",
+       "7:3: reconcile.wrokers: unknown field \"wrokers\""},
+      {"unknown key in a list item",
+       m + "sources:\n  - name: a\n    directory: x\n    watch: true\n",
+       "9:5: sources[0].watch: unknown field \"watch\""},
+      {"duplicate key", m + "baseDomain: other.com\n",
+       "6:1: baseDomain: duplicate field \"baseDomain\""},
+      {"master key inline",
+       "baseDomain: example.com\nmasterKey: s3cr3t-value\nclusters: [{name: default, dsnEnv: D}]\n",
+       "2:1: masterKey: secrets may not be written in the config; use masterKeyEnv (an environment "
+       "variable) or masterKeyFile (a file)"},
+      {"dsn inline",
+       "baseDomain: example.com\nmasterKeyEnv: K\nclusters:\n  - name: default\n    dsn: "
+       "postgres://u:pw@h/db\n",
+       "5:5: clusters[0].dsn: secrets may not be written in the config; use dsnEnv (an environment "
+       "variable) or dsnFile (a file)"},
+      {"master key missing", "baseDomain: example.com\nclusters: [{name: default, dsnEnv: D}]\n",
+       "1:1: masterKeyEnv: one of masterKeyEnv or masterKeyFile is required"},
+      {"master key twice", m + "masterKeyFile: key\n",
+       "6:1: masterKeyFile: set only one of masterKeyEnv and masterKeyFile"},
+      {"bad env name",
+       "baseDomain: example.com\nmasterKeyEnv: TM-KEY\nclusters: [{name: default, dsnEnv: D}]\n",
+       "2:15: masterKeyEnv: must be an environment variable name matching "
+       "^[A-Za-z_][A-Za-z0-9_]*$, got \"TM-KEY\""},
+      {"cluster dsn missing",
+       "baseDomain: example.com\nmasterKeyEnv: K\nclusters:\n  - name: default\n",
+       "4:5: clusters[0].dsnEnv: one of dsnEnv or dsnFile is required"},
+      {"no clusters key", "baseDomain: example.com\nmasterKeyEnv: K\n",
+       "1:1: clusters: required field is missing"},
+      {"empty clusters", "baseDomain: example.com\nmasterKeyEnv: K\nclusters: []\n",
+       "3:11: clusters: at least one cluster is required"},
+      {"duplicate cluster", m + "  - name: default\n    dsnEnv: OTHER\n",
+       "6:11: clusters[1].name: cluster \"default\" is defined twice (first at line 4)"},
+      {"cluster name pattern",
+       "baseDomain: example.com\nmasterKeyEnv: K\nclusters: [{name: \"Main DB\", dsnEnv: D}]\n",
+       "3:19: clusters[0].name: must be a DNS label (lower-case letters, digits and '-', at most "
+       "63 characters), got \"Main DB\""},
+      {"base domain missing", "masterKeyEnv: K\nclusters: [{name: default, dsnEnv: D}]\n",
+       "1:1: baseDomain: required field is missing"},
+      {"base domain invalid",
+       "baseDomain: Example.com\nmasterKeyEnv: K\nclusters: [{name: default, dsnEnv: D}]\n",
+       "1:13: baseDomain: must be a DNS name such as example.com (lower-case), got "
+       "\"Example.com\""},
+      {"reserved subdomain not a label", m + "reservedSubdomains: [www, \"a b\"]\n",
+       "6:27: reservedSubdomains[1]: must be a DNS label, got string \"a b\""},
+      {"source with both",
+       m + "sources:\n  - name: a\n    directory: x\n    git: {url: \"https://h/r.git\", "
+           "webhookSecretEnv: S}\n",
+       "9:5: sources[0]: a source needs exactly one of directory or git"},
+      {"source with neither", m + "sources:\n  - name: a\n",
+       "7:5: sources[0]: a source needs exactly one of directory or git"},
+      {"duplicate source",
+       m + "sources:\n  - {name: a, directory: x}\n  - {name: a, directory: y}\n",
+       "8:12: sources[1].name: source \"a\" is defined twice (first at line 7)"},
+      {"git without url", m + "sources:\n  - name: a\n    git: {webhookSecretEnv: S}\n",
+       "8:10: sources[0].git.url: required field is missing"},
+      {"git without webhook secret",
+       m + "sources:\n  - name: a\n    git: {url: \"https://h/r.git\"}\n",
+       "8:10: sources[0].git.webhookSecretEnv: one of webhookSecretEnv or webhookSecretFile is "
+       "required"},
+      {"git url as an option",
+       m + "sources:\n  - name: a\n    git: {url: \"--upload-pack=evil\", webhookSecretEnv: S}\n",
+       "8:16: sources[0].git.url: must be an https://, http://, ssh://, git:// or file:// URL or "
+       "user@host:path, got \"--upload-pack=evil\""},
+      {"git branch as an option",
+       m + "sources:\n  - name: a\n    git: {url: \"https://h/r.git\", branch: -x, "
+           "webhookSecretEnv: S}\n",
+       "8:43: sources[0].git.branch: must be a branch name of letters, digits, '.', '_', '-' and "
+       "'/', got \"-x\""},
+      {"git path escapes",
+       m + "sources:\n  - name: a\n    git: {url: \"https://h/r.git\", path: ../x, "
+           "webhookSecretEnv: S}\n",
+       "8:41: sources[0].git.path: must be a relative path inside the repository (no '..'), got "
+       "\"../x\""},
+      {"bad duration", m + "reconcile:\n  resyncInterval: 5 minutes\n",
+       "7:19: reconcile.resyncInterval: must be a duration such as 90s, 5m or 1h30m, got string "
+       "\"5 minutes\""},
+      {"duration as a number", m + "reconcile:\n  resyncInterval: 300\n",
+       "7:19: reconcile.resyncInterval: must be a duration such as 90s, 5m or 1h30m, got integer "
+       "300"},
+      {"zero duration", m + "reconcile:\n  resyncInterval: 0s\n",
+       "7:19: reconcile.resyncInterval: must be longer than 0s"},
+      {"workers too few", m + "reconcile: {workers: 0}\n",
+       "6:22: reconcile.workers: must be between 1 and 64, got 0"},
+      {"workers too many", m + "reconcile: {workers: 65}\n",
+       "6:22: reconcile.workers: must be between 1 and 64, got 65"},
+      {"workers quoted", m + "reconcile: {workers: \"4\"}\n",
+       "6:22: reconcile.workers: must be integer, got string \"4\""},
+      {"negative deletions", m + "reconcile: {maxDeletionsPerSync: -1}\n",
+       "6:34: reconcile.maxDeletionsPerSync: must be between 0 and 2147483647, got -1"},
+      {"listen without port", m + "http: {listen: localhost}\n",
+       "6:16: http.listen: must be host:port (for example 127.0.0.1:8080 or [::1]:8080), got "
+       "\"localhost\""},
+      {"listen port out of range", m + "http: {listen: \"127.0.0.1:70000\"}\n",
+       "6:16: http.listen: must be host:port (for example 127.0.0.1:8080 or [::1]:8080), got "
+       "\"127.0.0.1:70000\""},
+      {"token inline", m + "http: {token: abc}\n",
+       "6:8: http.token: secrets may not be written in the config; use tokenEnv (an environment "
+       "variable) or tokenFile (a file)"},
+      {"stacks backend enum", m + "stacks: {backend: swarm}\n",
+       "6:19: stacks.backend: must be one of \"directory\", \"portainer\", got \"swarm\""},
+      {"portainer backend without portainer", m + "stacks: {backend: portainer}\n",
+       "6:19: stacks.portainer: required when stacks.backend is portainer"},
+      {"portainer without api key", m + "stacks:\n  portainer: {url: \"http://p:9000\"}\n",
+       "7:14: stacks.portainer.apiKeyEnv: one of apiKeyEnv or apiKeyFile is required"},
+      {"portainer api key inline",
+       m + "stacks:\n  portainer: {url: \"http://p:9000\", apiKey: k, apiKeyEnv: K}\n",
+       "7:37: stacks.portainer.apiKey: secrets may not be written in the config; use apiKeyEnv (an "
+       "environment variable) or apiKeyFile (a file)"},
+      {"portainer url", m + "stacks:\n  portainer: {url: \"portainer:9000\", apiKeyEnv: K}\n",
+       "7:20: stacks.portainer.url: must be an http:// or https:// URL, got \"portainer:9000\""},
+      {"shared service url", m + "routing:\n  sharedServices: {erp: erp-shared}\n",
+       "7:25: routing.sharedServices.erp: must be an http:// or https:// URL, got string "
+       "\"erp-shared\""},
+      {"backups concurrency", m + "backups: {concurrency: 0}\n",
+       "6:24: backups.concurrency: must be between 1 and 64, got 0"},
+      {"keepAfterDelete boolean", m + "backups: {keepAfterDelete: yes}\n",
+       "6:28: backups.keepAfterDelete: must be boolean (true or false), got string \"yes\""},
+      {"section not a mapping", m + "reconcile: fast\n",
+       "6:12: reconcile: must be object, got string \"fast\""},
+      {"not a mapping at all", "- a\n- b\n", "1:1: : must be object, got array"},
+      {"invalid YAML", m + "reconcile: {workers: 4\n",
+       "6:23: : invalid YAML: end of map flow not found"},
+      {"two documents", m + "---\nbaseDomain: x.com\n",
+       "6:1: : the config must be a single YAML document"},
+  };
+  for (const Case& c : cases) {
+    SUBCASE(c.rule) { CHECK(OneError(c.text) == c.expected); }
+  }
+}
+
+TEST_CASE("config: a secret given inline never appears in a message") {
+  TempDir dir;
+  const ConfigResult result =
+      Load(dir,
+           "baseDomain: example.com\nmasterKey: hunter2-very-secret\n"
+           "clusters: [{name: default, dsn: \"postgres://u:pw123@h/db\"}]\n");
+  REQUIRE(result.errors.size() == 2);
+  for (const Diagnostic& d : result.errors) {
+    CHECK(d.Format().find("hunter2") == std::string::npos);
+    CHECK(d.Format().find("pw123") == std::string::npos);
+  }
+}
+
+TEST_CASE("config: every error is reported, in file order") {
+  TempDir dir;
+  const ConfigResult result =
+      Load(dir,
+           "baseDomain: example.com\nmasterKeyEnv: K\nclusters: [{name: default, dsnEnv: D}]\n"
+           "reconcile: {workers: 0, resyncInterval: soon}\nhttp: {listen: nowhere}\n");
+  REQUIRE(result.errors.size() == 3);
+  CHECK(result.errors[0].field == "reconcile.workers");
+  CHECK(result.errors[1].field == "reconcile.resyncInterval");
+  CHECK(result.errors[2].field == "http.listen");
+  CHECK(result.errors[2].Format() == (dir.path() / "etc/config.yaml").string() +
+                                         ":5:16: http.listen: must be host:port (for example "
+                                         "127.0.0.1:8080 or [::1]:8080), got \"nowhere\"");
+}
+
+TEST_CASE("config: a missing file is one error") {
+  TempDir dir;
+  const ConfigResult result = LoadConfig(dir.path() / "nope.yaml");
+  REQUIRE(result.errors.size() == 1);
+  CHECK(result.errors[0].Format().rfind(
+            (dir.path() / "nope.yaml").string() + ": cannot read config: ", 0) == 0);
+}
+
+TEST_CASE("config: ParseDuration") {
+  CHECK(ParseDuration("90s") == 90s);
+  CHECK(ParseDuration("5m") == 300s);
+  CHECK(ParseDuration("1h") == 3600s);
+  CHECK(ParseDuration("1h30m") == 5400s);
+  CHECK(ParseDuration("2h0m5s") == 7205s);
+  CHECK(ParseDuration("0") == 0s);
+  CHECK(ParseDuration("0s") == 0s);
+  CHECK_FALSE(ParseDuration("").has_value());
+  CHECK_FALSE(ParseDuration("5").has_value());
+  CHECK_FALSE(ParseDuration("500ms").has_value());
+  CHECK_FALSE(ParseDuration("1.5h").has_value());
+  CHECK_FALSE(ParseDuration("-5s").has_value());
+  CHECK_FALSE(ParseDuration("5 s").has_value());
+  CHECK_FALSE(ParseDuration("30m1h").has_value());  // units in order h, m, s
+  CHECK_FALSE(ParseDuration("1m1m").has_value());
+  CHECK_FALSE(ParseDuration("5d").has_value());
+  CHECK_FALSE(ParseDuration("999999999999h").has_value());
+}
