@@ -1,0 +1,1026 @@
+#include "reconcilers/postgres/postgres_libpq.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace tmaster::postgres {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// RAII for libpq handles (STYLE.md: every C handle in a unique_ptr with a deleter).
+
+struct ConnDeleter {
+  void operator()(PGconn* conn) const { PQfinish(conn); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+
+struct ResultDeleter {
+  void operator()(PGresult* result) const { PQclear(result); }
+};
+using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+
+struct FreememDeleter {
+  void operator()(char* text) const { PQfreemem(text); }
+};
+using PqText = std::unique_ptr<char, FreememDeleter>;
+
+struct ConninfoDeleter {
+  void operator()(PQconninfoOption* options) const { PQconninfoFree(options); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// SQL. Every fixed statement is here; the rest are assembled with the Sql builder below, which
+// takes identifiers only through PQescapeIdentifier and values only through PQescapeLiteral.
+
+// Observation: one statement, one round trip, every role and database of the cluster. The two
+// variants differ only in where roles come from: pg_authid (with the SCRAM verifier) or, when the
+// operator's role cannot read it, pg_roles (verifier NULL). Every function is schema-qualified so
+// no object in a user schema can shadow it.
+constexpr std::string_view kObserveRolesWithPasswords = R"SQL(SELECT 'role'::text AS kind,
+       r.rolname::text AS name,
+       r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication,
+       r.rolbypassrls, r.rolconnlimit AS connection_limit, r.rolpassword::text AS verifier,
+       pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment,
+       coalesce(s.sessions, 0) AS sessions,
+       NULL::text AS owner, NULL::text AS encoding,
+       NULL::boolean AS public_connect, NULL::boolean AS public_temporary
+  FROM pg_catalog.pg_authid r
+  LEFT JOIN (SELECT usesysid, count(*) AS sessions FROM pg_catalog.pg_stat_activity
+              GROUP BY usesysid) s ON s.usesysid = r.oid
+ WHERE r.rolname !~ '^pg_'
+)SQL";
+
+constexpr std::string_view kObserveRolesWithoutPasswords = R"SQL(SELECT 'role'::text AS kind,
+       r.rolname::text AS name,
+       r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication,
+       r.rolbypassrls, r.rolconnlimit AS connection_limit, NULL::text AS verifier,
+       pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment,
+       coalesce(s.sessions, 0) AS sessions,
+       NULL::text AS owner, NULL::text AS encoding,
+       NULL::boolean AS public_connect, NULL::boolean AS public_temporary
+  FROM pg_catalog.pg_roles r
+  LEFT JOIN (SELECT usesysid, count(*) AS sessions FROM pg_catalog.pg_stat_activity
+              GROUP BY usesysid) s ON s.usesysid = r.oid
+ WHERE r.rolname !~ '^pg_'
+)SQL";
+
+constexpr std::string_view kObserveDatabases = R"SQL(UNION ALL
+SELECT 'database'::text, d.datname::text,
+       NULL, NULL, NULL, NULL, NULL, NULL, d.datconnlimit, NULL,
+       pg_catalog.shobj_description(d.oid, 'pg_database'),
+       0,
+       pg_catalog.pg_get_userbyid(d.datdba)::text,
+       pg_catalog.pg_encoding_to_char(d.encoding)::text,
+       pg_catalog.has_database_privilege('public', d.oid, 'CONNECT'),
+       pg_catalog.has_database_privilege('public', d.oid, 'TEMPORARY')
+  FROM pg_catalog.pg_database d
+ WHERE NOT d.datistemplate)SQL";
+
+enum ObserveColumn : int {
+  kKind,
+  kName,
+  kCanLogin,
+  kSuperuser,
+  kCreateDb,
+  kCreateRole,
+  kReplication,
+  kBypassRls,
+  kConnectionLimit,
+  kVerifier,
+  kComment,
+  kSessions,
+  kOwner,
+  kEncoding,
+  kPublicConnect,
+  kPublicTemporary,
+  kObserveColumns
+};
+
+constexpr std::string_view kTerminateSessions =
+    "SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid, 5000))"
+    " FROM pg_catalog.pg_stat_activity"
+    " WHERE usename = $1 AND pid <> pg_catalog.pg_backend_pid()";
+
+constexpr std::string_view kInstalledExtensions = "SELECT extname FROM pg_catalog.pg_extension";
+
+// The migrations ledger: created and owned by the admin role, so the tenant role can add rows
+// but never rewrite or drop its own history.
+constexpr std::string_view kLedgerReady =
+    "SELECT CASE WHEN pg_catalog.to_regclass('tenant_master.schema_migrations') IS NULL THEN false"
+    " ELSE pg_catalog.has_schema_privilege($1, 'tenant_master', 'USAGE')"
+    " AND pg_catalog.has_table_privilege($1, 'tenant_master.schema_migrations', 'SELECT')"
+    " AND pg_catalog.has_table_privilege($1, 'tenant_master.schema_migrations', 'INSERT') END";
+constexpr std::string_view kCreateLedger =
+    "CREATE SCHEMA IF NOT EXISTS tenant_master;\n"
+    "CREATE TABLE IF NOT EXISTS tenant_master.schema_migrations (\n"
+    "  version text PRIMARY KEY,\n"
+    "  file text NOT NULL,\n"
+    "  checksum text NOT NULL,\n"
+    "  applied_at timestamptz NOT NULL DEFAULT now(),\n"
+    "  duration_ms integer\n"
+    ");\n";
+constexpr int kCreateLedgerStatements = 2;
+constexpr std::string_view kReadLedger =
+    "SELECT version, file, checksum FROM tenant_master.schema_migrations ORDER BY version";
+
+// One fixed key: advisory locks are per database, and only migration runners take this one.
+constexpr std::string_view kMigrationLockKey = "7308332045386115437";
+constexpr std::string_view kMigrationLockTimeout = "60s";
+
+constexpr int kMaxIdentifierBytes = 63;  // NAMEDATALEN - 1: longer names are silently truncated
+
+// ---------------------------------------------------------------------------------------------
+// Messages: one line, no secrets.
+
+std::string OneLine(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  bool space = false;
+  for (char c : text) {
+    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out.push_back(' ');
+    space = false;
+    out.push_back(c);
+  }
+  return out;
+}
+
+void ReplaceAll(std::string& text, std::string_view needle, std::string_view with) {
+  if (needle.empty()) return;
+  for (std::size_t at = text.find(needle); at != std::string::npos;
+       at = text.find(needle, at + with.size())) {
+    text.replace(at, needle.size(), with);
+  }
+}
+
+/// Removes every known secret from a text coming from libpq or the server.
+class Scrubber {
+ public:
+  void Add(std::string secret) {
+    if (!secret.empty()) secrets_.push_back(std::move(secret));
+  }
+  [[nodiscard]] std::string operator()(std::string_view text) const {
+    std::string out(text);
+    for (const auto& secret : secrets_) ReplaceAll(out, secret, "<redacted>");
+    return OneLine(out);
+  }
+
+ private:
+  std::vector<std::string> secrets_;
+};
+
+std::string Quoted(std::string_view name) { return "\"" + std::string(name) + "\""; }
+
+Failure WithStep(Failure failure, const std::string& step) {
+  failure.message = step + ": " + failure.message;
+  return failure;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLSTATE -> failure kind and reason (userver's exception hierarchy, Flux's error kinds).
+
+bool StartsWith(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+Failure Classify(std::string_view sqlstate, std::string message) {
+  struct Rule {
+    std::string_view prefix;  // a class (two characters) or a full SQLSTATE
+    FailureKind kind;
+    std::string_view reason;
+  };
+  // Full codes first, then classes; the first match wins.
+  static constexpr Rule kRules[] = {
+      {"55P03", FailureKind::kTransient, "LockNotAvailable"},
+      {"42501", FailureKind::kStalled, "InsufficientPrivilege"},
+      {"42601", FailureKind::kStalled, "SyntaxError"},
+      // Created or dropped by someone else between observe and apply: the next pass re-plans.
+      {"42710", FailureKind::kTransient, "ConcurrentChange"},
+      {"42P04", FailureKind::kTransient, "ConcurrentChange"},
+      {"42704", FailureKind::kTransient, "ConcurrentChange"},
+      {"3D000", FailureKind::kTransient, "ConcurrentChange"},
+      {"08", FailureKind::kTransient, "ConnectionFailed"},
+      {"57", FailureKind::kTransient, "PostgresUnavailable"},
+      {"53", FailureKind::kTransient, "InsufficientResources"},
+      {"40", FailureKind::kTransient, "TransactionRollback"},
+      {"58", FailureKind::kTransient, "SystemError"},
+      {"XX", FailureKind::kTransient, "InternalError"},
+      {"28", FailureKind::kStalled, "AuthenticationFailed"},
+      {"42", FailureKind::kStalled, "SqlError"},
+      {"22", FailureKind::kStalled, "DataException"},
+      {"23", FailureKind::kStalled, "IntegrityConstraintViolation"},
+      {"2B", FailureKind::kStalled, "DependentObjectsStillExist"},
+      {"0A", FailureKind::kStalled, "FeatureNotSupported"},
+      {"25", FailureKind::kStalled, "InvalidTransactionState"},
+      {"3F", FailureKind::kStalled, "InvalidSchemaName"},
+      {"P0", FailureKind::kStalled, "PlpgsqlError"},
+  };
+  for (const auto& rule : kRules) {
+    if (StartsWith(sqlstate, rule.prefix)) {
+      return {rule.kind, std::string(rule.reason), std::move(message)};
+    }
+  }
+  // No SQLSTATE means libpq itself failed (lost connection, out of memory): retry.
+  if (sqlstate.empty()) return Failure::Transient("ConnectionFailed", std::move(message));
+  return Failure::Stalled("SqlError", std::move(message));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection parameters.
+
+/// What the DSN says, parsed once. Only host, port, dbname and user ever reach a message.
+struct Target {
+  bool valid = false;
+  std::string host;  ///< host, else hostaddr; empty: libpq's default socket
+  std::string port;
+  std::string user;
+  std::string admin_dbname;
+  std::string password;  ///< only to scrub it from messages
+};
+
+Target ParseDsn(const std::string& dsn) {
+  Target target;
+  char* error = nullptr;
+  std::unique_ptr<PQconninfoOption, ConninfoDeleter> options(PQconninfoParse(dsn.c_str(), &error));
+  PqText error_guard(error);  // never shown: it may quote the DSN
+  if (!options) return target;
+  target.valid = true;
+  std::string hostaddr;
+  std::string dbname;
+  for (const PQconninfoOption* option = options.get(); option->keyword != nullptr; ++option) {
+    if (option->val == nullptr) continue;
+    const std::string_view keyword = option->keyword;
+    if (keyword == "host") target.host = option->val;
+    if (keyword == "hostaddr") hostaddr = option->val;
+    if (keyword == "port") target.port = option->val;
+    if (keyword == "dbname") dbname = option->val;
+    if (keyword == "user") target.user = option->val;
+    if (keyword == "password") target.password = option->val;
+  }
+  if (target.host.empty()) target.host = hostaddr;
+  // Admin sessions go to the DSN's database, never to a template (DESIGN §5).
+  target.admin_dbname =
+      dbname.empty() || dbname == "template0" || dbname == "template1" ? "postgres" : dbname;
+  return target;
+}
+
+/// Overrides applied on top of the DSN (PQconnectdbParams with expand_dbname: the DSN is the
+/// first `dbname`, later keywords win).
+struct ConnectAs {
+  std::string dbname;
+  std::string user;                  ///< empty: the DSN's
+  const Secret* password = nullptr;  ///< null: the DSN's
+};
+
+// ---------------------------------------------------------------------------------------------
+// A thread-safe pool of admin connections for one cluster.
+
+class Pool {
+ public:
+  using Connector = std::function<Outcome<ConnPtr>()>;
+
+  Pool(Connector connect, int size) : connect_(std::move(connect)), size_(std::max(size, 1)) {}
+
+  /// A pooled connection; returned to the pool on destruction if still healthy and idle.
+  class Lease {
+   public:
+    Lease(Pool* pool, ConnPtr conn) : pool_(pool), conn_(std::move(conn)) {}
+    Lease(Lease&& other) noexcept
+        : pool_(std::exchange(other.pool_, nullptr)), conn_(std::move(other.conn_)) {}
+    Lease& operator=(Lease&&) = delete;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() {
+      if (pool_ != nullptr) pool_->Release(std::move(conn_));
+    }
+    [[nodiscard]] PGconn* get() const { return conn_.get(); }
+    /// Closes the connection instead of returning it.
+    void Discard() { conn_.reset(); }
+
+   private:
+    Pool* pool_;
+    ConnPtr conn_;
+  };
+
+  Outcome<Lease> Acquire(bool fresh) {
+    std::unique_lock lock(mutex_);
+    available_.wait(lock, [this] { return !idle_.empty() || open_ < size_; });
+    if (fresh && !idle_.empty() && open_ >= size_) {
+      idle_.pop_back();  // make room for the fresh connection
+      --open_;
+    }
+    if (!fresh && !idle_.empty()) {
+      ConnPtr conn = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(this, std::move(conn));
+    }
+    ++open_;
+    lock.unlock();
+    Outcome<ConnPtr> conn = connect_();
+    if (!conn) {
+      lock.lock();
+      --open_;
+      available_.notify_one();
+      return conn.failure();
+    }
+    return Lease(this, std::move(conn).value());
+  }
+
+  /// After a broken connection the others are most likely broken too (server restart).
+  void DropIdle() {
+    std::vector<ConnPtr> dropped;
+    {
+      std::lock_guard lock(mutex_);
+      open_ -= static_cast<int>(idle_.size());
+      dropped.swap(idle_);
+      available_.notify_all();
+    }
+  }
+
+ private:
+  void Release(ConnPtr conn) {
+    bool reusable = conn && PQstatus(conn.get()) == CONNECTION_OK &&
+                    PQtransactionStatus(conn.get()) == PQTRANS_IDLE;
+    if (!reusable) conn.reset();  // PQfinish outside the lock
+    std::lock_guard lock(mutex_);
+    if (reusable) {
+      idle_.push_back(std::move(conn));
+    } else {
+      --open_;
+    }
+    available_.notify_one();
+  }
+
+  Connector connect_;
+  const int size_;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<ConnPtr> idle_;
+  int open_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Rendering: identifiers only through PQescapeIdentifier, values through PQescapeLiteral.
+
+class Sql {
+ public:
+  explicit Sql(PGconn* conn) : conn_(conn) {}
+
+  Sql& Raw(std::string_view text) {
+    text_ += text;
+    return *this;
+  }
+  Sql& Id(std::string_view name) {
+    if (name.empty() || name.size() > kMaxIdentifierBytes ||
+        name.find('\0') != std::string_view::npos) {
+      Fail("InvalidName", "name " + Quoted(name) + " is empty, longer than 63 bytes or has a NUL");
+      return *this;
+    }
+    PqText escaped(PQescapeIdentifier(conn_, name.data(), name.size()));
+    if (!escaped) {
+      Fail("InvalidName", "name " + Quoted(name) + " cannot be quoted (invalid encoding?)");
+      return *this;
+    }
+    text_ += escaped.get();
+    return *this;
+  }
+  Sql& Lit(std::string_view value) {
+    PqText escaped(PQescapeLiteral(conn_, value.data(), value.size()));
+    if (!escaped) {
+      Fail("InvalidValue", "a value cannot be quoted (invalid encoding?)");
+      return *this;
+    }
+    text_ += escaped.get();
+    return *this;
+  }
+  Sql& Int(int value) {
+    text_ += std::to_string(value);
+    return *this;
+  }
+  /// Ends a statement; the count is what ApplyResult.statements reports.
+  Sql& End() {
+    text_ += ";\n";
+    ++statements_;
+    return *this;
+  }
+
+  [[nodiscard]] const std::optional<Failure>& error() const { return error_; }
+  [[nodiscard]] const std::string& text() const { return text_; }
+  [[nodiscard]] int statements() const { return statements_; }
+
+ private:
+  void Fail(const char* reason, std::string message) {
+    if (!error_) error_ = Failure::Stalled(reason, std::move(message));
+  }
+
+  PGconn* conn_;
+  std::string text_;
+  int statements_ = 0;
+  std::optional<Failure> error_;
+};
+
+/// The role attributes every tenant role has (DESIGN §5). SUPERUSER, REPLICATION and BYPASSRLS
+/// can only be named by a superuser in ALTER ROLE (PostgreSQL 15 refuses even their NO form), so
+/// a non-superuser operator leaves them out: it could not have granted them either.
+void RenderRoleAttributes(Sql& sql, bool login, int connection_limit, bool all) {
+  sql.Raw(login ? " LOGIN" : " NOLOGIN");
+  if (all) sql.Raw(" NOSUPERUSER");
+  sql.Raw(" NOCREATEDB NOCREATEROLE");
+  if (all) sql.Raw(" NOREPLICATION NOBYPASSRLS");
+  sql.Raw(" CONNECTION LIMIT ").Int(connection_limit);
+}
+
+void IgnoreNotice(void* /*arg*/, const char* /*message*/) {}
+
+bool IsSuperuser(PGconn* conn) {
+  const char* value = PQparameterStatus(conn, "is_superuser");
+  return value != nullptr && std::string_view(value) == "on";
+}
+
+/// The 1-based line, within the part of `text` after its first `skip_chars` characters, of the
+/// 1-based character `position` (the server counts characters, not bytes; UTF-8 here).
+/// nullopt when the position falls outside that part.
+std::optional<int> LineOfPosition(std::string_view text, long position, long skip_chars) {
+  long chars = 0;
+  int line = 1;
+  for (char c : text) {
+    bool starts_char = (static_cast<unsigned char>(c) & 0xC0U) != 0x80U;
+    if (starts_char) ++chars;
+    if (chars >= position) return chars > skip_chars ? std::optional<int>(line) : std::nullopt;
+    if (c == '\n' && chars > skip_chars) ++line;
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class Gateway final : public LibpqGateway {
+ public:
+  Gateway(std::string cluster, Secret dsn, LibpqOptions options)
+      : cluster_(std::move(cluster)),
+        dsn_(std::move(dsn)),
+        options_(options),
+        target_(ParseDsn(dsn_.Reveal())),
+        pool_(
+            [this] {
+              return Connect({target_.admin_dbname, "", nullptr}, scrub_);
+            },
+            options.pool_size) {
+    scrub_.Add(dsn_.Reveal());
+    scrub_.Add(target_.password);
+  }
+
+  std::int64_t StatementsSent() const override { return statements_.load(); }
+  bool PasswordsVisible() const override { return passwords_ != Passwords::kHidden; }
+
+  Outcome<ObservedCluster> Observe() override {
+    return WithAdmin("read catalog of cluster " + Quoted(cluster_),
+                     [this](PGconn* conn) { return ObserveOn(conn); });
+  }
+
+  Outcome<ApplyResult> Apply(const Action& action) override {
+    return std::visit([this](const auto& a) { return Do(a); }, action);
+  }
+
+ private:
+  enum class Passwords { kUnknown, kVisible, kHidden };
+
+  // --- connections ---------------------------------------------------------------------------
+
+  Outcome<ConnPtr> Connect(const ConnectAs& as, const Scrubber& scrub) const {
+    if (!target_.valid) return InvalidDsn();
+    const std::string timeout = std::to_string(options_.connect_timeout.count());
+    std::vector<const char*> keywords = {"dbname", "dbname", "connect_timeout",
+                                         "fallback_application_name"};
+    std::vector<const char*> values = {dsn_.Reveal().c_str(), as.dbname.c_str(), timeout.c_str(),
+                                       "tenant-master"};
+    if (!as.user.empty()) {
+      keywords.push_back("user");
+      values.push_back(as.user.c_str());
+    }
+    if (as.password != nullptr) {
+      keywords.push_back("password");
+      values.push_back(as.password->Reveal().c_str());
+    }
+    keywords.push_back(nullptr);
+    values.push_back(nullptr);
+    ConnPtr conn(PQconnectdbParams(keywords.data(), values.data(), 1));
+    if (conn && PQstatus(conn.get()) == CONNECTION_OK) {
+      // libpq prints NOTICEs ("already exists, skipping") to stderr by default; a library
+      // must not write to the operator's stderr behind its logger's back.
+      PQsetNoticeProcessor(conn.get(), IgnoreNotice, nullptr);
+      return conn;
+    }
+    return ConnectFailure(conn.get(), as, scrub);
+  }
+
+  Failure ConnectFailure(PGconn* conn, const ConnectAs& as, const Scrubber& scrub) const {
+    std::string error = conn != nullptr ? scrub(PQerrorMessage(conn)) : "out of memory";
+    std::string where = "could not connect to " + Describe(as);
+    bool tenant = !as.user.empty();
+    bool refused = error.find("password authentication failed") != std::string::npos ||
+                   error.find("no pg_hba.conf entry") != std::string::npos ||
+                   error.find("role \"") != std::string::npos;
+    // The operator's own credentials are for a human to fix; a tenant role's password is
+    // repaired by the next pass.
+    if (refused && !tenant) return Failure::Stalled("AuthenticationFailed", where + ": " + error);
+    if (refused) return Failure::Transient("AuthenticationFailed", where + ": " + error);
+    return Failure::Transient("ConnectionFailed", where + ": " + error);
+  }
+
+  /// `host=... port=... dbname=... user=...`: what a connection failure may show.
+  [[nodiscard]] std::string Describe(const ConnectAs& as) const {
+    std::string description;
+    auto add = [&description](std::string_view key, const std::string& value) {
+      if (value.empty()) return;
+      if (!description.empty()) description += ' ';
+      description += std::string(key) + "=" + value;
+    };
+    add("host", target_.host);
+    add("port", target_.port);
+    add("dbname", as.dbname);
+    add("user", as.user.empty() ? target_.user : as.user);
+    return description;
+  }
+
+  Failure InvalidDsn() const {
+    return Failure::Stalled("InvalidDsn", "the connection string of cluster " + Quoted(cluster_) +
+                                              " cannot be parsed by libpq");
+  }
+
+  /// Runs `body(conn)` on a pooled admin connection. A connection found broken (the server
+  /// restarted, an idle session was killed) is dropped with every idle one, and `body` runs once
+  /// more on a fresh connection. Failures are prefixed with `step`.
+  template <class Body>
+  auto WithAdmin(const std::string& step, Body body) -> decltype(body(nullptr)) {
+    for (int attempt = 0;; ++attempt) {
+      Outcome<Pool::Lease> lease = pool_.Acquire(attempt > 0);
+      if (!lease) return WithStep(lease.failure(), step);
+      auto out = body(lease->get());
+      if (out.ok()) return out;
+      if (attempt > 0 || PQstatus(lease->get()) != CONNECTION_BAD) {
+        return WithStep(out.failure(), step);
+      }
+      lease->Discard();
+      pool_.DropIdle();
+    }
+  }
+
+  // --- statements ------------------------------------------------------------------------------
+
+  /// Sends `sql` (`statements` of them, one round trip); the last statement's result.
+  Outcome<ResultPtr> Exec(PGconn* conn, const std::string& sql, int statements,
+                          const Scrubber& scrub) {
+    statements_.fetch_add(statements);
+    ResultPtr result(PQexec(conn, sql.c_str()));
+    return Check(conn, std::move(result), scrub);
+  }
+
+  Outcome<ResultPtr> Query(PGconn* conn, std::string_view sql,
+                           const std::vector<std::string>& params, const Scrubber& scrub) {
+    statements_.fetch_add(1);
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& param : params) values.push_back(param.c_str());
+    ResultPtr result(PQexecParams(conn, std::string(sql).c_str(), static_cast<int>(values.size()),
+                                  nullptr, values.data(), nullptr, nullptr, 0));
+    return Check(conn, std::move(result), scrub);
+  }
+
+  Outcome<ResultPtr> Check(PGconn* conn, ResultPtr result, const Scrubber& scrub) const {
+    ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
+    return ErrorOf(conn, result.get(), scrub, "");
+  }
+
+  Failure ErrorOf(PGconn* conn, const PGresult* result, const Scrubber& scrub,
+                  const std::string& suffix) const {
+    const char* sqlstate =
+        result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+    const char* primary =
+        result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    if (sqlstate == nullptr || primary == nullptr) {
+      return Classify("", scrub(PQerrorMessage(conn)));
+    }
+    const char* severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+    std::string message = std::string(severity != nullptr ? severity : "ERROR") + ": " +
+                          scrub(primary) + " (SQLSTATE " + sqlstate + suffix + ")";
+    return Classify(sqlstate, std::move(message));
+  }
+
+  // --- observe ---------------------------------------------------------------------------------
+
+  Outcome<ObservedCluster> ObserveOn(PGconn* conn) {
+    if (passwords_ != Passwords::kHidden) {
+      Outcome<ResultPtr> result = Exec(conn, ObserveSql(true), 1, scrub_);
+      if (result) {
+        passwords_ = Passwords::kVisible;
+        return Parse(result->get(), true);
+      }
+      if (result.failure().reason != "InsufficientPrivilege") return result.failure();
+      passwords_ = Passwords::kHidden;  // remembered: the fallback is asked for directly
+    }
+    Outcome<ResultPtr> result = Exec(conn, ObserveSql(false), 1, scrub_);
+    if (!result) return result.failure();
+    return Parse(result->get(), false);
+  }
+
+  static const std::string& ObserveSql(bool with_passwords) {
+    static const std::string kWith =
+        std::string(kObserveRolesWithPasswords) + std::string(kObserveDatabases);
+    static const std::string kWithout =
+        std::string(kObserveRolesWithoutPasswords) + std::string(kObserveDatabases);
+    return with_passwords ? kWith : kWithout;
+  }
+
+  static Outcome<ObservedCluster> Parse(const PGresult* result, bool with_passwords) {
+    if (PQnfields(result) != kObserveColumns) {
+      return Failure::Stalled("UnexpectedCatalog", "the catalog query returned an unknown shape");
+    }
+    ObservedCluster cluster;
+    cluster.passwords_visible = with_passwords;
+    auto text = [result](int row, int column) -> std::string {
+      return PQgetisnull(result, row, column) != 0 ? std::string()
+                                                   : std::string(PQgetvalue(result, row, column));
+    };
+    auto flag = [result](int row, int column) {
+      return PQgetisnull(result, row, column) == 0 && PQgetvalue(result, row, column)[0] == 't';
+    };
+    auto number = [&text](int row, int column) {
+      std::string value = text(row, column);
+      int parsed = 0;
+      std::from_chars(value.data(), value.data() + value.size(), parsed);
+      return parsed;
+    };
+    for (int row = 0; row < PQntuples(result); ++row) {
+      if (text(row, kKind) == "role") {
+        ObservedRole role;
+        role.name = text(row, kName);
+        role.can_login = flag(row, kCanLogin);
+        role.superuser = flag(row, kSuperuser);
+        role.create_db = flag(row, kCreateDb);
+        role.create_role = flag(row, kCreateRole);
+        role.replication = flag(row, kReplication);
+        role.bypass_rls = flag(row, kBypassRls);
+        role.connection_limit = number(row, kConnectionLimit);
+        // nullopt: pg_authid not readable, or the role has no password (the plan sets one).
+        if (with_passwords && PQgetisnull(result, row, kVerifier) == 0) {
+          role.verifier = text(row, kVerifier);
+        }
+        role.comment = text(row, kComment);
+        role.sessions = number(row, kSessions);
+        cluster.roles.emplace(role.name, std::move(role));
+        continue;
+      }
+      ObservedDatabase database;
+      database.name = text(row, kName);
+      database.owner = text(row, kOwner);
+      database.encoding = text(row, kEncoding);
+      database.public_connect = flag(row, kPublicConnect);
+      database.public_temporary = flag(row, kPublicTemporary);
+      database.comment = text(row, kComment);
+      cluster.databases.emplace(database.name, std::move(database));
+    }
+    return cluster;
+  }
+
+  // --- actions on the cluster (admin pool) -----------------------------------------------------
+
+  [[nodiscard]] std::string OnCluster(const std::string& step) const {
+    return step + " on cluster " + Quoted(cluster_);
+  }
+
+  /// Renders with `render(sql, conn)` and sends it in one round trip on an admin connection.
+  template <class Render>
+  Outcome<ApplyResult> Simple(const std::string& step, const Scrubber& scrub, Render render) {
+    return WithAdmin(OnCluster(step), [&](PGconn* conn) -> Outcome<ApplyResult> {
+      Sql sql(conn);
+      render(sql, conn);
+      if (sql.error()) return *sql.error();
+      Outcome<ResultPtr> result = Exec(conn, sql.text(), sql.statements(), scrub);
+      if (!result) return result.failure();
+      return ApplyResult{sql.statements(), ""};
+    });
+  }
+
+  /// The SCRAM verifier of `password`, computed by libpq on the client: the password itself
+  /// never goes on the wire.
+  Outcome<std::string> Verifier(PGconn* conn, const Secret& password, const std::string& role,
+                                const Scrubber& scrub) const {
+    PqText verifier(
+        PQencryptPasswordConn(conn, password.Reveal().c_str(), role.c_str(), "scram-sha-256"));
+    if (!verifier) {
+      return Failure::Transient("PasswordEncryptionFailed", scrub(PQerrorMessage(conn)));
+    }
+    return std::string(verifier.get());
+  }
+
+  /// Role DDL with the SCRAM verifier plus the marker with the password memo: one implicit
+  /// transaction, one round trip. `create`: CREATE ROLE with every attribute, else ALTER ROLE.
+  Outcome<ApplyResult> RoleWithPassword(const std::string& step, const std::string& role,
+                                        const Secret& password, const std::string& workspace,
+                                        const CreateRole* create) {
+    Scrubber scrub = scrub_;
+    scrub.Add(password.Reveal());
+    return WithAdmin(OnCluster(step), [&](PGconn* conn) -> Outcome<ApplyResult> {
+      Outcome<std::string> verifier = Verifier(conn, password, role, scrub);
+      if (!verifier) return verifier.failure();
+      Scrubber with_verifier = scrub;
+      with_verifier.Add(*verifier);
+      Marker marker{workspace, {{"pw", PasswordMemo(password, *verifier)}}};
+      Sql sql(conn);
+      if (create != nullptr) {
+        // NO forms are accepted from a non-superuser in CREATE ROLE (not in ALTER ROLE).
+        sql.Raw("CREATE ROLE ").Id(role);
+        RenderRoleAttributes(sql, create->login, create->connection_limit, true);
+      } else {
+        sql.Raw("ALTER ROLE ").Id(role);
+      }
+      sql.Raw(" PASSWORD ").Lit(*verifier).End();
+      sql.Raw("COMMENT ON ROLE ").Id(role).Raw(" IS ").Lit(marker.Render()).End();
+      // A non-superuser operator must be a member of a role to make it a database's owner;
+      // CREATEROLE lets it grant itself that membership.
+      if (create != nullptr && !IsSuperuser(conn)) {
+        sql.Raw("GRANT ").Id(role).Raw(" TO CURRENT_USER").End();
+      }
+      if (sql.error()) return *sql.error();
+      Outcome<ResultPtr> result = Exec(conn, sql.text(), sql.statements(), with_verifier);
+      if (!result) return result.failure();
+      return ApplyResult{sql.statements(), ""};
+    });
+  }
+
+  Outcome<ApplyResult> Do(const CreateRole& a) {
+    return RoleWithPassword("create role " + Quoted(a.role), a.role, a.password, a.workspace, &a);
+  }
+
+  Outcome<ApplyResult> Do(const SetRolePassword& a) {
+    return RoleWithPassword("set password of role " + Quoted(a.role), a.role, a.password,
+                            a.workspace, nullptr);
+  }
+
+  Outcome<ApplyResult> Do(const AlterRole& a) {
+    return Simple("alter role " + Quoted(a.role), scrub_, [&a](Sql& sql, PGconn* conn) {
+      sql.Raw("ALTER ROLE ").Id(a.role);
+      RenderRoleAttributes(sql, a.login, a.connection_limit, IsSuperuser(conn));
+      sql.End();
+    });
+  }
+
+  Outcome<ApplyResult> Do(const SetRoleMarker& a) {
+    return Simple("set marker of role " + Quoted(a.role), scrub_, [&a](Sql& sql, PGconn*) {
+      sql.Raw("COMMENT ON ROLE ").Id(a.role).Raw(" IS ").Lit(a.marker).End();
+    });
+  }
+
+  Outcome<ApplyResult> Do(const TerminateSessions& a) {
+    return WithAdmin(OnCluster("terminate sessions of role " + Quoted(a.role)),
+                     [&](PGconn* conn) -> Outcome<ApplyResult> {
+                       Outcome<ResultPtr> result =
+                           Query(conn, kTerminateSessions, {a.role}, scrub_);
+                       if (!result) return result.failure();
+                       std::string count = PQgetvalue(result->get(), 0, 0);
+                       return ApplyResult{1, "terminated " + count + " session(s)"};
+                     });
+  }
+
+  Outcome<ApplyResult> Do(const CreateDatabase& a) {
+    // CREATE DATABASE cannot share a transaction (or a multi-statement string) with anything.
+    // The marker and the PUBLIC revoke follow at once in a second round trip, so the database
+    // is open to PUBLIC only for that instant.
+    return WithAdmin(
+        OnCluster("create database " + Quoted(a.database)),
+        [&](PGconn* conn) -> Outcome<ApplyResult> {
+          // A non-superuser operator must be a member of the owner (CreateRole made it one; an
+          // adopted role may not be): GRANT is a no-op notice when it already is.
+          Sql grant(conn);
+          if (!IsSuperuser(conn)) grant.Raw("GRANT ").Id(a.owner).Raw(" TO CURRENT_USER").End();
+          Sql create(conn);
+          create.Raw("CREATE DATABASE ").Id(a.database).Raw(" OWNER ").Id(a.owner);
+          create.Raw(" ENCODING 'UTF8' TEMPLATE template0");
+          Sql after(conn);
+          after.Raw("COMMENT ON DATABASE ").Id(a.database).Raw(" IS ").Lit(a.marker).End();
+          after.Raw("REVOKE CONNECT, TEMPORARY ON DATABASE ")
+              .Id(a.database)
+              .Raw(" FROM PUBLIC")
+              .End();
+          for (const Sql* part : {&grant, &create, &after}) {
+            if (part->error()) return *part->error();
+          }
+          if (grant.statements() > 0) {
+            Outcome<ResultPtr> granted = Exec(conn, grant.text(), grant.statements(), scrub_);
+            if (!granted) return granted.failure();
+          }
+          Outcome<ResultPtr> created = Exec(conn, create.text(), 1, scrub_);
+          if (!created) return created.failure();
+          Outcome<ResultPtr> marked = Exec(conn, after.text(), after.statements(), scrub_);
+          if (!marked) return marked.failure();
+          return ApplyResult{grant.statements() + 1 + after.statements(), ""};
+        });
+  }
+
+  Outcome<ApplyResult> Do(const AlterDatabaseOwner& a) {
+    return Simple("change owner of database " + Quoted(a.database) + " to " + Quoted(a.owner),
+                  scrub_, [&a](Sql& sql, PGconn* conn) {
+                    if (!IsSuperuser(conn))
+                      sql.Raw("GRANT ").Id(a.owner).Raw(" TO CURRENT_USER").End();
+                    sql.Raw("ALTER DATABASE ").Id(a.database).Raw(" OWNER TO ").Id(a.owner).End();
+                  });
+  }
+
+  Outcome<ApplyResult> Do(const RevokePublicAccess& a) {
+    return Simple("revoke public access to database " + Quoted(a.database), scrub_,
+                  [&a](Sql& sql, PGconn*) {
+                    sql.Raw("REVOKE CONNECT, TEMPORARY ON DATABASE ").Id(a.database);
+                    sql.Raw(" FROM PUBLIC").End();
+                  });
+  }
+
+  Outcome<ApplyResult> Do(const SetDatabaseMarker& a) {
+    return Simple("set marker of database " + Quoted(a.database), scrub_, [&a](Sql& sql, PGconn*) {
+      sql.Raw("COMMENT ON DATABASE ").Id(a.database).Raw(" IS ").Lit(a.marker).End();
+    });
+  }
+
+  // --- actions inside a tenant database --------------------------------------------------------
+
+  Outcome<ApplyResult> Do(const EnsureExtensions& a) {
+    std::string step = OnCluster("install extensions in database " + Quoted(a.database));
+    Outcome<ConnPtr> conn = Connect({a.database, "", nullptr}, scrub_);
+    if (!conn) return WithStep(conn.failure(), step);
+    Outcome<ResultPtr> installed = Exec(conn->get(), std::string(kInstalledExtensions), 1, scrub_);
+    if (!installed) return WithStep(installed.failure(), step);
+    std::set<std::string> present;
+    for (int row = 0; row < PQntuples(installed->get()); ++row) {
+      present.emplace(PQgetvalue(installed->get(), row, 0));
+    }
+    Sql sql(conn->get());
+    std::string created;
+    for (const auto& extension : a.extensions) {
+      if (present.count(extension) != 0) continue;
+      sql.Raw("CREATE EXTENSION IF NOT EXISTS ").Id(extension).Raw(" CASCADE").End();
+      created += (created.empty() ? "" : ", ") + extension;
+    }
+    if (sql.error()) return WithStep(*sql.error(), step);
+    if (sql.statements() == 0) return ApplyResult{1, "extensions already present"};
+    Outcome<ResultPtr> result = Exec(conn->get(), sql.text(), sql.statements(), scrub_);
+    if (!result) {
+      Failure failure = result.failure();
+      // 0A000 here means the extension's files are not installed on the server.
+      if (failure.reason == "FeatureNotSupported") failure.reason = "ExtensionNotAvailable";
+      return WithStep(std::move(failure), step);
+    }
+    return ApplyResult{1 + sql.statements(), "created extensions " + created};
+  }
+
+  Outcome<ApplyResult> Do(const ApplyMigrations& a) {
+    Scrubber scrub = scrub_;
+    scrub.Add(a.password.Reveal());
+    std::string in_database = " in database " + Quoted(a.database);
+    int sent = 0;
+
+    // 1. The ledger, as the admin: owned by the admin role, rows writable by the tenant.
+    std::string step = OnCluster("prepare migrations ledger" + in_database);
+    {
+      Outcome<ConnPtr> admin = Connect({a.database, "", nullptr}, scrub);
+      if (!admin) return WithStep(admin.failure(), step);
+      Outcome<ResultPtr> ready = Query(admin->get(), kLedgerReady, {a.role}, scrub);
+      ++sent;
+      if (!ready) return WithStep(ready.failure(), step);
+      if (std::string_view(PQgetvalue(ready->get(), 0, 0)) != "t") {
+        Sql sql(admin->get());
+        sql.Raw(kCreateLedger);
+        sql.Raw("GRANT USAGE ON SCHEMA tenant_master TO ").Id(a.role).End();
+        sql.Raw("GRANT SELECT, INSERT ON tenant_master.schema_migrations TO ").Id(a.role).End();
+        if (sql.error()) return WithStep(*sql.error(), step);
+        int statements = kCreateLedgerStatements + sql.statements();
+        Outcome<ResultPtr> created = Exec(admin->get(), sql.text(), statements, scrub);
+        sent += statements;
+        if (!created) return WithStep(created.failure(), step);
+      }
+    }
+
+    // 2. Everything else as the tenant role: a migration can do only what the tenant may.
+    step = OnCluster("run migrations as role " + Quoted(a.role) + in_database);
+    Outcome<ConnPtr> tenant = Connect({a.database, a.role, &a.password}, scrub);
+    if (!tenant) return WithStep(tenant.failure(), step);
+    PGconn* conn = tenant->get();
+
+    std::string lock = "BEGIN;\nSET LOCAL lock_timeout = '" + std::string(kMigrationLockTimeout) +
+                       "';\nSELECT pg_catalog.pg_advisory_lock(" + std::string(kMigrationLockKey) +
+                       ");\nCOMMIT";
+    Outcome<ResultPtr> locked = Exec(conn, lock, 4, scrub);
+    sent += 4;
+    if (!locked) return WithStep(locked.failure(), step);
+
+    Outcome<ResultPtr> ledger = Exec(conn, std::string(kReadLedger), 1, scrub);
+    ++sent;
+    if (!ledger) return WithStep(ledger.failure(), step);
+    std::vector<migrations::AppliedMigration> applied;
+    for (int row = 0; row < PQntuples(ledger->get()); ++row) {
+      applied.push_back({PQgetvalue(ledger->get(), row, 0), PQgetvalue(ledger->get(), row, 1),
+                         PQgetvalue(ledger->get(), row, 2)});
+    }
+    Outcome<std::vector<migrations::Migration>> pending =
+        migrations::Pending(a.migrations, applied, a.database);
+    if (!pending) return pending.failure();  // the session's end releases the lock
+
+    std::string done;
+    for (const auto& migration : *pending) {
+      Outcome<int> ran = RunMigration(conn, migration, a.database, scrub);
+      if (!ran) return ran.failure();
+      sent += *ran;
+      done += (done.empty() ? "" : ", ") + migration.file;
+    }
+    // Best effort: closing the session releases the lock anyway.
+    static_cast<void>(
+        Exec(conn, "SELECT pg_catalog.pg_advisory_unlock(" + std::string(kMigrationLockKey) + ")",
+             1, scrub));
+    ++sent;
+    return ApplyResult{sent, done.empty() ? "no pending migrations" : "applied " + done};
+  }
+
+  /// One migration, one transaction, one round trip: the file's SQL and its ledger row commit
+  /// together or not at all. A file counts as one statement. `statement_timestamp()` is the
+  /// arrival of the whole string, so the recorded duration covers the file's SQL.
+  Outcome<int> RunMigration(PGconn* conn, const migrations::Migration& migration,
+                            const std::string& database, const Scrubber& scrub) {
+    static constexpr std::string_view kBegin = "BEGIN;\n";
+    Sql sql(conn);
+    sql.Raw(kBegin).Raw(migration.sql ? *migration.sql : std::string()).Raw("\n;\n");
+    sql.Raw(
+           "INSERT INTO tenant_master.schema_migrations (version, file, checksum, duration_ms)"
+           " VALUES (")
+        .Lit(migration.version)
+        .Raw(", ")
+        .Lit(migration.file)
+        .Raw(", ")
+        .Lit(migration.checksum)
+        .Raw(
+            ", (extract(epoch FROM pg_catalog.clock_timestamp() - "
+            "pg_catalog.statement_timestamp()) * 1000)::integer)")
+        .End();
+    sql.Raw("COMMIT");
+    std::string failed_in =
+        "migration " + migration.file + " failed in database " + Quoted(database);
+    if (sql.error()) return WithStep(*sql.error(), failed_in);
+    constexpr int kStatements = 4;  // BEGIN, the file, INSERT, COMMIT
+    statements_.fetch_add(kStatements);
+    ResultPtr result(PQexec(conn, sql.text().c_str()));
+    ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return kStatements;
+
+    std::string where;
+    const char* position =
+        result ? PQresultErrorField(result.get(), PG_DIAG_STATEMENT_POSITION) : nullptr;
+    if (position != nullptr && migration.sql) {
+      long at = std::strtol(position, nullptr, 10);
+      std::optional<int> line = LineOfPosition(sql.text(), at, static_cast<long>(kBegin.size()));
+      if (line) where = ", line " + std::to_string(*line);
+    }
+    Failure failure = ErrorOf(conn, result.get(), scrub, where);
+    if (PQtransactionStatus(conn) == PQTRANS_INERROR) {
+      statements_.fetch_add(1);
+      ResultPtr rollback(PQexec(conn, "ROLLBACK"));
+    }
+    failure.message = failed_in + ": " + failure.message;
+    if (failure.kind == FailureKind::kTransient) return failure;
+    return Failure::Stalled("MigrationFailed", std::move(failure.message));
+  }
+
+  const std::string cluster_;
+  const Secret dsn_;
+  const LibpqOptions options_;
+  const Target target_;
+  Scrubber scrub_;
+  Pool pool_;
+  std::atomic<std::int64_t> statements_{0};
+  std::atomic<Passwords> passwords_{Passwords::kUnknown};
+};
+
+}  // namespace
+
+std::unique_ptr<LibpqGateway> MakeLibpqGateway(std::string cluster, Secret dsn,
+                                               LibpqOptions options) {
+  return std::make_unique<Gateway>(std::move(cluster), std::move(dsn), options);
+}
+
+}  // namespace tmaster::postgres
