@@ -32,7 +32,8 @@ Outcome<std::vector<Migration>> LoadDirectory(const std::filesystem::path& dir);
 /// Pure: which of `files` still need to run, given what `applied` records.
 /// Stalled `MigrationChecksumMismatch` when an applied file's checksum differs (names the file
 /// and the database given in `database`); Stalled `MigrationMissing` when the database records a
-/// version the product no longer has. Otherwise the pending ones, in order.
+/// version the product no longer has; Stalled `MigrationOutOfOrder` when a file not yet applied
+/// is numbered below the highest applied version. Otherwise the pending ones, in order.
 Outcome<std::vector<Migration>> Pending(const std::vector<Migration>& files,
                                         const std::vector<AppliedMigration>& applied,
                                         const std::string& database);

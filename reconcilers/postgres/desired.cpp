@@ -59,8 +59,7 @@ std::optional<ParsedVerifier> ParseVerifier(std::string_view verifier) {
   if (parsed.iterations < 1 || parsed.iterations > kMaxScramIterations) return std::nullopt;
 
   if (!crypto::Base64Decode(verifier.substr(colon1 + 1, dollar - colon1 - 1), parsed.salt) ||
-      !crypto::Base64Decode(verifier.substr(dollar + 1, colon2 - dollar - 1),
-                            parsed.stored_key) ||
+      !crypto::Base64Decode(verifier.substr(dollar + 1, colon2 - dollar - 1), parsed.stored_key) ||
       !crypto::Base64Decode(verifier.substr(colon2 + 1), parsed.server_key)) {
     return std::nullopt;
   }
@@ -85,8 +84,8 @@ std::string StateDigest(const std::vector<std::string>& extensions,
 
 }  // namespace
 
-Secret DerivePassword(const Secret& master_key, const std::string& cluster,
-                      const std::string& role, int rotation) {
+Secret DerivePassword(const Secret& master_key, const std::string& cluster, const std::string& role,
+                      int rotation) {
   const std::string info = "postgres/" + cluster + "/" + role + "/" + std::to_string(rotation);
   return Secret(crypto::Base64Url(crypto::HmacSha256(master_key.Reveal(), info)));
 }
@@ -103,12 +102,11 @@ bool ScramVerifierMatches(std::string_view verifier, const Secret& password) {
 
 std::string MakeScramVerifier(const Secret& password, std::string_view salt, int iterations) {
   const ScramKeys keys = ComputeScramKeys(password, salt, iterations);
-  return std::string(kScramPrefix) + std::to_string(iterations) + ":" + crypto::Base64(salt) +
-         "$" + crypto::Base64(keys.stored_key) + ":" + crypto::Base64(keys.server_key);
+  return std::string(kScramPrefix) + std::to_string(iterations) + ":" + crypto::Base64(salt) + "$" +
+         crypto::Base64(keys.stored_key) + ":" + crypto::Base64(keys.server_key);
 }
 
-DesiredTenant BuildDesired(const manifests::Workspace& workspace,
-                           const manifests::Product& product,
+DesiredTenant BuildDesired(const manifests::Workspace& workspace, const manifests::Product& product,
                            const std::vector<migrations::Migration>& product_migrations,
                            const Secret& master_key) {
   DesiredTenant desired;

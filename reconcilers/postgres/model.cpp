@@ -131,8 +131,7 @@ std::string Describe(const Action& action) {
             return "change owner of database " + Quoted(a.database) + " to " + Quoted(a.owner);
           },
           [](const RevokePublicAccess& a) {
-            return "revoke CONNECT, TEMPORARY on database " + Quoted(a.database) +
-                   " from PUBLIC";
+            return "revoke CONNECT, TEMPORARY on database " + Quoted(a.database) + " from PUBLIC";
           },
           [](const SetDatabaseMarker& a) {
             return "mark database " + Quoted(a.database) + " as owned by " +
@@ -157,9 +156,9 @@ std::string Describe(const Action& action) {
 
 std::string KindOf(const Action& action) {
   static constexpr std::array<const char*, std::variant_size_v<Action>> kNames = {
-      "CreateRole",         "AlterRole",         "SetRolePassword", "SetRoleMarker",
-      "TerminateSessions",  "CreateDatabase",    "AlterDatabaseOwner",
-      "RevokePublicAccess", "SetDatabaseMarker", "EnsureExtensions", "ApplyMigrations",
+      "CreateRole",        "AlterRole",        "SetRolePassword",    "SetRoleMarker",
+      "TerminateSessions", "CreateDatabase",   "AlterDatabaseOwner", "RevokePublicAccess",
+      "SetDatabaseMarker", "EnsureExtensions", "ApplyMigrations",
   };
   return kNames[action.index()];
 }

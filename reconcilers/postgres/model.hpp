@@ -105,6 +105,8 @@ struct SetRoleMarker {
 struct TerminateSessions {
   std::string role;
 };
+/// CREATE DATABASE ... OWNER ... ENCODING 'UTF8' TEMPLATE template0, then at once the marker
+/// and REVOKE CONNECT, TEMPORARY FROM PUBLIC: the database is born closed.
 struct CreateDatabase {
   std::string database;
   std::string owner;
