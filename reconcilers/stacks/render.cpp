@@ -1,0 +1,576 @@
+#include "reconcilers/stacks/render.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace tmaster::stacks {
+namespace {
+
+constexpr std::string_view kInvalidTemplate = "InvalidStackTemplate";
+constexpr std::string_view kInvalidEnv = "InvalidStackEnv";
+// A compose file is a few KiB; anything near this is a mistake (or an alias bomb), and the
+// rendered file travels in one HTTP request body.
+constexpr std::size_t kMaxTemplateBytes = 1 << 20;
+constexpr std::size_t kMaxEmittedNodes = 100'000;
+constexpr int kMaxDepth = 64;
+
+Failure TemplateError(const RenderInputs& in, const std::string& what) {
+  return Failure::Stalled(std::string(kInvalidTemplate),
+                          "stack template " + in.template_name + ": " + what);
+}
+
+// --- Env ---
+
+bool IsEnvName(std::string_view name) {
+  if (name.empty()) return false;
+  const auto head = static_cast<unsigned char>(name.front());
+  if (!(std::isalpha(head) != 0 || head == '_')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return std::isalnum(u) != 0 || u == '_';
+  });
+}
+
+bool IsOperatorName(std::string_view name) {
+  return name.starts_with("TM_") || name.starts_with("DB_") || name == "DATABASE_URL";
+}
+
+// An env file is `NAME=VALUE` per line: a line break would end the value and start a variable
+// of the writer's choosing, a NUL ends it early. Neither can be carried, so both are refused.
+bool IsEnvFileSafe(std::string_view value) {
+  return value.find_first_of(std::string_view("\n\r\0", 3)) == std::string_view::npos;
+}
+
+std::string PercentEncode(std::string_view text) {
+  static constexpr char kDigits[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(ch);
+      continue;
+    }
+    out.push_back('%');
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 0x0f]);
+  }
+  return out;
+}
+
+// --- ${VAR} interpolation, used only to recognise template keys and names that already mean
+// ours (the file itself keeps its references: compose interpolates them from the Env). ---
+
+using Vars = std::map<std::string, std::string, std::less<>>;
+
+std::string Interpolate(std::string_view text, const Vars& vars, int depth = 0);
+
+std::string Lookup(const Vars& vars, std::string_view name, bool* set) {
+  const auto it = vars.find(name);
+  *set = it != vars.end();
+  return *set ? it->second : std::string();
+}
+
+std::string Braced(std::string_view inner, const Vars& vars, int depth) {
+  std::size_t n = 0;
+  while (n < inner.size() &&
+         (std::isalnum(static_cast<unsigned char>(inner[n])) != 0 || inner[n] == '_')) {
+    ++n;
+  }
+  bool set = false;
+  const std::string value = Lookup(vars, inner.substr(0, n), &set);
+  std::string_view rest = inner.substr(n);
+  const bool colon = rest.starts_with(':');
+  if (colon) rest.remove_prefix(1);
+  if (rest.empty()) return value;
+  const char op = rest.front();
+  const std::string_view word = rest.substr(1);
+  const bool present = colon ? (set && !value.empty()) : set;
+  if (op == '-') return present ? value : Interpolate(word, vars, depth + 1);
+  if (op == '+') return present ? Interpolate(word, vars, depth + 1) : std::string();
+  return value;  // `?`: an error in compose when unset; for matching, the value (or nothing)
+}
+
+std::string Interpolate(std::string_view text, const Vars& vars, int depth) {
+  if (depth > 8) return std::string(text);
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '$' || i + 1 == text.size()) {
+      out.push_back(text[i++]);
+      continue;
+    }
+    const char next = text[i + 1];
+    if (next == '$') {
+      out.push_back('$');
+      i += 2;
+      continue;
+    }
+    if (next == '{') {
+      int open = 1;
+      std::size_t j = i + 2;
+      for (; j < text.size() && open > 0; ++j) {
+        if (text[j] == '{') ++open;
+        if (text[j] == '}') --open;
+      }
+      if (open != 0) {
+        out.append(text.substr(i));
+        break;
+      }
+      out += Braced(text.substr(i + 2, j - i - 3), vars, depth);
+      i = j;
+      continue;
+    }
+    if (std::isalpha(static_cast<unsigned char>(next)) != 0 || next == '_') {
+      std::size_t j = i + 1;
+      while (j < text.size() &&
+             (std::isalnum(static_cast<unsigned char>(text[j])) != 0 || text[j] == '_')) {
+        ++j;
+      }
+      bool set = false;
+      out += Lookup(vars, text.substr(i + 1, j - i - 1), &set);
+      i = j;
+      continue;
+    }
+    out.push_back(text[i++]);
+  }
+  return out;
+}
+
+// Literal values the operator puts into the file must not be interpolated by compose.
+std::string EscapeDollar(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    out.push_back(c);
+    if (c == '$') out.push_back('$');
+  }
+  return out;
+}
+
+// --- YAML ---
+
+// A string scalar that is emitted quoted, so `true` or `8000` stay strings for compose.
+YAML::Node Str(const std::string& value) {
+  YAML::Node node(value);
+  node.SetTag("!");
+  return node;
+}
+
+YAML::Node PlainScalar(const std::string& value) { return YAML::Node(value); }
+
+std::optional<std::string> ScalarOf(const YAML::Node& node) {
+  if (!node.IsDefined() || !node.IsScalar()) return std::nullopt;
+  return node.Scalar();
+}
+
+bool IsAbsent(const YAML::Node& node) { return !node.IsDefined() || node.IsNull(); }
+
+// yaml-cpp's own Dump drops the quoting of scalars (`"8000"` would come back as the integer
+// 8000, `"true"` as a boolean), so the tree is written out by hand: a scalar that was quoted in
+// the template (tag `!`) or that we made with Str() is written double-quoted, other tags are
+// kept, and flow collections stay flow.
+class Writer {
+ public:
+  Writer() { out_.SetIndent(2); }
+
+  bool Write(const YAML::Node& node, int depth = 0) {
+    if (++count_ > kMaxEmittedNodes || depth > kMaxDepth) return false;
+    EmitTag(node.Tag());
+    switch (node.Type()) {
+      case YAML::NodeType::Undefined:
+      case YAML::NodeType::Null:
+        out_ << YAML::Null;
+        return true;
+      case YAML::NodeType::Scalar:
+        if (node.Tag() == "!") out_ << YAML::DoubleQuoted;
+        out_ << node.Scalar();
+        return true;
+      case YAML::NodeType::Sequence:
+        if (node.Style() == YAML::EmitterStyle::Flow || node.size() == 0) out_ << YAML::Flow;
+        out_ << YAML::BeginSeq;
+        for (const auto& item : node) {
+          if (!Write(item, depth + 1)) return false;
+        }
+        out_ << YAML::EndSeq;
+        return true;
+      case YAML::NodeType::Map:
+        if (node.Style() == YAML::EmitterStyle::Flow || node.size() == 0) out_ << YAML::Flow;
+        out_ << YAML::BeginMap;
+        for (const auto& entry : node) {
+          out_ << YAML::Key;
+          if (!Write(entry.first, depth + 1)) return false;
+          out_ << YAML::Value;
+          if (!Write(entry.second, depth + 1)) return false;
+        }
+        out_ << YAML::EndMap;
+        return true;
+    }
+    return false;
+  }
+
+  [[nodiscard]] bool good() const { return out_.good(); }
+  [[nodiscard]] std::string error() const { return out_.GetLastError(); }
+  [[nodiscard]] std::string text() const { return std::string(out_.c_str()) + "\n"; }
+
+ private:
+  void EmitTag(const std::string& tag) {
+    static constexpr std::string_view kCore = "tag:yaml.org,2002:";
+    if (tag.empty() || tag == "?" || tag == "!") return;
+    if (tag.starts_with(kCore)) {
+      out_ << YAML::SecondaryTag(tag.substr(kCore.size()));
+    } else if (tag.size() > 1 && tag.front() == '!') {
+      out_ << YAML::LocalTag(tag.substr(1));
+    } else {
+      out_ << YAML::VerbatimTag(tag);
+    }
+  }
+
+  YAML::Emitter out_;
+  std::size_t count_ = 0;
+};
+
+struct Label {
+  std::string key;
+  std::string value;
+};
+
+std::vector<Label> OurLabels(const RenderInputs& in) {
+  const std::string router = "traefik.http.routers." + StackName(in.workspace);
+  const std::string service = "traefik.http.services." + StackName(in.workspace);
+  return {
+      {"traefik.enable", "true"},
+      {"traefik.docker.network", in.edge_network},
+      {router + ".rule", "Host(`" + in.host + "`)"},
+      {router + ".entrypoints", "websecure"},
+      {router + ".tls.certresolver", in.cert_resolver},
+      {service + ".loadbalancer.server.port", std::to_string(in.port)},
+  };
+}
+
+Vars MatchVars(const RenderInputs& in) {
+  return {{"TM_WORKSPACE", in.workspace},
+          {"TM_HOST", in.host},
+          {"TM_IMAGE", in.image},
+          {"TM_VERSION", in.version},
+          {"TM_PORT", std::to_string(in.port)},
+          {"TM_EDGE_NETWORK", in.edge_network},
+          {"TM_CERT_RESOLVER", in.cert_resolver}};
+}
+
+// The labels as (key node, value node) pairs, from either compose form.
+Outcome<std::vector<std::pair<YAML::Node, YAML::Node>>> LabelEntries(const YAML::Node& labels,
+                                                                     const RenderInputs& in,
+                                                                     const std::string& svc) {
+  std::vector<std::pair<YAML::Node, YAML::Node>> entries;
+  if (IsAbsent(labels)) return entries;
+  if (labels.IsMap()) {
+    for (const auto& entry : labels) entries.emplace_back(entry.first, entry.second);
+    return entries;
+  }
+  if (!labels.IsSequence()) {
+    return TemplateError(in, "services." + svc + ".labels is neither a mapping nor a list");
+  }
+  for (const auto& item : labels) {
+    const auto text = ScalarOf(item);
+    if (!text) {
+      return TemplateError(in, "services." + svc + ".labels has an item that is not a string");
+    }
+    const auto eq = text->find('=');
+    if (eq == std::string::npos) {
+      entries.emplace_back(PlainScalar(*text), Str(""));
+    } else {
+      entries.emplace_back(PlainScalar(text->substr(0, eq)), Str(text->substr(eq + 1)));
+    }
+  }
+  return entries;
+}
+
+Status AddLabels(YAML::Node service, const RenderInputs& in, const std::string& svc) {
+  auto entries = LabelEntries(service["labels"], in, svc);
+  if (!entries) return entries.failure();
+  const std::vector<Label> ours = OurLabels(in);
+  const Vars vars = MatchVars(in);
+  std::set<std::string> written;
+  YAML::Node labels(YAML::NodeType::Map);
+  auto write_ours = [&](const Label& label) {
+    if (written.insert(label.key).second) labels[label.key] = Str(EscapeDollar(label.value));
+  };
+  // Keys of the template that mean one of ours (`traefik.http.routers.tm-${TM_WORKSPACE}.rule`)
+  // take our canonical key and value, in the template's order; the others pass through.
+  for (const auto& [key, value] : *entries) {
+    const auto text = ScalarOf(key);
+    const Label* match = nullptr;
+    if (text) {
+      const std::string meant = Interpolate(*text, vars);
+      for (const auto& label : ours) {
+        if (label.key == *text || label.key == meant) match = &label;
+      }
+    }
+    if (match) {
+      write_ours(*match);
+      continue;
+    }
+    labels.force_insert(key, value);
+  }
+  for (const auto& label : ours) write_ours(label);
+  service["labels"] = labels;
+  return Ok();
+}
+
+// The key under top-level `networks:` that stands for the edge network: an entry whose name
+// (or, without a name, whose key) interpolates to it; otherwise a fresh key.
+std::string EdgeKey(const YAML::Node& networks, const RenderInputs& in) {
+  const Vars vars = MatchVars(in);
+  if (networks.IsMap()) {
+    for (const auto& entry : networks) {
+      const auto key = ScalarOf(entry.first);
+      if (!key) continue;
+      std::string name = *key;
+      if (entry.second.IsMap()) {
+        if (const auto n = ScalarOf(entry.second["name"])) name = *n;
+      }
+      if (Interpolate(name, vars) == in.edge_network) return *key;
+    }
+    for (const std::string& candidate : {in.edge_network, std::string("tm-edge")}) {
+      if (!networks[candidate].IsDefined()) return candidate;
+    }
+    return "tm-edge";
+  }
+  return in.edge_network;
+}
+
+Status AddNetworks(YAML::Node root, YAML::Node service, const RenderInputs& in,
+                   const std::string& svc) {
+  const YAML::Node networks = root["networks"];
+  if (!IsAbsent(networks) && !networks.IsMap()) {
+    return TemplateError(in, "top-level networks is not a mapping");
+  }
+  if (!IsAbsent(service["network_mode"])) {
+    return TemplateError(in, "services." + svc +
+                                 " sets network_mode, so it cannot join the edge network " +
+                                 in.edge_network);
+  }
+  const std::string key = EdgeKey(networks, in);
+  if (IsAbsent(networks)) root["networks"] = YAML::Node(YAML::NodeType::Map);
+  YAML::Node edge(YAML::NodeType::Map);
+  edge["name"] = Str(EscapeDollar(in.edge_network));
+  edge["external"] = PlainScalar("true");
+  root["networks"][key] = edge;
+
+  const YAML::Node joined = service["networks"];
+  if (IsAbsent(joined)) {
+    // Without `networks:` the service sat on `default` with the stack's other services; keep it
+    // there as well.
+    YAML::Node list(YAML::NodeType::Sequence);
+    list.push_back(PlainScalar("default"));
+    list.push_back(PlainScalar(key));
+    service["networks"] = list;
+    return Ok();
+  }
+  if (joined.IsSequence()) {
+    for (const auto& item : joined) {
+      if (ScalarOf(item) == key) return Ok();
+    }
+    service["networks"].push_back(PlainScalar(key));
+    return Ok();
+  }
+  if (joined.IsMap()) {
+    if (!joined[key].IsDefined()) service["networks"][key] = YAML::Node(YAML::NodeType::Map);
+    return Ok();
+  }
+  return TemplateError(in, "services." + svc + ".networks is neither a mapping nor a list");
+}
+
+Outcome<YAML::Node> Parse(std::string_view text, const RenderInputs& in) {
+  if (text.size() > kMaxTemplateBytes) return TemplateError(in, "larger than 1 MiB");
+  try {
+    return YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return TemplateError(in, "line " + std::to_string(e.mark.line + 1) + ", column " +
+                                 std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+}
+
+}  // namespace
+
+std::string StackName(std::string_view workspace) { return "tm-" + std::string(workspace); }
+
+bool IsSecretEnvName(std::string_view name) {
+  return name == "DB_PASSWORD" || name == "DATABASE_URL";
+}
+
+Secret DatabaseUrl(const DbConnection& db) {
+  std::string host = db.host;
+  if (host.find(':') != std::string::npos && !host.starts_with('[')) {
+    host = "[" + host + "]";  // IPv6 literal
+  } else if (!host.starts_with('[')) {
+    host = PercentEncode(host);  // a socket directory becomes %2F...
+  }
+  return Secret("postgresql://" + PercentEncode(db.user) + ":" +
+                PercentEncode(db.password.Reveal()) + "@" + host + ":" + std::to_string(db.port) +
+                "/" + PercentEncode(db.database));
+}
+
+Outcome<std::vector<EnvVar>> BuildStackEnv(const RenderInputs& inputs, const DbConnection& db,
+                                           const std::map<std::string, std::string>& extra) {
+  std::vector<EnvVar> env = {
+      {"DATABASE_URL", DatabaseUrl(db).Reveal(), true},
+      {"DB_HOST", db.host, false},
+      {"DB_NAME", db.database, false},
+      {"DB_PASSWORD", db.password.Reveal(), true},
+      {"DB_PORT", std::to_string(db.port), false},
+      {"DB_USER", db.user, false},
+      {"TM_CERT_RESOLVER", inputs.cert_resolver, false},
+      {"TM_EDGE_NETWORK", inputs.edge_network, false},
+      {"TM_HOST", inputs.host, false},
+      {"TM_IMAGE", inputs.image, false},
+      {"TM_PORT", std::to_string(inputs.port), false},
+      {"TM_VERSION", inputs.version, false},
+      {"TM_WORKSPACE", inputs.workspace, false},
+  };
+  const std::string owner = "workspace " + inputs.workspace + ": ";
+  for (const auto& [name, value] : extra) {
+    if (!IsEnvName(name)) {
+      return Failure::Stalled(std::string(kInvalidEnv),
+                              owner +
+                                  "spec.dedicated.env has a variable whose name is not "
+                                  "[A-Za-z_][A-Za-z0-9_]*");
+    }
+    if (IsOperatorName(name)) {
+      return Failure::Stalled(std::string(kInvalidEnv),
+                              owner + "spec.dedicated.env." + name +
+                                  " is set by the operator (TM_*, DB_*, DATABASE_URL)");
+    }
+    env.push_back({name, value, false});
+  }
+  for (const auto& var : env) {
+    if (!IsEnvFileSafe(var.value)) {
+      return Failure::Stalled(std::string(kInvalidEnv),
+                              owner + "Env variable " + var.name +
+                                  " holds a line break or NUL, which a stack's env file "
+                                  "cannot carry");
+    }
+  }
+  std::sort(env.begin(), env.end(),
+            [](const EnvVar& a, const EnvVar& b) { return a.name < b.name; });
+  return env;
+}
+
+Outcome<std::string> RenderStackFile(std::string_view template_text, const RenderInputs& inputs) {
+  auto parsed = Parse(template_text, inputs);
+  if (!parsed) return parsed.failure();
+  YAML::Node root = *parsed;
+  if (!root.IsMap()) return TemplateError(inputs, "not a mapping with services");
+  const YAML::Node services = root["services"];
+  if (!services.IsDefined() || !services.IsMap() || services.size() == 0) {
+    return TemplateError(inputs, "has no services mapping");
+  }
+
+  std::string svc;
+  for (const auto& entry : services) {
+    const auto name = ScalarOf(entry.first);
+    if (!name) return TemplateError(inputs, "a service name is not a string");
+    if (svc.empty() || *name == "app") svc = *name;
+    if (*name == "app") break;
+  }
+  if (IsAbsent(services[svc])) root["services"][svc] = YAML::Node(YAML::NodeType::Map);
+  YAML::Node service = root["services"][svc];
+  if (!service.IsMap()) return TemplateError(inputs, "services." + svc + " is not a mapping");
+
+  const YAML::Node image = service["image"];
+  if (IsAbsent(image) || (image.IsScalar() && image.Scalar().empty())) {
+    service["image"] = Str(EscapeDollar(inputs.image + ":" + inputs.version));
+  }
+  if (auto done = AddLabels(service, inputs, svc); !done) return done.failure();
+  if (auto done = AddNetworks(root, service, inputs, svc); !done) return done.failure();
+
+  Writer writer;
+  if (!writer.Write(root) || !writer.good()) {
+    const std::string why = writer.good() ? "too deeply nested or too many aliases"
+                                          : "cannot be written back: " + writer.error();
+    return TemplateError(inputs, why);
+  }
+  return writer.text();
+}
+
+RenderInputs MakeRenderInputs(const manifests::Workspace& workspace,
+                              const manifests::Product& product, const manifests::Config& config) {
+  RenderInputs in;
+  in.workspace = workspace.name;
+  const std::string subdomain = workspace.subdomain.empty() ? workspace.name : workspace.subdomain;
+  in.host = config.base_domain.empty() ? subdomain : subdomain + "." + config.base_domain;
+  in.image = product.image;
+  in.version = workspace.dedicated && !workspace.dedicated->version.empty()
+                   ? workspace.dedicated->version
+                   : product.default_version;
+  in.port = product.port;
+  in.edge_network = config.stacks.edge_network;
+  in.cert_resolver = config.stacks.cert_resolver;
+  in.template_name = product.stack_template.empty()
+                         ? "of product " + product.name
+                         : product.stack_template.string() + " of product " + product.name;
+  return in;
+}
+
+Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
+                                        const manifests::Product& product,
+                                        const manifests::Config& config, const DbConnection& db,
+                                        std::string_view template_text) {
+  if (!workspace.dedicated) {
+    return Failure::Stalled("NotDedicated",
+                            "workspace " + workspace.name + " has no spec.dedicated");
+  }
+  const RenderInputs inputs = MakeRenderInputs(workspace, product, config);
+  if (inputs.version.empty()) {
+    return Failure::Stalled("InvalidStackVersion", "workspace " + workspace.name +
+                                                       ": no spec.dedicated.version and "
+                                                       "product " +
+                                                       product.name + " has no defaultVersion");
+  }
+  auto env = BuildStackEnv(inputs, db, workspace.dedicated->env);
+  if (!env) return env.failure();
+  auto file = RenderStackFile(template_text, inputs);
+  if (!file) return file.failure();
+  DesiredStack stack;
+  stack.workspace = workspace.name;
+  stack.name = StackName(workspace.name);
+  stack.endpoint = workspace.dedicated->endpoint;
+  stack.file = std::move(file).value();
+  stack.env = std::move(env).value();
+  stack.active = !workspace.suspend;
+  return stack;
+}
+
+Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
+                                        const manifests::Product& product,
+                                        const manifests::Config& config, const DbConnection& db) {
+  if (product.stack_template.empty()) {
+    return Failure::Stalled(
+        std::string(kInvalidTemplate),
+        "product " + product.name + " has no stackTemplate; dedicated workspaces need one");
+  }
+  std::ifstream in(product.stack_template, std::ios::binary);
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || in.bad()) {
+    return Failure::Stalled(std::string(kInvalidTemplate), "cannot read stack template " +
+                                                               product.stack_template.string() +
+                                                               " of product " + product.name);
+  }
+  return BuildDesiredStack(workspace, product, config, db, text.str());
+}
+
+}  // namespace tmaster::stacks

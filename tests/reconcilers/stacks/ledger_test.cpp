@@ -1,0 +1,142 @@
+// The stack ledger: what the operator last wrote, kept in memory and, for `--once`, in a small
+// text file written atomically with mode 0600.
+
+#include "reconcilers/stacks/ledger.hpp"
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/crypto.hpp"
+#include "tests/manifests/temp_dir.hpp"
+
+namespace tmaster::stacks {
+namespace {
+
+namespace fs = std::filesystem;
+using manifests::testing::TempDir;
+
+DesiredStack Stack() {
+  DesiredStack d;
+  d.workspace = "acme";
+  d.name = "tm-acme";
+  d.endpoint = 1;
+  d.file = "services: {app: {}}\n";
+  return d;
+}
+
+bool Same(const std::optional<LedgerEntry>& a, const LedgerEntry& b) {
+  return a && a->id == b.id && a->update_date == b.update_date && a->file_digest == b.file_digest;
+}
+
+}  // namespace
+
+TEST_CASE("stack ledger: Record follows what each action leaves behind") {
+  StackLedger ledger;
+  const DesiredStack d = Stack();
+  const std::string digest = crypto::Sha256Hex(d.file);
+  ledger.Record("acme", CreateStack{d}, {5, 100, 1, ""});
+  CHECK(Same(ledger.Get("acme"), {5, 100, digest}));
+  ledger.Record("acme", StopStack{5, 1, "tm-acme"}, {5, 0, 1, ""});
+  CHECK(Same(ledger.Get("acme"), {5, 100, digest}));  // start/stop keep UpdateDate
+  DesiredStack next = d;
+  next.file += "# v2\n";
+  ledger.Record("acme", UpdateStack{5, next, {"file"}}, {5, 160, 1, ""});
+  CHECK(Same(ledger.Get("acme"), {5, 160, crypto::Sha256Hex(next.file)}));
+  ledger.Record("acme", DeleteStack{4, 2, "tm-acme"}, {4, 0, 1, ""});  // another stack id
+  CHECK(ledger.Get("acme").has_value());
+  ledger.Record("acme", DeleteStack{5, 1, "tm-acme"}, {5, 0, 1, ""});
+  CHECK_FALSE(ledger.Get("acme").has_value());
+
+  ObservedStack seen;
+  seen.id = 9;
+  seen.update_date = 300;
+  ledger.RecordObserved("acme", seen, "text");
+  CHECK(Same(ledger.Get("acme"), {9, 300, crypto::Sha256Hex("text")}));
+}
+
+TEST_CASE("stack ledger: Save and Load round-trip, 0600, atomically") {
+  TempDir tmp;
+  const fs::path file = tmp.path() / "stacks.ledger";
+  StackLedger ledger;
+  const std::string digest(64, 'a');
+  ledger.Put("acme", {3, 1700000000, digest});
+  ledger.Put("globex", {4, 0, std::string(64, 'b')});
+  REQUIRE(ledger.Save(file).ok());
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK((static_cast<unsigned>(st.st_mode) & 0777U) == 0600U);
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(tmp.path())) {
+    names.push_back(entry.path().filename().string());
+  }
+  CHECK(names == std::vector<std::string>{"stacks.ledger"});  // no temporary left
+
+  StackLedger loaded;
+  auto count = loaded.Load(file);
+  REQUIRE(count.ok());
+  CHECK(*count == 2);
+  CHECK(Same(loaded.Get("acme"), {3, 1700000000, digest}));
+  CHECK(Same(loaded.Get("globex"), {4, 0, std::string(64, 'b')}));
+
+  // Saving again replaces the file.
+  ledger.Erase("globex");
+  REQUIRE(ledger.Save(file).ok());
+  REQUIRE(loaded.Load(file).ok());
+  CHECK_FALSE(loaded.Get("globex").has_value());
+}
+
+TEST_CASE("stack ledger: a missing file is empty, malformed lines are skipped") {
+  TempDir tmp;
+  StackLedger ledger;
+  ledger.Put("stale", {1, 1, std::string(64, 'c')});
+  auto none = ledger.Load(tmp.path() / "missing");
+  REQUIRE(none.ok());
+  CHECK(*none == 0);
+  CHECK(ledger.Snapshot().empty());
+
+  const std::string good(64, 'd');
+  const fs::path file = tmp.Write("ledger",
+                                  "# comment\n"
+                                  "acme 3 17 " +
+                                      good +
+                                      "\n"
+                                      "short 3 17 abc\n"
+                                      "words x 17 " +
+                                      good +
+                                      "\n"
+                                      "extra 3 17 " +
+                                      good +
+                                      " more\n"
+                                      "neg -1 17 " +
+                                      good +
+                                      "\n"
+                                      "\n");
+  auto count = ledger.Load(file);
+  REQUIRE(count.ok());
+  CHECK(*count == 1);
+  CHECK(Same(ledger.Get("acme"), {3, 17, good}));
+}
+
+TEST_CASE("stack ledger: concurrent use is safe") {
+  StackLedger ledger;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&ledger, t] {
+      for (int i = 0; i < 500; ++i) {
+        const std::string name = "ws" + std::to_string((i + t) % 16);
+        ledger.Put(name, {i + 1, i, std::string(64, 'e')});
+        (void)ledger.Get(name);
+        if (i % 7 == 0) ledger.Erase(name);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(ledger.Snapshot().size() <= 16);
+}
+
+}  // namespace tmaster::stacks

@@ -1,0 +1,814 @@
+// The Portainer adapter of StackGateway against the built portainer-sim binary: what each call
+// sends (checked in the simulator's state and request log), and how the faults the simulator
+// injects come out (timeouts, 5xx, endpoint down, foreign names, bad key). One simulator
+// process; every test case starts from POST /__sim/reset.
+#include <doctest/doctest.h>
+#include <httplib.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>  // mkdtemp
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/secret.hpp"
+#include "reconcilers/stacks/portainer_http.hpp"
+#include "tools/portainer-sim/sim_process.hpp"
+
+namespace {
+
+namespace json = boost::json;
+namespace stacks = tmaster::stacks;
+using tmaster::FailureKind;
+using tmaster::Secret;
+using tmaster::tools::portainer_sim::SimProcess;
+using namespace std::chrono_literals;
+
+const std::string kBinary = std::string(TM_BINARY_DIR) + "/portainer-sim";
+const std::string kApiKey = "ptr_cG9ydGFpbmVyLWh0dHAtaXRlc3Qta2V5LTAxMjM0NTY3ODk=";
+const std::string kPassword = "pw-9f3K2x7QzL";
+const std::string kDatabaseUrl = "postgresql://tm_acme:pw-9f3K2x7QzL@db.internal:5432/tm_acme";
+
+SimProcess& Sim() {
+  static SimProcess process([] {
+    SimProcess::Options options;
+    options.binary = kBinary;
+    options.args = {"--api-key-env", "PORTAINER_HTTP_ITEST_KEY", "--endpoints", "2"};
+    options.env = {{"PORTAINER_HTTP_ITEST_KEY", kApiKey}};
+    return options;
+  }());
+  return process;
+}
+
+// --- talking to the simulator directly (its control plane, or the API as "someone else") ---
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  [[nodiscard]] json::value Json() const { return json::parse(body); }
+};
+
+Reply Raw(const std::string& method, const std::string& path, const std::string& body = "",
+          bool with_key = false) {
+  httplib::Client client("127.0.0.1", Sim().port());
+  client.set_read_timeout(10s);
+  httplib::Request req;
+  req.method = method;
+  req.path = path;
+  req.body = body;
+  if (!body.empty()) req.headers.emplace("Content-Type", "application/json");
+  if (with_key) req.headers.emplace("X-API-Key", kApiKey);
+  const httplib::Result result = client.send(req);
+  REQUIRE_MESSAGE(result, method << " " << path << ": no answer");
+  return {result->status, result->body};
+}
+
+void Reset() { REQUIRE(Raw("POST", "/__sim/reset", R"({"endpoints":2})").status == 204); }
+
+void Knob(const std::string& method, const std::string& path, const json::value& body,
+          int status = 200) {
+  const Reply reply = Raw(method, path, json::serialize(body));
+  REQUIRE_MESSAGE(reply.status == status, path << ": " << reply.body);
+}
+
+json::object State() { return Raw("GET", "/__sim/state").Json().as_object(); }
+
+json::array SimStacks() { return State().at("stacks").as_array(); }
+
+json::object SimStack(int id) {
+  for (const auto& stack : SimStacks()) {
+    if (stack.at("Id").to_number<int>() == id) return stack.as_object();
+  }
+  FAIL("stack " << id << " is not in /__sim/state");
+  return {};
+}
+
+/// Creates a stack through the API as a human would (no marker unless `env` has one).
+int CreateDirectly(const std::string& name, int endpoint, const json::value& env) {
+  json::object body{{"Name", name}, {"StackFileContent", "services:\n  x:\n    image: busybox\n"}};
+  if (!env.is_null()) body["Env"] = env;
+  const Reply reply =
+      Raw("POST", "/api/stacks/create/standalone/string?endpointId=" + std::to_string(endpoint),
+          json::serialize(body), true);
+  REQUIRE_MESSAGE(reply.status == 200, reply.body);
+  return reply.Json().at("Id").to_number<int>();
+}
+
+// --- the gateway under test ---
+
+struct Sleeps {
+  std::mutex mutex;
+  std::vector<std::chrono::milliseconds> delays;
+
+  stacks::SleepFunction Recorder() {
+    return [this](std::chrono::milliseconds delay) {
+      const std::lock_guard lock(mutex);
+      delays.push_back(delay);
+    };
+  }
+};
+
+stacks::PortainerOptions Options(const std::string& key = kApiKey) {
+  stacks::PortainerOptions options;
+  options.url = Sim().BaseUrl();
+  options.api_key = Secret(key);
+  options.read_timeout = 5000ms;
+  options.jitter_seed = 42;
+  return options;
+}
+
+std::unique_ptr<stacks::PortainerGateway> Gateway(Sleeps& sleeps,
+                                                  stacks::PortainerOptions options = Options()) {
+  return stacks::MakePortainerGateway(std::move(options), sleeps.Recorder());
+}
+
+std::string File(const std::string& version) {
+  return "services:\n  app:\n    image: ghcr.io/acme/product:${TM_VERSION}\n    env_file: "
+         "stack.env\n# " +
+         version + "\n";
+}
+
+stacks::DesiredStack Desired(const std::string& workspace, int endpoint,
+                             const std::string& version = "1.0", bool active = true) {
+  stacks::DesiredStack d;
+  d.workspace = workspace;
+  d.name = "tm-" + workspace;
+  d.endpoint = endpoint;
+  d.file = File(version);
+  d.env = {{"DATABASE_URL", kDatabaseUrl, true},
+           {"DB_PASSWORD", kPassword, true},
+           {"TM_HOST", workspace + ".example.org", false},
+           {"TM_VERSION", version, false},
+           {"TM_WORKSPACE", workspace, false}};
+  d.active = active;
+  return d;
+}
+
+json::array EnvJson(const std::vector<stacks::EnvVar>& env) {
+  json::array out;
+  for (const auto& var : env) out.push_back(json::object{{"name", var.name}, {"value", var.value}});
+  return out;
+}
+
+stacks::ApplyResult MustApply(stacks::PortainerGateway& gateway, const stacks::Action& action) {
+  auto result = gateway.Apply(action);
+  REQUIRE_MESSAGE(result.ok(), result.failure().reason << ": " << result.failure().message);
+  return result.value();
+}
+
+void CheckNoSecrets(const std::string& text) {
+  CHECK(text.find(kApiKey) == std::string::npos);
+  CHECK(text.find(kPassword) == std::string::npos);
+  CHECK(text.find(kDatabaseUrl) == std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+Reply Api(const std::string& method, const std::string& path, const std::string& body = "") {
+  return Raw(method, path, body, true);
+}
+
+std::int64_t Int(const json::object& o, const char* key) {
+  return o.at(key).to_number<std::int64_t>();
+}
+
+std::vector<stacks::EnvVar> Plain(std::vector<stacks::EnvVar> env) {
+  for (auto& var : env) var.secret = false;  // EnvVar's == ignores the flag; this is for CHECKs
+  return env;
+}
+
+stacks::Action Create(const stacks::DesiredStack& d) { return stacks::CreateStack{d}; }
+
+}  // namespace
+
+TEST_CASE("List: one call per endpoint, every field mapped, the marker read from TM_WORKSPACE") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  const stacks::DesiredStack acme = Desired("acme", 1);
+  const int ours = CreateDirectly("tm-acme", 1, EnvJson(acme.env));
+  const int legacy = CreateDirectly("Legacy App", 1, json::value(nullptr));  // Env: null
+  const int other = CreateDirectly("tm-other", 2, EnvJson(Desired("other", 2).env));
+  REQUIRE(Api("POST", "/api/stacks/" + std::to_string(legacy) + "/stop?endpointId=1").status ==
+          200);
+  // An edit in Portainer's editor moves UpdateDate.
+  Knob("POST", "/__sim/stacks/" + std::to_string(ours) + "/drift",
+       json::object{{"StackFileContent", "services: {}\n"}});
+
+  auto listed = gateway->List(1);
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 2);
+  const stacks::ObservedStack& a = listed->at(0);
+  CHECK(a.id == ours);
+  CHECK(a.name == "tm-acme");
+  CHECK(a.endpoint == 1);
+  CHECK(a.type == 2);
+  CHECK(a.status == 1);
+  CHECK(a.update_date == Int(SimStack(ours), "UpdateDate"));
+  CHECK(a.update_date > 0);
+  CHECK(a.env == acme.env);
+  CHECK(a.workspace == "acme");
+  for (const auto& var : a.env) {
+    CHECK_MESSAGE(var.secret == (var.name == "DB_PASSWORD" || var.name == "DATABASE_URL"),
+                  var.name);
+  }
+  const stacks::ObservedStack& b = listed->at(1);
+  CHECK(b.id == legacy);
+  CHECK(b.name == "legacyapp");  // stored normalized
+  CHECK(b.status == 2);
+  CHECK(b.env.empty());
+  CHECK(b.workspace.empty());
+  CHECK(Int(SimStack(legacy), "UpdateDate") == 0);
+  CHECK(b.update_date == Int(SimStack(legacy), "CreationDate"));  // never updated
+
+  auto second = gateway->List(2);
+  REQUIRE(second.ok());
+  REQUIRE(second->size() == 1);
+  CHECK(second->at(0).id == other);
+  CHECK(second->at(0).workspace == "other");
+
+  CHECK(gateway->Counts().list == 2);
+  CHECK(gateway->Counts().Total() == 2);
+  const json::array log = State().at("requests").as_array();
+  REQUIRE(log.size() >= 2);
+  const json::object& last = log.back().as_object();
+  CHECK(last.at("method") == "GET");
+  CHECK(last.at("path") == "/api/stacks");
+  CHECK(last.at("query") == "filters=%7B%22EndpointID%22%3A2%7D");
+  CHECK(last.at("status") == 200);
+  CHECK(sleeps.delays.empty());
+}
+
+TEST_CASE("File: the stored compose file; a vanished stack is Transient StackNotFound") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  const int id = CreateDirectly("tm-acme", 1, EnvJson(Desired("acme", 1).env));
+  stacks::ObservedStack observed;
+  observed.id = id;
+  observed.name = "tm-acme";
+  observed.endpoint = 1;
+  auto file = gateway->File(observed);
+  REQUIRE(file.ok());
+  CHECK(*file == "services:\n  x:\n    image: busybox\n");
+
+  observed.id = 999;
+  auto gone = gateway->File(observed);
+  REQUIRE_FALSE(gone.ok());
+  CHECK(gone.failure().kind == FailureKind::kTransient);
+  CHECK(gone.failure().reason == "StackNotFound");
+  CHECK(gone.failure().message.find("\"tm-acme\" (id 999) on endpoint 1") != std::string::npos);
+  CHECK(sleeps.delays.empty());  // not retried: the next pass re-observes
+  CHECK(gateway->Counts().file == 2);
+}
+
+TEST_CASE("CreateStack: list, then one POST; exactly one stack with our file and Env") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  const stacks::DesiredStack d = Desired("acme", 1);
+  const stacks::ApplyResult created = MustApply(*gateway, Create(d));
+  CHECK(created.detail == "created");
+  CHECK(created.calls == 2);
+
+  const json::array all = SimStacks();
+  REQUIRE(all.size() == 1);
+  const json::object& stack = all.at(0).as_object();
+  CHECK(Int(stack, "Id") == created.id);
+  CHECK(stack.at("Name") == "tm-acme");
+  CHECK(Int(stack, "EndpointId") == 1);
+  CHECK(stack.at("Env") == json::value(EnvJson(d.env)));
+  CHECK(stack.at("StackFileContent") == json::value(d.file));
+  CHECK(Int(stack, "Status") == 1);
+  CHECK(stack.at("Running") == true);
+  CHECK(Int(stack, "UpdateDate") == 0);
+  // The ledger records what the next list shows: CreationDate until the first update.
+  CHECK(created.update_date == Int(stack, "CreationDate"));
+  auto listed = gateway->List(1);
+  REQUIRE(listed.ok());
+  CHECK(listed->at(0).update_date == created.update_date);
+
+  // Creating again finds it (ours, identical): adopted, nothing written.
+  const stacks::ApplyResult again = MustApply(*gateway, Create(d));
+  CHECK(again.detail == "adopted");
+  CHECK(again.id == created.id);
+  CHECK(again.update_date == created.update_date);
+  CHECK(again.calls == 2);  // list + file
+  CHECK(SimStacks().size() == 1);
+  const stacks::CallCounts counts = gateway->Counts();
+  CHECK(counts.create == 1);
+  CHECK(counts.update == 0);
+  CHECK(counts.list == 3);
+  CHECK(counts.file == 1);
+  CHECK(sleeps.delays.empty());
+}
+
+TEST_CASE("CreateStack of a suspended workspace creates, then stops") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  const stacks::ApplyResult r = MustApply(*gateway, Create(Desired("acme", 1, "1.0", false)));
+  CHECK(r.detail == "created, stopped");
+  CHECK(r.calls == 3);
+  const json::object stack = SimStack(r.id);
+  CHECK(Int(stack, "Status") == 2);
+  CHECK(stack.at("Running") == false);
+}
+
+TEST_CASE("CreateStack adopts a stale copy of our own stack and brings it up to date") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  const int id = CreateDirectly("tm-acme", 1, EnvJson(Desired("acme", 1, "0.9").env));
+  const stacks::DesiredStack d = Desired("acme", 1, "1.0");
+  const stacks::ApplyResult r = MustApply(*gateway, Create(d));
+  CHECK(r.id == id);
+  CHECK(r.detail == "adopted, updated");
+  const json::object stack = SimStack(id);
+  CHECK(stack.at("Env") == json::value(EnvJson(d.env)));
+  CHECK(stack.at("StackFileContent") == json::value(d.file));
+  CHECK(r.update_date == Int(stack, "UpdateDate"));
+  CHECK(SimStacks().size() == 1);
+  CHECK(gateway->Counts().create == 0);
+}
+
+TEST_CASE("UpdateStack: PUT with the file and the FULL Env, endpointId of the stack") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  const stacks::ApplyResult created = MustApply(*gateway, Create(Desired("acme", 2)));
+  CHECK(Int(SimStack(created.id), "UpdateDate") == 0);
+
+  const stacks::DesiredStack d2 = Desired("acme", 2, "2.0");
+  const stacks::ApplyResult updated =
+      MustApply(*gateway, stacks::UpdateStack{created.id, d2, {"file", "env:TM_VERSION"}});
+  CHECK(updated.detail == "updated");
+  CHECK(updated.id == created.id);
+  CHECK(updated.calls == 1);
+  const json::object stack = SimStack(created.id);
+  CHECK(stack.at("Env") == json::value(EnvJson(d2.env)));  // every variable, not only TM_VERSION
+  CHECK(stack.at("StackFileContent") == json::value(d2.file));
+  CHECK(Int(stack, "UpdateDate") > 0);  // moved
+  CHECK(updated.update_date == Int(stack, "UpdateDate"));
+  CHECK(Int(stack, "EndpointId") == 2);  // not re-pointed
+  auto listed = gateway->List(2);
+  REQUIRE(listed.ok());
+  CHECK(listed->at(0).update_date == updated.update_date);
+  CHECK(Plain(listed->at(0).env) == d2.env);
+
+  const json::object last = State().at("requests").as_array().at(2).as_object();
+  CHECK(last.at("method") == "PUT");
+  CHECK(last.at("path") == json::value("/api/stacks/" + std::to_string(created.id)));
+  CHECK(last.at("query") == "endpointId=2");
+}
+
+TEST_CASE("Start, stop, delete, and their already-converged answers") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  const int id = MustApply(*gateway, Create(Desired("acme", 1))).id;
+  const stacks::StopStack stop{id, 1, "tm-acme"};
+  const stacks::StartStack start{id, 1, "tm-acme"};
+  const stacks::DeleteStack remove{id, 1, "tm-acme"};
+
+  CHECK(MustApply(*gateway, stop).detail == "stopped");
+  CHECK(Int(SimStack(id), "Status") == 2);
+  CHECK(SimStack(id).at("Running") == false);
+  CHECK(MustApply(*gateway, stop).detail == "already inactive");  // Portainer's 400
+
+  CHECK(MustApply(*gateway, start).detail == "started");
+  CHECK(Int(SimStack(id), "Status") == 1);
+  CHECK(SimStack(id).at("Running") == true);
+  CHECK(MustApply(*gateway, start).detail == "already running");  // Portainer's 409
+
+  const stacks::ApplyResult deleted = MustApply(*gateway, remove);
+  CHECK(deleted.detail == "deleted");
+  CHECK(deleted.calls == 1);
+  CHECK(SimStacks().empty());
+  CHECK(MustApply(*gateway, remove).detail == "already gone");  // Portainer's 404
+  CHECK(sleeps.delays.empty());
+  const stacks::CallCounts counts = gateway->Counts();
+  CHECK(counts.start == 2);
+  CHECK(counts.stop == 2);
+  CHECK(counts.remove == 2);
+}
+
+TEST_CASE("a create whose answer times out after Portainer stored it: one stack, adopted") {
+  Reset();
+  Sleeps sleeps;
+  stacks::PortainerOptions options = Options();
+  options.read_timeout = 500ms;
+  auto gateway = Gateway(sleeps, options);
+  Knob("POST", "/__sim/faults",
+       json::object{{"route", "POST /api/stacks/create/{type}/{method}"},
+                    {"action", "timeout"},
+                    {"delayMs", 2000}});
+  const stacks::DesiredStack d = Desired("acme", 1);
+  const auto started = std::chrono::steady_clock::now();
+  const stacks::ApplyResult r = MustApply(*gateway, Create(d));
+  CHECK(std::chrono::steady_clock::now() - started < 1900ms);
+  CHECK(r.detail == "adopted");
+
+  const json::array all = SimStacks();
+  REQUIRE(all.size() == 1);
+  CHECK(Int(all.at(0).as_object(), "Id") == r.id);
+  CHECK(all.at(0).at("Env") == json::value(EnvJson(d.env)));
+  const stacks::CallCounts counts = gateway->Counts();
+  CHECK(counts.create == 1);  // never re-POSTed
+  CHECK(counts.list == 2);    // before the POST, and again after the timeout
+  CHECK(sleeps.delays.size() == 1);
+  std::this_thread::sleep_for(2s);  // let the late answer go before the next reset
+}
+
+TEST_CASE("500s on create and 503s on list back off with growing delays and recover") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  Knob("POST", "/__sim/faults",
+       json::object{
+           {"route", "POST /api/stacks/create/{type}/{method}"}, {"action", "fail"}, {"times", 2}});
+  const stacks::ApplyResult r = MustApply(*gateway, Create(Desired("acme", 1)));
+  CHECK(r.detail == "created");
+  CHECK(r.calls == 6);  // (list + POST) x 3
+  CHECK(SimStacks().size() == 1);
+  CHECK(gateway->Counts().create == 3);
+  REQUIRE(sleeps.delays.size() == 2);
+  CHECK(sleeps.delays[0] >= 100ms);
+  CHECK(sleeps.delays[0] <= 150ms);
+  CHECK(sleeps.delays[1] >= 200ms);
+  CHECK(sleeps.delays[1] <= 300ms);
+
+  Knob("POST", "/__sim/faults",
+       json::object{
+           {"route", "GET /api/stacks"}, {"action", "fail"}, {"status", 503}, {"times", 2}});
+  auto listed = gateway->List(1);
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == 1);
+  REQUIRE(sleeps.delays.size() == 4);
+  CHECK(sleeps.delays[2] < sleeps.delays[3]);
+  CHECK(gateway->Counts().retries == 4);
+}
+
+TEST_CASE("a deploy failing on every attempt: Transient StackDeployFailed, secrets scrubbed") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  Knob("POST", "/__sim/faults",
+       json::object{{"deployFailures", 10},
+                    {"message", "interpolating DB_PASSWORD=" + kPassword +
+                                    " DATABASE_URL=" + kDatabaseUrl + ": image not found"}});
+  auto r = gateway->Apply(Create(Desired("acme", 1)));
+  REQUIRE_FALSE(r.ok());
+  const tmaster::Failure& f = r.failure();
+  CHECK(f.kind == FailureKind::kTransient);
+  CHECK(f.reason == "StackDeployFailed");
+  CHECK(f.message.find("create stack \"tm-acme\" on endpoint 1") == 0);
+  CHECK(f.message.find("failed to deploy a stack") != std::string::npos);
+  CHECK(f.message.find("image not found") != std::string::npos);
+  CHECK(f.message.find("<redacted>") != std::string::npos);
+  CHECK(f.message.find("after 4 attempts") != std::string::npos);
+  CheckNoSecrets(f.message);
+  CHECK(SimStacks().empty());
+  CHECK(gateway->Counts().create == 4);
+  REQUIRE(sleeps.delays.size() == 3);
+  CHECK(sleeps.delays[0] < sleeps.delays[1]);
+  CHECK(sleeps.delays[1] < sleeps.delays[2]);
+  Knob("DELETE", "/__sim/faults", json::object{}, 204);
+}
+
+TEST_CASE("an endpoint down fails its writes (Transient) while another endpoint works") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  const int beta = MustApply(*gateway, Create(Desired("beta", 2))).id;
+  Knob("POST", "/__sim/endpoints/2/down", json::object{});
+
+  auto create = gateway->Apply(Create(Desired("gamma", 2)));
+  REQUIRE_FALSE(create.ok());
+  CHECK(create.failure().kind == FailureKind::kTransient);
+  CHECK(create.failure().reason == "StackDeployFailed");
+  CHECK(create.failure().message.find("\"tm-gamma\" on endpoint 2") != std::string::npos);
+  CHECK(create.failure().message.find("Cannot connect to the Docker daemon") != std::string::npos);
+
+  auto update = gateway->Apply(stacks::UpdateStack{beta, Desired("beta", 2, "2.0"), {"file"}});
+  REQUIRE_FALSE(update.ok());
+  CHECK(update.failure().kind == FailureKind::kTransient);
+  CHECK(update.failure().message.find("(id " + std::to_string(beta) + ") on endpoint 2") !=
+        std::string::npos);
+
+  auto listed = gateway->List(2);  // Portainer's database still answers
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == 1);
+
+  CHECK(MustApply(*gateway, Create(Desired("acme", 1))).detail == "created");
+  CHECK(SimStacks().size() == 2);
+}
+
+TEST_CASE("Portainer unreachable: Transient PortainerUnreachable after max_attempts") {
+  Sleeps sleeps;
+  stacks::PortainerOptions options = Options();
+  options.url = "http://127.0.0.1:1";
+  auto gateway = Gateway(sleeps, options);
+  auto listed = gateway->List(1);
+  REQUIRE_FALSE(listed.ok());
+  CHECK(listed.failure().kind == FailureKind::kTransient);
+  CHECK(listed.failure().reason == "PortainerUnreachable");
+  CHECK(listed.failure().message.find("list stacks of endpoint 1") == 0);
+  CHECK(sleeps.delays.size() == 3);
+  CHECK(gateway->Counts().list == 4);
+
+  // HTTPS against a plain-HTTP port fails the handshake: transient, never a plain-text retry.
+  Sleeps none;
+  options.url = "https://127.0.0.1:" + std::to_string(Sim().port());
+  options.max_attempts = 1;
+  auto tls = Gateway(none, options)->List(1);
+  REQUIRE_FALSE(tls.ok());
+  CHECK(tls.failure().kind == FailureKind::kTransient);
+  CHECK(none.delays.empty());
+}
+
+TEST_CASE("a foreign stored stack holding the name: Stalled StackConflict, nothing changed") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  CreateDirectly("tm-acme", 1, json::array{json::object{{"name", "OWNER"}, {"value", "ops"}}});
+  CreateDirectly("tm-beta", 1, EnvJson(Desired("other", 1).env));  // another workspace's marker
+  const std::string before = json::serialize(SimStacks());
+
+  auto r = gateway->Apply(Create(Desired("acme", 1)));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.failure().kind == FailureKind::kStalled);
+  CHECK(r.failure().reason == "StackConflict");
+  CHECK(r.failure().message.find("\"tm-acme\"") != std::string::npos);
+  CHECK(r.failure().message.find("endpoint 1") != std::string::npos);
+  CHECK(r.failure().message.find("without our TM_WORKSPACE marker") != std::string::npos);
+
+  auto other = gateway->Apply(Create(Desired("beta", 1)));
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.failure().reason == "StackConflict");
+  CHECK(other.failure().message.find("marked for workspace \"other\"") != std::string::npos);
+
+  CHECK(json::serialize(SimStacks()) == before);
+  CHECK(gateway->Counts().Writes() == 0);
+  CHECK(sleeps.delays.empty());
+}
+
+TEST_CASE("a 409 from a compose project Portainer did not create: Stalled StackConflict") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  // Portainer's compose quirk: a foreign project blocks the name when some stored stack has it.
+  CreateDirectly("tm-acme", 2, EnvJson(Desired("acme", 2).env));
+  Knob("POST", "/__sim/foreign",
+       json::object{{"endpointId", 1}, {"name", "tm-acme"}, {"kind", "compose"}}, 204);
+  auto r = gateway->Apply(Create(Desired("acme", 1)));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.failure().kind == FailureKind::kStalled);
+  CHECK(r.failure().reason == "StackConflict");
+  CHECK(r.failure().message.find("409") != std::string::npos);
+  CHECK(r.failure().message.find("compose project") != std::string::npos);
+  CHECK(r.failure().message.find("endpoint 1") != std::string::npos);
+  CHECK(SimStacks().size() == 1);
+  CHECK(gateway->Counts().create == 1);
+}
+
+TEST_CASE("a 409 because our own stack appeared meanwhile: re-listed and adopted") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  Knob("POST", "/__sim/faults",
+       json::object{{"route", "POST /api/stacks/create/{type}/{method}"},
+                    {"action", "delay"},
+                    {"delayMs", 1500}});
+  const stacks::DesiredStack d = Desired("acme", 1);
+  auto pending = std::async(std::launch::async, [&] { return gateway->Apply(Create(d)); });
+  std::this_thread::sleep_for(400ms);  // the gateway listed (nothing) and its POST is held
+  const int id = CreateDirectly("tm-acme", 1, EnvJson(Desired("acme", 1, "0.9").env));
+  auto r = pending.get();
+  REQUIRE_MESSAGE(r.ok(), r.failure().message);
+  CHECK(r->id == id);
+  CHECK(r->detail == "adopted, updated");
+  REQUIRE(SimStacks().size() == 1);
+  CHECK(SimStack(id).at("Env") == json::value(EnvJson(d.env)));
+  CHECK(SimStack(id).at("StackFileContent") == json::value(d.file));
+}
+
+TEST_CASE("bad or missing API key: Stalled PortainerUnauthorized, the key in no message") {
+  Reset();
+  const std::string bad_key = "ptr_bm90LXRoZS1yaWdodC1rZXktYXQtYWxsLXNvcnJ5LTAxMjM0NTY=";
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps, Options(bad_key));
+  auto listed = gateway->List(1);
+  REQUIRE_FALSE(listed.ok());
+  CHECK(listed.failure().kind == FailureKind::kStalled);
+  CHECK(listed.failure().reason == "PortainerUnauthorized");
+  CHECK(listed.failure().message.find("401 Invalid JWT token") != std::string::npos);
+  CHECK(listed.failure().message.find(bad_key) == std::string::npos);
+
+  auto created = gateway->Apply(Create(Desired("acme", 1)));
+  REQUIRE_FALSE(created.ok());
+  CHECK(created.failure().reason == "PortainerUnauthorized");
+  CHECK(created.failure().message.find(bad_key) == std::string::npos);
+  CheckNoSecrets(created.failure().message);
+  CHECK(gateway->Counts().create == 0);  // stalled at the list, nothing POSTed
+  CHECK(sleeps.delays.empty());
+  CHECK(SimStacks().empty());
+
+  auto keyless = Gateway(sleeps, Options(""));
+  auto none = keyless->List(1);
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.failure().reason == "PortainerUnauthorized");
+  CHECK(keyless->Counts().Total() == 0);
+
+  // Even when Portainer (or a proxy) echoes the key, it is scrubbed.
+  auto good = Gateway(sleeps);
+  Knob("POST", "/__sim/faults",
+       json::object{{"route", "GET /api/stacks"},
+                    {"action", "fail"},
+                    {"status", 400},
+                    {"message", "rejected key " + kApiKey}});
+  auto echoed = good->List(1);
+  REQUIRE_FALSE(echoed.ok());
+  CHECK(echoed.failure().reason == "PortainerBadRequest");
+  CHECK(echoed.failure().message.find("rejected key <redacted>") != std::string::npos);
+  CheckNoSecrets(echoed.failure().message);
+}
+
+TEST_CASE("configuration errors stall without a call, and never echo the URL's credentials") {
+  Sleeps sleeps;
+  stacks::PortainerOptions options = Options();
+  options.url = "http://admin:hunter2@127.0.0.1:9000";
+  auto gateway = Gateway(sleeps, options);
+  auto r = gateway->Apply(stacks::StartStack{1, 1, "tm-acme"});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.failure().kind == FailureKind::kStalled);
+  CHECK(r.failure().reason == "PortainerConfigInvalid");
+  CHECK(r.failure().message.find("hunter2") == std::string::npos);
+  CHECK(r.failure().message.find("start stack \"tm-acme\" (id 1) on endpoint 1") == 0);
+  CHECK(gateway->Counts().Total() == 0);
+}
+
+TEST_CASE("request log: X-API-Key on every call, endpointId of the stack on every write") {
+  Reset();
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  std::map<int, int> endpoint_of;
+  const auto create = [&](const stacks::DesiredStack& d) {
+    const int id = MustApply(*gateway, Create(d)).id;
+    endpoint_of[id] = d.endpoint;
+    return id;
+  };
+  const int a = create(Desired("acme", 1));
+  const int b = create(Desired("beta", 2));
+  const int c = create(Desired("gamma", 2, "1.0", false));
+  MustApply(*gateway, stacks::UpdateStack{b, Desired("beta", 2, "2.0"), {"env:TM_VERSION"}});
+  MustApply(*gateway, stacks::StopStack{a, 1, "tm-acme"});
+  MustApply(*gateway, stacks::StartStack{a, 1, "tm-acme"});
+  MustApply(*gateway, stacks::DeleteStack{b, 2, "tm-beta"});
+  MustApply(*gateway, stacks::DeleteStack{b, 2, "tm-beta"});
+  MustApply(*gateway, stacks::DeleteStack{a, 1, "tm-acme"});
+  CHECK(Int(SimStack(c), "Status") == 2);
+  CHECK(MustApply(*gateway, Create(Desired("gamma", 2))).detail == "adopted, started");
+  CHECK(Int(SimStack(c), "Status") == 1);
+
+  const json::array log = State().at("requests").as_array();
+  CHECK(static_cast<std::int64_t>(log.size()) == gateway->Counts().Total());
+  std::vector<std::int64_t> create_endpoints;
+  int writes = 0;
+  for (const auto& item : log) {
+    const json::object& entry = item.as_object();
+    const std::string method(entry.at("method").as_string());
+    const std::string path(entry.at("path").as_string());
+    const std::string query(entry.at("query").as_string());
+    CHECK_MESSAGE(entry.at("auth") == "apikey", method << " " << path);  // never Authorization
+    CHECK(entry.at("status").to_number<int>() < 500);
+    if (method == "GET") continue;
+    ++writes;
+    if (path == "/api/stacks/create/standalone/string") {
+      create_endpoints.push_back(std::stoll(query.substr(query.find('=') + 1)));
+      CHECK(query.rfind("endpointId=", 0) == 0);
+      continue;
+    }
+    const std::string rest = path.substr(std::string("/api/stacks/").size());
+    const int id = std::stoi(rest.substr(0, rest.find('/')));
+    REQUIRE(endpoint_of.count(id) == 1);
+    CHECK_MESSAGE(query == "endpointId=" + std::to_string(endpoint_of[id]), method << " " << path);
+  }
+  CHECK(create_endpoints == std::vector<std::int64_t>{1, 2, 2});
+  CHECK(writes == gateway->Counts().Writes());
+  CHECK(writes == 11);  // 3 creates + the stop of the suspended one, PUT, stop, start, 3 deletes,
+                        // the start of the adopted one
+}
+
+namespace {
+
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM files in a fresh folder.
+struct TlsFiles {
+  std::filesystem::path dir;
+  std::string cert;
+  std::string key;
+
+  TlsFiles() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "tm-tls-XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    dir = pattern;
+    cert = (dir / "cert.pem").string();
+    key = (dir / "key.pem").string();
+    EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+    REQUIRE(pkey != nullptr);
+    X509* x509 = X509_new();
+    X509_set_version(x509, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x509), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x509), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x509), 3600);
+    X509_set_pubkey(x509, pkey);
+    X509_NAME* name = X509_get_subject_name(x509);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("portainer.test"), -1, -1, 0);
+    X509_set_issuer_name(x509, name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, x509, x509, nullptr, nullptr, 0);
+    for (const auto& [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
+                                     std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+      REQUIRE(ext != nullptr);
+      X509_add_ext(x509, ext, -1);
+      X509_EXTENSION_free(ext);
+    }
+    REQUIRE(X509_sign(x509, pkey, EVP_sha256()) > 0);
+    BIO* cert_out = BIO_new_file(cert.c_str(), "w");
+    BIO* key_out = BIO_new_file(key.c_str(), "w");
+    REQUIRE((cert_out != nullptr && key_out != nullptr));
+    PEM_write_bio_X509(cert_out, x509);
+    PEM_write_bio_PrivateKey(key_out, pkey, nullptr, nullptr, 0, nullptr, nullptr);
+    BIO_free(cert_out);
+    BIO_free(key_out);
+    X509_free(x509);
+    EVP_PKEY_free(pkey);
+  }
+  ~TlsFiles() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+  TlsFiles(const TlsFiles&) = delete;
+  TlsFiles& operator=(const TlsFiles&) = delete;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "HTTPS: the certificate is verified (CA bundle or skip), the key goes only in X-API-Key") {
+  TlsFiles tls;
+  httplib::SSLServer server(tls.cert.c_str(), tls.key.c_str());
+  REQUIRE(server.is_valid());
+  std::mutex mutex;
+  std::vector<std::string> seen;  // "<X-API-Key>|<Authorization>|<Cookie>" per request
+  server.Get("/api/stacks", [&](const httplib::Request& req, httplib::Response& res) {
+    const std::lock_guard lock(mutex);
+    seen.push_back(req.get_header_value("X-API-Key") + "|" + req.get_header_value("Authorization") +
+                   "|" + req.get_header_value("Cookie"));
+    res.set_content("[]", "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread serving([&] { server.listen_after_bind(); });
+
+  stacks::PortainerOptions options = Options();
+  options.url = "https://127.0.0.1:" + std::to_string(port) + "/";
+  options.max_attempts = 1;
+  Sleeps sleeps;
+
+  auto unverified = Gateway(sleeps, options)->List(1);  // self-signed, system CAs only
+  REQUIRE_FALSE(unverified.ok());
+  CHECK(unverified.failure().kind == FailureKind::kStalled);
+  CHECK(unverified.failure().reason == "PortainerTlsFailed");
+
+  options.ca_cert_file = tls.cert;
+  auto trusted = Gateway(sleeps, options)->List(1);
+  CHECK_MESSAGE(trusted.ok(), (trusted.ok() ? "" : trusted.failure().message));
+
+  options.ca_cert_file.clear();
+  options.insecure_skip_verify = true;
+  auto skipped = Gateway(sleeps, options)->List(1);
+  CHECK_MESSAGE(skipped.ok(), (skipped.ok() ? "" : skipped.failure().message));
+
+  server.stop();
+  serving.join();
+  const std::lock_guard lock(mutex);
+  REQUIRE(seen.size() == 2);  // the unverified attempt never sent a request
+  for (const auto& headers : seen) CHECK(headers == kApiKey + "||");
+}
