@@ -5,6 +5,8 @@
 #                                         loopback port, write TM_PG_DSN, PGHOST... to ENVFILE
 #   scripts/pg-private.sh stop ENVFILE    stop it and remove its folder
 #
+# TM_PG_FSYNC=off and TM_PG_EXTRA_CONF='lines' adjust postgresql.conf (the benchmarks use them).
+#
 # PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user; its
 # folder lives under /tmp because that user may not be able to enter the checkout's parents.
 set -euo pipefail
@@ -43,6 +45,7 @@ unix_socket_directories = '$dir'
 max_connections = 300
 shared_preload_libraries = 'pg_stat_statements'
 fsync = ${TM_PG_FSYNC:-on}
+${TM_PG_EXTRA_CONF:-}
 CONF
   as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
   umask 077
