@@ -232,7 +232,7 @@ TEST_CASE("List: one call per endpoint, every field mapped, the marker read from
   CHECK(b.env.empty());
   CHECK(b.workspace.empty());
   CHECK(Int(SimStack(legacy), "UpdateDate") == 0);
-  CHECK(b.update_date == Int(SimStack(legacy), "CreationDate"));  // never updated
+  CHECK(b.update_date == 0);  // never updated: UpdateDate as Portainer keeps it
 
   auto second = gateway->List(2);
   REQUIRE(second.ok());
@@ -295,8 +295,8 @@ TEST_CASE("CreateStack: list, then one POST; exactly one stack with our file and
   CHECK(Int(stack, "Status") == 1);
   CHECK(stack.at("Running") == true);
   CHECK(Int(stack, "UpdateDate") == 0);
-  // The ledger records what the next list shows: CreationDate until the first update.
-  CHECK(created.update_date == Int(stack, "CreationDate"));
+  // The ledger records what the next list shows: UpdateDate, 0 until the first update.
+  CHECK(created.update_date == 0);
   auto listed = gateway->List(1);
   REQUIRE(listed.ok());
   CHECK(listed->at(0).update_date == created.update_date);
