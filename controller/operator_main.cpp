@@ -15,6 +15,9 @@
 #include "manifests/config.hpp"
 #include "manifests/loader.hpp"
 #include "reconcilers/postgres/postgres_libpq.hpp"
+#include "reconcilers/stacks/directory_backend.hpp"
+#include "reconcilers/stacks/ledger.hpp"
+#include "reconcilers/stacks/portainer_http.hpp"
 
 namespace {
 
@@ -123,6 +126,8 @@ int Run(const Args& args) {
   const int workers = args.workers > 0 ? args.workers : config.reconcile.workers;
   std::vector<std::unique_ptr<postgres::PostgresGateway>> owned;
   controller::Gateways gateways;
+  controller::StacksContext stacks_context;
+  stacks_context.config = &config;
   for (const auto& cluster : config.clusters) {
     Outcome<Secret> dsn = controller::ResolveSecret(cluster.dsn, "clusters." + cluster.name + ".dsn");
     if (!dsn) {
@@ -131,7 +136,41 @@ int Run(const Args& args) {
     }
     owned.push_back(postgres::MakeLibpqGateway(cluster.name, *dsn, {.pool_size = workers}));
     gateways.emplace(cluster.name, owned.back().get());
+    const auto host_port = postgres::DsnHostPort(*dsn);
+    controller::DbAddress address;
+    if (host_port) address = {host_port->first, host_port->second};
+    if (!cluster.stacks_host.empty()) address.host = cluster.stacks_host;
+    if (cluster.stacks_port != 0) address.port = cluster.stacks_port;
+    stacks_context.clusters.emplace(cluster.name, address);
   }
+
+  std::unique_ptr<stacks::StackGateway> stack_gateway;
+  std::filesystem::path ledger_file = config.stacks.ledger_file;
+  if (config.stacks.backend == "portainer") {
+    Outcome<Secret> key =
+        controller::ResolveSecret(config.stacks.portainer.api_key, "stacks.portainer.apiKey");
+    if (!key) {
+      std::cerr << "tenant-operator: " << key.failure().message << '\n';
+      return 2;
+    }
+    stacks::PortainerOptions portainer;
+    portainer.url = config.stacks.portainer.url;
+    portainer.api_key = *key;
+    portainer.insecure_skip_verify = config.stacks.portainer.insecure_skip_verify;
+    stack_gateway = stacks::MakePortainerGateway(std::move(portainer));
+  } else {
+    stack_gateway = stacks::MakeDirectoryBackend(config.stacks.directory);
+    if (ledger_file.empty()) ledger_file = config.stacks.directory / ".tenant-master-ledger";
+  }
+  stacks::StackLedger ledger;
+  if (!ledger_file.empty()) {
+    // The ledger only saves file reads: an unreadable one costs reads, never a wrong plan.
+    if (auto read = ledger.Load(ledger_file); !read) {
+      std::cerr << "tenant-operator: " << read.failure().message << " (continuing without)\n";
+    }
+  }
+  stacks_context.gateway = stack_gateway.get();
+  stacks_context.ledger = &ledger;
 
   std::vector<std::filesystem::path> paths;
   for (const auto& source : config.sources) {
@@ -151,8 +190,15 @@ int Run(const Args& args) {
 
   const controller::PassReport report = controller::RunPass(
       fleet, gateways, *master_key,
-      {.dry_run = args.dry_run, .deep = args.deep, .workers = workers});
+      {.dry_run = args.dry_run, .deep = args.deep, .workers = workers}, &stacks_context);
   controller::PrintReport(std::cout, fleet.diagnostics, report, args.dry_run);
+  if (!ledger_file.empty() && !args.dry_run) {
+    std::error_code ignored;
+    std::filesystem::create_directories(ledger_file.parent_path(), ignored);
+    if (Status saved = ledger.Save(ledger_file); !saved) {
+      std::cerr << "tenant-operator: " << saved.failure().message << '\n';
+    }
+  }
   return !fleet.HasErrors() && report.AllReady() ? 0 : 1;
 }
 

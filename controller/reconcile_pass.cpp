@@ -10,20 +10,27 @@
 #include "reconcilers/migrations/migrations.hpp"
 #include "reconcilers/postgres/desired.hpp"
 #include "reconcilers/postgres/model.hpp"
+#include "reconcilers/stacks/plan.hpp"
+#include "reconcilers/stacks/render.hpp"
 
 namespace tmaster::controller {
 namespace {
 
 using postgres::DesiredTenant;
 using postgres::ObservedCluster;
+using StackList = Outcome<std::vector<stacks::ObservedStack>>;
 
 /// Everything a worker needs for one workspace, prepared before the pool starts so the workers
-/// share nothing mutable.
+/// share nothing mutable (the gateways and the ledger are thread-safe).
 struct Job {
   WorkspaceResult result;
+  const manifests::Workspace* workspace = nullptr;
+  const manifests::Product* product = nullptr;
   std::optional<DesiredTenant> desired;
   postgres::Plan plan;
   postgres::PostgresGateway* gateway = nullptr;
+  const StackList* stack_list = nullptr;  ///< the endpoint's list; set for dedicated workspaces
+  std::string stack_note;                 ///< appended to the Ready message
 };
 
 void SetFailure(WorkspaceResult& result, const Failure& failure) {
@@ -33,7 +40,9 @@ void SetFailure(WorkspaceResult& result, const Failure& failure) {
   result.message = failure.message;
 }
 
-void SetConverged(WorkspaceResult& result, const DesiredTenant& desired, std::size_t actions) {
+void SetConverged(Job& job, std::size_t actions) {
+  const DesiredTenant& desired = *job.desired;
+  WorkspaceResult& result = job.result;
   result.ready = true;
   result.phase = desired.suspend ? Phase::kSuspended : Phase::kReady;
   result.reason = desired.suspend ? "Suspended" : (actions == 0 ? "UpToDate" : "Reconciled");
@@ -45,18 +54,31 @@ void SetConverged(WorkspaceResult& result, const DesiredTenant& desired, std::si
     result.message = what + " converged with " + std::to_string(actions) +
                      (actions == 1 ? " action" : " actions");
   }
+  result.message += job.stack_note;
   if (desired.suspend) result.message += "; logins closed (suspended)";
 }
 
-void Apply(Job& job) {
+void SetDryRun(Job& job) {
+  const bool nothing = job.result.plan.empty();
+  job.result.ready = true;
+  job.result.phase = nothing ? (job.desired->suspend ? Phase::kSuspended : Phase::kReady)
+                             : Phase::kProgressing;
+  job.result.reason = nothing ? "UpToDate" : "DryRun";
+  job.result.message = nothing ? "nothing to do"
+                               : std::to_string(job.result.plan.size()) +
+                                     " actions planned, none applied (dry run)";
+}
+
+/// Applies the database plan; false (with the failure set) when an action failed.
+bool ApplyDatabase(Job& job) {
   int applied = 0;
   for (const postgres::Action& action : job.plan.actions) {
     Outcome<postgres::ApplyResult> outcome = job.gateway->Apply(action);
     if (!outcome) {
       SetFailure(job.result, outcome.failure());
       job.result.message += " (after " + std::to_string(applied) + " of " +
-                            std::to_string(job.plan.actions.size()) + " actions)";
-      return;
+                            std::to_string(job.plan.actions.size()) + " database actions)";
+      return false;
     }
     job.result.statements += outcome->statements;
     std::string line = postgres::Describe(action);
@@ -64,15 +86,89 @@ void Apply(Job& job) {
     job.result.applied.push_back(std::move(line));
     ++applied;
   }
-  SetConverged(job.result, *job.desired, job.plan.actions.size());
+  return true;
 }
 
-void RunPool(std::vector<Job*>& jobs, int workers) {
+/// Plans (and unless `dry_run`, applies) the stack of a dedicated workspace after its database
+/// converged. Returns the number of stack actions, or the failure.
+Outcome<std::size_t> ReconcileStack(Job& job, const StacksContext& context, bool dry_run,
+                                    bool deep) {
+  const manifests::Workspace& workspace = *job.workspace;
+  const DesiredTenant& desired = *job.desired;
+  const auto address = context.clusters.find(desired.cluster);
+  if (address == context.clusters.end()) {
+    return Failure::Stalled("InvalidReference", "stack of workspace " + workspace.name +
+                                                    ": cluster \"" + desired.cluster +
+                                                    "\" has no address for stacks");
+  }
+  stacks::DbConnection db{address->second.host, address->second.port, desired.database,
+                          desired.role, desired.password};
+  Outcome<stacks::DesiredStack> stack =
+      stacks::BuildDesiredStack(workspace, *job.product, *context.config, db);
+  if (!stack) return stack.failure();
+  if (!*job.stack_list) return job.stack_list->failure();
+
+  const stacks::ObservedStack* found =
+      stacks::FindStack(**job.stack_list, stack->endpoint, stack->name);
+  std::optional<stacks::LedgerEntry> entry;
+  if (context.ledger != nullptr) entry = context.ledger->Get(workspace.name);
+  std::optional<std::string> file;
+  if (found != nullptr && stacks::IsOurs(workspace.name, *found, entry) &&
+      stacks::NeedsFile(*stack, *found, entry, deep)) {
+    Outcome<std::string> read = context.gateway->File(*found);
+    ++job.result.stack_calls;
+    if (!read) return read.failure();
+    file = std::move(read).value();
+  }
+  const std::optional<stacks::ObservedStack> observed =
+      found != nullptr ? std::optional<stacks::ObservedStack>(*found) : std::nullopt;
+  const stacks::Plan plan = stacks::MakePlan(*stack, observed, entry, file);
+  if (plan.blocked) return *plan.blocked;
+  for (const auto& action : plan.actions) job.result.plan.push_back(stacks::Describe(action));
+  if (dry_run) return plan.actions.size();
+
+  for (const stacks::Action& action : plan.actions) {
+    Outcome<stacks::ApplyResult> outcome = context.gateway->Apply(action);
+    if (!outcome) return outcome.failure();
+    job.result.stack_calls += outcome->calls;
+    if (context.ledger != nullptr) context.ledger->Record(workspace.name, action, *outcome);
+    std::string line = stacks::Describe(action);
+    if (!outcome->detail.empty()) line += ": " + outcome->detail;
+    job.result.applied.push_back(std::move(line));
+  }
+  if (plan.actions.empty() && file && context.ledger != nullptr) {
+    context.ledger->RecordObserved(workspace.name, *found, *file);
+  }
+  job.stack_note = "; stack \"" + stack->name + "\" on endpoint " +
+                   std::to_string(stack->endpoint) +
+                   (plan.actions.empty() ? " up to date" : " converged");
+  return plan.actions.size();
+}
+
+void Run(Job& job, const StacksContext* stacks, const PassOptions& options) {
+  if (!options.dry_run && !ApplyDatabase(job)) return;
+  std::size_t actions = job.plan.actions.size();
+  if (job.stack_list != nullptr) {
+    Outcome<std::size_t> stack = ReconcileStack(job, *stacks, options.dry_run, options.deep);
+    if (!stack) {
+      SetFailure(job.result, stack.failure());
+      return;
+    }
+    actions += *stack;
+  }
+  if (options.dry_run) {
+    SetDryRun(job);
+    return;
+  }
+  SetConverged(job, actions);
+}
+
+void RunPool(std::vector<Job*>& jobs, const StacksContext* stacks, const PassOptions& options) {
   std::atomic<std::size_t> next{0};
   auto work = [&] {
-    for (std::size_t i = next++; i < jobs.size(); i = next++) Apply(*jobs[i]);
+    for (std::size_t i = next++; i < jobs.size(); i = next++) Run(*jobs[i], stacks, options);
   };
-  const auto count = static_cast<std::size_t>(std::max(1, workers));
+  const auto count = static_cast<std::size_t>(std::max(1, options.workers));
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < std::min(count, jobs.size()); ++i) threads.emplace_back(work);
   work();
@@ -102,6 +198,19 @@ void CollectOrphans(const std::string& cluster, const ObservedCluster& observed,
   }
 }
 
+void CollectStackOrphans(const std::map<int, StackList>& lists, const std::set<std::string>& known,
+                         std::vector<Orphan>& out) {
+  for (const auto& [endpoint, list] : lists) {
+    if (!list) continue;
+    for (const auto& stack : *list) {
+      if (stack.workspace.empty() || known.count(stack.workspace) != 0) continue;
+      if (stack.name != stacks::StackName(stack.workspace)) continue;  // not one we would name
+      out.push_back({"endpoint " + std::to_string(endpoint), "stack", stack.name,
+                     stack.workspace});
+    }
+  }
+}
+
 }  // namespace
 
 const char* ToString(Phase phase) {
@@ -122,7 +231,8 @@ bool PassReport::AllReady() const {
 }
 
 PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
-                   const Secret& master_key, const PassOptions& options) {
+                   const Secret& master_key, const PassOptions& options,
+                   const StacksContext* stacks) {
   PassReport report;
 
   // Each product's migrations are read once and shared by all its workspaces.
@@ -142,21 +252,33 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
     ++report.observe_queries;
   }
 
+  // One list call per endpoint serves every dedicated workspace on it.
+  std::map<int, StackList> stack_lists;
+  if (stacks != nullptr && stacks->gateway != nullptr) {
+    for (const manifests::Workspace& workspace : fleet.workspaces) {
+      if (!workspace.dedicated || stack_lists.count(workspace.dedicated->endpoint) != 0) continue;
+      const int endpoint = workspace.dedicated->endpoint;
+      stack_lists.emplace(endpoint, stacks->gateway->List(endpoint));
+      ++report.stack_list_calls;
+    }
+  }
+
   std::vector<Job> jobs;
   jobs.reserve(fleet.workspaces.size());
   for (const manifests::Workspace& workspace : fleet.workspaces) {
     Job& job = jobs.emplace_back();
+    job.workspace = &workspace;
     job.result.name = workspace.name;
     job.result.cluster = workspace.database.cluster;
-    const manifests::Product* product = fleet.FindProduct(workspace.product);
+    job.product = fleet.FindProduct(workspace.product);
     auto gateway = gateways.find(workspace.database.cluster);
-    if (product == nullptr || gateway == gateways.end()) {
+    if (job.product == nullptr || gateway == gateways.end()) {
       SetFailure(job.result, Failure::Stalled("InvalidReference",
                                               "workspace " + workspace.name +
                                                   ": product or cluster is not available"));
       continue;
     }
-    const auto& loaded = product_migrations.at(product->name);
+    const auto& loaded = product_migrations.at(job.product->name);
     if (!loaded) {
       SetFailure(job.result, loaded.failure());
       continue;
@@ -167,32 +289,22 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
       continue;
     }
     job.gateway = gateway->second;
-    job.desired = postgres::BuildDesired(workspace, *product, *loaded, master_key);
+    job.desired = postgres::BuildDesired(workspace, *job.product, *loaded, master_key);
     job.plan = postgres::MakePlan(*job.desired, *snapshot, {.deep = options.deep});
     for (const auto& action : job.plan.actions) {
       job.result.plan.push_back(postgres::Describe(action));
     }
     if (job.plan.blocked) SetFailure(job.result, *job.plan.blocked);
+    if (workspace.dedicated && !stack_lists.empty()) {
+      job.stack_list = &stack_lists.at(workspace.dedicated->endpoint);
+    }
   }
 
   std::vector<Job*> runnable;
   for (Job& job : jobs) {
-    if (job.gateway == nullptr || job.plan.blocked) continue;
-    if (options.dry_run) {
-      job.result.ready = true;
-      job.result.phase = job.plan.actions.empty()
-                             ? (job.desired->suspend ? Phase::kSuspended : Phase::kReady)
-                             : Phase::kProgressing;
-      job.result.reason = job.plan.actions.empty() ? "UpToDate" : "DryRun";
-      job.result.message = job.plan.actions.empty()
-                               ? "nothing to do"
-                               : std::to_string(job.plan.actions.size()) +
-                                     " actions planned, none applied (dry run)";
-      continue;
-    }
-    runnable.push_back(&job);
+    if (job.gateway != nullptr && !job.plan.blocked) runnable.push_back(&job);
   }
-  RunPool(runnable, options.workers);
+  RunPool(runnable, stacks, options);
 
   for (Job& job : jobs) report.workspaces.push_back(std::move(job.result));
   for (const manifests::RejectedWorkspace& rejected : fleet.rejected) {
@@ -208,6 +320,7 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
   for (const auto& [cluster, snapshot] : observed) {
     if (snapshot) CollectOrphans(cluster, *snapshot, known, report.orphans);
   }
+  CollectStackOrphans(stack_lists, known, report.orphans);
   return report;
 }
 

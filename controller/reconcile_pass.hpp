@@ -8,6 +8,9 @@
 #include "common/secret.hpp"
 #include "manifests/types.hpp"
 #include "reconcilers/postgres/gateway.hpp"
+#include "reconcilers/stacks/gateway.hpp"
+#include "reconcilers/stacks/ledger.hpp"
+#include "manifests/config.hpp"
 
 namespace tmaster::controller {
 
@@ -32,12 +35,13 @@ struct WorkspaceResult {
   std::vector<std::string> plan;     ///< Describe() of each planned action
   std::vector<std::string> applied;  ///< Describe() of each action applied, with its detail
   int statements = 0;                ///< SQL statements sent while applying
+  int stack_calls = 0;               ///< stack backend calls made while applying
 };
 
 /// A database or role that carries our marker but has no workspace in the sources.
 struct Orphan {
   std::string cluster;
-  std::string kind;  ///< `database` or `role`
+  std::string kind;  ///< `database`, `role` or `stack`
   std::string name;
   std::string workspace;
 };
@@ -46,6 +50,7 @@ struct PassReport {
   std::vector<WorkspaceResult> workspaces;  ///< sorted by name; rejected documents included
   std::vector<Orphan> orphans;
   int observe_queries = 0;
+  int stack_list_calls = 0;  ///< one per endpoint with dedicated workspaces
 
   /// True when every workspace is Ready (or, for a dry run, none is blocked).
   [[nodiscard]] bool AllReady() const;
@@ -54,12 +59,33 @@ struct PassReport {
 /// Gateways by cluster name; the caller owns them.
 using Gateways = std::map<std::string, postgres::PostgresGateway*>;
 
+/// How a cluster is reached from the dedicated stacks (their DB_HOST and DB_PORT).
+struct DbAddress {
+  std::string host;
+  int port = 5432;
+};
+
+/// What dedicated workspaces need (DESIGN §6). Without it (nullptr), dedicated workspaces are
+/// reconciled for their database only. The caller owns everything pointed to.
+struct StacksContext {
+  stacks::StackGateway* gateway = nullptr;
+  stacks::StackLedger* ledger = nullptr;  ///< what we last wrote; saves file reads
+  const manifests::Config* config = nullptr;
+  std::map<std::string, DbAddress> clusters;  ///< by cluster name
+};
+
 /// One full pass (DESIGN §2): load each product's migrations once, observe every cluster with
 /// one catalog query, plan every workspace purely, then apply the plans with a pool of
 /// `options.workers` threads, each workspace's actions in order, stopping that workspace at its
 /// first failure. Workspaces of a cluster whose observation failed get that failure. Rejected
 /// manifests appear as Stalled with their reason. Orphans are listed, never touched.
+///
+/// With `stacks`, each dedicated workspace whose database converged then gets its stack: one
+/// list call per endpoint serves every workspace, a stack's file is read only when the ledger
+/// cannot vouch for it, and the stack plan is applied the same way. Stacks that carry our marker
+/// but have no workspace are listed as orphans.
 PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
-                   const Secret& master_key, const PassOptions& options);
+                   const Secret& master_key, const PassOptions& options,
+                   const StacksContext* stacks = nullptr);
 
 }  // namespace tmaster::controller

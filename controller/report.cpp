@@ -40,8 +40,9 @@ void PrintReport(std::ostream& out, const std::vector<manifests::Diagnostic>& di
     for (const auto& line : w.plan) out << "    + " << line << '\n';
   }
   for (const auto& o : report.orphans) {
-    out << "orphan: " << o.kind << " \"" << o.name << "\" on cluster \"" << o.cluster
-        << "\" is marked for workspace \"" << o.workspace
+    const bool stack = o.kind == "stack";
+    out << "orphan: " << o.kind << " \"" << o.name << "\" on " << (stack ? "" : "cluster \"")
+        << o.cluster << (stack ? "" : "\"") << " is marked for workspace \"" << o.workspace
         << "\", which no source declares; left untouched\n";
   }
   const auto errors = std::count_if(diagnostics.begin(), diagnostics.end(), [](const auto& d) {

@@ -374,6 +374,10 @@ void ReadClusters(Context& context, MapReader& root, Config& config) {
                   CheckUnique(context, seen, "cluster", *name, reader);
                 }
                 cluster.dsn = reader.Secret("dsn", /*required=*/true);
+                if (auto host = reader.String("stacksHost")) cluster.stacks_host = *host;
+                if (auto port = reader.Integer("stacksPort", 1, 65535)) {
+                  cluster.stacks_port = static_cast<int>(*port);
+                }
                 config.clusters.push_back(std::move(cluster));
               });
   if (config.clusters.empty() && root.Has("clusters")) {
@@ -478,6 +482,7 @@ void ReadStacks(Context& context, MapReader& root, Config& config) {
     }
   }
   if (auto directory = reader.Path("directory")) stacks.directory = *directory;
+  if (auto ledger = reader.Path("ledgerFile")) stacks.ledger_file = *ledger;
   if (std::optional<YAML::Node> portainer = reader.Take("portainer")) {
     ReadPortainer(context, *portainer, "stacks.portainer", reader.ValueMark("portainer"),
                   stacks.portainer);

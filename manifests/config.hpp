@@ -24,6 +24,10 @@ struct SecretRef {
 struct ClusterConfig {
   std::string name;
   SecretRef dsn;
+  /// Host and port by which dedicated stacks reach this server (their DB_HOST, DB_PORT);
+  /// empty / 0: the DSN's own host and port.
+  std::string stacks_host;
+  int stacks_port = 0;
 };
 
 struct StoreConfig {
@@ -56,6 +60,9 @@ struct PortainerConfig {
 struct StacksConfig {
   std::string backend = "directory";  ///< directory | portainer
   std::filesystem::path directory;    ///< resolved; default <config dir>/deployments
+  /// Where `--once` keeps what it last wrote to each stack (saves file reads on the next pass);
+  /// empty: `<directory>/.tenant-master-ledger` for the directory backend, none for Portainer.
+  std::filesystem::path ledger_file;
   PortainerConfig portainer;
   std::string edge_network = "tenant-network";
   std::string cert_resolver = "le";

@@ -282,6 +282,28 @@ Target ParseDsn(const std::string& dsn) {
   return target;
 }
 
+}  // namespace
+
+std::optional<std::pair<std::string, int>> DsnHostPort(const Secret& dsn) {
+  const Target target = ParseDsn(dsn.Reveal());
+  if (!target.valid) return std::nullopt;
+  std::string host = target.host.empty() || target.host.front() == '/' ? "localhost" : target.host;
+  // A multi-host DSN (`h1,h2`): stacks get the first.
+  host = host.substr(0, host.find(','));
+  int port = 5432;
+  if (!target.port.empty()) {
+    const std::string first = target.port.substr(0, target.port.find(','));
+    char* end = nullptr;
+    const long parsed = std::strtol(first.c_str(), &end, 10);
+    if (end != first.c_str() && *end == '\0' && parsed > 0 && parsed < 65536) {
+      port = static_cast<int>(parsed);
+    }
+  }
+  return std::make_pair(host, port);
+}
+
+namespace {
+
 /// Overrides applied on top of the DSN (PQconnectdbParams with expand_dbname: the DSN is the
 /// first `dbname`, later keywords win).
 struct ConnectAs {

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <string>
 
 #include "common/secret.hpp"
@@ -39,6 +41,11 @@ class LibpqGateway : public PostgresGateway {
   /// `pg_roles`: password drift is then judged by the role marker alone.
   [[nodiscard]] virtual bool PasswordsVisible() const = 0;
 };
+
+/// The host and port a DSN points at (libpq's defaults when it names none: `localhost`, 5432);
+/// nullopt when libpq cannot parse it. Dedicated stacks get them as DB_HOST / DB_PORT unless the
+/// cluster config says otherwise.
+std::optional<std::pair<std::string, int>> DsnHostPort(const Secret& dsn);
 
 /// Makes the gateway of cluster `cluster` (the name appears in messages) reached through `dsn`, a
 /// libpq conninfo string or URI. Nothing connects until the first call. A DSN that libpq cannot

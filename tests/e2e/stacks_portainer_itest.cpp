@@ -1,0 +1,296 @@
+// End to end for dedicated workspaces: the built tenant-operator against the built portainer-sim
+// and a private PostgreSQL. Create, a no-op pass with zero writes, drift repaired, suspend and
+// resume, a version roll, and the faults of issue 4: a create that times out after Portainer
+// stored the stack, 500s, an endpoint down, a foreign stack holding the name.
+#include <doctest/doctest.h>
+
+#include <httplib.h>
+
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "tests/support/pg_server.hpp"
+#include "tests/support/process.hpp"
+#include "tools/portainer-sim/sim_process.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace tmaster::testing;
+using tmaster::tools::portainer_sim::SimProcess;
+
+const std::string kOperator = std::string(TM_BINARY_DIR) + "/tenant-operator";
+const std::string kExamples = std::string(TM_SOURCE_DIR) + "/examples/fleet";
+const std::string kApiKey = "ptr_e2eStacksKey0123456789abcdefghijklmnopqrstu";
+const std::string kMasterKey = "e2e-stacks-master-key-0123456789abcdef012345";
+
+/// A fleet with the examples' products and the workspaces given, on its own folder.
+class Fleet {
+ public:
+  Fleet() {
+    fs::copy(kExamples + "/products.yaml", fs::path(dir_.path()) / "products.yaml");
+    fs::copy(kExamples + "/stacks", fs::path(dir_.path()) / "stacks", fs::copy_options::recursive);
+    fs::copy(kExamples + "/migrations", fs::path(dir_.path()) / "migrations",
+             fs::copy_options::recursive);
+  }
+  /// A dedicated erp workspace; `spec_extra` and `dedicated_extra` are YAML lines added to
+  /// `spec:` and `spec.dedicated:`.
+  void Workspace(const std::string& name, int endpoint, const std::string& spec_extra = "",
+                 const std::string& dedicated_extra = "") {
+    dir_.Write("workspaces/" + name + ".yaml",
+               "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: " +
+                   name + "\nspec:\n  product: erp\n  mode: dedicated\n" + spec_extra +
+                   "  dedicated:\n    endpoint: " + std::to_string(endpoint) +
+                   "\n    env: {LANGUAGE_CODE: es}\n" + dedicated_extra);
+  }
+  [[nodiscard]] const std::string& path() const { return dir_.path(); }
+
+ private:
+  TempDir dir_;
+};
+
+struct World {
+  PgServer& pg = PgServer::Shared();
+  SimProcess sim{{.binary = std::string(TM_BINARY_DIR) + "/portainer-sim",
+                  .args = {"--api-key-env", "E2E_PORTAINER_KEY", "--endpoints", "2"},
+                  .env = {{"E2E_PORTAINER_KEY", kApiKey}}}};
+  TempDir dir;
+  Fleet fleet;
+  std::string config;
+
+  World() {
+    config = dir.Write("operator.yaml",
+                       "baseDomain: example.test\n"
+                       "masterKeyEnv: E2E_MASTER_KEY\n"
+                       "clusters:\n"
+                       "  - name: default\n"
+                       "    dsnEnv: E2E_PG_DSN\n"
+                       "    stacksHost: postgres.internal\n"
+                       "sources:\n"
+                       "  - name: fleet\n"
+                       "    directory: " + fleet.path() + "\n"
+                       "stacks:\n"
+                       "  backend: portainer\n"
+                       "  portainer: {url: \"" + sim.BaseUrl() + "\", apiKeyEnv: E2E_PORTAINER_KEY}\n"
+                       "  ledgerFile: " + dir.path() + "/ledger\n"
+                       "  edgeNetwork: edge\n"
+                       "  certResolver: le\n");
+  }
+
+  ProcessResult Once() {
+    ProcessResult r = RunProcess({kOperator, "--config", config, "--once"},
+                                 {{"E2E_MASTER_KEY", kMasterKey},
+                                  {"E2E_PG_DSN", pg.Dsn()},
+                                  {"E2E_PORTAINER_KEY", kApiKey}});
+    // Secrets never reach the output.
+    CHECK(r.out.find(kApiKey) == std::string::npos);
+    CHECK(r.err.find(kApiKey) == std::string::npos);
+    return r;
+  }
+
+  json::value Sim(const std::string& method, const std::string& path,
+                  const std::string& body = "") {
+    httplib::Client client("127.0.0.1", sim.port());
+    httplib::Result r = method == "GET" ? client.Get(path.c_str())
+                                        : client.Post(path.c_str(), body, "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status < 300);
+    return r->body.empty() ? json::value() : json::parse(r->body);
+  }
+  json::object State() { return Sim("GET", "/__sim/state").as_object(); }
+
+  /// The sim's stack named `name`, or null.
+  json::object Stack(const std::string& name) {
+    const json::object state = State();
+    for (const auto& s : state.at("stacks").as_array()) {
+      if (s.at("Name").as_string() == name) return s.as_object();
+    }
+    return {};
+  }
+  int StackCount(const std::string& name) {
+    int n = 0;
+    const json::object state = State();
+    for (const auto& s : state.at("stacks").as_array()) n += s.at("Name").as_string() == name;
+    return n;
+  }
+  std::int64_t Requests() { return State().at("totalRequests").as_int64(); }
+  /// Requests of `route` (a key of the sim's counters) so far.
+  std::int64_t Count(const std::string& route) {
+    const json::object state = State();
+    const json::object& counters = state.at("counters").as_object();
+    const auto it = counters.find(route);
+    return it == counters.end() ? 0 : it->value().as_int64();
+  }
+};
+
+std::string EnvValue(const json::object& stack, const std::string& name) {
+  if (stack.at("Env").is_null()) return "<null>";
+  for (const auto& pair : stack.at("Env").as_array()) {
+    if (pair.at("name").as_string() == name) return std::string(pair.at("value").as_string());
+  }
+  return "<missing>";
+}
+
+std::string LineOf(const std::string& out, const std::string& workspace) {
+  std::size_t pos = 0;
+  while (pos < out.size()) {
+    const std::size_t end = out.find('\n', pos);
+    const std::string line = out.substr(pos, end - pos);
+    if (line.rfind(workspace + " ", 0) == 0) return line;
+    if (end == std::string::npos) break;
+    pos = end + 1;
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("stacks e2e: create, a no-op pass with zero writes and zero file reads, drift repaired") {
+  World w;
+  w.fleet.Workspace("pa-one", 1);
+  w.fleet.Workspace("pa-two", 2);
+
+  const ProcessResult first = w.Once();
+  CAPTURE(first.out);
+  CAPTURE(first.err);
+  REQUIRE(first.exit_code == 0);
+  json::object one = w.Stack("tm-pa-one");
+  REQUIRE_FALSE(one.empty());
+  CHECK(one.at("EndpointId").as_int64() == 1);
+  CHECK(w.Stack("tm-pa-two").at("EndpointId").as_int64() == 2);
+  CHECK(one.at("Running").as_bool());
+  CHECK(EnvValue(one, "TM_WORKSPACE") == "pa-one");
+  CHECK(EnvValue(one, "TM_HOST") == "pa-one.example.test");
+  CHECK(EnvValue(one, "DB_HOST") == "postgres.internal");
+  CHECK(EnvValue(one, "DB_NAME") == "tenant_pa_one");
+  CHECK(EnvValue(one, "LANGUAGE_CODE") == "es");
+  const std::string password = EnvValue(one, "DB_PASSWORD");
+  CHECK(password.size() == 43);
+  CHECK(first.out.find(password) == std::string::npos);
+  const std::string file = std::string(one.at("StackFileContent").as_string());
+  CHECK(file.find("Host(`pa-one.example.test`)") != std::string::npos);
+  // The stack's password is the role's: the tenant role logs in with it.
+  CHECK(ConnectError(w.pg.DsnAs("user_pa_one", password, "tenant_pa_one")).empty());
+
+  // No-op: one list call per endpoint, no file read, no write.
+  const std::int64_t lists = w.Count("GET /api/stacks");
+  const std::int64_t before = w.Requests();
+  const ProcessResult second = w.Once();
+  CHECK(second.exit_code == 0);
+  CHECK(LineOf(second.out, "pa-one").find(" UpToDate ") != std::string::npos);
+  CHECK(w.Requests() - before == 2);
+  CHECK(w.Count("GET /api/stacks") - lists == 2);
+  CHECK(w.Count("GET /api/stacks/{id}/file") == 0);
+
+  const std::string id = std::to_string(one.at("Id").as_int64());
+  SUBCASE("file edited in Portainer") {
+    w.Sim("POST", "/__sim/stacks/" + id + "/drift",
+          R"({"StackFileContent": "services: {app: {image: evil}}", "Env": )" +
+              json::serialize(one.at("Env")) + "}");
+    const ProcessResult r = w.Once();
+    CAPTURE(r.out);
+    CHECK(r.exit_code == 0);
+    CHECK(w.Stack("tm-pa-one").at("StackFileContent").as_string() == file);
+  }
+  SUBCASE("Env wiped in Portainer") {
+    w.Sim("POST", "/__sim/stacks/" + id + "/drift",
+          R"({"StackFileContent": )" + json::serialize(json::value(file)) + R"(, "Env": null})");
+    CHECK(w.Once().exit_code == 0);
+    CHECK(EnvValue(w.Stack("tm-pa-one"), "DB_PASSWORD") == password);
+  }
+  SUBCASE("stopped by hand") {
+    w.Sim("POST", "/__sim/stacks/" + id + "/drift", R"({"stop": true, "Status": 2})");
+    CHECK(w.Once().exit_code == 0);
+    CHECK(w.Stack("tm-pa-one").at("Running").as_bool());
+    CHECK(w.Stack("tm-pa-one").at("Status").as_int64() == 1);
+  }
+  SUBCASE("deleted by hand") {
+    w.Sim("POST", "/__sim/stacks/" + id + "/drift", R"({"delete": true})");
+    CHECK(w.Once().exit_code == 0);
+    CHECK(w.StackCount("tm-pa-one") == 1);
+    CHECK(w.Stack("tm-pa-one").at("Id").as_int64() != one.at("Id").as_int64());
+  }
+}
+
+TEST_CASE("stacks e2e: suspend stops the stack, resume starts it, a version bump rolls it") {
+  World w;
+  w.fleet.Workspace("pb-one", 1);
+  REQUIRE(w.Once().exit_code == 0);
+
+  w.fleet.Workspace("pb-one", 1, "  suspend: true\n");
+  const ProcessResult suspended = w.Once();
+  CAPTURE(suspended.out);
+  CHECK(suspended.exit_code == 0);
+  CHECK(LineOf(suspended.out, "pb-one").find(" Suspended ") != std::string::npos);
+  CHECK(w.Stack("tm-pb-one").at("Status").as_int64() == 2);
+  CHECK_FALSE(w.Stack("tm-pb-one").at("Running").as_bool());
+
+  w.fleet.Workspace("pb-one", 1);
+  CHECK(w.Once().exit_code == 0);
+  CHECK(w.Stack("tm-pb-one").at("Status").as_int64() == 1);
+  CHECK(w.Stack("tm-pb-one").at("Running").as_bool());
+
+  w.fleet.Workspace("pb-one", 1, "", "    version: \"9.9.9\"\n");
+  CHECK(w.Once().exit_code == 0);
+  CHECK(EnvValue(w.Stack("tm-pb-one"), "TM_VERSION") == "9.9.9");
+  CHECK(w.StackCount("tm-pb-one") == 1);
+}
+
+TEST_CASE("stacks e2e: a create that times out after Portainer stored it ends with one stack") {
+  World w;
+  w.fleet.Workspace("pc-one", 1);
+  // The first create is stored, then answered after the client's read timeout (10 s default):
+  // 15 s. The client re-lists and adopts instead of creating again.
+  w.Sim("POST", "/__sim/faults",
+        R"({"route": "POST /api/stacks/create/{type}/{method}", "action": "timeout", "delayMs": 15000})");
+  const ProcessResult r = w.Once();
+  CAPTURE(r.out);
+  CHECK(r.exit_code == 0);
+  CHECK(w.StackCount("tm-pc-one") == 1);
+  CHECK(w.Count("POST /api/stacks/create/{type}/{method}") == 1);
+}
+
+TEST_CASE("stacks e2e: 500s back off and recover; an endpoint down stalls only its workspaces") {
+  World w;
+  w.fleet.Workspace("pd-one", 1);
+  w.fleet.Workspace("pd-two", 2);
+  w.Sim("POST", "/__sim/faults",
+        R"({"route": "POST /api/stacks/create/{type}/{method}", "times": 2, "action": "fail", "status": 500})");
+  w.Sim("POST", "/__sim/endpoints/2/down");
+  const ProcessResult r = w.Once();
+  CAPTURE(r.out);
+  CHECK(r.exit_code == 1);
+  CHECK(LineOf(r.out, "pd-one").find(" Ready ") != std::string::npos);
+  CHECK(LineOf(r.out, "pd-two").find(" Degraded ") != std::string::npos);
+  CHECK(w.StackCount("tm-pd-one") == 1);
+  CHECK(w.StackCount("tm-pd-two") == 0);
+
+  w.Sim("POST", "/__sim/endpoints/2/up");
+  CHECK(w.Once().exit_code == 0);
+  CHECK(w.StackCount("tm-pd-two") == 1);
+}
+
+TEST_CASE("stacks e2e: a foreign stack holding the name is a conflict and is left alone") {
+  World w;
+  w.fleet.Workspace("pe-one", 1);
+  httplib::Client client("127.0.0.1", w.sim.port());
+  httplib::Headers headers{{"X-API-Key", kApiKey}};
+  auto created = client.Post("/api/stacks/create/standalone/string?endpointId=1", headers,
+                             R"({"Name": "tm-pe-one", "StackFileContent": "services: {web: {image: nginx}}", "Env": [{"name": "OWNER", "value": "someone-else"}]})",
+                             "application/json");
+  REQUIRE(created);
+  REQUIRE(created->status == 200);
+  const ProcessResult r = w.Once();
+  CAPTURE(r.out);
+  CHECK(r.exit_code == 1);
+  const std::string line = LineOf(r.out, "pe-one");
+  CHECK(line.find(" Stalled ") != std::string::npos);
+  CHECK(line.find("StackConflict") != std::string::npos);
+  const json::object stack = w.Stack("tm-pe-one");
+  CHECK(EnvValue(stack, "OWNER") == "someone-else");
+  CHECK(stack.at("StackFileContent").as_string() == "services: {web: {image: nginx}}");
+}
