@@ -7,7 +7,7 @@ packages=(
   g++ cmake ninja-build pkg-config git ca-certificates
   libboost1.81-dev libboost-json1.81-dev libpq-dev libcpp-httplib-dev libyaml-cpp-dev
   libspdlog-dev doctest-dev libssl-dev
-  postgresql-15 postgresql-client-15 python3 bc
+  postgresql-15 postgresql-client-15 python3 bc curl
 )
 
 missing=()
