@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "common/crypto.hpp"
+#include "common/text.hpp"
 
 namespace tmaster::postgres {
 namespace {
@@ -31,14 +32,6 @@ std::string Quoted(std::string_view name) {
   return out;
 }
 
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += ", ";
-    out += item;
-  }
-  return out;
-}
 
 std::string LoginWord(bool login) { return login ? "LOGIN" : "NOLOGIN"; }
 

@@ -1,4 +1,5 @@
 #include "reconcilers/stacks/model.hpp"
+#include "common/text.hpp"
 
 #include <string>
 #include <variant>
@@ -16,14 +17,6 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 
 std::string Quoted(const std::string& name) { return "\"" + name + "\""; }
 
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += ", ";
-    out += item;
-  }
-  return out;
-}
 
 std::string Where(int id, int endpoint) {
   std::string out = "(";

@@ -136,15 +136,7 @@ std::string EnvValue(const json::object& stack, const std::string& name) {
 }
 
 std::string LineOf(const std::string& out, const std::string& workspace) {
-  std::size_t pos = 0;
-  while (pos < out.size()) {
-    const std::size_t end = out.find('\n', pos);
-    const std::string line = out.substr(pos, end - pos);
-    if (line.rfind(workspace + " ", 0) == 0) return line;
-    if (end == std::string::npos) break;
-    pos = end + 1;
-  }
-  return {};
+  return LineStartingWith(out, workspace + " ");
 }
 
 }  // namespace

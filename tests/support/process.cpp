@@ -91,6 +91,18 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   return result;
 }
 
+std::string LineStartingWith(const std::string& text, const std::string& prefix) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t end = text.find('\n', pos);
+    const std::string line = text.substr(pos, end - pos);
+    if (line.rfind(prefix, 0) == 0) return line;
+    if (end == std::string::npos) break;
+    pos = end + 1;
+  }
+  return {};
+}
+
 TempDir::TempDir() {
   std::string templ = (std::filesystem::temp_directory_path() / "tm-test.XXXXXX").string();
   if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");

@@ -18,6 +18,10 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
                          const std::map<std::string, std::string>& env = {},
                          const std::string& input = "");
 
+/// The first line of `text` that starts with `prefix` (e.g. a workspace's line of the
+/// operator's report: `LineStartingWith(out, "acme ")`), or empty.
+std::string LineStartingWith(const std::string& text, const std::string& prefix);
+
 /// A fresh empty directory under the system temp folder, removed by the destructor.
 class TempDir {
  public:
