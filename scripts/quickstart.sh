@@ -24,10 +24,14 @@ export TM_MASTER_KEY
 
 echo
 echo "== tenant-operator --once (first pass: creates every tenant) =="
-"$build_dir/tenant-operator" --config examples/config.yaml --once || true
+status=0
+"$build_dir/tenant-operator" --config examples/config.yaml --once || status=$?
+echo "(exit code $status)"
 echo
 echo "== tenant-operator --once (second pass: nothing to do) =="
-"$build_dir/tenant-operator" --config examples/config.yaml --once || true
+status=0
+"$build_dir/tenant-operator" --config examples/config.yaml --once || status=$?
+echo "(exit code $status)"
 echo
 echo "== tenant databases (psql) =="
 psql -X -q -c "SELECT d.datname AS database, pg_get_userbyid(d.datdba) AS owner,
@@ -37,6 +41,9 @@ psql -X -q -c "SELECT d.datname AS database, pg_get_userbyid(d.datdba) AS owner,
 psql -X -q -c "SELECT rolname AS role, rolcanlogin AS login, rolconnlimit AS conn_limit,
                       left(rolpassword, 14) AS password
                FROM pg_authid WHERE rolname LIKE 'user\_%' ORDER BY 1"
+echo
+echo "== dedicated stacks (directory backend: .run/deployments/<workspace>/) =="
+ls -l .run/deployments/*/docker-compose.yml
 echo
 echo "The server keeps running. Connect with:  set -a; . $envfile; set +a; psql"
 echo "Stop it with:                            scripts/pg-private.sh stop $envfile"
