@@ -190,7 +190,13 @@ int Run(const Args& args) {
 
   const controller::PassReport report = controller::RunPass(
       fleet, gateways, *master_key,
-      {.dry_run = args.dry_run, .deep = args.deep, .workers = workers}, &stacks_context);
+      {.dry_run = args.dry_run,
+       .deep = args.deep,
+       .workers = workers,
+       // Only a clean read of every source may remove anything (DESIGN §4, §7).
+       .prune_stacks = !fleet.HasErrors(),
+       .max_deletions_per_sync = config.reconcile.max_deletions_per_sync},
+      &stacks_context);
   controller::PrintReport(std::cout, fleet.diagnostics, report, args.dry_run);
   if (!ledger_file.empty() && !args.dry_run) {
     std::error_code ignored;

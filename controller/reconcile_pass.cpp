@@ -7,6 +7,7 @@
 #include <thread>
 #include <utility>
 
+#include "controller/deletion_guard.hpp"
 #include "reconcilers/migrations/migrations.hpp"
 #include "reconcilers/postgres/desired.hpp"
 #include "reconcilers/postgres/model.hpp"
@@ -198,6 +199,52 @@ void CollectOrphans(const std::string& cluster, const ObservedCluster& observed,
   }
 }
 
+/// Deletes the stacks listed as orphans, within the deletion guard. Removed from `orphans`
+/// when deleted.
+void PruneStacks(const std::map<int, StackList>& lists, const std::set<std::string>& known,
+                 const StacksContext& context, const PassOptions& options, PassReport& report) {
+  std::set<std::string> gone;
+  for (const Orphan& o : report.orphans) {
+    if (o.kind == "stack") gone.insert(o.workspace);
+  }
+  if (gone.empty()) return;
+  std::set<std::string> stored = known;
+  stored.insert(gone.begin(), gone.end());
+  const GuardDecision decision =
+      DecideDeletions(stored, known, options.max_deletions_per_sync, /*confirmed=*/false);
+  if (!decision.allowed) {
+    report.prune_blocked = Failure::Stalled(decision.reason, "stacks: " + decision.message);
+    return;
+  }
+  const std::set<std::string> to_delete(decision.to_delete.begin(), decision.to_delete.end());
+  for (const auto& [endpoint, list] : lists) {
+    if (!list) continue;
+    for (const stacks::ObservedStack& stack : *list) {
+      if (to_delete.count(stack.workspace) == 0 ||
+          stack.name != stacks::StackName(stack.workspace)) {
+        continue;
+      }
+      std::optional<stacks::LedgerEntry> entry;
+      if (context.ledger != nullptr) entry = context.ledger->Get(stack.workspace);
+      const stacks::Plan plan = stacks::MakePlan(std::nullopt, stack, entry, std::nullopt);
+      for (const stacks::Action& action : plan.actions) {
+        Outcome<stacks::ApplyResult> outcome = context.gateway->Apply(action);
+        if (!outcome) {
+          report.prune_blocked = outcome.failure();
+          return;
+        }
+        if (context.ledger != nullptr) context.ledger->Record(stack.workspace, action, *outcome);
+        report.pruned.push_back(stacks::Describe(action) + " (workspace \"" + stack.workspace +
+                                "\" is no longer declared)");
+      }
+      std::erase_if(report.orphans, [&](const Orphan& o) {
+        return o.kind == "stack" && o.name == stack.name &&
+               o.cluster == "endpoint " + std::to_string(endpoint);
+      });
+    }
+  }
+}
+
 void CollectStackOrphans(const std::map<int, StackList>& lists, const std::set<std::string>& known,
                          std::vector<Orphan>& out) {
   for (const auto& [endpoint, list] : lists) {
@@ -226,8 +273,8 @@ const char* ToString(Phase phase) {
 }
 
 bool PassReport::AllReady() const {
-  return std::all_of(workspaces.begin(), workspaces.end(),
-                     [](const WorkspaceResult& w) { return w.ready; });
+  return !prune_blocked && std::all_of(workspaces.begin(), workspaces.end(),
+                                       [](const WorkspaceResult& w) { return w.ready; });
 }
 
 PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
@@ -321,6 +368,10 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
     if (snapshot) CollectOrphans(cluster, *snapshot, known, report.orphans);
   }
   CollectStackOrphans(stack_lists, known, report.orphans);
+  if (stacks != nullptr && stacks->gateway != nullptr && options.prune_stacks &&
+      !options.dry_run) {
+    PruneStacks(stack_lists, known, *stacks, options, report);
+  }
   return report;
 }
 

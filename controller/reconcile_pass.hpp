@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,12 @@ struct PassOptions {
   bool dry_run = false;  ///< plan only; nothing is applied
   bool deep = false;     ///< re-run the in-database steps of every workspace
   int workers = 4;       ///< workspaces applied in parallel
+  /// Delete the stacks of workspaces that no source declares any more. The caller sets it only
+  /// when every source was read and every document was valid (a failed read must never look
+  /// like removed workspaces), and the deletion guard still applies: more than
+  /// `max_deletions_per_sync` at once, or all of them, deletes nothing.
+  bool prune_stacks = false;
+  int max_deletions_per_sync = 3;
 };
 
 /// The outcome of one workspace in one pass.
@@ -51,8 +58,11 @@ struct PassReport {
   std::vector<Orphan> orphans;
   int observe_queries = 0;
   int stack_list_calls = 0;  ///< one per endpoint with dedicated workspaces
+  std::vector<std::string> pruned;  ///< Describe() of each stack deleted, with its detail
+  std::optional<Failure> prune_blocked;  ///< Stalled `DeletionGuard`, or a failed delete
 
-  /// True when every workspace is Ready (or, for a dry run, none is blocked).
+  /// True when every workspace is Ready (or, for a dry run, none is blocked) and no deletion
+  /// was refused or failed.
   [[nodiscard]] bool AllReady() const;
 };
 

@@ -45,6 +45,11 @@ void PrintReport(std::ostream& out, const std::vector<manifests::Diagnostic>& di
         << o.cluster << (stack ? "" : "\"") << " is marked for workspace \"" << o.workspace
         << "\", which no source declares; left untouched\n";
   }
+  for (const auto& line : report.pruned) out << "deleted: " << line << '\n';
+  if (report.prune_blocked) {
+    out << "not deleted: " << report.prune_blocked->reason << ": " << report.prune_blocked->message
+        << '\n';
+  }
   const auto errors = std::count_if(diagnostics.begin(), diagnostics.end(), [](const auto& d) {
     return d.severity == manifests::Diagnostic::Severity::kError;
   });

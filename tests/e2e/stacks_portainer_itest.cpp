@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 
@@ -285,4 +286,48 @@ TEST_CASE("stacks e2e: a foreign stack holding the name is a conflict and is lef
   const json::object stack = w.Stack("tm-pe-one");
   CHECK(EnvValue(stack, "OWNER") == "someone-else");
   CHECK(stack.at("StackFileContent").as_string() == "services: {web: {image: nginx}}");
+}
+
+TEST_CASE("stacks e2e: a removed workspace's stack is deleted, within the deletion guard") {
+  World w;
+  for (const char* name : {"pf-one", "pf-two", "pf-three", "pf-four", "pf-five"}) {
+    w.fleet.Workspace(name, 1);
+  }
+  REQUIRE(w.Once().exit_code == 0);
+  const fs::path workspaces = fs::path(w.fleet.path()) / "workspaces";
+
+  SUBCASE("an invalid manifest deletes nothing") {
+    std::ofstream(workspaces / "pf-one.yaml") << "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\n"
+                                                "metadata: {name: pf-one}\nspec: {product: erp, mode: bogus}\n";
+    fs::remove(workspaces / "pf-two.yaml");
+    const ProcessResult r = w.Once();
+    CAPTURE(r.out);
+    CHECK(r.exit_code == 1);
+    CHECK(w.StackCount("tm-pf-one") == 1);
+    CHECK(w.StackCount("tm-pf-two") == 1);
+    CHECK(r.out.find("deleted:") == std::string::npos);
+  }
+  SUBCASE("one removed: its stack goes, its database stays (Retain)") {
+    fs::remove(workspaces / "pf-two.yaml");
+    const ProcessResult r = w.Once();
+    CAPTURE(r.out);
+    CHECK(r.exit_code == 0);
+    CHECK(w.StackCount("tm-pf-two") == 0);
+    CHECK(w.StackCount("tm-pf-one") == 1);
+    CHECK(r.out.find("deleted: delete stack \"tm-pf-two\"") != std::string::npos);
+    CHECK(r.out.find("orphan: database \"tenant_pf_two\"") != std::string::npos);
+    CHECK(QueryValue(w.pg.Dsn(), "SELECT count(*) FROM pg_database WHERE datname = 'tenant_pf_two'") == "1");
+  }
+  SUBCASE("four removed at once: over maxDeletionsPerSync (3), nothing deleted") {
+    for (const char* name : {"pf-two", "pf-three", "pf-four", "pf-five"}) {
+      fs::remove(workspaces / (std::string(name) + ".yaml"));
+    }
+    const ProcessResult r = w.Once();
+    CAPTURE(r.out);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find("not deleted: DeletionGuard") != std::string::npos);
+    for (const char* name : {"tm-pf-two", "tm-pf-three", "tm-pf-four", "tm-pf-five"}) {
+      CHECK(w.StackCount(name) == 1);
+    }
+  }
 }
