@@ -65,9 +65,10 @@ void SetDryRun(Job& job) {
   job.result.phase = nothing ? (job.desired->suspend ? Phase::kSuspended : Phase::kReady)
                              : Phase::kProgressing;
   job.result.reason = nothing ? "UpToDate" : "DryRun";
+  const std::size_t n = job.result.plan.size();
   job.result.message = nothing ? "nothing to do"
-                               : std::to_string(job.result.plan.size()) +
-                                     " actions planned, none applied (dry run)";
+                               : std::to_string(n) + (n == 1 ? " action" : " actions") +
+                                     " planned, none applied (dry run)";
 }
 
 /// Applies the database plan; false (with the failure set) when an action failed.
@@ -123,8 +124,15 @@ Outcome<std::size_t> ReconcileStack(Job& job, const StacksContext& context, bool
   }
   const std::optional<stacks::ObservedStack> observed =
       found != nullptr ? std::optional<stacks::ObservedStack>(*found) : std::nullopt;
-  const stacks::Plan plan = stacks::MakePlan(*stack, observed, entry, file);
+  stacks::Plan plan = stacks::MakePlan(*stack, observed, entry, file);
   if (plan.blocked) return *plan.blocked;
+  // This pass's list of the endpoint showed no such stack: the adapter need not list again
+  // before its first create attempt (it still does before any retry).
+  for (stacks::Action& action : plan.actions) {
+    if (auto* create = std::get_if<stacks::CreateStack>(&action); create && found == nullptr) {
+      create->listed_absent = true;
+    }
+  }
   for (const auto& action : plan.actions) job.result.plan.push_back(stacks::Describe(action));
   if (dry_run) return plan.actions.size();
 

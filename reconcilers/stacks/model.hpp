@@ -60,6 +60,11 @@ struct LedgerEntry {
 
 struct CreateStack {
   DesiredStack stack;
+  /// Set by a caller whose list of this endpoint, made in this pass, showed no stack of that
+  /// name: the adapter may then skip its own list before the first attempt. Every retry lists
+  /// first regardless, so a create that timed out after Portainer stored it is adopted, never
+  /// repeated.
+  bool listed_absent = false;
 };
 /// PUT with the full file and the full Env (Portainer replaces Env wholesale).
 struct UpdateStack {

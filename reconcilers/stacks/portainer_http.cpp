@@ -661,10 +661,23 @@ class HttpPortainerGateway final : public PortainerGateway {
     }
     // Creates are not idempotent (contract §4.2): every POST is preceded by a list of the
     // endpoint, so a POST whose answer was lost (stored, then timed out) is found and adopted
-    // instead of being sent again.
+    // instead of being sent again. The first attempt may rely on the caller's list of this pass.
     std::optional<Failure> last;
     for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
       if (attempt > 1) Backoff(attempt - 1);
+      if (attempt == 1 && a.listed_absent) {
+        const Reply reply = PostCreate(step, want);
+        if (reply.Is(200)) {
+          if (auto created = ParseStackBody(reply.body)) return AfterCreate(step, want, *created);
+          last = BadResponse(step, reply.status);
+          continue;
+        }
+        if (reply.Is(409)) return AfterConflict(step, want, reply);
+        Failure failure = Classify(step, Route::kCreate, reply);
+        if (!Retryable(failure)) return failure;
+        last = std::move(failure);
+        continue;
+      }
       auto listed = ListOnce(step, want.endpoint);
       if (!listed) {
         if (!Retryable(listed.failure())) return listed.failure();
@@ -674,11 +687,7 @@ class HttpPortainerGateway final : public PortainerGateway {
       if (const ObservedStack* found = FindByName(*listed, want)) {
         return AdoptOrConflict(step, want, *found);
       }
-      const std::string body = json::serialize(json::object{
-          {"Name", want.name}, {"StackFileContent", want.file}, {"Env", EnvJson(want.env)}});
-      const Reply reply = Send(
-          step, Route::kCreate, "POST",
-          "/api/stacks/create/standalone/string?endpointId=" + std::to_string(want.endpoint), body);
+      const Reply reply = PostCreate(step, want);
       if (reply.Is(200)) {
         if (auto created = ParseStackBody(reply.body)) return AfterCreate(step, want, *created);
         last = BadResponse(step, reply.status);  // stored, but unreadable: the re-list adopts it
@@ -724,6 +733,14 @@ class HttpPortainerGateway final : public PortainerGateway {
     if (!done) return done.failure();
     done->calls = step.calls;
     return done;
+  }
+
+  Reply PostCreate(Step& step, const DesiredStack& want) {
+    const std::string body = json::serialize(json::object{
+        {"Name", want.name}, {"StackFileContent", want.file}, {"Env", EnvJson(want.env)}});
+    return Send(step, Route::kCreate, "POST",
+                "/api/stacks/create/standalone/string?endpointId=" + std::to_string(want.endpoint),
+                body);
   }
 
   static const ObservedStack* FindByName(const std::vector<ObservedStack>& stacks,

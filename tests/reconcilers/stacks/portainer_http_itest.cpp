@@ -433,6 +433,36 @@ TEST_CASE("a create whose answer times out after Portainer stored it: one stack,
   std::this_thread::sleep_for(2s);  // let the late answer go before the next reset
 }
 
+TEST_CASE("listed_absent: the first POST relies on the caller's list; a retry lists first") {
+  Reset();
+  Sleeps sleeps;
+  stacks::PortainerOptions options = Options();
+  options.read_timeout = 500ms;
+  auto gateway = Gateway(sleeps, options);
+  const stacks::DesiredStack d = Desired("acme", 1);
+  stacks::CreateStack create{d, /*listed_absent=*/true};
+
+  SUBCASE("no fault: one POST, no list") {
+    const stacks::ApplyResult r = MustApply(*gateway, create);
+    CHECK(r.detail == "created");
+    CHECK(gateway->Counts().list == 0);
+    CHECK(gateway->Counts().create == 1);
+    CHECK(SimStacks().size() == 1);
+  }
+  SUBCASE("the POST times out after Portainer stored it: the retry lists and adopts") {
+    Knob("POST", "/__sim/faults",
+         json::object{{"route", "POST /api/stacks/create/{type}/{method}"},
+                      {"action", "timeout"},
+                      {"delayMs", 2000}});
+    const stacks::ApplyResult r = MustApply(*gateway, create);
+    CHECK(r.detail == "adopted");
+    CHECK(gateway->Counts().create == 1);  // never re-POSTed
+    CHECK(gateway->Counts().list == 1);    // only after the timeout
+    CHECK(SimStacks().size() == 1);
+    std::this_thread::sleep_for(2s);  // let the late answer go before the next reset
+  }
+}
+
 TEST_CASE("500s on create and 503s on list back off with growing delays and recover") {
   Reset();
   Sleeps sleeps;
