@@ -13,34 +13,15 @@
 #include <vector>
 
 #include "common/crypto.hpp"
+#include "common/pq_handles.hpp"
 
 namespace tmaster::controller {
 namespace {
 
-// ---------------------------------------------------------------------------------------------
-// RAII for libpq handles (STYLE.md).
-
-struct ConnDeleter {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
-
-struct ResultDeleter {
-  void operator()(PGresult* result) const { PQclear(result); }
-};
-using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
-
-struct FreememDeleter {
-  void operator()(char* text) const { PQfreemem(text); }
-};
-using PqText = std::unique_ptr<char, FreememDeleter>;
-
-struct ConninfoDeleter {
-  void operator()(PQconninfoOption* options) const { PQconninfoFree(options); }
-};
-using ConninfoPtr = std::unique_ptr<PQconninfoOption, ConninfoDeleter>;
-
-void IgnoreNotice(void* /*arg*/, const char* /*message*/) {}
+using pq::ConnPtr;
+using pq::ResultPtr;
+using PqText = pq::Text;
+using pq::ConninfoPtr;
 
 constexpr std::string_view kDefaultDatabase = "tenant_master";
 constexpr std::string_view kConnectTimeoutSeconds = "10";
@@ -455,7 +436,7 @@ class LibpqStore final : public Store {
                             "tenant-master-store", nullptr};
     ConnPtr conn(PQconnectdbParams(keywords, values, 1));
     if (conn && PQstatus(conn.get()) == CONNECTION_OK) {
-      PQsetNoticeProcessor(conn.get(), IgnoreNotice, nullptr);
+      pq::SilenceNotices(conn.get());
       return conn;
     }
     std::string error = conn ? Scrub(PQerrorMessage(conn.get())) : "out of memory";

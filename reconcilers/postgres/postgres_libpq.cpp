@@ -18,30 +18,15 @@
 #include <utility>
 #include <vector>
 
+#include "common/pq_handles.hpp"
+
 namespace tmaster::postgres {
 namespace {
 
-// ---------------------------------------------------------------------------------------------
-// RAII for libpq handles (STYLE.md: every C handle in a unique_ptr with a deleter).
-
-struct ConnDeleter {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
-
-struct ResultDeleter {
-  void operator()(PGresult* result) const { PQclear(result); }
-};
-using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
-
-struct FreememDeleter {
-  void operator()(char* text) const { PQfreemem(text); }
-};
-using PqText = std::unique_ptr<char, FreememDeleter>;
-
-struct ConninfoDeleter {
-  void operator()(PQconninfoOption* options) const { PQconninfoFree(options); }
-};
+using pq::ConnPtr;
+using pq::ResultPtr;
+using PqText = pq::Text;
+using pq::ConninfoPtr;
 
 // ---------------------------------------------------------------------------------------------
 // SQL. Every fixed statement is here; the rest are assembled with the Sql builder below, which
@@ -259,7 +244,7 @@ struct Target {
 Target ParseDsn(const std::string& dsn) {
   Target target;
   char* error = nullptr;
-  std::unique_ptr<PQconninfoOption, ConninfoDeleter> options(PQconninfoParse(dsn.c_str(), &error));
+  ConninfoPtr options(PQconninfoParse(dsn.c_str(), &error));
   PqText error_guard(error);  // never shown: it may quote the DSN
   if (!options) return target;
   target.valid = true;
@@ -470,7 +455,6 @@ void RenderRoleAttributes(Sql& sql, bool login, int connection_limit, bool all) 
   sql.Raw(" CONNECTION LIMIT ").Int(connection_limit);
 }
 
-void IgnoreNotice(void* /*arg*/, const char* /*message*/) {}
 
 bool IsSuperuser(PGconn* conn) {
   const char* value = PQparameterStatus(conn, "is_superuser");
@@ -548,7 +532,7 @@ class Gateway final : public LibpqGateway {
     if (conn && PQstatus(conn.get()) == CONNECTION_OK) {
       // libpq prints NOTICEs ("already exists, skipping") to stderr by default; a library
       // must not write to the operator's stderr behind its logger's back.
-      PQsetNoticeProcessor(conn.get(), IgnoreNotice, nullptr);
+      pq::SilenceNotices(conn.get());
       return conn;
     }
     return ConnectFailure(conn.get(), as, scrub);

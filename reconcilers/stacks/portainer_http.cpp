@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/text.hpp"
 #include "reconcilers/stacks/plan.hpp"
 #include "reconcilers/stacks/render.hpp"
 
@@ -57,22 +58,6 @@ std::string NormalizeName(std::string_view name) {
   std::string out;
   for (const char c : Lower(name)) {
     if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') out.push_back(c);
-  }
-  return out;
-}
-
-std::string PercentEncode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 15]);
-    }
   }
   return out;
 }

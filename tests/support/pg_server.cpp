@@ -20,6 +20,7 @@
 #include <stdexcept>
 
 #include "common/crypto.hpp"
+#include "common/pq_handles.hpp"
 #include "tests/support/process.hpp"
 
 namespace tmaster::testing {
@@ -27,14 +28,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct ConnDeleter {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
-struct ResultDeleter {
-  void operator()(PGresult* result) const { PQclear(result); }
-};
-using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+using pq::ConnPtr;
+using pq::ResultPtr;
 
 /// The first executable called `name` on PATH, or empty.
 std::string FindOnPath(const std::string& name) {
@@ -108,7 +103,6 @@ std::string Tail(const std::string& text, std::size_t lines) {
   return at == std::string::npos ? text : text.substr(at + 1);
 }
 
-void IgnoreNotice(void* /*arg*/, const char* /*message*/) {}
 
 ConnPtr Open(const std::string& dsn) {
   ConnPtr conn(PQconnectdb(dsn.c_str()));
@@ -116,7 +110,7 @@ ConnPtr Open(const std::string& dsn) {
     throw std::runtime_error(std::string("cannot connect: ") +
                              (conn ? PQerrorMessage(conn.get()) : "out of memory"));
   }
-  PQsetNoticeProcessor(conn.get(), IgnoreNotice, nullptr);  // keep test output readable
+  pq::SilenceNotices(conn.get());  // keep test output readable
   return conn;
 }
 

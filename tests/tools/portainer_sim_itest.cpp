@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/secret.hpp"
+#include "common/text.hpp"
 #include "tools/portainer-sim/sim_process.hpp"
 #include "tools/portainer-sim/sim_state.hpp"
 #include "tools/portainer-sim/simulator.hpp"
@@ -116,22 +117,6 @@ Reply Send(const std::string& method, const std::string& path, const std::string
   reply.headers = result->headers;
   reply.content_type = result->get_header_value("Content-Type");
   return reply;
-}
-
-std::string Encode(const std::string& text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(c);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[u >> 4]);
-      out.push_back(kHex[u & 15]);
-    }
-  }
-  return out;
 }
 
 json::array Env(std::initializer_list<std::pair<const char*, const char*>> pairs) {
@@ -450,23 +435,23 @@ TEST_CASE("portainer-sim conformance table") {
       {"no filter: every stack", "GET", "/api/stacks", "", Auth::kKey, 200, Match::kAny, "",
        "application/json", std::vector<std::int64_t>{1, 2, 4, 5, 6, 8, 9, 10}},
       {"EndpointID only: compose stacks of it, never swarm", "GET",
-       filters + Encode(R"({"EndpointID":3})"), "", Auth::kKey, 200, Match::kExact, "[]"},
+       filters + tmaster::PercentEncode(R"({"EndpointID":3})"), "", Auth::kKey, 200, Match::kExact, "[]"},
       {"EndpointID + SwarmID: the swarm stack", "GET",
-       filters + Encode(R"({"EndpointID":3,"SwarmID":"swarm-cluster-3"})"), "", Auth::kKey, 200,
+       filters + tmaster::PercentEncode(R"({"EndpointID":3,"SwarmID":"swarm-cluster-3"})"), "", Auth::kKey, 200,
        Match::kAny, "", "application/json", std::vector<std::int64_t>{9}},
-      {"EndpointID 1", "GET", filters + Encode(R"({"EndpointID":1})"), "", Auth::kKey, 200,
+      {"EndpointID 1", "GET", filters + tmaster::PercentEncode(R"({"EndpointID":1})"), "", Auth::kKey, 200,
        Match::kAny, "", "application/json", std::vector<std::int64_t>{1, 2, 4, 5, 6, 8, 10}},
-      {"EndpointID 2: the deleted stack is gone", "GET", filters + Encode(R"({"EndpointID":2})"),
+      {"EndpointID 2: the deleted stack is gone", "GET", filters + tmaster::PercentEncode(R"({"EndpointID":2})"),
        "", Auth::kKey, 200, Match::kExact, "[]"},
       {"unknown filter keys are ignored (no filtering)", "GET",
-       filters + Encode(R"({"Name":"web"})"), "", Auth::kKey, 200, Match::kAny, "",
+       filters + tmaster::PercentEncode(R"({"Name":"web"})"), "", Auth::kKey, 200, Match::kAny, "",
        "application/json", std::vector<std::int64_t>{1, 2, 4, 5, 6, 8, 9, 10}},
       {"filter keys are case-insensitive", "GET",
-       filters + Encode(R"({"endpointid":3,"swarmid":"swarm-cluster-3"})"), "", Auth::kKey, 200,
+       filters + tmaster::PercentEncode(R"({"endpointid":3,"swarmid":"swarm-cluster-3"})"), "", Auth::kKey, 200,
        Match::kAny, "", "application/json", std::vector<std::int64_t>{9}},
-      {"malformed filters -> 400", "GET", filters + Encode("{not json"), "", Auth::kKey, 400,
+      {"malformed filters -> 400", "GET", filters + tmaster::PercentEncode("{not json"), "", Auth::kKey, 400,
        Match::kContains, R"({"message":"Invalid query parameter: filters","details":")"},
-      {"filters of the wrong type -> 400", "GET", filters + Encode(R"({"EndpointID":"1"})"), "",
+      {"filters of the wrong type -> 400", "GET", filters + tmaster::PercentEncode(R"({"EndpointID":"1"})"), "",
        Auth::kKey, 400, Match::kContains, R"({"message":"Invalid query parameter: filters",)"},
 
       // --- environments (§2) ---
@@ -764,7 +749,7 @@ TEST_CASE("foreign compose projects and swarm namespaces hold names per environm
   // ...which the Docker proxy explains: the project's containers are on environment 1.
   const Reply containers =
       Send("GET", "/api/endpoints/1/docker/containers/json?all=1&filters=" +
-                      Encode(R"({"label":["com.docker.compose.project=tm-acme"]})"));
+                      tmaster::PercentEncode(R"({"label":["com.docker.compose.project=tm-acme"]})"));
   REQUIRE(containers.status == 200);
   CHECK(containers.Json().as_array().size() == 1);
 
@@ -895,7 +880,7 @@ TEST_CASE("file method (multipart) creates like the string method") {
 TEST_CASE("request log and per-route counters") {
   Reset();
   CreateStack("tm-log");
-  Send("GET", "/api/stacks?filters=" + Encode(R"({"EndpointID":1})"));
+  Send("GET", "/api/stacks?filters=" + tmaster::PercentEncode(R"({"EndpointID":1})"));
   Send("GET", "/api/stacks", "", Auth::kNone);
   const json::object state = State();
   CHECK(state.at("totalRequests") == 3);
@@ -924,11 +909,11 @@ TEST_CASE("orphaned stacks: listed unfiltered and with IncludeOrphanedStacks, de
   Knob("DELETE", "/__sim/endpoints/2", json::object{}, 204);
 
   CHECK(Ids(Send("GET", "/api/stacks")) == std::vector<std::int64_t>{1, 2, 3});
-  CHECK(Ids(Send("GET", "/api/stacks?filters=" + Encode(R"({"EndpointID":1})"))) ==
+  CHECK(Ids(Send("GET", "/api/stacks?filters=" + tmaster::PercentEncode(R"({"EndpointID":1})"))) ==
         std::vector<std::int64_t>{1});
   // Orphans of the matching kind join, except names already in the result.
   CHECK(Ids(Send("GET", "/api/stacks?filters=" +
-                            Encode(R"({"EndpointID":1,"IncludeOrphanedStacks":true})"))) ==
+                            tmaster::PercentEncode(R"({"EndpointID":1,"IncludeOrphanedStacks":true})"))) ==
         std::vector<std::int64_t>{1, 2});
   CHECK(Send("GET", "/api/stacks/2").status == 200);     // admins still inspect orphans
   CHECK(Send("DELETE", "/api/stacks/2").status == 404);  // environment 0 does not exist
