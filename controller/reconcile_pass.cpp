@@ -31,6 +31,7 @@ struct Job {
   postgres::Plan plan;
   postgres::PostgresGateway* gateway = nullptr;
   const StackList* stack_list = nullptr;  ///< the endpoint's list; set for dedicated workspaces
+  const Outcome<std::string>* stack_template = nullptr;  ///< the product's, read once per pass
   std::string stack_note;                 ///< appended to the Ready message
 };
 
@@ -105,8 +106,9 @@ Outcome<std::size_t> ReconcileStack(Job& job, const StacksContext& context, bool
   }
   stacks::DbConnection db{address->second.host, address->second.port, desired.database,
                           desired.role, desired.password};
+  if (!*job.stack_template) return job.stack_template->failure();
   Outcome<stacks::DesiredStack> stack =
-      stacks::BuildDesiredStack(workspace, *job.product, *context.config, db);
+      stacks::BuildDesiredStack(workspace, *job.product, *context.config, db, **job.stack_template);
   if (!stack) return stack.failure();
   if (!*job.stack_list) return job.stack_list->failure();
 
@@ -307,12 +309,19 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
     ++report.observe_queries;
   }
 
-  // One list call per endpoint serves every dedicated workspace on it.
+  // One list call per endpoint serves every dedicated workspace on it, and each product's stack
+  // template is read once.
   std::map<int, StackList> stack_lists;
+  std::map<std::string, Outcome<std::string>> stack_templates;
   if (stacks != nullptr && stacks->gateway != nullptr) {
     for (const manifests::Workspace& workspace : fleet.workspaces) {
-      if (!workspace.dedicated || stack_lists.count(workspace.dedicated->endpoint) != 0) continue;
+      if (!workspace.dedicated) continue;
+      const manifests::Product* product = fleet.FindProduct(workspace.product);
+      if (product != nullptr && stack_templates.count(product->name) == 0) {
+        stack_templates.emplace(product->name, stacks::ReadStackTemplate(*product));
+      }
       const int endpoint = workspace.dedicated->endpoint;
+      if (stack_lists.count(endpoint) != 0) continue;
       stack_lists.emplace(endpoint, stacks->gateway->List(endpoint));
       ++report.stack_list_calls;
     }
@@ -352,6 +361,7 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
     if (job.plan.blocked) SetFailure(job.result, *job.plan.blocked);
     if (workspace.dedicated && !stack_lists.empty()) {
       job.stack_list = &stack_lists.at(workspace.dedicated->endpoint);
+      job.stack_template = &stack_templates.at(job.product->name);
     }
   }
 

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/text.hpp"
+
 namespace tmaster::stacks {
 namespace {
 
@@ -52,23 +54,6 @@ bool IsOperatorName(std::string_view name) {
 // of the writer's choosing, a NUL ends it early. Neither can be carried, so both are refused.
 bool IsEnvFileSafe(std::string_view value) {
   return value.find_first_of(std::string_view("\n\r\0", 3)) == std::string_view::npos;
-}
-
-std::string PercentEncode(std::string_view text) {
-  static constexpr char kDigits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) != 0 || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(ch);
-      continue;
-    }
-    out.push_back('%');
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 0x0f]);
-  }
-  return out;
 }
 
 // --- ${VAR} interpolation, used only to recognise template keys and names that already mean
@@ -554,9 +539,7 @@ Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
   return stack;
 }
 
-Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
-                                        const manifests::Product& product,
-                                        const manifests::Config& config, const DbConnection& db) {
+Outcome<std::string> ReadStackTemplate(const manifests::Product& product) {
   if (product.stack_template.empty()) {
     return Failure::Stalled(
         std::string(kInvalidTemplate),
@@ -570,7 +553,15 @@ Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
                                                                product.stack_template.string() +
                                                                " of product " + product.name);
   }
-  return BuildDesiredStack(workspace, product, config, db, text.str());
+  return text.str();
+}
+
+Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
+                                        const manifests::Product& product,
+                                        const manifests::Config& config, const DbConnection& db) {
+  Outcome<std::string> text = ReadStackTemplate(product);
+  if (!text) return text.failure();
+  return BuildDesiredStack(workspace, product, config, db, *text);
 }
 
 }  // namespace tmaster::stacks

@@ -83,6 +83,10 @@ Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
                                         const manifests::Config& config, const DbConnection& db,
                                         std::string_view template_text);
 
+/// The text of the product's `stackTemplate` file. Stalled `InvalidStackTemplate` when the
+/// product has none or it cannot be read. A pass reads each product's template once.
+Outcome<std::string> ReadStackTemplate(const manifests::Product& product);
+
 /// As above, reading the product's `stackTemplate` file. Stalled `InvalidStackTemplate` when
 /// the product has none or it cannot be read.
 Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
