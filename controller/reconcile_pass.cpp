@@ -120,7 +120,6 @@ Outcome<std::size_t> ReconcileStack(Job& job, const StacksContext& context, bool
   if (found != nullptr && stacks::IsOurs(workspace.name, *found, entry) &&
       stacks::NeedsFile(*stack, *found, entry, deep)) {
     Outcome<std::string> read = context.gateway->File(*found);
-    ++job.result.stack_calls;
     if (!read) return read.failure();
     file = std::move(read).value();
   }
@@ -141,7 +140,6 @@ Outcome<std::size_t> ReconcileStack(Job& job, const StacksContext& context, bool
   for (const stacks::Action& action : plan.actions) {
     Outcome<stacks::ApplyResult> outcome = context.gateway->Apply(action);
     if (!outcome) return outcome.failure();
-    job.result.stack_calls += outcome->calls;
     if (context.ledger != nullptr) context.ledger->Record(workspace.name, action, *outcome);
     std::string line = stacks::Describe(action);
     if (!outcome->detail.empty()) line += ": " + outcome->detail;
@@ -323,7 +321,6 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
       const int endpoint = workspace.dedicated->endpoint;
       if (stack_lists.count(endpoint) != 0) continue;
       stack_lists.emplace(endpoint, stacks->gateway->List(endpoint));
-      ++report.stack_list_calls;
     }
   }
 

@@ -42,7 +42,6 @@ struct WorkspaceResult {
   std::vector<std::string> plan;     ///< Describe() of each planned action
   std::vector<std::string> applied;  ///< Describe() of each action applied, with its detail
   int statements = 0;                ///< SQL statements sent while applying
-  int stack_calls = 0;               ///< stack backend calls made while applying
 };
 
 /// A database or role that carries our marker but has no workspace in the sources.
@@ -57,7 +56,6 @@ struct PassReport {
   std::vector<WorkspaceResult> workspaces;  ///< sorted by name; rejected documents included
   std::vector<Orphan> orphans;
   int observe_queries = 0;
-  int stack_list_calls = 0;  ///< one per endpoint with dedicated workspaces
   std::vector<std::string> pruned;  ///< Describe() of each stack deleted, with its detail
   std::optional<Failure> prune_blocked;  ///< Stalled `DeletionGuard`, or a failed delete
 
