@@ -42,6 +42,23 @@ struct WorkspaceStatus {
   std::string conditions_json;  ///< the conditions array, serialized by the caller
   std::string last_error;       ///< empty when the last run succeeded
   std::optional<std::int64_t> next_retry_unix;  ///< seconds since the epoch; nullopt: none planned
+  std::string revision;  ///< the source revision this status was reached with (e.g. a commit)
+  /// The last runs, newest first, at most 10, serialized by the caller: a JSON array of
+  /// `{"start": RFC3339, "durationSeconds": number, "result": "...", "reason": "..."}`.
+  std::string last_runs_json = "[]";
+};
+
+/// The health of one source (directory or git), shown on its own status: a fetch or parse
+/// failure is recorded here and never treated as "no manifests".
+struct SourceStatus {
+  std::string name;
+  std::string kind;      ///< "directory" or "git"
+  std::string revision;  ///< last revision applied (git commit); empty for directories
+  bool ready = false;    ///< the last sync read the source cleanly
+  std::string reason;    ///< CamelCase: Synced, FetchFailed, InvalidManifests, DeletionGuard, ...
+  std::string message;   ///< names the failing step; never a credential
+  std::int64_t last_sync_unix = 0;     ///< last successful sync; 0 when never
+  std::int64_t last_attempt_unix = 0;  ///< last attempt, successful or not
 };
 
 /// One event (an action applied, a drift corrected, a failure).
@@ -94,6 +111,13 @@ class Store {
   virtual Outcome<Done> PutStatus(const WorkspaceStatus& status) = 0;
   /// nullopt when no status was ever stored for that name.
   virtual Outcome<std::optional<WorkspaceStatus>> GetStatus(const std::string& name) = 0;
+  /// Every stored status, ordered by name (one query: the API lists 1000s of workspaces).
+  virtual Outcome<std::vector<WorkspaceStatus>> ListStatuses() = 0;
+
+  /// Replaces the status of source `status.name`.
+  virtual Outcome<Done> PutSourceStatus(const SourceStatus& status) = 0;
+  /// Every source status, ordered by name.
+  virtual Outcome<std::vector<SourceStatus>> ListSourceStatuses() = 0;
 
   /// Appends an event; returns its id (ids increase with time of appending).
   virtual Outcome<std::int64_t> AppendEvent(const Event& event) = 0;
@@ -105,6 +129,21 @@ class Store {
   virtual Outcome<std::int64_t> RecordDelivery(const WebhookDelivery& delivery) = 0;
   /// At most `limit` deliveries, newest first.
   virtual Outcome<std::vector<WebhookDelivery>> ListDeliveries(std::int64_t limit) = 0;
+};
+
+/// Leader election (DESIGN §7): a session-level PostgreSQL advisory lock held on a connection of
+/// its own. The lock lives exactly as long as that session: when the leader dies or its
+/// connection breaks, the server releases it and a standby's TryAcquire succeeds.
+class LeaderLock {
+ public:
+  virtual ~LeaderLock() = default;
+  /// Tries once, without waiting, to take the lock (reconnecting first if needed). true: held.
+  virtual Outcome<bool> TryAcquire() = 0;
+  /// Whether the lock is still held: the session is alive (a round trip) and holds the lock.
+  /// false or a failure means the caller lost leadership and must stop its workers at once.
+  virtual Outcome<bool> StillHeld() = 0;
+  /// Releases the lock and closes the session. Idempotent.
+  virtual void Release() = 0;
 };
 
 }  // namespace tmaster::controller

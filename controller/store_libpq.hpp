@@ -23,4 +23,18 @@ namespace tmaster::controller {
 /// the DSN or a password.
 std::unique_ptr<Store> MakeLibpqStore(Secret dsn);
 
+/// The advisory-lock key class of the leader lock (two-int form: class, 1), reserved for Tenant
+/// Master ("tm" = 0x746d = 29805).
+inline constexpr int kLeaderLockClass = 29805;
+
+/// A LeaderLock on its own connection to the store database named by `dsn` (same defaulting and
+/// creation rules as MakeLibpqStore). The connection has TCP keepalives set so a dead peer is
+/// noticed within seconds.
+std::unique_ptr<LeaderLock> MakeLibpqLeaderLock(Secret dsn);
+
+/// The store DSN derived from a cluster DSN (DESIGN §8 `store.dsnEnv` default): the same
+/// server and credentials with `dbname=tenant_master`. Works for conninfo strings and URIs;
+/// a malformed DSN is a Stalled `InvalidConfig` failure whose message does not contain the DSN.
+Outcome<Secret> StoreDsnFromClusterDsn(const Secret& cluster_dsn);
+
 }  // namespace tmaster::controller
