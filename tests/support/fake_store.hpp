@@ -1,0 +1,262 @@
+#pragma once
+
+// FakeStore: an in-memory controller::Store with the semantics documented in
+// controller/store.hpp (generations by spec digest, deleting marks kept, events and deliveries
+// newest first), plus what tests need: make the next calls fail, count calls per method, set the
+// "server clock", and read the whole state without going through (and consuming) an injected
+// failure. Thread-safe: the HTTP server and the daemon call it from several threads.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/crypto.hpp"
+#include "common/outcome.hpp"
+#include "controller/store.hpp"
+
+namespace tmaster::testing {
+
+class FakeStore final : public controller::Store {
+ public:
+  /// Everything the store holds, by value.
+  struct State {
+    std::map<std::string, controller::StoredWorkspace> workspaces;
+    std::map<std::string, controller::WorkspaceStatus> statuses;
+    std::map<std::string, controller::SourceStatus> sources;
+    std::vector<controller::Event> events;                ///< in appending order (oldest first)
+    std::vector<controller::WebhookDelivery> deliveries;  ///< in recording order (oldest first)
+  };
+
+  /// The failure injected calls return unless the test gives its own.
+  static Failure Unavailable() {
+    return Failure::Transient("StoreUnavailable", "store: connection refused (fake)");
+  }
+
+  /// The next `count` calls (of any method) fail with `failure`, then calls succeed again.
+  void FailNext(std::size_t count = 1, Failure failure = Unavailable()) {
+    const std::lock_guard lock(mutex_);
+    fail_next_ = count;
+    failure_ = std::move(failure);
+  }
+  /// Every call fails with `failure` until SetDown(false): the store is unreachable.
+  void SetDown(bool down, Failure failure = Unavailable()) {
+    const std::lock_guard lock(mutex_);
+    down_ = down;
+    if (down) failure_ = std::move(failure);
+  }
+  /// Calls of method `name` (e.g. "ListWorkspaces"), failed ones included.
+  [[nodiscard]] std::size_t Calls(std::string_view name) const {
+    const std::lock_guard lock(mutex_);
+    const auto found = calls_.find(std::string(name));
+    return found == calls_.end() ? 0 : found->second;
+  }
+  /// Calls of every method, failed ones included.
+  [[nodiscard]] std::size_t TotalCalls() const {
+    const std::lock_guard lock(mutex_);
+    std::size_t total = 0;
+    for (const auto& [name, count] : calls_) total += count;
+    return total;
+  }
+  void ResetCalls() {
+    const std::lock_guard lock(mutex_);
+    calls_.clear();
+  }
+  /// The "server clock" used where the real store says "now" (events, deliveries, deleting
+  /// marks). Seconds since the epoch.
+  void SetNow(std::int64_t unix_seconds) {
+    const std::lock_guard lock(mutex_);
+    now_ = unix_seconds;
+  }
+  /// A copy of everything; never fails, never counted.
+  [[nodiscard]] State Snapshot() const {
+    const std::lock_guard lock(mutex_);
+    return state_;
+  }
+
+  // controller::Store
+
+  Outcome<Done> Migrate() override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("Migrate")) return *failed;
+    return Ok();
+  }
+
+  Outcome<controller::StoredWorkspace> UpsertSpec(const std::string& name,
+                                                  const std::string& source,
+                                                  const std::string& revision,
+                                                  const std::string& spec_json) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("UpsertSpec")) return *failed;
+    const std::string digest = crypto::Sha256Hex(spec_json);
+    auto [it, inserted] = state_.workspaces.try_emplace(name);
+    controller::StoredWorkspace& stored = it->second;
+    if (inserted) {
+      stored.name = name;
+      stored.generation = 1;
+    } else if (stored.spec_digest != digest) {
+      ++stored.generation;
+    }
+    stored.source = source;
+    stored.revision = revision;
+    stored.spec_json = spec_json;
+    stored.spec_digest = digest;
+    return stored;
+  }
+
+  Outcome<std::vector<controller::StoredWorkspace>> ListWorkspaces(
+      const std::optional<std::string>& source) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListWorkspaces")) return *failed;
+    std::vector<controller::StoredWorkspace> out;
+    for (const auto& [name, workspace] : state_.workspaces) {
+      if (!source || workspace.source == *source) out.push_back(workspace);
+    }
+    return out;
+  }
+
+  Outcome<std::optional<controller::StoredWorkspace>> Get(const std::string& name) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("Get")) return *failed;
+    const auto found = state_.workspaces.find(name);
+    if (found == state_.workspaces.end()) return std::optional<controller::StoredWorkspace>();
+    return std::optional<controller::StoredWorkspace>(found->second);
+  }
+
+  Outcome<controller::StoredWorkspace> MarkDeleting(const std::string& name) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("MarkDeleting")) return *failed;
+    const auto found = state_.workspaces.find(name);
+    if (found == state_.workspaces.end()) {
+      return Failure::Stalled("WorkspaceNotFound", "store: workspace \"" + name + "\" not found");
+    }
+    if (!found->second.deleting_since) found->second.deleting_since = Rfc3339(now_);
+    return found->second;
+  }
+
+  Outcome<bool> Remove(const std::string& name) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("Remove")) return *failed;
+    state_.statuses.erase(name);
+    return state_.workspaces.erase(name) > 0;
+  }
+
+  Outcome<Done> PutStatus(const controller::WorkspaceStatus& status) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("PutStatus")) return *failed;
+    state_.statuses[status.name] = status;
+    return Ok();
+  }
+
+  Outcome<std::optional<controller::WorkspaceStatus>> GetStatus(const std::string& name) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("GetStatus")) return *failed;
+    const auto found = state_.statuses.find(name);
+    if (found == state_.statuses.end()) return std::optional<controller::WorkspaceStatus>();
+    return std::optional<controller::WorkspaceStatus>(found->second);
+  }
+
+  Outcome<std::vector<controller::WorkspaceStatus>> ListStatuses() override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListStatuses")) return *failed;
+    std::vector<controller::WorkspaceStatus> out;
+    for (const auto& [name, status] : state_.statuses) out.push_back(status);
+    return out;
+  }
+
+  Outcome<Done> PutSourceStatus(const controller::SourceStatus& status) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("PutSourceStatus")) return *failed;
+    state_.sources[status.name] = status;
+    return Ok();
+  }
+
+  Outcome<std::vector<controller::SourceStatus>> ListSourceStatuses() override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListSourceStatuses")) return *failed;
+    std::vector<controller::SourceStatus> out;
+    for (const auto& [name, status] : state_.sources) out.push_back(status);
+    return out;
+  }
+
+  Outcome<std::int64_t> AppendEvent(const controller::Event& event) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("AppendEvent")) return *failed;
+    controller::Event stored = event;
+    stored.id = ++last_event_id_;
+    if (stored.at_unix == 0) stored.at_unix = now_;
+    state_.events.push_back(std::move(stored));
+    return last_event_id_;
+  }
+
+  Outcome<std::vector<controller::Event>> ListEvents(const std::optional<std::string>& workspace,
+                                                     std::int64_t limit) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListEvents")) return *failed;
+    std::vector<controller::Event> out;
+    for (auto it = state_.events.rbegin(); it != state_.events.rend(); ++it) {
+      if (std::cmp_greater_equal(out.size(), std::max<std::int64_t>(limit, 0))) break;
+      if (!workspace || it->workspace == *workspace) out.push_back(*it);
+    }
+    return out;
+  }
+
+  Outcome<std::int64_t> RecordDelivery(const controller::WebhookDelivery& delivery) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("RecordDelivery")) return *failed;
+    controller::WebhookDelivery stored = delivery;
+    stored.id = ++last_delivery_id_;
+    if (stored.received_at_unix == 0) stored.received_at_unix = now_;
+    state_.deliveries.push_back(std::move(stored));
+    return last_delivery_id_;
+  }
+
+  Outcome<std::vector<controller::WebhookDelivery>> ListDeliveries(std::int64_t limit) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListDeliveries")) return *failed;
+    std::vector<controller::WebhookDelivery> out;
+    for (auto it = state_.deliveries.rbegin(); it != state_.deliveries.rend(); ++it) {
+      if (std::cmp_greater_equal(out.size(), std::max<std::int64_t>(limit, 0))) break;
+      out.push_back(*it);
+    }
+    return out;
+  }
+
+ private:
+  // Counts the call and returns the injected failure, if one is due. Caller holds mutex_.
+  std::optional<Failure> Enter(const char* name) {
+    ++calls_[name];
+    if (down_) return failure_;
+    if (fail_next_ == 0) return std::nullopt;
+    --fail_next_;
+    return failure_;
+  }
+
+  static std::string Rfc3339(std::int64_t unix_seconds) {
+    const auto time = static_cast<std::time_t>(unix_seconds);
+    std::tm utc{};
+    gmtime_r(&time, &utc);
+    char buffer[32];
+    const std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return {buffer, n};
+  }
+
+  mutable std::mutex mutex_;
+  State state_;
+  std::int64_t last_event_id_ = 0;
+  std::int64_t last_delivery_id_ = 0;
+  std::int64_t now_ = 1'700'000'000;  // 2023-11-14T22:13:20Z
+  std::map<std::string, std::size_t> calls_;
+  std::size_t fail_next_ = 0;
+  bool down_ = false;
+  Failure failure_ = Unavailable();
+};
+
+}  // namespace tmaster::testing
