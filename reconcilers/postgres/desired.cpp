@@ -132,4 +132,9 @@ DesiredTenant BuildDesired(const manifests::Workspace& workspace, const manifest
   return desired;
 }
 
+ReclaimTarget BuildReclaimTarget(const manifests::Workspace& workspace) {
+  return {workspace.name, workspace.database.cluster, workspace.database.name,
+          workspace.database.owner, workspace.database.reclaim_policy};
+}
+
 }  // namespace tmaster::postgres

@@ -33,4 +33,8 @@ DesiredTenant BuildDesired(const manifests::Workspace& workspace,
                            const std::vector<migrations::Migration>& product_migrations,
                            const Secret& master_key);
 
+/// What removing `workspace` reclaims: its cluster, database and role names and its
+/// `spec.database.reclaimPolicy`. Give it the last stored spec of the removed workspace.
+ReclaimTarget BuildReclaimTarget(const manifests::Workspace& workspace);
+
 }  // namespace tmaster::postgres

@@ -49,6 +49,10 @@ std::string DescribeMarker(const std::string& rendered) {
   if (const auto it = marker->fields.find("state"); it != marker->fields.end()) {
     notes.push_back("state " + it->second);
   }
+  if (const auto it = marker->fields.find(std::string(kReclaimField)); it != marker->fields.end()) {
+    notes.push_back(it->second == kReclaimRetained ? std::string("retained after removal")
+                                                   : "reclaim " + it->second);
+  }
   if (!notes.empty()) out += " (" + Join(notes) + ")";
   return out;
 }
@@ -143,6 +147,10 @@ std::string Describe(const Action& action) {
                    " to database " + Quoted(a.database) + " as " + Quoted(a.role) + ": " +
                    Join(files);
           },
+          [](const DropDatabase& a) {
+            return "drop database " + Quoted(a.database) + " (WITH FORCE: open sessions end)";
+          },
+          [](const DropRole& a) { return "drop role " + Quoted(a.role); },
       },
       action);
 }
@@ -151,7 +159,8 @@ std::string KindOf(const Action& action) {
   static constexpr std::array<const char*, std::variant_size_v<Action>> kNames = {
       "CreateRole",        "AlterRole",        "SetRolePassword",    "SetRoleMarker",
       "TerminateSessions", "CreateDatabase",   "AlterDatabaseOwner", "RevokePublicAccess",
-      "SetDatabaseMarker", "EnsureExtensions", "ApplyMigrations",
+      "SetDatabaseMarker", "EnsureExtensions", "ApplyMigrations",    "DropDatabase",
+      "DropRole",
   };
   return kNames[action.index()];
 }

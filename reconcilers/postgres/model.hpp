@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/secret.hpp"
+#include "manifests/types.hpp"
 #include "reconcilers/migrations/migrations.hpp"
 
 namespace tmaster::postgres {
@@ -62,7 +63,7 @@ struct ObservedCluster {
 };
 
 /// The ownership marker kept in `COMMENT ON ROLE|DATABASE`: `tenant-master:workspace=<name>`,
-/// then `;key=value` fields (`state`, `migration` on databases, `pw` on roles).
+/// then `;key=value` fields (`state`, `migration` on databases, `pw` and `reclaim` on roles).
 struct Marker {
   std::string workspace;
   std::map<std::string, std::string> fields;
@@ -71,6 +72,12 @@ struct Marker {
   static std::optional<Marker> Parse(std::string_view comment);
   [[nodiscard]] std::string Render() const;
 };
+
+/// The role marker's field `reclaim=retained`: the workspace's manifest was removed and its
+/// `Retain` policy ran (role NOLOGIN, sessions ended, data kept). `MakePlan` removes it again
+/// when the workspace comes back.
+inline constexpr std::string_view kReclaimField = "reclaim";
+inline constexpr std::string_view kReclaimRetained = "retained";
 
 /// The role marker's `pw` field: a keyed memo that the role's stored verifier was checked against
 /// (or made from) the derived password. HMAC(password, verifier), truncated; not reversible.
@@ -105,6 +112,12 @@ struct SetRoleMarker {
 struct TerminateSessions {
   std::string role;
 };
+/// `DROP ROLE IF EXISTS`. Planned only by `MakeReclaimPlan`, after the role's database is gone.
+/// Nothing is reassigned or dropped on its behalf: if the role still owns objects (or holds
+/// privileges) elsewhere, the drop fails Stalled `RoleStillOwnsObjects` naming them.
+struct DropRole {
+  std::string role;
+};
 /// CREATE DATABASE ... OWNER ... ENCODING 'UTF8' TEMPLATE template0, then at once the marker
 /// and REVOKE CONNECT, TEMPORARY FROM PUBLIC: the database is born closed.
 struct CreateDatabase {
@@ -123,6 +136,11 @@ struct SetDatabaseMarker {
   std::string database;
   std::string marker;
 };
+/// `DROP DATABASE IF EXISTS ... WITH (FORCE)`: open sessions on it are terminated. Planned only
+/// by `MakeReclaimPlan` (policy `Delete`).
+struct DropDatabase {
+  std::string database;
+};
 /// In-database: CREATE EXTENSION IF NOT EXISTS for each missing one.
 struct EnsureExtensions {
   std::string database;
@@ -137,10 +155,10 @@ struct ApplyMigrations {
   std::vector<migrations::Migration> migrations;
 };
 
-using Action = std::variant<CreateRole, AlterRole, SetRolePassword, SetRoleMarker,
-                            TerminateSessions, CreateDatabase, AlterDatabaseOwner,
-                            RevokePublicAccess, SetDatabaseMarker, EnsureExtensions,
-                            ApplyMigrations>;
+using Action =
+    std::variant<CreateRole, AlterRole, SetRolePassword, SetRoleMarker, TerminateSessions,
+                 CreateDatabase, AlterDatabaseOwner, RevokePublicAccess, SetDatabaseMarker,
+                 EnsureExtensions, ApplyMigrations, DropDatabase, DropRole>;
 
 /// One line for humans (dry run, events). Never contains a secret.
 std::string Describe(const Action& action);
@@ -164,8 +182,35 @@ struct PlanOptions {
 };
 
 /// Pure: no I/O, clock or logging. Applying the returned actions and observing again yields an
-/// empty plan (tested as a property with the fake gateway).
+/// empty plan (tested as a property with the fake gateway). A role marked `reclaim=retained`
+/// (the workspace was removed under `Retain` and has come back) gets LOGIN again and its marker
+/// without that field.
 Plan MakePlan(const DesiredTenant& desired, const ObservedCluster& observed,
               const PlanOptions& options = {});
+
+/// What removing a workspace reclaims on its cluster: the names from the workspace's last
+/// stored spec (see `BuildReclaimTarget` in desired.hpp) and its `spec.database.reclaimPolicy`.
+struct ReclaimTarget {
+  std::string workspace;
+  std::string cluster;
+  std::string database;
+  std::string role;
+  manifests::ReclaimPolicy policy = manifests::ReclaimPolicy::kRetain;
+};
+
+/// Pure, like `MakePlan`: the actions that reclaim a removed workspace's database and role.
+///
+/// Only objects whose marker names `target.workspace` are touched. An absent object is fine (it
+/// is already reclaimed, or was never made). An object that exists unmarked or marked for
+/// another workspace blocks the plan (Stalled `NotOwned`, the message names the object) and
+/// nothing is planned, whatever the policy.
+///
+/// - `Retain`: the database is not touched. The role gets NOLOGIN (`AlterRole`, keeping its
+///   connection limit), its sessions are terminated, and its marker gains `reclaim=retained`
+///   (other fields kept). Empty once the role is NOLOGIN, has no session and is so marked.
+/// - `Delete`: `DropDatabase` (WITH FORCE) when the database exists, then `TerminateSessions`
+///   when the role has sessions elsewhere (a dropped role's session would live on) and
+///   `DropRole` when the role exists. Empty once both are gone.
+Plan MakeReclaimPlan(const ReclaimTarget& target, const ObservedCluster& observed);
 
 }  // namespace tmaster::postgres

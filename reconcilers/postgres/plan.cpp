@@ -1,7 +1,10 @@
+#include <algorithm>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "reconcilers/postgres/desired.hpp"
@@ -132,6 +135,11 @@ void PlanPassword(const DesiredTenant& desired, const ObservedCluster& observed,
   actions.emplace_back(SetRolePassword{desired.role, desired.password, desired.workspace});
 }
 
+bool WritesRoleMarker(const Action& action) {
+  return std::holds_alternative<SetRoleMarker>(action) ||
+         std::holds_alternative<SetRolePassword>(action);
+}
+
 void PlanRole(const DesiredTenant& desired, const ObservedCluster& observed,
               std::vector<Action>& actions) {
   const auto found = observed.roles.find(desired.role);
@@ -144,8 +152,17 @@ void PlanRole(const DesiredTenant& desired, const ObservedCluster& observed,
   if (RoleAttributesDrift(role, desired)) {
     actions.emplace_back(AlterRole{desired.role, !desired.suspend, desired.connection_limit});
   }
-  PlanPassword(desired, observed, role, ReadOwnership(role.comment, desired.workspace).marker,
-               actions);
+  // The workspace came back after a `Retain` reclaim: AlterRole above gave LOGIN back, and the
+  // marker loses `reclaim` (PlanPassword's own marker writes start from the stripped marker).
+  std::optional<Marker> marker = ReadOwnership(role.comment, desired.workspace).marker;
+  const bool was_retained = marker && marker->fields.erase(std::string(kReclaimField)) > 0;
+  const std::size_t before = actions.size();
+  PlanPassword(desired, observed, role, marker, actions);
+  const bool rewritten = std::any_of(actions.begin() + static_cast<std::ptrdiff_t>(before),
+                                     actions.end(), WritesRoleMarker);
+  if (was_retained && !rewritten) {
+    actions.emplace_back(SetRoleMarker{desired.role, marker->Render()});
+  }
   if (desired.suspend && role.sessions > 0) {
     actions.emplace_back(TerminateSessions{desired.role});
   }

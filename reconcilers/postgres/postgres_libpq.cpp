@@ -128,6 +128,9 @@ constexpr std::string_view kMigrationLockKey = "7308332045386115437";
 constexpr std::string_view kMigrationLockTimeout = "60s";
 
 constexpr int kMaxIdentifierBytes = 63;  // NAMEDATALEN - 1: longer names are silently truncated
+// The server's list of what a role still owns can run to 100 lines; a status message shows the
+// start of it.
+constexpr std::size_t kMaxDetailChars = 400;
 
 // ---------------------------------------------------------------------------------------------
 // Messages: one line, no secrets.
@@ -864,6 +867,55 @@ class Gateway final : public LibpqGateway {
     return Simple("set marker of database " + Quoted(a.database), scrub_, [&a](Sql& sql, PGconn*) {
       sql.Raw("COMMENT ON DATABASE ").Id(a.database).Raw(" IS ").Lit(a.marker).End();
     });
+  }
+
+  // --- reclaim (a removed workspace) ----------------------------------------------------------
+
+  Outcome<ApplyResult> Do(const DropDatabase& a) {
+    // DROP DATABASE cannot run in a transaction block, so it goes alone. FORCE terminates the
+    // sessions on it first (a member of the owner may end the owner's sessions).
+    return Simple("drop database " + Quoted(a.database), scrub_, [&a](Sql& sql, PGconn*) {
+      sql.Raw("DROP DATABASE IF EXISTS ").Id(a.database).Raw(" WITH (FORCE)").End();
+    });
+  }
+
+  Outcome<ApplyResult> Do(const DropRole& a) {
+    return WithAdmin(OnCluster("drop role " + Quoted(a.role)),
+                     [&](PGconn* conn) -> Outcome<ApplyResult> {
+                       Sql sql(conn);
+                       sql.Raw("DROP ROLE IF EXISTS ").Id(a.role).End();
+                       if (sql.error()) return *sql.error();
+                       statements_.fetch_add(sql.statements());
+                       ResultPtr result(PQexec(conn, sql.text().c_str()));
+                       if (auto owns = StillOwnsObjects(conn, result.get(), a.role)) return *owns;
+                       Outcome<ResultPtr> checked = Check(conn, std::move(result), scrub_);
+                       if (!checked) return checked.failure();
+                       return ApplyResult{sql.statements(), ""};
+                     });
+  }
+
+  /// 2BP01 from DROP ROLE: the role still owns objects or holds privileges outside the database
+  /// reclaim dropped. Nothing is reassigned or dropped on its behalf (that could take someone
+  /// else's data with it); the server's detail lists what is left, for a human.
+  std::optional<Failure> StillOwnsObjects(PGconn* conn, const PGresult* result,
+                                          const std::string& role) const {
+    const char* sqlstate =
+        result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+    if (sqlstate == nullptr || std::string_view(sqlstate) != "2BP01") return std::nullopt;
+    std::string detail;
+    if (const char* text = PQresultErrorField(result, PG_DIAG_MESSAGE_DETAIL)) detail = text;
+    ReplaceAll(detail, "\n", "; ");
+    detail = scrub_(detail);
+    if (detail.size() > kMaxDetailChars) detail = detail.substr(0, kMaxDetailChars) + "...";
+    Failure failure = ErrorOf(conn, result, scrub_, "");
+    failure.kind = FailureKind::kStalled;
+    failure.reason = "RoleStillOwnsObjects";
+    failure.message += (detail.empty() ? std::string() : " [" + detail + "]") + "; role " +
+                       Quoted(role) +
+                       " owns objects or holds privileges outside its dropped database: reassign "
+                       "or drop them by hand (REASSIGN OWNED / DROP OWNED in each database "
+                       "named), then the next pass drops the role";
+    return failure;
   }
 
   // --- actions inside a tenant database --------------------------------------------------------

@@ -270,6 +270,24 @@ class FakePostgres : public postgres::PostgresGateway {
                 detail.empty() ? std::string("nothing pending") : detail);
   }
 
+  // IF EXISTS, like the adapter: an absent object is no failure.
+  Result Do(const postgres::DropDatabase& a) {
+    cluster_.databases.erase(a.database);
+    contents_.erase(a.database);
+    return Done(1);
+  }
+  Result Do(const postgres::DropRole& a) {
+    // PostgreSQL refuses (2BP01) while the role owns a database; the adapter reports it so.
+    for (const auto& [name, database] : cluster_.databases) {
+      if (database.owner == a.role) {
+        return Failure::Stalled("RoleStillOwnsObjects",
+                                "drop role \"" + a.role + "\": owner of database \"" + name + "\"");
+      }
+    }
+    cluster_.roles.erase(a.role);
+    return Done(1);
+  }
+
   std::mutex mutex_;
   postgres::ObservedCluster cluster_;
   std::map<std::string, Contents> contents_;

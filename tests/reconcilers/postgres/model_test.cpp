@@ -90,6 +90,8 @@ std::vector<Action> EveryAction(const Secret& password) {
       EnsureExtensions{"tenant_acme", {"pg_trgm", "unaccent"}},
       ApplyMigrations{
           "tenant_acme", "user_acme", password, {Mig("0001_init.sql"), Mig("0002_orders.sql")}},
+      DropDatabase{"tenant_acme"},
+      DropRole{"user_acme"},
   };
 }
 
@@ -128,6 +130,10 @@ TEST_CASE("Describe: one line per action, naming the objects, never a secret") {
         "0002_orders.sql");
   CHECK(Describe(ApplyMigrations{"d", "r", password, {Mig("0001_init.sql")}}) ==
         "apply 1 migration to database \"d\" as \"r\": 0001_init.sql");
+  CHECK(Describe(actions[11]) == "drop database \"tenant_acme\" (WITH FORCE: open sessions end)");
+  CHECK(Describe(actions[12]) == "drop role \"user_acme\"");
+  CHECK(Describe(SetRoleMarker{"user_acme", "tenant-master:workspace=acme;reclaim=retained"}) ==
+        "mark role \"user_acme\" as owned by workspace \"acme\" (retained after removal)");
 }
 
 TEST_CASE("KindOf names each alternative; IsInDatabase picks the in-database ones") {
@@ -135,7 +141,8 @@ TEST_CASE("KindOf names each alternative; IsInDatabase picks the in-database one
   const std::vector<std::string> expected = {
       "CreateRole",        "AlterRole",        "SetRolePassword",    "SetRoleMarker",
       "TerminateSessions", "CreateDatabase",   "AlterDatabaseOwner", "RevokePublicAccess",
-      "SetDatabaseMarker", "EnsureExtensions", "ApplyMigrations"};
+      "SetDatabaseMarker", "EnsureExtensions", "ApplyMigrations",    "DropDatabase",
+      "DropRole"};
   REQUIRE(actions.size() == expected.size());
   for (std::size_t i = 0; i < actions.size(); ++i) {
     CAPTURE(i);

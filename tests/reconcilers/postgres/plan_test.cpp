@@ -302,6 +302,60 @@ std::vector<Row> Rows() {
          CHECK(marker.fields.at("pw") ==
                PasswordMemo(d.password, Verifier(d.password.Reveal(), "another-salt-16b")));
        }},
+      {"back after a Retain reclaim: LOGIN again, the marker loses reclaim and keeps pw",
+       Keep,
+       [](ObservedCluster& o, const DesiredTenant&) {
+         Role(o).can_login = false;
+         Marker marker = ParsedMarker(Role(o).comment);
+         marker.fields["reclaim"] = "retained";
+         Role(o).comment = marker.Render();
+       },
+       {"AlterRole", "SetRoleMarker"},
+       "",
+       [](const Plan& p, const DesiredTenant& d) {
+         CheckAlterRole(p, d, true);
+         const Marker marker = ParsedMarker(Nth<SetRoleMarker>(p, 1).marker);
+         CHECK(marker.workspace == "acme");
+         CHECK(marker.fields ==
+               std::map<std::string, std::string>{
+                   {"pw", PasswordMemo(d.password, Verifier(d.password.Reveal()))}});
+       }},
+      {"back after a Retain reclaim, suspended: logins stay closed, the marker is cleared",
+       [](DesiredTenant& d) { d.suspend = true; },
+       [](ObservedCluster& o, const DesiredTenant&) {
+         Role(o).can_login = false;
+         Marker marker = ParsedMarker(Role(o).comment);
+         marker.fields["reclaim"] = "retained";
+         Role(o).comment = marker.Render();
+       },
+       {"SetRoleMarker"},
+       "",
+       [](const Plan& p, const DesiredTenant&) {
+         CHECK_FALSE(ParsedMarker(Nth<SetRoleMarker>(p, 0).marker).fields.contains("reclaim"));
+       }},
+      {"back after a Retain reclaim with a new password: SetRolePassword rewrites the marker",
+       [](DesiredTenant& d) { d.password = PasswordOf(1); },
+       [](ObservedCluster& o, const DesiredTenant&) {
+         Marker marker = ParsedMarker(Role(o).comment);
+         marker.fields["reclaim"] = "retained";
+         Role(o).comment = marker.Render();
+       },
+       {"SetRolePassword"},
+       "",
+       NoCheck},
+      {"back after a Retain reclaim, memo missing: one SetRoleMarker, without reclaim",
+       Keep,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Role(o).comment = Marker{d.workspace, {{"reclaim", "retained"}}}.Render();
+       },
+       {"SetRoleMarker"},
+       "",
+       [](const Plan& p, const DesiredTenant& d) {
+         const Marker marker = ParsedMarker(Nth<SetRoleMarker>(p, 0).marker);
+         CHECK(marker.fields ==
+               std::map<std::string, std::string>{
+                   {"pw", PasswordMemo(d.password, Verifier(d.password.Reveal()))}});
+       }},
       {"drift: md5 password",
        Keep,
        [](ObservedCluster& o, const DesiredTenant&) {
@@ -513,11 +567,9 @@ std::vector<Row> Rows() {
                "role \"user_acme\" exists on cluster \"default\" without a tenant-master marker; "
                "set spec.database.adopt: true to take it over");
        }},
-      {"unmarked database owned by our marked role: an interrupted create, claimed",
-       Keep,
+      {"unmarked database owned by our marked role: an interrupted create, claimed", Keep,
        [](ObservedCluster& o, const DesiredTenant&) { Db(o).comment = ""; },
-       Then({"SetDatabaseMarker"}, kInDb), "",
-       NoCheck},
+       Then({"SetDatabaseMarker"}, kInDb), "", NoCheck},
       {"blocked: unmarked database",
        Keep,
        [](ObservedCluster& o, const DesiredTenant&) {

@@ -177,6 +177,40 @@ struct MigrationDir {
 
 void RequireConverged(const Converged& result) { REQUIRE_MESSAGE(result.ok(), Failed(result)); }
 
+postgres::ReclaimTarget ReclaimOf(const std::string& name, manifests::ReclaimPolicy policy) {
+  return {name, "default", DatabaseOf(name), RoleOf(name), policy};
+}
+
+/// Like Converge, for the reclaim plan of a removed workspace.
+Converged Reclaim(postgres::PostgresGateway& gateway, const postgres::ReclaimTarget& target,
+                  int max_passes = 3) {
+  Converged result;
+  while (result.passes < max_passes) {
+    Outcome<postgres::ObservedCluster> observed = gateway.Observe();
+    if (!observed) {
+      result.failure = observed.failure();
+      return result;
+    }
+    postgres::Plan plan = postgres::MakeReclaimPlan(target, *observed);
+    ++result.passes;
+    if (plan.blocked) {
+      result.failure = plan.blocked;
+      return result;
+    }
+    if (plan.Empty()) return result;
+    for (const Action& action : plan.actions) {
+      Outcome<postgres::ApplyResult> applied = gateway.Apply(action);
+      if (!applied) {
+        result.failure = applied.failure();
+        return result;
+      }
+      result.kinds.push_back(postgres::KindOf(action));
+    }
+  }
+  result.failure = Failure::Stalled("NotConverged", "reclaim plan not empty after the passes");
+  return result;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -746,6 +780,187 @@ TEST_CASE("a restarted server is reconnected; a stopped one is a transient failu
       postgres::ApplyMigrations{desired.database, desired.role, desired.password, {}});
   REQUIRE_FALSE(migrated.ok());
   CHECK(migrated.failure().kind == FailureKind::kTransient);
+}
+
+// --- reclaim: a removed workspace (issue 3 item 6) ------------------------------------------
+
+TEST_CASE("reclaim Delete drops the database despite an open session, then the role") {
+  auto gateway = MakeGateway();
+  const DesiredTenant desired = Desired(Spec("doomed"));
+  RequireConverged(Converge(*gateway, desired));
+  testing::PgSession session(TenantDsn(desired));  // the tenant is logged in, in its database
+  REQUIRE(session.Run("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1)").empty());
+
+  const Converged deleted =
+      Reclaim(*gateway, ReclaimOf("doomed", manifests::ReclaimPolicy::kDelete));
+  RequireConverged(deleted);
+  CHECK(deleted.passes == 2);
+  CHECK(deleted.Did("DropDatabase"));
+  CHECK(deleted.Did("DropRole"));
+  CHECK(DatabaseFact("tenant_doomed", "datname") == "<none>");
+  CHECK(RoleFact("user_doomed", "rolname") == "<none>");
+  CHECK_FALSE(session.Run("SELECT 1").empty());  // WITH (FORCE) ended it
+  CHECK_FALSE(ConnectError(TenantDsn(desired)).empty());
+  // The neighbours and the admin database are still there.
+  CHECK(DatabaseFact("postgres", "datname") == "postgres");
+}
+
+TEST_CASE("reclaim Retain closes logins and ends sessions, and keeps the data") {
+  auto gateway = MakeGateway();
+  const TenantSpec spec = Spec("keeper");
+  const DesiredTenant desired = Desired(spec);
+  RequireConverged(Converge(*gateway, desired));
+  testing::PgSession session(TenantDsn(desired));
+  REQUIRE(session.Run("CREATE TABLE invoices (id int, total numeric)").empty());
+  REQUIRE(session.Run("INSERT INTO invoices VALUES (1, 9.5), (2, 10)").empty());
+
+  const Converged retained =
+      Reclaim(*gateway, ReclaimOf("keeper", manifests::ReclaimPolicy::kRetain));
+  RequireConverged(retained);
+  CHECK(retained.Did("AlterRole"));
+  CHECK(retained.Did("TerminateSessions"));
+  CHECK(retained.Did("SetRoleMarker"));
+  CHECK(RoleFact("user_keeper", "rolcanlogin") == "false");
+  CHECK(RoleFact("user_keeper", "rolconnlimit") == "20");
+  CHECK_FALSE(session.Run("SELECT 1").empty());
+  CHECK(ConnectError(TenantDsn(desired)).find("not permitted to log in") != std::string::npos);
+  const auto marker =
+      postgres::Marker::Parse(RoleFact("user_keeper", "shobj_description(oid, 'pg_authid')"));
+  REQUIRE(marker);
+  CHECK(marker->fields.at("reclaim") == "retained");
+  CHECK(marker->fields.contains("pw"));
+  // The data, read as the admin.
+  CHECK(QueryValue(Server().Dsn("tenant_keeper"), "SELECT sum(total) FROM invoices") == "19.5");
+  CHECK(DatabaseFact("tenant_keeper", "pg_get_userbyid(datdba)") == "user_keeper");
+
+  // The manifest comes back: the normal plan opens the role again and clears the record.
+  const Converged back = Converge(*gateway, desired);
+  RequireConverged(back);
+  CHECK(back.passes == 2);
+  CHECK(ConnectError(TenantDsn(desired)).empty());
+  const auto cleared =
+      postgres::Marker::Parse(RoleFact("user_keeper", "shobj_description(oid, 'pg_authid')"));
+  REQUIRE(cleared);
+  CHECK_FALSE(cleared->fields.contains("reclaim"));
+  CHECK(QueryValue(TenantDsn(desired), "SELECT count(*) FROM invoices") == "2");
+}
+
+TEST_CASE("reclaim touches nothing that is not marked for the removed workspace") {
+  auto gateway = MakeGateway();
+  Execute(AdminDsn(), "CREATE ROLE user_stranger");
+  Execute(AdminDsn(), "CREATE DATABASE tenant_stranger OWNER user_stranger");
+  for (const auto policy : {manifests::ReclaimPolicy::kDelete, manifests::ReclaimPolicy::kRetain}) {
+    const Converged refused = Reclaim(*gateway, ReclaimOf("stranger", policy));
+    REQUIRE(refused.failure);
+    CHECK(refused.failure->reason == "NotOwned");
+    CHECK(refused.kinds.empty());
+  }
+  CHECK(DatabaseFact("tenant_stranger", "datname") == "tenant_stranger");
+  CHECK(RoleFact("user_stranger", "rolname") == "user_stranger");
+}
+
+TEST_CASE("reclaim Delete stalls, naming what is left, when the role owns objects elsewhere") {
+  auto gateway = MakeGateway();
+  const DesiredTenant desired = Desired(Spec("sprawl"));
+  RequireConverged(Converge(*gateway, desired));
+  Execute(
+      AdminDsn(),
+      "CREATE TABLE sprawl_leftover (id int); ALTER TABLE sprawl_leftover OWNER TO user_sprawl");
+
+  const Converged stuck = Reclaim(*gateway, ReclaimOf("sprawl", manifests::ReclaimPolicy::kDelete));
+  REQUIRE(stuck.failure);
+  CHECK(stuck.failure->kind == FailureKind::kStalled);
+  CHECK(stuck.failure->reason == "RoleStillOwnsObjects");
+  const std::string& message = stuck.failure->message;
+  CAPTURE(message);
+  CHECK(message.rfind("drop role \"user_sprawl\" on cluster \"default\": ", 0) == 0);
+  CHECK(message.find("sprawl_leftover") != std::string::npos);  // the server's detail
+  CHECK(message.find("REASSIGN OWNED") != std::string::npos);
+  CHECK(message.find('\n') == std::string::npos);
+  CHECK(stuck.Did("DropDatabase"));  // the database went first; nothing else was dropped
+  CHECK(DatabaseFact("tenant_sprawl", "datname") == "<none>");
+  CHECK(RoleFact("user_sprawl", "rolname") == "user_sprawl");
+  CHECK(QueryValue(AdminDsn(), "SELECT to_regclass('sprawl_leftover') IS NOT NULL") == "t");
+
+  // A human deals with the leftover; the next pass finishes.
+  Execute(AdminDsn(), "DROP TABLE sprawl_leftover");
+  RequireConverged(Reclaim(*gateway, ReclaimOf("sprawl", manifests::ReclaimPolicy::kDelete)));
+  CHECK(RoleFact("user_sprawl", "rolname") == "<none>");
+}
+
+TEST_CASE("reclaim with hostile identifiers drops and closes exactly those objects") {
+  auto gateway = MakeGateway();
+  const std::string admin = AdminDsn();
+  const std::string roles_before = QueryValue(admin, "SELECT count(*) FROM pg_roles");
+  const std::string databases_before = QueryValue(admin, "SELECT count(*) FROM pg_database");
+  // Not the names of the test above: both run on one server.
+  const std::vector<std::string> names = {"rx\"; DROP DATABASE postgres; --",
+                                          "reclaim: spaces, 'quotes' and \"doubles\"",
+                                          "Robert'); DROP ROLE postgres;--"};
+  for (const auto policy : {manifests::ReclaimPolicy::kRetain, manifests::ReclaimPolicy::kDelete}) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const std::string& name = names[i];
+      CAPTURE(name);
+      CAPTURE(std::string(manifests::ToString(policy)));
+      // Workspace names are DNS labels (the loader checks), so only the object names are odd.
+      const std::string workspace = "hostile-" + std::to_string(i);
+      const Secret password = postgres::DerivePassword(kMasterKey, "default", name, 0);
+      const std::string marker = postgres::Marker{workspace, {}}.Render();
+      for (const Action& action : std::vector<Action>{
+               postgres::CreateRole{name, true, 3, password, workspace},
+               postgres::CreateDatabase{name, name, marker},
+           }) {
+        Outcome<postgres::ApplyResult> applied = gateway->Apply(action);
+        REQUIRE_MESSAGE(applied.ok(), (applied.ok() ? "" : applied.failure().message));
+      }
+      testing::PgSession session(Server().DsnAs(name, password.Reveal(), name));
+      REQUIRE(session.Run("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('x')").empty());
+
+      const Converged reclaimed = Reclaim(*gateway, {workspace, "default", name, name, policy});
+      RequireConverged(reclaimed);
+      CHECK_FALSE(session.Run("SELECT 1").empty());
+      CHECK_FALSE(ConnectError(Server().DsnAs(name, password.Reveal(), name)).empty());
+      const bool kept = policy == manifests::ReclaimPolicy::kRetain;
+      CHECK(QueryValue(admin, "SELECT count(*) FROM pg_roles WHERE rolname = $1", {name}) ==
+            (kept ? "1" : "0"));
+      CHECK(QueryValue(admin, "SELECT count(*) FROM pg_database WHERE datname = $1", {name}) ==
+            (kept ? "1" : "0"));
+      if (kept) {
+        CHECK(QueryValue(Server().Dsn(name), "SELECT v FROM kept") == "x");
+        CHECK(QueryValue(admin, "SELECT rolcanlogin::text FROM pg_roles WHERE rolname = $1",
+                         {name}) == "false");
+      }
+    }
+    // Leave no Retain leftovers for the Delete round (same names): delete them the same way.
+    if (policy == manifests::ReclaimPolicy::kRetain) {
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        RequireConverged(Reclaim(*gateway, {"hostile-" + std::to_string(i), "default", names[i],
+                                            names[i], manifests::ReclaimPolicy::kDelete}));
+      }
+    }
+  }
+  CHECK(QueryValue(admin, "SELECT count(*) FROM pg_roles") == roles_before);
+  CHECK(QueryValue(admin, "SELECT count(*) FROM pg_database") == databases_before);
+  CHECK(QueryValue(admin, "SELECT count(*) FROM pg_database WHERE datname = 'postgres'") == "1");
+  CHECK(QueryValue(admin, "SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'") == "1");
+}
+
+TEST_CASE("the reclaim actions as a non-superuser operator (CREATEDB CREATEROLE)") {
+  Execute(AdminDsn(), "CREATE ROLE tm_reclaimer LOGIN CREATEDB CREATEROLE PASSWORD 'reclaimer-pw'");
+  auto gateway = MakeGateway(Server().DsnAs("tm_reclaimer", "reclaimer-pw", "postgres"));
+  const DesiredTenant retained = Desired(Spec("weak_keep"));
+  const DesiredTenant deleted = Desired(Spec("weak_drop"));
+  RequireConverged(Converge(*gateway, retained));
+  RequireConverged(Converge(*gateway, deleted));
+  testing::PgSession session(TenantDsn(deleted));
+  REQUIRE(session.Run("SELECT 1").empty());
+
+  RequireConverged(Reclaim(*gateway, ReclaimOf("weak_keep", manifests::ReclaimPolicy::kRetain)));
+  CHECK(RoleFact("user_weak_keep", "rolcanlogin") == "false");
+  RequireConverged(Reclaim(*gateway, ReclaimOf("weak_drop", manifests::ReclaimPolicy::kDelete)));
+  CHECK(DatabaseFact("tenant_weak_drop", "datname") == "<none>");
+  CHECK(RoleFact("user_weak_drop", "rolname") == "<none>");
+  CHECK_FALSE(session.Run("SELECT 1").empty());
 }
 
 }  // namespace tmaster
