@@ -9,7 +9,19 @@
 #include <string_view>
 #include <vector>
 
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <ctime>
+#include <thread>
+
+#include "common/crypto.hpp"
+#include "controller/daemon.hpp"
+#include "controller/http_server.hpp"
+#include "controller/metrics.hpp"
 #include "controller/reconcile_pass.hpp"
+#include "controller/store_libpq.hpp"
 #include "controller/report.hpp"
 #include "controller/secrets.hpp"
 #include "manifests/config.hpp"
@@ -24,9 +36,16 @@ namespace {
 using namespace tmaster;
 
 constexpr std::string_view kUsage =
-    "usage: tenant-operator --config FILE --once [--deep] [--dry-run] [--workers N]\n"
+    "usage: tenant-operator --config FILE [--workers N] [--state-dir DIR]\n"
+    "       tenant-operator --config FILE --once [--deep] [--dry-run] [--workers N]\n"
+    "\n"
+    "Without --once: the long-running controller. It watches the configured sources, keeps\n"
+    "every workspace converged, serves /healthz, /readyz, /metrics, /api/v1/... and\n"
+    "POST /hooks/git on http.listen, and exits 0 on SIGTERM or SIGINT after draining.\n"
     "\n"
     "  --config FILE   operator config (YAML, DESIGN §8)\n"
+    "  --state-dir DIR where git checkouts live (default: a folder under the system temp\n"
+    "                  folder named after the config file)\n"
     "  --once          run one full pass over every source, print one line per workspace,\n"
     "                  exit 0 when every document is valid and every workspace is Ready\n"
     "  --deep          also verify extensions and migrations inside every tenant database\n"
@@ -42,6 +61,7 @@ struct Args {
   bool deep = false;
   bool dry_run = false;
   int workers = 0;
+  std::string state_dir;
 };
 
 int Usage(std::string_view error) {
@@ -77,6 +97,12 @@ std::optional<Args> ParseArgs(int argc, char** argv, int& exit_code) {
       args.config = *v;
       continue;
     }
+    if (arg == "--state-dir") {
+      auto v = value();
+      if (!v) { exit_code = Usage("--state-dir needs a folder"); return std::nullopt; }
+      args.state_dir = *v;
+      continue;
+    }
     if (arg == "--workers") {
       auto v = value();
       char* end = nullptr;
@@ -98,6 +124,165 @@ std::optional<Args> ParseArgs(int argc, char** argv, int& exit_code) {
   return args;
 }
 
+/// The store's DSN: `store.dsnEnv`/`dsnFile`, or the first cluster's with dbname=tenant_master.
+Outcome<Secret> StoreDsn(const manifests::Config& config) {
+  if (config.store.dsn.IsSet()) return controller::ResolveSecret(config.store.dsn, "store.dsn");
+  if (config.clusters.empty()) {
+    return Failure::Stalled("InvalidConfig", "store: no store.dsn and no cluster to default to");
+  }
+  Outcome<Secret> cluster =
+      controller::ResolveSecret(config.clusters.front().dsn, "clusters." + config.clusters.front().name + ".dsn");
+  if (!cluster) return cluster.failure();
+  return controller::StoreDsnFromClusterDsn(*cluster);
+}
+
+/// Waits for SIGTERM/SIGINT (blocked in every thread, see RunDaemon) and stops the daemon.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(controller::Daemon& daemon)
+      : thread_([this, &daemon] {
+          sigset_t set;
+          sigemptyset(&set);
+          sigaddset(&set, SIGTERM);
+          sigaddset(&set, SIGINT);
+          const timespec tick{0, 200'000'000};
+          while (!done_) {
+            const int signal = sigtimedwait(&set, nullptr, &tick);
+            if (signal == SIGTERM || signal == SIGINT) {
+              spdlog::info("received {}: draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+              daemon.Stop();
+            }
+          }
+        }) {}
+  ~SignalWatcher() {
+    done_ = true;
+    thread_.join();
+  }
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+int RunDaemon(const Args& args, const manifests::Config& config, const Secret& master_key,
+              const controller::Gateways& gateways, controller::StacksContext& stacks_context) {
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  Outcome<Secret> dsn = StoreDsn(config);
+  if (!dsn) {
+    std::cerr << "tenant-operator: " << dsn.failure().message << '\n';
+    return 2;
+  }
+  controller::DaemonDeps deps;
+  for (const auto& source : config.sources) {
+    if (!source.git) continue;
+    if (source.git->webhook_secret.IsSet()) {
+      Outcome<Secret> secret = controller::ResolveSecret(
+          source.git->webhook_secret, "sources." + source.name + ".git.webhookSecret");
+      if (!secret) {
+        std::cerr << "tenant-operator: " << secret.failure().message << '\n';
+        return 2;
+      }
+      deps.webhook_secrets.emplace(source.name, *secret);
+    }
+    controller::GitCredentials credentials;
+    if (source.git->username.IsSet()) {
+      Outcome<Secret> user = controller::ResolveSecret(source.git->username,
+                                                       "sources." + source.name + ".git.username");
+      if (!user) {
+        std::cerr << "tenant-operator: " << user.failure().message << '\n';
+        return 2;
+      }
+      credentials.username = *user;
+    }
+    if (source.git->password.IsSet()) {
+      Outcome<Secret> password = controller::ResolveSecret(
+          source.git->password, "sources." + source.name + ".git.password");
+      if (!password) {
+        std::cerr << "tenant-operator: " << password.failure().message << '\n';
+        return 2;
+      }
+      credentials.password = *password;
+    }
+    deps.git_credentials.emplace(source.name, std::move(credentials));
+  }
+
+  // Signals are taken by SignalWatcher only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<controller::Store> store = controller::MakeLibpqStore(*dsn);
+  std::unique_ptr<controller::LeaderLock> lock = controller::MakeLibpqLeaderLock(*dsn);
+  controller::Metrics metrics;
+  controller::SteadyClock clock;
+  controller::MtRandom random;
+
+  std::filesystem::path state = args.state_dir;
+  if (state.empty()) {
+    state = std::filesystem::temp_directory_path() /
+            ("tenant-master-" +
+             crypto::Sha256Hex(std::filesystem::absolute(config.file).string()).substr(0, 12));
+  }
+  deps.config = &config;
+  deps.store = store.get();
+  deps.leader_lock = lock.get();
+  deps.gateways = gateways;
+  deps.stacks = &stacks_context;
+  deps.master_key = &master_key;
+  deps.metrics = &metrics;
+  deps.clock = &clock;
+  deps.random = &random;
+  deps.git_cache = state / "git";
+
+  controller::DaemonOptions options;
+  options.workers = args.workers > 0 ? args.workers : config.reconcile.workers;
+  options.resync_interval = config.reconcile.resync_interval;
+  options.max_deletions_per_sync = config.reconcile.max_deletions_per_sync;
+  options.rescan_interval = std::min<controller::Duration>(config.reconcile.resync_interval,
+                                                           std::chrono::minutes(1));
+  controller::Daemon daemon(std::move(deps), options);
+  SignalWatcher watcher(daemon);
+
+  // The schema first; a store that is not up yet is waited for (until a signal).
+  for (int attempt = 0;; ++attempt) {
+    Outcome<Done> migrated = store->Migrate();
+    if (migrated) break;
+    if (migrated.failure().kind == FailureKind::kStalled) {
+      std::cerr << "tenant-operator: store: " << migrated.failure().message << '\n';
+      return 2;
+    }
+    spdlog::warn("store: {} (retrying)", migrated.failure().message);
+    std::this_thread::sleep_for(std::chrono::seconds(std::min(attempt + 1, 5)));
+    if (daemon.Stopping()) return 0;
+  }
+
+  controller::HttpHandlers handlers;
+  handlers.readiness = [&daemon] {
+    const auto report = daemon.Readiness();
+    return controller::Readiness{report.ready, report.problems};
+  };
+  handlers.webhook = [&daemon](const controller::WebhookRequest& request) {
+    return daemon.HandleWebhook(request);
+  };
+  controller::HttpServer http(*store, metrics, std::move(handlers), {.listen = config.http.listen});
+  if (Outcome<Done> started = http.Start(); !started) {
+    std::cerr << "tenant-operator: " << started.failure().message << '\n';
+    return 2;
+  }
+  spdlog::info("tenant-operator {}: serving http://{} (port {}); {} source(s), {} cluster(s)",
+               TM_VERSION, config.http.listen, http.port(), config.sources.size(),
+               config.clusters.size());
+  daemon.Run();
+  http.Stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
 int Run(const Args& args) {
   manifests::ConfigResult loaded = manifests::LoadConfig(args.config);
   if (!loaded.errors.empty()) {
@@ -106,11 +291,6 @@ int Run(const Args& args) {
     return 2;
   }
   const manifests::Config& config = loaded.config;
-  if (!args.once) {
-    std::cerr << "tenant-operator: the long-running controller is not available in this build; "
-                 "run a single pass with --once\n";
-    return 2;
-  }
 
   Outcome<Secret> master_key = controller::ResolveSecret(config.master_key, "masterKey");
   if (!master_key) {
@@ -172,12 +352,24 @@ int Run(const Args& args) {
   stacks_context.gateway = stack_gateway.get();
   stacks_context.ledger = &ledger;
 
+  if (!args.once) {
+    const int code = RunDaemon(args, config, *master_key, gateways, stacks_context);
+    if (!ledger_file.empty()) {
+      std::error_code ignored;
+      std::filesystem::create_directories(ledger_file.parent_path(), ignored);
+      if (Status saved = ledger.Save(ledger_file); !saved) {
+        std::cerr << "tenant-operator: " << saved.failure().message << '\n';
+      }
+    }
+    return code;
+  }
+
   std::vector<std::filesystem::path> paths;
   for (const auto& source : config.sources) {
     if (source.git) {
       std::cerr << "tenant-operator: source \"" << source.name
-                << "\": git sources are read only by the long-running controller, which this "
-                   "build does not have\n";
+                << "\": git sources are read only by the long-running controller (run without "
+                   "--once)\n";
       return 2;
     }
     if (source.directory) paths.push_back(*source.directory);

@@ -19,10 +19,8 @@ namespace {
 
 using postgres::DesiredTenant;
 using postgres::ObservedCluster;
-using StackList = Outcome<std::vector<stacks::ObservedStack>>;
 
-/// Everything a worker needs for one workspace, prepared before the pool starts so the workers
-/// share nothing mutable (the gateways and the ledger are thread-safe).
+/// One workspace's reconcile in progress.
 struct Job {
   WorkspaceResult result;
   const manifests::Workspace* workspace = nullptr;
@@ -35,11 +33,19 @@ struct Job {
   std::string stack_note;                 ///< appended to the Ready message
 };
 
-void SetFailure(WorkspaceResult& result, const Failure& failure) {
+void SetFailure(WorkspaceResult& result, const Failure& failure,
+                const std::string& condition = "DatabaseReady") {
   result.ready = false;
   result.phase = failure.kind == FailureKind::kStalled ? Phase::kStalled : Phase::kDegraded;
   result.reason = failure.reason;
   result.message = failure.message;
+  result.failure_kind = failure.kind;
+  result.failed_condition = condition;
+}
+
+/// The narrow condition a database-side failure belongs to.
+std::string ConditionOf(const postgres::Action& action) {
+  return postgres::IsInDatabase(action) ? "MigrationsApplied" : "DatabaseReady";
 }
 
 void SetConverged(Job& job, std::size_t actions) {
@@ -76,9 +82,10 @@ void SetDryRun(Job& job) {
 bool ApplyDatabase(Job& job) {
   int applied = 0;
   for (const postgres::Action& action : job.plan.actions) {
+    job.result.wrote = true;
     Outcome<postgres::ApplyResult> outcome = job.gateway->Apply(action);
     if (!outcome) {
-      SetFailure(job.result, outcome.failure());
+      SetFailure(job.result, outcome.failure(), ConditionOf(action));
       job.result.message += " (after " + std::to_string(applied) + " of " +
                             std::to_string(job.plan.actions.size()) + " database actions)";
       return false;
@@ -87,6 +94,7 @@ bool ApplyDatabase(Job& job) {
     std::string line = postgres::Describe(action);
     if (!outcome->detail.empty()) line += ": " + outcome->detail;
     job.result.applied.push_back(std::move(line));
+    job.result.applied_kinds.push_back(postgres::KindOf(action));
     ++applied;
   }
   return true;
@@ -138,12 +146,14 @@ Outcome<std::size_t> ReconcileStack(Job& job, const StacksContext& context, bool
   if (dry_run) return plan.actions.size();
 
   for (const stacks::Action& action : plan.actions) {
+    job.result.wrote = true;
     Outcome<stacks::ApplyResult> outcome = context.gateway->Apply(action);
     if (!outcome) return outcome.failure();
     if (context.ledger != nullptr) context.ledger->Record(workspace.name, action, *outcome);
     std::string line = stacks::Describe(action);
     if (!outcome->detail.empty()) line += ": " + outcome->detail;
     job.result.applied.push_back(std::move(line));
+    job.result.applied_kinds.push_back(stacks::KindOf(action));
   }
   if (plan.actions.empty() && file && context.ledger != nullptr) {
     context.ledger->RecordObserved(workspace.name, *found, *file);
@@ -160,7 +170,7 @@ void Run(Job& job, const StacksContext* stacks, const PassOptions& options) {
   if (job.stack_list != nullptr) {
     Outcome<std::size_t> stack = ReconcileStack(job, *stacks, options.dry_run, options.deep);
     if (!stack) {
-      SetFailure(job.result, stack.failure());
+      SetFailure(job.result, stack.failure(), "StackReady");
       return;
     }
     actions += *stack;
@@ -172,17 +182,50 @@ void Run(Job& job, const StacksContext* stacks, const PassOptions& options) {
   SetConverged(job, actions);
 }
 
-void RunPool(std::vector<Job*>& jobs, const StacksContext* stacks, const PassOptions& options) {
-  std::atomic<std::size_t> next{0};
-  auto work = [&] {
-    for (std::size_t i = next++; i < jobs.size(); i = next++) Run(*jobs[i], stacks, options);
-  };
-  const auto count = static_cast<std::size_t>(std::max(1, options.workers));
-  std::vector<std::thread> threads;
-  for (std::size_t i = 1; i < std::min(count, jobs.size()); ++i) threads.emplace_back(work);
-  work();
-  for (std::thread& t : threads) t.join();
+}  // namespace
+
+WorkspaceResult ReconcileWorkspace(const WorkspaceInputs& inputs, const Secret& master_key,
+                                   const PassOptions& options, const StacksContext* stacks) {
+  Job job;
+  const manifests::Workspace& workspace = *inputs.workspace;
+  job.workspace = &workspace;
+  job.result.name = workspace.name;
+  job.result.cluster = workspace.database.cluster;
+  job.product = inputs.product;
+  if (inputs.product == nullptr || inputs.gateway == nullptr) {
+    SetFailure(job.result, Failure::Stalled("InvalidReference",
+                                            "workspace " + workspace.name +
+                                                ": product or cluster is not available"));
+    return std::move(job.result);
+  }
+  if (!*inputs.migrations) {
+    SetFailure(job.result, inputs.migrations->failure(), "MigrationsApplied");
+    return std::move(job.result);
+  }
+  if (!*inputs.observed) {
+    SetFailure(job.result, inputs.observed->failure());
+    return std::move(job.result);
+  }
+  job.gateway = inputs.gateway;
+  job.desired = postgres::BuildDesired(workspace, *inputs.product, **inputs.migrations, master_key);
+  job.plan = postgres::MakePlan(*job.desired, **inputs.observed, {.deep = options.deep});
+  for (const auto& action : job.plan.actions) {
+    job.result.plan.push_back(postgres::Describe(action));
+  }
+  if (job.plan.blocked) {
+    const bool migrations = job.plan.blocked->reason.rfind("Migration", 0) == 0;
+    SetFailure(job.result, *job.plan.blocked, migrations ? "MigrationsApplied" : "DatabaseReady");
+    return std::move(job.result);
+  }
+  if (workspace.dedicated && stacks != nullptr && inputs.stack_list != nullptr) {
+    job.stack_list = inputs.stack_list;
+    job.stack_template = inputs.stack_template;
+  }
+  Run(job, stacks, options);
+  return std::move(job.result);
 }
+
+namespace {
 
 std::set<std::string> KnownNames(const manifests::Fleet& fleet) {
   std::set<std::string> names;
@@ -324,55 +367,40 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
     }
   }
 
-  std::vector<Job> jobs;
-  jobs.reserve(fleet.workspaces.size());
+  std::vector<WorkspaceInputs> inputs;
+  inputs.reserve(fleet.workspaces.size());
   for (const manifests::Workspace& workspace : fleet.workspaces) {
-    Job& job = jobs.emplace_back();
-    job.workspace = &workspace;
-    job.result.name = workspace.name;
-    job.result.cluster = workspace.database.cluster;
-    job.product = fleet.FindProduct(workspace.product);
+    WorkspaceInputs& in = inputs.emplace_back();
+    in.workspace = &workspace;
+    in.product = fleet.FindProduct(workspace.product);
     auto gateway = gateways.find(workspace.database.cluster);
-    if (job.product == nullptr || gateway == gateways.end()) {
-      SetFailure(job.result, Failure::Stalled("InvalidReference",
-                                              "workspace " + workspace.name +
-                                                  ": product or cluster is not available"));
-      continue;
-    }
-    const auto& loaded = product_migrations.at(job.product->name);
-    if (!loaded) {
-      SetFailure(job.result, loaded.failure());
-      continue;
-    }
-    const auto& snapshot = observed.at(gateway->first);
-    if (!snapshot) {
-      SetFailure(job.result, snapshot.failure());
-      continue;
-    }
-    job.gateway = gateway->second;
-    job.desired = postgres::BuildDesired(workspace, *job.product, *loaded, master_key);
-    job.plan = postgres::MakePlan(*job.desired, *snapshot, {.deep = options.deep});
-    for (const auto& action : job.plan.actions) {
-      job.result.plan.push_back(postgres::Describe(action));
-    }
-    if (job.plan.blocked) SetFailure(job.result, *job.plan.blocked);
+    if (in.product == nullptr || gateway == gateways.end()) continue;
+    in.gateway = gateway->second;
+    in.migrations = &product_migrations.at(in.product->name);
+    in.observed = &observed.at(gateway->first);
     if (workspace.dedicated && !stack_lists.empty()) {
-      job.stack_list = &stack_lists.at(workspace.dedicated->endpoint);
-      job.stack_template = &stack_templates.at(job.product->name);
+      in.stack_list = &stack_lists.at(workspace.dedicated->endpoint);
+      in.stack_template = &stack_templates.at(in.product->name);
     }
   }
 
-  std::vector<Job*> runnable;
-  for (Job& job : jobs) {
-    if (job.gateway != nullptr && !job.plan.blocked) runnable.push_back(&job);
-  }
-  RunPool(runnable, stacks, options);
+  report.workspaces.resize(inputs.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i = next++; i < inputs.size(); i = next++) {
+      report.workspaces[i] = ReconcileWorkspace(inputs[i], master_key, options, stacks);
+    }
+  };
+  const auto count = static_cast<std::size_t>(std::max(1, options.workers));
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < std::min(count, inputs.size()); ++i) threads.emplace_back(work);
+  work();
+  for (std::thread& t : threads) t.join();
 
-  for (Job& job : jobs) report.workspaces.push_back(std::move(job.result));
   for (const manifests::RejectedWorkspace& rejected : fleet.rejected) {
     WorkspaceResult result;
     result.name = rejected.name;
-    SetFailure(result, Failure::Stalled(rejected.reason, rejected.message));
+    SetFailure(result, Failure::Stalled(rejected.reason, rejected.message), "");
     report.workspaces.push_back(std::move(result));
   }
   std::sort(report.workspaces.begin(), report.workspaces.end(),

@@ -8,6 +8,7 @@
 
 #include "common/secret.hpp"
 #include "manifests/types.hpp"
+#include "reconcilers/migrations/migrations.hpp"
 #include "reconcilers/postgres/gateway.hpp"
 #include "reconcilers/stacks/gateway.hpp"
 #include "reconcilers/stacks/ledger.hpp"
@@ -42,6 +43,14 @@ struct WorkspaceResult {
   std::vector<std::string> plan;     ///< Describe() of each planned action
   std::vector<std::string> applied;  ///< Describe() of each action applied, with its detail
   int statements = 0;                ///< SQL statements sent while applying
+  /// Set when the workspace is not ready because something failed: the queue retries transient
+  /// failures with backoff and leaves stalled ones until the spec changes.
+  std::optional<FailureKind> failure_kind;
+  /// The narrow condition the failure belongs to (DESIGN §9): `DatabaseReady`,
+  /// `MigrationsApplied` or `StackReady`; empty when nothing failed.
+  std::string failed_condition;
+  std::vector<std::string> applied_kinds;  ///< KindOf each action applied (the drift metric)
+  bool wrote = false;  ///< an action was attempted: the cluster's observation is stale for it
 };
 
 /// A database or role that carries our marker but has no workspace in the sources.
@@ -64,6 +73,22 @@ struct PassReport {
   [[nodiscard]] bool AllReady() const;
 };
 
+using StackList = Outcome<std::vector<stacks::ObservedStack>>;
+using MigrationList = Outcome<std::vector<migrations::Migration>>;
+
+/// Everything one workspace's reconcile reads, observed beforehand and shared with the other
+/// workspaces of the pass (DESIGN §2: one catalog query per cluster, one list per endpoint).
+/// Pointers are borrowed; nullptr `product` or `gateway` means the reference is not available.
+struct WorkspaceInputs {
+  const manifests::Workspace* workspace = nullptr;
+  const manifests::Product* product = nullptr;
+  const MigrationList* migrations = nullptr;  ///< the product's, loaded once
+  postgres::PostgresGateway* gateway = nullptr;
+  const Outcome<postgres::ObservedCluster>* observed = nullptr;
+  const StackList* stack_list = nullptr;  ///< the endpoint's list; dedicated workspaces only
+  const Outcome<std::string>* stack_template = nullptr;  ///< the product's, read once
+};
+
 /// Gateways by cluster name; the caller owns them.
 using Gateways = std::map<std::string, postgres::PostgresGateway*>;
 
@@ -81,6 +106,13 @@ struct StacksContext {
   const manifests::Config* config = nullptr;
   std::map<std::string, DbAddress> clusters;  ///< by cluster name
 };
+
+/// Reconciles one workspace from observations made beforehand: plan purely, then (unless a dry
+/// run) apply the database actions in order, stopping at the first failure, then, for a
+/// dedicated workspace whose database converged, plan and apply its stack. The daemon's workers
+/// and RunPass both call it, so `--once` and the controller share one code path.
+WorkspaceResult ReconcileWorkspace(const WorkspaceInputs& inputs, const Secret& master_key,
+                                   const PassOptions& options, const StacksContext* stacks);
 
 /// One full pass (DESIGN §2): load each product's migrations once, observe every cluster with
 /// one catalog query, plan every workspace purely, then apply the plans with a pool of

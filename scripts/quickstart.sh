@@ -22,28 +22,63 @@ if [ ! -f .run/master-key ]; then (umask 077; head -c 32 /dev/urandom | base64 >
 TM_MASTER_KEY="$(cat .run/master-key)"
 export TM_MASTER_KEY
 
+listen=127.0.0.1:8080
+api="http://$listen"
 echo
-echo "== tenant-operator --once (first pass: creates every tenant) =="
-status=0
-"$build_dir/tenant-operator" --config examples/config.yaml --once || status=$?
-echo "(exit code $status)"
+echo "== tenant-operator --config examples/config.yaml (the controller; log: .run/operator.log) =="
+"$build_dir/tenant-operator" --config examples/config.yaml --state-dir .run/state \
+  > .run/operator.log 2>&1 &
+operator=$!
+trap 'kill -TERM $operator 2>/dev/null; wait $operator 2>/dev/null; echo; echo "operator stopped"' EXIT
+trap 'exit 130' INT TERM
+ready=0
+for _ in $(seq 1 120); do
+  if ! kill -0 "$operator" 2>/dev/null; then
+    echo "the operator exited; its log:" >&2
+    cat .run/operator.log >&2
+    exit 1
+  fi
+  if curl -fsS "$api/readyz" >/dev/null 2>&1; then ready=1; break; fi
+  sleep 0.5
+done
+[ "$ready" = 1 ] || { echo "not ready after 60 s; see .run/operator.log" >&2; exit 1; }
+# Ready means the first sync is done; give the workers a moment to finish the first converge.
+for _ in $(seq 1 60); do
+  pending=$(curl -fsS "$api/api/v1/workspaces" | python3 -c '
+import json, sys
+items = json.load(sys.stdin)["items"]
+print(sum(1 for w in items if w["status"]["phase"] not in ("Ready", "Suspended", "Stalled")))')
+  [ "$pending" = 0 ] && break
+  sleep 0.5
+done
 echo
-echo "== tenant-operator --once (second pass: nothing to do) =="
-status=0
-"$build_dir/tenant-operator" --config examples/config.yaml --once || status=$?
-echo "(exit code $status)"
+echo "== workspaces (GET $api/api/v1/workspaces) =="
+curl -fsS "$api/api/v1/workspaces" | python3 -c '
+import json, sys
+print("%-22s %-10s %-4s %-22s %s" % ("NAME", "PHASE", "GEN", "REASON", "MESSAGE"))
+for w in json.load(sys.stdin)["items"]:
+    st = w["status"]
+    ready = next((c for c in st.get("conditions", []) if c["type"] == "Ready"), {})
+    print("%-22s %-10s %-4s %-22s %s" % (w["metadata"]["name"], st["phase"],
+          w["metadata"]["generation"], ready.get("reason", ""), ready.get("message", "")[:90]))'
 echo
 echo "== tenant databases (psql) =="
 psql -X -q -c "SELECT d.datname AS database, pg_get_userbyid(d.datdba) AS owner,
-                      shobj_description(d.oid, 'pg_database') AS marker,
                       has_database_privilege('public', d.oid, 'CONNECT') AS public_connect
                FROM pg_database d WHERE d.datname LIKE 'tenant\_%' ORDER BY 1"
-psql -X -q -c "SELECT rolname AS role, rolcanlogin AS login, rolconnlimit AS conn_limit,
-                      left(rolpassword, 14) AS password
-               FROM pg_authid WHERE rolname LIKE 'user\_%' ORDER BY 1"
-echo
 echo "== dedicated stacks (directory backend: .run/deployments/<workspace>/) =="
-ls -l .run/deployments/*/docker-compose.yml
-echo
-echo "The server keeps running. Connect with:  set -a; . $envfile; set +a; psql"
-echo "Stop it with:                            scripts/pg-private.sh stop $envfile"
+ls -1 .run/deployments/*/docker-compose.yml
+cat <<TXT
+
+The controller is running (pid $operator) and watching examples/fleet: edit, add or remove a
+manifest there and it converges within a second. Look at it with:
+  curl $api/api/v1/workspaces            status of every workspace (JSON)
+  curl $api/api/v1/workspaces/acme       one workspace
+  curl $api/api/v1/events                what it did, newest first
+  curl $api/api/v1/sources               the sources and their last sync
+  curl $api/metrics                      Prometheus metrics
+  tail -f .run/operator.log              its log
+  set -a; . $envfile; set +a; psql       the private PostgreSQL
+Press Ctrl-C to stop the controller; then stop PostgreSQL with: scripts/pg-private.sh stop $envfile
+TXT
+wait "$operator"

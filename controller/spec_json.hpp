@@ -1,0 +1,40 @@
+#pragma once
+
+// Workspaces as JSON in manifest shape (DESIGN §8): what the store keeps as a workspace's last
+// valid spec, what the API returns (with status added), and what deletion reads back. Defaults
+// are resolved, so two manifests that mean the same thing have the same JSON and the same
+// digest, and a reformatted file does not bump the generation.
+
+#include <optional>
+#include <string>
+
+#include "common/outcome.hpp"
+#include "manifests/types.hpp"
+
+namespace tmaster::controller {
+
+/// `{"apiVersion","kind":"Workspace","metadata":{"name","labels"},"spec":{...}}`, keys in a
+/// fixed order, defaults filled in. Holds no secret (manifests cannot carry one).
+std::string WorkspaceToJson(const manifests::Workspace& workspace);
+
+/// What deleting a workspace needs from its last stored spec (DESIGN §7: the reclaim policy runs
+/// from the stored spec, never from a manifest that is gone).
+struct ReclaimSpec {
+  std::string workspace;
+  std::string cluster;
+  std::string database;
+  std::string role;
+  manifests::ReclaimPolicy policy = manifests::ReclaimPolicy::kRetain;
+  std::optional<int> endpoint;  ///< set for dedicated workspaces: their stack goes too
+};
+
+/// Reads a ReclaimSpec from WorkspaceToJson's output. Stalled `InvalidStoredSpec` when a field
+/// is missing or of the wrong type (the message names the field and the workspace).
+Outcome<ReclaimSpec> ReclaimSpecFromJson(const std::string& spec_json);
+
+/// A digest of everything about a product that changes what its workspaces converge to: the
+/// document's fields, each migration's file name and checksum, and the stack template's bytes.
+/// A source sync re-queues a product's workspaces when it changes.
+std::string ProductDigest(const manifests::Product& product);
+
+}  // namespace tmaster::controller
