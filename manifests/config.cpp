@@ -109,7 +109,7 @@ bool IsListenAddress(std::string_view text) {
     return false;
   }
   int value = std::stoi(std::string(port));
-  return value >= 1 && value <= 65535;
+  return value >= 0 && value <= 65535;  // 0: any free port (the daemon logs the one it got)
 }
 
 /// The state shared by every reader of one config file.

@@ -632,6 +632,16 @@ class Gateway final : public LibpqGateway {
     const char* severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
     std::string message = std::string(severity != nullptr ? severity : "ERROR") + ": " +
                           scrub(primary) + " (SQLSTATE " + sqlstate + suffix + ")";
+    // A unique violation on the catalog's own name index is a CREATE DATABASE / CREATE ROLE that
+    // raced another session's create of the same name (for example one a killed operator left
+    // running): like 42P04 / 42710, the next pass observes it and re-plans. Any other unique
+    // violation (a migration's data) stays an integrity error.
+    const char* constraint = PQresultErrorField(result, PG_DIAG_CONSTRAINT_NAME);
+    if (std::string_view(sqlstate) == "23505" && constraint != nullptr &&
+        (std::string_view(constraint) == "pg_database_datname_index" ||
+         std::string_view(constraint) == "pg_authid_rolname_index")) {
+      return Failure::Transient("ConcurrentChange", std::move(message));
+    }
     return Classify(sqlstate, std::move(message));
   }
 

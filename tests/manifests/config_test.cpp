@@ -363,3 +363,11 @@ TEST_CASE("config: ParseDuration") {
   CHECK_FALSE(ParseDuration("5d").has_value());
   CHECK_FALSE(ParseDuration("999999999999h").has_value());
 }
+
+TEST_CASE("config: http.listen port 0 asks for any free port") {
+  TempDir dir;
+  const ConfigResult result = Load(dir, std::string(kMinimal) + "http: {listen: \"127.0.0.1:0\"}\n");
+  INFO(Dump(result));
+  REQUIRE(result.errors.empty());
+  CHECK(result.config.http.listen == "127.0.0.1:0");
+}
