@@ -104,6 +104,9 @@ class Store {
   virtual Outcome<std::optional<StoredWorkspace>> Get(const std::string& name) = 0;
   /// Sets deleting_since (keeps an earlier one). Stalled `WorkspaceNotFound` when absent.
   virtual Outcome<StoredWorkspace> MarkDeleting(const std::string& name) = 0;
+  /// Clears deleting_since: the manifest came back before the reclaim finished. Stalled
+  /// `WorkspaceNotFound` when absent.
+  virtual Outcome<StoredWorkspace> CancelDeleting(const std::string& name) = 0;
   /// Forgets the workspace and its status (its events stay, as history). true when it existed.
   virtual Outcome<bool> Remove(const std::string& name) = 0;
 

@@ -173,6 +173,10 @@ const std::string kMarkDeleting =
     "UPDATE tm_workspaces SET deleting_since = coalesce(deleting_since, now()), updated_at = now()"
     " WHERE name = $1 RETURNING " +
     std::string(kWorkspaceColumns);
+const std::string kCancelDeleting =
+    "UPDATE tm_workspaces SET deleting_since = NULL, updated_at = now()"
+    " WHERE name = $1 RETURNING " +
+    std::string(kWorkspaceColumns);
 constexpr std::string_view kRemove =
     "WITH s AS (DELETE FROM tm_workspace_status WHERE name = $1)"
     " DELETE FROM tm_workspaces WHERE name = $1";
@@ -541,6 +545,18 @@ class LibpqStore final : public Store {
     std::string step = "mark workspace \"" + name + "\" deleting";
     return Run(step, [&](PGconn* conn) -> Outcome<StoredWorkspace> {
       auto result = Exec(conn, kMarkDeleting, {name});
+      if (!result) return result.failure();
+      if (PQntuples(result->get()) == 0) {
+        return Failure::Stalled("WorkspaceNotFound", "no workspace of that name is stored");
+      }
+      return WorkspaceAt(result->get(), 0);
+    });
+  }
+
+  Outcome<StoredWorkspace> CancelDeleting(const std::string& name) override {
+    std::string step = "cancel the deletion of workspace \"" + name + "\"";
+    return Run(step, [&](PGconn* conn) -> Outcome<StoredWorkspace> {
+      auto result = Exec(conn, kCancelDeleting, {name});
       if (!result) return result.failure();
       if (PQntuples(result->get()) == 0) {
         return Failure::Stalled("WorkspaceNotFound", "no workspace of that name is stored");

@@ -269,6 +269,12 @@ TEST_CASE("MarkDeleting keeps its first time; Remove forgets spec and status") {
   StoredWorkspace upserted = Must(store->UpsertSpec(name, "dir", "", R"({"a":1})"));
   CHECK(upserted.deleting_since == marked.deleting_since);
   CHECK(Must(OpenStore()->Get(name))->deleting_since == marked.deleting_since);
+  // A manifest that comes back cancels the deletion; the spec and generation stay.
+  StoredWorkspace cancelled = Must(store->CancelDeleting(name));
+  CHECK_FALSE(cancelled.deleting_since.has_value());
+  CHECK(cancelled.generation == upserted.generation);
+  CHECK_FALSE(Must(OpenStore()->Get(name))->deleting_since.has_value());
+  CHECK(store->CancelDeleting("no-such-workspace").failure().reason == "WorkspaceNotFound");
 
   CHECK(Must(store->Remove(name)));
   CHECK_FALSE(Must(store->Get(name)).has_value());

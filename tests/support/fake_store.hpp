@@ -140,6 +140,16 @@ class FakeStore final : public controller::Store {
     if (!found->second.deleting_since) found->second.deleting_since = Rfc3339(now_);
     return found->second;
   }
+  Outcome<controller::StoredWorkspace> CancelDeleting(const std::string& name) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("CancelDeleting")) return *failed;
+    const auto found = state_.workspaces.find(name);
+    if (found == state_.workspaces.end()) {
+      return Failure::Stalled("WorkspaceNotFound", "store: workspace \"" + name + "\" not found");
+    }
+    found->second.deleting_since.reset();
+    return found->second;
+  }
 
   Outcome<bool> Remove(const std::string& name) override {
     const std::lock_guard lock(mutex_);
