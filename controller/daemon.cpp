@@ -305,6 +305,7 @@ void Daemon::Lead() {
   {
     const std::lock_guard lock(state_mutex_);
     desired_.clear();
+    stored_.clear();
     deleting_.clear();
     rejected_.clear();
     statuses_.clear();
@@ -331,6 +332,9 @@ bool Daemon::LoadStored() {
     const std::lock_guard lock(state_mutex_);
     for (WorkspaceStatus& status : *statuses) statuses_[status.name] = std::move(status);
     for (const StoredWorkspace& w : *stored) {
+      StoredWorkspace summary = w;
+      summary.spec_json.clear();  // the digest says enough; deletion reads the row afresh
+      stored_[w.name] = std::move(summary);
       if (w.deleting_since) {
         deleting_.insert(w.name);
         deleting.push_back(w.name);
@@ -522,15 +526,36 @@ bool Daemon::ApplySync(Source& source, const std::string& revision,
                    source_name, workspace.name, existing->source);
       continue;
     }
-    const bool spec_changed = !existing || existing->spec_digest != digest || returning;
+    // What the store already holds: the previous sync's entry, or (first sync of a term) the row
+    // read at the start of the term, so a restart re-saves nothing that did not change.
+    std::optional<StoredWorkspace> known;
+    if (existing) {
+      known = StoredWorkspace{workspace.name, existing->source, existing->revision, "",
+                              existing->spec_digest, existing->generation, std::nullopt};
+    } else {
+      const std::lock_guard lock(state_mutex_);
+      if (auto it = stored_.find(workspace.name); it != stored_.end()) known = it->second;
+    }
+    const bool spec_changed =
+        !known || known->spec_digest != digest || known->source != source_name || returning;
     const bool product_changed = existing && existing->product->digest != product->second->digest;
     auto entry = std::make_shared<DesiredEntry>();
     entry->workspace = workspace;
     entry->product = product->second;
     entry->source = source_name;
-    entry->revision = revision;
+    // The revision that last changed this spec: a commit that touches other files changes
+    // neither the workspace nor its row (the source's own status carries the fetched revision).
+    entry->revision = spec_changed ? revision : known->revision;
     entry->spec_digest = digest;
-    if (spec_changed || existing->revision != revision) {
+    if (returning) {
+      if (Outcome<StoredWorkspace> cancelled = deps_.store->CancelDeleting(workspace.name);
+          !cancelled) {
+        PutSourceStatus(source, false, cancelled.failure().reason, cancelled.failure().message,
+                        false);
+        return false;
+      }
+    }
+    if (spec_changed) {
       Outcome<StoredWorkspace> stored =
           deps_.store->UpsertSpec(workspace.name, source_name, revision, spec_json);
       if (!stored) {
@@ -542,7 +567,7 @@ bool Daemon::ApplySync(Source& source, const std::string& revision,
       }
       entry->generation = stored->generation;
     } else {
-      entry->generation = existing->generation;
+      entry->generation = known->generation;
     }
     {
       const std::lock_guard lock(state_mutex_);
@@ -554,7 +579,8 @@ bool Daemon::ApplySync(Source& source, const std::string& revision,
       EmitEvent(workspace.name, "Normal", "DeletionCancelled",
                 "the manifest is back in source " + source_name + "; deletion cancelled");
     }
-    if (spec_changed || product_changed) enqueue.push_back(workspace.name);
+    // Changed, or first seen this term (a new leader re-checks everything once).
+    if (spec_changed || product_changed || !existing) enqueue.push_back(workspace.name);
   }
 
   for (const manifests::RejectedWorkspace& rejected : fleet.rejected) {
@@ -851,6 +877,16 @@ void Daemon::Record(const std::string& name, const WorkspaceResult& result, cons
     if (run.dedicated) {
       narrow("StackReady", !failed || result.failed_condition == "StackReady");
     }
+  }
+  // A run that found nothing to do keeps the words of the run that converged it, so a resync
+  // does not rewrite a status that says the same thing ("converged with 3 actions" vs "up to
+  // date").
+  const Condition* was_ready_before = FindCondition(before, "Ready");
+  if (!failed && result.applied.empty() && previous && was_ready_before != nullptr &&
+      was_ready_before->status == "True" && previous->observed_generation == generation &&
+      previous->phase == ToString(result.phase)) {
+    conditions[0].reason = was_ready_before->reason;
+    conditions[0].message = was_ready_before->message;
   }
   CarryTransitions(conditions, before, now);
 

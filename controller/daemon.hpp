@@ -153,6 +153,9 @@ class Daemon {
   // Desired state, guarded by state_mutex_.
   mutable std::mutex state_mutex_;
   std::map<std::string, std::shared_ptr<const DesiredEntry>> desired_;
+  /// The store's rows when the term started (spec_json dropped): what the first sync compares
+  /// against, so a restart saves nothing that did not change.
+  std::map<std::string, StoredWorkspace> stored_;
   std::set<std::string> deleting_;
   std::map<std::string, std::string> rejected_;  ///< name -> source
   std::map<std::string, WorkspaceStatus> statuses_;  ///< last written (or to be written)

@@ -312,3 +312,32 @@ TEST_CASE("daemon: a transient failure backs off, warns once, then converges") {
   CHECK(status->last_runs_json.find("Failed") != std::string::npos);
   CHECK_FALSE(status->next_retry_unix);
 }
+
+TEST_CASE("daemon: a manifest that returns before its reclaim finished cancels the deletion") {
+  Harness h;
+  h.Write("keep.yaml", WorkspaceYaml("keeper"));
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready") && h.HasPhase("keeper", "Ready"); }));
+  h.Stop();
+  // Every later apply fails: the reclaim cannot finish.
+  for (int call = h.postgres().apply_calls() + 1; call < h.postgres().apply_calls() + 500; ++call) {
+    h.postgres().FailApplyCall(call);
+  }
+  h.MakeDaemon();
+  h.Start();
+  h.Remove("a.yaml");
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Deleting"); }));
+  {
+    const auto state = h.store().Snapshot();
+    REQUIRE(state.workspaces.count("alpha") == 1);
+    CHECK(state.workspaces.at("alpha").deleting_since.has_value());
+  }
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  REQUIRE(Eventually([&] { return h.HasEvent("alpha", "DeletionCancelled"); }));
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  const auto state = h.store().Snapshot();
+  CHECK_FALSE(state.workspaces.at("alpha").deleting_since.has_value());
+  CHECK(state.workspaces.at("alpha").generation == 1);
+  CHECK(h.postgres().cluster().roles.at("user_alpha").can_login);
+}
