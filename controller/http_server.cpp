@@ -189,6 +189,10 @@ void HttpServer::Impl::Install() {
   });
   // An idle keep-alive connection holds Stop() up to this long (httplib's default is 5 s).
   server.set_keep_alive_timeout(2);
+  // httplib writes headers and body separately; without TCP_NODELAY the body of an answer on a
+  // kept-alive connection waits ~40 ms for the client's delayed ACK (Nagle).
+  server.set_tcp_nodelay(true);
+  server.set_keep_alive_max_count(100);
   server.Post("/hooks/git", [this](const httplib::Request& req, httplib::Response& res,
                                    const httplib::ContentReader& content_reader) {
     Hook(req, res, content_reader);
