@@ -161,6 +161,8 @@ struct Daemon::Source {
   std::atomic<bool> healthy{false};
   std::string problem;  ///< guarded by mutex
   std::string applied_revision;
+  /// Files parsed by earlier syncs: a change re-parses only the files that changed.
+  std::shared_ptr<manifests::ParseCache> parse_cache = manifests::MakeParseCache();
   std::thread thread;
 
   [[nodiscard]] std::string Kind() const { return config->git ? "git" : "directory"; }
@@ -455,6 +457,7 @@ bool Daemon::SyncSource(Source& source) {
   load.reserved_subdomains = deps_.config->reserved_subdomains;
   load.known_clusters.emplace();
   for (const auto& cluster : deps_.config->clusters) load.known_clusters->insert(cluster.name);
+  load.parse_cache = source.parse_cache;
   const manifests::Fleet fleet = manifests::LoadPaths({root}, load);
   if (!ApplySync(source, revision, fleet)) return false;
   source.applied_revision = revision;

@@ -1,5 +1,6 @@
 #include "manifests/loader.hpp"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,6 +17,25 @@
 #include "manifests/yaml_support.hpp"
 
 namespace tmaster::manifests {
+
+class ParseCache {
+ public:
+  struct Key {
+    ino_t inode = 0;
+    off_t size = 0;
+    std::int64_t mtime_ns = 0;
+    std::int64_t ctime_ns = 0;
+    bool operator==(const Key&) const = default;
+  };
+  struct Entry {
+    Key key;
+    detail::ParsedText parsed;
+  };
+  std::map<std::string, Entry> files;
+};
+
+std::shared_ptr<ParseCache> MakeParseCache() { return std::make_shared<ParseCache>(); }
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -183,8 +203,11 @@ class Loader {
   }
 
   void AddText(std::string_view text, const std::string& file, const fs::path& base_dir) {
+    AddParsed(detail::ParseDocuments(text, file), file, base_dir);
+  }
+
+  void AddParsed(detail::ParsedText parsed, const std::string& file, const fs::path& base_dir) {
     const std::size_t file_index = next_file_index_++;
-    detail::ParsedText parsed = detail::ParseDocuments(text, file);
     // Documents and broken documents, in file order, so `rejected` keeps the order of the file.
     std::size_t next_error = 0;
     for (detail::Document& document : parsed.documents) {
@@ -269,6 +292,17 @@ class Loader {
     fs::path canonical = fs::weakly_canonical(path, ec);
     if (!ec && !seen_files_.insert(canonical).second) return;  // named twice
     const std::string file = path.string();
+    std::optional<ParseCache::Key> key;
+    if (options_.parse_cache != nullptr) {
+      key = CacheKey(path);
+      auto cached = options_.parse_cache->files.find(file);
+      if (key && cached != options_.parse_cache->files.end() && cached->second.key == *key) {
+        fs::path base_dir = path.parent_path();
+        if (base_dir.empty()) base_dir = ".";
+        AddParsed(detail::ParsedText(cached->second.parsed), file, base_dir);
+        return;
+      }
+    }
     std::uintmax_t size = fs::file_size(path, ec);
     if (ec) {
       FileError(file, "cannot read file: " + ec.message());
@@ -287,7 +321,23 @@ class Loader {
     }
     fs::path base_dir = path.parent_path();
     if (base_dir.empty()) base_dir = ".";
-    AddText(text.str(), file, base_dir);
+    if (options_.parse_cache == nullptr || !key) {
+      AddText(text.str(), file, base_dir);
+      return;
+    }
+    ParseCache::Entry& entry = options_.parse_cache->files[file];
+    entry.key = *key;
+    entry.parsed = detail::ParseDocuments(text.str(), file);
+    AddParsed(detail::ParsedText(entry.parsed), file, base_dir);
+  }
+
+  /// The file's identity for the parse cache, from one stat(2); nullopt when it cannot be had.
+  static std::optional<ParseCache::Key> CacheKey(const fs::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return ParseCache::Key{st.st_ino, st.st_size,
+                           std::int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec,
+                           std::int64_t{st.st_ctim.tv_sec} * 1'000'000'000 + st.st_ctim.tv_nsec};
   }
 
   void FileError(const std::string& file, std::string message) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -11,12 +12,20 @@
 
 namespace tmaster::manifests {
 
+/// Parsed files kept between loads of the same tree (the daemon re-reads a watched directory on
+/// every change): a file whose inode, size, modification and change times are unchanged is not
+/// read or parsed again; validation always runs again. Not thread-safe: one per source thread.
+class ParseCache;
+std::shared_ptr<ParseCache> MakeParseCache();
+
 /// What validation needs to know beyond the documents themselves.
 struct LoadOptions {
   /// Subdomains no workspace may use (DESIGN §4). Empty means the built-in default list.
   std::vector<std::string> reserved_subdomains;
   /// Cluster names from the operator config; nullopt (offline validation) skips the check.
   std::optional<std::set<std::string>> known_clusters;
+  /// Optional; see ParseCache.
+  std::shared_ptr<ParseCache> parse_cache;
 };
 
 /// The default reserved subdomains: panel www api admin mail ftp smtp pop imap localhost
