@@ -911,7 +911,8 @@ void Daemon::Record(const std::string& name, const WorkspaceResult& result, cons
                        previous->observed_generation != status.observed_generation ||
                        previous->revision != status.revision ||
                        !SameConditions(before, conditions);
-  const bool did_something = !result.applied.empty() || failed;
+  // A rejected document is re-read on every sync: only a change of its status is worth a write.
+  const bool did_something = !result.applied.empty() || (failed && !rejected);
   if (did_something) {
     status.last_runs_json =
         PrependRun(status.last_runs_json, Rfc3339(run.started), run.seconds,
