@@ -65,7 +65,7 @@ echo
 echo "== tenant databases (psql) =="
 psql -X -q -c "SELECT d.datname AS database, pg_get_userbyid(d.datdba) AS owner,
                       has_database_privilege('public', d.oid, 'CONNECT') AS public_connect
-               FROM pg_database d WHERE d.datname LIKE 'tenant\_%' ORDER BY 1"
+               FROM pg_database d WHERE d.datname LIKE 'tenant\_%' AND d.datname <> 'tenant_master' ORDER BY 1"
 echo "== dedicated stacks (directory backend: .run/deployments/<workspace>/) =="
 ls -1 .run/deployments/*/docker-compose.yml
 cat <<TXT
