@@ -11,6 +11,7 @@
 #include "controller/deletion_guard.hpp"
 #include "controller/dir_watch.hpp"
 #include "controller/spec_json.hpp"
+#include "controller/status_json.hpp"
 #include "manifests/loader.hpp"
 #include "reconcilers/migrations/migrations.hpp"
 #include "reconcilers/postgres/model.hpp"
@@ -32,12 +33,8 @@ std::int64_t UnixNow() {
 }
 
 std::string Rfc3339(std::chrono::system_clock::time_point at) {
-  const std::time_t t = std::chrono::system_clock::to_time_t(at);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
+  return FormatRfc3339Utc(
+      std::chrono::duration_cast<std::chrono::seconds>(at.time_since_epoch()).count());
 }
 
 /// One condition of DESIGN §9.
@@ -160,6 +157,7 @@ struct Daemon::Source {
   std::atomic<bool> synced_once{false};
   std::atomic<bool> healthy{false};
   std::string problem;  ///< guarded by mutex
+  std::int64_t last_sync_unix = 0;  ///< last clean sync this term; guarded by mutex
   std::string applied_revision;
   /// Files parsed by earlier syncs: a change re-parses only the files that changed.
   std::shared_ptr<manifests::ParseCache> parse_cache = manifests::MakeParseCache();
@@ -475,16 +473,11 @@ void Daemon::PutSourceStatus(Source& source, bool ready, const std::string& reas
   status.reason = reason;
   status.message = message;
   status.last_attempt_unix = now;
-  static std::mutex last_sync_mutex;
-  static std::map<std::string, std::int64_t> last_sync;  // per process: name -> unix
-  {
-    const std::lock_guard lock(last_sync_mutex);
-    if (synced) last_sync[status.name] = now;
-    status.last_sync_unix = last_sync[status.name];
-  }
   if (synced) deps_.metrics->SetSourceLastSync(status.name, static_cast<double>(now));
   {
     const std::lock_guard lock(source.mutex);
+    if (synced) source.last_sync_unix = now;
+    status.last_sync_unix = source.last_sync_unix;
     source.problem = ready ? "" : reason + ": " + message;
   }
   source.healthy = ready;
@@ -505,7 +498,7 @@ bool Daemon::ApplySync(Source& source, const std::string& revision,
     entry->product = product;
     if (!product.migrations.empty()) entry->migrations = migrations::LoadDirectory(product.migrations);
     if (!product.stack_template.empty()) entry->stack_template = stacks::ReadStackTemplate(product);
-    entry->digest = ProductDigest(product);
+    entry->digest = ProductDigest(product, entry->migrations, entry->stack_template);
     products.emplace(product.name, std::move(entry));
   }
 
@@ -980,12 +973,8 @@ void Daemon::ReconcileDeletion(const std::string& name) {
     std::optional<stacks::LedgerEntry> entry;
     if (deps_.stacks->ledger != nullptr) entry = deps_.stacks->ledger->Get(name);
     if (found != nullptr && stacks::IsOurs(name, *found, entry)) {
-      const stacks::Plan plan = stacks::MakePlan(std::nullopt, *found, entry, std::nullopt);
-      for (const stacks::Action& action : plan.actions) {
-        Outcome<stacks::ApplyResult> applied = deps_.stacks->gateway->Apply(action);
-        if (!applied) return fail(applied.failure());
-        if (deps_.stacks->ledger != nullptr) deps_.stacks->ledger->Record(name, action, *applied);
-        done.push_back(stacks::Describe(action));
+      if (Status deleted = DeleteUndeclaredStack(*deps_.stacks, name, *found, done); !deleted) {
+        return fail(deleted.failure());
       }
     }
   }

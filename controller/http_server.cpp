@@ -113,28 +113,10 @@ std::optional<std::string> Param(const httplib::Request& req, const char* name) 
   return value;
 }
 
-// The provider a too-large delivery claims by its headers, checked in VerifyWebhook's order, so
-// the delivery log names it although the body was never read.
-std::string GuessProvider(const WebhookRequest& request) {
-  static constexpr std::array<std::pair<std::string_view, std::string_view>, 7> kHeaders{{
-      {"x-gitea-signature", "gitea"},
-      {"x-hub-signature-256", "github"},
-      {"x-gitlab-token", "gitlab"},
-      {"x-signature", "generic"},
-      {"x-gitea-event", "gitea"},
-      {"x-github-event", "github"},
-      {"x-gitlab-event", "gitlab"},
-  }};
-  for (const auto& [header, provider] : kHeaders) {
-    if (request.FindHeader(header) != nullptr) return std::string(provider);
-  }
-  return "generic";
-}
-
 WebhookResult TooLarge(const WebhookRequest& request, std::size_t limit) {
   WebhookResult result;
   result.verdict = Verdict::kTooLarge;
-  result.provider = GuessProvider(request);
+  result.provider = std::string(GuessProvider(request));
   result.http_status = 413;
   result.message = "body exceeds the limit of " + std::to_string(limit) + " bytes";
   return result;
@@ -383,7 +365,7 @@ void HttpServer::Impl::Deliver(WebhookRequest request, bool too_large, httplib::
   } else {
     result.verdict = Verdict::kBadSignature;
     result.http_status = 401;
-    result.provider = GuessProvider(request);
+    result.provider = std::string(GuessProvider(request));
     result.message = "no git source accepts webhooks";
   }
   const std::string verdict = ToString(result.verdict);

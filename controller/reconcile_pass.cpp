@@ -275,18 +275,15 @@ void PruneStacks(const std::map<int, StackList>& lists, const std::set<std::stri
           stack.name != stacks::StackName(stack.workspace)) {
         continue;
       }
-      std::optional<stacks::LedgerEntry> entry;
-      if (context.ledger != nullptr) entry = context.ledger->Get(stack.workspace);
-      const stacks::Plan plan = stacks::MakePlan(std::nullopt, stack, entry, std::nullopt);
-      for (const stacks::Action& action : plan.actions) {
-        Outcome<stacks::ApplyResult> outcome = context.gateway->Apply(action);
-        if (!outcome) {
-          report.prune_blocked = outcome.failure();
-          return;
-        }
-        if (context.ledger != nullptr) context.ledger->Record(stack.workspace, action, *outcome);
-        report.pruned.push_back(stacks::Describe(action) + " (workspace \"" + stack.workspace +
+      std::vector<std::string> applied;
+      const Status deleted = DeleteUndeclaredStack(context, stack.workspace, stack, applied);
+      for (const std::string& line : applied) {
+        report.pruned.push_back(line + " (workspace \"" + stack.workspace +
                                 "\" is no longer declared)");
+      }
+      if (!deleted) {
+        report.prune_blocked = deleted.failure();
+        return;
       }
       std::erase_if(report.orphans, [&](const Orphan& o) {
         return o.kind == "stack" && o.name == stack.name &&
@@ -326,6 +323,20 @@ const char* ToString(Phase phase) {
 bool PassReport::AllReady() const {
   return !prune_blocked && std::all_of(workspaces.begin(), workspaces.end(),
                                        [](const WorkspaceResult& w) { return w.ready; });
+}
+
+Status DeleteUndeclaredStack(const StacksContext& context, const std::string& workspace,
+                             const stacks::ObservedStack& stack, std::vector<std::string>& applied) {
+  std::optional<stacks::LedgerEntry> entry;
+  if (context.ledger != nullptr) entry = context.ledger->Get(workspace);
+  const stacks::Plan plan = stacks::MakePlan(std::nullopt, stack, entry, std::nullopt);
+  for (const stacks::Action& action : plan.actions) {
+    Outcome<stacks::ApplyResult> outcome = context.gateway->Apply(action);
+    if (!outcome) return outcome.failure();
+    if (context.ledger != nullptr) context.ledger->Record(workspace, action, *outcome);
+    applied.push_back(stacks::Describe(action));
+  }
+  return Ok();
 }
 
 PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,

@@ -114,6 +114,13 @@ struct StacksContext {
 WorkspaceResult ReconcileWorkspace(const WorkspaceInputs& inputs, const Secret& master_key,
                                    const PassOptions& options, const StacksContext* stacks);
 
+/// Deletes `stack`, a stack of `workspace` that is no longer declared: the stack plan with no
+/// desired stack, each action applied in order and recorded in the ledger. Appends each applied
+/// action's Describe() to `applied`; stops at the first failure and returns it. `--once`'s
+/// pruning and the daemon's deletion both use it.
+Status DeleteUndeclaredStack(const StacksContext& context, const std::string& workspace,
+                             const stacks::ObservedStack& stack, std::vector<std::string>& applied);
+
 /// One full pass (DESIGN §2): load each product's migrations once, observe every cluster with
 /// one catalog query, plan every workspace purely, then apply the plans with a pool of
 /// `options.workers` threads, each workspace's actions in order, stopping that workspace at its

@@ -1,11 +1,9 @@
 #include "controller/spec_json.hpp"
 
 #include <boost/json.hpp>
-#include <fstream>
 #include <sstream>
 
 #include "common/crypto.hpp"
-#include "reconcilers/migrations/migrations.hpp"
 
 namespace tmaster::controller {
 namespace json = boost::json;
@@ -121,7 +119,9 @@ Outcome<ReclaimSpec> ReclaimSpecFromJson(const std::string& spec_json) {
   return out;
 }
 
-std::string ProductDigest(const manifests::Product& product) {
+std::string ProductDigest(const manifests::Product& product,
+                          const Outcome<std::vector<migrations::Migration>>& migrations,
+                          const Outcome<std::string>& stack_template) {
   std::ostringstream text;
   text << product.name << '\n'
        << product.image << '\n'
@@ -131,20 +131,15 @@ std::string ProductDigest(const manifests::Product& product) {
        << product.migrations.string() << '\n';
   for (const auto& e : product.extensions) text << "ext " << e << '\n';
   for (const auto& m : product.modes) text << "mode " << manifests::ToString(m) << '\n';
-  if (!product.migrations.empty()) {
-    Outcome<std::vector<migrations::Migration>> files =
-        migrations::LoadDirectory(product.migrations);
-    if (files) {
-      for (const auto& m : *files) text << "migration " << m.file << ' ' << m.checksum << '\n';
-    } else {
-      text << "migrations-error " << files.failure().reason << '\n';
-    }
+  if (migrations) {
+    for (const auto& m : *migrations) text << "migration " << m.file << ' ' << m.checksum << '\n';
+  } else {
+    text << "migrations-error " << migrations.failure().reason << '\n';
   }
-  if (!product.stack_template.empty()) {
-    std::ifstream in(product.stack_template, std::ios::binary);
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    text << "template " << crypto::Sha256Hex(bytes.str()) << '\n';
+  if (stack_template) {
+    text << "template " << crypto::Sha256Hex(*stack_template) << '\n';
+  } else {
+    text << "template-error " << stack_template.failure().reason << '\n';
   }
   return crypto::Sha256Hex(text.str());
 }

@@ -7,9 +7,11 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/outcome.hpp"
 #include "manifests/types.hpp"
+#include "reconcilers/migrations/migrations.hpp"
 
 namespace tmaster::controller {
 
@@ -33,8 +35,11 @@ struct ReclaimSpec {
 Outcome<ReclaimSpec> ReclaimSpecFromJson(const std::string& spec_json);
 
 /// A digest of everything about a product that changes what its workspaces converge to: the
-/// document's fields, each migration's file name and checksum, and the stack template's bytes.
-/// A source sync re-queues a product's workspaces when it changes.
-std::string ProductDigest(const manifests::Product& product);
+/// document's fields, each migration's file name and checksum, and the stack template's bytes,
+/// from what the caller already read (a failure to read is part of the digest too). A source
+/// sync re-queues a product's workspaces when it changes.
+std::string ProductDigest(const manifests::Product& product,
+                          const Outcome<std::vector<migrations::Migration>>& migrations,
+                          const Outcome<std::string>& stack_template);
 
 }  // namespace tmaster::controller

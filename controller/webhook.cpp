@@ -91,14 +91,6 @@ const Provider* FindSigned(const WebhookRequest& request) {
   return nullptr;
 }
 
-std::string_view GuessProvider(const WebhookRequest& request) {
-  if (const Provider* p = FindSigned(request)) return p->name;
-  for (const Provider& p : kProviders) {
-    if (!p.event_header.empty() && request.FindHeader(p.event_header) != nullptr) return p.name;
-  }
-  return "generic";
-}
-
 bool HexHmacMatches(const Secret& secret, std::string_view body, std::string_view received_hex) {
   const std::string expected = crypto::Hex(crypto::HmacSha256(secret.Reveal(), body));
   // Lower-casing the received value depends only on it, never on the secret.
@@ -212,6 +204,14 @@ WebhookResult DecideRef(std::string_view provider, const PushBody& push,
 }
 
 }  // namespace
+
+std::string_view GuessProvider(const WebhookRequest& request) {
+  if (const Provider* p = FindSigned(request)) return p->name;
+  for (const Provider& p : kProviders) {
+    if (!p.event_header.empty() && request.FindHeader(p.event_header) != nullptr) return p.name;
+  }
+  return "generic";
+}
 
 void WebhookRequest::SetHeader(std::string_view name, std::string value) {
   headers[AsciiLower(name)] = std::move(value);

@@ -58,6 +58,11 @@ struct WebhookResult {
   int http_status = 400;
 };
 
+/// The provider a delivery claims by its headers, in VerifyWebhook's order (signature headers
+/// first, then event headers; "generic" when none): how a delivery is logged even when its body
+/// was never read (too large) or its signature is missing.
+std::string_view GuessProvider(const WebhookRequest& request);
+
 /// Default body limit: 1 MiB.
 inline constexpr std::size_t kDefaultWebhookBodyLimit = std::size_t{1} << 20;
 

@@ -7,6 +7,8 @@
 #include "common/crypto.hpp"
 #include "controller/spec_json.hpp"
 #include "manifests/loader.hpp"
+#include "reconcilers/migrations/migrations.hpp"
+#include "reconcilers/stacks/render.hpp"
 #include "tests/support/process.hpp"
 
 namespace {
@@ -119,11 +121,16 @@ TEST_CASE("product digest: a new migration file or a changed template changes it
   product.image = "img";
   product.migrations = dir.path() + "/migrations";
   product.stack_template = dir.path() + "/stack.yml";
-  const std::string first = controller::ProductDigest(product);
-  CHECK(first == controller::ProductDigest(product));
+  // What a sync reads once per product, then digests.
+  const auto digest = [&] {
+    return controller::ProductDigest(product, migrations::LoadDirectory(product.migrations),
+                                     stacks::ReadStackTemplate(product));
+  };
+  const std::string first = digest();
+  CHECK(first == digest());
   dir.Write("migrations/0002_more.sql", "CREATE TABLE u (id int);\n");
-  const std::string second = controller::ProductDigest(product);
+  const std::string second = digest();
   CHECK(second != first);
   dir.Write("stack.yml", "services: {app: {}}\n");
-  CHECK(controller::ProductDigest(product) != second);
+  CHECK(digest() != second);
 }

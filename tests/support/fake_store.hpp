@@ -20,6 +20,7 @@
 
 #include "common/crypto.hpp"
 #include "common/outcome.hpp"
+#include "controller/status_json.hpp"
 #include "controller/store.hpp"
 
 namespace tmaster::testing {
@@ -137,7 +138,7 @@ class FakeStore final : public controller::Store {
     if (found == state_.workspaces.end()) {
       return Failure::Stalled("WorkspaceNotFound", "store: workspace \"" + name + "\" not found");
     }
-    if (!found->second.deleting_since) found->second.deleting_since = Rfc3339(now_);
+    if (!found->second.deleting_since) found->second.deleting_since = controller::FormatRfc3339Utc(now_);
     return found->second;
   }
   Outcome<controller::StoredWorkspace> CancelDeleting(const std::string& name) override {
@@ -249,14 +250,7 @@ class FakeStore final : public controller::Store {
     return failure_;
   }
 
-  static std::string Rfc3339(std::int64_t unix_seconds) {
-    const auto time = static_cast<std::time_t>(unix_seconds);
-    std::tm utc{};
-    gmtime_r(&time, &utc);
-    char buffer[32];
-    const std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return {buffer, n};
-  }
+
 
   mutable std::mutex mutex_;
   State state_;
