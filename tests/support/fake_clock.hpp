@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "controller/clock.hpp"
+#include "controller/runtime/clock.hpp"
 
 namespace tmaster::testing {
 

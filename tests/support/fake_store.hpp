@@ -1,7 +1,7 @@
 #pragma once
 
 // FakeStore: an in-memory controller::Store with the semantics documented in
-// controller/store.hpp (generations by spec digest, deleting marks kept, events and deliveries
+// controller/store/store.hpp (generations by spec digest, deleting marks kept, events and deliveries
 // newest first), plus what tests need: make the next calls fail, count calls per method, set the
 // "server clock", and read the whole state without going through (and consuming) an injected
 // failure. Thread-safe: the HTTP server and the daemon call it from several threads.
@@ -20,8 +20,8 @@
 
 #include "common/crypto.hpp"
 #include "common/outcome.hpp"
-#include "controller/status_json.hpp"
-#include "controller/store.hpp"
+#include "controller/api/status_json.hpp"
+#include "controller/store/store.hpp"
 
 namespace tmaster::testing {
 

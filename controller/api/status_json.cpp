@@ -1,0 +1,193 @@
+#include "controller/api/status_json.hpp"
+
+#include <boost/json.hpp>
+
+#include <ctime>
+#include <unordered_map>
+#include <utility>
+
+namespace tmaster::controller {
+namespace {
+
+namespace json = boost::json;
+
+// Parses text the program itself stored. A document that does not parse was not written by us;
+// showing the rest of the object beats failing the whole list over one row.
+json::value ParseOr(std::string_view text, json::value fallback) {
+  if (text.empty()) return fallback;
+  boost::system::error_code ec;
+  json::value parsed = json::parse(text, ec);
+  if (ec) return fallback;
+  return parsed;
+}
+
+json::array ParseArray(std::string_view text) {
+  json::value parsed = ParseOr(text, json::array{});
+  if (json::array* array = parsed.if_array()) return std::move(*array);
+  return {};
+}
+
+json::object& ObjectAt(json::object& parent, std::string_view key) {
+  json::value& slot = parent[key];
+  if (!slot.is_object()) slot = json::object{};
+  return slot.as_object();
+}
+
+json::object StatusObject(const StoredWorkspace& workspace, const WorkspaceStatus* status) {
+  json::object out;
+  std::string phase = status != nullptr && !status->phase.empty() ? status->phase : "Pending";
+  // Deletion is decided by the store's mark, which a status written just before it may not
+  // reflect yet.
+  if (workspace.deleting_since) phase = "Deleting";
+  out["phase"] = phase;
+  out["observedGeneration"] = status != nullptr ? status->observed_generation : 0;
+  out["conditions"] = status != nullptr ? ParseArray(status->conditions_json) : json::array{};
+  out["revision"] = status != nullptr ? status->revision : std::string();
+  out["lastRuns"] = status != nullptr ? ParseArray(status->last_runs_json) : json::array{};
+  if (status != nullptr && status->next_retry_unix) {
+    out["nextRetry"] = FormatRfc3339Utc(*status->next_retry_unix);
+  }
+  if (status != nullptr && !status->last_error.empty()) out["lastError"] = status->last_error;
+  return out;
+}
+
+json::object WorkspaceObject(const StoredWorkspace& workspace, const WorkspaceStatus* status) {
+  json::value doc = ParseOr(workspace.spec_json, json::object{});
+  if (!doc.is_object()) doc = json::object{};
+  json::object& object = doc.as_object();
+  if (!object.contains("kind")) object["kind"] = "Workspace";
+  json::object& metadata = ObjectAt(object, "metadata");
+  metadata["name"] = workspace.name;
+  metadata["generation"] = workspace.generation;
+  json::object& annotations = ObjectAt(metadata, "annotations");
+  annotations["tenantmaster.io/source"] = workspace.source;
+  if (!workspace.revision.empty()) annotations["tenantmaster.io/revision"] = workspace.revision;
+  if (workspace.deleting_since) metadata["deletionTimestamp"] = *workspace.deleting_since;
+  object["status"] = StatusObject(workspace, status);
+  return std::move(object);
+}
+
+bool Matches(const json::object& object, const LabelSelector& selector) {
+  if (selector.empty()) return true;
+  const json::object* labels = nullptr;
+  if (const json::value* metadata = object.if_contains("metadata")) {
+    if (const json::object* m = metadata->if_object()) {
+      if (const json::value* l = m->if_contains("labels")) labels = l->if_object();
+    }
+  }
+  for (const LabelRequirement& requirement : selector) {
+    const json::value* value = labels != nullptr ? labels->if_contains(requirement.key) : nullptr;
+    const bool equal =
+        value != nullptr && value->is_string() && value->get_string() == requirement.value;
+    if (equal != requirement.equal) return false;
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
+  return text;
+}
+
+}  // namespace
+
+std::string FormatRfc3339Utc(std::int64_t unix_seconds) {
+  const auto time = static_cast<std::time_t>(unix_seconds);
+  std::tm utc{};
+  gmtime_r(&time, &utc);
+  char buffer[32];
+  const std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return {buffer, n};
+}
+
+Outcome<LabelSelector> ParseLabelSelector(std::string_view text) {
+  LabelSelector selector;
+  if (Trim(text).empty()) return selector;
+  while (true) {
+    const std::size_t comma = text.find(',');
+    const std::string_view item = Trim(text.substr(0, comma));
+    LabelRequirement requirement;
+    std::size_t op = item.find("!=");
+    std::size_t op_length = 2;
+    requirement.equal = op == std::string_view::npos;
+    if (requirement.equal) {
+      op = item.find("==");
+      if (op == std::string_view::npos) {
+        op = item.find('=');
+        op_length = 1;
+      }
+    }
+    if (op == std::string_view::npos || Trim(item.substr(0, op)).empty()) {
+      return Failure::Stalled("BadLabelSelector",
+                              "label selector item \"" + std::string(item) +
+                                  "\" is not key=value, key==value or key!=value");
+    }
+    requirement.key = std::string(Trim(item.substr(0, op)));
+    requirement.value = std::string(Trim(item.substr(op + op_length)));
+    selector.push_back(std::move(requirement));
+    if (comma == std::string_view::npos) return selector;
+    text.remove_prefix(comma + 1);
+  }
+}
+
+std::string WorkspaceJson(const StoredWorkspace& workspace, const WorkspaceStatus* status) {
+  return json::serialize(WorkspaceObject(workspace, status));
+}
+
+std::string WorkspaceListJson(const std::vector<StoredWorkspace>& workspaces,
+                              const std::vector<WorkspaceStatus>& statuses,
+                              const LabelSelector& selector) {
+  std::unordered_map<std::string_view, const WorkspaceStatus*> by_name;
+  by_name.reserve(statuses.size());
+  for (const WorkspaceStatus& status : statuses) by_name.emplace(status.name, &status);
+  json::array items;
+  items.reserve(workspaces.size());
+  for (const StoredWorkspace& workspace : workspaces) {
+    const auto found = by_name.find(workspace.name);
+    json::object object =
+        WorkspaceObject(workspace, found != by_name.end() ? found->second : nullptr);
+    if (Matches(object, selector)) items.emplace_back(std::move(object));
+  }
+  return json::serialize(json::object{{"items", std::move(items)}});
+}
+
+std::string EventListJson(const std::vector<Event>& events) {
+  json::array items;
+  items.reserve(events.size());
+  for (const Event& event : events) {
+    items.emplace_back(json::object{{"id", event.id},
+                                    {"workspace", event.workspace},
+                                    {"type", event.type},
+                                    {"reason", event.reason},
+                                    {"message", event.message},
+                                    {"time", FormatRfc3339Utc(event.at_unix)}});
+  }
+  return json::serialize(json::object{{"items", std::move(items)}});
+}
+
+std::string SourceListJson(const std::vector<SourceStatus>& sources) {
+  json::array items;
+  items.reserve(sources.size());
+  for (const SourceStatus& source : sources) {
+    json::object item{{"name", source.name},         {"kind", source.kind},
+                      {"revision", source.revision}, {"ready", source.ready},
+                      {"reason", source.reason},     {"message", source.message}};
+    if (source.last_sync_unix != 0) item["lastSyncTime"] = FormatRfc3339Utc(source.last_sync_unix);
+    if (source.last_attempt_unix != 0) {
+      item["lastAttemptTime"] = FormatRfc3339Utc(source.last_attempt_unix);
+    }
+    items.emplace_back(std::move(item));
+  }
+  return json::serialize(json::object{{"items", std::move(items)}});
+}
+
+std::string ErrorJson(std::string_view message) {
+  return json::serialize(json::object{{"error", message}});
+}
+
+std::string WebhookAnswerJson(std::string_view verdict, std::string_view message) {
+  return json::serialize(json::object{{"verdict", verdict}, {"message", message}});
+}
+
+}  // namespace tmaster::controller

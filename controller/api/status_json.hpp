@@ -1,0 +1,64 @@
+#pragma once
+
+// JSON bodies of the status API (DESIGN §8, §9): workspaces in manifest shape with `status`
+// added, events, sources, errors. Pure: the HTTP server (controller/api/http_server.cpp) and tests
+// call these; Boost.JSON stays inside status_json.cpp.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/outcome.hpp"
+#include "controller/store/store.hpp"
+
+namespace tmaster::controller {
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC, whole seconds).
+std::string FormatRfc3339Utc(std::int64_t unix_seconds);
+
+/// One requirement of a label selector: `key=value` / `key==value` (equal) or `key!=value`.
+struct LabelRequirement {
+  std::string key;
+  std::string value;
+  bool equal = true;
+};
+/// All requirements must hold; empty matches everything.
+using LabelSelector = std::vector<LabelRequirement>;
+
+/// Parses Kubernetes' equality-based selector syntax: comma-separated `k=v`, `k==v`, `k!=v`
+/// (spaces around items ignored). Empty text: the empty selector. Stalled `BadLabelSelector`
+/// naming the offending item for anything else (set-based `in (...)` is not supported).
+Outcome<LabelSelector> ParseLabelSelector(std::string_view text);
+
+/// The API object of one workspace: its stored manifest document (`spec_json`) with
+/// `metadata.name`, `metadata.generation`, `metadata.annotations["tenantmaster.io/source"]`
+/// (and `["tenantmaster.io/revision"]` when the source has revisions), `metadata.deletionTimestamp`
+/// while it is being deleted, and `status`: `{phase, observedGeneration, conditions, revision,
+/// lastRuns, nextRetry?, lastError?}`. `status` nullptr (never reconciled): phase Pending,
+/// observedGeneration 0, conditions and lastRuns empty. A workspace marked deleting shows phase
+/// Deleting whatever the last stored status said. Stored JSON that does not parse (never written
+/// by this program) degrades to an empty spec / empty arrays instead of failing the request.
+std::string WorkspaceJson(const StoredWorkspace& workspace, const WorkspaceStatus* status);
+
+/// `{"items":[...]}`: WorkspaceJson of each workspace in the order given, joined with its status
+/// by name (statuses in any order; extra statuses are ignored), keeping only the workspaces
+/// whose `metadata.labels` satisfy `selector`.
+std::string WorkspaceListJson(const std::vector<StoredWorkspace>& workspaces,
+                              const std::vector<WorkspaceStatus>& statuses,
+                              const LabelSelector& selector = {});
+
+/// `{"items":[{id, workspace, type, reason, message, time}]}` in the order given.
+std::string EventListJson(const std::vector<Event>& events);
+
+/// `{"items":[{name, kind, revision, ready, reason, message, lastSyncTime?, lastAttemptTime?}]}`;
+/// the times are absent while 0 (never).
+std::string SourceListJson(const std::vector<SourceStatus>& sources);
+
+/// `{"error": message}`.
+std::string ErrorJson(std::string_view message);
+
+/// `{"verdict": verdict, "message": message}`: the answer to a webhook delivery.
+std::string WebhookAnswerJson(std::string_view verdict, std::string_view message);
+
+}  // namespace tmaster::controller

@@ -1,0 +1,410 @@
+// tenant-operator: reconciles the Workspace manifests of the configured sources (DESIGN §8).
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <ctime>
+#include <thread>
+
+#include "common/crypto.hpp"
+#include "controller/daemon/daemon.hpp"
+#include "controller/api/http_server.hpp"
+#include "controller/runtime/metrics.hpp"
+#include "controller/workspace/reconcile_pass.hpp"
+#include "controller/store/store_libpq.hpp"
+#include "controller/cmd/report.hpp"
+#include "controller/cmd/secrets.hpp"
+#include "manifests/config.hpp"
+#include "manifests/loader.hpp"
+#include "reconcilers/postgres/postgres_libpq.hpp"
+#include "reconcilers/stacks/directory_backend.hpp"
+#include "reconcilers/stacks/ledger.hpp"
+#include "reconcilers/stacks/portainer_http.hpp"
+
+namespace {
+
+using namespace tmaster;
+
+constexpr std::string_view kUsage =
+    "usage: tenant-operator --config FILE [--workers N] [--state-dir DIR]\n"
+    "       tenant-operator --config FILE --once [--deep] [--dry-run] [--workers N]\n"
+    "\n"
+    "Without --once: the long-running controller. It watches the configured sources, keeps\n"
+    "every workspace converged, serves /healthz, /readyz, /metrics, /api/v1/... and\n"
+    "POST /hooks/git on http.listen, and exits 0 on SIGTERM or SIGINT after draining.\n"
+    "\n"
+    "  --config FILE   operator config (YAML, DESIGN §8)\n"
+    "  --state-dir DIR where git checkouts live (default: a folder under the system temp\n"
+    "                  folder named after the config file)\n"
+    "  --once          run one full pass over every source, print one line per workspace,\n"
+    "                  exit 0 when every document is valid and every workspace is Ready\n"
+    "  --deep          also verify extensions and migrations inside every tenant database\n"
+    "  --dry-run       print each workspace's plan and change nothing\n"
+    "  --workers N     workspaces reconciled in parallel (default: reconcile.workers)\n"
+    "  --version       print the version\n";
+
+constexpr std::size_t kMinMasterKeyBytes = 32;
+
+struct Args {
+  std::string config;
+  bool once = false;
+  bool deep = false;
+  bool dry_run = false;
+  int workers = 0;
+  std::string state_dir;
+};
+
+int Usage(std::string_view error) {
+  std::cerr << "tenant-operator: " << error << "\n\n" << kUsage;
+  return 2;
+}
+
+std::optional<Args> ParseArgs(int argc, char** argv, int& exit_code) {
+  Args args;
+  std::vector<std::string_view> argv_list(argv + 1, argv + argc);
+  for (std::size_t i = 0; i < argv_list.size(); ++i) {
+    std::string_view arg = argv_list[i];
+    auto value = [&]() -> std::optional<std::string> {
+      if (i + 1 >= argv_list.size()) return std::nullopt;
+      return std::string(argv_list[++i]);
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      exit_code = 0;
+      return std::nullopt;
+    }
+    if (arg == "--version") {
+      std::cout << "tenant-operator " << TM_VERSION << '\n';
+      exit_code = 0;
+      return std::nullopt;
+    }
+    if (arg == "--once") { args.once = true; continue; }
+    if (arg == "--deep") { args.deep = true; continue; }
+    if (arg == "--dry-run") { args.dry_run = true; continue; }
+    if (arg == "--config") {
+      auto v = value();
+      if (!v) { exit_code = Usage("--config needs a file"); return std::nullopt; }
+      args.config = *v;
+      continue;
+    }
+    if (arg == "--state-dir") {
+      auto v = value();
+      if (!v) { exit_code = Usage("--state-dir needs a folder"); return std::nullopt; }
+      args.state_dir = *v;
+      continue;
+    }
+    if (arg == "--workers") {
+      auto v = value();
+      char* end = nullptr;
+      const long n = v ? std::strtol(v->c_str(), &end, 10) : 0;
+      if (!v || *end != '\0' || n < 1 || n > 64) {
+        exit_code = Usage("--workers needs a number from 1 to 64");
+        return std::nullopt;
+      }
+      args.workers = static_cast<int>(n);
+      continue;
+    }
+    exit_code = Usage("unknown argument " + std::string(arg));
+    return std::nullopt;
+  }
+  if (args.config.empty()) {
+    exit_code = Usage("--config is required");
+    return std::nullopt;
+  }
+  return args;
+}
+
+/// The store's DSN: `store.dsnEnv`/`dsnFile`, or the first cluster's with dbname=tenant_master.
+Outcome<Secret> StoreDsn(const manifests::Config& config) {
+  if (config.store.dsn.IsSet()) return controller::ResolveSecret(config.store.dsn, "store.dsn");
+  if (config.clusters.empty()) {
+    return Failure::Stalled("InvalidConfig", "store: no store.dsn and no cluster to default to");
+  }
+  Outcome<Secret> cluster =
+      controller::ResolveSecret(config.clusters.front().dsn, "clusters." + config.clusters.front().name + ".dsn");
+  if (!cluster) return cluster.failure();
+  return controller::StoreDsnFromClusterDsn(*cluster);
+}
+
+/// Waits for SIGTERM/SIGINT (blocked in every thread, see RunDaemon) and stops the daemon.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(controller::Daemon& daemon)
+      : thread_([this, &daemon] {
+          sigset_t set;
+          sigemptyset(&set);
+          sigaddset(&set, SIGTERM);
+          sigaddset(&set, SIGINT);
+          const timespec tick{0, 200'000'000};
+          while (!done_) {
+            const int signal = sigtimedwait(&set, nullptr, &tick);
+            if (signal == SIGTERM || signal == SIGINT) {
+              spdlog::info("received {}: draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+              daemon.Stop();
+            }
+          }
+        }) {}
+  ~SignalWatcher() {
+    done_ = true;
+    thread_.join();
+  }
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+int RunDaemon(const Args& args, const manifests::Config& config, const Secret& master_key,
+              const controller::Gateways& gateways, controller::StacksContext& stacks_context) {
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  Outcome<Secret> dsn = StoreDsn(config);
+  if (!dsn) {
+    std::cerr << "tenant-operator: " << dsn.failure().message << '\n';
+    return 2;
+  }
+  controller::DaemonDeps deps;
+  for (const auto& source : config.sources) {
+    if (!source.git) continue;
+    if (source.git->webhook_secret.IsSet()) {
+      Outcome<Secret> secret = controller::ResolveSecret(
+          source.git->webhook_secret, "sources." + source.name + ".git.webhookSecret");
+      if (!secret) {
+        std::cerr << "tenant-operator: " << secret.failure().message << '\n';
+        return 2;
+      }
+      deps.webhook_secrets.emplace(source.name, *secret);
+    }
+    controller::GitCredentials credentials;
+    if (source.git->username.IsSet()) {
+      Outcome<Secret> user = controller::ResolveSecret(source.git->username,
+                                                       "sources." + source.name + ".git.username");
+      if (!user) {
+        std::cerr << "tenant-operator: " << user.failure().message << '\n';
+        return 2;
+      }
+      credentials.username = *user;
+    }
+    if (source.git->password.IsSet()) {
+      Outcome<Secret> password = controller::ResolveSecret(
+          source.git->password, "sources." + source.name + ".git.password");
+      if (!password) {
+        std::cerr << "tenant-operator: " << password.failure().message << '\n';
+        return 2;
+      }
+      credentials.password = *password;
+    }
+    deps.git_credentials.emplace(source.name, std::move(credentials));
+  }
+
+  // Signals are taken by SignalWatcher only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<controller::Store> store = controller::MakeLibpqStore(*dsn);
+  std::unique_ptr<controller::LeaderLock> lock = controller::MakeLibpqLeaderLock(*dsn);
+  controller::Metrics metrics;
+  controller::SteadyClock clock;
+  controller::MtRandom random;
+
+  std::filesystem::path state = args.state_dir;
+  if (state.empty()) {
+    state = std::filesystem::temp_directory_path() /
+            ("tenant-master-" +
+             crypto::Sha256Hex(std::filesystem::absolute(config.file).string()).substr(0, 12));
+  }
+  deps.config = &config;
+  deps.store = store.get();
+  deps.leader_lock = lock.get();
+  deps.gateways = gateways;
+  deps.stacks = &stacks_context;
+  deps.master_key = &master_key;
+  deps.metrics = &metrics;
+  deps.clock = &clock;
+  deps.random = &random;
+  deps.git_cache = state / "git";
+
+  controller::DaemonOptions options;
+  options.workers = args.workers > 0 ? args.workers : config.reconcile.workers;
+  options.resync_interval = config.reconcile.resync_interval;
+  options.max_deletions_per_sync = config.reconcile.max_deletions_per_sync;
+  options.rescan_interval = std::min<controller::Duration>(config.reconcile.resync_interval,
+                                                           std::chrono::minutes(1));
+  controller::Daemon daemon(std::move(deps), options);
+  SignalWatcher watcher(daemon);
+
+  // The schema first; a store that is not up yet is waited for (until a signal).
+  for (int attempt = 0;; ++attempt) {
+    Outcome<Done> migrated = store->Migrate();
+    if (migrated) break;
+    if (migrated.failure().kind == FailureKind::kStalled) {
+      std::cerr << "tenant-operator: store: " << migrated.failure().message << '\n';
+      return 2;
+    }
+    spdlog::warn("store: {} (retrying)", migrated.failure().message);
+    std::this_thread::sleep_for(std::chrono::seconds(std::min(attempt + 1, 5)));
+    if (daemon.Stopping()) return 0;
+  }
+
+  controller::HttpHandlers handlers;
+  handlers.readiness = [&daemon] {
+    const auto report = daemon.Readiness();
+    return controller::Readiness{report.ready, report.problems};
+  };
+  handlers.webhook = [&daemon](const controller::WebhookRequest& request) {
+    return daemon.HandleWebhook(request);
+  };
+  controller::HttpServer http(*store, metrics, std::move(handlers), {.listen = config.http.listen});
+  if (Outcome<Done> started = http.Start(); !started) {
+    std::cerr << "tenant-operator: " << started.failure().message << '\n';
+    return 2;
+  }
+  spdlog::info("tenant-operator {}: serving http://{} (port {}); {} source(s), {} cluster(s)",
+               TM_VERSION, config.http.listen, http.port(), config.sources.size(),
+               config.clusters.size());
+  daemon.Run();
+  http.Stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+int Run(const Args& args) {
+  manifests::ConfigResult loaded = manifests::LoadConfig(args.config);
+  if (!loaded.errors.empty()) {
+    controller::PrintDiagnostics(std::cerr, loaded.errors);
+    std::cerr << "tenant-operator: the config has " << loaded.errors.size() << " error(s)\n";
+    return 2;
+  }
+  const manifests::Config& config = loaded.config;
+
+  Outcome<Secret> master_key = controller::ResolveSecret(config.master_key, "masterKey");
+  if (!master_key) {
+    std::cerr << "tenant-operator: " << master_key.failure().message << '\n';
+    return 2;
+  }
+  if (master_key->Reveal().size() < kMinMasterKeyBytes) {
+    std::cerr << "tenant-operator: masterKey: the master key must be at least "
+              << kMinMasterKeyBytes << " bytes (for example: head -c 32 /dev/urandom | base64)\n";
+    return 2;
+  }
+
+  const int workers = args.workers > 0 ? args.workers : config.reconcile.workers;
+  std::vector<std::unique_ptr<postgres::PostgresGateway>> owned;
+  controller::Gateways gateways;
+  controller::StacksContext stacks_context;
+  stacks_context.config = &config;
+  for (const auto& cluster : config.clusters) {
+    Outcome<Secret> dsn = controller::ResolveSecret(cluster.dsn, "clusters." + cluster.name + ".dsn");
+    if (!dsn) {
+      std::cerr << "tenant-operator: " << dsn.failure().message << '\n';
+      return 2;
+    }
+    owned.push_back(postgres::MakeLibpqGateway(cluster.name, *dsn, {.pool_size = workers}));
+    gateways.emplace(cluster.name, owned.back().get());
+    const auto host_port = postgres::DsnHostPort(*dsn);
+    controller::DbAddress address;
+    if (host_port) address = {host_port->first, host_port->second};
+    if (!cluster.stacks_host.empty()) address.host = cluster.stacks_host;
+    if (cluster.stacks_port != 0) address.port = cluster.stacks_port;
+    stacks_context.clusters.emplace(cluster.name, address);
+  }
+
+  std::unique_ptr<stacks::StackGateway> stack_gateway;
+  std::filesystem::path ledger_file = config.stacks.ledger_file;
+  if (config.stacks.backend == "portainer") {
+    Outcome<Secret> key =
+        controller::ResolveSecret(config.stacks.portainer.api_key, "stacks.portainer.apiKey");
+    if (!key) {
+      std::cerr << "tenant-operator: " << key.failure().message << '\n';
+      return 2;
+    }
+    stacks::PortainerOptions portainer;
+    portainer.url = config.stacks.portainer.url;
+    portainer.api_key = *key;
+    portainer.insecure_skip_verify = config.stacks.portainer.insecure_skip_verify;
+    stack_gateway = stacks::MakePortainerGateway(std::move(portainer));
+  } else {
+    stack_gateway = stacks::MakeDirectoryBackend(config.stacks.directory);
+    if (ledger_file.empty()) ledger_file = config.stacks.directory / ".tenant-master-ledger";
+  }
+  stacks::StackLedger ledger;
+  if (!ledger_file.empty()) {
+    // The ledger only saves file reads: an unreadable one costs reads, never a wrong plan.
+    if (auto read = ledger.Load(ledger_file); !read) {
+      std::cerr << "tenant-operator: " << read.failure().message << " (continuing without)\n";
+    }
+  }
+  stacks_context.gateway = stack_gateway.get();
+  stacks_context.ledger = &ledger;
+
+  if (!args.once) {
+    const int code = RunDaemon(args, config, *master_key, gateways, stacks_context);
+    if (!ledger_file.empty()) {
+      std::error_code ignored;
+      std::filesystem::create_directories(ledger_file.parent_path(), ignored);
+      if (Status saved = ledger.Save(ledger_file); !saved) {
+        std::cerr << "tenant-operator: " << saved.failure().message << '\n';
+      }
+    }
+    return code;
+  }
+
+  std::vector<std::filesystem::path> paths;
+  for (const auto& source : config.sources) {
+    if (source.git) {
+      std::cerr << "tenant-operator: source \"" << source.name
+                << "\": git sources are read only by the long-running controller (run without "
+                   "--once)\n";
+      return 2;
+    }
+    if (source.directory) paths.push_back(*source.directory);
+  }
+  manifests::LoadOptions options;
+  options.reserved_subdomains = config.reserved_subdomains;
+  options.known_clusters.emplace();
+  for (const auto& cluster : config.clusters) options.known_clusters->insert(cluster.name);
+  const manifests::Fleet fleet = manifests::LoadPaths(paths, options);
+
+  const controller::PassReport report = controller::RunPass(
+      fleet, gateways, *master_key,
+      {.dry_run = args.dry_run,
+       .deep = args.deep,
+       .workers = workers,
+       // Only a clean read of every source may remove anything (DESIGN §4, §7).
+       .prune_stacks = !fleet.HasErrors(),
+       .max_deletions_per_sync = config.reconcile.max_deletions_per_sync},
+      &stacks_context);
+  controller::PrintReport(std::cout, fleet.diagnostics, report, args.dry_run);
+  if (!ledger_file.empty() && !args.dry_run) {
+    std::error_code ignored;
+    std::filesystem::create_directories(ledger_file.parent_path(), ignored);
+    if (Status saved = ledger.Save(ledger_file); !saved) {
+      std::cerr << "tenant-operator: " << saved.failure().message << '\n';
+    }
+  }
+  return !fleet.HasErrors() && report.AllReady() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int exit_code = 0;
+  const std::optional<Args> args = ParseArgs(argc, argv, exit_code);
+  if (!args) return exit_code;
+  return Run(*args);
+}

@@ -1,0 +1,60 @@
+#include "controller/cmd/report.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace tmaster::controller {
+
+void PrintDiagnostics(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics) {
+  for (const auto& d : diagnostics) {
+    if (d.severity == manifests::Diagnostic::Severity::kNotice) out << "notice: ";
+    out << d.Format() << '\n';
+  }
+}
+
+void PrintReport(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics,
+                 const PassReport& report, bool show_plans) {
+  PrintDiagnostics(out, diagnostics);
+
+  std::size_t name_width = 4, phase_width = 5, reason_width = 6;
+  for (const auto& w : report.workspaces) {
+    name_width = std::max(name_width, w.name.size());
+    phase_width = std::max(phase_width, std::string(ToString(w.phase)).size());
+    reason_width = std::max(reason_width, w.reason.size());
+  }
+  auto pad = [&out](const std::string& text, std::size_t width) {
+    out << text << std::string(width - text.size() + 2, ' ');
+  };
+  pad("NAME", name_width);
+  pad("PHASE", phase_width);
+  pad("REASON", reason_width);
+  out << "MESSAGE\n";
+  int ready = 0;
+  for (const auto& w : report.workspaces) {
+    if (w.ready) ++ready;
+    pad(w.name, name_width);
+    pad(ToString(w.phase), phase_width);
+    pad(w.reason, reason_width);
+    out << w.message << '\n';
+    if (!show_plans) continue;
+    for (const auto& line : w.plan) out << "    + " << line << '\n';
+  }
+  for (const auto& o : report.orphans) {
+    const bool stack = o.kind == "stack";
+    out << "orphan: " << o.kind << " \"" << o.name << "\" on " << (stack ? "" : "cluster \"")
+        << o.cluster << (stack ? "" : "\"") << " is marked for workspace \"" << o.workspace
+        << "\", which no source declares; left untouched\n";
+  }
+  for (const auto& line : report.pruned) out << "deleted: " << line << '\n';
+  if (report.prune_blocked) {
+    out << "not deleted: " << report.prune_blocked->reason << ": " << report.prune_blocked->message
+        << '\n';
+  }
+  const auto errors = std::count_if(diagnostics.begin(), diagnostics.end(), [](const auto& d) {
+    return d.severity == manifests::Diagnostic::Severity::kError;
+  });
+  out << report.workspaces.size() << " workspaces, " << ready << " ready, " << errors
+      << " invalid documents, " << report.orphans.size() << " orphans\n";
+}
+
+}  // namespace tmaster::controller

@@ -1,0 +1,22 @@
+#pragma once
+
+#include <ostream>
+#include <vector>
+
+#include "controller/workspace/reconcile_pass.hpp"
+#include "manifests/types.hpp"
+
+namespace tmaster::controller {
+
+/// Prints the `--once` summary of DESIGN §8: one `file:line:column: message` line per rejected
+/// document or notice, one `NAME PHASE REASON MESSAGE` line per workspace (columns aligned like
+/// kubectl), the orphans, and a closing count. With `show_plans`, each workspace's plan follows
+/// its line, one action per line.
+void PrintReport(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics,
+                 const PassReport& report, bool show_plans);
+
+/// Prints diagnostics one per line, errors and notices (`notice: ` prefix), as
+/// `tenantctl validate` and `tenant-operator` both do.
+void PrintDiagnostics(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics);
+
+}  // namespace tmaster::controller

@@ -1,0 +1,72 @@
+#pragma once
+
+// The controller's Prometheus metrics (DESIGN §10): one registry object, passed in (no global),
+// rendered in the text exposition format 0.0.4 by `GET /metrics`. Pure: no I/O, no clock.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace tmaster::controller {
+
+/// Upper bounds (seconds) of the tenant_master_reconcile_duration_seconds buckets; +Inf follows.
+inline constexpr std::array kReconcileDurationBuckets{0.005, 0.01, 0.025, 0.05, 0.1,  0.25, 0.5,
+                                                      1.0,   2.5,  5.0,   10.0, 30.0, 60.0};
+
+/// The ten metric families of DESIGN §10. Every method is safe to call from several threads.
+/// Families with no samples yet still render their `# HELP` and `# TYPE` lines.
+class Metrics {
+ public:
+  Metrics();
+
+  /// tenant_master_reconcile_total{result} += 1. `result` is "success", "failure" or "stalled";
+  /// those three are always rendered (0 until seen); any other value is rendered once seen.
+  void IncReconcile(const std::string& result);
+  /// One observation of tenant_master_reconcile_duration_seconds. Negative values count as 0;
+  /// NaN is ignored (it would poison _sum forever).
+  void ObserveReconcileDuration(double seconds);
+  /// tenant_master_workqueue_depth (gauge).
+  void SetWorkqueueDepth(double depth);
+  /// tenant_master_workqueue_retries_total, copied from the queue's own monotonic total. A value
+  /// lower than the current one is ignored: a counter never goes backwards.
+  void SetWorkqueueRetries(std::uint64_t total);
+  /// tenant_master_workspaces{phase}: replaces every count. The seven phases of DESIGN §9 are
+  /// always rendered (0 when absent from `counts`); other keys are rendered as given.
+  void SetWorkspacesByPhase(const std::map<std::string, int>& counts);
+  /// tenant_master_drift_corrected_total{kind} += n.
+  void IncDriftCorrected(const std::string& kind, std::uint64_t n = 1);
+  /// tenant_master_source_last_sync_timestamp_seconds{source} (gauge).
+  void SetSourceLastSync(const std::string& source, double unix_seconds);
+  /// tenant_master_webhook_deliveries_total{verdict} += 1. The seven verdicts of
+  /// controller/api/webhook.hpp are always rendered (0 until seen).
+  void IncWebhookDelivery(const std::string& verdict);
+  /// tenant_master_leader: 1 while this replica holds the leader lock, else 0.
+  void SetLeader(bool leader);
+  /// tenant_master_backup_last_success_timestamp_seconds{workspace} (gauge).
+  void SetBackupLastSuccess(const std::string& workspace, double unix_seconds);
+
+  /// Every family in the text exposition format 0.0.4: `# HELP` and `# TYPE` lines, label values
+  /// escaped (`\\`, `\"`, `\n`), families in the DESIGN §10 order and samples by label value, so
+  /// two renders of the same state are byte-identical.
+  [[nodiscard]] std::string Render() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::uint64_t> reconcile_total_;
+  // Per-bucket (not cumulative) counts; the last one is +Inf. Render accumulates.
+  std::array<std::uint64_t, kReconcileDurationBuckets.size() + 1> duration_buckets_{};
+  double duration_sum_ = 0;
+  std::uint64_t duration_count_ = 0;
+  double workqueue_depth_ = 0;
+  std::uint64_t workqueue_retries_ = 0;
+  std::map<std::string, int> workspaces_by_phase_;
+  std::map<std::string, std::uint64_t> drift_corrected_;
+  std::map<std::string, double> source_last_sync_;
+  std::map<std::string, std::uint64_t> webhook_deliveries_;
+  bool leader_ = false;
+  std::map<std::string, double> backup_last_success_;
+};
+
+}  // namespace tmaster::controller

@@ -1,0 +1,152 @@
+#pragma once
+
+// The store (DESIGN §1, §7, §9; issue 3 item 1): the operator's own control database. It holds
+// each workspace's last valid spec with a generation, the source and revision it came from, the
+// workspace status, events and webhook deliveries, so all of them survive restarts.
+//
+// Pure interface and value types: no libpq here. The PostgreSQL adapter is
+// controller/store/store_libpq.hpp (MakeLibpqStore); only mains and integration tests know it.
+//
+// Every method may fail with a Failure whose kind says whether retrying can help (Transient:
+// connection lost, server restarting; Stalled: permissions, schema trouble). Messages name the
+// step and never contain the DSN or a password.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/outcome.hpp"
+
+namespace tmaster::controller {
+
+/// A workspace's last valid desired spec, as the sources delivered it.
+struct StoredWorkspace {
+  std::string name;
+  std::string source;    ///< the source that delivered it (its name from the config)
+  std::string revision;  ///< e.g. a Git commit; empty for sources without revisions
+  std::string spec_json;
+  std::string spec_digest;  ///< lower-case hex SHA-256 of spec_json
+  /// Starts at 1; increases by exactly 1 each time spec_digest changes (never on a revision-only
+  /// change).
+  std::int64_t generation = 0;
+  /// When the workspace went `Deleting` (UTC, `YYYY-MM-DDTHH:MM:SSZ`); nullopt while it is live.
+  std::optional<std::string> deleting_since;
+};
+
+/// What the controller last observed and decided for one workspace (DESIGN §9).
+struct WorkspaceStatus {
+  std::string name;
+  std::int64_t observed_generation = 0;
+  std::string phase;            ///< Pending, Progressing, Ready, Degraded, Stalled, Suspended, Deleting
+  std::string conditions_json;  ///< the conditions array, serialized by the caller
+  std::string last_error;       ///< empty when the last run succeeded
+  std::optional<std::int64_t> next_retry_unix;  ///< seconds since the epoch; nullopt: none planned
+  std::string revision;  ///< the source revision this status was reached with (e.g. a commit)
+  /// The last runs, newest first, at most 10, serialized by the caller: a JSON array of
+  /// `{"start": RFC3339, "durationSeconds": number, "result": "...", "reason": "..."}`.
+  std::string last_runs_json = "[]";
+};
+
+/// The health of one source (directory or git), shown on its own status: a fetch or parse
+/// failure is recorded here and never treated as "no manifests".
+struct SourceStatus {
+  std::string name;
+  std::string kind;      ///< "directory" or "git"
+  std::string revision;  ///< last revision applied (git commit); empty for directories
+  bool ready = false;    ///< the last sync read the source cleanly
+  std::string reason;    ///< CamelCase: Synced, FetchFailed, InvalidManifests, DeletionGuard, ...
+  std::string message;   ///< names the failing step; never a credential
+  std::int64_t last_sync_unix = 0;     ///< last successful sync; 0 when never
+  std::int64_t last_attempt_unix = 0;  ///< last attempt, successful or not
+};
+
+/// One event (an action applied, a drift corrected, a failure).
+struct Event {
+  std::int64_t id = 0;  ///< assigned by the store; ignored by AppendEvent
+  std::string workspace;
+  std::string type;  ///< "Normal" or "Warning"
+  std::string reason;
+  std::string message;
+  std::int64_t at_unix = 0;  ///< seconds since the epoch; 0 in AppendEvent means "now" (server clock)
+};
+
+/// One `POST /hooks/git` delivery and what became of it.
+struct WebhookDelivery {
+  std::int64_t id = 0;  ///< assigned by the store; ignored by RecordDelivery
+  std::string provider;  ///< github, gitea, gitlab, generic, or "" when it could not be told
+  std::string verdict;   ///< the label of tenant_master_webhook_deliveries_total{verdict}
+  std::string branch;
+  std::string revision;
+  std::int64_t received_at_unix = 0;  ///< 0 in RecordDelivery means "now" (server clock)
+};
+
+/// The control database. Implementations are safe to call from several threads.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  /// Brings the store's own tables to the newest schema version. Idempotent; each applied
+  /// version is one row of `tm_schema_version`; concurrent callers (replicas) serialize on an
+  /// advisory lock, so each migration runs once. Must be called before anything else.
+  virtual Outcome<Done> Migrate() = 0;
+
+  /// Inserts or updates a workspace's spec. A new workspace gets generation 1; an existing one
+  /// keeps its generation when SHA-256(spec_json) is unchanged (source and revision are still
+  /// updated) and gets generation + 1 when it changed. `deleting_since` is left as it was.
+  virtual Outcome<StoredWorkspace> UpsertSpec(const std::string& name, const std::string& source,
+                                              const std::string& revision,
+                                              const std::string& spec_json) = 0;
+  /// Every workspace (source nullopt) or those of one source, ordered by name.
+  virtual Outcome<std::vector<StoredWorkspace>> ListWorkspaces(
+      const std::optional<std::string>& source) = 0;
+  /// nullopt when no workspace has that name.
+  virtual Outcome<std::optional<StoredWorkspace>> Get(const std::string& name) = 0;
+  /// Sets deleting_since (keeps an earlier one). Stalled `WorkspaceNotFound` when absent.
+  virtual Outcome<StoredWorkspace> MarkDeleting(const std::string& name) = 0;
+  /// Clears deleting_since: the manifest came back before the reclaim finished. Stalled
+  /// `WorkspaceNotFound` when absent.
+  virtual Outcome<StoredWorkspace> CancelDeleting(const std::string& name) = 0;
+  /// Forgets the workspace and its status (its events stay, as history). true when it existed.
+  virtual Outcome<bool> Remove(const std::string& name) = 0;
+
+  /// Replaces the status of `status.name`.
+  virtual Outcome<Done> PutStatus(const WorkspaceStatus& status) = 0;
+  /// nullopt when no status was ever stored for that name.
+  virtual Outcome<std::optional<WorkspaceStatus>> GetStatus(const std::string& name) = 0;
+  /// Every stored status, ordered by name (one query: the API lists 1000s of workspaces).
+  virtual Outcome<std::vector<WorkspaceStatus>> ListStatuses() = 0;
+
+  /// Replaces the status of source `status.name`.
+  virtual Outcome<Done> PutSourceStatus(const SourceStatus& status) = 0;
+  /// Every source status, ordered by name.
+  virtual Outcome<std::vector<SourceStatus>> ListSourceStatuses() = 0;
+
+  /// Appends an event; returns its id (ids increase with time of appending).
+  virtual Outcome<std::int64_t> AppendEvent(const Event& event) = 0;
+  /// At most `limit` events of one workspace (nullopt: all workspaces), newest first.
+  virtual Outcome<std::vector<Event>> ListEvents(const std::optional<std::string>& workspace,
+                                                 std::int64_t limit) = 0;
+
+  /// Records a webhook delivery; returns its id.
+  virtual Outcome<std::int64_t> RecordDelivery(const WebhookDelivery& delivery) = 0;
+  /// At most `limit` deliveries, newest first.
+  virtual Outcome<std::vector<WebhookDelivery>> ListDeliveries(std::int64_t limit) = 0;
+};
+
+/// Leader election (DESIGN §7): a session-level PostgreSQL advisory lock held on a connection of
+/// its own. The lock lives exactly as long as that session: when the leader dies or its
+/// connection breaks, the server releases it and a standby's TryAcquire succeeds.
+class LeaderLock {
+ public:
+  virtual ~LeaderLock() = default;
+  /// Tries once, without waiting, to take the lock (reconnecting first if needed). true: held.
+  virtual Outcome<bool> TryAcquire() = 0;
+  /// Whether the lock is still held: the session is alive (a round trip) and holds the lock.
+  /// false or a failure means the caller lost leadership and must stop its workers at once.
+  virtual Outcome<bool> StillHeld() = 0;
+  /// Releases the lock and closes the session. Idempotent.
+  virtual void Release() = 0;
+};
+
+}  // namespace tmaster::controller

@@ -1,0 +1,432 @@
+#include "controller/workspace/reconcile_pass.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <optional>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "controller/runtime/deletion_guard.hpp"
+#include "reconcilers/migrations/migrations.hpp"
+#include "reconcilers/postgres/desired.hpp"
+#include "reconcilers/postgres/model.hpp"
+#include "reconcilers/stacks/plan.hpp"
+#include "reconcilers/stacks/render.hpp"
+
+namespace tmaster::controller {
+namespace {
+
+using postgres::DesiredTenant;
+using postgres::ObservedCluster;
+
+/// One workspace's reconcile in progress.
+struct Job {
+  WorkspaceResult result;
+  const manifests::Workspace* workspace = nullptr;
+  const manifests::Product* product = nullptr;
+  std::optional<DesiredTenant> desired;
+  postgres::Plan plan;
+  postgres::PostgresGateway* gateway = nullptr;
+  const StackList* stack_list = nullptr;  ///< the endpoint's list; set for dedicated workspaces
+  const Outcome<std::string>* stack_template = nullptr;  ///< the product's, read once per pass
+  std::string stack_note;                 ///< appended to the Ready message
+};
+
+void SetFailure(WorkspaceResult& result, const Failure& failure,
+                const std::string& condition = "DatabaseReady") {
+  result.ready = false;
+  result.phase = failure.kind == FailureKind::kStalled ? Phase::kStalled : Phase::kDegraded;
+  result.reason = failure.reason;
+  result.message = failure.message;
+  result.failure_kind = failure.kind;
+  result.failed_condition = condition;
+}
+
+/// The narrow condition a database-side failure belongs to.
+std::string ConditionOf(const postgres::Action& action) {
+  return postgres::IsInDatabase(action) ? "MigrationsApplied" : "DatabaseReady";
+}
+
+void SetConverged(Job& job, std::size_t actions) {
+  const DesiredTenant& desired = *job.desired;
+  WorkspaceResult& result = job.result;
+  result.ready = true;
+  result.phase = desired.suspend ? Phase::kSuspended : Phase::kReady;
+  result.reason = desired.suspend ? "Suspended" : (actions == 0 ? "UpToDate" : "Reconciled");
+  std::string what = "database \"" + desired.database + "\" and role \"" + desired.role +
+                     "\" on cluster \"" + desired.cluster + "\"";
+  if (actions == 0) {
+    result.message = what + " up to date";
+  } else {
+    result.message = what + " converged with " + std::to_string(actions) +
+                     (actions == 1 ? " action" : " actions");
+  }
+  result.message += job.stack_note;
+  if (desired.suspend) result.message += "; logins closed (suspended)";
+}
+
+void SetDryRun(Job& job) {
+  const bool nothing = job.result.plan.empty();
+  job.result.ready = true;
+  job.result.phase = nothing ? (job.desired->suspend ? Phase::kSuspended : Phase::kReady)
+                             : Phase::kProgressing;
+  job.result.reason = nothing ? "UpToDate" : "DryRun";
+  const std::size_t n = job.result.plan.size();
+  job.result.message = nothing ? "nothing to do"
+                               : std::to_string(n) + (n == 1 ? " action" : " actions") +
+                                     " planned, none applied (dry run)";
+}
+
+/// Applies the database plan; false (with the failure set) when an action failed.
+bool ApplyDatabase(Job& job) {
+  int applied = 0;
+  for (const postgres::Action& action : job.plan.actions) {
+    job.result.wrote = true;
+    Outcome<postgres::ApplyResult> outcome = job.gateway->Apply(action);
+    if (!outcome) {
+      SetFailure(job.result, outcome.failure(), ConditionOf(action));
+      job.result.message += " (after " + std::to_string(applied) + " of " +
+                            std::to_string(job.plan.actions.size()) + " database actions)";
+      return false;
+    }
+    job.result.statements += outcome->statements;
+    std::string line = postgres::Describe(action);
+    if (!outcome->detail.empty()) line += ": " + outcome->detail;
+    job.result.applied.push_back(std::move(line));
+    job.result.applied_kinds.push_back(postgres::KindOf(action));
+    ++applied;
+  }
+  return true;
+}
+
+/// Plans (and unless `dry_run`, applies) the stack of a dedicated workspace after its database
+/// converged. Returns the number of stack actions, or the failure.
+Outcome<std::size_t> ReconcileStack(Job& job, const StacksContext& context, bool dry_run,
+                                    bool deep) {
+  const manifests::Workspace& workspace = *job.workspace;
+  const DesiredTenant& desired = *job.desired;
+  const auto address = context.clusters.find(desired.cluster);
+  if (address == context.clusters.end()) {
+    return Failure::Stalled("InvalidReference", "stack of workspace " + workspace.name +
+                                                    ": cluster \"" + desired.cluster +
+                                                    "\" has no address for stacks");
+  }
+  stacks::DbConnection db{address->second.host, address->second.port, desired.database,
+                          desired.role, desired.password};
+  if (!*job.stack_template) return job.stack_template->failure();
+  Outcome<stacks::DesiredStack> stack =
+      stacks::BuildDesiredStack(workspace, *job.product, *context.config, db, **job.stack_template);
+  if (!stack) return stack.failure();
+  if (!*job.stack_list) return job.stack_list->failure();
+
+  const stacks::ObservedStack* found =
+      stacks::FindStack(**job.stack_list, stack->endpoint, stack->name);
+  std::optional<stacks::LedgerEntry> entry;
+  if (context.ledger != nullptr) entry = context.ledger->Get(workspace.name);
+  std::optional<std::string> file;
+  if (found != nullptr && stacks::IsOurs(workspace.name, *found, entry) &&
+      stacks::NeedsFile(*stack, *found, entry, deep)) {
+    Outcome<std::string> read = context.gateway->File(*found);
+    if (!read) return read.failure();
+    file = std::move(read).value();
+  }
+  const std::optional<stacks::ObservedStack> observed =
+      found != nullptr ? std::optional<stacks::ObservedStack>(*found) : std::nullopt;
+  stacks::Plan plan = stacks::MakePlan(*stack, observed, entry, file);
+  if (plan.blocked) return *plan.blocked;
+  // This pass's list of the endpoint showed no such stack: the adapter need not list again
+  // before its first create attempt (it still does before any retry).
+  for (stacks::Action& action : plan.actions) {
+    if (auto* create = std::get_if<stacks::CreateStack>(&action); create && found == nullptr) {
+      create->listed_absent = true;
+    }
+  }
+  for (const auto& action : plan.actions) job.result.plan.push_back(stacks::Describe(action));
+  if (dry_run) return plan.actions.size();
+
+  for (const stacks::Action& action : plan.actions) {
+    job.result.wrote = true;
+    Outcome<stacks::ApplyResult> outcome = context.gateway->Apply(action);
+    if (!outcome) return outcome.failure();
+    if (context.ledger != nullptr) context.ledger->Record(workspace.name, action, *outcome);
+    std::string line = stacks::Describe(action);
+    if (!outcome->detail.empty()) line += ": " + outcome->detail;
+    job.result.applied.push_back(std::move(line));
+    job.result.applied_kinds.push_back(stacks::KindOf(action));
+  }
+  if (plan.actions.empty() && file && context.ledger != nullptr) {
+    context.ledger->RecordObserved(workspace.name, *found, *file);
+  }
+  job.stack_note = "; stack \"" + stack->name + "\" on endpoint " +
+                   std::to_string(stack->endpoint) +
+                   (plan.actions.empty() ? " up to date" : " converged");
+  return plan.actions.size();
+}
+
+void Run(Job& job, const StacksContext* stacks, const PassOptions& options) {
+  if (!options.dry_run && !ApplyDatabase(job)) return;
+  std::size_t actions = job.plan.actions.size();
+  if (job.stack_list != nullptr) {
+    Outcome<std::size_t> stack = ReconcileStack(job, *stacks, options.dry_run, options.deep);
+    if (!stack) {
+      SetFailure(job.result, stack.failure(), "StackReady");
+      return;
+    }
+    actions += *stack;
+  }
+  if (options.dry_run) {
+    SetDryRun(job);
+    return;
+  }
+  SetConverged(job, actions);
+}
+
+}  // namespace
+
+WorkspaceResult ReconcileWorkspace(const WorkspaceInputs& inputs, const Secret& master_key,
+                                   const PassOptions& options, const StacksContext* stacks) {
+  Job job;
+  const manifests::Workspace& workspace = *inputs.workspace;
+  job.workspace = &workspace;
+  job.result.name = workspace.name;
+  job.result.cluster = workspace.database.cluster;
+  job.product = inputs.product;
+  if (inputs.product == nullptr || inputs.gateway == nullptr) {
+    SetFailure(job.result, Failure::Stalled("InvalidReference",
+                                            "workspace " + workspace.name +
+                                                ": product or cluster is not available"));
+    return std::move(job.result);
+  }
+  if (!*inputs.migrations) {
+    SetFailure(job.result, inputs.migrations->failure(), "MigrationsApplied");
+    return std::move(job.result);
+  }
+  if (!*inputs.observed) {
+    SetFailure(job.result, inputs.observed->failure());
+    return std::move(job.result);
+  }
+  job.gateway = inputs.gateway;
+  job.desired = postgres::BuildDesired(workspace, *inputs.product, **inputs.migrations, master_key);
+  job.plan = postgres::MakePlan(*job.desired, **inputs.observed, {.deep = options.deep});
+  for (const auto& action : job.plan.actions) {
+    job.result.plan.push_back(postgres::Describe(action));
+  }
+  if (job.plan.blocked) {
+    const bool migrations = job.plan.blocked->reason.rfind("Migration", 0) == 0;
+    SetFailure(job.result, *job.plan.blocked, migrations ? "MigrationsApplied" : "DatabaseReady");
+    return std::move(job.result);
+  }
+  if (workspace.dedicated && stacks != nullptr && inputs.stack_list != nullptr) {
+    job.stack_list = inputs.stack_list;
+    job.stack_template = inputs.stack_template;
+  }
+  Run(job, stacks, options);
+  return std::move(job.result);
+}
+
+namespace {
+
+std::set<std::string> KnownNames(const manifests::Fleet& fleet) {
+  std::set<std::string> names;
+  for (const auto& w : fleet.workspaces) names.insert(w.name);
+  for (const auto& r : fleet.rejected) names.insert(r.name);
+  return names;
+}
+
+void CollectOrphans(const std::string& cluster, const ObservedCluster& observed,
+                    const std::set<std::string>& known, std::vector<Orphan>& out) {
+  for (const auto& [name, db] : observed.databases) {
+    auto marker = postgres::Marker::Parse(db.comment);
+    if (marker && known.count(marker->workspace) == 0) {
+      out.push_back({cluster, "database", name, marker->workspace});
+    }
+  }
+  for (const auto& [name, role] : observed.roles) {
+    auto marker = postgres::Marker::Parse(role.comment);
+    if (marker && known.count(marker->workspace) == 0) {
+      out.push_back({cluster, "role", name, marker->workspace});
+    }
+  }
+}
+
+/// Deletes the stacks listed as orphans, within the deletion guard. Removed from `orphans`
+/// when deleted.
+void PruneStacks(const std::map<int, StackList>& lists, const std::set<std::string>& known,
+                 const StacksContext& context, const PassOptions& options, PassReport& report) {
+  std::set<std::string> gone;
+  for (const Orphan& o : report.orphans) {
+    if (o.kind == "stack") gone.insert(o.workspace);
+  }
+  if (gone.empty()) return;
+  std::set<std::string> stored = known;
+  stored.insert(gone.begin(), gone.end());
+  const GuardDecision decision =
+      DecideDeletions(stored, known, options.max_deletions_per_sync, /*confirmed=*/false);
+  if (!decision.allowed) {
+    report.prune_blocked = Failure::Stalled(decision.reason, "stacks: " + decision.message);
+    return;
+  }
+  const std::set<std::string> to_delete(decision.to_delete.begin(), decision.to_delete.end());
+  for (const auto& [endpoint, list] : lists) {
+    if (!list) continue;
+    for (const stacks::ObservedStack& stack : *list) {
+      if (to_delete.count(stack.workspace) == 0 ||
+          stack.name != stacks::StackName(stack.workspace)) {
+        continue;
+      }
+      std::vector<std::string> applied;
+      const Status deleted = DeleteUndeclaredStack(context, stack.workspace, stack, applied);
+      for (const std::string& line : applied) {
+        report.pruned.push_back(line + " (workspace \"" + stack.workspace +
+                                "\" is no longer declared)");
+      }
+      if (!deleted) {
+        report.prune_blocked = deleted.failure();
+        return;
+      }
+      std::erase_if(report.orphans, [&](const Orphan& o) {
+        return o.kind == "stack" && o.name == stack.name &&
+               o.cluster == "endpoint " + std::to_string(endpoint);
+      });
+    }
+  }
+}
+
+void CollectStackOrphans(const std::map<int, StackList>& lists, const std::set<std::string>& known,
+                         std::vector<Orphan>& out) {
+  for (const auto& [endpoint, list] : lists) {
+    if (!list) continue;
+    for (const auto& stack : *list) {
+      if (stack.workspace.empty() || known.count(stack.workspace) != 0) continue;
+      if (stack.name != stacks::StackName(stack.workspace)) continue;  // not one we would name
+      out.push_back({"endpoint " + std::to_string(endpoint), "stack", stack.name,
+                     stack.workspace});
+    }
+  }
+}
+
+}  // namespace
+
+const char* ToString(Phase phase) {
+  switch (phase) {
+    case Phase::kPending: return "Pending";
+    case Phase::kProgressing: return "Progressing";
+    case Phase::kReady: return "Ready";
+    case Phase::kDegraded: return "Degraded";
+    case Phase::kStalled: return "Stalled";
+    case Phase::kSuspended: return "Suspended";
+  }
+  return "Unknown";
+}
+
+bool PassReport::AllReady() const {
+  return !prune_blocked && std::all_of(workspaces.begin(), workspaces.end(),
+                                       [](const WorkspaceResult& w) { return w.ready; });
+}
+
+Status DeleteUndeclaredStack(const StacksContext& context, const std::string& workspace,
+                             const stacks::ObservedStack& stack, std::vector<std::string>& applied) {
+  std::optional<stacks::LedgerEntry> entry;
+  if (context.ledger != nullptr) entry = context.ledger->Get(workspace);
+  const stacks::Plan plan = stacks::MakePlan(std::nullopt, stack, entry, std::nullopt);
+  for (const stacks::Action& action : plan.actions) {
+    Outcome<stacks::ApplyResult> outcome = context.gateway->Apply(action);
+    if (!outcome) return outcome.failure();
+    if (context.ledger != nullptr) context.ledger->Record(workspace, action, *outcome);
+    applied.push_back(stacks::Describe(action));
+  }
+  return Ok();
+}
+
+PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
+                   const Secret& master_key, const PassOptions& options,
+                   const StacksContext* stacks) {
+  PassReport report;
+
+  // Each product's migrations are read once and shared by all its workspaces.
+  std::map<std::string, Outcome<std::vector<migrations::Migration>>> product_migrations;
+  for (const manifests::Product& product : fleet.products) {
+    if (product.migrations.empty()) {
+      product_migrations.emplace(product.name, std::vector<migrations::Migration>{});
+      continue;
+    }
+    product_migrations.emplace(product.name, migrations::LoadDirectory(product.migrations));
+  }
+
+  // One catalog query per cluster serves every workspace (and the orphan listing).
+  std::map<std::string, Outcome<ObservedCluster>> observed;
+  for (const auto& [cluster, gateway] : gateways) {
+    observed.emplace(cluster, gateway->Observe());
+    ++report.observe_queries;
+  }
+
+  // One list call per endpoint serves every dedicated workspace on it, and each product's stack
+  // template is read once.
+  std::map<int, StackList> stack_lists;
+  std::map<std::string, Outcome<std::string>> stack_templates;
+  if (stacks != nullptr && stacks->gateway != nullptr) {
+    for (const manifests::Workspace& workspace : fleet.workspaces) {
+      if (!workspace.dedicated) continue;
+      const manifests::Product* product = fleet.FindProduct(workspace.product);
+      if (product != nullptr && stack_templates.count(product->name) == 0) {
+        stack_templates.emplace(product->name, stacks::ReadStackTemplate(*product));
+      }
+      const int endpoint = workspace.dedicated->endpoint;
+      if (stack_lists.count(endpoint) != 0) continue;
+      stack_lists.emplace(endpoint, stacks->gateway->List(endpoint));
+    }
+  }
+
+  std::vector<WorkspaceInputs> inputs;
+  inputs.reserve(fleet.workspaces.size());
+  for (const manifests::Workspace& workspace : fleet.workspaces) {
+    WorkspaceInputs& in = inputs.emplace_back();
+    in.workspace = &workspace;
+    in.product = fleet.FindProduct(workspace.product);
+    auto gateway = gateways.find(workspace.database.cluster);
+    if (in.product == nullptr || gateway == gateways.end()) continue;
+    in.gateway = gateway->second;
+    in.migrations = &product_migrations.at(in.product->name);
+    in.observed = &observed.at(gateway->first);
+    if (workspace.dedicated && !stack_lists.empty()) {
+      in.stack_list = &stack_lists.at(workspace.dedicated->endpoint);
+      in.stack_template = &stack_templates.at(in.product->name);
+    }
+  }
+
+  report.workspaces.resize(inputs.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i = next++; i < inputs.size(); i = next++) {
+      report.workspaces[i] = ReconcileWorkspace(inputs[i], master_key, options, stacks);
+    }
+  };
+  const auto count = static_cast<std::size_t>(std::max(1, options.workers));
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < std::min(count, inputs.size()); ++i) threads.emplace_back(work);
+  work();
+  for (std::thread& t : threads) t.join();
+
+  for (const manifests::RejectedWorkspace& rejected : fleet.rejected) {
+    WorkspaceResult result;
+    result.name = rejected.name;
+    SetFailure(result, Failure::Stalled(rejected.reason, rejected.message), "");
+    report.workspaces.push_back(std::move(result));
+  }
+  std::sort(report.workspaces.begin(), report.workspaces.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+
+  const std::set<std::string> known = KnownNames(fleet);
+  for (const auto& [cluster, snapshot] : observed) {
+    if (snapshot) CollectOrphans(cluster, *snapshot, known, report.orphans);
+  }
+  CollectStackOrphans(stack_lists, known, report.orphans);
+  if (stacks != nullptr && stacks->gateway != nullptr && options.prune_stacks &&
+      !options.dry_run) {
+    PruneStacks(stack_lists, known, *stacks, options, report);
+  }
+  return report;
+}
+
+}  // namespace tmaster::controller

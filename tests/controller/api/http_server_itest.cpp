@@ -1,0 +1,618 @@
+// The controller's HTTP endpoint over real sockets: cpp-httplib client against HttpServer on an
+// ephemeral port, with the in-memory FakeStore, real Metrics and the real webhook verification.
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <boost/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/crypto.hpp"
+#include "common/secret.hpp"
+#include "controller/api/http_server.hpp"
+#include "controller/runtime/metrics.hpp"
+#include "controller/api/webhook.hpp"
+#include "tests/support/fake_store.hpp"
+
+namespace tmaster::controller {
+namespace {
+
+namespace json = boost::json;
+using testing::FakeStore;
+
+constexpr const char* kSecret = "itest-webhook-secret";
+constexpr const char* kSha = "9fceb02d0ae598e95dc970b74767f19372d61af8";
+constexpr std::size_t kBodyLimit = 1024;
+
+constexpr const char* kAcmeSpec =
+    R"({"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace",)"
+    R"("metadata":{"name":"acme","labels":{"plan":"enterprise"}},)"
+    R"("spec":{"product":"erp","mode":"dedicated","subdomain":"acme"}})";
+constexpr const char* kBravoSpec =
+    R"({"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace",)"
+    R"("metadata":{"name":"bravo","labels":{"plan":"basic"}},)"
+    R"("spec":{"product":"erp","mode":"shared","subdomain":"bravo"}})";
+
+json::value ParseJson(const std::string& text) {
+  boost::system::error_code ec;
+  json::value value = json::parse(text, ec);
+  REQUIRE_MESSAGE(!ec, text);
+  return value;
+}
+
+std::string PushBody(const std::string& branch) {
+  return R"({"ref":"refs/heads/)" + branch + R"(","after":")" + kSha + R"("})";
+}
+
+httplib::Headers GithubHeaders(const std::string& body, const std::string& key = kSecret) {
+  return {{"X-GitHub-Event", "push"},
+          {"X-Hub-Signature-256", "sha256=" + crypto::Hex(crypto::HmacSha256(key, body))}};
+}
+
+// A running server on 127.0.0.1:0 with a FakeStore, and a client for it.
+struct Fixture {
+  FakeStore store;
+  Metrics metrics;
+  std::mutex mutex;
+  Readiness readiness{true, {}};
+  std::atomic<int> webhook_calls{0};
+  std::unique_ptr<HttpServer> server;
+  std::unique_ptr<httplib::Client> client;
+
+  Fixture() {
+    HttpHandlers handlers;
+    handlers.readiness = [this] {
+      const std::lock_guard lock(mutex);
+      return readiness;
+    };
+    handlers.webhook = [this](const WebhookRequest& request) {
+      ++webhook_calls;
+      return VerifyWebhook(request, Secret(std::string(kSecret)), "main", kBodyLimit);
+    };
+    HttpServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.webhook_body_limit = kBodyLimit;
+    server = std::make_unique<HttpServer>(store, metrics, std::move(handlers), options);
+    const Outcome<Done> started = server->Start();
+    REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.failure().message));
+    REQUIRE(server->port() > 0);
+    client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
+    client->set_read_timeout(10, 0);
+  }
+
+  void SetReadiness(Readiness value) {
+    const std::lock_guard lock(mutex);
+    readiness = std::move(value);
+  }
+
+  httplib::Result Get(const std::string& path) { return client->Get(path.c_str()); }
+
+  // Seeds acme (with a status) and bravo (without), both from source "upstream".
+  void SeedWorkspaces() {
+    REQUIRE(store.UpsertSpec("acme", "upstream", "rev-1", kAcmeSpec).ok());
+    REQUIRE(store
+                .UpsertSpec("acme", "upstream", "rev-2",  // a new spec: generation 2
+                            std::string(kAcmeSpec).replace(std::string(kAcmeSpec).find(R"("erp")"),
+                                                           5, R"("crm")"))
+                .ok());
+    REQUIRE(store.UpsertSpec("bravo", "upstream", "rev-2", kBravoSpec).ok());
+    WorkspaceStatus status;
+    status.name = "acme";
+    status.observed_generation = 1;
+    status.phase = "Progressing";
+    status.conditions_json =
+        R"([{"type":"Ready","status":"False","reason":"Progressing","message":"database acme: creating","lastTransitionTime":"2023-11-14T22:13:20Z"}])";
+    status.revision = "rev-1";
+    status.next_retry_unix = 1700000100;
+    status.last_error = "stack acme: not ready";
+    status.last_runs_json =
+        R"([{"start":"2023-11-14T22:13:20Z","durationSeconds":1.5,"result":"failure","reason":"StackNotReady"}])";
+    REQUIRE(store.PutStatus(status).ok());
+  }
+
+  std::string MetricLine(const std::string& series) {
+    const std::string text = metrics.Render();
+    const std::size_t at = text.find(series + " ");
+    if (at == std::string::npos) return "";
+    return text.substr(at + series.size() + 1, text.find('\n', at) - at - series.size() - 1);
+  }
+};
+
+void CheckJsonContentType(const httplib::Result& res) {
+  CHECK(res->get_header_value("Content-Type") == "application/json");
+}
+
+}  // namespace
+
+TEST_CASE("http: /healthz answers ok") {
+  Fixture f;
+  const auto res = f.Get("/healthz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body == "ok");
+  CHECK(res->get_header_value("Content-Type").rfind("text/plain", 0) == 0);
+}
+
+TEST_CASE("http: /readyz is 200 when ready and 503 with the problems when not") {
+  Fixture f;
+  auto res = f.Get("/readyz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body == "ok");
+  f.SetReadiness({false, {"store unreachable", "source upstream: FetchFailed"}});
+  res = f.Get("/readyz");
+  REQUIRE(res);
+  CHECK(res->status == 503);
+  CHECK(res->get_header_value("Content-Type").rfind("text/plain", 0) == 0);
+  CHECK(res->body == "store unreachable\nsource upstream: FetchFailed\n");
+  // /healthz does not depend on readiness.
+  CHECK(f.Get("/healthz")->status == 200);
+}
+
+TEST_CASE("http: /metrics serves the registry in the Prometheus text format") {
+  Fixture f;
+  f.metrics.IncReconcile("success");
+  f.metrics.SetLeader(true);
+  const auto res = f.Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->get_header_value("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(res->body.find("# TYPE tenant_master_reconcile_total counter\n") != std::string::npos);
+  CHECK(res->body.find("tenant_master_reconcile_total{result=\"success\"} 1\n") !=
+        std::string::npos);
+  CHECK(res->body.find("\ntenant_master_leader 1\n") != std::string::npos);
+}
+
+TEST_CASE("http: /api/v1/workspaces lists every workspace with its status in two store calls") {
+  Fixture f;
+  f.SeedWorkspaces();
+  f.store.ResetCalls();
+  const auto res = f.Get("/api/v1/workspaces");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CheckJsonContentType(res);
+  CHECK(f.store.Calls("ListWorkspaces") == 1);
+  CHECK(f.store.Calls("ListStatuses") == 1);
+  CHECK(f.store.TotalCalls() == 2);
+
+  const json::value body = ParseJson(res->body);
+  const json::array& items = body.at("items").as_array();
+  REQUIRE(items.size() == 2);
+  const json::object& acme = items[0].as_object();
+  CHECK(acme.at("apiVersion") == "tenantmaster.io/v1alpha1");
+  CHECK(acme.at("kind") == "Workspace");
+  CHECK(acme.at("metadata").at("name") == "acme");
+  CHECK(acme.at("metadata").at("generation") == 2);
+  CHECK(acme.at("metadata").at("labels").at("plan") == "enterprise");
+  CHECK(acme.at("metadata").at("annotations").at("tenantmaster.io/source") == "upstream");
+  CHECK(acme.at("spec").at("product") == "crm");
+  const json::object& status = acme.at("status").as_object();
+  CHECK(status.at("phase") == "Progressing");
+  CHECK(status.at("observedGeneration") == 1);
+  REQUIRE(status.at("conditions").as_array().size() == 1);
+  CHECK(status.at("conditions").as_array()[0].at("reason") == "Progressing");
+  CHECK(status.at("revision") == "rev-1");
+  CHECK(status.at("lastRuns").as_array()[0].at("durationSeconds") == 1.5);
+  CHECK(status.at("nextRetry") == "2023-11-14T22:15:00Z");
+  CHECK(status.at("lastError") == "stack acme: not ready");
+
+  const json::object& bravo = items[1].as_object();
+  CHECK(bravo.at("metadata").at("name") == "bravo");
+  CHECK(bravo.at("metadata").at("generation") == 1);
+  CHECK(bravo.at("status").at("phase") == "Pending");
+  CHECK(bravo.at("status").at("conditions").as_array().empty());
+  CHECK_FALSE(bravo.at("status").as_object().contains("nextRetry"));
+}
+
+TEST_CASE("http: /api/v1/workspaces?labelSelector filters, and a bad selector is 400") {
+  Fixture f;
+  f.SeedWorkspaces();
+  auto res = f.Get("/api/v1/workspaces?labelSelector=plan%3Dbasic");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  const json::value body = ParseJson(res->body);
+  REQUIRE(body.at("items").as_array().size() == 1);
+  CHECK(body.at("items").as_array()[0].at("metadata").at("name") == "bravo");
+  res = f.Get("/api/v1/workspaces?labelSelector=plan");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK(ParseJson(res->body).at("error").as_string().find("plan") != std::string::npos);
+}
+
+TEST_CASE("http: /api/v1/workspaces/{name} returns the object, or 404") {
+  Fixture f;
+  f.SeedWorkspaces();
+  REQUIRE(f.store.MarkDeleting("bravo").ok());
+  auto res = f.Get("/api/v1/workspaces/acme");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CheckJsonContentType(res);
+  json::value body = ParseJson(res->body);
+  CHECK(body.at("metadata").at("name") == "acme");
+  CHECK(body.at("metadata").at("generation") == 2);
+  CHECK(body.at("status").at("phase") == "Progressing");
+  CHECK_FALSE(body.at("metadata").as_object().contains("deletionTimestamp"));
+
+  res = f.Get("/api/v1/workspaces/bravo");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  body = ParseJson(res->body);
+  CHECK(body.at("metadata").at("deletionTimestamp") == "2023-11-14T22:13:20Z");
+  CHECK(body.at("status").at("phase") == "Deleting");
+
+  res = f.Get("/api/v1/workspaces/nope");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CheckJsonContentType(res);
+  CHECK(res->body == R"({"error":"workspace \"nope\" not found"})");
+}
+
+TEST_CASE("http: /api/v1/events: newest first, filtered by workspace, limited; bad limit 400") {
+  Fixture f;
+  for (int i = 0; i < 5; ++i) {
+    Event event;
+    event.workspace = i % 2 == 0 ? "acme" : "bravo";
+    event.type = "Normal";
+    event.reason = "Step" + std::to_string(i);
+    event.message = "step " + std::to_string(i);
+    event.at_unix = 1700000000 + i;
+    REQUIRE(f.store.AppendEvent(event).ok());
+  }
+  auto res = f.Get("/api/v1/events");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CheckJsonContentType(res);
+  json::value body = ParseJson(res->body);
+  json::array items = body.at("items").as_array();
+  REQUIRE(items.size() == 5);
+  CHECK(items[0].at("reason") == "Step4");
+  CHECK(items[0].at("workspace") == "acme");
+  CHECK(items[0].at("type") == "Normal");
+  CHECK(items[0].at("message") == "step 4");
+  CHECK(items[0].at("time") == "2023-11-14T22:13:24Z");
+  CHECK(items[0].at("id").to_number<std::int64_t>() > items[1].at("id").to_number<std::int64_t>());
+  CHECK(items[4].at("reason") == "Step0");
+
+  res = f.Get("/api/v1/events?workspace=bravo");
+  REQUIRE(res);
+  items = ParseJson(res->body).at("items").as_array();
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].at("reason") == "Step3");
+  CHECK(items[1].at("reason") == "Step1");
+
+  res = f.Get("/api/v1/events?workspace=acme&limit=2");
+  REQUIRE(res);
+  items = ParseJson(res->body).at("items").as_array();
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].at("reason") == "Step4");
+  CHECK(items[1].at("reason") == "Step2");
+
+  // Above the maximum is clamped, not refused.
+  res = f.Get("/api/v1/events?limit=5000");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(ParseJson(res->body).at("items").as_array().size() == 5);
+
+  for (const char* bad : {"abc", "0", "-3", "2x", "1.5"}) {
+    CAPTURE(bad);
+    res = f.Get(std::string("/api/v1/events?limit=") + bad);
+    REQUIRE(res);
+    CHECK(res->status == 400);
+    CheckJsonContentType(res);
+    CHECK(ParseJson(res->body).at("error").as_string().find("limit") != std::string::npos);
+  }
+}
+
+TEST_CASE("http: /api/v1/sources lists source statuses") {
+  Fixture f;
+  REQUIRE(f.store
+              .PutSourceStatus({"upstream", "git", "abc123", false, "FetchFailed",
+                                "git fetch upstream: timed out", 1700000000, 1700000060})
+              .ok());
+  const auto res = f.Get("/api/v1/sources");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  const json::value body = ParseJson(res->body);
+  REQUIRE(body.at("items").as_array().size() == 1);
+  const json::object& source = body.at("items").as_array()[0].as_object();
+  CHECK(source.at("name") == "upstream");
+  CHECK(source.at("kind") == "git");
+  CHECK(source.at("revision") == "abc123");
+  CHECK(source.at("ready") == false);
+  CHECK(source.at("reason") == "FetchFailed");
+  CHECK(source.at("lastSyncTime") == "2023-11-14T22:13:20Z");
+  CHECK(source.at("lastAttemptTime") == "2023-11-14T22:14:20Z");
+}
+
+TEST_CASE("http: a store failure is 503 store unavailable") {
+  Fixture f;
+  f.SeedWorkspaces();
+  f.store.SetDown(true);
+  for (const char* path :
+       {"/api/v1/workspaces", "/api/v1/workspaces/acme", "/api/v1/events", "/api/v1/sources"}) {
+    CAPTURE(path);
+    const auto res = f.Get(path);
+    REQUIRE(res);
+    CHECK(res->status == 503);
+    CheckJsonContentType(res);
+    CHECK(ParseJson(res->body).at("error") ==
+          "store unavailable: store: connection refused (fake)");
+  }
+  SUBCASE("the second query of the list failing is a 503 too") {
+    f.store.SetDown(false);
+    f.store.ResetCalls();
+    f.store.FailNext(1);
+    CHECK(f.Get("/api/v1/workspaces")->status == 503);  // the first query fails
+    CHECK(f.Get("/api/v1/workspaces")->status == 200);  // and then the store is back
+  }
+  // The health endpoints do not touch the store.
+  CHECK(f.Get("/healthz")->status == 200);
+  CHECK(f.Get("/metrics")->status == 200);
+}
+
+TEST_CASE("http: unknown paths are 404 and wrong methods 405, in JSON") {
+  Fixture f;
+  auto res = f.Get("/nope");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CheckJsonContentType(res);
+  CHECK(ParseJson(res->body).as_object().contains("error"));
+  res = f.Get("/api/v1/workspaces/acme/backups");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  res = f.client->Delete("/healthz");
+  REQUIRE(res);
+  CHECK(res->status == 405);
+  CHECK(res->get_header_value("Allow") == "GET");
+  CheckJsonContentType(res);
+  res = f.client->Post("/api/v1/workspaces", "{}", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 405);
+  res = f.Get("/hooks/git");
+  REQUIRE(res);
+  CHECK(res->status == 405);
+  CHECK(res->get_header_value("Allow") == "POST");
+  CHECK(f.store.Snapshot().deliveries.empty());
+}
+
+TEST_CASE("http: a signed push is accepted (202), stored and counted") {
+  Fixture f;
+  const std::string body = PushBody("main");
+  const auto res = f.client->Post("/hooks/git", GithubHeaders(body), body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  CheckJsonContentType(res);
+  const json::value answer = ParseJson(res->body);
+  CHECK(answer.at("verdict") == "accepted");
+  CHECK_FALSE(answer.at("message").as_string().empty());
+  CHECK(f.webhook_calls == 1);
+  const auto deliveries = f.store.Snapshot().deliveries;
+  REQUIRE(deliveries.size() == 1);
+  CHECK(deliveries[0].provider == "github");
+  CHECK(deliveries[0].verdict == "accepted");
+  CHECK(deliveries[0].branch == "main");
+  CHECK(deliveries[0].revision == kSha);
+  CHECK(f.MetricLine("tenant_master_webhook_deliveries_total{verdict=\"accepted\"}") == "1");
+  CHECK(f.MetricLine("tenant_master_webhook_deliveries_total{verdict=\"bad_signature\"}") == "0");
+}
+
+TEST_CASE("http: a bad signature is 401, stored and counted; the secret is not echoed") {
+  Fixture f;
+  const std::string body = PushBody("main");
+  const auto res =
+      f.client->Post("/hooks/git", GithubHeaders(body, "wrong-key"), body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  CHECK(ParseJson(res->body).at("verdict") == "bad_signature");
+  CHECK(res->body.find(kSecret) == std::string::npos);
+  const auto deliveries = f.store.Snapshot().deliveries;
+  REQUIRE(deliveries.size() == 1);
+  CHECK(deliveries[0].verdict == "bad_signature");
+  CHECK(deliveries[0].provider == "github");
+  CHECK(deliveries[0].revision.empty());
+  CHECK(f.MetricLine("tenant_master_webhook_deliveries_total{verdict=\"bad_signature\"}") == "1");
+  CHECK(f.MetricLine("tenant_master_webhook_deliveries_total{verdict=\"accepted\"}") == "0");
+}
+
+TEST_CASE("http: a push to another branch is 200 ignored_branch and stored") {
+  Fixture f;
+  const std::string body = PushBody("feature");
+  const auto res = f.client->Post("/hooks/git", GithubHeaders(body), body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(ParseJson(res->body).at("verdict") == "ignored_branch");
+  REQUIRE(f.store.Snapshot().deliveries.size() == 1);
+  CHECK(f.store.Snapshot().deliveries[0].branch == "feature");
+}
+
+TEST_CASE("http: an oversized body is 413 too_large, stored and counted, never verified") {
+  Fixture f;
+  const std::string body = PushBody("main") + std::string(kBodyLimit, ' ');
+  SUBCASE("with Content-Length") {
+    const auto res = f.client->Post("/hooks/git", GithubHeaders(body), body, "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 413);
+    CHECK(ParseJson(res->body).at("verdict") == "too_large");
+  }
+  SUBCASE("chunked, without Content-Length") {
+    const auto res = f.client->Post(
+        "/hooks/git", GithubHeaders(body),
+        [&body](std::size_t offset, httplib::DataSink& sink) {
+          if (offset >= body.size()) {
+            sink.done();
+            return true;
+          }
+          const std::size_t n = std::min<std::size_t>(256, body.size() - offset);
+          return sink.write(body.data() + offset, n);
+        },
+        "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 413);
+    CHECK(ParseJson(res->body).at("verdict") == "too_large");
+  }
+  CHECK(f.webhook_calls == 0);
+  const auto deliveries = f.store.Snapshot().deliveries;
+  REQUIRE(deliveries.size() == 1);
+  CHECK(deliveries[0].verdict == "too_large");
+  CHECK(deliveries[0].provider == "github");
+  CHECK(f.MetricLine("tenant_master_webhook_deliveries_total{verdict=\"too_large\"}") == "1");
+  // The server still answers afterwards.
+  httplib::Client fresh("127.0.0.1", f.server->port());
+  const auto health = fresh.Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+}
+
+TEST_CASE("http: a body exactly at the limit is verified, not refused") {
+  Fixture f;
+  std::string body = PushBody("main");
+  body += std::string(kBodyLimit - body.size(), ' ');  // JSON allows trailing whitespace
+  REQUIRE(body.size() == kBodyLimit);
+  const auto res = f.client->Post("/hooks/git", GithubHeaders(body), body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  CHECK(f.webhook_calls == 1);
+}
+
+TEST_CASE("http: a delivery that cannot be recorded still gets its answer and is counted") {
+  Fixture f;
+  f.store.SetDown(true);
+  const std::string body = PushBody("main");
+  const auto res = f.client->Post("/hooks/git", GithubHeaders(body), body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  CHECK(f.store.Calls("RecordDelivery") == 1);
+  CHECK(f.store.Snapshot().deliveries.empty());
+  CHECK(f.MetricLine("tenant_master_webhook_deliveries_total{verdict=\"accepted\"}") == "1");
+}
+
+TEST_CASE("http: without a webhook handler every delivery is 401 and still recorded") {
+  FakeStore store;
+  Metrics metrics;
+  HttpServer server(store, metrics, HttpHandlers{}, HttpServerOptions{"127.0.0.1:0", 1024, 1});
+  REQUIRE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  const std::string body = PushBody("main");
+  const auto res = client.Post("/hooks/git", GithubHeaders(body), body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  REQUIRE(store.Snapshot().deliveries.size() == 1);
+  CHECK(store.Snapshot().deliveries[0].verdict == "bad_signature");
+  // No readiness handler: ready.
+  CHECK(client.Get("/readyz")->status == 200);
+}
+
+TEST_CASE("http: Start fails with ListenFailed naming the address") {
+  FakeStore store;
+  Metrics metrics;
+  Fixture running;
+  const std::string taken = "127.0.0.1:" + std::to_string(running.server->port());
+  for (const std::string& listen : {taken, std::string("nonsense"), std::string("127.0.0.1:99999"),
+                                    std::string("127.0.0.1:http"), std::string("::1:80")}) {
+    CAPTURE(listen);
+    HttpServer server(store, metrics, {}, HttpServerOptions{listen, 1024, 1});
+    const Outcome<Done> started = server.Start();
+    REQUIRE_FALSE(started.ok());
+    CHECK(started.failure().kind == FailureKind::kStalled);
+    CHECK(started.failure().reason == "ListenFailed");
+    CHECK(started.failure().message.find(listen) != std::string::npos);
+    CHECK(server.port() == 0);
+    server.Stop();  // nothing to stop: a no-op
+  }
+}
+
+TEST_CASE("http: listens on IPv6 loopback when the host has it") {
+  std::ifstream if_inet6("/proc/net/if_inet6");
+  std::stringstream interfaces;
+  interfaces << if_inet6.rdbuf();
+  if (interfaces.str().find("00000000000000000000000000000001") == std::string::npos) {
+    MESSAGE("no IPv6 loopback here: skipped");
+    return;
+  }
+  FakeStore store;
+  Metrics metrics;
+  HttpServer server(store, metrics, {}, HttpServerOptions{"[::1]:0", 1024, 1});
+  const Outcome<Done> started = server.Start();
+  REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.failure().message));
+  httplib::Client client("::1", server.port());
+  const auto res = client.Get("/healthz");
+  REQUIRE(res);
+  CHECK(res->body == "ok");
+}
+
+TEST_CASE("http: Stop lets an in-flight request finish, then refuses connections; idempotent") {
+  FakeStore store;
+  Metrics metrics;
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool entered = false;
+  bool release = false;
+  HttpHandlers handlers;
+  handlers.readiness = [&] {
+    std::unique_lock lock(mutex);
+    entered = true;
+    changed.notify_all();
+    changed.wait(lock, [&] { return release; });
+    return Readiness{true, {}};
+  };
+  HttpServer server(store, metrics, std::move(handlers), HttpServerOptions{"127.0.0.1:0", 1024, 2});
+  REQUIRE(server.Start().ok());
+  const int port = server.port();
+
+  std::optional<int> status;
+  std::thread request([&] {
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(10, 0);
+    if (const auto res = client.Get("/readyz")) status = res->status;
+  });
+  {
+    std::unique_lock lock(mutex);
+    REQUIRE(changed.wait_for(lock, std::chrono::seconds(10), [&] { return entered; }));
+  }
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    server.Stop();
+    stopped = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK_FALSE(stopped);  // waits for the request in flight
+  {
+    const std::lock_guard lock(mutex);
+    release = true;
+  }
+  changed.notify_all();
+  request.join();
+  stopper.join();
+  CHECK(stopped);
+  CHECK(status == 200);
+
+  httplib::Client late("127.0.0.1", port);
+  late.set_connection_timeout(1, 0);
+  CHECK_FALSE(late.Get("/healthz"));
+  server.Stop();
+  server.Stop();
+}
+
+TEST_CASE("http: Stop right after Start does not hang") {
+  FakeStore store;
+  Metrics metrics;
+  for (int i = 0; i < 20; ++i) {
+    HttpServer server(store, metrics, {}, HttpServerOptions{"127.0.0.1:0", 1024, 1});
+    REQUIRE(server.Start().ok());
+    server.Stop();
+  }
+}
+
+}  // namespace tmaster::controller

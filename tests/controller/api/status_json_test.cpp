@@ -1,0 +1,272 @@
+// JSON bodies of the status API (DESIGN §8, §9): the workspace object shape, lists, events,
+// sources, label selectors. Pure: strings in, parsed JSON checked field by field.
+#include <doctest/doctest.h>
+
+#include <boost/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "controller/api/status_json.hpp"
+#include "controller/store/store.hpp"
+
+namespace {
+
+namespace json = boost::json;
+using tmaster::controller::Event;
+using tmaster::controller::EventListJson;
+using tmaster::controller::FormatRfc3339Utc;
+using tmaster::controller::LabelSelector;
+using tmaster::controller::ParseLabelSelector;
+using tmaster::controller::SourceListJson;
+using tmaster::controller::SourceStatus;
+using tmaster::controller::StoredWorkspace;
+using tmaster::controller::WorkspaceJson;
+using tmaster::controller::WorkspaceListJson;
+using tmaster::controller::WorkspaceStatus;
+
+constexpr const char* kAcmeSpec =
+    R"({"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace",)"
+    R"("metadata":{"name":"acme","labels":{"plan":"enterprise"}},)"
+    R"("spec":{"product":"erp","mode":"dedicated","subdomain":"acme"}})";
+
+StoredWorkspace Acme() {
+  StoredWorkspace workspace;
+  workspace.name = "acme";
+  workspace.source = "upstream";
+  workspace.revision = "9fceb02d";
+  workspace.spec_json = kAcmeSpec;
+  workspace.generation = 3;
+  return workspace;
+}
+
+WorkspaceStatus AcmeStatus() {
+  WorkspaceStatus status;
+  status.name = "acme";
+  status.observed_generation = 2;
+  status.phase = "Degraded";
+  status.conditions_json =
+      R"([{"type":"Ready","status":"False","reason":"StackFailed",)"
+      R"("message":"stack acme: deploy failed","lastTransitionTime":"2023-11-14T22:13:20Z"}])";
+  status.last_error = "stack acme: deploy failed";
+  status.next_retry_unix = 1700000030;
+  status.revision = "0badc0de";
+  status.last_runs_json =
+      R"([{"start":"2023-11-14T22:13:20Z","durationSeconds":0.25,"result":"failure","reason":"StackFailed"}])";
+  return status;
+}
+
+json::object Parse(const std::string& text) {
+  boost::system::error_code ec;
+  json::value value = json::parse(text, ec);
+  REQUIRE_MESSAGE(!ec, text);
+  REQUIRE(value.is_object());
+  return value.as_object();
+}
+
+}  // namespace
+
+TEST_CASE("status JSON: RFC 3339 UTC timestamps") {
+  CHECK(FormatRfc3339Utc(0) == "1970-01-01T00:00:00Z");
+  CHECK(FormatRfc3339Utc(1700000000) == "2023-11-14T22:13:20Z");
+  CHECK(FormatRfc3339Utc(951782400) == "2000-02-29T00:00:00Z");
+}
+
+TEST_CASE("status JSON: a workspace with status comes back in manifest shape, field by field") {
+  const StoredWorkspace workspace = Acme();
+  const WorkspaceStatus status = AcmeStatus();
+  const json::object object = Parse(WorkspaceJson(workspace, &status));
+  CHECK(object.at("apiVersion") == "tenantmaster.io/v1alpha1");
+  CHECK(object.at("kind") == "Workspace");
+  const json::object& metadata = object.at("metadata").as_object();
+  CHECK(metadata.at("name") == "acme");
+  CHECK(metadata.at("generation") == 3);
+  CHECK(metadata.at("labels").at("plan") == "enterprise");
+  CHECK(metadata.at("annotations").at("tenantmaster.io/source") == "upstream");
+  CHECK(metadata.at("annotations").at("tenantmaster.io/revision") == "9fceb02d");
+  CHECK_FALSE(metadata.contains("deletionTimestamp"));
+  CHECK(object.at("spec").at("product") == "erp");
+  CHECK(object.at("spec").at("subdomain") == "acme");
+
+  const json::object& s = object.at("status").as_object();
+  CHECK(s.at("phase") == "Degraded");
+  CHECK(s.at("observedGeneration") == 2);
+  REQUIRE(s.at("conditions").as_array().size() == 1);
+  const json::object& ready = s.at("conditions").as_array()[0].as_object();
+  CHECK(ready.at("type") == "Ready");
+  CHECK(ready.at("status") == "False");
+  CHECK(ready.at("reason") == "StackFailed");
+  CHECK(ready.at("lastTransitionTime") == "2023-11-14T22:13:20Z");
+  CHECK(s.at("revision") == "0badc0de");
+  REQUIRE(s.at("lastRuns").as_array().size() == 1);
+  CHECK(s.at("lastRuns").as_array()[0].at("durationSeconds") == 0.25);
+  CHECK(s.at("nextRetry") == "2023-11-14T22:13:50Z");
+  CHECK(s.at("lastError") == "stack acme: deploy failed");
+}
+
+TEST_CASE("status JSON: no status yet reads Pending with empty conditions, no retry, no error") {
+  const json::object object = Parse(WorkspaceJson(Acme(), nullptr));
+  const json::object& s = object.at("status").as_object();
+  CHECK(s.at("phase") == "Pending");
+  CHECK(s.at("observedGeneration") == 0);
+  CHECK(s.at("conditions").as_array().empty());
+  CHECK(s.at("lastRuns").as_array().empty());
+  CHECK_FALSE(s.contains("nextRetry"));
+  CHECK_FALSE(s.contains("lastError"));
+  CHECK(object.at("metadata").at("generation") == 3);
+}
+
+TEST_CASE("status JSON: a workspace being deleted has deletionTimestamp and phase Deleting") {
+  StoredWorkspace workspace = Acme();
+  workspace.deleting_since = "2023-11-15T08:00:00Z";
+  SUBCASE("without status") {
+    const json::object object = Parse(WorkspaceJson(workspace, nullptr));
+    CHECK(object.at("metadata").at("deletionTimestamp") == "2023-11-15T08:00:00Z");
+    CHECK(object.at("status").at("phase") == "Deleting");
+  }
+  SUBCASE("with a status written before the mark") {
+    WorkspaceStatus status = AcmeStatus();
+    status.phase = "Ready";
+    const json::object object = Parse(WorkspaceJson(workspace, &status));
+    CHECK(object.at("metadata").at("deletionTimestamp") == "2023-11-15T08:00:00Z");
+    CHECK(object.at("status").at("phase") == "Deleting");
+    CHECK(object.at("status").at("observedGeneration") == 2);
+  }
+}
+
+TEST_CASE("status JSON: the stored name wins, and an empty revision adds no annotation") {
+  StoredWorkspace workspace = Acme();
+  workspace.name = "other";
+  workspace.revision.clear();
+  const json::object object = Parse(WorkspaceJson(workspace, nullptr));
+  CHECK(object.at("metadata").at("name") == "other");
+  CHECK_FALSE(
+      object.at("metadata").at("annotations").as_object().contains("tenantmaster.io/revision"));
+}
+
+TEST_CASE("status JSON: stored JSON that does not parse degrades instead of failing") {
+  StoredWorkspace workspace = Acme();
+  workspace.spec_json = "{not json";
+  WorkspaceStatus status = AcmeStatus();
+  status.conditions_json = "";
+  status.last_runs_json = "nope";
+  const json::object object = Parse(WorkspaceJson(workspace, &status));
+  CHECK(object.at("kind") == "Workspace");
+  CHECK(object.at("metadata").at("name") == "acme");
+  CHECK(object.at("status").at("conditions").as_array().empty());
+  CHECK(object.at("status").at("lastRuns").as_array().empty());
+}
+
+TEST_CASE("status JSON: the list joins statuses by name in the workspaces' order") {
+  StoredWorkspace a = Acme();
+  StoredWorkspace b = Acme();
+  b.name = "bravo";
+  b.spec_json = R"({"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace",)"
+                R"("metadata":{"name":"bravo","labels":{"plan":"basic"}},"spec":{}})";
+  WorkspaceStatus bravo_status;
+  bravo_status.name = "bravo";
+  bravo_status.phase = "Ready";
+  bravo_status.conditions_json = "[]";
+  WorkspaceStatus orphan;
+  orphan.name = "zulu";
+  orphan.phase = "Stalled";
+  // Statuses out of order, one without a workspace.
+  const std::vector<WorkspaceStatus> statuses{orphan, bravo_status};
+  const json::object list = Parse(WorkspaceListJson({a, b}, statuses));
+  const json::array& items = list.at("items").as_array();
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].at("metadata").at("name") == "acme");
+  CHECK(items[0].at("status").at("phase") == "Pending");
+  CHECK(items[1].at("metadata").at("name") == "bravo");
+  CHECK(items[1].at("status").at("phase") == "Ready");
+
+  SUBCASE("a label selector keeps the matching ones") {
+    auto selector = ParseLabelSelector("plan=basic");
+    REQUIRE(selector.ok());
+    const json::array basic =
+        Parse(WorkspaceListJson({a, b}, statuses, *selector)).at("items").as_array();
+    REQUIRE(basic.size() == 1);
+    CHECK(basic[0].at("metadata").at("name") == "bravo");
+    auto not_basic = ParseLabelSelector("plan!=basic");
+    REQUIRE(not_basic.ok());
+    const json::array others =
+        Parse(WorkspaceListJson({a, b}, statuses, *not_basic)).at("items").as_array();
+    REQUIRE(others.size() == 1);
+    CHECK(others[0].at("metadata").at("name") == "acme");
+    auto none = ParseLabelSelector("plan==basic, tier=gold");
+    REQUIRE(none.ok());
+    CHECK(Parse(WorkspaceListJson({a, b}, statuses, *none)).at("items").as_array().empty());
+  }
+  CHECK(Parse(WorkspaceListJson({}, {})).at("items").as_array().empty());
+}
+
+TEST_CASE("status JSON: label selectors parse k=v, k==v, k!=v and reject the rest") {
+  auto parsed = ParseLabelSelector(" plan = enterprise ,tier==gold,env!=dev");
+  REQUIRE(parsed.ok());
+  const LabelSelector& selector = *parsed;
+  REQUIRE(selector.size() == 3);
+  CHECK(selector[0].key == "plan");
+  CHECK(selector[0].value == "enterprise");
+  CHECK(selector[0].equal);
+  CHECK(selector[1].key == "tier");
+  CHECK(selector[1].value == "gold");
+  CHECK(selector[1].equal);
+  CHECK(selector[2].key == "env");
+  CHECK(selector[2].value == "dev");
+  CHECK_FALSE(selector[2].equal);
+  REQUIRE(ParseLabelSelector("").ok());
+  CHECK(ParseLabelSelector("")->empty());
+  for (const char* bad : {"plan", "=x", "plan in (a,b)", "a=b,"}) {
+    CAPTURE(bad);
+    const auto rejected = ParseLabelSelector(bad);
+    REQUIRE_FALSE(rejected.ok());
+    CHECK(rejected.failure().reason == "BadLabelSelector");
+  }
+}
+
+TEST_CASE("status JSON: events keep their order and carry RFC 3339 times") {
+  Event newer{7, "acme", "Warning", "StackFailed", "stack acme: \"deploy\" failed", 1700000060};
+  Event older{3, "acme", "Normal", "DatabaseCreated", "database acme created", 1700000000};
+  const json::array items = Parse(EventListJson({newer, older})).at("items").as_array();
+  REQUIRE(items.size() == 2);
+  const json::object& first = items[0].as_object();
+  CHECK(first.at("id") == 7);
+  CHECK(first.at("workspace") == "acme");
+  CHECK(first.at("type") == "Warning");
+  CHECK(first.at("reason") == "StackFailed");
+  CHECK(first.at("message") == "stack acme: \"deploy\" failed");
+  CHECK(first.at("time") == "2023-11-14T22:14:20Z");
+  CHECK(items[1].at("id") == 3);
+}
+
+TEST_CASE("status JSON: sources, with times absent while never set") {
+  SourceStatus git{"upstream", "git",         "9fceb02d",
+                   false,      "FetchFailed", "git fetch upstream: timed out",
+                   1700000000, 1700000060};
+  SourceStatus dir{"local", "directory", "", true, "Synced", "", 0, 0};
+  const json::array items = Parse(SourceListJson({git, dir})).at("items").as_array();
+  REQUIRE(items.size() == 2);
+  const json::object& first = items[0].as_object();
+  CHECK(first.at("name") == "upstream");
+  CHECK(first.at("kind") == "git");
+  CHECK(first.at("revision") == "9fceb02d");
+  CHECK(first.at("ready") == false);
+  CHECK(first.at("reason") == "FetchFailed");
+  CHECK(first.at("message") == "git fetch upstream: timed out");
+  CHECK(first.at("lastSyncTime") == "2023-11-14T22:13:20Z");
+  CHECK(first.at("lastAttemptTime") == "2023-11-14T22:14:20Z");
+  const json::object& second = items[1].as_object();
+  CHECK(second.at("ready") == true);
+  CHECK_FALSE(second.contains("lastSyncTime"));
+  CHECK_FALSE(second.contains("lastAttemptTime"));
+}
+
+TEST_CASE("status JSON: errors and webhook answers escape their text") {
+  CHECK(tmaster::controller::ErrorJson("workspace \"x\" not found") ==
+        R"({"error":"workspace \"x\" not found"})");
+  const json::object answer =
+      Parse(tmaster::controller::WebhookAnswerJson("accepted", "push to main"));
+  CHECK(answer.at("verdict") == "accepted");
+  CHECK(answer.at("message") == "push to main");
+}

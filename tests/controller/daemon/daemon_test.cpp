@@ -1,0 +1,343 @@
+// The daemon against fakes (in-memory store and PostgreSQL) and a real watched directory: what
+// it stores (specs, generations, status, events), what it deletes and what it refuses to, and
+// that a converged fleet costs no writes. The same behaviours against real PostgreSQL and the
+// built binary are in tests/e2e/daemon_itest.cpp.
+#include <doctest/doctest.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "controller/daemon/daemon.hpp"
+#include "tests/support/fake_postgres.hpp"
+#include "tests/support/fake_store.hpp"
+#include "tests/support/process.hpp"
+
+namespace {
+
+using namespace tmaster;
+using namespace std::chrono_literals;
+
+constexpr const char* kProduct = R"(apiVersion: tenantmaster.io/v1alpha1
+kind: Product
+metadata: {name: shop}
+spec: {image: example/shop, defaultVersion: "1.0.0", modes: [shared]}
+)";
+
+std::string WorkspaceYaml(const std::string& name, const std::string& database_extra = "") {
+  return "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: " + name +
+         "}\nspec:\n  product: shop\n  mode: shared\n  database:\n    cluster: default\n" +
+         database_extra;
+}
+
+bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+/// A daemon on a watched TempDir, the fakes, and a thread running it.
+class Harness {
+ public:
+  explicit Harness(int max_deletions = 3, controller::Duration resync = 10min) {
+    spdlog::set_level(spdlog::level::off);  // the daemon's log is for people, not for test output
+    dir_.Write("fleet/product.yaml", kProduct);
+    config_.base_domain = "example.test";
+    config_.clusters.push_back({.name = "default", .dsn = {}, .stacks_host = {}, .stacks_port = 0});
+    manifests::SourceConfig source;
+    source.name = "local";
+    source.directory = std::filesystem::path(dir_.path()) / "fleet";
+    config_.sources.push_back(source);
+    max_deletions_ = max_deletions;
+    resync_ = resync;
+    MakeDaemon();
+  }
+  ~Harness() { Stop(); }
+
+  /// A new daemon on the same store, cluster and directory (a restart).
+  void MakeDaemon() {
+    controller::DaemonDeps deps;
+    deps.config = &config_;
+    deps.store = &store_;
+    deps.gateways = {{"default", &postgres_}};
+    deps.master_key = &key_;
+    deps.metrics = &metrics_;
+    deps.clock = &clock_;
+    deps.random = &random_;
+    controller::DaemonOptions options;
+    options.workers = 2;
+    options.resync_interval = resync_;
+    options.max_deletions_per_sync = max_deletions_;
+    options.debounce = 20ms;
+    options.backoff.base = 20ms;
+    options.backoff.max = 200ms;
+    daemon_ = std::make_unique<controller::Daemon>(std::move(deps), options);
+  }
+
+  void Start() {
+    thread_ = std::thread([this] { daemon_->Run(); });
+  }
+  void Stop() {
+    daemon_->Stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  void Write(const std::string& name, const std::string& text) { dir_.Write("fleet/" + name, text); }
+  void Remove(const std::string& name) {
+    std::filesystem::remove(std::filesystem::path(dir_.path()) / "fleet" / name);
+  }
+
+  std::optional<controller::WorkspaceStatus> Status(const std::string& name) {
+    const auto state = store_.Snapshot();
+    const auto it = state.statuses.find(name);
+    if (it == state.statuses.end()) return std::nullopt;
+    return it->second;
+  }
+  bool HasPhase(const std::string& name, const std::string& phase) {
+    const auto status = Status(name);
+    return status && status->phase == phase;
+  }
+  std::int64_t Generation(const std::string& name) {
+    const auto state = store_.Snapshot();
+    const auto it = state.workspaces.find(name);
+    return it == state.workspaces.end() ? 0 : it->second.generation;
+  }
+  std::vector<std::string> EventReasons(const std::string& workspace) {
+    std::vector<std::string> out;
+    for (const auto& event : store_.Snapshot().events) {
+      if (event.workspace == workspace) out.push_back(event.reason);
+    }
+    return out;
+  }
+  bool HasEvent(const std::string& workspace, const std::string& reason) {
+    const auto reasons = EventReasons(workspace);
+    return std::find(reasons.begin(), reasons.end(), reason) != reasons.end();
+  }
+  std::optional<controller::SourceStatus> Source() {
+    const auto state = store_.Snapshot();
+    const auto it = state.sources.find("local");
+    if (it == state.sources.end()) return std::nullopt;
+    return it->second;
+  }
+
+  testing::FakeStore& store() { return store_; }
+  testing::FakePostgres& postgres() { return postgres_; }
+  controller::Daemon& daemon() { return *daemon_; }
+
+ private:
+  testing::TempDir dir_;
+  manifests::Config config_;
+  testing::FakeStore store_;
+  testing::FakePostgres postgres_;
+  controller::Metrics metrics_;
+  controller::SteadyClock clock_;
+  controller::MtRandom random_;
+  const Secret key_{"0123456789abcdef0123456789abcdef-daemon-test"};
+  int max_deletions_ = 3;
+  controller::Duration resync_{};
+  std::unique_ptr<controller::Daemon> daemon_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("daemon: a watched directory converges; spec, generation, status and events are stored") {
+  Harness h;
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  CHECK(h.Generation("alpha") == 1);
+  const auto status = h.Status("alpha");
+  REQUIRE(status);
+  CHECK(status->observed_generation == 1);
+  CHECK(status->conditions_json.find(R"("type":"DatabaseReady","status":"True")") !=
+        std::string::npos);
+  CHECK(status->last_runs_json.find(R"("result":"Succeeded")") != std::string::npos);
+  CHECK(h.postgres().cluster().databases.count("tenant_alpha") == 1);
+  CHECK(h.HasEvent("alpha", "CreateDatabase"));
+  CHECK(h.HasEvent("alpha", "Ready"));
+  CHECK(h.daemon().Readiness().ready);
+
+  // A new file is picked up by the watcher.
+  h.Write("b.yaml", WorkspaceYaml("beta"));
+  REQUIRE(Eventually([&] { return h.HasPhase("beta", "Ready"); }));
+
+  // An edit bumps the generation once and converges it; a reformat does not bump it.
+  h.Write("a.yaml", WorkspaceYaml("alpha", "    connectionLimit: 7\n"));
+  REQUIRE(Eventually([&] {
+    const auto s = h.Status("alpha");
+    return s && s->observed_generation == 2 && s->phase == "Ready";
+  }));
+  CHECK(h.Generation("alpha") == 2);
+  CHECK(h.postgres().cluster().roles.at("user_alpha").connection_limit == 7);
+  h.Write("a.yaml", "# a comment\n" + WorkspaceYaml("alpha", "    connectionLimit:    7\n"));
+  std::this_thread::sleep_for(300ms);
+  CHECK(h.Generation("alpha") == 2);
+}
+
+TEST_CASE("daemon: a converged fleet's resync sends no DDL and writes no status") {
+  Harness h(3, 150ms);
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Write("b.yaml", WorkspaceYaml("beta"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready") && h.HasPhase("beta", "Ready"); }));
+  std::this_thread::sleep_for(200ms);
+  h.store().ResetCalls();
+  const int applies = h.postgres().apply_calls();
+  std::this_thread::sleep_for(800ms);  // several resyncs of both
+  CHECK(h.postgres().apply_calls() == applies);
+  CHECK(h.store().Calls("PutStatus") == 0);
+  CHECK(h.store().Calls("AppendEvent") == 0);
+}
+
+TEST_CASE("daemon: drift is corrected and reported as such") {
+  Harness h;
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  h.Stop();
+  // Someone changes the role by hand while the operator is down; a restart resyncs everything.
+  h.postgres().cluster().roles.at("user_alpha").connection_limit = 99;
+  h.MakeDaemon();
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasEvent("alpha", "DriftCorrected"); }));
+  CHECK(h.Generation("alpha") == 1);
+  CHECK(h.postgres().cluster().roles.at("user_alpha").connection_limit == -1);
+}
+
+TEST_CASE("daemon: an invalid manifest stalls its workspace and deletes nothing") {
+  Harness h;
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  h.Write("a.yaml", WorkspaceYaml("alpha", "    connectionLimit: many\n"));
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Stalled"); }));
+  const auto status = h.Status("alpha");
+  REQUIRE(status);
+  CHECK(status->conditions_json.find("InvalidManifest") != std::string::npos);
+  CHECK(status->observed_generation == 1);
+  CHECK(h.Generation("alpha") == 1);
+  CHECK(h.postgres().cluster().databases.count("tenant_alpha") == 1);
+  const auto source = h.Source();
+  REQUIRE(source);
+  CHECK_FALSE(source->ready);
+  CHECK(source->reason == "InvalidManifests");
+  CHECK_FALSE(h.daemon().Readiness().ready);
+  // Fixed: Ready again, the source healthy.
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  REQUIRE(Eventually([&] { return h.Source() && h.Source()->ready; }));
+}
+
+TEST_CASE("daemon: a removed workspace runs its reclaim policy from the stored spec") {
+  Harness h;
+  h.Write("keep.yaml", WorkspaceYaml("keeper"));
+  h.Write("r.yaml", WorkspaceYaml("retained"));
+  h.Write("d.yaml", WorkspaceYaml("dropped", "    reclaimPolicy: Delete\n"));
+  h.Start();
+  REQUIRE(Eventually([&] {
+    return h.HasPhase("retained", "Ready") && h.HasPhase("dropped", "Ready") &&
+           h.HasPhase("keeper", "Ready");
+  }));
+  h.Remove("r.yaml");
+  h.Remove("d.yaml");
+  REQUIRE(Eventually([&] { return h.HasEvent("retained", "Retained") && h.HasEvent("dropped", "Deleted"); }));
+  auto& cluster = h.postgres().cluster();
+  CHECK(cluster.databases.count("tenant_retained") == 1);
+  REQUIRE(cluster.roles.count("user_retained") == 1);
+  CHECK_FALSE(cluster.roles.at("user_retained").can_login);
+  CHECK(cluster.databases.count("tenant_dropped") == 0);
+  CHECK(cluster.roles.count("user_dropped") == 0);
+  // The store forgets them (their events stay); the others are untouched.
+  REQUIRE(Eventually([&] { return h.Generation("retained") == 0 && h.Generation("dropped") == 0; }));
+  CHECK_FALSE(h.Status("dropped"));
+  CHECK(h.HasPhase("keeper", "Ready"));
+  CHECK(h.HasEvent("dropped", "Deleting"));
+}
+
+TEST_CASE("daemon: the deletion guard keeps everything when a sync would remove too much") {
+  Harness h(/*max_deletions=*/1);
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Write("b.yaml", WorkspaceYaml("beta"));
+  h.Write("c.yaml", WorkspaceYaml("gamma"));
+  h.Start();
+  REQUIRE(Eventually([&] {
+    return h.HasPhase("alpha", "Ready") && h.HasPhase("beta", "Ready") && h.HasPhase("gamma", "Ready");
+  }));
+  h.Remove("a.yaml");
+  h.Remove("b.yaml");  // two removals, limit one
+  REQUIRE(Eventually([&] { return h.Source() && h.Source()->reason == "DeletionGuard"; }));
+  std::this_thread::sleep_for(200ms);
+  CHECK(h.postgres().cluster().databases.count("tenant_alpha") == 1);
+  CHECK(h.postgres().cluster().databases.count("tenant_beta") == 1);
+  CHECK(h.Generation("alpha") == 1);
+  CHECK_FALSE(h.HasEvent("alpha", "Deleting"));
+  // One manifest returns: one removal is within the limit and goes ahead.
+  h.Write("b.yaml", WorkspaceYaml("beta"));
+  REQUIRE(Eventually([&] { return h.HasEvent("alpha", "Retained"); }));
+  REQUIRE(Eventually([&] { return h.Source() && h.Source()->ready; }));
+  CHECK(h.HasPhase("beta", "Ready"));
+}
+
+TEST_CASE("daemon: a source that empties deletes nothing, whatever the limit") {
+  Harness h(/*max_deletions=*/10);
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  h.Remove("a.yaml");
+  REQUIRE(Eventually([&] { return h.Source() && h.Source()->reason == "DeletionGuard"; }));
+  CHECK(h.postgres().cluster().databases.count("tenant_alpha") == 1);
+  CHECK(h.HasPhase("alpha", "Ready"));
+}
+
+TEST_CASE("daemon: a transient failure backs off, warns once, then converges") {
+  Harness h;
+  // The first three applies fail as a lost connection would.
+  for (int call = 1; call <= 3; ++call) {
+    h.postgres().FailApplyCall(call, Failure::Transient("ConnectionFailed",
+                                                        "cluster default: connection lost"));
+  }
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  const auto reasons = h.EventReasons("alpha");
+  CHECK(std::count(reasons.begin(), reasons.end(), "ConnectionFailed") == 1);
+  const auto status = h.Status("alpha");
+  REQUIRE(status);
+  CHECK(status->last_runs_json.find("Failed") != std::string::npos);
+  CHECK_FALSE(status->next_retry_unix);
+}
+
+TEST_CASE("daemon: a manifest that returns before its reclaim finished cancels the deletion") {
+  Harness h;
+  h.Write("keep.yaml", WorkspaceYaml("keeper"));
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready") && h.HasPhase("keeper", "Ready"); }));
+  h.Stop();
+  // Every later apply fails: the reclaim cannot finish.
+  for (int call = h.postgres().apply_calls() + 1; call < h.postgres().apply_calls() + 500; ++call) {
+    h.postgres().FailApplyCall(call);
+  }
+  h.MakeDaemon();
+  h.Start();
+  h.Remove("a.yaml");
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Deleting"); }));
+  {
+    const auto state = h.store().Snapshot();
+    REQUIRE(state.workspaces.count("alpha") == 1);
+    CHECK(state.workspaces.at("alpha").deleting_since.has_value());
+  }
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  REQUIRE(Eventually([&] { return h.HasEvent("alpha", "DeletionCancelled"); }));
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  const auto state = h.store().Snapshot();
+  CHECK_FALSE(state.workspaces.at("alpha").deleting_since.has_value());
+  CHECK(state.workspaces.at("alpha").generation == 1);
+  CHECK(h.postgres().cluster().roles.at("user_alpha").can_login);
+}

@@ -1,0 +1,457 @@
+// The git source's working copy (issue 3 item 2) against a real local bare repository, plus
+// fake `git` programs (small shell scripts; only tests use a shell) that record what GitRepo
+// passes to git, or hang, or fail.
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/crypto.hpp"
+#include "common/secret.hpp"
+#include "controller/sources/git_repo.hpp"
+#include "tests/support/process.hpp"
+
+namespace tmaster::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using testing::ProcessResult;
+using testing::RunProcess;
+using testing::TempDir;
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+std::string GitProgram() {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
+  std::size_t begin = 0;
+  while (begin <= dirs.size()) {
+    std::size_t end = dirs.find(':', begin);
+    if (end == std::string::npos) end = dirs.size();
+    const fs::path candidate = fs::path(dirs.substr(begin, end - begin)) / "git";
+    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    begin = end + 1;
+  }
+  return "/usr/bin/git";
+}
+
+// Runs git for the test's own setup, ignoring the user's and the system's git config.
+std::string RunGit(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {GitProgram()};
+  for (const char* setting : {"user.name=Test", "user.email=test@example.com"}) {
+    argv.insert(argv.end(), {"-c", setting});
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  const ProcessResult result =
+      RunProcess(argv, {{"GIT_CONFIG_GLOBAL", "/dev/null"}, {"GIT_CONFIG_NOSYSTEM", "1"}});
+  REQUIRE_MESSAGE(result.exit_code == 0, ("git failed: " + result.err));
+  return result.out;
+}
+
+std::string Trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// An upstream bare repository with branch main, and a work clone to commit and push from.
+struct Upstream {
+  TempDir dir;
+  fs::path bare = fs::path(dir.path()) / "fleet.git";
+  fs::path work = fs::path(dir.path()) / "work";
+  std::string url = "file://" + bare.string();
+
+  Upstream() {
+    RunGit({"init", "--quiet", "--bare", "--initial-branch=main", bare.string()});
+    RunGit({"init", "--quiet", "--initial-branch=main", work.string()});
+  }
+
+  // Writes `files` (an empty text deletes the file), commits, pushes; returns the commit.
+  std::string Commit(const std::vector<std::pair<std::string, std::string>>& files,
+                     const std::string& branch = "main") {
+    for (const auto& [name, text] : files) {
+      if (text.empty()) {
+        RunGit({"-C", work.string(), "rm", "--quiet", name});
+        continue;
+      }
+      fs::create_directories((work / name).parent_path());
+      std::ofstream(work / name, std::ios::binary) << text;
+      RunGit({"-C", work.string(), "add", name});
+    }
+    RunGit({"-C", work.string(), "commit", "--quiet", "-m", "change"});
+    RunGit({"-C", work.string(), "push", "--quiet", bare.string(), "HEAD:refs/heads/" + branch});
+    return Trimmed(RunGit({"-C", work.string(), "rev-parse", "HEAD"}));
+  }
+};
+
+GitRepoOptions Options(const std::string& url, const fs::path& checkout) {
+  GitRepoOptions options;
+  options.url = url;
+  options.checkout = checkout;
+  options.timeout = 30s;
+  return options;
+}
+
+std::string MustSync(GitRepo& repo) {
+  Outcome<std::string> synced = repo.Sync();
+  REQUIRE_MESSAGE(synced.ok(), (synced.ok() ? "" : synced.failure().message));
+  return *synced;
+}
+
+// Clone temp folders GitRepo left beside the checkout (there must be none).
+int Leftovers(const fs::path& parent) {
+  int count = 0;
+  for (const auto& entry : fs::directory_iterator(parent)) {
+    if (Contains(entry.path().filename().string(), ".clone-")) ++count;
+  }
+  return count;
+}
+
+// A TCP port on 127.0.0.1 that nothing listens on (bound, then released).
+int ClosedPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  socklen_t size = sizeof address;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+// A fake `git`: a shell script, executable.
+std::string Script(const TempDir& dir, const std::string& name, const std::string& body) {
+  const std::string path = dir.Write(name, "#!/bin/sh\n" + body);
+  chmod(path.c_str(), 0755);
+  return path;
+}
+
+// Whether process `pid` is gone (or a zombie waiting for its parent: dead all the same).
+bool Gone(const std::string& pid) {
+  const std::string stat = ReadFile("/proc/" + pid + "/stat");
+  if (stat.empty()) return true;
+  const std::size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
+}
+
+bool GoneWithin(const std::string& pid, std::chrono::milliseconds limit) {
+  const auto give_up = Clock::now() + limit;
+  while (!Gone(pid)) {
+    if (Clock::now() > give_up) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("GitRepo: the first Sync clones the branch and returns its commit") {
+  Upstream upstream;
+  const std::string commit = upstream.Commit({{"fleet/acme.yaml", "name: acme\n"}});
+  TempDir local;
+  GitRepo repo(Options(upstream.url, fs::path(local.path()) / "checkout"));
+
+  CHECK(MustSync(repo) == commit);
+  CHECK(ReadFile(repo.checkout() / "fleet" / "acme.yaml") == "name: acme\n");
+  // Shallow: one commit of history only.
+  upstream.Commit({{"fleet/acme.yaml", "name: acme2\n"}});
+  TempDir other;
+  GitRepo second(Options(upstream.url, fs::path(other.path()) / "checkout"));
+  MustSync(second);
+  CHECK(Trimmed(RunGit({"-C", second.checkout().string(), "rev-list", "--count", "HEAD"})) == "1");
+  CHECK(Leftovers(local.path()) == 0);
+}
+
+TEST_CASE("GitRepo: later Syncs follow the branch: edits, additions and deletions") {
+  Upstream upstream;
+  upstream.Commit({{"fleet/acme.yaml", "v: 1\n"}, {"fleet/old.yaml", "old\n"}});
+  TempDir local;
+  GitRepo repo(Options(upstream.url, fs::path(local.path()) / "checkout"));
+  MustSync(repo);
+
+  const std::string next = upstream.Commit(
+      {{"fleet/acme.yaml", "v: 2\n"}, {"fleet/old.yaml", ""}, {"fleet/new/beta.yaml", "b\n"}});
+  CHECK(MustSync(repo) == next);
+  CHECK(ReadFile(repo.checkout() / "fleet" / "acme.yaml") == "v: 2\n");
+  CHECK_FALSE(fs::exists(repo.checkout() / "fleet" / "old.yaml"));
+  CHECK(ReadFile(repo.checkout() / "fleet" / "new" / "beta.yaml") == "b\n");
+
+  // Nothing new upstream: the same commit again.
+  CHECK(MustSync(repo) == next);
+}
+
+TEST_CASE("GitRepo: Sync discards local edits and untracked files in the checkout") {
+  Upstream upstream;
+  const std::string commit = upstream.Commit({{"acme.yaml", "v: 1\n"}});
+  TempDir local;
+  GitRepo repo(Options(upstream.url, fs::path(local.path()) / "checkout"));
+  MustSync(repo);
+  std::ofstream(repo.checkout() / "acme.yaml") << "edited by hand\n";
+  fs::create_directories(repo.checkout() / "stray");
+  std::ofstream(repo.checkout() / "stray" / "x.yaml") << "x\n";
+
+  CHECK(MustSync(repo) == commit);
+  CHECK(ReadFile(repo.checkout() / "acme.yaml") == "v: 1\n");
+  CHECK_FALSE(fs::exists(repo.checkout() / "stray"));
+}
+
+TEST_CASE("GitRepo: a damaged checkout is cloned again, never touching a repository around it") {
+  Upstream upstream;
+  const std::string commit = upstream.Commit({{"acme.yaml", "v: 1\n"}});
+  // The checkout lives inside another repository's work tree, which has an uncommitted edit.
+  // Were git to search upwards from a damaged checkout, fetch + reset --hard would hit it.
+  Upstream outer;
+  const std::string outer_head = outer.Commit({{"tracked.txt", "v1\n"}});
+  std::ofstream(outer.work / "tracked.txt") << "edited\n";
+  GitRepo repo(Options(upstream.url, outer.work / "nested" / "checkout"));
+  MustSync(repo);
+
+  SUBCASE("an empty .git folder") {
+    fs::remove_all(repo.checkout() / ".git");
+    fs::create_directories(repo.checkout() / ".git");
+  }
+  SUBCASE("a garbage HEAD") {
+    std::ofstream(repo.checkout() / ".git" / "HEAD") << "garbage\n";
+  }
+  SUBCASE("no .git at all") {
+    fs::remove_all(repo.checkout() / ".git");
+  }
+
+  CHECK(MustSync(repo) == commit);
+  CHECK(ReadFile(repo.checkout() / "acme.yaml") == "v: 1\n");
+  CHECK(ReadFile(outer.work / "tracked.txt") == "edited\n");
+  CHECK(Trimmed(RunGit({"-C", outer.work.string(), "rev-parse", "HEAD"})) == outer_head);
+  CHECK(Leftovers(outer.work / "nested") == 0);
+}
+
+TEST_CASE("GitRepo: a wrong URL is a transient FetchFailed naming the step") {
+  Upstream upstream;
+  upstream.Commit({{"acme.yaml", "v: 1\n"}});
+  TempDir local;
+  const fs::path checkout = fs::path(local.path()) / "checkout";
+
+  SUBCASE("on the first clone: no checkout is left behind") {
+    GitRepo repo(Options("file:///nonexistent/fleet.git", checkout));
+    Outcome<std::string> synced = repo.Sync();
+    REQUIRE_FALSE(synced.ok());
+    CHECK(synced.failure().kind == FailureKind::kTransient);
+    CHECK(synced.failure().reason == "FetchFailed");
+    CHECK(Contains(synced.failure().message,
+                   "git clone of file:///nonexistent/fleet.git (branch main): "));
+    CHECK(Contains(synced.failure().message, "does not appear to be a git repository"));
+    CHECK_FALSE(fs::exists(checkout));
+    CHECK(Leftovers(local.path()) == 0);
+  }
+  SUBCASE("on a fetch: the existing checkout stays as it was") {
+    GitRepo good(Options(upstream.url, checkout));
+    MustSync(good);
+    GitRepo repo(Options("file:///nonexistent/fleet.git", checkout));
+    Outcome<std::string> synced = repo.Sync();
+    REQUIRE_FALSE(synced.ok());
+    CHECK(synced.failure().reason == "FetchFailed");
+    CHECK(Contains(synced.failure().message,
+                   "git fetch of file:///nonexistent/fleet.git (branch main): "));
+    CHECK(ReadFile(checkout / "acme.yaml") == "v: 1\n");
+  }
+}
+
+TEST_CASE("GitRepo: a branch missing on the remote is a transient FetchFailed saying so") {
+  Upstream upstream;
+  upstream.Commit({{"acme.yaml", "v: 1\n"}});
+  TempDir local;
+  const fs::path checkout = fs::path(local.path()) / "checkout";
+  GitRepoOptions options = Options(upstream.url, checkout);
+  options.branch = "nope";
+
+  SUBCASE("on the first clone") {
+    GitRepo repo(options);
+    Outcome<std::string> synced = repo.Sync();
+    REQUIRE_FALSE(synced.ok());
+    CHECK(synced.failure().kind == FailureKind::kTransient);
+    CHECK(synced.failure().reason == "FetchFailed");
+    CHECK(synced.failure().message == "git clone of " + upstream.url +
+                                          " (branch nope): branch nope does not exist on the "
+                                          "remote");
+    CHECK_FALSE(fs::exists(checkout));
+  }
+  SUBCASE("on a fetch (the branch was deleted, or the config changed)") {
+    GitRepo good(Options(upstream.url, checkout));
+    MustSync(good);
+    GitRepo repo(options);
+    Outcome<std::string> synced = repo.Sync();
+    REQUIRE_FALSE(synced.ok());
+    CHECK(synced.failure().reason == "FetchFailed");
+    CHECK(synced.failure().message == "git fetch of " + upstream.url +
+                                          " (branch nope): branch nope does not exist on the "
+                                          "remote");
+  }
+}
+
+TEST_CASE("GitRepo: a changed URL is used by the next fetch") {
+  Upstream first;
+  first.Commit({{"acme.yaml", "first\n"}});
+  Upstream second;
+  const std::string commit = second.Commit({{"acme.yaml", "second\n"}});
+  TempDir local;
+  const fs::path checkout = fs::path(local.path()) / "checkout";
+  GitRepo before(Options(first.url, checkout));
+  MustSync(before);
+  GitRepo after(Options(second.url, checkout));
+  CHECK(MustSync(after) == commit);
+  CHECK(ReadFile(checkout / "acme.yaml") == "second\n");
+}
+
+TEST_CASE("GitRepo: credentials never reach a message, with a real git and a closed port") {
+  TempDir local;
+  const std::string port = std::to_string(ClosedPort());
+
+  SUBCASE("credentials in the options") {
+    GitRepoOptions options =
+        Options("http://127.0.0.1:" + port + "/x.git", fs::path(local.path()) / "checkout");
+    options.credentials.username = Secret("alice");
+    options.credentials.password = Secret("s3cr3t-pass");
+    GitRepo repo(options);
+    Outcome<std::string> synced = repo.Sync();
+    REQUIRE_FALSE(synced.ok());
+    const std::string& message = synced.failure().message;
+    CHECK(synced.failure().reason == "FetchFailed");
+    CHECK(Contains(message, "git clone of http://127.0.0.1:" + port + "/x.git (branch main): "));
+    CHECK_FALSE(Contains(message, "alice"));
+    CHECK_FALSE(Contains(message, "s3cr3t-pass"));
+  }
+  SUBCASE("credentials in the URL") {
+    GitRepo repo(Options("http://bob:hunter2-url@127.0.0.1:" + port + "/x.git",
+                         fs::path(local.path()) / "checkout"));
+    Outcome<std::string> synced = repo.Sync();
+    REQUIRE_FALSE(synced.ok());
+    const std::string& message = synced.failure().message;
+    CHECK(Contains(message, "git clone of http://127.0.0.1:" + port + "/x.git (branch main): "));
+    CHECK_FALSE(Contains(message, "bob"));
+    CHECK_FALSE(Contains(message, "hunter2-url"));
+  }
+}
+
+TEST_CASE("GitRepo: credentials go to git in its environment, never on its command line") {
+  TempDir local;
+  const fs::path record = local.path();
+  // Records argv and environment, then fails the way a real git might, echoing secrets.
+  const std::string fake = Script(local, "fake-git",
+                                  "printf '%s\\n' \"$@\" > '" + (record / "argv").string() +
+                                      "'\n"
+                                      "env > '" +
+                                      (record / "env").string() +
+                                      "'\n"
+                                      "echo \"fatal: http://alice:s3cr3t-pass@host/x.git/: "
+                                      "$GIT_CONFIG_VALUE_0 (alice, s3cr3t-pass)\" >&2\n"
+                                      "exit 128\n");
+  GitRepoOptions options =
+      Options("https://git.example.com/ops/fleet.git", fs::path(local.path()) / "checkout");
+  options.git = fake;
+  options.credentials.username = Secret("alice");
+  options.credentials.password = Secret("s3cr3t-pass");
+  GitRepo repo(options);
+  Outcome<std::string> synced = repo.Sync();
+  REQUIRE_FALSE(synced.ok());
+
+  const std::string token = crypto::Base64("alice:s3cr3t-pass");
+  const std::string argv = ReadFile(record / "argv");
+  const std::string env = ReadFile(record / "env");
+  REQUIRE_FALSE(argv.empty());
+  CHECK_FALSE(Contains(argv, "s3cr3t-pass"));
+  CHECK_FALSE(Contains(argv, token));
+  CHECK(Contains(argv, "credential.helper=\n"));
+  CHECK(Contains(argv, "clone\n"));
+  CHECK(Contains(argv, "--\nhttps://git.example.com/ops/fleet.git\n"));  // never an option
+  CHECK(Contains(env, "\nGIT_CONFIG_COUNT=1\n"));
+  CHECK(Contains(env, "\nGIT_CONFIG_KEY_0=http.extraHeader\n"));
+  CHECK(Contains(env, "\nGIT_CONFIG_VALUE_0=Authorization: Basic " + token + "\n"));
+  CHECK(Contains(env, "\nGIT_TERMINAL_PROMPT=0\n"));
+  CHECK(Contains(env, "\nLC_ALL=C\n"));
+  CHECK_FALSE(Contains(env, "\nGIT_ASKPASS="));
+  CHECK_FALSE(Contains(env, "\nSSH_ASKPASS="));
+
+  const std::string& message = synced.failure().message;
+  CHECK(Contains(message, "git clone of https://git.example.com/ops/fleet.git (branch main): "));
+  CHECK(Contains(message, "<redacted>"));
+  CHECK_FALSE(Contains(message, "s3cr3t-pass"));
+  CHECK_FALSE(Contains(message, "alice"));
+  CHECK_FALSE(Contains(message, token));
+}
+
+TEST_CASE("GitRepo: a git that runs over the timeout is killed with everything it started") {
+  TempDir local;
+  const fs::path record = local.path();
+  // The script and its child both record their pids; the child holds the output pipes open.
+  const std::string fake = Script(local, "slow-git",
+                                  "echo $$ > '" + (record / "pid").string() +
+                                      "'\n"
+                                      "sleep 30 &\n"
+                                      "echo $! > '" +
+                                      (record / "child_pid").string() +
+                                      "'\n"
+                                      "wait\n");
+  GitRepoOptions options =
+      Options("https://git.example.com/ops/fleet.git", fs::path(local.path()) / "checkout");
+  options.git = fake;
+  options.timeout = 1s;
+  GitRepo repo(options);
+
+  const auto start = Clock::now();
+  Outcome<std::string> synced = repo.Sync();
+  const auto elapsed = Clock::now() - start;
+  REQUIRE_FALSE(synced.ok());
+  CHECK(synced.failure().reason == "FetchFailed");
+  CHECK(Contains(synced.failure().message,
+                 "git clone of https://git.example.com/ops/fleet.git (branch main): timed out "
+                 "after 1s"));
+  CHECK(elapsed >= 1s);
+  CHECK(elapsed < 5s);
+  const std::string pid = Trimmed(ReadFile(record / "pid"));
+  const std::string child = Trimmed(ReadFile(record / "child_pid"));
+  REQUIRE_FALSE(pid.empty());
+  REQUIRE_FALSE(child.empty());
+  CHECK(Gone(pid));  // reaped by GitRepo: no zombie either
+  CHECK(GoneWithin(child, 2s));
+  CHECK(Leftovers(local.path()) == 0);
+}
+
+TEST_CASE("GitRepo: a git program that cannot be run is a transient FetchFailed") {
+  TempDir local;
+  GitRepoOptions options =
+      Options("https://git.example.com/ops/fleet.git", fs::path(local.path()) / "checkout");
+  options.git = "/nonexistent/git";
+  GitRepo repo(options);
+  Outcome<std::string> synced = repo.Sync();
+  REQUIRE_FALSE(synced.ok());
+  CHECK(synced.failure().reason == "FetchFailed");
+  CHECK(Contains(synced.failure().message, "cannot run /nonexistent/git: "));
+}
+
+TEST_CASE("RedactUrl drops userinfo and keeps everything else") {
+  CHECK(RedactUrl("https://u:p@host:8443/a/b.git") == "https://host:8443/a/b.git");
+  CHECK(RedactUrl("https://token@host/a.git") == "https://host/a.git");
+  CHECK(RedactUrl("https://host/a@b.git") == "https://host/a@b.git");
+  CHECK(RedactUrl("git@github.com:acme/fleet.git") == "git@github.com:acme/fleet.git");
+  CHECK(RedactUrl("/srv/git/fleet.git") == "/srv/git/fleet.git");
+}
+
+}  // namespace tmaster::controller

@@ -1,0 +1,136 @@
+// The JSON form of specs: stable, defaulted, and readable back for deletion.
+#include <doctest/doctest.h>
+
+#include <set>
+#include <string>
+
+#include "common/crypto.hpp"
+#include "controller/store/spec_json.hpp"
+#include "manifests/loader.hpp"
+#include "reconcilers/migrations/migrations.hpp"
+#include "reconcilers/stacks/render.hpp"
+#include "tests/support/process.hpp"
+
+namespace {
+
+using namespace tmaster;
+
+manifests::Fleet Load(const std::string& text) {
+  manifests::LoadOptions options;
+  options.known_clusters = std::set<std::string>{"default"};
+  manifests::Fleet fleet =
+      manifests::LoadText(text, "test.yaml", TM_SOURCE_DIR "/examples/fleet", options);
+  for (const auto& d : fleet.diagnostics) MESSAGE(d.Format());
+  return fleet;
+}
+
+constexpr const char* kProduct = R"(apiVersion: tenantmaster.io/v1alpha1
+kind: Product
+metadata: {name: erp}
+spec:
+  image: ghcr.io/example/erp
+  defaultVersion: "1.0"
+  stackTemplate: stacks/erp.yml
+)";
+
+std::string Workspace(const std::string& extra_database, const std::string& tail = "",
+                      bool dedicated = false) {
+  return std::string(kProduct) + R"(---
+apiVersion: tenantmaster.io/v1alpha1
+kind: Workspace
+metadata:
+  name: acme
+  labels: {tier: gold}
+spec:
+  product: erp
+)" + std::string(dedicated ? "" : "  mode: shared\n") + R"(  database:
+    cluster: default
+)" + extra_database + tail;
+}
+
+}  // namespace
+
+TEST_CASE("spec json: defaults are filled in and the manifest shape is kept") {
+  const manifests::Fleet fleet = Load(Workspace(""));
+  REQUIRE_FALSE(fleet.HasErrors());
+  REQUIRE(fleet.workspaces.size() == 1);
+  const std::string json = controller::WorkspaceToJson(fleet.workspaces[0]);
+  CHECK(json.find(R"("apiVersion":"tenantmaster.io/v1alpha1")") != std::string::npos);
+  CHECK(json.find(R"("kind":"Workspace")") != std::string::npos);
+  CHECK(json.find(R"("labels":{"tier":"gold"})") != std::string::npos);
+  CHECK(json.find(R"("name":"tenant_acme")") != std::string::npos);
+  CHECK(json.find(R"("owner":"user_acme")") != std::string::npos);
+  CHECK(json.find(R"("reclaimPolicy":"Retain")") != std::string::npos);
+}
+
+TEST_CASE("spec json: equal meaning, equal digest; a changed field, a changed digest") {
+  const manifests::Fleet plain = Load(Workspace(""));
+  // The same spec written differently: explicit defaults, another key order.
+  const manifests::Fleet explicit_defaults =
+      Load(Workspace("    reclaimPolicy: Retain\n    name: tenant_acme\n"));
+  const manifests::Fleet changed = Load(Workspace("    connectionLimit: 7\n"));
+  REQUIRE_FALSE(plain.HasErrors());
+  REQUIRE_FALSE(explicit_defaults.HasErrors());
+  REQUIRE_FALSE(changed.HasErrors());
+  const std::string a = controller::WorkspaceToJson(plain.workspaces[0]);
+  CHECK(a == controller::WorkspaceToJson(explicit_defaults.workspaces[0]));
+  CHECK(a != controller::WorkspaceToJson(changed.workspaces[0]));
+}
+
+TEST_CASE("spec json: the reclaim spec reads back what deletion needs") {
+  const manifests::Fleet fleet = Load(Workspace("    reclaimPolicy: Delete\n"));
+  REQUIRE_FALSE(fleet.HasErrors());
+  const Outcome<controller::ReclaimSpec> spec =
+      controller::ReclaimSpecFromJson(controller::WorkspaceToJson(fleet.workspaces[0]));
+  REQUIRE(spec);
+  CHECK(spec->workspace == "acme");
+  CHECK(spec->cluster == "default");
+  CHECK(spec->database == "tenant_acme");
+  CHECK(spec->role == "user_acme");
+  CHECK(spec->policy == manifests::ReclaimPolicy::kDelete);
+  CHECK_FALSE(spec->endpoint);
+}
+
+TEST_CASE("spec json: a dedicated workspace's endpoint comes back") {
+  const manifests::Fleet fleet = Load(Workspace("", "  mode: dedicated\n  dedicated: {endpoint: 3}\n", true));
+  REQUIRE_FALSE(fleet.HasErrors());
+  const auto spec = controller::ReclaimSpecFromJson(controller::WorkspaceToJson(fleet.workspaces[0]));
+  REQUIRE(spec);
+  REQUIRE(spec->endpoint);
+  CHECK(*spec->endpoint == 3);
+}
+
+TEST_CASE("spec json: a damaged stored spec is a Stalled failure naming the field") {
+  const auto not_json = controller::ReclaimSpecFromJson("{oops");
+  REQUIRE_FALSE(not_json);
+  CHECK(not_json.failure().reason == "InvalidStoredSpec");
+  const auto no_policy = controller::ReclaimSpecFromJson(
+      R"({"metadata":{"name":"acme"},"spec":{"database":{"cluster":"default","name":"d","owner":"o"}}})");
+  REQUIRE_FALSE(no_policy);
+  CHECK(no_policy.failure().kind == FailureKind::kStalled);
+  CHECK(no_policy.failure().message.find("spec.database.reclaimPolicy") != std::string::npos);
+  CHECK(no_policy.failure().message.find("acme") != std::string::npos);
+}
+
+TEST_CASE("product digest: a new migration file or a changed template changes it") {
+  testing::TempDir dir;
+  dir.Write("migrations/0001_init.sql", "CREATE TABLE t (id int);\n");
+  dir.Write("stack.yml", "services: {}\n");
+  manifests::Product product;
+  product.name = "erp";
+  product.image = "img";
+  product.migrations = dir.path() + "/migrations";
+  product.stack_template = dir.path() + "/stack.yml";
+  // What a sync reads once per product, then digests.
+  const auto digest = [&] {
+    return controller::ProductDigest(product, migrations::LoadDirectory(product.migrations),
+                                     stacks::ReadStackTemplate(product));
+  };
+  const std::string first = digest();
+  CHECK(first == digest());
+  dir.Write("migrations/0002_more.sql", "CREATE TABLE u (id int);\n");
+  const std::string second = digest();
+  CHECK(second != first);
+  dir.Write("stack.yml", "services: {app: {}}\n");
+  CHECK(digest() != second);
+}

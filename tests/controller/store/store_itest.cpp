@@ -1,0 +1,710 @@
+// The store's PostgreSQL adapter against a real PostgreSQL (issue 3 item 1).
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/crypto.hpp"
+#include "common/secret.hpp"
+#include "common/text.hpp"
+#include "controller/store/store.hpp"
+#include "controller/store/store_libpq.hpp"
+#include "tests/support/pg_server.hpp"
+
+namespace tmaster::controller {
+namespace {
+
+using testing::Execute;
+using testing::PgServer;
+using testing::Query;
+using testing::QueryValue;
+
+std::string StoreDsn() {
+  return PgServer::Shared().Dsn("tenant_master");
+}
+
+/// A fresh store on tenant_master, migrated.
+std::unique_ptr<Store> OpenStore() {
+  auto store = MakeLibpqStore(Secret(StoreDsn()));
+  Outcome<Done> migrated = store->Migrate();
+  REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
+  return store;
+}
+
+template <class T>
+T Must(Outcome<T> outcome) {
+  REQUIRE_MESSAGE(outcome.ok(), (outcome.ok() ? "" : outcome.failure().message));
+  return std::move(outcome).value();
+}
+
+TEST_CASE("the store creates its database tenant_master when it is missing") {
+  const std::string admin = PgServer::Shared().Dsn("postgres");
+  (void)QueryValue(admin, "DROP DATABASE IF EXISTS tenant_master WITH (FORCE)");
+  REQUIRE(QueryValue(admin, "SELECT count(*) FROM pg_database WHERE datname = 'tenant_master'") ==
+          "0");
+  auto store = MakeLibpqStore(Secret(StoreDsn()));
+  Outcome<Done> migrated = store->Migrate();
+  REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
+  CHECK(QueryValue(admin, "SELECT count(*) FROM pg_database WHERE datname = 'tenant_master'") ==
+        "1");
+  // A second store on the existing database does not try again.
+  auto again = MakeLibpqStore(Secret(StoreDsn()));
+  CHECK(again->Migrate().ok());
+}
+
+TEST_CASE("Migrate twice is a no-op: one version row per migration") {
+  auto store = OpenStore();
+  const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
+  const std::string rows = QueryValue(StoreDsn(), count_sql);
+  CHECK(rows == "2");  // one row per migration
+  const std::string versions_sql =
+      "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2");
+  REQUIRE(store->Migrate().ok());
+  auto other = MakeLibpqStore(Secret(StoreDsn()));
+  REQUIRE(other->Migrate().ok());
+  CHECK(QueryValue(StoreDsn(), count_sql) == rows);
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2");
+  CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
+  CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
+}
+
+TEST_CASE("UpsertSpec: generation moves only when the spec changes, and survives a restart") {
+  const std::string name = "gen-acme";
+  const std::string spec_a = R"({"product":"crm","mode":"shared"})";
+  const std::string spec_b = R"({"product":"crm","mode":"dedicated"})";
+  {
+    auto store = OpenStore();
+    (void)store->Remove(name);
+    StoredWorkspace first = Must(store->UpsertSpec(name, "git-main", "rev1", spec_a));
+    CHECK(first.name == name);
+    CHECK(first.generation == 1);
+    CHECK(first.revision == "rev1");
+    CHECK(first.source == "git-main");
+    CHECK(first.spec_digest == crypto::Sha256Hex(spec_a));
+    CHECK_FALSE(first.deleting_since.has_value());
+
+    StoredWorkspace same = Must(store->UpsertSpec(name, "git-main", "rev2", spec_a));
+    CHECK(same.generation == 1);
+    CHECK(same.revision == "rev2");
+
+    StoredWorkspace changed = Must(store->UpsertSpec(name, "git-main", "rev3", spec_b));
+    CHECK(changed.generation == 2);
+    CHECK(changed.revision == "rev3");
+    CHECK(changed.spec_json == spec_b);
+
+    StoredWorkspace back = Must(store->UpsertSpec(name, "git-main", "rev4", spec_a));
+    CHECK(back.generation == 3);  // a change back is a change
+  }
+  // Restart: a new store, a new connection, the same data.
+  auto reopened = OpenStore();
+  std::optional<StoredWorkspace> got = Must(reopened->Get(name));
+  REQUIRE(got.has_value());
+  CHECK(got->generation == 3);
+  CHECK(got->revision == "rev4");
+  CHECK(got->spec_json == spec_a);
+  CHECK(got->spec_digest == crypto::Sha256Hex(spec_a));
+  StoredWorkspace after = Must(reopened->UpsertSpec(name, "git-main", "rev5", spec_a));
+  CHECK(after.generation == 3);
+  CHECK_FALSE(Must(reopened->Get("no-such-workspace")).has_value());
+}
+
+TEST_CASE("ListWorkspaces: all or one source, ordered by name") {
+  auto store = OpenStore();
+  for (const char* name : {"list-b", "list-a", "list-c"}) (void)store->Remove(name);
+  Must(store->UpsertSpec("list-b", "list-dir", "", "{}"));
+  Must(store->UpsertSpec("list-a", "list-dir", "", "{}"));
+  Must(store->UpsertSpec("list-c", "list-git", "abc", "{}"));
+  auto dir = Must(store->ListWorkspaces(std::string("list-dir")));
+  REQUIRE(dir.size() == 2);
+  CHECK(dir[0].name == "list-a");
+  CHECK(dir[1].name == "list-b");
+  auto all = Must(store->ListWorkspaces(std::nullopt));
+  int ours = 0;
+  for (const auto& workspace : all) {
+    if (workspace.name.rfind("list-", 0) == 0) ++ours;
+  }
+  CHECK(ours == 3);
+  CHECK(Must(store->ListWorkspaces(std::string("no-such-source"))).empty());
+}
+
+TEST_CASE("status round trip, and it survives a restart") {
+  WorkspaceStatus status;
+  status.name = "status-acme";
+  status.observed_generation = 7;
+  status.phase = "Degraded";
+  status.conditions_json = R"([{"type":"Ready","status":"False","reason":"MigrationFailed"}])";
+  status.last_error = "apply migration 0002 in database \"acme\": syntax error";
+  status.next_retry_unix = 1900000000;
+  status.revision = "0123abcd";
+  status.last_runs_json =
+      R"([{"start":"2024-05-01T10:00:00Z","durationSeconds":1.25,"result":"Failed",)"
+      R"("reason":"MigrationFailed"}])";
+  {
+    auto store = OpenStore();
+    REQUIRE(store->PutStatus(status).ok());
+  }
+  auto store = OpenStore();
+  auto got = Must(store->GetStatus("status-acme"));
+  REQUIRE(got.has_value());
+  CHECK(got->observed_generation == 7);
+  CHECK(got->phase == "Degraded");
+  CHECK(got->conditions_json == status.conditions_json);
+  CHECK(got->last_error == status.last_error);
+  REQUIRE(got->next_retry_unix.has_value());
+  CHECK(*got->next_retry_unix == 1900000000);
+  CHECK(got->revision == "0123abcd");
+  CHECK(got->last_runs_json == status.last_runs_json);
+
+  status.phase = "Ready";
+  status.last_error.clear();
+  status.next_retry_unix.reset();
+  status.revision = "4567ef01";
+  status.last_runs_json = R"([{"result":"Succeeded"},{"result":"Failed"}])";
+  REQUIRE(store->PutStatus(status).ok());
+  got = Must(store->GetStatus("status-acme"));
+  REQUIRE(got.has_value());
+  CHECK(got->phase == "Ready");
+  CHECK(got->last_error.empty());
+  CHECK_FALSE(got->next_retry_unix.has_value());
+  CHECK(got->revision == "4567ef01");
+  CHECK(got->last_runs_json == status.last_runs_json);
+  CHECK(QueryValue(StoreDsn(),
+                   "SELECT count(*) FROM tm_workspace_status WHERE name = 'status-acme'") == "1");
+
+  // The defaults of a status that says nothing about revision and runs.
+  WorkspaceStatus bare;
+  bare.name = "status-bare";
+  bare.phase = "Pending";
+  bare.conditions_json = "[]";
+  REQUIRE(store->PutStatus(bare).ok());
+  got = Must(store->GetStatus("status-bare"));
+  REQUIRE(got.has_value());
+  CHECK(got->revision.empty());
+  CHECK(got->last_runs_json == "[]");
+  CHECK_FALSE(Must(store->GetStatus("no-such-status")).has_value());
+}
+
+TEST_CASE("events: newest first, per workspace or all, with a limit") {
+  auto store = OpenStore();
+  for (int i = 1; i <= 5; ++i) {
+    Event event;
+    event.workspace = "events-acme";
+    event.type = i == 4 ? "Warning" : "Normal";
+    event.reason = "Step" + std::to_string(i);
+    event.message = "message " + std::to_string(i);
+    event.at_unix = i == 5 ? 0 : 1700000000 + i;
+    CHECK(Must(store->AppendEvent(event)) > 0);
+  }
+  Event other{0, "events-other", "Normal", "Other", "other workspace", 1700000100};
+  Must(store->AppendEvent(other));
+
+  auto three = Must(store->ListEvents(std::string("events-acme"), 3));
+  REQUIRE(three.size() == 3);
+  CHECK(three[0].reason == "Step5");
+  CHECK(three[1].reason == "Step4");
+  CHECK(three[1].type == "Warning");
+  CHECK(three[2].reason == "Step3");
+  CHECK(three[2].at_unix == 1700000003);
+  CHECK(three[0].at_unix > 1700000100);  // 0 meant "now"
+  CHECK(three[0].id > three[1].id);
+
+  auto all = Must(store->ListEvents(std::nullopt, 2));
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].workspace == "events-other");
+  CHECK(all[1].reason == "Step5");
+
+  // An invalid type is refused by the schema, as a Stalled failure that names the step.
+  Event bad{0, "events-acme", "Chatty", "X", "y", 0};
+  Outcome<std::int64_t> refused = store->AppendEvent(bad);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.failure().kind == FailureKind::kStalled);
+  CHECK(refused.failure().message.find("events-acme") != std::string::npos);
+
+  auto reopened = OpenStore();
+  CHECK(Must(reopened->ListEvents(std::string("events-acme"), 100)).size() == 5);
+}
+
+TEST_CASE("webhook deliveries are recorded, newest first") {
+  auto store = OpenStore();
+  WebhookDelivery accepted{0, "github", "accepted", "main", "abc123", 0};
+  WebhookDelivery bad{0, "gitea", "bad_signature", "", "", 1700000000};
+  std::int64_t first = Must(store->RecordDelivery(accepted));
+  std::int64_t second = Must(store->RecordDelivery(bad));
+  CHECK(second > first);
+  auto reopened = OpenStore();
+  auto list = Must(reopened->ListDeliveries(2));
+  REQUIRE(list.size() == 2);
+  CHECK(list[0].id == second);
+  CHECK(list[0].provider == "gitea");
+  CHECK(list[0].verdict == "bad_signature");
+  CHECK(list[0].received_at_unix == 1700000000);
+  CHECK(list[1].provider == "github");
+  CHECK(list[1].branch == "main");
+  CHECK(list[1].revision == "abc123");
+  CHECK(list[1].received_at_unix > 1700000000);
+}
+
+TEST_CASE("MarkDeleting keeps its first time; Remove forgets spec and status") {
+  auto store = OpenStore();
+  const std::string name = "delete-acme";
+  (void)store->Remove(name);
+  Must(store->UpsertSpec(name, "dir", "", R"({"a":1})"));
+  WorkspaceStatus status{name, 1, "Ready", "[]", "", std::nullopt, "", "[]"};
+  REQUIRE(store->PutStatus(status).ok());
+
+  StoredWorkspace marked = Must(store->MarkDeleting(name));
+  REQUIRE(marked.deleting_since.has_value());
+  CHECK(marked.deleting_since->size() == 20);  // YYYY-MM-DDTHH:MM:SSZ
+  CHECK(marked.deleting_since->back() == 'Z');
+  StoredWorkspace again = Must(store->MarkDeleting(name));
+  CHECK(again.deleting_since == marked.deleting_since);
+  // The spec survives being marked (the reclaim policy runs from it) and a new upsert.
+  StoredWorkspace upserted = Must(store->UpsertSpec(name, "dir", "", R"({"a":1})"));
+  CHECK(upserted.deleting_since == marked.deleting_since);
+  CHECK(Must(OpenStore()->Get(name))->deleting_since == marked.deleting_since);
+  // A manifest that comes back cancels the deletion; the spec and generation stay.
+  StoredWorkspace cancelled = Must(store->CancelDeleting(name));
+  CHECK_FALSE(cancelled.deleting_since.has_value());
+  CHECK(cancelled.generation == upserted.generation);
+  CHECK_FALSE(Must(OpenStore()->Get(name))->deleting_since.has_value());
+  CHECK(store->CancelDeleting("no-such-workspace").failure().reason == "WorkspaceNotFound");
+
+  CHECK(Must(store->Remove(name)));
+  CHECK_FALSE(Must(store->Get(name)).has_value());
+  CHECK_FALSE(Must(store->GetStatus(name)).has_value());
+  CHECK_FALSE(Must(store->Remove(name)));
+
+  Outcome<StoredWorkspace> missing = store->MarkDeleting(name);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.failure().reason == "WorkspaceNotFound");
+}
+
+TEST_CASE("failures never show the DSN or the password") {
+  PgServer& server = PgServer::Shared();
+  const std::string password = "wrong-" + server.password();
+  auto store = MakeLibpqStore(Secret(server.DsnAs("postgres", password, "tenant_master")));
+  Outcome<Done> migrated = store->Migrate();
+  REQUIRE_FALSE(migrated.ok());
+  CHECK(migrated.failure().kind == FailureKind::kStalled);
+  CHECK(migrated.failure().reason == "AuthenticationFailed");
+  CHECK(migrated.failure().message.find(password) == std::string::npos);
+  CHECK(migrated.failure().message.find(server.password()) == std::string::npos);
+  CHECK(migrated.failure().message.find("tenant_master") != std::string::npos);
+
+  auto invalid = MakeLibpqStore(Secret("host=127.0.0.1 password=s3cr3t = broken"));
+  Outcome<Done> refused = invalid->Migrate();
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.failure().reason == "InvalidDsn");
+  CHECK(refused.failure().message.find("s3cr3t") == std::string::npos);
+}
+
+// The v1 schema exactly as migration 1 created it (frozen: a released migration is never edited),
+// with one row in each table that v2 changes.
+constexpr const char* kSchemaV1 = R"SQL(
+CREATE TABLE tm_schema_version (
+  version integer PRIMARY KEY,
+  name text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tm_workspaces (
+  name text PRIMARY KEY,
+  source text NOT NULL,
+  revision text NOT NULL,
+  spec_json text NOT NULL,
+  spec_digest text NOT NULL,
+  generation bigint NOT NULL CHECK (generation >= 1),
+  deleting_since timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX tm_workspaces_source ON tm_workspaces (source, name);
+CREATE TABLE tm_workspace_status (
+  name text PRIMARY KEY,
+  observed_generation bigint NOT NULL,
+  phase text NOT NULL,
+  conditions_json text NOT NULL,
+  last_error text NOT NULL,
+  next_retry timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tm_events (
+  id bigserial PRIMARY KEY,
+  workspace text NOT NULL,
+  type text NOT NULL CHECK (type IN ('Normal', 'Warning')),
+  reason text NOT NULL,
+  message text NOT NULL,
+  at timestamptz NOT NULL
+);
+CREATE INDEX tm_events_workspace ON tm_events (workspace, id DESC);
+CREATE TABLE tm_webhook_deliveries (
+  id bigserial PRIMARY KEY,
+  provider text NOT NULL,
+  verdict text NOT NULL,
+  branch text NOT NULL,
+  revision text NOT NULL,
+  received_at timestamptz NOT NULL
+);
+INSERT INTO tm_schema_version (version, name)
+  VALUES (1, 'workspaces, status, events, webhook deliveries');
+INSERT INTO tm_workspaces (name, source, revision, spec_json, spec_digest, generation)
+  VALUES ('old-acme', 'dir', 'r1', '{}', 'digest', 4);
+INSERT INTO tm_workspace_status (name, observed_generation, phase, conditions_json, last_error)
+  VALUES ('old-acme', 4, 'Ready', '[]', '');
+)SQL";
+
+TEST_CASE("a store at schema v1 is upgraded to v2 and keeps its rows") {
+  PgServer& server = PgServer::Shared();
+  const std::string admin = server.Dsn("postgres");
+  (void)QueryValue(admin, "DROP DATABASE IF EXISTS tm_store_v1 WITH (FORCE)");
+  (void)QueryValue(admin, "CREATE DATABASE tm_store_v1");
+  const std::string dsn = server.Dsn("tm_store_v1");
+  Execute(dsn, kSchemaV1);
+
+  auto store = MakeLibpqStore(Secret(dsn));
+  Outcome<Done> migrated = store->Migrate();
+  REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
+  CHECK(QueryValue(dsn,
+                   "SELECT string_agg(version::text, ',' ORDER BY version)"
+                   " FROM tm_schema_version") == "1,2");
+
+  std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
+  REQUIRE(old.has_value());
+  CHECK(old->phase == "Ready");
+  CHECK(old->observed_generation == 4);
+  CHECK(old->revision.empty());
+  CHECK(old->last_runs_json == "[]");
+  std::optional<StoredWorkspace> spec = Must(store->Get("old-acme"));
+  REQUIRE(spec.has_value());
+  CHECK(spec->generation == 4);
+  CHECK(Must(store->ListSourceStatuses()).empty());
+
+  WorkspaceStatus updated = *old;
+  updated.revision = "r2";
+  REQUIRE(store->PutStatus(updated).ok());
+  CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
+  REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "2");
+}
+
+TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
+  auto store = OpenStore();
+  // Byte order: "ls-a" < "ls-a-x" < "ls-ab" ('-' sorts before letters; a locale collation that
+  // ignores punctuation would put "ls-ab" before "ls-a-x").
+  const std::vector<std::string> names = {"ls-ab", "ls-a", "ls-a-x"};
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    WorkspaceStatus status;
+    status.name = names[i];
+    status.observed_generation = static_cast<std::int64_t>(i) + 1;
+    status.phase = "Ready";
+    status.conditions_json = "[]";
+    status.revision = "rev-" + names[i];
+    status.last_runs_json = R"([{"result":")" + names[i] + R"("}])";
+    if (i == 1) status.next_retry_unix = 1900000000;
+    REQUIRE(store->PutStatus(status).ok());
+  }
+  (void)Must(store->GetStatus("ls-a"));  // the store's session is open before counting
+  // The view shows the statements of every database; the extension lives in `postgres`.
+  const std::string stats_dsn = PgServer::Shared().Dsn("postgres");
+  Execute(stats_dsn, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+  testing::ResetStatementStats(stats_dsn);
+  std::vector<WorkspaceStatus> all = Must(store->ListStatuses());
+  long list_calls = 0;
+  for (const auto& stat : testing::ReadStatementStats(stats_dsn)) {
+    if (stat.query.find("tm_workspace_status") != std::string::npos) list_calls += stat.calls;
+  }
+  CHECK(list_calls == 1);
+
+  CHECK(std::to_string(all.size()) ==
+        QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspace_status"));
+  CHECK(std::is_sorted(all.begin(), all.end(),
+                       [](const auto& a, const auto& b) { return a.name < b.name; }));
+  std::vector<WorkspaceStatus> ours;
+  for (const auto& status : all) {
+    if (status.name.rfind("ls-", 0) == 0) ours.push_back(status);
+  }
+  REQUIRE(ours.size() == 3);
+  CHECK(ours[0].name == "ls-a");
+  CHECK(ours[1].name == "ls-a-x");
+  CHECK(ours[2].name == "ls-ab");
+  CHECK(ours[0].observed_generation == 2);
+  CHECK(ours[0].revision == "rev-ls-a");
+  CHECK(ours[0].last_runs_json == R"([{"result":"ls-a"}])");
+  REQUIRE(ours[0].next_retry_unix.has_value());
+  CHECK(*ours[0].next_retry_unix == 1900000000);
+  CHECK_FALSE(ours[1].next_retry_unix.has_value());
+  CHECK(ours[2].observed_generation == 1);
+}
+
+TEST_CASE("source status: put, replace, list ordered by name; survives a restart") {
+  auto store = OpenStore();
+  SourceStatus git;
+  git.name = "src-git";
+  git.kind = "git";
+  git.revision = "abc123";
+  git.ready = true;
+  git.reason = "Synced";
+  git.message = "fetched branch main";
+  git.last_sync_unix = 1700000000;
+  git.last_attempt_unix = 1700000005;
+  SourceStatus dir;
+  dir.name = "src-dir";
+  dir.kind = "directory";
+  dir.ready = false;
+  dir.reason = "InvalidManifests";
+  dir.message = "parse /srv/manifests/acme.yaml: line 3";
+  dir.last_attempt_unix = 1700000010;  // never synced: last_sync_unix stays 0
+  REQUIRE(store->PutSourceStatus(git).ok());
+  REQUIRE(store->PutSourceStatus(dir).ok());
+
+  auto ours = [](std::vector<SourceStatus> all) {
+    std::vector<SourceStatus> out;
+    for (auto& status : all) {
+      if (status.name.rfind("src-", 0) == 0) out.push_back(std::move(status));
+    }
+    return out;
+  };
+  std::vector<SourceStatus> listed = ours(Must(store->ListSourceStatuses()));
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].name == "src-dir");
+  CHECK(listed[0].kind == "directory");
+  CHECK(listed[0].revision.empty());
+  CHECK_FALSE(listed[0].ready);
+  CHECK(listed[0].reason == "InvalidManifests");
+  CHECK(listed[0].message == dir.message);
+  CHECK(listed[0].last_sync_unix == 0);
+  CHECK(listed[0].last_attempt_unix == 1700000010);
+  CHECK(listed[1].name == "src-git");
+  CHECK(listed[1].kind == "git");
+  CHECK(listed[1].revision == "abc123");
+  CHECK(listed[1].ready);
+  CHECK(listed[1].reason == "Synced");
+  CHECK(listed[1].message == git.message);
+  CHECK(listed[1].last_sync_unix == 1700000000);
+  CHECK(listed[1].last_attempt_unix == 1700000005);
+
+  // Replace: a failed fetch keeps nothing of the previous row that it did not say.
+  git.ready = false;
+  git.reason = "FetchFailed";
+  git.message = "fetch origin: timed out after 60 s";
+  git.last_sync_unix = 0;
+  git.last_attempt_unix = 1700000100;
+  REQUIRE(store->PutSourceStatus(git).ok());
+  listed = ours(Must(OpenStore()->ListSourceStatuses()));
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[1].name == "src-git");
+  CHECK_FALSE(listed[1].ready);
+  CHECK(listed[1].reason == "FetchFailed");
+  CHECK(listed[1].message == git.message);
+  CHECK(listed[1].revision == "abc123");
+  CHECK(listed[1].last_sync_unix == 0);
+  CHECK(listed[1].last_attempt_unix == 1700000100);
+}
+
+// --- leader lock ------------------------------------------------------------------------------
+
+/// The backend pid holding the leader lock in the tenant_master database, or `<none>`.
+std::string LeaderPid() {
+  return QueryValue(PgServer::Shared().Dsn("postgres"),
+                    "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE l.locktype = 'advisory' AND l.classid = $1::oid AND l.objid = 1"
+                    " AND l.objsubid = 2 AND l.granted"
+                    " AND l.database = (SELECT oid FROM pg_database WHERE datname = $2)"
+                    " AND a.application_name = 'tenant-master-leader'",
+                    {std::to_string(kLeaderLockClass), "tenant_master"});
+}
+
+template <class Condition>
+bool Eventually(Condition condition, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return condition();
+}
+
+TEST_CASE("leader lock: one holder; a standby takes over when the holder's session ends") {
+  (void)OpenStore();
+  auto first = MakeLibpqLeaderLock(Secret(StoreDsn()));
+  auto second = MakeLibpqLeaderLock(Secret(StoreDsn()));
+  CHECK_FALSE(Must(first->StillHeld()));  // never taken
+  REQUIRE(Must(first->TryAcquire()));
+  CHECK_FALSE(Must(second->TryAcquire()));
+  CHECK(Must(first->StillHeld()));
+  CHECK_FALSE(Must(second->StillHeld()));
+  CHECK(Must(first->TryAcquire()));  // again: still ours
+  const std::string holder = LeaderPid();
+  REQUIRE(holder != "<none>");
+
+  // A standby starting meanwhile can still migrate: the migration lock is another key. The
+  // lock_timeout turns a collision into a failure instead of a hang.
+  auto standby_store = MakeLibpqStore(Secret(StoreDsn() + " options='-c lock_timeout=3000'"));
+  Outcome<Done> migrated = standby_store->Migrate();
+  CHECK_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
+
+  // A standby whose own session broke reconnects within TryAcquire and answers honestly for
+  // the new session: the lock is still the holder's.
+  const std::string admin = PgServer::Shared().Dsn("postgres");
+  CHECK(QueryValue(admin,
+                   "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                   " WHERE application_name = 'tenant-master-leader' AND datname = 'tenant_master'"
+                   " AND pid <> $1::int",
+                   {holder}) == "1");
+  REQUIRE(Eventually(
+      [&] {
+        return QueryValue(admin,
+                          "SELECT count(*) FROM pg_stat_activity"
+                          " WHERE application_name = 'tenant-master-leader'") == "1";
+      },
+      std::chrono::seconds(5)));
+  Outcome<bool> standby = second->TryAcquire();
+  REQUIRE_MESSAGE(standby.ok(), (standby.ok() ? "" : standby.failure().message));
+  CHECK_FALSE(*standby);
+  CHECK(LeaderPid() == holder);
+
+  // The holder's session ends (as when its host dies): only that backend is terminated.
+  CHECK(QueryValue(admin, "SELECT pg_terminate_backend($1::int)", {holder}) == "t");
+  CHECK(Eventually([&] { return Must(second->TryAcquire()); }, std::chrono::seconds(5)));
+  CHECK_FALSE(Must(first->StillHeld()));  // lost, and said so without a failure
+  CHECK(LeaderPid() != holder);
+  // The first reconnects and tries honestly: a new session does not hold the lock.
+  CHECK_FALSE(Must(first->TryAcquire()));
+  CHECK(Must(second->StillHeld()));
+
+  // Release hands over at once.
+  second->Release();
+  second->Release();  // idempotent
+  CHECK_FALSE(Must(second->StillHeld()));
+  CHECK(Must(first->TryAcquire()));
+  CHECK(Must(first->StillHeld()));
+  first->Release();
+  CHECK(LeaderPid() == "<none>");
+  CHECK(Must(second->TryAcquire()));
+  second->Release();
+}
+
+TEST_CASE("leader lock: creates the store database when missing; failures never show the DSN") {
+  PgServer& server = PgServer::Shared();
+  const std::string admin = server.Dsn("postgres");
+  (void)QueryValue(admin, "DROP DATABASE IF EXISTS tm_leader_db WITH (FORCE)");
+  auto lock = MakeLibpqLeaderLock(Secret(server.Dsn("tm_leader_db")));
+  REQUIRE(Must(lock->TryAcquire()));
+  CHECK(QueryValue(admin, "SELECT count(*) FROM pg_database WHERE datname = 'tm_leader_db'") ==
+        "1");
+  CHECK(QueryValue(admin,
+                   "SELECT count(*) FROM pg_stat_activity WHERE datname = 'tm_leader_db'"
+                   " AND application_name = 'tenant-master-leader'") == "1");
+  lock->Release();
+
+  const std::string password = "wrong-" + server.password();
+  auto denied = MakeLibpqLeaderLock(Secret(server.DsnAs("postgres", password, "tenant_master")));
+  Outcome<bool> refused = denied->TryAcquire();
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.failure().kind == FailureKind::kTransient);
+  CHECK(refused.failure().reason == "AuthenticationFailed");
+  CHECK(refused.failure().message.find(password) == std::string::npos);
+  CHECK(refused.failure().message.find("port=") == std::string::npos);
+  CHECK(refused.failure().message.find("leader lock") != std::string::npos);
+  CHECK_FALSE(Must(denied->StillHeld()));
+  denied->Release();
+}
+
+// --- the store's DSN from a cluster DSN -------------------------------------------------------
+
+/// A conninfo value in single quotes, `\` and `'` escaped (libpq's rules).
+std::string Quoted(const std::string& value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\\' || c == '\'') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "'";
+}
+
+/// `user@database` of a session opened with `dsn`.
+std::string WhoAndWhere(const Secret& dsn) {
+  return QueryValue(dsn.Reveal(), "SELECT current_user || '@' || current_database()");
+}
+
+TEST_CASE("StoreDsnFromClusterDsn: the same server and credentials, database tenant_master") {
+  (void)OpenStore();  // tenant_master exists
+  PgServer& server = PgServer::Shared();
+  const std::string port = std::to_string(server.port());
+
+  SUBCASE("conninfo") {
+    Secret dsn = Must(StoreDsnFromClusterDsn(Secret(server.Dsn("postgres"))));
+    CHECK(WhoAndWhere(dsn) == "postgres@tenant_master");
+  }
+  SUBCASE("URI with a database") {
+    Secret dsn = Must(
+        StoreDsnFromClusterDsn(Secret("postgresql://postgres:" + PercentEncode(server.password()) +
+                                      "@127.0.0.1:" + port + "/postgres?connect_timeout=5")));
+    CHECK(WhoAndWhere(dsn) == "postgres@tenant_master");
+  }
+  SUBCASE("URI without a database") {
+    Secret dsn = Must(StoreDsnFromClusterDsn(
+        Secret("postgres://postgres:" + server.password() + "@127.0.0.1:" + port)));
+    CHECK(WhoAndWhere(dsn) == "postgres@tenant_master");
+  }
+  SUBCASE("a password with quotes, backslashes and spaces survives") {
+    const std::string password = R"(it's a \back\slash "pw" \' end\)";
+    const std::string admin = server.Dsn("postgres");
+    (void)QueryValue(admin, "DROP ROLE IF EXISTS tm_quote");
+    std::string literal;
+    for (char c : password) literal += c == '\'' ? std::string("''") : std::string(1, c);
+    Execute(admin, "CREATE ROLE tm_quote LOGIN PASSWORD '" + literal + "'");
+    Secret from_conninfo = Must(StoreDsnFromClusterDsn(
+        Secret("host=127.0.0.1 port=" + port + " user=tm_quote password=" + Quoted(password) +
+               " dbname=postgres connect_timeout=5")));
+    CHECK(WhoAndWhere(from_conninfo) == "tm_quote@tenant_master");
+    Secret from_uri =
+        Must(StoreDsnFromClusterDsn(Secret("postgresql://tm_quote:" + PercentEncode(password) +
+                                           "@127.0.0.1:" + port + "/postgres?connect_timeout=5")));
+    CHECK(WhoAndWhere(from_uri) == "tm_quote@tenant_master");
+  }
+  SUBCASE("malformed: InvalidConfig, and the message shows no part of the DSN") {
+    for (const std::string bad :
+         {"host=127.0.0.1 password=s3cr3t = broken", "postgresql://user:s3cr3t@[::1:5432/db",
+          "postgresql://user:s3cr3t@host/db?nosuchoption=1"}) {
+      CAPTURE(bad);
+      Outcome<Secret> refused = StoreDsnFromClusterDsn(Secret(bad));
+      REQUIRE_FALSE(refused.ok());
+      CHECK(refused.failure().kind == FailureKind::kStalled);
+      CHECK(refused.failure().reason == "InvalidConfig");
+      CHECK(refused.failure().message.find("s3cr3t") == std::string::npos);
+      CHECK(refused.failure().message.find("user") == std::string::npos);
+      CHECK(refused.failure().message.find("DSN") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("a server restart is survived: the next call reconnects") {
+  auto store = OpenStore();
+  Must(store->UpsertSpec("restart-acme", "dir", "r1", "{}"));
+  PgServer::Shared().Restart();
+  std::optional<StoredWorkspace> got = Must(store->Get("restart-acme"));
+  REQUIRE(got.has_value());
+  CHECK(got->revision == "r1");
+}
+
+TEST_CASE("leader lock: a server restart ends the hold; StillHeld says so without a failure") {
+  (void)OpenStore();
+  auto lock = MakeLibpqLeaderLock(Secret(StoreDsn()));
+  REQUIRE(Must(lock->TryAcquire()));
+  PgServer::Shared().Restart();
+  Outcome<bool> held = lock->StillHeld();
+  REQUIRE_MESSAGE(held.ok(), (held.ok() ? "" : held.failure().message));
+  CHECK_FALSE(*held);
+  CHECK(Must(lock->TryAcquire()));  // a new session, and the lock is free again
+  CHECK(Must(lock->StillHeld()));
+  lock->Release();
+}
+
+}  // namespace
+}  // namespace tmaster::controller
