@@ -1,4 +1,4 @@
-# tm_warnings: the warning set every target of ours links (STYLE.md, Build).
+# tm_warnings: the warning set every target of ours links (docs/architecture.md#build).
 add_library(tm_warnings INTERFACE)
 target_compile_options(tm_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion -Wnon-virtual-dtor

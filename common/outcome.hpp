@@ -8,7 +8,8 @@
 
 namespace tmaster {
 
-/// How a failed step should be treated by the controller (STYLE.md, Flux's error kinds).
+/// How a failed step should be treated by the controller, after Flux's error kinds
+/// (docs/architecture.md#the-reconcile-contract).
 enum class FailureKind {
   kTransient,  ///< back off and retry (network, server restarting, lock held)
   kWaiting,    ///< retry after a known delay (something else must finish first)

@@ -1,8 +1,9 @@
 #pragma once
 
-// RAII owners of libpq's C handles (STYLE.md: every C handle in a unique_ptr with a deleter),
-// shared by the libpq adapters (the PostgreSQL reconciler, the store) and the test support.
-// Header-only; include it only from targets that link libpq.
+// RAII owners of libpq's C handles (every C handle in a unique_ptr with a deleter:
+// docs/architecture.md#interfaces-adapters-and-fakes), shared by the libpq adapters (the PostgreSQL
+// reconciler, the store) and the test support. Header-only; include it only from targets that link
+// libpq.
 
 #include <libpq-fe.h>
 

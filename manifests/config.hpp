@@ -86,7 +86,8 @@ struct ReconcileConfig {
   int max_deletions_per_sync = 3;
 };
 
-/// The operator config (DESIGN §8). Paths are already resolved against the config file's folder.
+/// The operator config (README.md#config-reference). Paths are already resolved against the
+/// config file's folder.
 struct Config {
   std::filesystem::path file;
   std::string base_domain;

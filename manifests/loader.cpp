@@ -58,7 +58,7 @@ const std::set<std::string>& ReservedRoles() {
   return names;
 }
 
-// Variables the operator itself sends to a dedicated stack (DESIGN §6).
+// Variables the operator itself sends to a dedicated stack (docs/stacks.md#name-and-env).
 bool IsOperatorVariable(const std::string& name) {
   return name.rfind("TM_", 0) == 0 || name.rfind("DB_", 0) == 0 || name == "DATABASE_URL";
 }
@@ -223,8 +223,9 @@ class Loader {
     }
   }
 
-  // A document that does not parse: an error, and, when a line scan finds it is a Workspace
-  // with a usable name, a rejected workspace, so its last good spec is kept (DESIGN §4).
+  // A document that does not parse: an error, and, when a line scan finds it is a Workspace with a
+  // usable name, a rejected workspace, so its last good spec is kept
+  // (docs/architecture.md#manifests).
   void AddBroken(std::size_t file_index, Diagnostic error,
                  const detail::ParsedText::Salvage& salvage) {
     Emit(file_index, error);
@@ -358,7 +359,7 @@ class Loader {
   void AddDocument(const Source& source) {
     const YAML::Node& root = source.root;
     // Not a mapping, or no apiVersion and kind: a compose template or other YAML kept beside
-    // the manifests (DESIGN §4).
+    // the manifests (docs/architecture.md#manifests).
     if (!root.IsMap()) return;
     const YAML::Node api = Child(root, "apiVersion");
     const YAML::Node kind = Child(root, "kind");
@@ -534,7 +535,7 @@ class Loader {
     workspaces_.push_back(std::move(entry));
   }
 
-  // Reads a document the schema accepted, applying the defaults of DESIGN §4.
+  // Reads a document the schema accepted, applying the defaults (README.md#manifest-reference).
   static void Convert(WorkspaceEntry& entry) {
     const Source& source = entry.source;
     const YAML::Node metadata = Child(source.root, "metadata");
@@ -683,8 +684,8 @@ class Loader {
     entry.conflicts.push_back(std::move(error));
   }
 
-  // Two documents of one name: both stall, neither is reconciled (DESIGN §4). Invalid
-  // documents count too: their name is still claimed.
+  // Two documents of one name: both stall, neither is reconciled (docs/architecture.md#manifests).
+  // Invalid documents count too: their name is still claimed.
   void CheckUniqueNames() {
     std::map<std::string, std::vector<WorkspaceEntry*>> by_name;
     for (WorkspaceEntry& entry : workspaces_) by_name[entry.workspace.name].push_back(&entry);

@@ -20,7 +20,8 @@ std::shared_ptr<ParseCache> MakeParseCache();
 
 /// What validation needs to know beyond the documents themselves.
 struct LoadOptions {
-  /// Subdomains no workspace may use (DESIGN §4). Empty means the built-in default list.
+  /// Subdomains no workspace may use (docs/architecture.md#manifests). Empty means the built-in
+  /// default list.
   std::vector<std::string> reserved_subdomains;
   /// Cluster names from the operator config; nullopt (offline validation) skips the check.
   std::optional<std::set<std::string>> known_clusters;

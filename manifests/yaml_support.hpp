@@ -1,6 +1,6 @@
 #pragma once
 // Internal to manifests/: includes yaml-cpp, so only .cpp files of this folder include it
-// (STYLE.md: heavy headers stay out of widely included headers).
+// (heavy headers stay out of widely included headers: docs/architecture.md#build).
 
 #include <yaml-cpp/yaml.h>
 
