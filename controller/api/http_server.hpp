@@ -1,8 +1,8 @@
 #pragma once
 
-// The controller's HTTP endpoint (DESIGN §8, issue 3 items 3 and 8): health, readiness, metrics,
-// the read-only status API and the Git webhook. cpp-httplib stays inside http_server.cpp; this
-// header is all a main needs.
+// The controller's HTTP endpoint (docs/architecture.md#interfaces, issue 3 items 3 and 8): health,
+// readiness, metrics, the read-only status API and the Git webhook. cpp-httplib stays inside
+// http_server.cpp; this header is all a main needs.
 //
 // Routes (JSON unless said otherwise; unknown path 404 and wrong method 405, both JSON):
 //   GET  /healthz                     200 `ok` (text/plain) while the process serves

@@ -1,8 +1,8 @@
 #pragma once
 
-// JSON bodies of the status API (DESIGN §8, §9): workspaces in manifest shape with `status`
-// added, events, sources, errors. Pure: the HTTP server (controller/api/http_server.cpp) and tests
-// call these; Boost.JSON stays inside status_json.cpp.
+// JSON bodies of the status API (docs/architecture.md#status-and-events): workspaces in manifest
+// shape with `status` added, events, sources, errors. Pure: the HTTP server
+// (controller/api/http_server.cpp) and tests call these; Boost.JSON stays inside status_json.cpp.
 
 #include <cstdint>
 #include <string>

@@ -1,6 +1,7 @@
 #pragma once
 
-// Verification of `POST /hooks/git` deliveries (DESIGN §8, issue 3 item 3). Pure: no I/O, no
+// Verification of `POST /hooks/git` deliveries
+// (docs/architecture.md#from-a-commit-to-a-ready-workspace, issue 3 item 3). Pure: no I/O, no
 // clock; the HTTP server hands over the request and stores/counts the result it gets back.
 
 #include <cstddef>

@@ -1,9 +1,9 @@
 #pragma once
 
-// Workspaces as JSON in manifest shape (DESIGN §8): what the store keeps as a workspace's last
-// valid spec, what the API returns (with status added), and what deletion reads back. Defaults
-// are resolved, so two manifests that mean the same thing have the same JSON and the same
-// digest, and a reformatted file does not bump the generation.
+// Workspaces as JSON in manifest shape (docs/architecture.md#interfaces): what the store keeps as a
+// workspace's last valid spec, what the API returns (with status added), and what deletion reads
+// back. Defaults are resolved, so two manifests that mean the same thing have the same JSON and the
+// same digest, and a reformatted file does not bump the generation.
 
 #include <optional>
 #include <string>
@@ -19,8 +19,9 @@ namespace tmaster::controller {
 /// fixed order, defaults filled in. Holds no secret (manifests cannot carry one).
 std::string WorkspaceToJson(const manifests::Workspace& workspace);
 
-/// What deleting a workspace needs from its last stored spec (DESIGN §7: the reclaim policy runs
-/// from the stored spec, never from a manifest that is gone).
+/// What deleting a workspace needs from its last stored spec
+/// (docs/architecture.md#deletion-and-the-guard: the reclaim policy runs from the stored spec,
+/// never from a manifest that is gone).
 struct ReclaimSpec {
   std::string workspace;
   std::string cluster;

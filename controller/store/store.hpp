@@ -1,8 +1,8 @@
 #pragma once
 
-// The store (DESIGN §1, §7, §9; issue 3 item 1): the operator's own control database. It holds
-// each workspace's last valid spec with a generation, the source and revision it came from, the
-// workspace status, events and webhook deliveries, so all of them survive restarts.
+// The store (docs/architecture.md#words; issue 3 item 1): the operator's own control database. It
+// holds each workspace's last valid spec with a generation, the source and revision it came from,
+// the workspace status, events and webhook deliveries, so all of them survive restarts.
 //
 // Pure interface and value types: no libpq here. The PostgreSQL adapter is
 // controller/store/store_libpq.hpp (MakeLibpqStore); only mains and integration tests know it.
@@ -34,7 +34,8 @@ struct StoredWorkspace {
   std::optional<std::string> deleting_since;
 };
 
-/// What the controller last observed and decided for one workspace (DESIGN §9).
+/// What the controller last observed and decided for one workspace
+/// (docs/architecture.md#status-and-events).
 struct WorkspaceStatus {
   std::string name;
   std::int64_t observed_generation = 0;
@@ -134,9 +135,9 @@ class Store {
   virtual Outcome<std::vector<WebhookDelivery>> ListDeliveries(std::int64_t limit) = 0;
 };
 
-/// Leader election (DESIGN §7): a session-level PostgreSQL advisory lock held on a connection of
-/// its own. The lock lives exactly as long as that session: when the leader dies or its
-/// connection breaks, the server releases it and a standby's TryAcquire succeeds.
+/// Leader election (docs/architecture.md#leader-election): a session-level PostgreSQL advisory lock
+/// held on a connection of its own. The lock lives exactly as long as that session: when the leader
+/// dies or its connection breaks, the server releases it and a standby's TryAcquire succeeds.
 class LeaderLock {
  public:
   virtual ~LeaderLock() = default;

@@ -32,9 +32,10 @@ inline constexpr int kLeaderLockClass = 29805;
 /// noticed within seconds.
 std::unique_ptr<LeaderLock> MakeLibpqLeaderLock(Secret dsn);
 
-/// The store DSN derived from a cluster DSN (DESIGN §8 `store.dsnEnv` default): the same
-/// server and credentials with `dbname=tenant_master`. Works for conninfo strings and URIs;
-/// a malformed DSN is a Stalled `InvalidConfig` failure whose message does not contain the DSN.
+/// The store DSN derived from a cluster DSN (the `store.dsnEnv` default,
+/// README.md#config-reference): the same server and credentials with `dbname=tenant_master`. Works
+/// for conninfo strings and URIs; a malformed DSN is a Stalled `InvalidConfig` failure whose
+/// message does not contain the DSN.
 Outcome<Secret> StoreDsnFromClusterDsn(const Secret& cluster_dsn);
 
 }  // namespace tmaster::controller

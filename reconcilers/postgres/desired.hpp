@@ -11,7 +11,8 @@
 
 namespace tmaster::postgres {
 
-/// `base64url(HMAC-SHA256(masterKey, "postgres/<cluster>/<role>/<rotation>"))` (DESIGN §5).
+/// `base64url(HMAC-SHA256(masterKey, "postgres/<cluster>/<role>/<rotation>"))`
+/// (docs/architecture.md#postgresql-what-converged-means).
 Secret DerivePassword(const Secret& master_key, const std::string& cluster,
                       const std::string& role, int rotation);
 

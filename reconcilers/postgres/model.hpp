@@ -13,8 +13,9 @@
 
 namespace tmaster::postgres {
 
-/// What one workspace needs on its cluster (DESIGN §5). Built from the manifests by
-/// `BuildDesired` (desired.hpp); holds the derived password as a Secret.
+/// What one workspace needs on its cluster (docs/architecture.md#postgresql-what-converged-means).
+/// Built from the manifests by `BuildDesired` (desired.hpp); holds the derived password as a
+/// Secret.
 struct DesiredTenant {
   std::string workspace;
   std::string cluster;

@@ -10,9 +10,10 @@
 #include "reconcilers/postgres/desired.hpp"
 #include "reconcilers/postgres/model.hpp"
 
-// MakePlan: the pure step between Observe and Apply. The order of the actions is the contract of
-// the design (DESIGN §5): role, its password, sessions, database, its marker, PUBLIC grants, then
-// the in-database steps and finally the marker that records what they reached.
+// MakePlan: the pure step between Observe and Apply. The order of the actions is part of what
+// converged means (docs/architecture.md#postgresql-what-converged-means): role, its password,
+// sessions, database, its marker, PUBLIC grants, then the in-database steps and finally the marker
+// that records what they reached.
 namespace tmaster::postgres {
 namespace {
 

@@ -264,7 +264,8 @@ Target ParseDsn(const std::string& dsn) {
     if (keyword == "password") target.password = option->val;
   }
   if (target.host.empty()) target.host = hostaddr;
-  // Admin sessions go to the DSN's database, never to a template (DESIGN §5).
+  // Admin sessions go to the DSN's database, never to a template
+  // (docs/architecture.md#postgresql-what-converged-means).
   target.admin_dbname =
       dbname.empty() || dbname == "template0" || dbname == "template1" ? "postgres" : dbname;
   return target;
@@ -447,9 +448,10 @@ class Sql {
   std::optional<Failure> error_;
 };
 
-/// The role attributes every tenant role has (DESIGN §5). SUPERUSER, REPLICATION and BYPASSRLS
-/// can only be named by a superuser in ALTER ROLE (PostgreSQL 15 refuses even their NO form), so
-/// a non-superuser operator leaves them out: it could not have granted them either.
+/// The role attributes every tenant role has
+/// (docs/architecture.md#postgresql-what-converged-means). SUPERUSER, REPLICATION and BYPASSRLS can
+/// only be named by a superuser in ALTER ROLE (PostgreSQL 15 refuses even their NO form), so a
+/// non-superuser operator leaves them out: it could not have granted them either.
 void RenderRoleAttributes(Sql& sql, bool login, int connection_limit, bool all) {
   sql.Raw(login ? " LOGIN" : " NOLOGIN");
   if (all) sql.Raw(" NOSUPERUSER");

@@ -19,7 +19,8 @@ struct LibpqOptions {
   std::chrono::seconds connect_timeout{10};
 };
 
-/// The libpq adapter of `PostgresGateway` for one cluster (DESIGN §5). Thread-safe.
+/// The libpq adapter of `PostgresGateway` for one cluster
+/// (docs/architecture.md#postgresql-what-converged-means). Thread-safe.
 ///
 /// Admin connections go to the DSN's database (`postgres` when the DSN names none or names a
 /// template database). `Observe` is one catalog query on one pooled connection; `Apply` renders

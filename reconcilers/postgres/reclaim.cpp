@@ -7,8 +7,9 @@
 
 #include "reconcilers/postgres/model.hpp"
 
-// MakeReclaimPlan: what removing a workspace does to its database and role (DESIGN §5, issue 3
-// item 6). Pure, like MakePlan; the daemon observes, plans and applies it the same way.
+// MakeReclaimPlan: what removing a workspace does to its database and role
+// (docs/architecture.md#postgresql-what-converged-means, issue 3 item 6). Pure, like MakePlan; the
+// daemon observes, plans and applies it the same way.
 namespace tmaster::postgres {
 namespace {
 

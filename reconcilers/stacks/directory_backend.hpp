@@ -7,8 +7,8 @@
 
 namespace tmaster::stacks {
 
-/// The `directory` stack backend (DESIGN §6), for machines without Portainer. Each stack is a
-/// folder `<dir>/<workspace>/` (mode 0700) holding
+/// The `directory` stack backend (docs/stacks.md#directory-backend), for machines without
+/// Portainer. Each stack is a folder `<dir>/<workspace>/` (mode 0700) holding
 ///  - `docker-compose.yml`: the rendered file (mode 0600);
 ///  - `stack.env`: the Env as `NAME=VALUE` lines (mode 0600 from creation: it holds the
 ///    database password);

@@ -25,8 +25,8 @@ std::string Where(int id, int endpoint) {
   return out;
 }
 
-// Env is described by its size only: the names are fixed by DESIGN §6 plus the spec's, and the
-// values may be secrets.
+// Env is described by its size only: the names are the fixed ones of docs/stacks.md#name-and-env
+// plus the spec's, and the values may be secrets.
 std::string EnvSummary(const DesiredStack& stack) {
   return std::to_string(stack.env.size()) + " variables";
 }

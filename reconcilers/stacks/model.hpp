@@ -24,7 +24,7 @@ struct EnvVar {
   }
 };
 
-/// What one dedicated workspace needs on its endpoint (DESIGN §6).
+/// What one dedicated workspace needs on its endpoint (docs/architecture.md#dedicated-stacks).
 struct DesiredStack {
   std::string workspace;
   std::string name;  ///< `tm-<workspace>`

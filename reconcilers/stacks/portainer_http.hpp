@@ -1,7 +1,8 @@
 #pragma once
 
-// The Portainer CE adapter of StackGateway (../shared/contracts/portainer-api.md, DESIGN §6).
-// cpp-httplib and Boost.JSON stay in portainer_http.cpp: this header includes neither.
+// The Portainer CE adapter of StackGateway (docs/portainer-api.md,
+// docs/architecture.md#dedicated-stacks). cpp-httplib and Boost.JSON stay in portainer_http.cpp:
+// this header includes neither.
 
 #include <chrono>
 #include <cstdint>

@@ -47,11 +47,11 @@ bool IsSecretEnvName(std::string_view name);
 /// socket-path host) percent-encoded (RFC 3986 unreserved characters stay as they are).
 Secret DatabaseUrl(const DbConnection& db);
 
-/// The complete Env of a stack, sorted by name: TM_*, DB_*, DATABASE_URL (DESIGN §6, plus
-/// TM_EDGE_NETWORK and TM_CERT_RESOLVER) and `extra` (spec.dedicated.env). Stalled
-/// `InvalidStackEnv` when a value holds a newline, carriage return or NUL (an env file cannot
-/// carry it), when a name is not `[A-Za-z_][A-Za-z0-9_]*`, or when `extra` redefines one of
-/// the operator's names. Messages name the variable, never its value.
+/// The complete Env of a stack, sorted by name: TM_*, DB_*, DATABASE_URL
+/// (docs/stacks.md#name-and-env) and `extra` (spec.dedicated.env). Stalled `InvalidStackEnv` when a
+/// value holds a newline, carriage return or NUL (an env file cannot carry it), when a name is not
+/// `[A-Za-z_][A-Za-z0-9_]*`, or when `extra` redefines one of the operator's names. Messages name
+/// the variable, never its value.
 Outcome<std::vector<EnvVar>> BuildStackEnv(const RenderInputs& inputs, const DbConnection& db,
                                            const std::map<std::string, std::string>& extra);
 

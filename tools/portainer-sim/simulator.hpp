@@ -1,6 +1,6 @@
 #pragma once
 
-// The Portainer CE API as the simulator answers it (../shared/contracts/portainer-api.md):
+// The Portainer CE API as the simulator answers it (docs/portainer-api.md):
 // routing (gorilla/mux 404/405), authentication, every handler in Portainer's check order, the
 // request log and counters, injected faults, and the `/__sim/` control plane. Transport-free:
 // an ApiRequest in, an ApiResponse out, so the whole API is testable without sockets;
