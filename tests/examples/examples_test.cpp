@@ -1,4 +1,4 @@
-// Every file in examples/ parses, validates and plans (STYLE.md, Tests).
+// Every file in examples/ parses, validates and plans (docs/architecture.md#tests).
 #include <doctest/doctest.h>
 
 #include <algorithm>

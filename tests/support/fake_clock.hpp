@@ -1,8 +1,8 @@
 #pragma once
 
-// FakeClock and FakeRandom: time that moves only when a test says so, and "random" numbers a
-// test chooses (STYLE.md: fakes stay small). Both are thread-safe, so a test may drive them
-// while another thread waits in the queue.
+// FakeClock and FakeRandom: time that moves only when a test says so, and "random" numbers a test
+// chooses (fakes stay small: docs/architecture.md#interfaces-adapters-and-fakes). Both are
+// thread-safe, so a test may drive them while another thread waits in the queue.
 
 #include <chrono>
 #include <cstddef>

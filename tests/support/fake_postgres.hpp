@@ -1,12 +1,12 @@
 #pragma once
 
-// FakePostgres: an in-memory PostgresGateway for the pure tests (STYLE.md: fakes stay small).
-// It keeps the one thing the catalog query would return (an ObservedCluster) plus what only a
-// connection to a tenant database sees (extensions, recorded migrations), and Apply changes them
-// the way the real server would: CREATE ROLE stores a real SCRAM verifier with a random salt,
-// CREATE DATABASE grants CONNECT and TEMPORARY to PUBLIC, a migration runs only as a role that
-// can log in with the right password, and so on. Tests change the state directly to simulate
-// drift, and can make the N-th Apply call fail.
+// FakePostgres: an in-memory PostgresGateway for the pure tests (fakes stay small:
+// docs/architecture.md#interfaces-adapters-and-fakes). It keeps the one thing the catalog query
+// would return (an ObservedCluster) plus what only a connection to a tenant database sees
+// (extensions, recorded migrations), and Apply changes them the way the real server would: CREATE
+// ROLE stores a real SCRAM verifier with a random salt, CREATE DATABASE grants CONNECT and
+// TEMPORARY to PUBLIC, a migration runs only as a role that can log in with the right password, and
+// so on. Tests change the state directly to simulate drift, and can make the N-th Apply call fail.
 
 #include <functional>
 #include <map>

@@ -1,12 +1,13 @@
 #pragma once
 
-// FakeStacks: an in-memory StackGateway for the pure tests (STYLE.md: fakes stay small). Stacks
-// by id; ids from one monotonic sequence, never reused; every write (create, update, a drift
-// helper that edits the file or Env) ticks UpdateDate, start/stop do not (as Portainer). An
-// update deploys, so it leaves the stack active; a create honours `active` (the Portainer
-// adapter stops right after creating). A create that finds a stack of that name on the endpoint
-// adopts it only when it carries our marker, else it is Stalled `StackConflict`. Tests change
-// the state directly to simulate drift and can make the N-th call (of any kind) fail.
+// FakeStacks: an in-memory StackGateway for the pure tests (fakes stay small:
+// docs/architecture.md#interfaces-adapters-and-fakes). Stacks by id; ids from one monotonic
+// sequence, never reused; every write (create, update, a drift helper that edits the file or Env)
+// ticks UpdateDate, start/stop do not (as Portainer). An update deploys, so it leaves the stack
+// active; a create honours `active` (the Portainer adapter stops right after creating). A create
+// that finds a stack of that name on the endpoint adopts it only when it carries our marker, else
+// it is Stalled `StackConflict`. Tests change the state directly to simulate drift and can make the
+// N-th call (of any kind) fail.
 
 #include <cstdint>
 #include <map>

@@ -1,11 +1,11 @@
 #pragma once
 
-// PgServer: a private PostgreSQL 15 for one integration-test binary (STYLE.md: real-Postgres
-// integration tests beside the fakes). initdb into a fresh folder under /tmp, a free TCP port on
-// 127.0.0.1, SCRAM for TCP logins, pg_stat_statements loaded so tests can count what was sent.
-// As root, initdb and pg_ctl run as the `postgres` user (runuser); children are spawned with an
-// argument vector, never a shell. A watchdog process stops the server and removes the folder
-// even when the test binary is killed or crashes.
+// PgServer: a private PostgreSQL 15 for one integration-test binary (real-PostgreSQL integration
+// tests beside the fakes: docs/architecture.md#interfaces-adapters-and-fakes). initdb into a fresh
+// folder under /tmp, a free TCP port on 127.0.0.1, SCRAM for TCP logins, pg_stat_statements loaded
+// so tests can count what was sent. As root, initdb and pg_ctl run as the `postgres` user
+// (runuser); children are spawned with an argument vector, never a shell. A watchdog process stops
+// the server and removes the folder even when the test binary is killed or crashes.
 
 #include <sys/types.h>
 

@@ -1,5 +1,5 @@
 // Simulator conformance: the built portainer-sim binary, driven over HTTP, answers with the exact
-// status codes and bodies ../shared/contracts/portainer-api.md documents. One simulator process
+// status codes and bodies docs/portainer-api.md documents. One simulator process
 // for the binary; every test case starts from POST /__sim/reset.
 #include <doctest/doctest.h>
 #include <httplib.h>

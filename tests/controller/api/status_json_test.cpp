@@ -1,5 +1,6 @@
-// JSON bodies of the status API (DESIGN §8, §9): the workspace object shape, lists, events,
-// sources, label selectors. Pure: strings in, parsed JSON checked field by field.
+// JSON bodies of the status API (docs/architecture.md#status-and-events): the workspace object
+// shape, lists, events, sources, label selectors. Pure: strings in, parsed JSON checked field by
+// field.
 #include <doctest/doctest.h>
 
 #include <boost/json.hpp>

@@ -1,4 +1,5 @@
-// The Prometheus registry (DESIGN §10): families, counters, histogram, escaping, rendering.
+// The Prometheus registry (docs/architecture.md#metrics): families, counters, histogram, escaping,
+// rendering.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -233,7 +234,7 @@ TEST_CASE("Metrics: two renders of the same state are identical, and the order i
   const std::string text = metrics.Render();
   CHECK(text == metrics.Render());
   CHECK(text.find("{source=\"alpha\"}") < text.find("{source=\"zeta\"}"));
-  // Families in the DESIGN §10 order.
+  // Families in the order of docs/architecture.md#metrics.
   std::size_t previous = 0;
   for (const char* family : kFamilies) {
     CAPTURE(family);

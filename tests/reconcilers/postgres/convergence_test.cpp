@@ -1,7 +1,7 @@
-// The convergence property (DESIGN §2, STYLE.md): from any starting state, observing, planning and
-// applying once reaches the desired state, and planning again gives an empty plan. Checked with
-// the in-memory FakePostgres for several desired states × starting states, and with a failure
-// injected at every step of the way.
+// The convergence property (docs/architecture.md#invariants, docs/architecture.md#tests): from any
+// starting state, observing, planning and applying once reaches the desired state, and planning
+// again gives an empty plan. Checked with the in-memory FakePostgres for several desired states ×
+// starting states, and with a failure injected at every step of the way.
 
 #include <doctest/doctest.h>
 
@@ -142,7 +142,8 @@ bool Verifies(const std::string& verifier, const Secret& password) {
   return it->second;
 }
 
-// The end state, read from the fake, not from the plan: every invariant of DESIGN §5.
+// The end state, read from the fake, not from the plan: every rule of
+// docs/architecture.md#postgresql-what-converged-means.
 void CheckConverged(FakePostgres& pg, const DesiredTenant& d) {
   const Plan again = PlanFor(pg, d);
   CHECK_MESSAGE(again.Empty(), "plan after apply:" << Describe(again));

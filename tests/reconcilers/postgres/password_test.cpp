@@ -1,5 +1,5 @@
-// Password derivation (DESIGN §5), the SCRAM-SHA-256 verifier check, and the password memo,
-// each against values computed independently of this code.
+// Password derivation (docs/architecture.md#postgresql-what-converged-means), the SCRAM-SHA-256
+// verifier check, and the password memo, each against values computed independently of this code.
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
-// The plan table (STYLE.md: one SUBCASE per row): every action and every drift of DESIGN §5,
-// planned against a hand-built observation.
+// The plan table (one SUBCASE per row, docs/architecture.md#tests): every action and every drift of
+// docs/architecture.md#postgresql-what-converged-means, planned against a hand-built observation.
 
 #include <doctest/doctest.h>
 

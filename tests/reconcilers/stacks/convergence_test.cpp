@@ -1,6 +1,7 @@
-// Convergence of the stack reconciler (STYLE.md): from many start states, list → (file, only if
-// asked) → plan → apply reaches the desired stack, and the pass after that is empty and costs
-// one list call per endpoint, no file read and no write. Driven through the in-memory fake.
+// Convergence of the stack reconciler (docs/architecture.md#tests): from many start states, list →
+// (file, only if asked) → plan → apply reaches the desired stack, and the pass after that is empty
+// and costs one list call per endpoint, no file read and no write. Driven through the in-memory
+// fake.
 
 #include <doctest/doctest.h>
 

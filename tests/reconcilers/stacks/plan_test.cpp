@@ -1,6 +1,6 @@
-// The stack plan table (STYLE.md: one SUBCASE per row): every action and every drift of
-// DESIGN §6 and issue 4, planned against a hand-built observation, in both phases (NeedsFile,
-// then MakePlan).
+// The stack plan table (one SUBCASE per row, docs/architecture.md#tests): every action and every
+// drift of docs/stacks.md#the-plan and issue 4, planned against a hand-built observation, in both
+// phases (NeedsFile, then MakePlan).
 
 #include <doctest/doctest.h>
 
