@@ -32,10 +32,12 @@
 
 #include "common/crypto.hpp"
 #include "tests/support/daemon_process.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/git_fixture.hpp"
 #include "tests/support/http_get.hpp"
 #include "tests/support/pg_server.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -50,16 +52,9 @@ const std::string kExamples = std::string(TM_SOURCE_DIR) + "/examples/fleet";
 const std::string kMasterKey = "daemon-e2e-master-key-0123456789abcdef0123";
 const std::string kWebhookSecret = "daemon-e2e-webhook-secret-0123456789";
 
-/// Polls `done` every 100 ms until it holds or `timeout` has passed; false on timeout.
-template <class Predicate>
-bool Eventually(std::chrono::milliseconds timeout, Predicate done) {
-  const auto deadline = SteadyClock::now() + timeout;
-  while (true) {
-    if (done()) return true;
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(100ms);
-  }
-}
+// Each poll of the daemon is an HTTP request or a catalog query: a tenth of a second keeps the
+// polling from competing with the daemon on a busy machine.
+constexpr std::chrono::milliseconds kPoll = 100ms;
 
 long MillisSince(SteadyClock::time_point start) {
   return static_cast<long>(
@@ -318,7 +313,7 @@ class Harness {
   }
 
   PgServer& pg() { return pg_; }
-  [[nodiscard]] std::string FleetDir() const { return dir_.path() + "/fleet"; }
+  [[nodiscard]] std::string FleetDir() const { return (dir_.path() / "fleet").string(); }
 
   /// Writes (or replaces) a workspace's manifest in the watched folder the way an editor saving
   /// atomically does: a complete file renamed into place, so the watcher never sees half of it.
@@ -356,7 +351,7 @@ class Harness {
     const int n = ++starts_;
     WriteConfig();
     std::vector<std::string> argv = {kOperator, "--config", config_, "--state-dir",
-                                     dir_.path() + "/state-" + std::to_string(n)};
+                                     (dir_.path() / ("state-" + std::to_string(n))).string()};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     return std::make_unique<Operator>(DaemonProcess::Options{
         .argv = argv,
@@ -364,7 +359,7 @@ class Harness {
                 {"TM_PG_DSN", pg_.Dsn()},
                 {"TM_STORE_DSN", pg_.Dsn("tm_store_" + tag_)},
                 {"TM_WEBHOOK_SECRET", kWebhookSecret}},
-        .log_file = dir_.path() + "/operator-" + std::to_string(n) + ".log"});
+        .log_file = (dir_.path() / ("operator-" + std::to_string(n) + ".log")).string()});
   }
 
   bool DatabaseExists(const std::string& workspace) {
@@ -391,9 +386,11 @@ class Harness {
     yaml += "clusters:\n  - name: default\n    dsnEnv: TM_PG_DSN\n";
     yaml += "store:\n  dsnEnv: TM_STORE_DSN\n";
     yaml += "sources:\n" + sources_;
-    yaml += "stacks:\n  backend: directory\n  directory: " + dir_.path() + "/deployments\n";
+    yaml +=
+        "stacks:\n  backend: directory\n  directory: " + (dir_.path() / "deployments").string() +
+        "\n";
     yaml += "http:\n  listen: \"" + ListenAddress() + "\"\n";
-    yaml += "backups:\n  directory: " + dir_.path() + "/backups\n";
+    yaml += "backups:\n  directory: " + (dir_.path() / "backups").string() + "\n";
     yaml += "reconcile:\n  workers: 4\n  resyncInterval: 5m\n";
     yaml += "  maxDeletionsPerSync: " + std::to_string(max_deletions_) + "\n";
     config_ = dir_.Write("operator.yaml", yaml);
@@ -412,10 +409,12 @@ class Harness {
 WorkspaceView WaitConverged(const Operator& op, const std::string& name,
                             std::chrono::milliseconds timeout = 30s, std::int64_t generation = 0) {
   WorkspaceView view;
-  Eventually(timeout, [&] {
-    view = op.View(name);
-    return view.Converged() && (generation == 0 || view.generation == generation);
-  });
+  Eventually(
+      [&] {
+        view = op.View(name);
+        return view.Converged() && (generation == 0 || view.generation == generation);
+      },
+      timeout, kPoll);
   return view;
 }
 
@@ -447,7 +446,7 @@ TEST_CASE("daemon: a file added, edited and removed in a watched directory is co
   CHECK(alpha.ready_status == "True");
   CHECK(h.DatabaseExists("d1-alpha"));
   CHECK(h.RoleCanLogin("d1-alpha") == "t");
-  CHECK(Eventually(10s, [&] { return op->Readyz() == 200; }));
+  CHECK(Eventually([&] { return op->Readyz() == 200; }, 10s, kPoll));
   const json::value source = op->Source("local");
   CHECK(Str(source, {"kind"}) == "directory");
   CHECK(Str(source, {"reason"}) == "Synced");
@@ -477,7 +476,7 @@ TEST_CASE("daemon: a file added, edited and removed in a watched directory is co
 
   const auto removed = SteadyClock::now();
   h.RemoveWorkspace("d1-alpha");
-  const bool gone = Eventually(20s, [&] { return op->View("d1-alpha").http == 404; });
+  const bool gone = Eventually([&] { return op->View("d1-alpha").http == 404; }, 20s, kPoll);
   INFO("d1-alpha: " << op->View("d1-alpha").body);
   REQUIRE(gone);
   Timing("file removed to deleted", removed);
@@ -508,7 +507,7 @@ TEST_CASE("daemon: reclaimPolicy Retain keeps the database and makes the role NO
   REQUIRE(h.RoleCanLogin("r2-keep") == "t");
 
   h.RemoveWorkspace("r2-keep");
-  const bool gone = Eventually(20s, [&] { return op->View("r2-keep").http == 404; });
+  const bool gone = Eventually([&] { return op->View("r2-keep").http == 404; }, 20s, kPoll);
   INFO("r2-keep: " << op->View("r2-keep").body);
   REQUIRE(gone);
   CHECK(h.DatabaseExists("r2-keep"));
@@ -541,7 +540,7 @@ TEST_CASE("daemon: git push + signed webhook converges at once; a bad signature 
   CHECK(Str(source, {"kind"}) == "git");
   CHECK(Str(source, {"revision"}) == first);
   CHECK(Str(source, {"reason"}) == "Synced");
-  CHECK(Eventually(10s, [&] { return op->Readyz() == 200; }));
+  CHECK(Eventually([&] { return op->Readyz() == 200; }, 10s, kPoll));
 
   // A push, then its webhook: converged long before the 1h interval.
   WriteGitWorkspace(git, "g3-gamma");
@@ -556,7 +555,7 @@ TEST_CASE("daemon: git push + signed webhook converges at once; a bad signature 
   Timing("webhook to Ready", pushed);
   CHECK(gamma.revision == second);
   CHECK(h.DatabaseExists("g3-gamma"));
-  CHECK(Eventually(5s, [&] { return Str(op->Source("upstream"), {"revision"}) == second; }));
+  CHECK(Eventually([&] { return Str(op->Source("upstream"), {"revision"}) == second; }, 5s, kPoll));
 
   // A push whose webhook is signed with the wrong secret: 401 and no fetch.
   WriteGitWorkspace(git, "g3-delta");
@@ -564,9 +563,12 @@ TEST_CASE("daemon: git push + signed webhook converges at once; a bad signature 
   const HttpResponse refused = op->PostPush(third, "not-the-secret");
   INFO("bad webhook answer: " << refused.status << " " << refused.body << refused.error);
   CHECK(refused.status == 401);
-  const bool fetched = Eventually(3s, [&] {
-    return op->View("g3-delta").http != 404 || Str(op->Source("upstream"), {"revision"}) != second;
-  });
+  const bool fetched = Eventually(
+      [&] {
+        return op->View("g3-delta").http != 404 ||
+               Str(op->Source("upstream"), {"revision"}) != second;
+      },
+      3s, kPoll);
   CHECK_FALSE(fetched);
   CHECK(op->View("g3-delta").http == 404);
   CHECK(Str(op->Source("upstream"), {"revision"}) == second);
@@ -592,10 +594,12 @@ TEST_CASE("daemon: a manifest made invalid stalls its workspace and keeps its da
   broken.replace(broken.find("connectionLimit: 5"), 18, "connectionLimit: lots");
   h.WriteFleetFile("workspaces/i4-alpha.yaml", broken);
   WorkspaceView alpha;
-  const bool stalled = Eventually(20s, [&] {
-    alpha = op->View("i4-alpha");
-    return alpha.phase == "Stalled";
-  });
+  const bool stalled = Eventually(
+      [&] {
+        alpha = op->View("i4-alpha");
+        return alpha.phase == "Stalled";
+      },
+      20s, kPoll);
   INFO("i4-alpha: " << alpha.body);
   REQUIRE(stalled);
   CHECK(alpha.ready_status == "False");
@@ -610,7 +614,7 @@ TEST_CASE("daemon: a manifest made invalid stalls its workspace and keeps its da
   CHECK(Find(source, {"ready"})->is_bool());
   CHECK_FALSE(Find(source, {"ready"})->get_bool());
   CHECK(op->View("i4-beta").phase == "Ready");
-  CHECK(Eventually(5s, [&] { return op->Readyz() == 503; }));
+  CHECK(Eventually([&] { return op->Readyz() == 503; }, 5s, kPoll));
   CHECK_FALSE(op->HasEvent("i4-alpha", "Deleting"));
 
   // Fixed (back to the same spec): Ready again, still generation 1.
@@ -618,8 +622,8 @@ TEST_CASE("daemon: a manifest made invalid stalls its workspace and keeps its da
   alpha = WaitConverged(*op, "i4-alpha", 20s);
   REQUIRE(alpha.Converged());
   CHECK(alpha.generation == 1);
-  CHECK(Eventually(5s, [&] { return Str(op->Source("local"), {"reason"}) == "Synced"; }));
-  CHECK(Eventually(5s, [&] { return op->Readyz() == 200; }));
+  CHECK(Eventually([&] { return Str(op->Source("local"), {"reason"}) == "Synced"; }, 5s, kPoll));
+  CHECK(Eventually([&] { return op->Readyz() == 200; }, 5s, kPoll));
   CHECK(h.DatabaseExists("i4-alpha"));
 }
 
@@ -641,10 +645,12 @@ TEST_CASE("daemon: the deletion guard: removing too many or every manifest delet
     const std::string sha = git.CommitAndPush(message);
     REQUIRE(op->PostPush(sha, kWebhookSecret).status == 202);
     json::value source;
-    const bool applied = Eventually(15s, [&] {
-      source = op->Source("upstream");
-      return Str(source, {"revision"}) == sha;
-    });
+    const bool applied = Eventually(
+        [&] {
+          source = op->Source("upstream");
+          return Str(source, {"revision"}) == sha;
+        },
+        15s, kPoll);
     INFO("source: " << json::serialize(source));
     REQUIRE(applied);
     return source;
@@ -674,7 +680,7 @@ TEST_CASE("daemon: the deletion guard: removing too many or every manifest delet
     REQUIRE(Find(source, {"ready"}) != nullptr);
     CHECK_FALSE(Find(source, {"ready"})->as_bool());
     expect_all_kept();
-    CHECK(Eventually(5s, [&] { return op->Readyz() == 503; }));
+    CHECK(Eventually([&] { return op->Readyz() == 503; }, 5s, kPoll));
   }
 
   // Every manifest removed (one removal only would be within the limit, but not "all").
@@ -698,7 +704,7 @@ TEST_CASE("daemon: the deletion guard: removing too many or every manifest delet
   // Within the limit, a removal does go through (the guard, not a broken delete, kept them).
   git.Remove("fleet/workspaces/g5-e.yaml");
   push("remove one");
-  CHECK(Eventually(20s, [&] { return op->View("g5-e").http == 404; }));
+  CHECK(Eventually([&] { return op->View("g5-e").http == 404; }, 20s, kPoll));
   CHECK_FALSE(h.DatabaseExists("g5-e"));
   CHECK(h.DatabaseExists("g5-a"));
 }
@@ -772,8 +778,8 @@ TEST_CASE("daemon: kill -9 while converging 50 workspaces, then a restart: all 5
     auto op = h.Start({"--workers", "4"});
     INFO("log:\n" << op->Tail());
     INFO("warnings and errors:\n" << op->Problems());
-    const bool some =
-        Eventually(60s, [&] { return std::stoi(QueryValue(h.pg().Dsn(), count_databases)) >= 10; });
+    const bool some = Eventually(
+        [&] { return std::stoi(QueryValue(h.pg().Dsn(), count_databases)) >= 10; }, 60s, kPoll);
     REQUIRE(some);
     CHECK(op->process().Kill() == 128 + 9);
     const int at_kill = std::stoi(QueryValue(h.pg().Dsn(), count_databases));
@@ -787,19 +793,21 @@ TEST_CASE("daemon: kill -9 while converging 50 workspaces, then a restart: all 5
   json::array items;
   std::size_t ready = 0;
   std::string not_ready;
-  const bool all = Eventually(90s, [&] {
-    items = op->Workspaces();
-    ready = 0;
-    not_ready.clear();
-    for (const json::value& item : items) {
-      if (ViewOf(item).Converged()) {
-        ++ready;
-      } else {
-        not_ready += json::serialize(item) + "\n";
-      }
-    }
-    return ready == 50;
-  });
+  const bool all = Eventually(
+      [&] {
+        items = op->Workspaces();
+        ready = 0;
+        not_ready.clear();
+        for (const json::value& item : items) {
+          if (ViewOf(item).Converged()) {
+            ++ready;
+          } else {
+            not_ready += json::serialize(item) + "\n";
+          }
+        }
+        return ready == 50;
+      },
+      90s, kPoll);
   INFO("ready: " << ready << " of " << items.size() << "; the others:\n" << not_ready);
   CHECK(all);
   CHECK(items.size() == 50);
@@ -829,7 +837,7 @@ TEST_CASE("daemon: PostgreSQL restarted mid-run: the daemon recovers by itself" 
   auto op = h.Start();
   INFO("log:\n" << op->Tail());
   REQUIRE(WaitConverged(*op, "p8-alpha").Converged());
-  REQUIRE(Eventually(10s, [&] { return op->Readyz() == 200; }));
+  REQUIRE(Eventually([&] { return op->Readyz() == 200; }, 10s, kPoll));
 
   h.pg().Restart();
   const auto restarted = SteadyClock::now();
@@ -839,8 +847,8 @@ TEST_CASE("daemon: PostgreSQL restarted mid-run: the daemon recovers by itself" 
   CHECK(beta.Converged());
   Timing("PostgreSQL restart to a new workspace Ready", restarted);
   CHECK(h.DatabaseExists("p8-beta"));
-  CHECK(Eventually(30s, [&] { return op->Readyz() == 200; }));
-  CHECK(Eventually(10s, [&] { return op->Leader() == 1; }));
+  CHECK(Eventually([&] { return op->Readyz() == 200; }, 30s, kPoll));
+  CHECK(Eventually([&] { return op->Leader() == 1; }, 10s, kPoll));
   CHECK(op->View("p8-alpha").phase == "Ready");
   CHECK(op->process().Running());
 }
@@ -855,7 +863,7 @@ TEST_CASE("daemon: two daemons on one store: one leads, the other takes over whe
   INFO("log a:\n" << a->Tail());
   INFO("log b:\n" << b->Tail());
 
-  const bool one = Eventually(20s, [&] { return a->Leader() + b->Leader() == 1; });
+  const bool one = Eventually([&] { return a->Leader() + b->Leader() == 1; }, 20s, kPoll);
   REQUIRE(one);
   // Exactly one, and it stays that way.
   for (int i = 0; i < 10; ++i) {
@@ -873,7 +881,7 @@ TEST_CASE("daemon: two daemons on one store: one leads, the other takes over whe
 
   CHECK(leader.process().Kill() == 128 + 9);
   const auto killed = SteadyClock::now();
-  const bool took_over = Eventually(15s, [&] { return standby.Leader() == 1; });
+  const bool took_over = Eventually([&] { return standby.Leader() == 1; }, 15s, kPoll);
   REQUIRE(took_over);
   Timing("takeover after kill -9", killed);
 

@@ -15,6 +15,7 @@
 
 #include "tests/support/pg_server.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tools/portainer-sim/sim_process.hpp"
 
 namespace {
@@ -33,10 +34,9 @@ const std::string kMasterKey = "e2e-stacks-master-key-0123456789abcdef012345";
 class Fleet {
  public:
   Fleet() {
-    fs::copy(kExamples + "/products.yaml", fs::path(dir_.path()) / "products.yaml");
-    fs::copy(kExamples + "/stacks", fs::path(dir_.path()) / "stacks", fs::copy_options::recursive);
-    fs::copy(kExamples + "/migrations", fs::path(dir_.path()) / "migrations",
-             fs::copy_options::recursive);
+    fs::copy(kExamples + "/products.yaml", dir_.path() / "products.yaml");
+    fs::copy(kExamples + "/stacks", dir_.path() / "stacks", fs::copy_options::recursive);
+    fs::copy(kExamples + "/migrations", dir_.path() / "migrations", fs::copy_options::recursive);
   }
   /// A dedicated erp workspace; `spec_extra` and `dedicated_extra` are YAML lines added to
   /// `spec:` and `spec.dedicated:`.
@@ -48,7 +48,7 @@ class Fleet {
                    "  dedicated:\n    endpoint: " + std::to_string(endpoint) +
                    "\n    env: {LANGUAGE_CODE: es}\n" + dedicated_extra);
   }
-  [[nodiscard]] const std::string& path() const { return dir_.path(); }
+  [[nodiscard]] std::string path() const { return dir_.path().string(); }
 
  private:
   TempDir dir_;
@@ -77,7 +77,7 @@ struct World {
                        "stacks:\n"
                        "  backend: portainer\n"
                        "  portainer: {url: \"" + sim.BaseUrl() + "\", apiKeyEnv: E2E_PORTAINER_KEY}\n"
-                       "  ledgerFile: " + dir.path() + "/ledger\n"
+                       "  ledgerFile: " + (dir.path() / "ledger").string() + "\n"
                        "  edgeNetwork: edge\n"
                        "  certResolver: le\n");
   }

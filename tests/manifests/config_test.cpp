@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/manifests/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -20,7 +20,7 @@ using tmaster::manifests::ConfigResult;
 using tmaster::manifests::Diagnostic;
 using tmaster::manifests::LoadConfig;
 using tmaster::manifests::ParseDuration;
-using tmaster::manifests::testing::TempDir;
+using tmaster::testing::TempDir;
 
 constexpr const char* kMinimal = R"(baseDomain: example.com
 masterKeyEnv: TM_MASTER_KEY

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "manifests/naming.hpp"
-#include "tests/manifests/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -27,7 +27,7 @@ using tmaster::manifests::Mode;
 using tmaster::manifests::ReclaimPolicy;
 using tmaster::manifests::RejectedWorkspace;
 using tmaster::manifests::Workspace;
-using tmaster::manifests::testing::TempDir;
+using tmaster::testing::TempDir;
 
 // erp offers both modes (so it needs a stack template); landing only shared.
 constexpr const char* kProducts = R"(apiVersion: tenantmaster.io/v1alpha1

@@ -6,19 +6,33 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
+
+#include "tests/support/eventually.hpp"
 
 extern char** environ;
 
 namespace tmaster::testing {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kPoll{20};
+
+/// The first complete line at or after byte `from` of `log` that contains `needle`.
+std::optional<std::string> FirstLineWith(const std::string& log, const std::string& needle,
+                                         std::size_t from) {
+  std::size_t pos = std::min(from, log.size());
+  while (true) {
+    const std::size_t end = log.find('\n', pos);
+    if (end == std::string::npos) return std::nullopt;
+    std::string line = log.substr(pos, end - pos);
+    if (line.find(needle) != std::string::npos) return line;
+    pos = end + 1;
+  }
+}
 
 int ExitCode(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
@@ -96,25 +110,17 @@ std::size_t DaemonProcess::LogSize() const {
 std::optional<std::string> DaemonProcess::WaitForLine(const std::string& needle,
                                                       std::chrono::milliseconds timeout,
                                                       std::size_t from) {
-  const auto deadline = Clock::now() + timeout;
-  while (true) {
-    const std::string log = Log();
-    std::size_t pos = std::min(from, log.size());
-    while (true) {
-      const std::size_t end = log.find('\n', pos);
-      if (end == std::string::npos) break;
-      const std::string line = log.substr(pos, end - pos);
-      if (line.find(needle) != std::string::npos) return line;
-      pos = end + 1;
-    }
-    // One more look after the process ended: it may have printed the line on its way out.
-    if (!Running() || Clock::now() >= deadline) {
-      const std::string last = Log();
-      if (last.size() != log.size()) continue;
-      return std::nullopt;
-    }
-    std::this_thread::sleep_for(kPoll);
-  }
+  std::optional<std::string> found;
+  Eventually(
+      [&] {
+        // Whether it runs is asked before the log is read: a process that had already exited
+        // then has nothing more to print, so a line it printed on its way out is seen.
+        const bool running = Running();
+        found = FirstLineWith(Log(), needle, from);
+        return found.has_value() || !running;
+      },
+      timeout, kPoll);
+  return found;
 }
 
 int DaemonProcess::WaitForHttpPort(std::chrono::milliseconds timeout) {
@@ -127,11 +133,7 @@ int DaemonProcess::WaitForHttpPort(std::chrono::milliseconds timeout) {
 }
 
 std::optional<int> DaemonProcess::WaitExit(std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (Running()) {
-    if (Clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(kPoll);
-  }
+  if (!Eventually([&] { return !Running(); }, timeout, kPoll)) return std::nullopt;
   return exit_code_;
 }
 

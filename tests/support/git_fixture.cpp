@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "tests/support/process.hpp"
+
 namespace tmaster::testing {
 namespace {
 
@@ -27,10 +29,10 @@ std::string GitFixture::Url() const {
   return "file://" + BarePath();
 }
 std::string GitFixture::BarePath() const {
-  return dir_.path() + "/remote.git";
+  return (dir_.path() / "remote.git").string();
 }
 std::string GitFixture::WorkPath() const {
-  return dir_.path() + "/work";
+  return (dir_.path() / "work").string();
 }
 
 void GitFixture::Write(const std::string& relative, const std::string& text) const {

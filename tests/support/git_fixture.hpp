@@ -6,8 +6,9 @@
 // with a fixed identity and no user or system config, so the host's git settings do not leak in.
 
 #include <string>
+#include <vector>
 
-#include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tmaster::testing {
 

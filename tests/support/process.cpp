@@ -9,8 +9,6 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 extern char** environ;
@@ -101,24 +99,6 @@ std::string LineStartingWith(const std::string& text, const std::string& prefix)
     pos = end + 1;
   }
   return {};
-}
-
-TempDir::TempDir() {
-  std::string templ = (std::filesystem::temp_directory_path() / "tm-test.XXXXXX").string();
-  if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = templ;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
-
-std::string TempDir::Write(const std::string& relative, const std::string& text) const {
-  const std::filesystem::path full = std::filesystem::path(path_) / relative;
-  std::filesystem::create_directories(full.parent_path());
-  std::ofstream(full, std::ios::binary) << text;
-  return full.string();
 }
 
 }  // namespace tmaster::testing

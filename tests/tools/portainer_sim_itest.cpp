@@ -20,6 +20,7 @@
 
 #include "common/secret.hpp"
 #include "common/text.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tools/portainer-sim/sim_process.hpp"
 #include "tools/portainer-sim/sim_state.hpp"
 #include "tools/portainer-sim/simulator.hpp"
@@ -976,9 +977,8 @@ TEST_CASE("/api/auth is rate limited: the 11th request in a second bans the clie
 }
 
 TEST_CASE("SIGTERM stops the simulator cleanly and --state-file keeps the final state") {
-  const std::string path = (std::filesystem::temp_directory_path() /
-                            ("portainer-sim-state-" + std::to_string(getpid()) + ".json"))
-                               .string();
+  const tmaster::testing::TempDir dir;
+  const std::string path = (dir.path() / "state.json").string();
   SimProcess own(SimOptions({"--state-file", path, "--endpoints", "3"}));
   const Reply created = Send("POST", "/api/stacks/create/standalone/string?endpointId=3",
                              CreateBody("tm-final"), Auth::kKey, {}, 10s, own.port());
@@ -991,7 +991,6 @@ TEST_CASE("SIGTERM stops the simulator cleanly and --state-file keeps the final 
   const json::value state = json::parse(text.str());
   CHECK(state.at("endpoints").as_array().size() == 3);
   CHECK(state.at("stacks").at(0).at("Name") == "tm-final");
-  std::filesystem::remove(path);
 }
 
 // --- the transport-free core, in process: deterministic time ---

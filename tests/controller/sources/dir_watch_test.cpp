@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "controller/sources/dir_watch.hpp"
-#include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tmaster::controller {
 namespace {

@@ -12,13 +12,14 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/crypto.hpp"
 #include "common/secret.hpp"
 #include "controller/sources/git_repo.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tmaster::controller {
 namespace {
@@ -26,6 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using testing::Eventually;
 using testing::ProcessResult;
 using testing::RunProcess;
 using testing::TempDir;
@@ -154,12 +156,7 @@ bool Gone(const std::string& pid) {
 }
 
 bool GoneWithin(const std::string& pid, std::chrono::milliseconds limit) {
-  const auto give_up = Clock::now() + limit;
-  while (!Gone(pid)) {
-    if (Clock::now() > give_up) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
+  return Eventually([&] { return Gone(pid); }, limit);
 }
 
 }  // namespace

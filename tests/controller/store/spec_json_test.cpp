@@ -9,7 +9,7 @@
 #include "manifests/loader.hpp"
 #include "reconcilers/migrations/migrations.hpp"
 #include "reconcilers/stacks/render.hpp"
-#include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -119,8 +119,8 @@ TEST_CASE("product digest: a new migration file or a changed template changes it
   manifests::Product product;
   product.name = "erp";
   product.image = "img";
-  product.migrations = dir.path() + "/migrations";
-  product.stack_template = dir.path() + "/stack.yml";
+  product.migrations = (dir.path() / "migrations").string();
+  product.stack_template = (dir.path() / "stack.yml").string();
   // What a sync reads once per product, then digests.
   const auto digest = [&] {
     return controller::ProductDigest(product, migrations::LoadDirectory(product.migrations),

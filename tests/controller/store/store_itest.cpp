@@ -7,7 +7,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/crypto.hpp"
@@ -15,11 +14,13 @@
 #include "common/text.hpp"
 #include "controller/store/store.hpp"
 #include "controller/store/store_libpq.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/pg_server.hpp"
 
 namespace tmaster::controller {
 namespace {
 
+using testing::Eventually;
 using testing::Execute;
 using testing::PgServer;
 using testing::Query;
@@ -517,16 +518,6 @@ std::string LeaderPid() {
                     " AND l.database = (SELECT oid FROM pg_database WHERE datname = $2)"
                     " AND a.application_name = 'tenant-master-leader'",
                     {std::to_string(kLeaderLockClass), "tenant_master"});
-}
-
-template <class Condition>
-bool Eventually(Condition condition, std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return condition();
 }
 
 TEST_CASE("leader lock: one holder; a standby takes over when the holder's session ends") {

@@ -5,42 +5,19 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common/crypto.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tmaster::migrations {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A scratch directory under the system temp dir, removed when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    const std::string name = "tm-migrations-test-" + crypto::Hex(crypto::RandomBytes(8));
-    path_ = fs::temp_directory_path() / name;
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  [[nodiscard]] const fs::path& path() const { return path_; }
-  void Write(const std::string& name, const std::string& bytes) const {
-    std::ofstream out(path_ / name, std::ios::binary);
-    out << bytes;
-  }
-
- private:
-  fs::path path_;
-};
+using tmaster::testing::TempDir;
 
 Migration Mig(const std::string& file, const std::string& sql) {
   return {file.substr(0, 4), file, crypto::Sha256Hex(sql),

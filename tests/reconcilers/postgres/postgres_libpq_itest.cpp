@@ -21,7 +21,7 @@
 #include "reconcilers/postgres/model.hpp"
 #include "reconcilers/postgres/postgres_libpq.hpp"
 #include "tests/support/pg_server.hpp"
-#include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tmaster {
 namespace {

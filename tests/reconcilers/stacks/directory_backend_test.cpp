@@ -17,13 +17,13 @@
 
 #include "reconcilers/stacks/ledger.hpp"
 #include "reconcilers/stacks/plan.hpp"
-#include "tests/manifests/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tmaster::stacks {
 namespace {
 
 namespace fs = std::filesystem;
-using manifests::testing::TempDir;
+using tmaster::testing::TempDir;
 
 constexpr const char* kPassword = "pw-0123456789";
 

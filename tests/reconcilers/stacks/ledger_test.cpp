@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "common/crypto.hpp"
-#include "tests/manifests/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tmaster::stacks {
 namespace {
 
 namespace fs = std::filesystem;
-using manifests::testing::TempDir;
+using tmaster::testing::TempDir;
 
 DesiredStack Stack() {
   DesiredStack d;

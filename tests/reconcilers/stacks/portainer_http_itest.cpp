@@ -8,7 +8,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <stdlib.h>  // mkdtemp
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -24,6 +23,7 @@
 
 #include "common/secret.hpp"
 #include "reconcilers/stacks/portainer_http.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tools/portainer-sim/sim_process.hpp"
 
 namespace {
@@ -747,16 +747,13 @@ namespace {
 
 /// A self-signed certificate for 127.0.0.1 and its key, as PEM files in a fresh folder.
 struct TlsFiles {
-  std::filesystem::path dir;
+  tmaster::testing::TempDir dir;
   std::string cert;
   std::string key;
 
   TlsFiles() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tm-tls-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    dir = pattern;
-    cert = (dir / "cert.pem").string();
-    key = (dir / "key.pem").string();
+    cert = (dir.path() / "cert.pem").string();
+    key = (dir.path() / "key.pem").string();
     EVP_PKEY* pkey = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
     REQUIRE(pkey != nullptr);
     X509* x509 = X509_new();
@@ -790,12 +787,6 @@ struct TlsFiles {
     X509_free(x509);
     EVP_PKEY_free(pkey);
   }
-  ~TlsFiles() {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir, ignored);
-  }
-  TlsFiles(const TlsFiles&) = delete;
-  TlsFiles& operator=(const TlsFiles&) = delete;
 };
 
 }  // namespace

@@ -18,7 +18,7 @@
 #include "manifests/loader.hpp"
 #include "manifests/types.hpp"
 #include "reconcilers/stacks/model.hpp"
-#include "tests/manifests/temp_dir.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tmaster::stacks {
 namespace {
@@ -417,7 +417,7 @@ TEST_CASE("stack render: BuildDesiredStack reports a missing template, a shared 
   REQUIRE_FALSE(stack.ok());
   CHECK(stack.failure().reason == "InvalidStackTemplate");
 
-  manifests::testing::TempDir dir;
+  tmaster::testing::TempDir dir;
   product.stack_template = dir.path() / "missing.yml";
   stack = BuildDesiredStack(Workspace(), product, Config(), Db());
   REQUIRE_FALSE(stack.ok());
