@@ -10,12 +10,12 @@
 #include <vector>
 
 #include "common/outcome.hpp"
-#include "common/time.hpp"
 #include "controller/store/store.hpp"
 
 namespace tmaster::controller {
 
-using tmaster::FormatRfc3339Utc;  // common/time.hpp; kept here for the API's callers
+/// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC, whole seconds).
+std::string FormatRfc3339Utc(std::int64_t unix_seconds);
 
 /// One requirement of a label selector: `key=value` / `key==value` (equal) or `key!=value`.
 struct LabelRequirement {
