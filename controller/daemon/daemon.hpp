@@ -1,36 +1,45 @@
 #pragma once
 
-// The long-running controller (DESIGN §2, §7, §9; issue 3): sources feed desired specs into the
-// store and the work queue; a fixed pool of workers reconciles one workspace name at a time
-// from batched observations; deletions run the reclaim policy from the last stored spec; only
-// the holder of the leader lock runs sources and workers, standbys serve reads.
+// The long-running controller, composed from the rooms (docs/architecture.md#the-daemon): the
+// manager (runtime/) leads and runs the workers; each term, the sources (sources/) feed the
+// desired state and the work queue through the sync; the workspace reconciler (workspace/)
+// converges one name at a time; only the holder of the leader lock does any of it, standbys
+// serve reads.
 //
 // Only the main wires concrete adapters in; everything here talks to interfaces, so the daemon
 // runs in tests against real PostgreSQL or against fakes alike.
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
-#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/secret.hpp"
-#include "controller/runtime/clock.hpp"
-#include "controller/sources/git_repo.hpp"
-#include "controller/runtime/metrics.hpp"
-#include "controller/workspace/reconcile_pass.hpp"
-#include "controller/store/store.hpp"
 #include "controller/api/webhook.hpp"
-#include "controller/runtime/work_queue.hpp"
+#include "controller/runtime/clock.hpp"
+#include "controller/runtime/events.hpp"
+#include "controller/runtime/manager.hpp"
+#include "controller/runtime/metrics.hpp"
+#include "controller/sources/desired_state.hpp"
+#include "controller/sources/git_repo.hpp"
+#include "controller/sources/source.hpp"
+#include "controller/sources/source_runner.hpp"
+#include "controller/sources/sync.hpp"
+#include "controller/store/store.hpp"
+#include "controller/workspace/reconcile_pass.hpp"
+#include "controller/workspace/workspace_reconciler.hpp"
 #include "manifests/config.hpp"
 
 namespace tmaster::controller {
+
+/// Makes the Source of one configured source; the daemon's default makes a DirectorySource or
+/// a GitSource. Tests inject fakes (a fetch that fails, a read that blocks).
+using SourceFactory = std::function<std::unique_ptr<Source>(const manifests::SourceConfig&)>;
 
 /// What the daemon is given; the caller owns everything pointed to and keeps it alive until the
 /// daemon is destroyed.
@@ -44,9 +53,10 @@ struct DaemonDeps {
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
   Random* random = nullptr;
-  std::map<std::string, Secret> webhook_secrets;       ///< by git source name
+  std::map<std::string, Secret> webhook_secrets;          ///< by git source name
   std::map<std::string, GitCredentials> git_credentials;  ///< by git source name
   std::filesystem::path git_cache;  ///< where git checkouts live (one folder per source)
+  SourceFactory make_source;        ///< empty: directory and git sources from the config
 };
 
 struct DaemonOptions {
@@ -66,10 +76,10 @@ struct DaemonOptions {
 };
 
 /// The daemon. Run() blocks until Stop(); every public method is thread-safe.
-class Daemon {
+class Daemon final : private Term {
  public:
   Daemon(DaemonDeps deps, DaemonOptions options);
-  ~Daemon();
+  ~Daemon() override;
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
@@ -91,76 +101,30 @@ class Daemon {
   };
   ReadinessReport Readiness();
 
-  [[nodiscard]] bool Leading() const { return leading_; }
-  [[nodiscard]] bool Stopping() const { return stop_; }
+  [[nodiscard]] bool Leading() const { return manager_.Leading(); }
+  [[nodiscard]] bool Stopping() const { return manager_.Stopping(); }
 
  private:
-  struct Source;
-  struct ProductEntry;
-  struct DesiredEntry;
-  struct Snapshot;
-  class SnapshotCache;
-  struct Term;
+  // Term: what a leadership term does besides running the workers (runtime/manager.hpp).
+  bool Begin(WorkQueue& queue) override;
+  void Tick() override;
+  void StopIntake() override;
+  void End() override;
 
-  void Lead();
-  void StartSources();
-  void StopSources();
-  void SourceLoop(Source& source);
-  /// Reads one source; false when it must be retried soon (fetch failed, store down).
-  bool SyncSource(Source& source);
-  bool ApplySync(Source& source, const std::string& revision, const manifests::Fleet& fleet);
-  void PutSourceStatus(Source& source, bool ready, const std::string& reason,
-                       const std::string& message, bool synced);
-
-  void WorkerLoop();
-  void Reconcile(const std::string& name);
-  void ReconcileLive(const std::string& name, const DesiredEntry& entry);
-  void ReconcileDeletion(const std::string& name);
-  /// What Record needs to know about the run besides its result.
-  struct RunInfo {
-    std::int64_t generation = 0;
-    std::string revision;
-    std::chrono::system_clock::time_point started;
-    double seconds = 0;
-    bool drift = false;      ///< the spec was converged at this generation already
-    bool dedicated = false;  ///< the workspace has a stack (StackReady condition)
-    std::optional<std::int64_t> next_retry_unix;
-  };
-  /// Writes the workspace's status (conditions, phase, last runs, next retry) when it changed,
-  /// and an event for every action applied and every new failure.
-  void Record(const std::string& name, const WorkspaceResult& result, const RunInfo& run);
-  void PutDeletingStatus(const std::string& name, const std::string& reason,
-                         const std::string& message, std::optional<std::int64_t> next_retry);
-  void EmitEvent(const std::string& workspace, const std::string& type, const std::string& reason,
-                 const std::string& message);
-  void UpdateGauges();
-  bool LoadStored();
+  std::unique_ptr<Source> MakeSource(const manifests::SourceConfig& config) const;
 
   DaemonDeps deps_;
   DaemonOptions options_;
+  DesiredState desired_;
+  EventRecorder events_;
+  WorkspaceReconciler reconciler_;
+  Manager manager_;
 
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> leading_{false};
-  std::mutex stop_mutex_;
-  std::condition_variable stop_cv_;
-
-  // Per leadership term.
-  std::unique_ptr<WorkQueue> queue_;
+  // Per leadership term, guarded by term_mutex_ (the webhook and readiness read them).
+  mutable std::mutex term_mutex_;
+  std::unique_ptr<Sync> sync_;
   std::vector<std::unique_ptr<Source>> sources_;
-  std::vector<std::thread> workers_;
-  std::unique_ptr<SnapshotCache> snapshots_;
-
-  // Desired state, guarded by state_mutex_.
-  mutable std::mutex state_mutex_;
-  std::map<std::string, std::shared_ptr<const DesiredEntry>> desired_;
-  /// The store's rows when the term started (spec_json dropped): what the first sync compares
-  /// against, so a restart saves nothing that did not change.
-  std::map<std::string, StoredWorkspace> stored_;
-  std::set<std::string> deleting_;
-  std::map<std::string, std::string> rejected_;  ///< name -> source
-  std::map<std::string, WorkspaceStatus> statuses_;  ///< last written (or to be written)
-  std::set<std::string> unsaved_;  ///< statuses whose write to the store failed
-  std::map<std::string, TimePoint> last_write_;  ///< when the daemon last changed a workspace
+  std::vector<std::unique_ptr<SourceRunner>> runners_;
 };
 
 }  // namespace tmaster::controller

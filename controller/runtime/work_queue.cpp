@@ -36,19 +36,35 @@ Duration WorkQueue::AddRateLimited(const std::string& name) {
   const std::lock_guard lock(mutex_);
   if (shutting_down_) return Duration::zero();
   ++retries_;
-  const Duration delay = backoff_.When(name);
+  Duration delay{};
+  if (auto planned = planned_.find(name); planned != planned_.end()) {
+    delay = planned->second;  // already counted by PlanRetry
+    planned_.erase(planned);
+  } else {
+    delay = backoff_.When(name);
+  }
   AddAfterLocked(name, delay);
+  return delay;
+}
+
+Duration WorkQueue::PlanRetry(const std::string& name) {
+  const std::lock_guard lock(mutex_);
+  if (auto planned = planned_.find(name); planned != planned_.end()) return planned->second;
+  const Duration delay = backoff_.When(name);
+  planned_[name] = delay;
   return delay;
 }
 
 void WorkQueue::Forget(const std::string& name) {
   const std::lock_guard lock(mutex_);
   backoff_.Forget(name);
+  planned_.erase(name);
 }
 
 Duration WorkQueue::Succeeded(const std::string& name, Duration resync_interval) {
   const std::lock_guard lock(mutex_);
   backoff_.Forget(name);
+  planned_.erase(name);
   if (shutting_down_) return Duration::zero();
   const Duration delay = SpreadAround(resync_interval, options_.resync_jitter, random_);
   AddAfterLocked(name, delay);

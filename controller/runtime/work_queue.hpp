@@ -30,6 +30,7 @@
 
 #include "controller/runtime/backoff.hpp"
 #include "controller/runtime/clock.hpp"
+#include "controller/runtime/reconciler.hpp"
 
 namespace tmaster::controller {
 
@@ -51,7 +52,7 @@ struct WorkQueueStats {
 
 /// A thread-safe queue of workspace names. Clock and Random are injected; with a fake clock,
 /// tests advance time and then call TryGet or Tick, and never sleep.
-class WorkQueue {
+class WorkQueue final : public RetryPlanner {
  public:
   /// `clock` and `random` must outlive the queue.
   WorkQueue(const Clock& clock, Random& random, WorkQueueOptions options = {});
@@ -72,6 +73,10 @@ class WorkQueue {
   /// (BackoffOptions). Returns the delay used (the workspace's "next retry"), or zero when
   /// ignored after ShutDown.
   Duration AddRateLimited(const std::string& name);
+  /// Counts one more failure of `name` and draws the delay its next AddRateLimited will use
+  /// (RetryPlanner), so a status written before the run ends can name its next retry. A second
+  /// PlanRetry before that AddRateLimited returns the same delay. Forget and Succeeded drop it.
+  Duration PlanRetry(const std::string& name) override;
 
   /// Resets `name`'s backoff, so its next failure waits `base` again. Does not remove it from
   /// the queue or cancel a delayed add.
@@ -143,6 +148,7 @@ class WorkQueue {
   // std::priority_queue, lets "earliest wins" and Get's drop remove an entry directly.
   std::map<DelayedKey, std::string> delayed_;
   std::unordered_map<std::string, DelayedKey> delayed_by_name_;
+  std::unordered_map<std::string, Duration> planned_;  ///< PlanRetry delays not yet used
   std::uint64_t next_sequence_ = 0;
   bool shutting_down_ = false;
   std::uint64_t adds_ = 0;

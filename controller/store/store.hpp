@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/outcome.hpp"
+#include "controller/store/leader_lock.hpp"
 
 namespace tmaster::controller {
 
@@ -133,21 +134,6 @@ class Store {
   virtual Outcome<std::int64_t> RecordDelivery(const WebhookDelivery& delivery) = 0;
   /// At most `limit` deliveries, newest first.
   virtual Outcome<std::vector<WebhookDelivery>> ListDeliveries(std::int64_t limit) = 0;
-};
-
-/// Leader election (docs/architecture.md#leader-election): a session-level PostgreSQL advisory lock
-/// held on a connection of its own. The lock lives exactly as long as that session: when the leader
-/// dies or its connection breaks, the server releases it and a standby's TryAcquire succeeds.
-class LeaderLock {
- public:
-  virtual ~LeaderLock() = default;
-  /// Tries once, without waiting, to take the lock (reconnecting first if needed). true: held.
-  virtual Outcome<bool> TryAcquire() = 0;
-  /// Whether the lock is still held: the session is alive (a round trip) and holds the lock.
-  /// false or a failure means the caller lost leadership and must stop its workers at once.
-  virtual Outcome<bool> StillHeld() = 0;
-  /// Releases the lock and closes the session. Idempotent.
-  virtual void Release() = 0;
 };
 
 }  // namespace tmaster::controller

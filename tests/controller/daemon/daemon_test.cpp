@@ -12,7 +12,10 @@
 #include <thread>
 
 #include "controller/daemon/daemon.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/fake_postgres.hpp"
+#include "tests/support/fake_source.hpp"
+#include "tests/support/fake_stacks.hpp"
 #include "tests/support/fake_store.hpp"
 #include "tests/support/process.hpp"
 
@@ -20,6 +23,7 @@ namespace {
 
 using namespace tmaster;
 using namespace std::chrono_literals;
+using testing::Eventually;
 
 constexpr const char* kProduct = R"(apiVersion: tenantmaster.io/v1alpha1
 kind: Product
@@ -31,15 +35,6 @@ std::string WorkspaceYaml(const std::string& name, const std::string& database_e
   return "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: " + name +
          "}\nspec:\n  product: shop\n  mode: shared\n  database:\n    cluster: default\n" +
          database_extra;
-}
-
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return condition();
 }
 
 /// A daemon on a watched TempDir, the fakes, and a thread running it.
@@ -70,6 +65,9 @@ class Harness {
     deps.metrics = &metrics_;
     deps.clock = &clock_;
     deps.random = &random_;
+    deps.leader_lock = leader_lock;
+    deps.stacks = stacks;
+    deps.make_source = make_source;
     controller::DaemonOptions options;
     options.workers = 2;
     options.resync_interval = resync_;
@@ -77,6 +75,7 @@ class Harness {
     options.debounce = 20ms;
     options.backoff.base = 20ms;
     options.backoff.max = 200ms;
+    options.leader_poll = leader_poll;
     daemon_ = std::make_unique<controller::Daemon>(std::move(deps), options);
   }
 
@@ -87,7 +86,9 @@ class Harness {
     daemon_->Stop();
     if (thread_.joinable()) thread_.join();
   }
-  void Write(const std::string& name, const std::string& text) { dir_.Write("fleet/" + name, text); }
+  void Write(const std::string& name, const std::string& text) {
+    dir_.Write("fleet/" + name, text);
+  }
   void Remove(const std::string& name) {
     std::filesystem::remove(std::filesystem::path(dir_.path()) / "fleet" / name);
   }
@@ -124,6 +125,23 @@ class Harness {
     if (it == state.sources.end()) return std::nullopt;
     return it->second;
   }
+
+  /// Reconcile runs that ended with `result` (success, failure, stalled), from the metrics.
+  double Reconciles(const std::string& result) const {
+    const std::string text = metrics_.Render();
+    const std::string key = "tenant_master_reconcile_total{result=\"" + result + "\"} ";
+    const auto at = text.find(key);
+    return at == std::string::npos ? -1 : std::stod(text.substr(at + key.size()));
+  }
+  /// Calls of the store's PutSourceStatus: one per sync that read the source.
+  std::size_t SourceSyncs() const { return store_.Calls("PutSourceStatus"); }
+  manifests::Config& config() { return config_; }
+
+  // Set before MakeDaemon() to inject them.
+  controller::LeaderLock* leader_lock = nullptr;
+  controller::StacksContext* stacks = nullptr;
+  controller::SourceFactory make_source;
+  controller::Duration leader_poll = std::chrono::seconds(1);
 
   testing::FakeStore& store() { return store_; }
   testing::FakePostgres& postgres() { return postgres_; }
@@ -175,9 +193,12 @@ TEST_CASE("daemon: a watched directory converges; spec, generation, status and e
   }));
   CHECK(h.Generation("alpha") == 2);
   CHECK(h.postgres().cluster().roles.at("user_alpha").connection_limit == 7);
+  // A reformat: first prove the daemon read it (a sync of the source), then that nothing moved.
+  const std::size_t syncs = h.SourceSyncs();
   h.Write("a.yaml", "# a comment\n" + WorkspaceYaml("alpha", "    connectionLimit:    7\n"));
-  std::this_thread::sleep_for(300ms);
+  REQUIRE(Eventually([&] { return h.SourceSyncs() > syncs; }));
   CHECK(h.Generation("alpha") == 2);
+  CHECK(h.Status("alpha")->observed_generation == 2);
 }
 
 TEST_CASE("daemon: a converged fleet's resync sends no DDL and writes no status") {
@@ -186,10 +207,14 @@ TEST_CASE("daemon: a converged fleet's resync sends no DDL and writes no status"
   h.Write("b.yaml", WorkspaceYaml("beta"));
   h.Start();
   REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready") && h.HasPhase("beta", "Ready"); }));
-  std::this_thread::sleep_for(200ms);
+  // One resync of each first, so that whatever converging wrote is behind us.
+  const double converged = h.Reconciles("success");
+  REQUIRE(Eventually([&] { return h.Reconciles("success") >= converged + 2; }));
   h.store().ResetCalls();
   const int applies = h.postgres().apply_calls();
-  std::this_thread::sleep_for(800ms);  // several resyncs of both
+  const double before = h.Reconciles("success");
+  // Several resyncs of both (every 150 ms): proven by the reconcile counter, not by a sleep.
+  REQUIRE(Eventually([&] { return h.Reconciles("success") >= before + 6; }));
   CHECK(h.postgres().apply_calls() == applies);
   CHECK(h.store().Calls("PutStatus") == 0);
   CHECK(h.store().Calls("AppendEvent") == 0);
@@ -246,7 +271,8 @@ TEST_CASE("daemon: a removed workspace runs its reclaim policy from the stored s
   }));
   h.Remove("r.yaml");
   h.Remove("d.yaml");
-  REQUIRE(Eventually([&] { return h.HasEvent("retained", "Retained") && h.HasEvent("dropped", "Deleted"); }));
+  REQUIRE(Eventually(
+      [&] { return h.HasEvent("retained", "Retained") && h.HasEvent("dropped", "Deleted"); }));
   auto& cluster = h.postgres().cluster();
   CHECK(cluster.databases.count("tenant_retained") == 1);
   REQUIRE(cluster.roles.count("user_retained") == 1);
@@ -254,7 +280,8 @@ TEST_CASE("daemon: a removed workspace runs its reclaim policy from the stored s
   CHECK(cluster.databases.count("tenant_dropped") == 0);
   CHECK(cluster.roles.count("user_dropped") == 0);
   // The store forgets them (their events stay); the others are untouched.
-  REQUIRE(Eventually([&] { return h.Generation("retained") == 0 && h.Generation("dropped") == 0; }));
+  REQUIRE(
+      Eventually([&] { return h.Generation("retained") == 0 && h.Generation("dropped") == 0; }));
   CHECK_FALSE(h.Status("dropped"));
   CHECK(h.HasPhase("keeper", "Ready"));
   CHECK(h.HasEvent("dropped", "Deleting"));
@@ -267,12 +294,15 @@ TEST_CASE("daemon: the deletion guard keeps everything when a sync would remove 
   h.Write("c.yaml", WorkspaceYaml("gamma"));
   h.Start();
   REQUIRE(Eventually([&] {
-    return h.HasPhase("alpha", "Ready") && h.HasPhase("beta", "Ready") && h.HasPhase("gamma", "Ready");
+    return h.HasPhase("alpha", "Ready") && h.HasPhase("beta", "Ready") &&
+           h.HasPhase("gamma", "Ready");
   }));
   h.Remove("a.yaml");
   h.Remove("b.yaml");  // two removals, limit one
   REQUIRE(Eventually([&] { return h.Source() && h.Source()->reason == "DeletionGuard"; }));
-  std::this_thread::sleep_for(200ms);
+  // The guard is decided before anything is marked: nothing was marked in that sync, and a
+  // worker has nothing to delete.
+  CHECK(h.store().Calls("MarkDeleting") == 0);
   CHECK(h.postgres().cluster().databases.count("tenant_alpha") == 1);
   CHECK(h.postgres().cluster().databases.count("tenant_beta") == 1);
   CHECK(h.Generation("alpha") == 1);
@@ -299,8 +329,8 @@ TEST_CASE("daemon: a transient failure backs off, warns once, then converges") {
   Harness h;
   // The first three applies fail as a lost connection would.
   for (int call = 1; call <= 3; ++call) {
-    h.postgres().FailApplyCall(call, Failure::Transient("ConnectionFailed",
-                                                        "cluster default: connection lost"));
+    h.postgres().FailApplyCall(
+        call, Failure::Transient("ConnectionFailed", "cluster default: connection lost"));
   }
   h.Write("a.yaml", WorkspaceYaml("alpha"));
   h.Start();
@@ -318,7 +348,8 @@ TEST_CASE("daemon: a manifest that returns before its reclaim finished cancels t
   h.Write("keep.yaml", WorkspaceYaml("keeper"));
   h.Write("a.yaml", WorkspaceYaml("alpha"));
   h.Start();
-  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready") && h.HasPhase("keeper", "Ready"); }));
+  REQUIRE(
+      Eventually([&] { return h.HasPhase("alpha", "Ready") && h.HasPhase("keeper", "Ready"); }));
   h.Stop();
   // Every later apply fails: the reclaim cannot finish.
   for (int call = h.postgres().apply_calls() + 1; call < h.postgres().apply_calls() + 500; ++call) {
@@ -340,4 +371,134 @@ TEST_CASE("daemon: a manifest that returns before its reclaim finished cancels t
   CHECK_FALSE(state.workspaces.at("alpha").deleting_since.has_value());
   CHECK(state.workspaces.at("alpha").generation == 1);
   CHECK(h.postgres().cluster().roles.at("user_alpha").can_login);
+}
+
+namespace {
+
+/// A leader lock the test takes away.
+class FakeLock final : public controller::LeaderLock {
+ public:
+  Outcome<bool> TryAcquire() override {
+    ++tries;
+    if (!available) return false;
+    held = true;
+    return true;
+  }
+  Outcome<bool> StillHeld() override { return held.load(); }
+  void Release() override { held = false; }
+  std::atomic<bool> available{true};
+  std::atomic<bool> held{false};
+  std::atomic<int> tries{0};
+};
+
+constexpr const char* kTemplate = R"(services:
+  app:
+    image: ${TM_IMAGE}:${TM_VERSION}
+    environment:
+      DATABASE_URL: ${DATABASE_URL}
+    labels:
+      traefik.enable: "true"
+      traefik.http.routers.tm-${TM_WORKSPACE}.rule: Host(`${TM_HOST}`)
+)";
+
+}  // namespace
+
+TEST_CASE("daemon: a leader that loses its lock stops its workers and sends nothing more") {
+  Harness h;
+  FakeLock lock;
+  h.leader_lock = &lock;
+  h.leader_poll = 10ms;
+  h.MakeDaemon();
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  REQUIRE(h.daemon().Leading());
+
+  lock.available = false;
+  lock.held = false;  // the lock's session ended; another replica holds it now
+  REQUIRE(Eventually([&] { return !h.daemon().Leading(); }));
+  const int applies = h.postgres().apply_calls();
+  const std::size_t writes = h.store().TotalCalls();
+  h.Write("b.yaml", WorkspaceYaml("beta"));
+  // A leader would have synced and converged "beta" within a few polls; wait for twenty
+  // standby polls (about 200 ms) and prove nothing was sent or written meanwhile.
+  const int tries = lock.tries.load();
+  REQUIRE(Eventually([&] { return lock.tries.load() >= tries + 20; }));
+  CHECK(h.postgres().apply_calls() == applies);
+  CHECK(h.store().TotalCalls() == writes);
+  CHECK_FALSE(h.Status("beta"));
+
+  // The lock comes back: this replica leads again and picks the change up.
+  lock.available = true;
+  REQUIRE(Eventually([&] { return h.HasPhase("beta", "Ready"); }));
+  h.Stop();
+}
+
+TEST_CASE("daemon: a failed fetch deletes nothing") {
+  Harness h;
+  auto* source = new testing::ScriptedSource("local");
+  std::unique_ptr<controller::Source> owned(source);
+  const std::string fleet =
+      std::string(kProduct) + "---\n" + WorkspaceYaml("alpha") + "---\n" + WorkspaceYaml("beta");
+  source->Script({testing::ScriptedSource::ReadOf("c1", fleet),
+                  Failure::Transient("FetchFailed", "git fetch: could not resolve host")});
+  h.make_source = [&](const manifests::SourceConfig&) { return std::move(owned); };
+  h.MakeDaemon();
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready") && h.HasPhase("beta", "Ready"); }));
+  source->Wake();  // the next read fails, and so does every one after it
+  REQUIRE(Eventually([&] { return h.Source() && h.Source()->reason == "FetchFailed"; }));
+  CHECK_FALSE(h.daemon().Readiness().ready);
+  CHECK(h.store().Calls("MarkDeleting") == 0);
+  CHECK(h.postgres().cluster().databases.count("tenant_alpha") == 1);
+  CHECK(h.postgres().cluster().databases.count("tenant_beta") == 1);
+  CHECK_FALSE(h.HasEvent("alpha", "Deleting"));
+  CHECK(h.HasPhase("alpha", "Ready"));
+  h.Stop();
+}
+
+TEST_CASE("daemon: a dedicated workspace gets its stack, StackReady, and loses it on deletion") {
+  Harness h;
+  h.Write("stacks/shop.tmpl", kTemplate);
+  h.Write("product.yaml", R"(apiVersion: tenantmaster.io/v1alpha1
+kind: Product
+metadata: {name: shop}
+spec:
+  image: example/shop
+  defaultVersion: "1.0.0"
+  modes: [shared, dedicated]
+  stackTemplate: stacks/shop.tmpl
+)");
+  testing::FakeStacks stacks;
+  stacks::StackLedger ledger;
+  controller::StacksContext context;
+  context.gateway = &stacks;
+  context.ledger = &ledger;
+  context.config = &h.config();
+  context.clusters["default"] = {"pg.internal", 5432};
+  h.stacks = &context;
+  h.MakeDaemon();
+  h.Write("keep.yaml", WorkspaceYaml("keeper"));
+  h.Write("d.yaml",
+          "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: "
+          "dedi}\nspec:\n  product: shop\n  mode: dedicated\n  database:\n    cluster: "
+          "default\n  dedicated:\n    endpoint: 1\n");
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("dedi", "Ready"); }));
+  const auto status = h.Status("dedi");
+  CHECK(status->conditions_json.find(R"("type":"StackReady","status":"True")") !=
+        std::string::npos);
+  const auto listed = stacks.List(1);
+  REQUIRE(listed);
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().name == "tm-dedi");
+  CHECK(h.HasEvent("dedi", "CreateStack"));
+
+  h.Remove("d.yaml");
+  REQUIRE(Eventually([&] { return h.HasEvent("dedi", "Retained"); }));
+  const auto after = stacks.List(1);
+  REQUIRE(after);
+  CHECK(after->empty());
+  CHECK(h.postgres().cluster().databases.count("tenant_dedi") == 1);  // Retain keeps the data
+  h.Stop();
 }

@@ -1,0 +1,177 @@
+#include "controller/sources/sync.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "common/crypto.hpp"
+#include "controller/runtime/deletion_guard.hpp"
+#include "controller/store/spec_json.hpp"
+#include "reconcilers/migrations/migrations.hpp"
+#include "reconcilers/stacks/render.hpp"
+
+namespace tmaster::controller {
+
+Sync::Sync(SyncDeps deps, SyncOptions options) : deps_(std::move(deps)), options_(options) {}
+
+Sync::Products Sync::LoadProducts(const manifests::Fleet& fleet) {
+  Products products;
+  for (const manifests::Product& product : fleet.products) {
+    auto entry = std::make_shared<ProductEntry>();
+    entry->product = product;
+    if (!product.migrations.empty()) {
+      entry->migrations = migrations::LoadDirectory(product.migrations);
+    }
+    if (!product.stack_template.empty()) {
+      entry->stack_template = stacks::ReadStackTemplate(product);
+    }
+    entry->digest = ProductDigest(product, entry->migrations, entry->stack_template);
+    products.emplace(product.name, std::move(entry));
+  }
+  return products;
+}
+
+Outcome<SyncVerdict> Sync::Apply(const std::string& source, const std::string& revision,
+                                 const manifests::Fleet& fleet,
+                                 std::vector<std::string>& to_queue) {
+  Pass pass{source, revision, fleet, {}, {}};
+  Outcome<SyncVerdict> verdict = RunPhases(pass);
+  to_queue = std::move(pass.enqueue);
+  return verdict;
+}
+
+Outcome<SyncVerdict> Sync::RunPhases(Pass& pass) {
+  const Products products = LoadProducts(pass.fleet);
+  for (const manifests::Workspace& workspace : pass.fleet.workspaces) {
+    pass.parsed.insert(workspace.name);
+    if (Status upserted = UpsertDeclared(pass, workspace, products); !upserted) {
+      return upserted.failure();
+    }
+  }
+  RecordRejected(pass);
+  SyncVerdict verdict;
+  if (pass.fleet.HasErrors()) {
+    verdict.ready = false;
+    verdict.reason = "InvalidManifests";
+    verdict.message = InvalidManifestsMessage(pass.fleet);
+    return verdict;
+  }
+  if (Status guarded = GuardDeletions(pass, verdict); !guarded) return guarded.failure();
+  if (verdict.ready) {
+    verdict.message = std::to_string(pass.fleet.workspaces.size()) + " workspace(s)" +
+                      (pass.revision.empty() ? "" : " at revision " + pass.revision);
+  }
+  return verdict;
+}
+
+Status Sync::UpsertDeclared(Pass& pass, const manifests::Workspace& workspace,
+                            const Products& products) {
+  auto product = products.find(workspace.product);
+  if (product == products.end()) return Ok();  // the loader rejects these; defensive
+  const std::string spec_json = WorkspaceToJson(workspace);
+  const std::string digest = crypto::Sha256Hex(spec_json);
+  const DesiredState::View view = deps_.desired->Lookup(workspace.name);
+  const std::shared_ptr<const DesiredEntry>& existing = view.declared;
+  const bool returning = view.deleting;
+  if (existing && existing->source != pass.source) {
+    spdlog::warn("source {}: workspace {} is already declared by source {}; ignored", pass.source,
+                 workspace.name, existing->source);
+    return Ok();
+  }
+  // What the store already holds: the previous sync's entry, or (first sync of a term) the row
+  // read at the start of the term, so a restart re-saves nothing that did not change.
+  std::optional<StoredWorkspace> known;
+  if (existing) {
+    known = StoredWorkspace{workspace.name,        existing->source,     existing->revision, "",
+                            existing->spec_digest, existing->generation, std::nullopt};
+  } else {
+    known = deps_.desired->StoredAtStart(workspace.name);
+  }
+  const bool spec_changed =
+      !known || known->spec_digest != digest || known->source != pass.source || returning;
+  const bool product_changed = existing && existing->product->digest != product->second->digest;
+  auto entry = std::make_shared<DesiredEntry>();
+  entry->workspace = workspace;
+  entry->product = product->second;
+  entry->source = pass.source;
+  // The revision that last changed this spec: a commit that touches other files changes
+  // neither the workspace nor its row (the source's own status carries the fetched revision).
+  entry->revision = spec_changed ? pass.revision : known->revision;
+  entry->spec_digest = digest;
+  if (returning) {
+    if (Outcome<StoredWorkspace> cancelled = deps_.store->CancelDeleting(workspace.name);
+        !cancelled) {
+      return cancelled.failure();
+    }
+  }
+  if (spec_changed) {
+    Outcome<StoredWorkspace> stored =
+        deps_.store->UpsertSpec(workspace.name, pass.source, pass.revision, spec_json);
+    if (!stored) {
+      Failure failure = stored.failure();
+      failure.message = "saving workspace " + workspace.name + ": " + failure.message;
+      return failure;
+    }
+    entry->generation = stored->generation;
+  } else {
+    entry->generation = known->generation;
+  }
+  deps_.desired->Declare(workspace.name, entry);
+  if (returning) {
+    deps_.events->Emit(workspace.name, "Normal", "DeletionCancelled",
+                       "the manifest is back in source " + pass.source + "; deletion cancelled");
+  }
+  // Changed, or first seen this term (a new leader re-checks everything once).
+  if (spec_changed || product_changed || !existing) pass.enqueue.push_back(workspace.name);
+  return Ok();
+}
+
+void Sync::RecordRejected(Pass& pass) {
+  for (const manifests::RejectedWorkspace& rejected : pass.fleet.rejected) {
+    pass.parsed.insert(rejected.name);
+    // The last valid spec stays in the store; nothing is reconciled (or deleted) from an
+    // invalid document. The worker writes its status (Stalled, with the finding).
+    deps_.desired->Reject(rejected.name,
+                          {pass.source, pass.revision, rejected.reason, rejected.message});
+    pass.enqueue.push_back(rejected.name);
+  }
+}
+
+Status Sync::GuardDeletions(Pass& pass, SyncVerdict& verdict) {
+  // A clean parse: workspaces the store holds from this source but the parse lacks go.
+  Outcome<std::vector<StoredWorkspace>> stored = deps_.store->ListWorkspaces(pass.source);
+  if (!stored) return stored.failure();
+  std::set<std::string> live;
+  for (const StoredWorkspace& w : *stored) {
+    if (!w.deleting_since) live.insert(w.name);
+  }
+  const GuardDecision decision =
+      DecideDeletions(live, pass.parsed, options_.max_deletions_per_sync, /*confirmed=*/false);
+  if (!decision.allowed) {
+    verdict.ready = false;
+    verdict.reason = decision.reason;
+    verdict.message = decision.message;
+  }
+  for (const std::string& name : decision.to_delete) {
+    Outcome<StoredWorkspace> marked = deps_.store->MarkDeleting(name);
+    if (!marked) return marked.failure();
+    deps_.desired->MarkDeleting(name);
+    deps_.events->Emit(
+        name, "Normal", "Deleting",
+        "the manifest is gone from source " + pass.source +
+            (pass.revision.empty() ? "" : " at revision " + pass.revision.substr(0, 12)) +
+            "; running its reclaim policy");
+    pass.enqueue.push_back(name);
+  }
+  return Ok();
+}
+
+std::string InvalidManifestsMessage(const manifests::Fleet& fleet) {
+  int errors = 0;
+  std::string first;
+  for (const manifests::Diagnostic& d : fleet.diagnostics) {
+    if (d.severity != manifests::Diagnostic::Severity::kError) continue;
+    if (errors++ == 0) first = d.Format();
+  }
+  return std::to_string(errors) + " invalid document(s), nothing deleted; first: " + first;
+}
+
+}  // namespace tmaster::controller

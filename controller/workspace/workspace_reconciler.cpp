@@ -1,0 +1,267 @@
+#include "controller/workspace/workspace_reconciler.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "common/time.hpp"
+#include "controller/store/spec_json.hpp"
+#include "reconcilers/postgres/model.hpp"
+#include "reconcilers/stacks/plan.hpp"
+#include "reconcilers/stacks/render.hpp"
+
+namespace tmaster::controller {
+
+WorkspaceReconciler::WorkspaceReconciler(WorkspaceReconcilerDeps deps,
+                                         WorkspaceReconcilerOptions options)
+    : deps_(std::move(deps)), options_(options) {}
+
+void WorkspaceReconciler::BeginTerm(std::vector<WorkspaceStatus> statuses) {
+  const std::lock_guard lock(mutex_);
+  for (WorkspaceStatus& status : statuses) statuses_[status.name] = std::move(status);
+}
+
+void WorkspaceReconciler::EndTerm() {
+  {
+    const std::lock_guard lock(mutex_);
+    statuses_.clear();
+    unsaved_.clear();
+    last_write_.clear();
+  }
+  clusters_.Clear();
+  endpoints_.Clear();
+}
+
+std::map<std::string, int> WorkspaceReconciler::PhaseCounts() const {
+  const std::set<std::string> deleting = deps_.desired->DeletingNames();
+  const std::vector<std::string> declared = deps_.desired->DeclaredNames();
+  std::map<std::string, int> phases;
+  const std::lock_guard lock(mutex_);
+  for (const auto& [name, status] : statuses_) {
+    if (deleting.count(name) == 0) ++phases[status.phase];
+  }
+  for (const std::string& name : declared) {
+    if (statuses_.count(name) == 0) ++phases["Pending"];
+  }
+  phases["Deleting"] += static_cast<int>(deleting.size());
+  return phases;
+}
+
+Outcome<Result> WorkspaceReconciler::Reconcile(const Request& request) {
+  const DesiredState::View view = deps_.desired->Lookup(request.name);
+  if (view.deleting) return ReconcileDeletion(request);
+  if (view.declared) return ReconcileLive(request, *view.declared);
+  if (view.rejected) return RecordRejected(request.name, *view.rejected);
+  return Result{};  // gone: nothing to converge
+}
+
+std::optional<WorkspaceStatus> WorkspaceReconciler::Previous(const std::string& name) const {
+  const std::lock_guard lock(mutex_);
+  auto it = statuses_.find(name);
+  if (it == statuses_.end()) return std::nullopt;
+  return it->second;
+}
+
+void WorkspaceReconciler::MarkWritten(const std::string& name) {
+  const std::lock_guard lock(mutex_);
+  last_write_[name] = deps_.clock->Now();
+}
+
+void WorkspaceReconciler::Write(const std::string& name, const StatusUpdate& update) {
+  for (const EventDraft& event : update.events) {
+    deps_.events->Emit(name, event.type, event.reason, event.message);
+  }
+  {
+    const std::lock_guard lock(mutex_);
+    if (!update.write && unsaved_.count(name) == 0) return;  // nothing new: no write
+    statuses_[name] = update.status;
+  }
+  Outcome<Done> put = deps_.store->PutStatus(update.status);
+  const std::lock_guard lock(mutex_);
+  if (put) {
+    unsaved_.erase(name);
+    return;
+  }
+  unsaved_.insert(name);
+  spdlog::warn("store: status of {}: {}", name, put.failure().message);
+}
+
+Outcome<Result> WorkspaceReconciler::RecordRejected(const std::string& name,
+                                                    const Rejection& rejection) {
+  WorkspaceResult result;
+  result.name = name;
+  result.phase = Phase::kStalled;
+  result.reason = rejection.reason;
+  result.message = rejection.message + " (the last valid spec and its database are kept)";
+  result.failure_kind = FailureKind::kStalled;
+  const std::optional<WorkspaceStatus> previous = Previous(name);
+  const RunInfo run{.generation = previous ? previous->observed_generation : 0,
+                    .revision = rejection.revision,
+                    .started = FormatRfc3339Utc(std::chrono::system_clock::now()),
+                    .seconds = 0,
+                    .drift = false,
+                    .dedicated = false,
+                    .next_retry_unix = std::nullopt};
+  Write(name, SummarizeRun(previous, name, result, run, run.started));
+  return Result{};  // nothing to converge until the document changes
+}
+
+Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
+                                                   const DesiredEntry& entry) {
+  const std::string& name = request.name;
+  const auto started = std::chrono::system_clock::now();
+  const TimePoint t0 = deps_.clock->Now();
+  TimePoint fresh_after = t0 - options_.snapshot_max_age;
+  {
+    const std::lock_guard lock(mutex_);
+    if (auto it = last_write_.find(name); it != last_write_.end()) {
+      fresh_after = std::max(fresh_after, it->second);
+    }
+  }
+  const std::optional<WorkspaceStatus> previous = Previous(name);
+  const manifests::Workspace& workspace = entry.workspace;
+  WorkspaceInputs inputs;
+  inputs.workspace = &workspace;
+  inputs.product = &entry.product->product;
+  inputs.migrations = &entry.product->migrations;
+  std::shared_ptr<const Outcome<postgres::ObservedCluster>> observed;
+  std::shared_ptr<const StackList> stack_list;
+  if (auto gateway = deps_.gateways.find(workspace.database.cluster);
+      gateway != deps_.gateways.end()) {
+    inputs.gateway = gateway->second;
+    observed = clusters_.Get(gateway->first, fresh_after, *deps_.clock,
+                             [&] { return gateway->second->Observe(); });
+    inputs.observed = observed.get();
+  }
+  if (workspace.dedicated && deps_.stacks != nullptr && deps_.stacks->gateway != nullptr) {
+    const int endpoint = workspace.dedicated->endpoint;
+    stack_list = endpoints_.Get(endpoint, fresh_after, *deps_.clock,
+                                [&] { return deps_.stacks->gateway->List(endpoint); });
+    inputs.stack_list = stack_list.get();
+    inputs.stack_template = &entry.product->stack_template;
+  }
+  const WorkspaceResult result =
+      ReconcileWorkspace(inputs, *deps_.master_key, {.workers = 1}, deps_.stacks);
+  if (result.wrote) MarkWritten(name);
+  const double seconds = std::chrono::duration<double>(deps_.clock->Now() - t0).count();
+  // Drift: the spec was already converged at this generation, yet something had to change.
+  const bool drift = previous && previous->observed_generation == entry.generation &&
+                     (previous->phase == "Ready" || previous->phase == "Suspended");
+  RunInfo run{.generation = entry.generation,
+              .revision = entry.revision,
+              .started = FormatRfc3339Utc(started),
+              .seconds = seconds,
+              .drift = drift,
+              .dedicated = workspace.dedicated.has_value(),
+              .next_retry_unix = std::nullopt};
+
+  deps_.metrics->ObserveReconcileDuration(seconds);
+  Outcome<Result> answer = Result{options_.resync_interval};
+  if (result.ready) {
+    deps_.metrics->IncReconcile("success");
+    if (drift) {
+      for (const std::string& kind : result.applied_kinds) deps_.metrics->IncDriftCorrected(kind);
+    }
+  } else if (result.failure_kind == FailureKind::kStalled) {
+    deps_.metrics->IncReconcile("stalled");
+    answer = Failure::Stalled(result.reason, result.message);
+  } else {
+    deps_.metrics->IncReconcile("failure");
+    const Duration delay = request.retries->PlanRetry(name);
+    run.next_retry_unix =
+        UnixNow() + std::chrono::duration_cast<std::chrono::seconds>(delay).count();
+    answer = Failure::Transient(result.reason, result.message);
+  }
+  Write(name, SummarizeRun(previous, name, result, run,
+                           FormatRfc3339Utc(std::chrono::system_clock::now())));
+  return answer;
+}
+
+Status WorkspaceReconciler::DeleteStack(const std::string& name, int endpoint,
+                                        std::vector<std::string>& done) {
+  Outcome<std::vector<stacks::ObservedStack>> list = deps_.stacks->gateway->List(endpoint);
+  if (!list) return list.failure();
+  const stacks::ObservedStack* found = stacks::FindStack(*list, endpoint, stacks::StackName(name));
+  std::optional<stacks::LedgerEntry> entry;
+  if (deps_.stacks->ledger != nullptr) entry = deps_.stacks->ledger->Get(name);
+  if (found == nullptr || !stacks::IsOurs(name, *found, entry)) return Ok();
+  return DeleteUndeclaredStack(*deps_.stacks, name, *found, done);
+}
+
+Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
+  const std::string& name = request.name;
+  const TimePoint t0 = deps_.clock->Now();
+  const auto now = [] { return FormatRfc3339Utc(std::chrono::system_clock::now()); };
+  auto fail = [&](const Failure& failure) -> Outcome<Result> {
+    const bool stalled = failure.kind == FailureKind::kStalled;
+    deps_.metrics->IncReconcile(stalled ? "stalled" : "failure");
+    std::optional<std::int64_t> next_retry;
+    if (!stalled) {
+      const Duration delay = request.retries->PlanRetry(name);
+      next_retry = UnixNow() + std::chrono::duration_cast<std::chrono::seconds>(delay).count();
+    }
+    Write(name, SummarizeDeleting(Previous(name), name, failure, next_retry, now()));
+    if (stalled) deps_.events->Emit(name, "Warning", failure.reason, failure.message);
+    return failure;
+  };
+  Write(name, SummarizeDeleting(Previous(name), name, std::nullopt, std::nullopt, now()));
+
+  Outcome<std::optional<StoredWorkspace>> stored = deps_.store->Get(name);
+  if (!stored) return fail(stored.failure());
+  if (!*stored) {
+    deps_.desired->FinishDeleting(name);
+    const std::lock_guard lock(mutex_);
+    statuses_.erase(name);
+    return Result{};
+  }
+  Outcome<ReclaimSpec> spec = ReclaimSpecFromJson((*stored)->spec_json);
+  if (!spec) return fail(spec.failure());
+  std::vector<std::string> done;
+
+  // The stack first: it is what connects to the database.
+  if (spec->endpoint && deps_.stacks != nullptr && deps_.stacks->gateway != nullptr) {
+    if (Status deleted = DeleteStack(name, *spec->endpoint, done); !deleted) {
+      return fail(deleted.failure());
+    }
+  }
+
+  auto gateway = deps_.gateways.find(spec->cluster);
+  if (gateway == deps_.gateways.end()) {
+    return fail(Failure::Stalled("InvalidReference", "workspace " + name + ": cluster \"" +
+                                                         spec->cluster + "\" is not configured"));
+  }
+  const postgres::ReclaimTarget target{name, spec->cluster, spec->database, spec->role,
+                                       spec->policy};
+  // Always a fresh observation: deletion must not act on a stale catalog.
+  Outcome<postgres::ObservedCluster> observed = gateway->second->Observe();
+  if (!observed) return fail(observed.failure());
+  const postgres::Plan plan = postgres::MakeReclaimPlan(target, *observed);
+  if (plan.blocked) return fail(*plan.blocked);
+  for (const postgres::Action& action : plan.actions) {
+    Outcome<postgres::ApplyResult> applied = gateway->second->Apply(action);
+    if (!applied) return fail(applied.failure());
+    done.push_back(postgres::Describe(action));
+  }
+  MarkWritten(name);
+  for (const std::string& line : done) deps_.events->Emit(name, "Normal", "Reclaimed", line);
+  const bool retain = spec->policy == manifests::ReclaimPolicy::kRetain;
+  deps_.events->Emit(name, "Normal", retain ? "Retained" : "Deleted",
+                     retain ? "reclaim policy Retain: database \"" + spec->database +
+                                  "\" kept, role \"" + spec->role + "\" set NOLOGIN"
+                            : "reclaim policy Delete: database \"" + spec->database +
+                                  "\" and role \"" + spec->role + "\" dropped");
+  Outcome<bool> removed = deps_.store->Remove(name);
+  if (!removed) return fail(removed.failure());
+  deps_.desired->FinishDeleting(name);
+  {
+    const std::lock_guard lock(mutex_);
+    statuses_.erase(name);
+    unsaved_.erase(name);
+  }
+  deps_.metrics->IncReconcile("success");
+  deps_.metrics->ObserveReconcileDuration(
+      std::chrono::duration<double>(deps_.clock->Now() - t0).count());
+  return Result{};
+}
+
+}  // namespace tmaster::controller

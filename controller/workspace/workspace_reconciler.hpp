@@ -1,0 +1,90 @@
+#pragma once
+// The reconciler of one workspace in the daemon (docs/architecture.md#the-workspace-reconciler):
+// a name in, a Result or a typed Failure out (runtime/reconciler.hpp). Per name, from the
+// desired state the sync left:
+//   - deleting: the reclaim policy runs from the last stored spec (the stack first, then the
+//     database and role), always against a fresh observation;
+//   - declared: ReconcileWorkspace (the path --once shares) on observations shared between
+//     workers (one catalog query per cluster, one stack list per endpoint, at most
+//     `snapshot_max_age` old and never older than this reconciler's own last change to it);
+//   - rejected: its status says why (Stalled), nothing is reconciled;
+//   - unknown: nothing to do.
+// Status is summarised by the pure functions of conditions.hpp and written only on change.
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/secret.hpp"
+#include "controller/runtime/clock.hpp"
+#include "controller/runtime/events.hpp"
+#include "controller/runtime/metrics.hpp"
+#include "controller/runtime/reconciler.hpp"
+#include "controller/runtime/snapshot_cache.hpp"
+#include "controller/sources/desired_state.hpp"
+#include "controller/store/store.hpp"
+#include "controller/workspace/conditions.hpp"
+#include "controller/workspace/reconcile_pass.hpp"
+
+namespace tmaster::controller {
+
+/// The caller owns everything pointed to and keeps it alive as long as the reconciler.
+struct WorkspaceReconcilerDeps {
+  DesiredState* desired = nullptr;
+  Store* store = nullptr;
+  EventRecorder* events = nullptr;
+  Gateways gateways;                ///< by cluster name
+  StacksContext* stacks = nullptr;  ///< nullptr: dedicated workspaces get their database only
+  const Secret* master_key = nullptr;
+  Metrics* metrics = nullptr;
+  const Clock* clock = nullptr;
+};
+
+struct WorkspaceReconcilerOptions {
+  /// A converged workspace is looked at again after this long (the queue jitters it).
+  Duration resync_interval = std::chrono::minutes(5);
+  /// How long a cluster's catalog or an endpoint's stack list serves other workspaces.
+  Duration snapshot_max_age = std::chrono::seconds(1);
+};
+
+class WorkspaceReconciler final : public Reconciler {
+ public:
+  WorkspaceReconciler(WorkspaceReconcilerDeps deps, WorkspaceReconcilerOptions options);
+
+  /// See runtime/reconciler.hpp. A Result asks for the resync after a converged run and for
+  /// nothing after a deletion, a rejected document or an unknown name.
+  Outcome<Result> Reconcile(const Request& request) override;
+
+  /// A leadership term starts with the statuses the store holds.
+  void BeginTerm(std::vector<WorkspaceStatus> statuses);
+  /// The term ended: forget statuses and snapshots.
+  void EndTerm();
+  /// Workspaces by phase for the gauge; declared ones without a status yet count as Pending.
+  [[nodiscard]] std::map<std::string, int> PhaseCounts() const;
+
+ private:
+  Outcome<Result> ReconcileLive(const Request& request, const DesiredEntry& entry);
+  Outcome<Result> ReconcileDeletion(const Request& request);
+  Outcome<Result> RecordRejected(const std::string& name, const Rejection& rejection);
+  /// Deletes the workspace's stack if it is still there and ours; appends what it did.
+  Status DeleteStack(const std::string& name, int endpoint, std::vector<std::string>& done);
+  [[nodiscard]] std::optional<WorkspaceStatus> Previous(const std::string& name) const;
+  /// Emits the update's events and writes its status when it asks to, or when the last write
+  /// of this name failed.
+  void Write(const std::string& name, const StatusUpdate& update);
+  void MarkWritten(const std::string& name);
+
+  WorkspaceReconcilerDeps deps_;
+  WorkspaceReconcilerOptions options_;
+  SnapshotCache<std::string, Outcome<postgres::ObservedCluster>> clusters_;
+  SnapshotCache<int, StackList> endpoints_;
+  mutable std::mutex mutex_;
+  std::map<std::string, WorkspaceStatus> statuses_;  ///< last written (or to be written)
+  std::set<std::string> unsaved_;                    ///< statuses whose write failed
+  std::map<std::string, TimePoint> last_write_;      ///< when this reconciler last changed one
+};
+
+}  // namespace tmaster::controller
