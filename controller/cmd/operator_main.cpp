@@ -1,4 +1,4 @@
-// tenant-operator: reconciles the Workspace manifests of the configured sources (DESIGN §8).
+// tenant-operator: reconciles the Workspace manifests of the configured sources (README.md, docs/architecture.md).
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -43,7 +43,7 @@ constexpr std::string_view kUsage =
     "every workspace converged, serves /healthz, /readyz, /metrics, /api/v1/... and\n"
     "POST /hooks/git on http.listen, and exits 0 on SIGTERM or SIGINT after draining.\n"
     "\n"
-    "  --config FILE   operator config (YAML, DESIGN §8)\n"
+    "  --config FILE   operator config (YAML, see README.md)\n"
     "  --state-dir DIR where git checkouts live (default: a folder under the system temp\n"
     "                  folder named after the config file)\n"
     "  --once          run one full pass over every source, print one line per workspace,\n"
@@ -385,7 +385,7 @@ int Run(const Args& args) {
       {.dry_run = args.dry_run,
        .deep = args.deep,
        .workers = workers,
-       // Only a clean read of every source may remove anything (DESIGN §4, §7).
+       // Only a clean read of every source may remove anything (docs/architecture.md#invariants).
        .prune_stacks = !fleet.HasErrors(),
        .max_deletions_per_sync = config.reconcile.max_deletions_per_sync},
       &stacks_context);

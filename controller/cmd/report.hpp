@@ -8,7 +8,7 @@
 
 namespace tmaster::controller {
 
-/// Prints the `--once` summary of DESIGN §8: one `file:line:column: message` line per rejected
+/// Prints the `--once` summary (README.md, "Running the operator"): one `file:line:column: message` line per rejected
 /// document or notice, one `NAME PHASE REASON MESSAGE` line per workspace (columns aligned like
 /// kubectl), the orphans, and a closing count. With `show_plans`, each workspace's plan follows
 /// its line, one action per line.

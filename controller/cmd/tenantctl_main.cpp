@@ -1,4 +1,4 @@
-// tenantctl: the command-line client (DESIGN §8). This build has the offline verbs.
+// tenantctl: the command-line client (README.md, "tenantctl"). This build has the offline verbs.
 #include <filesystem>
 #include <iostream>
 #include <iterator>

@@ -1,6 +1,6 @@
 #pragma once
 
-// Per-name exponential backoff with jitter (DESIGN §7), as client-go's
+// Per-name exponential backoff with jitter (docs/architecture.md#the-work-queue), as client-go's
 // ItemExponentialFailureRateLimiter plus Envoy's jitter (`backoff_strategy.h`).
 
 #include <chrono>

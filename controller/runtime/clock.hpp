@@ -1,6 +1,6 @@
 #pragma once
 
-// Time and randomness as injected interfaces (STYLE.md: inject time and randomness, so backoff,
+// Time and randomness as injected interfaces (docs/architecture.md#interfaces-adapters-and-fakes: inject time and randomness, so backoff,
 // jitter and queue delays are tested without sleeping; Envoy `envoy/common/time.h`). The real
 // implementations are here; the fakes are in tests/support/fake_clock.hpp.
 

@@ -1,6 +1,6 @@
 #pragma once
 
-// The deletion guard of DESIGN §7 (issue 3 item 6): which workspaces one sync of a source may
+// The deletion guard (docs/architecture.md#deletion-and-the-guard): which workspaces one sync of a source may
 // delete. Pure arithmetic on names, tested without I/O (kustomize-controller's inventory diff).
 
 #include <set>

@@ -93,7 +93,7 @@ void Manager::WorkerLoop(WorkQueue& queue) {
       const Outcome<Result> outcome = deps_.reconciler->Reconcile({*name, &queue});
       Requeue(queue, *name, outcome);
     } catch (const std::exception& error) {
-      // Last resort (STYLE.md): log, count, retry as transient.
+      // Last resort (docs/architecture.md#errors): log, count, retry as transient.
       spdlog::error("workspace {}: unexpected error: {}", *name, error.what());
       deps_.metrics->IncReconcile("failure");
       queue.AddRateLimited(*name);

@@ -8,7 +8,7 @@
 namespace tmaster::controller {
 namespace {
 
-// DESIGN §9 and controller/api/webhook.hpp ToString(Verdict): pre-declared so a dashboard sees a 0
+// docs/architecture.md#status-and-events and controller/api/webhook.hpp ToString(Verdict): pre-declared so a dashboard sees a 0
 // series before the first event instead of "no data".
 constexpr std::array<std::string_view, 7> kPhases{"Pending", "Progressing", "Ready",   "Degraded",
                                                   "Stalled", "Suspended",   "Deleting"};

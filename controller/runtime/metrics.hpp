@@ -1,6 +1,6 @@
 #pragma once
 
-// The controller's Prometheus metrics (DESIGN §10): one registry object, passed in (no global),
+// The controller's Prometheus metrics (docs/architecture.md#metrics): one registry object, passed in (no global),
 // rendered in the text exposition format 0.0.4 by `GET /metrics`. Pure: no I/O, no clock.
 
 #include <array>
@@ -15,7 +15,7 @@ namespace tmaster::controller {
 inline constexpr std::array kReconcileDurationBuckets{0.005, 0.01, 0.025, 0.05, 0.1,  0.25, 0.5,
                                                       1.0,   2.5,  5.0,   10.0, 30.0, 60.0};
 
-/// The ten metric families of DESIGN §10. Every method is safe to call from several threads.
+/// The ten metric families of docs/architecture.md#metrics. Every method is safe to call from several threads.
 /// Families with no samples yet still render their `# HELP` and `# TYPE` lines.
 class Metrics {
  public:
@@ -32,7 +32,7 @@ class Metrics {
   /// tenant_master_workqueue_retries_total, copied from the queue's own monotonic total. A value
   /// lower than the current one is ignored: a counter never goes backwards.
   void SetWorkqueueRetries(std::uint64_t total);
-  /// tenant_master_workspaces{phase}: replaces every count. The seven phases of DESIGN §9 are
+  /// tenant_master_workspaces{phase}: replaces every count. The seven phases (docs/architecture.md#status-and-events) are
   /// always rendered (0 when absent from `counts`); other keys are rendered as given.
   void SetWorkspacesByPhase(const std::map<std::string, int>& counts);
   /// tenant_master_drift_corrected_total{kind} += n.
@@ -48,7 +48,7 @@ class Metrics {
   void SetBackupLastSuccess(const std::string& workspace, double unix_seconds);
 
   /// Every family in the text exposition format 0.0.4: `# HELP` and `# TYPE` lines, label values
-  /// escaped (`\\`, `\"`, `\n`), families in the DESIGN §10 order and samples by label value, so
+  /// escaped (`\\`, `\"`, `\n`), families in the order of docs/architecture.md#metrics and samples by label value, so
   /// two renders of the same state are byte-identical.
   [[nodiscard]] std::string Render() const;
 

@@ -1,6 +1,6 @@
 #pragma once
 
-// The controller's work queue (DESIGN §7): client-go's rate-limiting, delaying work queue
+// The controller's work queue (docs/architecture.md#the-work-queue): client-go's rate-limiting, delaying work queue
 // (k8s.io/client-go/util/workqueue `queue.go`, `delaying_queue.go`, `rate_limiting_queue.go`)
 // for workspace names. Level-triggered: an item is only a name; whoever processes it reads the
 // current spec and state, so merging several adds into one run loses nothing.
@@ -11,7 +11,7 @@
 //
 // Where this differs from client-go, and why:
 // - Get returns nullopt as soon as ShutDown is called, even with items still queued: on SIGTERM
-//   the controller stops taking work (DESIGN §7); everything is reconciled again after restart.
+//   the controller stops taking work (docs/architecture.md#shutdown); everything is reconciled again after restart.
 // - Get drops the name's pending delayed add: the run it hands out supersedes it, and that run
 //   ends with its own Succeeded / AddRateLimited / AddAfter. Without this a resync scheduled
 //   before an edit would cause one extra, useless run.
@@ -39,7 +39,7 @@ struct WorkQueueOptions {
   double resync_jitter = 0.1;  ///< Succeeded waits resync_interval * (1 ± resync_jitter)
 };
 
-/// Counters for the metrics of DESIGN §10 (`tenant_master_workqueue_depth`,
+/// Counters for the metrics of docs/architecture.md#metrics (`tenant_master_workqueue_depth`,
 /// `tenant_master_workqueue_retries_total`).
 struct WorkQueueStats {
   std::uint64_t adds = 0;      ///< adds that queued or dirtied a name (duplicates not counted)

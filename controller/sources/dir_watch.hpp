@@ -1,6 +1,6 @@
 #pragma once
 
-// Fast reaction for the `directory` source (DESIGN §7): inotify on a folder tree, debounced. It
+// Fast reaction for the `directory` source (docs/architecture.md#sources): inotify on a folder tree, debounced. It
 // only makes the daemon react sooner; the daemon's periodic rescan is what guarantees nothing is
 // missed, so a watcher that misses an event (a full queue, a watch limit) costs latency only.
 

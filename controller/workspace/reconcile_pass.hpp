@@ -16,7 +16,7 @@
 
 namespace tmaster::controller {
 
-/// Phases of DESIGN §9 that a pass can reach.
+/// Phases (docs/architecture.md#status-and-events) that a pass can reach.
 enum class Phase { kPending, kProgressing, kReady, kDegraded, kStalled, kSuspended };
 const char* ToString(Phase phase);
 
@@ -46,7 +46,7 @@ struct WorkspaceResult {
   /// Set when the workspace is not ready because something failed: the queue retries transient
   /// failures with backoff and leaves stalled ones until the spec changes.
   std::optional<FailureKind> failure_kind;
-  /// The narrow condition the failure belongs to (DESIGN §9): `DatabaseReady`,
+  /// The narrow condition the failure belongs to (docs/architecture.md#status-and-events): `DatabaseReady`,
   /// `MigrationsApplied` or `StackReady`; empty when nothing failed.
   std::string failed_condition;
   std::vector<std::string> applied_kinds;  ///< KindOf each action applied (the drift metric)
@@ -77,7 +77,7 @@ using StackList = Outcome<std::vector<stacks::ObservedStack>>;
 using MigrationList = Outcome<std::vector<migrations::Migration>>;
 
 /// Everything one workspace's reconcile reads, observed beforehand and shared with the other
-/// workspaces of the pass (DESIGN §2: one catalog query per cluster, one list per endpoint).
+/// workspaces of the pass (docs/architecture.md#observation: one catalog query per cluster, one list per endpoint).
 /// Pointers are borrowed; nullptr `product` or `gateway` means the reference is not available.
 struct WorkspaceInputs {
   const manifests::Workspace* workspace = nullptr;
@@ -98,7 +98,7 @@ struct DbAddress {
   int port = 5432;
 };
 
-/// What dedicated workspaces need (DESIGN §6). Without it (nullptr), dedicated workspaces are
+/// What dedicated workspaces need (docs/architecture.md#dedicated-stacks). Without it (nullptr), dedicated workspaces are
 /// reconciled for their database only. The caller owns everything pointed to.
 struct StacksContext {
   stacks::StackGateway* gateway = nullptr;
@@ -121,7 +121,7 @@ WorkspaceResult ReconcileWorkspace(const WorkspaceInputs& inputs, const Secret& 
 Status DeleteUndeclaredStack(const StacksContext& context, const std::string& workspace,
                              const stacks::ObservedStack& stack, std::vector<std::string>& applied);
 
-/// One full pass (DESIGN §2): load each product's migrations once, observe every cluster with
+/// One full pass (docs/architecture.md#observation): load each product's migrations once, observe every cluster with
 /// one catalog query, plan every workspace purely, then apply the plans with a pool of
 /// `options.workers` threads, each workspace's actions in order, stopping that workspace at its
 /// first failure. Workspaces of a cluster whose observation failed get that failure. Rejected
