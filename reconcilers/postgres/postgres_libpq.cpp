@@ -18,7 +18,11 @@
 #include <utility>
 #include <vector>
 
+#include "common/pq/dsn.hpp"
+#include "common/pq/session.hpp"
 #include "common/pq_handles.hpp"
+#include "common/scrub.hpp"
+#include "common/text.hpp"
 
 namespace tmaster::postgres {
 namespace {
@@ -26,7 +30,6 @@ namespace {
 using pq::ConnPtr;
 using pq::ResultPtr;
 using PqText = pq::Text;
-using pq::ConninfoPtr;
 
 // ---------------------------------------------------------------------------------------------
 // SQL. Every fixed statement is here; the rest are assembled with the Sql builder below, which
@@ -34,31 +37,23 @@ using pq::ConninfoPtr;
 
 // Observation: one statement, one round trip, every role and database of the cluster. The two
 // variants differ only in where roles come from: pg_authid (with the SCRAM verifier) or, when the
-// operator's role cannot read it, pg_roles (verifier NULL). Every function is schema-qualified so
-// no object in a user schema can shadow it.
-constexpr std::string_view kObserveRolesWithPasswords = R"SQL(SELECT 'role'::text AS kind,
+// operator's role cannot read it, pg_roles (verifier NULL); ObserveSql puts them together. Every
+// function is schema-qualified so no object in a user schema can shadow it.
+constexpr std::string_view kObserveRolesHead = R"SQL(SELECT 'role'::text AS kind,
        r.rolname::text AS name,
        r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication,
-       r.rolbypassrls, r.rolconnlimit AS connection_limit, r.rolpassword::text AS verifier,
+       r.rolbypassrls, r.rolconnlimit AS connection_limit, )SQL";
+constexpr std::string_view kVerifierWithPasswords = "r.rolpassword::text";
+constexpr std::string_view kVerifierWithoutPasswords = "NULL::text";
+constexpr std::string_view kObserveRolesMiddle = R"SQL( AS verifier,
        pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment,
        coalesce(s.sessions, 0) AS sessions,
        NULL::text AS owner, NULL::text AS encoding,
        NULL::boolean AS public_connect, NULL::boolean AS public_temporary
-  FROM pg_catalog.pg_authid r
-  LEFT JOIN (SELECT usesysid, count(*) AS sessions FROM pg_catalog.pg_stat_activity
-              GROUP BY usesysid) s ON s.usesysid = r.oid
- WHERE r.rolname !~ '^pg_'
-)SQL";
-
-constexpr std::string_view kObserveRolesWithoutPasswords = R"SQL(SELECT 'role'::text AS kind,
-       r.rolname::text AS name,
-       r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication,
-       r.rolbypassrls, r.rolconnlimit AS connection_limit, NULL::text AS verifier,
-       pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment,
-       coalesce(s.sessions, 0) AS sessions,
-       NULL::text AS owner, NULL::text AS encoding,
-       NULL::boolean AS public_connect, NULL::boolean AS public_temporary
-  FROM pg_catalog.pg_roles r
+  FROM )SQL";
+constexpr std::string_view kRolesWithPasswords = "pg_catalog.pg_authid";
+constexpr std::string_view kRolesWithoutPasswords = "pg_catalog.pg_roles";
+constexpr std::string_view kObserveRolesTail = R"SQL( r
   LEFT JOIN (SELECT usesysid, count(*) AS sessions FROM pg_catalog.pg_stat_activity
               GROUP BY usesysid) s ON s.usesysid = r.oid
  WHERE r.rolname !~ '^pg_'
@@ -133,49 +128,7 @@ constexpr int kMaxIdentifierBytes = 63;  // NAMEDATALEN - 1: longer names are si
 constexpr std::size_t kMaxDetailChars = 400;
 
 // ---------------------------------------------------------------------------------------------
-// Messages: one line, no secrets.
-
-std::string OneLine(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  bool space = false;
-  for (char c : text) {
-    if (c == '\n' || c == '\r' || c == '\t' || c == ' ') {
-      space = !out.empty();
-      continue;
-    }
-    if (space) out.push_back(' ');
-    space = false;
-    out.push_back(c);
-  }
-  return out;
-}
-
-void ReplaceAll(std::string& text, std::string_view needle, std::string_view with) {
-  if (needle.empty()) return;
-  for (std::size_t at = text.find(needle); at != std::string::npos;
-       at = text.find(needle, at + with.size())) {
-    text.replace(at, needle.size(), with);
-  }
-}
-
-/// Removes every known secret from a text coming from libpq or the server.
-class Scrubber {
- public:
-  void Add(std::string secret) {
-    if (!secret.empty()) secrets_.push_back(std::move(secret));
-  }
-  [[nodiscard]] std::string operator()(std::string_view text) const {
-    std::string out(text);
-    for (const auto& secret : secrets_) ReplaceAll(out, secret, "<redacted>");
-    return OneLine(out);
-  }
-
- private:
-  std::vector<std::string> secrets_;
-};
-
-std::string Quoted(std::string_view name) { return "\"" + std::string(name) + "\""; }
+// Messages: one line (pq::Connect, pq::ResultFailure), no secrets (a Scrubber per call).
 
 Failure WithStep(Failure failure, const std::string& step) {
   failure.message = step + ": " + failure.message;
@@ -183,105 +136,27 @@ Failure WithStep(Failure failure, const std::string& step) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SQLSTATE -> failure kind and reason (userver's exception hierarchy, Flux's error kinds).
-
-bool StartsWith(std::string_view text, std::string_view prefix) {
-  return text.substr(0, prefix.size()) == prefix;
-}
-
-Failure Classify(std::string_view sqlstate, std::string message) {
-  struct Rule {
-    std::string_view prefix;  // a class (two characters) or a full SQLSTATE
-    FailureKind kind;
-    std::string_view reason;
-  };
-  // Full codes first, then classes; the first match wins.
-  static constexpr Rule kRules[] = {
-      {"55P03", FailureKind::kTransient, "LockNotAvailable"},
-      {"42501", FailureKind::kStalled, "InsufficientPrivilege"},
-      {"42601", FailureKind::kStalled, "SyntaxError"},
-      // Created or dropped by someone else between observe and apply: the next pass re-plans.
-      {"42710", FailureKind::kTransient, "ConcurrentChange"},
-      {"42P04", FailureKind::kTransient, "ConcurrentChange"},
-      {"42704", FailureKind::kTransient, "ConcurrentChange"},
-      {"3D000", FailureKind::kTransient, "ConcurrentChange"},
-      {"08", FailureKind::kTransient, "ConnectionFailed"},
-      {"57", FailureKind::kTransient, "PostgresUnavailable"},
-      {"53", FailureKind::kTransient, "InsufficientResources"},
-      {"40", FailureKind::kTransient, "TransactionRollback"},
-      {"58", FailureKind::kTransient, "SystemError"},
-      {"XX", FailureKind::kTransient, "InternalError"},
-      {"28", FailureKind::kStalled, "AuthenticationFailed"},
-      {"42", FailureKind::kStalled, "SqlError"},
-      {"22", FailureKind::kStalled, "DataException"},
-      {"23", FailureKind::kStalled, "IntegrityConstraintViolation"},
-      {"2B", FailureKind::kStalled, "DependentObjectsStillExist"},
-      {"0A", FailureKind::kStalled, "FeatureNotSupported"},
-      {"25", FailureKind::kStalled, "InvalidTransactionState"},
-      {"3F", FailureKind::kStalled, "InvalidSchemaName"},
-      {"P0", FailureKind::kStalled, "PlpgsqlError"},
-  };
-  for (const auto& rule : kRules) {
-    if (StartsWith(sqlstate, rule.prefix)) {
-      return {rule.kind, std::string(rule.reason), std::move(message)};
-    }
-  }
-  // No SQLSTATE means libpq itself failed (lost connection, out of memory): retry.
-  if (sqlstate.empty()) return Failure::Transient("ConnectionFailed", std::move(message));
-  return Failure::Stalled("SqlError", std::move(message));
-}
-
-// ---------------------------------------------------------------------------------------------
 // Connection parameters.
 
-/// What the DSN says, parsed once. Only host, port, dbname and user ever reach a message.
-struct Target {
-  bool valid = false;
-  std::string host;  ///< host, else hostaddr; empty: libpq's default socket
-  std::string port;
-  std::string user;
-  std::string admin_dbname;
-  std::string password;  ///< only to scrub it from messages
-};
-
-Target ParseDsn(const std::string& dsn) {
-  Target target;
-  char* error = nullptr;
-  ConninfoPtr options(PQconninfoParse(dsn.c_str(), &error));
-  PqText error_guard(error);  // never shown: it may quote the DSN
-  if (!options) return target;
-  target.valid = true;
-  std::string hostaddr;
-  std::string dbname;
-  for (const PQconninfoOption* option = options.get(); option->keyword != nullptr; ++option) {
-    if (option->val == nullptr) continue;
-    const std::string_view keyword = option->keyword;
-    if (keyword == "host") target.host = option->val;
-    if (keyword == "hostaddr") hostaddr = option->val;
-    if (keyword == "port") target.port = option->val;
-    if (keyword == "dbname") dbname = option->val;
-    if (keyword == "user") target.user = option->val;
-    if (keyword == "password") target.password = option->val;
-  }
-  if (target.host.empty()) target.host = hostaddr;
-  // Admin sessions go to the DSN's database, never to a template
-  // (docs/architecture.md#postgresql-what-converged-means).
-  target.admin_dbname =
-      dbname.empty() || dbname == "template0" || dbname == "template1" ? "postgres" : dbname;
-  return target;
+/// The database admin sessions use: the DSN's own, never a template
+/// (docs/architecture.md#postgresql-what-converged-means).
+std::string AdminDatabase(const pq::DsnParts& dsn) {
+  const std::string& name = dsn.dbname;
+  return name.empty() || name == "template0" || name == "template1" ? "postgres" : name;
 }
 
 }  // namespace
 
 std::optional<std::pair<std::string, int>> DsnHostPort(const Secret& dsn) {
-  const Target target = ParseDsn(dsn.Reveal());
-  if (!target.valid) return std::nullopt;
-  std::string host = target.host.empty() || target.host.front() == '/' ? "localhost" : target.host;
+  const std::optional<pq::DsnParts> target = pq::ParseDsn(dsn);
+  if (!target) return std::nullopt;
+  std::string host =
+      target->host.empty() || target->host.front() == '/' ? "localhost" : target->host;
   // A multi-host DSN (`h1,h2`): stacks get the first.
   host = host.substr(0, host.find(','));
   int port = 5432;
-  if (!target.port.empty()) {
-    const std::string first = target.port.substr(0, target.port.find(','));
+  if (!target->port.empty()) {
+    const std::string first = target->port.substr(0, target->port.find(','));
     char* end = nullptr;
     const long parsed = std::strtol(first.c_str(), &end, 10);
     if (end != first.c_str() && *end == '\0' && parsed > 0 && parsed < 65536) {
@@ -460,7 +335,6 @@ void RenderRoleAttributes(Sql& sql, bool login, int connection_limit, bool all) 
   sql.Raw(" CONNECTION LIMIT ").Int(connection_limit);
 }
 
-
 bool IsSuperuser(PGconn* conn) {
   const char* value = PQparameterStatus(conn, "is_superuser");
   return value != nullptr && std::string_view(value) == "on";
@@ -489,14 +363,15 @@ class Gateway final : public LibpqGateway {
       : cluster_(std::move(cluster)),
         dsn_(std::move(dsn)),
         options_(options),
-        target_(ParseDsn(dsn_.Reveal())),
+        target_(pq::ParseDsn(dsn_)),
+        admin_dbname_(target_ ? AdminDatabase(*target_) : std::string()),
         pool_(
             [this] {
-              return Connect({target_.admin_dbname, "", nullptr}, scrub_);
+              return Connect({admin_dbname_, "", nullptr}, scrub_);
             },
             options.pool_size) {
-    scrub_.Add(dsn_.Reveal());
-    scrub_.Add(target_.password);
+    scrub_.Add(dsn_);
+    if (target_) scrub_.Add(target_->password);
   }
 
   std::int64_t StatementsSent() const override { return statements_.load(); }
@@ -517,44 +392,24 @@ class Gateway final : public LibpqGateway {
   // --- connections ---------------------------------------------------------------------------
 
   Outcome<ConnPtr> Connect(const ConnectAs& as, const Scrubber& scrub) const {
-    if (!target_.valid) return InvalidDsn();
+    if (!target_) return InvalidDsn();
     const std::string timeout = std::to_string(options_.connect_timeout.count());
-    std::vector<const char*> keywords = {"dbname", "dbname", "connect_timeout",
-                                         "fallback_application_name"};
-    std::vector<const char*> values = {dsn_.Reveal().c_str(), as.dbname.c_str(), timeout.c_str(),
-                                       "tenant-master"};
-    if (!as.user.empty()) {
-      keywords.push_back("user");
-      values.push_back(as.user.c_str());
-    }
-    if (as.password != nullptr) {
-      keywords.push_back("password");
-      values.push_back(as.password->Reveal().c_str());
-    }
-    keywords.push_back(nullptr);
-    values.push_back(nullptr);
-    ConnPtr conn(PQconnectdbParams(keywords.data(), values.data(), 1));
-    if (conn && PQstatus(conn.get()) == CONNECTION_OK) {
-      // libpq prints NOTICEs ("already exists, skipping") to stderr by default; a library
-      // must not write to the operator's stderr behind its logger's back.
-      pq::SilenceNotices(conn.get());
-      return conn;
-    }
-    return ConnectFailure(conn.get(), as, scrub);
-  }
-
-  Failure ConnectFailure(PGconn* conn, const ConnectAs& as, const Scrubber& scrub) const {
-    std::string error = conn != nullptr ? scrub(PQerrorMessage(conn)) : "out of memory";
-    std::string where = "could not connect to " + Describe(as);
-    bool tenant = !as.user.empty();
-    bool refused = error.find("password authentication failed") != std::string::npos ||
-                   error.find("no pg_hba.conf entry") != std::string::npos ||
-                   error.find("role \"") != std::string::npos;
+    std::vector<pq::ConnectParam> params = {{"connect_timeout", timeout.c_str()},
+                                            {"fallback_application_name", "tenant-master"}};
+    if (!as.user.empty()) params.push_back({"user", as.user.c_str()});
+    if (as.password != nullptr) params.push_back({"password", as.password->Reveal().c_str()});
+    Outcome<ConnPtr> conn = pq::Connect(dsn_, as.dbname, params, scrub, Describe(as));
+    if (conn) return conn;
+    Failure failure = conn.failure();
     // The operator's own credentials are for a human to fix; a tenant role's password is
-    // repaired by the next pass.
-    if (refused && !tenant) return Failure::Stalled("AuthenticationFailed", where + ": " + error);
-    if (refused) return Failure::Transient("AuthenticationFailed", where + ": " + error);
-    return Failure::Transient("ConnectionFailed", where + ": " + error);
+    // repaired by the next pass. A database dropped since the catalog was read is re-created by
+    // the next pass too.
+    const bool tenant = !as.user.empty();
+    if (failure.reason == "AuthenticationFailed" && tenant) failure.kind = FailureKind::kTransient;
+    if (failure.reason == "DatabaseMissing") {
+      failure = Failure::Transient("ConnectionFailed", std::move(failure.message));
+    }
+    return failure;
   }
 
   /// `host=... port=... dbname=... user=...`: what a connection failure may show.
@@ -565,10 +420,10 @@ class Gateway final : public LibpqGateway {
       if (!description.empty()) description += ' ';
       description += std::string(key) + "=" + value;
     };
-    add("host", target_.host);
-    add("port", target_.port);
+    add("host", target_->host);
+    add("port", target_->port);
     add("dbname", as.dbname);
-    add("user", as.user.empty() ? target_.user : as.user);
+    add("user", as.user.empty() ? target_->user : as.user);
     return description;
   }
 
@@ -601,50 +456,13 @@ class Gateway final : public LibpqGateway {
   Outcome<ResultPtr> Exec(PGconn* conn, const std::string& sql, int statements,
                           const Scrubber& scrub) {
     statements_.fetch_add(statements);
-    ResultPtr result(PQexec(conn, sql.c_str()));
-    return Check(conn, std::move(result), scrub);
+    return pq::Check(conn, ResultPtr(PQexec(conn, sql.c_str())), scrub);
   }
 
   Outcome<ResultPtr> Query(PGconn* conn, std::string_view sql,
                            const std::vector<std::string>& params, const Scrubber& scrub) {
     statements_.fetch_add(1);
-    std::vector<const char*> values;
-    values.reserve(params.size());
-    for (const auto& param : params) values.push_back(param.c_str());
-    ResultPtr result(PQexecParams(conn, std::string(sql).c_str(), static_cast<int>(values.size()),
-                                  nullptr, values.data(), nullptr, nullptr, 0));
-    return Check(conn, std::move(result), scrub);
-  }
-
-  Outcome<ResultPtr> Check(PGconn* conn, ResultPtr result, const Scrubber& scrub) const {
-    ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
-    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return result;
-    return ErrorOf(conn, result.get(), scrub, "");
-  }
-
-  Failure ErrorOf(PGconn* conn, const PGresult* result, const Scrubber& scrub,
-                  const std::string& suffix) const {
-    const char* sqlstate =
-        result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
-    const char* primary =
-        result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-    if (sqlstate == nullptr || primary == nullptr) {
-      return Classify("", scrub(PQerrorMessage(conn)));
-    }
-    const char* severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
-    std::string message = std::string(severity != nullptr ? severity : "ERROR") + ": " +
-                          scrub(primary) + " (SQLSTATE " + sqlstate + suffix + ")";
-    // A unique violation on the catalog's own name index is a CREATE DATABASE / CREATE ROLE that
-    // raced another session's create of the same name (for example one a killed operator left
-    // running): like 42P04 / 42710, the next pass observes it and re-plans. Any other unique
-    // violation (a migration's data) stays an integrity error.
-    const char* constraint = PQresultErrorField(result, PG_DIAG_CONSTRAINT_NAME);
-    if (std::string_view(sqlstate) == "23505" && constraint != nullptr &&
-        (std::string_view(constraint) == "pg_database_datname_index" ||
-         std::string_view(constraint) == "pg_authid_rolname_index")) {
-      return Failure::Transient("ConcurrentChange", std::move(message));
-    }
-    return Classify(sqlstate, std::move(message));
+    return pq::ExecParams(conn, sql, params, scrub);
   }
 
   // --- observe ---------------------------------------------------------------------------------
@@ -665,10 +483,16 @@ class Gateway final : public LibpqGateway {
   }
 
   static const std::string& ObserveSql(bool with_passwords) {
-    static const std::string kWith =
-        std::string(kObserveRolesWithPasswords) + std::string(kObserveDatabases);
-    static const std::string kWithout =
-        std::string(kObserveRolesWithoutPasswords) + std::string(kObserveDatabases);
+    const auto build = [](std::string_view verifier, std::string_view roles) {
+      std::string sql(kObserveRolesHead);
+      for (const std::string_view part :
+           {verifier, kObserveRolesMiddle, roles, kObserveRolesTail, kObserveDatabases}) {
+        sql += part;
+      }
+      return sql;
+    };
+    static const std::string kWith = build(kVerifierWithPasswords, kRolesWithPasswords);
+    static const std::string kWithout = build(kVerifierWithoutPasswords, kRolesWithoutPasswords);
     return with_passwords ? kWith : kWithout;
   }
 
@@ -691,6 +515,8 @@ class Gateway final : public LibpqGateway {
       std::from_chars(value.data(), value.data() + value.size(), parsed);
       return parsed;
     };
+    // Roles and databases share the catalog query's columns, so their two field lists below look
+    // alike; each names only the columns its kind fills.
     for (int row = 0; row < PQntuples(result); ++row) {
       if (text(row, kKind) == "role") {
         ObservedRole role;
@@ -749,7 +575,7 @@ class Gateway final : public LibpqGateway {
     PqText verifier(
         PQencryptPasswordConn(conn, password.Reveal().c_str(), role.c_str(), "scram-sha-256"));
     if (!verifier) {
-      return Failure::Transient("PasswordEncryptionFailed", scrub(PQerrorMessage(conn)));
+      return Failure::Transient("PasswordEncryptionFailed", OneLine(scrub(PQerrorMessage(conn))));
     }
     return std::string(verifier.get());
   }
@@ -760,7 +586,7 @@ class Gateway final : public LibpqGateway {
                                         const Secret& password, const std::string& workspace,
                                         const CreateRole* create) {
     Scrubber scrub = scrub_;
-    scrub.Add(password.Reveal());
+    scrub.Add(password);
     return WithAdmin(OnCluster(step), [&](PGconn* conn) -> Outcome<ApplyResult> {
       Outcome<std::string> verifier = Verifier(conn, password, role, scrub);
       if (!verifier) return verifier.failure();
@@ -900,7 +726,7 @@ class Gateway final : public LibpqGateway {
                        statements_.fetch_add(sql.statements());
                        ResultPtr result(PQexec(conn, sql.text().c_str()));
                        if (auto owns = StillOwnsObjects(conn, result.get(), a.role)) return *owns;
-                       Outcome<ResultPtr> checked = Check(conn, std::move(result), scrub_);
+                       Outcome<ResultPtr> checked = pq::Check(conn, std::move(result), scrub_);
                        if (!checked) return checked.failure();
                        return ApplyResult{sql.statements(), ""};
                      });
@@ -917,9 +743,9 @@ class Gateway final : public LibpqGateway {
     std::string detail;
     if (const char* text = PQresultErrorField(result, PG_DIAG_MESSAGE_DETAIL)) detail = text;
     ReplaceAll(detail, "\n", "; ");
-    detail = scrub_(detail);
+    detail = OneLine(scrub_(detail));
     if (detail.size() > kMaxDetailChars) detail = detail.substr(0, kMaxDetailChars) + "...";
-    Failure failure = ErrorOf(conn, result, scrub_, "");
+    Failure failure = pq::ResultFailure(conn, result, scrub_);
     failure.kind = FailureKind::kStalled;
     failure.reason = "RoleStillOwnsObjects";
     failure.message += (detail.empty() ? std::string() : " [" + detail + "]") + "; role " +
@@ -963,7 +789,7 @@ class Gateway final : public LibpqGateway {
 
   Outcome<ApplyResult> Do(const ApplyMigrations& a) {
     Scrubber scrub = scrub_;
-    scrub.Add(a.password.Reveal());
+    scrub.Add(a.password);
     std::string in_database = " in database " + Quoted(a.database);
     int sent = 0;
 
@@ -1066,7 +892,7 @@ class Gateway final : public LibpqGateway {
       std::optional<int> line = LineOfPosition(sql.text(), at, static_cast<long>(kBegin.size()));
       if (line) where = ", line " + std::to_string(*line);
     }
-    Failure failure = ErrorOf(conn, result.get(), scrub, where);
+    Failure failure = pq::ResultFailure(conn, result.get(), scrub, where);
     if (PQtransactionStatus(conn) == PQTRANS_INERROR) {
       statements_.fetch_add(1);
       ResultPtr rollback(PQexec(conn, "ROLLBACK"));
@@ -1079,7 +905,8 @@ class Gateway final : public LibpqGateway {
   const std::string cluster_;
   const Secret dsn_;
   const LibpqOptions options_;
-  const Target target_;
+  const std::optional<pq::DsnParts> target_;  // nullopt: libpq cannot parse the DSN
+  const std::string admin_dbname_;
   Scrubber scrub_;
   Pool pool_;
   std::atomic<std::int64_t> statements_{0};

@@ -1,0 +1,155 @@
+#include <utility>
+
+#include "common/text.hpp"
+#include "controller/store/store_libpq_internal.hpp"
+
+// The records beside the workspaces: each source's status, the events, the webhook deliveries.
+
+namespace tmaster::controller::pqstore {
+namespace {
+
+// 0 means "never": NULL in the table, 0 again when read.
+constexpr std::string_view kPutSourceStatus =
+    "INSERT INTO tm_sources AS s (name, kind, revision, ready, reason, message, last_sync,"
+    " last_attempt) VALUES ($1, $2, $3, $4::boolean, $5, $6,"
+    " CASE WHEN $7::bigint = 0 THEN NULL ELSE to_timestamp($7::bigint) END,"
+    " CASE WHEN $8::bigint = 0 THEN NULL ELSE to_timestamp($8::bigint) END)"
+    " ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, revision = EXCLUDED.revision,"
+    " ready = EXCLUDED.ready, reason = EXCLUDED.reason, message = EXCLUDED.message,"
+    " last_sync = EXCLUDED.last_sync, last_attempt = EXCLUDED.last_attempt, updated_at = now()";
+constexpr std::string_view kListSourceStatuses =
+    "SELECT name, kind, revision, ready, reason, message,"
+    " coalesce(extract(epoch FROM last_sync)::bigint, 0),"
+    " coalesce(extract(epoch FROM last_attempt)::bigint, 0)"
+    " FROM tm_sources ORDER BY name COLLATE \"C\"";
+constexpr std::string_view kAppendEvent =
+    "INSERT INTO tm_events (workspace, type, reason, message, at) VALUES ($1, $2, $3, $4,"
+    " CASE WHEN $5::bigint = 0 THEN now() ELSE to_timestamp($5::bigint) END) RETURNING id";
+constexpr std::string_view kEventColumns =
+    "SELECT id, workspace, type, reason, message, extract(epoch FROM at)::bigint FROM tm_events";
+constexpr std::string_view kRecordDelivery =
+    "INSERT INTO tm_webhook_deliveries (provider, verdict, branch, revision, received_at)"
+    " VALUES ($1, $2, $3, $4, CASE WHEN $5::bigint = 0 THEN now()"
+    " ELSE to_timestamp($5::bigint) END) RETURNING id";
+constexpr std::string_view kListDeliveries =
+    "SELECT id, provider, verdict, branch, revision, extract(epoch FROM received_at)::bigint"
+    " FROM tm_webhook_deliveries ORDER BY id DESC LIMIT $1::bigint";
+
+/// A row of kListSourceStatuses.
+Outcome<SourceStatus> SourceStatusAt(PGresult* res, int row) {
+  SourceStatus status;
+  status.name = PQgetvalue(res, row, 0);
+  status.kind = PQgetvalue(res, row, 1);
+  status.revision = PQgetvalue(res, row, 2);
+  status.ready = std::string_view(PQgetvalue(res, row, 3)) == "t";
+  status.reason = PQgetvalue(res, row, 4);
+  status.message = PQgetvalue(res, row, 5);
+  auto last_sync = ParseInt(PQgetvalue(res, row, 6));
+  auto last_attempt = ParseInt(PQgetvalue(res, row, 7));
+  if (!last_sync || !last_attempt) return BadValue("tm_sources");
+  status.last_sync_unix = *last_sync;
+  status.last_attempt_unix = *last_attempt;
+  return status;
+}
+
+// The row readers (SourceStatusAt, EventAt, DeliveryAt, and those of store_libpq_workspaces.cpp)
+// look alike because the tables do (an id, some text, a time): one reader per table keeps each
+// column index next to the statement that selects it.
+
+/// A row of kEventColumns.
+Outcome<Event> EventAt(PGresult* res, int row) {
+  auto id = ParseInt(PQgetvalue(res, row, 0));
+  auto at = ParseInt(PQgetvalue(res, row, 5));
+  if (!id || !at) return BadValue("tm_events");
+  Event event;
+  event.id = *id;
+  event.workspace = PQgetvalue(res, row, 1);
+  event.type = PQgetvalue(res, row, 2);
+  event.reason = PQgetvalue(res, row, 3);
+  event.message = PQgetvalue(res, row, 4);
+  event.at_unix = *at;
+  return event;
+}
+
+/// A row of kListDeliveries.
+Outcome<WebhookDelivery> DeliveryAt(PGresult* res, int row) {
+  auto id = ParseInt(PQgetvalue(res, row, 0));
+  auto at = ParseInt(PQgetvalue(res, row, 5));
+  if (!id || !at) return BadValue("tm_webhook_deliveries");
+  WebhookDelivery delivery;
+  delivery.id = *id;
+  delivery.provider = PQgetvalue(res, row, 1);
+  delivery.verdict = PQgetvalue(res, row, 2);
+  delivery.branch = PQgetvalue(res, row, 3);
+  delivery.revision = PQgetvalue(res, row, 4);
+  delivery.received_at_unix = *at;
+  return delivery;
+}
+
+}  // namespace
+
+Outcome<Done> LibpqStore::PutSourceStatus(const SourceStatus& status) {
+  return Run("store status of source " + Quoted(status.name), [&](PGconn* conn) -> Outcome<Done> {
+    auto result = Exec(conn, kPutSourceStatus,
+                       {status.name, status.kind, status.revision, status.ready ? "true" : "false",
+                        status.reason, status.message, std::to_string(status.last_sync_unix),
+                        std::to_string(status.last_attempt_unix)});
+    if (!result) return result.failure();
+    return Done{};
+  });
+}
+
+Outcome<std::vector<SourceStatus>> LibpqStore::ListSourceStatuses() {
+  return Run("list source statuses", [&](PGconn* conn) -> Outcome<std::vector<SourceStatus>> {
+    auto result = Exec(conn, kListSourceStatuses, {});
+    if (!result) return result.failure();
+    return ReadRows<SourceStatus>(result->get(), SourceStatusAt);
+  });
+}
+
+Outcome<std::int64_t> LibpqStore::AppendEvent(const Event& event) {
+  return Run("append event for workspace " + Quoted(event.workspace),
+             [&](PGconn* conn) -> Outcome<std::int64_t> {
+               auto result = Exec(conn, kAppendEvent,
+                                  {event.workspace, event.type, event.reason, event.message,
+                                   std::to_string(event.at_unix)});
+               if (!result) return result.failure();
+               return IdOf(result->get());
+             });
+}
+
+Outcome<std::vector<Event>> LibpqStore::ListEvents(const std::optional<std::string>& workspace,
+                                                   std::int64_t limit) {
+  return Run("list events", [&](PGconn* conn) -> Outcome<std::vector<Event>> {
+    std::string sql(kEventColumns);
+    std::vector<std::string> params = {std::to_string(limit)};
+    if (workspace) {
+      sql += " WHERE workspace = $2";
+      params.push_back(*workspace);
+    }
+    sql += " ORDER BY id DESC LIMIT $1::bigint";
+    auto result = Exec(conn, sql, params);
+    if (!result) return result.failure();
+    return ReadRows<Event>(result->get(), EventAt);
+  });
+}
+
+Outcome<std::int64_t> LibpqStore::RecordDelivery(const WebhookDelivery& delivery) {
+  return Run("record webhook delivery", [&](PGconn* conn) -> Outcome<std::int64_t> {
+    auto result = Exec(conn, kRecordDelivery,
+                       {delivery.provider, delivery.verdict, delivery.branch, delivery.revision,
+                        std::to_string(delivery.received_at_unix)});
+    if (!result) return result.failure();
+    return IdOf(result->get());
+  });
+}
+
+Outcome<std::vector<WebhookDelivery>> LibpqStore::ListDeliveries(std::int64_t limit) {
+  return Run("list webhook deliveries", [&](PGconn* conn) -> Outcome<std::vector<WebhookDelivery>> {
+    auto result = Exec(conn, kListDeliveries, {std::to_string(limit)});
+    if (!result) return result.failure();
+    return ReadRows<WebhookDelivery>(result->get(), DeliveryAt);
+  });
+}
+
+}  // namespace tmaster::controller::pqstore

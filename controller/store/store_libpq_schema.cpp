@@ -1,0 +1,146 @@
+#include <iterator>
+
+#include "controller/store/store_libpq_internal.hpp"
+
+// The store's schema. Append only: a released migration is never edited; each runs in the
+// transaction that records it in tm_schema_version. spec_json is text, not jsonb, so its digest
+// is the digest of exactly the bytes stored.
+
+namespace tmaster::controller::pqstore {
+namespace {
+
+// Advisory-lock key (kLeaderLockClass, 2) serializes migrations; (kLeaderLockClass, 1) is the
+// leader lock (leader_lock_libpq.cpp). They must differ: a leader holds key 1 for its whole life,
+// and a standby starting meanwhile must still be able to run Migrate.
+static_assert(kLeaderLockClass == 29805);
+constexpr std::string_view kMigrateLock = "SELECT pg_catalog.pg_advisory_xact_lock(29805, 2)";
+
+struct Migration {
+  int version;
+  std::string_view name;
+  std::string_view sql;
+};
+
+constexpr std::string_view kCreateVersionTable =
+    "CREATE TABLE IF NOT EXISTS tm_schema_version (\n"
+    "  version integer PRIMARY KEY,\n"
+    "  name text NOT NULL,\n"
+    "  applied_at timestamptz NOT NULL DEFAULT now()\n"
+    ")";
+
+// tests/controller/store/store_itest.cpp keeps a copy of migration 1 on purpose: it builds a v1
+// store to prove the upgrade to v2, so its copy is frozen even if this one were (wrongly) edited.
+constexpr Migration kMigrations[] = {
+    {1, "workspaces, status, events, webhook deliveries", R"SQL(
+CREATE TABLE tm_workspaces (
+  name text PRIMARY KEY,
+  source text NOT NULL,
+  revision text NOT NULL,
+  spec_json text NOT NULL,
+  spec_digest text NOT NULL,
+  generation bigint NOT NULL CHECK (generation >= 1),
+  deleting_since timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX tm_workspaces_source ON tm_workspaces (source, name);
+CREATE TABLE tm_workspace_status (
+  name text PRIMARY KEY,
+  observed_generation bigint NOT NULL,
+  phase text NOT NULL,
+  conditions_json text NOT NULL,
+  last_error text NOT NULL,
+  next_retry timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tm_events (
+  id bigserial PRIMARY KEY,
+  workspace text NOT NULL,
+  type text NOT NULL CHECK (type IN ('Normal', 'Warning')),
+  reason text NOT NULL,
+  message text NOT NULL,
+  at timestamptz NOT NULL
+);
+CREATE INDEX tm_events_workspace ON tm_events (workspace, id DESC);
+CREATE TABLE tm_webhook_deliveries (
+  id bigserial PRIMARY KEY,
+  provider text NOT NULL,
+  verdict text NOT NULL,
+  branch text NOT NULL,
+  revision text NOT NULL,
+  received_at timestamptz NOT NULL
+);
+)SQL"},
+    {2, "status revision and last runs, source status", R"SQL(
+ALTER TABLE tm_workspace_status
+  ADD COLUMN revision text NOT NULL DEFAULT '',
+  ADD COLUMN last_runs_json text NOT NULL DEFAULT '[]';
+CREATE TABLE tm_sources (
+  name text PRIMARY KEY,
+  kind text NOT NULL,
+  revision text NOT NULL,
+  ready boolean NOT NULL,
+  reason text NOT NULL,
+  message text NOT NULL,
+  last_sync timestamptz,
+  last_attempt timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+)SQL"},
+};
+
+Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {
+  if (auto locked = connector.Exec(conn, kMigrateLock, {}); !locked) return locked.failure();
+  if (auto table = connector.Exec(conn, kCreateVersionTable, {}); !table) return table.failure();
+  auto applied = connector.Exec(conn, "SELECT version FROM tm_schema_version", {});
+  if (!applied) return applied.failure();
+  std::vector<std::int64_t> versions;
+  for (int row = 0; row < PQntuples(applied->get()); ++row) {
+    auto version = ParseInt(PQgetvalue(applied->get(), row, 0));
+    if (!version) return BadValue("tm_schema_version");
+    versions.push_back(*version);
+  }
+  const std::int64_t newest_known = kMigrations[std::size(kMigrations) - 1].version;
+  for (const std::int64_t version : versions) {
+    if (version > newest_known) {
+      return Failure::Stalled("SchemaTooNew", "the store has schema version " +
+                                                  std::to_string(version) +
+                                                  ", newer than this operator knows (" +
+                                                  std::to_string(newest_known) + ")");
+    }
+  }
+  for (const Migration& migration : kMigrations) {
+    bool done = false;
+    for (const std::int64_t version : versions) done = done || version == migration.version;
+    if (done) continue;
+    // Several statements: the simple query protocol, inside the open transaction.
+    auto ran = pq::Check(conn, pq::ResultPtr(PQexec(conn, std::string(migration.sql).c_str())),
+                         connector.scrub());
+    if (!ran) {
+      Failure failure = ran.failure();
+      failure.message = "migration " + std::to_string(migration.version) + ": " + failure.message;
+      return failure;
+    }
+    auto recorded =
+        connector.Exec(conn, "INSERT INTO tm_schema_version (version, name) VALUES ($1, $2)",
+                       {std::to_string(migration.version), std::string(migration.name)});
+    if (!recorded) return recorded.failure();
+  }
+  return Done{};
+}
+
+}  // namespace
+
+Outcome<Done> LibpqStore::Migrate() {
+  return Run("migrate", [this](PGconn* conn) -> Outcome<Done> {
+    if (auto begun = Exec(conn, "BEGIN", {}); !begun) return begun.failure();
+    Outcome<Done> done = MigrateIn(conn, connector_);
+    if (!done) {
+      (void)Exec(conn, "ROLLBACK", {});
+      return done;
+    }
+    if (auto committed = Exec(conn, "COMMIT", {}); !committed) return committed.failure();
+    return Done{};
+  });
+}
+
+}  // namespace tmaster::controller::pqstore
