@@ -3,7 +3,6 @@
 #include <stdlib.h>  // mkdtemp
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <map>
@@ -11,6 +10,7 @@
 #include <utility>
 
 #include "common/crypto.hpp"
+#include "common/text.hpp"
 #include "controller/sources/child_process.hpp"
 
 namespace tmaster::controller {
@@ -20,7 +20,6 @@ namespace fs = std::filesystem;
 
 constexpr std::size_t kStderrLines = 5;    // of git's stderr, in a failure message
 constexpr std::size_t kStderrChars = 600;  // at most, the last ones
-constexpr const char* kRedacted = "<redacted>";
 
 // On every git command: no stored credential helper (credentials come from us or nowhere), no
 // askpass program (there is nobody to ask), and auto-gc in the foreground, inside the command's
@@ -33,14 +32,6 @@ const std::vector<std::string> kUnsetVariables = {
     "GIT_ASKPASS",   "SSH_ASKPASS",           "GIT_DIR",
     "GIT_WORK_TREE", "GIT_INDEX_FILE",        "GIT_OBJECT_DIRECTORY",
     "GIT_NAMESPACE", "GIT_CONFIG_PARAMETERS", "GIT_ALTERNATE_OBJECT_DIRECTORIES"};
-
-void ReplaceAll(std::string& text, std::string_view from, std::string_view to) {
-  if (from.empty()) return;
-  for (std::size_t at = text.find(from); at != std::string::npos;
-       at = text.find(from, at + to.size())) {
-    text.replace(at, from.size(), to);
-  }
-}
 
 // Removes the userinfo ("user:pass@") of every "scheme://" URL in `text`.
 std::string StripUserinfo(std::string text) {
@@ -56,21 +47,14 @@ std::string StripUserinfo(std::string text) {
   return text;
 }
 
-std::string Trim(std::string_view text) {
-  const auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
-  return std::string(text);
-}
-
-// The last non-empty lines of `text`, trimmed, joined with "; ".
+// The last non-empty lines of `text`, trimmed, joined with "; ". It cuts: scrub `text` first.
 std::string TailLines(std::string_view text) {
   std::vector<std::string> lines;
   std::size_t begin = 0;
   while (begin <= text.size()) {
     std::size_t end = text.find('\n', begin);
     if (end == std::string_view::npos) end = text.size();
-    std::string line = Trim(text.substr(begin, end - begin));
+    std::string line(Trim(text.substr(begin, end - begin)));
     if (!line.empty()) lines.push_back(std::move(line));
     begin = end + 1;
   }
@@ -138,7 +122,11 @@ GitRepo::GitRepo(GitRepoOptions options)
     const std::string user = username ? username->Reveal() : std::string();
     const std::string pass = password ? password->Reveal() : std::string();
     auth_header_ = "Authorization: Basic " + crypto::Base64(user + ":" + pass);
+    // The header's token is the base64 form of "user:pass", which the scrubber covers.
+    scrubber_.Add(user + ":" + pass);
   }
+  if (username) scrubber_.Add(*username);
+  if (password) scrubber_.Add(*password);
 }
 
 Outcome<std::string> GitRepo::Sync() {
@@ -256,14 +244,14 @@ Outcome<std::string> GitRepo::Git(std::string_view step, const fs::path* dir,
   if (result.timed_out) {
     return Failure::Transient(
         reason, Describe(step) + ": timed out after " + std::to_string(options_.timeout.count()) +
-                    "s" + (result.err.empty() ? "" : " (" + Scrub(TailLines(result.err)) + ")"));
+                    "s" + (result.err.empty() ? "" : " (" + TailLines(Scrub(result.err)) + ")"));
   }
   if (result.exit_code != 0) {
     if (network && MissingBranch(result.err, options_.branch)) {
       return Failure::Transient(
           reason, Describe(step) + ": branch " + options_.branch + " does not exist on the remote");
     }
-    const std::string detail = Scrub(TailLines(result.err));
+    const std::string detail = TailLines(Scrub(result.err));
     return Failure::Transient(reason, Describe(step) + ": exited with status " +
                                           std::to_string(result.exit_code) +
                                           (detail.empty() ? "" : ": " + detail));
@@ -274,10 +262,10 @@ Outcome<std::string> GitRepo::Git(std::string_view step, const fs::path* dir,
 Outcome<std::string> GitRepo::Head(const fs::path& dir) const {
   Outcome<std::string> out = Git("git rev-parse", &dir, {"rev-parse", "HEAD"}, false);
   if (!out.ok()) return out;
-  std::string commit = Trim(*out);
+  std::string commit(Trim(*out));
   if (!IsCommitId(commit)) {
     return Failure::Transient("CheckoutFailed", Describe("git rev-parse") + ": not a commit id: '" +
-                                                    Scrub(TailLines(commit)) + "'");
+                                                    TailLines(Scrub(commit)) + "'");
   }
   return commit;
 }
@@ -287,14 +275,9 @@ std::string GitRepo::Describe(std::string_view step) const {
 }
 
 std::string GitRepo::Scrub(std::string text) const {
-  text = StripUserinfo(std::move(text));
-  if (auth_header_) {
-    ReplaceAll(text, auth_header_->substr(auth_header_->rfind(' ') + 1), kRedacted);
-  }
-  const auto& [username, password] = options_.credentials;
-  if (password) ReplaceAll(text, password->Reveal(), kRedacted);
-  if (username) ReplaceAll(text, username->Reveal(), kRedacted);
-  return text;
+  // Userinfo of any URL first (credentials typed into a URL are secrets the options do not
+  // name), then the credentials in every form they travel in.
+  return scrubber_(StripUserinfo(std::move(text)));
 }
 
 }  // namespace tmaster::controller

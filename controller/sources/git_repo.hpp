@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/outcome.hpp"
+#include "common/scrub.hpp"
 #include "common/secret.hpp"
 
 namespace tmaster::controller {
@@ -81,6 +82,7 @@ class GitRepo {
   std::filesystem::path checkout_;  ///< absolute
   std::string safe_url_;            ///< options_.url without userinfo
   std::optional<std::string> auth_header_;
+  Scrubber scrubber_;  ///< the credentials, and "user:pass" (the header's token is its base64)
   int fetch_failures_ = 0;
 };
 

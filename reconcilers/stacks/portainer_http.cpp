@@ -18,6 +18,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/scrub.hpp"
 #include "common/text.hpp"
 #include "reconcilers/stacks/plan.hpp"
 #include "reconcilers/stacks/render.hpp"
@@ -31,27 +32,11 @@ constexpr int kActive = 1;
 constexpr int kInactive = 2;
 constexpr std::size_t kMaxPortainerText = 1000;
 constexpr std::chrono::milliseconds kMaxBackoff{30000};
-constexpr std::string_view kRedacted = "<redacted>";
 
 enum class Route { kList, kFile, kCreate, kUpdate, kStart, kStop, kDelete, kCount };
 
 // ---------------------------------------------------------------------------------------------
 // Small text helpers
-
-std::string Trim(std::string_view text) {
-  const auto first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string_view::npos) return {};
-  const auto last = text.find_last_not_of(" \t\r\n");
-  return std::string(text.substr(first, last - first + 1));
-}
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  });
-  return out;
-}
 
 // Portainer's name rule (contract §3.2): lower-case, then delete everything outside [-_a-z0-9].
 std::string NormalizeName(std::string_view name) {
@@ -66,40 +51,15 @@ bool Contains(std::string_view haystack, std::string_view needle) {
   return Lower(haystack).find(Lower(needle)) != std::string::npos;
 }
 
-// Values that must never reach a message. Portainer's deploy errors carry compose's stderr,
-// which can echo interpolated Env values, so every message built from an answer goes through
-// Scrub() last (after truncation would be too late: a cut secret no longer matches).
-class Scrubber {
- public:
-  void Add(std::string_view value) {
-    if (value.empty()) return;
-    secrets_.emplace_back(value);
-    std::string encoded = PercentEncode(value);
-    if (encoded != value) secrets_.push_back(std::move(encoded));
+// Values that must never reach a message: the API key and the secret Env values of the stack
+// at hand. Portainer's deploy errors carry compose's stderr, which can echo interpolated Env
+// values, so every message built from an answer goes through the step's Scrubber last (after
+// truncation would be too late: a cut secret no longer matches).
+void AddSecretEnv(Scrubber& scrubber, const std::vector<EnvVar>& env) {
+  for (const auto& var : env) {
+    if (var.secret || IsSecretEnvName(var.name)) scrubber.Add(var.value);
   }
-  void AddEnv(const std::vector<EnvVar>& env) {
-    for (const auto& var : env) {
-      if (var.secret || IsSecretEnvName(var.name)) Add(var.value);
-    }
-  }
-  [[nodiscard]] std::string Scrub(std::string text) const {
-    // Longest first, so a DATABASE_URL is redacted whole before the password inside it.
-    std::vector<const std::string*> order;
-    for (const auto& secret : secrets_) order.push_back(&secret);
-    std::sort(order.begin(), order.end(),
-              [](const std::string* a, const std::string* b) { return a->size() > b->size(); });
-    for (const std::string* secret : order) {
-      for (auto pos = text.find(*secret); pos != std::string::npos;
-           pos = text.find(*secret, pos + kRedacted.size())) {
-        text.replace(pos, secret->size(), kRedacted);
-      }
-    }
-    return text;
-  }
-
- private:
-  std::vector<std::string> secrets_;
-};
+}
 
 // ---------------------------------------------------------------------------------------------
 // The base URL
@@ -285,8 +245,6 @@ struct Step {
   }
 };
 
-std::string Quoted(std::string_view name) { return "\"" + std::string(name) + "\""; }
-
 std::string StackWhat(std::string_view verb, std::string_view name, int id, int endpoint) {
   std::string out = std::string(verb) + " stack " + Quoted(name);
   if (id != 0) out += " (id " + std::to_string(id) + ")";
@@ -370,7 +328,7 @@ class HttpPortainerGateway final : public PortainerGateway {
     Step step{std::move(what), {}, 0};
     step.scrubber.Add(key_);
     step.scrubber.Add(options_.api_key.Reveal());
-    step.scrubber.AddEnv(env);
+    AddSecretEnv(step.scrubber, env);
     return step;
   }
 
