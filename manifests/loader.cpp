@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/text.hpp"
 #include "manifests/naming.hpp"
 #include "manifests/schema.hpp"
 #include "manifests/yaml_support.hpp"
@@ -157,12 +158,6 @@ std::string FileLine(const Location& where) {
   return where.file + ":" + std::to_string(where.line);
 }
 
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
-  return out;
-}
-
 struct ProductEntry {
   Product product;
   Source source;
@@ -180,6 +175,14 @@ struct WorkspaceEntry {
   std::vector<Diagnostic> errors;     ///< its own findings: InvalidManifest
   std::vector<Diagnostic> conflicts;  ///< clashes with other workspaces: Conflict
 };
+
+// metadata.name (and where it is written) and metadata.labels, read alike for every kind.
+template <class Entry, class Object>
+void ReadMetadata(const Source& source, const YAML::Node& metadata, Entry& entry, Object& object) {
+  object.name = Str(metadata, "name");
+  entry.name_at = source.At(Child(metadata, "name"));
+  object.labels = StrMap(metadata, "labels");
+}
 
 class Loader {
  public:
@@ -435,9 +438,7 @@ class Loader {
     const YAML::Node metadata = Child(root, "metadata");
     const YAML::Node spec = Child(root, "spec");
     Product& product = entry.product;
-    product.name = Str(metadata, "name");
-    entry.name_at = source.At(Child(metadata, "name"));
-    product.labels = StrMap(metadata, "labels");
+    ReadMetadata(source, metadata, entry, product);
     product.display_name = Str(spec, "displayName");
     product.image = Str(spec, "image");
     product.default_version = Str(spec, "defaultVersion");
@@ -545,9 +546,7 @@ class Loader {
     const YAML::Node backup = Child(spec, "backup");
     Workspace& w = entry.workspace;
 
-    w.name = Str(metadata, "name");
-    entry.name_at = source.At(Child(metadata, "name"));
-    w.labels = StrMap(metadata, "labels");
+    ReadMetadata(source, metadata, entry, w);
     w.product = Str(spec, "product");
     entry.product_at = source.At(Child(spec, "product"));
     w.mode = Str(spec, "mode") == "dedicated" ? Mode::kDedicated : Mode::kShared;

@@ -6,6 +6,8 @@
 #include <set>
 #include <vector>
 
+#include "common/text.hpp"
+
 namespace tmaster::manifests::detail {
 namespace {
 
@@ -73,14 +75,6 @@ bool IsContentLine(std::string_view line) {
 bool IsMarker(std::string_view line, std::string_view marker) {
   if (line.substr(0, 3) != marker) return false;
   return line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r';
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r')) {
-    text.remove_suffix(1);
-  }
-  return text;
 }
 
 // The value of a `key: value` line, without a trailing comment or surrounding quotes.

@@ -38,6 +38,8 @@ std::optional<double> ParseNumber(std::string_view text);
 
 /// `"text"` with quotes, backslashes and control characters escaped and long text cut, so a
 /// hostile value prints on one line and cannot forge output.
+/// (Not common/text.hpp's `Quoted`, which only adds the quotes: values here come from files
+/// anyone may write.)
 std::string Quote(std::string_view text);
 
 /// A short description of a value for `got ...` in messages: `string "20"`, `integer 20`,

@@ -14,6 +14,8 @@
 #include <thread>
 #include <utility>
 
+#include "common/http_routes.hpp"
+#include "common/text.hpp"
 #include "controller/api/status_json.hpp"
 
 namespace tmaster::controller {
@@ -182,12 +184,7 @@ void HttpServer::Impl::Install() {
   const auto dispatch = [this](const httplib::Request& req, httplib::Response& res) {
     Dispatch(req, res);
   };
-  server.Get(".*", dispatch);
-  server.Post(".*", dispatch);
-  server.Put(".*", dispatch);
-  server.Patch(".*", dispatch);
-  server.Delete(".*", dispatch);
-  server.Options(".*", dispatch);
+  RouteEveryMethod(server, dispatch);
   server.set_error_handler(
       httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
         // Our handlers always write a body; an empty one is httplib's own error (a request it
@@ -198,13 +195,7 @@ void HttpServer::Impl::Install() {
       }));
   server.set_exception_handler(
       [](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
-        std::string what = "unknown exception";
-        try {
-          if (error) std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
+        const std::string what = ExceptionText(error, "unknown exception");
         LogLine(req.method + " " + req.path + ": internal error: " + what);
         SendError(res, 500, "internal error (see the operator's log)");
       });

@@ -6,6 +6,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/text.hpp"
+
 namespace tmaster::controller {
 namespace {
 
@@ -82,12 +84,6 @@ bool Matches(const json::object& object, const LabelSelector& selector) {
     if (equal != requirement.equal) return false;
   }
   return true;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
-  while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
-  return text;
 }
 
 }  // namespace

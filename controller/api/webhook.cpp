@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/crypto.hpp"
+#include "common/text.hpp"
 
 namespace tmaster::controller {
 namespace {
@@ -40,22 +41,6 @@ constexpr std::array<Provider, 4> kProviders{{
     {"gitlab", "x-gitlab-token", "X-Gitlab-Token", "x-gitlab-event", Scheme::kToken},
     {"generic", "x-signature", "X-Signature", "", Scheme::kPrefixedHmac},
 }};
-
-char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string AsciiLower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = AsciiLower(c);
-  return out;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
-  }
-  return true;
-}
 
 // Printable ASCII only, shortened: a verified sender may still send odd bytes.
 std::string Shown(std::string_view text) {
@@ -94,7 +79,7 @@ const Provider* FindSigned(const WebhookRequest& request) {
 bool HexHmacMatches(const Secret& secret, std::string_view body, std::string_view received_hex) {
   const std::string expected = crypto::Hex(crypto::HmacSha256(secret.Reveal(), body));
   // Lower-casing the received value depends only on it, never on the secret.
-  return crypto::ConstantTimeEqual(expected, AsciiLower(received_hex));
+  return crypto::ConstantTimeEqual(expected, Lower(received_hex));
 }
 
 bool TokenMatches(const Secret& secret, std::string_view received) {
@@ -214,11 +199,11 @@ std::string_view GuessProvider(const WebhookRequest& request) {
 }
 
 void WebhookRequest::SetHeader(std::string_view name, std::string value) {
-  headers[AsciiLower(name)] = std::move(value);
+  headers[Lower(name)] = std::move(value);
 }
 
 const std::string* WebhookRequest::FindHeader(std::string_view name) const {
-  if (auto it = headers.find(AsciiLower(name)); it != headers.end()) return &it->second;
+  if (auto it = headers.find(Lower(name)); it != headers.end()) return &it->second;
   for (const auto& [key, value] : headers) {
     if (EqualsIgnoreCase(key, name)) return &value;
   }

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "common/crypto.hpp"
+#include "common/text.hpp"
 
 namespace tmaster::migrations {
 namespace {
@@ -21,7 +22,6 @@ constexpr std::size_t kSetDigestHexChars = 16;
 // Enough of a SHA-256 to tell two files apart at a glance in a message.
 constexpr std::size_t kShortChecksum = 12;
 
-std::string Quoted(const std::string& name) { return "\"" + name + "\""; }
 
 std::string ShortChecksum(const std::string& checksum) {
   return checksum.substr(0, kShortChecksum) + "…";

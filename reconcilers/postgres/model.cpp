@@ -23,16 +23,6 @@ struct Overloaded : Ts... {
 template <class... Ts>
 Overloaded(Ts...) -> Overloaded<Ts...>;
 
-std::string Quoted(std::string_view name) {
-  std::string out;
-  out.reserve(name.size() + 2);
-  out += '"';
-  out += name;
-  out += '"';
-  return out;
-}
-
-
 std::string LoginWord(bool login) { return login ? "LOGIN" : "NOLOGIN"; }
 
 // Markers are shown by meaning, not verbatim: the role marker's memo is not secret, but nobody

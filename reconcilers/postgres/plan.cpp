@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/text.hpp"
 #include "reconcilers/postgres/desired.hpp"
 #include "reconcilers/postgres/model.hpp"
 
@@ -19,7 +20,6 @@ namespace {
 
 constexpr std::string_view kUtf8 = "UTF8";
 
-std::string Quoted(std::string_view name) { return "\"" + std::string(name) + "\""; }
 
 // What the comment on an existing role or database says about who owns it.
 struct Ownership {

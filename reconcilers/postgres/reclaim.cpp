@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/text.hpp"
 #include "reconcilers/postgres/model.hpp"
 
 // MakeReclaimPlan: what removing a workspace does to its database and role
@@ -12,10 +13,6 @@
 // daemon observes, plans and applies it the same way.
 namespace tmaster::postgres {
 namespace {
-
-std::string Quoted(std::string_view name) {
-  return "\"" + std::string(name) + "\"";
-}
 
 // Reclaim never adopts: it drops or locks only what this workspace's marker names. Anything
 // else under the same name is someone's data and a human must look at it.

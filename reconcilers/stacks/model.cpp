@@ -15,7 +15,6 @@ struct Overloaded : Ts... {
 template <class... Ts>
 Overloaded(Ts...) -> Overloaded<Ts...>;
 
-std::string Quoted(const std::string& name) { return "\"" + name + "\""; }
 
 
 std::string Where(int id, int endpoint) {

@@ -7,20 +7,13 @@
 #include <utility>
 
 #include "common/crypto.hpp"
+#include "common/text.hpp"
 
 namespace tmaster::stacks {
 namespace {
 
 constexpr int kActive = 1;
 constexpr std::size_t kMaxShownName = 64;
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  });
-  return out;
-}
 
 // Env names from Portainer can be anything a human typed; what reaches plans and events is
 // reduced to the characters a variable name has, so a stray value pasted as a name is not shown

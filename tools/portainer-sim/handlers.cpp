@@ -1,6 +1,11 @@
 // The Portainer API handlers, each walking its checks in Portainer 2.23's order (contract §1-§3).
 // Every user is an administrator (the simulator has no teams or access policies), so the
 // non-admin 403 branches are never taken.
+//
+// Each handler reads like the Go handler it simulates (decode the payload, validate it, look
+// things up, act), in that handler's own order, since the order decides which error a bad request
+// gets. The handlers therefore repeat one shape on purpose; only steps that are the same in
+// Portainer are shared (FindStackOr, StartStopTarget, DeployAndSave).
 
 #include <algorithm>
 #include <cctype>
@@ -8,6 +13,7 @@
 #include <utility>
 
 #include "common/crypto.hpp"
+#include "common/text.hpp"
 #include "tools/portainer-sim/simulator_impl.hpp"
 
 namespace tmaster::tools::portainer_sim {
@@ -49,6 +55,26 @@ std::optional<ApiResponse> FindStackOr(const Call& call, const State& state, std
   return std::nullopt;
 }
 
+/// `{id}` and the required `endpointId` of the start and stop routes, both parsed before the stack
+/// is looked up (Portainer's order: a bad endpointId is a 400 even for an unknown stack); then the
+/// stack: 404 when unknown, 400 "<verb> a kubernetes stack is not supported" for Kubernetes.
+std::optional<ApiResponse> StartStopTarget(const Call& call, const State& state,
+                                           std::string_view verb, std::int64_t& id,
+                                           std::int64_t& endpoint_id, const Stack*& stack) {
+  if (auto error = GoAtoi(call.vars.at("id"), id)) {
+    return ErrorResponse(400, "Invalid stack identifier route variable", *error);
+  }
+  if (auto error = NumericQuery(call, "endpointId", false, endpoint_id)) {
+    return ErrorResponse(400, "Invalid query parameter: endpointId", *error);
+  }
+  stack = state.FindStack(id);
+  if (stack == nullptr) return ErrorResponse(404, S(kStackNotFound), S(kObjectNotFound));
+  if (stack->type == kStackTypeKubernetes) {
+    return ErrorResponse(400, std::string(verb) + " a kubernetes stack is not supported");
+  }
+  return std::nullopt;
+}
+
 bool IsWhitespace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
@@ -71,13 +97,6 @@ bool IsUuid(const std::string& text) {
     }
   }
   return true;
-}
-
-std::string Lower(std::string text) {
-  for (char& c : text) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return text;
 }
 
 /// Docker's own error body (the proxy passes the daemon's answer through).
@@ -625,12 +644,17 @@ ApiResponse Simulator::Impl::StackUpdate(Call& call) {
   next.file_content = std::move(file_content);
   next.update_date = state.Now();
   next.updated_by = call.user->username;
+  return DeployAndSave(call, endpoint_id, std::move(next), nullptr);
+}
+
+ApiResponse Simulator::Impl::DeployAndSave(Call& call, std::int64_t endpoint_id, Stack next,
+                                           const char* failure) {
   auto error = DeployWithDelay(call, endpoint_id, next);
-  Stack* current = state.MutableStack(id);
+  Stack* current = state.MutableStack(next.id);
   if (error) {
     // File rolled back, record unchanged; a failed compose `up` was followed by `down`.
     if (current != nullptr) current->running = next.running;
-    return ErrorResponse(500, *error);
+    return failure == nullptr ? ErrorResponse(500, *error) : ErrorResponse(500, failure, *error);
   }
   next.status = kStackStatusActive;
   if (current != nullptr) state.ReplaceStack(next);
@@ -639,17 +663,10 @@ ApiResponse Simulator::Impl::StackUpdate(Call& call) {
 
 ApiResponse Simulator::Impl::StackStart(Call& call) {
   std::int64_t id = 0;
-  if (auto error = GoAtoi(call.vars.at("id"), id)) {
-    return ErrorResponse(400, "Invalid stack identifier route variable", *error);
-  }
   std::int64_t endpoint_id = 0;
-  if (auto error = NumericQuery(call, "endpointId", false, endpoint_id)) {
-    return ErrorResponse(400, "Invalid query parameter: endpointId", *error);
-  }
-  const Stack* stack = state.FindStack(id);
-  if (stack == nullptr) return ErrorResponse(404, S(kStackNotFound), S(kObjectNotFound));
-  if (stack->type == kStackTypeKubernetes) {
-    return ErrorResponse(400, "Starting a kubernetes stack is not supported");
+  const Stack* stack = nullptr;
+  if (auto error = StartStopTarget(call, state, "Starting", id, endpoint_id, stack)) {
+    return *error;
   }
   const Endpoint* endpoint = state.FindEndpoint(endpoint_id);
   if (endpoint == nullptr) {
@@ -673,31 +690,15 @@ ApiResponse Simulator::Impl::StackStart(Call& call) {
       return ErrorResponse(409, "A stack with the name '" + stack->name + "' is already running");
   }
   if (stack->status == kStackStatusActive) return ErrorResponse(400, "Stack is already active");
-  Stack next = *stack;
-  auto error = DeployWithDelay(call, endpoint_id, next);
-  Stack* current = state.MutableStack(id);
-  if (error) {
-    if (current != nullptr) current->running = next.running;
-    return ErrorResponse(500, "Unable to start stack", *error);
-  }
-  next.status = kStackStatusActive;
-  if (current != nullptr) state.ReplaceStack(next);
-  return JsonResponse(200, StackJson(next, nullptr));
+  return DeployAndSave(call, endpoint_id, *stack, "Unable to start stack");
 }
 
 ApiResponse Simulator::Impl::StackStop(Call& call) {
   std::int64_t id = 0;
-  if (auto error = GoAtoi(call.vars.at("id"), id)) {
-    return ErrorResponse(400, "Invalid stack identifier route variable", *error);
-  }
   std::int64_t endpoint_id = 0;
-  if (auto error = NumericQuery(call, "endpointId", false, endpoint_id)) {
-    return ErrorResponse(400, "Invalid query parameter: endpointId", *error);
-  }
-  const Stack* stack = state.FindStack(id);
-  if (stack == nullptr) return ErrorResponse(404, S(kStackNotFound), S(kObjectNotFound));
-  if (stack->type == kStackTypeKubernetes) {
-    return ErrorResponse(400, "Stopping a kubernetes stack is not supported");
+  const Stack* stack = nullptr;
+  if (auto error = StartStopTarget(call, state, "Stopping", id, endpoint_id, stack)) {
+    return *error;
   }
   const Endpoint* endpoint = state.FindEndpoint(endpoint_id);
   if (endpoint == nullptr) return ErrorResponse(404, S(kEnvironmentNotFound), S(kObjectNotFound));

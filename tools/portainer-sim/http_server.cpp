@@ -6,6 +6,9 @@
 #include <exception>
 #include <utility>
 
+#include "common/http_routes.hpp"
+#include "common/text.hpp"
+
 namespace tmaster::tools::portainer_sim {
 namespace {
 
@@ -52,12 +55,7 @@ HttpServer::HttpServer(Simulator& simulator, bool log_requests)
   // A timeout fault parks a worker for its whole delay: keep enough workers that a few parked
   // requests never starve the operator's other calls.
   server.new_task_queue = [] { return new httplib::ThreadPool(32); };
-  server.Get(".*", handler);
-  server.Post(".*", handler);
-  server.Put(".*", handler);
-  server.Patch(".*", handler);
-  server.Delete(".*", handler);
-  server.Options(".*", handler);
+  RouteEveryMethod(server, handler);
   server.set_payload_max_length(64u * 1024u * 1024u);
   if (log_requests) {
     server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
@@ -67,13 +65,7 @@ HttpServer::HttpServer(Simulator& simulator, bool log_requests)
   }
   server.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
-        std::string what = "unknown error";
-        try {
-          if (error) std::rethrow_exception(error);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
+        const std::string what = ExceptionText(error, "unknown error");
         res.status = 500;
         res.set_content(R"({"message":"portainer-sim internal error","details":")" +
                             std::string("see stderr") + "\"}",

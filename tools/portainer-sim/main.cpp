@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/secret.hpp"
+#include "common/text.hpp"
 #include "tools/portainer-sim/http_server.hpp"
 #include "tools/portainer-sim/simulator.hpp"
 
@@ -53,27 +54,19 @@ struct Args {
   std::exit(2);
 }
 
-std::string Trim(std::string text) {
-  const auto not_space = [](char c) { return c != ' ' && c != '\n' && c != '\r' && c != '\t'; };
-  while (!text.empty() && !not_space(text.back())) text.pop_back();
-  std::size_t start = 0;
-  while (start < text.size() && !not_space(text[start])) ++start;
-  return text.substr(start);
-}
-
 std::string ReadFileOrFail(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) Fail(std::string("cannot read ") + what + " file " + path);
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  return Trim(buffer.str());
+  return std::string(tmaster::Trim(buffer.str()));
 }
 
 std::string EnvOrFail(const std::string& name, const char* what) {
   const char* value = std::getenv(name.c_str());
   if (value == nullptr || *value == '\0')
     Fail(std::string(what) + " variable " + name + " is not set");
-  return Trim(value);
+  return std::string(tmaster::Trim(value));
 }
 
 Args ParseArgs(int argc, char** argv) {

@@ -4,18 +4,10 @@
 #include <cstdio>
 #include <utility>
 
+#include "common/text.hpp"
+
 namespace tmaster::tools::portainer_sim {
 namespace {
-
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualFold(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
-  }
-  return true;
-}
 
 /// How Go's UnmarshalTypeError names the JSON value it could not store.
 std::string GoKind(const json::value& v) {
@@ -129,7 +121,7 @@ template <class Fn>
 void GoStruct::ForEach(std::string_view field, Fn&& fn) {
   if (object_ == nullptr || error_) return;
   for (const auto& entry : *object_) {
-    if (!EqualFold(entry.key(), field)) continue;
+    if (!EqualsIgnoreCase(entry.key(), field)) continue;
     fn(entry.value());
     if (error_) return;
   }
@@ -181,8 +173,8 @@ void GoStruct::Env(std::string_view field, EnvList& out) {
       EnvPair pair;
       if (item.is_object()) {
         for (const auto& entry : item.get_object()) {
-          const bool is_name = EqualFold(entry.key(), "name");
-          if (!is_name && !EqualFold(entry.key(), "value")) continue;
+          const bool is_name = EqualsIgnoreCase(entry.key(), "name");
+          if (!is_name && !EqualsIgnoreCase(entry.key(), "value")) continue;
           if (entry.value().is_null()) continue;
           if (!entry.value().is_string()) {
             return Mismatch(entry.value(), std::string(field) + (is_name ? ".name" : ".value"),
@@ -241,6 +233,8 @@ json::object ResourceControlJson(const ResourceControl& rc) {
   return o;
 }
 
+// Field by field, in the order Portainer's Go struct declares them: the object is flat, so the
+// lines share one shape without repeating anything.
 json::object StackJson(const Stack& stack, const ResourceControl* resource_control) {
   json::object o;
   o["Id"] = stack.id;

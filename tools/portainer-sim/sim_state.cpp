@@ -4,6 +4,8 @@
 #include <set>
 #include <utility>
 
+#include "common/text.hpp"
+
 namespace tmaster::tools::portainer_sim {
 namespace {
 
@@ -12,16 +14,6 @@ constexpr std::string_view kDefaultDeployFailure =
 
 bool IsNameChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualFold(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
-  }
-  return true;
 }
 
 std::string DefaultUrl(std::int64_t id) {
@@ -53,21 +45,22 @@ std::string NotSwarmManagerError() {
 }
 
 std::string NormalizeStackName(std::string_view name) {
+  // ASCII letters lowered first; the multi-byte runes below contain none, so they are intact.
+  const std::string lowered = Lower(name);
   std::string out;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const auto byte = static_cast<unsigned char>(name[i]);
+  for (std::size_t i = 0; i < lowered.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(lowered[i]);
     if (byte < 0x80) {
-      const char c = AsciiLower(static_cast<char>(byte));
-      if (IsNameChar(c)) out.push_back(c);
+      if (IsNameChar(lowered[i])) out.push_back(lowered[i]);
       continue;
     }
     // Go lower-cases runes, not bytes: U+212A KELVIN SIGN (E2 84 AA) becomes 'k' and U+0130
     // LATIN CAPITAL LETTER I WITH DOT ABOVE (C4 B0) becomes 'i'; every other non-ASCII rune
     // stays outside [-_a-z0-9] and is deleted with its continuation bytes.
-    if (name.substr(i, 3) == "\xE2\x84\xAA") {
+    if (lowered.substr(i, 3) == "\xE2\x84\xAA") {
       out.push_back('k');
       i += 2;
-    } else if (name.substr(i, 2) == "\xC4\xB0") {
+    } else if (lowered.substr(i, 2) == "\xC4\xB0") {
       out.push_back('i');
       i += 1;
     }
@@ -185,7 +178,7 @@ std::vector<const Stack*> State::ListStacks(const StackFilter& filter) const {
 NameCheck State::CheckUniqueName(const Endpoint& endpoint, std::string_view name,
                                  std::int64_t exclude_id, bool swarm) const {
   for (const auto& [id, stack] : stacks_) {
-    if (EqualFold(stack.name, name) && (exclude_id == 0 || exclude_id != id) &&
+    if (EqualsIgnoreCase(stack.name, name) && (exclude_id == 0 || exclude_id != id) &&
         stack.endpoint_id == endpoint.id) {
       return NameCheck::kTaken;
     }

@@ -690,6 +690,15 @@ ApiResponse Simulator::Impl::HandleKnob(const ApiRequest& req) {
       return KnobError(400, "invalid JSON body: " + *error);
     return std::nullopt;
   };
+  // GET /__sim/faults, and the answer to POST: the faults armed and the deploy knobs.
+  const auto faults_answer = [&] {
+    json::array out;
+    for (const Fault& fault : faults) out.push_back(FaultJson(fault));
+    return JsonResponse(200, json::object{{"faults", std::move(out)},
+                                          {"deployFailuresPending", state.PendingDeployFailures()},
+                                          {"deployDelayMs", deploy_delay_ms},
+                                          {"totalRequests", total_requests}});
+  };
   const auto endpoint_id = [&](std::int64_t& id) {
     return !GoAtoi(vars["id"], id) && state.FindEndpoint(id) != nullptr;
   };
@@ -777,12 +786,7 @@ ApiResponse Simulator::Impl::HandleKnob(const ApiRequest& req) {
     return EmptyResponse(204);
   }
   if (is("GET", "/__sim/faults")) {
-    json::array out;
-    for (const Fault& fault : faults) out.push_back(FaultJson(fault));
-    return JsonResponse(200, json::object{{"faults", std::move(out)},
-                                          {"deployFailuresPending", state.PendingDeployFailures()},
-                                          {"deployDelayMs", deploy_delay_ms},
-                                          {"totalRequests", total_requests}});
+    return faults_answer();
   }
   if (is("DELETE", "/__sim/faults")) {
     faults.clear();
@@ -849,12 +853,7 @@ ApiResponse Simulator::Impl::HandleKnob(const ApiRequest& req) {
       added.push_back(fault);
     }
     faults.insert(faults.end(), added.begin(), added.end());
-    json::array out;
-    for (const Fault& fault : faults) out.push_back(FaultJson(fault));
-    return JsonResponse(200, json::object{{"faults", std::move(out)},
-                                          {"deployFailuresPending", state.PendingDeployFailures()},
-                                          {"deployDelayMs", deploy_delay_ms},
-                                          {"totalRequests", total_requests}});
+    return faults_answer();
   }
   if (is("POST", "/__sim/stacks/{id}/drift")) {
     std::int64_t id = 0;

@@ -120,6 +120,10 @@ struct Simulator::Impl {
   /// configured deploy delay (under the global deploy lock, without the state lock, so the
   /// unlocked window between Portainer's name check and its save exists as in Portainer).
   std::optional<std::string> DeployWithDelay(Call& call, std::int64_t endpoint_id, Stack& stack);
+  /// Deploys `next` (DeployWithDelay) and saves it Active: 200 with the stack. On failure the
+  /// saved record keeps its file (Portainer rolls it back) and takes only the running state the
+  /// failed `up` and its `down` left: 500 with the error, under the message `failure` if given.
+  ApiResponse DeployAndSave(Call& call, std::int64_t endpoint_id, Stack next, const char* failure);
 
   // handlers.cpp
   ApiResponse SystemStatus(Call& call);
