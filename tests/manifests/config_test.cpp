@@ -1,5 +1,5 @@
-// The operator config (DESIGN §8): strict keys with locations, secrets only by reference,
-// relative paths, durations and defaults.
+// The operator config (README.md#config-reference): strict keys with locations, secrets only by
+// reference, relative paths, durations and defaults.
 #include "manifests/config.hpp"
 
 #include <doctest/doctest.h>

@@ -1,7 +1,8 @@
 // The libpq adapter against a real PostgreSQL 15 (tests/support/pg_server.hpp): the invariants of
-// DESIGN §5 reached, kept (no DDL on a converged pass) and restored after drift, isolation between
-// tenants, suspend/resume, migrations, hostile names, secrets kept out of failures, and failure
-// classification. Every TEST_CASE uses its own workspace names, so they do not depend on order.
+// docs/architecture.md#postgresql-what-converged-means reached, kept (no DDL on a converged pass)
+// and restored after drift, isolation between tenants, suspend/resume, migrations, hostile names,
+// secrets kept out of failures, and failure classification. Every TEST_CASE uses its own workspace
+// names, so they do not depend on order.
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,6 @@
-// The directory stack backend (DESIGN §6): files and their modes, atomic replacement, list /
-// stop / start / delete, refusal of path traversal, and convergence through the same plan.
+// The directory stack backend (docs/stacks.md#directory-backend): files and their modes, atomic
+// replacement, list / stop / start / delete, refusal of path traversal, and convergence through the
+// same plan.
 
 #include "reconcilers/stacks/directory_backend.hpp"
 

@@ -1,4 +1,4 @@
-// Rendering of a dedicated stack (DESIGN §6, docs/stacks.md): the Env, the compose file's
+// Rendering of a dedicated stack (docs/stacks.md): the Env, the compose file's
 // structural additions, the example templates, hostile values.
 
 #include "reconcilers/stacks/render.hpp"
