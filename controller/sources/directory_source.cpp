@@ -6,14 +6,6 @@
 
 namespace tmaster::controller {
 
-manifests::LoadOptions MakeLoadOptions(const manifests::Config& config) {
-  manifests::LoadOptions load;
-  load.reserved_subdomains = config.reserved_subdomains;
-  load.known_clusters.emplace();
-  for (const auto& cluster : config.clusters) load.known_clusters->insert(cluster.name);
-  return load;
-}
-
 DirectorySource::DirectorySource(const manifests::SourceConfig& config, manifests::LoadOptions load,
                                  DirectorySourceOptions options)
     : config_(config), load_(std::move(load)), options_(options) {
@@ -48,12 +40,12 @@ Duration DirectorySource::RetryCap() const {
 void DirectorySource::EnsureWatcher() {
   {
     const std::lock_guard lock(mutex_);
-    if (watcher_ || interrupted_) return;
+    if (watcher_ || signal_.Interrupted()) return;
   }
   auto watcher = DirectoryWatcher::Start(*config_.directory);
   if (!watcher) return;
   const std::lock_guard lock(mutex_);
-  if (!interrupted_) watcher_ = std::move(watcher).value();
+  if (!signal_.Interrupted()) watcher_ = std::move(watcher).value();
 }
 
 void DirectorySource::WaitForChange(Duration limit) {
@@ -70,26 +62,17 @@ void DirectorySource::WaitForChange(Duration limit) {
                            options_.debounce);
     return;
   }
-  std::unique_lock lock(mutex_);
-  wake_cv_.wait_for(lock, limit, [&] { return interrupted_ || wake_; });
-  wake_ = false;
+  signal_.Wait(limit);
 }
 
 void DirectorySource::Wake() {
-  {
-    const std::lock_guard lock(mutex_);
-    wake_ = true;
-  }
-  wake_cv_.notify_all();
+  signal_.Wake();
 }
 
 void DirectorySource::Interrupt() {
-  {
-    const std::lock_guard lock(mutex_);
-    interrupted_ = true;
-    if (watcher_) watcher_->Interrupt();
-  }
-  wake_cv_.notify_all();
+  const std::lock_guard lock(mutex_);
+  signal_.Interrupt();
+  if (watcher_) watcher_->Interrupt();
 }
 
 }  // namespace tmaster::controller

@@ -4,7 +4,6 @@
 // Only changed files are parsed again (the loader's parse cache).
 
 #include <chrono>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 
@@ -41,10 +40,8 @@ class DirectorySource final : public Source {
   const manifests::SourceConfig& config_;
   manifests::LoadOptions load_;
   DirectorySourceOptions options_;
+  WakeSignal signal_;
   std::mutex mutex_;
-  std::condition_variable wake_cv_;
-  bool wake_ = false;
-  bool interrupted_ = false;
   std::unique_ptr<DirectoryWatcher> watcher_;  ///< null when the folder cannot be watched
 };
 

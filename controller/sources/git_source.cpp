@@ -41,26 +41,4 @@ Duration GitSource::RetryCap() const {
   return config_.git->interval;
 }
 
-void GitSource::WaitForChange(Duration limit) {
-  std::unique_lock lock(mutex_);
-  wake_cv_.wait_for(lock, limit, [&] { return interrupted_ || wake_; });
-  wake_ = false;
-}
-
-void GitSource::Wake() {
-  {
-    const std::lock_guard lock(mutex_);
-    wake_ = true;
-  }
-  wake_cv_.notify_all();
-}
-
-void GitSource::Interrupt() {
-  {
-    const std::lock_guard lock(mutex_);
-    interrupted_ = true;
-  }
-  wake_cv_.notify_all();
-}
-
 }  // namespace tmaster::controller

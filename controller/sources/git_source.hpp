@@ -3,10 +3,8 @@
 // `interval` (±10 %) and at once on an accepted webhook (Wake). The git command runs with an
 // argument vector and credentials in its environment only (git_repo.hpp).
 
-#include <condition_variable>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 
 #include "controller/sources/git_repo.hpp"
 #include "controller/sources/source.hpp"
@@ -26,18 +24,15 @@ class GitSource final : public Source {
   Outcome<SourceRead> Read(const std::string& last_applied) override;
   [[nodiscard]] Duration PollInterval(Random& random) const override;
   [[nodiscard]] Duration RetryCap() const override;
-  void WaitForChange(Duration limit) override;
-  void Wake() override;
-  void Interrupt() override;
+  void WaitForChange(Duration limit) override { signal_.Wait(limit); }
+  void Wake() override { signal_.Wake(); }
+  void Interrupt() override { signal_.Interrupt(); }
 
  private:
   const manifests::SourceConfig& config_;
   manifests::LoadOptions load_;
   std::unique_ptr<GitRepo> repo_;
-  std::mutex mutex_;
-  std::condition_variable wake_cv_;
-  bool wake_ = false;
-  bool interrupted_ = false;
+  WakeSignal signal_;
 };
 
 }  // namespace tmaster::controller

@@ -3,7 +3,9 @@
 // branch of a Git repository. A source only reads; the sync (sync.hpp) turns a read into stored
 // specs and queued names, and the runner (source_runner.hpp) paces the reads.
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/outcome.hpp"
@@ -45,6 +47,23 @@ class Source {
   virtual void Wake() = 0;
   /// Makes WaitForChange return now and from now on at once (the term ends).
   virtual void Interrupt() = 0;
+};
+
+/// The wake-up a source's WaitForChange waits on: Wake ends one wait (or the next, if none is
+/// waiting), Interrupt ends every wait from now on. Thread-safe.
+class WakeSignal {
+ public:
+  /// Waits until woken, interrupted, or `limit` passed; consumes a wake.
+  void Wait(Duration limit);
+  void Wake();
+  void Interrupt();
+  [[nodiscard]] bool Interrupted() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  bool wake_ = false;
+  bool interrupted_ = false;
 };
 
 /// What every source needs to parse: the config's reserved subdomains and cluster names.

@@ -3,7 +3,6 @@
 // writes, so the runner, the sync and the daemon can be driven through failed fetches and new
 // revisions without git or a folder. The last answer repeats once the script is used up.
 
-#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -26,7 +25,6 @@ class ScriptedSource final : public controller::Source {
     Outcome<controller::SourceRead> next = script_.front();
     if (script_.size() > 1) script_.pop_front();
     ++reads_;
-    changed_.notify_all();
     if (next && !next->revision.empty() && next->revision == last_applied) {
       controller::SourceRead unchanged;
       unchanged.revision = last_applied;
@@ -39,21 +37,9 @@ class ScriptedSource final : public controller::Source {
     return poll_;
   }
   [[nodiscard]] controller::Duration RetryCap() const override { return poll_; }
-  void WaitForChange(controller::Duration limit) override {
-    std::unique_lock lock(mutex_);
-    changed_.wait_for(lock, limit, [&] { return wake_ || interrupted_; });
-    wake_ = false;
-  }
-  void Wake() override {
-    const std::lock_guard lock(mutex_);
-    wake_ = true;
-    changed_.notify_all();
-  }
-  void Interrupt() override {
-    const std::lock_guard lock(mutex_);
-    interrupted_ = true;
-    changed_.notify_all();
-  }
+  void WaitForChange(controller::Duration limit) override { signal_.Wait(limit); }
+  void Wake() override { signal_.Wake(); }
+  void Interrupt() override { signal_.Interrupt(); }
 
   /// Appends answers; a Wake makes a waiting runner read the next one now.
   void Then(Outcome<controller::SourceRead> answer) {
@@ -86,12 +72,10 @@ class ScriptedSource final : public controller::Source {
  private:
   std::string name_;
   mutable std::mutex mutex_;
-  std::condition_variable changed_;
   std::deque<Outcome<controller::SourceRead>> script_;
   std::vector<std::string> asked_with_;
   int reads_ = 0;
-  bool wake_ = false;
-  bool interrupted_ = false;
+  controller::WakeSignal signal_;
   controller::Duration poll_ = std::chrono::hours(1);
 };
 

@@ -13,6 +13,7 @@
 
 #include "controller/daemon/daemon.hpp"
 #include "tests/support/eventually.hpp"
+#include "tests/support/fake_leader_lock.hpp"
 #include "tests/support/fake_postgres.hpp"
 #include "tests/support/fake_source.hpp"
 #include "tests/support/fake_stacks.hpp"
@@ -375,22 +376,6 @@ TEST_CASE("daemon: a manifest that returns before its reclaim finished cancels t
 
 namespace {
 
-/// A leader lock the test takes away.
-class FakeLock final : public controller::LeaderLock {
- public:
-  Outcome<bool> TryAcquire() override {
-    ++tries;
-    if (!available) return false;
-    held = true;
-    return true;
-  }
-  Outcome<bool> StillHeld() override { return held.load(); }
-  void Release() override { held = false; }
-  std::atomic<bool> available{true};
-  std::atomic<bool> held{false};
-  std::atomic<int> tries{0};
-};
-
 constexpr const char* kTemplate = R"(services:
   app:
     image: ${TM_IMAGE}:${TM_VERSION}
@@ -405,7 +390,7 @@ constexpr const char* kTemplate = R"(services:
 
 TEST_CASE("daemon: a leader that loses its lock stops its workers and sends nothing more") {
   Harness h;
-  FakeLock lock;
+  testing::FakeLeaderLock lock;
   h.leader_lock = &lock;
   h.leader_poll = 10ms;
   h.MakeDaemon();

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tests/support/eventually.hpp"
+#include "tests/support/fake_leader_lock.hpp"
 
 namespace {
 
@@ -26,25 +27,6 @@ using namespace tmaster;
 using namespace tmaster::controller;
 using namespace std::chrono_literals;
 using tmaster::testing::Eventually;
-
-class FakeLock final : public LeaderLock {
- public:
-  Outcome<bool> TryAcquire() override {
-    ++tries;
-    if (!available) return false;
-    held = true;
-    return true;
-  }
-  Outcome<bool> StillHeld() override { return held.load(); }
-  void Release() override {
-    held = false;
-    ++releases;
-  }
-  std::atomic<bool> available{true};
-  std::atomic<bool> held{false};
-  std::atomic<int> tries{0};
-  std::atomic<int> releases{0};
-};
 
 /// Queues `names` when a term begins; counts the calls.
 class FakeTerm final : public Term {
@@ -158,7 +140,7 @@ struct Harness {
 
 TEST_CASE("manager: a leader that loses its lock stops its workers and sends nothing more") {
   Harness h;
-  FakeLock lock;
+  testing::FakeLeaderLock lock;
   h.term.names = {"busy", "a", "b", "c"};
   h.reconciler.Hold("busy");
   h.reconciler.answers["a"] = {FakeReconciler::Kind::kResult, Result{1ms}, {}};
@@ -236,7 +218,7 @@ TEST_CASE("manager: each answer brings the name back as the reconcile contract s
 
 TEST_CASE("manager: a term that cannot start steps down and tries again") {
   Harness h;
-  FakeLock lock;
+  testing::FakeLeaderLock lock;
   h.term.can_begin = false;
   Manager manager = h.Make(&lock);
   std::thread runner([&] { manager.Run(); });
