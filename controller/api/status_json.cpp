@@ -2,7 +2,6 @@
 
 #include <boost/json.hpp>
 
-#include <ctime>
 #include <unordered_map>
 #include <utility>
 
@@ -87,15 +86,6 @@ bool Matches(const json::object& object, const LabelSelector& selector) {
 }
 
 }  // namespace
-
-std::string FormatRfc3339Utc(std::int64_t unix_seconds) {
-  const auto time = static_cast<std::time_t>(unix_seconds);
-  std::tm utc{};
-  gmtime_r(&time, &utc);
-  char buffer[32];
-  const std::size_t n = std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return {buffer, n};
-}
 
 Outcome<LabelSelector> ParseLabelSelector(std::string_view text) {
   LabelSelector selector;
