@@ -1,6 +1,6 @@
 #pragma once
 
-// The `git` source's working copy (DESIGN §7, issue 3 item 2): a shallow checkout of one branch,
+// The `git` source's working copy (docs/architecture.md#sources): a shallow checkout of one branch,
 // brought to the branch's tip by the `git` command, spawned with an argument vector (never a
 // shell). Modelled on Flux source-controller's GitRepository reconciler, minus libgit2.
 
