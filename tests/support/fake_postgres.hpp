@@ -6,8 +6,11 @@
 // (extensions, recorded migrations), and Apply changes them the way the real server would: CREATE
 // ROLE stores a real SCRAM verifier with a random salt, CREATE DATABASE grants CONNECT and
 // TEMPORARY to PUBLIC, a migration runs only as a role that can log in with the right password, and
-// so on. Tests change the state directly to simulate drift, and can make the N-th Apply call fail.
+// so on. Tests change the state directly to simulate drift, and can make the N-th Apply call fail:
+// before it changes anything, midway (where the adapter's round trips split it), or after it
+// changed everything but its answer was lost.
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -62,8 +65,27 @@ class FakePostgres : public postgres::PostgresGateway {
   Outcome<postgres::ApplyResult> Apply(const postgres::Action& action) override {
     std::lock_guard lock(mutex_);
     ++apply_calls_;
-    if (const auto it = failures_.find(apply_calls_); it != failures_.end()) return it->second;
-    return std::visit([this](const auto& a) { return Do(a); }, action);
+    const auto fault = faults_.find(apply_calls_);
+    if (fault == faults_.end()) return std::visit([this](const auto& a) { return Do(a); }, action);
+    switch (fault->second.point) {
+      case FaultPoint::kBefore: return fault->second.failure;
+      case FaultPoint::kMidway:
+        if (const auto* create = std::get_if<postgres::CreateDatabase>(&action)) {
+          if (Result created = CreateUnmarked(*create); !created) return created;
+          return fault->second.failure;
+        }
+        if (const auto* migrate = std::get_if<postgres::ApplyMigrations>(&action)) {
+          if (Result applied = Migrate(*migrate, 1); !applied) return applied;
+          return fault->second.failure;
+        }
+        [[fallthrough]];  // one transaction: it committed or it did not
+      case FaultPoint::kAfter:
+        if (Result done = std::visit([this](const auto& a) { return Do(a); }, action); !done) {
+          return done;
+        }
+        return fault->second.failure;
+    }
+    return fault->second.failure;
   }
 
   // --- knobs and inspection; not synchronised: use them while no worker runs ---
@@ -74,11 +96,25 @@ class FakePostgres : public postgres::PostgresGateway {
   /// In-database state per database.
   std::map<std::string, Contents>& contents() { return contents_; }
 
-  /// Makes the `n`-th Apply call (1-based, counted since construction) fail with `failure`
-  /// without changing anything.
-  void FailApplyCall(int n, Failure failure = Failure::Transient(
-                                "ConnectionFailure", "injected: server closed the connection")) {
-    failures_[n] = std::move(failure);
+  /// Where an injected failure strikes within its action.
+  enum class FaultPoint {
+    kBefore,  ///< nothing changed: the action never reached the server
+    /// Cut where the adapter splits the action into round trips: CreateDatabase has created the
+    /// database (owned by its owner, still open to PUBLIC) but not written its marker;
+    /// ApplyMigrations has committed the first pending migration only. The other actions are
+    /// one transaction each (CreateRole sends the role, its password and its marker together),
+    /// so for them this is kAfter.
+    kMidway,
+    kAfter,  ///< everything committed, then the connection dropped before the answer
+  };
+
+  /// Makes the `n`-th Apply call (1-based, counted since construction) fail with `failure`, at
+  /// `point` of its action.
+  void FailApplyCall(int n,
+                     Failure failure = Failure::Transient("ConnectionFailure",
+                                                          "injected: server closed the connection"),
+                     FaultPoint point = FaultPoint::kBefore) {
+    faults_[n] = {std::move(failure), point};
   }
   void FailObserve(std::optional<Failure> failure) { fail_observe_ = std::move(failure); }
   /// Migration files whose SQL fails (as a syntax error would): the ones before it stay applied.
@@ -110,6 +146,11 @@ class FakePostgres : public postgres::PostgresGateway {
 
  private:
   using Result = Outcome<postgres::ApplyResult>;
+
+  struct Fault {
+    Failure failure;
+    FaultPoint point = FaultPoint::kBefore;
+  };
 
   static Failure Missing(const std::string& what, const std::string& name,
                          const std::string& step) {
@@ -200,15 +241,23 @@ class FakePostgres : public postgres::PostgresGateway {
     return Done(1);
   }
   Result Do(const postgres::CreateDatabase& a) {
+    if (Result created = CreateUnmarked(a); !created) return created;
+    // Like the adapter: created, then marked and closed to PUBLIC in a second round trip.
+    auto& database = cluster_.databases.at(a.database);
+    database.public_connect = database.public_temporary = false;
+    database.comment = a.marker;
+    return Done(2);
+  }
+  // The adapter's first round trip of CreateDatabase: PostgreSQL's defaults, no marker yet.
+  Result CreateUnmarked(const postgres::CreateDatabase& a) {
     if (FindDatabase(a.database)) {
       return Failure::Stalled("DuplicateDatabase",
                               "create database: database \"" + a.database + "\" already exists");
     }
     if (!FindRole(a.owner)) return Missing("role", a.owner, "create database");
-    // Like the adapter: created, then CONNECT and TEMPORARY revoked from PUBLIC at once.
-    cluster_.databases[a.database] = {a.database, a.owner, "UTF8", false, false, a.marker};
+    cluster_.databases[a.database] = {a.database, a.owner, "UTF8", true, true, ""};
     contents_[a.database] = {};
-    return Done(2);
+    return Done(1);
   }
   Result Do(const postgres::AlterDatabaseOwner& a) {
     auto* database = FindDatabase(a.database);
@@ -243,7 +292,10 @@ class FakePostgres : public postgres::PostgresGateway {
     for (const auto& name : a.extensions) created += installed.insert(name).second ? 1 : 0;
     return Done(created);
   }
-  Result Do(const postgres::ApplyMigrations& a) {
+  Result Do(const postgres::ApplyMigrations& a) { return Migrate(a, a.migrations.size()); }
+  // Each migration commits on its own (the adapter runs each in its own transaction): at most
+  // `limit` pending ones are applied.
+  Result Migrate(const postgres::ApplyMigrations& a, std::size_t limit) {
     if (!FindDatabase(a.database)) return Missing("database", a.database, "apply migrations");
     // Migrations run in a session of the tenant role, so it must be able to log in.
     const auto* role = FindRole(a.role);
@@ -256,7 +308,9 @@ class FakePostgres : public postgres::PostgresGateway {
     auto pending = migrations::Pending(a.migrations, applied, a.database);
     if (!pending) return pending.failure();
     std::string detail;
+    std::size_t ran = 0;
     for (const auto& migration : *pending) {
+      if (ran++ == limit) break;
       if (failing_migrations_.contains(migration.file)) {
         return Failure::Stalled("MigrationFailed", "migration " + migration.file +
                                                        " failed in database \"" + a.database +
@@ -266,7 +320,7 @@ class FakePostgres : public postgres::PostgresGateway {
       detail += detail.empty() ? "applied " : ", ";
       detail += migration.file;
     }
-    return Done(static_cast<int>(pending->size()) + 1,
+    return Done(static_cast<int>(std::min(pending->size(), limit)) + 1,
                 detail.empty() ? std::string("nothing pending") : detail);
   }
 
@@ -291,7 +345,7 @@ class FakePostgres : public postgres::PostgresGateway {
   std::mutex mutex_;
   postgres::ObservedCluster cluster_;
   std::map<std::string, Contents> contents_;
-  std::map<int, Failure> failures_;
+  std::map<int, Fault> faults_;
   std::optional<Failure> fail_observe_;
   std::set<std::string> failing_migrations_;
   std::set<std::string> available_;

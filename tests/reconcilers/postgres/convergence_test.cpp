@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -362,6 +363,15 @@ TEST_CASE("convergence: desired states × starting states reach an empty plan in
   }
 }
 
+const char* PointName(FakePostgres::FaultPoint point) {
+  switch (point) {
+    case FakePostgres::FaultPoint::kBefore: return "before the action";
+    case FakePostgres::FaultPoint::kMidway: return "midway through the action";
+    case FakePostgres::FaultPoint::kAfter: return "after the action, its answer lost";
+  }
+  return "?";
+}
+
 TEST_CASE("convergence: a failure at any action, then another pass, converges") {
   for (const Variant& variant : Variants()) {
     for (const Start& start : Starts()) {
@@ -374,21 +384,28 @@ TEST_CASE("convergence: a failure at any action, then another pass, converges") 
         start.setup(probe, probe_inputs);
         const std::size_t steps = PlanFor(probe, probe_inputs.Desired()).actions.size();
 
-        for (std::size_t k = 1; k <= steps; ++k) {
-          CAPTURE(k);
-          FakePostgres pg(CountingSalts());
-          AddAdmin(pg);
-          Inputs inputs = variant.inputs;
-          start.setup(pg, inputs);
-          const DesiredTenant desired = inputs.Desired();
-          pg.FailApplyCall(pg.apply_calls() + static_cast<int>(k));
+        for (const auto point :
+             {FakePostgres::FaultPoint::kBefore, FakePostgres::FaultPoint::kMidway,
+              FakePostgres::FaultPoint::kAfter}) {
+          for (std::size_t k = 1; k <= steps; ++k) {
+            CAPTURE(k);
+            CAPTURE(PointName(point));
+            FakePostgres pg(CountingSalts());
+            AddAdmin(pg);
+            Inputs inputs = variant.inputs;
+            start.setup(pg, inputs);
+            const DesiredTenant desired = inputs.Desired();
+            pg.FailApplyCall(pg.apply_calls() + static_cast<int>(k),
+                             Failure::Transient("ConnectionFailure", "injected: connection lost"),
+                             point);
 
-          const auto failure = Reconcile(pg, desired);
-          REQUIRE(failure.has_value());
-          CHECK(failure->reason == "ConnectionFailure");
+            const auto failure = Reconcile(pg, desired);
+            REQUIRE(failure.has_value());
+            CHECK(failure->reason == "ConnectionFailure");
 
-          ReconcileOk(pg, desired);
-          CheckConverged(pg, desired);
+            ReconcileOk(pg, desired);
+            CheckConverged(pg, desired);
+          }
         }
       }
     }
@@ -396,6 +413,37 @@ TEST_CASE("convergence: a failure at any action, then another pass, converges") 
 }
 
 DesiredTenant FullDesired() { return Variants().front().inputs.Desired(); }
+
+TEST_CASE("convergence: a database left unmarked and open by a cut is finished by the next pass") {
+  FakePostgres pg(CountingSalts());
+  AddAdmin(pg);
+  const DesiredTenant desired = FullDesired();
+  const Plan plan = PlanFor(pg, desired);
+  REQUIRE(plan.actions.size() >= 2);
+  REQUIRE(KindOf(plan.actions[0]) == "CreateRole");
+  REQUIRE(KindOf(plan.actions[1]) == "CreateDatabase");
+  pg.FailApplyCall(pg.apply_calls() + 2, Failure::Transient("ConnectionFailure", "cut"),
+                   FakePostgres::FaultPoint::kMidway);
+  const auto failure = Reconcile(pg, desired);
+  REQUIRE(failure.has_value());
+
+  // The state the cut leaves: what the planner has to recognise as its own.
+  const ObservedDatabase& db = pg.cluster().databases.at(desired.database);
+  CHECK(db.owner == desired.role);
+  CHECK(db.comment.empty());
+  CHECK(db.public_connect);
+  CHECK(db.public_temporary);
+  const Plan next = PlanFor(pg, desired);
+  CHECK_FALSE(next.blocked.has_value());
+  std::vector<std::string> kinds;
+  for (const auto& action : next.actions) kinds.push_back(KindOf(action));
+  CAPTURE(Describe(next));
+  CHECK(std::find(kinds.begin(), kinds.end(), "CreateDatabase") == kinds.end());
+  CHECK(std::find(kinds.begin(), kinds.end(), "RevokePublicAccess") != kinds.end());
+
+  ReconcileOk(pg, desired);
+  CheckConverged(pg, desired);
+}
 
 TEST_CASE("convergence: suspend, then resume, runs what changed meanwhile") {
   FakePostgres pg;
@@ -517,6 +565,19 @@ TEST_CASE("FakePostgres behaves like the server where the plan relies on it") {
   CHECK(pg.Apply(RevokePublicAccess{desired.database}).ok());
   CHECK_FALSE(pg.cluster().databases.at(desired.database).public_connect);
   CHECK(pg.apply_calls() == calls + 2);
+  // Midway through a migration run: the first pending migration committed, the rest not.
+  pg.FailApplyCall(pg.apply_calls() + 2, Failure::Transient("ConnectionFailure", "cut"),
+                   FakePostgres::FaultPoint::kMidway);
+  REQUIRE(pg.Apply(AlterRole{desired.role, true, -1}).ok());
+  CHECK_FALSE(pg.Apply(ApplyMigrations{desired.database, desired.role, desired.password,
+                                       desired.migrations})
+                  .ok());
+  CHECK(pg.contents()[desired.database].applied.size() == 1);
+  // After: done, but reported failed (the answer was lost).
+  pg.FailApplyCall(pg.apply_calls() + 1, Failure::Transient("ConnectionFailure", "lost"),
+                   FakePostgres::FaultPoint::kAfter);
+  CHECK_FALSE(pg.Apply(AlterRole{desired.role, false, 3}).ok());
+  CHECK(pg.cluster().roles.at(desired.role).connection_limit == 3);
   // Unavailable extensions fail.
   pg.SetAvailableExtensions({"pg_trgm"});
   CHECK_FALSE(pg.Apply(EnsureExtensions{desired.database, {"pg_trgm", "postgis"}}).ok());
