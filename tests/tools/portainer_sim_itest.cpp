@@ -20,6 +20,7 @@
 
 #include "common/secret.hpp"
 #include "common/text.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tools/portainer-sim/sim_process.hpp"
 #include "tools/portainer-sim/sim_state.hpp"
@@ -650,7 +651,6 @@ TEST_CASE("a timeout fault stores the stack, then answers after the client gave 
   // A blind retry of the create is now a conflict.
   CHECK(Send("POST", "/api/stacks/create/standalone/string?endpointId=1", CreateBody("tm-slow"))
             .status == 409);
-  std::this_thread::sleep_for(2s);  // let the delayed answer go before the next reset
 }
 
 TEST_CASE("fail and delay faults, by call number or by route") {
@@ -930,7 +930,15 @@ TEST_CASE("name checks are not locked: with a slow deploy two identical creates 
     first =
         Send("POST", "/api/stacks/create/standalone/string?endpointId=1", CreateBody("tm-race"));
   });
-  std::this_thread::sleep_for(150ms);
+  // The first create is counted on arrival and checks the name under the same lock, so once it
+  // is counted it is inside its deploy, with the state unlocked; a second create that came after
+  // that deploy (a machine slower than 600 ms here) would get 409 and fail the test, not pass it.
+  REQUIRE(tmaster::testing::Eventually([] {
+    const json::object state = State();
+    const json::value* created =
+        state.at("counters").as_object().if_contains("POST /api/stacks/create/{type}/{method}");
+    return created != nullptr && created->to_number<std::int64_t>() == 1;
+  }));
   second = Send("POST", "/api/stacks/create/standalone/string?endpointId=1", CreateBody("tm-race"));
   racer.join();
   CHECK(first.status == 200);
@@ -943,26 +951,30 @@ TEST_CASE("name checks are not locked: with a slow deploy two identical creates 
 }
 
 TEST_CASE("/api/auth is rate limited: the 11th request in a second bans the client") {
-  Reset();
   const std::string body =
       json::serialize(json::object{{"Username", "admin"}, {"Password", "wrong"}});
-  int banned = 0;
-  const auto started = std::chrono::steady_clock::now();
-  for (int i = 0; i < 11; ++i) {
-    const Reply reply = Send("POST", "/api/auth", body, Auth::kNone);
-    if (reply.status == 403) {
-      ++banned;
-      CHECK(reply.body == Error("Access denied", "Access denied to resource"));
-    } else {
-      CHECK(reply.status == 422);
-    }
-  }
-  if (std::chrono::steady_clock::now() - started > 900ms) {
-    WARN_MESSAGE(false, "11 requests took longer than the 1 s window; ban not checked");
+  // The eleven requests must fit in the simulator's one-second window. A busy machine may
+  // stretch them past it; such an attempt proves nothing and is made again (from a reset), so
+  // the ban is checked on every passing run instead of being skipped.
+  bool in_window = false;
+  for (int attempt = 1; attempt <= 3 && !in_window; ++attempt) {
+    CAPTURE(attempt);
     Reset();
-    return;
+    int banned = 0;
+    const auto started = std::chrono::steady_clock::now();
+    for (int i = 0; i < 11; ++i) {
+      const Reply reply = Send("POST", "/api/auth", body, Auth::kNone);
+      if (reply.status == 403) {
+        ++banned;
+        CHECK(reply.body == Error("Access denied", "Access denied to resource"));
+      } else {
+        CHECK(reply.status == 422);
+      }
+    }
+    in_window = std::chrono::steady_clock::now() - started <= 900ms;
+    if (in_window) CHECK(banned == 1);
   }
-  CHECK(banned == 1);
+  REQUIRE_MESSAGE(in_window, "three attempts of 11 requests each took longer than 0.9 s");
   // Banned even with the right password; other routes are not rate limited.
   CHECK(Send("POST", "/api/auth",
              json::serialize(json::object{{"Username", "admin"}, {"Password", kPassword}}),

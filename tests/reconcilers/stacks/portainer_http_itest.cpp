@@ -23,6 +23,7 @@
 
 #include "common/secret.hpp"
 #include "reconcilers/stacks/portainer_http.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tools/portainer-sim/sim_process.hpp"
 
@@ -85,6 +86,36 @@ void Knob(const std::string& method, const std::string& path, const json::value&
 json::object State() { return Raw("GET", "/__sim/state").Json().as_object(); }
 
 json::array SimStacks() { return State().at("stacks").as_array(); }
+
+const std::string kCreateRoute = "POST /api/stacks/create/{type}/{method}";
+
+/// How many requests to `route` (a route key such as kCreateRoute) the simulator has counted
+/// since the last reset; it counts a request when it arrives, before any fault delays it.
+std::int64_t RouteCount(const std::string& route) {
+  const json::object state = State();
+  const json::value* count = state.at("counters").as_object().if_contains(route);
+  return count != nullptr ? count->to_number<std::int64_t>() : 0;
+}
+
+/// The simulator's request log since the last reset in arrival order, one
+/// `<route> <status>[ <fault>]` per request.
+std::vector<std::string> Calls() {
+  const json::object state = State();
+  std::vector<std::pair<std::int64_t, std::string>> numbered;
+  for (const json::value& entry : state.at("requests").as_array()) {
+    const json::object& e = entry.as_object();
+    std::string call = std::string(e.at("route").as_string()) + " " +
+                       std::to_string(e.at("status").to_number<int>());
+    if (const json::value* fault = e.if_contains("fault"); fault != nullptr && fault->is_string()) {
+      call += " " + std::string(fault->as_string());
+    }
+    numbered.emplace_back(e.at("seq").to_number<std::int64_t>(), std::move(call));
+  }
+  std::sort(numbered.begin(), numbered.end());
+  std::vector<std::string> calls;
+  for (auto& [seq, call] : numbered) calls.push_back(std::move(call));
+  return calls;
+}
 
 json::object SimStack(int id) {
   for (const auto& stack : SimStacks()) {
@@ -430,7 +461,6 @@ TEST_CASE("a create whose answer times out after Portainer stored it: one stack,
   CHECK(counts.create == 1);  // never re-POSTed
   CHECK(counts.list == 2);    // before the POST, and again after the timeout
   CHECK(sleeps.delays.size() == 1);
-  std::this_thread::sleep_for(2s);  // let the late answer go before the next reset
 }
 
 TEST_CASE("listed_absent: the first POST relies on the caller's list; a retry lists first") {
@@ -459,7 +489,6 @@ TEST_CASE("listed_absent: the first POST relies on the caller's list; a retry li
     CHECK(gateway->Counts().create == 1);  // never re-POSTed
     CHECK(gateway->Counts().list == 1);    // only after the timeout
     CHECK(SimStacks().size() == 1);
-    std::this_thread::sleep_for(2s);  // let the late answer go before the next reset
   }
 }
 
@@ -619,13 +648,15 @@ TEST_CASE("a 409 because our own stack appeared meanwhile: re-listed and adopted
   Reset();
   Sleeps sleeps;
   auto gateway = Gateway(sleeps);
+  // The gateway's POST is held in the simulator (the delay comes before the name check) while
+  // someone else creates the stack. The delay only has to outlast that create: a machine too
+  // slow for it fails the call log below, it cannot pass by luck.
   Knob("POST", "/__sim/faults",
-       json::object{{"route", "POST /api/stacks/create/{type}/{method}"},
-                    {"action", "delay"},
-                    {"delayMs", 1500}});
+       json::object{{"route", kCreateRoute}, {"action", "delay"}, {"delayMs", 1500}});
   const stacks::DesiredStack d = Desired("acme", 1);
   auto pending = std::async(std::launch::async, [&] { return gateway->Apply(Create(d)); });
-  std::this_thread::sleep_for(400ms);  // the gateway listed (nothing) and its POST is held
+  // Counted on arrival: the gateway listed (nothing) and its POST is now held.
+  REQUIRE(tmaster::testing::Eventually([] { return RouteCount(kCreateRoute) == 1; }, 10s));
   const int id = CreateDirectly("tm-acme", 1, EnvJson(Desired("acme", 1, "0.9").env));
   auto r = pending.get();
   REQUIRE_MESSAGE(r.ok(), r.failure().message);
@@ -634,6 +665,18 @@ TEST_CASE("a 409 because our own stack appeared meanwhile: re-listed and adopted
   REQUIRE(SimStacks().size() == 1);
   CHECK(SimStack(id).at("Env") == json::value(EnvJson(d.env)));
   CHECK(SimStack(id).at("StackFileContent") == json::value(d.file));
+
+  // The calls that prove the 409 path ran, in the order the simulator took them: the list that
+  // found nothing, the held POST answered 409 (the other create, taken meanwhile, got 200), a
+  // re-list that found our stack, and the update that adopted it. Never a second POST.
+  CHECK(Calls() == std::vector<std::string>{"GET /api/stacks 200",
+                                            "POST /api/stacks/create/{type}/{method} 409 delay",
+                                            "POST /api/stacks/create/{type}/{method} 200",
+                                            "GET /api/stacks 200", "PUT /api/stacks/{id} 200"});
+  const stacks::CallCounts counts = gateway->Counts();
+  CHECK(counts.create == 1);
+  CHECK(counts.list == 2);
+  CHECK(counts.update == 1);
 }
 
 TEST_CASE("bad or missing API key: Stalled PortainerUnauthorized, the key in no message") {
