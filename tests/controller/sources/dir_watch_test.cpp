@@ -1,6 +1,8 @@
 // The directory source's inotify watcher (issue 3 item 2) on a real temporary folder. Waits are
 // short: a change is seen within milliseconds, and "nothing changed" needs only a short timeout.
 #include <doctest/doctest.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <thread>
 
 #include "controller/sources/dir_watch.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace tmaster::controller {
@@ -20,6 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using testing::Eventually;
 using testing::TempDir;
 
 // Long enough to never be reached when a change is expected; never reached in a passing run.
@@ -41,6 +45,31 @@ void WriteFile(const fs::path& path, const std::string& text) {
 std::string ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Whether thread `tid` of this process sleeps in the kernel (state S in its /proc stat). A
+// waiter thread that announced its id and then called WaitForChange, with nothing else that
+// could block it, sleeps only in the watcher's own wait.
+bool Sleeping(pid_t tid) {
+  const std::string stat = ReadFile("/proc/self/task/" + std::to_string(tid) + "/stat");
+  const std::size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'S';
+}
+
+// Runs WaitForChange(timeout, debounce) on another thread and returns once that thread is
+// blocked in it, so what the test does next happens to a waiter, not before the wait.
+std::future<bool> BlockedWaiter(DirectoryWatcher& watcher, std::chrono::milliseconds timeout,
+                                std::chrono::milliseconds debounce) {
+  std::promise<pid_t> started;
+  std::future<pid_t> tid = started.get_future();
+  auto waiter = std::async(std::launch::async,
+                           [&watcher, timeout, debounce, started = std::move(started)]() mutable {
+                             started.set_value(gettid());
+                             return watcher.WaitForChange(timeout, debounce);
+                           });
+  const pid_t id = tid.get();
+  REQUIRE(Eventually([id] { return Sleeping(id); }, 5s));
+  return waiter;
 }
 
 }  // namespace
@@ -166,8 +195,7 @@ TEST_CASE("DirectoryWatcher: Interrupt wakes a waiter in another thread promptly
   TempDir dir;
   auto watcher = MustStart(dir.path());
   const auto start = Clock::now();
-  auto waiter = std::async(std::launch::async, [&] { return watcher->WaitForChange(30s, 1s); });
-  std::this_thread::sleep_for(50ms);  // let it block (if it has not yet, the wait ends at once)
+  auto waiter = BlockedWaiter(*watcher, 30s, 1s);
   watcher->Interrupt();
   REQUIRE(waiter.wait_for(2s) == std::future_status::ready);
   CHECK_FALSE(waiter.get());
@@ -190,8 +218,8 @@ TEST_CASE("DirectoryWatcher: an Interrupt during the debounce returns the change
   TempDir dir;
   auto watcher = MustStart(dir.path());
   WriteFile(fs::path(dir.path()) / "acme.yaml", "a: 1\n");
-  auto waiter = std::async(std::launch::async, [&] { return watcher->WaitForChange(30s, 10s); });
-  std::this_thread::sleep_for(50ms);
+  // The change is queued before the wait starts, so the waiter blocks in its 10 s debounce.
+  auto waiter = BlockedWaiter(*watcher, 30s, 10s);
   watcher->Interrupt();
   REQUIRE(waiter.wait_for(2s) == std::future_status::ready);
   CHECK(waiter.get());
@@ -200,9 +228,7 @@ TEST_CASE("DirectoryWatcher: an Interrupt during the debounce returns the change
 TEST_CASE("DirectoryWatcher: destroying the watcher wakes its waiter") {
   TempDir dir;
   auto watcher = MustStart(dir.path());
-  DirectoryWatcher* raw = watcher.get();
-  auto waiter = std::async(std::launch::async, [raw] { return raw->WaitForChange(30s, 1s); });
-  std::this_thread::sleep_for(50ms);
+  auto waiter = BlockedWaiter(*watcher, 30s, 1s);
   const auto start = Clock::now();
   watcher.reset();
   CHECK(Clock::now() - start < 2s);
