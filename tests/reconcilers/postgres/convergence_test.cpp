@@ -388,8 +388,9 @@ TEST_CASE("convergence: a failure at any action, then another pass, converges") 
              {FakePostgres::FaultPoint::kBefore, FakePostgres::FaultPoint::kMidway,
               FakePostgres::FaultPoint::kAfter}) {
           for (std::size_t k = 1; k <= steps; ++k) {
+            const std::string at = PointName(point);
             CAPTURE(k);
-            CAPTURE(PointName(point));
+            CAPTURE(at);
             FakePostgres pg(CountingSalts());
             AddAdmin(pg);
             Inputs inputs = variant.inputs;

@@ -97,9 +97,9 @@ std::int64_t RouteCount(const std::string& route) {
   return count != nullptr ? count->to_number<std::int64_t>() : 0;
 }
 
-/// The simulator's request log since the last reset in arrival order, one
-/// `<route> <status>[ <fault>]` per request.
-std::vector<std::string> Calls() {
+/// The simulator's request log since the last reset in arrival order: `<route> <status>[ <fault>]`
+/// per request, joined by "; ".
+std::string Calls() {
   const json::object state = State();
   std::vector<std::pair<std::int64_t, std::string>> numbered;
   for (const json::value& entry : state.at("requests").as_array()) {
@@ -112,8 +112,8 @@ std::vector<std::string> Calls() {
     numbered.emplace_back(e.at("seq").to_number<std::int64_t>(), std::move(call));
   }
   std::sort(numbered.begin(), numbered.end());
-  std::vector<std::string> calls;
-  for (auto& [seq, call] : numbered) calls.push_back(std::move(call));
+  std::string calls;
+  for (const auto& [seq, call] : numbered) calls += (calls.empty() ? "" : "; ") + call;
   return calls;
 }
 
@@ -669,10 +669,10 @@ TEST_CASE("a 409 because our own stack appeared meanwhile: re-listed and adopted
   // The calls that prove the 409 path ran, in the order the simulator took them: the list that
   // found nothing, the held POST answered 409 (the other create, taken meanwhile, got 200), a
   // re-list that found our stack, and the update that adopted it. Never a second POST.
-  CHECK(Calls() == std::vector<std::string>{"GET /api/stacks 200",
-                                            "POST /api/stacks/create/{type}/{method} 409 delay",
-                                            "POST /api/stacks/create/{type}/{method} 200",
-                                            "GET /api/stacks 200", "PUT /api/stacks/{id} 200"});
+  CHECK(
+      Calls() ==
+      "GET /api/stacks 200; POST /api/stacks/create/{type}/{method} 409 delay; "
+      "POST /api/stacks/create/{type}/{method} 200; GET /api/stacks 200; PUT /api/stacks/{id} 200");
   const stacks::CallCounts counts = gateway->Counts();
   CHECK(counts.create == 1);
   CHECK(counts.list == 2);
