@@ -4,8 +4,6 @@
 // stored the stack, 500s, an endpoint down, a foreign stack holding the name.
 #include <doctest/doctest.h>
 
-#include <httplib.h>
-
 #include <boost/json.hpp>
 
 #include <filesystem>
@@ -13,6 +11,7 @@
 #include <map>
 #include <string>
 
+#include "tests/support/http_get.hpp"
 #include "tests/support/pg_server.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -95,12 +94,14 @@ struct World {
 
   json::value Sim(const std::string& method, const std::string& path,
                   const std::string& body = "") {
-    httplib::Client client("127.0.0.1", sim.port());
-    httplib::Result r = method == "GET" ? client.Get(path.c_str())
-                                        : client.Post(path.c_str(), body, "application/json");
-    REQUIRE(r);
-    REQUIRE(r->status < 300);
-    return r->body.empty() ? json::value() : json::parse(r->body);
+    const std::map<std::string, std::string> headers =
+        method == "GET" ? std::map<std::string, std::string>{}
+                        : std::map<std::string, std::string>{{"Content-Type", "application/json"}};
+    const HttpResponse r = HttpRequest(sim.port(), method, path, headers, body);
+    INFO(r.error);
+    REQUIRE(r.status != 0);
+    REQUIRE(r.status < 300);
+    return r.body.empty() ? json::value() : json::parse(r.body);
   }
   json::object State() { return Sim("GET", "/__sim/state").as_object(); }
 
@@ -270,13 +271,12 @@ TEST_CASE("stacks e2e: 500s back off and recover; an endpoint down stalls only i
 TEST_CASE("stacks e2e: a foreign stack holding the name is a conflict and is left alone") {
   World w;
   w.fleet.Workspace("pe-one", 1);
-  httplib::Client client("127.0.0.1", w.sim.port());
-  httplib::Headers headers{{"X-API-Key", kApiKey}};
-  auto created = client.Post("/api/stacks/create/standalone/string?endpointId=1", headers,
-                             R"({"Name": "tm-pe-one", "StackFileContent": "services: {web: {image: nginx}}", "Env": [{"name": "OWNER", "value": "someone-else"}]})",
-                             "application/json");
-  REQUIRE(created);
-  REQUIRE(created->status == 200);
+  const HttpResponse created = HttpRequest(
+      w.sim.port(), "POST", "/api/stacks/create/standalone/string?endpointId=1",
+      {{"X-API-Key", kApiKey}, {"Content-Type", "application/json"}},
+      R"({"Name": "tm-pe-one", "StackFileContent": "services: {web: {image: nginx}}", "Env": [{"name": "OWNER", "value": "someone-else"}]})");
+  INFO(created.error);
+  REQUIRE(created.status == 200);
   const ProcessResult r = w.Once();
   CAPTURE(r.out);
   CHECK(r.exit_code == 1);
