@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds into ${BUILD_DIR:-build}. Extra arguments go to cmake's configure step.
+# TARGETS="tenant-operator tenantctl" builds only those (and what they need); default: everything
+# the configuration has (with the tests unless -DTM_BUILD_TESTS=OFF).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir="${BUILD_DIR:-build}"
@@ -10,4 +12,6 @@ if [ ! -f "$build_dir/CMakeCache.txt" ]; then
 else
   cmake -S . -B "$build_dir" "$@" >/dev/null
 fi
-cmake --build "$build_dir" -j "$(nproc)"
+targets=()
+for t in ${TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build_dir" -j "$(nproc)" "${targets[@]}"

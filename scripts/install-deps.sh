@@ -10,6 +10,12 @@ packages=(
   postgresql-15 postgresql-client-15 python3 bc curl
 )
 
+# --list: print the packages, one a line, and install nothing (bench/quickstart_time.sh uses it).
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
