@@ -88,7 +88,7 @@ while [ -z "$ready" ]; do
   if curl -fsS "$api/api/v1/workspaces" 2>/dev/null | python3 -c '
 import json, sys
 items = json.load(sys.stdin)["items"]
-sys.exit(0 if any(w.get("status", {}).get("phase") == "Ready" for w in items) else 1)'; then
+sys.exit(0 if any(w.get("status", {}).get("phase") == "Ready" for w in items) else 1)' 2>/dev/null; then
     ready="$(date +%s.%N)"
   else
     sleep 0.2
