@@ -7,8 +7,10 @@
 #   TM_CCACHE=ON          compile through ccache when it is installed and no launcher was given
 #   TM_UNITY_BUILD=ON     the product's libraries compile as unity builds (several .cpp per unit)
 #   TM_PCH=ON             one precompiled header (standard library and doctest) for the tests
-#   TM_DEBUG_INFO=full    -g; "lines" is -g1 (file:line backtraces, no variables), about a
-#                         quarter less compile time; the quick start uses it
+#   TM_DEBUG_INFO=lines   -g1 (file:line backtraces, no variables in a debugger), about a
+#                         quarter less compile time than "full" (-g), which a debugging session
+#                         asks for; the default since a clean product build with full -g took
+#                         91 s here, over the 75 s a newcomer should wait (bench/README.md)
 #
 # Included from the top-level CMakeLists.txt before the folders; tm_speed_up_build() runs after
 # them, so the rooms' CMakeLists.txt files say nothing about build speed.
@@ -22,7 +24,7 @@
 option(TM_CCACHE "Compile through ccache when it is installed" ON)
 option(TM_PCH "A precompiled header for the tests (the standard library and doctest)" ON)
 option(TM_UNITY_BUILD "Unity builds of the product libraries" ON)
-set(TM_DEBUG_INFO "full" CACHE STRING "Debug information of optimised builds: full (-g) or lines (-g1)")
+set(TM_DEBUG_INFO "lines" CACHE STRING "Debug information of optimised builds: full (-g) or lines (-g1)")
 set_property(CACHE TM_DEBUG_INFO PROPERTY STRINGS full lines)
 if(TM_DEBUG_INFO STREQUAL "lines")
   # After the build type's -g on the command line, so it wins; Debug builds keep -g.
