@@ -30,7 +30,7 @@ TEST_CASE("Marker: parse and render") {
     CHECK(marker->fields.at("migration") == "0002");
     CHECK(marker->fields.at("state") == "00ff00ff00ff00ff");
   }
-  SUBCASE("the bare marker of DESIGN §5") {
+  SUBCASE("the bare marker (docs/architecture.md#postgresql-what-converged-means)") {
     const auto marker = Marker::Parse("tenant-master:workspace=shop-1");
     REQUIRE(marker.has_value());
     CHECK(marker->workspace == "shop-1");
