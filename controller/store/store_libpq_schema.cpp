@@ -15,6 +15,15 @@ namespace {
 static_assert(kLeaderLockClass == 29805);
 constexpr std::string_view kMigrateLock = "SELECT pg_catalog.pg_advisory_xact_lock(29805, 2)";
 
+// The store database belongs to the operator (issue 11): PostgreSQL grants CONNECT and TEMPORARY
+// on every new database to PUBLIC, so any tenant role could connect and take the leader lock (an
+// advisory lock in this database) before the operator. Run at every start, so a grant made by
+// hand is repaired like any drift; the operator's role owns the database (it created it), and an
+// owner keeps both privileges.
+constexpr std::string_view kRevokePublic =
+    "DO $$ BEGIN EXECUTE pg_catalog.format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', "
+    "pg_catalog.current_database()); END $$";
+
 struct Migration {
   int version;
   std::string_view name;
@@ -125,6 +134,7 @@ Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {
                        {std::to_string(migration.version), std::string(migration.name)});
     if (!recorded) return recorded.failure();
   }
+  if (auto revoked = connector.Exec(conn, kRevokePublic, {}); !revoked) return revoked.failure();
   return Done{};
 }
 

@@ -650,6 +650,8 @@ TEST_CASE("StoreDsnFromClusterDsn: the same server and credentials, database ten
     std::string literal;
     for (char c : password) literal += c == '\'' ? std::string("''") : std::string(1, c);
     Execute(admin, "CREATE ROLE tm_quote LOGIN PASSWORD '" + literal + "'");
+    // The store is closed to PUBLIC; this role stands for an operator given its own access.
+    Execute(admin, "GRANT CONNECT ON DATABASE tenant_master TO tm_quote");
     Secret from_conninfo = Must(StoreDsnFromClusterDsn(
         Secret("host=127.0.0.1 port=" + port + " user=tm_quote password=" + Quoted(password) +
                " dbname=postgres connect_timeout=5")));
@@ -698,4 +700,44 @@ TEST_CASE("leader lock: a server restart ends the hold; StillHeld says so withou
 }
 
 }  // namespace
+}  // namespace tmaster::controller
+
+namespace tmaster::controller {
+namespace {
+
+/// Whether `dsn` can open a session at all.
+bool CanConnect(const std::string& dsn) {
+  try {
+    testing::PgSession session(dsn);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the store belongs to the operator: a tenant role cannot connect, even after drift") {
+  const std::string admin = PgServer::Shared().Dsn("postgres");
+  Execute(admin, "DROP ROLE IF EXISTS store_probe_tenant");
+  Execute(admin, "CREATE ROLE store_probe_tenant LOGIN PASSWORD 'probe-pw-1'");
+  const std::string as_tenant =
+      PgServer::Shared().DsnAs("store_probe_tenant", "probe-pw-1", "tenant_master");
+  auto store = OpenStore();
+  // A tenant could otherwise connect to the store and take the leader lock first.
+  CHECK_FALSE(CanConnect(as_tenant));
+  // Someone grants it back by hand: the next start repairs it.
+  Execute(PgServer::Shared().Dsn("tenant_master"),
+          "GRANT CONNECT ON DATABASE tenant_master TO PUBLIC");
+  REQUIRE(CanConnect(as_tenant));
+  REQUIRE(store->Migrate().ok());
+  CHECK_FALSE(CanConnect(as_tenant));
+  CHECK(QueryValue(admin,
+                   "SELECT has_database_privilege('store_probe_tenant', 'tenant_master', "
+                   "'TEMPORARY')") == "f");
+  // The operator's own sessions still work.
+  CHECK(store->ListStatuses().ok());
+  Execute(admin, "DROP ROLE store_probe_tenant");
+}
+
 }  // namespace tmaster::controller
