@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/text.hpp"
+#include "common/time.hpp"
 
 namespace tmaster::controller {
 namespace {

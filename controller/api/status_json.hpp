@@ -10,14 +10,12 @@
 #include <vector>
 
 #include "common/outcome.hpp"
-#include "common/time.hpp"
 #include "controller/store/store.hpp"
 
 namespace tmaster::controller {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (RFC 3339, UTC, whole seconds): common/time.hpp's, under the name this
 /// header has always offered.
-using ::tmaster::FormatRfc3339Utc;
 
 /// One requirement of a label selector: `key=value` / `key==value` (equal) or `key!=value`.
 struct LabelRequirement {

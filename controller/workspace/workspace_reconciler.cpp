@@ -11,6 +11,14 @@
 #include "reconcilers/stacks/render.hpp"
 
 namespace tmaster::controller {
+namespace {
+
+/// The Unix time a retry `delay` from now falls on (the status's next retry).
+std::int64_t RetryAtUnix(Duration delay) {
+  return UnixNow() + std::chrono::duration_cast<std::chrono::seconds>(delay).count();
+}
+
+}  // namespace
 
 WorkspaceReconciler::WorkspaceReconciler(WorkspaceReconcilerDeps deps,
                                          WorkspaceReconcilerOptions options)
@@ -167,9 +175,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     answer = Failure::Stalled(result.reason, result.message);
   } else {
     deps_.metrics->IncReconcile("failure");
-    const Duration delay = request.retries->PlanRetry(name);
-    run.next_retry_unix =
-        UnixNow() + std::chrono::duration_cast<std::chrono::seconds>(delay).count();
+    run.next_retry_unix = RetryAtUnix(request.retries->PlanRetry(name));
     answer = Failure::Transient(result.reason, result.message);
   }
   Write(name, SummarizeRun(previous, name, result, run,
@@ -197,8 +203,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
     deps_.metrics->IncReconcile(stalled ? "stalled" : "failure");
     std::optional<std::int64_t> next_retry;
     if (!stalled) {
-      const Duration delay = request.retries->PlanRetry(name);
-      next_retry = UnixNow() + std::chrono::duration_cast<std::chrono::seconds>(delay).count();
+      next_retry = RetryAtUnix(request.retries->PlanRetry(name));
     }
     Write(name, SummarizeDeleting(Previous(name), name, failure, next_retry, now()));
     if (stalled) deps_.events->Emit(name, "Warning", failure.reason, failure.message);

@@ -1,10 +1,10 @@
 #pragma once
 
 // FakeStore: an in-memory controller::Store with the semantics documented in
-// controller/store/store.hpp (generations by spec digest, deleting marks kept, events and deliveries
-// newest first), plus what tests need: make the next calls fail, count calls per method, set the
-// "server clock", and read the whole state without going through (and consuming) an injected
-// failure. Thread-safe: the HTTP server and the daemon call it from several threads.
+// controller/store/store.hpp (generations by spec digest, deleting marks kept, events and
+// deliveries newest first), plus what tests need: make the next calls fail, count calls per method,
+// set the "server clock", and read the whole state without going through (and consuming) an
+// injected failure. Thread-safe: the HTTP server and the daemon call it from several threads.
 
 #include <algorithm>
 #include <cstddef>
@@ -20,7 +20,7 @@
 
 #include "common/crypto.hpp"
 #include "common/outcome.hpp"
-#include "controller/api/status_json.hpp"
+#include "common/time.hpp"
 #include "controller/store/store.hpp"
 
 namespace tmaster::testing {
@@ -138,7 +138,7 @@ class FakeStore final : public controller::Store {
     if (found == state_.workspaces.end()) {
       return Failure::Stalled("WorkspaceNotFound", "store: workspace \"" + name + "\" not found");
     }
-    if (!found->second.deleting_since) found->second.deleting_since = controller::FormatRfc3339Utc(now_);
+    if (!found->second.deleting_since) found->second.deleting_since = FormatRfc3339Utc(now_);
     return found->second;
   }
   Outcome<controller::StoredWorkspace> CancelDeleting(const std::string& name) override {
@@ -249,8 +249,6 @@ class FakeStore final : public controller::Store {
     --fail_next_;
     return failure_;
   }
-
-
 
   mutable std::mutex mutex_;
   State state_;

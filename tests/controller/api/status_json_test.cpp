@@ -9,15 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "common/time.hpp"
 #include "controller/api/status_json.hpp"
 #include "controller/store/store.hpp"
 
 namespace {
 
 namespace json = boost::json;
+using tmaster::FormatRfc3339Utc;
 using tmaster::controller::Event;
 using tmaster::controller::EventListJson;
-using tmaster::controller::FormatRfc3339Utc;
 using tmaster::controller::LabelSelector;
 using tmaster::controller::ParseLabelSelector;
 using tmaster::controller::SourceListJson;

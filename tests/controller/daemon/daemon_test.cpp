@@ -18,7 +18,8 @@
 #include "tests/support/fake_source.hpp"
 #include "tests/support/fake_stacks.hpp"
 #include "tests/support/fake_store.hpp"
-#include "tests/support/process.hpp"
+#include "tests/support/shop_fleet.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -26,11 +27,7 @@ using namespace tmaster;
 using namespace std::chrono_literals;
 using testing::Eventually;
 
-constexpr const char* kProduct = R"(apiVersion: tenantmaster.io/v1alpha1
-kind: Product
-metadata: {name: shop}
-spec: {image: example/shop, defaultVersion: "1.0.0", modes: [shared]}
-)";
+constexpr const char* kProduct = testing::kShopProduct;
 
 std::string WorkspaceYaml(const std::string& name, const std::string& database_extra = "") {
   return "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: " + name +

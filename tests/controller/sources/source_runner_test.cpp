@@ -12,6 +12,7 @@
 #include "tests/support/fake_clock.hpp"
 #include "tests/support/fake_source.hpp"
 #include "tests/support/fake_store.hpp"
+#include "tests/support/shop_fleet.hpp"
 
 namespace {
 
@@ -19,11 +20,7 @@ using namespace tmaster;
 using namespace tmaster::controller;
 
 SourceRead Read(const std::string& revision, const std::vector<std::string>& workspaces) {
-  std::string text = R"(apiVersion: tenantmaster.io/v1alpha1
-kind: Product
-metadata: {name: shop}
-spec: {image: example/shop, defaultVersion: "1.0.0", modes: [shared]}
-)";
+  std::string text = testing::kShopProduct;
   for (const std::string& name : workspaces) {
     text += "---\napiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: " + name +
             "}\nspec: {product: shop, mode: shared}\n";

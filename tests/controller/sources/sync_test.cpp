@@ -11,17 +11,14 @@
 
 #include "manifests/loader.hpp"
 #include "tests/support/fake_store.hpp"
+#include "tests/support/shop_fleet.hpp"
 
 namespace {
 
 using namespace tmaster;
 using namespace tmaster::controller;
 
-constexpr const char* kProduct = R"(apiVersion: tenantmaster.io/v1alpha1
-kind: Product
-metadata: {name: shop}
-spec: {image: example/shop, defaultVersion: "1.0.0", modes: [shared]}
-)";
+constexpr const char* kProduct = testing::kShopProduct;
 
 std::string Workspace(const std::string& name, const std::string& extra = "") {
   return "---\napiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: " + name +
