@@ -119,19 +119,24 @@ Outcome<std::vector<Migration>> LoadDirectory(const std::filesystem::path& dir) 
 
 Outcome<std::vector<Migration>> Pending(const std::vector<Migration>& files,
                                         const std::vector<AppliedMigration>& applied,
-                                        const std::string& database) {
+                                        const std::string& database, bool ignore_missing) {
   std::map<std::string, const Migration*> by_version;
   for (const auto& file : files) by_version.emplace(file.version, &file);
 
   std::string highest_applied;
   for (const auto& record : applied) {
     const auto found = by_version.find(record.version);
+    if (found == by_version.end() && ignore_missing) {
+      highest_applied = std::max(highest_applied, record.version);
+      continue;
+    }
     if (found == by_version.end()) {
       return Failure::Stalled(
           "MigrationMissing",
           "database " + Quoted(database) + " records migration " + record.file + " (version " +
               record.version +
-              ") but the product has no migration of that version; restore the file");
+              ") but the product has no migration of that version; restore the file, or set "
+              "ignoreMissingMigrations: true on the product");
     }
     const Migration& file = *found->second;
     if (file.checksum != record.checksum) {

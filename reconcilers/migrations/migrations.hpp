@@ -34,9 +34,11 @@ Outcome<std::vector<Migration>> LoadDirectory(const std::filesystem::path& dir);
 /// and the database given in `database`); Stalled `MigrationMissing` when the database records a
 /// version the product no longer has; Stalled `MigrationOutOfOrder` when a file not yet applied
 /// is numbered below the highest applied version. Otherwise the pending ones, in order.
+/// With `ignore_missing` (the product's `ignoreMissingMigrations: true`) a recorded version the
+/// product no longer has is skipped instead (it still counts for the out-of-order check).
 Outcome<std::vector<Migration>> Pending(const std::vector<Migration>& files,
                                         const std::vector<AppliedMigration>& applied,
-                                        const std::string& database);
+                                        const std::string& database, bool ignore_missing = false);
 
 /// A short digest of the migration set (versions and checksums), recorded in the database marker
 /// so a converged database is recognised without connecting to it.

@@ -45,6 +45,11 @@ struct ObservedRole {
   std::optional<std::string> verifier;  ///< pg_authid.rolpassword; nullopt when not readable
   std::string comment;                  ///< shobj_description(oid, 'pg_authid')
   int sessions = 0;                     ///< rows in pg_stat_activity for this role
+  /// A member (directly or through other roles) of a role that is superuser, CREATEROLE,
+  /// REPLICATION or BYPASSRLS, or of a predefined role with server powers (pg_read_server_files,
+  /// pg_write_server_files, pg_execute_server_program, pg_signal_backend, pg_read_all_data,
+  /// pg_write_all_data, pg_monitor, pg_database_owner excluded). Such a role is never adopted.
+  bool privileged_member = false;
 };
 
 struct ObservedDatabase {
@@ -61,6 +66,8 @@ struct ObservedCluster {
   std::map<std::string, ObservedRole> roles;
   std::map<std::string, ObservedDatabase> databases;
   bool passwords_visible = true;  ///< false when the operator's role cannot read pg_authid
+  /// `current_user` of the operator's admin sessions: never adopted, never dropped.
+  std::string operator_role;
 };
 
 /// The ownership marker kept in `COMMENT ON ROLE|DATABASE`: `tenant-master:workspace=<name>`,
@@ -154,6 +161,9 @@ struct ApplyMigrations {
   std::string role;
   Secret password;
   std::vector<migrations::Migration> migrations;
+  /// The product's `ignoreMissingMigrations`: a version recorded in the database but absent from
+  /// the product is skipped instead of stalling `MigrationMissing`.
+  bool ignore_missing = false;
 };
 
 using Action =
