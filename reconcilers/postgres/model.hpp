@@ -149,10 +149,13 @@ struct SetDatabaseMarker {
 struct DropDatabase {
   std::string database;
 };
-/// In-database: CREATE EXTENSION IF NOT EXISTS for each missing one.
+/// In-database: CREATE EXTENSION IF NOT EXISTS ... WITH SCHEMA extensions for each missing one,
+/// as the admin with a pinned search_path; the schema `extensions` is the operator's and `role`
+/// gets USAGE on it (postgres_libpq.hpp).
 struct EnsureExtensions {
   std::string database;
   std::vector<std::string> extensions;
+  std::string role = {};  ///< the tenant role (the database's owner); empty: no grant
 };
 /// In-database: take the advisory lock, verify applied checksums, run each pending migration in
 /// its own transaction as `role`, record it with its checksum.
