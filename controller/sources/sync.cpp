@@ -81,7 +81,8 @@ Status Sync::UpsertDeclared(Pass& pass, const manifests::Workspace& workspace,
   std::optional<StoredWorkspace> known;
   if (existing) {
     known = StoredWorkspace{workspace.name,        existing->source,     existing->revision, "",
-                            existing->spec_digest, existing->generation, std::nullopt};
+                            existing->spec_digest, existing->generation, std::nullopt,
+                            std::nullopt};
   } else {
     known = deps_.desired->StoredAtStart(workspace.name);
   }

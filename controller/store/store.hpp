@@ -21,6 +21,18 @@
 
 namespace tmaster::controller {
 
+/// The fields of a workspace that name its data: fixed at its first convergence (issue 11,
+/// docs/decisions.md#hardening-i-issue-11). A later spec naming other values stalls
+/// `ImmutableField` and touches nothing.
+struct WorkspaceIdentity {
+  std::string product;
+  std::string cluster;
+  std::string database;
+  std::string owner;
+
+  friend bool operator==(const WorkspaceIdentity&, const WorkspaceIdentity&) = default;
+};
+
 /// A workspace's last valid desired spec, as the sources delivered it.
 struct StoredWorkspace {
   std::string name;
@@ -33,6 +45,8 @@ struct StoredWorkspace {
   std::int64_t generation = 0;
   /// When the workspace went `Deleting` (UTC, `YYYY-MM-DDTHH:MM:SSZ`); nullopt while it is live.
   std::optional<std::string> deleting_since;
+  /// Recorded by `RecordIdentity` at the first convergence; nullopt before it.
+  std::optional<WorkspaceIdentity> identity;
 };
 
 /// What the controller last observed and decided for one workspace
@@ -109,6 +123,11 @@ class Store {
   /// Clears deleting_since: the manifest came back before the reclaim finished. Stalled
   /// `WorkspaceNotFound` when absent.
   virtual Outcome<StoredWorkspace> CancelDeleting(const std::string& name) = 0;
+  /// Records the workspace's identity if none is recorded yet (the first convergence) and
+  /// returns the stored workspace with the identity it now has (the earlier one if there was).
+  /// Stalled `WorkspaceNotFound` when absent.
+  virtual Outcome<StoredWorkspace> RecordIdentity(const std::string& name,
+                                                  const WorkspaceIdentity& identity) = 0;
   /// Forgets the workspace and its status (its events stay, as history). true when it existed.
   virtual Outcome<bool> Remove(const std::string& name) = 0;
 

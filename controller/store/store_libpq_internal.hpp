@@ -119,6 +119,8 @@ class LibpqStore final : public Store {
   Outcome<std::optional<StoredWorkspace>> Get(const std::string& name) override;
   Outcome<StoredWorkspace> MarkDeleting(const std::string& name) override;
   Outcome<StoredWorkspace> CancelDeleting(const std::string& name) override;
+  Outcome<StoredWorkspace> RecordIdentity(const std::string& name,
+                                          const WorkspaceIdentity& identity) override;
   Outcome<bool> Remove(const std::string& name) override;
   Outcome<Done> PutStatus(const WorkspaceStatus& status) override;
   Outcome<std::optional<WorkspaceStatus>> GetStatus(const std::string& name) override;

@@ -95,6 +95,17 @@ CREATE TABLE tm_sources (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 )SQL"},
+    {3, "workspace identity fixed at first convergence", R"SQL(
+ALTER TABLE tm_workspaces
+  ADD COLUMN identity_product text,
+  ADD COLUMN identity_cluster text,
+  ADD COLUMN identity_database text,
+  ADD COLUMN identity_owner text,
+  ADD CONSTRAINT tm_workspaces_identity_whole CHECK (
+    (identity_product IS NULL) = (identity_cluster IS NULL) AND
+    (identity_product IS NULL) = (identity_database IS NULL) AND
+    (identity_product IS NULL) = (identity_owner IS NULL));
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

@@ -11,7 +11,8 @@ namespace {
 
 constexpr std::string_view kWorkspaceColumns =
     "name, source, revision, spec_json, spec_digest, generation,"
-    " to_char(deleting_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+    " to_char(deleting_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+    " identity_product, identity_cluster, identity_database, identity_owner";
 
 const std::string kUpsertSpec =
     "INSERT INTO tm_workspaces AS w (name, source, revision, spec_json, spec_digest, generation)"
@@ -38,6 +39,12 @@ const std::string kMarkDeleting =
 const std::string kCancelDeleting =
     "UPDATE tm_workspaces SET deleting_since = NULL, updated_at = now()"
     " WHERE name = $1 RETURNING " +
+    std::string(kWorkspaceColumns);
+// Only the first convergence records: a recorded identity is never overwritten.
+const std::string kRecordIdentity =
+    "UPDATE tm_workspaces SET identity_product = $2, identity_cluster = $3,"
+    " identity_database = $4, identity_owner = $5"
+    " WHERE name = $1 AND identity_product IS NULL RETURNING " +
     std::string(kWorkspaceColumns);
 constexpr std::string_view kRemove =
     "WITH s AS (DELETE FROM tm_workspace_status WHERE name = $1)"
@@ -68,6 +75,10 @@ Outcome<StoredWorkspace> WorkspaceAt(PGresult* res, int row) {
   if (!generation) return BadValue("tm_workspaces.generation");
   workspace.generation = *generation;
   if (PQgetisnull(res, row, 6) == 0) workspace.deleting_since = PQgetvalue(res, row, 6);
+  if (PQgetisnull(res, row, 7) == 0) {
+    workspace.identity = WorkspaceIdentity{PQgetvalue(res, row, 7), PQgetvalue(res, row, 8),
+                                           PQgetvalue(res, row, 9), PQgetvalue(res, row, 10)};
+  }
   return workspace;
 }
 
@@ -140,6 +151,24 @@ Outcome<StoredWorkspace> LibpqStore::UpdateWorkspace(const std::string& step, st
     }
     return WorkspaceAt(result->get(), 0);
   });
+}
+
+Outcome<StoredWorkspace> LibpqStore::RecordIdentity(const std::string& name,
+                                                    const WorkspaceIdentity& identity) {
+  return Run("record the identity of workspace " + Quoted(name),
+             [&](PGconn* conn) -> Outcome<StoredWorkspace> {
+               auto result = Exec(conn, kRecordIdentity,
+                                  {name, identity.product, identity.cluster, identity.database,
+                                   identity.owner});
+               if (!result) return result.failure();
+               if (PQntuples(result->get()) > 0) return WorkspaceAt(result->get(), 0);
+               auto stored = Exec(conn, kGet, {name});  // already recorded, or absent
+               if (!stored) return stored.failure();
+               if (PQntuples(stored->get()) == 0) {
+                 return Failure::Stalled("WorkspaceNotFound", "no workspace of that name is stored");
+               }
+               return WorkspaceAt(stored->get(), 0);
+             });
 }
 
 Outcome<bool> LibpqStore::Remove(const std::string& name) {

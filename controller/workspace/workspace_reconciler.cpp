@@ -6,6 +6,7 @@
 
 #include "common/time.hpp"
 #include "controller/store/spec_json.hpp"
+#include "controller/workspace/identity.hpp"
 #include "reconcilers/postgres/model.hpp"
 #include "reconcilers/stacks/plan.hpp"
 #include "reconcilers/stacks/render.hpp"
@@ -35,6 +36,7 @@ void WorkspaceReconciler::EndTerm() {
     statuses_.clear();
     unsaved_.clear();
     last_write_.clear();
+    identities_.clear();
   }
   clusters_.Clear();
   endpoints_.Clear();
@@ -148,8 +150,27 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     inputs.stack_list = stack_list.get();
     inputs.stack_template = &entry.product->stack_template;
   }
-  const WorkspaceResult result =
-      ReconcileWorkspace(inputs, *deps_.master_key, {.workers = 1}, deps_.stacks);
+  const WorkspaceIdentity identity = IdentityOf(workspace);
+  Outcome<std::optional<WorkspaceIdentity>> recorded = RecordedIdentity(name);
+  std::optional<Failure> blocked;
+  if (!recorded) {
+    blocked = recorded.failure();
+  } else if (*recorded) {
+    blocked = CheckIdentity(name, **recorded, identity);
+  }
+  WorkspaceResult result;
+  if (blocked) {
+    result.name = name;
+    result.cluster = workspace.database.cluster;
+    result.phase = blocked->kind == FailureKind::kStalled ? Phase::kStalled : Phase::kDegraded;
+    result.reason = blocked->reason;
+    result.message = blocked->message;
+    result.failure_kind = blocked->kind;
+    result.failed_condition = "DatabaseReady";
+  } else {
+    result = ReconcileWorkspace(inputs, *deps_.master_key, {.workers = 1}, deps_.stacks);
+    if (result.ready && recorded && !*recorded) RecordIdentity(name, identity);
+  }
   if (result.wrote) MarkWritten(name);
   const double seconds = std::chrono::duration<double>(deps_.clock->Now() - t0).count();
   // Drift: the spec was already converged at this generation, yet something had to change.
@@ -181,6 +202,32 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
   Write(name, SummarizeRun(previous, name, result, run,
                            FormatRfc3339Utc(std::chrono::system_clock::now())));
   return answer;
+}
+
+Outcome<std::optional<WorkspaceIdentity>> WorkspaceReconciler::RecordedIdentity(
+    const std::string& name) {
+  {
+    const std::lock_guard lock(mutex_);
+    if (auto it = identities_.find(name); it != identities_.end()) return it->second;
+  }
+  Outcome<std::optional<StoredWorkspace>> stored = deps_.store->Get(name);
+  if (!stored) return stored.failure();
+  std::optional<WorkspaceIdentity> identity;
+  if (*stored) identity = (*stored)->identity;
+  const std::lock_guard lock(mutex_);
+  identities_[name] = identity;
+  return identity;
+}
+
+void WorkspaceReconciler::RecordIdentity(const std::string& name,
+                                         const WorkspaceIdentity& identity) {
+  Outcome<StoredWorkspace> stored = deps_.store->RecordIdentity(name, identity);
+  if (!stored) {  // recorded on a later Ready pass
+    spdlog::warn("store: identity of {}: {}", name, stored.failure().message);
+    return;
+  }
+  const std::lock_guard lock(mutex_);
+  identities_[name] = stored->identity;
 }
 
 Status WorkspaceReconciler::DeleteStack(const std::string& name, int endpoint,
@@ -217,6 +264,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
     deps_.desired->FinishDeleting(name);
     const std::lock_guard lock(mutex_);
     statuses_.erase(name);
+    identities_.erase(name);
     return Result{};
   }
   Outcome<ReclaimSpec> spec = ReclaimSpecFromJson((*stored)->spec_json);
@@ -230,6 +278,13 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
     }
   }
 
+  // The identity recorded at the first convergence names the data, whatever a later (stalled)
+  // spec said.
+  if (const auto& identity = (*stored)->identity) {
+    spec->cluster = identity->cluster;
+    spec->database = identity->database;
+    spec->role = identity->owner;
+  }
   auto gateway = deps_.gateways.find(spec->cluster);
   if (gateway == deps_.gateways.end()) {
     return fail(Failure::Stalled("InvalidReference", "workspace " + name + ": cluster \"" +
@@ -262,6 +317,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
     const std::lock_guard lock(mutex_);
     statuses_.erase(name);
     unsaved_.erase(name);
+    identities_.erase(name);
   }
   deps_.metrics->IncReconcile("success");
   deps_.metrics->ObserveReconcileDuration(

@@ -76,6 +76,10 @@ class WorkspaceReconciler final : public Reconciler {
   /// of this name failed.
   void Write(const std::string& name, const StatusUpdate& update);
   void MarkWritten(const std::string& name);
+  /// The identity recorded at the workspace's first convergence (nullopt: not yet converged);
+  /// read from the store once per term, then kept here.
+  Outcome<std::optional<WorkspaceIdentity>> RecordedIdentity(const std::string& name);
+  void RecordIdentity(const std::string& name, const WorkspaceIdentity& identity);
 
   WorkspaceReconcilerDeps deps_;
   WorkspaceReconcilerOptions options_;
@@ -85,6 +89,7 @@ class WorkspaceReconciler final : public Reconciler {
   std::map<std::string, WorkspaceStatus> statuses_;  ///< last written (or to be written)
   std::set<std::string> unsaved_;                    ///< statuses whose write failed
   std::map<std::string, TimePoint> last_write_;      ///< when this reconciler last changed one
+  std::map<std::string, std::optional<WorkspaceIdentity>> identities_;  ///< read this term
 };
 
 }  // namespace tmaster::controller

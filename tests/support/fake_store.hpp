@@ -152,6 +152,18 @@ class FakeStore final : public controller::Store {
     return found->second;
   }
 
+  Outcome<controller::StoredWorkspace> RecordIdentity(
+      const std::string& name, const controller::WorkspaceIdentity& identity) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("RecordIdentity")) return *failed;
+    const auto found = state_.workspaces.find(name);
+    if (found == state_.workspaces.end()) {
+      return Failure::Stalled("WorkspaceNotFound", "store: workspace \"" + name + "\" not found");
+    }
+    if (!found->second.identity) found->second.identity = identity;
+    return found->second;
+  }
+
   Outcome<bool> Remove(const std::string& name) override {
     const std::lock_guard lock(mutex_);
     if (auto failed = Enter("Remove")) return *failed;

@@ -484,3 +484,68 @@ spec:
   CHECK(h.postgres().cluster().databases.count("tenant_dedi") == 1);  // Retain keeps the data
   h.Stop();
 }
+
+TEST_CASE("daemon: a converged workspace's identity is fixed; an edit stalls ImmutableField") {
+  Harness h;
+  h.Write("keep.yaml", WorkspaceYaml("keeper"));  // the deletion guard never removes a whole source
+  h.Write("a.yaml", WorkspaceYaml("alpha", "    reclaimPolicy: Delete\n"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  REQUIRE(Eventually([&] {
+    const auto state = h.store().Snapshot();
+    return state.workspaces.count("alpha") == 1 && state.workspaces.at("alpha").identity;
+  }));
+  const auto recorded = *h.store().Snapshot().workspaces.at("alpha").identity;
+  CHECK(recorded.product == "shop");
+  CHECK(recorded.cluster == "default");
+  CHECK(recorded.database == "tenant_alpha");
+  CHECK(recorded.owner == "user_alpha");
+
+  SUBCASE("a new database name") {
+    h.Write("a.yaml", WorkspaceYaml("alpha", "    name: alpha_renamed\n    reclaimPolicy: Delete\n"));
+  }
+  SUBCASE("a new owner") {
+    h.Write("a.yaml", WorkspaceYaml("alpha", "    owner: alpha_owner\n    reclaimPolicy: Delete\n"));
+  }
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Stalled"); }));
+  const auto status = h.Status("alpha");
+  REQUIRE(status);
+  CHECK(status->conditions_json.find("ImmutableField") != std::string::npos);
+  const bool names_old = status->last_error.find("was \"tenant_alpha\"") != std::string::npos ||
+                         status->last_error.find("was \"user_alpha\"") != std::string::npos;
+  CHECK(names_old);
+  // Nothing new appeared; the data stays where it was.
+  const auto& cluster = h.postgres().cluster();
+  CHECK(cluster.databases.count("alpha_renamed") == 0);
+  CHECK(cluster.roles.count("alpha_owner") == 0);
+  CHECK(cluster.databases.count("tenant_alpha") == 1);
+  CHECK(cluster.roles.at("user_alpha").can_login);
+  // The recorded identity is kept, also across a restart.
+  CHECK(*h.store().Snapshot().workspaces.at("alpha").identity == recorded);
+
+  // Removing the manifest reclaims what the identity names, not what the stalled spec said.
+  h.Remove("a.yaml");
+  REQUIRE(Eventually([&] { return h.HasEvent("alpha", "Deleted"); }));
+  CHECK(h.postgres().cluster().databases.count("tenant_alpha") == 0);
+  CHECK(h.postgres().cluster().roles.count("user_alpha") == 0);
+}
+
+TEST_CASE("daemon: putting the old identity back converges again") {
+  Harness h;
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  REQUIRE(Eventually([&] { return h.store().Snapshot().workspaces.at("alpha").identity.has_value(); }));
+  h.Write("a.yaml", WorkspaceYaml("alpha", "    name: elsewhere\n"));
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Stalled"); }));
+  h.Stop();
+  h.MakeDaemon();  // a restart reads the identity from the store
+  h.Start();
+  REQUIRE(Eventually([&] {
+    const auto s = h.Status("alpha");
+    return s && s->phase == "Stalled" && s->observed_generation == 2;
+  }));
+  CHECK(h.postgres().cluster().databases.count("elsewhere") == 0);
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+}

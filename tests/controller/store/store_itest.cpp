@@ -63,15 +63,15 @@ TEST_CASE("Migrate twice is a no-op: one version row per migration") {
   auto store = OpenStore();
   const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
   const std::string rows = QueryValue(StoreDsn(), count_sql);
-  CHECK(rows == "2");  // one row per migration
+  CHECK(rows == "3");  // one row per migration
   const std::string versions_sql =
       "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3");
   REQUIRE(store->Migrate().ok());
   auto other = MakeLibpqStore(Secret(StoreDsn()));
   REQUIRE(other->Migrate().ok());
   CHECK(QueryValue(StoreDsn(), count_sql) == rows);
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
 }
@@ -359,7 +359,7 @@ INSERT INTO tm_workspace_status (name, observed_generation, phase, conditions_js
   VALUES ('old-acme', 4, 'Ready', '[]', '');
 )SQL";
 
-TEST_CASE("a store at schema v1 is upgraded to v2 and keeps its rows") {
+TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   PgServer& server = PgServer::Shared();
   const std::string admin = server.Dsn("postgres");
   (void)QueryValue(admin, "DROP DATABASE IF EXISTS tm_store_v1 WITH (FORCE)");
@@ -372,7 +372,7 @@ TEST_CASE("a store at schema v1 is upgraded to v2 and keeps its rows") {
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn,
                    "SELECT string_agg(version::text, ',' ORDER BY version)"
-                   " FROM tm_schema_version") == "1,2");
+                   " FROM tm_schema_version") == "1,2,3");
 
   std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
   REQUIRE(old.has_value());
@@ -383,6 +383,7 @@ TEST_CASE("a store at schema v1 is upgraded to v2 and keeps its rows") {
   std::optional<StoredWorkspace> spec = Must(store->Get("old-acme"));
   REQUIRE(spec.has_value());
   CHECK(spec->generation == 4);
+  CHECK_FALSE(spec->identity.has_value());  // v3: recorded at the next convergence
   CHECK(Must(store->ListSourceStatuses()).empty());
 
   WorkspaceStatus updated = *old;
@@ -390,7 +391,7 @@ TEST_CASE("a store at schema v1 is upgraded to v2 and keeps its rows") {
   REQUIRE(store->PutStatus(updated).ok());
   CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "2");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "3");
 }
 
 TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
@@ -740,4 +741,41 @@ TEST_CASE("the store belongs to the operator: a tenant role cannot connect, even
   Execute(admin, "DROP ROLE store_probe_tenant");
 }
 
+TEST_CASE("RecordIdentity: the first convergence's identity is kept, across restarts, until Remove") {
+  const std::string name = "identity-acme";
+  const WorkspaceIdentity first{"crm", "default", "tenant_acme", "user_acme"};
+  const WorkspaceIdentity other{"erp", "eu", "acme_new", "acme_owner"};
+  {
+    auto store = OpenStore();
+    (void)store->Remove(name);
+    CHECK(store->RecordIdentity(name, first).failure().reason == "WorkspaceNotFound");
+    StoredWorkspace fresh = Must(store->UpsertSpec(name, "git-main", "rev1", "{}"));
+    CHECK_FALSE(fresh.identity.has_value());
+    StoredWorkspace recorded = Must(store->RecordIdentity(name, first));
+    REQUIRE(recorded.identity.has_value());
+    CHECK(*recorded.identity == first);
+    // A second record (another spec) keeps the first; so does a new spec.
+    StoredWorkspace again = Must(store->RecordIdentity(name, other));
+    CHECK(*again.identity == first);
+    StoredWorkspace changed = Must(store->UpsertSpec(name, "git-main", "rev2", R"({"x":1})"));
+    REQUIRE(changed.identity.has_value());
+    CHECK(*changed.identity == first);
+  }
+  auto reopened = OpenStore();
+  std::optional<StoredWorkspace> got = Must(reopened->Get(name));
+  REQUIRE(got.has_value());
+  REQUIRE(got->identity.has_value());
+  CHECK(*got->identity == first);
+  std::vector<StoredWorkspace> listed = Must(reopened->ListWorkspaces(std::nullopt));
+  bool found = false;
+  for (const auto& w : listed) found = found || (w.name == name && w.identity && *w.identity == first);
+  CHECK(found);
+  // Remove forgets it: a workspace declared again under that name starts afresh.
+  CHECK(Must(reopened->Remove(name)));
+  Must(reopened->UpsertSpec(name, "git-main", "rev3", "{}"));
+  CHECK(*Must(reopened->RecordIdentity(name, other)).identity == other);
+  (void)reopened->Remove(name);
+}
+
 }  // namespace tmaster::controller
+
