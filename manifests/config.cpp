@@ -93,6 +93,12 @@ bool IsRepoPath(std::string_view path) {
   return std::none_of(p.begin(), p.end(), [](const fs::path& part) { return part == ".."; });
 }
 
+// An fnmatch pattern as the config may give it: printable ASCII, at most 200 characters.
+bool IsGlobText(std::string_view text) {
+  if (text.empty() || text.size() > 200) return false;
+  return std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
 // host:port with a non-empty host (name, IPv4 or [IPv6]) and a port in 1..65535.
 bool IsListenAddress(std::string_view text) {
   std::size_t colon = text.rfind(':');
@@ -268,6 +274,27 @@ class MapReader {
     return value;
   }
 
+  /// A size: an integer of bytes or a string `<n>KiB` / `<n>MiB`, more than zero.
+  std::optional<std::uintmax_t> Size(const std::string& key) {
+    std::optional<YAML::Node> node = Take(key);
+    if (!node) return std::nullopt;
+    std::optional<std::uintmax_t> value;
+    if (node->IsScalar()) {
+      const ScalarType type = detail::Resolve(*node);
+      if (type == ScalarType::kInteger || type == ScalarType::kString) {
+        value = ParseSize(node->Scalar());
+      }
+    }
+    if (!value) {
+      Error(key,
+            "must be a size above zero and at most 2^53 bytes, in bytes or as <n>KiB or <n>MiB "
+            "(for example 1MiB), got " +
+                detail::Describe(*node));
+      return std::nullopt;
+    }
+    return value;
+  }
+
   std::optional<fs::path> Path(const std::string& key) {
     std::optional<std::string> text = String(key);
     if (!text) return std::nullopt;
@@ -377,6 +404,15 @@ void ReadClusters(Context& context, MapReader& root, Config& config) {
                 if (auto host = reader.String("stacksHost")) cluster.stacks_host = *host;
                 if (auto port = reader.Integer("stacksPort", 1, 65535)) {
                   cluster.stacks_port = static_cast<int>(*port);
+                }
+                if (auto pattern = reader.String("adoptPattern")) {
+                  if (IsGlobText(*pattern)) {
+                    cluster.adopt_pattern = *pattern;
+                  } else {
+                    reader.Error("adoptPattern",
+                                 "must be a glob of printable characters (for example "
+                                 "\"legacy_*\"), at most 200 characters");
+                  }
                 }
                 config.clusters.push_back(std::move(cluster));
               });
@@ -573,6 +609,13 @@ void ReadReconcile(Context& context, MapReader& root, Config& config) {
   if (auto max = reader.Integer("maxDeletionsPerSync", 0, kInt32Max)) {
     config.reconcile.max_deletions_per_sync = static_cast<int>(*max);
   }
+  ReconcileConfig& reconcile = config.reconcile;
+  if (auto timeout = reader.Duration("statementTimeout")) reconcile.statement_timeout = *timeout;
+  if (auto timeout = reader.Duration("lockTimeout")) reconcile.lock_timeout = *timeout;
+  if (auto timeout = reader.Duration("migrationTimeout")) reconcile.migration_timeout = *timeout;
+  if (auto timeout = reader.Duration("drainTimeout")) reconcile.drain_timeout = *timeout;
+  if (auto size = reader.Size("maxMigrationSize")) reconcile.max_migration_bytes = *size;
+  if (auto size = reader.Size("maxTemplateSize")) reconcile.max_template_bytes = *size;
 }
 
 void ReadRoot(Context& context, const YAML::Node& root, Config& config) {
@@ -705,6 +748,27 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
     if (total > kMaxSeconds) return std::nullopt;
   }
   return std::chrono::seconds(total);
+}
+
+std::optional<std::uintmax_t> ParseSize(std::string_view text) {
+  constexpr std::uintmax_t kMaxBytes = std::uintmax_t{1} << 53U;
+  std::uintmax_t factor = 1;
+  for (auto [suffix, unit] : {std::pair<std::string_view, std::uintmax_t>{"KiB", 1024U},
+                              std::pair<std::string_view, std::uintmax_t>{"MiB", 1024U * 1024U}}) {
+    if (text.size() > suffix.size() && text.substr(text.size() - suffix.size()) == suffix) {
+      factor = unit;
+      text.remove_suffix(suffix.size());
+      break;
+    }
+  }
+  if (text.empty() || text.size() > 16) return std::nullopt;
+  std::uintmax_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<std::uintmax_t>(c - '0');
+  }
+  if (value == 0 || value > kMaxBytes / factor) return std::nullopt;
+  return value * factor;
 }
 
 }  // namespace tmaster::manifests

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -28,6 +29,9 @@ struct ClusterConfig {
   /// empty / 0: the DSN's own host and port.
   std::string stacks_host;
   int stacks_port = 0;
+  /// `adoptPattern`: a glob (fnmatch(3) semantics) a role or database name must match to be
+  /// adopted on this cluster; empty: no name pattern.
+  std::string adopt_pattern{};
 };
 
 struct StoreConfig {
@@ -84,6 +88,16 @@ struct ReconcileConfig {
   int workers = 4;
   std::chrono::seconds resync_interval{300};
   int max_deletions_per_sync = 3;
+  /// `statement_timeout` / `lock_timeout` of every operator session.
+  std::chrono::seconds statement_timeout{30};
+  std::chrono::seconds lock_timeout{5};
+  /// `statement_timeout` of the sessions that run migrations.
+  std::chrono::seconds migration_timeout{900};
+  /// How long SIGTERM waits for work in flight before cancelling it.
+  std::chrono::seconds drain_timeout{30};
+  /// Files larger than these are refused before they are read.
+  std::uintmax_t max_migration_bytes = 1024U * 1024U;
+  std::uintmax_t max_template_bytes = 256U * 1024U;
 };
 
 /// The operator config (README.md#config-reference). Paths are already resolved against the
@@ -115,5 +129,9 @@ ConfigResult LoadConfig(const std::filesystem::path& file);
 
 /// Parses `500ms`-free Go-like durations: `<n>s`, `<n>m`, `<n>h` and combinations (`1h30m`).
 std::optional<std::chrono::seconds> ParseDuration(std::string_view text);
+
+/// Parses a size: a plain number of bytes (`4096`) or `<n>KiB` / `<n>MiB`. Zero, other units,
+/// signs, spaces and values above 2^53 are nullopt.
+std::optional<std::uintmax_t> ParseSize(std::string_view text);
 
 }  // namespace tmaster::manifests

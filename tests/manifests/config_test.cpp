@@ -20,6 +20,7 @@ using tmaster::manifests::ConfigResult;
 using tmaster::manifests::Diagnostic;
 using tmaster::manifests::LoadConfig;
 using tmaster::manifests::ParseDuration;
+using tmaster::manifests::ParseSize;
 using tmaster::testing::TempDir;
 
 constexpr const char* kMinimal = R"(baseDomain: example.com
@@ -61,6 +62,7 @@ clusters:
     dsnEnv: TM_PG_DSN
   - name: eu
     dsnFile: /run/secrets/eu-dsn
+    adoptPattern: "legacy_*"
 store:
   dsnEnv: TM_STORE_DSN
 sources:
@@ -90,6 +92,12 @@ reconcile:
   workers: 8
   resyncInterval: 1h30m
   maxDeletionsPerSync: 0
+  statementTimeout: 45s
+  lockTimeout: 2s
+  migrationTimeout: 1h
+  drainTimeout: 1m
+  maxMigrationSize: 2MiB
+  maxTemplateSize: 65536
 )");
   INFO(Dump(result));
   REQUIRE(result.errors.empty());
@@ -141,6 +149,14 @@ reconcile:
   CHECK(c.reconcile.workers == 8);
   CHECK(c.reconcile.resync_interval == 5400s);
   CHECK(c.reconcile.max_deletions_per_sync == 0);
+  CHECK(c.reconcile.statement_timeout == 45s);
+  CHECK(c.reconcile.lock_timeout == 2s);
+  CHECK(c.reconcile.migration_timeout == 3600s);
+  CHECK(c.reconcile.drain_timeout == 60s);
+  CHECK(c.reconcile.max_migration_bytes == 2U * 1024U * 1024U);
+  CHECK(c.reconcile.max_template_bytes == 65536U);
+  CHECK(c.clusters[0].adopt_pattern.empty());
+  CHECK(c.clusters[1].adopt_pattern == "legacy_*");
 }
 
 TEST_CASE("config: defaults of a minimal config") {
@@ -166,6 +182,12 @@ TEST_CASE("config: defaults of a minimal config") {
   CHECK(c.reconcile.workers == 4);
   CHECK(c.reconcile.resync_interval == 300s);
   CHECK(c.reconcile.max_deletions_per_sync == 3);
+  CHECK(c.reconcile.statement_timeout == 30s);
+  CHECK(c.reconcile.lock_timeout == 5s);
+  CHECK(c.reconcile.migration_timeout == 900s);
+  CHECK(c.reconcile.drain_timeout == 30s);
+  CHECK(c.reconcile.max_migration_bytes == 1048576U);
+  CHECK(c.reconcile.max_template_bytes == 262144U);
 }
 
 TEST_CASE("config: each rule") {
@@ -295,6 +317,26 @@ TEST_CASE("config: each rule") {
        "6:24: backups.concurrency: must be between 1 and 64, got 0"},
       {"keepAfterDelete boolean", m + "backups: {keepAfterDelete: yes}\n",
        "6:28: backups.keepAfterDelete: must be boolean (true or false), got string \"yes\""},
+      {"zero timeout", m + "reconcile: {lockTimeout: 0s}\n",
+       "6:26: reconcile.lockTimeout: must be longer than 0s"},
+      {"bad statement timeout", m + "reconcile: {statementTimeout: 30}\n",
+       "6:31: reconcile.statementTimeout: must be a duration such as 90s, 5m or 1h30m, got "
+       "integer 30"},
+      {"size unit", m + "reconcile: {maxMigrationSize: 1MB}\n",
+       "6:31: reconcile.maxMigrationSize: must be a size above zero and at most 2^53 bytes, in "
+       "bytes or as <n>KiB or <n>MiB (for example 1MiB), got string \"1MB\""},
+      {"size zero", m + "reconcile: {maxTemplateSize: 0}\n",
+       "6:30: reconcile.maxTemplateSize: must be a size above zero and at most 2^53 bytes, in "
+       "bytes or as <n>KiB or <n>MiB (for example 1MiB), got integer 0"},
+      {"size overflow", m + "reconcile: {maxTemplateSize: 99999999999MiB}\n",
+       "6:30: reconcile.maxTemplateSize: must be a size above zero and at most 2^53 bytes, in "
+       "bytes or as <n>KiB or <n>MiB (for example 1MiB), got string \"99999999999MiB\""},
+      {"adoptPattern empty", "baseDomain: example.com\nmasterKeyEnv: K\n"
+       "clusters: [{name: default, dsnEnv: D, adoptPattern: \"\"}]\n",
+       "3:53: clusters[0].adoptPattern: must not be empty"},
+      {"adoptPattern not text", "baseDomain: example.com\nmasterKeyEnv: K\n"
+       "clusters: [{name: default, dsnEnv: D, adoptPattern: [a]}]\n",
+       "3:53: clusters[0].adoptPattern: must be string, got array"},
       {"section not a mapping", m + "reconcile: fast\n",
        "6:12: reconcile: must be object, got string \"fast\""},
       {"not a mapping at all", "- a\n- b\n", "1:1: : must be object, got array"},
@@ -362,6 +404,28 @@ TEST_CASE("config: ParseDuration") {
   CHECK_FALSE(ParseDuration("1m1m").has_value());
   CHECK_FALSE(ParseDuration("5d").has_value());
   CHECK_FALSE(ParseDuration("999999999999h").has_value());
+}
+
+TEST_CASE("config: ParseSize") {
+  CHECK(ParseSize("1") == 1U);
+  CHECK(ParseSize("4096") == 4096U);
+  CHECK(ParseSize("256KiB") == 262144U);
+  CHECK(ParseSize("1MiB") == 1048576U);
+  CHECK(ParseSize("9007199254740992") == (std::uintmax_t{1} << 53U));
+  CHECK(ParseSize("8589934592MiB") == (std::uintmax_t{1} << 53U));
+  CHECK_FALSE(ParseSize("9007199254740993").has_value());
+  CHECK_FALSE(ParseSize("8589934593MiB").has_value());
+  CHECK_FALSE(ParseSize("99999999999999999999").has_value());
+  CHECK_FALSE(ParseSize("").has_value());
+  CHECK_FALSE(ParseSize("0").has_value());
+  CHECK_FALSE(ParseSize("0KiB").has_value());
+  CHECK_FALSE(ParseSize("KiB").has_value());
+  CHECK_FALSE(ParseSize("1 MiB").has_value());
+  CHECK_FALSE(ParseSize("1MB").has_value());
+  CHECK_FALSE(ParseSize("1GiB").has_value());
+  CHECK_FALSE(ParseSize("1.5MiB").has_value());
+  CHECK_FALSE(ParseSize("-1").has_value());
+  CHECK_FALSE(ParseSize("+1").has_value());
 }
 
 TEST_CASE("config: http.listen port 0 asks for any free port") {
