@@ -16,10 +16,17 @@ struct TransactionControl {
 
 /// The first statement of `sql` that controls the transaction, or nullopt. A migration runs in
 /// one transaction with its ledger row; a COMMIT inside it would commit half the file without
-/// its record. Understands `--` and nested `/* */` comments, single-quoted strings (with `''`
-/// and E'' escapes), quoted identifiers and dollar quotes, so keywords inside function bodies,
-/// strings and comments do not count; `BEGIN` that opens a `DO`/function body is inside a dollar
-/// quote or follows `BEGIN ATOMIC` in a SQL-standard body and is not a statement start.
+/// its record. A statement starts at the beginning of the text and after each `;` outside
+/// quotes and comments; its first word counts when it is BEGIN, START, COMMIT (also COMMIT
+/// PREPARED), END, ROLLBACK (also TO / PREPARED), ABORT, SAVEPOINT, RELEASE, or PREPARE followed
+/// by TRANSACTION. Understands `--` and nested `/* */` comments, single-quoted strings (with
+/// `''`, and backslash escapes in E'' strings), quoted identifiers with `""`, and dollar quotes
+/// (`$$`, `$tag$`; `$1` is a parameter), so keywords inside function and DO bodies, strings,
+/// identifiers and comments do not count. A SQL-standard body (`CREATE [OR REPLACE]
+/// {FUNCTION|PROCEDURE} ... BEGIN ATOMIC ...; END`) is one statement: its `;` do not end the
+/// CREATE, and its END closes it. Lexes as PostgreSQL does with standard_conforming_strings on
+/// (the default): the caller runs migrations with it on. The text ending inside a string,
+/// identifier, dollar quote or comment ends the scan (what precedes it is still reported).
 std::optional<TransactionControl> FindTransactionControl(std::string_view sql);
 
 }  // namespace tmaster::migrations
