@@ -191,6 +191,21 @@ std::string Show(const std::filesystem::path& relative) {
   return relative.empty() ? std::string(".") : relative.generic_string();
 }
 
+std::optional<std::filesystem::path> Beneath(const std::filesystem::path& root,
+                                             const std::filesystem::path& path) {
+  std::error_code ec;
+  const fs::path absolute_root = fs::absolute(root, ec).lexically_normal();
+  if (ec) return std::nullopt;
+  const fs::path absolute_path = fs::absolute(path, ec).lexically_normal();
+  if (ec) return std::nullopt;
+  fs::path relative = absolute_path.lexically_relative(absolute_root);
+  if (relative.empty()) return std::nullopt;  // another root name: not comparable
+  if (!relative.empty() && *relative.begin() == "..") return std::nullopt;
+  // "a/" normalises with an empty last element; drop it so the path names the folder itself.
+  if (!relative.has_filename() && relative.has_parent_path()) relative = relative.parent_path();
+  return relative;
+}
+
 namespace detail {
 Outcome<int> OpenBeneath(int root_fd, const std::filesystem::path& relative, int flags,
                          bool use_openat2) {

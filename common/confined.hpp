@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,11 @@ struct Entry {
 /// The entries of directory `relative` beneath `root` (without `.` and `..`), sorted by name.
 Outcome<std::vector<Entry>> ListDirectory(const std::filesystem::path& root,
                                           const std::filesystem::path& relative);
+
+/// `path` relative to `root`, lexically (both made absolute and normal first): nullopt when it is
+/// not beneath `root` (a `..` above it, or elsewhere); `.` for the root itself.
+std::optional<std::filesystem::path> Beneath(const std::filesystem::path& root,
+                                             const std::filesystem::path& path);
 
 /// `relative` as messages show it: `.` for the root itself.
 std::string Show(const std::filesystem::path& relative);

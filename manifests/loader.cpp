@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "common/confined.hpp"
 #include "common/text.hpp"
 #include "manifests/naming.hpp"
 #include "manifests/schema.hpp"
@@ -76,6 +77,7 @@ bool IsEnvName(const std::string& name) {
 struct Source {
   std::string file;
   fs::path base_dir;
+  fs::path source_root;  ///< absolute, normal: product paths must stay beneath it
   std::size_t file_index = 0;
   YAML::Node root;
   int line_offset = 0;
@@ -99,6 +101,16 @@ YAML::Node Child(const YAML::Node& map, const char* key) {
 }
 
 bool Present(const YAML::Node& node) { return node.IsDefined() && !node.IsNull(); }
+
+// An absolute, lexically normal folder without a trailing separator.
+fs::path NormalRoot(const fs::path& folder) {
+  std::error_code ec;
+  fs::path root = fs::absolute(folder.empty() ? fs::path(".") : folder, ec);
+  if (ec) root = folder;
+  root = root.lexically_normal();
+  if (!root.has_filename() && root.has_relative_path()) root = root.parent_path();
+  return root;
+}
 
 // The key node of `key`, for locating a field by its name rather than its value.
 std::optional<YAML::Mark> KeyMark(const YAML::Node& map, const char* key) {
@@ -195,17 +207,22 @@ class Loader {
       FileError(path.string(), "no such file or directory");
       return;
     }
-    if (!fs::is_directory(status)) {
-      AddFile(path);
+    const bool directory = fs::is_directory(status);
+    root_ = NormalRoot(!options_.root.empty() ? options_.root
+                       : directory            ? path
+                                              : path.parent_path());
+    if (!directory) {
+      AddFile(path, /*walked=*/false);
       return;
     }
     std::vector<fs::path> files;
     CollectManifests(path, files);
     std::sort(files.begin(), files.end());
-    for (const fs::path& file : files) AddFile(file);
+    for (const fs::path& file : files) AddFile(file, /*walked=*/true);
   }
 
   void AddText(std::string_view text, const std::string& file, const fs::path& base_dir) {
+    root_ = NormalRoot(options_.root.empty() ? base_dir : options_.root);
     AddParsed(detail::ParseDocuments(text, file), file, base_dir);
   }
 
@@ -219,7 +236,8 @@ class Loader {
         AddBroken(file_index, std::move(parsed.errors[next_error]), parsed.salvaged[next_error]);
         ++next_error;
       }
-      AddDocument(Source{file, base_dir, file_index, document.root, document.line_offset});
+      AddDocument(
+          Source{file, base_dir, root_, file_index, document.root, document.line_offset});
     }
     for (; next_error < parsed.errors.size(); ++next_error) {
       AddBroken(file_index, std::move(parsed.errors[next_error]), parsed.salvaged[next_error]);
@@ -291,7 +309,9 @@ class Loader {
     }
   }
 
-  void AddFile(const fs::path& path) {
+  // `walked`: found by walking a source's folder, so read confined to it (a symbolic link named
+  // x.yaml pointing out of the folder is refused, never parsed: its errors would echo it).
+  void AddFile(const fs::path& path, bool walked) {
     std::error_code ec;
     fs::path canonical = fs::weakly_canonical(path, ec);
     if (!ec && !seen_files_.insert(canonical).second) return;  // named twice
@@ -307,32 +327,63 @@ class Loader {
         return;
       }
     }
+    std::optional<std::string> text = walked ? ReadConfined(path) : ReadPlain(path);
+    if (!text) return;
+    fs::path base_dir = path.parent_path();
+    if (base_dir.empty()) base_dir = ".";
+    if (options_.parse_cache == nullptr || !key) {
+      AddParsed(detail::ParseDocuments(*text, file), file, base_dir);
+      return;
+    }
+    ParseCache::Entry& entry = options_.parse_cache->files[file];
+    entry.key = *key;
+    entry.parsed = detail::ParseDocuments(*text, file);
+    AddParsed(detail::ParsedText(entry.parsed), file, base_dir);
+  }
+
+  // A file named on the command line or in the config: the operator chose it.
+  std::optional<std::string> ReadPlain(const fs::path& path) {
+    const std::string file = path.string();
+    std::error_code ec;
     std::uintmax_t size = fs::file_size(path, ec);
     if (ec) {
       FileError(file, "cannot read file: " + ec.message());
-      return;
+      return std::nullopt;
     }
     if (size > kMaxFileBytes) {
       FileError(file, "file is larger than 16 MiB");
-      return;
+      return std::nullopt;
     }
     std::ifstream in(path, std::ios::binary);
     std::ostringstream text;
     text << in.rdbuf();
     if (!in) {
       FileError(file, "cannot read file");
-      return;
+      return std::nullopt;
     }
-    fs::path base_dir = path.parent_path();
-    if (base_dir.empty()) base_dir = ".";
-    if (options_.parse_cache == nullptr || !key) {
-      AddText(text.str(), file, base_dir);
-      return;
+    return std::move(text).str();
+  }
+
+  // A file found beneath root_: read beneath it only.
+  std::optional<std::string> ReadConfined(const fs::path& path) {
+    const std::string file = path.string();
+    const std::optional<fs::path> relative = confined::Beneath(root_, path);
+    if (!relative) {
+      FileError(file, "cannot read file: it is outside the source folder " + root_.string());
+      return std::nullopt;
     }
-    ParseCache::Entry& entry = options_.parse_cache->files[file];
-    entry.key = *key;
-    entry.parsed = detail::ParseDocuments(text.str(), file);
-    AddParsed(detail::ParsedText(entry.parsed), file, base_dir);
+    Outcome<std::string> text = confined::ReadFile(root_, *relative, kMaxFileBytes);
+    if (text) return std::move(text).value();
+    const Failure& failure = text.failure();
+    if (failure.reason == confined::kTooLarge) {
+      FileError(file, "file is larger than 16 MiB");
+    } else if (failure.reason == confined::kEscapes) {
+      FileError(file, "cannot read file: it leads out of the source folder " + root_.string() +
+                          " through a symbolic link (not followed)");
+    } else {
+      FileError(file, "cannot read file: " + failure.message);
+    }
+    return std::nullopt;
   }
 
   /// The file's identity for the parse cache, from one stat(2); nullopt when it cannot be had.
@@ -450,9 +501,11 @@ class Loader {
         product.modes.push_back(mode == "dedicated" ? Mode::kDedicated : Mode::kShared);
       }
     }
+    product.root = source.source_root;
     product.stack_template =
         ResolvePath(source, spec, "stackTemplate", /*directory=*/false, entry.valid);
     product.migrations = ResolvePath(source, spec, "migrations", /*directory=*/true, entry.valid);
+    product.ignore_missing_migrations = Bool(spec, "ignoreMissingMigrations", false);
     const bool dedicated = std::find(product.modes.begin(), product.modes.end(),
                                      Mode::kDedicated) != product.modes.end();
     if (dedicated && !Present(Child(spec, "stackTemplate"))) {
@@ -464,26 +517,43 @@ class Loader {
     products_.push_back(std::move(entry));
   }
 
-  // A product path, resolved against the manifest's folder and checked to exist.
+  // A product path: relative, resolved against the manifest's folder, beneath the source's
+  // folder lexically and through symbolic links (checked confined, never following one out),
+  // and checked to exist.
   fs::path ResolvePath(const Source& source, const YAML::Node& spec, const char* key,
                        bool directory, bool& valid) {
     const YAML::Node node = Child(spec, key);
     if (!Present(node)) return {};
-    fs::path path(node.Scalar());
-    if (path.is_relative()) path = source.base_dir / path;
-    std::error_code ec;
-    fs::path absolute = fs::absolute(path, ec);
-    if (!ec) path = absolute;
-    path = path.lexically_normal();
     const std::string field = std::string("spec.") + key;
-    fs::file_status status = fs::status(path, ec);
+    const std::string rule =
+        "path must be relative and stay inside the source folder " + source.source_root.string();
+    fs::path path(node.Scalar());
     std::string problem;
-    if (ec || !fs::exists(status)) {
-      problem = std::string(directory ? "directory" : "file") + " not found: " + path.string();
-    } else if (directory && !fs::is_directory(status)) {
-      problem = "not a directory: " + path.string();
-    } else if (!directory && !fs::is_regular_file(status)) {
-      problem = "not a regular file: " + path.string();
+    std::optional<fs::path> relative;
+    if (!path.is_relative()) {
+      problem = rule + "; " + Quote(node.Scalar()) + " is absolute";
+    } else {
+      std::error_code ec;
+      path = fs::absolute(source.base_dir / path, ec).lexically_normal();
+      relative = confined::Beneath(source.source_root, path);
+      if (!relative) problem = rule + "; " + Quote(node.Scalar()) + " leads out of it";
+    }
+    if (relative) {
+      Outcome<confined::Type> type = confined::Probe(source.source_root, *relative);
+      const char* what = directory ? "directory" : "file";
+      if (!type && type.failure().reason == confined::kEscapes) {
+        problem = rule + "; " + Quote(node.Scalar()) +
+                  " leads out of it through a symbolic link (not followed)";
+      } else if (!type && type.failure().reason == confined::kNotFound) {
+        problem = std::string(what) + " not found: " + path.string();
+      } else if (!type) {
+        problem = std::string("cannot open ") + what + " " + path.string() + ": " +
+                  type.failure().message;
+      } else if (directory && *type != confined::Type::kDirectory) {
+        problem = "not a directory: " + path.string();
+      } else if (!directory && *type != confined::Type::kFile) {
+        problem = "not a regular file: " + path.string();
+      }
     }
     if (!problem.empty()) {
       Emit(source.file_index, Error(source.At(node), field, problem));
@@ -747,6 +817,7 @@ class Loader {
   }
 
   const LoadOptions& options_;
+  fs::path root_;  ///< of the path being added (NormalRoot)
   std::size_t next_file_index_ = 0;
   std::set<fs::path> seen_files_;
   std::vector<std::pair<std::size_t, Diagnostic>> diagnostics_;

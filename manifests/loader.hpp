@@ -27,6 +27,11 @@ struct LoadOptions {
   std::optional<std::set<std::string>> known_clusters;
   /// Optional; see ParseCache.
   std::shared_ptr<ParseCache> parse_cache;
+  /// The source's folder: a product's `spec.migrations` and `spec.stackTemplate` must be
+  /// relative and resolve beneath it, also through symbolic links (common/confined.hpp), and
+  /// manifests found by walking a directory are read confined to it. Empty: each path given to
+  /// LoadPaths is its own root (a directory itself, a file its folder); LoadText's `base_dir`.
+  std::filesystem::path root;
 };
 
 /// The default reserved subdomains: panel www api admin mail ftp smtp pop imap localhost
@@ -39,7 +44,8 @@ const std::vector<std::string>& DefaultReservedSubdomains();
 Fleet LoadPaths(const std::vector<std::filesystem::path>& paths, const LoadOptions& options);
 
 /// Same as LoadPaths for text already in memory (`tenantctl validate -f -`, the API).
-/// `file_name` is what diagnostics call it; relative product paths resolve against `base_dir`.
+/// `file_name` is what diagnostics call it; relative product paths resolve against `base_dir`
+/// and stay beneath `options.root` (empty: beneath `base_dir`).
 Fleet LoadText(std::string_view text, const std::string& file_name,
                const std::filesystem::path& base_dir, const LoadOptions& options);
 

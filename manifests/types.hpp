@@ -44,8 +44,16 @@ struct Product {
   std::string image;
   std::string default_version;
   int port = 8000;
-  std::filesystem::path stack_template;  ///< resolved against the manifest's folder; may be empty
-  std::filesystem::path migrations;      ///< resolved against the manifest's folder; may be empty
+  /// The folder of the source the product was loaded from (absolute): `stack_template` and
+  /// `migrations` are beneath it and are opened confined to it (common/confined.hpp). Empty for
+  /// a product built in code: each path is then confined to its own folder.
+  std::filesystem::path root;
+  /// Absolute, resolved against the manifest's folder, lexically beneath `root`; may be empty.
+  std::filesystem::path stack_template;
+  std::filesystem::path migrations;  ///< as stack_template
+  /// `spec.ignoreMissingMigrations`: a migration recorded in a database but absent from the
+  /// product is skipped instead of stalling `MigrationMissing`.
+  bool ignore_missing_migrations = false;
   std::vector<std::string> extensions;
   std::vector<Mode> modes{Mode::kShared, Mode::kDedicated};
 };

@@ -79,7 +79,9 @@ bool Daemon::Begin(WorkQueue& queue) {
   const std::lock_guard lock(term_mutex_);
   sync_ = std::make_unique<Sync>(
       SyncDeps{.store = deps_.store, .desired = &desired_, .events = &events_},
-      SyncOptions{.max_deletions_per_sync = options_.max_deletions_per_sync});
+      SyncOptions{.max_deletions_per_sync = options_.max_deletions_per_sync,
+                  .max_migration_bytes = deps_.config->reconcile.max_migration_bytes,
+                  .max_template_bytes = deps_.config->reconcile.max_template_bytes});
   for (const manifests::SourceConfig& config : deps_.config->sources) {
     sources_.push_back(MakeSource(config));
     runners_.push_back(std::make_unique<SourceRunner>(

@@ -12,16 +12,17 @@ namespace tmaster::controller {
 
 Sync::Sync(SyncDeps deps, SyncOptions options) : deps_(std::move(deps)), options_(options) {}
 
-Sync::Products Sync::LoadProducts(const manifests::Fleet& fleet) {
+Sync::Products Sync::LoadProducts(const manifests::Fleet& fleet, const SyncOptions& options) {
   Products products;
   for (const manifests::Product& product : fleet.products) {
     auto entry = std::make_shared<ProductEntry>();
     entry->product = product;
     if (!product.migrations.empty()) {
-      entry->migrations = migrations::LoadDirectory(product.migrations);
+      entry->migrations = migrations::LoadDirectory(product.root, product.migrations,
+                                                    options.max_migration_bytes);
     }
     if (!product.stack_template.empty()) {
-      entry->stack_template = stacks::ReadStackTemplate(product);
+      entry->stack_template = stacks::ReadStackTemplate(product, options.max_template_bytes);
     }
     entry->digest = ProductDigest(product, entry->migrations, entry->stack_template);
     products.emplace(product.name, std::move(entry));
@@ -39,7 +40,7 @@ Outcome<SyncVerdict> Sync::Apply(const std::string& source, const std::string& r
 }
 
 Outcome<SyncVerdict> Sync::RunPhases(Pass& pass) {
-  const Products products = LoadProducts(pass.fleet);
+  const Products products = LoadProducts(pass.fleet, options_);
   for (const manifests::Workspace& workspace : pass.fleet.workspaces) {
     pass.parsed.insert(workspace.name);
     if (Status upserted = UpsertDeclared(pass, workspace, products); !upserted) {

@@ -11,6 +11,7 @@
 // A store failure stops the sync where it is; what was saved stays saved and the next sync
 // finishes the rest (every phase compares with the store before writing).
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
@@ -22,6 +23,8 @@
 #include "controller/sources/desired_state.hpp"
 #include "controller/store/store.hpp"
 #include "manifests/types.hpp"
+#include "reconcilers/migrations/migrations.hpp"
+#include "reconcilers/stacks/render.hpp"
 
 namespace tmaster::controller {
 
@@ -40,6 +43,9 @@ struct SyncDeps {
 
 struct SyncOptions {
   int max_deletions_per_sync = 3;
+  /// reconcile.maxMigrationSize / maxTemplateSize: larger files are refused unread.
+  std::uintmax_t max_migration_bytes = migrations::kDefaultMaxMigrationBytes;
+  std::uintmax_t max_template_bytes = stacks::kDefaultMaxTemplateBytes;
 };
 
 class Sync {
@@ -56,7 +62,7 @@ class Sync {
 
   using Products = std::map<std::string, std::shared_ptr<const ProductEntry>>;
   /// Phase 1.
-  static Products LoadProducts(const manifests::Fleet& fleet);
+  static Products LoadProducts(const manifests::Fleet& fleet, const SyncOptions& options);
 
  private:
   struct Pass {

@@ -344,14 +344,20 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
                    const StacksContext* stacks) {
   PassReport report;
 
-  // Each product's migrations are read once and shared by all its workspaces.
+  // Each product's migrations are read once and shared by all its workspaces, confined to the
+  // product's source folder and within the configured sizes.
+  const manifests::ReconcileConfig limits =
+      stacks != nullptr && stacks->config != nullptr ? stacks->config->reconcile
+                                                     : manifests::ReconcileConfig{};
   std::map<std::string, Outcome<std::vector<migrations::Migration>>> product_migrations;
   for (const manifests::Product& product : fleet.products) {
     if (product.migrations.empty()) {
       product_migrations.emplace(product.name, std::vector<migrations::Migration>{});
       continue;
     }
-    product_migrations.emplace(product.name, migrations::LoadDirectory(product.migrations));
+    product_migrations.emplace(product.name,
+                               migrations::LoadDirectory(product.root, product.migrations,
+                                                         limits.max_migration_bytes));
   }
 
   // One catalog query per cluster serves every workspace (and the orphan listing).
@@ -370,7 +376,8 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
       if (!workspace.dedicated) continue;
       const manifests::Product* product = fleet.FindProduct(workspace.product);
       if (product != nullptr && stack_templates.count(product->name) == 0) {
-        stack_templates.emplace(product->name, stacks::ReadStackTemplate(*product));
+        stack_templates.emplace(product->name,
+                                stacks::ReadStackTemplate(*product, limits.max_template_bytes));
       }
       const int endpoint = workspace.dedicated->endpoint;
       if (stack_lists.count(endpoint) != 0) continue;

@@ -1,16 +1,16 @@
 #include "reconcilers/migrations/migrations.hpp"
 
 #include <algorithm>
-#include <fstream>
 #include <iterator>
 #include <map>
 #include <optional>
-#include <sstream>
 #include <string_view>
 #include <system_error>
 
+#include "common/confined.hpp"
 #include "common/crypto.hpp"
 #include "common/text.hpp"
+#include "reconcilers/migrations/txn_control.hpp"
 
 namespace tmaster::migrations {
 namespace {
@@ -46,63 +46,83 @@ std::optional<std::string> VersionOf(std::string_view name) {
   return std::string(version);
 }
 
-std::optional<std::string> ReadBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return std::move(bytes).str();
-}
+Failure Invalid(std::string message) { return Failure::Stalled(kInvalid, std::move(message)); }
 
-// The directory's `*.sql` file names, sorted so that the first bad one reported is stable.
-Outcome<std::vector<fs::path>> SqlFiles(const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    return Failure::Stalled(
-        kInvalid, "migrations directory " + dir.string() + " does not exist or is not a directory");
+// A confined read's failure, as the migration's own.
+Failure ReadFailure(const Failure& failure, const std::string& file, std::uintmax_t max_bytes) {
+  if (failure.reason == confined::kTooLarge) {
+    return Failure::Stalled("MigrationTooLarge",
+                            "migration " + file + " is larger than the limit of " +
+                                std::to_string(max_bytes) +
+                                " bytes (reconcile.maxMigrationSize); it was not read");
   }
-  std::vector<fs::path> files;
-  fs::directory_iterator it(dir, ec);
-  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
-    const fs::path& path = it->path();
-    if (path.extension() != ".sql") continue;
-    std::error_code file_ec;
-    if (!fs::is_regular_file(path, file_ec)) continue;
-    files.push_back(path);
+  if (failure.reason == confined::kEscapes) {
+    return Invalid("migration file " + file +
+                   " leaves the source folder (a symbolic link or '..' pointing outside it); it "
+                   "was not read");
   }
-  if (ec) {
-    return Failure::Stalled(
-        kInvalid, "cannot list migrations directory " + dir.string() + ": " + ec.message());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
+  return Invalid("cannot read migration file " + file + ": " + failure.message);
 }
 
 }  // namespace
 
-Outcome<std::vector<Migration>> LoadDirectory(const std::filesystem::path& dir) {
-  auto files = SqlFiles(dir);
-  if (!files) return files.failure();
+Outcome<std::vector<Migration>> LoadDirectory(const std::filesystem::path& root_or_empty,
+                                              const std::filesystem::path& dir,
+                                              std::uintmax_t max_file_bytes) {
+  const fs::path& root = root_or_empty.empty() ? dir : root_or_empty;
+  const std::optional<fs::path> relative =
+      dir.is_absolute() ? confined::Beneath(root, dir) : confined::Beneath(root, root / dir);
+  if (!relative) {
+    return Invalid("migrations directory " + dir.string() + " is outside the source folder");
+  }
+  const std::string shown = confined::Show(*relative);
+  // Each file as messages name it: relative to the source's folder.
+  const auto name_of = [&](const std::string& file) {
+    return *relative == "." ? file : (*relative / file).generic_string();
+  };
+  Outcome<std::vector<confined::Entry>> entries = confined::ListDirectory(root, *relative);
+  if (!entries) {
+    const Failure& failure = entries.failure();
+    if (failure.reason == confined::kEscapes) {
+      return Invalid("migrations directory " + shown + " leaves the source folder");
+    }
+    if (failure.reason == confined::kNotFound || failure.reason == confined::kUnreadable) {
+      return Invalid("migrations directory " + shown +
+                     " does not exist or is not a directory: " + failure.message);
+    }
+    return Invalid("cannot list migrations directory " + shown + ": " + failure.message);
+  }
 
   std::vector<Migration> loaded;
   std::map<std::string, std::string> by_version;  // version -> file, to report duplicates
-  for (const fs::path& path : *files) {
-    const std::string name = path.filename().string();
+  for (const confined::Entry& entry : *entries) {
+    const std::string& name = entry.name;
+    if (fs::path(name).extension() != ".sql") continue;
+    // Folders, FIFOs and devices named *.sql are not migrations (never opened).
+    if (entry.type != confined::Type::kFile && entry.type != confined::Type::kSymlink) continue;
     const auto version = VersionOf(name);
     if (!version) {
-      return Failure::Stalled(kInvalid, "migration file " + path.string() +
-                                            " is not named NNNN_description.sql (four digits, "
-                                            "an underscore, then a-z, 0-9 and _)");
+      return Invalid("migration file " + name_of(name) +
+                     " is not named NNNN_description.sql (four digits, an underscore, then a-z, "
+                     "0-9 and _)");
     }
     if (const auto [seen, inserted] = by_version.emplace(*version, name); !inserted) {
-      return Failure::Stalled(kInvalid, "migrations " + seen->second + " and " + name + " in " +
-                                            dir.string() + " share version " + *version +
-                                            "; every version must be unique");
+      return Invalid("migrations " + seen->second + " and " + name + " in " + shown +
+                     " share version " + *version + "; every version must be unique");
     }
-    auto bytes = ReadBytes(path);
-    if (!bytes) {
-      return Failure::Stalled(kInvalid, "cannot read migration file " + path.string());
+    Outcome<std::string> bytes = confined::ReadFile(root, *relative / name, max_file_bytes);
+    if (!bytes && bytes.failure().reason == confined::kWrongType) {
+      by_version.erase(*version);
+      continue;  // a symbolic link to a folder inside the source: not a migration
+    }
+    if (!bytes) return ReadFailure(bytes.failure(), name_of(name), max_file_bytes);
+    if (const auto control = FindTransactionControl(*bytes)) {
+      return Failure::Stalled(
+          "MigrationInvalid",
+          "migration " + name_of(name) + " line " + std::to_string(control->line) + ", column " +
+              std::to_string(control->column) + ": " + control->keyword +
+              " controls the transaction, but a migration runs in one transaction with its "
+              "ledger row; remove the transaction control");
     }
     Migration migration;
     migration.version = *version;
@@ -115,6 +135,15 @@ Outcome<std::vector<Migration>> LoadDirectory(const std::filesystem::path& dir) 
   std::sort(loaded.begin(), loaded.end(),
             [](const Migration& a, const Migration& b) { return a.version < b.version; });
   return loaded;
+}
+
+Outcome<std::vector<Migration>> LoadDirectory(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return Invalid("migrations directory " + dir.string() +
+                   " does not exist or is not a directory");
+  }
+  return LoadDirectory(dir, ".", kDefaultMaxMigrationBytes);
 }
 
 Outcome<std::vector<Migration>> Pending(const std::vector<Migration>& files,

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -24,9 +25,24 @@ struct AppliedMigration {
   std::string checksum;
 };
 
-/// Reads a product's migrations directory: every `*.sql` must be named `NNNN_description.sql`
-/// (description `[a-z0-9_]+`), versions unique; files come back sorted by version. Other files
-/// (README, .keep) are ignored. Failure (Stalled `InvalidMigrations`) names the file.
+/// The default of `reconcile.maxMigrationSize`.
+inline constexpr std::uintmax_t kDefaultMaxMigrationBytes = 1024U * 1024U;
+
+/// Reads a product's migrations directory `dir` (relative to `root`, or absolute and beneath it)
+/// confined beneath `root`, the source's folder (common/confined.hpp; empty: `dir` is its own
+/// root, as for a product built in code): every `*.sql` must be
+/// named `NNNN_description.sql` (description `[a-z0-9_]+`), versions unique; files come back
+/// sorted by version. Other files (README, .keep) are ignored. Failures are Stalled and name the
+/// file relative to `root`, never its content: `InvalidMigrations` (a bad name, a duplicate
+/// version, a path or symbolic link leaving `root`, an unreadable file), `MigrationTooLarge` (a
+/// file over `max_file_bytes`, refused before it is read), `MigrationInvalid` (a file with
+/// transaction control, FindTransactionControl: line, column and keyword). Symbolic links that
+/// stay beneath `root` are followed.
+Outcome<std::vector<Migration>> LoadDirectory(const std::filesystem::path& root,
+                                              const std::filesystem::path& dir,
+                                              std::uintmax_t max_file_bytes);
+
+/// The same with `dir` as its own root and the default size limit (tests, tools).
 Outcome<std::vector<Migration>> LoadDirectory(const std::filesystem::path& dir);
 
 /// Pure: which of `files` still need to run, given what `applied` records.

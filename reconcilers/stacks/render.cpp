@@ -5,17 +5,16 @@
 #include <algorithm>
 #include <cctype>
 #include <cstddef>
-#include <fstream>
 #include <iterator>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "common/confined.hpp"
 #include "common/text.hpp"
 
 namespace tmaster::stacks {
@@ -539,21 +538,40 @@ Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
   return stack;
 }
 
-Outcome<std::string> ReadStackTemplate(const manifests::Product& product) {
+Outcome<std::string> ReadStackTemplate(const manifests::Product& product,
+                                       std::uintmax_t max_bytes) {
   if (product.stack_template.empty()) {
     return Failure::Stalled(
         std::string(kInvalidTemplate),
         "product " + product.name + " has no stackTemplate; dedicated workspaces need one");
   }
-  std::ifstream in(product.stack_template, std::ios::binary);
-  std::ostringstream text;
-  if (in) text << in.rdbuf();
-  if (!in || in.bad()) {
-    return Failure::Stalled(std::string(kInvalidTemplate), "cannot read stack template " +
-                                                               product.stack_template.string() +
-                                                               " of product " + product.name);
+  const std::filesystem::path root =
+      product.root.empty() ? product.stack_template.parent_path() : product.root;
+  const std::optional<std::filesystem::path> relative =
+      confined::Beneath(root, product.stack_template);
+  const std::string shown =
+      relative ? confined::Show(*relative) : product.stack_template.filename().string();
+  const std::string where = "stack template " + shown + " of product " + product.name;
+  if (!relative) {
+    return Failure::Stalled(std::string(kInvalidTemplate),
+                            where + " is outside the source folder; it was not read");
   }
-  return text.str();
+  Outcome<std::string> text = confined::ReadFile(root, *relative, max_bytes);
+  if (text) return text;
+  const Failure& failure = text.failure();
+  if (failure.reason == confined::kTooLarge) {
+    return Failure::Stalled("StackTemplateTooLarge",
+                            where + " is larger than the limit of " + std::to_string(max_bytes) +
+                                " bytes (reconcile.maxTemplateSize); it was not read");
+  }
+  if (failure.reason == confined::kEscapes) {
+    return Failure::Stalled(std::string(kInvalidTemplate),
+                            where +
+                                " leads out of the source folder (a symbolic link or '..' "
+                                "pointing outside it); it was not read");
+  }
+  return Failure::Stalled(std::string(kInvalidTemplate),
+                          "cannot read " + where + ": " + failure.message);
 }
 
 Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,

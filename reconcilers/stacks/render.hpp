@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -83,9 +84,16 @@ Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
                                         const manifests::Config& config, const DbConnection& db,
                                         std::string_view template_text);
 
-/// The text of the product's `stackTemplate` file. Stalled `InvalidStackTemplate` when the
-/// product has none or it cannot be read. A pass reads each product's template once.
-Outcome<std::string> ReadStackTemplate(const manifests::Product& product);
+/// The default of `reconcile.maxTemplateSize`.
+inline constexpr std::uintmax_t kDefaultMaxTemplateBytes = 256U * 1024U;
+
+/// The text of the product's `stackTemplate` file, read confined beneath `product.root` (empty:
+/// the template's own folder; common/confined.hpp). Stalled `InvalidStackTemplate` when the
+/// product has none, it cannot be read, or it (or a symbolic link on the way) leads out of the
+/// root; Stalled `StackTemplateTooLarge`, unread, when it is over `max_bytes`. Messages name the
+/// file, never its content. A pass reads each product's template once.
+Outcome<std::string> ReadStackTemplate(const manifests::Product& product,
+                                       std::uintmax_t max_bytes = kDefaultMaxTemplateBytes);
 
 /// As above, reading the product's `stackTemplate` file. Stalled `InvalidStackTemplate` when
 /// the product has none or it cannot be read.

@@ -118,3 +118,13 @@ TEST_CASE("confined: Probe and ListDirectory") {
   CHECK(confined::ListDirectory(tree.root, "a/up_dir").failure().reason == confined::kEscapes);
   CHECK(confined::ListDirectory(tree.root, "../root").failure().reason == confined::kEscapes);
 }
+
+TEST_CASE("confined: Beneath is lexical") {
+  CHECK(confined::Beneath("/srv/fleet", "/srv/fleet/a/b") == fs::path("a/b"));
+  CHECK(confined::Beneath("/srv/fleet", "/srv/fleet/a/../b/") == fs::path("b"));
+  CHECK(confined::Beneath("/srv/fleet/", "/srv/fleet") == fs::path("."));
+  CHECK(confined::Beneath("/srv/fleet", "/srv/fleet/../fleet/x") == fs::path("x"));
+  CHECK_FALSE(confined::Beneath("/srv/fleet", "/srv/fleet/../outside").has_value());
+  CHECK_FALSE(confined::Beneath("/srv/fleet", "/srv/fleetX/a").has_value());
+  CHECK_FALSE(confined::Beneath("/srv/fleet", "/etc/passwd").has_value());
+}

@@ -195,12 +195,12 @@ TEST_CASE("sync: a workspace re-declared after its deletion finished is saved ag
 
 TEST_CASE("sync: products are loaded once per read and their digest follows their content") {
   const manifests::Fleet fleet = Fleet({"a"});
-  const Sync::Products first = Sync::LoadProducts(fleet);
-  const Sync::Products again = Sync::LoadProducts(fleet);
+  const Sync::Products first = Sync::LoadProducts(fleet, {});
+  const Sync::Products again = Sync::LoadProducts(fleet, {});
   REQUIRE(first.count("shop") == 1);
   CHECK(first.at("shop")->digest == again.at("shop")->digest);
   const manifests::Fleet changed =
       Parse(std::string(kProduct).replace(std::string(kProduct).find("1.0.0"), 5, "1.1.0") +
             Workspace("a"));
-  CHECK(Sync::LoadProducts(changed).at("shop")->digest != first.at("shop")->digest);
+  CHECK(Sync::LoadProducts(changed, {}).at("shop")->digest != first.at("shop")->digest);
 }
