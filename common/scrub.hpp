@@ -5,8 +5,11 @@
 // secrets that text could echo, so no password, DSN, key or token reaches a log, an event, a
 // condition or an error (docs/architecture.md#secrets).
 
+#include <array>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/secret.hpp"
@@ -39,8 +42,58 @@ class Scrubber {
   /// True when no secret was added (Scrub returns its input).
   [[nodiscard]] bool Empty() const { return needles_.empty(); }
 
+  /// How many needles (forms of secrets, without duplicates) are held.
+  [[nodiscard]] std::size_t Size() const { return needles_.size(); }
+
  private:
-  std::vector<std::string> needles_;  // every form of every secret, longest first, no duplicates
+  // Each needle is indexed by one window of kWindow bytes (all of a shorter needle), the window
+  // of the needle that the fewest others share, so Scrub looks up at most kWindow keys at each
+  // position of the text and compares only the needles that could be there: O(text length)
+  // whatever the number of secrets (the process registry holds every tenant's password in four
+  // forms), instead of one search of the whole text per needle. Choosing the rarest window,
+  // not the first, keeps the buckets small when many secrets share a beginning (DSNs, base64 of
+  // `tenant-...`); only secrets alike over their whole length would share one.
+  static constexpr std::size_t kWindow = 8;
+  struct Entry {
+    std::uint32_t needle;  // index into needles_
+    std::uint32_t offset;  // where the window starts in the needle
+  };
+  struct KeyHash {
+    std::size_t operator()(std::uint64_t key) const noexcept;
+  };
+  using Index = std::unordered_map<std::uint64_t, std::vector<Entry>, KeyHash>;
+
+  [[nodiscard]] static std::uint64_t Key(const char* at, std::size_t length) noexcept;
+  void AddNeedle(std::string form);
+
+  std::vector<std::string> needles_;  // every form of every secret, no duplicates
+  // by_window_[L - 1]: the needles whose window is L bytes long (L < kWindow: the whole needle).
+  std::array<Index, kWindow> by_window_;
+  std::vector<std::size_t> window_lengths_;  // the L with a non-empty index, ascending
+  // The hash of each needle, to find a duplicate without comparing it to all.
+  std::unordered_map<std::size_t, std::vector<std::uint32_t>> by_hash_;
 };
+
+/// The process's secret registry: every secret the operator holds (the master key, DSNs and
+/// their passwords, API keys, webhook secrets, git credentials, tokens, derived tenant
+/// passwords) is registered where it is loaded or derived, and every message that leaves the
+/// process (log, `--once` output, event, status, API answer) passes through
+/// ScrubProcessSecrets, so a secret echoed by a server, a tool or a file read by mistake never
+/// leaves it (docs/architecture.md#secrets). It is process-wide, unlike everything else, because
+/// the log sink and the egresses have no other common owner; it only grows.
+///
+/// Registers `secret` in all the forms Scrubber::Add knows. Thread-safe and idempotent. A value
+/// shorter than kMinProcessSecretBytes is ignored: a short value (a test's "pw", a one-letter
+/// token) would be redacted in every word that contains it and make messages unreadable; real
+/// secrets are longer, and the adapters still scrub short ones they hold with their own Scrubber.
+void RegisterProcessSecret(std::string_view secret);
+void RegisterProcessSecret(const Secret& secret);
+
+/// The shortest value RegisterProcessSecret keeps, in bytes.
+inline constexpr std::size_t kMinProcessSecretBytes = 8;
+
+/// `text` with every registered secret, in every form, replaced as Scrubber::Scrub does.
+/// Thread-safe; may run while secrets are registered.
+[[nodiscard]] std::string ScrubProcessSecrets(std::string_view text);
 
 }  // namespace tmaster
