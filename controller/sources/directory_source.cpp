@@ -11,6 +11,8 @@ DirectorySource::DirectorySource(const manifests::SourceConfig& config, manifest
     : config_(config), load_(std::move(load)), options_(options) {
   // Files parsed by earlier reads: a change re-parses only the files that changed.
   load_.parse_cache = manifests::MakeParseCache();
+  // Every path from a manifest stays inside the source's folder.
+  load_.root = *config_.directory;
   auto watcher = DirectoryWatcher::Start(*config_.directory);
   if (watcher) {
     watcher_ = std::move(watcher).value();

@@ -24,8 +24,12 @@ constexpr std::size_t kStderrChars = 600;  // at most, the last ones
 // On every git command: no stored credential helper (credentials come from us or nowhere), no
 // askpass program (there is nobody to ask), and auto-gc in the foreground, inside the command's
 // timeout, instead of a detached process that outlives it.
-const std::vector<std::string> kCommonArgs = {
-    "-c", "credential.helper=", "-c", "core.askPass=", "-c", "gc.autoDetach=false"};
+// core.symlinks=false on every command (the clone's checkout, reset): a symbolic link in the
+// repository becomes a small file holding the link's text, so no path from a manifest can lead
+// out of the checkout through one (docs/architecture.md#manifests).
+const std::vector<std::string> kCommonArgs = {"-c", "credential.helper=", "-c", "core.askPass=",
+                                              "-c", "gc.autoDetach=false", "-c",
+                                              "core.symlinks=false"};
 
 // Variables that would point git at another repository or inject configuration.
 const std::vector<std::string> kUnsetVariables = {
@@ -171,8 +175,9 @@ Outcome<std::string> GitRepo::Clone() {
   }
   const fs::path into(temp);
   const std::vector<std::string> args = {
-      "clone",           "--quiet",   "--depth", "1",          "--branch",   options_.branch,
-      "--single-branch", "--no-tags", "--",      options_.url, into.string()};
+      "clone",    "--quiet", "--config", "core.symlinks=false", "--depth",     "1",
+      "--branch", options_.branch, "--single-branch", "--no-tags", "--", options_.url,
+      into.string()};
   Outcome<std::string> cloned = Git("git clone", nullptr, args, true);
   Outcome<std::string> head = cloned.ok() ? Head(into) : cloned;
   if (!head.ok()) {

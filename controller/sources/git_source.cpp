@@ -16,6 +16,8 @@ GitSource::GitSource(const manifests::SourceConfig& config, manifests::LoadOptio
   git.timeout = config.git->timeout;
   git.credentials = std::move(credentials);
   repo_ = std::make_unique<GitRepo>(std::move(git));
+  // Paths from manifests stay inside the checkout (`..` within the repository is fine).
+  load_.root = repo_->checkout();
 }
 
 GitSource::~GitSource() = default;

@@ -66,7 +66,9 @@ class WakeSignal {
   bool interrupted_ = false;
 };
 
-/// What every source needs to parse: the config's reserved subdomains and cluster names.
+/// What every source needs to parse: the config's reserved subdomains and cluster names. Each
+/// source then sets `root` to its own folder (DirectorySource: the directory; GitSource: the
+/// checkout), beneath which every path from its manifests must stay.
 manifests::LoadOptions MakeLoadOptions(const manifests::Config& config);
 
 }  // namespace tmaster::controller

@@ -178,6 +178,36 @@ TEST_CASE("GitRepo: the first Sync clones the branch and returns its commit") {
   CHECK(Leftovers(local.path()) == 0);
 }
 
+TEST_CASE("GitRepo: a symbolic link in the repository is checked out as a small regular file") {
+  Upstream upstream;
+  TempDir outside;
+  const fs::path secret = outside.Write("master-key", "not-to-be-read\n");
+  upstream.Commit({{"fleet/acme.yaml", "v: 1\n"}});
+  // A link committed in the repository, pointing out of it (on the clone and on a fetch).
+  const auto commit_link = [&](const std::string& name) {
+    fs::create_directories((upstream.work / name).parent_path());
+    fs::create_symlink(secret, upstream.work / name);
+    RunGit({"-C", upstream.work.string(), "add", name});
+    RunGit({"-C", upstream.work.string(), "commit", "--quiet", "-m", "link"});
+    RunGit({"-C", upstream.work.string(), "push", "--quiet", upstream.bare.string(),
+            "HEAD:refs/heads/main"});
+  };
+  commit_link("fleet/migrations/0001_init.sql");
+  TempDir local;
+  GitRepo repo(Options(upstream.url, fs::path(local.path()) / "checkout"));
+  MustSync(repo);
+  const fs::path cloned = repo.checkout() / "fleet" / "migrations" / "0001_init.sql";
+  CHECK_FALSE(fs::is_symlink(fs::symlink_status(cloned)));
+  CHECK(fs::is_regular_file(fs::symlink_status(cloned)));
+  CHECK(ReadFile(cloned) == secret.string());  // the link's text, not the target's
+
+  commit_link("fleet/stack.yaml");  // arrives by fetch and reset
+  MustSync(repo);
+  const fs::path fetched = repo.checkout() / "fleet" / "stack.yaml";
+  CHECK_FALSE(fs::is_symlink(fs::symlink_status(fetched)));
+  CHECK(ReadFile(fetched) == secret.string());
+}
+
 TEST_CASE("GitRepo: later Syncs follow the branch: edits, additions and deletions") {
   Upstream upstream;
   upstream.Commit({{"fleet/acme.yaml", "v: 1\n"}, {"fleet/old.yaml", "old\n"}});
