@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "common/http_routes.hpp"
+#include "common/scrub.hpp"
 #include "common/text.hpp"
 #include "controller/api/status_json.hpp"
 
@@ -245,7 +246,9 @@ void HttpServer::Impl::Readyz(httplib::Response& res) {
   for (const std::string& problem : readiness.problems) body += problem + "\n";
   if (body.empty()) body = "not ready\n";
   res.status = 503;
-  res.set_content(std::move(body), kText);
+  // A problem can quote a store's or a server's error: scrubbed like every served text (the
+  // JSON answers are scrubbed in status_json.cpp).
+  res.set_content(ScrubProcessSecrets(body), kText);
 }
 
 void HttpServer::Impl::Workspaces(const httplib::Request& req, httplib::Response& res) {

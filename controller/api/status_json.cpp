@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/scrub.hpp"
 #include "common/text.hpp"
 #include "common/time.hpp"
 
@@ -21,6 +22,25 @@ json::value ParseOr(std::string_view text, json::value fallback) {
   json::value parsed = json::parse(text, ec);
   if (ec) return fallback;
   return parsed;
+}
+
+// Every string of a served document passes through the process's scrubber before it is
+// serialized: status messages, events and errors can quote a server or a file, and the API is a
+// way out of the process (docs/architecture.md#secrets). Scrubbing the strings, not the
+// serialized text, also finds a secret that JSON escaping would change (a `"` or `\` in it).
+void ScrubStrings(json::value& value) {
+  if (json::string* text = value.if_string()) {
+    *text = ScrubProcessSecrets(std::string_view(text->data(), text->size()));
+  } else if (json::array* array = value.if_array()) {
+    for (json::value& item : *array) ScrubStrings(item);
+  } else if (json::object* object = value.if_object()) {
+    for (auto& member : *object) ScrubStrings(member.value());
+  }
+}
+
+std::string SerializeScrubbed(json::value value) {
+  ScrubStrings(value);
+  return json::serialize(value);
 }
 
 json::array ParseArray(std::string_view text) {
@@ -119,7 +139,7 @@ Outcome<LabelSelector> ParseLabelSelector(std::string_view text) {
 }
 
 std::string WorkspaceJson(const StoredWorkspace& workspace, const WorkspaceStatus* status) {
-  return json::serialize(WorkspaceObject(workspace, status));
+  return SerializeScrubbed(WorkspaceObject(workspace, status));
 }
 
 std::string WorkspaceListJson(const std::vector<StoredWorkspace>& workspaces,
@@ -136,7 +156,7 @@ std::string WorkspaceListJson(const std::vector<StoredWorkspace>& workspaces,
         WorkspaceObject(workspace, found != by_name.end() ? found->second : nullptr);
     if (Matches(object, selector)) items.emplace_back(std::move(object));
   }
-  return json::serialize(json::object{{"items", std::move(items)}});
+  return SerializeScrubbed(json::object{{"items", std::move(items)}});
 }
 
 std::string EventListJson(const std::vector<Event>& events) {
@@ -150,7 +170,7 @@ std::string EventListJson(const std::vector<Event>& events) {
                                     {"message", event.message},
                                     {"time", FormatRfc3339Utc(event.at_unix)}});
   }
-  return json::serialize(json::object{{"items", std::move(items)}});
+  return SerializeScrubbed(json::object{{"items", std::move(items)}});
 }
 
 std::string SourceListJson(const std::vector<SourceStatus>& sources) {
@@ -166,15 +186,15 @@ std::string SourceListJson(const std::vector<SourceStatus>& sources) {
     }
     items.emplace_back(std::move(item));
   }
-  return json::serialize(json::object{{"items", std::move(items)}});
+  return SerializeScrubbed(json::object{{"items", std::move(items)}});
 }
 
 std::string ErrorJson(std::string_view message) {
-  return json::serialize(json::object{{"error", message}});
+  return SerializeScrubbed(json::object{{"error", message}});
 }
 
 std::string WebhookAnswerJson(std::string_view verdict, std::string_view message) {
-  return json::serialize(json::object{{"verdict", verdict}, {"message", message}});
+  return SerializeScrubbed(json::object{{"verdict", verdict}, {"message", message}});
 }
 
 }  // namespace tmaster::controller

@@ -5,7 +5,22 @@
 #include <sstream>
 #include <string>
 
+#include "common/pq/dsn.hpp"
+#include "common/scrub.hpp"
+
 namespace tmaster::controller {
+namespace {
+
+// The value, and when it is a DSN, the password inside it: a server or a tool may echo either.
+Secret Registered(Secret secret) {
+  RegisterProcessSecret(secret);
+  if (std::optional<pq::DsnParts> dsn = pq::ParseDsn(secret)) {
+    RegisterProcessSecret(dsn->password);
+  }
+  return secret;
+}
+
+}  // namespace
 
 Outcome<Secret> ResolveSecret(const manifests::SecretRef& ref, std::string_view field) {
   const std::string where(field);
@@ -15,7 +30,7 @@ Outcome<Secret> ResolveSecret(const manifests::SecretRef& ref, std::string_view 
       return Failure::Stalled("SecretMissing", where + ": environment variable " + ref.env +
                                                    " is not set or empty");
     }
-    return Secret(value);
+    return Registered(Secret(value));
   }
   if (!ref.file.empty()) {
     std::ifstream in(ref.file, std::ios::binary);
@@ -31,7 +46,7 @@ Outcome<Secret> ResolveSecret(const manifests::SecretRef& ref, std::string_view 
       return Failure::Stalled("SecretMissing", where + ": secret file " + ref.file.string() +
                                                    " is empty");
     }
-    return Secret(std::move(value));
+    return Registered(Secret(std::move(value)));
   }
   return Failure::Stalled("SecretMissing", where + ": no *Env or *File key given");
 }

@@ -16,7 +16,8 @@ class EventRecorder {
   explicit EventRecorder(Store& store) : store_(store) {}
 
   /// `type` is `Normal` or `Warning` (logged as a warning); `reason` is CamelCase; `message`
-  /// names the object and step and carries no secret (the adapters scrub theirs).
+  /// names the object and step. The message is passed through ScrubProcessSecrets
+  /// (common/scrub.hpp) before it is logged or stored, so no registered secret is kept.
   void Emit(const std::string& workspace, const std::string& type, const std::string& reason,
             const std::string& message);
 

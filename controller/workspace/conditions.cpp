@@ -4,6 +4,8 @@
 #include <boost/json.hpp>
 #include <cmath>
 
+#include "common/scrub.hpp"
+
 namespace tmaster::controller {
 namespace json = boost::json;
 
@@ -120,9 +122,23 @@ const Condition* FindCondition(const std::vector<Condition>& conditions, std::st
   return nullptr;
 }
 
-StatusUpdate SummarizeRun(const std::optional<WorkspaceStatus>& previous, const std::string& name,
-                          const WorkspaceResult& result, const RunInfo& run,
-                          const std::string& now) {
+namespace {
+
+// What a status and its events may say of a run: its messages passed through the process's
+// scrubber. Every workspace status is built here, for either store, so this is the one place its
+// writes go through (docs/decisions.md); scrubbing the input rather than the output keeps a
+// stored message comparable with the next run's, so an unchanged run still asks for no write.
+WorkspaceResult Scrubbed(const WorkspaceResult& result) {
+  WorkspaceResult scrubbed = result;
+  scrubbed.message = ScrubProcessSecrets(result.message);
+  for (std::string& line : scrubbed.applied) line = ScrubProcessSecrets(line);
+  for (std::string& line : scrubbed.plan) line = ScrubProcessSecrets(line);
+  return scrubbed;
+}
+
+StatusUpdate SummarizeScrubbedRun(const std::optional<WorkspaceStatus>& previous,
+                                  const std::string& name, const WorkspaceResult& result,
+                                  const RunInfo& run, const std::string& now) {
   const std::vector<Condition> before =
       previous ? ParseConditions(previous->conditions_json) : std::vector<Condition>{};
   const bool failed = !result.ready;
@@ -185,13 +201,21 @@ StatusUpdate SummarizeRun(const std::optional<WorkspaceStatus>& previous, const 
   return update;
 }
 
+}  // namespace
+
+StatusUpdate SummarizeRun(const std::optional<WorkspaceStatus>& previous, const std::string& name,
+                          const WorkspaceResult& result, const RunInfo& run,
+                          const std::string& now) {
+  return SummarizeScrubbedRun(previous, name, Scrubbed(result), run, now);
+}
+
 StatusUpdate SummarizeDeleting(const std::optional<WorkspaceStatus>& previous,
                                const std::string& name, const std::optional<Failure>& failure,
                                std::optional<std::int64_t> next_retry_unix,
                                const std::string& now) {
   const bool stalled = failure && failure->kind == FailureKind::kStalled;
   const std::string reason = failure ? failure->reason : "Deleting";
-  const std::string message = failure ? "deleting: " + failure->message
+  const std::string message = failure ? "deleting: " + ScrubProcessSecrets(failure->message)
                                       : "the manifest was removed; running the reclaim policy";
   std::vector<Condition> conditions{
       {"Ready", "False", reason, message, ""},

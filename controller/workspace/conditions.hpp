@@ -6,7 +6,9 @@
 //   - Ready=False implies exactly one of Reconciling and Stalled is True;
 //   - a run that changes nothing keeps every transition time and every message, and asks for
 //     no write;
-//   - observedGeneration only moves forward.
+//   - observedGeneration only moves forward;
+//   - no message carries a registered secret: the run's messages pass through
+//     ScrubProcessSecrets (common/scrub.hpp) before anything is built from them.
 
 #include <cstdint>
 #include <optional>

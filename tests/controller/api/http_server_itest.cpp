@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/crypto.hpp"
+#include "common/scrub.hpp"
 #include "common/secret.hpp"
 #include "controller/api/http_server.hpp"
 #include "controller/runtime/metrics.hpp"
@@ -618,3 +619,40 @@ TEST_CASE("http: Stop right after Start does not hang") {
 }
 
 }  // namespace tmaster::controller
+
+TEST_CASE("http: a registered secret in a status, an event, a source or /readyz is served redacted") {
+  const std::string secret = "http-egress-secret-\"quoted\\-4711";
+  RegisterProcessSecret(secret);
+  Fixture f;
+  f.SeedWorkspaces();
+  WorkspaceStatus status;
+  status.name = "acme";
+  status.phase = "Stalled";
+  status.conditions_json = json::serialize(json::array{json::object{
+      {"type", "Ready"}, {"status", "False"}, {"reason", "MigrationFailed"},
+      {"message", "syntax error at or near \"" + secret + "\""}}});
+  status.last_error = "MigrationFailed: " + secret;
+  REQUIRE(f.store.PutStatus(status).ok());
+  Event event;
+  event.workspace = "acme";
+  event.type = "Warning";
+  event.reason = "MigrationFailed";
+  event.message = "echo " + secret;
+  REQUIRE(f.store.AppendEvent(event).ok());
+  SourceStatus source;
+  source.name = "upstream";
+  source.kind = "git";
+  source.reason = "FetchFailed";
+  source.message = "fatal: " + secret;
+  REQUIRE(f.store.PutSourceStatus(source).ok());
+  f.SetReadiness({false, {"store: " + secret}});
+
+  for (const char* path : {"/api/v1/workspaces", "/api/v1/workspaces/acme", "/api/v1/events",
+                           "/api/v1/sources", "/readyz"}) {
+    CAPTURE(path);
+    const auto res = f.Get(path);
+    REQUIRE(res);
+    CHECK(res->body.find("http-egress-secret") == std::string::npos);
+    CHECK(res->body.find("<redacted>") != std::string::npos);
+  }
+}

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/scrub.hpp"
 #include "common/time.hpp"
 #include "controller/api/status_json.hpp"
 #include "controller/store/store.hpp"
@@ -18,6 +19,7 @@ namespace {
 namespace json = boost::json;
 using tmaster::FormatRfc3339Utc;
 using tmaster::controller::Event;
+using tmaster::controller::ErrorJson;
 using tmaster::controller::EventListJson;
 using tmaster::controller::LabelSelector;
 using tmaster::controller::ParseLabelSelector;
@@ -65,6 +67,41 @@ json::object Parse(const std::string& text) {
   REQUIRE_MESSAGE(!ec, text);
   REQUIRE(value.is_object());
   return value.as_object();
+}
+
+TEST_CASE("every served string passes through the process's scrubber, JSON escaping or not") {
+  // A `"` and a `\` in the secret: the serialized text would carry it escaped, so only a scrub
+  // of the strings themselves finds it.
+  const std::string secret = "status-json-secret-\"q\\-0815";
+  tmaster::RegisterProcessSecret(secret);
+  const auto clean = [](const std::string& body) {
+    CAPTURE(body);
+    CHECK(body.find("status-json-secret") == std::string::npos);
+    CHECK(body.find("<redacted>") != std::string::npos);
+  };
+
+  WorkspaceStatus status;
+  status.name = "acme";
+  status.phase = "Stalled";
+  status.conditions_json = json::serialize(json::array{json::object{
+      {"type", "Ready"}, {"status", "False"}, {"message", "near \"" + secret + "\""}}});
+  status.last_error = "MigrationFailed: " + secret;
+  clean(WorkspaceJson(Acme(), &status));
+  clean(WorkspaceListJson({Acme()}, {status}, LabelSelector{}));
+
+  Event event;
+  event.workspace = "acme";
+  event.message = "echo " + secret;
+  clean(EventListJson({event}));
+
+  SourceStatus source;
+  source.name = "upstream";
+  source.message = "fatal: " + secret;
+  clean(SourceListJson({source}));
+
+  clean(ErrorJson("store unavailable: " + secret));
+  CHECK(json::parse(ErrorJson("store unavailable: " + secret)).at("error") ==
+        "store unavailable: <redacted>");
 }
 
 }  // namespace

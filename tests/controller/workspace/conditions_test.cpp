@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/scrub.hpp"
+
 namespace {
 
 using namespace tmaster;
@@ -245,3 +247,31 @@ TEST_CASE("conditions: deleting says what the deletion waits for") {
     CHECK_FALSE(u.status.next_retry_unix.has_value());
   }
 }
+
+TEST_CASE("a registered secret in a run's message reaches neither the status nor its events") {
+  const std::string secret = "conditions-egress-secret-1618";
+  RegisterProcessSecret(secret);
+  WorkspaceResult failed = Failed(FailureKind::kStalled, "MigrationsApplied", "MigrationFailed");
+  failed.message = "syntax error at or near \"" + secret + "\"";
+  const StatusUpdate update = SummarizeRun(std::nullopt, "acme", failed, Run(1), "2026-01-01T00:00:00Z");
+  const auto clean = [&secret](const std::string& text) {
+    CAPTURE(text);
+    CHECK(text.find(secret) == std::string::npos);
+    CHECK(text.find("<redacted>") != std::string::npos);
+  };
+  clean(update.status.conditions_json);
+  clean(update.status.last_error);
+  REQUIRE_FALSE(update.events.empty());
+  clean(update.events.back().message);
+  // The same run again: the stored (scrubbed) message matches, so nothing new is emitted.
+  const StatusUpdate again =
+      SummarizeRun(update.status, "acme", failed, Run(1), "2026-01-01T00:01:00Z");
+  CHECK(again.events.empty());
+
+  const StatusUpdate deleting = SummarizeDeleting(
+      std::nullopt, "acme", Failure::Stalled("NotOurs", "role owner " + secret), std::nullopt,
+      "2026-01-01T00:00:00Z");
+  clean(deleting.status.conditions_json);
+  clean(deleting.status.last_error);
+}
+
