@@ -22,6 +22,7 @@
 #include "controller/runtime/metrics.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
 #include "controller/store/store_libpq.hpp"
+#include "controller/cmd/logging.hpp"
 #include "controller/cmd/report.hpp"
 #include "controller/cmd/secrets.hpp"
 #include "manifests/config.hpp"
@@ -168,7 +169,7 @@ class SignalWatcher {
 
 int RunDaemon(const Args& args, const manifests::Config& config, const Secret& master_key,
               const controller::Gateways& gateways, controller::StacksContext& stacks_context) {
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  controller::InstallScrubbingLogger(controller::kDaemonLogPattern);
   Outcome<Secret> dsn = StoreDsn(config);
   if (!dsn) {
     std::cerr << "tenant-operator: " << dsn.failure().message << '\n';
@@ -284,6 +285,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
 }
 
 int Run(const Args& args) {
+  controller::InstallScrubbingLogger();  // every log line is scrubbed, --once's too
   manifests::ConfigResult loaded = manifests::LoadConfig(args.config);
   if (!loaded.errors.empty()) {
     controller::PrintDiagnostics(std::cerr, loaded.errors);

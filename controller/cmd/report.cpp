@@ -1,20 +1,24 @@
 #include "controller/cmd/report.hpp"
 
 #include <algorithm>
+#include <sstream>
 #include <string>
 
-namespace tmaster::controller {
+#include "common/scrub.hpp"
 
-void PrintDiagnostics(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics) {
+namespace tmaster::controller {
+namespace {
+
+void WriteDiagnostics(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics) {
   for (const auto& d : diagnostics) {
     if (d.severity == manifests::Diagnostic::Severity::kNotice) out << "notice: ";
     out << d.Format() << '\n';
   }
 }
 
-void PrintReport(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics,
+void WriteReport(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics,
                  const PassReport& report, bool show_plans) {
-  PrintDiagnostics(out, diagnostics);
+  WriteDiagnostics(out, diagnostics);
 
   std::size_t name_width = 4, phase_width = 5, reason_width = 6;
   for (const auto& w : report.workspaces) {
@@ -55,6 +59,24 @@ void PrintReport(std::ostream& out, const std::vector<manifests::Diagnostic>& di
   });
   out << report.workspaces.size() << " workspaces, " << ready << " ready, " << errors
       << " invalid documents, " << report.orphans.size() << " orphans\n";
+}
+
+}  // namespace
+
+// Both print through the process's scrubber: a message can quote what a server or a file said,
+// and the report is the `--once` run's output (docs/architecture.md#secrets). Scrubbed whole,
+// after the columns are laid out: MESSAGE is the last column, so a redaction moves nothing.
+void PrintDiagnostics(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics) {
+  std::ostringstream text;
+  WriteDiagnostics(text, diagnostics);
+  out << ScrubProcessSecrets(text.str());
+}
+
+void PrintReport(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics,
+                 const PassReport& report, bool show_plans) {
+  std::ostringstream text;
+  WriteReport(text, diagnostics, report, show_plans);
+  out << ScrubProcessSecrets(text.str());
 }
 
 }  // namespace tmaster::controller
