@@ -207,8 +207,10 @@ WorkspaceResult ReconcileWorkspace(const WorkspaceInputs& inputs, const Secret& 
     return std::move(job.result);
   }
   job.gateway = inputs.gateway;
-  job.desired = postgres::BuildDesired(workspace, *inputs.product, **inputs.migrations, master_key);
-  job.plan = postgres::MakePlan(*job.desired, **inputs.observed, {.deep = options.deep});
+  job.desired = postgres::BuildDesired(workspace, *inputs.product, **inputs.migrations, master_key,
+                                       inputs.adopt);
+  job.plan = postgres::MakePlan(*job.desired, **inputs.observed,
+                                {.deep = options.deep, .elsewhere = inputs.elsewhere});
   for (const auto& action : job.plan.actions) {
     job.result.plan.push_back(postgres::Describe(action));
   }
@@ -234,19 +236,57 @@ std::set<std::string> KnownNames(const manifests::Fleet& fleet) {
   return names;
 }
 
+/// Who claims the marked objects of a cluster: the declared workspaces by name, the names of
+/// rejected ones (their spec is unknown, so nothing marked for them is called an orphan) and the
+/// workspaces stalled `ImmutableField` (their message names their old objects).
+struct Claims {
+  std::map<std::string, const manifests::Workspace*> declared;
+  std::set<std::string> unknown_spec;
+  std::set<std::string> immutable_stalled;
+};
+
+/// True when `observed` is the workspace's own cluster under a second name (two config entries
+/// for one server): its database is there, and its marker says it lives on the named cluster.
+bool SameServer(const manifests::DatabaseSpec& spec, const std::string& workspace,
+                const ObservedCluster& observed) {
+  const auto db = observed.databases.find(spec.name);
+  if (db == observed.databases.end()) return false;
+  const auto marker = postgres::Marker::Parse(db->second.comment);
+  if (!marker || marker->workspace != workspace) return false;
+  const auto cluster = marker->fields.find("cluster");
+  return cluster != marker->fields.end() && cluster->second == spec.cluster;
+}
+
+/// Empty when `workspace` names this object; else why it is an orphan.
+std::string OrphanWhy(const Claims& claims, const std::string& workspace,
+                      const std::string& cluster, const ObservedCluster& observed,
+                      const std::string& kind, const std::string& name) {
+  const auto found = claims.declared.find(workspace);
+  if (found == claims.declared.end()) {
+    return claims.unknown_spec.count(workspace) != 0 ? std::string() : "which no source declares";
+  }
+  if (claims.immutable_stalled.count(workspace) != 0) return {};
+  const manifests::DatabaseSpec& spec = found->second->database;
+  const std::string& named = kind == "database" ? spec.name : spec.owner;
+  if (named == name && (spec.cluster == cluster || SameServer(spec, workspace, observed))) {
+    return {};
+  }
+  return "which now names " + kind + " \"" + named + "\" on cluster \"" + spec.cluster + "\"";
+}
+
 void CollectOrphans(const std::string& cluster, const ObservedCluster& observed,
-                    const std::set<std::string>& known, std::vector<Orphan>& out) {
+                    const Claims& claims, std::vector<Orphan>& out) {
   for (const auto& [name, db] : observed.databases) {
     auto marker = postgres::Marker::Parse(db.comment);
-    if (marker && known.count(marker->workspace) == 0) {
-      out.push_back({cluster, "database", name, marker->workspace});
-    }
+    if (!marker) continue;
+    std::string why = OrphanWhy(claims, marker->workspace, cluster, observed, "database", name);
+    if (!why.empty()) out.push_back({cluster, "database", name, marker->workspace, why});
   }
   for (const auto& [name, role] : observed.roles) {
     auto marker = postgres::Marker::Parse(role.comment);
-    if (marker && known.count(marker->workspace) == 0) {
-      out.push_back({cluster, "role", name, marker->workspace});
-    }
+    if (!marker) continue;
+    std::string why = OrphanWhy(claims, marker->workspace, cluster, observed, "role", name);
+    if (!why.empty()) out.push_back({cluster, "role", name, marker->workspace, why});
   }
 }
 
@@ -320,6 +360,15 @@ const char* ToString(Phase phase) {
   return "Unknown";
 }
 
+postgres::AdoptPolicy AdoptPolicyFor(const manifests::Config* config, const std::string& cluster) {
+  postgres::AdoptPolicy policy;
+  if (config == nullptr) return policy;
+  for (const manifests::ClusterConfig& c : config->clusters) {
+    if (c.name == cluster) policy.pattern = c.adopt_pattern;
+  }
+  return policy;
+}
+
 bool PassReport::AllReady() const {
   return !prune_blocked && std::all_of(workspaces.begin(), workspaces.end(),
                                        [](const WorkspaceResult& w) { return w.ready; });
@@ -385,11 +434,28 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
     }
   }
 
+  // Every cluster's database markers by workspace, read once: a workspace whose database
+  // converged on another cluster than it now names stalls (spec.database.cluster is immutable).
+  std::multimap<std::string, postgres::MarkedDatabase> marked;
+  for (const auto& [cluster, snapshot] : observed) {
+    if (!snapshot) continue;
+    marked.merge(postgres::IndexDatabaseMarkers(cluster, *snapshot));
+  }
+  std::vector<std::vector<postgres::MarkedDatabase>> elsewhere(fleet.workspaces.size());
+  const manifests::Config* config = stacks != nullptr ? stacks->config : nullptr;
+
   std::vector<WorkspaceInputs> inputs;
   inputs.reserve(fleet.workspaces.size());
   for (const manifests::Workspace& workspace : fleet.workspaces) {
+    std::vector<postgres::MarkedDatabase>& others = elsewhere[inputs.size()];
+    const auto [first, last] = marked.equal_range(workspace.name);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.cluster != workspace.database.cluster) others.push_back(it->second);
+    }
     WorkspaceInputs& in = inputs.emplace_back();
     in.workspace = &workspace;
+    in.elsewhere = others;
+    in.adopt = AdoptPolicyFor(config, workspace.database.cluster);
     in.product = fleet.FindProduct(workspace.product);
     auto gateway = gateways.find(workspace.database.cluster);
     if (in.product == nullptr || gateway == gateways.end()) continue;
@@ -425,8 +491,14 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
             [](const auto& a, const auto& b) { return a.name < b.name; });
 
   const std::set<std::string> known = KnownNames(fleet);
+  Claims claims;
+  for (const manifests::Workspace& w : fleet.workspaces) claims.declared.emplace(w.name, &w);
+  for (const manifests::RejectedWorkspace& r : fleet.rejected) claims.unknown_spec.insert(r.name);
+  for (const WorkspaceResult& w : report.workspaces) {
+    if (w.reason == "ImmutableField") claims.immutable_stalled.insert(w.name);
+  }
   for (const auto& [cluster, snapshot] : observed) {
-    if (snapshot) CollectOrphans(cluster, *snapshot, known, report.orphans);
+    if (snapshot) CollectOrphans(cluster, *snapshot, claims, report.orphans);
   }
   CollectStackOrphans(stack_lists, known, report.orphans);
   if (stacks != nullptr && stacks->gateway != nullptr && options.prune_stacks &&

@@ -3,6 +3,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -53,12 +54,15 @@ struct WorkspaceResult {
   bool wrote = false;  ///< an action was attempted: the cluster's observation is stale for it
 };
 
-/// A database or role that carries our marker but has no workspace in the sources.
+/// A database or role that carries our marker but has no workspace in the sources, or whose
+/// workspace now names another database, role or cluster (its identity was changed).
 struct Orphan {
   std::string cluster;
   std::string kind;  ///< `database`, `role` or `stack`
   std::string name;
   std::string workspace;
+  /// Why nothing claims it, after the workspace's name in the report line.
+  std::string why = "which no source declares";
 };
 
 struct PassReport {
@@ -87,7 +91,16 @@ struct WorkspaceInputs {
   const Outcome<postgres::ObservedCluster>* observed = nullptr;
   const StackList* stack_list = nullptr;  ///< the endpoint's list; dedicated workspaces only
   const Outcome<std::string>* stack_template = nullptr;  ///< the product's, read once
+  postgres::AdoptPolicy adopt;  ///< for the workspace's cluster (`AdoptPolicyFor`)
+  /// Databases marked for this workspace on the other clusters (`spec.database.cluster` is
+  /// immutable once converged); borrowed, empty when the caller observes one cluster only.
+  std::span<const postgres::MarkedDatabase> elsewhere;
 };
+
+/// What `spec.database.adopt` may take over on `cluster`: its `adoptPattern` from `config`
+/// (nullptr: none) and the store database's default name (the caller replaces it when the store's
+/// DSN names another database).
+postgres::AdoptPolicy AdoptPolicyFor(const manifests::Config* config, const std::string& cluster);
 
 /// Gateways by cluster name; the caller owns them.
 using Gateways = std::map<std::string, postgres::PostgresGateway*>;
@@ -125,7 +138,11 @@ Status DeleteUndeclaredStack(const StacksContext& context, const std::string& wo
 /// one catalog query, plan every workspace purely, then apply the plans with a pool of
 /// `options.workers` threads, each workspace's actions in order, stopping that workspace at its
 /// first failure. Workspaces of a cluster whose observation failed get that failure. Rejected
-/// manifests appear as Stalled with their reason. Orphans are listed, never touched.
+/// manifests appear as Stalled with their reason. Orphans are listed, never touched: objects
+/// marked for a workspace that no source declares, or for one that now names other objects
+/// (except while that workspace is stalled `ImmutableField`: its message names them). A
+/// workspace whose database converged on another cluster stalls `ImmutableField`
+/// (`PlanOptions::elsewhere`). `stacks->config`, when set, gives each cluster's `adoptPattern`.
 ///
 /// With `stacks`, each dedicated workspace whose database converged then gets its stack: one
 /// list call per endpoint serves every workspace, a stack's file is read only when the ledger

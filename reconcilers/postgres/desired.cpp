@@ -5,8 +5,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/crypto.hpp"
+#include "common/scrub.hpp"
 
 namespace tmaster::postgres {
 namespace {
@@ -84,6 +86,10 @@ std::string StateDigest(const std::vector<std::string>& extensions,
 
 }  // namespace
 
+Secret MarkerKey(const Secret& master_key) {
+  return Secret(crypto::HmacSha256(master_key.Reveal(), "tenant-master/marker/v1"));
+}
+
 Secret DerivePassword(const Secret& master_key, const std::string& cluster, const std::string& role,
                       int rotation) {
   const std::string info = "postgres/" + cluster + "/" + role + "/" + std::to_string(rotation);
@@ -108,17 +114,22 @@ std::string MakeScramVerifier(const Secret& password, std::string_view salt, int
 
 DesiredTenant BuildDesired(const manifests::Workspace& workspace, const manifests::Product& product,
                            const std::vector<migrations::Migration>& product_migrations,
-                           const Secret& master_key) {
+                           const Secret& master_key, AdoptPolicy adopt_policy) {
   DesiredTenant desired;
   desired.workspace = workspace.name;
+  desired.product = workspace.product;
   desired.cluster = workspace.database.cluster;
   desired.database = workspace.database.name;
   desired.role = workspace.database.owner;
   desired.connection_limit = workspace.database.connection_limit;
   desired.suspend = workspace.suspend;
   desired.adopt = workspace.database.adopt;
+  desired.adopt_policy = std::move(adopt_policy);
   desired.password = DerivePassword(master_key, desired.cluster, desired.role,
                                     workspace.database.password_rotation);
+  // Every message leaving the process is scrubbed of it (docs/architecture.md#secrets).
+  RegisterProcessSecret(desired.password);
+  desired.marker_key = MarkerKey(master_key);
 
   desired.extensions = product.extensions;
   desired.extensions.insert(desired.extensions.end(), workspace.database.extensions.begin(),
@@ -128,6 +139,7 @@ DesiredTenant BuildDesired(const manifests::Workspace& workspace, const manifest
                            desired.extensions.end());
 
   desired.migrations = product_migrations;
+  desired.ignore_missing_migrations = product.ignore_missing_migrations;
   desired.state_digest = StateDigest(desired.extensions, desired.migrations);
   return desired;
 }

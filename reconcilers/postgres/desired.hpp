@@ -16,6 +16,10 @@ namespace tmaster::postgres {
 Secret DerivePassword(const Secret& master_key, const std::string& cluster,
                       const std::string& role, int rotation);
 
+/// The key that signs database markers: HMAC-SHA256(masterKey, "tenant-master/marker/v1"). A
+/// key of its own, so a marker's signature says nothing about any password.
+Secret MarkerKey(const Secret& master_key);
+
 /// True when `verifier` (`SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`, as kept in
 /// pg_authid) was made from `password`: recomputes StoredKey and ServerKey with the stored salt
 /// and iteration count. False for any other format (md5, plain, malformed).
@@ -28,11 +32,12 @@ bool ScramVerifierMatches(std::string_view verifier, const Secret& password);
 std::string MakeScramVerifier(const Secret& password, std::string_view salt, int iterations);
 
 /// The desired state of one workspace's database. `product_migrations` are the product's loaded
-/// migrations (the caller loads each product's directory once).
+/// migrations (the caller loads each product's directory once). `adopt_policy` is the caller's
+/// for the workspace's cluster (its `adoptPattern`, the store database's name).
 DesiredTenant BuildDesired(const manifests::Workspace& workspace,
                            const manifests::Product& product,
                            const std::vector<migrations::Migration>& product_migrations,
-                           const Secret& master_key);
+                           const Secret& master_key, AdoptPolicy adopt_policy = {});
 
 /// What removing `workspace` reclaims: its cluster, database and role names and its
 /// `spec.database.reclaimPolicy`. Give it the last stored spec of the removed workspace.

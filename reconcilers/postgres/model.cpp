@@ -15,6 +15,15 @@ constexpr std::string_view kMarkerPrefix = "tenant-master:workspace=";
 // A memo only has to tell "this verifier was checked against this password" apart from chance;
 // 128 bits is plenty and keeps the comment short.
 constexpr std::size_t kMemoHexChars = 32;
+// The same for a marker's signature: forging one is a 2^128 guess.
+constexpr std::size_t kSignatureHexChars = 32;
+constexpr std::string_view kSignatureField = "sig";
+
+std::string MarkerSignature(Marker marker, const Secret& key) {
+  marker.fields.erase(std::string(kSignatureField));
+  return crypto::Hex(crypto::HmacSha256(key.Reveal(), marker.Render()))
+      .substr(0, kSignatureHexChars);
+}
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -80,6 +89,17 @@ std::string Marker::Render() const {
     out += value;
   }
   return out;
+}
+
+Marker SignMarker(Marker marker, const Secret& key) {
+  marker.fields[std::string(kSignatureField)] = MarkerSignature(marker, key);
+  return marker;
+}
+
+bool MarkerSignatureValid(const Marker& marker, const Secret& key) {
+  const auto sig = marker.fields.find(std::string(kSignatureField));
+  if (sig == marker.fields.end()) return false;
+  return crypto::ConstantTimeEqual(sig->second, MarkerSignature(marker, key));
 }
 
 std::string PasswordMemo(const Secret& password, std::string_view verifier) {

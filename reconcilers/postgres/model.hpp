@@ -2,6 +2,7 @@
 
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -13,18 +14,37 @@
 
 namespace tmaster::postgres {
 
+/// The store database's name when the store's DSN does not name another.
+inline constexpr std::string_view kDefaultStoreDatabase = "tenant_master";
+
+/// What `spec.database.adopt` may take over on one cluster (docs/decisions.md, "Hardening I").
+/// Whatever it says, a privileged role, the operator's own role and PostgreSQL's own databases
+/// (`postgres`, `template*`) are never adopted.
+struct AdoptPolicy {
+  std::string store_database = std::string(kDefaultStoreDatabase);  ///< never adopted either
+  /// The cluster's `adoptPattern`, a glob (fnmatch(3)): only names it matches may be adopted.
+  /// Empty: any name that passes the other checks.
+  std::string pattern;
+};
+
 /// What one workspace needs on its cluster (docs/architecture.md#postgresql-what-converged-means).
 /// Built from the manifests by `BuildDesired` (desired.hpp); holds the derived password as a
 /// Secret.
 struct DesiredTenant {
   std::string workspace;
+  std::string product;  ///< spec.product: recorded in the database marker (identity)
   std::string cluster;
   std::string database;
   std::string role;
   int connection_limit = -1;
   bool suspend = false;
   bool adopt = false;
+  AdoptPolicy adopt_policy;  ///< the caller's, for the workspace's cluster
   Secret password;                      ///< derived from the master key, never stored
+  /// Signs the database marker (`MarkerKey` in desired.hpp): a tenant owns its database and can
+  /// rewrite its comment, but cannot forge this signature.
+  Secret marker_key;
+  bool ignore_missing_migrations = false;  ///< the product's `ignoreMissingMigrations`
   std::vector<std::string> extensions;  ///< product's + spec's, sorted, unique
   std::vector<migrations::Migration> migrations;
   /// Digest of the in-database facts (extensions + migration set). Recorded in the database
@@ -71,7 +91,9 @@ struct ObservedCluster {
 };
 
 /// The ownership marker kept in `COMMENT ON ROLE|DATABASE`: `tenant-master:workspace=<name>`,
-/// then `;key=value` fields (`state`, `migration` on databases, `pw` and `reclaim` on roles).
+/// then `;key=value` fields in key order. Databases: `cluster`, `product`, `owner` (the identity
+/// the workspace converged with), `migration`, `state` and `sig`; roles: `database`, `pw`,
+/// `reclaim`.
 struct Marker {
   std::string workspace;
   std::map<std::string, std::string> fields;
@@ -79,6 +101,20 @@ struct Marker {
   /// nullopt when the comment is not ours.
   static std::optional<Marker> Parse(std::string_view comment);
   [[nodiscard]] std::string Render() const;
+};
+
+/// `marker` with its `sig` field set: the first 32 hex of HMAC-SHA256(key, the marker rendered
+/// without `sig`), i.e. over the workspace name and every other field in key order.
+Marker SignMarker(Marker marker, const Secret& key);
+/// True when `marker` carries a `sig` that `SignMarker` with `key` would write (compared in
+/// constant time). A missing or wrong signature: the marker's facts are unknown.
+bool MarkerSignatureValid(const Marker& marker, const Secret& key);
+
+/// A database whose marker names a workspace, as seen on one cluster.
+struct MarkedDatabase {
+  std::string cluster;  ///< where it was observed
+  std::string database;
+  Marker marker;
 };
 
 /// The role marker's field `reclaim=retained`: the workspace's manifest was removed and its
@@ -99,6 +135,8 @@ struct CreateRole {
   int connection_limit = -1;
   Secret password;
   std::string workspace;  ///< the adapter writes the marker with the password memo
+  /// The role marker's other fields (`database`); the adapter adds `pw`.
+  std::map<std::string, std::string> marker_fields = {};
 };
 /// Resets every attribute we own: LOGIN/NOLOGIN, NOSUPERUSER NOCREATEDB NOCREATEROLE
 /// NOREPLICATION NOBYPASSRLS, CONNECTION LIMIT.
@@ -112,6 +150,8 @@ struct SetRolePassword {
   std::string role;
   Secret password;
   std::string workspace;
+  /// The role marker's other fields (`database`); the adapter adds `pw`.
+  std::map<std::string, std::string> marker_fields = {};
 };
 struct SetRoleMarker {
   std::string role;
@@ -193,14 +233,41 @@ struct Plan {
 
 struct PlanOptions {
   bool deep = false;  ///< re-run the in-database steps even if the marker digest matches
+  /// Databases marked for this workspace on the other clusters (`IndexDatabaseMarkers`), for the
+  /// `spec.database.cluster` check. Borrowed; empty when the caller sees only one cluster.
+  std::span<const MarkedDatabase> elsewhere = {};
 };
 
 /// Pure: no I/O, clock or logging. Applying the returned actions and observing again yields an
 /// empty plan (tested as a property with the fake gateway). A role marked `reclaim=retained`
 /// (the workspace was removed under `Retain` and has come back) gets LOGIN again and its marker
 /// without that field.
+///
+/// Blocked, with no action, when `CheckIdentity` finds the workspace converged under another
+/// identity, when `adopt` would take over what it must not (Stalled `AdoptRefused`: a
+/// superuser, CREATEROLE, REPLICATION or BYPASSRLS role, a member of a privileged role, the
+/// operator's own role, `postgres`, `template*`, the store database, a name outside the
+/// cluster's `adoptPattern`), and in the cases `Plan::blocked` lists. A database marker whose
+/// signature does not verify is unknown state: the in-database steps run (with the migration
+/// ledger checked even when the product has no migration left) and the final marker is signed.
 Plan MakePlan(const DesiredTenant& desired, const ObservedCluster& observed,
               const PlanOptions& options = {});
+
+/// Pure. Stalled `ImmutableField` when the workspace has converged (a database carries its
+/// validly signed marker with `state=`) with another `spec.database.name`, `spec.database.owner`,
+/// `spec.product` or `spec.database.cluster` than `desired` names; the message names each old and
+/// new value and the database that holds the data. Looked for: the desired database's marker, any
+/// other database of `own` marked for the workspace (when the desired one is not converged),
+/// `elsewhere` (databases marked for it on other clusters, whose marker says they live there),
+/// and a role marked for the workspace under another name while the desired role is missing.
+/// nullopt when nothing changed or the workspace never converged. `MakePlan` calls it first.
+std::optional<Failure> CheckIdentity(const DesiredTenant& desired, const ObservedCluster& own,
+                                     std::span<const MarkedDatabase> elsewhere = {});
+
+/// Every database of `observed` that carries a marker, by the workspace it names; parsed once
+/// per observation, so checking a workspace against the other clusters costs a lookup.
+std::multimap<std::string, MarkedDatabase> IndexDatabaseMarkers(const std::string& cluster,
+                                                                const ObservedCluster& observed);
 
 /// What removing a workspace reclaims on its cluster: the names from the workspace's last
 /// stored spec (see `BuildReclaimTarget` in desired.hpp) and its `spec.database.reclaimPolicy`.
@@ -214,7 +281,10 @@ struct ReclaimTarget {
 
 /// Pure, like `MakePlan`: the actions that reclaim a removed workspace's database and role.
 ///
-/// Only objects whose marker names `target.workspace` are touched. An absent object is fine (it
+/// Only objects whose marker names `target.workspace` are touched, and never, marked or not, the
+/// operator's own role, a privileged role (superuser, CREATEROLE, REPLICATION, BYPASSRLS, member
+/// of a privileged role) or `postgres`/`template*` (Stalled `NotOwned`, saying why): anyone with
+/// CREATEROLE can write a marker. An absent object is fine (it
 /// is already reclaimed, or was never made). An object that exists unmarked or marked for
 /// another workspace blocks the plan (Stalled `NotOwned`, the message names the object) and
 /// nothing is planned, whatever the policy.

@@ -30,13 +30,51 @@ std::optional<Failure> NotOurs(std::string_view what, const std::string& name,
                       ") touches nothing until it is dropped, renamed or marked by hand");
 }
 
+// A marker can be written by anyone with CREATEROLE (roles) or owning the database: whatever it
+// says, reclaim never drops or locks the operator's own role, a privileged role or PostgreSQL's
+// own databases.
+Failure Refused(std::string_view what, const std::string& name, const ReclaimTarget& target,
+                const std::string& why) {
+  return Failure::Stalled(
+      "NotOwned", std::string(what) + " " + Quoted(name) + " on cluster " + Quoted(target.cluster) +
+                      " " + why + "; reclaiming removed workspace " + Quoted(target.workspace) +
+                      " never touches it, whatever its marker says");
+}
+
+std::optional<Failure> Untouchable(const ObservedRole& role, const ObservedCluster& observed,
+                                   const ReclaimTarget& target) {
+  std::string why;
+  if (!observed.operator_role.empty() && role.name == observed.operator_role) {
+    why = "is the operator's own role";
+  } else if (role.superuser) {
+    why = "is a superuser";
+  } else if (role.create_role) {
+    why = "has CREATEROLE";
+  } else if (role.replication) {
+    why = "has REPLICATION";
+  } else if (role.bypass_rls) {
+    why = "has BYPASSRLS";
+  } else if (role.privileged_member) {
+    why = "is a member of a privileged role";
+  }
+  if (why.empty()) return std::nullopt;
+  return Refused("role", role.name, target, why);
+}
+
 std::optional<Failure> FindBlock(const ReclaimTarget& target, const ObservedCluster& observed) {
   if (const auto role = observed.roles.find(target.role); role != observed.roles.end()) {
     if (auto block = NotOurs("role", target.role, role->second.comment, target)) return block;
+    if (auto block = Untouchable(role->second, observed, target)) return block;
   }
   const auto database = observed.databases.find(target.database);
   if (database != observed.databases.end()) {
-    return NotOurs("database", target.database, database->second.comment, target);
+    if (auto block = NotOurs("database", target.database, database->second.comment, target)) {
+      return block;
+    }
+    if (target.database == "postgres" || target.database == "template0" ||
+        target.database == "template1") {
+      return Refused("database", target.database, target, "is PostgreSQL's own");
+    }
   }
   return std::nullopt;
 }

@@ -170,12 +170,13 @@ class FakePostgres : public postgres::PostgresGateway {
     return it == cluster_.databases.end() ? nullptr : &it->second;
   }
 
-  // What the adapter does for CreateRole and SetRolePassword: a fresh salt, and the marker with
-  // the memo of the new verifier.
+  // What the adapter does for CreateRole and SetRolePassword: a fresh salt, and the marker (the
+  // action's fields) with the memo of the new verifier.
   void SetPassword(postgres::ObservedRole& role, const Secret& password,
-                   const std::string& workspace) {
+                   const std::string& workspace,
+                   const std::map<std::string, std::string>& marker_fields) {
     role.verifier = NewVerifier(password);
-    postgres::Marker marker{workspace, {}};
+    postgres::Marker marker{workspace, marker_fields};
     marker.fields["pw"] = postgres::PasswordMemo(password, *role.verifier);
     role.comment = marker.Render();
   }
@@ -211,7 +212,7 @@ class FakePostgres : public postgres::PostgresGateway {
     role.name = a.role;
     role.can_login = a.login;
     role.connection_limit = a.connection_limit;
-    SetPassword(role, a.password, a.workspace);
+    SetPassword(role, a.password, a.workspace, a.marker_fields);
     cluster_.roles[a.role] = std::move(role);
     return Done(2);
   }
@@ -227,7 +228,7 @@ class FakePostgres : public postgres::PostgresGateway {
   Result Do(const postgres::SetRolePassword& a) {
     auto* role = FindRole(a.role);
     if (!role) return Missing("role", a.role, "set password");
-    SetPassword(*role, a.password, a.workspace);
+    SetPassword(*role, a.password, a.workspace, a.marker_fields);
     return Done(2);
   }
   Result Do(const postgres::SetRoleMarker& a) {
@@ -305,7 +306,7 @@ class FakePostgres : public postgres::PostgresGateway {
                                                           "\" cannot log in");
     }
     auto& applied = contents_[a.database].applied;
-    auto pending = migrations::Pending(a.migrations, applied, a.database);
+    auto pending = migrations::Pending(a.migrations, applied, a.database, a.ignore_missing);
     if (!pending) return pending.failure();
     std::string detail;
     std::size_t ran = 0;

@@ -130,3 +130,122 @@ TEST_CASE("pass: an unreachable cluster degrades its workspaces; orphans are lis
   CHECK(report.orphans[0].workspace == "gone");
   CHECK(fake.cluster().databases.count("tenant_gone") == 1);
 }
+
+namespace {
+
+manifests::Workspace& Workspace(manifests::Fleet& fleet, const std::string& name) {
+  const auto it = std::find_if(fleet.workspaces.begin(), fleet.workspaces.end(),
+                               [&](const auto& w) { return w.name == name; });
+  REQUIRE(it != fleet.workspaces.end());
+  return *it;
+}
+
+bool Listed(const controller::PassReport& report, const std::string& kind,
+            const std::string& name) {
+  return std::any_of(report.orphans.begin(), report.orphans.end(),
+                     [&](const auto& o) { return o.kind == kind && o.name == name; });
+}
+
+}  // namespace
+
+// Issue 11, item 9: objects marked for a workspace that now names others are orphans too.
+TEST_CASE("pass: objects marked for a declared workspace that no longer names them are orphans") {
+  manifests::Fleet fleet = ExampleFleet();
+  testing::FakePostgres fake;
+  const controller::Gateways gateways{{"default", &fake}};
+  REQUIRE(controller::RunPass(fleet, gateways, kMasterKey, {}).AllReady());
+  // Left behind by an edit made before markers were signed (so nothing stalls): a database and
+  // a role still marked for acme, which names tenant_acme and user_acme.
+  fake.AddDatabase("tenant_acme_old", "user_acme_old", "tenant-master:workspace=acme;state=x");
+  fake.AddRole("user_acme_old", std::nullopt, "tenant-master:workspace=acme;pw=0");
+
+  const controller::PassReport report = controller::RunPass(fleet, gateways, kMasterKey, {});
+  CHECK(report.AllReady());
+  CHECK(Listed(report, "database", "tenant_acme_old"));
+  CHECK(Listed(report, "role", "user_acme_old"));
+  CHECK_FALSE(Listed(report, "database", "tenant_acme"));
+  CHECK_FALSE(Listed(report, "role", "user_acme"));
+  std::ostringstream printed;
+  controller::PrintReport(printed, fleet.diagnostics, report, false);
+  CHECK(printed.str().find("orphan: database \"tenant_acme_old\" on cluster \"default\" is marked "
+                           "for workspace \"acme\", which now names database \"tenant_acme\" on "
+                           "cluster \"default\"; left untouched") != std::string::npos);
+  CHECK(fake.cluster().databases.count("tenant_acme_old") == 1);
+}
+
+// Issue 11, item 9: a rename stalls; the old database is named by the stall, not as an orphan.
+TEST_CASE("pass: a renamed database stalls ImmutableField and creates nothing") {
+  manifests::Fleet fleet = ExampleFleet();
+  testing::FakePostgres fake;
+  const controller::Gateways gateways{{"default", &fake}};
+  REQUIRE(controller::RunPass(fleet, gateways, kMasterKey, {}).AllReady());
+  const int calls = fake.apply_calls();
+  Workspace(fleet, "acme").database.name = "tenant_acme_v2";
+
+  const controller::PassReport report = controller::RunPass(fleet, gateways, kMasterKey, {});
+  const controller::WorkspaceResult& acme = Find(report, "acme");
+  CHECK(acme.phase == Phase::kStalled);
+  CHECK(acme.reason == "ImmutableField");
+  CHECK(acme.message.find("spec.database.name was \"tenant_acme\" and is now "
+                          "\"tenant_acme_v2\"") != std::string::npos);
+  CHECK(acme.plan.empty());
+  CHECK(fake.apply_calls() == calls);
+  CHECK(fake.cluster().databases.count("tenant_acme_v2") == 0);
+  CHECK_FALSE(Listed(report, "database", "tenant_acme"));
+}
+
+// Issue 11, item 9: spec.database.cluster; the pass sees every cluster.
+TEST_CASE("pass: a workspace moved to another cluster stalls ImmutableField there") {
+  manifests::Fleet fleet = ExampleFleet();
+  testing::FakePostgres home;
+  testing::FakePostgres eu;
+  const controller::Gateways gateways{{"default", &home}, {"eu", &eu}};
+  REQUIRE(controller::RunPass(fleet, gateways, kMasterKey, {}).AllReady());
+  CHECK(eu.apply_calls() == 0);
+  Workspace(fleet, "acme").database.cluster = "eu";
+
+  const controller::PassReport report = controller::RunPass(fleet, gateways, kMasterKey, {});
+  const controller::WorkspaceResult& acme = Find(report, "acme");
+  CHECK(acme.reason == "ImmutableField");
+  CHECK(acme.message.find("spec.database.cluster was \"default\" and is now \"eu\"") !=
+        std::string::npos);
+  CHECK(acme.message.find("database \"tenant_acme\" on cluster \"default\" holds its data") !=
+        std::string::npos);
+  CHECK(eu.apply_calls() == 0);
+  CHECK(eu.cluster().roles.empty());
+  CHECK(eu.cluster().databases.empty());
+  // The others are untouched by it, and nothing is listed as an orphan meanwhile.
+  CHECK(Find(report, "kitagli").ready);
+  CHECK(report.orphans.empty());
+}
+
+// Two config entries for one server: the same databases seen twice are neither moves nor orphans,
+// and a move between the two names is still an identity change.
+TEST_CASE("pass: a second cluster name for the same server") {
+  manifests::Fleet fleet = ExampleFleet();
+  testing::FakePostgres server;
+  const controller::Gateways gateways{{"default", &server}, {"alias", &server}};
+  REQUIRE(controller::RunPass(fleet, gateways, kMasterKey, {}).AllReady());
+  const controller::PassReport again = controller::RunPass(fleet, gateways, kMasterKey, {});
+  CHECK(again.AllReady());
+  CHECK(again.orphans.empty());
+
+  Workspace(fleet, "acme").database.cluster = "alias";
+  const controller::PassReport moved = controller::RunPass(fleet, gateways, kMasterKey, {});
+  CHECK(Find(moved, "acme").reason == "ImmutableField");
+  CHECK(Find(moved, "acme").message.find("spec.database.cluster was \"default\" and is now "
+                                         "\"alias\"") != std::string::npos);
+}
+
+TEST_CASE("pass: AdoptPolicyFor takes the cluster's adoptPattern") {
+  manifests::Config config;
+  manifests::ClusterConfig home;
+  home.name = "default";
+  home.adopt_pattern = "legacy_*";
+  manifests::ClusterConfig eu;
+  eu.name = "eu";
+  config.clusters = {home, eu};
+  CHECK(controller::AdoptPolicyFor(&config, "default").pattern == "legacy_*");
+  CHECK(controller::AdoptPolicyFor(&config, "eu").pattern.empty());
+  CHECK(controller::AdoptPolicyFor(nullptr, "default").store_database == "tenant_master");
+}

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/crypto.hpp"
+#include "common/scrub.hpp"
 #include "manifests/types.hpp"
 #include "reconcilers/postgres/desired.hpp"
 #include "reconcilers/postgres/model.hpp"
@@ -164,6 +165,7 @@ void CheckConverged(FakePostgres& pg, const DesiredTenant& d) {
   const auto role_marker = Marker::Parse(role.comment);
   REQUIRE(role_marker.has_value());
   CHECK(role_marker->workspace == d.workspace);
+  CHECK(role_marker->fields.at("database") == d.database);
   if (d.suspend) CHECK(role.sessions == 0);
 
   REQUIRE(cluster.databases.contains(d.database));
@@ -178,6 +180,7 @@ void CheckConverged(FakePostgres& pg, const DesiredTenant& d) {
 
   if (d.suspend) return;  // in-database steps wait for resume
   CHECK(db_marker->fields.at("state") == d.state_digest);
+  CHECK(MarkerSignatureValid(*db_marker, d.marker_key));
   const auto& contents = pg.contents()[d.database];
   for (const auto& extension : d.extensions) CHECK(contents.extensions.contains(extension));
   REQUIRE(contents.applied.size() == d.migrations.size());
@@ -310,13 +313,19 @@ std::vector<Start> Starts() {
          pg.AddRole(d.role, d.password.Reveal());
          pg.AddDatabase(d.database, d.role, "legacy billing");
        }},
-      {"adopted: unmarked superuser role with another password, database owned by postgres",
+      {"adopted: unmarked CREATEDB role with another password, database owned by postgres",
        [](FakePostgres& pg, Inputs& in) {
          in.workspace.database.adopt = true;
          const DesiredTenant d = in.Desired();
-         pg.AddRole(d.role, "legacy-password").superuser = true;
+         pg.AddRole(d.role, "legacy-password").create_db = true;
          pg.AddDatabase(d.database, "postgres");
        }},
+      Drift("database marker forged by the tenant (desired state, no signature)",
+            [](FakePostgres& pg, Inputs& in) {
+              Marker marker = *Marker::Parse(DbOf(pg, in).comment);
+              marker.fields.erase("sig");
+              DbOf(pg, in).comment = marker.Render();
+            }),
       {"operator cannot read pg_authid, fresh",
        [](FakePostgres& pg, Inputs&) { pg.cluster().passwords_visible = false; }},
       {"operator cannot read pg_authid, adopted role with another password",
@@ -535,6 +544,122 @@ TEST_CASE("convergence: blocked tenants are left alone") {
   CHECK(plan.blocked->reason == "DatabaseNotOwned");
 }
 
+// Issue 11, item 8: a tenant rewrites its database's marker to claim the desired state while the
+// database lacks what it says; the next pass looks inside.
+TEST_CASE("convergence: a forged database marker is unknown state; the pass looks inside") {
+  FakePostgres pg;
+  Inputs inputs = Variants().front().inputs;
+  ReconcileOk(pg, inputs.Desired());
+  // The product gains a migration; the tenant, who owns the database, writes the new digest.
+  inputs.migrations.push_back(Mig("0003_invoices.sql", "create table invoices();"));
+  const DesiredTenant desired = inputs.Desired();
+  ObservedDatabase& db = pg.cluster().databases.at("tenant_acme");
+  Marker forged = *Marker::Parse(db.comment);
+  forged.fields["state"] = desired.state_digest;
+  forged.fields["migration"] = "0003";
+  SUBCASE("signature left as it was") { db.comment = forged.Render(); }
+  SUBCASE("signature removed") {
+    forged.fields.erase("sig");
+    db.comment = forged.Render();
+  }
+  ReconcileOk(pg, desired);
+  CHECK(pg.contents()["tenant_acme"].applied.size() == 3);
+  CheckConverged(pg, desired);
+}
+
+// Issue 11, item 10: a migration applied and then deleted from the product.
+TEST_CASE("convergence: a deleted applied migration stalls MigrationMissing, pass after pass") {
+  FakePostgres pg;
+  Inputs inputs = Variants().front().inputs;  // 0001 and 0002
+  std::string missing;
+  SUBCASE("the only migration deleted") {
+    inputs.migrations.pop_back();
+    ReconcileOk(pg, inputs.Desired());
+    inputs.migrations.clear();
+    missing = "0001_init.sql";
+  }
+  SUBCASE("one of two deleted") {
+    ReconcileOk(pg, inputs.Desired());
+    inputs.migrations.pop_back();
+    missing = "0002_orders.sql";
+  }
+  SUBCASE("the only migration deleted, the product without extensions either") {
+    inputs.migrations.pop_back();
+    inputs.product.extensions.clear();
+    inputs.workspace.database.extensions.clear();
+    ReconcileOk(pg, inputs.Desired());
+    inputs.migrations.clear();
+    missing = "0001_init.sql";
+  }
+  const std::string marker_before = pg.cluster().databases.at("tenant_acme").comment;
+  for (int pass = 0; pass < 2; ++pass) {
+    CAPTURE(pass);
+    const auto failure = Reconcile(pg, inputs.Desired());
+    REQUIRE(failure.has_value());
+    CHECK(failure->reason == "MigrationMissing");
+    CHECK(failure->kind == FailureKind::kStalled);
+    CHECK(failure->message.find(missing) != std::string::npos);
+    // The marker still records the old state: nothing calls the workspace converged.
+    CHECK(pg.cluster().databases.at("tenant_acme").comment == marker_before);
+  }
+}
+
+TEST_CASE("convergence: with ignoreMissingMigrations a deleted migration is skipped") {
+  FakePostgres pg;
+  Inputs inputs = Variants().front().inputs;
+  ReconcileOk(pg, inputs.Desired());
+  inputs.migrations.clear();
+  inputs.product.ignore_missing_migrations = true;
+  const DesiredTenant desired = inputs.Desired();
+  CHECK(desired.ignore_missing_migrations);
+  ReconcileOk(pg, desired);
+  CHECK(PlanFor(pg, desired).Empty());
+  CHECK(pg.contents()["tenant_acme"].applied.size() == 2);  // the records stay
+  CHECK(Marker::Parse(pg.cluster().databases.at("tenant_acme").comment)->fields.at("migration") ==
+        "none");
+}
+
+// Issue 11, item 9: identity edits after convergence touch nothing, whatever else is planned.
+TEST_CASE("convergence: an identity edit on a converged workspace stalls and changes nothing") {
+  FakePostgres pg;
+  AddAdmin(pg);
+  Inputs inputs = Variants().front().inputs;
+  ReconcileOk(pg, inputs.Desired());
+  // What the tenant database holds stands for its rows.
+  pg.contents()["tenant_acme"].applied.push_back({"9999", "9999_rows.sql", "rows"});
+  std::string field;
+  SUBCASE("spec.database.name") {
+    inputs.workspace.database.name = "tenant_acme_v2";
+    field = "spec.database.name";
+  }
+  SUBCASE("spec.database.owner") {
+    inputs.workspace.database.owner = "owner_acme";
+    field = "spec.database.owner";
+  }
+  SUBCASE("spec.product") {
+    inputs.workspace.product = "crm";
+    field = "spec.product";
+  }
+  SUBCASE("spec.database.name, with adopt and a database of that name") {
+    inputs.workspace.database.name = "tenant_acme_v2";
+    inputs.workspace.database.adopt = true;
+    pg.AddDatabase("tenant_acme_v2", "postgres");
+    field = "spec.database.name";
+  }
+  const ObservedCluster before = *pg.Observe();
+  const Plan plan = PlanFor(pg, inputs.Desired());
+  REQUIRE(plan.blocked.has_value());
+  CHECK(plan.blocked->reason == "ImmutableField");
+  CHECK(plan.blocked->message.find(field + " was ") != std::string::npos);
+  CHECK(plan.actions.empty());
+  const ObservedCluster after = *pg.Observe();
+  CHECK(after.roles.size() == before.roles.size());
+  CHECK(after.databases.size() == before.databases.size());
+  CHECK(after.roles.contains("user_acme"));
+  CHECK_FALSE(after.roles.contains("owner_acme"));
+  CHECK(pg.contents()["tenant_acme"].applied.size() == 3);
+}
+
 TEST_CASE("FakePostgres behaves like the server where the plan relies on it") {
   FakePostgres pg;
   const DesiredTenant desired = FullDesired();
@@ -583,6 +708,20 @@ TEST_CASE("FakePostgres behaves like the server where the plan relies on it") {
   pg.SetAvailableExtensions({"pg_trgm"});
   CHECK_FALSE(pg.Apply(EnsureExtensions{desired.database, {"pg_trgm", "postgis"}}).ok());
   CHECK(pg.contents()[desired.database].extensions.empty());
+}
+
+}  // namespace
+}  // namespace tmaster::postgres
+
+namespace tmaster::postgres {
+namespace {
+
+// Issue 11: the derived tenant password is one of the secrets every outgoing message is
+// scrubbed of.
+TEST_CASE("BuildDesired registers the derived password with the process's scrubber") {
+  const DesiredTenant desired = FullDesired();
+  const std::string echoed = "password authentication failed: " + desired.password.Reveal();
+  CHECK(ScrubProcessSecrets(echoed).find(desired.password.Reveal()) == std::string::npos);
 }
 
 }  // namespace

@@ -20,8 +20,10 @@ migrations::Migration Mig(const std::string& file, const std::string& sql) {
           std::make_shared<const std::string>(sql)};
 }
 
+const Secret kMasterKey("plan-test-master-key");
+
 Secret PasswordOf(int rotation) {
-  return DerivePassword(Secret("plan-test-master-key"), "default", "user_acme", rotation);
+  return DerivePassword(kMasterKey, "default", "user_acme", rotation);
 }
 
 // PBKDF2 is the slow part of a row; each distinct (password, salt) is computed once.
@@ -38,6 +40,7 @@ std::string Verifier(const std::string& password, const std::string& salt = "012
 DesiredTenant Desired() {
   DesiredTenant d;
   d.workspace = "acme";
+  d.product = "erp";
   d.cluster = "default";
   d.database = "tenant_acme";
   d.role = "user_acme";
@@ -47,6 +50,7 @@ DesiredTenant Desired() {
   d.migrations = {Mig("0001_init.sql", "create table a();"),
                   Mig("0002_orders.sql", "create table orders();")};
   d.state_digest = "0123456789abcdef";
+  d.marker_key = MarkerKey(kMasterKey);
   return d;
 }
 
@@ -56,8 +60,18 @@ std::string RoleMarker(const std::string& workspace, const std::optional<std::st
   return marker.Render();
 }
 
+// The database marker a pass of Desired() writes once the in-database steps reached `state`:
+// the identity it converged with, signed with the key derived from the master key.
+Marker UnsignedDatabaseMarker(const std::string& workspace, const std::string& state) {
+  return Marker{workspace,
+                {{"cluster", "default"},
+                 {"product", "erp"},
+                 {"owner", "user_acme"},
+                 {"migration", "0002"},
+                 {"state", state}}};
+}
 std::string DatabaseMarker(const std::string& workspace, const std::string& state) {
-  return Marker{workspace, {{"migration", "0002"}, {"state", state}}}.Render();
+  return SignMarker(UnsignedDatabaseMarker(workspace, state), MarkerKey(kMasterKey)).Render();
 }
 
 // What the catalog shows once `d` is reached.
@@ -105,6 +119,12 @@ void CheckFinalDatabaseMarker(const Plan& plan, const DesiredTenant& d,
   CHECK(marker.workspace == d.workspace);
   CHECK(marker.fields.at("state") == d.state_digest);
   CHECK(marker.fields.at("migration") == migration);
+  // The identity it converged with, and a signature the tenant cannot forge.
+  CHECK(marker.fields.at("cluster") == d.cluster);
+  CHECK(marker.fields.at("product") == d.product);
+  CHECK(marker.fields.at("owner") == d.role);
+  CHECK(MarkerSignatureValid(marker, d.marker_key));
+  CHECK_FALSE(MarkerSignatureValid(marker, MarkerKey(Secret("another-master-key"))));
 }
 
 void CheckInDatabaseSteps(const Plan& plan, const DesiredTenant& d) {
@@ -128,7 +148,8 @@ void CheckInDatabaseSteps(const Plan& plan, const DesiredTenant& d) {
     }
   }
   CHECK(saw_extensions == !d.extensions.empty());
-  CHECK(saw_migrations == !d.migrations.empty());
+  // Without migrations the ledger is still read when the database already existed.
+  if (!d.migrations.empty()) CHECK(saw_migrations);
   CheckFinalDatabaseMarker(plan, d, d.migrations.empty() ? "none" : d.migrations.back().version);
 }
 
@@ -166,6 +187,38 @@ struct Row {
 void Keep(DesiredTenant&) {}
 void Same(ObservedCluster&, const DesiredTenant&) {}
 void NoCheck(const Plan&, const DesiredTenant&) {}
+
+// The blocked plan's message contains each of `parts`.
+Row::Check Says(std::vector<std::string> parts) {
+  return [parts = std::move(parts)](const Plan& p, const DesiredTenant&) {
+    REQUIRE(p.blocked.has_value());
+    for (const auto& part : parts) {
+      CAPTURE(part);
+      CHECK(p.blocked->message.find(part) != std::string::npos);
+    }
+  };
+}
+
+// An adopting spec whose role and database were made by hand (no markers).
+void Adopting(DesiredTenant& d) { d.adopt = true; }
+void Unmarked(ObservedCluster& o, const DesiredTenant&) {
+  o.roles.at("user_acme").comment = "";
+  o.databases.at("tenant_acme").comment = "";
+  o.databases.at("tenant_acme").owner = "postgres";
+}
+// Adopting an existing database named `name` (the role is ours).
+Row::Desire AdoptingDatabase(std::string name) {
+  return [name = std::move(name)](DesiredTenant& d) {
+    d.adopt = true;
+    d.database = name;
+  };
+}
+Row::Observe HandMadeDatabase(std::string name) {
+  return [name = std::move(name)](ObservedCluster& o, const DesiredTenant&) {
+    o.databases.clear();
+    o.databases[name] = {name, "postgres", "UTF8", true, true, ""};
+  };
+}
 
 ObservedRole& Role(ObservedCluster& o) { return o.roles.at("user_acme"); }
 ObservedDatabase& Db(ObservedCluster& o) { return o.databases.at("tenant_acme"); }
@@ -318,6 +371,7 @@ std::vector<Row> Rows() {
          CHECK(marker.workspace == "acme");
          CHECK(marker.fields ==
                std::map<std::string, std::string>{
+                   {"database", "tenant_acme"},
                    {"pw", PasswordMemo(d.password, Verifier(d.password.Reveal()))}});
        }},
       {"back after a Retain reclaim, suspended: logins stay closed, the marker is cleared",
@@ -354,6 +408,7 @@ std::vector<Row> Rows() {
          const Marker marker = ParsedMarker(Nth<SetRoleMarker>(p, 0).marker);
          CHECK(marker.fields ==
                std::map<std::string, std::string>{
+                   {"database", "tenant_acme"},
                    {"pw", PasswordMemo(d.password, Verifier(d.password.Reveal()))}});
        }},
       {"drift: md5 password",
@@ -443,16 +498,85 @@ std::vector<Row> Rows() {
          CheckInDatabaseSteps(p, d);
          CheckFinalDatabaseMarker(p, d, "0003");
        }},
-      {"spec: no extensions, no migrations, stale state: marker only",
+      // Issue 11, item 10: the product's last migration deleted. Its database still records it,
+      // so the ledger is read (ApplyMigrations of nothing stalls MigrationMissing) before the
+      // marker may say `migration=none`.
+      {"spec: no extensions, no migrations left, stale state: the ledger is read, then the marker",
        [](DesiredTenant& d) {
          d.extensions.clear();
          d.migrations.clear();
          d.state_digest = "2222222222222222";
        },
        Same,
-       {"SetDatabaseMarker"},
+       {"ApplyMigrations", "SetDatabaseMarker"},
        "",
-       [](const Plan& p, const DesiredTenant& d) { CheckFinalDatabaseMarker(p, d, "none"); }},
+       [](const Plan& p, const DesiredTenant& d) {
+         const auto& apply = Nth<ApplyMigrations>(p, 0);
+         CHECK(apply.migrations.empty());
+         CHECK(apply.role == d.role);
+         CHECK_FALSE(apply.ignore_missing);
+         CheckFinalDatabaseMarker(p, d, "none");
+       }},
+      {"spec: one migration of two deleted: ApplyMigrations of the one left",
+       [](DesiredTenant& d) {
+         d.migrations.pop_back();
+         d.state_digest = "2323232323232323";
+       },
+       Same, kInDb, "",
+       [](const Plan& p, const DesiredTenant& d) {
+         CHECK(Nth<ApplyMigrations>(p, 1).migrations.size() == 1);
+         CheckFinalDatabaseMarker(p, d, "0001");
+       }},
+      {"product ignoreMissingMigrations: carried to ApplyMigrations",
+       [](DesiredTenant& d) {
+         d.migrations.clear();
+         d.ignore_missing_migrations = true;
+         d.state_digest = "2424242424242424";
+       },
+       Same,
+       {"EnsureExtensions", "ApplyMigrations", "SetDatabaseMarker"},
+       "",
+       [](const Plan& p, const DesiredTenant&) { CHECK(Nth<ApplyMigrations>(p, 1).ignore_missing); }},
+      {"fresh, product without migrations: no ledger to read in a database made now",
+       [](DesiredTenant& d) { d.migrations.clear(); },
+       [](ObservedCluster& o, const DesiredTenant&) {
+         o.roles.erase("user_acme");
+         o.databases.clear();
+       },
+       {"CreateRole", "CreateDatabase", "EnsureExtensions", "SetDatabaseMarker"},
+       "",
+       [](const Plan& p, const DesiredTenant& d) {
+         CHECK(Nth<EnsureExtensions>(p, 2).role == d.role);
+         CHECK(Nth<CreateRole>(p, 0).marker_fields ==
+               std::map<std::string, std::string>{{"database", "tenant_acme"}});
+         // The claim records the identity and is signed, but has no state: not trusted yet.
+         const Marker claim = ParsedMarker(Nth<CreateDatabase>(p, 1).marker);
+         CHECK(claim.fields.at("owner") == "user_acme");
+         CHECK(claim.fields.at("product") == "erp");
+         CHECK(claim.fields.at("cluster") == "default");
+         CHECK(MarkerSignatureValid(claim, d.marker_key));
+       }},
+      // Issue 11, item 8: the tenant owns its database and can COMMENT ON it.
+      {"forged marker: the desired digest without a signature: in-database steps", Keep,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Db(o).comment = UnsignedDatabaseMarker(d.workspace, d.state_digest).Render();
+       },
+       kInDb, "", [](const Plan& p, const DesiredTenant& d) { CheckInDatabaseSteps(p, d); }},
+      {"forged marker: a stale signed marker whose state= was rewritten to the desired digest",
+       Keep,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Marker marker = ParsedMarker(DatabaseMarker(d.workspace, "fedcba9876543210"));
+         marker.fields["state"] = d.state_digest;
+         Db(o).comment = marker.Render();
+       },
+       kInDb, "", [](const Plan& p, const DesiredTenant& d) { CheckInDatabaseSteps(p, d); }},
+      {"forged marker: signed with a key of another master key", Keep,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Db(o).comment = SignMarker(UnsignedDatabaseMarker(d.workspace, d.state_digest),
+                                    MarkerKey(Secret("not-our-master-key")))
+                             .Render();
+       },
+       kInDb, "", NoCheck},
       {"deep: in-database steps although the state matches", Keep, Same, kInDb, "",
        [](const Plan& p, const DesiredTenant& d) { CheckInDatabaseSteps(p, d); },
        PlanOptions{.deep = true}},
@@ -520,16 +644,30 @@ std::vector<Row> Rows() {
          CHECK_FALSE(claim.fields.contains("state"));
          CheckInDatabaseSteps(p, d);
        }},
-      {"adopt: other password, other owner, superuser", [](DesiredTenant& d) { d.adopt = true; },
+      {"adopt: other password, other owner, other connection limit",
+       [](DesiredTenant& d) { d.adopt = true; },
        [](ObservedCluster& o, const DesiredTenant&) {
          Role(o).comment = "";
-         Role(o).superuser = true;
+         Role(o).connection_limit = 3;
          Role(o).verifier = Verifier("legacy");
          Db(o).comment = "";
          Db(o).owner = "postgres";
        },
        Then({"AlterRole", "SetRolePassword", "AlterDatabaseOwner", "SetDatabaseMarker"}, kInDb), "",
-       NoCheck},
+       [](const Plan& p, const DesiredTenant&) {
+         CHECK(Nth<SetRolePassword>(p, 1).marker_fields ==
+               std::map<std::string, std::string>{{"database", "tenant_acme"}});
+       }},
+      {"adopt within the cluster's adoptPattern",
+       [](DesiredTenant& d) {
+         d.adopt = true;
+         d.adopt_policy.pattern = "*_acme";
+       },
+       [](ObservedCluster& o, const DesiredTenant&) {
+         Role(o).comment = "";
+         Db(o).comment = "";
+       },
+       Then({"SetRoleMarker", "SetDatabaseMarker"}, kInDb), "", NoCheck},
       {"adopt: role missing, unmarked database", [](DesiredTenant& d) { d.adopt = true; },
        [](ObservedCluster& o, const DesiredTenant&) {
          o.roles.erase("user_acme");
@@ -555,6 +693,15 @@ std::vector<Row> Rows() {
        [](DesiredTenant& d) { d.adopt = true; },
        Same,
        {},
+       "",
+       NoCheck},
+      {"a role we made, marked for this workspace, later made superuser: reset, not refused",
+       [](DesiredTenant& d) { d.adopt = true; },
+       [](ObservedCluster& o, const DesiredTenant&) {
+         Role(o).superuser = true;
+         Role(o).create_role = true;
+       },
+       {"AlterRole"},
        "",
        NoCheck},
       {"blocked: unmarked role",
@@ -630,6 +777,202 @@ std::vector<Row> Rows() {
        },
        {},
        "DatabaseEncodingMismatch",
+       NoCheck},
+      // Issue 11, item 4: adopt with limits. Each refusal plans nothing at all.
+      {"adopt refused: a superuser",
+       Adopting,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Unmarked(o, d);
+         Role(o).superuser = true;
+       },
+       {},
+       "AdoptRefused",
+       Says({"role \"user_acme\" on cluster \"default\" is a superuser; tenant-master never "
+             "adopts a privileged role (workspace \"acme\")"})},
+      {"adopt refused: CREATEROLE",
+       Adopting,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Unmarked(o, d);
+         Role(o).create_role = true;
+       },
+       {},
+       "AdoptRefused",
+       Says({"role \"user_acme\"", "has CREATEROLE"})},
+      {"adopt refused: REPLICATION",
+       Adopting,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Unmarked(o, d);
+         Role(o).replication = true;
+       },
+       {},
+       "AdoptRefused",
+       Says({"has REPLICATION"})},
+      {"adopt refused: BYPASSRLS",
+       Adopting,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Unmarked(o, d);
+         Role(o).bypass_rls = true;
+       },
+       {},
+       "AdoptRefused",
+       Says({"has BYPASSRLS"})},
+      {"adopt refused: a member of a privileged role",
+       Adopting,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Unmarked(o, d);
+         Role(o).privileged_member = true;
+       },
+       {},
+       "AdoptRefused",
+       Says({"is a member of a privileged role"})},
+      {"adopt refused: the operator's own role",
+       Adopting,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Unmarked(o, d);
+         o.operator_role = "user_acme";
+       },
+       {},
+       "AdoptRefused",
+       Says({"role \"user_acme\"", "is the operator's own role"})},
+      {"refused without adopt: the operator's own role, even marked for this workspace",
+       Keep,
+       [](ObservedCluster& o, const DesiredTenant&) { o.operator_role = "user_acme"; },
+       {},
+       "AdoptRefused",
+       Says({"is the operator's own role"})},
+      {"adopt refused: database postgres",
+       AdoptingDatabase("postgres"),
+       HandMadeDatabase("postgres"),
+       {},
+       "AdoptRefused",
+       Says({"database \"postgres\"", "maintenance database"})},
+      {"adopt refused: database template1",
+       AdoptingDatabase("template1"),
+       HandMadeDatabase("template1"),
+       {},
+       "AdoptRefused",
+       Says({"database \"template1\"", "template database"})},
+      {"adopt refused: any template* database",
+       AdoptingDatabase("template_erp"),
+       HandMadeDatabase("template_erp"),
+       {},
+       "AdoptRefused",
+       Says({"database \"template_erp\"", "named like a template database"})},
+      {"adopt refused: the store database",
+       AdoptingDatabase("tenant_master"),
+       HandMadeDatabase("tenant_master"),
+       {},
+       "AdoptRefused",
+       Says({"database \"tenant_master\"", "the operator's store database"})},
+      {"adopt refused: the store database under the name the store's DSN gives",
+       [](DesiredTenant& d) {
+         d.adopt = true;
+         d.database = "ops_store";
+         d.adopt_policy.store_database = "ops_store";
+       },
+       HandMadeDatabase("ops_store"),
+       {},
+       "AdoptRefused",
+       Says({"database \"ops_store\"", "store database"})},
+      {"adopt refused: a role outside the cluster's adoptPattern",
+       [](DesiredTenant& d) {
+         d.adopt = true;
+         d.adopt_policy.pattern = "legacy_*";
+       },
+       Unmarked,
+       {},
+       "AdoptRefused",
+       Says({"role \"user_acme\"", "does not match the cluster's adoptPattern \"legacy_*\""})},
+      {"adopt refused: a database outside the cluster's adoptPattern",
+       [](DesiredTenant& d) {
+         d.adopt = true;
+         d.adopt_policy.pattern = "user_*";
+       },
+       Unmarked,
+       {},
+       "AdoptRefused",
+       Says({"database \"tenant_acme\"", "adoptPattern \"user_*\""})},
+      // Issue 11, item 9: identity is immutable once converged; the plan touches nothing.
+      {"ImmutableField: spec.database.name renamed",
+       [](DesiredTenant& d) { d.database = "tenant_acme_v2"; },
+       Same,
+       {},
+       "ImmutableField",
+       Says({"workspace \"acme\": spec.database.name was \"tenant_acme\" and is now "
+             "\"tenant_acme_v2\"",
+             "database \"tenant_acme\" on cluster \"default\" holds its data"})},
+      {"ImmutableField: spec.database.name renamed to a database adopt could take",
+       [](DesiredTenant& d) {
+         d.database = "tenant_acme_v2";
+         d.adopt = true;
+       },
+       [](ObservedCluster& o, const DesiredTenant&) {
+         o.databases["tenant_acme_v2"] = {"tenant_acme_v2", "postgres", "UTF8", true, true, ""};
+       },
+       {},
+       "ImmutableField",
+       Says({"spec.database.name was \"tenant_acme\""})},
+      {"ImmutableField: spec.database.owner changed",
+       [](DesiredTenant& d) { d.role = "owner_acme"; },
+       Same,
+       {},
+       "ImmutableField",
+       Says({"spec.database.owner was \"user_acme\" and is now \"owner_acme\""})},
+      {"ImmutableField: spec.product changed",
+       [](DesiredTenant& d) { d.product = "crm"; },
+       Same,
+       {},
+       "ImmutableField",
+       Says({"spec.product was \"erp\" and is now \"crm\""})},
+      {"ImmutableField: spec.database.cluster changed (a second name of the same server)",
+       [](DesiredTenant& d) { d.cluster = "replica-name"; },
+       Same,
+       {},
+       "ImmutableField",
+       Says({"spec.database.cluster was \"default\" and is now \"replica-name\""})},
+      {"ImmutableField: every changed field is named",
+       [](DesiredTenant& d) {
+         d.product = "crm";
+         d.database = "tenant_crm";
+         d.role = "user_crm";
+       },
+       Same,
+       {},
+       "ImmutableField",
+       Says({"spec.product was \"erp\"", "spec.database.name was \"tenant_acme\"",
+             "spec.database.owner was \"user_acme\""})},
+      {"ImmutableField: an unsigned converged marker, the owner's role marker tells the change",
+       [](DesiredTenant& d) { d.role = "owner_acme"; },
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Db(o).comment = Marker{d.workspace, {{"migration", "0002"}, {"state", "x"}}}.Render();
+       },
+       {},
+       "ImmutableField",
+       Says({"spec.database.owner was \"user_acme\" and is now \"owner_acme\""})},
+      {"identity: never converged (a claim without state=): the owner may still change",
+       [](DesiredTenant& d) { d.role = "owner_acme"; },
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         Marker claim = UnsignedDatabaseMarker(d.workspace, "");
+         claim.fields.erase("state");
+         claim.fields.erase("migration");
+         Db(o).comment = SignMarker(claim, d.marker_key).Render();
+         o.roles.erase("user_acme");
+       },
+       Then({"CreateRole", "AlterDatabaseOwner"}, kInDb),
+       "",
+       NoCheck},
+      {"identity: another tenant's database forged as this workspace's does not stall it",
+       Keep,
+       [](ObservedCluster& o, const DesiredTenant& d) {
+         o.roles.erase("user_acme");
+         o.databases.clear();
+         // What globex's tenant can write on its own database: no valid signature.
+         o.databases["tenant_globex"] = {"tenant_globex", "user_globex", "UTF8", false, false,
+                                         UnsignedDatabaseMarker(d.workspace, d.state_digest)
+                                             .Render()};
+       },
+       Then({"CreateRole", "CreateDatabase"}, kInDb),
+       "",
        NoCheck},
   };
 }

@@ -190,7 +190,8 @@ TEST_CASE("reclaim Retain: role NOLOGIN, sessions ended, marker records it, data
   CHECK(marker.workspace == "acme");
   CHECK(MarkedRetained(marker));
   CHECK(marker.fields.at("pw") == marker_before.fields.at("pw"));  // other fields kept
-  CHECK(marker.fields.size() == 2);
+  CHECK(marker.fields.at("database") == "tenant_acme");
+  CHECK(marker.fields.size() == 3);
 
   REQUIRE(pg.cluster().databases.contains(acme.database));
   const ObservedDatabase& database = pg.cluster().databases.at(acme.database);
@@ -333,6 +334,59 @@ TEST_CASE("reclaim never touches an object that is not marked for the removed wo
   }
   CHECK(pg.cluster().databases.contains(world.acme.database));
   CHECK(pg.cluster().roles.at(world.acme.role).can_login);
+}
+
+// Issue 11, item 4: a marker proves little (anyone with CREATEROLE writes one), so reclaim never
+// drops or locks the operator's own role or a privileged one, nor PostgreSQL's own database.
+TEST_CASE("reclaim refuses the operator's role, a privileged role and postgres, even marked") {
+  World world;
+  FakePostgres& pg = world.pg;
+  ObservedRole& role = pg.cluster().roles.at(world.acme.role);
+  ReclaimTarget retain = Target(ReclaimPolicy::kRetain);
+  ReclaimTarget remove = Target(ReclaimPolicy::kDelete);
+  std::string why;
+  SUBCASE("the operator's own role") {
+    pg.cluster().operator_role = world.acme.role;
+    why = "role \"user_acme\" on cluster \"default\" is the operator's own role";
+  }
+  SUBCASE("a superuser") {
+    role.superuser = true;
+    why = "is a superuser";
+  }
+  SUBCASE("CREATEROLE") {
+    role.create_role = true;
+    why = "has CREATEROLE";
+  }
+  SUBCASE("REPLICATION") {
+    role.replication = true;
+    why = "has REPLICATION";
+  }
+  SUBCASE("BYPASSRLS") {
+    role.bypass_rls = true;
+    why = "has BYPASSRLS";
+  }
+  SUBCASE("a member of a privileged role") {
+    role.privileged_member = true;
+    why = "is a member of a privileged role";
+  }
+  SUBCASE("database postgres, marked for the workspace") {
+    ObservedDatabase postgres_db{"postgres", "postgres", "UTF8", true, true,
+                                 Marker{"acme", {}}.Render()};
+    pg.cluster().databases["postgres"] = postgres_db;
+    retain.database = remove.database = "postgres";
+    why = "database \"postgres\" on cluster \"default\" is PostgreSQL's own";
+  }
+  const ObservedCluster before = Observe(pg);
+  for (const ReclaimTarget& target : {retain, remove}) {
+    CAPTURE(std::string(manifests::ToString(target.policy)));
+    const Plan plan = ReclaimPlan(pg, target);
+    REQUIRE(plan.blocked.has_value());
+    CHECK(plan.blocked->reason == "NotOwned");
+    CHECK_MESSAGE(plan.blocked->message.find(why) != std::string::npos, plan.blocked->message);
+    CHECK(plan.actions.empty());
+  }
+  CHECK(pg.cluster().roles.at(world.acme.role).can_login);
+  CHECK(pg.cluster().databases.size() == before.databases.size());
 }
 
 TEST_CASE("reclaim converges whichever apply call fails first") {
