@@ -618,8 +618,6 @@ TEST_CASE("http: Stop right after Start does not hang") {
   }
 }
 
-}  // namespace tmaster::controller
-
 TEST_CASE("http: a registered secret in a status, an event, a source or /readyz is served redacted") {
   const std::string secret = "http-egress-secret-\"quoted\\-4711";
   RegisterProcessSecret(secret);
@@ -647,8 +645,8 @@ TEST_CASE("http: a registered secret in a status, an event, a source or /readyz 
   REQUIRE(f.store.PutSourceStatus(source).ok());
   f.SetReadiness({false, {"store: " + secret}});
 
-  for (const char* path : {"/api/v1/workspaces", "/api/v1/workspaces/acme", "/api/v1/events",
-                           "/api/v1/sources", "/readyz"}) {
+  for (const std::string path : {"/api/v1/workspaces", "/api/v1/workspaces/acme",
+                                 "/api/v1/events", "/api/v1/sources", "/readyz"}) {
     CAPTURE(path);
     const auto res = f.Get(path);
     REQUIRE(res);
@@ -656,3 +654,5 @@ TEST_CASE("http: a registered secret in a status, an event, a source or /readyz 
     CHECK(res->body.find("<redacted>") != std::string::npos);
   }
 }
+
+}  // namespace tmaster::controller
