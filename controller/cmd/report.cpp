@@ -47,7 +47,7 @@ void WriteReport(std::ostream& out, const std::vector<manifests::Diagnostic>& di
     const bool stack = o.kind == "stack";
     out << "orphan: " << o.kind << " \"" << o.name << "\" on " << (stack ? "" : "cluster \"")
         << o.cluster << (stack ? "" : "\"") << " is marked for workspace \"" << o.workspace
-        << "\", which no source declares; left untouched\n";
+        << "\", " << o.why << "; left untouched\n";
   }
   for (const auto& line : report.pruned) out << "deleted: " << line << '\n';
   if (report.prune_blocked) {
