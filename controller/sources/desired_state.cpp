@@ -88,12 +88,26 @@ std::set<std::string> DesiredState::DeletingNames() const {
   return deleting_;
 }
 
+void DesiredState::HoldStackRemovals(const std::string& source, std::set<std::string> names) {
+  const std::lock_guard lock(mutex_);
+  held_stack_removals_[source] = std::move(names);
+}
+
+bool DesiredState::StackRemovalHeld(const std::string& name) const {
+  const std::lock_guard lock(mutex_);
+  for (const auto& [source, names] : held_stack_removals_) {
+    if (names.count(name) != 0) return true;
+  }
+  return false;
+}
+
 void DesiredState::Clear() {
   const std::lock_guard lock(mutex_);
   declared_.clear();
   rejected_.clear();
   deleting_.clear();
   stored_.clear();
+  held_stack_removals_.clear();
 }
 
 }  // namespace tmaster::controller

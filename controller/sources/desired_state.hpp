@@ -79,6 +79,12 @@ class DesiredState {
   [[nodiscard]] std::size_t DeletingCount() const;
   [[nodiscard]] std::set<std::string> DeletingNames() const;
 
+  /// The stack removals (a workspace switched to shared, or moved to another endpoint) that the
+  /// last sync of `source` held back under the deletion guard; replaces that source's earlier set.
+  void HoldStackRemovals(const std::string& source, std::set<std::string> names);
+  /// True while the workspace's stack removal is held back by the deletion guard.
+  [[nodiscard]] bool StackRemovalHeld(const std::string& name) const;
+
   /// Drops everything (the term ended).
   void Clear();
 
@@ -88,6 +94,7 @@ class DesiredState {
   std::map<std::string, Rejection> rejected_;
   std::set<std::string> deleting_;
   std::map<std::string, StoredWorkspace> stored_;
+  std::map<std::string, std::set<std::string>> held_stack_removals_;  ///< by source
 };
 
 }  // namespace tmaster::controller

@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+
 #include "common/crypto.hpp"
+#include "common/text.hpp"
 #include "controller/runtime/deletion_guard.hpp"
 #include "controller/store/spec_json.hpp"
 #include "reconcilers/migrations/migrations.hpp"
@@ -83,7 +86,7 @@ Status Sync::UpsertDeclared(Pass& pass, const manifests::Workspace& workspace,
   if (existing) {
     known = StoredWorkspace{workspace.name,        existing->source,     existing->revision, "",
                             existing->spec_digest, existing->generation, std::nullopt,
-                            std::nullopt};
+                            std::nullopt, std::nullopt};
   } else {
     known = deps_.desired->StoredAtStart(workspace.name);
   }
@@ -145,8 +148,45 @@ Status Sync::GuardDeletions(Pass& pass, SyncVerdict& verdict) {
   for (const StoredWorkspace& w : *stored) {
     if (!w.deleting_since) live.insert(w.name);
   }
-  const GuardDecision decision =
+  GuardDecision decision =
       DecideDeletions(live, pass.parsed, options_.max_deletions_per_sync, /*confirmed=*/false);
+  // A workspace switched to shared (or moved to another endpoint) loses its stack: a deletion
+  // too, so a bad commit that flips many workspaces is held like one that removes them.
+  std::map<std::string, int> stack_endpoints;
+  for (const StoredWorkspace& w : *stored) {
+    if (w.stack_endpoint) stack_endpoints.emplace(w.name, *w.stack_endpoint);
+  }
+  std::set<std::string> stack_removals;
+  for (const manifests::Workspace& workspace : pass.fleet.workspaces) {
+    const auto endpoint = stack_endpoints.find(workspace.name);
+    if (endpoint == stack_endpoints.end()) continue;
+    if (!workspace.dedicated || workspace.dedicated->endpoint != endpoint->second) {
+      stack_removals.insert(workspace.name);
+    }
+  }
+  const std::size_t deletions =
+      (decision.allowed ? decision.to_delete.size() : decision.withheld.size()) +
+      stack_removals.size();
+  if (decision.allowed && !stack_removals.empty() &&
+      (options_.max_deletions_per_sync <= 0 ||
+       deletions > static_cast<std::size_t>(options_.max_deletions_per_sync))) {
+    decision.allowed = false;
+    decision.withheld = decision.to_delete;
+    decision.to_delete.clear();
+    decision.reason = kDeletionGuardReason;
+    decision.message = std::to_string(deletions) + " deletion(s) in one sync (" +
+                       std::to_string(stack_removals.size()) +
+                       " of them stacks of workspaces switched to shared or to another endpoint, "
+                       "first " + Quoted(*stack_removals.begin()) +
+                       ") exceed reconcile.maxDeletionsPerSync " +
+                       std::to_string(options_.max_deletions_per_sync) +
+                       "; nothing is deleted until the manifests change back or the limit is raised";
+  }
+  deps_.desired->HoldStackRemovals(pass.source,
+                                   decision.allowed ? std::set<std::string>{} : stack_removals);
+  if (decision.allowed) {  // also those held by an earlier sync, whose spec did not change now
+    pass.enqueue.insert(pass.enqueue.end(), stack_removals.begin(), stack_removals.end());
+  }
   if (!decision.allowed) {
     verdict.ready = false;
     verdict.reason = decision.reason;

@@ -47,6 +47,10 @@ struct StoredWorkspace {
   std::optional<std::string> deleting_since;
   /// Recorded by `RecordIdentity` at the first convergence; nullopt before it.
   std::optional<WorkspaceIdentity> identity;
+  /// The Portainer endpoint its stack was last converged on (`RecordStackEndpoint`); nullopt
+  /// when it has none. A workspace switched to shared, or moved to another endpoint, gets the
+  /// stack there removed.
+  std::optional<int> stack_endpoint;
 };
 
 /// What the controller last observed and decided for one workspace
@@ -128,6 +132,10 @@ class Store {
   /// Stalled `WorkspaceNotFound` when absent.
   virtual Outcome<StoredWorkspace> RecordIdentity(const std::string& name,
                                                   const WorkspaceIdentity& identity) = 0;
+  /// Records where the workspace's stack now lives (nullopt: it has none). Stalled
+  /// `WorkspaceNotFound` when absent.
+  virtual Outcome<Done> RecordStackEndpoint(const std::string& name,
+                                            std::optional<int> endpoint) = 0;
   /// Forgets the workspace and its status (its events stay, as history). true when it existed.
   virtual Outcome<bool> Remove(const std::string& name) = 0;
 

@@ -121,6 +121,8 @@ class LibpqStore final : public Store {
   Outcome<StoredWorkspace> CancelDeleting(const std::string& name) override;
   Outcome<StoredWorkspace> RecordIdentity(const std::string& name,
                                           const WorkspaceIdentity& identity) override;
+  Outcome<Done> RecordStackEndpoint(const std::string& name,
+                                    std::optional<int> endpoint) override;
   Outcome<bool> Remove(const std::string& name) override;
   Outcome<Done> PutStatus(const WorkspaceStatus& status) override;
   Outcome<std::optional<WorkspaceStatus>> GetStatus(const std::string& name) override;

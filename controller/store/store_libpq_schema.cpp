@@ -101,6 +101,7 @@ ALTER TABLE tm_workspaces
   ADD COLUMN identity_cluster text,
   ADD COLUMN identity_database text,
   ADD COLUMN identity_owner text,
+  ADD COLUMN stack_endpoint integer,
   ADD CONSTRAINT tm_workspaces_identity_whole CHECK (
     (identity_product IS NULL) = (identity_cluster IS NULL) AND
     (identity_product IS NULL) = (identity_database IS NULL) AND

@@ -12,7 +12,7 @@ namespace {
 constexpr std::string_view kWorkspaceColumns =
     "name, source, revision, spec_json, spec_digest, generation,"
     " to_char(deleting_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-    " identity_product, identity_cluster, identity_database, identity_owner";
+    " identity_product, identity_cluster, identity_database, identity_owner, stack_endpoint";
 
 const std::string kUpsertSpec =
     "INSERT INTO tm_workspaces AS w (name, source, revision, spec_json, spec_digest, generation)"
@@ -46,6 +46,8 @@ const std::string kRecordIdentity =
     " identity_database = $4, identity_owner = $5"
     " WHERE name = $1 AND identity_product IS NULL RETURNING " +
     std::string(kWorkspaceColumns);
+constexpr std::string_view kRecordStackEndpoint =
+    "UPDATE tm_workspaces SET stack_endpoint = $2::integer WHERE name = $1";
 constexpr std::string_view kRemove =
     "WITH s AS (DELETE FROM tm_workspace_status WHERE name = $1)"
     " DELETE FROM tm_workspaces WHERE name = $1";
@@ -78,6 +80,11 @@ Outcome<StoredWorkspace> WorkspaceAt(PGresult* res, int row) {
   if (PQgetisnull(res, row, 7) == 0) {
     workspace.identity = WorkspaceIdentity{PQgetvalue(res, row, 7), PQgetvalue(res, row, 8),
                                            PQgetvalue(res, row, 9), PQgetvalue(res, row, 10)};
+  }
+  if (PQgetisnull(res, row, 11) == 0) {
+    auto endpoint = ParseInt(PQgetvalue(res, row, 11));
+    if (!endpoint) return BadValue("tm_workspaces.stack_endpoint");
+    workspace.stack_endpoint = static_cast<int>(*endpoint);
   }
   return workspace;
 }
@@ -168,6 +175,21 @@ Outcome<StoredWorkspace> LibpqStore::RecordIdentity(const std::string& name,
                  return Failure::Stalled("WorkspaceNotFound", "no workspace of that name is stored");
                }
                return WorkspaceAt(stored->get(), 0);
+             });
+}
+
+Outcome<Done> LibpqStore::RecordStackEndpoint(const std::string& name,
+                                              std::optional<int> endpoint) {
+  return Run("record the stack endpoint of workspace " + Quoted(name),
+             [&](PGconn* conn) -> Outcome<Done> {
+               std::vector<std::optional<std::string>> params = {name, std::nullopt};
+               if (endpoint) params[1] = std::to_string(*endpoint);
+               auto result = connector_.ExecNullable(conn, kRecordStackEndpoint, params);
+               if (!result) return result.failure();
+               if (std::string_view(PQcmdTuples(result->get())) == "0") {
+                 return Failure::Stalled("WorkspaceNotFound", "no workspace of that name is stored");
+               }
+               return Done{};
              });
 }
 

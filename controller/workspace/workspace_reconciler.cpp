@@ -36,7 +36,7 @@ void WorkspaceReconciler::EndTerm() {
     statuses_.clear();
     unsaved_.clear();
     last_write_.clear();
-    identities_.clear();
+    recorded_.clear();
   }
   clusters_.Clear();
   endpoints_.Clear();
@@ -151,12 +151,12 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     inputs.stack_template = &entry.product->stack_template;
   }
   const WorkspaceIdentity identity = IdentityOf(workspace);
-  Outcome<std::optional<WorkspaceIdentity>> recorded = RecordedIdentity(name);
+  Outcome<Recorded> recorded = RecordedFor(name);
   std::optional<Failure> blocked;
   if (!recorded) {
     blocked = recorded.failure();
-  } else if (*recorded) {
-    blocked = CheckIdentity(name, **recorded, identity);
+  } else if (recorded->identity) {
+    blocked = CheckIdentity(name, *recorded->identity, identity);
   }
   WorkspaceResult result;
   if (blocked) {
@@ -169,7 +169,26 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     result.failed_condition = "DatabaseReady";
   } else {
     result = ReconcileWorkspace(inputs, *deps_.master_key, {.workers = 1}, deps_.stacks);
-    if (result.ready && recorded && !*recorded) RecordIdentity(name, identity);
+    if (result.ready && !recorded->identity) RecordIdentity(name, identity);
+    if (result.ready && deps_.stacks != nullptr && deps_.stacks->gateway != nullptr) {
+      std::vector<std::string> removed;
+      Status settled = SettleStackEndpoint(name, workspace, recorded->stack_endpoint, removed);
+      for (const std::string& line : removed) {
+        result.applied.push_back(line);
+        result.applied_kinds.emplace_back("DeleteStack");
+        deps_.events->Emit(name, "Normal", "StackRemoved", line);
+      }
+      if (!removed.empty()) result.wrote = true;
+      if (!settled) {
+        result.ready = false;
+        result.phase = settled.failure().kind == FailureKind::kStalled ? Phase::kStalled
+                                                                        : Phase::kDegraded;
+        result.reason = settled.failure().reason;
+        result.message = "removing the stack it no longer has: " + settled.failure().message;
+        result.failure_kind = settled.failure().kind;
+        result.failed_condition = "StackReady";
+      }
+    }
   }
   if (result.wrote) MarkWritten(name);
   const double seconds = std::chrono::duration<double>(deps_.clock->Now() - t0).count();
@@ -204,19 +223,19 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
   return answer;
 }
 
-Outcome<std::optional<WorkspaceIdentity>> WorkspaceReconciler::RecordedIdentity(
+Outcome<WorkspaceReconciler::Recorded> WorkspaceReconciler::RecordedFor(
     const std::string& name) {
   {
     const std::lock_guard lock(mutex_);
-    if (auto it = identities_.find(name); it != identities_.end()) return it->second;
+    if (auto it = recorded_.find(name); it != recorded_.end()) return it->second;
   }
   Outcome<std::optional<StoredWorkspace>> stored = deps_.store->Get(name);
   if (!stored) return stored.failure();
-  std::optional<WorkspaceIdentity> identity;
-  if (*stored) identity = (*stored)->identity;
+  Recorded recorded;
+  if (*stored) recorded = {(*stored)->identity, (*stored)->stack_endpoint};
   const std::lock_guard lock(mutex_);
-  identities_[name] = identity;
-  return identity;
+  recorded_[name] = recorded;
+  return recorded;
 }
 
 void WorkspaceReconciler::RecordIdentity(const std::string& name,
@@ -227,7 +246,27 @@ void WorkspaceReconciler::RecordIdentity(const std::string& name,
     return;
   }
   const std::lock_guard lock(mutex_);
-  identities_[name] = stored->identity;
+  recorded_[name].identity = stored->identity;
+}
+
+Status WorkspaceReconciler::SettleStackEndpoint(const std::string& name,
+                                                const manifests::Workspace& workspace,
+                                                std::optional<int> recorded,
+                                                std::vector<std::string>& done) {
+  std::optional<int> now;
+  if (workspace.dedicated) now = workspace.dedicated->endpoint;
+  if (recorded == now) return Ok();
+  // Held by the deletion guard: the source shows DeletionGuard; the stack stays until it clears.
+  if (recorded && deps_.desired->StackRemovalHeld(name)) return Ok();
+  // The stack where it was: gone from a workspace switched to shared, or left behind by a move to
+  // another endpoint (the new one is already Ready: this runs after a converged pass).
+  if (recorded) {
+    if (Status deleted = DeleteStack(name, *recorded, done); !deleted) return deleted;
+  }
+  if (Outcome<Done> put = deps_.store->RecordStackEndpoint(name, now); !put) return put.failure();
+  const std::lock_guard lock(mutex_);
+  recorded_[name].stack_endpoint = now;
+  return Ok();
 }
 
 Status WorkspaceReconciler::DeleteStack(const std::string& name, int endpoint,
@@ -264,7 +303,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
     deps_.desired->FinishDeleting(name);
     const std::lock_guard lock(mutex_);
     statuses_.erase(name);
-    identities_.erase(name);
+    recorded_.erase(name);
     return Result{};
   }
   Outcome<ReclaimSpec> spec = ReclaimSpecFromJson((*stored)->spec_json);
@@ -317,7 +356,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
     const std::lock_guard lock(mutex_);
     statuses_.erase(name);
     unsaved_.erase(name);
-    identities_.erase(name);
+    recorded_.erase(name);
   }
   deps_.metrics->IncReconcile("success");
   deps_.metrics->ObserveReconcileDuration(

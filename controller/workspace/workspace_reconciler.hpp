@@ -76,10 +76,18 @@ class WorkspaceReconciler final : public Reconciler {
   /// of this name failed.
   void Write(const std::string& name, const StatusUpdate& update);
   void MarkWritten(const std::string& name);
-  /// The identity recorded at the workspace's first convergence (nullopt: not yet converged);
-  /// read from the store once per term, then kept here.
-  Outcome<std::optional<WorkspaceIdentity>> RecordedIdentity(const std::string& name);
+  /// What the store recorded of a workspace's convergence: its identity (nullopt: not yet
+  /// converged) and where its stack lives. Read from the store once per term, then kept here.
+  struct Recorded {
+    std::optional<WorkspaceIdentity> identity;
+    std::optional<int> stack_endpoint;
+  };
+  Outcome<Recorded> RecordedFor(const std::string& name);
   void RecordIdentity(const std::string& name, const WorkspaceIdentity& identity);
+  /// After a converged pass: removes the stack the workspace no longer has (switched to shared,
+  /// or moved to another endpoint) and records where its stack now is. Appends what it did.
+  Status SettleStackEndpoint(const std::string& name, const manifests::Workspace& workspace,
+                             std::optional<int> recorded, std::vector<std::string>& done);
 
   WorkspaceReconcilerDeps deps_;
   WorkspaceReconcilerOptions options_;
@@ -89,7 +97,7 @@ class WorkspaceReconciler final : public Reconciler {
   std::map<std::string, WorkspaceStatus> statuses_;  ///< last written (or to be written)
   std::set<std::string> unsaved_;                    ///< statuses whose write failed
   std::map<std::string, TimePoint> last_write_;      ///< when this reconciler last changed one
-  std::map<std::string, std::optional<WorkspaceIdentity>> identities_;  ///< read this term
+  std::map<std::string, Recorded> recorded_;  ///< read this term
 };
 
 }  // namespace tmaster::controller

@@ -164,6 +164,18 @@ class FakeStore final : public controller::Store {
     return found->second;
   }
 
+  Outcome<Done> RecordStackEndpoint(const std::string& name,
+                                    std::optional<int> endpoint) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("RecordStackEndpoint")) return *failed;
+    const auto found = state_.workspaces.find(name);
+    if (found == state_.workspaces.end()) {
+      return Failure::Stalled("WorkspaceNotFound", "store: workspace \"" + name + "\" not found");
+    }
+    found->second.stack_endpoint = endpoint;
+    return Done{};
+  }
+
   Outcome<bool> Remove(const std::string& name) override {
     const std::lock_guard lock(mutex_);
     if (auto failed = Enter("Remove")) return *failed;

@@ -549,3 +549,128 @@ TEST_CASE("daemon: putting the old identity back converges again") {
   h.Write("a.yaml", WorkspaceYaml("alpha"));
   REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
 }
+
+namespace {
+
+std::string DedicatedYaml(const std::string& name, int endpoint) {
+  return "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: " + name +
+         "}\nspec:\n  product: shop\n  mode: dedicated\n  database:\n    cluster: default\n"
+         "  dedicated:\n    endpoint: " + std::to_string(endpoint) + "\n";
+}
+
+/// Names of the stacks on `endpoint`.
+std::set<std::string> StackNames(testing::FakeStacks& stacks, int endpoint) {
+  std::set<std::string> names;
+  const auto listed = stacks.List(endpoint);
+  if (listed) {
+    for (const auto& stack : *listed) names.insert(stack.name);
+  }
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("daemon: spec.mode may change: upgraded gets a stack, downgraded or moved loses it") {
+  Harness h;
+  h.Write("stacks/shop.tmpl", kTemplate);
+  h.Write("product.yaml", R"(apiVersion: tenantmaster.io/v1alpha1
+kind: Product
+metadata: {name: shop}
+spec:
+  image: example/shop
+  defaultVersion: "1.0.0"
+  modes: [shared, dedicated]
+  stackTemplate: stacks/shop.tmpl
+)");
+  testing::FakeStacks stacks;
+  stacks::StackLedger ledger;
+  controller::StacksContext context;
+  context.gateway = &stacks;
+  context.ledger = &ledger;
+  context.config = &h.config();
+  context.clusters["default"] = {"pg.internal", 5432};
+  h.stacks = &context;
+  h.MakeDaemon();
+  h.Write("keep.yaml", WorkspaceYaml("keeper"));
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  CHECK(StackNames(stacks, 1).empty());
+
+  // Upgraded: a stack, and the store remembers where it lives.
+  h.Write("a.yaml", DedicatedYaml("alpha", 1));
+  REQUIRE(Eventually([&] { return StackNames(stacks, 1).count("tm-alpha") == 1; }));
+  REQUIRE(Eventually([&] {
+    const auto state = h.store().Snapshot();
+    return state.workspaces.count("alpha") == 1 &&
+           state.workspaces.at("alpha").stack_endpoint == std::optional<int>(1);
+  }));
+
+  // Moved to another endpoint: the new stack first, then the old one goes.
+  h.Write("a.yaml", DedicatedYaml("alpha", 2));
+  REQUIRE(Eventually([&] {
+    return StackNames(stacks, 2).count("tm-alpha") == 1 && StackNames(stacks, 1).empty();
+  }));
+  REQUIRE(Eventually([&] {
+    return h.store().Snapshot().workspaces.at("alpha").stack_endpoint == std::optional<int>(2);
+  }));
+
+  // Downgraded: the stack is removed, the database stays.
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  REQUIRE(Eventually([&] { return StackNames(stacks, 2).empty(); }));
+  REQUIRE(Eventually([&] {
+    return !h.store().Snapshot().workspaces.at("alpha").stack_endpoint.has_value() &&
+           h.HasPhase("alpha", "Ready");
+  }));
+  CHECK(h.HasEvent("alpha", "StackRemoved"));
+  CHECK(h.postgres().cluster().databases.count("tenant_alpha") == 1);
+  h.Stop();
+}
+
+TEST_CASE("daemon: downgrading more workspaces than the deletion guard allows removes no stack") {
+  Harness h(/*max_deletions=*/1);
+  h.Write("stacks/shop.tmpl", kTemplate);
+  h.Write("product.yaml", R"(apiVersion: tenantmaster.io/v1alpha1
+kind: Product
+metadata: {name: shop}
+spec:
+  image: example/shop
+  defaultVersion: "1.0.0"
+  modes: [shared, dedicated]
+  stackTemplate: stacks/shop.tmpl
+)");
+  testing::FakeStacks stacks;
+  stacks::StackLedger ledger;
+  controller::StacksContext context;
+  context.gateway = &stacks;
+  context.ledger = &ledger;
+  context.config = &h.config();
+  context.clusters["default"] = {"pg.internal", 5432};
+  h.stacks = &context;
+  h.MakeDaemon();
+  h.Write("keep.yaml", WorkspaceYaml("keeper"));
+  // Both in one file, so that one write flips both in one sync.
+  h.Write("ab.yaml", DedicatedYaml("alpha", 1) + "---\n" + DedicatedYaml("beta", 1));
+  h.Start();
+  REQUIRE(Eventually([&] {
+    const auto state = h.store().Snapshot();
+    return state.workspaces.count("alpha") == 1 && state.workspaces.count("beta") == 1 &&
+           state.workspaces.at("alpha").stack_endpoint && state.workspaces.at("beta").stack_endpoint;
+  }));
+  // One commit flips both: two stack removals, limit one.
+  h.Write("ab.yaml", WorkspaceYaml("alpha") + "---\n" + WorkspaceYaml("beta"));
+  REQUIRE(Eventually([&] { return h.Source() && h.Source()->reason == "DeletionGuard"; }));
+  // Both converge as shared (generation 2, Ready) and keep their stacks.
+  REQUIRE(Eventually([&] {
+    const auto a = h.Status("alpha");
+    const auto b = h.Status("beta");
+    return a && b && a->observed_generation == 2 && b->observed_generation == 2 &&
+           a->phase == "Ready" && b->phase == "Ready";
+  }));
+  CHECK(StackNames(stacks, 1) == std::set<std::string>{"tm-alpha", "tm-beta"});
+  // Beta back to dedicated: one removal fits the limit, and goes.
+  h.Write("ab.yaml", WorkspaceYaml("alpha") + "---\n" + DedicatedYaml("beta", 1));
+  REQUIRE(Eventually([&] { return StackNames(stacks, 1) == std::set<std::string>{"tm-beta"}; }));
+  REQUIRE(Eventually([&] { return h.Source() && h.Source()->ready; }));
+  h.Stop();
+}

@@ -770,6 +770,14 @@ TEST_CASE("RecordIdentity: the first convergence's identity is kept, across rest
   bool found = false;
   for (const auto& w : listed) found = found || (w.name == name && w.identity && *w.identity == first);
   CHECK(found);
+  // Where its stack lives: recorded, replaced, cleared.
+  CHECK_FALSE(got->stack_endpoint.has_value());
+  REQUIRE(reopened->RecordStackEndpoint(name, 3).ok());
+  CHECK(Must(reopened->Get(name))->stack_endpoint == std::optional<int>(3));
+  REQUIRE(reopened->RecordStackEndpoint(name, std::nullopt).ok());
+  CHECK_FALSE(Must(reopened->Get(name))->stack_endpoint.has_value());
+  CHECK(reopened->RecordStackEndpoint("no-such-workspace", 1).failure().reason ==
+        "WorkspaceNotFound");
   // Remove forgets it: a workspace declared again under that name starts afresh.
   CHECK(Must(reopened->Remove(name)));
   Must(reopened->UpsertSpec(name, "git-main", "rev3", "{}"));
