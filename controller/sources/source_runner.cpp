@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/scrub.hpp"
 #include "common/time.hpp"
 #include "controller/runtime/backoff.hpp"
 #include "controller/runtime/deletion_guard.hpp"
@@ -95,7 +96,7 @@ void SourceRunner::PutStatus(bool ready, const std::string& reason, const std::s
   status.revision = applied_revision_;
   status.ready = ready;
   status.reason = reason;
-  status.message = message;
+  status.message = ScrubProcessSecrets(message);  // it is stored, then served
   status.last_attempt_unix = now;
   if (synced) metrics_.SetSourceLastSync(status.name, static_cast<double>(now));
   {

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "common/scrub.hpp"
 #include "manifests/loader.hpp"
 #include "tests/support/fake_clock.hpp"
 #include "tests/support/fake_source.hpp"
@@ -95,4 +96,16 @@ TEST_CASE("source runner: a store failure is a failed sync, retried, never a del
   h.store.SetDown(false);
   CHECK_FALSE(h.runner.Health().healthy);
   CHECK_FALSE(h.desired.Deleting("b"));
+}
+
+TEST_CASE("source runner: a source's status is stored without a registered secret") {
+  Harness h;
+  const std::string token = "ghp_source-runner-test-token-0123456789";
+  RegisterProcessSecret(token);
+  h.source.Script({Failure::Transient(
+      "FetchFailed", "git fetch https://bot:" + token + "@git.example/fleet.git: 403")});
+  CHECK_FALSE(h.runner.SyncOnce());
+  const std::string stored = h.store.Snapshot().sources.at("upstream").message;
+  CHECK(stored.find(token) == std::string::npos);
+  CHECK(stored.find("<redacted>") != std::string::npos);
 }
