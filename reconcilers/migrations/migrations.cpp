@@ -124,6 +124,14 @@ Outcome<std::vector<Migration>> LoadDirectory(const std::filesystem::path& root_
               " controls the transaction, but a migration runs in one transaction with its "
               "ledger row; remove the transaction control");
     }
+    if (const auto open = FindUnterminated(*bytes)) {
+      return Failure::Stalled(
+          "MigrationInvalid",
+          "migration " + name_of(name) + " line " + std::to_string(open->line) + ", column " +
+              std::to_string(open->column) + ": this " + open->what +
+              " is not closed before the end of the file; the ledger row and COMMIT that follow "
+              "a migration would end up inside it");
+    }
     Migration migration;
     migration.version = *version;
     migration.file = name;

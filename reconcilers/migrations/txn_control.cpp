@@ -60,7 +60,8 @@ class Scanner {
         continue;
       }
       if (c == '/' && Peek(1) == '*') {
-        if (!SkipBlockComment()) return {};
+        const Token at{TokenKind::kEnd, {}, line_, column_};
+        if (!SkipBlockComment()) return Unterminated(at, "comment");
         continue;
       }
       break;
@@ -77,16 +78,16 @@ class Scanner {
       token.kind = c == '(' ? TokenKind::kOpenParen : TokenKind::kCloseParen;
       return token;
     }
-    if (c == '\'') return SkipQuoted('\'', false) ? token : Token{};
-    if (c == '"') return SkipQuoted('"', false) ? token : Token{};
-    if (c == '$') return SkipDollar() ? token : Token{};
+    if (c == '\'') return SkipQuoted('\'', false) ? token : Unterminated(token, "string");
+    if (c == '"') return SkipQuoted('"', false) ? token : Unterminated(token, "quoted identifier");
+    if (c == '$') return SkipDollar() ? token : Unterminated(token, "dollar quote");
     if (IsIdentStart(c)) {
       const std::size_t start = pos_;
       while (!AtEnd() && IsIdentChar(Peek())) Advance(1);
       const std::string_view word = sql_.substr(start, pos_ - start);
       // E'...': an escape string, where a backslash quotes the next character.
       if ((word == "E" || word == "e") && !AtEnd() && Peek() == '\'') {
-        return SkipQuoted('\'', true) ? token : Token{};
+        return SkipQuoted('\'', true) ? token : Unterminated(token, "string");
       }
       token.kind = TokenKind::kWord;
       token.text = word;
@@ -100,7 +101,17 @@ class Scanner {
     return token;
   }
 
+  /// Where the string, quoted identifier, dollar quote or comment that the text ends inside
+  /// starts (`text` says which); nullopt while none did.
+  [[nodiscard]] const std::optional<Token>& unterminated() const { return unterminated_; }
+
  private:
+  Token Unterminated(Token at, std::string_view what) {
+    at.kind = TokenKind::kEnd;
+    at.text = what;
+    unterminated_ = at;
+    return {};
+  }
   bool AtEnd() const { return pos_ >= sql_.size(); }
   unsigned char Peek(std::size_t ahead = 0) const {
     return pos_ + ahead < sql_.size() ? static_cast<unsigned char>(sql_[pos_ + ahead]) : 0;
@@ -183,6 +194,7 @@ class Scanner {
   std::size_t pos_ = 0;
   int line_ = 1;
   int column_ = 1;
+  std::optional<Token> unterminated_;
 };
 
 // Whether the first word of a statement controls the transaction. PREPARE does only when
@@ -324,6 +336,15 @@ class StatementScanner {
 
 std::optional<TransactionControl> FindTransactionControl(std::string_view sql) {
   return StatementScanner(sql).Find();
+}
+
+std::optional<Unterminated> FindUnterminated(std::string_view sql) {
+  Scanner scanner(sql);
+  while (scanner.Next().kind != TokenKind::kEnd) {
+  }
+  const std::optional<Token>& at = scanner.unterminated();
+  if (!at) return std::nullopt;
+  return Unterminated{std::string(at->text), at->line, at->column};
 }
 
 }  // namespace tmaster::migrations

@@ -29,4 +29,17 @@ struct TransactionControl {
 /// identifier, dollar quote or comment ends the scan (what precedes it is still reported).
 std::optional<TransactionControl> FindTransactionControl(std::string_view sql);
 
+/// Where a string, quoted identifier, dollar quote or comment that runs to the end of the text
+/// starts.
+struct Unterminated {
+  std::string what;  ///< `string`, `quoted identifier`, `dollar quote` or `comment`
+  int line = 0;      ///< 1-based
+  int column = 0;    ///< 1-based, in characters
+};
+
+/// nullopt when every quote and comment of `sql` is closed. The runner appends the ledger row
+/// and COMMIT after a migration's text: an unclosed `/*` or quote would swallow them, so such a
+/// migration is refused like one with transaction control.
+std::optional<Unterminated> FindUnterminated(std::string_view sql);
+
 }  // namespace tmaster::migrations

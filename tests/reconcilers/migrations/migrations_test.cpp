@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -206,6 +207,119 @@ TEST_CASE("SetDigest: versions and checksums, nothing else") {
   auto renumbered = files;
   renumbered[2].version = "0004";
   CHECK(SetDigest(renumbered) != base);
+}
+
+// Bytes this process has read through read(2) and friends so far (/proc/self/io `rchar`).
+std::uintmax_t BytesRead() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  std::uintmax_t value = 0;
+  while (io >> key >> value) {
+    if (key == "rchar:") return value;
+  }
+  return 0;
+}
+
+TEST_CASE("LoadDirectory: a migration over the size limit is refused unread") {
+  TempDir dir;
+  dir.Write("fleet/migrations/0001_init.sql", "create table a();\n");
+  const std::string marker = "CREATE TABLE big_marker_77 ();\n";
+  std::string big;
+  while (big.size() < 2U * 1024U * 1024U) big += marker;
+  dir.Write("fleet/migrations/0002_big.sql", big);
+  const std::uintmax_t before = BytesRead();
+  const auto loaded =
+      LoadDirectory(dir.path() / "fleet", "migrations", kDefaultMaxMigrationBytes);
+  const std::uintmax_t read = BytesRead() - before;
+  REQUIRE_FALSE(loaded);
+  CHECK(loaded.failure().kind == FailureKind::kStalled);
+  CHECK(loaded.failure().reason == "MigrationTooLarge");
+  CHECK(loaded.failure().message ==
+        "migration migrations/0002_big.sql is larger than the limit of 1048576 bytes "
+        "(reconcile.maxMigrationSize); it was not read");
+  CHECK(read < 64U * 1024U);  // not even partly read
+  // The limit is the caller's: a larger one reads it.
+  const auto allowed = LoadDirectory(dir.path() / "fleet", "migrations", 4U * 1024U * 1024U);
+  REQUIRE(allowed);
+  CHECK(allowed->size() == 2);
+}
+
+TEST_CASE("LoadDirectory: a symbolic link out of the source folder is refused, its target unread") {
+  TempDir dir;
+  const std::string key = "tm-key-5e1f0c2a9b";
+  dir.Write("outside/master-key", key + "\n");
+  dir.Write("fleet/migrations/x/0002_next.sql", "create table b();\n");
+  dir.Write("fleet/shared/0001_base.sql", "create table a();\n");
+  SUBCASE("absolute link") {
+    fs::create_symlink(dir.path() / "outside/master-key", dir.path() / "fleet/migrations/x/0001_init.sql");
+  }
+  SUBCASE("relative link") {
+    fs::create_symlink("../../../outside/master-key", dir.path() / "fleet/migrations/x/0001_init.sql");
+  }
+  const std::uintmax_t before = BytesRead();
+  const auto loaded = LoadDirectory(dir.path() / "fleet", dir.path() / "fleet/migrations/x",
+                                    kDefaultMaxMigrationBytes);
+  const std::uintmax_t read = BytesRead() - before;
+  REQUIRE_FALSE(loaded);
+  CHECK(loaded.failure().reason == "InvalidMigrations");
+  CHECK(loaded.failure().message ==
+        "migration file migrations/x/0001_init.sql leaves the source folder (a symbolic link or "
+        "'..' pointing outside it); it was not read");
+  for (std::size_t i = 0; i + 4 <= key.size(); ++i) {
+    CHECK(loaded.failure().message.find(key.substr(i, 4)) == std::string::npos);
+  }
+  CHECK(read < 4096U);
+}
+
+TEST_CASE("LoadDirectory: a symbolic link that stays inside the source folder is followed") {
+  TempDir dir;
+  dir.Write("fleet/shared/base.sql", "create table a();\n");
+  dir.Mkdir("fleet/migrations/x");
+  fs::create_symlink("../../shared/base.sql", dir.path() / "fleet/migrations/x/0001_init.sql");
+  fs::create_symlink("../../shared", dir.path() / "fleet/migrations/x/0002_folder.sql");
+  const auto loaded = LoadDirectory(dir.path() / "fleet", "migrations/x", kDefaultMaxMigrationBytes);
+  REQUIRE(loaded);
+  REQUIRE(loaded->size() == 1);  // a link to a folder is not a migration
+  CHECK(*(*loaded)[0].sql == "create table a();\n");
+}
+
+TEST_CASE("LoadDirectory: the directory must be beneath the root") {
+  TempDir dir;
+  dir.Write("outside/0001_init.sql", "create table a();\n");
+  dir.Mkdir("fleet");
+  fs::create_symlink("../outside", dir.path() / "fleet/linked");
+  CheckInvalid(LoadDirectory(dir.path() / "fleet", "../outside", kDefaultMaxMigrationBytes),
+               "migrations directory ../outside is outside the source folder");
+  CheckInvalid(LoadDirectory(dir.path() / "fleet", "linked", kDefaultMaxMigrationBytes),
+               "migrations directory linked leaves the source folder");
+}
+
+TEST_CASE("LoadDirectory: transaction control refuses the product's migrations") {
+  TempDir dir;
+  dir.Write("0001_init.sql", "create table a();\n");
+  dir.Write("0002_split.sql", "create table b();\n-- next\n\nCOMMIT;\ncreate table c();\n");
+  const auto loaded = LoadDirectory(dir.path());
+  REQUIRE_FALSE(loaded);
+  CHECK(loaded.failure().kind == FailureKind::kStalled);
+  CHECK(loaded.failure().reason == "MigrationInvalid");
+  CHECK(loaded.failure().message ==
+        "migration 0002_split.sql line 4, column 1: COMMIT controls the transaction, but a "
+        "migration runs in one transaction with its ledger row; remove the transaction control");
+  dir.Write("0002_split.sql", "create function f() returns void language plpgsql as $$\n"
+                              "begin commit; end $$;\n");
+  CHECK(LoadDirectory(dir.path()).ok());  // inside a dollar-quoted body it does not count
+}
+
+TEST_CASE("LoadDirectory: a quote or comment left open to the end of a file is refused") {
+  TempDir dir;
+  dir.Write("0001_init.sql", "create table a();\n/* the ledger row and COMMIT would land here\n");
+  const auto loaded = LoadDirectory(dir.path());
+  REQUIRE_FALSE(loaded);
+  CHECK(loaded.failure().reason == "MigrationInvalid");
+  CHECK(loaded.failure().message.find("0001_init.sql line 2, column 1: this comment is not closed") !=
+        std::string::npos);
+  dir.Write("0001_init.sql", "create table a();\n/* closed */ -- and a line comment at the end");
+  CHECK(LoadDirectory(dir.path()).ok());
 }
 
 }  // namespace

@@ -194,3 +194,21 @@ TEST_CASE("random inputs never crash, and a hit is always inside the text") {
 
 }  // namespace
 }  // namespace tmaster::migrations
+
+TEST_CASE("FindUnterminated: where a quote or comment that runs to the end starts") {
+  using tmaster::migrations::FindUnterminated;
+  const auto at = [](std::string_view sql) {
+    const auto found = FindUnterminated(sql);
+    return found ? found->what + "@" + std::to_string(found->line) + ":" +
+                       std::to_string(found->column)
+                 : std::string();
+  };
+  CHECK(at("SELECT 1;\nSELECT 'abc") == "string@2:8");
+  CHECK(at("SELECT E'abc\\'") == "string@1:8");
+  CHECK(at("SELECT \"abc") == "quoted identifier@1:8");
+  CHECK(at("SELECT $x$ abc") == "dollar quote@1:8");
+  CHECK(at("SELECT 1; /* /* */ still open") == "comment@1:11");
+  // Closed ones, and a line comment at the end (the runner starts a new line after the file).
+  CHECK(at("SELECT 'a''b', \"x\"\"y\", $$ $x$ $$, E'\\''; /* /* */ */ -- end") == "");
+  CHECK(at("") == "");
+}
