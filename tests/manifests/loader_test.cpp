@@ -740,3 +740,110 @@ TEST_CASE("manifests: a parse cache re-reads exactly the files that changed") {
   CHECK(broken.HasErrors());
   CHECK(broken.workspaces.empty());
 }
+
+TEST_CASE("manifests: product paths stay inside the source folder") {
+  TempDir dir;
+  const fs::path root = dir.path() / "fleet";
+  dir.Write("fleet/stacks/erp.yml", "services: {}\n");
+  dir.Mkdir("fleet/migrations/erp");
+  dir.Write("outside/key", "k3y-never-read\n");
+  dir.Mkdir("outside/migrations");
+  const std::string head =
+      "apiVersion: tenantmaster.io/v1alpha1\nkind: Product\nmetadata:\n  name: erp\nspec:\n"
+      "  image: ghcr.io/acme/erp\n  defaultVersion: \"1.0\"\n  modes: [shared]\n";  // lines 1-8
+  const std::string file = (root / "products/p.yaml").string();
+  const std::string rule =
+      "path must be relative and stay inside the source folder " + root.string() + "; ";
+  // The single error of `field`, as `line:column: message`.
+  const auto error_of = [&](const Fleet& fleet, const std::string& field) {
+    INFO(Dump(fleet));
+    std::string found;
+    for (const Diagnostic& d : fleet.diagnostics) {
+      if (d.field != field) continue;
+      CHECK(d.where.file == file);
+      found += std::to_string(d.where.line) + ":" + std::to_string(d.where.column) + ": " +
+               d.message;
+    }
+    CHECK(fleet.products.empty());
+    CHECK(found.find("k3y") == std::string::npos);
+    return found;
+  };
+
+  SUBCASE("absolute") {
+    dir.Write("fleet/products/p.yaml", head + "  migrations: " + (root / "migrations/erp").string() +
+                                           "\n  stackTemplate: /etc/passwd\n");
+    const Fleet fleet = LoadPaths({root}, {});
+    CHECK(error_of(fleet, "spec.migrations") ==
+          "9:15: " + rule + "\"" + (root / "migrations/erp").string() + "\" is absolute");
+    CHECK(error_of(fleet, "spec.stackTemplate") == "10:18: " + rule + "\"/etc/passwd\" is absolute");
+  }
+  SUBCASE("'..' above the root") {
+    dir.Write("fleet/products/p.yaml",
+              head + "  migrations: ../../outside/migrations\n  stackTemplate: ../../outside/key\n");
+    const Fleet fleet = LoadPaths({root}, {});
+    CHECK(error_of(fleet, "spec.migrations") ==
+          "9:15: " + rule + "\"../../outside/migrations\" leads out of it");
+    CHECK(error_of(fleet, "spec.stackTemplate") ==
+          "10:18: " + rule + "\"../../outside/key\" leads out of it");
+  }
+  SUBCASE("'..' that stays inside is fine") {
+    dir.Write("fleet/products/p.yaml",
+              head + "  migrations: ../migrations/erp\n  stackTemplate: ../stacks/erp.yml\n");
+    const Fleet fleet = LoadPaths({root}, {});
+    INFO(Dump(fleet));
+    CHECK(fleet.diagnostics.empty());
+    REQUIRE(fleet.products.size() == 1);
+    CHECK(fleet.products[0].root == root);
+    CHECK(fleet.products[0].migrations == root / "migrations/erp");
+  }
+  SUBCASE("a symbolic link leading out, for either field") {
+    fs::create_symlink(dir.path() / "outside/migrations", root / "migrations/linked");
+    fs::create_symlink("../../outside/key", root / "stacks/linked.yml");
+    dir.Write("fleet/products/p.yaml",
+              head + "  migrations: ../migrations/linked\n  stackTemplate: ../stacks/linked.yml\n");
+    const Fleet fleet = LoadPaths({root}, {});
+    CHECK(error_of(fleet, "spec.migrations") ==
+          "9:15: " + rule +
+              "\"../migrations/linked\" leads out of it through a symbolic link (not followed)");
+    CHECK(error_of(fleet, "spec.stackTemplate") ==
+          "10:18: " + rule +
+              "\"../stacks/linked.yml\" leads out of it through a symbolic link (not followed)");
+  }
+  SUBCASE("LoadOptions.root bounds a folder loaded beneath it") {
+    dir.Write("fleet/products/p.yaml", head + "  stackTemplate: ../stacks/erp.yml\n");
+    LoadOptions options;
+    options.root = root / "products";
+    const Fleet fleet = LoadPaths({root / "products"}, options);
+    CHECK(error_of(fleet, "spec.stackTemplate") ==
+          "9:18: path must be relative and stay inside the source folder " +
+              (root / "products").string() + "; \"../stacks/erp.yml\" leads out of it");
+  }
+  SUBCASE("a manifest that is a symbolic link out of the folder is not read") {
+    dir.Write("outside/evil.yaml", "k3y-never-read\n");
+    fs::create_symlink(dir.path() / "outside/evil.yaml", root / "evil.yaml");
+    const Fleet fleet = LoadPaths({root}, {});
+    REQUIRE(fleet.diagnostics.size() == 1);
+    CHECK(fleet.diagnostics[0].message ==
+          "cannot read file: it leads out of the source folder " + root.string() +
+              " through a symbolic link (not followed)");
+  }
+}
+
+TEST_CASE("manifests: ignoreMissingMigrations") {
+  TempDir dir;
+  const std::string head =
+      "apiVersion: tenantmaster.io/v1alpha1\nkind: Product\nmetadata:\n  name: erp\nspec:\n"
+      "  image: ghcr.io/acme/erp\n  defaultVersion: \"1.0\"\n  modes: [shared]\n";
+  dir.Write("a/p.yaml", head + "  ignoreMissingMigrations: true\n");
+  dir.Write("b/p.yaml", head);
+  dir.Write("c/p.yaml", head + "  ignoreMissingMigrations: yes\n");
+  const Fleet on = LoadPaths({dir.path() / "a"}, {});
+  REQUIRE(on.products.size() == 1);
+  CHECK(on.products[0].ignore_missing_migrations);
+  const Fleet off = LoadPaths({dir.path() / "b"}, {});
+  REQUIRE(off.products.size() == 1);
+  CHECK_FALSE(off.products[0].ignore_missing_migrations);
+  const Fleet bad = LoadPaths({dir.path() / "c"}, {});
+  CHECK(bad.products.empty());
+  CHECK(FindDiagnostic(bad, "spec.ignoreMissingMigrations", "") != nullptr);
+}

@@ -441,6 +441,54 @@ TEST_CASE("stack render: BuildDesiredStack reports a missing template, a shared 
   CHECK_FALSE(stack->active);
 }
 
+TEST_CASE("stack render: ReadStackTemplate is confined to the product's root and capped") {
+  tmaster::testing::TempDir dir;
+  const std::string key = "tm-key-a7c3e9d1";
+  dir.Write("outside/master-key", key + "\n");
+  manifests::Product product = Product();
+  product.root = dir.path() / "fleet";
+  product.stack_template = dir.Write("fleet/stacks/erp.yml", kMinimal);
+  REQUIRE(ReadStackTemplate(product));
+
+  SUBCASE("over the limit: refused unread") {
+    std::string big(300U * 1024U, '#');
+    product.stack_template = dir.Write("fleet/stacks/big.yml", big);
+    auto text = ReadStackTemplate(product);
+    REQUIRE_FALSE(text);
+    CHECK(text.failure().kind == FailureKind::kStalled);
+    CHECK(text.failure().reason == "StackTemplateTooLarge");
+    CHECK(text.failure().message ==
+          "stack template stacks/big.yml of product " + product.name +
+              " is larger than the limit of 262144 bytes (reconcile.maxTemplateSize); it was not "
+              "read");
+    CHECK(ReadStackTemplate(product, 512U * 1024U).ok());
+    CHECK(ReadStackTemplate(product, 1024U).failure().reason == "StackTemplateTooLarge");
+  }
+  SUBCASE("a symbolic link out of the root") {
+    fs::create_symlink(dir.path() / "outside/master-key", dir.path() / "fleet/stacks/link.yml");
+    product.stack_template = dir.path() / "fleet/stacks/link.yml";
+    auto text = ReadStackTemplate(product);
+    REQUIRE_FALSE(text);
+    CHECK(text.failure().reason == "InvalidStackTemplate");
+    CHECK(text.failure().message ==
+          "stack template stacks/link.yml of product " + product.name +
+              " leads out of the source folder (a symbolic link or '..' pointing outside it); it "
+              "was not read");
+    CHECK(text.failure().message.find(key) == std::string::npos);
+    // Without a root, the template's own folder is the root: still refused.
+    product.root.clear();
+    CHECK(ReadStackTemplate(product).failure().message.find("leads out of the source folder") !=
+          std::string::npos);
+  }
+  SUBCASE("a path outside the root") {
+    product.stack_template = dir.path() / "outside/master-key";
+    auto text = ReadStackTemplate(product);
+    REQUIRE_FALSE(text);
+    CHECK(text.failure().reason == "InvalidStackTemplate");
+    CHECK(text.failure().message.find(key) == std::string::npos);
+  }
+}
+
 TEST_CASE("stack render: Describe never shows an Env value or a secret") {
   const auto stack = BuildDesiredStack(Workspace(), Product(), Config(), Db(), kMinimal);
   REQUIRE(stack.ok());
