@@ -43,6 +43,7 @@ std::optional<DsnParts> ParseDsn(const Secret& dsn) {
     if (keyword == "user") parts.user = option->val;
     if (keyword == "dbname") parts.dbname = option->val;
     if (keyword == "password") parts.password = Secret(option->val);
+    if (keyword == "options") parts.options = option->val;
   }
   if (parts.host.empty()) parts.host = std::move(hostaddr);
   return parts;

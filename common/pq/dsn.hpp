@@ -19,6 +19,7 @@ struct DsnParts {
   std::string user;    ///< empty: libpq's default (the OS user)
   std::string dbname;  ///< empty when the DSN names no database
   Secret password;     ///< empty when the DSN carries none
+  std::string options; ///< libpq `options` (command-line options for the server); empty: none
 };
 
 /// `dsn` (a libpq conninfo string or `postgresql://` URI) taken apart. Only what the DSN itself

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "common/pq/dsn.hpp"
 #include "common/pq/sqlstate.hpp"
 #include "common/text.hpp"
 
@@ -21,6 +22,14 @@ Outcome<ResultPtr> ExecValues(PGconn* conn, std::string_view sql,
 
 }  // namespace
 
+std::string SessionOptions(std::chrono::milliseconds statement_timeout,
+                           std::chrono::milliseconds lock_timeout, std::string_view search_path) {
+  std::string options = "-c statement_timeout=" + std::to_string(statement_timeout.count()) +
+                        " -c lock_timeout=" + std::to_string(lock_timeout.count());
+  if (!search_path.empty()) options += " -c search_path=" + std::string(search_path);
+  return options;
+}
+
 Outcome<ConnPtr> Connect(const Secret& dsn, const std::string& dbname,
                          std::span<const ConnectParam> params, const Scrubber& scrub,
                          std::string_view where) {
@@ -28,9 +37,15 @@ Outcome<ConnPtr> Connect(const Secret& dsn, const std::string& dbname,
   // caller's parameters.
   std::vector<const char*> keywords = {"dbname", "dbname"};
   std::vector<const char*> values = {dsn.Reveal().c_str(), dbname.c_str()};
+  std::string options;  // the DSN's `options`, then the caller's
   for (const ConnectParam& param : params) {
     keywords.push_back(param.keyword);
     values.push_back(param.value);
+    if (std::string_view(param.keyword) != "options") continue;
+    const std::optional<DsnParts> parts = ParseDsn(dsn);
+    if (!parts || parts->options.empty()) continue;
+    options = parts->options + " " + param.value;
+    values.back() = options.c_str();
   }
   keywords.push_back(nullptr);
   values.push_back(nullptr);
@@ -55,7 +70,7 @@ Outcome<ConnPtr> Connect(const Secret& dsn, const std::string& dbname,
 }
 
 Failure ResultFailure(PGconn* conn, const PGresult* result, const Scrubber& scrub,
-                      std::string_view suffix) {
+                      std::string_view suffix, bool redact_quoted) {
   const char* sqlstate = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
   const char* primary =
       result != nullptr ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
@@ -65,7 +80,8 @@ Failure ResultFailure(PGconn* conn, const PGresult* result, const Scrubber& scru
   const char* severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
   const char* constraint = PQresultErrorField(result, PG_DIAG_CONSTRAINT_NAME);
   std::string message = std::string(severity != nullptr ? severity : "ERROR") + ": " +
-                        OneLine(scrub(primary)) + " (SQLSTATE " + sqlstate + std::string(suffix) +
+                        OneLine(redact_quoted ? RedactQuoted(scrub(primary)) : scrub(primary)) +
+                        " (SQLSTATE " + sqlstate + std::string(suffix) +
                         ")";
   return Classify(sqlstate, std::move(message), constraint != nullptr ? constraint : "");
 }

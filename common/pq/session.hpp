@@ -6,6 +6,7 @@
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <optional>
 #include <span>
 #include <string>
@@ -25,9 +26,21 @@ struct ConnectParam {
   const char* value;
 };
 
+/// The server settings every operator session starts with, as a libpq `options` value:
+/// `-c statement_timeout=<ms> -c lock_timeout=<ms>`, then `-c search_path=<search_path>` when one
+/// is given (no spaces in it). Set at connection time, these win over `ALTER ROLE|DATABASE ...
+/// SET` (a client's settings outrank the role's and the database's), so the owner of a database
+/// cannot change them for the operator's sessions in it. A zero duration is PostgreSQL's "no
+/// timeout".
+std::string SessionOptions(std::chrono::milliseconds statement_timeout,
+                           std::chrono::milliseconds lock_timeout,
+                           std::string_view search_path = {});
+
 /// A session on database `dbname` of the server `dsn` names (a conninfo string or URI), with
 /// `params` applied after the DSN's own settings (libpq: a later keyword wins, so `params`
-/// override the DSN). The server's NOTICEs are dropped instead of printed to stderr.
+/// override the DSN), except `options`: a DSN's own `options` are kept, ours appended after them
+/// (the server applies `-c` settings in order, so ours win). The server's NOTICEs are dropped
+/// instead of printed to stderr.
 ///
 /// Failures, each with the message "could not connect to <where>: <libpq's message, scrubbed,
 /// on one line>":
@@ -46,8 +59,10 @@ Outcome<ConnPtr> Connect(const Secret& dsn, const std::string& dbname,
 /// by its SQLSTATE and constraint (Classify), with the message "<SEVERITY>: <primary message>
 /// (SQLSTATE <code><suffix>)". Without a server error (the connection broke, libpq failed)
 /// the message is libpq's own and the failure Transient "ConnectionFailed". Scrubbed, one line.
+/// `redact_quoted`: the primary message's double-quoted fragments become `"…"` (RedactQuoted in
+/// sqlstate.hpp), for a statement whose text must not be echoed (a migration file).
 Failure ResultFailure(PGconn* conn, const PGresult* result, const Scrubber& scrub,
-                      std::string_view suffix = {});
+                      std::string_view suffix = {}, bool redact_quoted = false);
 
 /// `result` when its statement succeeded (a command, or rows), else its ResultFailure.
 Outcome<ResultPtr> Check(PGconn* conn, ResultPtr result, const Scrubber& scrub);

@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <utility>
 
 #include "common/text.hpp"
@@ -6,8 +8,30 @@
 
 namespace tmaster::controller::pqstore {
 
+namespace {
+
+// Every store session (the store's and the leader lock's) starts with these timeouts
+// (docs/decisions.md, Hardening I): a statement of the store is short, and a lock held by
+// someone else (a hand-run transaction on a store table) fails the call Transient LockTimeout
+// instead of hanging the controller. The leader lock is unaffected: a session-level advisory
+// lock is held by the session, not by a statement, and pg_try_advisory_lock never waits.
+constexpr std::chrono::milliseconds kStoreStatementTimeout = std::chrono::seconds(30);
+constexpr std::chrono::milliseconds kStoreLockTimeout = std::chrono::seconds(5);
+
+const char* StoreSessionOptions() {
+  static const std::string options =
+      pq::SessionOptions(kStoreStatementTimeout, kStoreLockTimeout);
+  return options.c_str();
+}
+
+}  // namespace
+
 StoreConnector::StoreConnector(Secret dsn, std::span<const pq::ConnectParam> params)
     : dsn_(std::move(dsn)), params_(params.begin(), params.end()), parts_(pq::ParseDsn(dsn_)) {
+  const bool own_options = std::any_of(params_.begin(), params_.end(), [](const auto& param) {
+    return std::string_view(param.keyword) == "options";
+  });
+  if (!own_options) params_.push_back({"options", StoreSessionOptions()});
   if (!parts_) return;  // every Open fails with InvalidDsn
   dbname_ = parts_->dbname.empty() ? std::string(kDefaultDatabase) : parts_->dbname;
   scrub_.Add(dsn_);

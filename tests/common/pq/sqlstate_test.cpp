@@ -23,7 +23,8 @@ constexpr FailureKind kStalled = FailureKind::kStalled;
 TEST_CASE("Classify maps SQLSTATEs to failure kinds and reasons, full codes before classes") {
   const Row rows[] = {
       // Full codes, tried before their classes.
-      {"55P03", "", kTransient, "LockNotAvailable"},
+      {"55P03", "", kTransient, "LockTimeout"},
+      {"57014", "", kTransient, "StatementTimeout"},
       {"42501", "", kStalled, "InsufficientPrivilege"},
       {"42601", "", kStalled, "SyntaxError"},
       {"42710", "", kTransient, "ConcurrentChange"},
@@ -64,6 +65,29 @@ TEST_CASE("Classify maps SQLSTATEs to failure kinds and reasons, full codes befo
       CHECK(failure.message == "the message");
     }
   }
+}
+
+TEST_CASE("RedactQuoted hides every double-quoted fragment of a server message") {
+  using tmaster::pq::RedactQuoted;
+  CHECK(RedactQuoted("syntax error at or near \"s3cr3t-key\"") ==
+        "syntax error at or near \"\u2026\"");
+  CHECK(RedactQuoted("relation \"a\" does not exist in \"b\"") ==
+        "relation \"\u2026\" does not exist in \"\u2026\"");
+  // The scanner's errors quote the token, which may itself start with a quote.
+  CHECK(RedactQuoted("unterminated quoted identifier at or near \"\"abc def\"") ==
+        "unterminated quoted identifier at or near \"\u2026\"");
+  CHECK(RedactQuoted("column \"a\"\"b\" of \"t\": x") ==
+        "column \"\u2026\" of \"\u2026\": x");
+  CHECK(RedactQuoted("near \"unclosed text") == "near \"\u2026");
+  CHECK(RedactQuoted("no quotes here") == "no quotes here");
+  CHECK(RedactQuoted("") == "");
+}
+
+TEST_CASE("ConditionName names the common SQLSTATEs and nothing else") {
+  CHECK(tmaster::pq::ConditionName("42601") == "syntax_error");
+  CHECK(tmaster::pq::ConditionName("55P03") == "lock_not_available");
+  CHECK(tmaster::pq::ConditionName("57014") == "query_canceled");
+  CHECK(tmaster::pq::ConditionName("99999").empty());
 }
 
 }  // namespace
