@@ -195,7 +195,7 @@ struct DropDatabase {
 struct EnsureExtensions {
   std::string database;
   std::vector<std::string> extensions;
-  std::string role = {};  ///< the tenant role (the database's owner); empty: no grant
+  std::string role = {};  ///< the tenant role; empty: the database's owner gets USAGE
 };
 /// In-database: take the advisory lock, verify applied checksums, run each pending migration in
 /// its own transaction as `role`, record it with its checksum.

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -20,6 +21,7 @@
 
 #include "common/pq/dsn.hpp"
 #include "common/pq/session.hpp"
+#include "common/pq/sqlstate.hpp"
 #include "common/pq_handles.hpp"
 #include "common/scrub.hpp"
 #include "common/text.hpp"
@@ -49,7 +51,16 @@ constexpr std::string_view kObserveRolesMiddle = R"SQL( AS verifier,
        pg_catalog.shobj_description(r.oid, 'pg_authid') AS comment,
        coalesce(s.sessions, 0) AS sessions,
        NULL::text AS owner, NULL::text AS encoding,
-       NULL::boolean AS public_connect, NULL::boolean AS public_temporary
+       NULL::boolean AS public_connect, NULL::boolean AS public_temporary,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_roles p
+                WHERE p.oid <> r.oid
+                  AND (p.rolsuper OR p.rolcreaterole OR p.rolreplication OR p.rolbypassrls
+                       OR p.rolname IN ('pg_read_server_files', 'pg_write_server_files',
+                                        'pg_execute_server_program', 'pg_signal_backend',
+                                        'pg_read_all_data', 'pg_write_all_data',
+                                        'pg_checkpoint'))
+                  AND pg_catalog.pg_has_role(r.oid, p.oid, 'MEMBER')) AS privileged_member,
+       CURRENT_USER::text AS operator_role
   FROM )SQL";
 constexpr std::string_view kRolesWithPasswords = "pg_catalog.pg_authid";
 constexpr std::string_view kRolesWithoutPasswords = "pg_catalog.pg_roles";
@@ -67,7 +78,9 @@ SELECT 'database'::text, d.datname::text,
        pg_catalog.pg_get_userbyid(d.datdba)::text,
        pg_catalog.pg_encoding_to_char(d.encoding)::text,
        pg_catalog.has_database_privilege('public', d.oid, 'CONNECT'),
-       pg_catalog.has_database_privilege('public', d.oid, 'TEMPORARY')
+       pg_catalog.has_database_privilege('public', d.oid, 'TEMPORARY'),
+       NULL,
+       CURRENT_USER::text
   FROM pg_catalog.pg_database d
  WHERE NOT d.datistemplate)SQL";
 
@@ -88,6 +101,8 @@ enum ObserveColumn : int {
   kEncoding,
   kPublicConnect,
   kPublicTemporary,
+  kPrivilegedMember,
+  kOperatorRole,
   kObserveColumns
 };
 
@@ -96,17 +111,59 @@ constexpr std::string_view kTerminateSessions =
     " FROM pg_catalog.pg_stat_activity"
     " WHERE usename = $1 AND pid <> pg_catalog.pg_backend_pid()";
 
-constexpr std::string_view kInstalledExtensions = "SELECT extname FROM pg_catalog.pg_extension";
+// The migration session reads strings as the transaction-control lexer does
+// (reconcilers/migrations/txn_control.cpp): a tenant that owns its database could otherwise
+// `ALTER DATABASE ... SET standard_conforming_strings = off`, and `'x\''; COMMIT; --'` would
+// then hide a COMMIT from the lexer. A connection's own settings win over the database's.
+constexpr std::string_view kMigrationSessionSettings = " -c standard_conforming_strings=on";
+
+// The search_path of every admin session, set at connection (docs/architecture.md#secrets): no
+// schema the tenant can write is on it, and `ALTER DATABASE ... SET` cannot change it.
+constexpr std::string_view kAdminSearchPath = "pg_catalog,tenant_master";
+
+// The schema extensions go into: the operator's, the tenant role has USAGE on it, never CREATE
+// (PostgreSQL's advice for extensions in a database with untrusted users). One round trip tells
+// its owner, the operator's role, the database's own settings, what is installed, who gets USAGE
+// (the tenant role $1, or the database's owner when $1 is empty) and whether it has it.
+constexpr std::string_view kExtensionSchema = "extensions";
+constexpr std::string_view kExtensionState = R"SQL(SELECT
+  (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
+    WHERE n.nspname = 'extensions') AS schema_owner,
+  CURRENT_USER::text AS operator_role,
+  (SELECT pg_catalog.array_to_string(s.setconfig, E'\n') FROM pg_catalog.pg_db_role_setting s
+    WHERE s.setrole = 0 AND s.setdatabase = (SELECT d.oid FROM pg_catalog.pg_database d
+                                              WHERE d.datname = pg_catalog.current_database()))
+    AS settings,
+  (SELECT pg_catalog.string_agg(e.extname::text, ',') FROM pg_catalog.pg_extension e)
+    AS installed,
+  g.grantee,
+  CASE WHEN pg_catalog.to_regnamespace('extensions') IS NULL THEN false
+       ELSE pg_catalog.has_schema_privilege(g.grantee, 'extensions', 'USAGE') END AS usage
+  FROM (SELECT coalesce(NULLIF($1, ''),
+                        (SELECT pg_catalog.pg_get_userbyid(d.datdba)::text
+                           FROM pg_catalog.pg_database d
+                          WHERE d.datname = pg_catalog.current_database())) AS grantee) g)SQL";
+enum ExtensionStateColumn : int { kSchemaOwner, kMe, kSettings, kInstalled, kGrantee, kUsage };
+// The database's search_path once extensions live in their schema: the tenant's sessions (the
+// application, its migrations) find the extensions' functions unqualified.
+constexpr std::string_view kTenantSearchPath = "\"$user\", public, extensions";
 
 // The migrations ledger: created and owned by the admin role, so the tenant role can add rows
-// but never rewrite or drop its own history.
-constexpr std::string_view kLedgerReady =
-    "SELECT CASE WHEN pg_catalog.to_regclass('tenant_master.schema_migrations') IS NULL THEN false"
-    " ELSE pg_catalog.has_schema_privilege($1, 'tenant_master', 'USAGE')"
-    " AND pg_catalog.has_table_privilege($1, 'tenant_master.schema_migrations', 'SELECT')"
-    " AND pg_catalog.has_table_privilege($1, 'tenant_master.schema_migrations', 'INSERT') END";
+// but never rewrite or drop its own history. Its schema must be the operator's: a tenant that
+// made `tenant_master` first would own the ledger.
+constexpr std::string_view kLedgerState = R"SQL(SELECT
+  (SELECT pg_catalog.pg_get_userbyid(n.nspowner)::text FROM pg_catalog.pg_namespace n
+    WHERE n.nspname = 'tenant_master') AS schema_owner,
+  CURRENT_USER::text AS operator_role,
+  CASE WHEN pg_catalog.to_regclass('tenant_master.schema_migrations') IS NULL THEN false
+       ELSE pg_catalog.has_schema_privilege($1, 'tenant_master', 'USAGE')
+        AND pg_catalog.has_table_privilege($1, 'tenant_master.schema_migrations', 'SELECT')
+        AND pg_catalog.has_table_privilege($1, 'tenant_master.schema_migrations', 'INSERT')
+  END AS ready)SQL";
+// Without IF NOT EXISTS: a schema the tenant made in between fails the statement, and the next
+// pass finds it not ours.
+constexpr std::string_view kCreateLedgerSchema = "CREATE SCHEMA tenant_master;\n";
 constexpr std::string_view kCreateLedger =
-    "CREATE SCHEMA IF NOT EXISTS tenant_master;\n"
     "CREATE TABLE IF NOT EXISTS tenant_master.schema_migrations (\n"
     "  version text PRIMARY KEY,\n"
     "  file text NOT NULL,\n"
@@ -114,13 +171,14 @@ constexpr std::string_view kCreateLedger =
     "  applied_at timestamptz NOT NULL DEFAULT now(),\n"
     "  duration_ms integer\n"
     ");\n";
-constexpr int kCreateLedgerStatements = 2;
+constexpr int kCreateLedgerStatements = 1;
 constexpr std::string_view kReadLedger =
     "SELECT version, file, checksum FROM tenant_master.schema_migrations ORDER BY version";
 
-// One fixed key: advisory locks are per database, and only migration runners take this one.
+// One fixed key: advisory locks are per database, and only migration runners take this one. The
+// wait for it is bounded by the session's lock_timeout (a second runner, or a tenant holding the
+// key, makes the pass fail Transient LockTimeout and retry with backoff).
 constexpr std::string_view kMigrationLockKey = "7308332045386115437";
-constexpr std::string_view kMigrationLockTimeout = "60s";
 
 constexpr int kMaxIdentifierBytes = 63;  // NAMEDATALEN - 1: longer names are silently truncated
 // The server's list of what a role still owns can run to 100 lines; a status message shows the
@@ -169,12 +227,107 @@ std::optional<std::pair<std::string, int>> DsnHostPort(const Secret& dsn) {
 namespace {
 
 /// Overrides applied on top of the DSN (PQconnectdbParams with expand_dbname: the DSN is the
-/// first `dbname`, later keywords win).
+/// first `dbname`, later keywords win). Without `user`, an admin session (pinned search_path,
+/// the admin statement_timeout); with it, the tenant role's migration session.
 struct ConnectAs {
   std::string dbname;
   std::string user;                  ///< empty: the DSN's
   const Secret* password = nullptr;  ///< null: the DSN's
 };
+
+/// The non-empty pieces of `text` between `separator`s.
+std::vector<std::string> Split(std::string_view text, char separator) {
+  std::vector<std::string> pieces;
+  while (!text.empty()) {
+    const std::size_t end = std::min(text.find(separator), text.size());
+    if (end > 0) pieces.emplace_back(text.substr(0, end));
+    text.remove_prefix(std::min(end + 1, text.size()));
+  }
+  return pieces;
+}
+
+/// `5s`, `1500ms`: a timeout as messages show it.
+std::string FormatDuration(std::chrono::milliseconds value) {
+  const auto ms = value.count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statements in flight, for CancelAll.
+
+/// The connections that have a statement in flight, each with its cancel handle. After
+/// CancelAll nothing new is let through.
+class InFlight {
+ public:
+  InFlight() = default;
+  ~InFlight() {
+    for (auto& [conn, cancel] : running_) PQfreeCancel(cancel);
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+  /// Registers `conn` for one statement; false after CancelAll (send nothing).
+  bool Begin(PGconn* conn) {
+    PGcancel* cancel = PQgetCancel(conn);
+    std::lock_guard lock(mutex_);
+    if (stopping_) {
+      PQfreeCancel(cancel);
+      return false;
+    }
+    running_.emplace_back(conn, cancel);
+    return true;
+  }
+  void End(PGconn* conn) {
+    std::lock_guard lock(mutex_);
+    const auto found = std::find_if(running_.begin(), running_.end(),
+                                    [conn](const auto& entry) { return entry.first == conn; });
+    if (found == running_.end()) return;
+    PQfreeCancel(found->second);  // under the lock: CancelAll may be using it
+    running_.erase(found);
+  }
+  /// PQcancel is thread-safe: it opens its own connection to the server and asks it to cancel
+  /// whatever that backend is running. Its error text is dropped (best effort).
+  void CancelAll() {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    for (auto& [conn, cancel] : running_) {
+      char error[256];
+      if (cancel != nullptr) static_cast<void>(PQcancel(cancel, error, sizeof error));
+    }
+  }
+  [[nodiscard]] bool Stopping() const {
+    std::lock_guard lock(mutex_);
+    return stopping_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  bool stopping_ = false;
+  std::vector<std::pair<PGconn*, PGcancel*>> running_;
+};
+
+/// One statement on `conn`, registered with InFlight for its duration.
+class Watch {
+ public:
+  Watch(InFlight& in_flight, PGconn* conn)
+      : in_flight_(in_flight), conn_(conn), ok_(in_flight.Begin(conn)) {}
+  ~Watch() {
+    if (ok_) in_flight_.End(conn_);
+  }
+  Watch(const Watch&) = delete;
+  Watch& operator=(const Watch&) = delete;
+  /// false: shutting down, send nothing.
+  [[nodiscard]] bool ok() const { return ok_; }
+
+ private:
+  InFlight& in_flight_;
+  PGconn* conn_;
+  bool ok_;
+};
+
+Failure ShuttingDown(const std::string& what) {
+  return Failure::Transient("ShuttingDown", "the operator is shutting down: " + what);
+}
 
 // ---------------------------------------------------------------------------------------------
 // A thread-safe pool of admin connections for one cluster.
@@ -340,17 +493,28 @@ bool IsSuperuser(PGconn* conn) {
   return value != nullptr && std::string_view(value) == "on";
 }
 
-/// The 1-based line, within the part of `text` after its first `skip_chars` characters, of the
-/// 1-based character `position` (the server counts characters, not bytes; UTF-8 here).
-/// nullopt when the position falls outside that part.
-std::optional<int> LineOfPosition(std::string_view text, long position, long skip_chars) {
+/// The 1-based line and column (in characters), within the part of `text` after its first
+/// `skip_chars` characters, of the 1-based character `position` (the server counts characters,
+/// not bytes; UTF-8 here). nullopt when the position falls outside that part.
+std::optional<std::pair<int, int>> LineOfPosition(std::string_view text, long position,
+                                                  long skip_chars) {
   long chars = 0;
   int line = 1;
+  int column = 0;
   for (char c : text) {
     bool starts_char = (static_cast<unsigned char>(c) & 0xC0U) != 0x80U;
-    if (starts_char) ++chars;
-    if (chars >= position) return chars > skip_chars ? std::optional<int>(line) : std::nullopt;
-    if (c == '\n' && chars > skip_chars) ++line;
+    if (starts_char) {
+      ++chars;
+      ++column;
+    }
+    if (chars >= position) {
+      if (chars <= skip_chars) return std::nullopt;
+      return std::make_pair(line, column);
+    }
+    if (c == '\n') {
+      column = 0;
+      if (chars > skip_chars) ++line;
+    }
   }
   return std::nullopt;
 }
@@ -376,13 +540,16 @@ class Gateway final : public LibpqGateway {
 
   std::int64_t StatementsSent() const override { return statements_.load(); }
   bool PasswordsVisible() const override { return passwords_ != Passwords::kHidden; }
+  void CancelAll() override { in_flight_.CancelAll(); }
 
   Outcome<ObservedCluster> Observe() override {
+    if (in_flight_.Stopping()) return ShuttingDown("catalog of cluster " + Quoted(cluster_) + " not read");
     return WithAdmin("read catalog of cluster " + Quoted(cluster_),
                      [this](PGconn* conn) { return ObserveOn(conn); });
   }
 
   Outcome<ApplyResult> Apply(const Action& action) override {
+    if (in_flight_.Stopping()) return ShuttingDown(postgres::Describe(action) + " not applied");
     return std::visit([this](const auto& a) { return Do(a); }, action);
   }
 
@@ -393,9 +560,17 @@ class Gateway final : public LibpqGateway {
 
   Outcome<ConnPtr> Connect(const ConnectAs& as, const Scrubber& scrub) const {
     if (!target_) return InvalidDsn();
+    if (in_flight_.Stopping()) return ShuttingDown("no new connection to " + Describe(as));
+    const bool tenant = !as.user.empty();
     const std::string timeout = std::to_string(options_.connect_timeout.count());
+    const std::string session =
+        tenant ? pq::SessionOptions(options_.migration_timeout, options_.lock_timeout) +
+                     std::string(kMigrationSessionSettings)
+               : pq::SessionOptions(options_.statement_timeout, options_.lock_timeout,
+                                    kAdminSearchPath);
     std::vector<pq::ConnectParam> params = {{"connect_timeout", timeout.c_str()},
-                                            {"fallback_application_name", "tenant-master"}};
+                                            {"fallback_application_name", "tenant-master"},
+                                            {"options", session.c_str()}};
     if (!as.user.empty()) params.push_back({"user", as.user.c_str()});
     if (as.password != nullptr) params.push_back({"password", as.password->Reveal().c_str()});
     Outcome<ConnPtr> conn = pq::Connect(dsn_, as.dbname, params, scrub, Describe(as));
@@ -404,7 +579,6 @@ class Gateway final : public LibpqGateway {
     // The operator's own credentials are for a human to fix; a tenant role's password is
     // repaired by the next pass. A database dropped since the catalog was read is re-created by
     // the next pass too.
-    const bool tenant = !as.user.empty();
     if (failure.reason == "AuthenticationFailed" && tenant) failure.kind = FailureKind::kTransient;
     if (failure.reason == "DatabaseMissing") {
       failure = Failure::Transient("ConnectionFailed", std::move(failure.message));
@@ -453,16 +627,43 @@ class Gateway final : public LibpqGateway {
   // --- statements ------------------------------------------------------------------------------
 
   /// Sends `sql` (`statements` of them, one round trip); the last statement's result.
+  /// `migration`: the tenant role's session (its statement_timeout is migration_timeout).
   Outcome<ResultPtr> Exec(PGconn* conn, const std::string& sql, int statements,
-                          const Scrubber& scrub) {
+                          const Scrubber& scrub, bool migration = false) {
+    Watch watch(in_flight_, conn);
+    if (!watch.ok()) return ShuttingDown("statement not sent");
     statements_.fetch_add(statements);
-    return pq::Check(conn, ResultPtr(PQexec(conn, sql.c_str())), scrub);
+    Outcome<ResultPtr> result = pq::Check(conn, ResultPtr(PQexec(conn, sql.c_str())), scrub);
+    if (!result) return Explain(result.failure(), migration);
+    return result;
   }
 
   Outcome<ResultPtr> Query(PGconn* conn, std::string_view sql,
                            const std::vector<std::string>& params, const Scrubber& scrub) {
+    Watch watch(in_flight_, conn);
+    if (!watch.ok()) return ShuttingDown("statement not sent");
     statements_.fetch_add(1);
-    return pq::ExecParams(conn, sql, params, scrub);
+    Outcome<ResultPtr> result = pq::ExecParams(conn, sql, params, scrub);
+    if (!result) return Explain(result.failure(), false);
+    return result;
+  }
+
+  /// A failure said in terms of what timed out: `lock_timeout (5s) passed waiting for a lock:
+  /// ...`, `statement_timeout (30s) passed: ...`; after CancelAll, any failure is Transient
+  /// `ShuttingDown` (the statement was cancelled on purpose).
+  [[nodiscard]] Failure Explain(Failure failure, bool migration) const {
+    if (in_flight_.Stopping()) {
+      return ShuttingDown("statement cancelled (" + failure.message + ")");
+    }
+    if (failure.reason == "LockTimeout") {
+      failure.message = "lock_timeout (" + FormatDuration(options_.lock_timeout) +
+                        ") passed waiting for a lock: " + failure.message;
+    } else if (failure.reason == "StatementTimeout") {
+      const auto limit = migration ? options_.migration_timeout : options_.statement_timeout;
+      failure.message = std::string(migration ? "migration_timeout" : "statement_timeout") + " (" +
+                        FormatDuration(limit) + ") passed: " + failure.message;
+    }
+    return failure;
   }
 
   // --- observe ---------------------------------------------------------------------------------
@@ -518,6 +719,7 @@ class Gateway final : public LibpqGateway {
     // Roles and databases share the catalog query's columns, so their two field lists below look
     // alike; each names only the columns its kind fills.
     for (int row = 0; row < PQntuples(result); ++row) {
+      if (cluster.operator_role.empty()) cluster.operator_role = text(row, kOperatorRole);
       if (text(row, kKind) == "role") {
         ObservedRole role;
         role.name = text(row, kName);
@@ -534,6 +736,7 @@ class Gateway final : public LibpqGateway {
         }
         role.comment = text(row, kComment);
         role.sessions = number(row, kSessions);
+        role.privileged_member = flag(row, kPrivilegedMember);
         cluster.roles.emplace(role.name, std::move(role));
         continue;
       }
@@ -584,6 +787,7 @@ class Gateway final : public LibpqGateway {
   /// transaction, one round trip. `create`: CREATE ROLE with every attribute, else ALTER ROLE.
   Outcome<ApplyResult> RoleWithPassword(const std::string& step, const std::string& role,
                                         const Secret& password, const std::string& workspace,
+                                        const std::map<std::string, std::string>& marker_fields,
                                         const CreateRole* create) {
     Scrubber scrub = scrub_;
     scrub.Add(password);
@@ -592,7 +796,8 @@ class Gateway final : public LibpqGateway {
       if (!verifier) return verifier.failure();
       Scrubber with_verifier = scrub;
       with_verifier.Add(*verifier);
-      Marker marker{workspace, {{"pw", PasswordMemo(password, *verifier)}}};
+      Marker marker{workspace, marker_fields};
+      marker.fields["pw"] = PasswordMemo(password, *verifier);
       Sql sql(conn);
       if (create != nullptr) {
         // NO forms are accepted from a non-superuser in CREATE ROLE (not in ALTER ROLE).
@@ -616,12 +821,13 @@ class Gateway final : public LibpqGateway {
   }
 
   Outcome<ApplyResult> Do(const CreateRole& a) {
-    return RoleWithPassword("create role " + Quoted(a.role), a.role, a.password, a.workspace, &a);
+    return RoleWithPassword("create role " + Quoted(a.role), a.role, a.password, a.workspace,
+                            a.marker_fields, &a);
   }
 
   Outcome<ApplyResult> Do(const SetRolePassword& a) {
     return RoleWithPassword("set password of role " + Quoted(a.role), a.role, a.password,
-                            a.workspace, nullptr);
+                            a.workspace, a.marker_fields, nullptr);
   }
 
   Outcome<ApplyResult> Do(const AlterRole& a) {
@@ -723,11 +929,13 @@ class Gateway final : public LibpqGateway {
                        Sql sql(conn);
                        sql.Raw("DROP ROLE IF EXISTS ").Id(a.role).End();
                        if (sql.error()) return *sql.error();
+                       Watch watch(in_flight_, conn);
+                       if (!watch.ok()) return ShuttingDown("statement not sent");
                        statements_.fetch_add(sql.statements());
                        ResultPtr result(PQexec(conn, sql.text().c_str()));
                        if (auto owns = StillOwnsObjects(conn, result.get(), a.role)) return *owns;
                        Outcome<ResultPtr> checked = pq::Check(conn, std::move(result), scrub_);
-                       if (!checked) return checked.failure();
+                       if (!checked) return Explain(checked.failure(), false);
                        return ApplyResult{sql.statements(), ""};
                      });
   }
@@ -762,21 +970,44 @@ class Gateway final : public LibpqGateway {
     std::string step = OnCluster("install extensions in database " + Quoted(a.database));
     Outcome<ConnPtr> conn = Connect({a.database, "", nullptr}, scrub_);
     if (!conn) return WithStep(conn.failure(), step);
-    Outcome<ResultPtr> installed = Exec(conn->get(), std::string(kInstalledExtensions), 1, scrub_);
-    if (!installed) return WithStep(installed.failure(), step);
-    std::set<std::string> present;
-    for (int row = 0; row < PQntuples(installed->get()); ++row) {
-      present.emplace(PQgetvalue(installed->get(), row, 0));
+    Outcome<ResultPtr> state = Query(conn->get(), kExtensionState, {a.role}, scrub_);
+    if (!state) return WithStep(state.failure(), step);
+    const PGresult* row = state->get();
+    const auto text = [row](int column) {
+      return PQgetisnull(row, 0, column) != 0 ? std::string() : std::string(PQgetvalue(row, 0, column));
+    };
+    const std::string owner = text(kSchemaOwner);
+    const std::string me = text(kMe);
+    if (!owner.empty() && owner != me) {
+      return Failure::Stalled(
+          "ExtensionSchemaNotOwned",
+          step + ": schema \"extensions\" exists and is owned by role " + Quoted(owner) +
+              ", not by the operator's role " + Quoted(me) +
+              ": extensions are only created in a schema the tenant cannot write; drop or "
+              "rename that schema, or make it the operator's");
     }
+    std::set<std::string> present;
+    for (const std::string& name : Split(text(kInstalled), ',')) present.insert(name);
+
     Sql sql(conn->get());
+    if (owner.empty()) sql.Raw("CREATE SCHEMA ").Id(kExtensionSchema).End();
+    if (text(kUsage) != "t") {
+      sql.Raw("GRANT USAGE ON SCHEMA ").Id(kExtensionSchema).Raw(" TO ").Id(text(kGrantee)).End();
+    }
     std::string created;
     for (const auto& extension : a.extensions) {
-      if (present.count(extension) != 0) continue;
-      sql.Raw("CREATE EXTENSION IF NOT EXISTS ").Id(extension).Raw(" CASCADE").End();
+      if (present.count(extension) != 0) continue;  // wherever it is, it stays there
+      sql.Raw("CREATE EXTENSION IF NOT EXISTS ").Id(extension).Raw(" WITH SCHEMA ");
+      sql.Id(kExtensionSchema).Raw(" CASCADE").End();
       created += (created.empty() ? "" : ", ") + extension;
+    }
+    if (!SearchPathHasExtensions(text(kSettings))) {
+      sql.Raw("ALTER DATABASE ").Id(a.database).Raw(" SET search_path = ");
+      sql.Raw(kTenantSearchPath).End();
     }
     if (sql.error()) return WithStep(*sql.error(), step);
     if (sql.statements() == 0) return ApplyResult{1, "extensions already present"};
+    // One round trip, one implicit transaction: all of it or nothing.
     Outcome<ResultPtr> result = Exec(conn->get(), sql.text(), sql.statements(), scrub_);
     if (!result) {
       Failure failure = result.failure();
@@ -784,7 +1015,21 @@ class Gateway final : public LibpqGateway {
       if (failure.reason == "FeatureNotSupported") failure.reason = "ExtensionNotAvailable";
       return WithStep(std::move(failure), step);
     }
-    return ApplyResult{1 + sql.statements(), "created extensions " + created};
+    return ApplyResult{1 + sql.statements(),
+                       created.empty() ? "extensions schema prepared" : "created extensions " + created};
+  }
+
+  /// True when the database's own settings (`name=value` lines of pg_db_role_setting) give a
+  /// search_path that names the schema `extensions`.
+  static bool SearchPathHasExtensions(const std::string& settings) {
+    for (const std::string& line : Split(settings, '\n')) {
+      if (!line.starts_with("search_path=")) continue;
+      for (std::string entry : Split(line.substr(12), ',')) {
+        entry = std::string(Trim(entry));
+        if (entry == kExtensionSchema || entry == "\"extensions\"") return true;
+      }
+    }
+    return false;
   }
 
   Outcome<ApplyResult> Do(const ApplyMigrations& a) {
@@ -798,16 +1043,33 @@ class Gateway final : public LibpqGateway {
     {
       Outcome<ConnPtr> admin = Connect({a.database, "", nullptr}, scrub);
       if (!admin) return WithStep(admin.failure(), step);
-      Outcome<ResultPtr> ready = Query(admin->get(), kLedgerReady, {a.role}, scrub);
+      Outcome<ResultPtr> state = Query(admin->get(), kLedgerState, {a.role}, scrub);
       ++sent;
-      if (!ready) return WithStep(ready.failure(), step);
-      if (std::string_view(PQgetvalue(ready->get(), 0, 0)) != "t") {
+      if (!state) return WithStep(state.failure(), step);
+      const PGresult* row = state->get();
+      const bool exists = PQgetisnull(row, 0, 0) == 0;
+      const std::string owner = exists ? PQgetvalue(row, 0, 0) : "";
+      const std::string me = PQgetvalue(row, 0, 1);
+      if (exists && owner != me) {
+        return Failure::Stalled(
+            "LedgerNotOwned",
+            step + ": schema \"tenant_master\" exists and is owned by role " + Quoted(owner) +
+                ", not by the operator's role " + Quoted(me) +
+                "; the migrations ledger is kept only in a schema the operator owns, so no "
+                "migration runs until that schema is dropped or renamed (its owner can do it)");
+      }
+      if (std::string_view(PQgetvalue(row, 0, 2)) != "t") {
         Sql sql(admin->get());
+        int statements = kCreateLedgerStatements;
+        if (!exists) {
+          sql.Raw(kCreateLedgerSchema);
+          ++statements;
+        }
         sql.Raw(kCreateLedger);
         sql.Raw("GRANT USAGE ON SCHEMA tenant_master TO ").Id(a.role).End();
         sql.Raw("GRANT SELECT, INSERT ON tenant_master.schema_migrations TO ").Id(a.role).End();
         if (sql.error()) return WithStep(*sql.error(), step);
-        int statements = kCreateLedgerStatements + sql.statements();
+        statements += sql.statements();
         Outcome<ResultPtr> created = Exec(admin->get(), sql.text(), statements, scrub);
         sent += statements;
         if (!created) return WithStep(created.failure(), step);
@@ -820,14 +1082,13 @@ class Gateway final : public LibpqGateway {
     if (!tenant) return WithStep(tenant.failure(), step);
     PGconn* conn = tenant->get();
 
-    std::string lock = "BEGIN;\nSET LOCAL lock_timeout = '" + std::string(kMigrationLockTimeout) +
-                       "';\nSELECT pg_catalog.pg_advisory_lock(" + std::string(kMigrationLockKey) +
-                       ");\nCOMMIT";
-    Outcome<ResultPtr> locked = Exec(conn, lock, 4, scrub);
-    sent += 4;
+    const std::string lock =
+        "SELECT pg_catalog.pg_advisory_lock(" + std::string(kMigrationLockKey) + ")";
+    Outcome<ResultPtr> locked = Exec(conn, lock, 1, scrub, true);
+    ++sent;
     if (!locked) return WithStep(locked.failure(), step);
 
-    Outcome<ResultPtr> ledger = Exec(conn, std::string(kReadLedger), 1, scrub);
+    Outcome<ResultPtr> ledger = Exec(conn, std::string(kReadLedger), 1, scrub, true);
     ++sent;
     if (!ledger) return WithStep(ledger.failure(), step);
     std::vector<migrations::AppliedMigration> applied;
@@ -836,7 +1097,7 @@ class Gateway final : public LibpqGateway {
                          PQgetvalue(ledger->get(), row, 2)});
     }
     Outcome<std::vector<migrations::Migration>> pending =
-        migrations::Pending(a.migrations, applied, a.database);
+        migrations::Pending(a.migrations, applied, a.database, a.ignore_missing);
     if (!pending) return pending.failure();  // the session's end releases the lock
 
     std::string done;
@@ -849,7 +1110,7 @@ class Gateway final : public LibpqGateway {
     // Best effort: closing the session releases the lock anyway.
     static_cast<void>(
         Exec(conn, "SELECT pg_catalog.pg_advisory_unlock(" + std::string(kMigrationLockKey) + ")",
-             1, scrub));
+             1, scrub, true));
     ++sent;
     return ApplyResult{sent, done.empty() ? "no pending migrations" : "applied " + done};
   }
@@ -879,20 +1140,39 @@ class Gateway final : public LibpqGateway {
         "migration " + migration.file + " failed in database " + Quoted(database);
     if (sql.error()) return WithStep(*sql.error(), failed_in);
     constexpr int kStatements = 4;  // BEGIN, the file, INSERT, COMMIT
-    statements_.fetch_add(kStatements);
-    ResultPtr result(PQexec(conn, sql.text().c_str()));
+    ResultPtr result;
+    {
+      Watch watch(in_flight_, conn);
+      if (!watch.ok()) return ShuttingDown(migration.file + " not run");
+      statements_.fetch_add(kStatements);
+      result.reset(PQexec(conn, sql.text().c_str()));
+    }
     ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return kStatements;
 
+    // What the server says about the file: SQLSTATE, condition, line and column, and its
+    // message with every quoted fragment hidden (it quotes the file's text: a symlinked secret
+    // would be echoed). DETAIL, HINT and CONTEXT, which quote the file too, are left out.
+    const char* sqlstate =
+        result ? PQresultErrorField(result.get(), PG_DIAG_SQLSTATE) : nullptr;
     std::string where;
+    if (sqlstate != nullptr) {
+      const std::string_view condition = pq::ConditionName(sqlstate);
+      if (!condition.empty()) where += " " + std::string(condition);
+    }
+    where += ", file " + migration.file;
     const char* position =
         result ? PQresultErrorField(result.get(), PG_DIAG_STATEMENT_POSITION) : nullptr;
     if (position != nullptr && migration.sql) {
       long at = std::strtol(position, nullptr, 10);
-      std::optional<int> line = LineOfPosition(sql.text(), at, static_cast<long>(kBegin.size()));
-      if (line) where = ", line " + std::to_string(*line);
+      std::optional<std::pair<int, int>> line =
+          LineOfPosition(sql.text(), at, static_cast<long>(kBegin.size()));
+      if (line) {
+        where += ", line " + std::to_string(line->first) + ", column " +
+                 std::to_string(line->second);
+      }
     }
-    Failure failure = pq::ResultFailure(conn, result.get(), scrub, where);
+    Failure failure = Explain(pq::ResultFailure(conn, result.get(), scrub, where, true), true);
     if (PQtransactionStatus(conn) == PQTRANS_INERROR) {
       statements_.fetch_add(1);
       ResultPtr rollback(PQexec(conn, "ROLLBACK"));
@@ -908,6 +1188,7 @@ class Gateway final : public LibpqGateway {
   const std::optional<pq::DsnParts> target_;  // nullopt: libpq cannot parse the DSN
   const std::string admin_dbname_;
   Scrubber scrub_;
+  InFlight in_flight_;
   Pool pool_;
   std::atomic<std::int64_t> statements_{0};
   std::atomic<Passwords> passwords_{Passwords::kUnknown};
