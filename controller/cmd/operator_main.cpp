@@ -1,6 +1,7 @@
 // tenant-operator: reconciles the Workspace manifests of the configured sources (README.md, docs/architecture.md).
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <iostream>
 #include <map>
@@ -43,6 +44,8 @@ constexpr std::string_view kUsage =
     "Without --once: the long-running controller. It watches the configured sources, keeps\n"
     "every workspace converged, serves /healthz, /readyz, /metrics, /api/v1/... and\n"
     "POST /hooks/git on http.listen, and exits 0 on SIGTERM or SIGINT after draining.\n"
+    "The drain is bounded by reconcile.drainTimeout: then the statements in flight are\n"
+    "cancelled, and if a worker still does not return within a second it exits 1.\n"
     "\n"
     "  --config FILE   operator config (YAML, see README.md)\n"
     "  --state-dir DIR where git checkouts live (default: a folder under the system temp\n"
@@ -168,7 +171,8 @@ class SignalWatcher {
 };
 
 int RunDaemon(const Args& args, const manifests::Config& config, const Secret& master_key,
-              const controller::Gateways& gateways, controller::StacksContext& stacks_context) {
+              const controller::Gateways& gateways, controller::StacksContext& stacks_context,
+              std::function<void()> cancel_in_flight) {
   controller::InstallScrubbingLogger(controller::kDaemonLogPattern);
   Outcome<Secret> dsn = StoreDsn(config);
   if (!dsn) {
@@ -239,11 +243,13 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   deps.clock = &clock;
   deps.random = &random;
   deps.git_cache = state / "git";
+  deps.cancel_in_flight = std::move(cancel_in_flight);
 
   controller::DaemonOptions options;
   options.workers = args.workers > 0 ? args.workers : config.reconcile.workers;
   options.resync_interval = config.reconcile.resync_interval;
   options.max_deletions_per_sync = config.reconcile.max_deletions_per_sync;
+  options.drain_timeout = config.reconcile.drain_timeout;
   options.rescan_interval = std::min<controller::Duration>(config.reconcile.resync_interval,
                                                            std::chrono::minutes(1));
   controller::Daemon daemon(std::move(deps), options);
@@ -278,7 +284,14 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   spdlog::info("tenant-operator {}: serving http://{} (port {}); {} source(s), {} cluster(s)",
                TM_VERSION, config.http.listen, http.port(), config.sources.size(),
                config.clusters.size());
-  daemon.Run();
+  if (!daemon.Run()) {
+    // The drain passed reconcile.drainTimeout and a worker is still busy after its statements
+    // were cancelled: it still uses the daemon, so nothing is destroyed; exit now, non-zero.
+    http.Stop();
+    spdlog::error("stopped without draining: exit 1");
+    spdlog::default_logger()->flush();
+    std::_Exit(1);
+  }
   http.Stop();
   spdlog::info("stopped");
   return 0;
@@ -306,7 +319,7 @@ int Run(const Args& args) {
   }
 
   const int workers = args.workers > 0 ? args.workers : config.reconcile.workers;
-  std::vector<std::unique_ptr<postgres::PostgresGateway>> owned;
+  std::vector<std::unique_ptr<postgres::LibpqGateway>> owned;
   controller::Gateways gateways;
   controller::StacksContext stacks_context;
   stacks_context.config = &config;
@@ -316,7 +329,12 @@ int Run(const Args& args) {
       std::cerr << "tenant-operator: " << dsn.failure().message << '\n';
       return 2;
     }
-    owned.push_back(postgres::MakeLibpqGateway(cluster.name, *dsn, {.pool_size = workers}));
+    owned.push_back(postgres::MakeLibpqGateway(
+        cluster.name, *dsn,
+        {.pool_size = workers,
+         .statement_timeout = config.reconcile.statement_timeout,
+         .lock_timeout = config.reconcile.lock_timeout,
+         .migration_timeout = config.reconcile.migration_timeout}));
     gateways.emplace(cluster.name, owned.back().get());
     const auto host_port = postgres::DsnHostPort(*dsn);
     controller::DbAddress address;
@@ -355,7 +373,9 @@ int Run(const Args& args) {
   stacks_context.ledger = &ledger;
 
   if (!args.once) {
-    const int code = RunDaemon(args, config, *master_key, gateways, stacks_context);
+    const int code = RunDaemon(args, config, *master_key, gateways, stacks_context, [&owned] {
+      for (const auto& gateway : owned) gateway->CancelAll();
+    });
     if (!ledger_file.empty()) {
       std::error_code ignored;
       std::filesystem::create_directories(ledger_file.parent_path(), ignored);

@@ -26,18 +26,20 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                 .term = this,
                 .metrics = deps_.metrics,
                 .clock = deps_.clock,
-                .random = deps_.random},
+                .random = deps_.random,
+                .cancel_in_flight = deps_.cancel_in_flight},
                {.workers = options_.workers,
                 .resync_interval = options_.resync_interval,
                 .leader_poll = options_.leader_poll,
-                .backoff = options_.backoff}) {}
+                .backoff = options_.backoff,
+                .drain_timeout = options_.drain_timeout}) {}
 
 Daemon::~Daemon() {
   Stop();
 }
 
-void Daemon::Run() {
-  manager_.Run();
+bool Daemon::Run() {
+  return manager_.Run();
 }
 
 void Daemon::Stop() {

@@ -57,6 +57,9 @@ struct DaemonDeps {
   std::map<std::string, GitCredentials> git_credentials;  ///< by git source name
   std::filesystem::path git_cache;  ///< where git checkouts live (one folder per source)
   SourceFactory make_source;        ///< empty: directory and git sources from the config
+  /// Cancels the PostgreSQL statements in flight (each libpq gateway's CancelAll), called when
+  /// a stop's drain passes DaemonOptions::drain_timeout. Empty: nothing to cancel.
+  std::function<void()> cancel_in_flight = {};
 };
 
 struct DaemonOptions {
@@ -73,6 +76,10 @@ struct DaemonOptions {
   Duration snapshot_max_age = std::chrono::seconds(1);
   Duration leader_poll = std::chrono::seconds(1);
   BackoffOptions backoff;  ///< per-workspace failure backoff
+  /// The bound on Stop()'s drain (`reconcile.drainTimeout`): after it the statements in flight
+  /// are cancelled (DaemonDeps::cancel_in_flight), and a worker still busy a second later is
+  /// given up on (Run() returns false).
+  Duration drain_timeout = std::chrono::seconds(30);
 };
 
 /// The daemon. Run() blocks until Stop(); every public method is thread-safe.
@@ -85,8 +92,9 @@ class Daemon final : private Term {
 
   /// Standby until the leader lock is taken, then leads until Stop() or until the lock is lost
   /// (then standby again). Returns when stopped, after draining in-flight work and releasing the
-  /// lock.
-  void Run();
+  /// lock: true. false: the drain passed its bound and a worker is still busy, detached; the
+  /// caller must end the process without destroying the daemon (Manager::Run).
+  bool Run();
   /// Asks Run() to return: stop taking work, let in-flight reconciles finish. Async-signal
   /// unsafe; call it from a normal thread (the main's signal thread does).
   void Stop();

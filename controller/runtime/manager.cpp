@@ -8,8 +8,19 @@
 
 namespace tmaster::controller {
 
+/// What the workers of one term share, owned jointly by the term and its workers: workers a
+/// bounded drain gives up on are detached and may outlive the term.
+struct Manager::Crew {
+  Crew(const Clock& clock, Random& random, const WorkQueueOptions& options)
+      : queue(clock, random, options) {}
+  WorkQueue queue;
+  std::mutex mutex;
+  std::condition_variable done;
+  int running = 0;  // guarded by mutex
+};
+
 Manager::Manager(ManagerDeps deps, ManagerOptions options)
-    : deps_(deps), options_(std::move(options)) {}
+    : deps_(std::move(deps)), options_(std::move(options)) {}
 
 Manager::~Manager() {
   Stop();
@@ -28,7 +39,7 @@ bool Manager::WaitForStop(Duration limit) {
   return stop_cv_.wait_for(lock, limit, [&] { return stop_.load(); });
 }
 
-void Manager::Run() {
+bool Manager::Run() {
   while (!stop_) {
     if (deps_.leader_lock != nullptr) {
       Outcome<bool> got = deps_.leader_lock->TryAcquire();
@@ -39,23 +50,33 @@ void Manager::Run() {
       }
       spdlog::info("leader election: this replica leads");
     }
-    Lead();
+    if (Lead() == TermEnd::kAbandoned) return false;  // the process ends; so does the session
     if (deps_.leader_lock != nullptr) deps_.leader_lock->Release();
   }
+  return true;
 }
 
-bool Manager::Lead() {
+Manager::TermEnd Manager::Lead() {
   leading_ = true;
   deps_.metrics->SetLeader(true);
   WorkQueueOptions queue_options;
   queue_options.backoff = options_.backoff;
-  WorkQueue queue(*deps_.clock, *deps_.random, queue_options);
+  const auto crew = std::make_shared<Crew>(*deps_.clock, *deps_.random, queue_options);
+  WorkQueue& queue = crew->queue;
 
   bool lost = false;
   std::vector<std::thread> workers;
   if (deps_.term->Begin(queue)) {
     const int count = std::max(1, options_.workers);
-    for (int i = 0; i < count; ++i) workers.emplace_back([this, &queue] { WorkerLoop(queue); });
+    crew->running = count;
+    for (int i = 0; i < count; ++i) {
+      workers.emplace_back([this, crew] {
+        WorkerLoop(crew->queue);
+        const std::lock_guard lock(crew->mutex);
+        --crew->running;
+        crew->done.notify_all();
+      });
+    }
     while (!WaitForStop(options_.leader_poll)) {
       if (deps_.leader_lock != nullptr) {
         Outcome<bool> held = deps_.leader_lock->StillHeld();
@@ -79,12 +100,38 @@ bool Manager::Lead() {
   // Stop taking work at once; a worker finishes the action it is in, never starts another.
   queue.ShutDown();
   deps_.term->StopIntake();
+  // A lost lock waits for its workers (every statement they send has its own timeout); a Stop()
+  // is bounded, since the process is asked to end.
+  if (!lost && !Drain(*crew)) {
+    for (std::thread& worker : workers) worker.detach();
+    leading_ = false;
+    return TermEnd::kAbandoned;
+  }
   for (std::thread& worker : workers) worker.join();
   if (!lost) spdlog::info("stopped: in-flight work drained");
   deps_.term->End();
   leading_ = false;
   deps_.metrics->SetLeader(false);
-  return lost;
+  return lost ? TermEnd::kLost : TermEnd::kStopped;
+}
+
+bool Manager::Drain(Crew& crew) {
+  std::unique_lock lock(crew.mutex);
+  const auto idle = [&crew] { return crew.running == 0; };
+  if (crew.done.wait_for(lock, options_.drain_timeout, idle)) return true;
+  const auto seconds = [](Duration d) {
+    return std::chrono::duration_cast<std::chrono::duration<double>>(d).count();
+  };
+  spdlog::warn("drain: {} worker(s) still busy after {:g}s (reconcile.drainTimeout): cancelling "
+               "the statements in flight",
+               crew.running, seconds(options_.drain_timeout));
+  lock.unlock();
+  if (deps_.cancel_in_flight) deps_.cancel_in_flight();
+  lock.lock();
+  if (crew.done.wait_for(lock, options_.cancel_grace, idle)) return true;
+  spdlog::error("drain: {} worker(s) still busy {:g}s after the cancel: exiting without them",
+                crew.running, seconds(options_.cancel_grace));
+  return false;
 }
 
 void Manager::WorkerLoop(WorkQueue& queue) {

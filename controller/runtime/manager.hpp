@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,6 +45,9 @@ struct ManagerDeps {
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
   Random* random = nullptr;
+  /// Called once when a Stop()'s drain passes its bound: cancels what the workers wait on (the
+  /// PostgreSQL statements in flight), so they return. Empty: nothing to cancel.
+  std::function<void()> cancel_in_flight = {};
 };
 
 struct ManagerOptions {
@@ -53,6 +57,10 @@ struct ManagerOptions {
   /// How often a standby tries the lock and a leader checks it still holds it.
   Duration leader_poll = std::chrono::seconds(1);
   BackoffOptions backoff;  ///< per-name failure backoff
+  /// Stop()'s bound on the drain (`reconcile.drainTimeout`): the workers still busy after it get
+  /// `cancel_in_flight`, then `cancel_grace` more to return.
+  Duration drain_timeout = std::chrono::seconds(30);
+  Duration cancel_grace = std::chrono::seconds(1);
 };
 
 /// Run() blocks until Stop(); every public method is thread-safe. The pointees of ManagerDeps
@@ -66,17 +74,26 @@ class Manager {
 
   /// Stands by until the leader lock is taken, then leads until Stop() or until the lock is
   /// lost (then stands by again). Returns when stopped, after draining in-flight work and
-  /// releasing the lock.
-  void Run();
-  /// Asks Run() to return: stop taking work, let in-flight reconciles finish.
+  /// releasing the lock: true. The drain is bounded (ManagerOptions::drain_timeout, then
+  /// cancel_in_flight and cancel_grace): false when a worker was still busy after that. The
+  /// workers are then left running, detached, and still use the manager and its deps: the
+  /// caller must end the process without destroying them (std::_Exit).
+  bool Run();
+  /// Asks Run() to return: stop taking work, let in-flight reconciles finish (within the bound).
   void Stop();
 
   [[nodiscard]] bool Leading() const { return leading_; }
   [[nodiscard]] bool Stopping() const { return stop_; }
 
  private:
-  /// One term; true when it ended because the lock was lost or could not start.
-  bool Lead();
+  enum class TermEnd { kStopped, kLost, kAbandoned };
+  struct Crew;
+  /// One term: ended by Stop() (drained), by the lock lost or a term that could not start, or by
+  /// a drain that passed its bound with workers still busy (they are detached).
+  TermEnd Lead();
+  /// Waits for the crew's workers within the drain bound, cancelling in-flight work once the
+  /// bound passes; true when every worker returned.
+  bool Drain(Crew& crew);
   void WorkerLoop(WorkQueue& queue);
   /// Acts on a run's answer as reconciler.hpp says.
   void Requeue(WorkQueue& queue, const std::string& name, const Outcome<Result>& outcome);

@@ -10,8 +10,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -56,6 +58,7 @@ class FakeReconciler final : public Reconciler {
       holding = true;
       changed.notify_all();
       changed.wait(lock, [&] { return !hold_name.has_value(); });
+      ++released_runs;
     }
     if (auto it = answers.find(request.name); it != answers.end()) {
       if (it->second.kind == Kind::kThrow) throw std::runtime_error("bug");
@@ -108,6 +111,7 @@ class FakeReconciler final : public Reconciler {
   std::vector<std::string> runs;
   std::optional<std::string> hold_name;
   bool holding = false;
+  int released_runs = 0;  ///< held runs that have returned from their hold
 };
 
 struct Harness {
@@ -119,13 +123,14 @@ struct Harness {
     options.backoff.base = 1ms;
     options.backoff.max = 4ms;
   }
-  Manager Make(LeaderLock* lock) {
+  Manager Make(LeaderLock* lock, std::function<void()> cancel_in_flight = {}) {
     return Manager({.leader_lock = lock,
                     .reconciler = &reconciler,
                     .term = &term,
                     .metrics = &metrics,
                     .clock = &clock,
-                    .random = &random},
+                    .random = &random,
+                    .cancel_in_flight = std::move(cancel_in_flight)},
                    options);
   }
   FakeTerm term;
@@ -180,6 +185,61 @@ TEST_CASE("manager: Stop drains the action in flight before Run returns") {
   CHECK(done.wait_for(5s) == std::future_status::ready);
   CHECK(h.term.ends.load() == 1);
   CHECK(h.term.stops.load() == 1);
+}
+
+TEST_CASE("manager: a drain that passes drainTimeout cancels what is in flight, then returns") {
+  Harness h;
+  h.options.drain_timeout = 200ms;
+  h.term.names = {"busy"};
+  h.reconciler.Hold("busy");
+  std::atomic<int> cancels{0};
+  // The cancel is what ends the blocked statement: here it releases the held run.
+  Manager manager = h.Make(nullptr, [&] {
+    ++cancels;
+    h.reconciler.Release();
+  });
+  auto done = std::async(std::launch::async, [&] { return manager.Run(); });
+  REQUIRE(h.reconciler.WaitHolding(5s));
+  const auto stopped_at = std::chrono::steady_clock::now();
+  manager.Stop();
+  CHECK(done.wait_for(100ms) == std::future_status::timeout);  // still within the bound
+  REQUIRE(done.wait_for(5s) == std::future_status::ready);
+  CHECK(done.get());  // drained: the worker returned after the cancel
+  CHECK(cancels.load() == 1);
+  CHECK(std::chrono::steady_clock::now() - stopped_at >= 200ms);
+  CHECK(h.term.ends.load() == 1);
+}
+
+TEST_CASE("manager: a worker that ignores the cancel is given up on; Run says so") {
+  Harness h;
+  h.options.drain_timeout = 100ms;
+  h.options.cancel_grace = 100ms;
+  h.term.names = {"stuck"};
+  h.reconciler.Hold("stuck");
+  std::atomic<int> cancels{0};
+  auto manager = std::make_unique<Manager>(
+      ManagerDeps{.leader_lock = nullptr,
+                  .reconciler = &h.reconciler,
+                  .term = &h.term,
+                  .metrics = &h.metrics,
+                  .clock = &h.clock,
+                  .random = &h.random,
+                  .cancel_in_flight = [&] { ++cancels; }},
+      h.options);
+  auto done = std::async(std::launch::async, [&] { return manager->Run(); });
+  REQUIRE(h.reconciler.WaitHolding(5s));
+  manager->Stop();
+  REQUIRE(done.wait_for(5s) == std::future_status::ready);
+  CHECK_FALSE(done.get());
+  CHECK(cancels.load() == 1);
+  CHECK(h.term.ends.load() == 0);  // the term is not ended under a worker still in it
+  // The test must outlive the detached worker: release it and let it leave the manager.
+  h.reconciler.Release();
+  REQUIRE(Eventually([&] {
+    const std::lock_guard lock(h.reconciler.mutex);
+    return h.reconciler.released_runs == 1;
+  }));
+  std::this_thread::sleep_for(50ms);  // the worker's last steps after its run: queue shut down
 }
 
 TEST_CASE("manager: each answer brings the name back as the reconcile contract says") {
