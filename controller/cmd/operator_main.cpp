@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/crypto.hpp"
+#include "common/pq/dsn.hpp"
 #include "controller/daemon/daemon.hpp"
 #include "controller/api/http_server.hpp"
 #include "controller/runtime/metrics.hpp"
@@ -140,6 +141,16 @@ Outcome<Secret> StoreDsn(const manifests::Config& config) {
   return controller::StoreDsnFromClusterDsn(*cluster);
 }
 
+/// The store's database name, never adopted on any cluster: the store DSN's dbname (the default
+/// store DSN names tenant_master). Only parsed, never connected to.
+std::string StoreDatabase(const manifests::Config& config) {
+  Outcome<Secret> dsn = StoreDsn(config);
+  if (!dsn) return std::string(postgres::kDefaultStoreDatabase);
+  const std::optional<pq::DsnParts> parts = pq::ParseDsn(*dsn);
+  if (!parts || parts->dbname.empty()) return std::string(postgres::kDefaultStoreDatabase);
+  return parts->dbname;
+}
+
 /// Waits for SIGTERM/SIGINT (blocked in every thread, see RunDaemon) and stops the daemon.
 class SignalWatcher {
  public:
@@ -243,6 +254,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   deps.clock = &clock;
   deps.random = &random;
   deps.git_cache = state / "git";
+  deps.store_database = StoreDatabase(config);
   deps.cancel_in_flight = std::move(cancel_in_flight);
 
   controller::DaemonOptions options;
@@ -409,7 +421,8 @@ int Run(const Args& args) {
        .workers = workers,
        // Only a clean read of every source may remove anything (docs/architecture.md#invariants).
        .prune_stacks = !fleet.HasErrors(),
-       .max_deletions_per_sync = config.reconcile.max_deletions_per_sync},
+       .max_deletions_per_sync = config.reconcile.max_deletions_per_sync,
+       .store_database = StoreDatabase(config)},
       &stacks_context);
   controller::PrintReport(std::cout, fleet.diagnostics, report, args.dry_run);
   if (!ledger_file.empty() && !args.dry_run) {

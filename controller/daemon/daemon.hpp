@@ -46,6 +46,8 @@ using SourceFactory = std::function<std::unique_ptr<Source>(const manifests::Sou
 struct DaemonDeps {
   const manifests::Config* config = nullptr;
   Store* store = nullptr;
+  /// The store's database name (its DSN's dbname): never adopted on any cluster.
+  std::string store_database = "tenant_master";
   LeaderLock* leader_lock = nullptr;  ///< nullptr: always the leader (single replica, tests)
   Gateways gateways;                  ///< by cluster name
   StacksContext* stacks = nullptr;    ///< nullptr: dedicated workspaces get their database only

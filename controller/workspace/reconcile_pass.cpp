@@ -360,8 +360,10 @@ const char* ToString(Phase phase) {
   return "Unknown";
 }
 
-postgres::AdoptPolicy AdoptPolicyFor(const manifests::Config* config, const std::string& cluster) {
+postgres::AdoptPolicy AdoptPolicyFor(const manifests::Config* config, const std::string& cluster,
+                                     const std::string& store_database) {
   postgres::AdoptPolicy policy;
+  policy.store_database = store_database;
   if (config == nullptr) return policy;
   for (const manifests::ClusterConfig& c : config->clusters) {
     if (c.name == cluster) policy.pattern = c.adopt_pattern;
@@ -455,7 +457,7 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
     WorkspaceInputs& in = inputs.emplace_back();
     in.workspace = &workspace;
     in.elsewhere = others;
-    in.adopt = AdoptPolicyFor(config, workspace.database.cluster);
+    in.adopt = AdoptPolicyFor(config, workspace.database.cluster, options.store_database);
     in.product = fleet.FindProduct(workspace.product);
     auto gateway = gateways.find(workspace.database.cluster);
     if (in.product == nullptr || gateway == gateways.end()) continue;

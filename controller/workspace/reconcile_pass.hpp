@@ -31,6 +31,8 @@ struct PassOptions {
   /// `max_deletions_per_sync` at once, or all of them, deletes nothing.
   bool prune_stacks = false;
   int max_deletions_per_sync = 3;
+  /// The store's database name (`store.dsnEnv`'s dbname): never adopted on any cluster.
+  std::string store_database = std::string(postgres::kDefaultStoreDatabase);
 };
 
 /// The outcome of one workspace in one pass.
@@ -100,7 +102,8 @@ struct WorkspaceInputs {
 /// What `spec.database.adopt` may take over on `cluster`: its `adoptPattern` from `config`
 /// (nullptr: none) and the store database's default name (the caller replaces it when the store's
 /// DSN names another database).
-postgres::AdoptPolicy AdoptPolicyFor(const manifests::Config* config, const std::string& cluster);
+postgres::AdoptPolicy AdoptPolicyFor(const manifests::Config* config, const std::string& cluster,
+                                     const std::string& store_database);
 
 /// Gateways by cluster name; the caller owns them.
 using Gateways = std::map<std::string, postgres::PostgresGateway*>;

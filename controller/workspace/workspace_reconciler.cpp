@@ -134,6 +134,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
   inputs.workspace = &workspace;
   inputs.product = &entry.product->product;
   inputs.migrations = &entry.product->migrations;
+  inputs.adopt = AdoptPolicyFor(deps_.config, workspace.database.cluster, deps_.store_database);
   std::shared_ptr<const Outcome<postgres::ObservedCluster>> observed;
   std::shared_ptr<const StackList> stack_list;
   if (auto gateway = deps_.gateways.find(workspace.database.cluster);

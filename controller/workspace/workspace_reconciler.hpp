@@ -41,6 +41,9 @@ struct WorkspaceReconcilerDeps {
   const Secret* master_key = nullptr;
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
+  const manifests::Config* config = nullptr;  ///< each cluster's adoptPattern; nullptr: none
+  /// The store's database name: never adopted (postgres::AdoptPolicy).
+  std::string store_database = std::string(postgres::kDefaultStoreDatabase);
 };
 
 struct WorkspaceReconcilerOptions {

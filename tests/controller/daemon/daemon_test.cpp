@@ -66,6 +66,7 @@ class Harness {
     deps.leader_lock = leader_lock;
     deps.stacks = stacks;
     deps.make_source = make_source;
+    deps.store_database = store_database;
     controller::DaemonOptions options;
     options.workers = 2;
     options.resync_interval = resync_;
@@ -140,6 +141,7 @@ class Harness {
   controller::StacksContext* stacks = nullptr;
   controller::SourceFactory make_source;
   controller::Duration leader_poll = std::chrono::seconds(1);
+  std::string store_database = "tenant_master";
 
   testing::FakeStore& store() { return store_; }
   testing::FakePostgres& postgres() { return postgres_; }
@@ -673,4 +675,43 @@ spec:
   REQUIRE(Eventually([&] { return StackNames(stacks, 1) == std::set<std::string>{"tm-beta"}; }));
   REQUIRE(Eventually([&] { return h.Source() && h.Source()->ready; }));
   h.Stop();
+}
+
+TEST_CASE("daemon: adopt follows the cluster's adoptPattern and never takes the store database") {
+  Harness h;
+  h.config().clusters.front().adopt_pattern = "legacy_*";
+  h.store_database = "legacy_store";  // a store on this cluster, under a name the pattern matches
+  h.MakeDaemon();  // the config is read when the daemon is made
+  auto& cluster = h.postgres().cluster();
+  const auto add = [&](const std::string& database, const std::string& role) {
+    postgres::ObservedRole r;
+    r.name = role;
+    r.can_login = true;
+    cluster.roles[role] = r;
+    postgres::ObservedDatabase d;
+    d.name = database;
+    d.owner = role;
+    d.encoding = "UTF8";
+    cluster.databases[database] = d;
+  };
+  add("legacy_shop", "legacy_owner");
+  add("other_shop", "other_owner");
+  add("legacy_store", "store_owner");
+  const auto adopting = [](const std::string& database, const std::string& role) {
+    return "    name: " + database + "\n    owner: " + role + "\n    adopt: true\n";
+  };
+  h.Write("a.yaml", WorkspaceYaml("matching", adopting("legacy_shop", "legacy_owner")));
+  h.Write("b.yaml", WorkspaceYaml("outside", adopting("other_shop", "other_owner")));
+  h.Write("c.yaml", WorkspaceYaml("storetaker", adopting("legacy_store", "legacy_store_owner")));
+  h.Start();
+  REQUIRE(Eventually([&] {
+    return h.HasPhase("matching", "Ready") && h.HasPhase("outside", "Stalled") &&
+           h.HasPhase("storetaker", "Stalled");
+  }));
+  CHECK(h.Status("outside")->conditions_json.find("AdoptRefused") != std::string::npos);
+  CHECK_MESSAGE(h.Status("storetaker")->conditions_json.find("AdoptRefused") != std::string::npos,
+                h.Status("storetaker")->conditions_json);
+  h.Stop();
+  CHECK(cluster.databases.at("other_shop").comment.empty());  // never claimed
+  CHECK(cluster.databases.at("legacy_store").comment.empty());
 }

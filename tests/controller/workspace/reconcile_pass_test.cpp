@@ -245,7 +245,9 @@ TEST_CASE("pass: AdoptPolicyFor takes the cluster's adoptPattern") {
   manifests::ClusterConfig eu;
   eu.name = "eu";
   config.clusters = {home, eu};
-  CHECK(controller::AdoptPolicyFor(&config, "default").pattern == "legacy_*");
-  CHECK(controller::AdoptPolicyFor(&config, "eu").pattern.empty());
-  CHECK(controller::AdoptPolicyFor(nullptr, "default").store_database == "tenant_master");
+  CHECK(controller::AdoptPolicyFor(&config, "default", "tenant_master").pattern == "legacy_*");
+  CHECK(controller::AdoptPolicyFor(&config, "eu", "tenant_master").pattern.empty());
+  CHECK(controller::AdoptPolicyFor(nullptr, "default", "tenant_master").store_database ==
+        "tenant_master");
+  CHECK(controller::AdoptPolicyFor(&config, "default", "ops_store").store_database == "ops_store");
 }
