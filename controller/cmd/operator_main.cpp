@@ -19,6 +19,7 @@
 
 #include "common/crypto.hpp"
 #include "common/pq/dsn.hpp"
+#include "common/scrub.hpp"
 #include "controller/daemon/daemon.hpp"
 #include "controller/api/http_server.hpp"
 #include "controller/runtime/metrics.hpp"
@@ -187,7 +188,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   controller::InstallScrubbingLogger(controller::kDaemonLogPattern);
   Outcome<Secret> dsn = StoreDsn(config);
   if (!dsn) {
-    std::cerr << "tenant-operator: " << dsn.failure().message << '\n';
+    std::cerr << "tenant-operator: " << ScrubProcessSecrets(dsn.failure().message) << '\n';
     return 2;
   }
   controller::DaemonDeps deps;
@@ -197,7 +198,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
       Outcome<Secret> secret = controller::ResolveSecret(
           source.git->webhook_secret, "sources." + source.name + ".git.webhookSecret");
       if (!secret) {
-        std::cerr << "tenant-operator: " << secret.failure().message << '\n';
+        std::cerr << "tenant-operator: " << ScrubProcessSecrets(secret.failure().message) << '\n';
         return 2;
       }
       deps.webhook_secrets.emplace(source.name, *secret);
@@ -207,7 +208,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
       Outcome<Secret> user = controller::ResolveSecret(source.git->username,
                                                        "sources." + source.name + ".git.username");
       if (!user) {
-        std::cerr << "tenant-operator: " << user.failure().message << '\n';
+        std::cerr << "tenant-operator: " << ScrubProcessSecrets(user.failure().message) << '\n';
         return 2;
       }
       credentials.username = *user;
@@ -216,7 +217,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
       Outcome<Secret> password = controller::ResolveSecret(
           source.git->password, "sources." + source.name + ".git.password");
       if (!password) {
-        std::cerr << "tenant-operator: " << password.failure().message << '\n';
+        std::cerr << "tenant-operator: " << ScrubProcessSecrets(password.failure().message) << '\n';
         return 2;
       }
       credentials.password = *password;
@@ -272,7 +273,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
     Outcome<Done> migrated = store->Migrate();
     if (migrated) break;
     if (migrated.failure().kind == FailureKind::kStalled) {
-      std::cerr << "tenant-operator: store: " << migrated.failure().message << '\n';
+      std::cerr << "tenant-operator: store: " << ScrubProcessSecrets(migrated.failure().message) << '\n';
       return 2;
     }
     spdlog::warn("store: {} (retrying)", migrated.failure().message);
@@ -290,7 +291,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   };
   controller::HttpServer http(*store, metrics, std::move(handlers), {.listen = config.http.listen});
   if (Outcome<Done> started = http.Start(); !started) {
-    std::cerr << "tenant-operator: " << started.failure().message << '\n';
+    std::cerr << "tenant-operator: " << ScrubProcessSecrets(started.failure().message) << '\n';
     return 2;
   }
   spdlog::info("tenant-operator {}: serving http://{} (port {}); {} source(s), {} cluster(s)",
@@ -321,7 +322,7 @@ int Run(const Args& args) {
 
   Outcome<Secret> master_key = controller::ResolveSecret(config.master_key, "masterKey");
   if (!master_key) {
-    std::cerr << "tenant-operator: " << master_key.failure().message << '\n';
+    std::cerr << "tenant-operator: " << ScrubProcessSecrets(master_key.failure().message) << '\n';
     return 2;
   }
   if (master_key->Reveal().size() < kMinMasterKeyBytes) {
@@ -338,7 +339,7 @@ int Run(const Args& args) {
   for (const auto& cluster : config.clusters) {
     Outcome<Secret> dsn = controller::ResolveSecret(cluster.dsn, "clusters." + cluster.name + ".dsn");
     if (!dsn) {
-      std::cerr << "tenant-operator: " << dsn.failure().message << '\n';
+      std::cerr << "tenant-operator: " << ScrubProcessSecrets(dsn.failure().message) << '\n';
       return 2;
     }
     owned.push_back(postgres::MakeLibpqGateway(
@@ -362,7 +363,7 @@ int Run(const Args& args) {
     Outcome<Secret> key =
         controller::ResolveSecret(config.stacks.portainer.api_key, "stacks.portainer.apiKey");
     if (!key) {
-      std::cerr << "tenant-operator: " << key.failure().message << '\n';
+      std::cerr << "tenant-operator: " << ScrubProcessSecrets(key.failure().message) << '\n';
       return 2;
     }
     stacks::PortainerOptions portainer;
@@ -378,7 +379,7 @@ int Run(const Args& args) {
   if (!ledger_file.empty()) {
     // The ledger only saves file reads: an unreadable one costs reads, never a wrong plan.
     if (auto read = ledger.Load(ledger_file); !read) {
-      std::cerr << "tenant-operator: " << read.failure().message << " (continuing without)\n";
+      std::cerr << "tenant-operator: " << ScrubProcessSecrets(read.failure().message) << " (continuing without)\n";
     }
   }
   stacks_context.gateway = stack_gateway.get();
@@ -392,7 +393,7 @@ int Run(const Args& args) {
       std::error_code ignored;
       std::filesystem::create_directories(ledger_file.parent_path(), ignored);
       if (Status saved = ledger.Save(ledger_file); !saved) {
-        std::cerr << "tenant-operator: " << saved.failure().message << '\n';
+        std::cerr << "tenant-operator: " << ScrubProcessSecrets(saved.failure().message) << '\n';
       }
     }
     return code;
@@ -429,7 +430,7 @@ int Run(const Args& args) {
     std::error_code ignored;
     std::filesystem::create_directories(ledger_file.parent_path(), ignored);
     if (Status saved = ledger.Save(ledger_file); !saved) {
-      std::cerr << "tenant-operator: " << saved.failure().message << '\n';
+      std::cerr << "tenant-operator: " << ScrubProcessSecrets(saved.failure().message) << '\n';
     }
   }
   return !fleet.HasErrors() && report.AllReady() ? 0 : 1;
