@@ -645,7 +645,25 @@ void ReadRoot(Context& context, const YAML::Node& root, Config& config) {
   ReadClusters(context, reader, config);
   if (std::optional<YAML::Node> store = reader.Take("store")) {
     MapReader store_reader(context, *store, "store", reader.ValueMark("store"));
-    if (store_reader.ok()) config.store.dsn = store_reader.Secret("dsn", /*required=*/false);
+    if (store_reader.ok()) {
+      config.store.dsn = store_reader.Secret("dsn", /*required=*/false);
+      if (std::optional<YAML::Node> retention = store_reader.Take("retention")) {
+        MapReader r(context, *retention, "store.retention", store_reader.ValueMark("retention"));
+        RetentionConfig& out = config.store.retention;
+        if (r.ok()) {
+          constexpr std::int64_t kMaxRows = 100'000'000;
+          if (auto age = r.Duration("eventsMaxAge")) out.events_max_age = *age;
+          if (auto count = r.Integer("eventsMaxCount", 1, kMaxRows)) out.events_max_count = *count;
+          if (auto age = r.Duration("deliveriesMaxAge")) out.deliveries_max_age = *age;
+          if (auto count = r.Integer("deliveriesMaxCount", 1, kMaxRows)) {
+            out.deliveries_max_count = *count;
+          }
+          if (auto count = r.Integer("rejectedDeliveries", 1, 1'000'000)) {
+            out.rejected_deliveries = *count;
+          }
+        }
+      }
+    }
   }
   ReadSources(context, reader, config);
   ReadStacks(context, reader, config);

@@ -34,8 +34,18 @@ struct ClusterConfig {
   std::string adopt_pattern{};
 };
 
+/// How much history the store keeps (`store.retention`).
+struct RetentionConfig {
+  std::chrono::seconds events_max_age = std::chrono::hours(24 * 30);
+  std::int64_t events_max_count = 100'000;
+  std::chrono::seconds deliveries_max_age = std::chrono::hours(24 * 30);
+  std::int64_t deliveries_max_count = 10'000;
+  std::int64_t rejected_deliveries = 1'000;  ///< unsigned deliveries: a ring of the newest
+};
+
 struct StoreConfig {
   SecretRef dsn;  ///< unset: the first cluster with dbname=tenant_master
+  RetentionConfig retention;
 };
 
 struct GitSourceConfig {

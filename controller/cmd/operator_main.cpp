@@ -233,7 +233,13 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  std::unique_ptr<controller::Store> store = controller::MakeLibpqStore(*dsn);
+  const manifests::RetentionConfig& kept = config.store.retention;
+  std::unique_ptr<controller::Store> store = controller::MakeLibpqStore(
+      *dsn, {.events_max_age = kept.events_max_age,
+             .events_max_count = kept.events_max_count,
+             .deliveries_max_age = kept.deliveries_max_age,
+             .deliveries_max_count = kept.deliveries_max_count,
+             .rejected_deliveries = kept.rejected_deliveries});
   std::unique_ptr<controller::LeaderLock> lock = controller::MakeLibpqLeaderLock(*dsn);
   controller::Metrics metrics;
   controller::SteadyClock clock;

@@ -98,6 +98,17 @@ bool Daemon::Begin(WorkQueue& queue) {
 
 void Daemon::Tick() {
   deps_.metrics->SetWorkspacesByPhase(reconciler_.PhaseCounts());
+  // History beyond store.retention goes every few minutes (only the leader ticks).
+  const TimePoint now = deps_.clock->Now();
+  if (now < next_prune_) return;
+  next_prune_ = now + options_.prune_interval;
+  Outcome<Pruned> pruned = deps_.store->Prune();
+  if (!pruned) {
+    spdlog::warn("store: pruning history: {}", pruned.failure().message);
+  } else if (pruned->events > 0 || pruned->deliveries > 0) {
+    spdlog::info("store: pruned {} event(s) and {} webhook delivery(ies) beyond store.retention",
+                 pruned->events, pruned->deliveries);
+  }
 }
 
 void Daemon::StopIntake() {

@@ -82,6 +82,8 @@ struct DaemonOptions {
   /// are cancelled (DaemonDeps::cancel_in_flight), and a worker still busy a second later is
   /// given up on (Run() returns false).
   Duration drain_timeout = std::chrono::seconds(30);
+  /// How often the leader prunes the store's events and deliveries (Store::Prune).
+  Duration prune_interval = std::chrono::minutes(5);
 };
 
 /// The daemon. Run() blocks until Stop(); every public method is thread-safe.
@@ -129,6 +131,7 @@ class Daemon final : private Term {
   EventRecorder events_;
   WorkspaceReconciler reconciler_;
   Manager manager_;
+  TimePoint next_prune_{};  ///< the manager's thread only (Tick)
 
   // Per leadership term, guarded by term_mutex_ (the webhook and readiness read them).
   mutable std::mutex term_mutex_;

@@ -11,9 +11,11 @@
 // connection lost, server restarting; Stalled: permissions, schema trouble). Messages name the
 // step and never contain the DSN or a password.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/outcome.hpp"
@@ -101,6 +103,30 @@ struct WebhookDelivery {
   std::int64_t received_at_unix = 0;  ///< 0 in RecordDelivery means "now" (server clock)
 };
 
+/// How much history the store keeps (config `store.retention`; docs/decisions.md#hardening-ii-issue-9).
+/// A delivery whose signature failed (or was missing, or whose body was too large) proves
+/// nothing about its sender, so those are a ring of the newest `rejected_deliveries`, kept at
+/// every insert; the rest is pruned by age and count by `Prune`.
+struct Retention {
+  std::chrono::seconds events_max_age = std::chrono::hours(24 * 30);
+  std::int64_t events_max_count = 100'000;
+  std::chrono::seconds deliveries_max_age = std::chrono::hours(24 * 30);
+  std::int64_t deliveries_max_count = 10'000;
+  std::int64_t rejected_deliveries = 1'000;
+};
+
+/// True for the verdicts of an unauthenticated delivery (`bad_signature`, `missing_signature`,
+/// `too_large`): anyone on the network can make them, so they are only kept as a bounded ring.
+inline bool IsRejectedDelivery(std::string_view verdict) {
+  return verdict == "bad_signature" || verdict == "missing_signature" || verdict == "too_large";
+}
+
+/// What one `Prune` removed.
+struct Pruned {
+  std::int64_t events = 0;
+  std::int64_t deliveries = 0;
+};
+
 /// The control database. Implementations are safe to call from several threads.
 class Store {
  public:
@@ -157,10 +183,15 @@ class Store {
   virtual Outcome<std::vector<Event>> ListEvents(const std::optional<std::string>& workspace,
                                                  std::int64_t limit) = 0;
 
-  /// Records a webhook delivery; returns its id.
+  /// Records a webhook delivery; returns its id. A rejected one (IsRejectedDelivery) also
+  /// removes the rejected deliveries beyond the newest `Retention::rejected_deliveries`.
   virtual Outcome<std::int64_t> RecordDelivery(const WebhookDelivery& delivery) = 0;
   /// At most `limit` deliveries, newest first.
   virtual Outcome<std::vector<WebhookDelivery>> ListDeliveries(std::int64_t limit) = 0;
+
+  /// Removes the events and deliveries beyond the retention (older than its age, or beyond its
+  /// count, oldest first). The daemon's leader calls it every few minutes.
+  virtual Outcome<Pruned> Prune() = 0;
 };
 
 }  // namespace tmaster::controller

@@ -21,7 +21,8 @@ constexpr pq::ConnectParam kStoreParams[] = {
 
 }  // namespace
 
-LibpqStore::LibpqStore(Secret dsn) : connector_(std::move(dsn), kStoreParams) {}
+LibpqStore::LibpqStore(Secret dsn, Retention retention)
+    : connector_(std::move(dsn), kStoreParams), retention_(retention) {}
 
 Outcome<PGconn*> LibpqStore::Connection() {
   if (conn_ && PQstatus(conn_.get()) == CONNECTION_OK) return conn_.get();
@@ -34,8 +35,8 @@ Outcome<PGconn*> LibpqStore::Connection() {
 
 }  // namespace pqstore
 
-std::unique_ptr<Store> MakeLibpqStore(Secret dsn) {
-  return std::make_unique<pqstore::LibpqStore>(std::move(dsn));
+std::unique_ptr<Store> MakeLibpqStore(Secret dsn, Retention retention) {
+  return std::make_unique<pqstore::LibpqStore>(std::move(dsn), retention);
 }
 
 Outcome<Secret> StoreDsnFromClusterDsn(const Secret& cluster_dsn) {

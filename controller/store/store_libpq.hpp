@@ -21,7 +21,7 @@ namespace tmaster::controller {
 /// guarded by a mutex; a connection found broken is replaced once per call. Values always travel
 /// as parameters. Failures are classified by SQLSTATE (Transient vs Stalled); no message contains
 /// the DSN or a password.
-std::unique_ptr<Store> MakeLibpqStore(Secret dsn);
+std::unique_ptr<Store> MakeLibpqStore(Secret dsn, Retention retention = {});
 
 /// The advisory-lock key class of the leader lock (two-int form: class, 1), reserved for Tenant
 /// Master ("tm" = 0x746d = 29805).

@@ -105,7 +105,7 @@ Outcome<std::optional<T>> ReadOptional(PGresult* res, Read read) {
 /// The Store on one libpq connection (store_libpq.hpp, MakeLibpqStore).
 class LibpqStore final : public Store {
  public:
-  explicit LibpqStore(Secret dsn);
+  LibpqStore(Secret dsn, Retention retention);
 
   // store_libpq_schema.cpp
   Outcome<Done> Migrate() override;
@@ -136,6 +136,7 @@ class LibpqStore final : public Store {
                                          std::int64_t limit) override;
   Outcome<std::int64_t> RecordDelivery(const WebhookDelivery& delivery) override;
   Outcome<std::vector<WebhookDelivery>> ListDeliveries(std::int64_t limit) override;
+  Outcome<Pruned> Prune() override;
 
  private:
   Outcome<PGconn*> Connection();
@@ -165,6 +166,7 @@ class LibpqStore final : public Store {
   }
 
   const StoreConnector connector_;
+  const Retention retention_;
 
   std::mutex mutex_;
   pq::ConnPtr conn_;  // guarded by mutex_

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <utility>
 
 #include "common/text.hpp"
@@ -31,6 +32,36 @@ constexpr std::string_view kRecordDelivery =
     "INSERT INTO tm_webhook_deliveries (provider, verdict, branch, revision, received_at)"
     " VALUES ($1, $2, $3, $4, CASE WHEN $5::bigint = 0 THEN now()"
     " ELSE to_timestamp($5::bigint) END) RETURNING id";
+// The ring of rejected deliveries is kept at the insert, in the same round trip: every id at
+// most `$6` below the new one is older than the newest $6 deliveries, so at most $6 rejected rows
+// stay. The primary key serves the range.
+constexpr std::string_view kRecordRejectedDelivery =
+    "WITH added AS (INSERT INTO tm_webhook_deliveries (provider, verdict, branch, revision,"
+    " received_at) VALUES ($1, $2, $3, $4, CASE WHEN $5::bigint = 0 THEN now()"
+    " ELSE to_timestamp($5::bigint) END) RETURNING id),"
+    " dropped AS (DELETE FROM tm_webhook_deliveries"
+    "  WHERE verdict IN ('bad_signature', 'missing_signature', 'too_large')"
+    "  AND id <= (SELECT id FROM added) - $6::bigint)"
+    " SELECT id FROM added";
+// Both statements in one snapshot: the age cut and the count cut (the newest $2 of the rows the
+// age keeps) take disjoint rows of the same snapshot, so each removed row counts once.
+constexpr std::string_view kPruneEvents =
+    "WITH old AS (DELETE FROM tm_events WHERE at < now() - make_interval(secs => $1::bigint)"
+    "  RETURNING 1),"
+    " over AS (DELETE FROM tm_events WHERE at >= now() - make_interval(secs => $1::bigint)"
+    "  AND id <= (SELECT id FROM tm_events"
+    "  WHERE at >= now() - make_interval(secs => $1::bigint) ORDER BY id DESC"
+    "  OFFSET $2::bigint LIMIT 1) RETURNING 1)"
+    " SELECT (SELECT count(*) FROM old) + (SELECT count(*) FROM over)";
+constexpr std::string_view kPruneDeliveries =
+    "WITH old AS (DELETE FROM tm_webhook_deliveries"
+    "  WHERE received_at < now() - make_interval(secs => $1::bigint) RETURNING 1),"
+    " over AS (DELETE FROM tm_webhook_deliveries"
+    "  WHERE received_at >= now() - make_interval(secs => $1::bigint)"
+    "  AND id <= (SELECT id FROM tm_webhook_deliveries"
+    "  WHERE received_at >= now() - make_interval(secs => $1::bigint) ORDER BY id DESC"
+    "  OFFSET $2::bigint LIMIT 1) RETURNING 1)"
+    " SELECT (SELECT count(*) FROM old) + (SELECT count(*) FROM over)";
 constexpr std::string_view kListDeliveries =
     "SELECT id, provider, verdict, branch, revision, extract(epoch FROM received_at)::bigint"
     " FROM tm_webhook_deliveries ORDER BY id DESC LIMIT $1::bigint";
@@ -136,9 +167,15 @@ Outcome<std::vector<Event>> LibpqStore::ListEvents(const std::optional<std::stri
 
 Outcome<std::int64_t> LibpqStore::RecordDelivery(const WebhookDelivery& delivery) {
   return Run("record webhook delivery", [&](PGconn* conn) -> Outcome<std::int64_t> {
-    auto result = Exec(conn, kRecordDelivery,
-                       {delivery.provider, delivery.verdict, delivery.branch, delivery.revision,
-                        std::to_string(delivery.received_at_unix)});
+    auto result =
+        IsRejectedDelivery(delivery.verdict)
+            ? Exec(conn, kRecordRejectedDelivery,
+                   {delivery.provider, delivery.verdict, delivery.branch, delivery.revision,
+                    std::to_string(delivery.received_at_unix),
+                    std::to_string(std::max<std::int64_t>(retention_.rejected_deliveries, 1))})
+            : Exec(conn, kRecordDelivery,
+                   {delivery.provider, delivery.verdict, delivery.branch, delivery.revision,
+                    std::to_string(delivery.received_at_unix)});
     if (!result) return result.failure();
     return IdOf(result->get());
   });
@@ -149,6 +186,25 @@ Outcome<std::vector<WebhookDelivery>> LibpqStore::ListDeliveries(std::int64_t li
     auto result = Exec(conn, kListDeliveries, {std::to_string(limit)});
     if (!result) return result.failure();
     return ReadRows<WebhookDelivery>(result->get(), DeliveryAt);
+  });
+}
+
+Outcome<Pruned> LibpqStore::Prune() {
+  return Run("prune events and webhook deliveries", [&](PGconn* conn) -> Outcome<Pruned> {
+    Pruned pruned;
+    auto events = Exec(conn, kPruneEvents,
+                       {std::to_string(retention_.events_max_age.count()),
+                        std::to_string(std::max<std::int64_t>(retention_.events_max_count, 0))});
+    if (!events) return events.failure();
+    auto deliveries =
+        Exec(conn, kPruneDeliveries,
+             {std::to_string(retention_.deliveries_max_age.count()),
+              std::to_string(std::max<std::int64_t>(retention_.deliveries_max_count, 0))});
+    if (!deliveries) return deliveries.failure();
+    auto count = [](PGresult* res) { return ParseInt(PQgetvalue(res, 0, 0)).value_or(0); };
+    pruned.events = count(events->get());
+    pruned.deliveries = count(deliveries->get());
+    return pruned;
   });
 }
 

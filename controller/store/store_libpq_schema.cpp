@@ -95,7 +95,7 @@ CREATE TABLE tm_sources (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 )SQL"},
-    {3, "workspace identity fixed at first convergence", R"SQL(
+    {3, "workspace identity and stack endpoint; indexes for pruning history", R"SQL(
 ALTER TABLE tm_workspaces
   ADD COLUMN identity_product text,
   ADD COLUMN identity_cluster text,
@@ -106,6 +106,8 @@ ALTER TABLE tm_workspaces
     (identity_product IS NULL) = (identity_cluster IS NULL) AND
     (identity_product IS NULL) = (identity_database IS NULL) AND
     (identity_product IS NULL) = (identity_owner IS NULL));
+CREATE INDEX tm_events_at ON tm_events (at);
+CREATE INDEX tm_webhook_deliveries_received ON tm_webhook_deliveries (received_at);
 )SQL"},
 };
 

@@ -435,3 +435,35 @@ TEST_CASE("config: http.listen port 0 asks for any free port") {
   REQUIRE(result.errors.empty());
   CHECK(result.config.http.listen == "127.0.0.1:0");
 }
+
+TEST_CASE("config: store.retention, with its defaults and its rules") {
+  TempDir dir;
+  ConfigResult result = Load(dir, kMinimal);
+  REQUIRE(result.errors.empty());
+  const auto& defaults = result.config.store.retention;
+  CHECK(defaults.events_max_age == std::chrono::hours(24 * 30));
+  CHECK(defaults.events_max_count == 100000);
+  CHECK(defaults.deliveries_max_age == std::chrono::hours(24 * 30));
+  CHECK(defaults.deliveries_max_count == 10000);
+  CHECK(defaults.rejected_deliveries == 1000);
+
+  result = Load(dir, std::string(kMinimal) +
+                         "store:\n  retention:\n    eventsMaxAge: 24h\n    eventsMaxCount: 500\n"
+                         "    deliveriesMaxAge: 1h\n    deliveriesMaxCount: 50\n"
+                         "    rejectedDeliveries: 20\n");
+  INFO(Dump(result));
+  REQUIRE(result.errors.empty());
+  const auto& set = result.config.store.retention;
+  CHECK(set.events_max_age == 24h);
+  CHECK(set.events_max_count == 500);
+  CHECK(set.deliveries_max_age == 1h);
+  CHECK(set.deliveries_max_count == 50);
+  CHECK(set.rejected_deliveries == 20);
+
+  const std::string zero =
+      OneError(std::string(kMinimal) + "store:\n  retention:\n    rejectedDeliveries: 0\n");
+  CHECK(zero.find("store.retention.rejectedDeliveries") != std::string::npos);
+  const std::string unknown =
+      OneError(std::string(kMinimal) + "store:\n  retention:\n    forever: true\n");
+  CHECK(unknown.find("store.retention.forever") != std::string::npos);
+}

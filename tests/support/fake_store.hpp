@@ -250,8 +250,36 @@ class FakeStore final : public controller::Store {
     stored.id = ++last_delivery_id_;
     if (stored.received_at_unix == 0) stored.received_at_unix = now_;
     state_.deliveries.push_back(std::move(stored));
+    if (controller::IsRejectedDelivery(delivery.verdict)) {  // the ring, as the adapter keeps it
+      const std::int64_t oldest_kept = last_delivery_id_ - retention.rejected_deliveries;
+      std::erase_if(state_.deliveries, [&](const controller::WebhookDelivery& d) {
+        return controller::IsRejectedDelivery(d.verdict) && d.id <= oldest_kept;
+      });
+    }
     return last_delivery_id_;
   }
+
+  Outcome<controller::Pruned> Prune() override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("Prune")) return *failed;
+    controller::Pruned pruned;
+    const auto prune = [&](auto& rows, auto at_of, std::chrono::seconds max_age,
+                           std::int64_t max_count) {
+      const std::size_t before = rows.size();
+      std::erase_if(rows, [&](const auto& row) { return at_of(row) < now_ - max_age.count(); });
+      const auto keep = static_cast<std::size_t>(std::max<std::int64_t>(max_count, 0));
+      if (rows.size() > keep) rows.erase(rows.begin(), rows.end() - static_cast<std::ptrdiff_t>(keep));
+      return static_cast<std::int64_t>(before - rows.size());
+    };
+    pruned.events = prune(state_.events, [](const controller::Event& e) { return e.at_unix; },
+                          retention.events_max_age, retention.events_max_count);
+    pruned.deliveries = prune(
+        state_.deliveries, [](const controller::WebhookDelivery& d) { return d.received_at_unix; },
+        retention.deliveries_max_age, retention.deliveries_max_count);
+    return pruned;
+  }
+
+  controller::Retention retention;  ///< set before use
 
   Outcome<std::vector<controller::WebhookDelivery>> ListDeliveries(std::int64_t limit) override {
     const std::lock_guard lock(mutex_);

@@ -715,3 +715,15 @@ TEST_CASE("daemon: adopt follows the cluster's adoptPattern and never takes the 
   CHECK(cluster.databases.at("other_shop").comment.empty());  // never claimed
   CHECK(cluster.databases.at("legacy_store").comment.empty());
 }
+
+TEST_CASE("daemon: the leader prunes the store's history") {
+  Harness h;
+  h.store().retention.events_max_count = 1;
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  // The first tick prunes; alpha's events (CreateRole, CreateDatabase, ..., Ready) were more.
+  REQUIRE(Eventually([&] { return h.store().Calls("Prune") >= 1; }));
+  h.Stop();
+  CHECK(h.store().Calls("Prune") >= 1);
+}

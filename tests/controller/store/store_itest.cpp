@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/crypto.hpp"
+#include "common/time.hpp"
 #include "common/secret.hpp"
 #include "common/text.hpp"
 #include "controller/store/store.hpp"
@@ -783,6 +784,45 @@ TEST_CASE("RecordIdentity: the first convergence's identity is kept, across rest
   Must(reopened->UpsertSpec(name, "git-main", "rev3", "{}"));
   CHECK(*Must(reopened->RecordIdentity(name, other)).identity == other);
   (void)reopened->Remove(name);
+}
+
+TEST_CASE("retention: rejected deliveries are a ring; Prune keeps events and deliveries bounded") {
+  PgServer& server = PgServer::Shared();
+  const std::string admin = server.Dsn("postgres");
+  (void)QueryValue(admin, "DROP DATABASE IF EXISTS tm_store_retention WITH (FORCE)");
+  const std::string dsn = server.Dsn("tm_store_retention");
+  Retention retention;
+  retention.rejected_deliveries = 5;
+  retention.deliveries_max_count = 3;
+  retention.events_max_count = 4;
+  retention.events_max_age = std::chrono::hours(1);
+  auto store = MakeLibpqStore(Secret(dsn), retention);
+  REQUIRE(store->Migrate().ok());
+  // 50 unsigned posts and 4 signed ones, interleaved: at most 5 rejected rows stay, at once.
+  for (int i = 0; i < 50; ++i) {
+    const char* verdict = i % 2 == 0 ? "bad_signature" : "missing_signature";
+    Must(store->RecordDelivery({0, "github", verdict, "", "", 0}));
+    if (i % 10 == 0) Must(store->RecordDelivery({0, "github", "accepted", "main", "c1", 0}));
+  }
+  const std::string rejected_sql =
+      "SELECT count(*) FROM tm_webhook_deliveries WHERE verdict <> 'accepted'";
+  CHECK(std::stoi(QueryValue(dsn, rejected_sql)) <= 5);
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_webhook_deliveries WHERE verdict = 'accepted'") ==
+        "5");
+  // Events: 10 new, 3 older than the age.
+  for (int i = 0; i < 10; ++i) Must(store->AppendEvent({0, "w", "Normal", "Tick", "n", 0}));
+  const std::int64_t old = UnixNow() - 2 * 3600;
+  for (int i = 0; i < 3; ++i) Must(store->AppendEvent({0, "w", "Normal", "Old", "o", old}));
+  Pruned pruned = Must(store->Prune());
+  CHECK(pruned.events == 9);  // the 3 old, then all but the newest 4
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_events") == "4");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_events WHERE reason = 'Old'") == "0");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_webhook_deliveries") == "3");
+  CHECK(pruned.deliveries > 0);
+  // Nothing more to prune.
+  pruned = Must(store->Prune());
+  CHECK(pruned.events == 0);
+  CHECK(pruned.deliveries == 0);
 }
 
 }  // namespace tmaster::controller
