@@ -1,22 +1,14 @@
 #include "controller/api/http_server.hpp"
 
-#include <httplib.h>
-
-#include <array>
-#include <atomic>
 #include <cassert>
 #include <charconv>
-#include <chrono>
 #include <cstdio>
-#include <exception>
 #include <optional>
 #include <string_view>
-#include <thread>
 #include <utility>
 
-#include "common/http_routes.hpp"
 #include "common/scrub.hpp"
-#include "common/text.hpp"
+#include "controller/api/http_listener.hpp"
 #include "controller/api/status_json.hpp"
 
 namespace tmaster::controller {
@@ -59,61 +51,30 @@ Route Resolve(std::string_view path) {
   return Route::kNone;
 }
 
-struct ListenAddress {
-  std::string host;
-  int port = 0;
-};
-
-Outcome<ListenAddress> ParseListen(const std::string& listen) {
-  const auto fail = [&listen](const std::string& why) {
-    return Failure::Stalled("ListenFailed", "cannot listen on \"" + listen + "\": " + why);
-  };
-  ListenAddress address;
-  std::string_view rest = listen;
-  std::size_t colon = std::string_view::npos;
-  if (!rest.empty() && rest.front() == '[') {
-    const std::size_t close = rest.find(']');
-    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
-      return fail("expected [ipv6]:port");
-    }
-    address.host = std::string(rest.substr(1, close - 1));
-    colon = close + 1;
-  } else {
-    colon = rest.rfind(':');
-    if (colon == std::string_view::npos) return fail("expected host:port");
-    address.host = std::string(rest.substr(0, colon));
-    if (address.host.find(':') != std::string::npos) return fail("write IPv6 hosts as [addr]:port");
-    if (address.host.empty()) address.host = "0.0.0.0";
-  }
-  const std::string_view port = rest.substr(colon + 1);
-  const auto parsed = std::from_chars(port.data(), port.data() + port.size(), address.port);
-  if (port.empty() || parsed.ec != std::errc() || parsed.ptr != port.data() + port.size() ||
-      address.port < 0 || address.port > 65535) {
-    return fail("the port must be a number from 0 to 65535");
-  }
-  if (address.host.empty()) return fail("empty host");
-  return address;
-}
-
-void SendJson(httplib::Response& res, int status, std::string body) {
+void SendJson(http::Response& res, int status, std::string body) {
   res.status = status;
-  res.set_content(std::move(body), kJson);
+  res.content_type = kJson;
+  res.body = std::move(body);
 }
 
-void SendError(httplib::Response& res, int status, std::string_view message) {
+void SendText(http::Response& res, std::string body, const char* content_type = kText) {
+  res.content_type = content_type;
+  res.body = std::move(body);
+}
+
+void SendError(http::Response& res, int status, std::string_view message) {
   SendJson(res, status, ErrorJson(message));
 }
 
-void SendStoreFailure(httplib::Response& res, const Failure& failure) {
+void SendStoreFailure(http::Response& res, const Failure& failure) {
   SendError(res, 503, "store unavailable: " + failure.message);
 }
 
 // An optional query parameter; an empty value counts as absent.
-std::optional<std::string> Param(const httplib::Request& req, const char* name) {
-  if (!req.has_param(name)) return std::nullopt;
-  std::string value = req.get_param_value(name);
-  if (value.empty()) return std::nullopt;
-  return value;
+std::optional<std::string> Param(const http::Request& req, const char* name) {
+  const std::string* value = req.Param(name);
+  if (value == nullptr || value->empty()) return std::nullopt;
+  return *value;
 }
 
 WebhookResult TooLarge(const WebhookRequest& request, std::size_t limit) {
@@ -133,113 +94,83 @@ void LogLine(const std::string& line) {
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(Store& s, Metrics& m, HttpHandlers h, HttpServerOptions o)
-      : store(s), metrics(m), handlers(std::move(h)), options(std::move(o)) {}
+  Impl(Store& s, Metrics& m, HttpHandlers h, const HttpServerOptions& o)
+      : store(s),
+        metrics(m),
+        handlers(std::move(h)),
+        body_limit(o.webhook_body_limit),
+        listener(o, http::Routes{[](std::string_view, std::string_view path) { return LaneOf(path); },
+                                 [this](const http::Request& req) { return Handle(req); },
+                                 [](int status, std::string_view message) {
+                                   http::Response res;
+                                   SendError(res, status, message);
+                                   return res;
+                                 }}) {}
 
   Store& store;
   Metrics& metrics;
   HttpHandlers handlers;
-  HttpServerOptions options;
-  httplib::Server server;
-  std::thread thread;
-  std::atomic<bool> serving_done{false};
-  int port = 0;
-  bool started = false;
+  std::size_t body_limit;
+  http::Listener listener;  // last: stopped (joined) before the members its handlers use go
 
-  void Install();
-  void Dispatch(const httplib::Request& req, httplib::Response& res);
-  void Readyz(httplib::Response& res);
-  void Workspaces(const httplib::Request& req, httplib::Response& res);
-  void Workspace(const std::string& name, httplib::Response& res);
-  void Events(const httplib::Request& req, httplib::Response& res);
-  void Sources(httplib::Response& res);
-  void Hook(const httplib::Request& req, httplib::Response& res,
-            const httplib::ContentReader& content_reader);
-  void Deliver(WebhookRequest request, bool too_large, httplib::Response& res);
+  // The probes never queue behind the store: /healthz and /metrics need nothing that blocks;
+  // /readyz asks the readiness callback (the daemon's asks the store), on a thread of its own.
+  static http::Lane LaneOf(std::string_view path) {
+    const Route route = Resolve(path);
+    if (route == Route::kNone || route == Route::kHealthz || route == Route::kMetrics) {
+      return http::Lane::kInline;
+    }
+    return route == Route::kReadyz ? http::Lane::kProbe : http::Lane::kWorker;
+  }
+
+  http::Response Handle(const http::Request& req);
+  void Readyz(http::Response& res);
+  void Workspaces(const http::Request& req, http::Response& res);
+  void Workspace(const std::string& name, http::Response& res);
+  void Events(const http::Request& req, http::Response& res);
+  void Sources(http::Response& res);
+  void Deliver(const http::Request& req, http::Response& res);
 };
 
-void HttpServer::Impl::Install() {
-  const int threads = options.threads > 0 ? options.threads : 1;
-  server.new_task_queue = [threads] {
-    return new httplib::ThreadPool(static_cast<std::size_t>(threads));
-  };
-  // httplib answers 413 itself, before any handler runs, when Content-Length says too much; the
-  // webhook handler below sees that as a failed read. No other route takes a body.
-  server.set_payload_max_length(options.webhook_body_limit);
-  // httplib's default sets SO_REUSEPORT, which lets a second daemon bind the same port and
-  // silently share its requests. SO_REUSEADDR alone still allows a quick restart (TIME_WAIT).
-  server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  // An idle keep-alive connection holds Stop() up to this long (httplib's default is 5 s).
-  server.set_keep_alive_timeout(2);
-  // httplib writes headers and body separately; without TCP_NODELAY the body of an answer on a
-  // kept-alive connection waits ~40 ms for the client's delayed ACK (Nagle).
-  server.set_tcp_nodelay(true);
-  server.set_keep_alive_max_count(100);
-  server.Post("/hooks/git", [this](const httplib::Request& req, httplib::Response& res,
-                                   const httplib::ContentReader& content_reader) {
-    Hook(req, res, content_reader);
-  });
-  const auto dispatch = [this](const httplib::Request& req, httplib::Response& res) {
-    Dispatch(req, res);
-  };
-  RouteEveryMethod(server, dispatch);
-  server.set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
-        // Our handlers always write a body; an empty one is httplib's own error (a request it
-        // could not parse, a body over the limit on another route).
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        res.set_content(ErrorJson("HTTP " + std::to_string(res.status)), kJson);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  server.set_exception_handler(
-      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr error) {
-        const std::string what = ExceptionText(error, "unknown exception");
-        LogLine(req.method + " " + req.path + ": internal error: " + what);
-        SendError(res, 500, "internal error (see the operator's log)");
-      });
-}
-
-void HttpServer::Impl::Dispatch(const httplib::Request& req, httplib::Response& res) {
+http::Response HttpServer::Impl::Handle(const http::Request& req) {
+  http::Response res;
   const Route route = Resolve(req.path);
   if (route == Route::kNone) {
-    SendError(res, 404, "no route for " + req.path);
-    return;
+    SendError(res, req.body_too_large ? 413 : 404,
+              req.body_too_large ? "the request body exceeds " + std::to_string(body_limit) +
+                                       " bytes"
+                                 : "no route for " + req.path);
+    return res;
   }
   const char* allowed = route == Route::kHook ? "POST" : "GET";
   const bool get_like = req.method == "GET" || req.method == "HEAD";
   if (route == Route::kHook ? req.method != "POST" : !get_like) {
-    res.set_header("Allow", allowed);
+    if (req.body_too_large) {
+      SendError(res, 413, "the request body exceeds " + std::to_string(body_limit) + " bytes");
+      return res;
+    }
+    res.headers.emplace_back("Allow", allowed);
     SendError(res, 405, "method " + req.method + " not allowed on " + req.path);
-    return;
+    return res;
   }
   switch (route) {
-    case Route::kHealthz: res.set_content("ok", kText); return;
-    case Route::kReadyz: Readyz(res); return;
-    case Route::kMetrics: res.set_content(metrics.Render(), kPrometheusText); return;
-    case Route::kWorkspaces: Workspaces(req, res); return;
-    case Route::kWorkspace: Workspace(req.path.substr(kWorkspacePrefix.size()), res); return;
-    case Route::kEvents: Events(req, res); return;
-    case Route::kSources: Sources(res); return;
-    case Route::kHook: {
-      // Only reached if httplib read the body itself (the content-reader route normally wins).
-      WebhookRequest request;
-      for (const auto& [name, value] : req.headers) request.SetHeader(name, value);
-      request.body = req.body;
-      const bool too_large = request.body.size() > options.webhook_body_limit;
-      Deliver(std::move(request), too_large, res);
-      return;
-    }
+    case Route::kHealthz: SendText(res, "ok"); break;
+    case Route::kReadyz: Readyz(res); break;
+    case Route::kMetrics: SendText(res, metrics.Render(), kPrometheusText); break;
+    case Route::kWorkspaces: Workspaces(req, res); break;
+    case Route::kWorkspace: Workspace(req.path.substr(kWorkspacePrefix.size()), res); break;
+    case Route::kEvents: Events(req, res); break;
+    case Route::kSources: Sources(res); break;
+    case Route::kHook: Deliver(req, res); break;
     case Route::kNone: break;
   }
+  return res;
 }
 
-void HttpServer::Impl::Readyz(httplib::Response& res) {
+void HttpServer::Impl::Readyz(http::Response& res) {
   const Readiness readiness = handlers.readiness ? handlers.readiness() : Readiness{true, {}};
   if (readiness.ready) {
-    res.set_content("ok", kText);
+    SendText(res, "ok");
     return;
   }
   std::string body;
@@ -248,10 +179,10 @@ void HttpServer::Impl::Readyz(httplib::Response& res) {
   res.status = 503;
   // A problem can quote a store's or a server's error: scrubbed like every served text (the
   // JSON answers are scrubbed in status_json.cpp).
-  res.set_content(ScrubProcessSecrets(body), kText);
+  SendText(res, ScrubProcessSecrets(body));
 }
 
-void HttpServer::Impl::Workspaces(const httplib::Request& req, httplib::Response& res) {
+void HttpServer::Impl::Workspaces(const http::Request& req, http::Response& res) {
   LabelSelector selector;
   if (const auto text = Param(req, "labelSelector")) {
     Outcome<LabelSelector> parsed = ParseLabelSelector(*text);
@@ -275,7 +206,7 @@ void HttpServer::Impl::Workspaces(const httplib::Request& req, httplib::Response
   SendJson(res, 200, WorkspaceListJson(*workspaces, *statuses, selector));
 }
 
-void HttpServer::Impl::Workspace(const std::string& name, httplib::Response& res) {
+void HttpServer::Impl::Workspace(const std::string& name, http::Response& res) {
   Outcome<std::optional<StoredWorkspace>> workspace = store.Get(name);
   if (!workspace) {
     SendStoreFailure(res, workspace.failure());
@@ -294,7 +225,7 @@ void HttpServer::Impl::Workspace(const std::string& name, httplib::Response& res
   SendJson(res, 200, WorkspaceJson(workspace->value(), status_ptr));
 }
 
-void HttpServer::Impl::Events(const httplib::Request& req, httplib::Response& res) {
+void HttpServer::Impl::Events(const http::Request& req, http::Response& res) {
   std::int64_t limit = kDefaultEventLimit;
   if (const auto text = Param(req, "limit")) {
     const auto parsed = std::from_chars(text->data(), text->data() + text->size(), limit);
@@ -316,7 +247,7 @@ void HttpServer::Impl::Events(const httplib::Request& req, httplib::Response& re
   SendJson(res, 200, EventListJson(*events));
 }
 
-void HttpServer::Impl::Sources(httplib::Response& res) {
+void HttpServer::Impl::Sources(http::Response& res) {
   Outcome<std::vector<SourceStatus>> sources = store.ListSourceStatuses();
   if (!sources) {
     SendStoreFailure(res, sources.failure());
@@ -325,35 +256,15 @@ void HttpServer::Impl::Sources(httplib::Response& res) {
   SendJson(res, 200, SourceListJson(*sources));
 }
 
-void HttpServer::Impl::Hook(const httplib::Request& req, httplib::Response& res,
-                            const httplib::ContentReader& content_reader) {
+void HttpServer::Impl::Deliver(const http::Request& req, http::Response& res) {
   WebhookRequest request;
   for (const auto& [name, value] : req.headers) request.SetHeader(name, value);
-  const std::size_t limit = options.webhook_body_limit;
-  bool over_limit = false;
-  // Chunked bodies carry no Content-Length for httplib to check up front: cap them here.
-  const bool read = content_reader([&](const char* data, std::size_t length) {
-    if (request.body.size() + length > limit) {
-      over_limit = true;
-      return false;
-    }
-    request.body.append(data, length);
-    return true;
-  });
-  if (!read && !over_limit && res.status != 413) {
-    // The client went away or sent a broken chunked body: nothing to verify or answer usefully.
-    LogLine("POST /hooks/git: could not read the request body");
-    SendError(res, 400, "could not read the request body");
-    return;
-  }
-  if (over_limit) res.set_header("Connection", "close");  // the rest of the body is unread
-  Deliver(std::move(request), !read, res);
-}
-
-void HttpServer::Impl::Deliver(WebhookRequest request, bool too_large, httplib::Response& res) {
+  request.body = req.body;
   WebhookResult result;
-  if (too_large) {
-    result = TooLarge(request, options.webhook_body_limit);
+  if (req.body_too_large) {
+    // The listener read none of it (Content-Length over the limit) or stopped at the limit
+    // (chunked), and closes the connection after this answer.
+    result = TooLarge(request, body_limit);
   } else if (handlers.webhook) {
     result = handlers.webhook(request);
   } else {
@@ -379,51 +290,22 @@ void HttpServer::Impl::Deliver(WebhookRequest request, bool too_large, httplib::
 
 HttpServer::HttpServer(Store& store, Metrics& metrics, HttpHandlers handlers,
                        HttpServerOptions options)
-    : impl_(std::make_unique<Impl>(store, metrics, std::move(handlers), std::move(options))) {
-  impl_->Install();
-}
+    : impl_(std::make_unique<Impl>(store, metrics, std::move(handlers), options)) {}
 
 HttpServer::~HttpServer() {
   Stop();
 }
 
 Outcome<Done> HttpServer::Start() {
-  assert(!impl_->started && "HttpServer::Start called twice");
-  Outcome<ListenAddress> address = ParseListen(impl_->options.listen);
-  if (!address) return address.failure();
-  auto& server = impl_->server;
-  int port = address->port;
-  if (port == 0) {
-    port = server.bind_to_any_port(address->host);
-  } else if (!server.bind_to_port(address->host, port)) {
-    port = -1;
-  }
-  if (port < 0) {
-    return Failure::Stalled("ListenFailed", "cannot listen on \"" + impl_->options.listen +
-                                                "\": the address is in use or not local");
-  }
-  impl_->port = port;
-  impl_->started = true;
-  impl_->thread = std::thread([impl = impl_.get()] {
-    if (!impl->server.listen_after_bind()) LogLine("the server stopped accepting connections");
-    impl->serving_done = true;
-  });
-  // httplib's stop() is a no-op until the accept loop runs: wait for it, so that a Stop()
-  // right after Start() cannot leave the thread serving forever.
-  while (!server.is_running() && !impl_->serving_done) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return Ok();
+  return impl_->listener.Start();
 }
 
 int HttpServer::port() const {
-  return impl_->port;
+  return impl_->listener.port();
 }
 
 void HttpServer::Stop() {
-  if (!impl_ || !impl_->thread.joinable()) return;
-  impl_->server.stop();
-  impl_->thread.join();
+  if (impl_) impl_->listener.Stop();
 }
 
 }  // namespace tmaster::controller

@@ -17,6 +17,7 @@
 //                                     its status; every delivery is stored and counted
 // A store failure answers 503 {"error":"store unavailable: <message>"}.
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -37,13 +38,38 @@ struct Readiness {
   std::vector<std::string> problems;
 };
 
+/// How the server holds under slow or hostile clients (docs/decisions.md, "Hardening II"). Every
+/// limit is per connection unless said otherwise; the defaults suit a controller's endpoint behind
+/// a load balancer or a kubelet. Aggregate order: the first three fields are the historic ones.
 struct HttpServerOptions {
   /// `host:port`, `[ipv6]:port`, or `:port` (every IPv4 interface). Port 0 picks a free port.
   std::string listen = "127.0.0.1:8080";
-  /// Webhook bodies larger than this are answered 413 (verdict too_large) and never verified.
+  /// Request bodies larger than this are answered 413 without being read (the webhook's verdict
+  /// too_large, recorded and counted; `{"error":...}` on other routes) and the connection closed.
   std::size_t webhook_body_limit = kDefaultWebhookBodyLimit;
-  /// Request-handling threads.
+  /// Worker threads for the routes that call the store or the webhook handler. The probes never
+  /// wait for them: /healthz and /metrics are answered on the I/O thread, /readyz on a thread of
+  /// its own.
   int threads = 4;
+  /// Requests waiting for a worker beyond this are answered 503 `{"error":"server busy"}`.
+  std::size_t max_queued_requests = 64;
+  /// Open connections beyond this are answered 503 and closed at once (probes get through again
+  /// as soon as others close).
+  std::size_t max_connections = 512;
+  /// Request line plus header fields, in bytes; beyond: 431 and the connection closed. It also
+  /// bounds the number of fields (a field takes at least 4 bytes: at most 4,096 of them).
+  std::size_t header_limit = 16 * 1024;
+  /// The whole request line and header, from its first byte (not per read); beyond: closed.
+  std::chrono::milliseconds header_timeout{10'000};
+  /// The whole body, once the header is in; beyond: closed.
+  std::chrono::milliseconds body_timeout{30'000};
+  /// Writing one answer; beyond: closed.
+  std::chrono::milliseconds write_timeout{10'000};
+  /// A kept-alive connection waiting for its next request's first byte; beyond: closed. Also how
+  /// long a new connection may stay silent.
+  std::chrono::milliseconds idle_timeout{5'000};
+  /// Answers on one connection before it is closed (`Connection: close` on the last).
+  int max_requests_per_connection = 100;
 };
 
 struct HttpHandlers {

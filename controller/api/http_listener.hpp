@@ -1,0 +1,87 @@
+#pragma once
+
+// The HTTP/1.1 transport under HttpServer (docs/decisions.md, "Hardening II (issue 9)"):
+// Boost.Beast on one Boost.Asio I/O thread, with a deadline for each whole phase of a request,
+// caps on header bytes, body bytes and connections, and the handlers that may block on worker
+// threads so that a slow client or a slow store never delays the probes. Beast and Asio stay in
+// http_listener.cpp; the routes (http_server.cpp) see only the plain values below.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/outcome.hpp"
+#include "controller/api/http_server.hpp"
+
+namespace tmaster::controller::http {
+
+/// One request as the routes see it.
+struct Request {
+  std::string method;  ///< as sent ("GET", "HEAD", "POST", ...)
+  std::string path;    ///< percent-decoded, without the query
+  /// The query, percent-decoded ('+' is a space), in the order sent; a name without '=' has an
+  /// empty value.
+  std::vector<std::pair<std::string, std::string>> params;
+  std::vector<std::pair<std::string, std::string>> headers;  ///< names and values as sent
+  std::string body;
+  /// The body was over `HttpServerOptions::webhook_body_limit`: `body` is empty and was never
+  /// read; the answer closes the connection.
+  bool body_too_large = false;
+
+  /// The first value of query parameter `name`, or nullptr.
+  [[nodiscard]] const std::string* Param(std::string_view name) const;
+};
+
+/// One answer. `Content-Length` and `Connection` are the listener's; a HEAD request gets the
+/// head of the answer its GET would get.
+struct Response {
+  int status = 200;
+  std::string content_type;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  ///< extra, e.g. Allow
+};
+
+/// Where a request runs, chosen from its method and path as soon as its header is in.
+enum class Lane {
+  kInline,  ///< on the I/O thread: must never block (health, metrics)
+  kProbe,   ///< on a thread of its own (readiness: may ask the store, but never waits for the API)
+  kWorker,  ///< on the worker pool (the store, the webhook); pool and queue full: 503 busy
+};
+
+struct Routes {
+  std::function<Lane(std::string_view method, std::string_view path)> lane;
+  /// Answers one request; called on the thread its lane says. An exception becomes a 500.
+  std::function<Response(const Request&)> handle;
+  /// The answer the listener gives itself: 400 unparsable, 431 header too large, 503 busy or too
+  /// many connections, 500 a handler threw.
+  std::function<Response(int status, std::string_view message)> error;
+};
+
+/// Serves `routes` on `options.listen` with the limits of `options` (see HttpServerOptions).
+class Listener {
+ public:
+  Listener(HttpServerOptions options, Routes routes);
+  /// Stop().
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+
+  /// Binds and starts the I/O thread and the workers. Stalled `ListenFailed` naming the address
+  /// when it does not parse or cannot be bound. Call once.
+  Outcome<Done> Start();
+  /// The bound port; 0 before a successful Start.
+  [[nodiscard]] int port() const;
+  /// Closes the listening socket and every connection waiting for a request, lets the requests
+  /// in flight be answered (then closes their connections), joins every thread. Idempotent.
+  void Stop();
+
+  struct State;  // http_listener.cpp; public only so that the connections there can name it
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace tmaster::controller::http
