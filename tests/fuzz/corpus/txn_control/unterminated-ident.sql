@@ -1,0 +1,1 @@
+SELECT "ident; COMMIT;

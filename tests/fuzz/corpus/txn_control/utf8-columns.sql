@@ -1,0 +1,2 @@
+SELECT 'café', U&'\0041';
+€; begin;
