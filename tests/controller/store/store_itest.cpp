@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -825,5 +826,26 @@ TEST_CASE("retention: rejected deliveries are a ring; Prune keeps events and del
   CHECK(pruned.deliveries == 0);
 }
 
-}  // namespace tmaster::controller
 
+TEST_CASE("a lock held on a store table fails the call LockTimeout instead of hanging it") {
+  // Store sessions start with lock_timeout=5s (store_libpq_connector.cpp): a hand-run
+  // transaction holding a store table makes the call fail Transient, and the controller retries.
+  auto store = OpenStore();
+  testing::PgSession holder(StoreDsn());
+  REQUIRE(holder.Run("BEGIN; LOCK TABLE tm_workspaces IN ACCESS EXCLUSIVE MODE") == "");
+  const auto start = std::chrono::steady_clock::now();
+  auto listed = std::async(std::launch::async,
+                           [&] { return store->ListWorkspaces(std::nullopt); });
+  const bool in_time = listed.wait_for(std::chrono::seconds(12)) == std::future_status::ready;
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  static_cast<void>(holder.Run("ROLLBACK"));  // unblocks a call that did not time out
+  REQUIRE_MESSAGE(in_time, "the store call waited on the lock for over 12 s");
+  const auto outcome = listed.get();
+  REQUIRE_FALSE(outcome.ok());
+  CHECK(outcome.failure().kind == FailureKind::kTransient);
+  CHECK(outcome.failure().reason == "LockTimeout");
+  CHECK(elapsed >= std::chrono::seconds(4));
+  CHECK(store->ListWorkspaces(std::nullopt).ok());
+}
+
+}  // namespace tmaster::controller
