@@ -236,6 +236,7 @@ struct Listener::State {
   std::thread io_thread;
   std::string refusal;  // the raw answer to a connection over the cap
   std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> body_bytes{0};  // reserved by the connections reading or handling one
   int port = 0;
   bool started = false;
 
@@ -262,6 +263,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         buffer_(state_->options.header_limit + 8192) {}
 
   ~Connection() {
+    Release();
     {
       const std::lock_guard lock(state_->mutex);
       state_->live.erase(id_);
@@ -336,9 +338,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (parser_->is_done()) return Dispatch();
     const std::size_t limit = options().webhook_body_limit;
-    if (const auto length = parser_->content_length(); length && *length > limit) {
+    if (const auto announced = parser_->content_length(); announced && *announced > limit) {
       request_.body_too_large = true;  // answered without reading a byte of it
       return Dispatch();
+    }
+    // Bodies held in memory across connections are bounded too, not only each one: the size
+    // announced (or, chunked, the limit) is reserved before a byte is read.
+    const auto length = parser_->content_length();
+    if (!Reserve(length ? static_cast<std::size_t>(*length) : limit)) {
+      return Refuse(503, "server busy");
     }
     parser_->body_limit(limit);  // a chunked body is cut when it passes the limit
     if (beast::iequals(header[bhttp::field::expect], "100-continue") && header.version() >= 11) {
@@ -382,6 +390,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     version_ = parser_->get().version();
     keep_alive_ = parser_->get().keep_alive() && !request_.body_too_large &&
                   served_ < options().max_requests_per_connection;
+    parser_.reset();  // its copy of the header goes now; request_ has what the handler needs
     phase_ = Phase::kHandling;
     beast::get_lowest_layer(stream_).expires_never();  // the handler's time is not the client's
     const Lane lane = state_->routes.lane(request_.method, request_.path);
@@ -415,6 +424,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Write(Response response) {
     if (phase_ == Phase::kClosed) return;
+    request_ = Request{};  // handled: its body leaves memory and the budget
+    Release();
     if (state_->stopping) keep_alive_ = false;
     auto& out = response_.emplace(static_cast<bhttp::status>(response.status), version_);
     if (!response.content_type.empty()) out.set(bhttp::field::content_type, response.content_type);
@@ -459,8 +470,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
                             });
   }
 
+  // Reserves `bytes` of HttpServerOptions::max_body_bytes_in_flight; false when they would
+  // pass it.
+  bool Reserve(std::size_t bytes) {
+    std::atomic<std::size_t>& in_flight = state_->body_bytes;
+    std::size_t current = in_flight.load();
+    do {
+      if (current + bytes > options().max_body_bytes_in_flight) return false;
+    } while (!in_flight.compare_exchange_weak(current, current + bytes));
+    reserved_ = bytes;
+    return true;
+  }
+
+  void Release() {
+    state_->body_bytes -= reserved_;
+    reserved_ = 0;
+  }
+
   void Close() {
     if (phase_ == Phase::kClosed) return;
+    Release();
     phase_ = Phase::kClosed;
     beast::get_lowest_layer(stream_).close();
   }
@@ -478,6 +507,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool keep_alive_ = false;
   bool head_only_ = false;
   std::size_t lingered_ = 0;
+  std::size_t reserved_ = 0;  // of state_->body_bytes
 };
 
 }  // namespace transport

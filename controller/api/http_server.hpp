@@ -1,8 +1,10 @@
 #pragma once
 
 // The controller's HTTP endpoint (docs/architecture.md#interfaces, issue 3 items 3 and 8): health,
-// readiness, metrics, the read-only status API and the Git webhook. cpp-httplib stays inside
-// http_server.cpp; this header is all a main needs.
+// readiness, metrics, the read-only status API and the Git webhook. The routes are in
+// http_server.cpp; the transport (Boost.Beast, http_listener.cpp) holds under slow and hostile
+// clients with the limits of HttpServerOptions (docs/decisions.md, "Hardening II (issue 9)").
+// This header is all a main needs.
 //
 // Routes (JSON unless said otherwise; unknown path 404 and wrong method 405, both JSON):
 //   GET  /healthz                     200 `ok` (text/plain) while the process serves
@@ -15,7 +17,10 @@
 //   GET  /api/v1/sources              {"items":[...]}
 //   POST /hooks/git                   HttpHandlers::webhook decides; {"verdict","message"} with
 //                                     its status; every delivery is stored and counted
-// A store failure answers 503 {"error":"store unavailable: <message>"}.
+// A store failure answers 503 {"error":"store unavailable: <message>"}. The transport's own
+// answers, all JSON {"error":...} and all but 503 busy closing the connection: 400 a request that
+// does not parse, 413 a body over webhook_body_limit on another route, 431 a header over
+// header_limit, 503 "server busy" (workers and queue full) or "too many connections".
 
 #include <chrono>
 #include <cstddef>
@@ -53,6 +58,10 @@ struct HttpServerOptions {
   int threads = 4;
   /// Requests waiting for a worker beyond this are answered 503 `{"error":"server busy"}`.
   std::size_t max_queued_requests = 64;
+  /// Request bodies being read or handled, summed over every connection, in bytes. A request
+  /// whose announced size (chunked: webhook_body_limit) would pass it is answered 503 "server
+  /// busy" without being read: 512 connections cannot hold 512 bodies of 1 MiB.
+  std::size_t max_body_bytes_in_flight = 32 * 1024 * 1024;
   /// Open connections beyond this are answered 503 and closed at once (probes get through again
   /// as soon as others close).
   std::size_t max_connections = 512;
@@ -73,10 +82,11 @@ struct HttpServerOptions {
 };
 
 struct HttpHandlers {
-  /// `GET /readyz`. Unset: always ready.
+  /// `GET /readyz`. Called on the server's readiness thread, one call at a time: it may block
+  /// (the daemon's asks the store), delaying only other /readyz requests. Unset: always ready.
   std::function<Readiness()> readiness;
   /// `POST /hooks/git`: verifies the delivery (VerifyWebhook) and, when accepted, triggers the
-  /// fetch. Called on a server thread. Unset: every delivery is answered 401 bad_signature
+  /// fetch. Called on a worker thread. Unset: every delivery is answered 401 bad_signature
   /// (no git source takes webhooks; a secret is mandatory).
   std::function<WebhookResult(const WebhookRequest&)> webhook;
 };
@@ -90,13 +100,14 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  /// Binds `options.listen` and starts serving on a thread of its own; returns once the socket
-  /// accepts connections. Stalled `ListenFailed`, naming the address, when the address does not
+  /// Binds `options.listen` and starts serving on threads of its own (one for I/O, one for
+  /// /readyz, `options.threads` workers); returns once the socket accepts connections. Stalled `ListenFailed`, naming the address, when the address does not
   /// parse or cannot be bound (in use, not local). Call once.
   Outcome<Done> Start();
   /// The bound port (useful with port 0); 0 before a successful Start.
   [[nodiscard]] int port() const;
-  /// Stops accepting, lets in-flight requests finish, joins the serving thread. Idempotent.
+  /// Stops accepting, closes the connections waiting for a request, lets the requests in flight
+  /// be answered (a handler is never interrupted), joins every thread. Idempotent.
   void Stop();
 
  private:

@@ -130,15 +130,16 @@ class RawConnection {
     }
   }
 
-  // One answer: the head and a Content-Length body; nullopt when none came before `timeout`.
-  std::optional<std::string> ReadResponse(milliseconds timeout) {
+  // One answer: the head and a Content-Length body (none for a HEAD request); nullopt when
+  // none came before `timeout`.
+  std::optional<std::string> ReadResponse(milliseconds timeout, bool head_only = false) {
     const auto deadline = Clock::now() + timeout;
     while (true) {
       const std::size_t head_end = pending_.find("\r\n\r\n");
       if (head_end != std::string::npos) {
         std::size_t length = 0;
         const std::size_t at = Lower(pending_.substr(0, head_end)).find("\r\ncontent-length:");
-        if (at != std::string::npos) length = std::stoul(pending_.substr(at + 17));
+        if (at != std::string::npos && !head_only) length = std::stoul(pending_.substr(at + 17));
         if (pending_.size() >= head_end + 4 + length) {
           std::string response = pending_.substr(0, head_end + 4 + length);
           pending_.erase(0, response.size());
@@ -376,6 +377,37 @@ TEST_CASE("http abuse: a body over the cap is answered 413 without being read") 
   CHECK(Probe(served.port(), "/healthz").status == 200);
 }
 
+TEST_CASE("http abuse: bodies in memory are bounded across connections, not only each one") {
+  HttpServerOptions options;
+  options.webhook_body_limit = 1024;
+  options.max_body_bytes_in_flight = 4096;
+  Served served(options);
+  const std::string head =
+      "POST /hooks/git HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\nContent-Length: 1000\r\n\r\n";
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  for (int i = 0; i < 4; ++i) {  // 4 x 1000 bytes reserved, each body still unfinished
+    slow.push_back(std::make_unique<RawConnection>(served.port()));
+    REQUIRE(slow.back()->Send(head + "{\"ref\":"));
+  }
+  std::this_thread::sleep_for(milliseconds(200));
+  RawConnection fifth(served.port());
+  const auto start = Clock::now();
+  REQUIRE(fifth.Send(head));
+  const auto busy = fifth.ReadResponse(seconds(3));
+  REQUIRE(busy);
+  CHECK(Status(*busy) == 503);
+  CHECK(Body(*busy) == R"({"error":"server busy"})");
+  CHECK(MillisSince(start) < 1000);
+  // One of the four goes away: its reservation is returned and a body is read again.
+  slow.front()->Close();
+  std::this_thread::sleep_for(milliseconds(200));
+  RawConnection sixth(served.port());
+  REQUIRE(sixth.Send(head + std::string(1000, ' ')));
+  const auto answered = sixth.ReadResponse(seconds(3));
+  REQUIRE(answered);
+  CHECK(Status(*answered) == 401);  // read and judged (no webhook handler: refused)
+}
+
 TEST_CASE("http abuse: beyond the connection cap new connections are refused, then served again") {
   HttpServerOptions options;
   options.max_connections = 8;
@@ -494,6 +526,78 @@ TEST_CASE("http abuse: a stuck store fills the workers: 503 busy, the probes sti
     const auto response = connection->ReadResponse(seconds(5));
     REQUIRE(response);
     CHECK(Status(*response) == 200);
+  }
+}
+
+TEST_CASE("http abuse: what cpp-httplib did stays: HEAD, 100-continue, pipelining, decoding") {
+  HttpServerOptions options;
+  options.webhook_body_limit = 1024;
+  Served served(options);
+  RawConnection connection(served.port());
+  REQUIRE(connection.connected());
+  SUBCASE("HEAD: the head of the GET, no body, the connection still usable") {
+    REQUIRE(connection.Send("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto head = connection.ReadResponse(seconds(2), /*head_only=*/true);
+    REQUIRE(head);
+    CHECK(Status(*head) == 200);
+    CHECK(RawConnection::Lower(*head).find("\r\ncontent-length: 2\r\n") != std::string::npos);
+    CHECK(Body(*head).empty());
+    REQUIRE(connection.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto get = connection.ReadResponse(seconds(2));
+    REQUIRE(get);
+    CHECK(Status(*get) == 200);
+    CHECK(Body(*get) == "ok");
+  }
+  SUBCASE("Expect: 100-continue: 100 first, then the answer to the body") {
+    REQUIRE(connection.Send(
+        "POST /hooks/git HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n"
+        "Expect: 100-continue\r\nContent-Length: 2\r\n\r\n"));
+    const auto interim = connection.ReadResponse(seconds(2));
+    REQUIRE(interim);
+    CHECK(Status(*interim) == 100);
+    REQUIRE(connection.Send("{}"));
+    const auto answer = connection.ReadResponse(seconds(2));
+    REQUIRE(answer);
+    CHECK(Status(*answer) == 401);  // no webhook handler: every delivery is refused
+    CHECK(served.store.Snapshot().deliveries.size() == 1);
+  }
+  SUBCASE("Expect: 100-continue over the limit: 413 at once, no 100") {
+    REQUIRE(connection.Send(
+        "POST /hooks/git HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        "Content-Length: 4096\r\n\r\n"));
+    const auto answer = connection.ReadResponse(seconds(2));
+    REQUIRE(answer);
+    CHECK(Status(*answer) == 413);
+  }
+  SUBCASE("two requests in one packet are answered in order") {
+    REQUIRE(connection.Send(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto first = connection.ReadResponse(seconds(2));
+    const auto second = connection.ReadResponse(seconds(2));
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(Status(*first) == 200);
+    CHECK(Status(*second) == 404);
+    CHECK(Body(*second) == R"({"error":"no route for /nope"})");
+  }
+  SUBCASE("the path and the query are percent-decoded") {
+    REQUIRE(connection.Send("GET /heal%74hz HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto answer = connection.ReadResponse(seconds(2));
+    REQUIRE(answer);
+    CHECK(Status(*answer) == 200);
+    REQUIRE(connection.Send("GET /api/v1/events?limit=%32x HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto bad = connection.ReadResponse(seconds(2));
+    REQUIRE(bad);
+    CHECK(Status(*bad) == 400);
+    CHECK(Body(*bad).find(R"(not \"2x\")") != std::string::npos);
+  }
+  SUBCASE("a request that does not parse is 400 in JSON, and the connection closed") {
+    REQUIRE(connection.Send("GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n"));
+    const auto answer = connection.ReadResponse(seconds(2));
+    REQUIRE(answer);
+    CHECK(Status(*answer) == 400);
+    CHECK(Body(*answer).find(R"({"error":"bad request)") == 0);
+    CHECK(connection.ClosedWithin(seconds(3)));
   }
 }
 
