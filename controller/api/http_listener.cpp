@@ -260,7 +260,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
         id_(id),
         stream_(std::move(socket)),
         // Room for a whole header and a read beyond it; the parser's header_limit fires first.
-        buffer_(state_->options.header_limit + 8192) {}
+        buffer_(state_->options.header_limit + 8192) {
+    beast::error_code ec;
+    const tcp::endpoint peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    if (!ec) remote_address_ = peer.address().to_string();
+  }
 
   ~Connection() {
     Release();
@@ -331,6 +335,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     const auto& header = parser_->get();
     request_.method = std::string(header.method_string());
+    request_.remote_address = remote_address_;
     ParseTarget(header.target(), request_);
     request_.headers.reserve(static_cast<std::size_t>(std::distance(header.begin(), header.end())));
     for (const auto& field : header) {
@@ -497,6 +502,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Listener::State> state_;
   std::uint64_t id_;
   Stream stream_;
+  std::string remote_address_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> response_;

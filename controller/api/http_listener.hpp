@@ -21,6 +21,9 @@ namespace tmaster::controller::http {
 /// One request as the routes see it.
 struct Request {
   std::string method;  ///< as sent ("GET", "HEAD", "POST", ...)
+  /// The peer's IP address as text ("127.0.0.1", "::1"), for per-address limits; empty if the
+  /// socket could not tell.
+  std::string remote_address;
   std::string path;    ///< percent-decoded, without the query
   /// The query, percent-decoded ('+' is a space), in the order sent; a name without '=' has an
   /// empty value.

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/secret.hpp"
+#include "controller/api/http_listener.hpp"
 #include "controller/api/http_server.hpp"
 #include "controller/api/webhook.hpp"
 #include "controller/runtime/metrics.hpp"
@@ -599,6 +600,34 @@ TEST_CASE("http abuse: what cpp-httplib did stays: HEAD, 100-continue, pipelinin
     CHECK(Body(*answer).find(R"({"error":"bad request)") == 0);
     CHECK(connection.ClosedWithin(seconds(3)));
   }
+}
+
+TEST_CASE("http listener: a request carries the peer's address and its decoded query") {
+  HttpServerOptions options;
+  options.listen = "127.0.0.1:0";
+  http::Routes routes;
+  routes.lane = [](std::string_view, std::string_view) { return http::Lane::kWorker; };
+  routes.handle = [](const http::Request& request) {
+    http::Response response;
+    response.content_type = "text/plain";
+    response.body = request.remote_address + "|" + request.path;
+    for (const auto& [name, value] : request.params) response.body += "|" + name + "=" + value;
+    return response;
+  };
+  routes.error = [](int status, std::string_view message) {
+    http::Response response;
+    response.status = status;
+    response.body = std::string(message);
+    return response;
+  };
+  http::Listener listener(options, routes);
+  REQUIRE(listener.Start().ok());
+  RawConnection connection(listener.port());
+  REQUIRE(connection.Send("GET /a%2Fb?x=1+2&y&x=%41 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const auto response = connection.ReadResponse(seconds(2));
+  REQUIRE(response);
+  CHECK(Body(*response) == "127.0.0.1|/a/b|x=1 2|y=|x=A");
+  listener.Stop();
 }
 
 }  // namespace tmaster::controller
