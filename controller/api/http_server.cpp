@@ -1,6 +1,5 @@
 #include "controller/api/http_server.hpp"
 
-#include <cassert>
 #include <charconv>
 #include <cstdio>
 #include <optional>
