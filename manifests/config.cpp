@@ -72,6 +72,20 @@ bool IsGitUrl(std::string_view url) {
          colon + 1 < url.size();
 }
 
+// Whether a "scheme://" URL carries credentials in its userinfo ("user:token@host", or
+// "token@host" over http): they would show in `ps` and land in the checkout's .git/config, so
+// they go in username/password instead. An ssh:// login name alone ("ssh://git@host/x") is no
+// secret; scp-like "git@host:x" has no scheme and is not checked.
+bool HasCredentials(std::string_view url) {
+  const std::size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return false;
+  const std::string_view rest = url.substr(scheme + 3);
+  const std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  const std::size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return false;
+  return url.substr(0, scheme) != "ssh" || authority.substr(0, at).find(':') != std::string_view::npos;
+}
+
 bool IsBranchName(std::string_view branch) {
   if (branch.empty() || branch.front() == '-' || branch.front() == '/' || branch.back() == '/') {
     return false;
@@ -426,7 +440,12 @@ void ReadGit(Context& context, const YAML::Node& node, const std::string& path,
   MapReader reader(context, node, path, mark);
   if (!reader.ok()) return;
   if (std::optional<std::string> url = reader.String("url", /*required=*/true)) {
-    if (IsGitUrl(*url)) {
+    if (IsGitUrl(*url) && HasCredentials(*url)) {
+      // Never quoted: the userinfo is a secret.
+      reader.Error("url",
+                   "must not carry credentials (user:token@host); give them as usernameEnv/"
+                   "usernameFile and passwordEnv/passwordFile");
+    } else if (IsGitUrl(*url)) {
       git.url = *url;
     } else {
       reader.Error("url",

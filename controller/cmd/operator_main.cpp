@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <pthread.h>
+#include <unistd.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -28,6 +29,7 @@
 #include "controller/cmd/logging.hpp"
 #include "controller/cmd/report.hpp"
 #include "controller/cmd/secrets.hpp"
+#include "controller/sources/git_repo.hpp"
 #include "manifests/config.hpp"
 #include "manifests/loader.hpp"
 #include "reconcilers/postgres/postgres_libpq.hpp"
@@ -50,8 +52,9 @@ constexpr std::string_view kUsage =
     "cancelled, and if a worker still does not return within a second it exits 1.\n"
     "\n"
     "  --config FILE   operator config (YAML, see README.md)\n"
-    "  --state-dir DIR where git checkouts live (default: a folder under the system temp\n"
-    "                  folder named after the config file)\n"
+    "  --state-dir DIR where git checkouts live, owned by this user, mode 0700 (default:\n"
+    "                  $XDG_STATE_HOME/tenant-master, ~/.local/state/tenant-master, or\n"
+    "                  /var/lib/tenant-master as root)\n"
     "  --once          run one full pass over every source, print one line per workspace,\n"
     "                  exit 0 when every document is valid and every workspace is Ready\n"
     "  --deep          also verify extensions and migrations inside every tenant database\n"
@@ -245,11 +248,15 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   controller::SteadyClock clock;
   controller::MtRandom random;
 
-  std::filesystem::path state = args.state_dir;
-  if (state.empty()) {
-    state = std::filesystem::temp_directory_path() /
-            ("tenant-master-" +
-             crypto::Sha256Hex(std::filesystem::absolute(config.file).string()).substr(0, 12));
+  // A private folder: never a predictable name under /tmp another local user could plant.
+  Outcome<std::filesystem::path> state = controller::PrepareStateFolder(
+      args.state_dir.empty() ? controller::DefaultStateFolder(geteuid() == 0,
+                                                             std::getenv("XDG_STATE_HOME"),
+                                                             std::getenv("HOME"))
+                             : std::filesystem::path(args.state_dir));
+  if (!state) {
+    std::cerr << "tenant-operator: " << state.failure().message << "\n";
+    return 1;
   }
   deps.config = &config;
   deps.store = store.get();
@@ -260,7 +267,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   deps.metrics = &metrics;
   deps.clock = &clock;
   deps.random = &random;
-  deps.git_cache = state / "git";
+  deps.git_cache = *state / "git";
   deps.store_database = StoreDatabase(config);
   deps.cancel_in_flight = std::move(cancel_in_flight);
 

@@ -74,12 +74,18 @@ std::string_view KeyOf(std::string_view entry) {
   return entry.substr(0, entry.find('='));
 }
 
-// The inherited environment with spec.env applied, as "KEY=value" strings.
+// The inherited environment (all of it, or the allow-listed variables) with spec.env applied,
+// as "KEY=value" strings.
 std::vector<std::string> ChildEnvironment(const ChildSpec& spec) {
   std::vector<std::string> entries;
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
     const std::string_view text(*entry);
-    if (spec.env.find(std::string(KeyOf(text))) != spec.env.end()) continue;
+    const std::string key(KeyOf(text));
+    if (spec.env.find(key) != spec.env.end()) continue;
+    if (spec.inherit && std::find(spec.inherit->begin(), spec.inherit->end(), key) ==
+                            spec.inherit->end()) {
+      continue;
+    }
     entries.emplace_back(text);
   }
   for (const auto& [key, value] : spec.env) {

@@ -17,9 +17,12 @@ namespace tmaster::controller {
 struct ChildSpec {
   /// argv[0] is the program, looked up in PATH when it has no '/' (posix_spawnp).
   std::vector<std::string> argv;
+  /// Which of this process's variables the child inherits: nullopt, all of them; otherwise
+  /// only those named here (an allow-list: the child never sees the rest, e.g. the master key).
+  std::optional<std::vector<std::string>> inherit;
   /// Changes to the inherited environment: a value sets the variable, nullopt removes it.
-  /// Values may carry secrets (an Authorization header): they go to the child only, never to
-  /// argv, where `ps` would show them.
+  /// Values may carry secrets (a password): they go to the child only, never to argv, where
+  /// `ps` would show them.
   std::map<std::string, std::optional<std::string>> env;
   /// Wall time (steady clock) the child may run; past it, its process group gets SIGKILL.
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};

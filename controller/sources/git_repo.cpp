@@ -1,15 +1,17 @@
 #include "controller/sources/git_repo.hpp"
 
 #include <stdlib.h>  // mkdtemp
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <system_error>
 #include <utility>
 
-#include "common/crypto.hpp"
 #include "common/text.hpp"
 #include "controller/sources/child_process.hpp"
 
@@ -31,11 +33,29 @@ const std::vector<std::string> kCommonArgs = {"-c", "credential.helper=", "-c", 
                                               "-c", "gc.autoDetach=false", "-c",
                                               "core.symlinks=false"};
 
-// Variables that would point git at another repository or inject configuration.
-const std::vector<std::string> kUnsetVariables = {
-    "GIT_ASKPASS",   "SSH_ASKPASS",           "GIT_DIR",
-    "GIT_WORK_TREE", "GIT_INDEX_FILE",        "GIT_OBJECT_DIRECTORY",
-    "GIT_NAMESPACE", "GIT_CONFIG_PARAMETERS", "GIT_ALTERNATE_OBJECT_DIRECTORIES"};
+// Reads the credentials from git's environment when git asks (`get`); the command line names
+// the variables only. printf, not echo: a backslash in a password stays as it is.
+constexpr const char* kCredentialHelper =
+    "credential.helper=!f() { test \"$1\" = get || exit 0; "
+    "printf '%s\\n' \"username=$TM_GIT_USERNAME\" \"password=$TM_GIT_PASSWORD\"; }; f";
+
+// The variables git inherits from this process (docs/decisions.md, "Hardening II"): how to
+// find programs, whom to trust over TLS and which proxy to use; everything else it needs is
+// set by Git(), and nothing else of ours (master key, DSNs, API keys) reaches it.
+const std::vector<std::string> kInherited = {
+    "PATH",       "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
+    "http_proxy", "https_proxy",   "no_proxy",     "all_proxy",      "HTTP_PROXY",
+    "HTTPS_PROXY", "NO_PROXY",     "ALL_PROXY"};
+constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
+
+// Whether git reaches `url` through its "file" protocol: a file:// URL or a local path (no
+// "scheme://", and no scp-like "host:" before the first '/').
+bool IsLocalUrl(std::string_view url) {
+  const std::size_t scheme = url.find("://");
+  if (scheme != std::string_view::npos) return url.substr(0, scheme) == "file";
+  const std::size_t colon = url.find(':');
+  return colon == std::string_view::npos || url.find('/') < colon;
+}
 
 // Removes the userinfo ("user:pass@") of every "scheme://" URL in `text`.
 std::string StripUserinfo(std::string text) {
@@ -83,16 +103,6 @@ bool MissingBranch(std::string_view err, const std::string& branch) {
          err.find("couldn't find remote ref refs/heads/" + branch) != std::string_view::npos;
 }
 
-// The next free index of git's GIT_CONFIG_KEY_<n> list, after any the daemon inherited.
-int InheritedConfigCount() {
-  const char* text = std::getenv("GIT_CONFIG_COUNT");
-  if (text == nullptr) return 0;
-  char* end = nullptr;
-  const long count = std::strtol(text, &end, 10);
-  if (end == text || *end != '\0' || count < 0 || count > 1000) return 0;
-  return static_cast<int>(count);
-}
-
 fs::path AbsoluteFolder(const fs::path& path) {
   std::error_code ec;
   fs::path absolute = fs::absolute(path, ec).lexically_normal();
@@ -113,6 +123,46 @@ void RemoveStaleClones(const fs::path& parent, const std::string& prefix) {
 
 }  // namespace
 
+fs::path DefaultStateFolder(bool root, const char* xdg_state_home, const char* home) {
+  if (root) return "/var/lib/tenant-master";
+  if (xdg_state_home != nullptr && xdg_state_home[0] == '/') {
+    return fs::path(xdg_state_home) / "tenant-master";
+  }
+  if (home != nullptr && home[0] == '/') return fs::path(home) / ".local/state/tenant-master";
+  return {};
+}
+
+Outcome<fs::path> PrepareStateFolder(const fs::path& folder) {
+  auto unsafe = [&](const std::string& why) {
+    return Failure::Stalled("UnsafeStateFolder",
+                            "state folder " + folder.string() + " " + why +
+                                "; give --state-dir a folder of this user's with mode 0700");
+  };
+  if (folder.empty()) return unsafe("is not set (no HOME to put it in)");
+  std::error_code ec;
+  if (folder.has_parent_path()) fs::create_directories(folder.parent_path(), ec);
+  if (mkdir(folder.c_str(), 0700) != 0 && errno != EEXIST) {
+    const std::error_code error(errno, std::generic_category());
+    return unsafe("cannot be created: " + error.message());
+  }
+  struct stat info {};
+  if (stat(folder.c_str(), &info) != 0) {
+    const std::error_code error(errno, std::generic_category());
+    return unsafe("cannot be read: " + error.message());
+  }
+  if (!S_ISDIR(info.st_mode)) return unsafe("is not a folder");
+  if (info.st_uid != geteuid()) {
+    return unsafe("is owned by uid " + std::to_string(info.st_uid) + ", not by this process's uid " +
+                  std::to_string(geteuid()));
+  }
+  if ((info.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(info.st_mode & 07777));
+    return unsafe(std::string("is writable by group or others (mode ") + mode + ")");
+  }
+  return folder;
+}
+
 std::string RedactUrl(std::string_view url) {
   return StripUserinfo(std::string(url));
 }
@@ -120,15 +170,11 @@ std::string RedactUrl(std::string_view url) {
 GitRepo::GitRepo(GitRepoOptions options)
     : options_(std::move(options)),
       checkout_(AbsoluteFolder(options_.checkout)),
-      safe_url_(RedactUrl(options_.url)) {
+      home_(options_.home.empty() ? checkout_.parent_path() / ".home"
+                                  : AbsoluteFolder(options_.home)),
+      safe_url_(RedactUrl(options_.url)),
+      local_(IsLocalUrl(options_.url)) {
   const auto& [username, password] = options_.credentials;
-  if (username || password) {
-    const std::string user = username ? username->Reveal() : std::string();
-    const std::string pass = password ? password->Reveal() : std::string();
-    auth_header_ = "Authorization: Basic " + crypto::Base64(user + ":" + pass);
-    // The header's token is the base64 form of "user:pass", which the scrubber covers.
-    scrubber_.Add(user + ":" + pass);
-  }
   if (username) scrubber_.Add(*username);
   if (password) scrubber_.Add(*password);
 }
@@ -218,10 +264,25 @@ Outcome<std::string> GitRepo::Update() {
 
 Outcome<std::string> GitRepo::Git(std::string_view step, const fs::path* dir,
                                   const std::vector<std::string>& args, bool network) const {
+  const std::string reason = network ? "FetchFailed" : "CheckoutFailed";
+  // git's private HOME: its ~/.gitconfig and caches are nobody else's.
+  std::error_code ec;
+  fs::create_directories(home_.parent_path(), ec);
+  if (mkdir(home_.c_str(), 0700) != 0 && errno != EEXIST) {
+    const std::error_code error(errno, std::generic_category());
+    return Failure::Transient(reason, Describe(step) + ": cannot create git's home folder " +
+                                          home_.string() + ": " + error.message());
+  }
+
   ChildSpec spec;
   spec.timeout = options_.timeout;
   spec.argv = {options_.git};
   spec.argv.insert(spec.argv.end(), kCommonArgs.begin(), kCommonArgs.end());
+  spec.argv.insert(spec.argv.end(),
+                   {"-c", local_ ? "protocol.file.allow=always" : "protocol.file.allow=never"});
+  const auto& [username, password] = options_.credentials;
+  const bool credentials = network && (username || password);
+  if (credentials) spec.argv.insert(spec.argv.end(), {"-c", kCredentialHelper});
   if (dir != nullptr) {
     // An explicit --git-dir: git must never search upwards and find (and `clean`) a repository
     // that contains the checkout folder when the checkout's own .git is damaged.
@@ -229,18 +290,17 @@ Outcome<std::string> GitRepo::Git(std::string_view step, const fs::path* dir,
   }
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
 
-  spec.env["GIT_TERMINAL_PROMPT"] = "0";
+  spec.inherit = kInherited;
+  if (std::getenv("PATH") == nullptr) spec.env["PATH"] = kDefaultPath;
+  spec.env["HOME"] = home_.string();
+  spec.env["LANG"] = "C";
   spec.env["LC_ALL"] = "C";
-  for (const auto& name : kUnsetVariables) spec.env[name] = std::nullopt;
-  if (network && auth_header_) {
-    // Config through the environment (git >= 2.31), so the header never shows in `ps`.
-    const std::string index = std::to_string(InheritedConfigCount());
-    spec.env["GIT_CONFIG_COUNT"] = std::to_string(InheritedConfigCount() + 1);
-    spec.env["GIT_CONFIG_KEY_" + index] = "http.extraHeader";
-    spec.env["GIT_CONFIG_VALUE_" + index] = *auth_header_;
+  spec.env["GIT_TERMINAL_PROMPT"] = "0";
+  if (credentials) {
+    spec.env["TM_GIT_USERNAME"] = username ? username->Reveal() : std::string("git");
+    spec.env["TM_GIT_PASSWORD"] = password ? password->Reveal() : std::string();
   }
 
-  const std::string reason = network ? "FetchFailed" : "CheckoutFailed";
   Outcome<ChildResult> ran = RunChild(spec);
   if (!ran.ok()) {
     return Failure::Transient(reason, Describe(step) + ": " + Scrub(ran.failure().message));

@@ -18,7 +18,9 @@
 namespace tmaster::controller {
 
 /// HTTPS basic authentication. Either may be absent (a token often goes as the password with
-/// any username). They reach git only through its environment, never its argv.
+/// any username; a missing username is sent as "git"). They reach git only through its
+/// environment (TM_GIT_USERNAME, TM_GIT_PASSWORD), read by a credential helper given on the
+/// command line, which names the variables and holds no secret: never argv, never .git/config.
 struct GitCredentials {
   std::optional<Secret> username;
   std::optional<Secret> password;
@@ -31,10 +33,18 @@ struct GitRepoOptions {
   std::chrono::seconds timeout{60};  ///< per git command, then its process group is killed
   GitCredentials credentials;        ///< HTTPS basic auth, optional
   std::string git = "git";           ///< the program, looked up in PATH
+  /// git's HOME, created 0700 if missing; empty: "<checkout's parent>/.home".
+  std::filesystem::path home;
 };
 
 /// A shallow checkout of `branch` of `url` at `checkout`. Not synchronized: use one GitRepo from
 /// one thread at a time, and give each GitRepo its own `checkout` folder.
+///
+/// git runs with least privilege: of this process's environment it inherits PATH, the TLS trust
+/// (SSL_CERT_FILE/DIR, GIT_SSL_CAINFO/CAPATH) and the proxy variables only (the master key, DSNs
+/// and API keys stay here); it gets HOME (a private folder), LANG=LC_ALL=C,
+/// GIT_TERMINAL_PROMPT=0 and, on network steps, the credentials. `protocol.file.allow` is
+/// "always" for a local source (file:// or a path) and "never" for any other.
 class GitRepo {
  public:
   explicit GitRepo(GitRepoOptions options);
@@ -80,11 +90,25 @@ class GitRepo {
 
   GitRepoOptions options_;
   std::filesystem::path checkout_;  ///< absolute
+  std::filesystem::path home_;      ///< absolute
   std::string safe_url_;            ///< options_.url without userinfo
-  std::optional<std::string> auth_header_;
-  Scrubber scrubber_;  ///< the credentials, and "user:pass" (the header's token is its base64)
+  bool local_ = false;              ///< a file:// URL or a path: git's "file" protocol
+  Scrubber scrubber_;  ///< the credentials
   int fetch_failures_ = 0;
 };
+
+/// The default state folder (git checkouts live in its "git" folder): /var/lib/tenant-master
+/// for root, else $XDG_STATE_HOME/tenant-master (an absolute XDG_STATE_HOME only), else
+/// $HOME/.local/state/tenant-master; empty when none applies (no HOME). The variables are
+/// passed in (nullptr when unset), so the choice can be tested.
+std::filesystem::path DefaultStateFolder(bool root, const char* xdg_state_home, const char* home);
+
+/// Makes `folder` ready as the state folder: created 0700 when missing (its parents with the
+/// umask's mode), then refused unless it is a folder owned by this process's effective user and
+/// writable by neither group nor others (another local user could plant a checkout there).
+/// Failure: Stalled "UnsafeStateFolder", the message naming the folder, its owner or mode, and
+/// what to do.
+Outcome<std::filesystem::path> PrepareStateFolder(const std::filesystem::path& folder);
 
 /// `url` without its userinfo: "https://user:pass@host/x.git" -> "https://host/x.git". URLs
 /// without "://" (paths, scp-like "git@host:x.git", whose user is no secret) are unchanged.

@@ -263,6 +263,21 @@ TEST_CASE("config: each rule") {
        m + "sources:\n  - name: a\n    git: {url: \"--upload-pack=evil\", webhookSecretEnv: S}\n",
        "8:16: sources[0].git.url: must be an https://, http://, ssh://, git:// or file:// URL or "
        "user@host:path, got \"--upload-pack=evil\""},
+      {"git url with userinfo",
+       m + "sources:\n  - name: a\n    git: {url: \"https://bob:tok3n@h/r.git\", "
+           "webhookSecretEnv: S}\n",
+       "8:16: sources[0].git.url: must not carry credentials (user:token@host); give them as "
+       "usernameEnv/usernameFile and passwordEnv/passwordFile"},
+      {"git url with a user only",
+       m + "sources:\n  - name: a\n    git: {url: \"https://tok3n@h/r.git\", "
+           "webhookSecretEnv: S}\n",
+       "8:16: sources[0].git.url: must not carry credentials (user:token@host); give them as "
+       "usernameEnv/usernameFile and passwordEnv/passwordFile"},
+      {"ssh git url with a password",
+       m + "sources:\n  - name: a\n    git: {url: \"ssh://git:pw@h/r.git\", "
+           "webhookSecretEnv: S}\n",
+       "8:16: sources[0].git.url: must not carry credentials (user:token@host); give them as "
+       "usernameEnv/usernameFile and passwordEnv/passwordFile"},
       {"git branch as an option",
        m + "sources:\n  - name: a\n    git: {url: \"https://h/r.git\", branch: -x, "
            "webhookSecretEnv: S}\n",
@@ -360,6 +375,31 @@ TEST_CASE("config: a secret given inline never appears in a message") {
   for (const Diagnostic& d : result.errors) {
     CHECK(d.Format().find("hunter2") == std::string::npos);
     CHECK(d.Format().find("pw123") == std::string::npos);
+  }
+}
+
+TEST_CASE("config: a git url's credentials are refused; a login name or scp-like user is kept") {
+  TempDir dir;
+  auto with_url = [&](const std::string& url) {
+    return Load(dir, std::string(kMinimal) + "sources:\n  - name: a\n    git: {url: \"" + url +
+                         "\", webhookSecretEnv: S}\n");
+  };
+  for (const std::string url : {"https://alice:tok3n-xyz@git.example.com/r.git",
+                                "http://tok3n-xyz@git.example.com/r.git"}) {
+    const ConfigResult refused = with_url(url);
+    REQUIRE(refused.errors.size() == 1);
+    CHECK(refused.errors[0].Format() == (dir.path() / "etc/config.yaml").string() +
+                                            ":8:16: sources[0].git.url: must not carry credentials "
+                                            "(user:token@host); give them as usernameEnv/"
+                                            "usernameFile and passwordEnv/passwordFile");
+    CHECK(refused.errors[0].Format().find("tok3n-xyz") == std::string::npos);
+  }
+  for (const std::string url : {"ssh://git@git.example.com/r.git", "git@git.example.com:r.git",
+                                "https://git.example.com/a@b.git"}) {
+    const ConfigResult kept = with_url(url);
+    CHECK_MESSAGE(kept.errors.empty(), Dump(kept));
+    REQUIRE(kept.config.sources.size() == 1);
+    CHECK(kept.config.sources[0].git->url == url);
   }
 }
 

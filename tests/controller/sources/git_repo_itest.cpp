@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -388,7 +389,7 @@ TEST_CASE("GitRepo: credentials go to git in its environment, never on its comma
                                       (record / "env").string() +
                                       "'\n"
                                       "echo \"fatal: http://alice:s3cr3t-pass@host/x.git/: "
-                                      "$GIT_CONFIG_VALUE_0 (alice, s3cr3t-pass)\" >&2\n"
+                                      "$TM_GIT_PASSWORD ($TM_GIT_USERNAME, s3cr3t-pass)\" >&2\n"
                                       "exit 128\n");
   GitRepoOptions options =
       Options("https://git.example.com/ops/fleet.git", fs::path(local.path()) / "checkout");
@@ -404,17 +405,38 @@ TEST_CASE("GitRepo: credentials go to git in its environment, never on its comma
   const std::string env = ReadFile(record / "env");
   REQUIRE_FALSE(argv.empty());
   CHECK_FALSE(Contains(argv, "s3cr3t-pass"));
+  CHECK_FALSE(Contains(argv, "alice"));
   CHECK_FALSE(Contains(argv, token));
   CHECK(Contains(argv, "credential.helper=\n"));
+  CHECK(Contains(argv, "\ncredential.helper=!f() {"));
+  CHECK(Contains(argv, "\nprotocol.file.allow=never\n"));  // an https source
   CHECK(Contains(argv, "clone\n"));
   CHECK(Contains(argv, "--\nhttps://git.example.com/ops/fleet.git\n"));  // never an option
-  CHECK(Contains(env, "\nGIT_CONFIG_COUNT=1\n"));
-  CHECK(Contains(env, "\nGIT_CONFIG_KEY_0=http.extraHeader\n"));
-  CHECK(Contains(env, "\nGIT_CONFIG_VALUE_0=Authorization: Basic " + token + "\n"));
+  CHECK(Contains(env, "\nTM_GIT_USERNAME=alice\n"));
+  CHECK(Contains(env, "\nTM_GIT_PASSWORD=s3cr3t-pass\n"));
+  CHECK_FALSE(Contains(env, "GIT_CONFIG"));
+  CHECK_FALSE(Contains(env, token));
   CHECK(Contains(env, "\nGIT_TERMINAL_PROMPT=0\n"));
   CHECK(Contains(env, "\nLC_ALL=C\n"));
   CHECK_FALSE(Contains(env, "\nGIT_ASKPASS="));
   CHECK_FALSE(Contains(env, "\nSSH_ASKPASS="));
+
+  // The helper from the command line, run by a real git, answers with the environment's
+  // credentials (and an empty environment gives it nothing of ours).
+  std::string helper;
+  for (std::size_t at = argv.find("credential.helper=!"); at != std::string::npos;) {
+    helper = argv.substr(at, argv.find('\n', at) - at);
+    break;
+  }
+  REQUIRE_FALSE(helper.empty());
+  const ProcessResult filled = RunProcess(
+      {GitProgram(), "-c", "credential.helper=", "-c", helper, "credential", "fill"},
+      {{"TM_GIT_USERNAME", "alice"}, {"TM_GIT_PASSWORD", "s3cr3t-pass\\x"},
+       {"GIT_TERMINAL_PROMPT", "0"}, {"GIT_CONFIG_NOSYSTEM", "1"}, {"GIT_CONFIG_GLOBAL", "/dev/null"}},
+      "protocol=https\nhost=git.example.com\n\n");
+  CHECK_MESSAGE(filled.exit_code == 0, filled.err);
+  CHECK(Contains(filled.out, "username=alice\n"));
+  CHECK(Contains(filled.out, "password=s3cr3t-pass\\x\n"));
 
   const std::string& message = synced.failure().message;
   CHECK(Contains(message, "git clone of https://git.example.com/ops/fleet.git (branch main): "));
@@ -422,6 +444,141 @@ TEST_CASE("GitRepo: credentials go to git in its environment, never on its comma
   CHECK_FALSE(Contains(message, "s3cr3t-pass"));
   CHECK_FALSE(Contains(message, "alice"));
   CHECK_FALSE(Contains(message, token));
+}
+
+TEST_CASE("GitRepo: git inherits none of the operator's secrets, only an allow-listed environment") {
+  Upstream upstream;
+  const std::string commit = upstream.Commit({{"a.yaml", "a: 1\n"}});
+  TempDir local;
+  const fs::path record = local.path();
+  // A wrapper around the real git recording the environment it was started with, as exec'd
+  // (/proc/$$/environ: nothing the shell adds itself), and its arguments.
+  const std::string wrapper =
+      Script(local, "git", "tr '\\0' '\\n' < /proc/$$/environ >> '" + (record / "env").string() +
+                               "'\nprintf '%s\\n' \"$@\" >> '" + (record / "argv").string() +
+                               "'\nexec '" + GitProgram() + "' \"$@\"\n");
+  // Canaries in this process's environment, as the daemon holds its master key and DSNs.
+  setenv("TM_MASTER_KEY", "canary-master-key-1f2e", 1);
+  setenv("TM_PG_DSN", "postgres://u:canary-dsn-pw@h/db", 1);
+  setenv("GIT_CONFIG_PARAMETERS", "'core.hooksPath'='/canary'", 1);
+  GitRepoOptions options = Options(upstream.url, fs::path(local.path()) / "state/git/fleet");
+  options.git = wrapper;
+  options.credentials.password = Secret("s3cr3t-pass");
+  GitRepo repo(options);
+  const std::string synced = MustSync(repo);
+  CHECK(synced == commit);
+  CHECK(MustSync(repo) == commit);  // a fetch too
+  unsetenv("TM_MASTER_KEY");
+  unsetenv("TM_PG_DSN");
+  unsetenv("GIT_CONFIG_PARAMETERS");
+
+  const std::string env = ReadFile(record / "env");
+  REQUIRE_FALSE(env.empty());
+  CHECK_FALSE(Contains(env, "canary"));
+  const std::vector<std::string> allowed = {
+      "PATH",           "HOME",           "LANG",          "LC_ALL",     "GIT_TERMINAL_PROMPT",
+      "TM_GIT_USERNAME", "TM_GIT_PASSWORD", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO",
+      "GIT_SSL_CAPATH", "http_proxy",     "https_proxy",   "no_proxy",   "all_proxy",
+      "HTTP_PROXY",     "HTTPS_PROXY",    "NO_PROXY",      "ALL_PROXY"};
+  std::size_t begin = 0;
+  while (begin < env.size()) {
+    const std::size_t end = env.find('\n', begin);
+    const std::string line = env.substr(begin, end - begin);
+    begin = end == std::string::npos ? env.size() : end + 1;
+    if (line.empty()) continue;
+    const std::string key = line.substr(0, line.find('='));
+    CHECK_MESSAGE(std::find(allowed.begin(), allowed.end(), key) != allowed.end(),
+                  ("git inherited " + key));
+  }
+  const fs::path home = fs::path(local.path()) / "state/git/.home";
+  CHECK(Contains(env, "HOME=" + home.string() + "\n"));
+  CHECK(Contains(env, "LANG=C\n"));
+  struct stat info {};
+  REQUIRE(stat(home.c_str(), &info) == 0);
+  CHECK((info.st_mode & 0777) == 0700);
+  // A file:// source may use git's file protocol; the credentials go to the network steps only.
+  const std::string argv = ReadFile(record / "argv");
+  CHECK(Contains(argv, "\nprotocol.file.allow=always\n"));
+  CHECK_FALSE(Contains(argv, "protocol.file.allow=never"));
+  CHECK(Contains(env, "TM_GIT_USERNAME=git\n"));  // a password alone: any username does
+}
+
+TEST_CASE("GitRepo: a local path source may use the file protocol, an scp-like one may not") {
+  TempDir local;
+  const fs::path record = local.path();
+  const std::string fake = Script(local, "fake-git",
+                                  "printf '%s\\n' \"$@\" >> '" + (record / "argv").string() +
+                                      "'\nexit 128\n");
+  for (const auto& [url, allowed] : std::vector<std::pair<std::string, bool>>{
+           {"/srv/git/fleet.git", true},
+           {"git@git.example.com:ops/fleet.git", false},
+           {"ssh://git@git.example.com/ops/fleet.git", false}}) {
+    fs::remove(record / "argv");
+    GitRepoOptions options = Options(url, fs::path(local.path()) / "checkout");
+    options.git = fake;
+    GitRepo repo(options);
+    CHECK_FALSE(repo.Sync().ok());
+    const std::string argv = ReadFile(record / "argv");
+    CHECK_MESSAGE(Contains(argv, allowed ? "\nprotocol.file.allow=always\n"
+                                         : "\nprotocol.file.allow=never\n"),
+                  url);
+  }
+}
+
+TEST_CASE("State folder: the default is private and per user") {
+  CHECK(DefaultStateFolder(true, "/x/state", "/home/a") == "/var/lib/tenant-master");
+  CHECK(DefaultStateFolder(false, "/x/state", "/home/a") == "/x/state/tenant-master");
+  CHECK(DefaultStateFolder(false, "relative", "/home/a") == "/home/a/.local/state/tenant-master");
+  CHECK(DefaultStateFolder(false, nullptr, "/home/a") == "/home/a/.local/state/tenant-master");
+  CHECK(DefaultStateFolder(false, nullptr, nullptr).empty());
+}
+
+TEST_CASE("State folder: created 0700; refused when another user's or writable by others") {
+  TempDir local;
+  const fs::path root = local.path();
+  SUBCASE("a missing folder is created 0700") {
+    const fs::path folder = root / "a/b/tenant-master";
+    Outcome<fs::path> prepared = PrepareStateFolder(folder);
+    REQUIRE_MESSAGE(prepared.ok(), (prepared.ok() ? "" : prepared.failure().message));
+    struct stat info {};
+    REQUIRE(stat(folder.c_str(), &info) == 0);
+    CHECK((info.st_mode & 0777) == 0700);
+    CHECK(PrepareStateFolder(folder).ok());  // and taken again
+  }
+  SUBCASE("mode 0777 is refused") {
+    const fs::path folder = root / "open";
+    fs::create_directory(folder);
+    chmod(folder.c_str(), 0777);
+    Outcome<fs::path> prepared = PrepareStateFolder(folder);
+    REQUIRE_FALSE(prepared.ok());
+    CHECK(prepared.failure().reason == "UnsafeStateFolder");
+    CHECK(prepared.failure().message ==
+          "state folder " + folder.string() +
+              " is writable by group or others (mode 0777); give --state-dir a folder of this "
+              "user's with mode 0700");
+  }
+  SUBCASE("a folder owned by another user is refused") {
+    if (geteuid() != 0) {
+      MESSAGE("not root: cannot give a folder to another user; skipped");
+      return;
+    }
+    const fs::path folder = root / "planted";
+    fs::create_directory(folder);
+    chmod(folder.c_str(), 0700);
+    REQUIRE(chown(folder.c_str(), 65534, 65534) == 0);  // nobody
+    Outcome<fs::path> prepared = PrepareStateFolder(folder);
+    REQUIRE_FALSE(prepared.ok());
+    CHECK(prepared.failure().message == "state folder " + folder.string() +
+                                            " is owned by uid 65534, not by this process's uid 0; "
+                                            "give --state-dir a folder of this user's with mode "
+                                            "0700");
+  }
+  SUBCASE("a file is refused") {
+    const std::string file = local.Write("file", "x");
+    Outcome<fs::path> prepared = PrepareStateFolder(file);
+    REQUIRE_FALSE(prepared.ok());
+    CHECK(Contains(prepared.failure().message, " is not a folder"));
+  }
 }
 
 TEST_CASE("GitRepo: a git that runs over the timeout is killed with everything it started") {
