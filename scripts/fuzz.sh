@@ -51,8 +51,10 @@ for name in $targets; do
   crashes="$root/tests/fuzz/crashes/$name"
   log="$build/fuzz-$name.log"
   mkdir -p "$work" "$crashes"
+  # A dictionary of the input's syntax: tests/fuzz/<name>.dict, or yaml.dict for YAML inputs.
   dict=()
-  [[ -f "$root/tests/fuzz/$name.dict" ]] && dict=(-dict="$root/tests/fuzz/$name.dict")
+  case "$name" in manifest | config | render) dictfile=yaml ;; *) dictfile="$name" ;; esac
+  [[ -f "$root/tests/fuzz/$dictfile.dict" ]] && dict=(-dict="$root/tests/fuzz/$dictfile.dict")
   before=$(find "$crashes" -type f | wc -l)
   echo "== $name: ${seconds}s (log $log)"
   status=0
