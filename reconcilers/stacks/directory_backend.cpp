@@ -139,7 +139,7 @@ Failure InvalidName(std::string_view name, const std::string& why) {
                               "; refusing to use it as a path");
 }
 
-Failure NotFound(const std::string& name, int id) {
+Failure NotFound(const std::string& name, StackId id) {
   return Failure::Transient("StackNotFound", "stack \"" + name + "\" (id " + std::to_string(id) +
                                                  ") is gone from the stacks folder");
 }
@@ -220,7 +220,7 @@ class DirectoryBackend final : public StackGateway {
   }
 
   // The folder of stack `id`: `<dir>/<name without tm->` when its meta agrees, else a scan.
-  std::optional<fs::path> Locate(int id, const std::string& name) const {
+  std::optional<fs::path> Locate(StackId id, const std::string& name) const {
     if (name.starts_with("tm-") && !NameError(name.substr(3))) {
       const fs::path folder = dir_ / name.substr(3);
       const auto meta = IsRealDirectory(folder) ? ReadMeta(folder) : std::nullopt;
@@ -373,7 +373,7 @@ class DirectoryBackend final : public StackGateway {
                        "rewrote " + folder->string()};
   }
 
-  Outcome<ApplyResult> SetStatus(int id, const std::string& name, int status) {
+  Outcome<ApplyResult> SetStatus(StackId id, const std::string& name, int status) {
     const auto folder = Locate(id, name);
     if (!folder) return NotFound(name, id);
     auto meta = ReadMeta(*folder);

@@ -17,7 +17,7 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 
 
 
-std::string Where(int id, int endpoint) {
+std::string Where(StackId id, int endpoint) {
   std::string out = "(";
   if (id != 0) out += "id " + std::to_string(id) + ", ";
   out += "endpoint " + std::to_string(endpoint) + ")";

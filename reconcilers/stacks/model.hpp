@@ -12,6 +12,9 @@
 
 namespace tmaster::stacks {
 
+/// Portainer's stack id: 64 bits, as Portainer stores it (never narrowed to int).
+using StackId = std::int64_t;
+
 /// One variable of a stack's Env (Portainer's `{"name", "value"}` pair). `secret` marks values
 /// that must never be printed (DB_PASSWORD, DATABASE_URL): Describe() and every message show
 /// variable names only, never values.
@@ -36,7 +39,7 @@ struct DesiredStack {
 
 /// One stack as the list call shows it (file content is not in the list).
 struct ObservedStack {
-  int id = 0;
+  StackId id = 0;
   std::string name;
   int endpoint = 0;
   int type = 2;    ///< 1 swarm, 2 compose
@@ -51,7 +54,7 @@ struct ObservedStack {
 /// `--once` keeps it in a small file). It lets the plan skip reading the stack file when the
 /// stack's UpdateDate has not moved since.
 struct LedgerEntry {
-  int id = 0;
+  StackId id = 0;
   std::int64_t update_date = 0;
   std::string file_digest;  ///< SHA-256 hex of the file last written
 };
@@ -68,22 +71,22 @@ struct CreateStack {
 };
 /// PUT with the full file and the full Env (Portainer replaces Env wholesale).
 struct UpdateStack {
-  int id = 0;
+  StackId id = 0;
   DesiredStack stack;
   std::vector<std::string> changed;  ///< what differed: `file`, `env:NAME`... (names only)
 };
 struct StartStack {
-  int id = 0;
+  StackId id = 0;
   int endpoint = 0;
   std::string name;
 };
 struct StopStack {
-  int id = 0;
+  StackId id = 0;
   int endpoint = 0;
   std::string name;
 };
 struct DeleteStack {
-  int id = 0;
+  StackId id = 0;
   int endpoint = 0;
   std::string name;
 };
@@ -103,7 +106,7 @@ struct Plan {
 
 /// What an adapter reports after applying one action.
 struct ApplyResult {
-  int id = 0;                     ///< the stack's id (new for CreateStack)
+  StackId id = 0;                 ///< the stack's id (new for CreateStack)
   std::int64_t update_date = 0;   ///< UpdateDate after the write, for the ledger
   int calls = 0;                  ///< HTTP calls (or file writes) it took
   std::string detail;

@@ -7,6 +7,9 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -106,7 +109,7 @@ std::string StringField(const json::object& o, std::string_view key) {
 
 // The Stack object of contract §3.1, the fields we use.
 struct StackJson {
-  int id = 0;
+  StackId id = 0;
   std::string name;
   int endpoint = 0;
   int type = 0;
@@ -127,7 +130,7 @@ std::optional<StackJson> ParseStack(const json::value& value) {
   const auto endpoint = IntField(*o, "EndpointId");
   if (!id || !endpoint) return std::nullopt;
   StackJson s;
-  s.id = static_cast<int>(*id);
+  s.id = *id;
   s.endpoint = static_cast<int>(*endpoint);
   s.name = StringField(*o, "Name");
   s.type = static_cast<int>(IntField(*o, "Type").value_or(0));
@@ -189,7 +192,53 @@ bool SameEnv(const std::vector<EnvVar>& a, const std::vector<EnvVar>& b) {
 // ---------------------------------------------------------------------------------------------
 // One HTTP exchange
 
-enum class Transport { kAnswered, kConnectFailed, kNoAnswer, kTlsVerifyFailed, kTlsSetupFailed };
+enum class Transport {
+  kAnswered,
+  kConnectFailed,
+  kNoAnswer,
+  kPastDeadline,  // the call deadline passed before the answer was complete
+  kTooLarge,      // the body went over max_response_bytes
+  kTlsVerifyFailed,
+  kTlsSetupFailed
+};
+
+// Ends an HTTP call that runs past its deadline: at the deadline, stop() shuts the client's
+// socket down (the one thing httplib lets another thread do), so a read in progress fails at
+// once. Joined before the client goes away.
+class CallWatchdog {
+ public:
+  CallWatchdog(httplib::Client& client, std::chrono::milliseconds limit)
+      : thread_([this, &client, deadline = std::chrono::steady_clock::now() + limit] {
+          std::unique_lock lock(mutex_);
+          if (!done_cv_.wait_until(lock, deadline, [this] { return done_; })) {
+            fired_ = true;
+            lock.unlock();
+            client.stop();
+          }
+        }) {}
+  CallWatchdog(const CallWatchdog&) = delete;
+  CallWatchdog& operator=(const CallWatchdog&) = delete;
+  ~CallWatchdog() { Finish(); }
+
+  // Stops the watch; true if the deadline had passed.
+  bool Finish() {
+    {
+      const std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    done_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    const std::lock_guard lock(mutex_);
+    return fired_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+  bool fired_ = false;
+  std::thread thread_;  // last: started once the members above exist
+};
 
 struct Reply {
   Transport transport = Transport::kAnswered;
@@ -245,7 +294,7 @@ struct Step {
   }
 };
 
-std::string StackWhat(std::string_view verb, std::string_view name, int id, int endpoint) {
+std::string StackWhat(std::string_view verb, std::string_view name, StackId id, int endpoint) {
   std::string out = std::string(verb) + " stack " + Quoted(name);
   if (id != 0) out += " (id " + std::to_string(id) + ")";
   return out + " on endpoint " + std::to_string(endpoint);
@@ -373,7 +422,40 @@ class HttpPortainerGateway final : public PortainerGateway {
       req.body = body;
       req.headers.emplace("Content-Type", "application/json");
     }
+    // The body is taken chunk by chunk: one over max_response_bytes (by its Content-Length or
+    // as it arrives) stops the read there, and so does the call deadline.
+    const auto deadline = std::chrono::steady_clock::now() + options_.call_deadline;
+    bool too_large = false;
+    req.response_handler = [&](const httplib::Response& head) {
+      const std::string length = head.get_header_value("Content-Length");
+      char* end = nullptr;
+      const unsigned long long declared = std::strtoull(length.c_str(), &end, 10);
+      too_large = !length.empty() && end != length.c_str() && declared > options_.max_response_bytes;
+      return !too_large;
+    };
+    req.content_receiver = [&](const char* data, std::size_t size, std::uint64_t, std::uint64_t) {
+      if (reply.body.size() + size > options_.max_response_bytes) {
+        too_large = true;
+        return false;
+      }
+      reply.body.append(data, size);
+      return std::chrono::steady_clock::now() < deadline;
+    };
+    CallWatchdog watchdog(client, options_.call_deadline);
     const httplib::Result result = client.send(req);
+    const bool past_deadline =
+        watchdog.Finish() || std::chrono::steady_clock::now() >= deadline;
+    if (too_large) {
+      reply.transport = Transport::kTooLarge;
+      reply.body.clear();
+      return reply;
+    }
+    if (!result && past_deadline) {
+      reply.transport = Transport::kPastDeadline;
+      reply.error = httplib::to_string(result.error());
+      reply.body.clear();
+      return reply;
+    }
     if (!result) {
       reply.error = httplib::to_string(result.error());
       switch (result.error()) {
@@ -396,7 +478,6 @@ class HttpPortainerGateway final : public PortainerGateway {
       return reply;
     }
     reply.status = result->status;
-    reply.body = result->body;
     return reply;
   }
 
@@ -412,6 +493,16 @@ class HttpPortainerGateway final : public PortainerGateway {
                          "no complete answer from Portainer within " +
                              std::to_string(options_.read_timeout.count()) + " ms (" + reply.error +
                              ")");
+      case Transport::kPastDeadline:
+        return step.Fail(FailureKind::kTransient, "PortainerTimeout",
+                         "no complete answer from Portainer within the call deadline of " +
+                             std::to_string(options_.call_deadline.count()) + " ms (" +
+                             reply.error + ")");
+      case Transport::kTooLarge:
+        return step.Fail(FailureKind::kTransient, "PortainerResponseTooLarge",
+                         "Portainer's answer is larger than " +
+                             std::to_string(options_.max_response_bytes) +
+                             " bytes (max_response_bytes); it was cut off");
       case Transport::kTlsVerifyFailed:
         return step.Fail(FailureKind::kStalled, "PortainerTlsFailed",
                          "the certificate of " + url_.origin +
@@ -519,7 +610,7 @@ class HttpPortainerGateway final : public PortainerGateway {
     return out;
   }
 
-  Outcome<std::string> FileOnce(Step& step, int id) {
+  Outcome<std::string> FileOnce(Step& step, StackId id) {
     const Reply reply =
         Send(step, Route::kFile, "GET", "/api/stacks/" + std::to_string(id) + "/file");
     if (!reply.Is(200)) return Classify(step, Route::kFile, reply);
@@ -533,7 +624,7 @@ class HttpPortainerGateway final : public PortainerGateway {
   // PUT with the whole file and the whole Env: Portainer replaces Env wholesale and an omitted
   // Env is stored as null (contract §3.6). PullImage stays false: a new TM_VERSION is a new tag,
   // which compose pulls anyway because it is not present locally.
-  Outcome<StackJson> PutOnce(Step& step, int id, const DesiredStack& stack) {
+  Outcome<StackJson> PutOnce(Step& step, StackId id, const DesiredStack& stack) {
     const std::string body = json::serialize(json::object{
         {"StackFileContent", stack.file},
         {"Env", EnvJson(stack.env)},
@@ -551,7 +642,7 @@ class HttpPortainerGateway final : public PortainerGateway {
   }
 
   // Start or stop; the answers that mean "already there" count as success (contract §3.8).
-  Outcome<ApplyResult> StartStopOnce(Step& step, bool start, int id, int endpoint) {
+  Outcome<ApplyResult> StartStopOnce(Step& step, bool start, StackId id, int endpoint) {
     const Route route = start ? Route::kStart : Route::kStop;
     const Reply reply = Send(step, route, "POST",
                              "/api/stacks/" + std::to_string(id) + (start ? "/start" : "/stop") +
@@ -577,7 +668,7 @@ class HttpPortainerGateway final : public PortainerGateway {
     return Classify(step, route, reply);
   }
 
-  Outcome<ApplyResult> DeleteOnce(Step& step, int id, int endpoint) {
+  Outcome<ApplyResult> DeleteOnce(Step& step, StackId id, int endpoint) {
     const Reply reply =
         Send(step, Route::kDelete, "DELETE",
              "/api/stacks/" + std::to_string(id) + "?endpointId=" + std::to_string(endpoint));
@@ -669,7 +760,7 @@ class HttpPortainerGateway final : public PortainerGateway {
     return deleted;
   }
 
-  Outcome<ApplyResult> StartStop(bool start, int id, int endpoint, const std::string& name) {
+  Outcome<ApplyResult> StartStop(bool start, StackId id, int endpoint, const std::string& name) {
     Step step = MakeStep(StackWhat(start ? "start" : "stop", name, id, endpoint), {});
     if (config_error_) return Config(step);
     auto done = Retry([&] { return StartStopOnce(step, start, id, endpoint); });

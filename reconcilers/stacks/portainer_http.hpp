@@ -5,6 +5,7 @@
 // this header includes neither.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,6 +28,12 @@ struct PortainerOptions {
   /// Also the write timeout. A create whose answer does not come in time is re-observed, never
   /// re-sent blindly.
   std::chrono::milliseconds read_timeout{10000};
+  /// The whole of one HTTP request (connect, send, status, headers and body) ends by then,
+  /// however the server paces its bytes (read_timeout bounds each read only): `PortainerTimeout`.
+  std::chrono::milliseconds call_deadline{60000};
+  /// A response body longer than this is not read on: `PortainerResponseTooLarge`. A List of
+  /// thousands of stacks is a few MiB.
+  std::size_t max_response_bytes = std::size_t{16} << 20;
   /// Attempts per operation for transient failures (network, timeouts, 5xx), >= 1.
   int max_attempts = 4;
   /// Delay before retry k (k = 1, 2, ...): `backoff_base * 2^(k-1)` (capped at 30 s) plus a
@@ -67,12 +74,14 @@ struct CallCounts {
 /// key or the value of a secret Env variable — DB_PASSWORD, DATABASE_URL — even when Portainer
 /// echoes compose output):
 ///  - Transient, retried here with backoff up to `max_attempts` first: `PortainerUnreachable`
-///    (connect error or timeout), `PortainerTimeout` (no answer within `read_timeout`),
+///    (connect error or timeout), `PortainerTimeout` (no answer within `read_timeout`, or no
+///    complete answer within `call_deadline`),
 ///    `PortainerUnavailable` (502/503/504), `StackDeployFailed` (500 on create/update/start,
 ///    Portainer's message), `StackRemoveFailed` (500 on stop/delete), `PortainerServerError`
 ///    (other 5xx), `PortainerBadResponse` (a 2xx body that is not the documented JSON).
 ///  - Transient, not retried here: `StackNotFound` (the stack vanished since the list; the next
-///    pass re-observes).
+///    pass re-observes), `PortainerResponseTooLarge` (a body over `max_response_bytes`: cut off,
+///    not fetched again at once).
 ///  - Stalled: `PortainerUnauthorized` (401, or no API key), `PortainerForbidden` (403),
 ///    `EndpointNotFound` (404 for the environment), `PortainerBadRequest` (400, message and
 ///    details), `StackConflict` (the name is held on the endpoint by a stack without our marker,

@@ -71,7 +71,7 @@ class FakeStacks : public stacks::StackGateway {
   }
 
   /// A stack somebody else made: `env` decides whether it carries a marker.
-  int AddStack(int endpoint, const std::string& name, std::vector<stacks::EnvVar> env,
+  stacks::StackId AddStack(int endpoint, const std::string& name, std::vector<stacks::EnvVar> env,
                std::string file, int status = 1) {
     std::lock_guard lock(mutex_);
     Stored stored;
@@ -83,12 +83,12 @@ class FakeStacks : public stacks::StackGateway {
     stored.stack.env = std::move(env);
     stored.stack.workspace = stacks::MarkerOf(stored.stack.env);
     stored.file = std::move(file);
-    const int id = stored.stack.id;
+    const stacks::StackId id = stored.stack.id;
     stacks_[id] = std::move(stored);
     return id;
   }
   /// The file edited in Portainer's editor (an update: UpdateDate moves, the stack redeploys).
-  void EditFile(int id, std::string file) {
+  void EditFile(stacks::StackId id, std::string file) {
     std::lock_guard lock(mutex_);
     auto& stored = stacks_.at(id);
     stored.file = std::move(file);
@@ -96,7 +96,7 @@ class FakeStacks : public stacks::StackGateway {
     stored.stack.status = 1;
   }
   /// The Env replaced by hand (an update); nullopt models Portainer's `"Env": null`.
-  void SetEnv(int id, std::optional<std::vector<stacks::EnvVar>> env) {
+  void SetEnv(stacks::StackId id, std::optional<std::vector<stacks::EnvVar>> env) {
     std::lock_guard lock(mutex_);
     auto& stored = stacks_.at(id);
     stored.stack.env = env ? std::move(*env) : std::vector<stacks::EnvVar>{};
@@ -104,18 +104,18 @@ class FakeStacks : public stacks::StackGateway {
     stored.stack.update_date = ++clock_;
     stored.stack.status = 1;
   }
-  void SetStatus(int id, int status) {
+  void SetStatus(stacks::StackId id, int status) {
     std::lock_guard lock(mutex_);
     stacks_.at(id).stack.status = status;
   }
-  void Remove(int id) {
+  void Remove(stacks::StackId id) {
     std::lock_guard lock(mutex_);
     stacks_.erase(id);
   }
 
   // --- inspection ---
 
-  [[nodiscard]] std::map<int, Stored> Stacks() const {
+  [[nodiscard]] std::map<stacks::StackId, Stored> Stacks() const {
     std::lock_guard lock(mutex_);
     return stacks_;
   }
@@ -150,7 +150,7 @@ class FakeStacks : public stacks::StackGateway {
     return std::nullopt;
   }
 
-  static Failure NotFound(int id) {
+  static Failure NotFound(stacks::StackId id) {
     return Failure::Transient("StackNotFound", "no stack with id " + std::to_string(id));
   }
 
@@ -175,7 +175,7 @@ class FakeStacks : public stacks::StackGateway {
     stored.stack.endpoint = a.stack.endpoint;
     Write(stored, a.stack);
     stored.stack.status = a.stack.active ? 1 : 2;
-    const int id = stored.stack.id;
+    const stacks::StackId id = stored.stack.id;
     stacks_[id] = std::move(stored);
     return Result(stacks_[id], "created");
   }
@@ -188,7 +188,7 @@ class FakeStacks : public stacks::StackGateway {
     return Result(it->second, "updated");
   }
 
-  Outcome<stacks::ApplyResult> SetStatusOf(int id, int status) {
+  Outcome<stacks::ApplyResult> SetStatusOf(stacks::StackId id, int status) {
     const auto it = stacks_.find(id);
     if (it == stacks_.end()) return NotFound(id);
     it->second.stack.status = status;
@@ -210,8 +210,8 @@ class FakeStacks : public stacks::StackGateway {
   }
 
   mutable std::mutex mutex_;
-  std::map<int, Stored> stacks_;
-  int next_id_ = 1;
+  std::map<stacks::StackId, Stored> stacks_;
+  stacks::StackId next_id_ = 1;
   std::int64_t clock_ = 1'700'000'000;
   int calls_ = 0;
   std::optional<int> fail_at_;

@@ -157,7 +157,7 @@ TEST_CASE("stack convergence: from each start state, one pass repairs and the ne
   }
   SUBCASE("Env edited and Env wiped") {
     Converge(world, base);
-    const int id = world.gateway.Find(1, "tm-acme")->stack.id;
+    const StackId id = world.gateway.Find(1, "tm-acme")->stack.id;
     world.gateway.SetEnv(id, std::vector<EnvVar>{{"LANGUAGE_CODE", "en", false}});
     CHECK(Converge(world, base) == 1);
     CheckConverged(world, base);
@@ -173,7 +173,7 @@ TEST_CASE("stack convergence: from each start state, one pass repairs and the ne
   }
   SUBCASE("deleted by hand") {
     Converge(world, base);
-    const int old_id = world.gateway.Find(1, "tm-acme")->stack.id;
+    const StackId old_id = world.gateway.Find(1, "tm-acme")->stack.id;
     world.gateway.Remove(old_id);
     CHECK(Converge(world, base) == 1);
     CheckConverged(world, base);
@@ -228,7 +228,7 @@ TEST_CASE("stack convergence: from each start state, one pass repairs and the ne
 TEST_CASE("stack convergence: a foreign stack holding the name stays blocked and untouched") {
   World world;
   const DesiredStack desired = Build({});
-  const int id = world.gateway.AddStack(1, "tm-acme", {{"OWNER", "someone", false}},
+  const stacks::StackId id = world.gateway.AddStack(1, "tm-acme", {{"OWNER", "someone", false}},
                                         "services: {other: {}}\n");
   for (int pass = 0; pass < 3; ++pass) {
     auto plan = Pass(world, desired);

@@ -114,8 +114,8 @@ TEST_CASE("stack directory: list, update, stop, start, delete") {
   const fs::path root = tmp.path() / "d";
   auto gateway = MakeDirectoryBackend(root);
   CHECK(gateway->List(1)->empty());  // the folder does not exist yet
-  const int acme = MustApply(*gateway, CreateStack{Stack("acme", 1)}).id;
-  const int globex = MustApply(*gateway, CreateStack{Stack("globex", 2)}).id;
+  const StackId acme = MustApply(*gateway, CreateStack{Stack("acme", 1)}).id;
+  const StackId globex = MustApply(*gateway, CreateStack{Stack("globex", 2)}).id;
   CHECK(globex == acme + 1);
 
   auto listed = gateway->List(1);
@@ -170,7 +170,7 @@ TEST_CASE("stack directory: a create that finds its folder adopts ours and refus
   TempDir tmp;
   const fs::path root = tmp.path() / "d";
   auto gateway = MakeDirectoryBackend(root);
-  const int id = MustApply(*gateway, CreateStack{Stack()}).id;
+  const StackId id = MustApply(*gateway, CreateStack{Stack()}).id;
   // Created again (say, after a timeout): adopted, same id, no second folder.
   CHECK(MustApply(*gateway, CreateStack{Stack()}).id == id);
 

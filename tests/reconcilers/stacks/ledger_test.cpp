@@ -140,3 +140,25 @@ TEST_CASE("stack ledger: concurrent use is safe") {
 }
 
 }  // namespace tmaster::stacks
+
+namespace tmaster::stacks {
+
+TEST_CASE("stack ledger: a 64-bit stack id survives the file, which stays the v1 text format") {
+  TempDir dir;
+  const fs::path file = dir.path() / "ledger";
+  const LedgerEntry big{(StackId{1} << 40) + 3, 1700000000, crypto::Sha256Hex("x")};
+  StackLedger ledger;
+  ledger.Put("acme", big);
+  REQUIRE(ledger.Save(file).ok());
+  StackLedger loaded;
+  REQUIRE(loaded.Load(file).ok());
+  CHECK(Same(loaded.Get("acme"), big));
+  // An entry written by the earlier build (a 32-bit id) reads the same.
+  dir.Write("old", "# tenant-master stack ledger v1: workspace id update_date sha256\nshop 12 5 " +
+                       crypto::Sha256Hex("y") + "\n");
+  StackLedger old;
+  REQUIRE(old.Load(dir.path() / "old").ok());
+  CHECK(Same(old.Get("shop"), LedgerEntry{12, 5, crypto::Sha256Hex("y")}));
+}
+
+}  // namespace tmaster::stacks

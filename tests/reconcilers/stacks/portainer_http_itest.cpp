@@ -10,10 +10,12 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
@@ -117,7 +119,7 @@ std::string Calls() {
   return calls;
 }
 
-json::object SimStack(int id) {
+json::object SimStack(stacks::StackId id) {
   for (const auto& stack : SimStacks()) {
     if (stack.at("Id").to_number<int>() == id) return stack.as_object();
   }
@@ -410,7 +412,7 @@ TEST_CASE("Start, stop, delete, and their already-converged answers") {
   Reset();
   Sleeps sleeps;
   auto gateway = Gateway(sleeps);
-  const int id = MustApply(*gateway, Create(Desired("acme", 1))).id;
+  const stacks::StackId id = MustApply(*gateway, Create(Desired("acme", 1))).id;
   const stacks::StopStack stop{id, 1, "tm-acme"};
   const stacks::StartStack start{id, 1, "tm-acme"};
   const stacks::DeleteStack remove{id, 1, "tm-acme"};
@@ -552,7 +554,7 @@ TEST_CASE("an endpoint down fails its writes (Transient) while another endpoint 
   Reset();
   Sleeps sleeps;
   auto gateway = Gateway(sleeps);
-  const int beta = MustApply(*gateway, Create(Desired("beta", 2))).id;
+  const stacks::StackId beta = MustApply(*gateway, Create(Desired("beta", 2))).id;
   Knob("POST", "/__sim/endpoints/2/down", json::object{});
 
   auto create = gateway->Apply(Create(Desired("gamma", 2)));
@@ -738,15 +740,15 @@ TEST_CASE("request log: X-API-Key on every call, endpointId of the stack on ever
   Reset();
   Sleeps sleeps;
   auto gateway = Gateway(sleeps);
-  std::map<int, int> endpoint_of;
+  std::map<stacks::StackId, int> endpoint_of;
   const auto create = [&](const stacks::DesiredStack& d) {
-    const int id = MustApply(*gateway, Create(d)).id;
+    const stacks::StackId id = MustApply(*gateway, Create(d)).id;
     endpoint_of[id] = d.endpoint;
     return id;
   };
-  const int a = create(Desired("acme", 1));
-  const int b = create(Desired("beta", 2));
-  const int c = create(Desired("gamma", 2, "1.0", false));
+  const stacks::StackId a = create(Desired("acme", 1));
+  const stacks::StackId b = create(Desired("beta", 2));
+  const stacks::StackId c = create(Desired("gamma", 2, "1.0", false));
   MustApply(*gateway, stacks::UpdateStack{b, Desired("beta", 2, "2.0"), {"env:TM_VERSION"}});
   MustApply(*gateway, stacks::StopStack{a, 1, "tm-acme"});
   MustApply(*gateway, stacks::StartStack{a, 1, "tm-acme"});
@@ -875,4 +877,181 @@ TEST_CASE(
   const std::lock_guard lock(mutex);
   REQUIRE(seen.size() == 2);  // the unverified attempt never sent a request
   for (const auto& headers : seen) CHECK(headers == kApiKey + "||");
+}
+
+// --- a hostile Portainer: a fake server in this process (issue 9) ---
+
+namespace {
+
+// An httplib server on 127.0.0.1 serving `routes` until the end of the scope.
+class FakePortainer {
+ public:
+  explicit FakePortainer(const std::function<void(httplib::Server&)>& routes) {
+    routes(server_);
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
+    serving_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  FakePortainer(const FakePortainer&) = delete;
+  FakePortainer& operator=(const FakePortainer&) = delete;
+  ~FakePortainer() {
+    stopping_ = true;
+    server_.stop();
+    serving_.join();
+  }
+  [[nodiscard]] std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] bool Stopping() const { return stopping_; }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread serving_;
+};
+
+stacks::PortainerOptions FakeOptions(const FakePortainer& fake) {
+  stacks::PortainerOptions options = Options();
+  options.url = fake.Url();
+  options.max_attempts = 1;
+  return options;
+}
+
+constexpr std::size_t kChunk = 64 * 1024;
+constexpr std::size_t kHundredMb = std::size_t{100} << 20;
+
+}  // namespace
+
+TEST_CASE("a 100 MB answer is cut off at max_response_bytes, with or without Content-Length") {
+  std::atomic<std::size_t> sent{0};
+  FakePortainer fake([&](httplib::Server& server) {
+    const auto provider = [&](std::size_t offset, std::size_t, httplib::DataSink& sink) {
+      const std::string chunk(kChunk, ' ');
+      if (offset >= kHundredMb) {
+        sink.done();
+        return true;
+      }
+      sent += kChunk;
+      return sink.write(chunk.data(), chunk.size());
+    };
+    // (The handlers outlive this function: they hold their own copy of `provider`.)
+    server.Get("/api/stacks", [provider](const httplib::Request&, httplib::Response& res) {
+      res.set_content_provider(kHundredMb, "application/json", provider);  // Content-Length
+    });
+    server.Get("/api/stacks/7/file", [provider](const httplib::Request&, httplib::Response& res) {
+      res.set_chunked_content_provider("application/json", [provider](std::size_t offset,
+                                                                      httplib::DataSink& sink) {
+        return provider(offset, 0, sink);
+      });
+    });
+  });
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps, FakeOptions(fake));
+
+  SUBCASE("declared in Content-Length: refused before the body") {
+    auto listed = gateway->List(1);
+    REQUIRE_FALSE(listed.ok());
+    CHECK(listed.failure().kind == FailureKind::kTransient);
+    CHECK(listed.failure().reason == "PortainerResponseTooLarge");
+    CHECK(listed.failure().message.find("larger than 16777216 bytes (max_response_bytes); it "
+                                        "was cut off") != std::string::npos);
+  }
+  SUBCASE("chunked: cut off once 16 MiB have arrived") {
+    stacks::ObservedStack stack;
+    stack.id = 7;
+    stack.endpoint = 1;
+    stack.name = "tm-acme";
+    auto file = gateway->File(stack);
+    REQUIRE_FALSE(file.ok());
+    CHECK(file.failure().reason == "PortainerResponseTooLarge");
+    CHECK(gateway->Counts().file == 1);  // not fetched again
+  }
+  CHECK(sent.load() < std::size_t{40} << 20);  // far from the 100 MB (socket buffers aside)
+}
+
+TEST_CASE("an answer that never finishes is cut off at call_deadline, not only per read") {
+  FakePortainer fake([&](httplib::Server& server) {
+    server.Get("/api/stacks", [&](const httplib::Request&, httplib::Response& res) {
+      // One byte every 100 ms, forever: every read succeeds well within read_timeout.
+      res.set_chunked_content_provider("application/json",
+                                       [&](std::size_t, httplib::DataSink& sink) {
+                                         std::this_thread::sleep_for(100ms);
+                                         return !fake.Stopping() && sink.write(" ", 1);
+                                       });
+    });
+    server.Get("/api/stacks/7/file", [&](const httplib::Request&, httplib::Response& res) {
+      // No answer for 3 s, not even a status line.
+      res.set_content("{}", "application/json");
+      for (int i = 0; i < 30 && !fake.Stopping(); ++i) std::this_thread::sleep_for(100ms);
+    });
+  });
+  Sleeps sleeps;
+  stacks::PortainerOptions options = FakeOptions(fake);
+  options.read_timeout = 5s;
+  options.call_deadline = 1s;
+  auto gateway = Gateway(sleeps, options);
+
+  const auto started = std::chrono::steady_clock::now();
+  auto listed = gateway->List(1);
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  REQUIRE_FALSE(listed.ok());
+  CHECK(listed.failure().kind == FailureKind::kTransient);
+  CHECK(listed.failure().reason == "PortainerTimeout");
+  CHECK(listed.failure().message.find("within the call deadline of 1000 ms") != std::string::npos);
+  CHECK(elapsed >= 1s);
+  CHECK(elapsed < 2500ms);
+
+  // A handler that takes 3 s before answering at all: the read waits, the deadline does not.
+  stacks::ObservedStack stack;
+  stack.id = 7;
+  stack.endpoint = 1;
+  stack.name = "tm-acme";
+  const auto file_started = std::chrono::steady_clock::now();
+  auto file = gateway->File(stack);
+  REQUIRE_FALSE(file.ok());
+  CHECK(file.failure().reason == "PortainerTimeout");
+  CHECK(std::chrono::steady_clock::now() - file_started < 2500ms);
+}
+
+TEST_CASE("a stack id above 2^31 round-trips through List, File and the writes") {
+  constexpr std::int64_t kBigId = (std::int64_t{1} << 33) + 5;  // 8589934597
+  const std::string id = std::to_string(kBigId);
+  const std::string stack_json = R"({"Id":)" + id +
+                                 R"(,"Name":"tm-acme","EndpointId":1,"Type":2,"Status":2,)"
+                                 R"("UpdateDate":1700000000,"Env":[{"name":"TM_WORKSPACE",)"
+                                 R"("value":"acme"}]})";
+  std::mutex mutex;
+  std::vector<std::string> paths;
+  FakePortainer fake([&](httplib::Server& server) {
+    server.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response&) {
+      const std::lock_guard lock(mutex);
+      paths.push_back(req.method + " " + req.path);
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    server.Get("/api/stacks", [&](const httplib::Request&, httplib::Response& res) {
+      res.set_content("[" + stack_json + "]", "application/json");
+    });
+    server.Get("/api/stacks/" + id + "/file", [&](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"StackFileContent":"services: {}\n"})", "application/json");
+    });
+    server.Post("/api/stacks/" + id + "/start",
+                [&](const httplib::Request&, httplib::Response& res) {
+                  res.set_content(stack_json, "application/json");
+                });
+  });
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps, FakeOptions(fake));
+
+  auto listed = gateway->List(1);
+  REQUIRE_MESSAGE(listed.ok(), (listed.ok() ? "" : listed.failure().message));
+  REQUIRE(listed->size() == 1);
+  CHECK(listed->front().id == kBigId);
+  auto file = gateway->File(listed->front());
+  CHECK_MESSAGE(file.ok(), (file.ok() ? "" : file.failure().message));
+  auto started = gateway->Apply(stacks::StartStack{kBigId, 1, "tm-acme"});
+  REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.failure().message));
+  CHECK(started->id == kBigId);
+  const std::lock_guard lock(mutex);
+  CHECK(std::find(paths.begin(), paths.end(), "GET /api/stacks/" + id + "/file") != paths.end());
+  CHECK(std::find(paths.begin(), paths.end(), "POST /api/stacks/" + id + "/start") !=
+        paths.end());
 }
