@@ -27,6 +27,11 @@ constexpr std::string_view kInvalidEnv = "InvalidStackEnv";
 constexpr std::size_t kMaxTemplateBytes = 1 << 20;
 constexpr std::size_t kMaxEmittedNodes = 100'000;
 constexpr int kMaxDepth = 64;
+// YAML allows at most 1024 characters in a key written without `? ` (yaml-cpp's emitter does not
+// check, and escapes a control byte into four characters, so this is a quarter of it and some):
+// longer keys are refused rather than written into a file that does not parse. Compose's keys
+// (services, labels, environment names) are far shorter.
+constexpr std::size_t kMaxKeyBytes = 200;
 
 Failure TemplateError(const RenderInputs& in, const std::string& what) {
   return Failure::Stalled(std::string(kInvalidTemplate),
@@ -194,6 +199,12 @@ class Writer {
         if (node.Style() == YAML::EmitterStyle::Flow || node.size() == 0) out_ << YAML::Flow;
         out_ << YAML::BeginMap;
         for (const auto& entry : node) {
+          if (entry.first.IsScalar() && entry.first.Scalar().size() > kMaxKeyBytes) {
+            const YAML::Mark mark = entry.first.Mark();
+            long_key_ = true;
+            long_key_line_ = mark.is_null() ? 0 : mark.line + 1;
+            return false;
+          }
           out_ << YAML::Key;
           if (!Write(entry.first, depth + 1)) return false;
           out_ << YAML::Value;
@@ -206,6 +217,10 @@ class Writer {
   }
 
   [[nodiscard]] bool good() const { return out_.good(); }
+  /// Write failed on a key longer than kMaxKeyBytes, written on this line (1-based) of the
+  /// template; 0 for a key we made (a label given in list form).
+  [[nodiscard]] bool long_key() const { return long_key_; }
+  [[nodiscard]] int long_key_line() const { return long_key_line_; }
   [[nodiscard]] std::string error() const { return out_.GetLastError(); }
   [[nodiscard]] std::string text() const { return std::string(out_.c_str()) + "\n"; }
 
@@ -224,6 +239,8 @@ class Writer {
 
   YAML::Emitter out_;
   std::size_t count_ = 0;
+  bool long_key_ = false;
+  int long_key_line_ = 0;
 };
 
 struct Label {
@@ -483,8 +500,14 @@ Outcome<std::string> RenderStackFile(std::string_view template_text, const Rende
 
   Writer writer;
   if (!writer.Write(root) || !writer.good()) {
-    const std::string why = writer.good() ? "too deeply nested or too many aliases"
-                                          : "cannot be written back: " + writer.error();
+    const std::string why =
+        writer.long_key()
+            ? (writer.long_key_line() > 0 ? "line " + std::to_string(writer.long_key_line()) + ": "
+                                          : std::string("a label: ")) +
+                  "a key longer than " + std::to_string(kMaxKeyBytes) +
+                  " bytes; YAML allows at most 1024 characters in a key"
+        : writer.good() ? "too deeply nested or too many aliases"
+                        : "cannot be written back: " + writer.error();
     return TemplateError(inputs, why);
   }
   return writer.text();

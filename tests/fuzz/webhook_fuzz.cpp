@@ -17,8 +17,8 @@
 //  - the HTTP status is the verdict's (202, 200, 401, 413, 400);
 //  - the provider is one of github, gitea, gitlab, generic, and GuessProvider agrees with it;
 //  - accepted: the branch is `main`; a revision only for an accepted delivery;
-//  - the message never holds the secret, nor a signature or token header received (when it is not trivially
-//    short), nor anything of an unverified body (the body is checked only when it is at least
+//  - the message never holds the secret, nor a signature received (hex, 16 digits or more),
+//    nor anything of an unverified body (the body is checked only when it is at least
 //    eight bytes long, to avoid coincidental matches);
 //  - a body over the limit is kTooLarge whatever else the delivery holds.
 
@@ -54,6 +54,15 @@ bool IsSignatureHeader(std::string name) {
          name == "x-hub-signature" || name == "x-gitlab-token" || name == "x-signature";
 }
 
+// Hex of at least 16 digits, after an optional `sha256=`: a signature, not words that could be
+// part of a message by chance.
+bool LooksLikeSignature(std::string_view value) {
+  if (value.size() > 7 && (value.substr(0, 7) == "sha256=" || value.substr(0, 7) == "SHA256=")) {
+    value.remove_prefix(7);
+  }
+  return value.size() >= 16 && value.find_first_not_of("0123456789abcdefABCDEF") == std::string_view::npos;
+}
+
 int StatusOf(Verdict verdict) {
   switch (verdict) {
     case Verdict::kAccepted: return 202;
@@ -81,7 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (IsSignatureHeader(name)) {
       ReplaceAll(value, "@HMAC@", hmac);
       ReplaceAll(value, "@SECRET@", std::string(kSecret));
-      if (value.size() >= 16) signatures += value + '\n';
+      if (LooksLikeSignature(value)) signatures += value + '\n';
     } else {
       others += value + '\n';
     }

@@ -384,6 +384,37 @@ TEST_CASE("stack render: every example template renders, idempotently, with the 
   CHECK(rendered >= 3);
 }
 
+// Found by tests/fuzz/render_fuzz.cpp (tests/fuzz/corpus/render/crash-long-label-key): YAML
+// allows at most 1024 characters in a key written without `? `, and the emitter wrote longer keys
+// (a label key of 260 control bytes, four characters each once escaped) into a file that did not
+// parse again, nor would compose read it. Keys up to 200 bytes render to a file that parses; a
+// longer one is refused, naming its line (a label in list form has none of its own).
+TEST_CASE("stack render: a key too long for YAML is refused, a long one still renders") {
+  const auto with_label_key = [](const std::string& key) {
+    return "services:\n  app:\n    image: nginx\n    labels:\n      - \"" + key + "=1\"\n";
+  };
+  const std::string fits = "tm.note." + std::string(192, '\x01');  // 200 bytes, 776 escaped
+  const auto file = RenderStackFile(with_label_key(fits), Inputs());
+  REQUIRE(file.ok());
+  const auto again = RenderStackFile(*file, Inputs());
+  REQUIRE(again.ok());
+  CHECK(*again == *file);
+
+  const auto refused = RenderStackFile(with_label_key(fits + "x"), Inputs());
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.failure().reason == "InvalidStackTemplate");
+  CHECK(refused.failure().message.find("a key longer than 200 bytes") != std::string::npos);
+  CHECK(refused.failure().message.find("a label: ") != std::string::npos);
+
+  const std::string long_name(201, 'a');
+  const auto service = RenderStackFile("services:\n  app:\n    image: nginx\n  " + long_name +
+                                           ":\n    image: nginx\n",
+                                       Inputs());
+  REQUIRE_FALSE(service.ok());
+  CHECK(service.failure().message.find("line 4: a key longer than 200 bytes") !=
+        std::string::npos);
+}
+
 TEST_CASE("stack render: every dedicated example workspace builds its desired stack") {
   manifests::LoadOptions options;
   options.known_clusters = std::set<std::string>{"default"};
