@@ -63,8 +63,8 @@ for name in $targets; do
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -artifact_prefix="$crashes/" -print_final_stats=1 >"$log" 2>&1 || status=$?
   after=$(find "$crashes" -type f | wc -l)
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
   if [[ $status -ne 0 || $after -gt $before ]]; then
     crashed=1
     summary+=("$(printf '%-15s CRASH  runs=%s cov=%s new=%d (see %s, %s)' "$name" "${runs:-?}" \

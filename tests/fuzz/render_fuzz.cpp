@@ -9,8 +9,8 @@
 // template (so plain compose files are valid seeds).
 //
 // Properties beyond "no crash, no exception, no sanitizer report":
-//  - rendering is idempotent: a rendered file renders again, to itself, when the fields are
-//    printable ASCII (as validated manifests make them);
+//  - rendering is idempotent: a rendered file renders again, to itself, when the template is
+//    UTF-8 and the fields are printable ASCII (as validated manifests make them);
 //  - the database password never shows in the compose file;
 //  - a built Env is sorted by name, names are unique and `[A-Za-z_][A-Za-z0-9_]*`, no value holds
 //    a newline, carriage return or NUL, and every variable that carries the password is secret.
@@ -39,6 +39,25 @@ bool IsEnvName(std::string_view name) {
     const bool letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
     const bool digit = c >= '0' && c <= '9';
     if (!letter && !(digit && i > 0)) return false;
+  }
+  return true;
+}
+
+// Well-formed UTF-8 (no check of overlong forms or surrogates: the emitter's concern is bytes
+// that are not UTF-8 at all, which it writes as U+FFFD).
+bool IsUtf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const std::size_t length = c < 0x80            ? 1
+                               : (c >> 5) == 0x6U  ? 2
+                               : (c >> 4) == 0xEU  ? 3
+                               : (c >> 3) == 0x1EU ? 4
+                                                   : 0;
+    if (length == 0 || i + length > text.size()) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) & 0xC0U) != 0x80U) return false;
+    }
+    i += length;
   }
   return true;
 }
@@ -80,7 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // The password checks hold unless the input itself holds the password.
   const bool input_has_password = text.find(kPassword) != std::string_view::npos;
-  bool printable = true;
+  bool printable = IsUtf8(input.body);
   for (const auto& field : input.fields) {
     for (const char c : field.second) printable = printable && c >= ' ' && c <= '~';
   }
@@ -88,10 +107,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (rendered) {
     Require(input_has_password || rendered->find(kPassword) == std::string::npos,
             "the password never shows in the compose file");
-    // Only for values the manifests can hold: the YAML emitter writes invalid UTF-8 as U+FFFD
-    // and a NUL as `\0`, so a label key built from such a workspace name is not the one
-    // recognised (or even allowed: a key's length) again (tests/fuzz/corpus/render/
-    // crash-invalid-utf8-workspace; a validated name is a DNS label).
+    // Only for a UTF-8 template and values the manifests can hold: the YAML emitter writes
+    // invalid UTF-8 as U+FFFD and a NUL as `\0`, so a key holding them is not the one recognised
+    // (or even allowed: a key's length) again (tests/fuzz/corpus/render/crash-invalid-utf8-*;
+    // a validated workspace name is a DNS label).
     if (printable) {
       const auto again = stacks::RenderStackFile(*rendered, in);
       Require(static_cast<bool>(again), "a rendered file renders again");

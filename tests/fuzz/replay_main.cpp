@@ -2,8 +2,8 @@
 // build, it feeds every file under the folders (or the files) given on the command line to
 // LLVMFuzzerTestOneInput once, in name order, so CI keeps every seed and every crash the fuzzers
 // ever found as a regression test without clang. A crash or broken property aborts; the file
-// being replayed is printed first. Exit 1 when the paths hold no file at all (a mistyped path must not
-// pass as "nothing to replay").
+// being replayed is printed first. Exit 1 when the paths hold no file at all (a mistyped path
+// must not pass as "nothing to replay").
 
 #include <algorithm>
 #include <cstdint>
