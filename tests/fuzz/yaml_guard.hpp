@@ -98,12 +98,17 @@ inline bool LoadAllLoops(std::string_view text) {
     const auto newline = text.find('\n', pos);
     const std::size_t end = newline == std::string_view::npos ? text.size() : newline;
     const std::string_view line = text.substr(pos, end - pos);
-    if (detail::IsMarkerLine(line) && !piece.empty()) {
+    // `---` starts a piece; `...` ends one, itself included (as ParseDocuments splits).
+    if (line.substr(0, 3) == "---" && detail::IsMarkerLine(line) && !piece.empty()) {
       if (detail::PieceLoops(piece)) return true;
       piece.clear();
     }
     piece.append(line);
     piece.push_back('\n');
+    if (line.substr(0, 3) == "..." && detail::IsMarkerLine(line)) {
+      if (detail::PieceLoops(piece)) return true;
+      piece.clear();
+    }
     if (newline == std::string_view::npos) break;
     pos = newline + 1;
   }
