@@ -441,10 +441,13 @@ TEST_CASE("daemon: a failed fetch deletes nothing") {
   h.Stop();
 }
 
-TEST_CASE("daemon: a dedicated workspace gets its stack, StackReady, and loses it on deletion") {
-  Harness h;
-  h.Write("stacks/shop.tmpl", kTemplate);
-  h.Write("product.yaml", R"(apiVersion: tenantmaster.io/v1alpha1
+namespace {
+
+/// The shop product with a stack template, and a daemon remade with fake stacks behind it.
+struct DedicatedStacks {
+  explicit DedicatedStacks(Harness& h) {
+    h.Write("stacks/shop.tmpl", kTemplate);
+    h.Write("product.yaml", R"(apiVersion: tenantmaster.io/v1alpha1
 kind: Product
 metadata: {name: shop}
 spec:
@@ -453,15 +456,24 @@ spec:
   modes: [shared, dedicated]
   stackTemplate: stacks/shop.tmpl
 )");
+    context.gateway = &stacks;
+    context.ledger = &ledger;
+    context.config = &h.config();
+    context.clusters["default"] = {"pg.internal", 5432};
+    h.stacks = &context;
+    h.MakeDaemon();
+  }
   testing::FakeStacks stacks;
   stacks::StackLedger ledger;
   controller::StacksContext context;
-  context.gateway = &stacks;
-  context.ledger = &ledger;
-  context.config = &h.config();
-  context.clusters["default"] = {"pg.internal", 5432};
-  h.stacks = &context;
-  h.MakeDaemon();
+};
+
+}  // namespace
+
+TEST_CASE("daemon: a dedicated workspace gets its stack, StackReady, and loses it on deletion") {
+  Harness h;
+  DedicatedStacks dedicated(h);
+  testing::FakeStacks& stacks = dedicated.stacks;
   h.Write("keep.yaml", WorkspaceYaml("keeper"));
   h.Write("d.yaml",
           "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: "
@@ -574,25 +586,8 @@ std::set<std::string> StackNames(testing::FakeStacks& stacks, int endpoint) {
 
 TEST_CASE("daemon: spec.mode may change: upgraded gets a stack, downgraded or moved loses it") {
   Harness h;
-  h.Write("stacks/shop.tmpl", kTemplate);
-  h.Write("product.yaml", R"(apiVersion: tenantmaster.io/v1alpha1
-kind: Product
-metadata: {name: shop}
-spec:
-  image: example/shop
-  defaultVersion: "1.0.0"
-  modes: [shared, dedicated]
-  stackTemplate: stacks/shop.tmpl
-)");
-  testing::FakeStacks stacks;
-  stacks::StackLedger ledger;
-  controller::StacksContext context;
-  context.gateway = &stacks;
-  context.ledger = &ledger;
-  context.config = &h.config();
-  context.clusters["default"] = {"pg.internal", 5432};
-  h.stacks = &context;
-  h.MakeDaemon();
+  DedicatedStacks dedicated(h);
+  testing::FakeStacks& stacks = dedicated.stacks;
   h.Write("keep.yaml", WorkspaceYaml("keeper"));
   h.Write("a.yaml", WorkspaceYaml("alpha"));
   h.Start();
@@ -631,25 +626,8 @@ spec:
 
 TEST_CASE("daemon: downgrading more workspaces than the deletion guard allows removes no stack") {
   Harness h(/*max_deletions=*/1);
-  h.Write("stacks/shop.tmpl", kTemplate);
-  h.Write("product.yaml", R"(apiVersion: tenantmaster.io/v1alpha1
-kind: Product
-metadata: {name: shop}
-spec:
-  image: example/shop
-  defaultVersion: "1.0.0"
-  modes: [shared, dedicated]
-  stackTemplate: stacks/shop.tmpl
-)");
-  testing::FakeStacks stacks;
-  stacks::StackLedger ledger;
-  controller::StacksContext context;
-  context.gateway = &stacks;
-  context.ledger = &ledger;
-  context.config = &h.config();
-  context.clusters["default"] = {"pg.internal", 5432};
-  h.stacks = &context;
-  h.MakeDaemon();
+  DedicatedStacks dedicated(h);
+  testing::FakeStacks& stacks = dedicated.stacks;
   h.Write("keep.yaml", WorkspaceYaml("keeper"));
   // Both in one file, so that one write flips both in one sync.
   h.Write("ab.yaml", DedicatedYaml("alpha", 1) + "---\n" + DedicatedYaml("beta", 1));
