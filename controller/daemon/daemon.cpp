@@ -4,6 +4,7 @@
 
 #include "controller/sources/directory_source.hpp"
 #include "controller/sources/git_source.hpp"
+#include "controller/workspace/stack_ledger_store.hpp"
 
 namespace tmaster::controller {
 
@@ -40,8 +41,22 @@ Daemon::~Daemon() {
   Stop();
 }
 
+stacks::StackLedger* Daemon::Ledger() const {
+  return deps_.stacks != nullptr ? deps_.stacks->ledger : nullptr;
+}
+
 bool Daemon::Run() {
-  return manager_.Run();
+  // While it runs, the ledger is written through to the store on every change, so a restart or
+  // another replica taking over starts from it (Begin loads it).
+  stacks::StackLedger* ledger = Ledger();
+  if (ledger != nullptr) {
+    ledger->SetObserver(StackLedgerWriter(*deps_.store, StackBackendKey(deps_.config->stacks)));
+  }
+  const bool drained = manager_.Run();
+  // A worker still busy after a failed drain may record: the observer stays (the caller ends
+  // the process without destroying anything).
+  if (drained && ledger != nullptr) ledger->SetObserver({});
+  return drained;
 }
 
 void Daemon::Stop() {
@@ -74,6 +89,18 @@ bool Daemon::Begin(WorkQueue& queue) {
   if (!stored) {
     spdlog::error("store: {}", stored.failure().message);
     return false;
+  }
+  // What the last leader (this process before a restart, or another replica) wrote to each
+  // stack, before any stack is reconciled. Only a cache: without it the term still starts.
+  if (stacks::StackLedger* ledger = Ledger()) {
+    Outcome<std::size_t> loaded =
+        LoadStackLedger(*deps_.store, StackBackendKey(deps_.config->stacks), *ledger);
+    if (!loaded) {
+      spdlog::warn("store: loading the stack ledger: {} (stack files are read instead)",
+                   loaded.failure().message);
+    } else {
+      spdlog::info("store: stack ledger of {} stack(s)", *loaded);
+    }
   }
   reconciler_.BeginTerm(std::move(*statuses));
   const std::vector<std::string> deleting = desired_.BeginTerm(*stored);

@@ -50,7 +50,10 @@ struct DaemonDeps {
   std::string store_database = "tenant_master";
   LeaderLock* leader_lock = nullptr;  ///< nullptr: always the leader (single replica, tests)
   Gateways gateways;                  ///< by cluster name
-  StacksContext* stacks = nullptr;    ///< nullptr: dedicated workspaces get their database only
+  /// nullptr: dedicated workspaces get their database only. Its ledger, when set, is kept in
+  /// the store: loaded at the start of each leadership term (over what it held), written
+  /// through on every change while Run() runs (it sets the ledger's observer).
+  StacksContext* stacks = nullptr;
   const Secret* master_key = nullptr;
   Metrics* metrics = nullptr;
   const Clock* clock = nullptr;
@@ -124,6 +127,8 @@ class Daemon final : private Term {
   void End() override;
 
   std::unique_ptr<Source> MakeSource(const manifests::SourceConfig& config) const;
+  /// deps_.stacks->ledger, or nullptr without stacks.
+  [[nodiscard]] stacks::StackLedger* Ledger() const;
 
   DaemonDeps deps_;
   DaemonOptions options_;

@@ -121,6 +121,34 @@ inline bool IsRejectedDelivery(std::string_view verdict) {
   return verdict == "bad_signature" || verdict == "missing_signature" || verdict == "too_large";
 }
 
+/// What the operator last wrote to one workspace's stack (reconcilers/stacks/ledger.hpp,
+/// StackLedger): the daemon keeps its ledger here so it survives restarts and leader changes.
+struct StackLedgerRow {
+  std::string workspace;
+  /// The stack backend the entry is valid for (a Portainer URL, a directory): stack ids are
+  /// only unique within one backend, and the ledger's id proves a stack is the operator's.
+  std::string backend;
+  std::int64_t stack_id = 0;     ///< > 0
+  std::int64_t update_date = 0;  ///< the stack's UpdateDate the write left
+  std::string file_digest;       ///< lower-case hex SHA-256 of the file written
+
+  friend bool operator==(const StackLedgerRow&, const StackLedgerRow&) = default;
+};
+
+/// nullopt when `row` may be stored; else Stalled `InvalidValue` naming the workspace and the
+/// field (a stack id <= 0, a digest that is not 64 lower-case hex digits). Both stores use it.
+inline std::optional<Failure> CheckStackLedgerRow(const StackLedgerRow& row) {
+  const auto bad = [&row](std::string_view what) {
+    return Failure::Stalled("InvalidValue", "stack ledger of workspace \"" + row.workspace +
+                                                "\": " + std::string(what));
+  };
+  if (row.stack_id <= 0) return bad("stack id must be positive");
+  const bool hex = row.file_digest.size() == 64 &&
+                   row.file_digest.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!hex) return bad("file digest must be 64 lower-case hex digits");
+  return std::nullopt;
+}
+
 /// What one `Prune` removed.
 struct Pruned {
   std::int64_t events = 0;
@@ -188,6 +216,15 @@ class Store {
   virtual Outcome<std::int64_t> RecordDelivery(const WebhookDelivery& delivery) = 0;
   /// At most `limit` deliveries, newest first.
   virtual Outcome<std::vector<WebhookDelivery>> ListDeliveries(std::int64_t limit) = 0;
+
+  /// The stack ledger's rows of `backend`, ordered by workspace (rows of other backends are not
+  /// returned).
+  virtual Outcome<std::vector<StackLedgerRow>> ListStackLedger(const std::string& backend) = 0;
+  /// Inserts or replaces the row of `row.workspace` (whatever backend it had). Stalled
+  /// `InvalidValue` for a stack id <= 0 or a digest that is not 64 lower-case hex digits.
+  virtual Outcome<Done> PutStackLedger(const StackLedgerRow& row) = 0;
+  /// Removes the row of `workspace`; true when there was one.
+  virtual Outcome<bool> EraseStackLedger(const std::string& workspace) = 0;
 
   /// Removes the events and deliveries beyond the retention (older than its age, or beyond its
   /// count, oldest first). The daemon's leader calls it every few minutes.

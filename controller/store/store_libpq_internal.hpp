@@ -3,7 +3,7 @@
 // Internal to tm_store_libpq: what the files of the store's libpq adapter share. The adapter is
 // split along its seams: the connector (this header, store_libpq_connector.cpp), the schema
 // (store_libpq_schema.cpp), workspaces and their status (store_libpq_workspaces.cpp), sources,
-// events and webhook deliveries (store_libpq_records.cpp), and the leader lock
+// events, webhook deliveries and the stack ledger (store_libpq_records.cpp), and the leader lock
 // (leader_lock_libpq.cpp). Nothing outside this folder includes it.
 
 #include <libpq-fe.h>
@@ -137,6 +137,9 @@ class LibpqStore final : public Store {
   Outcome<std::int64_t> RecordDelivery(const WebhookDelivery& delivery) override;
   Outcome<std::vector<WebhookDelivery>> ListDeliveries(std::int64_t limit) override;
   Outcome<Pruned> Prune() override;
+  Outcome<std::vector<StackLedgerRow>> ListStackLedger(const std::string& backend) override;
+  Outcome<Done> PutStackLedger(const StackLedgerRow& row) override;
+  Outcome<bool> EraseStackLedger(const std::string& workspace) override;
 
  private:
   Outcome<PGconn*> Connection();

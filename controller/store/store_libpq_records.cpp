@@ -4,7 +4,8 @@
 #include "common/text.hpp"
 #include "controller/store/store_libpq_internal.hpp"
 
-// The records beside the workspaces: each source's status, the events, the webhook deliveries.
+// The records beside the workspaces: each source's status, the events, the webhook deliveries,
+// the stack ledger.
 
 namespace tmaster::controller::pqstore {
 namespace {
@@ -66,6 +67,17 @@ constexpr std::string_view kListDeliveries =
     "SELECT id, provider, verdict, branch, revision, extract(epoch FROM received_at)::bigint"
     " FROM tm_webhook_deliveries ORDER BY id DESC LIMIT $1::bigint";
 
+constexpr std::string_view kListStackLedger =
+    "SELECT workspace, backend, stack_id, update_date, file_digest FROM tm_stack_ledger"
+    " WHERE backend = $1 ORDER BY workspace COLLATE \"C\"";
+constexpr std::string_view kPutStackLedger =
+    "INSERT INTO tm_stack_ledger (workspace, backend, stack_id, update_date, file_digest)"
+    " VALUES ($1, $2, $3::bigint, $4::bigint, $5)"
+    " ON CONFLICT (workspace) DO UPDATE SET backend = EXCLUDED.backend,"
+    " stack_id = EXCLUDED.stack_id, update_date = EXCLUDED.update_date,"
+    " file_digest = EXCLUDED.file_digest, updated_at = now()";
+constexpr std::string_view kEraseStackLedger = "DELETE FROM tm_stack_ledger WHERE workspace = $1";
+
 /// A row of kListSourceStatuses.
 Outcome<SourceStatus> SourceStatusAt(PGresult* res, int row) {
   SourceStatus status;
@@ -115,6 +127,20 @@ Outcome<WebhookDelivery> DeliveryAt(PGresult* res, int row) {
   delivery.revision = PQgetvalue(res, row, 4);
   delivery.received_at_unix = *at;
   return delivery;
+}
+
+/// A row of kListStackLedger.
+Outcome<StackLedgerRow> StackLedgerRowAt(PGresult* res, int row) {
+  auto id = ParseInt(PQgetvalue(res, row, 2));
+  auto update_date = ParseInt(PQgetvalue(res, row, 3));
+  if (!id || !update_date) return BadValue("tm_stack_ledger");
+  StackLedgerRow out;
+  out.workspace = PQgetvalue(res, row, 0);
+  out.backend = PQgetvalue(res, row, 1);
+  out.stack_id = *id;
+  out.update_date = *update_date;
+  out.file_digest = PQgetvalue(res, row, 4);
+  return out;
 }
 
 }  // namespace
@@ -187,6 +213,35 @@ Outcome<std::vector<WebhookDelivery>> LibpqStore::ListDeliveries(std::int64_t li
     if (!result) return result.failure();
     return ReadRows<WebhookDelivery>(result->get(), DeliveryAt);
   });
+}
+
+Outcome<std::vector<StackLedgerRow>> LibpqStore::ListStackLedger(const std::string& backend) {
+  return Run("list stack ledger", [&](PGconn* conn) -> Outcome<std::vector<StackLedgerRow>> {
+    auto result = Exec(conn, kListStackLedger, {backend});
+    if (!result) return result.failure();
+    return ReadRows<StackLedgerRow>(result->get(), StackLedgerRowAt);
+  });
+}
+
+Outcome<Done> LibpqStore::PutStackLedger(const StackLedgerRow& row) {
+  if (std::optional<Failure> bad = CheckStackLedgerRow(row)) return *bad;
+  return Run("store stack ledger of workspace " + Quoted(row.workspace),
+             [&](PGconn* conn) -> Outcome<Done> {
+               auto result = Exec(conn, kPutStackLedger,
+                                  {row.workspace, row.backend, std::to_string(row.stack_id),
+                                   std::to_string(row.update_date), row.file_digest});
+               if (!result) return result.failure();
+               return Done{};
+             });
+}
+
+Outcome<bool> LibpqStore::EraseStackLedger(const std::string& workspace) {
+  return Run("erase stack ledger of workspace " + Quoted(workspace),
+             [&](PGconn* conn) -> Outcome<bool> {
+               auto result = Exec(conn, kEraseStackLedger, {workspace});
+               if (!result) return result.failure();
+               return std::string_view(PQcmdTuples(result->get())) != "0";
+             });
 }
 
 Outcome<Pruned> LibpqStore::Prune() {

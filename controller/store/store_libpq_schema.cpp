@@ -109,6 +109,16 @@ ALTER TABLE tm_workspaces
 CREATE INDEX tm_events_at ON tm_events (at);
 CREATE INDEX tm_webhook_deliveries_received ON tm_webhook_deliveries (received_at);
 )SQL"},
+    {4, "stack ledger", R"SQL(
+CREATE TABLE tm_stack_ledger (
+  workspace text PRIMARY KEY,
+  backend text NOT NULL,
+  stack_id bigint NOT NULL CHECK (stack_id > 0),
+  update_date bigint NOT NULL,
+  file_digest text NOT NULL CHECK (file_digest ~ '^[0-9a-f]{64}$'),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

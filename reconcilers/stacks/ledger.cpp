@@ -6,6 +6,7 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 #include <variant>
 
 #include "common/crypto.hpp"
@@ -29,7 +30,32 @@ bool IsPlainName(std::string_view name) {
   });
 }
 
+bool SameEntry(const LedgerEntry& a, const LedgerEntry& b) {
+  return a.id == b.id && a.update_date == b.update_date && a.file_digest == b.file_digest;
+}
+
 }  // namespace
+
+void StackLedger::SetObserver(Observer observer) {
+  std::lock_guard lock(mutex_);
+  observer_ = std::move(observer);
+}
+
+void StackLedger::Notify(const std::string& workspace,
+                         const std::optional<LedgerEntry>& entry) const {
+  Observer observer;
+  {
+    std::lock_guard lock(mutex_);
+    observer = observer_;
+  }
+  // Outside the lock: the observer may write to a store, and other workspaces must not wait.
+  if (observer) observer(workspace, entry);
+}
+
+void StackLedger::Restore(const std::map<std::string, LedgerEntry>& entries) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [workspace, entry] : entries) entries_[workspace] = entry;
+}
 
 std::optional<LedgerEntry> StackLedger::Get(const std::string& workspace) const {
   std::lock_guard lock(mutex_);
@@ -39,13 +65,23 @@ std::optional<LedgerEntry> StackLedger::Get(const std::string& workspace) const 
 }
 
 void StackLedger::Put(const std::string& workspace, const LedgerEntry& entry) {
-  std::lock_guard lock(mutex_);
-  entries_[workspace] = entry;
+  {
+    std::lock_guard lock(mutex_);
+    auto [it, inserted] = entries_.try_emplace(workspace, entry);
+    if (!inserted) {
+      if (SameEntry(it->second, entry)) return;
+      it->second = entry;
+    }
+  }
+  Notify(workspace, entry);
 }
 
 void StackLedger::Erase(const std::string& workspace) {
-  std::lock_guard lock(mutex_);
-  entries_.erase(workspace);
+  {
+    std::lock_guard lock(mutex_);
+    if (entries_.erase(workspace) == 0) return;
+  }
+  Notify(workspace, std::nullopt);
 }
 
 std::map<std::string, LedgerEntry> StackLedger::Snapshot() const {
@@ -61,9 +97,13 @@ void StackLedger::Record(const std::string& workspace, const Action& action,
         if constexpr (std::is_same_v<T, CreateStack> || std::is_same_v<T, UpdateStack>) {
           Put(workspace, {result.id, result.update_date, crypto::Sha256Hex(a.stack.file)});
         } else if constexpr (std::is_same_v<T, DeleteStack>) {
-          std::lock_guard lock(mutex_);
-          const auto it = entries_.find(workspace);
-          if (it != entries_.end() && it->second.id == a.id) entries_.erase(it);
+          {
+            std::lock_guard lock(mutex_);
+            const auto it = entries_.find(workspace);
+            if (it == entries_.end() || it->second.id != a.id) return;
+            entries_.erase(it);
+          }
+          Notify(workspace, std::nullopt);
         }
       },
       action);

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -15,14 +16,30 @@ namespace tmaster::stacks {
 
 /// What the operator last wrote to each workspace's stack (id, the UpdateDate the write left,
 /// SHA-256 of the file). It only saves file reads: losing it costs one File call per stack on
-/// the next pass, never a wrong plan. Thread-safe. The controller may keep it in its store;
+/// the next pass, never a wrong plan, except for a stack whose Env marker was wiped by hand: the
+/// ledger's id is then the only proof it is the operator's (plan.hpp IsOurs). Thread-safe. The
+/// daemon keeps it in its store (an Observer writes each change through, Restore loads it);
 /// `--once` keeps it in a small text file (Load/Save).
 class StackLedger {
  public:
+  /// Told of each change after it is made (outside the ledger's lock): the workspace and its
+  /// new entry, or nullopt when the entry was erased. Not called when a Put leaves the entry as
+  /// it was, nor by Restore/Load. Calls for one workspace come in the order of its changes as
+  /// long as one thread at a time changes it (the work queue's guarantee).
+  using Observer =
+      std::function<void(const std::string& workspace, const std::optional<LedgerEntry>& entry)>;
+
+  /// Replaces the observer (empty: none).
+  void SetObserver(Observer observer);
+
   [[nodiscard]] std::optional<LedgerEntry> Get(const std::string& workspace) const;
   void Put(const std::string& workspace, const LedgerEntry& entry);
   void Erase(const std::string& workspace);
   [[nodiscard]] std::map<std::string, LedgerEntry> Snapshot() const;
+
+  /// Puts every entry of `entries` (those of other workspaces stay) without telling the
+  /// observer: they come from where the observer writes to.
+  void Restore(const std::map<std::string, LedgerEntry>& entries);
 
   /// Updates the entry after `action` was applied with `result`: CreateStack and UpdateStack
   /// record (result.id, result.update_date, sha256 of the file sent); DeleteStack erases the
@@ -46,8 +63,11 @@ class StackLedger {
   Status Save(const std::filesystem::path& path) const;
 
  private:
+  void Notify(const std::string& workspace, const std::optional<LedgerEntry>& entry) const;
+
   mutable std::mutex mutex_;
   std::map<std::string, LedgerEntry> entries_;
+  Observer observer_;
 };
 
 }  // namespace tmaster::stacks

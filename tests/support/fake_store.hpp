@@ -34,6 +34,7 @@ class FakeStore final : public controller::Store {
     std::map<std::string, controller::SourceStatus> sources;
     std::vector<controller::Event> events;                ///< in appending order (oldest first)
     std::vector<controller::WebhookDelivery> deliveries;  ///< in recording order (oldest first)
+    std::map<std::string, controller::StackLedgerRow> stack_ledger;  ///< by workspace
   };
 
   /// The failure injected calls return unless the test gives its own.
@@ -280,6 +281,31 @@ class FakeStore final : public controller::Store {
   }
 
   controller::Retention retention;  ///< set before use
+
+  Outcome<std::vector<controller::StackLedgerRow>> ListStackLedger(
+      const std::string& backend) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListStackLedger")) return *failed;
+    std::vector<controller::StackLedgerRow> out;
+    for (const auto& [workspace, row] : state_.stack_ledger) {
+      if (row.backend == backend) out.push_back(row);
+    }
+    return out;
+  }
+
+  Outcome<Done> PutStackLedger(const controller::StackLedgerRow& row) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("PutStackLedger")) return *failed;
+    if (std::optional<Failure> bad = controller::CheckStackLedgerRow(row)) return *bad;
+    state_.stack_ledger[row.workspace] = row;
+    return Ok();
+  }
+
+  Outcome<bool> EraseStackLedger(const std::string& workspace) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("EraseStackLedger")) return *failed;
+    return state_.stack_ledger.erase(workspace) > 0;
+  }
 
   Outcome<std::vector<controller::WebhookDelivery>> ListDeliveries(std::int64_t limit) override {
     const std::lock_guard lock(mutex_);

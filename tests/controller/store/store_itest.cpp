@@ -65,15 +65,15 @@ TEST_CASE("Migrate twice is a no-op: one version row per migration") {
   auto store = OpenStore();
   const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
   const std::string rows = QueryValue(StoreDsn(), count_sql);
-  CHECK(rows == "3");  // one row per migration
+  CHECK(rows == "4");  // one row per migration
   const std::string versions_sql =
       "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4");
   REQUIRE(store->Migrate().ok());
   auto other = MakeLibpqStore(Secret(StoreDsn()));
   REQUIRE(other->Migrate().ok());
   CHECK(QueryValue(StoreDsn(), count_sql) == rows);
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
 }
@@ -374,7 +374,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn,
                    "SELECT string_agg(version::text, ',' ORDER BY version)"
-                   " FROM tm_schema_version") == "1,2,3");
+                   " FROM tm_schema_version") == "1,2,3,4");
 
   std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
   REQUIRE(old.has_value());
@@ -393,7 +393,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE(store->PutStatus(updated).ok());
   CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "3");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "4");
 }
 
 TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
@@ -846,6 +846,108 @@ TEST_CASE("a lock held on a store table fails the call LockTimeout instead of ha
   CHECK(outcome.failure().reason == "LockTimeout");
   CHECK(elapsed >= std::chrono::seconds(4));
   CHECK(store->ListWorkspaces(std::nullopt).ok());
+}
+
+}  // namespace tmaster::controller
+
+namespace tmaster::controller {
+namespace {
+
+StackLedgerRow LedgerRow(std::string workspace, std::string backend, std::int64_t id,
+                         std::int64_t update_date, const std::string& file) {
+  return {.workspace = std::move(workspace),
+          .backend = std::move(backend),
+          .stack_id = id,
+          .update_date = update_date,
+          .file_digest = crypto::Sha256Hex(file)};
+}
+
+}  // namespace
+
+TEST_CASE("stack ledger: put, replace, list per backend in order, erase; survives a restart") {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_stack_ledger");
+  const std::string portainer = "portainer https://portainer.example.test";
+  const std::string other = "portainer https://other.example.test";
+  // A 64-bit stack id and UpdateDate in nanoseconds (the directory backend's) round-trip.
+  const StackLedgerRow big = LedgerRow("sl-b", portainer, 5'000'000'000, 1'700'000'000'123'456'789,
+                                       "services: {}");
+  REQUIRE(store->PutStackLedger(LedgerRow("sl-c", portainer, 7, 100, "c")).ok());
+  REQUIRE(store->PutStackLedger(big).ok());
+  REQUIRE(store->PutStackLedger(LedgerRow("sl-a", other, 9, 200, "a")).ok());
+
+  std::vector<StackLedgerRow> rows = Must(store->ListStackLedger(portainer));
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0] == big);
+  CHECK(rows[1] == LedgerRow("sl-c", portainer, 7, 100, "c"));
+  CHECK(Must(store->ListStackLedger(other)) ==
+        std::vector<StackLedgerRow>{LedgerRow("sl-a", other, 9, 200, "a")});
+  CHECK(Must(store->ListStackLedger("directory /nowhere")).empty());
+
+  // A put replaces the workspace's row, whichever backend it had.
+  const StackLedgerRow moved = LedgerRow("sl-a", portainer, 11, 300, "a2");
+  REQUIRE(store->PutStackLedger(moved).ok());
+  CHECK(Must(store->ListStackLedger(other)).empty());
+  CHECK(Must(store->ListStackLedger(portainer)).size() == 3);
+
+  CHECK(Must(store->EraseStackLedger("sl-c")));
+  CHECK_FALSE(Must(store->EraseStackLedger("sl-c")));
+
+  auto reopened = OpenStore();
+  CHECK(Must(reopened->ListStackLedger(portainer)) == std::vector<StackLedgerRow>{moved, big});
+}
+
+TEST_CASE("stack ledger: a row the ledger could not have written is refused, naming the workspace") {
+  auto store = OpenStore();
+  Outcome<Done> zero = store->PutStackLedger(LedgerRow("sl-zero", "b", 0, 1, "x"));
+  REQUIRE_FALSE(zero.ok());
+  CHECK(zero.failure().reason == "InvalidValue");
+  CHECK(zero.failure().message.find("sl-zero") != std::string::npos);
+  StackLedgerRow upper = LedgerRow("sl-upper", "b", 3, 1, "x");
+  upper.file_digest[0] = 'A';
+  Outcome<Done> digest = store->PutStackLedger(upper);
+  REQUIRE_FALSE(digest.ok());
+  CHECK(digest.failure().reason == "InvalidValue");
+  CHECK(digest.failure().message.find("sl-upper") != std::string::npos);
+  CHECK(QueryValue(StoreDsn(),
+                   "SELECT count(*) FROM tm_stack_ledger WHERE workspace IN ('sl-zero', 'sl-upper')") == "0");
+}
+
+TEST_CASE("a store at schema v3 is upgraded to v4 (the stack ledger) and keeps its rows") {
+  PgServer& server = PgServer::Shared();
+  const std::string admin = server.Dsn("postgres");
+  (void)QueryValue(admin, "DROP DATABASE IF EXISTS tm_store_v3 WITH (FORCE)");
+  (void)QueryValue(admin, "CREATE DATABASE tm_store_v3");
+  const std::string dsn = server.Dsn("tm_store_v3");
+  // A v3 store as the operator of issue 11 left it: migrations 1 to 3 are released and frozen,
+  // so running them and taking v4 back out gives exactly that schema.
+  REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
+  Execute(dsn, "DROP TABLE tm_stack_ledger; DELETE FROM tm_schema_version WHERE version = 4");
+  {
+    auto v3 = MakeLibpqStore(Secret(dsn));
+    Must(v3->UpsertSpec("v3-acme", "dir", "r1", "{}"));
+    Must(v3->RecordIdentity("v3-acme", {"erp", "default", "tenant_v3_acme", "user_v3_acme"}));
+    REQUIRE(v3->RecordStackEndpoint("v3-acme", 2).ok());
+  }
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM pg_tables WHERE tablename = 'tm_stack_ledger'") ==
+        "0");
+
+  auto store = MakeLibpqStore(Secret(dsn));
+  Outcome<Done> migrated = store->Migrate();
+  REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
+  CHECK(QueryValue(dsn, "SELECT string_agg(version::text, ',' ORDER BY version)"
+                        " FROM tm_schema_version") == "1,2,3,4");
+  std::optional<StoredWorkspace> kept = Must(store->Get("v3-acme"));
+  REQUIRE(kept.has_value());
+  CHECK(kept->stack_endpoint == 2);
+  REQUIRE(kept->identity.has_value());
+  CHECK(kept->identity->database == "tenant_v3_acme");
+  CHECK(Must(store->ListStackLedger("b")).empty());
+  const StackLedgerRow row = LedgerRow("v3-acme", "b", 4, 40, "f");
+  REQUIRE(store->PutStackLedger(row).ok());
+  CHECK(Must(store->ListStackLedger("b")) == std::vector<StackLedgerRow>{row});
+  REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "4");
 }
 
 }  // namespace tmaster::controller

@@ -7,8 +7,10 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/crypto.hpp"
@@ -159,6 +161,64 @@ TEST_CASE("stack ledger: a 64-bit stack id survives the file, which stays the v1
   StackLedger old;
   REQUIRE(old.Load(dir.path() / "old").ok());
   CHECK(Same(old.Get("shop"), LedgerEntry{12, 5, crypto::Sha256Hex("y")}));
+}
+
+}  // namespace tmaster::stacks
+
+namespace tmaster::stacks {
+
+TEST_CASE("stack ledger: the observer is told of each change, and only of changes") {
+  StackLedger ledger;
+  std::vector<std::pair<std::string, std::optional<LedgerEntry>>> told;
+  ledger.SetObserver([&told](const std::string& workspace, const std::optional<LedgerEntry>& e) {
+    told.emplace_back(workspace, e);
+  });
+  const DesiredStack d = Stack();
+  const std::string digest = crypto::Sha256Hex(d.file);
+
+  ledger.Record("acme", CreateStack{d}, {5, 100, 1, ""});
+  REQUIRE(told.size() == 1);
+  CHECK(told[0].first == "acme");
+  CHECK(Same(told[0].second, {5, 100, digest}));
+
+  ledger.Record("acme", StartStack{5, 1, "tm-acme"}, {5, 0, 1, ""});  // no change
+  ledger.Put("acme", {5, 100, digest});                               // the same entry
+  ledger.Record("acme", DeleteStack{4, 2, "tm-acme"}, {4, 0, 1, ""});  // another stack id
+  ledger.Erase("nobody");
+  CHECK(told.size() == 1);
+
+  ObservedStack seen;
+  seen.id = 5;
+  seen.update_date = 160;
+  ledger.RecordObserved("acme", seen, "text");
+  REQUIRE(told.size() == 2);
+  CHECK(Same(told[1].second, {5, 160, crypto::Sha256Hex("text")}));
+
+  ledger.Record("acme", DeleteStack{5, 1, "tm-acme"}, {5, 0, 1, ""});
+  REQUIRE(told.size() == 3);
+  CHECK(told[2].first == "acme");
+  CHECK_FALSE(told[2].second.has_value());
+
+  // Restore loads what the observer wrote elsewhere: it is not told again.
+  ledger.Restore({{"acme", {7, 1, digest}}, {"beta", {8, 2, digest}}});
+  CHECK(told.size() == 3);
+  CHECK(Same(ledger.Get("beta"), {8, 2, digest}));
+
+  ledger.SetObserver({});
+  ledger.Erase("acme");
+  CHECK(told.size() == 3);
+  CHECK_FALSE(ledger.Get("acme").has_value());
+}
+
+TEST_CASE("stack ledger: Restore overlays, keeping the entries of other workspaces") {
+  StackLedger ledger;
+  const std::string digest = crypto::Sha256Hex("x");
+  ledger.Put("kept", {1, 10, digest});
+  ledger.Put("replaced", {2, 20, digest});
+  ledger.Restore({{"replaced", {3, 30, digest}}, {"added", {4, 40, digest}}});
+  CHECK(Same(ledger.Get("kept"), {1, 10, digest}));
+  CHECK(Same(ledger.Get("replaced"), {3, 30, digest}));
+  CHECK(Same(ledger.Get("added"), {4, 40, digest}));
 }
 
 }  // namespace tmaster::stacks
