@@ -4,7 +4,11 @@
 #include <exception>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <vector>
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 #include "common/text.hpp"
 
@@ -138,9 +142,72 @@ Location ErrorLocation(const YAML::Mark& mark, std::string_view text, const std:
   return Location{file, line_offset + last + 1, column + 1};
 }
 
+// Counts one document's nodes and remembers where its first node is, without building them.
+class DocumentShape : public YAML::EventHandler {
+ public:
+  int nodes = 0;
+  bool only_null = true;
+  YAML::Mark first = YAML::Mark::null_mark();
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark, true); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark, false); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark, false);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark, false);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark, false);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Node(const YAML::Mark& mark, bool null) {
+    if (nodes++ == 0) first = mark;
+    only_null = only_null && null;
+  }
+};
+
+// Debian's yaml-cpp 0.7 YAML::LoadAll never returns on a stream where a `,` follows a document's
+// node at the top level (`,`, `[a],`, `- a` then `,`): its parser reports an empty document
+// again and again without consuming the `,`, allocating each time (upstream issue 1040, fixed
+// after 0.8.0; docs/decisions.md, "Hardening II (issue 9)"). Walk the chunk's events first, with
+// no nodes built, and throw where an empty document repeats at one place, so LoadAll only ever
+// sees text it finishes. A chunk holds one document (ParseDocuments splits at every marker):
+// more than a thousand is refused as well.
+void RefuseLoadAllLoop(const std::string& text) {
+  constexpr int kMostDocuments = 1000;
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  YAML::Mark previous = YAML::Mark::null_mark();
+  bool previous_empty = false;
+  for (int document = 0;; ++document) {
+    DocumentShape shape;
+    if (!parser.HandleNextDocument(shape)) return;
+    const bool empty = shape.nodes <= 1 && shape.only_null;
+    if (empty && previous_empty && shape.first.pos == previous.pos) {
+      throw YAML::ParserException(shape.first, "unexpected text after the document's node");
+    }
+    if (document >= kMostDocuments) {
+      throw YAML::ParserException(shape.first, "more than 1000 documents without a marker");
+    }
+    previous = shape.first;
+    previous_empty = empty;
+  }
+}
+
 void ParseChunk(std::string_view text, int line_offset, const std::string& file, ParsedText& out) {
   try {
-    for (YAML::Node& root : YAML::LoadAll(std::string(text))) {
+    const std::string owned(text);
+    RefuseLoadAllLoop(owned);
+    for (YAML::Node& root : YAML::LoadAll(owned)) {
       if (root.IsNull()) continue;
       out.documents.push_back(Document{root, line_offset});
     }

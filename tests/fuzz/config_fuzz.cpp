@@ -22,7 +22,6 @@
 
 #include "manifests/config.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
-#include "tests/fuzz/yaml_guard.hpp"
 
 namespace {
 
@@ -41,8 +40,6 @@ fs::path ConfigFile() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  // Known hang of yaml-cpp 0.7, reported (tests/fuzz/yaml_guard.hpp).
-  if (tmaster::fuzz::LoadAllLoops(tmaster::fuzz::AsText(data, size))) return 0;
   static const fs::path file = ConfigFile();
   {
     std::ofstream out(file, std::ios::binary | std::ios::trunc);

@@ -21,7 +21,6 @@
 #include "manifests/loader.hpp"
 #include "manifests/types.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
-#include "tests/fuzz/yaml_guard.hpp"
 
 namespace {
 
@@ -39,8 +38,6 @@ bool LexicallyBeneath(const fs::path& path, const fs::path& root) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  // Known hang of yaml-cpp 0.7, reported (tests/fuzz/yaml_guard.hpp).
-  if (tmaster::fuzz::LoadAllLoops(tmaster::fuzz::AsText(data, size))) return 0;
   static const fs::path fleet = fs::path(TM_FUZZ_SOURCE_DIR) / "examples" / "fleet";
   manifests::LoadOptions options;
   options.root = fleet;

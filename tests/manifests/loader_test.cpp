@@ -5,12 +5,17 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "manifests/naming.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -846,4 +851,63 @@ TEST_CASE("manifests: ignoreMissingMigrations") {
   const Fleet bad = LoadPaths({dir.path() / "c"}, {});
   CHECK(bad.products.empty());
   CHECK(FindDiagnostic(bad, "spec.ignoreMissingMigrations", "") != nullptr);
+}
+
+// Runs `body` in a child process and says whether it finished within `seconds`: a hang of the
+// parser fails the test instead of blocking the suite.
+static bool FinishesWithin(int seconds, const std::function<void()>& body) {
+  const pid_t child = fork();
+  if (child == 0) {
+    body();
+    _exit(0);
+  }
+  for (int waited_ms = 0; waited_ms < seconds * 1000; waited_ms += 10) {
+    int status = 0;
+    if (waitpid(child, &status, WNOHANG) == child) {
+      return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    usleep(10'000);
+  }
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  return false;
+}
+
+TEST_CASE("manifests: a ',' after a document's node is an error at its place, not a hang") {
+  // yaml-cpp 0.7's LoadAll loops forever on these (docs/decisions.md, "Hardening II").
+  const std::vector<std::pair<std::string, int>> cases = {
+      {",\n", 1},
+      {"[a],\n", 1},
+      {"- a\n,\n", 2},
+      {"--- ,\n", 1},
+      {std::string(kHead) + "  mode: shared\n---\n[a],\n", 9},
+  };
+  for (const auto& [text, line] : cases) {
+    CAPTURE(text);
+    if (!FinishesWithin(10, [&text] { (void)LoadText(text, "w.yaml", ".", {}); })) {
+      FAIL_CHECK("LoadText did not finish within 10 s");
+      continue;
+    }
+    const Fleet fleet = LoadText(text, "w.yaml", ".", {});
+    bool found = false;
+    for (const Diagnostic& d : fleet.diagnostics) {
+      if (d.message.find("invalid YAML: unexpected text after the document's node") == 0 &&
+          d.where.file == "w.yaml" && d.where.line == line) {
+        found = true;
+      }
+    }
+    INFO(Dump(fleet));
+    CHECK(found);
+  }
+  // The documents before the bad one still load.
+  TempDir dir;
+  dir.Write("stacks/erp.yml", "services: {}\n");
+  dir.Mkdir("migrations/erp");
+  const std::string text = std::string(kProducts) + "---\n" + kHead + "  mode: shared\n---\n,\n";
+  REQUIRE(FinishesWithin(10, [&] { (void)LoadText(text, "w.yaml", dir.path(), {}); }));
+  const Fleet fleet = LoadText(text, "w.yaml", dir.path(), {});
+  INFO(Dump(fleet));
+  CHECK(fleet.products.size() == 2);
+  CHECK(fleet.workspaces.size() == 1);
+  CHECK(fleet.diagnostics.size() == 1);
 }
