@@ -549,6 +549,52 @@ void ReadStacks(Context& context, MapReader& root, Config& config) {
   if (auto resolver = reader.String("certResolver")) stacks.cert_resolver = *resolver;
 }
 
+// A duration of at most an hour: a server limit longer than that is a typo, not a choice.
+std::optional<std::chrono::seconds> ShortDuration(MapReader& reader, const std::string& key) {
+  std::optional<std::chrono::seconds> value = reader.Duration(key);
+  if (value && *value > std::chrono::hours(1)) {
+    reader.Error(key, "must be at most 1h");
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::optional<std::uintmax_t> SizeBetween(MapReader& reader, const std::string& key,
+                                          std::uintmax_t min, std::uintmax_t max,
+                                          const char* range) {
+  std::optional<std::uintmax_t> value = reader.Size(key);
+  if (value && (*value < min || *value > max)) {
+    reader.Error(key, std::string("must be between ") + range + ", got " +
+                          std::to_string(*value) + " bytes");
+    return std::nullopt;
+  }
+  return value;
+}
+
+// The server's limits (README.md#config-reference; what each does: HttpServerOptions in
+// controller/api/http_server.hpp).
+void ReadHttpLimits(Context& context, MapReader& reader, HttpConfig& http) {
+  constexpr std::uintmax_t kKiB = 1024;
+  http.max_connections = reader.Integer("maxConnections", 1, 100'000);
+  http.header_timeout = ShortDuration(reader, "headerTimeout");
+  http.body_timeout = ShortDuration(reader, "bodyTimeout");
+  http.write_timeout = ShortDuration(reader, "writeTimeout");
+  http.idle_timeout = ShortDuration(reader, "idleTimeout");
+  http.max_header_bytes = SizeBetween(reader, "maxHeaderBytes", kKiB, kKiB * kKiB, "1KiB and 1MiB");
+  http.max_body_bytes =
+      SizeBetween(reader, "maxBodyBytes", kKiB, 64 * kKiB * kKiB, "1KiB and 64MiB");
+  http.threads = reader.Integer("threads", 1, kMaxWorkers);
+  std::optional<YAML::Node> limit = reader.Take("webhookRateLimit");
+  if (!limit) return;
+  MapReader r(context, *limit, reader.PathOf("webhookRateLimit"),
+              reader.ValueMark("webhookRateLimit"));
+  if (!r.ok()) return;
+  HttpRateLimitConfig& out = http.webhook_rate_limit;
+  out.per_second = r.Integer("perSecond", 1, 1'000'000);
+  out.burst = r.Integer("burst", 1, 1'000'000);
+  out.max_addresses = r.Integer("maxAddresses", 100, 10'000'000);
+}
+
 void ReadHttp(Context& context, MapReader& root, Config& config) {
   std::optional<YAML::Node> node = root.Take("http");
   if (!node) return;
@@ -564,6 +610,7 @@ void ReadHttp(Context& context, MapReader& root, Config& config) {
   }
   config.http.token = reader.Secret("token", /*required=*/false);
   config.http.read_token = reader.Secret("readToken", /*required=*/false);
+  ReadHttpLimits(context, reader, config.http);
 }
 
 void ReadRouting(Context& context, MapReader& root, Config& config) {

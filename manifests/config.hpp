@@ -82,10 +82,28 @@ struct StacksConfig {
   std::string cert_resolver = "le";
 };
 
+/// `http.webhookRateLimit`: `POST /hooks/git` per client address (IPv6 by /64).
+struct HttpRateLimitConfig {
+  std::optional<std::int64_t> per_second;     ///< `perSecond`, 1..1,000,000
+  std::optional<std::int64_t> burst;          ///< `burst`, 1..1,000,000
+  std::optional<std::int64_t> max_addresses;  ///< `maxAddresses`, 100..10,000,000
+};
+
+/// `http`. The server's limits are optional: unset, the server's own defaults apply
+/// (HttpServerOptions in controller/api/http_server.hpp; mapped by controller/api/http_config.hpp).
 struct HttpConfig {
   std::string listen = "127.0.0.1:8080";
   SecretRef token;
   SecretRef read_token;
+  std::optional<std::int64_t> max_connections;     ///< `maxConnections`, 1..100,000
+  std::optional<std::chrono::seconds> header_timeout;  ///< `headerTimeout`, 1s..1h
+  std::optional<std::chrono::seconds> body_timeout;    ///< `bodyTimeout`, 1s..1h
+  std::optional<std::chrono::seconds> write_timeout;   ///< `writeTimeout`, 1s..1h
+  std::optional<std::chrono::seconds> idle_timeout;    ///< `idleTimeout`, 1s..1h
+  std::optional<std::uintmax_t> max_header_bytes;  ///< `maxHeaderBytes`, 1KiB..1MiB
+  std::optional<std::uintmax_t> max_body_bytes;    ///< `maxBodyBytes`, 1KiB..64MiB
+  std::optional<std::int64_t> threads;             ///< `threads`, 1..64
+  HttpRateLimitConfig webhook_rate_limit;          ///< `webhookRateLimit`
 };
 
 struct BackupsConfig {

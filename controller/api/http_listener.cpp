@@ -245,6 +245,14 @@ struct Listener::State {
   std::map<std::uint64_t, std::weak_ptr<Connection>> live;
   std::uint64_t next_id = 0;
 
+  void Reject(Rejection rejection) const {
+    if (routes.rejected) routes.rejected(rejection);
+  }
+  // Under `mutex`, so that the counts arrive in order.
+  void CountConnections() const {
+    if (routes.connections) routes.connections(live.size());
+  }
+
   void Accept(const std::shared_ptr<State>& self);
   void OnAccept(const std::shared_ptr<State>& self, beast::error_code ec, tcp::socket socket);
 };
@@ -271,6 +279,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     {
       const std::lock_guard lock(state_->mutex);
       state_->live.erase(id_);
+      state_->CountConnections();
     }
     state_->drained.notify_all();
   }
@@ -308,6 +317,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     beast::get_lowest_layer(stream_).expires_after(options().idle_timeout);
     stream_.async_read_some(buffer_.prepare(1024),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              // A silent connection timing out here is a keep-alive ending
+                              // as it should, not a refusal: not counted.
                               if (ec || self->phase_ == Phase::kClosed) return self->Close();
                               self->buffer_.commit(n);
                               self->ReadHeader();
@@ -327,11 +338,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnHeader(beast::error_code ec) {
     if (phase_ == Phase::kClosed) return;
     if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
+      state_->Reject(Rejection::kHeaderTooLarge);
       return Refuse(431, "the request header exceeds " + std::to_string(options().header_limit) +
                              " bytes");
     }
-    if (ec && !IsParseError(ec)) return Close();  // gone, too slow, or stopped: nobody to answer
-    if (ec) return Refuse(400, "bad request: " + ec.message());
+    if (ec && !IsParseError(ec)) return Cut(ec);  // gone, too slow, or stopped: nobody to answer
+    if (ec) {
+      state_->Reject(Rejection::kBadRequest);
+      return Refuse(400, "bad request: " + ec.message());
+    }
 
     const auto& header = parser_->get();
     request_.method = std::string(header.method_string());
@@ -345,12 +360,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const std::size_t limit = options().webhook_body_limit;
     if (const auto announced = parser_->content_length(); announced && *announced > limit) {
       request_.body_too_large = true;  // answered without reading a byte of it
+      state_->Reject(Rejection::kBodyTooLarge);
       return Dispatch();
     }
     // Bodies held in memory across connections are bounded too, not only each one: the size
     // announced (or, chunked, the limit) is reserved before a byte is read.
     const auto length = parser_->content_length();
     if (!Reserve(length ? static_cast<std::size_t>(*length) : limit)) {
+      state_->Reject(Rejection::kBusy);
       return Refuse(503, "server busy");
     }
     parser_->body_limit(limit);  // a chunked body is cut when it passes the limit
@@ -360,7 +377,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                        [self = shared_from_this()](beast::error_code write_ec, std::size_t) {
-                         if (write_ec || self->phase_ == Phase::kClosed) return self->Close();
+                         if (self->phase_ == Phase::kClosed) return;
+                         if (write_ec) return self->Cut(write_ec);
                          self->ReadBody();
                        });
       return;
@@ -381,10 +399,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (phase_ == Phase::kClosed) return;
     if (ec == bhttp::error::body_limit) {
       request_.body_too_large = true;
+      state_->Reject(Rejection::kBodyTooLarge);
       return Dispatch();
     }
-    if (ec && !IsParseError(ec)) return Close();
-    if (ec) return Refuse(400, "bad request body: " + ec.message());
+    if (ec && !IsParseError(ec)) return Cut(ec);
+    if (ec) {
+      state_->Reject(Rejection::kBadRequest);
+      return Refuse(400, "bad request body: " + ec.message());
+    }
     request_.body = std::move(parser_->get().body());
     Dispatch();
   }
@@ -398,6 +420,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.reset();  // its copy of the header goes now; request_ has what the handler needs
     phase_ = Phase::kHandling;
     beast::get_lowest_layer(stream_).expires_never();  // the handler's time is not the client's
+    if (state_->routes.admit) {
+      if (std::optional<Response> answer = state_->routes.admit(request_)) {
+        return Write(std::move(*answer));
+      }
+    }
     const Lane lane = state_->routes.lane(request_.method, request_.path);
     if (lane == Lane::kInline) return Write(Invoke(*state_, request_));
     WorkerPool& pool = lane == Lane::kProbe ? *state_->probes : *state_->workers;
@@ -406,7 +433,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       net::post(self->stream_.get_executor(),
                 [self, response = std::move(response)]() mutable { self->Write(std::move(response)); });
     });
-    if (!queued) Write(state_->routes.error(503, "server busy"));
+    if (!queued) {
+      state_->Reject(Rejection::kBusy);
+      Write(state_->routes.error(503, "server busy"));
+    }
   }
 
   static Response Invoke(const Listener::State& state, const Request& request) {
@@ -444,7 +474,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bhttp::async_write(stream_, out,
                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
                          self->response_.reset();
-                         if (ec || self->phase_ == Phase::kClosed) return self->Close();
+                         if (self->phase_ == Phase::kClosed) return;
+                         if (ec) return self->Cut(ec);
                          if (!self->keep_alive_ || self->state_->stopping) return self->Linger();
                          self->WaitForRequest();
                        });
@@ -490,6 +521,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Release() {
     state_->body_bytes -= reserved_;
     reserved_ = 0;
+  }
+
+  // Closes after a read or write that failed: counted when it was a deadline that passed.
+  void Cut(const beast::error_code& ec) {
+    if (ec == beast::error::timeout && phase_ != Phase::kClosed) {
+      state_->Reject(Rejection::kTimeout);
+    }
+    Close();
   }
 
   void Close() {
@@ -544,11 +583,13 @@ void Listener::State::OnAccept(const std::shared_ptr<State>& self, beast::error_
       const std::uint64_t id = next_id++;
       connection = std::make_shared<Connection>(self, id, std::move(socket));
       live.emplace(id, connection);
+      CountConnections();
     }
   }
   if (connection) {
     connection->Start();
   } else {
+    Reject(Rejection::kTooManyConnections);
     // Over the cap: a best-effort 503 without waiting for the client, then closed.
     beast::error_code ignored;
     socket.non_blocking(true, ignored);
@@ -557,6 +598,18 @@ void Listener::State::OnAccept(const std::shared_ptr<State>& self, beast::error_
     socket.close(ignored);
   }
   Accept(self);
+}
+
+const char* ToString(Rejection rejection) {
+  switch (rejection) {
+    case Rejection::kHeaderTooLarge: return "header_too_large";
+    case Rejection::kBodyTooLarge: return "body_too_large";
+    case Rejection::kBusy: return "busy";
+    case Rejection::kTooManyConnections: return "too_many_connections";
+    case Rejection::kTimeout: return "timeout";
+    case Rejection::kBadRequest: return "bad_request";
+  }
+  return "unknown";
 }
 
 const std::string* Request::Param(std::string_view name) const {

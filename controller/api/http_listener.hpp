@@ -6,8 +6,10 @@
 // threads so that a slow client or a slow store never delays the probes. Beast and Asio stay in
 // http_listener.cpp; the routes (http_server.cpp) see only the plain values below.
 
+#include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -54,8 +56,32 @@ enum class Lane {
   kWorker,  ///< on the worker pool (the store, the webhook); pool and queue full: 503 busy
 };
 
+/// A request or connection the listener refuses or cuts itself (label values of
+/// tenant_master_http_rejected_total{reason}; see ToString).
+enum class Rejection {
+  kHeaderTooLarge,      ///< 431
+  kBodyTooLarge,        ///< a body over webhook_body_limit (413 from the route)
+  kBusy,                ///< 503 "server busy": workers, readiness queue or body budget full
+  kTooManyConnections,  ///< 503 and closed at accept: max_connections reached
+  kTimeout,             ///< closed: the header, body or answer passed its deadline
+  kBadRequest,          ///< 400: the request does not parse
+};
+
+/// "header_too_large", "body_too_large", "busy", "too_many_connections", "timeout",
+/// "bad_request".
+const char* ToString(Rejection rejection);
+
 struct Routes {
   std::function<Lane(std::string_view method, std::string_view path)> lane;
+  /// Asked on the I/O thread once a request is read, before its lane: an answer returned is
+  /// sent at once and the handler never sees the request (the connection stays open). Must not
+  /// block. Unset: every request goes on.
+  std::function<std::optional<Response>(const Request&)> admit;
+  /// Told of each refusal or cut of the listener's own. Any thread; must not block. May be unset.
+  std::function<void(Rejection)> rejected;
+  /// Told the number of open connections each time it changes, in order (under the listener's
+  /// lock). Any thread; must not block. May be unset.
+  std::function<void(std::size_t open)> connections;
   /// Answers one request; called on the thread its lane says. An exception becomes a 500.
   std::function<Response(const Request&)> handle;
   /// The answer the listener gives itself: 400 unparsable, 431 header too large, 503 busy or too

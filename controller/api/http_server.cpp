@@ -1,6 +1,7 @@
 #include "controller/api/http_server.hpp"
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <string_view>
@@ -19,6 +20,9 @@ constexpr const char* kPrometheusText = "text/plain; version=0.0.4; charset=utf-
 constexpr std::string_view kWorkspacePrefix = "/api/v1/workspaces/";
 constexpr std::int64_t kDefaultEventLimit = 100;
 constexpr std::int64_t kMaxEventLimit = 1000;
+// The label of a delivery refused by the per-address limit (webhook verdicts and transport
+// rejections alike; controller/runtime/metrics.hpp).
+const std::string kRateLimited = "rate_limited";
 
 enum class Route {
   kNone,
@@ -98,19 +102,30 @@ struct HttpServer::Impl {
         metrics(m),
         handlers(std::move(h)),
         body_limit(o.webhook_body_limit),
-        listener(o, http::Routes{[](std::string_view, std::string_view path) { return LaneOf(path); },
-                                 [this](const http::Request& req) { return Handle(req); },
-                                 [](int status, std::string_view message) {
-                                   http::Response res;
-                                   SendError(res, status, message);
-                                   return res;
-                                 }}) {}
+        webhook_limiter(o.webhook_rate_limit),
+        listener(o, MakeRoutes()) {}
 
   Store& store;
   Metrics& metrics;
   HttpHandlers handlers;
   std::size_t body_limit;
+  RateLimiter webhook_limiter;
   http::Listener listener;  // last: stopped (joined) before the members its handlers use go
+
+  http::Routes MakeRoutes() {
+    http::Routes routes;
+    routes.lane = [](std::string_view, std::string_view path) { return LaneOf(path); };
+    routes.admit = [this](const http::Request& req) { return Admit(req); };
+    routes.rejected = [this](http::Rejection why) { metrics.IncHttpRejected(ToString(why)); };
+    routes.connections = [this](std::size_t open) { metrics.SetHttpOpenConnections(open); };
+    routes.handle = [this](const http::Request& req) { return Handle(req); };
+    routes.error = [](int status, std::string_view message) {
+      http::Response res;
+      SendError(res, status, message);
+      return res;
+    };
+    return routes;
+  }
 
   // The probes never queue behind the store: /healthz and /metrics need nothing that blocks;
   // /readyz asks the readiness callback (the daemon's asks the store), on a thread of its own.
@@ -122,6 +137,7 @@ struct HttpServer::Impl {
     return route == Route::kReadyz ? http::Lane::kProbe : http::Lane::kWorker;
   }
 
+  std::optional<http::Response> Admit(const http::Request& req);
   http::Response Handle(const http::Request& req);
   void Readyz(http::Response& res);
   void Workspaces(const http::Request& req, http::Response& res);
@@ -130,6 +146,22 @@ struct HttpServer::Impl {
   void Sources(http::Response& res);
   void Deliver(const http::Request& req, http::Response& res);
 };
+
+// On the I/O thread, before the delivery is queued for a worker: a flood from one address costs
+// neither a worker, nor an HMAC, nor a row in the store.
+std::optional<http::Response> HttpServer::Impl::Admit(const http::Request& req) {
+  if (req.method != "POST" || Resolve(req.path) != Route::kHook) return std::nullopt;
+  const RateLimiter::Decision decision =
+      webhook_limiter.Allow(req.remote_address, std::chrono::steady_clock::now());
+  if (decision.allowed) return std::nullopt;
+  metrics.IncWebhookDelivery(kRateLimited);
+  metrics.IncHttpRejected(kRateLimited);
+  http::Response res;
+  const std::string seconds = std::to_string(decision.retry_after.count());
+  SendError(res, 429, "too many deliveries from this address; retry after " + seconds + " s");
+  res.headers.emplace_back("Retry-After", seconds);
+  return res;
+}
 
 http::Response HttpServer::Impl::Handle(const http::Request& req) {
   http::Response res;
@@ -259,6 +291,7 @@ void HttpServer::Impl::Deliver(const http::Request& req, http::Response& res) {
   WebhookRequest request;
   for (const auto& [name, value] : req.headers) request.SetHeader(name, value);
   request.body = req.body;
+  request.remote_address = req.remote_address;
   WebhookResult result;
   if (req.body_too_large) {
     // The listener read none of it (Content-Length over the limit) or stopped at the limit

@@ -16,11 +16,17 @@
 //                                     value above is clamped; not a positive integer: 400)
 //   GET  /api/v1/sources              {"items":[...]}
 //   POST /hooks/git                   HttpHandlers::webhook decides; {"verdict","message"} with
-//                                     its status; every delivery is stored and counted
+//                                     its status; every delivery is stored and counted. Beyond
+//                                     webhook_rate_limit from one address (IPv6: one /64): 429
+//                                     {"error":...} with Retry-After, neither handled nor
+//                                     stored, counted as verdict "rate_limited"
 // A store failure answers 503 {"error":"store unavailable: <message>"}. The transport's own
 // answers, all JSON {"error":...} and all but 503 busy closing the connection: 400 a request that
 // does not parse, 413 a body over webhook_body_limit on another route, 431 a header over
-// header_limit, 503 "server busy" (workers and queue full) or "too many connections".
+// header_limit, 503 "server busy" (workers and queue full) or "too many connections". Each is
+// counted in tenant_master_http_rejected_total{reason} (controller/runtime/metrics.hpp), with
+// the connections cut for a deadline, and tenant_master_http_open_connections follows the
+// connections open.
 
 #include <chrono>
 #include <cstddef>
@@ -30,6 +36,7 @@
 #include <vector>
 
 #include "common/outcome.hpp"
+#include "controller/api/rate_limit.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "controller/store/store.hpp"
 #include "controller/api/webhook.hpp"
@@ -79,6 +86,10 @@ struct HttpServerOptions {
   std::chrono::milliseconds idle_timeout{5'000};
   /// Answers on one connection before it is closed (`Connection: close` on the last).
   int max_requests_per_connection = 100;
+  /// `POST /hooks/git` per client address, checked on the I/O thread before the delivery is
+  /// queued, verified or stored. The default (10 per second, bursts of 50) is far above what a Git
+  /// host sends from one address (GitHub delivers from a handful of them).
+  RateLimit webhook_rate_limit;
 };
 
 struct HttpHandlers {

@@ -18,6 +18,9 @@ namespace tmaster::controller {
 struct WebhookRequest {
   std::map<std::string, std::string> headers;  ///< lower-case name -> value
   std::string body;                            ///< raw bytes, exactly as signed by the sender
+  /// The sender's IP address as the server saw it ("192.0.2.7", "2001:db8::1"; empty when the
+  /// socket could not tell). Not looked at by VerifyWebhook; the server limits by it.
+  std::string remote_address;
 
   /// Stores `value` under the lower-cased `name`, replacing an earlier value.
   void SetHeader(std::string_view name, std::string value);

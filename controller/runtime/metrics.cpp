@@ -12,9 +12,13 @@ namespace {
 // series before the first event instead of "no data".
 constexpr std::array<std::string_view, 7> kPhases{"Pending", "Progressing", "Ready",   "Degraded",
                                                   "Stalled", "Suspended",   "Deleting"};
-constexpr std::array<std::string_view, 7> kVerdicts{
+constexpr std::array<std::string_view, 8> kVerdicts{
     "accepted",          "ignored_branch", "ignored_event", "bad_signature",
-    "missing_signature", "too_large",      "malformed"};
+    "missing_signature", "too_large",      "malformed",     "rate_limited"};
+// controller/api/http_listener.hpp ToString(Rejection), and the routes' "rate_limited".
+constexpr std::array<std::string_view, 7> kHttpRejections{
+    "header_too_large", "body_too_large", "busy",        "too_many_connections",
+    "timeout",          "bad_request",    "rate_limited"};
 constexpr std::array<std::string_view, 3> kReconcileResults{"success", "failure", "stalled"};
 
 // Prometheus' own spelling of the special values; integers without an exponent, so timestamps
@@ -72,6 +76,7 @@ void LabeledSamples(std::string& out, std::string_view name, std::string_view la
 Metrics::Metrics() {
   for (const auto result : kReconcileResults) reconcile_total_[std::string(result)] = 0;
   for (const auto verdict : kVerdicts) webhook_deliveries_[std::string(verdict)] = 0;
+  for (const auto reason : kHttpRejections) http_rejected_[std::string(reason)] = 0;
   for (const auto phase : kPhases) workspaces_by_phase_[std::string(phase)] = 0;
 }
 
@@ -122,6 +127,16 @@ void Metrics::SetSourceLastSync(const std::string& source, double unix_seconds) 
 void Metrics::IncWebhookDelivery(const std::string& verdict) {
   const std::lock_guard lock(mutex_);
   ++webhook_deliveries_[verdict];
+}
+
+void Metrics::IncHttpRejected(const std::string& reason) {
+  const std::lock_guard lock(mutex_);
+  ++http_rejected_[reason];
+}
+
+void Metrics::SetHttpOpenConnections(std::uint64_t open) {
+  const std::lock_guard lock(mutex_);
+  http_open_connections_ = open;
 }
 
 void Metrics::SetLeader(bool leader) {
@@ -178,6 +193,15 @@ std::string Metrics::Render() const {
   constexpr std::string_view kWebhook = "tenant_master_webhook_deliveries_total";
   Header(out, kWebhook, "counter", "Webhook deliveries received on /hooks/git, by verdict.");
   LabeledSamples(out, kWebhook, "verdict", webhook_deliveries_);
+
+  constexpr std::string_view kRejected = "tenant_master_http_rejected_total";
+  Header(out, kRejected, "counter",
+         "Requests and connections the HTTP server refused or cut itself, by reason.");
+  LabeledSamples(out, kRejected, "reason", http_rejected_);
+
+  constexpr std::string_view kOpen = "tenant_master_http_open_connections";
+  Header(out, kOpen, "gauge", "Client connections the HTTP server holds open.");
+  Sample(out, kOpen, std::to_string(http_open_connections_));
 
   constexpr std::string_view kLeader = "tenant_master_leader";
   Header(out, kLeader, "gauge", "1 while this replica holds the leader lock, else 0.");

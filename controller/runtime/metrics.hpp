@@ -15,7 +15,9 @@ namespace tmaster::controller {
 inline constexpr std::array kReconcileDurationBuckets{0.005, 0.01, 0.025, 0.05, 0.1,  0.25, 0.5,
                                                       1.0,   2.5,  5.0,   10.0, 30.0, 60.0};
 
-/// The ten metric families of docs/architecture.md#metrics. Every method is safe to call from several threads.
+/// The ten metric families of docs/architecture.md#metrics, and the HTTP server's two
+/// (tenant_master_http_rejected_total, tenant_master_http_open_connections; issue 9). Every
+/// method is safe to call from several threads.
 /// Families with no samples yet still render their `# HELP` and `# TYPE` lines.
 class Metrics {
  public:
@@ -40,8 +42,16 @@ class Metrics {
   /// tenant_master_source_last_sync_timestamp_seconds{source} (gauge).
   void SetSourceLastSync(const std::string& source, double unix_seconds);
   /// tenant_master_webhook_deliveries_total{verdict} += 1. The seven verdicts of
-  /// controller/api/webhook.hpp are always rendered (0 until seen).
+  /// controller/api/webhook.hpp and the server's "rate_limited" (a delivery refused 429 before
+  /// it was verified or stored) are always rendered (0 until seen).
   void IncWebhookDelivery(const std::string& verdict);
+  /// tenant_master_http_rejected_total{reason} += 1: a request or connection the HTTP server
+  /// refused or cut itself. The reasons "header_too_large", "body_too_large", "busy",
+  /// "too_many_connections", "timeout", "bad_request" (controller/api/http_listener.hpp
+  /// Rejection) and "rate_limited" (any route's per-address limit) are always rendered.
+  void IncHttpRejected(const std::string& reason);
+  /// tenant_master_http_open_connections (gauge): client connections the HTTP server holds.
+  void SetHttpOpenConnections(std::uint64_t open);
   /// tenant_master_leader: 1 while this replica holds the leader lock, else 0.
   void SetLeader(bool leader);
   /// tenant_master_backup_last_success_timestamp_seconds{workspace} (gauge).
@@ -65,6 +75,8 @@ class Metrics {
   std::map<std::string, std::uint64_t> drift_corrected_;
   std::map<std::string, double> source_last_sync_;
   std::map<std::string, std::uint64_t> webhook_deliveries_;
+  std::map<std::string, std::uint64_t> http_rejected_;
+  std::uint64_t http_open_connections_ = 0;
   bool leader_ = false;
   std::map<std::string, double> backup_last_success_;
 };

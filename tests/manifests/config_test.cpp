@@ -82,6 +82,15 @@ http:
   listen: 0.0.0.0:9090
   tokenEnv: TM_API_TOKEN
   readTokenFile: read-token
+  maxConnections: 2000
+  headerTimeout: 5s
+  bodyTimeout: 1m
+  writeTimeout: 20s
+  idleTimeout: 30s
+  maxHeaderBytes: 32KiB
+  maxBodyBytes: 4MiB
+  threads: 8
+  webhookRateLimit: {perSecond: 20, burst: 100, maxAddresses: 5000}
 routing:
   sharedServices: {erp: "http://erp-shared:8000"}
 backups:
@@ -142,6 +151,17 @@ reconcile:
   CHECK(c.http.listen == "0.0.0.0:9090");
   CHECK(c.http.token.env == "TM_API_TOKEN");
   CHECK(c.http.read_token.file == etc / "read-token");
+  CHECK(c.http.max_connections == 2000);
+  CHECK(c.http.header_timeout == std::chrono::seconds(5));
+  CHECK(c.http.body_timeout == std::chrono::seconds(60));
+  CHECK(c.http.write_timeout == std::chrono::seconds(20));
+  CHECK(c.http.idle_timeout == std::chrono::seconds(30));
+  CHECK(c.http.max_header_bytes == 32U * 1024U);
+  CHECK(c.http.max_body_bytes == 4U * 1024U * 1024U);
+  CHECK(c.http.threads == 8);
+  CHECK(c.http.webhook_rate_limit.per_second == 20);
+  CHECK(c.http.webhook_rate_limit.burst == 100);
+  CHECK(c.http.webhook_rate_limit.max_addresses == 5000);
   CHECK(c.shared_services == std::map<std::string, std::string>{{"erp", "http://erp-shared:8000"}});
   CHECK(c.backups.directory == "/var/backups/tm");
   CHECK(c.backups.concurrency == 3);
@@ -176,6 +196,12 @@ TEST_CASE("config: defaults of a minimal config") {
   CHECK(c.stacks.cert_resolver == "le");
   CHECK(c.http.listen == "127.0.0.1:8080");
   CHECK_FALSE(c.http.token.IsSet());
+  // The server's limits unset: HttpServerOptions' defaults apply.
+  CHECK_FALSE(c.http.max_connections.has_value());
+  CHECK_FALSE(c.http.header_timeout.has_value());
+  CHECK_FALSE(c.http.max_body_bytes.has_value());
+  CHECK_FALSE(c.http.threads.has_value());
+  CHECK_FALSE(c.http.webhook_rate_limit.per_second.has_value());
   CHECK(c.backups.directory == etc / "backups");
   CHECK(c.backups.concurrency == 2);
   CHECK(c.backups.keep_after_delete);
@@ -313,6 +339,24 @@ TEST_CASE("config: each rule") {
       {"token inline", m + "http: {token: abc}\n",
        "6:8: http.token: secrets may not be written in the config; use tokenEnv (an environment "
        "variable) or tokenFile (a file)"},
+      {"http connections zero", m + "http: {maxConnections: 0}\n",
+       "6:24: http.maxConnections: must be between 1 and 100000, got 0"},
+      {"http header timeout too long", m + "http: {headerTimeout: 2h}\n",
+       "6:23: http.headerTimeout: must be at most 1h"},
+      {"http idle timeout zero", m + "http: {idleTimeout: 0s}\n",
+       "6:21: http.idleTimeout: must be longer than 0s"},
+      {"http header bytes too small", m + "http: {maxHeaderBytes: 100}\n",
+       "6:24: http.maxHeaderBytes: must be between 1KiB and 1MiB, got 100 bytes"},
+      {"http body bytes too large", m + "http: {maxBodyBytes: 65537KiB}\n",
+       "6:22: http.maxBodyBytes: must be between 1KiB and 64MiB, got 67109888 bytes"},
+      {"http threads", m + "http: {threads: 65}\n",
+       "6:17: http.threads: must be between 1 and 64, got 65"},
+      {"http rate limit not a map", m + "http: {webhookRateLimit: 10}\n",
+       "6:26: http.webhookRateLimit: must be object, got integer 10"},
+      {"http rate limit zero", m + "http: {webhookRateLimit: {perSecond: 0}}\n",
+       "6:38: http.webhookRateLimit.perSecond: must be between 1 and 1000000, got 0"},
+      {"http rate limit unknown key", m + "http: {webhookRateLimit: {rate: 5}}\n",
+       "6:27: http.webhookRateLimit.rate: unknown field \"rate\""},
       {"stacks backend enum", m + "stacks: {backend: swarm}\n",
        "6:19: stacks.backend: must be one of \"directory\", \"portainer\", got \"swarm\""},
       {"portainer backend without portainer", m + "stacks: {backend: portainer}\n",

@@ -216,6 +216,29 @@ ProbeResult Probe(int port, const std::string& path, milliseconds timeout = seco
   return result;
 }
 
+// The value of one series in `metrics`' render ("name{label=\"value\"}"), or -1 when absent.
+long Sample(const Metrics& metrics, const std::string& series) {
+  const std::string text = metrics.Render();
+  const std::size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stol(text.substr(at + series.size() + 2));
+}
+
+long Rejected(const Metrics& metrics, const std::string& reason) {
+  return Sample(metrics, "tenant_master_http_rejected_total{reason=\"" + reason + "\"}");
+}
+
+// Waits up to 3 s for `condition`.
+template <class Condition>
+bool Eventually(Condition condition) {
+  const auto deadline = Clock::now() + seconds(3);
+  while (!condition()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return true;
+}
+
 // A server on 127.0.0.1:0 with the in-memory store; `options` as given, listen overridden.
 struct Served {
   FakeStore store;
@@ -600,6 +623,126 @@ TEST_CASE("http abuse: what cpp-httplib did stays: HEAD, 100-continue, pipelinin
     CHECK(Body(*answer).find(R"({"error":"bad request)") == 0);
     CHECK(connection.ClosedWithin(seconds(3)));
   }
+}
+
+TEST_CASE("http abuse: each refusal of the transport is counted by reason, no text in /metrics") {
+  HttpServerOptions options;
+  options.webhook_body_limit = 1024;
+  options.header_timeout = milliseconds(500);
+  options.body_timeout = milliseconds(500);
+  options.max_connections = 4;
+  options.max_body_bytes_in_flight = 1000;
+  Served served(options);
+  const int port = served.port();
+  const Metrics& metrics = served.metrics;
+  const auto answer = [port](const std::string& request) {
+    RawConnection connection(port);
+    REQUIRE(connection.Send(request));
+    const auto response = connection.ReadResponse(seconds(3));
+    return response ? Status(*response) : 0;
+  };
+  SUBCASE("header_too_large") {
+    CHECK(answer("GET /healthz HTTP/1.1\r\nX-Big: " + std::string(20'000, 'a') + "\r\n\r\n") ==
+          431);
+    CHECK(Rejected(metrics, "header_too_large") == 1);
+  }
+  SUBCASE("body_too_large") {
+    CHECK(answer("POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n") == 413);
+    CHECK(answer("PUT /api/v1/workspaces/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n") ==
+          413);
+    CHECK(Rejected(metrics, "body_too_large") == 2);
+  }
+  SUBCASE("bad_request") {
+    CHECK(answer("GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n") == 400);
+    CHECK(Rejected(metrics, "bad_request") == 1);
+  }
+  SUBCASE("timeout: a header and a body past their deadlines; an idle connection is no refusal") {
+    RawConnection header(port);
+    RawConnection body(port);
+    RawConnection idle(port);
+    REQUIRE(header.Send("GET /healthz HTTP/1.1\r\nX-Slow: a"));
+    REQUIRE(body.Send("POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}"));
+    CHECK(header.ClosedWithin(seconds(3)));
+    CHECK(body.ClosedWithin(seconds(3)));
+    CHECK(Rejected(metrics, "timeout") == 2);
+    CHECK(idle.ClosedWithin(seconds(8)));  // idle_timeout, 5 s
+    CHECK(Rejected(metrics, "timeout") == 2);
+  }
+  SUBCASE("too_many_connections, and the open connections gauge") {
+    std::vector<std::unique_ptr<RawConnection>> held;
+    for (int i = 0; i < 4; ++i) held.push_back(std::make_unique<RawConnection>(port));
+    CHECK(Eventually([&] { return Sample(metrics, "tenant_master_http_open_connections") == 4; }));
+    CHECK(Probe(port, "/healthz").status != 200);
+    CHECK(Rejected(metrics, "too_many_connections") == 1);
+    held.clear();
+    CHECK(Eventually([&] { return Sample(metrics, "tenant_master_http_open_connections") == 0; }));
+  }
+  SUBCASE("busy") {
+    const std::string head =
+        "POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
+    RawConnection first(port);
+    REQUIRE(first.Send(head + "{"));  // reserves the whole budget, body unfinished
+    std::this_thread::sleep_for(milliseconds(100));
+    CHECK(answer(head) == 503);
+    CHECK(Rejected(metrics, "busy") == 1);
+  }
+  // Only counts and fixed labels: nothing the clients sent.
+  const std::string text = metrics.Render();
+  CHECK(text.find("Bad Header") == std::string::npos);
+  CHECK(text.find("X-Slow") == std::string::npos);
+  CHECK(text.find("aaaa") == std::string::npos);
+}
+
+TEST_CASE("http abuse: webhooks over the per-address limit are answered 429, never stored") {
+  HttpServerOptions options;
+  options.webhook_rate_limit = {.per_second = 1, .burst = 3};
+  std::mutex mutex;
+  std::vector<std::string> senders;
+  HttpHandlers handlers;
+  handlers.webhook = [&](const WebhookRequest& request) {
+    const std::lock_guard lock(mutex);
+    senders.push_back(request.remote_address);
+    WebhookResult result;
+    result.verdict = Verdict::kBadSignature;
+    result.http_status = 401;
+    return result;
+  };
+  Served served(options, std::move(handlers));
+  RawConnection connection(served.port());
+  const std::string hook =
+      "POST /hooks/git HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\n"
+      "Content-Length: 2\r\n\r\n{}";
+  std::vector<std::string> responses;
+  for (int i = 0; i < 6; ++i) {  // one keep-alive connection: the 429s leave it open
+    REQUIRE(connection.Send(hook));
+    const auto response = connection.ReadResponse(seconds(2));
+    REQUIRE(response);
+    responses.push_back(*response);
+  }
+  for (int i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    CHECK(Status(responses[static_cast<std::size_t>(i)]) == (i < 3 ? 401 : 429));
+  }
+  const std::string& limited = responses.back();
+  CHECK(RawConnection::Lower(limited).find("\r\nretry-after: 1\r\n") != std::string::npos);
+  CHECK(Body(limited).find(R"({"error":"too many deliveries)") == 0);
+  CHECK(served.store.Snapshot().deliveries.size() == 3);
+  {
+    const std::lock_guard lock(mutex);
+    CHECK(senders == std::vector<std::string>(3, "127.0.0.1"));
+  }
+  const Metrics& metrics = served.metrics;
+  CHECK(Sample(metrics, R"(tenant_master_webhook_deliveries_total{verdict="bad_signature"})") == 3);
+  CHECK(Sample(metrics, R"(tenant_master_webhook_deliveries_total{verdict="rate_limited"})") == 3);
+  CHECK(Rejected(metrics, "rate_limited") == 3);
+  // The probes and the API are not limited.
+  for (int i = 0; i < 10; ++i) CHECK(Probe(served.port(), "/healthz").status == 200);
+  // A second later, one more token.
+  std::this_thread::sleep_for(milliseconds(1100));
+  REQUIRE(connection.Send(hook));
+  const auto again = connection.ReadResponse(seconds(2));
+  REQUIRE(again);
+  CHECK(Status(*again) == 401);
 }
 
 TEST_CASE("http listener: a request carries the peer's address and its decoded query") {

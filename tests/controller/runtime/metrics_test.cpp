@@ -18,7 +18,7 @@ namespace {
 
 using tmaster::controller::Metrics;
 
-constexpr std::array<const char*, 10> kFamilies{
+constexpr std::array<const char*, 12> kFamilies{
     "tenant_master_reconcile_total",
     "tenant_master_reconcile_duration_seconds",
     "tenant_master_workqueue_depth",
@@ -27,6 +27,8 @@ constexpr std::array<const char*, 10> kFamilies{
     "tenant_master_drift_corrected_total",
     "tenant_master_source_last_sync_timestamp_seconds",
     "tenant_master_webhook_deliveries_total",
+    "tenant_master_http_rejected_total",
+    "tenant_master_http_open_connections",
     "tenant_master_leader",
     "tenant_master_backup_last_success_timestamp_seconds",
 };
@@ -66,6 +68,8 @@ TEST_CASE("Metrics: every family has HELP and TYPE before any sample, with the r
       {"tenant_master_drift_corrected_total", "counter"},
       {"tenant_master_source_last_sync_timestamp_seconds", "gauge"},
       {"tenant_master_webhook_deliveries_total", "counter"},
+      {"tenant_master_http_rejected_total", "counter"},
+      {"tenant_master_http_open_connections", "gauge"},
       {"tenant_master_leader", "gauge"},
       {"tenant_master_backup_last_success_timestamp_seconds", "gauge"},
   };
@@ -76,7 +80,7 @@ TEST_CASE("Metrics: every family has HELP and TYPE before any sample, with the r
     CHECK(text.find(help) != std::string::npos);
     CHECK(text.find(type) != std::string::npos);
   }
-  // Exactly ten families: no stray TYPE lines.
+  // Exactly these families: no stray TYPE lines.
   std::size_t type_lines = 0;
   for (std::size_t at = text.find("# TYPE "); at != std::string::npos;
        at = text.find("# TYPE ", at + 1)) {
@@ -93,10 +97,16 @@ TEST_CASE("Metrics: pre-declared series start at 0; labeled families without sam
           "0");
   }
   for (const char* verdict : {"accepted", "ignored_branch", "ignored_event", "bad_signature",
-                              "missing_signature", "too_large", "malformed"}) {
+                              "missing_signature", "too_large", "malformed", "rate_limited"}) {
     CHECK(Value(metrics, std::string("tenant_master_webhook_deliveries_total{verdict=\"") +
                              verdict + "\"}") == "0");
   }
+  for (const char* reason : {"header_too_large", "body_too_large", "busy", "too_many_connections",
+                             "timeout", "bad_request", "rate_limited"}) {
+    CHECK(Value(metrics, std::string("tenant_master_http_rejected_total{reason=\"") + reason +
+                             "\"}") == "0");
+  }
+  CHECK(Value(metrics, "tenant_master_http_open_connections") == "0");
   CHECK(Value(metrics, "tenant_master_leader") == "0");
   CHECK(Value(metrics, "tenant_master_workqueue_depth") == "0");
   CHECK(Value(metrics, "tenant_master_workqueue_retries_total") == "0");
@@ -125,6 +135,13 @@ TEST_CASE("Metrics: counters increment per label value") {
   CHECK(Value(metrics, "tenant_master_webhook_deliveries_total{verdict=\"accepted\"}") == "1");
   CHECK(Value(metrics, "tenant_master_webhook_deliveries_total{verdict=\"bad_signature\"}") == "2");
   CHECK(Value(metrics, "tenant_master_webhook_deliveries_total{verdict=\"too_large\"}") == "0");
+  metrics.IncHttpRejected("timeout");
+  metrics.IncHttpRejected("timeout");
+  metrics.SetHttpOpenConnections(7);
+  metrics.SetHttpOpenConnections(4);
+  CHECK(Value(metrics, "tenant_master_http_rejected_total{reason=\"timeout\"}") == "2");
+  CHECK(Value(metrics, "tenant_master_http_rejected_total{reason=\"busy\"}") == "0");
+  CHECK(Value(metrics, "tenant_master_http_open_connections") == "4");
 }
 
 TEST_CASE("Metrics: gauges and the retries counter take the last value set") {

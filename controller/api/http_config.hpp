@@ -1,0 +1,16 @@
+#pragma once
+
+// The HTTP server's options from the operator config (`http.*`, README.md#config-reference):
+// what the config leaves unset keeps HttpServerOptions' default.
+
+#include "controller/api/http_server.hpp"
+#include "manifests/config.hpp"
+
+namespace tmaster::controller {
+
+/// `http.listen` and the limits `http` sets, over HttpServerOptions' defaults. The body bytes in
+/// flight across connections are raised to `maxBodyBytes` when that is larger (one body must
+/// always fit). The config loader has checked every range.
+HttpServerOptions HttpServerOptionsFrom(const manifests::HttpConfig& http);
+
+}  // namespace tmaster::controller
