@@ -44,6 +44,7 @@ using namespace tmaster;
 constexpr std::string_view kUsage =
     "usage: tenant-operator --config FILE [--workers N] [--state-dir DIR]\n"
     "       tenant-operator --config FILE --once [--deep] [--dry-run] [--workers N]\n"
+    "                       [--state-dir DIR]\n"
     "\n"
     "Without --once: the long-running controller. It watches the configured sources, keeps\n"
     "every workspace converged, serves /healthz, /readyz, /metrics, /api/v1/... and\n"
@@ -52,7 +53,8 @@ constexpr std::string_view kUsage =
     "cancelled, and if a worker still does not return within a second it exits 1.\n"
     "\n"
     "  --config FILE   operator config (YAML, see README.md)\n"
-    "  --state-dir DIR where git checkouts live, owned by this user, mode 0700 (default:\n"
+    "  --state-dir DIR where git checkouts (and --once's stack ledger, unless\n"
+    "                  stacks.ledgerFile is set) live, owned by this user, mode 0700 (default:\n"
     "                  $XDG_STATE_HOME/tenant-master, ~/.local/state/tenant-master, or\n"
     "                  /var/lib/tenant-master as root)\n"
     "  --once          run one full pass over every source, print one line per workspace,\n"
@@ -155,6 +157,34 @@ std::string StoreDatabase(const manifests::Config& config) {
   return parts->dbname;
 }
 
+/// The state folder: --state-dir, or the default for this user (may be empty: no HOME).
+std::filesystem::path StateFolder(const Args& args) {
+  if (!args.state_dir.empty()) return args.state_dir;
+  return controller::DefaultStateFolder(geteuid() == 0, std::getenv("XDG_STATE_HOME"),
+                                        std::getenv("HOME"));
+}
+
+/// Where `--once` keeps the Portainer backend's stack ledger without `stacks.ledgerFile`: in the
+/// private state folder (the same checks as the daemon's), one file per config file and Portainer
+/// URL, `stack-ledger-<16 hex digits of SHA-256 of both>`. A ledger entry's stack id is what
+/// proves a stack is ours, and ids are only unique within one Portainer: two configs (or one
+/// config pointed at another Portainer) must never share one. Empty under --dry-run when the
+/// folder does not exist yet (a dry run creates nothing and has no ledger to read).
+Outcome<std::filesystem::path> OnceLedgerFile(const Args& args, const manifests::Config& config) {
+  const std::filesystem::path folder = StateFolder(args);
+  std::error_code ec;
+  if (args.dry_run && !folder.empty() && !std::filesystem::exists(folder, ec)) {
+    return std::filesystem::path();
+  }
+  Outcome<std::filesystem::path> state = controller::PrepareStateFolder(folder);
+  if (!state) return state.failure();
+  std::filesystem::path config_path = std::filesystem::absolute(args.config, ec);
+  if (ec) config_path = args.config;
+  config_path = std::filesystem::weakly_canonical(config_path, ec);
+  const std::string key = config_path.string() + "\n" + config.stacks.portainer.url;
+  return *state / ("stack-ledger-" + crypto::Sha256Hex(key).substr(0, 16));
+}
+
 /// Waits for SIGTERM/SIGINT (blocked in every thread, see RunDaemon) and stops the daemon.
 class SignalWatcher {
  public:
@@ -249,11 +279,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   controller::MtRandom random;
 
   // A private folder: never a predictable name under /tmp another local user could plant.
-  Outcome<std::filesystem::path> state = controller::PrepareStateFolder(
-      args.state_dir.empty() ? controller::DefaultStateFolder(geteuid() == 0,
-                                                             std::getenv("XDG_STATE_HOME"),
-                                                             std::getenv("HOME"))
-                             : std::filesystem::path(args.state_dir));
+  Outcome<std::filesystem::path> state = controller::PrepareStateFolder(StateFolder(args));
   if (!state) {
     std::cerr << "tenant-operator: " << state.failure().message << "\n";
     return 1;
@@ -387,6 +413,19 @@ int Run(const Args& args) {
   } else {
     stack_gateway = stacks::MakeDirectoryBackend(config.stacks.directory);
     if (ledger_file.empty()) ledger_file = config.stacks.directory / ".tenant-master-ledger";
+  }
+  // The daemon keeps its ledger in the store (Daemon::Run); a ledger file it still reads at start
+  // and saves at exit, for a `--once` on the same config. `--once` keeps one in the state folder
+  // unless configured elsewhere: without it a stack whose Env marker was wiped by hand could not
+  // be told from a foreign one (docs/decisions.md#hardening-ii-issue-9).
+  if (args.once && ledger_file.empty()) {
+    Outcome<std::filesystem::path> file = OnceLedgerFile(args, config);
+    if (!file) {
+      std::cerr << "tenant-operator: stack ledger: " << file.failure().message
+                << " (or set stacks.ledgerFile)\n";
+      return 2;
+    }
+    ledger_file = *file;
   }
   stacks::StackLedger ledger;
   if (!ledger_file.empty()) {

@@ -1,16 +1,23 @@
 // End to end for dedicated workspaces: the built tenant-operator against the built portainer-sim
 // and a private PostgreSQL. Create, a no-op pass with zero writes, drift repaired, suspend and
 // resume, a version roll, and the faults of issue 4: a create that times out after Portainer
-// stored the stack, 500s, an endpoint down, a foreign stack holding the name.
+// stored the stack, 500s, an endpoint down, a foreign stack holding the name. And the stack
+// ledger on by default (issue 9): a stack whose Env was wiped by hand is repaired, by `--once`
+// (ledger in the state folder) and by the daemon across a restart (ledger in the store).
 #include <doctest/doctest.h>
 
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "tests/support/daemon_process.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/http_get.hpp"
 #include "tests/support/pg_server.hpp"
 #include "tests/support/process.hpp"
@@ -62,7 +69,9 @@ struct World {
   Fleet fleet;
   std::string config;
 
-  World() {
+  /// `ledger_file`: the config sets `stacks.ledgerFile`; without it the ledger's default place
+  /// applies (the state folder for `--once`, the store for the daemon).
+  explicit World(bool ledger_file = true) {
     config = dir.Write("operator.yaml",
                        "baseDomain: example.test\n"
                        "masterKeyEnv: E2E_MASTER_KEY\n"
@@ -75,16 +84,26 @@ struct World {
                        "    directory: " + fleet.path() + "\n"
                        "stacks:\n"
                        "  backend: portainer\n"
-                       "  portainer: {url: \"" + sim.BaseUrl() + "\", apiKeyEnv: E2E_PORTAINER_KEY}\n"
-                       "  ledgerFile: " + (dir.path() / "ledger").string() + "\n"
+                       "  portainer: {url: \"" + sim.BaseUrl() + "\", apiKeyEnv: E2E_PORTAINER_KEY}\n" +
+                       (ledger_file ? "  ledgerFile: " + (dir.path() / "ledger").string() + "\n"
+                                    : std::string()) +
                        "  edgeNetwork: edge\n"
-                       "  certResolver: le\n");
+                       "  certResolver: le\n"
+                       "store: {dsnEnv: E2E_STORE_DSN}\n"
+                       "http: {listen: \"127.0.0.1:0\"}\n");
   }
 
-  ProcessResult Once() {
-    ProcessResult r = RunProcess({kOperator, "--config", config, "--once"},
+  /// The state folder every run of this world is given (--state-dir).
+  [[nodiscard]] fs::path StateDir() const { return dir.path() / "state"; }
+
+  ProcessResult Once(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {kOperator,    "--config", config,
+                                     "--once",     "--state-dir", StateDir().string()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ProcessResult r = RunProcess(argv,
                                  {{"E2E_MASTER_KEY", kMasterKey},
                                   {"E2E_PG_DSN", pg.Dsn()},
+                                  {"E2E_STORE_DSN", pg.Dsn("tm_store_once")},
                                   {"E2E_PORTAINER_KEY", kApiKey}});
     // Secrets never reach the output.
     CHECK(r.out.find(kApiKey) == std::string::npos);
@@ -120,6 +139,38 @@ struct World {
     return n;
   }
   std::int64_t Requests() { return State().at("totalRequests").as_int64(); }
+
+  /// What a person does in Portainer's UI: the stack saved again with its Env emptied (the
+  /// file kept), through the API (PUT /api/stacks/{id}, /work/shared/contracts/portainer-api.md
+  /// 3.6). The marker TM_WORKSPACE goes with it; Portainer moves UpdateDate.
+  void WipeEnv(const json::object& stack) {
+    const std::string path = "/api/stacks/" + std::to_string(stack.at("Id").as_int64()) +
+                             "?endpointId=" + std::to_string(stack.at("EndpointId").as_int64());
+    json::object body;
+    body["StackFileContent"] = stack.at("StackFileContent");
+    body["Env"] = json::array();
+    body["Prune"] = false;
+    body["PullImage"] = false;
+    const HttpResponse r =
+        HttpRequest(sim.port(), "PUT", path,
+                    {{"X-API-Key", kApiKey}, {"Content-Type", "application/json"}},
+                    json::serialize(body));
+    INFO(r.error << " " << r.body);
+    REQUIRE(r.status == 200);
+  }
+
+  /// The daemon on this world's config, its store in database `store_db`.
+  std::unique_ptr<DaemonProcess> StartDaemon(const std::string& store_db, int n) {
+    auto daemon = std::make_unique<DaemonProcess>(DaemonProcess::Options{
+        .argv = {kOperator, "--config", config, "--state-dir", StateDir().string()},
+        .env = {{"E2E_MASTER_KEY", kMasterKey},
+                {"E2E_PG_DSN", pg.Dsn()},
+                {"E2E_STORE_DSN", pg.Dsn(store_db)},
+                {"E2E_PORTAINER_KEY", kApiKey}},
+        .log_file = (dir.path() / ("daemon-" + std::to_string(n) + ".log")).string()});
+    REQUIRE(daemon->WaitForHttpPort() != 0);
+    return daemon;
+  }
   /// Requests of `route` (a key of the sim's counters) so far.
   std::int64_t Count(const std::string& route) {
     const json::object state = State();
@@ -139,6 +190,32 @@ std::string EnvValue(const json::object& stack, const std::string& name) {
 
 std::string LineOf(const std::string& out, const std::string& workspace) {
   return LineStartingWith(out, workspace + " ");
+}
+
+/// The files of `folder` (names) and when each was last written; empty when it does not exist.
+std::map<std::string, fs::file_time_type> Files(const fs::path& folder) {
+  std::map<std::string, fs::file_time_type> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    files[entry.path().filename().string()] = entry.last_write_time();
+  }
+  return files;
+}
+
+/// `status.phase` and `status.lastError` of `workspace` in the daemon's API ("" when absent).
+std::pair<std::string, std::string> PhaseOf(int port, const std::string& workspace) {
+  const HttpResponse r = HttpGet(port, "/api/v1/workspaces/" + workspace);
+  if (r.status != 200) return {};
+  boost::system::error_code error;
+  const json::value root = json::parse(r.body, error);
+  if (error || !root.is_object()) return {};
+  const json::value* status = root.as_object().if_contains("status");
+  if (status == nullptr || !status->is_object()) return {};
+  auto text = [&](const char* key) {
+    const json::value* v = status->as_object().if_contains(key);
+    return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  return {text("phase"), text("lastError")};
 }
 
 }  // namespace
@@ -330,4 +407,103 @@ TEST_CASE("stacks e2e: a removed workspace's stack is deleted, within the deleti
       CHECK(w.StackCount(name) == 1);
     }
   }
+}
+
+TEST_CASE("stacks e2e: --once keeps the ledger in the state folder: an Env wiped by hand is repaired") {
+  World w(/*ledger_file=*/false);
+  w.fleet.Workspace("pg-one", 1);
+
+  // A dry run before anything: it plans a create, and writes no ledger (nor the state folder).
+  const ProcessResult dry = w.Once({"--dry-run"});
+  CAPTURE(dry.out);
+  CAPTURE(dry.err);
+  CHECK(w.StackCount("tm-pg-one") == 0);
+  CHECK_FALSE(fs::exists(w.StateDir()));
+
+  const ProcessResult first = w.Once();
+  CAPTURE(first.out);
+  CAPTURE(first.err);
+  REQUIRE(first.exit_code == 0);
+  const json::object created = w.Stack("tm-pg-one");
+  REQUIRE_FALSE(created.empty());
+  REQUIRE(EnvValue(created, "TM_WORKSPACE") == "pg-one");
+
+  // A no-op pass reads no stack file: the ledger vouches for it.
+  const ProcessResult second = w.Once();
+  CHECK(second.exit_code == 0);
+  CHECK(w.Count("GET /api/stacks/{id}/file") == 0);
+
+  w.WipeEnv(created);
+  REQUIRE(EnvValue(w.Stack("tm-pg-one"), "TM_WORKSPACE") == "<missing>");
+  // A dry run sees the repair it would make, and changes nothing (the ledger file included).
+  const std::map<std::string, fs::file_time_type> state_before = Files(w.StateDir());
+  const ProcessResult dry_again = w.Once({"--dry-run"});
+  CAPTURE(dry_again.out);
+  CHECK(dry_again.out.find("StackConflict") == std::string::npos);
+  CHECK(EnvValue(w.Stack("tm-pg-one"), "TM_WORKSPACE") == "<missing>");
+  CHECK(Files(w.StateDir()) == state_before);
+
+  const ProcessResult repaired = w.Once();
+  CAPTURE(repaired.out);
+  CAPTURE(repaired.err);
+  CHECK(repaired.exit_code == 0);
+  CHECK(repaired.out.find("StackConflict") == std::string::npos);
+  CHECK(LineOf(repaired.out, "pg-one").find(" Ready ") != std::string::npos);
+  const json::object after = w.Stack("tm-pg-one");
+  CHECK(after.at("Id").as_int64() == created.at("Id").as_int64());
+  CHECK(EnvValue(after, "TM_WORKSPACE") == "pg-one");
+  CHECK(EnvValue(after, "DB_PASSWORD") == EnvValue(created, "DB_PASSWORD"));
+  CHECK(w.StackCount("tm-pg-one") == 1);
+
+  // One ledger file, private, in the private state folder.
+  const std::map<std::string, fs::file_time_type> state = Files(w.StateDir());
+  REQUIRE(state.size() == 1);
+  const fs::path ledger = w.StateDir() / state.begin()->first;
+  CHECK(ledger.filename().string().rfind("stack-ledger-", 0) == 0);
+  CHECK((fs::status(ledger).permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write));
+  CHECK((fs::status(w.StateDir()).permissions() & fs::perms::all) == fs::perms::owner_all);
+}
+
+TEST_CASE("stacks e2e: the daemon keeps the ledger in the store: an Env wiped while it was down is repaired") {
+  World w(/*ledger_file=*/false);
+  w.fleet.Workspace("ph-one", 1);
+  const std::string store_db = "tm_store_stack_ledger";
+  (void)QueryValue(w.pg.Dsn("postgres"), "DROP DATABASE IF EXISTS " + store_db + " WITH (FORCE)");
+
+  json::object created;
+  {
+    auto daemon = w.StartDaemon(store_db, 1);
+    const int port = daemon->WaitForHttpPort();
+    INFO("log:\n" << daemon->Log());
+    REQUIRE(Eventually(
+        [&] {
+          created = w.Stack("tm-ph-one");
+          return !created.empty() && EnvValue(created, "TM_WORKSPACE") == "ph-one" &&
+                 PhaseOf(port, "ph-one").first == "Ready";
+        },
+        std::chrono::seconds(60), std::chrono::milliseconds(200)));
+    // The ledger's row is in the store, for this stack.
+    CHECK(QueryValue(w.pg.Dsn(store_db),
+                     "SELECT stack_id FROM tm_stack_ledger WHERE workspace = 'ph-one'") ==
+          std::to_string(created.at("Id").as_int64()));
+    REQUIRE(daemon->Terminate() == 0);
+  }
+
+  w.WipeEnv(created);
+  REQUIRE(EnvValue(w.Stack("tm-ph-one"), "TM_WORKSPACE") == "<missing>");
+
+  auto daemon = w.StartDaemon(store_db, 2);
+  const int port = daemon->WaitForHttpPort();
+  INFO("log:\n" << daemon->Log());
+  CHECK(Eventually([&] { return EnvValue(w.Stack("tm-ph-one"), "TM_WORKSPACE") == "ph-one"; },
+                   std::chrono::seconds(60), std::chrono::milliseconds(200)));
+  CHECK(Eventually([&] { return PhaseOf(port, "ph-one") == std::pair<std::string, std::string>{"Ready", ""}; },
+                   std::chrono::seconds(30), std::chrono::milliseconds(200)));
+  const json::object after = w.Stack("tm-ph-one");
+  CHECK(after.at("Id").as_int64() == created.at("Id").as_int64());
+  CHECK(EnvValue(after, "DB_PASSWORD") == EnvValue(created, "DB_PASSWORD"));
+  CHECK(w.StackCount("tm-ph-one") == 1);
+  CHECK(daemon->Log().find("StackConflict") == std::string::npos);
+  CHECK(daemon->Terminate() == 0);
 }
