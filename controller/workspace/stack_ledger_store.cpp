@@ -28,7 +28,7 @@ Outcome<std::size_t> LoadStackLedger(Store& store, const std::string& backend,
 
 stacks::StackLedger::Observer StackLedgerWriter(Store& store, std::string backend) {
   return [&store, backend = std::move(backend)](const std::string& workspace,
-                                                 const std::optional<stacks::LedgerEntry>& entry) {
+                                                const std::optional<stacks::LedgerEntry>& entry) {
     if (!entry) {
       if (Outcome<bool> erased = store.EraseStackLedger(workspace); !erased) {
         spdlog::warn("store: stack ledger of {}: {} (costs a stack file read later)", workspace,

@@ -1,10 +1,11 @@
 #pragma once
 
 // The daemon keeps its stack ledger (reconcilers/stacks/ledger.hpp) in the store, so what it
-// wrote to each stack survives restarts and leader changes (docs/decisions.md#hardening-ii-issue-9):
-// loaded at the start of each leadership term, written through on every change. The ledger stays
-// a cache: a failed store write costs a file read later (or, for a stack whose Env marker was
-// wiped by hand, a StackConflict until the next write), never a wrong plan.
+// wrote to each stack survives restarts and leader changes
+// (docs/decisions.md#hardening-ii-issue-9): loaded at the start of each leadership term, written
+// through on every change. The ledger stays a cache: a failed store write costs a file read later
+// (or, for a stack whose Env marker was wiped by hand, a StackConflict until the next write), never
+// a wrong plan.
 
 #include <cstddef>
 #include <string>

@@ -409,7 +409,7 @@ TEST_CASE("stacks e2e: a removed workspace's stack is deleted, within the deleti
   }
 }
 
-TEST_CASE("stacks e2e: --once keeps the ledger in the state folder: an Env wiped by hand is repaired") {
+TEST_CASE("stacks e2e: --once's ledger in the state folder: an Env wiped by hand is repaired") {
   World w(/*ledger_file=*/false);
   w.fleet.Workspace("pg-one", 1);
 
@@ -465,7 +465,7 @@ TEST_CASE("stacks e2e: --once keeps the ledger in the state folder: an Env wiped
   CHECK((fs::status(w.StateDir()).permissions() & fs::perms::all) == fs::perms::owner_all);
 }
 
-TEST_CASE("stacks e2e: the daemon keeps the ledger in the store: an Env wiped while it was down is repaired") {
+TEST_CASE("stacks e2e: the daemon's ledger in the store: an Env wiped while down is repaired") {
   World w(/*ledger_file=*/false);
   w.fleet.Workspace("ph-one", 1);
   const std::string store_db = "tm_store_stack_ledger";
@@ -498,8 +498,9 @@ TEST_CASE("stacks e2e: the daemon keeps the ledger in the store: an Env wiped wh
   INFO("log:\n" << daemon->Log());
   CHECK(Eventually([&] { return EnvValue(w.Stack("tm-ph-one"), "TM_WORKSPACE") == "ph-one"; },
                    std::chrono::seconds(60), std::chrono::milliseconds(200)));
-  CHECK(Eventually([&] { return PhaseOf(port, "ph-one") == std::pair<std::string, std::string>{"Ready", ""}; },
-                   std::chrono::seconds(30), std::chrono::milliseconds(200)));
+  const std::pair<std::string, std::string> ready{"Ready", ""};
+  CHECK(Eventually([&] { return PhaseOf(port, "ph-one") == ready; }, std::chrono::seconds(30),
+                   std::chrono::milliseconds(200)));
   const json::object after = w.Stack("tm-ph-one");
   CHECK(after.at("Id").as_int64() == created.at("Id").as_int64());
   CHECK(EnvValue(after, "DB_PASSWORD") == EnvValue(created, "DB_PASSWORD"));

@@ -59,11 +59,12 @@ TEST_CASE("stack ledger store: changes are written through and load back into a 
                                          .file_digest = crypto::Sha256Hex(one.file)});
 
   // A restart: a new ledger, loaded from the store; rows of another backend are not loaded.
-  REQUIRE(store.PutStackLedger({.workspace = "elsewhere",
-                                .backend = "portainer https://b.example.test",
-                                .stack_id = 6,
-                                .update_date = 1,
-                                .file_digest = crypto::Sha256Hex("x")})
+  REQUIRE(store
+              .PutStackLedger({.workspace = "elsewhere",
+                               .backend = "portainer https://b.example.test",
+                               .stack_id = 6,
+                               .update_date = 1,
+                               .file_digest = crypto::Sha256Hex("x")})
               .ok());
   stacks::StackLedger restarted;
   restarted.Put("from-file", {3, 30, crypto::Sha256Hex("f")});
