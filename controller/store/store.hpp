@@ -149,6 +149,41 @@ inline std::optional<Failure> CheckStackLedgerRow(const StackLedgerRow& row) {
   return std::nullopt;
 }
 
+/// One managed API token (docs/api.md#authentication; controller/api/auth.hpp). The token itself
+/// (`tmt_<id>_<secret>`) is never stored: only the SHA-256 of the whole token.
+struct ApiToken {
+  std::string id;      ///< 10 lower-case base32 characters (`[a-z2-7]{10}`), public
+  std::string digest;  ///< lower-case hex SHA-256 of the whole token
+  std::string role;    ///< "admin" or "viewer"
+  std::string description;
+  std::int64_t created_unix = 0;  ///< seconds since the epoch
+  std::int64_t expires_unix = 0;  ///< seconds since the epoch; refused from this second on
+  std::optional<std::int64_t> last_used_unix;  ///< nullopt: never used
+  std::optional<std::int64_t> revoked_unix;    ///< nullopt: not revoked
+
+  friend bool operator==(const ApiToken&, const ApiToken&) = default;
+};
+
+/// nullopt when `token` may be stored; else Stalled `InvalidValue` naming the field (an id that
+/// is not 10 base32 characters, a digest that is not 64 lower-case hex digits, a role other than
+/// admin or viewer). Both stores use it.
+inline std::optional<Failure> CheckApiToken(const ApiToken& token) {
+  const auto bad = [&token](std::string_view what) {
+    return Failure::Stalled("InvalidValue",
+                            "API token \"" + token.id + "\": " + std::string(what));
+  };
+  if (token.id.size() != 10 ||
+      token.id.find_first_not_of("abcdefghijklmnopqrstuvwxyz234567") != std::string::npos) {
+    return bad("id must be 10 lower-case base32 characters");
+  }
+  if (token.digest.size() != 64 ||
+      token.digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return bad("digest must be 64 lower-case hex digits");
+  }
+  if (token.role != "admin" && token.role != "viewer") return bad("role must be admin or viewer");
+  return std::nullopt;
+}
+
 /// What one `Prune` removed.
 struct Pruned {
   std::int64_t events = 0;
@@ -225,6 +260,19 @@ class Store {
   virtual Outcome<Done> PutStackLedger(const StackLedgerRow& row) = 0;
   /// Removes the row of `workspace`; true when there was one.
   virtual Outcome<bool> EraseStackLedger(const std::string& workspace) = 0;
+
+  /// Stores a new managed API token (CheckApiToken first). Stalled `TokenExists` when a token
+  /// with that id is already stored (revoked or not: ids are never reused).
+  virtual Outcome<Done> CreateToken(const ApiToken& token) = 0;
+  /// The token with that id, revoked and expired ones included; nullopt when none.
+  virtual Outcome<std::optional<ApiToken>> FindToken(const std::string& id) = 0;
+  /// Every token, revoked and expired ones included, ordered by creation then id.
+  virtual Outcome<std::vector<ApiToken>> ListTokens() = 0;
+  /// Marks the token revoked at `at_unix`; false when there is no such token or it was already
+  /// revoked (the first revocation's time stays).
+  virtual Outcome<bool> RevokeToken(const std::string& id, std::int64_t at_unix) = 0;
+  /// Records a use of the token at `at_unix` (its last use); nothing when there is no such token.
+  virtual Outcome<Done> TouchToken(const std::string& id, std::int64_t at_unix) = 0;
 
   /// Removes the events and deliveries beyond the retention (older than its age, or beyond its
   /// count, oldest first). The daemon's leader calls it every few minutes.

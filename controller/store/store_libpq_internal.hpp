@@ -3,7 +3,8 @@
 // Internal to tm_store_libpq: what the files of the store's libpq adapter share. The adapter is
 // split along its seams: the connector (this header, store_libpq_connector.cpp), the schema
 // (store_libpq_schema.cpp), workspaces and their status (store_libpq_workspaces.cpp), sources,
-// events, webhook deliveries and the stack ledger (store_libpq_records.cpp), and the leader lock
+// events, webhook deliveries and the stack ledger (store_libpq_records.cpp), the managed API
+// tokens (store_libpq_tokens.cpp), and the leader lock
 // (leader_lock_libpq.cpp). Nothing outside this folder includes it.
 
 #include <libpq-fe.h>
@@ -140,6 +141,13 @@ class LibpqStore final : public Store {
   Outcome<std::vector<StackLedgerRow>> ListStackLedger(const std::string& backend) override;
   Outcome<Done> PutStackLedger(const StackLedgerRow& row) override;
   Outcome<bool> EraseStackLedger(const std::string& workspace) override;
+
+  // store_libpq_tokens.cpp
+  Outcome<Done> CreateToken(const ApiToken& token) override;
+  Outcome<std::optional<ApiToken>> FindToken(const std::string& id) override;
+  Outcome<std::vector<ApiToken>> ListTokens() override;
+  Outcome<bool> RevokeToken(const std::string& id, std::int64_t at_unix) override;
+  Outcome<Done> TouchToken(const std::string& id, std::int64_t at_unix) override;
 
  private:
   Outcome<PGconn*> Connection();

@@ -119,6 +119,18 @@ CREATE TABLE tm_stack_ledger (
   updated_at timestamptz NOT NULL DEFAULT now()
 );
 )SQL"},
+    {5, "managed API tokens", R"SQL(
+CREATE TABLE tm_api_tokens (
+  id text PRIMARY KEY CHECK (id ~ '^[a-z2-7]{10}$'),
+  digest text NOT NULL CHECK (digest ~ '^[0-9a-f]{64}$'),
+  role text NOT NULL CHECK (role IN ('admin', 'viewer')),
+  description text NOT NULL,
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  last_used_at timestamptz,
+  revoked_at timestamptz
+);
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

@@ -65,15 +65,15 @@ TEST_CASE("Migrate twice is a no-op: one version row per migration") {
   auto store = OpenStore();
   const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
   const std::string rows = QueryValue(StoreDsn(), count_sql);
-  CHECK(rows == "4");  // one row per migration
+  CHECK(rows == "5");  // one row per migration
   const std::string versions_sql =
       "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5");
   REQUIRE(store->Migrate().ok());
   auto other = MakeLibpqStore(Secret(StoreDsn()));
   REQUIRE(other->Migrate().ok());
   CHECK(QueryValue(StoreDsn(), count_sql) == rows);
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
 }
@@ -374,7 +374,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn,
                    "SELECT string_agg(version::text, ',' ORDER BY version)"
-                   " FROM tm_schema_version") == "1,2,3,4");
+                   " FROM tm_schema_version") == "1,2,3,4,5");
 
   std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
   REQUIRE(old.has_value());
@@ -393,7 +393,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE(store->PutStatus(updated).ok());
   CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "4");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "5");
 }
 
 TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
@@ -913,16 +913,17 @@ TEST_CASE("stack ledger: a row the ledger could not have written is refused, nam
                    "SELECT count(*) FROM tm_stack_ledger WHERE workspace IN ('sl-zero', 'sl-upper')") == "0");
 }
 
-TEST_CASE("a store at schema v3 is upgraded to v4 (the stack ledger) and keeps its rows") {
+TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the API tokens) and keeps its rows") {
   PgServer& server = PgServer::Shared();
   const std::string admin = server.Dsn("postgres");
   (void)QueryValue(admin, "DROP DATABASE IF EXISTS tm_store_v3 WITH (FORCE)");
   (void)QueryValue(admin, "CREATE DATABASE tm_store_v3");
   const std::string dsn = server.Dsn("tm_store_v3");
   // A v3 store as the operator of issue 11 left it: migrations 1 to 3 are released and frozen,
-  // so running them and taking v4 back out gives exactly that schema.
+  // so running them and taking v4 and v5 back out gives exactly that schema.
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  Execute(dsn, "DROP TABLE tm_stack_ledger; DELETE FROM tm_schema_version WHERE version = 4");
+  Execute(dsn, "DROP TABLE tm_stack_ledger, tm_api_tokens;"
+               " DELETE FROM tm_schema_version WHERE version >= 4");
   {
     auto v3 = MakeLibpqStore(Secret(dsn));
     Must(v3->UpsertSpec("v3-acme", "dir", "r1", "{}"));
@@ -936,7 +937,7 @@ TEST_CASE("a store at schema v3 is upgraded to v4 (the stack ledger) and keeps i
   Outcome<Done> migrated = store->Migrate();
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn, "SELECT string_agg(version::text, ',' ORDER BY version)"
-                        " FROM tm_schema_version") == "1,2,3,4");
+                        " FROM tm_schema_version") == "1,2,3,4,5");
   std::optional<StoredWorkspace> kept = Must(store->Get("v3-acme"));
   REQUIRE(kept.has_value());
   CHECK(kept->stack_endpoint == 2);
@@ -947,7 +948,94 @@ TEST_CASE("a store at schema v3 is upgraded to v4 (the stack ledger) and keeps i
   REQUIRE(store->PutStackLedger(row).ok());
   CHECK(Must(store->ListStackLedger("b")) == std::vector<StackLedgerRow>{row});
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "4");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "5");
+}
+
+namespace {
+
+// A token row as the API would store it for `token` (the whole `tmt_<id>_<secret>` text).
+ApiToken TokenRow(const std::string& id, const std::string& role, std::int64_t created,
+                  std::int64_t expires) {
+  ApiToken token;
+  token.id = id;
+  token.digest = crypto::Sha256Hex("tmt_" + id + "_secret-of-" + id);
+  token.role = role;
+  token.description = "token " + id + " for \"ci\"";
+  token.created_unix = created;
+  token.expires_unix = expires;
+  return token;
+}
+
+}  // namespace
+
+TEST_CASE("API tokens (schema v5): create, find, list in creation order, touch, revoke; survive a restart") {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_api_tokens");
+  const ApiToken ci = TokenRow("abcdefgh23", "admin", 1'800'000'000, 1'802'592'000);
+  const ApiToken view = TokenRow("zzzzzzzz77", "viewer", 1'799'999'000, 1'800'043'200);
+  REQUIRE(store->CreateToken(ci).ok());
+  REQUIRE(store->CreateToken(view).ok());
+  CHECK(Must(store->FindToken("abcdefgh23")) == std::optional<ApiToken>(ci));
+  CHECK_FALSE(Must(store->FindToken("nosuchtok2")).has_value());
+  CHECK(Must(store->ListTokens()) == std::vector<ApiToken>{view, ci});
+
+  // An id is never reused, revoked or not.
+  Outcome<Done> again = store->CreateToken(TokenRow("abcdefgh23", "viewer", 1, 2));
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.failure().reason == "TokenExists");
+
+  // The last use only moves forward.
+  REQUIRE(store->TouchToken("abcdefgh23", 1'800'000'100).ok());
+  REQUIRE(store->TouchToken("abcdefgh23", 1'800'000'050).ok());
+  REQUIRE(store->TouchToken("nosuchtok2", 1'800'000'050).ok());
+  CHECK(Must(store->FindToken("abcdefgh23"))->last_used_unix == 1'800'000'100);
+
+  CHECK(Must(store->RevokeToken("abcdefgh23", 1'800'000'200)));
+  CHECK_FALSE(Must(store->RevokeToken("abcdefgh23", 1'800'000'300)));  // the first time stays
+  CHECK_FALSE(Must(store->RevokeToken("nosuchtok2", 1'800'000'300)));
+
+  auto reopened = OpenStore();
+  const std::optional<ApiToken> revoked = Must(reopened->FindToken("abcdefgh23"));
+  REQUIRE(revoked.has_value());
+  CHECK(revoked->revoked_unix == 1'800'000'200);
+  CHECK(revoked->last_used_unix == 1'800'000'100);
+  CHECK(revoked->digest == ci.digest);
+  CHECK(revoked->description == ci.description);
+  // Only the digest is stored: nothing of the token's secret is in the table.
+  CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_api_tokens WHERE digest LIKE '%secret%'"
+                               " OR description LIKE '%secret-of%'") == "0");
+}
+
+TEST_CASE("API tokens: a row the API could not have written is refused, naming the token") {
+  auto store = OpenStore();
+  ApiToken bad_id = TokenRow("ABCDEFGH23", "admin", 1, 2);
+  ApiToken bad_role = TokenRow("rolerole23", "root", 1, 2);
+  ApiToken bad_digest = TokenRow("digest2345", "admin", 1, 2);
+  bad_digest.digest = "not-hex";
+  for (const ApiToken& token : {bad_id, bad_role, bad_digest}) {
+    CAPTURE(token.id);
+    Outcome<Done> created = store->CreateToken(token);
+    REQUIRE_FALSE(created.ok());
+    CHECK(created.failure().reason == "InvalidValue");
+    CHECK(created.failure().message.find(token.id) != std::string::npos);
+  }
+  CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_api_tokens WHERE id IN"
+                               " ('ABCDEFGH23', 'rolerole23', 'digest2345')") == "0");
+}
+
+TEST_CASE("API tokens: the lookup the API makes on each request costs well under a millisecond") {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_api_tokens");
+  REQUIRE(store->CreateToken(TokenRow("timing2345", "viewer", 1'800'000'000, 1'900'000'000)).ok());
+  REQUIRE(Must(store->FindToken("timing2345")).has_value());  // connected and warm
+  constexpr int kLookups = 2000;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kLookups; ++i) REQUIRE(Must(store->FindToken("timing2345")).has_value());
+  const auto per_lookup = (std::chrono::steady_clock::now() - start) / kLookups;
+  MESSAGE("FindToken: "
+          << std::chrono::duration_cast<std::chrono::microseconds>(per_lookup).count()
+          << " us per lookup on a local PostgreSQL");
+  CHECK(per_lookup < std::chrono::milliseconds(2));
 }
 
 }  // namespace tmaster::controller
