@@ -35,6 +35,7 @@ class FakeStore final : public controller::Store {
     std::vector<controller::Event> events;                ///< in appending order (oldest first)
     std::vector<controller::WebhookDelivery> deliveries;  ///< in recording order (oldest first)
     std::map<std::string, controller::StackLedgerRow> stack_ledger;  ///< by workspace
+    std::map<std::string, controller::ApiToken> tokens;               ///< by id
   };
 
   /// The failure injected calls return unless the test gives its own.
@@ -305,6 +306,55 @@ class FakeStore final : public controller::Store {
     const std::lock_guard lock(mutex_);
     if (auto failed = Enter("EraseStackLedger")) return *failed;
     return state_.stack_ledger.erase(workspace) > 0;
+  }
+
+  Outcome<Done> CreateToken(const controller::ApiToken& token) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("CreateToken")) return *failed;
+    if (std::optional<Failure> bad = controller::CheckApiToken(token)) return *bad;
+    if (!state_.tokens.emplace(token.id, token).second) {
+      return Failure::Stalled("TokenExists", "an API token with id \"" + token.id +
+                                                 "\" already exists");
+    }
+    return Ok();
+  }
+
+  Outcome<std::optional<controller::ApiToken>> FindToken(const std::string& id) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("FindToken")) return *failed;
+    const auto found = state_.tokens.find(id);
+    if (found == state_.tokens.end()) return std::optional<controller::ApiToken>();
+    return std::optional<controller::ApiToken>(found->second);
+  }
+
+  Outcome<std::vector<controller::ApiToken>> ListTokens() override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListTokens")) return *failed;
+    std::vector<controller::ApiToken> out;
+    for (const auto& [id, token] : state_.tokens) out.push_back(token);
+    std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+      return a.created_unix < b.created_unix;
+    });
+    return out;
+  }
+
+  Outcome<bool> RevokeToken(const std::string& id, std::int64_t at_unix) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("RevokeToken")) return *failed;
+    const auto found = state_.tokens.find(id);
+    if (found == state_.tokens.end() || found->second.revoked_unix) return false;
+    found->second.revoked_unix = at_unix;
+    return true;
+  }
+
+  Outcome<Done> TouchToken(const std::string& id, std::int64_t at_unix) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("TouchToken")) return *failed;
+    const auto found = state_.tokens.find(id);
+    if (found == state_.tokens.end()) return Ok();
+    std::optional<std::int64_t>& last = found->second.last_used_unix;
+    if (!last || *last < at_unix) last = at_unix;
+    return Ok();
   }
 
   Outcome<std::vector<controller::WebhookDelivery>> ListDeliveries(std::int64_t limit) override {
