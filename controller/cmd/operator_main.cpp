@@ -22,6 +22,7 @@
 #include "common/pq/dsn.hpp"
 #include "common/scrub.hpp"
 #include "controller/daemon/daemon.hpp"
+#include "controller/api/http_config.hpp"
 #include "controller/api/http_server.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
@@ -328,7 +329,8 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   handlers.webhook = [&daemon](const controller::WebhookRequest& request) {
     return daemon.HandleWebhook(request);
   };
-  controller::HttpServer http(*store, metrics, std::move(handlers), {.listen = config.http.listen});
+  controller::HttpServer http(*store, metrics, std::move(handlers),
+                            controller::HttpServerOptionsFrom(config.http));
   if (Outcome<Done> started = http.Start(); !started) {
     std::cerr << "tenant-operator: " << ScrubProcessSecrets(started.failure().message) << '\n';
     return 2;
