@@ -17,7 +17,7 @@ namespace {
 // `---` or `...` alone or followed by whitespace (YAML 1.2's document markers).
 bool IsDocumentMarker(std::string_view line, std::string_view marker) {
   if (line.substr(0, 3) != marker) return false;
-  return line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r';
+  return line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r' || line[3] == '\n';
 }
 
 bool HasContent(std::string_view line) {

@@ -1,6 +1,7 @@
 #include "controller/cli/json_util.hpp"
 
-#include <cstdio>
+#include <charconv>
+#include <cmath>
 
 #include "controller/cli/format.hpp"
 
@@ -29,7 +30,20 @@ std::string Text(const json::value* value, std::string_view fallback) {
     return std::string(fallback);
   }
   if (const json::string* text = value->if_string()) return std::string(text->data(), text->size());
+  if (value->is_number()) return NumberText(*value);
   return json::serialize(*value);
+}
+
+std::string NumberText(const json::value& value) {
+  if (const std::int64_t* i = value.if_int64()) return std::to_string(*i);
+  if (const std::uint64_t* u = value.if_uint64()) return std::to_string(*u);
+  const double* d = value.if_double();
+  if (d == nullptr) return {};
+  if (!std::isfinite(*d)) return "null";  // JSON has no infinities; Boost.JSON never parses one
+  char buffer[32];
+  const auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, *d);
+  if (error != std::errc()) return json::serialize(value);
+  return std::string(buffer, end);
 }
 
 const json::array* ArrayAt(const json::value& root, std::string_view key) {
@@ -79,7 +93,7 @@ void AppendPretty(std::string& out, const json::value& value, int depth) {
     out += ']';
     return;
   }
-  out += json::serialize(value);
+  out += value.is_number() ? NumberText(value) : json::serialize(value);
 }
 
 }  // namespace

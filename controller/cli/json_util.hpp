@@ -23,6 +23,10 @@ const json::value* At(const json::value& root, std::initializer_list<std::string
 /// anything else: `fallback`.
 std::string Text(const json::value* value, std::string_view fallback = "");
 
+/// A number as people write it: `1.25`, not Boost.JSON's `1.25E0` (the shortest text that reads
+/// back as the same double; integers as integers). Empty for a value that is not a number.
+std::string NumberText(const json::value& value);
+
 /// The array at `key` of an object, or nullptr.
 const json::array* ArrayAt(const json::value& root, std::string_view key);
 

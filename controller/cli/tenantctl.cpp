@@ -512,15 +512,21 @@ int Session::Token() {
   return Usage("token: expected create, list or revoke");
 }
 
+// `tenantctl VERSION` first, as before the API (scripts and tests read that line), then the
+// server's. An unreachable server or one without the route is said on stderr, and the exit stays
+// 0: the client's version was printed, which is what `version` is asked first.
 int Session::Version() {
-  out() << "Client Version: " << world_.version << '\n';
+  out() << "tenantctl " << world_.version << '\n';
   if (command_.client_only) return 0;
   if (std::optional<int> code = Connect()) return *code;
   Outcome<Response> response = Call("GET", "/api/v1/version", {});
-  if (!response) return Fail(response.failure().message);
+  if (!response) {
+    Fail("server version unknown: " + response.failure().message);
+    return 0;
+  }
   const std::optional<json::value> answer = detail::ParseJson(response->body);
-  out() << "Server Version: " << (answer ? Text(At(*answer, {"version"}), "unknown") : "unknown")
-        << '\n';
+  out() << "server " << (answer ? Text(At(*answer, {"version"}), "unknown") : "unknown") << " ("
+        << client_->server() << ")\n";
   return 0;
 }
 

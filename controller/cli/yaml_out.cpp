@@ -76,8 +76,8 @@ void Emit(YAML::Emitter& out, const json::value& value) {
       out << (value.get_bool() ? "true" : "false");
       return;
     default:
-      // Numbers as JSON writes them (yaml-cpp's own formatting of doubles differs).
-      out << json::serialize(value);
+      // Numbers as people write them (neither yaml-cpp's nor Boost.JSON's `1.25E0`).
+      out << NumberText(value);
       return;
   }
 }

@@ -1,0 +1,99 @@
+// tenantctl's command line (controller/cli/args.hpp): flags anywhere, kubectl's spellings, and a
+// clear error for what is not understood.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "controller/cli/args.hpp"
+
+namespace {
+
+using tmaster::cli::Command;
+using tmaster::cli::ParseCommand;
+using tmaster::cli::ParseDuration;
+
+Command Parsed(const std::vector<std::string>& args) {
+  auto parsed = ParseCommand(args);
+  REQUIRE_MESSAGE(parsed.ok(), (parsed.ok() ? "" : parsed.failure().message));
+  return *parsed;
+}
+
+std::string ErrorOf(const std::vector<std::string>& args) {
+  auto parsed = ParseCommand(args);
+  REQUIRE(!parsed.ok());
+  CHECK(parsed.failure().reason == "Usage");
+  return parsed.failure().message;
+}
+
+}  // namespace
+
+TEST_CASE("cli args: the verb, its words and flags in any order, in every kubectl spelling") {
+  const Command get = Parsed({"-o", "wide", "get", "workspaces", "-l", "plan=enterprise",
+                              "--server=https://tm:8443", "--limit", "20"});
+  CHECK(get.verb == "get");
+  CHECK(get.positionals == std::vector<std::string>{"workspaces"});
+  CHECK(get.output == "wide");
+  CHECK(get.selector == "plan=enterprise");
+  CHECK(get.connection.server == "https://tm:8443");
+  CHECK(get.limit == 20);
+
+  CHECK(Parsed({"get", "ws", "-ojson"}).output == "json");
+  CHECK(Parsed({"get", "ws", "--output", "yaml"}).output == "yaml");
+  CHECK(Parsed({"get", "ws", "-o=name"}).output == "name");
+  CHECK(Parsed({"get", "ws"}).output == "table");
+
+  const Command apply = Parsed({"apply", "-f", "a.yaml", "--filename=dir", "-f", "-", "--force"});
+  CHECK(apply.files == std::vector<std::string>{"a.yaml", "dir", "-"});
+  CHECK(apply.force);
+
+  const Command wait =
+      Parsed({"reconcile", "workspace", "acme", "--wait", "--timeout", "2m"});
+  CHECK(wait.positionals == std::vector<std::string>{"workspace", "acme"});
+  CHECK(wait.wait);
+  CHECK(wait.timeout == std::chrono::seconds(120));
+  CHECK(Parsed({"reconcile", "workspace", "acme"}).timeout == std::chrono::seconds(60));
+
+  const Command token = Parsed({"token", "create", "--role", "viewer", "--ttl", "30d",
+                                "--description", "ci deploy", "--token", "secret-value",
+                                "--insecure-skip-tls-verify", "--certificate-authority", "ca.pem"});
+  CHECK(token.role == "viewer");
+  CHECK(token.ttl == "30d");
+  CHECK(token.description == "ci deploy");
+  CHECK(token.connection.token == "secret-value");
+  CHECK(token.connection.insecure_skip_tls_verify);
+  CHECK(token.connection.certificate_authority == "ca.pem");
+
+  CHECK(Parsed({"get", "--", "-odd-name"}).positionals == std::vector<std::string>{"-odd-name"});
+  CHECK(Parsed({"--help"}).help);
+}
+
+TEST_CASE("cli args: an unknown flag, a missing value, a bad -o, number or duration is named") {
+  CHECK(ErrorOf({"get", "ws", "--outptu", "json"}) == "unknown flag --outptu");
+  CHECK(ErrorOf({"get", "ws", "-x"}) == "unknown flag -x");
+  CHECK(ErrorOf({"get", "ws", "-o"}) == "-o needs a value");
+  CHECK(ErrorOf({"get", "ws", "-o", "xml"}).find("\"xml\" is not one of table, wide, json, "
+                                                 "yaml, name") != std::string::npos);
+  CHECK(ErrorOf({"get", "ws", "--limit", "0"}).find("--limit") != std::string::npos);
+  CHECK(ErrorOf({"get", "ws", "--chunk-size", "5000"}).find("--chunk-size") != std::string::npos);
+  CHECK(ErrorOf({"reconcile", "--timeout", "soon"}).find("--timeout: \"soon\"") !=
+        std::string::npos);
+  CHECK(ErrorOf({"token", "create", "--role", "root"}).find("admin or viewer") !=
+        std::string::npos);
+  CHECK(ErrorOf({"reconcile", "--wait=maybe"}) == "--wait takes no value");
+}
+
+TEST_CASE("cli args: durations") {
+  CHECK(ParseDuration("90s") == std::chrono::seconds(90));
+  CHECK(ParseDuration("5m") == std::chrono::seconds(300));
+  CHECK(ParseDuration("2h") == std::chrono::seconds(7200));
+  CHECK(ParseDuration("30d") == std::chrono::seconds(30 * 86400));
+  CHECK(ParseDuration("1h30m") == std::chrono::seconds(5400));
+  CHECK(ParseDuration("45") == std::chrono::seconds(45));
+  CHECK_FALSE(ParseDuration(""));
+  CHECK_FALSE(ParseDuration("0s"));
+  CHECK_FALSE(ParseDuration("5w"));
+  CHECK_FALSE(ParseDuration("1h30"));
+  CHECK_FALSE(ParseDuration("-5m"));
+  CHECK_FALSE(ParseDuration("99999d"));
+}

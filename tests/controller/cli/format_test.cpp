@@ -1,0 +1,266 @@
+// How tenantctl prints (controller/cli/format.hpp): kubectl's tables and AGE, wide, name, and
+// JSON and YAML that parse back to the same value. Fixed JSON objects in, text out.
+#include <doctest/doctest.h>
+
+#include <yaml-cpp/yaml.h>
+
+#include <boost/json.hpp>
+
+#include <string>
+
+#include "controller/cli/format.hpp"
+
+namespace {
+
+namespace json = boost::json;
+using tmaster::cli::AlignColumns;
+using tmaster::cli::DescribeWorkspace;
+using tmaster::cli::FormatAge;
+using tmaster::cli::FormatItems;
+using tmaster::cli::FormatObject;
+using tmaster::cli::ParseRfc3339;
+using tmaster::cli::Resource;
+using tmaster::cli::SummarizePlan;
+using tmaster::cli::WorkspaceSince;
+
+// 2026-12-03T12:00:00Z
+constexpr std::int64_t kNow = 1796299200;
+
+// Two workspaces as the API serves them: acme Ready for 3 days (its status' earliest time),
+// beta created 90 s ago (metadata.creationTimestamp wins) and failing, with a two-line message.
+constexpr const char* kItems = R"([
+ {"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace",
+  "metadata":{"name":"acme","generation":3,"labels":{"plan":"enterprise"},
+              "annotations":{"tenantmaster.io/source":"fleet"}},
+  "spec":{"product":"erp","mode":"dedicated","subdomain":"8000","suspend":false},
+  "status":{"phase":"Ready","observedGeneration":3,
+            "conditions":[{"type":"Ready","status":"True","reason":"Converged",
+                           "message":"up to date","lastTransitionTime":"2026-11-30T12:00:00Z"}],
+            "lastRuns":[{"start":"2026-12-03T11:00:00Z","durationSeconds":1.25,
+                         "result":"Succeeded","reason":"Converged"}]}},
+ {"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace",
+  "metadata":{"name":"beta-long-name","creationTimestamp":"2026-12-03T11:58:30Z"},
+  "spec":{"product":"shop","mode":"shared"},
+  "status":{"phase":"Degraded","lastError":"x",
+            "conditions":[{"type":"Ready","status":"False","reason":"DatabaseUnreachable",
+                           "message":"cluster main:\nconnection refused",
+                           "lastTransitionTime":"2026-12-03T11:59:00Z"}],
+            "lastRuns":[]}}
+])";
+
+std::string Format(Resource resource, const std::string& items, const std::string& output) {
+  auto text = FormatItems(resource, items, output, kNow);
+  REQUIRE_MESSAGE(text.ok(), (text.ok() ? "" : text.failure().message));
+  return *text;
+}
+
+}  // namespace
+
+TEST_CASE("cli format: AGE as kubectl prints it") {
+  CHECK(FormatAge(-5) == "<invalid>");
+  CHECK(FormatAge(-1) == "0s");
+  CHECK(FormatAge(0) == "0s");
+  CHECK(FormatAge(5) == "5s");
+  CHECK(FormatAge(119) == "119s");
+  CHECK(FormatAge(120) == "2m");
+  CHECK(FormatAge(200) == "3m20s");
+  CHECK(FormatAge(600) == "10m");
+  CHECK(FormatAge(3 * 3600 - 1) == "179m");
+  CHECK(FormatAge(3 * 3600) == "3h");
+  CHECK(FormatAge(2 * 3600 + 30 * 60 + 600 * 18) == "5h30m");
+  CHECK(FormatAge(8 * 3600) == "8h");
+  CHECK(FormatAge(47 * 3600) == "47h");
+  CHECK(FormatAge(4 * 86400) == "4d");
+  CHECK(FormatAge(4 * 86400 + 5 * 3600) == "4d5h");
+  CHECK(FormatAge(30 * 86400) == "30d");
+  CHECK(FormatAge(3 * 365 * 86400) == "3y");
+  CHECK(FormatAge(3 * 365 * 86400 + 10 * 86400) == "3y10d");
+  CHECK(FormatAge(9 * 365 * 86400) == "9y");
+}
+
+TEST_CASE("cli format: RFC 3339 times") {
+  CHECK(ParseRfc3339("1970-01-01T00:00:00Z") == 0);
+  CHECK(ParseRfc3339("2026-12-03T12:00:00Z") == kNow);
+  CHECK(ParseRfc3339("2026-12-03T12:00:00.123456Z") == kNow);
+  CHECK(ParseRfc3339("2026-12-03T13:30:00+01:30") == kNow);
+  CHECK(ParseRfc3339("2024-02-29T00:00:00Z") == 1709164800);
+  CHECK_FALSE(ParseRfc3339("2026-12-03 12:00"));
+  CHECK_FALSE(ParseRfc3339("2026-13-03T12:00:00Z"));
+  CHECK_FALSE(ParseRfc3339("2026-12-03T12:00:00"));
+  CHECK_FALSE(ParseRfc3339(""));
+}
+
+TEST_CASE("cli format: a workspace's age from creationTimestamp, else its status' earliest time") {
+  CHECK(WorkspaceSince(R"({"metadata":{"creationTimestamp":"2026-12-03T11:58:30Z"},
+      "status":{"conditions":[{"lastTransitionTime":"2026-01-01T00:00:00Z"}]}})") ==
+        kNow - 90);
+  CHECK(WorkspaceSince(R"({"status":{
+      "conditions":[{"lastTransitionTime":"2026-12-02T12:00:00Z"}],
+      "lastRuns":[{"start":"2026-12-03T11:00:00Z"},{"start":"2026-12-01T12:00:00Z"}]}})") ==
+        kNow - 2 * 86400);
+  CHECK_FALSE(WorkspaceSince(R"({"status":{"phase":"Pending","conditions":[],"lastRuns":[]}})"));
+}
+
+TEST_CASE("cli format: the workspace table, wide and name") {
+  CHECK(Format(Resource::kWorkspace, kItems, "table") ==
+        "NAME             PRODUCT   MODE        PHASE      READY   AGE\n"
+        "acme             erp       dedicated   Ready      True    3d\n"
+        "beta-long-name   shop      shared      Degraded   False   90s\n");
+  CHECK(Format(Resource::kWorkspace, kItems, "wide") ==
+        "NAME             PRODUCT   MODE        PHASE      READY   AGE   MESSAGE\n"
+        "acme             erp       dedicated   Ready      True    3d    up to date\n"
+        "beta-long-name   shop      shared      Degraded   False   90s   cluster main: "
+        "connection refused\n");
+  CHECK(Format(Resource::kWorkspace, kItems, "name") ==
+        "workspace/acme\nworkspace/beta-long-name\n");
+  // Never reconciled: no conditions, no time.
+  CHECK(Format(Resource::kWorkspace, R"([{"metadata":{"name":"new"},"spec":{}}])", "table") ==
+        "NAME   PRODUCT   MODE     PHASE     READY     AGE\n"
+        "new    <none>    <none>   Pending   Unknown   <unknown>\n");
+}
+
+TEST_CASE("cli format: -o json and -o yaml parse back to the items, strings staying strings") {
+  const json::value expected = json::parse(kItems);
+  const std::string as_json = Format(Resource::kWorkspace, kItems, "json");
+  CHECK(json::parse(as_json) == json::object{{"items", expected}});
+  CHECK(as_json.find("\n    \"items\": [\n        {\n") != std::string::npos);  // indented
+  CHECK(as_json.find("\"durationSeconds\": 1.25,") != std::string::npos);  // not 1.25E0
+
+  const std::string as_yaml = Format(Resource::kWorkspace, kItems, "yaml");
+  const YAML::Node yaml = YAML::Load(as_yaml);
+  REQUIRE(yaml["items"].IsSequence());
+  REQUIRE(yaml["items"].size() == 2);
+  const YAML::Node acme = yaml["items"][0];
+  CHECK(acme["metadata"]["name"].as<std::string>() == "acme");
+  CHECK(acme["metadata"]["generation"].as<int>() == 3);
+  CHECK(acme["metadata"]["annotations"]["tenantmaster.io/source"].as<std::string>() == "fleet");
+  CHECK(acme["spec"]["suspend"].as<bool>() == false);
+  CHECK(acme["status"]["lastRuns"][0]["durationSeconds"].as<double>() == 1.25);
+  // "8000" is a string in the JSON: quoted, or a YAML reader takes it for a number.
+  CHECK(as_yaml.find("subdomain: \"8000\"") != std::string::npos);
+  CHECK(as_yaml.find("durationSeconds: 1.25\n") != std::string::npos);
+  CHECK(acme["spec"]["subdomain"].Tag() == "!");
+  const YAML::Node beta = yaml["items"][1];
+  CHECK(beta["status"]["conditions"][0]["message"].as<std::string>() ==
+        "cluster main:\nconnection refused");
+  CHECK(beta["status"]["lastRuns"].IsSequence());
+  CHECK(beta["status"]["lastRuns"].size() == 0);
+}
+
+TEST_CASE("cli format: one object prints itself in json and yaml, a row in a table") {
+  const std::string object = json::serialize(json::parse(kItems).as_array()[0]);
+  auto as_json = FormatObject(Resource::kWorkspace, object, "json", kNow);
+  REQUIRE(as_json.ok());
+  CHECK(json::parse(*as_json) == json::parse(object));
+  auto as_yaml = FormatObject(Resource::kWorkspace, object, "yaml", kNow);
+  REQUIRE(as_yaml.ok());
+  CHECK(YAML::Load(*as_yaml)["kind"].as<std::string>() == "Workspace");
+  auto row = FormatObject(Resource::kWorkspace, object, "table", kNow);
+  REQUIRE(row.ok());
+  CHECK(*row == "NAME   PRODUCT   MODE        PHASE   READY   AGE\n"
+                "acme   erp       dedicated   Ready   True    3d\n");
+  CHECK_FALSE(FormatObject(Resource::kWorkspace, "[1]", "json", kNow).ok());
+  CHECK_FALSE(FormatItems(Resource::kWorkspace, "{\"items\":[]}", "table", kNow).ok());
+}
+
+TEST_CASE("cli format: products, sources, events and tokens") {
+  CHECK(Format(Resource::kProduct,
+               R"([{"name":"erp","source":"fleet","displayName":"ERP suite",
+                    "defaultVersion":"2.4","modes":["shared","dedicated"],"workspaces":12}])",
+               "wide") ==
+        "NAME   SOURCE   VERSION   MODES              WORKSPACES   DISPLAY-NAME\n"
+        "erp    fleet    2.4       shared,dedicated   12           ERP suite\n");
+  CHECK(Format(Resource::kSource,
+               R"([{"name":"fleet","kind":"git","revision":"abc123","ready":true,
+                    "reason":"Synced","message":"","lastSyncTime":"2026-12-03T11:57:00Z"},
+                   {"name":"local","kind":"directory","revision":"","ready":false,
+                    "reason":"InvalidManifests","message":"2 documents"}])",
+               "table") ==
+        "NAME    KIND        READY   REVISION   LAST-SYNC\n"
+        "fleet   git         True    abc123     3m\n"
+        "local   directory   False   <none>     <never>\n");
+  CHECK(Format(Resource::kEvent,
+               R"([{"id":7,"workspace":"acme","type":"Normal","reason":"CreateDatabase",
+                    "message":"created database \"tenant_acme\"","time":"2026-12-03T11:59:55Z"}])",
+               "table") ==
+        "AGE   TYPE     REASON           WORKSPACE   MESSAGE\n"
+        "5s    Normal   CreateDatabase   acme        created database \"tenant_acme\"\n");
+  CHECK(Format(Resource::kEvent, R"([{"id":7}])", "name") == "event/7\n");
+  CHECK(Format(Resource::kToken,
+               R"([{"id":"k3j5abcdef","role":"viewer","description":"grafana",
+                    "createdAt":"2026-11-03T12:00:00Z","expiresAt":"2026-12-05T12:00:00Z",
+                    "lastUsedAt":null},
+                   {"id":"zz","role":"admin","description":"old",
+                    "createdAt":"2026-01-03T12:00:00Z","expiresAt":"2026-02-03T12:00:00Z",
+                    "lastUsedAt":"2026-02-01T12:00:00Z"}])",
+               "table") ==
+        "ID           ROLE     DESCRIPTION   EXPIRES   LAST-USED   AGE\n"
+        "k3j5abcdef   viewer   grafana       in 2d     <never>     30d\n"
+        "zz           admin    old           expired   305d        334d\n");
+}
+
+TEST_CASE("cli format: columns are padded to the widest cell plus three spaces") {
+  CHECK(AlignColumns({{"A", "BB", "C"}, {"aaaa", "b", "c"}}) ==
+        "A      BB   C\n"
+        "aaaa   b    c\n");
+}
+
+TEST_CASE("cli format: the plan, readable, and whether it differs") {
+  const auto plan = SummarizePlan(R"({"items":[
+      {"workspace":"acme","converged":false,"actions":[
+        {"kind":"CreateDatabase","description":"create database \"tenant_acme\""},
+        {"kind":"CreateRole","description":"create role \"user_acme\""}]},
+      {"workspace":"beta","converged":true,"actions":[]}],"diagnostics":[]})");
+  CHECK(plan.valid);
+  CHECK(plan.differences);
+  CHECK_FALSE(plan.errors);
+  CHECK(plan.text ==
+        "workspace/acme: 2 actions\n"
+        "  + CreateDatabase: create database \"tenant_acme\"\n"
+        "  + CreateRole: create role \"user_acme\"\n"
+        "workspace/beta: converged\n");
+
+  const auto none = SummarizePlan(R"({"items":[{"workspace":"beta","converged":true,
+      "actions":[]}],"diagnostics":[{"file":"request","line":1,"column":1,"field":"",
+      "message":"skipped","severity":"notice"}]})");
+  CHECK_FALSE(none.differences);
+  CHECK_FALSE(none.errors);
+
+  const auto blocked = SummarizePlan(R"({"items":[{"workspace":"x","converged":false,
+      "actions":[],"blocked":"the deletion guard holds"}],
+      "diagnostics":[{"file":"request","line":3,"column":1,"message":"bad"}]})");
+  CHECK(blocked.differences);
+  CHECK(blocked.errors);
+  CHECK(blocked.text.find("(blocked: the deletion guard holds)") != std::string::npos);
+
+  CHECK_FALSE(SummarizePlan("{}").valid);
+}
+
+TEST_CASE("cli format: describe shows spec, conditions, last runs, events and the plan") {
+  const std::string object = json::serialize(json::parse(kItems).as_array()[1]);
+  const std::string text = DescribeWorkspace(
+      object,
+      R"([{"id":1,"workspace":"beta-long-name","type":"Warning","reason":"DatabaseUnreachable",
+           "message":"connection refused","time":"2026-12-03T11:59:00Z"}])",
+      "workspace/beta-long-name: 1 action\n  + CreateDatabase: create\n", kNow);
+  CHECK(text.find("Name:                  beta-long-name\n") != std::string::npos);
+  CHECK(text.find("Phase:                 Degraded\n") != std::string::npos);
+  CHECK(text.find("Spec:\n  product: shop\n  mode: shared\n") != std::string::npos);
+  CHECK(text.find("Conditions:\n  TYPE    STATUS   REASON                AGE   MESSAGE\n"
+                  "  Ready   False    DatabaseUnreachable   60s   cluster main: connection "
+                  "refused\n") != std::string::npos);
+  CHECK(text.find("Last Runs:\n  <none>\n") != std::string::npos);
+  CHECK(text.find("Events:\n  AGE   TYPE      REASON                MESSAGE\n"
+                  "  60s   Warning   DatabaseUnreachable   connection refused\n") !=
+        std::string::npos);
+  CHECK(text.find("Plan:\n  workspace/beta-long-name: 1 action\n    + CreateDatabase: create\n") !=
+        std::string::npos);
+
+  const std::string ready = DescribeWorkspace(json::serialize(json::parse(kItems).as_array()[0]),
+                                              "unavailable: the server failed (500)", "", kNow);
+  CHECK(ready.find("Plan:") == std::string::npos);
+  CHECK(ready.find("Events:\n  unavailable: the server failed (500)\n") != std::string::npos);
+  CHECK(ready.find("Last Runs:\n  START                  AGE   DURATION   RESULT      REASON\n"
+                   "  2026-12-03T11:00:00Z   60m   1.25s      Succeeded   Converged\n") !=
+        std::string::npos);
+}
