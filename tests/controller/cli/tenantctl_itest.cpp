@@ -1,0 +1,521 @@
+// tenantctl against a fake API (docs/api.md): a cpp-httplib server in this process on a free port
+// of 127.0.0.1 answers as the contract says, and RunTenantctl runs in-process with its output
+// captured. Each case checks what a user sees: the one-line error and exit code of each status,
+// paging that follows `metadata.continue`, `reconcile --wait` polling until the run after the
+// request, `apply` printing created/configured/unchanged and the findings of a 422 at the
+// file's lines, `diff`'s exit codes, `describe`'s plan, `version`. The token is never printed.
+// (An integration test, its own binary: it listens on a socket. The end-to-end test against the
+// built daemon drives the built tenantctl the same way: tests/e2e/.)
+#include <doctest/doctest.h>
+
+#include <httplib.h>
+
+#include <boost/json.hpp>
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controller/cli/tenantctl.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace {
+
+namespace json = boost::json;
+using tmaster::testing::TempDir;
+
+constexpr const char* kToken = "tmt_k3j5abcdef_c2VjcmV0LXZhbHVlLW5vdC10by1iZS1wcmludGVk";
+
+struct Seen {
+  std::string method;
+  std::string path;
+  std::string query;  // `k=v&...` as received (decoded values through params)
+  std::string authorization;
+  std::string content_type;
+  std::string body;
+  httplib::Params params;
+};
+
+// An httplib server on 127.0.0.1 serving `routes` until the end of the scope, recording every
+// request.
+class FakeApi {
+ public:
+  explicit FakeApi(const std::function<void(httplib::Server&)>& routes) {
+    // After the route's handler (the body has been read then) and before the answer is sent.
+    server_.set_post_routing_handler([this](const httplib::Request& req, httplib::Response&) {
+      const std::lock_guard lock(mutex_);
+      std::string query;
+      for (const auto& [key, value] : req.params) {
+        query += (query.empty() ? "" : "&") + key + "=" + value;
+      }
+      seen_.push_back(Seen{req.method, req.path, query, req.get_header_value("Authorization"),
+                           req.get_header_value("Content-Type"), req.body, req.params});
+    });
+    routes(server_);
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    REQUIRE(port_ > 0);
+    serving_ = std::thread([this] { server_.listen_after_bind(); });
+    // httplib's stop() does nothing before the server runs: wait for it, or a short-lived fake
+    // would never stop.
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  FakeApi(const FakeApi&) = delete;
+  FakeApi& operator=(const FakeApi&) = delete;
+  ~FakeApi() {
+    server_.stop();
+    serving_.join();
+  }
+  [[nodiscard]] std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<Seen> Requests() {
+    const std::lock_guard lock(mutex_);
+    return seen_;
+  }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread serving_;
+  std::mutex mutex_;
+  std::vector<Seen> seen_;
+};
+
+struct Run {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs tenantctl with `args` against `server` (TENANTCTL_SERVER) with kToken
+// (TENANTCTL_TOKEN), no config file, stdin `input`, and a clock that a sleep moves forward.
+Run Tenantctl(const std::vector<std::string>& args, const std::string& server,
+              const std::string& input = "") {
+  std::ostringstream out;
+  std::ostringstream err;
+  TempDir config_home;  // empty: no config file
+  tmaster::cli::World world;
+  world.out = &out;
+  world.err = &err;
+  world.env = {{"TENANTCTL_SERVER", server},
+               {"TENANTCTL_TOKEN", kToken},
+               {"XDG_CONFIG_HOME", config_home.path().string()}};
+  world.read_stdin = [input] { return input; };
+  world.now_unix = [] { return std::int64_t{1796299200}; };  // 2026-12-03T12:00:00Z
+  auto fake_now = std::make_shared<std::chrono::steady_clock::time_point>();
+  world.steady_now = [fake_now] { return *fake_now; };
+  world.sleep = [fake_now](std::chrono::milliseconds pause) { *fake_now += pause; };
+  world.version = "9.9.9";
+  Run run;
+  run.exit_code = tmaster::cli::RunTenantctl(args, world);
+  run.out = out.str();
+  run.err = err.str();
+  return run;
+}
+
+void Reply(httplib::Response& res, int status, const json::value& body) {
+  res.status = status;
+  res.set_content(json::serialize(body), "application/json");
+}
+
+void ReplyError(httplib::Response& res, int status, const std::string& code,
+                const std::string& message, const json::value& details = nullptr) {
+  json::object body{{"error", code}, {"message", message}};
+  if (!details.is_null()) body["details"] = details;
+  Reply(res, status, body);
+}
+
+json::object Workspace(const std::string& name, const std::string& phase = "Ready",
+                       const json::array& runs = {}) {
+  return json::object{
+      {"apiVersion", "tenantmaster.io/v1alpha1"},
+      {"kind", "Workspace"},
+      {"metadata", {{"name", name}, {"creationTimestamp", "2026-12-03T11:00:00Z"}}},
+      {"spec", {{"product", "erp"}, {"mode", "shared"}}},
+      {"status",
+       {{"phase", phase},
+        {"conditions",
+         json::array{{{"type", "Ready"},
+                      {"status", phase == "Ready" ? "True" : "False"},
+                      {"reason", phase == "Ready" ? "Converged" : "DatabaseUnreachable"},
+                      {"message", phase == "Ready" ? "up to date" : "connection refused"}}}},
+        {"lastRuns", runs}}}};
+}
+
+}  // namespace
+
+TEST_CASE("tenantctl: each error status is one line naming the problem, with a non-zero exit") {
+  FakeApi api([](httplib::Server& s) {
+    s.Get("/api/v1/workspaces/ghost", [](const httplib::Request&, httplib::Response& res) {
+      ReplyError(res, 404, "NotFound", "no workspace ghost");
+    });
+    s.Get("/api/v1/workspaces/locked", [](const httplib::Request&, httplib::Response& res) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      ReplyError(res, 401, "Unauthorized", "unknown token");
+    });
+    s.Delete("/api/v1/workspaces/acme", [](const httplib::Request&, httplib::Response& res) {
+      ReplyError(res, 403, "Forbidden", "a viewer token may not write");
+    });
+    s.Post("/api/v1/workspaces/gitted/suspend",
+           [](const httplib::Request&, httplib::Response& res) {
+             ReplyError(res, 409, "Conflict", "owned by a source",
+                        json::object{{"source", "fleet"}, {"kind", "git"}});
+           });
+    // A server that quotes what it was sent: the token must not come out of tenantctl.
+    s.Get("/api/v1/workspaces/broken", [](const httplib::Request& req, httplib::Response& res) {
+      ReplyError(res, 503, "Unavailable",
+                 "the store cannot be reached (" + req.get_header_value("Authorization") + ")");
+    });
+  });
+
+  const Run missing = Tenantctl({"get", "workspace", "ghost"}, api.Url());
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err == "tenantctl: workspace \"ghost\" not found\n");
+  CHECK(missing.out.empty());
+
+  const Run refused = Tenantctl({"get", "workspace", "locked"}, api.Url());
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err == "tenantctl: the server refused the token (401)\n");
+
+  const Run forbidden = Tenantctl({"delete", "workspace", "acme"}, api.Url());
+  CHECK(forbidden.exit_code == 1);
+  CHECK(forbidden.err ==
+        "tenantctl: the token may not do this (403): a viewer token may not write\n");
+
+  const Run conflict = Tenantctl({"suspend", "workspace", "gitted"}, api.Url());
+  CHECK(conflict.exit_code == 1);
+  CHECK(conflict.err.find("workspace \"gitted\" is owned by the git source \"fleet\"") !=
+        std::string::npos);
+
+  const Run failed = Tenantctl({"get", "workspace", "broken"}, api.Url());
+  CHECK(failed.exit_code == 1);
+  CHECK(failed.err.rfind("tenantctl: the server failed (503): the store cannot be reached", 0) ==
+        0);
+  CHECK(failed.err.find(kToken) == std::string::npos);
+  CHECK(failed.err.find("Bearer ***") != std::string::npos);
+
+  // Every request carried the token.
+  for (const Seen& seen : api.Requests()) CHECK(seen.authorization == std::string("Bearer ") + kToken);
+}
+
+TEST_CASE("tenantctl: an unreachable server is `cannot reach URL: reason`, exit 1") {
+  std::string url;
+  {
+    FakeApi closed([](httplib::Server&) {});
+    url = closed.Url();
+  }  // the port is free again: nothing listens there
+  const Run run = Tenantctl({"get", "workspaces"}, url);
+  CHECK(run.exit_code == 1);
+  CHECK(run.err == "tenantctl: cannot reach " + url + ": connection refused\n");
+}
+
+TEST_CASE("tenantctl: get follows metadata.continue page after page, and --limit stops it") {
+  // Seven workspaces in name order; a page ends after `limit` items with the last name as the
+  // continue token, as docs/api.md describes.
+  const std::vector<std::string> names{"a1", "a2", "b1", "b2", "c1", "c2", "d1"};
+  FakeApi api([&names](httplib::Server& s) {
+    s.Get("/api/v1/workspaces", [&names](const httplib::Request& req, httplib::Response& res) {
+      const std::size_t limit = std::stoul(req.get_param_value("limit"));
+      const std::string after = req.get_param_value("continue");
+      json::array items;
+      std::size_t i = 0;
+      while (i < names.size() && !after.empty() && names[i] <= after) ++i;
+      for (; i < names.size() && items.size() < limit; ++i) items.push_back(Workspace(names[i]));
+      json::object metadata;
+      if (i < names.size()) {
+        metadata["continue"] = names[i - 1];
+        metadata["remainingItemCount"] = names.size() - i;
+      }
+      Reply(res, 200, json::object{{"items", items}, {"metadata", metadata}});
+    });
+  });
+
+  const Run all = Tenantctl({"get", "workspaces", "-o", "name", "--chunk-size", "3",
+                             "-l", "plan=gold", "--phase", "Ready"},
+                            api.Url());
+  CHECK(all.exit_code == 0);
+  CHECK(all.out ==
+        "workspace/a1\nworkspace/a2\nworkspace/b1\nworkspace/b2\nworkspace/c1\nworkspace/c2\n"
+        "workspace/d1\n");
+  std::vector<Seen> seen = api.Requests();
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[0].query == "labelSelector=plan=gold&limit=3&phase=Ready");
+  CHECK(seen[1].params.find("continue")->second == "b1");
+  CHECK(seen[2].params.find("continue")->second == "c2");
+
+  const Run five = Tenantctl({"get", "workspaces", "--chunk-size", "3", "--limit", "5"}, api.Url());
+  CHECK(five.exit_code == 0);
+  CHECK(five.out.find("c1 ") != std::string::npos);
+  CHECK(five.out.find("c2 ") == std::string::npos);
+  seen = api.Requests();
+  REQUIRE(seen.size() == 5);
+  CHECK(seen[3].params.find("limit")->second == "3");
+  CHECK(seen[4].params.find("limit")->second == "2");
+
+  // Without --chunk-size, pages of 500.
+  const Run table = Tenantctl({"get", "workspaces"}, api.Url());
+  CHECK(table.exit_code == 0);
+  CHECK(table.out.rfind("NAME   PRODUCT   MODE     PHASE   READY   AGE\n"
+                        "a1     erp       shared   Ready   True    60m\n", 0) == 0);
+  CHECK(api.Requests().back().params.find("limit")->second == "500");
+}
+
+TEST_CASE("tenantctl: reconcile --wait polls until the run after the request, exits with it") {
+  // The workspace's newest run is an old one for the first `polls_before` GETs, then the run
+  // the request asked for, with `result`.
+  std::atomic<int> gets{0};
+  std::atomic<int> polls_before{2};
+  std::string result = "Succeeded";
+  const json::object old_run{{"start", "2026-12-03T11:00:00Z"}, {"durationSeconds", 0.5},
+                             {"result", "Succeeded"}, {"reason", "Converged"}};
+  FakeApi api([&](httplib::Server& s) {
+    s.Post("/api/v1/workspaces/acme/reconcile",
+           [](const httplib::Request&, httplib::Response& res) {
+             Reply(res, 202, json::object{{"workspace", "acme"},
+                                          {"queuedAt", "2026-12-03T12:00:00Z"}});
+           });
+    s.Get("/api/v1/workspaces/acme", [&](const httplib::Request&, httplib::Response& res) {
+      const int n = ++gets;
+      if (n <= polls_before) {
+        Reply(res, 200, Workspace("acme", "Ready", json::array{old_run}));
+        return;
+      }
+      const json::object new_run{{"start", "2026-12-03T12:00:01Z"}, {"durationSeconds", 0.2},
+                                 {"result", result},
+                                 {"reason", result == "Succeeded" ? "Converged" : "DatabaseUnreachable"}};
+      Reply(res, 200,
+            Workspace("acme", result == "Succeeded" ? "Ready" : "Degraded",
+                      json::array{new_run, old_run}));
+    });
+  });
+
+  SUBCASE("the run succeeds") {
+    const Run run = Tenantctl({"reconcile", "workspace", "acme", "--wait"}, api.Url());
+    CHECK(run.exit_code == 0);
+    CHECK(run.out ==
+          "workspace/acme reconcile queued\nworkspace/acme reconciled: Ready (Converged)\n");
+    CHECK(gets == 3);
+  }
+  SUBCASE("the run fails: its reason and message") {
+    result = "Failed";
+    const Run run = Tenantctl({"reconcile", "workspace", "acme", "--wait"}, api.Url());
+    CHECK(run.exit_code == 1);
+    CHECK(run.err ==
+          "tenantctl: workspace \"acme\": the run failed: DatabaseUnreachable: connection "
+          "refused\n");
+  }
+  SUBCASE("no run in time") {
+    polls_before = 1000;
+    const Run run =
+        Tenantctl({"reconcile", "workspace", "acme", "--wait", "--timeout", "5s"}, api.Url());
+    CHECK(run.exit_code == 1);
+    CHECK(run.err.find("tenantctl: workspace \"acme\": no run finished within 5s of the "
+                       "reconcile queued at 2026-12-03T12:00:00Z") == 0);
+    CHECK(gets >= 5);
+    CHECK(gets <= 7);
+  }
+  SUBCASE("without --wait: queued, nothing polled") {
+    const Run run = Tenantctl({"reconcile", "workspace", "acme"}, api.Url());
+    CHECK(run.exit_code == 0);
+    CHECK(gets == 0);
+  }
+}
+
+TEST_CASE("tenantctl: apply PUTs every Workspace, prints what happened, maps 422 findings") {
+  FakeApi api([](httplib::Server& s) {
+    s.Put(R"(/api/v1/workspaces/([a-z0-9-]+))",
+          [](const httplib::Request& req, httplib::Response& res) {
+            const std::string name = req.matches[1];
+            if (name == "new") {
+              res.set_header("Tenant-Master-Apply", "created");
+              Reply(res, 201, Workspace(name));
+            } else if (name == "changed") {
+              res.set_header("Tenant-Master-Apply", "configured");
+              Reply(res, 200, Workspace(name));
+            } else if (name == "same") {
+              res.set_header("Tenant-Master-Apply", "unchanged");
+              Reply(res, 200, Workspace(name));
+            } else if (name == "bad") {
+              // Line 6 of the body is `  mode: sideways` (line 1 is the document's `---`).
+              ReplyError(res, 422, "Invalid", "the manifest does not validate",
+                         json::array{{{"file", "request"}, {"line", 6}, {"column", 9},
+                                      {"field", "spec.mode"},
+                                      {"message", "must be shared or dedicated"}}});
+            } else {
+              ReplyError(res, 409, "Conflict", "owned by a source",
+                         json::object{{"source", "local"}, {"kind", "directory"}});
+            }
+          });
+  });
+  TempDir dir;
+  const std::string file = dir.Write("fleet.yaml",
+                                     "apiVersion: tenantmaster.io/v1alpha1\n"          // 1
+                                     "kind: Product\n"                                 // 2
+                                     "metadata: {name: erp}\n"                         // 3
+                                     "---\n"                                           // 4
+                                     "apiVersion: tenantmaster.io/v1alpha1\n"          // 5
+                                     "kind: Workspace\n"                               // 6
+                                     "metadata: {name: new}\n"                         // 7
+                                     "spec: {product: erp, mode: shared}\n"            // 8
+                                     "---\n"                                           // 9
+                                     "apiVersion: tenantmaster.io/v1alpha1\n"          // 10
+                                     "kind: Workspace\n"                               // 11
+                                     "metadata: {name: bad}\n"                         // 12
+                                     "spec:\n"                                         // 13
+                                     "  mode: sideways\n"                              // 14
+                                     "---\n"                                           // 15
+                                     "apiVersion: tenantmaster.io/v1alpha1\n"          // 16
+                                     "kind: Workspace\n"                               // 17
+                                     "metadata: {name: changed}\n"                     // 18
+                                     "spec: {product: erp, mode: shared}\n")
+                               .string();
+  const std::string more = "apiVersion: tenantmaster.io/v1alpha1\n"
+                           "kind: Workspace\n"
+                           "metadata: {name: same}\n"
+                           "---\n"
+                           "apiVersion: tenantmaster.io/v1alpha1\n"
+                           "kind: Workspace\n"
+                           "metadata: {name: sourced}\n";
+
+  const Run run = Tenantctl({"apply", "-f", file, "-f", "-"}, api.Url(), more);
+  CHECK(run.exit_code == 1);  // bad and sourced failed; the others were still applied
+  CHECK(run.out ==
+        "workspace/new created\nworkspace/changed configured\nworkspace/same unchanged\n");
+  CHECK(run.err.find("product/erp skipped (" + file + ":2): products live in the sources") !=
+        std::string::npos);
+  CHECK(run.err.find(file + ":14:9: spec.mode: must be shared or dedicated\n") !=
+        std::string::npos);
+  CHECK(run.err.find("tenantctl: <stdin>:6: workspace \"sourced\" is owned by the directory "
+                     "source \"local\"") != std::string::npos);
+
+  const std::vector<Seen> seen = api.Requests();
+  REQUIRE(seen.size() == 5);
+  CHECK(seen[0].method == "PUT");
+  CHECK(seen[0].path == "/api/v1/workspaces/new");
+  CHECK(seen[0].content_type == "application/yaml");
+  CHECK(seen[0].body.find("metadata: {name: new}") != std::string::npos);
+  CHECK(seen[0].body.find("name: bad") == std::string::npos);  // one document per request
+
+  const Run forced = Tenantctl({"apply", "--force", "-f", "-"}, api.Url(), more);
+  CHECK(forced.out == "workspace/same unchanged\n");
+  CHECK(api.Requests().back().query == "force=true");
+  CHECK(Tenantctl({"apply"}, api.Url()).exit_code == 2);
+}
+
+TEST_CASE("tenantctl: diff exits 0 without differences, 1 with, 2 on an error") {
+  std::string answer;
+  int status = 200;
+  FakeApi api([&](httplib::Server& s) {
+    s.Post("/api/v1/plan", [&](const httplib::Request&, httplib::Response& res) {
+      res.status = status;
+      res.set_content(answer, "application/json");
+    });
+  });
+  const std::string manifest = "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\n"
+                               "metadata: {name: acme}\nspec: {product: erp, mode: shared}\n";
+
+  answer = R"({"items":[{"workspace":"acme","converged":true,"actions":[]}],"diagnostics":[]})";
+  const Run none = Tenantctl({"diff", "-f", "-"}, api.Url(), manifest);
+  CHECK(none.exit_code == 0);
+  CHECK(none.out == "workspace/acme: converged\n");
+  CHECK(api.Requests().back().body == manifest);
+
+  answer = R"({"items":[{"workspace":"acme","converged":false,"actions":[
+      {"kind":"CreateDatabase","description":"create database \"tenant_acme\""}]}]})";
+  const Run some = Tenantctl({"diff", "-f", "-"}, api.Url(), manifest);
+  CHECK(some.exit_code == 1);
+  CHECK(some.out ==
+        "workspace/acme: 1 action\n  + CreateDatabase: create database \"tenant_acme\"\n");
+
+  status = 422;
+  answer = R"({"error":"Invalid","message":"invalid","details":[{"file":"request","line":4,
+      "column":21,"field":"spec.product","message":"no product \"erp\""}]})";
+  const Run invalid = Tenantctl({"diff", "-f", "-"}, api.Url(), manifest);
+  CHECK(invalid.exit_code == 2);
+  CHECK(invalid.err == "<stdin>:4:21: spec.product: no product \"erp\"\n");
+
+  status = 500;
+  answer = R"({"error":"Internal","message":"boom"})";
+  CHECK(Tenantctl({"diff", "-f", "-"}, api.Url(), manifest).exit_code == 2);
+  CHECK(Tenantctl({"diff", "-f", "-"}, "http://127.0.0.1:1", manifest).exit_code == 2);
+}
+
+TEST_CASE("tenantctl: describe asks for the plan of a workspace that is not Ready") {
+  FakeApi api([](httplib::Server& s) {
+    s.Get("/api/v1/workspaces/beta", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 200, Workspace("beta", "Degraded"));
+    });
+    s.Get("/api/v1/events", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 200, json::object{{"items", json::array{}}});
+    });
+    s.Post("/api/v1/plan", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 200, json::parse(R"({"items":[{"workspace":"beta","converged":false,
+          "actions":[{"kind":"CreateDatabase","description":"create"}]}]})"));
+    });
+  });
+  const Run run = Tenantctl({"describe", "workspace", "beta"}, api.Url());
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("Phase:                 Degraded\n") != std::string::npos);
+  CHECK(run.out.find("Plan:\n  workspace/beta: 1 action\n    + CreateDatabase: create\n") !=
+        std::string::npos);
+  const std::vector<Seen> seen = api.Requests();
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[1].query == "limit=10&workspace=beta");
+  CHECK(seen[2].content_type == "application/yaml");
+  // The plan is asked for the workspace as a manifest: no status, no server metadata.
+  CHECK(seen[2].body.find("kind: Workspace") != std::string::npos);
+  CHECK(seen[2].body.find("product: erp") != std::string::npos);
+  CHECK(seen[2].body.find("status") == std::string::npos);
+  CHECK(seen[2].body.find("creationTimestamp") == std::string::npos);
+}
+
+TEST_CASE("tenantctl: version, token create/list/revoke") {
+  FakeApi api([](httplib::Server& s) {
+    s.Get("/api/v1/version", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 200, json::object{{"version", "0.2.0"}});
+    });
+    s.Post("/api/v1/tokens", [](const httplib::Request& req, httplib::Response& res) {
+      const json::value asked = json::parse(req.body);
+      Reply(res, 201, json::object{{"id", "abcdefghij"},
+                                   {"token", "tmt_abcdefghij_NEWSECRET"},
+                                   {"role", asked.at("role")},
+                                   {"expiresAt", "2027-01-02T12:00:00Z"}});
+    });
+    s.Get("/api/v1/tokens", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 200, json::parse(R"({"items":[{"id":"abcdefghij","role":"viewer",
+          "description":"grafana","createdAt":"2026-12-03T11:00:00Z",
+          "expiresAt":"2027-01-02T12:00:00Z","lastUsedAt":null}]})"));
+    });
+    s.Delete("/api/v1/tokens/abcdefghij", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 204;
+    });
+    s.Delete("/api/v1/tokens/unknown", [](const httplib::Request&, httplib::Response& res) {
+      ReplyError(res, 404, "NotFound", "no token");
+    });
+  });
+  const Run version = Tenantctl({"version"}, api.Url());
+  CHECK(version.exit_code == 0);
+  CHECK(version.out == "tenantctl 9.9.9\nserver 0.2.0 (" + api.Url() + ")\n");
+
+  const Run created = Tenantctl(
+      {"token", "create", "--role", "viewer", "--ttl", "30d", "--description", "grafana"},
+      api.Url());
+  CHECK(created.exit_code == 0);
+  CHECK(created.out == "tmt_abcdefghij_NEWSECRET\n");
+  CHECK(created.err.find("token/abcdefghij created (role viewer") != std::string::npos);
+  CHECK(json::parse(api.Requests().back().body) ==
+        json::parse(R"({"role":"viewer","ttl":"30d","description":"grafana"})"));
+
+  const Run listed = Tenantctl({"token", "list"}, api.Url());
+  CHECK(listed.out == "ID           ROLE     DESCRIPTION   EXPIRES   LAST-USED   AGE\n"
+                      "abcdefghij   viewer   grafana       in 30d    <never>     60m\n");
+
+  CHECK(Tenantctl({"token", "revoke", "abcdefghij"}, api.Url()).out ==
+        "token/abcdefghij revoked\n");
+  const Run unknown = Tenantctl({"token", "revoke", "unknown"}, api.Url());
+  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.err == "tenantctl: token \"unknown\" not found\n");
+  CHECK(Tenantctl({"token", "create"}, api.Url()).exit_code == 2);  // --role is required
+}
