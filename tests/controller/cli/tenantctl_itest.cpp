@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 
 #include <httplib.h>
+#include <sys/stat.h>
 
 #include <boost/json.hpp>
 
@@ -198,6 +199,33 @@ TEST_CASE("tenantctl: each error status is one line naming the problem, with a n
 
   // Every request carried the token.
   for (const Seen& seen : api.Requests()) CHECK(seen.authorization == std::string("Bearer ") + kToken);
+}
+
+TEST_CASE("tenantctl: a config file others may read is refused with exit 2, the token unsaid") {
+  FakeApi api([](httplib::Server& s) {
+    s.Get("/api/v1/sources", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 200, json::object{{"items", json::array{}}});
+    });
+  });
+  TempDir home;
+  const auto file = home.Write("tenantctl/config", "server: " + api.Url() + "\ntoken: " + kToken + "\n");
+  std::ostringstream out;
+  std::ostringstream err;
+  tmaster::cli::World world;
+  world.out = &out;
+  world.err = &err;
+  world.env = {{"XDG_CONFIG_HOME", home.path().string()}};
+  world.now_unix = [] { return std::int64_t{0}; };
+  REQUIRE(::chmod(file.c_str(), 0644) == 0);
+  CHECK(tmaster::cli::RunTenantctl({"get", "sources"}, world) == 2);
+  CHECK(err.str().find("may be accessed by group or others (mode 0644)") != std::string::npos);
+  CHECK(err.str().find(kToken) == std::string::npos);
+  CHECK(api.Requests().empty());
+
+  REQUIRE(::chmod(file.c_str(), 0600) == 0);
+  CHECK(tmaster::cli::RunTenantctl({"get", "sources"}, world) == 0);
+  REQUIRE(api.Requests().size() == 1);
+  CHECK(api.Requests()[0].authorization == std::string("Bearer ") + kToken);
 }
 
 TEST_CASE("tenantctl: an unreachable server is `cannot reach URL: reason`, exit 1") {
