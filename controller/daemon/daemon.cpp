@@ -12,6 +12,25 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
     : deps_(std::move(deps)),
       options_(std::move(options)),
       events_(*deps_.store),
+      fleet_(&overrides_),
+      observer_(*this),
+      api_({.config = deps_.config,
+            .store = deps_.store,
+            .desired = &desired_,
+            .products = &products_,
+            .events = &events_,
+            .overrides = &overrides_,
+            .override_store =
+                deps_.override_store != nullptr ? deps_.override_store : &memory_overrides_,
+            .fleet = &fleet_,
+            .observer = &observer_,
+            .enqueue = [this](const std::string& name) { return Enqueue(name); },
+            .leading = [this] { return Leading(); },
+            .gateways = deps_.gateways,
+            .stacks = deps_.stacks,
+            .master_key = deps_.master_key,
+            .store_database = deps_.store_database,
+            .now_unix = {}}),
       reconciler_({.desired = &desired_,
                    .store = deps_.store,
                    .events = &events_,
@@ -21,7 +40,9 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                    .metrics = deps_.metrics,
                    .clock = deps_.clock,
                    .config = deps_.config,
-                   .store_database = deps_.store_database},
+                   .store_database = deps_.store_database,
+                   .overrides = &overrides_,
+                   .observer = &observer_},
                   {.resync_interval = options_.resync_interval,
                    .snapshot_max_age = options_.snapshot_max_age}),
       manager_({.leader_lock = deps_.leader_lock,
@@ -102,14 +123,26 @@ bool Daemon::Begin(WorkQueue& queue) {
       spdlog::info("store: stack ledger of {} stack(s)", *loaded);
     }
   }
+  Outcome<std::vector<SuspendOverride>> overrides = (deps_.override_store != nullptr ? deps_.override_store : &memory_overrides_)->ListOverrides();
+  if (!overrides) {
+    spdlog::error("store: overrides: {}", overrides.failure().message);
+    return false;
+  }
+  overrides_.Load(*overrides);
+  fleet_.Reset(*stored, *statuses);
   reconciler_.BeginTerm(std::move(*statuses));
   const std::vector<std::string> deleting = desired_.BeginTerm(*stored);
   for (const std::string& name : deleting) queue.Add(name);
   spdlog::info("store: {} workspaces, {} being deleted", stored->size(), deleting.size());
 
   const std::lock_guard lock(term_mutex_);
+  queue_ = &queue;
   sync_ = std::make_unique<Sync>(
-      SyncDeps{.store = deps_.store, .desired = &desired_, .events = &events_},
+      SyncDeps{.store = deps_.store,
+               .desired = &desired_,
+               .events = &events_,
+               .products = &products_,
+               .observer = &observer_},
       SyncOptions{.max_deletions_per_sync = options_.max_deletions_per_sync,
                   .max_migration_bytes = deps_.config->reconcile.max_migration_bytes,
                   .max_template_bytes = deps_.config->reconcile.max_template_bytes});
@@ -125,6 +158,12 @@ bool Daemon::Begin(WorkQueue& queue) {
 
 void Daemon::Tick() {
   deps_.metrics->SetWorkspacesByPhase(reconciler_.PhaseCounts());
+  // A source's products changed (or were read for the first time this term): the API's
+  // workspaces naming them are declared (again) and queued.
+  if (const std::uint64_t version = products_.Version(); version != products_seen_) {
+    products_seen_ = version;
+    for (const std::string& name : api_.DeclareApiOwned()) Enqueue(name);
+  }
   // History beyond store.retention goes every few minutes (only the leader ticks).
   const TimePoint now = deps_.clock->Now();
   if (now < next_prune_) return;
@@ -154,9 +193,78 @@ void Daemon::End() {
     runners_.clear();
     sources_.clear();
     sync_.reset();
+    queue_ = nullptr;
   }
   desired_.Clear();
+  products_.Clear();
+  {
+    // A standby again: its list is reloaded from the store at the next read.
+    const std::lock_guard lock(refresh_mutex_);
+    refreshed_ = {};
+  }
   reconciler_.EndTerm();
+}
+
+bool Daemon::Enqueue(const std::string& name) {
+  const std::lock_guard lock(term_mutex_);
+  if (queue_ == nullptr) return false;
+  queue_->Add(name);
+  return true;
+}
+
+void Daemon::RefreshStandbyView() {
+  if (Leading()) return;
+  const std::unique_lock lock(refresh_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) return;  // another reader is refreshing: this one serves the last copy
+  const auto now = std::chrono::steady_clock::now();
+  if (refreshed_ != std::chrono::steady_clock::time_point{} &&
+      now - refreshed_ < options_.standby_refresh) {
+    return;
+  }
+  Outcome<std::vector<StoredWorkspace>> stored = deps_.store->ListWorkspaces(std::nullopt);
+  Outcome<std::vector<WorkspaceStatus>> statuses = deps_.store->ListStatuses();
+  Outcome<std::vector<SuspendOverride>> overrides =
+      (deps_.override_store != nullptr ? deps_.override_store : &memory_overrides_)
+          ->ListOverrides();
+  if (!stored || !statuses || !overrides) {
+    spdlog::warn("store: refreshing the workspace list: {}",
+                 !stored     ? stored.failure().message
+                 : !statuses ? statuses.failure().message
+                             : overrides.failure().message);
+    return;
+  }
+  overrides_.Load(*overrides);
+  fleet_.Reset(*stored, *statuses);
+  refreshed_ = now;
+}
+
+WorkspaceApi& Daemon::Api() {
+  RefreshStandbyView();
+  return api_;
+}
+
+void Daemon::Observer::SpecChanged(const StoredWorkspace& workspace) {
+  daemon_.fleet_.SpecChanged(workspace);
+}
+
+void Daemon::Observer::StatusChanged(const WorkspaceStatus& status) {
+  daemon_.fleet_.StatusChanged(status);
+  if (const std::optional<Rejection> rejected = daemon_.desired_.Lookup(status.name).rejected) {
+    daemon_.fleet_.SetRejectedSource(status.name, rejected->source);
+  }
+}
+
+void Daemon::Observer::Removed(const std::string& name) {
+  daemon_.fleet_.Removed(name);
+  // An override dies with its workspace: a workspace of that name made later starts unsuspended.
+  if (daemon_.overrides_.Get(name)) {
+    OverrideStore* store = daemon_.deps_.override_store != nullptr ? daemon_.deps_.override_store
+                                                                  : &daemon_.memory_overrides_;
+    if (Outcome<bool> cleared = store->ClearOverride(name); !cleared) {
+      spdlog::warn("store: the override of {}: {}", name, cleared.failure().message);
+    }
+    daemon_.overrides_.Clear(name);
+  }
 }
 
 WebhookResult Daemon::HandleWebhook(const WebhookRequest& request) {

@@ -21,16 +21,20 @@
 
 #include "common/secret.hpp"
 #include "controller/api/webhook.hpp"
+#include "controller/daemon/fleet_view.hpp"
+#include "controller/daemon/workspace_api.hpp"
 #include "controller/runtime/clock.hpp"
 #include "controller/runtime/events.hpp"
 #include "controller/runtime/manager.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "controller/sources/desired_state.hpp"
 #include "controller/sources/git_repo.hpp"
+#include "controller/sources/product_registry.hpp"
 #include "controller/sources/source.hpp"
 #include "controller/sources/source_runner.hpp"
 #include "controller/sources/sync.hpp"
 #include "controller/store/store.hpp"
+#include "controller/workspace/overrides.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
 #include "controller/workspace/workspace_reconciler.hpp"
 #include "manifests/config.hpp"
@@ -65,6 +69,9 @@ struct DaemonDeps {
   /// Cancels the PostgreSQL statements in flight (each libpq gateway's CancelAll), called when
   /// a stop's drain passes DaemonOptions::drain_timeout. Empty: nothing to cancel.
   std::function<void()> cancel_in_flight = {};
+  /// Where the API's suspend overrides persist (workspace/overrides.hpp); nullptr: in memory, for
+  /// as long as the daemon lives.
+  OverrideStore* override_store = nullptr;
 };
 
 struct DaemonOptions {
@@ -87,6 +94,8 @@ struct DaemonOptions {
   Duration drain_timeout = std::chrono::seconds(30);
   /// How often the leader prunes the store's events and deliveries (Store::Prune).
   Duration prune_interval = std::chrono::minutes(5);
+  /// How often a standby reloads its workspace list (the API's) from the store.
+  Duration standby_refresh = std::chrono::seconds(2);
 };
 
 /// The daemon. Run() blocks until Stop(); every public method is thread-safe.
@@ -116,6 +125,11 @@ class Daemon final : private Term {
   };
   ReadinessReport Readiness();
 
+  /// The workspace routes of the API (docs/api.md#routes): writes, plan, products, and the list
+  /// answered from memory (on a standby, reloaded from the store when older than
+  /// DaemonOptions::standby_refresh at the time of a read).
+  WorkspaceApi& Api();
+
   [[nodiscard]] bool Leading() const { return manager_.Leading(); }
   [[nodiscard]] bool Stopping() const { return manager_.Stopping(); }
 
@@ -126,7 +140,23 @@ class Daemon final : private Term {
   void StopIntake() override;
   void End() override;
 
+  /// Tells the fleet view of each write (and forgets a removed workspace's override).
+  class Observer final : public WorkspaceObserver {
+   public:
+    explicit Observer(Daemon& daemon) : daemon_(daemon) {}
+    void SpecChanged(const StoredWorkspace& workspace) override;
+    void StatusChanged(const WorkspaceStatus& status) override;
+    void Removed(const std::string& name) override;
+
+   private:
+    Daemon& daemon_;
+  };
+
   std::unique_ptr<Source> MakeSource(const manifests::SourceConfig& config) const;
+  /// Queues `name` in the current term; false without one (a standby).
+  bool Enqueue(const std::string& name);
+  /// A standby's list older than standby_refresh is reloaded from the store.
+  void RefreshStandbyView();
   /// deps_.stacks->ledger, or nullptr without stacks.
   [[nodiscard]] stacks::StackLedger* Ledger() const;
 
@@ -134,15 +164,25 @@ class Daemon final : private Term {
   DaemonOptions options_;
   DesiredState desired_;
   EventRecorder events_;
+  MemoryOverrideStore memory_overrides_;  ///< used without DaemonDeps::override_store
+  Overrides overrides_;
+  ProductRegistry products_;
+  FleetView fleet_;
+  Observer observer_;
+  WorkspaceApi api_;
   WorkspaceReconciler reconciler_;
   Manager manager_;
   TimePoint next_prune_{};  ///< the manager's thread only (Tick)
+  std::uint64_t products_seen_ = 0;  ///< the manager's thread only (Tick)
+  std::mutex refresh_mutex_;
+  std::chrono::steady_clock::time_point refreshed_{};  ///< guarded by refresh_mutex_
 
   // Per leadership term, guarded by term_mutex_ (the webhook and readiness read them).
   mutable std::mutex term_mutex_;
   std::unique_ptr<Sync> sync_;
   std::vector<std::unique_ptr<Source>> sources_;
   std::vector<std::unique_ptr<SourceRunner>> runners_;
+  WorkQueue* queue_ = nullptr;
 };
 
 }  // namespace tmaster::controller

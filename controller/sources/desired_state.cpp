@@ -1,5 +1,7 @@
 #include "controller/sources/desired_state.hpp"
 
+#include "controller/sources/product_registry.hpp"
+
 namespace tmaster::controller {
 
 DesiredState::View DesiredState::Lookup(const std::string& name) const {
@@ -29,6 +31,7 @@ std::vector<std::string> DesiredState::BeginTerm(const std::vector<StoredWorkspa
     StoredWorkspace summary = row;
     summary.spec_json.clear();  // the digest says enough; deletion reads the row afresh
     stored_[row.name] = std::move(summary);
+    if (row.source == kApiSource) api_owned_.insert(row.name);
     if (row.deleting_since) {
       deleting_.insert(row.name);
       deleting.push_back(row.name);
@@ -68,6 +71,36 @@ void DesiredState::FinishDeleting(const std::string& name) {
   const std::lock_guard lock(mutex_);
   deleting_.erase(name);
   stored_.erase(name);
+  api_owned_.erase(name);
+}
+
+void DesiredState::SetApiOwned(const std::string& name) {
+  const std::lock_guard lock(mutex_);
+  api_owned_.insert(name);
+}
+
+bool DesiredState::ApiOwned(const std::string& name) const {
+  const std::lock_guard lock(mutex_);
+  return api_owned_.count(name) != 0;
+}
+
+std::set<std::string> DesiredState::ApiOwnedNames() const {
+  const std::lock_guard lock(mutex_);
+  return api_owned_;
+}
+
+std::vector<std::string> DesiredState::RejectedBy(const std::string& source) const {
+  const std::lock_guard lock(mutex_);
+  std::vector<std::string> names;
+  for (const auto& [name, rejection] : rejected_) {
+    if (rejection.source == source) names.push_back(name);
+  }
+  return names;
+}
+
+void DesiredState::ForgetRejected(const std::string& name) {
+  const std::lock_guard lock(mutex_);
+  rejected_.erase(name);
 }
 
 std::vector<std::string> DesiredState::DeclaredNames() const {
@@ -108,6 +141,7 @@ void DesiredState::Clear() {
   deleting_.clear();
   stored_.clear();
   held_stack_removals_.clear();
+  api_owned_.clear();
 }
 
 }  // namespace tmaster::controller

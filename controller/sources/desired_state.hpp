@@ -74,6 +74,11 @@ class DesiredState {
   /// The reclaim finished (or the row is gone): the name is unknown from now on.
   void FinishDeleting(const std::string& name);
 
+  /// The names `source` last read as invalid documents (never declared since), sorted.
+  [[nodiscard]] std::vector<std::string> RejectedBy(const std::string& source) const;
+  /// Forgets a rejection (its document is gone from a clean read).
+  void ForgetRejected(const std::string& name);
+
   /// Names declared now, sorted.
   [[nodiscard]] std::vector<std::string> DeclaredNames() const;
   [[nodiscard]] std::size_t DeletingCount() const;
@@ -85,6 +90,14 @@ class DesiredState {
   /// True while the workspace's stack removal is held back by the deletion guard.
   [[nodiscard]] bool StackRemovalHeld(const std::string& name) const;
 
+  /// Workspaces whose store row belongs to the API (source `api`, product_registry.hpp): no
+  /// configured source may declare them (the sync reports its document as a Conflict on the
+  /// source) until they are deleted. BeginTerm takes them from the store's rows; the API adds
+  /// them; FinishDeleting forgets them.
+  void SetApiOwned(const std::string& name);
+  [[nodiscard]] bool ApiOwned(const std::string& name) const;
+  [[nodiscard]] std::set<std::string> ApiOwnedNames() const;
+
   /// Drops everything (the term ended).
   void Clear();
 
@@ -95,6 +108,7 @@ class DesiredState {
   std::set<std::string> deleting_;
   std::map<std::string, StoredWorkspace> stored_;
   std::map<std::string, std::set<std::string>> held_stack_removals_;  ///< by source
+  std::set<std::string> api_owned_;
 };
 
 }  // namespace tmaster::controller

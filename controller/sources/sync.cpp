@@ -36,7 +36,7 @@ Sync::Products Sync::LoadProducts(const manifests::Fleet& fleet, const SyncOptio
 Outcome<SyncVerdict> Sync::Apply(const std::string& source, const std::string& revision,
                                  const manifests::Fleet& fleet,
                                  std::vector<std::string>& to_queue) {
-  Pass pass{source, revision, fleet, {}, {}};
+  Pass pass{source, revision, fleet, {}, {}, {}};
   Outcome<SyncVerdict> verdict = RunPhases(pass);
   to_queue = std::move(pass.enqueue);
   return verdict;
@@ -44,6 +44,7 @@ Outcome<SyncVerdict> Sync::Apply(const std::string& source, const std::string& r
 
 Outcome<SyncVerdict> Sync::RunPhases(Pass& pass) {
   const Products products = LoadProducts(pass.fleet, options_);
+  if (deps_.products != nullptr) deps_.products->Replace(pass.source, products);
   for (const manifests::Workspace& workspace : pass.fleet.workspaces) {
     pass.parsed.insert(workspace.name);
     if (Status upserted = UpsertDeclared(pass, workspace, products); !upserted) {
@@ -59,7 +60,10 @@ Outcome<SyncVerdict> Sync::RunPhases(Pass& pass) {
     return verdict;
   }
   if (Status guarded = GuardDeletions(pass, verdict); !guarded) return guarded.failure();
-  if (verdict.ready) {
+  if (verdict.ready && !pass.api_owned.empty()) {
+    verdict.reason = "Conflict";
+    verdict.message = ApiOwnedMessage(pass.api_owned);
+  } else if (verdict.ready) {
     verdict.message = std::to_string(pass.fleet.workspaces.size()) + " workspace(s)" +
                       (pass.revision.empty() ? "" : " at revision " + pass.revision);
   }
@@ -72,6 +76,10 @@ Status Sync::UpsertDeclared(Pass& pass, const manifests::Workspace& workspace,
   if (product == products.end()) return Ok();  // the loader rejects these; defensive
   const std::string spec_json = WorkspaceToJson(workspace);
   const std::string digest = crypto::Sha256Hex(spec_json);
+  if (pass.source != kApiSource && deps_.desired->ApiOwned(workspace.name)) {
+    pass.api_owned.push_back(workspace.name);  // moved to the API with force: not taken back
+    return Ok();
+  }
   const DesiredState::View view = deps_.desired->Lookup(workspace.name);
   const std::shared_ptr<const DesiredEntry>& existing = view.declared;
   const bool returning = view.deleting;
@@ -105,6 +113,8 @@ Status Sync::UpsertDeclared(Pass& pass, const manifests::Workspace& workspace,
     if (Outcome<StoredWorkspace> cancelled = deps_.store->CancelDeleting(workspace.name);
         !cancelled) {
       return cancelled.failure();
+    } else if (deps_.observer != nullptr) {
+      deps_.observer->SpecChanged(*cancelled);
     }
   }
   if (spec_changed) {
@@ -116,6 +126,7 @@ Status Sync::UpsertDeclared(Pass& pass, const manifests::Workspace& workspace,
       return failure;
     }
     entry->generation = stored->generation;
+    if (deps_.observer != nullptr) deps_.observer->SpecChanged(*stored);
   } else {
     entry->generation = known->generation;
   }
@@ -145,8 +156,21 @@ Status Sync::GuardDeletions(Pass& pass, SyncVerdict& verdict) {
   Outcome<std::vector<StoredWorkspace>> stored = deps_.store->ListWorkspaces(pass.source);
   if (!stored) return stored.failure();
   std::set<std::string> live;
+  std::set<std::string> rows;
   for (const StoredWorkspace& w : *stored) {
+    rows.insert(w.name);
     if (!w.deleting_since) live.insert(w.name);
+  }
+  // A document that never validated and is now gone: its status (listed as Stalled by the API)
+  // goes with it. One that had a valid spec before is a row of this source: deleted below.
+  for (const std::string& name : deps_.desired->RejectedBy(pass.source)) {
+    if (pass.parsed.count(name) != 0 || rows.count(name) != 0) continue;
+    Outcome<std::optional<StoredWorkspace>> row = deps_.store->Get(name);
+    if (!row) return row.failure();
+    if (*row) continue;  // another source's row now
+    if (Outcome<bool> removed = deps_.store->Remove(name); !removed) return removed.failure();
+    deps_.desired->ForgetRejected(name);
+    if (deps_.observer != nullptr) deps_.observer->Removed(name);
   }
   GuardDecision decision =
       DecideDeletions(live, pass.parsed, options_.max_deletions_per_sync, /*confirmed=*/false);
@@ -196,6 +220,7 @@ Status Sync::GuardDeletions(Pass& pass, SyncVerdict& verdict) {
     Outcome<StoredWorkspace> marked = deps_.store->MarkDeleting(name);
     if (!marked) return marked.failure();
     deps_.desired->MarkDeleting(name);
+    if (deps_.observer != nullptr) deps_.observer->SpecChanged(*marked);
     deps_.events->Emit(
         name, "Normal", "Deleting",
         "the manifest is gone from source " + pass.source +
@@ -204,6 +229,12 @@ Status Sync::GuardDeletions(Pass& pass, SyncVerdict& verdict) {
     pass.enqueue.push_back(name);
   }
   return Ok();
+}
+
+std::string ApiOwnedMessage(const std::vector<std::string>& names) {
+  return std::to_string(names.size()) + " workspace(s) declared here are owned by the API " +
+         "(moved with PUT ...?force=true), first " + Quoted(names.front()) +
+         "; their documents are ignored until they are deleted through the API";
 }
 
 std::string InvalidManifestsMessage(const manifests::Fleet& fleet) {

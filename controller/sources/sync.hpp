@@ -8,6 +8,9 @@
 //      name is queued so that its status says why;
 //   4. guard deletions: after a clean parse only, workspaces the store holds from this source
 //      but the read lacks are marked deleting, within the deletion guard.
+// A workspace the API owns (moved there by `PUT ...?force=true`, DesiredState::ApiOwned) is not
+// taken back: the source's document for it is ignored and the verdict says `Conflict` (the
+// source stays ready) until the workspace is deleted through the API.
 // A store failure stops the sync where it is; what was saved stays saved and the next sync
 // finishes the rest (every phase compares with the store before writing).
 
@@ -21,6 +24,8 @@
 #include "common/outcome.hpp"
 #include "controller/runtime/events.hpp"
 #include "controller/sources/desired_state.hpp"
+#include "controller/sources/product_registry.hpp"
+#include "controller/sources/workspace_observer.hpp"
 #include "controller/store/store.hpp"
 #include "manifests/types.hpp"
 #include "reconcilers/migrations/migrations.hpp"
@@ -31,7 +36,7 @@ namespace tmaster::controller {
 /// What a sync says about its source (the source's status).
 struct SyncVerdict {
   bool ready = true;
-  std::string reason = "Synced";  ///< Synced, InvalidManifests, DeletionGuard
+  std::string reason = "Synced";  ///< Synced, InvalidManifests, DeletionGuard, Conflict
   std::string message;
 };
 
@@ -39,6 +44,8 @@ struct SyncDeps {
   Store* store = nullptr;
   DesiredState* desired = nullptr;
   EventRecorder* events = nullptr;
+  ProductRegistry* products = nullptr;     ///< nullptr: the products are not kept
+  WorkspaceObserver* observer = nullptr;   ///< nullptr: nobody is told of the writes
 };
 
 struct SyncOptions {
@@ -71,6 +78,7 @@ class Sync {
     const manifests::Fleet& fleet;
     std::set<std::string> parsed;      ///< every name the read has, valid or not
     std::vector<std::string> enqueue;  ///< queued once the sync is through
+    std::vector<std::string> api_owned;  ///< declared here, but the API owns them
   };
   Outcome<SyncVerdict> RunPhases(Pass& pass);
   /// Phase 2: one workspace.
@@ -84,6 +92,9 @@ class Sync {
   SyncDeps deps_;
   SyncOptions options_;
 };
+
+/// The Conflict verdict's message: "N workspace(s) of this source are owned by the API ...".
+std::string ApiOwnedMessage(const std::vector<std::string>& names);
 
 /// Summarises a read's invalid documents: "N invalid document(s), nothing deleted; first: ...".
 std::string InvalidManifestsMessage(const manifests::Fleet& fleet);

@@ -142,7 +142,10 @@ Outcome<std::size_t> ReconcileStack(Job& job, const StacksContext& context, bool
       create->listed_absent = true;
     }
   }
-  for (const auto& action : plan.actions) job.result.plan.push_back(stacks::Describe(action));
+  for (const auto& action : plan.actions) {
+    job.result.plan.push_back(stacks::Describe(action));
+    job.result.plan_kinds.push_back(stacks::KindOf(action));
+  }
   if (dry_run) return plan.actions.size();
 
   for (const stacks::Action& action : plan.actions) {
@@ -213,6 +216,7 @@ WorkspaceResult ReconcileWorkspace(const WorkspaceInputs& inputs, const Secret& 
                                 {.deep = options.deep, .elsewhere = inputs.elsewhere});
   for (const auto& action : job.plan.actions) {
     job.result.plan.push_back(postgres::Describe(action));
+    job.result.plan_kinds.push_back(postgres::KindOf(action));
   }
   if (job.plan.blocked) {
     const bool migrations = job.plan.blocked->reason.rfind("Migration", 0) == 0;

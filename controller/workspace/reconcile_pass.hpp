@@ -44,6 +44,7 @@ struct WorkspaceResult {
   std::string reason;   ///< CamelCase
   std::string message;  ///< names the failing object and step; never a secret
   std::vector<std::string> plan;     ///< Describe() of each planned action
+  std::vector<std::string> plan_kinds;  ///< KindOf() of each planned action, as `plan`
   std::vector<std::string> applied;  ///< Describe() of each action applied, with its detail
   int statements = 0;                ///< SQL statements sent while applying
   /// Set when the workspace is not ready because something failed: the queue retries transient

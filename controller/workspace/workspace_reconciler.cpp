@@ -87,6 +87,7 @@ void WorkspaceReconciler::Write(const std::string& name, const StatusUpdate& upd
     statuses_[name] = update.status;
   }
   Outcome<Done> put = deps_.store->PutStatus(update.status);
+  if (put && deps_.observer != nullptr) deps_.observer->StatusChanged(update.status);
   const std::lock_guard lock(mutex_);
   if (put) {
     unsaved_.erase(name);
@@ -129,7 +130,15 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     }
   }
   const std::optional<WorkspaceStatus> previous = Previous(name);
-  const manifests::Workspace& workspace = entry.workspace;
+  // An API override suspends a source-owned workspace: converged exactly as `suspend: true`.
+  std::optional<manifests::Workspace> overridden;
+  if (deps_.overrides != nullptr && !entry.workspace.suspend) {
+    if (std::optional<SuspendOverride> held = deps_.overrides->Get(name); held && held->suspend) {
+      overridden = entry.workspace;
+      overridden->suspend = true;
+    }
+  }
+  const manifests::Workspace& workspace = overridden ? *overridden : entry.workspace;
   WorkspaceInputs inputs;
   inputs.workspace = &workspace;
   inputs.product = &entry.product->product;
@@ -302,6 +311,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
   if (!stored) return fail(stored.failure());
   if (!*stored) {
     deps_.desired->FinishDeleting(name);
+    if (deps_.observer != nullptr) deps_.observer->Removed(name);
     const std::lock_guard lock(mutex_);
     statuses_.erase(name);
     recorded_.erase(name);
@@ -353,6 +363,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
   Outcome<bool> removed = deps_.store->Remove(name);
   if (!removed) return fail(removed.failure());
   deps_.desired->FinishDeleting(name);
+  if (deps_.observer != nullptr) deps_.observer->Removed(name);
   {
     const std::lock_guard lock(mutex_);
     statuses_.erase(name);

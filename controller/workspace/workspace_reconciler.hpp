@@ -4,7 +4,8 @@
 // desired state the sync left:
 //   - deleting: the reclaim policy runs from the last stored spec (the stack first, then the
 //     database and role), always against a fresh observation;
-//   - declared: ReconcileWorkspace (the path --once shares) on observations shared between
+//   - declared: ReconcileWorkspace (the path --once shares; `suspend` forced on while an API
+//     override holds it, overrides.hpp) on observations shared between
 //     workers (one catalog query per cluster, one stack list per endpoint, at most
 //     `snapshot_max_age` old and never older than this reconciler's own last change to it);
 //   - rejected: its status says why (Stalled), nothing is reconciled;
@@ -26,7 +27,9 @@
 #include "controller/runtime/snapshot_cache.hpp"
 #include "controller/sources/desired_state.hpp"
 #include "controller/store/store.hpp"
+#include "controller/sources/workspace_observer.hpp"
 #include "controller/workspace/conditions.hpp"
+#include "controller/workspace/overrides.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
 
 namespace tmaster::controller {
@@ -44,6 +47,10 @@ struct WorkspaceReconcilerDeps {
   const manifests::Config* config = nullptr;  ///< each cluster's adoptPattern; nullptr: none
   /// The store's database name: never adopted (postgres::AdoptPolicy).
   std::string store_database = std::string(postgres::kDefaultStoreDatabase);
+  /// nullptr: none. A workspace with a suspend override converges as if its spec said
+  /// `suspend: true` (overrides.hpp).
+  const Overrides* overrides = nullptr;
+  WorkspaceObserver* observer = nullptr;  ///< told of each status written and each removal
 };
 
 struct WorkspaceReconcilerOptions {

@@ -1,0 +1,229 @@
+#include "controller/daemon/fleet_view.hpp"
+
+#include <boost/json.hpp>
+
+#include "common/time.hpp"
+
+#include <mutex>
+
+namespace tmaster::controller {
+namespace json = boost::json;
+namespace {
+
+std::map<std::string, std::string> LabelsOf(const std::string& spec_json) {
+  std::map<std::string, std::string> labels;
+  boost::system::error_code ec;
+  const json::value doc = json::parse(spec_json, ec);
+  if (ec || !doc.is_object()) return labels;
+  const json::value* metadata = doc.as_object().if_contains("metadata");
+  if (metadata == nullptr || !metadata->is_object()) return labels;
+  const json::value* found = metadata->as_object().if_contains("labels");
+  if (found == nullptr || !found->is_object()) return labels;
+  for (const auto& [key, value] : found->as_object()) {
+    if (value.is_string()) labels.emplace(key, value.as_string().c_str());
+  }
+  return labels;
+}
+
+bool Matches(const std::map<std::string, std::string>& labels, const LabelSelector& selector) {
+  for (const LabelRequirement& requirement : selector) {
+    const auto it = labels.find(requirement.key);
+    const bool equal = it != labels.end() && it->second == requirement.value;
+    if (equal != requirement.equal) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string EncodeContinue(const std::string& name) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  token.reserve(name.size() * 2);
+  for (const char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    token.push_back(kHex[c >> 4]);
+    token.push_back(kHex[c & 0xf]);
+  }
+  return token;
+}
+
+std::optional<std::string> DecodeContinue(const std::string& token) {
+  if (token.empty() || token.size() % 2 != 0) return std::nullopt;
+  const auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string name;
+  name.reserve(token.size() / 2);
+  for (std::size_t i = 0; i < token.size(); i += 2) {
+    const int high = digit(token[i]);
+    const int low = digit(token[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    name.push_back(static_cast<char>(high * 16 + low));
+  }
+  return name;
+}
+
+FleetView::FleetView(const Overrides* overrides) : overrides_(overrides) {}
+
+void FleetView::Render(const std::string& name, Entry& entry) const {
+  StoredWorkspace shown;
+  if (entry.spec) {
+    shown = *entry.spec;
+  } else {
+    shown.name = name;
+    shown.source = entry.rejected_source;
+  }
+  const WorkspaceStatus* status = entry.status ? &*entry.status : nullptr;
+  std::string text = WorkspaceJson(shown, status);
+  if (shown.deleting_since) {
+    entry.phase = "Deleting";
+  } else {
+    entry.phase = status != nullptr ? status->phase : "Pending";
+  }
+  entry.labels =
+      entry.spec ? LabelsOf(entry.spec->spec_json) : std::map<std::string, std::string>{};
+  std::optional<SuspendOverride> held;
+  if (overrides_ != nullptr) held = overrides_->Get(name);
+  if (held) {
+    boost::system::error_code ec;
+    json::value doc = json::parse(text, ec);
+    if (!ec && doc.is_object()) {
+      json::object& object = doc.as_object();
+      json::value& status_value = object["status"];
+      if (!status_value.is_object()) status_value = json::object();
+      status_value.as_object()["override"] = {
+          {"suspend", held->suspend}, {"by", held->by}, {"at", FormatRfc3339Utc(held->at_unix)}};
+      text = json::serialize(doc);
+    }
+  }
+  entry.json = std::make_shared<const std::string>(std::move(text));
+}
+
+void FleetView::Reset(const std::vector<StoredWorkspace>& workspaces,
+                      const std::vector<WorkspaceStatus>& statuses) {
+  std::map<std::string, Entry> entries;
+  for (const StoredWorkspace& workspace : workspaces) entries[workspace.name].spec = workspace;
+  for (const WorkspaceStatus& status : statuses) entries[status.name].status = status;
+  {
+    // Keep what the running daemon learnt of never-validated documents' sources.
+    const std::shared_lock lock(mutex_);
+    for (auto& [name, entry] : entries) {
+      if (auto it = entries_.find(name); it != entries_.end()) {
+        entry.rejected_source = it->second.rejected_source;
+      }
+    }
+  }
+  for (auto& [name, entry] : entries) Render(name, entry);
+  const std::unique_lock lock(mutex_);
+  entries_ = std::move(entries);
+}
+
+void FleetView::SpecChanged(const StoredWorkspace& workspace) {
+  const std::unique_lock lock(mutex_);
+  Entry& entry = entries_[workspace.name];
+  entry.spec = workspace;
+  Render(workspace.name, entry);
+}
+
+void FleetView::StatusChanged(const WorkspaceStatus& status) {
+  const std::unique_lock lock(mutex_);
+  Entry& entry = entries_[status.name];
+  entry.status = status;
+  Render(status.name, entry);
+}
+
+void FleetView::Removed(const std::string& name) {
+  const std::unique_lock lock(mutex_);
+  entries_.erase(name);
+}
+
+void FleetView::Refresh(const std::string& name) {
+  const std::unique_lock lock(mutex_);
+  if (auto it = entries_.find(name); it != entries_.end()) Render(name, it->second);
+}
+
+void FleetView::SetRejectedSource(const std::string& name, const std::string& source) {
+  const std::unique_lock lock(mutex_);
+  Entry& entry = entries_[name];
+  if (entry.rejected_source == source && entry.json) return;
+  entry.rejected_source = source;
+  Render(name, entry);
+}
+
+Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {
+  std::optional<std::string> after;
+  if (!query.continue_token.empty()) {
+    after = DecodeContinue(query.continue_token);
+    if (!after) {
+      return Failure::Stalled(
+          "BadContinue", "continue token " + query.continue_token + " was not made by this server");
+    }
+  }
+  std::vector<std::shared_ptr<const std::string>> items;
+  FleetPage page;
+  std::string last;
+  {
+    const std::shared_lock lock(mutex_);
+    auto it = after ? entries_.upper_bound(*after) : entries_.begin();
+    const bool filtered = !query.selector.empty() || !query.phase.empty();
+    const auto matches = [&](const Entry& entry) {
+      if (!entry.json) return false;
+      if (!query.phase.empty() && entry.phase != query.phase) return false;
+      return Matches(entry.labels, query.selector);
+    };
+    if (query.limit) items.reserve(*query.limit);
+    for (; it != entries_.end(); ++it) {
+      if (!matches(it->second)) continue;
+      if (query.limit && items.size() == *query.limit) break;
+      items.push_back(it->second.json);
+      last = it->first;
+    }
+    if (it != entries_.end()) {
+      if (!filtered) {
+        page.remaining = static_cast<std::size_t>(std::distance(it, entries_.end()));
+      } else {
+        for (; it != entries_.end(); ++it) page.remaining += matches(it->second) ? 1U : 0U;
+      }
+    }
+  }
+  std::size_t size = 64;
+  for (const auto& item : items) size += item->size() + 1;
+  page.json.reserve(size);
+  page.json += R"({"items":[)";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) page.json += ',';
+    page.json += *items[i];
+  }
+  page.json += R"(],"metadata":{)";
+  if (page.remaining > 0) {
+    page.continue_token = EncodeContinue(last);
+    page.json += R"("continue":")" + page.continue_token + R"(","remainingItemCount":)" +
+                 std::to_string(page.remaining);
+  }
+  page.json += "}}";
+  page.items = items.size();
+  return page;
+}
+
+std::optional<std::string> FleetView::Get(const std::string& name) const {
+  const std::shared_lock lock(mutex_);
+  auto it = entries_.find(name);
+  if (it == entries_.end() || !it->second.json) return std::nullopt;
+  return *it->second.json;
+}
+
+std::string FleetView::Phase(const std::string& name) const {
+  const std::shared_lock lock(mutex_);
+  auto it = entries_.find(name);
+  return it == entries_.end() ? std::string() : it->second.phase;
+}
+
+std::size_t FleetView::Size() const {
+  const std::shared_lock lock(mutex_);
+  return entries_.size();
+}
+
+}  // namespace tmaster::controller

@@ -1,0 +1,88 @@
+#pragma once
+// The workspace list answered from memory (docs/api.md, `GET /api/v1/workspaces`): every
+// workspace's API object (status_json.hpp WorkspaceJson, with `status.override` when an API
+// override holds it) rendered once when its spec or status changes, and a page cut from the
+// rendered objects in name order. The leader's daemon tells it of each write it makes
+// (WorkspaceObserver); a standby reloads it from the store (Reset) every couple of seconds.
+//
+// A name with a status but no stored spec is a workspace whose manifest never validated: it is
+// listed with its status (phase Stalled, the InvalidManifest message) and an empty spec.
+
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/outcome.hpp"
+#include "controller/api/status_json.hpp"
+#include "controller/sources/workspace_observer.hpp"
+#include "controller/store/store.hpp"
+#include "controller/workspace/overrides.hpp"
+
+namespace tmaster::controller {
+
+/// `GET /api/v1/workspaces`'s query.
+struct FleetQuery {
+  std::optional<std::size_t> limit;  ///< nullopt: every item
+  std::string continue_token;        ///< empty: from the first name
+  LabelSelector selector;
+  std::string phase;  ///< empty: any
+};
+
+struct FleetPage {
+  std::string json;  ///< `{"items":[...],"metadata":{"continue"?,"remainingItemCount"?}}`
+  std::size_t items = 0;
+  std::string continue_token;  ///< empty on the last page
+  std::size_t remaining = 0;   ///< matching items after this page
+};
+
+/// Thread-safe: List and Get take a shared lock, writers an exclusive one for one entry.
+class FleetView final : public WorkspaceObserver {
+ public:
+  /// `overrides` (may be nullptr) is read when an entry is rendered.
+  explicit FleetView(const Overrides* overrides = nullptr);
+
+  /// Replaces everything with the store's rows and statuses (a new term; a standby's refresh).
+  void Reset(const std::vector<StoredWorkspace>& workspaces,
+             const std::vector<WorkspaceStatus>& statuses);
+  void SpecChanged(const StoredWorkspace& workspace) override;
+  void StatusChanged(const WorkspaceStatus& status) override;
+  void Removed(const std::string& name) override;
+  /// Renders `name` again (its override changed).
+  void Refresh(const std::string& name);
+  /// A never-validated workspace's source, shown in its annotations (it has no stored row).
+  void SetRejectedSource(const std::string& name, const std::string& source);
+
+  /// One page. Stalled `BadContinue` for a continue token this view did not make.
+  [[nodiscard]] Outcome<FleetPage> List(const FleetQuery& query) const;
+  /// The object of `name`; nullopt when unknown.
+  [[nodiscard]] std::optional<std::string> Get(const std::string& name) const;
+  /// The phase of `name` as listed; empty when unknown.
+  [[nodiscard]] std::string Phase(const std::string& name) const;
+  [[nodiscard]] std::size_t Size() const;
+
+ private:
+  struct Entry {
+    std::optional<StoredWorkspace> spec;
+    std::optional<WorkspaceStatus> status;
+    std::string rejected_source;
+    std::map<std::string, std::string> labels;
+    std::string phase;
+    std::shared_ptr<const std::string> json;
+  };
+  void Render(const std::string& name, Entry& entry) const;
+
+  const Overrides* overrides_;
+  mutable std::shared_mutex mutex_;
+  std::map<std::string, Entry> entries_;
+};
+
+/// The continue token after `name` (opaque to clients: hex of the name) and back.
+std::string EncodeContinue(const std::string& name);
+std::optional<std::string> DecodeContinue(const std::string& token);
+
+}  // namespace tmaster::controller

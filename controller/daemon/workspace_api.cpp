@@ -1,0 +1,535 @@
+#include "controller/daemon/workspace_api.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+
+#include "common/crypto.hpp"
+#include "common/text.hpp"
+#include "common/time.hpp"
+#include "controller/sources/source.hpp"
+#include "controller/store/spec_json.hpp"
+#include "manifests/loader.hpp"
+
+namespace tmaster::controller {
+namespace json = boost::json;
+namespace {
+
+/// docs/api.md: JSON, or YAML under any of its three names; parameters (`; charset=utf-8`) are
+/// ignored. An absent type is read as YAML (YAML reads JSON too).
+bool AcceptedType(std::string_view content_type) {
+  std::string type(content_type.substr(0, content_type.find(';')));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return type.empty() || type == "application/json" || type == "application/yaml" ||
+         type == "application/x-yaml" || type == "text/yaml";
+}
+
+std::string Quote(std::string_view text) {
+  return json::serialize(json::string(text));
+}
+
+/// A Product document standing for a product a source declared: what the loader needs to resolve
+/// a workspace's `spec.product` exactly as it does for a file of that source (modes, the default
+/// version; the stack template and migrations as paths beneath `/`, where they are checked to
+/// exist as the loader always does).
+std::string ProductStub(const manifests::Product& product) {
+  std::string out = "---\napiVersion: tenantmaster.io/v1alpha1\nkind: Product\nmetadata: {name: " +
+                    Quote(product.name) + "}\nspec:\n  image: " + Quote(product.image) +
+                    "\n  defaultVersion: " + Quote(product.default_version) +
+                    "\n  port: " + std::to_string(product.port) + "\n  modes: [";
+  for (std::size_t i = 0; i < product.modes.size(); ++i) {
+    out += (i > 0 ? ", " : "") + std::string(manifests::ToString(product.modes[i]));
+  }
+  out += "]\n";
+  if (!product.stack_template.empty()) {
+    out += "  stackTemplate: " + Quote(product.stack_template.relative_path().string()) + "\n";
+  }
+  if (!product.migrations.empty()) {
+    out += "  migrations: " + Quote(product.migrations.relative_path().string()) + "\n";
+  }
+  return out;
+}
+
+std::size_t CountLines(std::string_view text) {
+  std::size_t lines = 0;
+  for (const char c : text) lines += c == '\n' ? 1 : 0;
+  if (!text.empty() && text.back() != '\n') ++lines;
+  return lines;
+}
+
+json::object FindingJson(const manifests::Diagnostic& d) {
+  return {{"file", d.where.file},
+          {"line", d.where.line},
+          {"column", d.where.column},
+          {"field", d.field},
+          {"message", d.message},
+          {"severity", d.severity == manifests::Diagnostic::Severity::kError ? "error" : "notice"}};
+}
+
+std::string SourceKind(const manifests::Config* config, const std::string& source) {
+  if (config != nullptr) {
+    for (const manifests::SourceConfig& s : config->sources) {
+      if (s.name == source) return s.git ? "git" : "directory";
+    }
+  }
+  return "unknown";
+}
+
+std::string Applied(const std::string& outcome) {
+  return outcome;
+}
+
+}  // namespace
+
+const char* ApiErrorCode(int status) {
+  switch (status) {
+    case 400: return "BadRequest";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "NotFound";
+    case 405: return "MethodNotAllowed";
+    case 409: return "Conflict";
+    case 413: return "PayloadTooLarge";
+    case 415: return "UnsupportedMediaType";
+    case 422: return "Invalid";
+    case 429: return "TooManyRequests";
+    case 500: return "Internal";
+    case 503: return "Unavailable";
+    default: return "Error";
+  }
+}
+
+ApiAnswer ApiError(int status, std::string message, std::string details_json) {
+  ApiAnswer answer;
+  answer.status = status;
+  answer.error = ApiErrorCode(status);
+  answer.message = std::move(message);
+  json::object body{{"error", answer.error}, {"message", answer.message}};
+  if (!details_json.empty()) {
+    boost::system::error_code ec;
+    json::value details = json::parse(details_json, ec);
+    if (!ec) body["details"] = std::move(details);
+  }
+  answer.body = json::serialize(body);
+  return answer;
+}
+
+ValidatedBody ValidateBody(std::string_view body,
+                           const std::map<std::string, ProductRegistry::Found>& products,
+                           const manifests::LoadOptions& options) {
+  ValidatedBody out;
+  out.body_lines = CountLines(body);
+  std::string text(body);
+  if (!text.empty() && text.back() != '\n') text.push_back('\n');
+  for (const auto& [name, found] : products) text += ProductStub(found.entry->product);
+  manifests::LoadOptions load = options;
+  load.root = "/";
+  load.parse_cache = nullptr;
+  manifests::Fleet fleet = manifests::LoadText(text, "request", "/", load);
+  const auto in_body = [&](const manifests::Location& at) {
+    return at.line >= 1 && static_cast<std::size_t>(at.line) <= out.body_lines;
+  };
+  std::vector<manifests::Diagnostic> kept;
+  for (manifests::Diagnostic& d : fleet.diagnostics) {
+    if (in_body(d.where)) {
+      kept.push_back(std::move(d));
+    } else if (d.severity == manifests::Diagnostic::Severity::kError) {
+      // A source's product that no longer loads (its template was removed since the sync): the
+      // workspaces naming it say "invalid"; the stub's own finding means nothing to the client.
+      spdlog::warn("api: a source's product did not load for a request: {}", d.Format());
+    }
+  }
+  std::vector<manifests::Product> resolved;
+  for (const manifests::Product& product : fleet.products) {
+    if (in_body(product.where)) {
+      kept.push_back({manifests::Diagnostic::Severity::kError, product.where, "kind",
+                      "Product documents are not accepted here: products come from the "
+                      "configured sources"});
+      continue;
+    }
+    if (auto it = products.find(product.name); it != products.end()) {
+      resolved.push_back(it->second.entry->product);
+    }
+  }
+  std::stable_sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) {
+    return a.where.line != b.where.line ? a.where.line < b.where.line
+                                        : a.where.column < b.where.column;
+  });
+  json::array findings;
+  for (const manifests::Diagnostic& d : kept) {
+    if (d.severity == manifests::Diagnostic::Severity::kError) out.has_errors = true;
+    findings.push_back(FindingJson(d));
+  }
+  fleet.products = std::move(resolved);
+  fleet.diagnostics = std::move(kept);
+  out.findings_json = json::serialize(findings);
+  out.fleet = std::move(fleet);
+  return out;
+}
+
+WorkspaceApi::WorkspaceApi(WorkspaceApiDeps deps) : deps_(std::move(deps)) {}
+
+std::int64_t WorkspaceApi::Now() const {
+  if (deps_.now_unix) return deps_.now_unix();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::optional<ApiAnswer> WorkspaceApi::Refuse(const StoredWorkspace& stored, bool force) const {
+  if (stored.source == kApiSource || force) return std::nullopt;
+  const std::string kind = SourceKind(deps_.config, stored.source);
+  json::object details{{"source", stored.source}, {"kind", kind}};
+  return ApiError(409,
+                  "workspace " + Quoted(stored.name) + " is owned by " + kind + " source " +
+                      Quoted(stored.source) +
+                      " (the repository is the truth); ?force=true moves it to the API",
+                  json::serialize(details));
+}
+
+ApiAnswer WorkspaceApi::Object(int status, const std::string& name) const {
+  ApiAnswer answer;
+  answer.status = status;
+  std::optional<std::string> object = deps_.fleet->Get(name);
+  if (!object) {
+    // Not in the view (a standby that has not refreshed): read the store.
+    Outcome<std::optional<StoredWorkspace>> stored = deps_.store->Get(name);
+    Outcome<std::optional<WorkspaceStatus>> status_row = deps_.store->GetStatus(name);
+    if (!stored || !status_row) {
+      return ApiError(503, "store unavailable: " +
+                               (!stored ? stored.failure().message : status_row.failure().message));
+    }
+    if (!*stored) return ApiError(404, "workspace " + Quoted(name) + " not found");
+    object = WorkspaceJson(**stored, *status_row ? &**status_row : nullptr);
+  }
+  answer.body = std::move(*object);
+  return answer;
+}
+
+void WorkspaceApi::Declare(const StoredWorkspace& stored, const manifests::Workspace& workspace,
+                           const std::shared_ptr<const ProductEntry>& product) {
+  auto entry = std::make_shared<DesiredEntry>();
+  entry->workspace = workspace;
+  entry->product = product;
+  entry->source = kApiSource;
+  entry->revision = stored.revision;
+  entry->spec_digest = stored.spec_digest;
+  entry->generation = stored.generation;
+  deps_.desired->SetApiOwned(stored.name);
+  deps_.desired->Declare(stored.name, std::move(entry));
+}
+
+std::optional<manifests::Workspace> WorkspaceApi::ReadStored(
+    const StoredWorkspace& stored, std::shared_ptr<const ProductEntry>& product) {
+  const std::map<std::string, ProductRegistry::Found> products = deps_.products->All();
+  ValidatedBody read = ValidateBody(stored.spec_json, products, MakeLoadOptions(*deps_.config));
+  if (read.has_errors || read.fleet.workspaces.size() != 1) return std::nullopt;
+  manifests::Workspace& workspace = read.fleet.workspaces.front();
+  auto found = products.find(workspace.product);
+  if (found == products.end()) return std::nullopt;
+  product = found->second.entry;
+  return std::move(workspace);
+}
+
+ApiAnswer WorkspaceApi::Apply(const std::string& name, std::string_view body,
+                              std::string_view content_type, bool force, const std::string& who) {
+  if (!AcceptedType(content_type)) {
+    return ApiError(415, "content type " + Quoted(std::string(content_type)) +
+                             " is neither JSON nor YAML (application/json, application/yaml)");
+  }
+  const std::map<std::string, ProductRegistry::Found> products = deps_.products->All();
+  ValidatedBody read = ValidateBody(body, products, MakeLoadOptions(*deps_.config));
+  if (read.has_errors) {
+    std::string first;
+    for (const manifests::Diagnostic& d : read.fleet.diagnostics) {
+      if (d.severity == manifests::Diagnostic::Severity::kError) {
+        first = d.Format();
+        break;
+      }
+    }
+    return ApiError(422, "the workspace does not validate: " + first, read.findings_json);
+  }
+  const std::size_t documents = read.fleet.workspaces.size() + read.fleet.rejected.size();
+  if (read.fleet.workspaces.size() != 1 || documents != 1) {
+    return ApiError(400, "the body must be one Workspace document; it holds " +
+                             std::to_string(documents) + " Workspace document(s)");
+  }
+  const manifests::Workspace& workspace = read.fleet.workspaces.front();
+  if (workspace.name != name) {
+    return ApiError(400, "request:" + std::to_string(workspace.where.line) + ": metadata.name " +
+                             Quoted(workspace.name) + " does not match the workspace of the URL, " +
+                             Quoted(name));
+  }
+  if (!deps_.leading()) return ApiError(503, "this replica is a standby: writes go to the leader");
+  auto product = products.find(workspace.product);
+  if (product == products.end()) return ApiError(503, "the product's source changed; retry");
+
+  const std::lock_guard lock(write_mutex_);
+  Outcome<std::optional<StoredWorkspace>> existing = deps_.store->Get(name);
+  if (!existing) return ApiError(503, "store unavailable: " + existing.failure().message);
+  if (*existing) {
+    if (std::optional<ApiAnswer> refused = Refuse(**existing, force)) return *refused;
+  }
+  const bool was_deleting = *existing && (*existing)->deleting_since.has_value();
+  if (was_deleting) {
+    Outcome<StoredWorkspace> cancelled = deps_.store->CancelDeleting(name);
+    if (!cancelled) return ApiError(503, "store unavailable: " + cancelled.failure().message);
+    if (deps_.observer != nullptr) deps_.observer->SpecChanged(*cancelled);
+  }
+  Outcome<StoredWorkspace> stored =
+      deps_.store->UpsertSpec(name, kApiSource, "", WorkspaceToJson(workspace));
+  if (!stored) return ApiError(503, "store unavailable: " + stored.failure().message);
+  const std::string moved_from =
+      *existing && (*existing)->source != kApiSource ? (*existing)->source : std::string();
+  std::string outcome = "unchanged";
+  if (!*existing) {
+    outcome = "created";
+  } else if (!moved_from.empty() || was_deleting ||
+             (*existing)->spec_digest != stored->spec_digest) {
+    outcome = "configured";
+  }
+  Declare(*stored, workspace, product->second.entry);
+  if (deps_.observer != nullptr) deps_.observer->SpecChanged(*stored);
+  if (outcome != "unchanged") {
+    std::string message = "workspace " + outcome + " through the API by " + who + " (generation " +
+                          std::to_string(stored->generation) + ")";
+    if (!moved_from.empty()) {
+      message += "; moved from " + SourceKind(deps_.config, moved_from) + " source " +
+                 Quoted(moved_from) + " with force: that source's document is now ignored";
+    }
+    if (was_deleting) message += "; its deletion is cancelled";
+    deps_.events->Emit(name, "Normal", "Applied", message);
+  }
+  deps_.enqueue(name);
+  ApiAnswer answer = Object(outcome == "created" ? 201 : 200, name);
+  answer.headers["Tenant-Master-Apply"] = Applied(outcome);
+  return answer;
+}
+
+ApiAnswer WorkspaceApi::Delete(const std::string& name, bool force, const std::string& who) {
+  if (!deps_.leading()) return ApiError(503, "this replica is a standby: writes go to the leader");
+  const std::lock_guard lock(write_mutex_);
+  Outcome<std::optional<StoredWorkspace>> stored = deps_.store->Get(name);
+  if (!stored) return ApiError(503, "store unavailable: " + stored.failure().message);
+  if (!*stored) return ApiError(404, "workspace " + Quoted(name) + " not found");
+  if (std::optional<ApiAnswer> refused = Refuse(**stored, force)) return *refused;
+  if (!(*stored)->deleting_since) {
+    Outcome<StoredWorkspace> marked = deps_.store->MarkDeleting(name);
+    if (!marked) return ApiError(503, "store unavailable: " + marked.failure().message);
+    deps_.desired->MarkDeleting(name);
+    if (deps_.observer != nullptr) deps_.observer->SpecChanged(*marked);
+    std::string message = "deleted through the API by " + who + "; running its reclaim policy";
+    if ((*stored)->source != kApiSource) {
+      message += " (owned by source " + Quoted((*stored)->source) +
+                 ", with force: the source declares it again on its next read if it still has it)";
+    }
+    deps_.events->Emit(name, "Normal", "Deleting", message);
+  }
+  deps_.enqueue(name);
+  return Object(202, name);
+}
+
+ApiAnswer WorkspaceApi::Reconcile(const std::string& name, const std::string& who) {
+  if (!deps_.leading()) return ApiError(503, "this replica is a standby: writes go to the leader");
+  Outcome<std::optional<StoredWorkspace>> stored = deps_.store->Get(name);
+  if (!stored) return ApiError(503, "store unavailable: " + stored.failure().message);
+  if (!*stored && !deps_.desired->Lookup(name).rejected) {
+    return ApiError(404, "workspace " + Quoted(name) + " not found");
+  }
+  const std::string at = FormatRfc3339Utc(Now());
+  if (!deps_.enqueue(name)) {
+    return ApiError(503, "this replica is a standby: writes go to the leader");
+  }
+  deps_.events->Emit(name, "Normal", "ReconcileRequested",
+                     "reconcile requested through the API by " + who);
+  ApiAnswer answer;
+  answer.status = 202;
+  answer.body = json::serialize(json::object{{"workspace", name}, {"queuedAt", at}});
+  return answer;
+}
+
+ApiAnswer WorkspaceApi::SuspendApiOwned(const StoredWorkspace& stored, bool suspend,
+                                        const std::string& who) {
+  std::shared_ptr<const ProductEntry> product;
+  std::optional<manifests::Workspace> workspace = ReadStored(stored, product);
+  if (!workspace) {
+    return ApiError(503, "workspace " + Quoted(stored.name) +
+                             ": its product is not declared by any source now; retry later");
+  }
+  workspace->suspend = suspend;
+  Outcome<StoredWorkspace> saved =
+      deps_.store->UpsertSpec(stored.name, kApiSource, "", WorkspaceToJson(*workspace));
+  if (!saved) return ApiError(503, "store unavailable: " + saved.failure().message);
+  Declare(*saved, *workspace, product);
+  if (deps_.observer != nullptr) deps_.observer->SpecChanged(*saved);
+  if (saved->generation != stored.generation) {
+    deps_.events->Emit(stored.name, "Normal", suspend ? "Suspended" : "Resumed",
+                       std::string(suspend ? "suspended" : "resumed") + " through the API by " +
+                           who + " (spec.suspend " + (suspend ? "true" : "false") +
+                           ", generation " + std::to_string(saved->generation) + ")");
+  }
+  return Object(200, stored.name);
+}
+
+ApiAnswer WorkspaceApi::Suspend(const std::string& name, bool suspend, const std::string& who) {
+  if (!deps_.leading()) return ApiError(503, "this replica is a standby: writes go to the leader");
+  const std::lock_guard lock(write_mutex_);
+  Outcome<std::optional<StoredWorkspace>> stored = deps_.store->Get(name);
+  if (!stored) return ApiError(503, "store unavailable: " + stored.failure().message);
+  if (!*stored) return ApiError(404, "workspace " + Quoted(name) + " not found");
+  if ((*stored)->deleting_since) {
+    return ApiError(409, "workspace " + Quoted(name) + " is being deleted");
+  }
+  const bool held = deps_.overrides->Get(name).has_value();
+  if ((*stored)->source == kApiSource && !held) {
+    ApiAnswer answer = SuspendApiOwned(**stored, suspend, who);
+    deps_.enqueue(name);
+    return answer;
+  }
+  // Source-owned (or an API-owned workspace an override still holds since its move): the spec
+  // stays the source's; the override says suspended until resume clears it.
+  if (suspend) {
+    const SuspendOverride override{name, true, who, Now()};
+    Outcome<Done> set = deps_.override_store->SetOverride(override);
+    if (!set) return ApiError(503, "store unavailable: " + set.failure().message);
+    deps_.overrides->Set(override);
+    if (!held) {
+      deps_.events->Emit(name, "Normal", "Suspended",
+                         "suspended through the API by " + who + " (an override: source " +
+                             Quoted((*stored)->source) + "'s spec is unchanged; resume clears it)");
+    }
+  } else if (held) {
+    Outcome<bool> cleared = deps_.override_store->ClearOverride(name);
+    if (!cleared) return ApiError(503, "store unavailable: " + cleared.failure().message);
+    deps_.overrides->Clear(name);
+    deps_.events->Emit(name, "Normal", "Resumed",
+                       "resumed through the API by " + who + " (the override is cleared)");
+  }
+  deps_.fleet->Refresh(name);
+  deps_.enqueue(name);
+  if ((*stored)->source == kApiSource && !suspend) {
+    // The override is gone; an API-owned spec may itself say suspend: resume it too.
+    return SuspendApiOwned(**stored, false, who);
+  }
+  return Object(200, name);
+}
+
+ApiAnswer WorkspaceApi::Plan(std::string_view body, std::string_view content_type) {
+  if (!AcceptedType(content_type)) {
+    return ApiError(415, "content type " + Quoted(std::string(content_type)) +
+                             " is neither JSON nor YAML (application/json, application/yaml)");
+  }
+  if (!deps_.leading()) {
+    return ApiError(503, "this replica is a standby: the leader knows the sources' products");
+  }
+  ValidatedBody read = ValidateBody(body, deps_.products->All(), MakeLoadOptions(*deps_.config));
+  if (read.has_errors) {
+    return ApiError(422, "the manifests do not validate", read.findings_json);
+  }
+  manifests::Fleet& fleet = read.fleet;
+  for (manifests::Workspace& workspace : fleet.workspaces) {
+    const std::optional<SuspendOverride> held = deps_.overrides->Get(workspace.name);
+    if (held && held->suspend) workspace.suspend = true;
+  }
+  static const Secret kNoKey;
+  PassOptions options;
+  options.dry_run = true;
+  options.workers = 1;
+  options.store_database = deps_.store_database;
+  const PassReport report =
+      RunPass(fleet, deps_.gateways, deps_.master_key != nullptr ? *deps_.master_key : kNoKey,
+              options, deps_.stacks);
+  json::array items;
+  for (const WorkspaceResult& result : report.workspaces) {
+    json::array actions;
+    for (std::size_t i = 0; i < result.plan.size(); ++i) {
+      actions.push_back({{"kind", i < result.plan_kinds.size() ? result.plan_kinds[i] : ""},
+                         {"description", result.plan[i]}});
+    }
+    json::object item{{"workspace", result.name},
+                      {"converged", result.ready && result.plan.empty()},
+                      {"actions", std::move(actions)}};
+    if (result.failure_kind) {
+      item["blocked"] = {{"reason", result.reason}, {"message", result.message}};
+    }
+    items.push_back(std::move(item));
+  }
+  boost::system::error_code ec;
+  json::value diagnostics = json::parse(read.findings_json, ec);
+  ApiAnswer answer;
+  answer.body = json::serialize(json::object{
+      {"items", std::move(items)}, {"diagnostics", ec ? json::value(json::array()) : diagnostics}});
+  return answer;
+}
+
+ApiAnswer WorkspaceApi::Products() const {
+  if (!deps_.leading()) {
+    return ApiError(503, "this replica is a standby: the leader knows the sources' products");
+  }
+  std::map<std::string, int> counts;
+  for (const std::string& name : deps_.desired->DeclaredNames()) {
+    if (std::shared_ptr<const DesiredEntry> entry = deps_.desired->Declared(name)) {
+      ++counts[entry->workspace.product];
+    }
+  }
+  json::array items;
+  for (const auto& [name, found] : deps_.products->All()) {
+    const manifests::Product& product = found.entry->product;
+    json::array modes;
+    for (manifests::Mode mode : product.modes) modes.emplace_back(manifests::ToString(mode));
+    items.push_back({{"name", name},
+                     {"source", found.source},
+                     {"displayName", product.display_name},
+                     {"defaultVersion", product.default_version},
+                     {"modes", std::move(modes)},
+                     {"workspaces", counts[name]}});
+  }
+  ApiAnswer answer;
+  answer.body = json::serialize(json::object{{"items", std::move(items)}});
+  return answer;
+}
+
+ApiAnswer WorkspaceApi::List(const FleetQuery& query) const {
+  Outcome<FleetPage> page = deps_.fleet->List(query);
+  if (!page) return ApiError(400, page.failure().message);
+  ApiAnswer answer;
+  answer.body = std::move(page->json);
+  return answer;
+}
+
+ApiAnswer WorkspaceApi::Get(const std::string& name) const {
+  std::optional<std::string> object = deps_.fleet->Get(name);
+  if (!object) return ApiError(404, "workspace " + Quoted(name) + " not found");
+  ApiAnswer answer;
+  answer.body = std::move(*object);
+  return answer;
+}
+
+std::vector<std::string> WorkspaceApi::DeclareApiOwned() {
+  std::vector<std::string> declared;
+  const std::lock_guard lock(write_mutex_);
+  Outcome<std::vector<StoredWorkspace>> rows = deps_.store->ListWorkspaces(std::string(kApiSource));
+  if (!rows) {
+    spdlog::warn("store: the API's workspaces: {}", rows.failure().message);
+    return declared;
+  }
+  for (const StoredWorkspace& row : *rows) {
+    if (row.deleting_since) continue;
+    deps_.desired->SetApiOwned(row.name);
+    std::shared_ptr<const ProductEntry> product;
+    std::optional<manifests::Workspace> workspace = ReadStored(row, product);
+    if (!workspace) continue;  // its product is not declared (yet): declared when it is
+    const std::shared_ptr<const DesiredEntry> current = deps_.desired->Declared(row.name);
+    if (current && current->spec_digest == row.spec_digest && current->product &&
+        current->product->digest == product->digest) {
+      continue;
+    }
+    Declare(row, *workspace, product);
+    declared.push_back(row.name);
+  }
+  return declared;
+}
+
+}  // namespace tmaster::controller

@@ -1,0 +1,52 @@
+#include "controller/workspace/overrides.hpp"
+
+namespace tmaster::controller {
+
+Outcome<std::vector<SuspendOverride>> MemoryOverrideStore::ListOverrides() {
+  const std::lock_guard lock(mutex_);
+  std::vector<SuspendOverride> rows;
+  rows.reserve(rows_.size());
+  for (const auto& [name, row] : rows_) rows.push_back(row);
+  return rows;
+}
+
+Outcome<Done> MemoryOverrideStore::SetOverride(const SuspendOverride& override) {
+  const std::lock_guard lock(mutex_);
+  rows_[override.workspace] = override;
+  return Done{};
+}
+
+Outcome<bool> MemoryOverrideStore::ClearOverride(const std::string& workspace) {
+  const std::lock_guard lock(mutex_);
+  return rows_.erase(workspace) != 0;
+}
+
+void Overrides::Load(const std::vector<SuspendOverride>& rows) {
+  const std::lock_guard lock(mutex_);
+  rows_.clear();
+  for (const SuspendOverride& row : rows) rows_[row.workspace] = row;
+}
+
+std::optional<SuspendOverride> Overrides::Get(const std::string& workspace) const {
+  const std::lock_guard lock(mutex_);
+  auto it = rows_.find(workspace);
+  if (it == rows_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Overrides::Set(const SuspendOverride& override) {
+  const std::lock_guard lock(mutex_);
+  rows_[override.workspace] = override;
+}
+
+void Overrides::Clear(const std::string& workspace) {
+  const std::lock_guard lock(mutex_);
+  rows_.erase(workspace);
+}
+
+void Overrides::ClearAll() {
+  const std::lock_guard lock(mutex_);
+  rows_.clear();
+}
+
+}  // namespace tmaster::controller

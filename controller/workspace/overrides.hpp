@@ -1,0 +1,70 @@
+#pragma once
+// Temporary overrides of source-owned workspaces (docs/api.md: `POST .../suspend` on a workspace
+// a directory or git source owns): the repository stays the truth for the spec, the operator is
+// told to hold the workspace suspended until `resume`. The reconciler converges an overridden
+// workspace exactly as if its spec said `suspend: true` (role NOLOGIN, stack stopped); its status
+// shows `status.override: {suspend, by, at}`.
+//
+// The durable copy lives behind OverrideStore (the store's `tm_overrides` table once the store
+// has it; MemoryOverrideStore meanwhile and in tests); Overrides is the daemon's in-memory copy,
+// loaded at the start of each leadership term and written through by the API.
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/outcome.hpp"
+
+namespace tmaster::controller {
+
+struct SuspendOverride {
+  std::string workspace;
+  bool suspend = true;
+  std::string by;            ///< who set it: the principal's description (`token:abc (ci)`)
+  std::int64_t at_unix = 0;  ///< when, seconds since the epoch
+
+  friend bool operator==(const SuspendOverride&, const SuspendOverride&) = default;
+};
+
+/// Where overrides persist. Thread-safe.
+class OverrideStore {
+ public:
+  virtual ~OverrideStore() = default;
+  /// Every override, ordered by workspace.
+  virtual Outcome<std::vector<SuspendOverride>> ListOverrides() = 0;
+  /// Inserts or replaces the override of `override.workspace`.
+  virtual Outcome<Done> SetOverride(const SuspendOverride& override) = 0;
+  /// Removes the override of `workspace`; true when there was one.
+  virtual Outcome<bool> ClearOverride(const std::string& workspace) = 0;
+};
+
+/// An OverrideStore in memory (a single replica without the store's table; tests).
+class MemoryOverrideStore final : public OverrideStore {
+ public:
+  Outcome<std::vector<SuspendOverride>> ListOverrides() override;
+  Outcome<Done> SetOverride(const SuspendOverride& override) override;
+  Outcome<bool> ClearOverride(const std::string& workspace) override;
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, SuspendOverride> rows_;
+};
+
+/// The daemon's copy of the overrides. Thread-safe.
+class Overrides {
+ public:
+  void Load(const std::vector<SuspendOverride>& rows);
+  [[nodiscard]] std::optional<SuspendOverride> Get(const std::string& workspace) const;
+  void Set(const SuspendOverride& override);
+  void Clear(const std::string& workspace);
+  void ClearAll();
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, SuspendOverride> rows_;
+};
+
+}  // namespace tmaster::controller

@@ -1,0 +1,169 @@
+// The workspace list answered from memory (controller/daemon/fleet_view.hpp): pages in name order,
+// complete and without repeats across continue tokens, label and phase filters, never-validated
+// workspaces, overrides in status, and a token it did not make.
+#include <doctest/doctest.h>
+
+#include <boost/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "controller/daemon/fleet_view.hpp"
+
+namespace {
+
+using namespace tmaster;
+using namespace tmaster::controller;
+namespace json = boost::json;
+
+StoredWorkspace Row(const std::string& name, const std::string& tier) {
+  StoredWorkspace row;
+  row.name = name;
+  row.source = "local";
+  row.spec_json =
+      R"({"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace","metadata":{"name":")" + name +
+      R"(","labels":{"tier":")" + tier + R"("}},"spec":{"product":"shop"}})";
+  row.spec_digest = std::string(64, 'a');
+  row.generation = 1;
+  return row;
+}
+
+WorkspaceStatus StatusOf(const std::string& name, const std::string& phase) {
+  WorkspaceStatus status;
+  status.name = name;
+  status.phase = phase;
+  status.observed_generation = 1;
+  status.conditions_json = "[]";
+  return status;
+}
+
+std::vector<std::string> Names(const std::string& page) {
+  std::vector<std::string> names;
+  const json::value parsed = json::parse(page);
+  for (const json::value& item : parsed.at("items").as_array()) {
+    names.emplace_back(item.at("metadata").at("name").as_string().c_str());
+  }
+  return names;
+}
+
+/// 25 workspaces w00..w24; even ones tier=gold, every third one Stalled, the rest Ready.
+void Fill(FleetView& view) {
+  std::vector<StoredWorkspace> rows;
+  std::vector<WorkspaceStatus> statuses;
+  for (int i = 24; i >= 0; --i) {  // any order in: name order out
+    const std::string name = std::string("w") + (i < 10 ? "0" : "") + std::to_string(i);
+    rows.push_back(Row(name, i % 2 == 0 ? "gold" : "silver"));
+    statuses.push_back(StatusOf(name, i % 3 == 0 ? "Stalled" : "Ready"));
+  }
+  view.Reset(rows, statuses);
+}
+
+}  // namespace
+
+TEST_CASE("fleet view: pages in name order are complete and stable across continue tokens") {
+  FleetView view;
+  Fill(view);
+  FleetQuery query;
+  query.limit = 10;
+  std::vector<std::string> all;
+  std::vector<std::size_t> remaining;
+  for (int pages = 0; pages < 10; ++pages) {
+    Outcome<FleetPage> page = view.List(query);
+    REQUIRE(page);
+    const std::vector<std::string> names = Names(page->json);
+    all.insert(all.end(), names.begin(), names.end());
+    remaining.push_back(page->remaining);
+    const json::value metadata = json::parse(page->json).at("metadata");
+    if (page->continue_token.empty()) {
+      CHECK(metadata.as_object().if_contains("continue") == nullptr);
+      break;
+    }
+    CHECK(metadata.at("continue").as_string() == page->continue_token);
+    CHECK(metadata.at("remainingItemCount").as_int64() ==
+          static_cast<std::int64_t>(page->remaining));
+    query.continue_token = page->continue_token;
+  }
+  REQUIRE(all.size() == 25);
+  CHECK(std::set<std::string>(all.begin(), all.end()).size() == 25);
+  CHECK(std::is_sorted(all.begin(), all.end()));
+  CHECK(remaining == std::vector<std::size_t>{15, 5, 0});
+}
+
+TEST_CASE("fleet view: a workspace added behind the cursor is not repeated; one ahead is seen") {
+  FleetView view;
+  Fill(view);
+  FleetQuery query;
+  query.limit = 5;
+  Outcome<FleetPage> first = view.List(query);
+  REQUIRE(first);
+  view.SpecChanged(Row("a-first", "gold"));  // before the cursor
+  view.SpecChanged(Row("w99", "gold"));      // after it
+  query.continue_token = first->continue_token;
+  query.limit.reset();
+  const std::vector<std::string> rest = Names(view.List(query)->json);
+  CHECK(rest.front() == "w05");
+  CHECK(rest.back() == "w99");
+  CHECK(rest.size() == 21);
+}
+
+TEST_CASE("fleet view: label selector and phase filter, with remainingItemCount of matches") {
+  FleetView view;
+  Fill(view);
+  FleetQuery query;
+  query.selector = {{"tier", "gold", true}};
+  query.phase = "Stalled";
+  const std::vector<std::string> names = Names(view.List(query)->json);
+  CHECK(names == std::vector<std::string>{"w00", "w06", "w12", "w18", "w24"});
+  query.limit = 2;
+  Outcome<FleetPage> page = view.List(query);
+  REQUIRE(page);
+  CHECK(Names(page->json) == std::vector<std::string>{"w00", "w06"});
+  CHECK(page->remaining == 3);
+  query.selector = {{"tier", "gold", false}};
+  query.phase.clear();
+  query.limit.reset();
+  CHECK(Names(view.List(query)->json).size() == 12);
+}
+
+TEST_CASE(
+    "fleet view: a status without a spec is a never-validated workspace; removal and deletion") {
+  FleetView view;
+  Fill(view);
+  WorkspaceStatus stalled = StatusOf("broken", "Stalled");
+  stalled.last_error = "request:3:5: spec.x: bad";
+  view.StatusChanged(stalled);
+  view.SetRejectedSource("broken", "local");
+  const json::value object = json::parse(*view.Get("broken"));
+  CHECK(object.at("status").at("phase").as_string() == "Stalled");
+  CHECK(object.at("metadata").at("annotations").at("tenantmaster.io/source").as_string() ==
+        "local");
+  CHECK(view.Phase("broken") == "Stalled");
+  view.Removed("broken");
+  CHECK_FALSE(view.Get("broken"));
+  StoredWorkspace deleting = Row("w01", "silver");
+  deleting.deleting_since = "2026-12-03T10:00:00Z";
+  view.SpecChanged(deleting);
+  CHECK(view.Phase("w01") == "Deleting");
+  FleetQuery query;
+  query.phase = "Deleting";
+  CHECK(Names(view.List(query)->json) == std::vector<std::string>{"w01"});
+}
+
+TEST_CASE("fleet view: an override shows in status; a token it did not make is refused") {
+  Overrides overrides;
+  overrides.Set({"w03", true, "token:abc (ops)", 1'800'000'000});
+  FleetView view(&overrides);
+  Fill(view);
+  const json::value object = json::parse(*view.Get("w03"));
+  CHECK(object.at("status").at("override").at("by").as_string() == "token:abc (ops)");
+  CHECK(object.at("status").at("override").at("at").as_string() == "2027-01-15T08:00:00Z");
+  overrides.Clear("w03");
+  view.Refresh("w03");
+  CHECK(json::parse(*view.Get("w03")).at("status").as_object().if_contains("override") == nullptr);
+  FleetQuery query;
+  query.continue_token = "zz";
+  Outcome<FleetPage> refused = view.List(query);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.failure().reason == "BadContinue");
+  CHECK(DecodeContinue(EncodeContinue("w05")) == std::optional<std::string>("w05"));
+}
