@@ -595,6 +595,33 @@ void ReadHttpLimits(Context& context, MapReader& reader, HttpConfig& http) {
   out.max_addresses = r.Integer("maxAddresses", 100, 10'000'000);
 }
 
+// `tlsCertFile` and `tlsKeyFile`: both or neither, each a readable file (the server reloads them
+// when they change; a pair that does not load then keeps the previous one).
+void ReadHttpTls(MapReader& reader, HttpConfig& http) {
+  std::optional<fs::path> cert = reader.Path("tlsCertFile");
+  std::optional<fs::path> key = reader.Path("tlsKeyFile");
+  if (cert.has_value() != key.has_value()) {
+    const std::string missing = cert ? "tlsKeyFile" : "tlsCertFile";
+    const std::string given = cert ? "tlsCertFile" : "tlsKeyFile";
+    reader.Error(given, "set " + missing + " too: TLS needs both the certificate and its key");
+    return;
+  }
+  if (!cert) return;
+  bool readable = true;
+  for (const auto& [key_name, path] : {std::pair<std::string, fs::path>{"tlsCertFile", *cert},
+                                       std::pair<std::string, fs::path>{"tlsKeyFile", *key}}) {
+    std::error_code ec;
+    std::ifstream in(path);
+    if (!fs::is_regular_file(path, ec) || !in) {
+      reader.Error(key_name, "cannot read " + Quote(path.string()) + " (a PEM file)");
+      readable = false;
+    }
+  }
+  if (!readable) return;
+  http.tls_cert_file = *cert;
+  http.tls_key_file = *key;
+}
+
 void ReadHttp(Context& context, MapReader& root, Config& config) {
   std::optional<YAML::Node> node = root.Take("http");
   if (!node) return;
@@ -610,6 +637,15 @@ void ReadHttp(Context& context, MapReader& root, Config& config) {
   }
   config.http.token = reader.Secret("token", /*required=*/false);
   config.http.read_token = reader.Secret("readToken", /*required=*/false);
+  // docs/api.md#authentication: without a token, nobody beyond this machine may reach the API.
+  if (reader.Has("listen") && !config.http.token.IsSet() && !config.http.read_token.IsSet() &&
+      !IsLoopbackListen(config.http.listen)) {
+    reader.Error("listen", Quote(config.http.listen) +
+                               " is not a loopback address: without http.tokenEnv/tokenFile (or "
+                               "readTokenEnv/readTokenFile) the API serves only on 127.0.0.1, "
+                               "[::1] or localhost");
+  }
+  ReadHttpTls(reader, config.http);
   ReadHttpLimits(context, reader, config.http);
 }
 
@@ -804,6 +840,30 @@ ConfigResult LoadConfig(const std::filesystem::path& file) {
                                        std::string("internal error reading config: ") + e.what()});
     return result;
   }
+}
+
+bool IsLoopbackListen(std::string_view listen) {
+  const std::size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  const std::string_view host = listen.substr(0, colon);
+  if (host == "localhost" || host == "[::1]") return true;
+  // 127.a.b.c, each part a decimal number 0..255.
+  if (host.substr(0, 4) != "127.") return false;
+  int parts = 0;
+  std::string_view rest = host;
+  while (true) {
+    const std::size_t dot = rest.find('.');
+    const std::string_view part = rest.substr(0, dot);
+    if (part.empty() || part.size() > 3 ||
+        part.find_first_not_of("0123456789") != std::string_view::npos ||
+        std::stoi(std::string(part)) > 255) {
+      return false;
+    }
+    ++parts;
+    if (dot == std::string_view::npos) break;
+    rest = rest.substr(dot + 1);
+  }
+  return parts == 4;
 }
 
 std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {

@@ -92,9 +92,14 @@ struct HttpRateLimitConfig {
 /// `http`. The server's limits are optional: unset, the server's own defaults apply
 /// (HttpServerOptions in controller/api/http_server.hpp; mapped by controller/api/http_config.hpp).
 struct HttpConfig {
+  /// Without `token` and `readToken`, only a loopback address (IsLoopbackListen) is allowed.
   std::string listen = "127.0.0.1:8080";
-  SecretRef token;
-  SecretRef read_token;
+  SecretRef token;       ///< `tokenEnv` / `tokenFile`: the admin bearer token
+  SecretRef read_token;  ///< `readTokenEnv` / `readTokenFile`: the viewer bearer token
+  /// `tlsCertFile` / `tlsKeyFile` (PEM, resolved): both or neither, readable at load. Set: the
+  /// server speaks only HTTPS (controller/api/http_listener.hpp).
+  std::filesystem::path tls_cert_file;
+  std::filesystem::path tls_key_file;
   std::optional<std::int64_t> max_connections;     ///< `maxConnections`, 1..100,000
   std::optional<std::chrono::seconds> header_timeout;  ///< `headerTimeout`, 1s..1h
   std::optional<std::chrono::seconds> body_timeout;    ///< `bodyTimeout`, 1s..1h
@@ -154,6 +159,10 @@ struct ConfigResult {
 /// duplicate cluster or source names, a source with neither or both of directory/git, durations
 /// like `90s`, `5m`, `1h`. Every error names file:line:column and the key path. Never throws.
 ConfigResult LoadConfig(const std::filesystem::path& file);
+
+/// True when `listen` (`host:port`) names a loopback address: `localhost`, an IPv4 address in
+/// 127.0.0.0/8, or `[::1]`. The only addresses the API may serve without a token.
+bool IsLoopbackListen(std::string_view listen);
 
 /// Parses `500ms`-free Go-like durations: `<n>s`, `<n>m`, `<n>h` and combinations (`1h30m`).
 std::optional<std::chrono::seconds> ParseDuration(std::string_view text);

@@ -7,6 +7,8 @@ namespace tmaster::controller {
 HttpServerOptions HttpServerOptionsFrom(const manifests::HttpConfig& http) {
   HttpServerOptions options;
   options.listen = http.listen;
+  options.tls_cert_file = http.tls_cert_file.string();
+  options.tls_key_file = http.tls_key_file.string();
   if (http.max_connections) options.max_connections = static_cast<std::size_t>(*http.max_connections);
   if (http.header_timeout) options.header_timeout = *http.header_timeout;
   if (http.body_timeout) options.body_timeout = *http.body_timeout;

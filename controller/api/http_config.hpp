@@ -8,7 +8,8 @@
 
 namespace tmaster::controller {
 
-/// `http.listen` and the limits `http` sets, over HttpServerOptions' defaults. The body bytes in
+/// `http.listen`, the TLS files and the limits `http` sets, over HttpServerOptions' defaults (the
+/// tokens are secrets: the main resolves `http.token`/`readToken` and sets them itself). The body bytes in
 /// flight across connections are raised to `maxBodyBytes` when that is larger (one body must
 /// always fit). The config loader has checked every range.
 HttpServerOptions HttpServerOptionsFrom(const manifests::HttpConfig& http);

@@ -5,6 +5,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -17,6 +19,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <openssl/ssl.h>
 
 #include <cassert>
 #include <charconv>
@@ -25,6 +29,7 @@
 #include <cstdio>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <mutex>
@@ -41,10 +46,11 @@ namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-// The transport stream. TLS (issue 13) swaps in beast::ssl_stream<beast::tcp_stream> here: every
-// read and write below goes through the stream, and deadlines and socket calls through
-// beast::get_lowest_layer, so only the handshake and the shutdown are to be added.
-using Stream = beast::tcp_stream;
+// The transport streams: plain TCP, or TLS over it (HttpServerOptions::tls_cert_file). Every read
+// and write goes through the stream, deadlines and socket calls through beast::get_lowest_layer;
+// TLS adds the handshake, under the header deadline.
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 // Requests waiting for the readiness thread beyond this are answered 503 busy.
 constexpr std::size_t kProbeQueueLimit = 16;
@@ -146,6 +152,56 @@ void ParseTarget(std::string_view target, Request& request) {
 // Named, not anonymous: Listener::State (declared in the header) holds them.
 namespace transport {
 
+// A TLS server context of `cert_file` (PEM, the certificate then its chain) and `key_file`:
+// TLS 1.2 and later only. Stalled `TlsFailed` naming the file when a file does not load or the key
+// is not the certificate's.
+Outcome<std::shared_ptr<net::ssl::context>> LoadTls(const std::string& cert_file,
+                                                     const std::string& key_file) {
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                       net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
+                       net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+  if (SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION) != 1) {
+    return Failure::Stalled("TlsFailed", "cannot require TLS 1.2 or later");
+  }
+  beast::error_code ec;
+  context->use_certificate_chain_file(cert_file, ec);
+  if (ec) {
+    return Failure::Stalled("TlsFailed",
+                            "cannot load the TLS certificate \"" + cert_file + "\": " + ec.message());
+  }
+  context->use_private_key_file(key_file, net::ssl::context::pem, ec);
+  if (ec) {
+    return Failure::Stalled("TlsFailed",
+                            "cannot load the TLS key \"" + key_file + "\": " + ec.message());
+  }
+  if (SSL_CTX_check_private_key(context->native_handle()) != 1) {
+    return Failure::Stalled("TlsFailed", "the TLS key \"" + key_file +
+                                             "\" is not the key of the certificate \"" +
+                                             cert_file + "\"");
+  }
+  return context;
+}
+
+// What tells a file changed: its modification time and size (a missing file: neither).
+struct FileStamp {
+  std::filesystem::file_time_type modified{};
+  std::uintmax_t size = 0;
+  bool exists = false;
+  friend bool operator==(const FileStamp&, const FileStamp&) = default;
+};
+
+FileStamp StampOf(const std::string& file) {
+  std::error_code ec;
+  FileStamp stamp;
+  stamp.modified = std::filesystem::last_write_time(file, ec);
+  if (ec) return {};
+  stamp.size = std::filesystem::file_size(file, ec);
+  if (ec) return {};
+  stamp.exists = true;
+  return stamp;
+}
+
 // A fixed set of threads for handlers that may block, behind a bounded queue.
 class WorkerPool {
  public:
@@ -210,11 +266,76 @@ bool IsParseError(const beast::error_code& ec) {
          ec != bhttp::error::partial_message;
 }
 
+// What the listener needs of a connection of either stream.
+class ConnectionBase {
+ public:
+  virtual ~ConnectionBase() = default;
+  virtual void Start() = 0;
+  virtual void Stop() = 0;
+};
+
+template <class Stream>
 class Connection;
+
+// The TLS context served to new connections, swapped when the certificate or key files change
+// (checked on an accept at most every HttpServerOptions::tls_reload_interval). A pair that does
+// not load keeps the previous context, and is logged once per change of the files.
+class TlsContexts {
+ public:
+  TlsContexts(std::string cert_file, std::string key_file, std::chrono::milliseconds interval)
+      : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)), interval_(interval) {}
+
+  /// Loads the first pair.
+  Outcome<Done> Load() {
+    const FileStamp cert = StampOf(cert_file_);
+    const FileStamp key = StampOf(key_file_);
+    auto loaded = LoadTls(cert_file_, key_file_);
+    if (!loaded) return loaded.failure();
+    const std::lock_guard lock(mutex_);
+    current_ = std::move(loaded).value();
+    cert_stamp_ = cert;
+    key_stamp_ = key;
+    checked_ = std::chrono::steady_clock::now();
+    return Ok();
+  }
+
+  /// The context for a new connection, reloaded first when the files changed.
+  std::shared_ptr<net::ssl::context> Current() {
+    const std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - checked_ < interval_) return current_;
+    checked_ = now;
+    const FileStamp cert = StampOf(cert_file_);
+    const FileStamp key = StampOf(key_file_);
+    if (cert == cert_stamp_ && key == key_stamp_) return current_;
+    cert_stamp_ = cert;  // tried once per change, loaded or not
+    key_stamp_ = key;
+    auto loaded = LoadTls(cert_file_, key_file_);
+    if (!loaded) {
+      LogLine("TLS: keeping the previous certificate: " + loaded.failure().message);
+      return current_;
+    }
+    current_ = std::move(loaded).value();
+    LogLine("TLS: loaded the new certificate of \"" + cert_file_ + "\"");
+    return current_;
+  }
+
+ private:
+  const std::string cert_file_;
+  const std::string key_file_;
+  const std::chrono::milliseconds interval_;
+  std::mutex mutex_;
+  std::shared_ptr<net::ssl::context> current_;
+  FileStamp cert_stamp_;
+  FileStamp key_stamp_;
+  std::chrono::steady_clock::time_point checked_;
+};
 
 }  // namespace transport
 
 using transport::Connection;
+using transport::ConnectionBase;
+using transport::TlsContexts;
 using transport::WorkerPool;
 
 // What the listener and its connections share; outlives every connection (each holds it).
@@ -242,7 +363,8 @@ struct Listener::State {
 
   std::mutex mutex;                 // guards live and next_id
   std::condition_variable drained;  // live became empty
-  std::map<std::uint64_t, std::weak_ptr<Connection>> live;
+  std::map<std::uint64_t, std::weak_ptr<ConnectionBase>> live;
+  std::optional<TlsContexts> tls;  // set when the options name a certificate
   std::uint64_t next_id = 0;
 
   void Reject(Rejection rejection) const {
@@ -261,12 +383,19 @@ namespace transport {
 
 // One client connection. Every step runs on the connection's strand; a handler that runs on a
 // worker posts its answer back to it.
-class Connection : public std::enable_shared_from_this<Connection> {
+template <class Stream>
+class Connection final : public ConnectionBase,
+                         public std::enable_shared_from_this<Connection<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
-  Connection(std::shared_ptr<Listener::State> state, std::uint64_t id, tcp::socket socket)
+  // `tls`: the context of a TLS connection (kept alive as long as it is), nullptr for plain.
+  Connection(std::shared_ptr<Listener::State> state, std::uint64_t id, tcp::socket socket,
+             std::shared_ptr<net::ssl::context> tls)
       : state_(std::move(state)),
         id_(id),
-        stream_(std::move(socket)),
+        tls_(std::move(tls)),
+        stream_(MakeStream(std::move(socket), tls_.get())),
         // Room for a whole header and a read beyond it; the parser's header_limit fires first.
         buffer_(state_->options.header_limit + 8192) {
     beast::error_code ec;
@@ -286,14 +415,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  void Start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->WaitForRequest(); });
+  void Start() override {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        self->Handshake();
+      } else {
+        self->WaitForRequest();
+      }
+    });
   }
 
   // Listener::Stop: a connection waiting for (or reading) a request is closed now; one whose
   // request is being handled or answered is closed after the answer.
-  void Stop() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+  void Stop() override {
+    net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
       if (self->phase_ != Phase::kHandling && self->phase_ != Phase::kWriting) self->Close();
     });
   }
@@ -302,7 +437,39 @@ class Connection : public std::enable_shared_from_this<Connection> {
   enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kLinger, kClosed };
 
   const HttpServerOptions& options() const { return state_->options; }
-  Stream::socket_type& socket() { return beast::get_lowest_layer(stream_).socket(); }
+  tcp::socket& socket() { return beast::get_lowest_layer(stream_).socket(); }
+
+  static Stream MakeStream(tcp::socket socket, net::ssl::context* tls) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *tls);
+    } else {
+      (void)tls;
+      return Stream(std::move(socket));
+    }
+  }
+
+  // The TLS handshake, under the header deadline: a client that opens a connection and says
+  // nothing, or trickles its hello, is cut like one that trickles its header. Not a request: a
+  // failed handshake is just closed (counted when it was the deadline).
+  void Handshake() {
+    if constexpr (kTls) {
+      phase_ = Phase::kHeader;
+      const auto deadline = std::chrono::steady_clock::now() + options().header_timeout;
+      beast::get_lowest_layer(stream_).expires_at(deadline);
+      stream_.async_handshake(
+          net::ssl::stream_base::server,
+          [self = this->shared_from_this(), deadline](beast::error_code ec) {
+            if (self->phase_ == Phase::kClosed) return;
+            if (!ec) return self->WaitForRequest();
+            // The TLS layer may report the deadline as another error: counted by the clock.
+            if (std::chrono::steady_clock::now() >= deadline) {
+              self->state_->Reject(Rejection::kTimeout);
+              return self->Close();
+            }
+            self->Cut(ec);
+          });
+    }
+  }
 
   void WaitForRequest() {
     if (phase_ == Phase::kClosed) return;
@@ -316,7 +483,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     phase_ = Phase::kIdle;
     beast::get_lowest_layer(stream_).expires_after(options().idle_timeout);
     stream_.async_read_some(buffer_.prepare(1024),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               // A silent connection timing out here is a keep-alive ending
                               // as it should, not a refusal: not counted.
                               if (ec || self->phase_ == Phase::kClosed) return self->Close();
@@ -330,7 +497,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     phase_ = Phase::kHeader;
     beast::get_lowest_layer(stream_).expires_after(options().header_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
-                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                                self->OnHeader(ec);
                              });
   }
@@ -376,7 +543,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       beast::get_lowest_layer(stream_).expires_after(options().write_timeout);
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                       [self = shared_from_this()](beast::error_code write_ec, std::size_t) {
+                       [self = this->shared_from_this()](beast::error_code write_ec, std::size_t) {
                          if (self->phase_ == Phase::kClosed) return;
                          if (write_ec) return self->Cut(write_ec);
                          self->ReadBody();
@@ -390,7 +557,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     phase_ = Phase::kBody;
     beast::get_lowest_layer(stream_).expires_after(options().body_timeout);
     bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                         self->OnBody(ec);
                       });
   }
@@ -428,7 +595,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const Lane lane = state_->routes.lane(request_.method, request_.path);
     if (lane == Lane::kInline) return Write(Invoke(*state_, request_));
     WorkerPool& pool = lane == Lane::kProbe ? *state_->probes : *state_->workers;
-    const bool queued = pool.TryPost([self = shared_from_this(), request = std::move(request_)] {
+    const bool queued = pool.TryPost([self = this->shared_from_this(), request = std::move(request_)] {
       Response response = Invoke(*self->state_, request);
       net::post(self->stream_.get_executor(),
                 [self, response = std::move(response)]() mutable { self->Write(std::move(response)); });
@@ -472,7 +639,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     phase_ = Phase::kWriting;
     beast::get_lowest_layer(stream_).expires_after(options().write_timeout);
     bhttp::async_write(stream_, out,
-                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                          self->response_.reset();
                          if (self->phase_ == Phase::kClosed) return;
                          if (ec) return self->Cut(ec);
@@ -496,7 +663,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void DrainSome() {
     buffer_.clear();
     stream_.async_read_some(buffer_.prepare(8192),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->lingered_ += n;
                               if (ec || self->phase_ == Phase::kClosed ||
                                   self->lingered_ > kLingerBytes) {
@@ -540,6 +707,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::shared_ptr<Listener::State> state_;
   std::uint64_t id_;
+  std::shared_ptr<net::ssl::context> tls_;  // before stream_, which refers to it
   Stream stream_;
   std::string remote_address_;
   beast::flat_buffer buffer_;
@@ -576,12 +744,18 @@ void Listener::State::OnAccept(const std::shared_ptr<State>& self, beast::error_
     });
     return;
   }
-  std::shared_ptr<Connection> connection;
+  std::shared_ptr<ConnectionBase> connection;
   {
     const std::lock_guard lock(mutex);
     if (live.size() < options.max_connections) {
       const std::uint64_t id = next_id++;
-      connection = std::make_shared<Connection>(self, id, std::move(socket));
+      if (tls) {
+        connection = std::make_shared<Connection<TlsStream>>(self, id, std::move(socket),
+                                                                         tls->Current());
+      } else {
+        connection =
+            std::make_shared<Connection<PlainStream>>(self, id, std::move(socket), nullptr);
+      }
       live.emplace(id, connection);
       CountConnections();
     }
@@ -590,10 +764,11 @@ void Listener::State::OnAccept(const std::shared_ptr<State>& self, beast::error_
     connection->Start();
   } else {
     Reject(Rejection::kTooManyConnections);
-    // Over the cap: a best-effort 503 without waiting for the client, then closed.
+    // Over the cap: a best-effort 503 without waiting for the client (plain HTTP only: a TLS
+    // client would read it as garbage), then closed.
     beast::error_code ignored;
     socket.non_blocking(true, ignored);
-    socket.write_some(net::buffer(refusal), ignored);
+    if (!tls) socket.write_some(net::buffer(refusal), ignored);
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
   }
@@ -632,6 +807,11 @@ Outcome<Done> Listener::Start() {
   const std::string& listen = state.options.listen;
   Outcome<ListenAddress> address = ParseListen(listen);
   if (!address) return address.failure();
+  if (!state.options.tls_cert_file.empty() || !state.options.tls_key_file.empty()) {
+    state.tls.emplace(state.options.tls_cert_file, state.options.tls_key_file,
+                      state.options.tls_reload_interval);
+    if (Outcome<Done> loaded = state.tls->Load(); !loaded) return loaded.failure();
+  }
   const auto unusable = [&listen] {
     return Failure::Stalled("ListenFailed", "cannot listen on \"" + listen +
                                                 "\": the address is in use or not local");
@@ -699,7 +879,7 @@ void Listener::Stop() {
     beast::error_code ignored;
     self->acceptor.close(ignored);
     self->retry.cancel();
-    std::vector<std::shared_ptr<Connection>> open;
+    std::vector<std::shared_ptr<ConnectionBase>> open;
     {
       const std::lock_guard lock(self->mutex);
       for (const auto& [id, weak] : self->live) {

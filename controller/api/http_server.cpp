@@ -1,5 +1,7 @@
 #include "controller/api/http_server.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -8,8 +10,11 @@
 #include <utility>
 
 #include "common/scrub.hpp"
+#include "common/time.hpp"
+#include "controller/api/auth.hpp"
 #include "controller/api/http_listener.hpp"
 #include "controller/api/status_json.hpp"
+#include "manifests/config.hpp"
 
 namespace tmaster::controller {
 namespace {
@@ -17,41 +22,53 @@ namespace {
 constexpr const char* kJson = "application/json";
 constexpr const char* kText = "text/plain; charset=utf-8";
 constexpr const char* kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
-constexpr std::string_view kWorkspacePrefix = "/api/v1/workspaces/";
 constexpr std::int64_t kDefaultEventLimit = 100;
 constexpr std::int64_t kMaxEventLimit = 1000;
 // The label of a delivery refused by the per-address limit (webhook verdicts and transport
 // rejections alike; controller/runtime/metrics.hpp).
 const std::string kRateLimited = "rate_limited";
 
-enum class Route {
-  kNone,
-  kHealthz,
-  kReadyz,
-  kMetrics,
-  kWorkspaces,
-  kWorkspace,
-  kEvents,
-  kSources,
-  kHook,
-};
+// One segment-by-segment match of `path` against `pattern`: a `{...}` segment of the pattern
+// matches any non-empty segment, whose value is appended to `params`.
+bool MatchPath(std::string_view pattern, std::string_view path, std::vector<std::string>& params) {
+  params.clear();
+  while (true) {
+    const std::size_t p_slash = pattern.find('/');
+    const std::size_t q_slash = path.find('/');
+    const std::string_view p_segment = pattern.substr(0, p_slash);
+    const std::string_view q_segment = path.substr(0, q_slash);
+    if (p_segment.size() > 1 && p_segment.front() == '{' && p_segment.back() == '}') {
+      if (q_segment.empty()) return false;
+      params.emplace_back(q_segment);
+    } else if (p_segment != q_segment) {
+      return false;
+    }
+    if (p_slash == std::string_view::npos || q_slash == std::string_view::npos) {
+      return p_slash == q_slash;
+    }
+    pattern = pattern.substr(p_slash + 1);
+    path = path.substr(q_slash + 1);
+  }
+}
 
-Route Resolve(std::string_view path) {
-  if (path == "/healthz") return Route::kHealthz;
-  if (path == "/readyz") return Route::kReadyz;
-  if (path == "/metrics") return Route::kMetrics;
-  if (path == "/api/v1/workspaces") return Route::kWorkspaces;
-  if (path == "/api/v1/events") return Route::kEvents;
-  if (path == "/api/v1/sources") return Route::kSources;
-  if (path == "/hooks/git") return Route::kHook;
-  if (path.size() > kWorkspacePrefix.size() &&
-      path.substr(0, kWorkspacePrefix.size()) == kWorkspacePrefix) {
-    // Sub-resources (/reconcile, /backups) are not served here yet: 404, not a bogus name.
-    if (path.find('/', kWorkspacePrefix.size()) == std::string_view::npos) {
-      return Route::kWorkspace;
+const std::string* Header(const http::Request& req, std::string_view name) {
+  for (const auto& [key, value] : req.headers) {
+    if (key.size() == name.size() &&
+        std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return &value;
     }
   }
-  return Route::kNone;
+  return nullptr;
+}
+
+// Host and port as served, for the log: `options.listen` with the port bound.
+std::string Served(const std::string& listen, int port) {
+  const std::size_t colon = listen.rfind(':');
+  return (colon == std::string::npos ? listen : listen.substr(0, colon)) + ":" +
+         std::to_string(port);
 }
 
 void SendJson(http::Response& res, int status, std::string body) {
@@ -66,7 +83,7 @@ void SendText(http::Response& res, std::string body, const char* content_type = 
 }
 
 void SendError(http::Response& res, int status, std::string_view message) {
-  SendJson(res, status, ErrorJson(message));
+  SendJson(res, status, ErrorJson(ErrorCode(status), message));
 }
 
 void SendStoreFailure(http::Response& res, const Failure& failure) {
@@ -102,19 +119,91 @@ struct HttpServer::Impl {
         metrics(m),
         handlers(std::move(h)),
         body_limit(o.webhook_body_limit),
+        listen(o.listen),
+        auth(s, AuthOptions{o.admin_token, o.read_token}),
         webhook_limiter(o.webhook_rate_limit),
         listener(o, MakeRoutes()) {}
+
+  // What a route's handler gets: the request, who made it, and the values of the pattern's
+  // `{...}` segments in order.
+  struct Call {
+    const http::Request& req;
+    const Principal& who;
+    std::vector<std::string> params;
+  };
+  using Handler = void (Impl::*)(const Call&, http::Response&);
+
+  // Who may call a route.
+  enum class Access {
+    kOpen,    ///< anyone: probes, metrics, the webhook (authenticated by its signature)
+    kViewer,  ///< any token (viewer or admin)
+    kAdmin,   ///< an admin token
+  };
+
+  // One route. To add one, add a row (docs/api.md#routes): the method ("GET" serves HEAD too),
+  // the path pattern, who may call it, where it runs (kWorker for anything that may block: the
+  // store, a callback), and the member that answers.
+  struct RouteSpec {
+    std::string_view method;
+    std::string_view pattern;
+    Access access;
+    http::Lane lane;
+    Handler handler;
+  };
+
+  static const std::vector<RouteSpec>& Table() {
+    using http::Lane;
+    static const std::vector<RouteSpec> table = {
+        {"GET", "/healthz", Access::kOpen, Lane::kInline, &Impl::Healthz},
+        {"GET", "/readyz", Access::kOpen, Lane::kProbe, &Impl::Readyz},
+        {"GET", "/metrics", Access::kOpen, Lane::kInline, &Impl::MetricsText},
+        {"POST", "/hooks/git", Access::kOpen, Lane::kWorker, &Impl::Deliver},
+        {"GET", "/api/v1/workspaces", Access::kViewer, Lane::kWorker, &Impl::Workspaces},
+        {"GET", "/api/v1/workspaces/{name}", Access::kViewer, Lane::kWorker, &Impl::Workspace},
+        {"GET", "/api/v1/events", Access::kViewer, Lane::kWorker, &Impl::Events},
+        {"GET", "/api/v1/sources", Access::kViewer, Lane::kWorker, &Impl::Sources},
+        {"POST", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::CreateToken},
+        {"GET", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::ListTokens},
+        {"DELETE", "/api/v1/tokens/{id}", Access::kAdmin, Lane::kWorker, &Impl::RevokeToken},
+    };
+    return table;
+  }
+
+  // The route of `method` on `path`; else nullptr, with `allow` the methods the path has
+  // (empty: no such path).
+  static const RouteSpec* Find(std::string_view method, std::string_view path,
+                               std::vector<std::string>& params, std::string& allow) {
+    const std::string_view wanted = method == "HEAD" ? std::string_view("GET") : method;
+    std::vector<std::string> scratch;
+    allow.clear();
+    for (const RouteSpec& route : Table()) {
+      if (!MatchPath(route.pattern, path, scratch)) continue;
+      if (route.method == wanted) {
+        params = std::move(scratch);
+        return &route;
+      }
+      if (allow.find(route.method) == std::string::npos) {
+        if (!allow.empty()) allow += ", ";
+        allow += route.method;
+      }
+    }
+    return nullptr;
+  }
 
   Store& store;
   Metrics& metrics;
   HttpHandlers handlers;
   std::size_t body_limit;
+  std::string listen;
+  Authenticator auth;
   RateLimiter webhook_limiter;
   http::Listener listener;  // last: stopped (joined) before the members its handlers use go
 
   http::Routes MakeRoutes() {
     http::Routes routes;
-    routes.lane = [](std::string_view, std::string_view path) { return LaneOf(path); };
+    routes.lane = [](std::string_view method, std::string_view path) {
+      return LaneOf(method, path);
+    };
     routes.admit = [this](const http::Request& req) { return Admit(req); };
     routes.rejected = [this](http::Rejection why) { metrics.IncHttpRejected(ToString(why)); };
     routes.connections = [this](std::size_t open) { metrics.SetHttpOpenConnections(open); };
@@ -129,28 +218,38 @@ struct HttpServer::Impl {
 
   // The probes never queue behind the store: /healthz and /metrics need nothing that blocks;
   // /readyz asks the readiness callback (the daemon's asks the store), on a thread of its own.
-  static http::Lane LaneOf(std::string_view path) {
-    const Route route = Resolve(path);
-    if (route == Route::kNone || route == Route::kHealthz || route == Route::kMetrics) {
-      return http::Lane::kInline;
-    }
-    return route == Route::kReadyz ? http::Lane::kProbe : http::Lane::kWorker;
+  // Unknown paths and methods are answered at once.
+  static http::Lane LaneOf(std::string_view method, std::string_view path) {
+    std::vector<std::string> params;
+    std::string allow;
+    const RouteSpec* route = Find(method, path, params, allow);
+    return route == nullptr ? http::Lane::kInline : route->lane;
   }
 
   std::optional<http::Response> Admit(const http::Request& req);
   http::Response Handle(const http::Request& req);
-  void Readyz(http::Response& res);
-  void Workspaces(const http::Request& req, http::Response& res);
-  void Workspace(const std::string& name, http::Response& res);
-  void Events(const http::Request& req, http::Response& res);
-  void Sources(http::Response& res);
-  void Deliver(const http::Request& req, http::Response& res);
+  // Appends the event of a write, naming who did it; a store failure is logged (the write
+  // stands).
+  void RecordWrite(const Call& call, const std::string& workspace, const std::string& reason,
+                   const std::string& message);
+
+  void Healthz(const Call& call, http::Response& res);
+  void MetricsText(const Call& call, http::Response& res);
+  void Readyz(const Call& call, http::Response& res);
+  void Workspaces(const Call& call, http::Response& res);
+  void Workspace(const Call& call, http::Response& res);
+  void Events(const Call& call, http::Response& res);
+  void Sources(const Call& call, http::Response& res);
+  void Deliver(const Call& call, http::Response& res);
+  void CreateToken(const Call& call, http::Response& res);
+  void ListTokens(const Call& call, http::Response& res);
+  void RevokeToken(const Call& call, http::Response& res);
 };
 
 // On the I/O thread, before the delivery is queued for a worker: a flood from one address costs
 // neither a worker, nor an HMAC, nor a row in the store.
 std::optional<http::Response> HttpServer::Impl::Admit(const http::Request& req) {
-  if (req.method != "POST" || Resolve(req.path) != Route::kHook) return std::nullopt;
+  if (req.method != "POST" || req.path != "/hooks/git") return std::nullopt;
   const RateLimiter::Decision decision =
       webhook_limiter.Allow(req.remote_address, std::chrono::steady_clock::now());
   if (decision.allowed) return std::nullopt;
@@ -165,40 +264,72 @@ std::optional<http::Response> HttpServer::Impl::Admit(const http::Request& req) 
 
 http::Response HttpServer::Impl::Handle(const http::Request& req) {
   http::Response res;
-  const Route route = Resolve(req.path);
-  if (route == Route::kNone) {
-    SendError(res, req.body_too_large ? 413 : 404,
-              req.body_too_large ? "the request body exceeds " + std::to_string(body_limit) +
-                                       " bytes"
-                                 : "no route for " + req.path);
+  std::vector<std::string> params;
+  std::string allow;
+  const RouteSpec* route = Find(req.method, req.path, params, allow);
+  const std::string too_large = "the request body exceeds " + std::to_string(body_limit) + " bytes";
+  if (route == nullptr) {
+    if (req.body_too_large) {
+      SendError(res, 413, too_large);
+    } else if (!allow.empty()) {
+      res.headers.emplace_back("Allow", allow);
+      SendError(res, 405, "method " + req.method + " not allowed on " + req.path);
+    } else {
+      SendError(res, 404, "no route for " + req.path);
+    }
     return res;
   }
-  const char* allowed = route == Route::kHook ? "POST" : "GET";
-  const bool get_like = req.method == "GET" || req.method == "HEAD";
-  if (route == Route::kHook ? req.method != "POST" : !get_like) {
-    if (req.body_too_large) {
-      SendError(res, 413, "the request body exceeds " + std::to_string(body_limit) + " bytes");
+  // The webhook records its own too_large verdict; no other route reads a body it was not given.
+  if (req.body_too_large && route->handler != &Impl::Deliver) {
+    SendError(res, 413, too_large);
+    return res;
+  }
+  Principal who{"unauthenticated", "", Role::kViewer};
+  if (route->access != Access::kOpen) {
+    Outcome<Principal> authenticated = auth.Authenticate(Header(req, "Authorization"));
+    if (!authenticated) {
+      if (authenticated.failure().reason == kUnauthorized) {
+        res.headers.emplace_back("WWW-Authenticate", "Bearer");
+        SendError(res, 401, authenticated.failure().message);
+      } else {
+        SendStoreFailure(res, authenticated.failure());
+      }
       return res;
     }
-    res.headers.emplace_back("Allow", allowed);
-    SendError(res, 405, "method " + req.method + " not allowed on " + req.path);
-    return res;
+    who = std::move(authenticated).value();
+    if (route->access == Access::kAdmin && who.role != Role::kAdmin) {
+      SendError(res, 403, who.Describe() + " is a viewer: " + req.method + " " + req.path +
+                              " needs an admin token");
+      return res;
+    }
   }
-  switch (route) {
-    case Route::kHealthz: SendText(res, "ok"); break;
-    case Route::kReadyz: Readyz(res); break;
-    case Route::kMetrics: SendText(res, metrics.Render(), kPrometheusText); break;
-    case Route::kWorkspaces: Workspaces(req, res); break;
-    case Route::kWorkspace: Workspace(req.path.substr(kWorkspacePrefix.size()), res); break;
-    case Route::kEvents: Events(req, res); break;
-    case Route::kSources: Sources(res); break;
-    case Route::kHook: Deliver(req, res); break;
-    case Route::kNone: break;
-  }
+  const Call call{req, who, std::move(params)};
+  (this->*(route->handler))(call, res);
   return res;
 }
 
-void HttpServer::Impl::Readyz(http::Response& res) {
+void HttpServer::Impl::RecordWrite(const Call& call, const std::string& workspace,
+                                   const std::string& reason, const std::string& message) {
+  Event event;
+  event.workspace = workspace;
+  event.type = "Normal";
+  event.reason = reason;
+  event.message = message + " by " + call.who.Describe();
+  if (Outcome<std::int64_t> appended = store.AppendEvent(event); !appended) {
+    LogLine(call.req.method + " " + call.req.path + ": could not record the event " + reason +
+            ": " + appended.failure().message);
+  }
+}
+
+void HttpServer::Impl::Healthz(const Call&, http::Response& res) {
+  SendText(res, "ok");
+}
+
+void HttpServer::Impl::MetricsText(const Call&, http::Response& res) {
+  SendText(res, metrics.Render(), kPrometheusText);
+}
+
+void HttpServer::Impl::Readyz(const Call&, http::Response& res) {
   const Readiness readiness = handlers.readiness ? handlers.readiness() : Readiness{true, {}};
   if (readiness.ready) {
     SendText(res, "ok");
@@ -213,7 +344,8 @@ void HttpServer::Impl::Readyz(http::Response& res) {
   SendText(res, ScrubProcessSecrets(body));
 }
 
-void HttpServer::Impl::Workspaces(const http::Request& req, http::Response& res) {
+void HttpServer::Impl::Workspaces(const Call& call, http::Response& res) {
+  const http::Request& req = call.req;
   LabelSelector selector;
   if (const auto text = Param(req, "labelSelector")) {
     Outcome<LabelSelector> parsed = ParseLabelSelector(*text);
@@ -237,7 +369,8 @@ void HttpServer::Impl::Workspaces(const http::Request& req, http::Response& res)
   SendJson(res, 200, WorkspaceListJson(*workspaces, *statuses, selector));
 }
 
-void HttpServer::Impl::Workspace(const std::string& name, http::Response& res) {
+void HttpServer::Impl::Workspace(const Call& call, http::Response& res) {
+  const std::string& name = call.params.at(0);
   Outcome<std::optional<StoredWorkspace>> workspace = store.Get(name);
   if (!workspace) {
     SendStoreFailure(res, workspace.failure());
@@ -256,7 +389,8 @@ void HttpServer::Impl::Workspace(const std::string& name, http::Response& res) {
   SendJson(res, 200, WorkspaceJson(workspace->value(), status_ptr));
 }
 
-void HttpServer::Impl::Events(const http::Request& req, http::Response& res) {
+void HttpServer::Impl::Events(const Call& call, http::Response& res) {
+  const http::Request& req = call.req;
   std::int64_t limit = kDefaultEventLimit;
   if (const auto text = Param(req, "limit")) {
     const auto parsed = std::from_chars(text->data(), text->data() + text->size(), limit);
@@ -278,7 +412,7 @@ void HttpServer::Impl::Events(const http::Request& req, http::Response& res) {
   SendJson(res, 200, EventListJson(*events));
 }
 
-void HttpServer::Impl::Sources(http::Response& res) {
+void HttpServer::Impl::Sources(const Call&, http::Response& res) {
   Outcome<std::vector<SourceStatus>> sources = store.ListSourceStatuses();
   if (!sources) {
     SendStoreFailure(res, sources.failure());
@@ -287,7 +421,8 @@ void HttpServer::Impl::Sources(http::Response& res) {
   SendJson(res, 200, SourceListJson(*sources));
 }
 
-void HttpServer::Impl::Deliver(const http::Request& req, http::Response& res) {
+void HttpServer::Impl::Deliver(const Call& call, http::Response& res) {
+  const http::Request& req = call.req;
   WebhookRequest request;
   for (const auto& [name, value] : req.headers) request.SetHeader(name, value);
   request.body = req.body;
@@ -317,7 +452,59 @@ void HttpServer::Impl::Deliver(const http::Request& req, http::Response& res) {
     LogLine("POST /hooks/git: could not record the delivery (" + verdict +
             "): " + recorded.failure().message);
   }
-  SendJson(res, result.http_status, WebhookAnswerJson(verdict, result.message));
+  SendJson(res, result.http_status,
+           WebhookAnswerJson(verdict, result.message, result.http_status));
+}
+
+void HttpServer::Impl::CreateToken(const Call& call, http::Response& res) {
+  Outcome<TokenRequest> request = ParseTokenRequest(call.req.body);
+  if (!request) {
+    SendError(res, 400, request.failure().message);
+    return;
+  }
+  Outcome<IssuedToken> issued = auth.Issue(request->role, request->ttl, request->description);
+  if (!issued) {
+    SendStoreFailure(res, issued.failure());
+    return;
+  }
+  const Principal subject{"token:" + issued->row.id, issued->row.description, request->role};
+  RecordWrite(call, kTokenEventsWorkspace, "TokenCreated",
+              subject.Describe() + " created (role " + issued->row.role + ", expires " +
+                  FormatRfc3339Utc(issued->row.expires_unix) + ")");
+  SendJson(res, 201, ApiTokenJson(issued->row, &issued->token));
+}
+
+void HttpServer::Impl::ListTokens(const Call&, http::Response& res) {
+  Outcome<std::vector<ApiToken>> tokens = store.ListTokens();
+  if (!tokens) {
+    SendStoreFailure(res, tokens.failure());
+    return;
+  }
+  SendJson(res, 200, ApiTokenListJson(*tokens));
+}
+
+void HttpServer::Impl::RevokeToken(const Call& call, http::Response& res) {
+  const std::string& id = call.params.at(0);
+  Outcome<bool> revoked = store.RevokeToken(id, auth.Now());
+  if (!revoked) {
+    SendStoreFailure(res, revoked.failure());
+    return;
+  }
+  Outcome<std::optional<ApiToken>> row = store.FindToken(id);
+  if (!row) {
+    SendStoreFailure(res, row.failure());
+    return;
+  }
+  if (!row->has_value()) {
+    SendError(res, 404, "token \"" + id + "\" not found");
+    return;
+  }
+  // Revoking a revoked token changes nothing and records nothing.
+  if (*revoked) {
+    const Principal subject{"token:" + (*row)->id, (*row)->description, Role::kViewer};
+    RecordWrite(call, kTokenEventsWorkspace, "TokenRevoked", subject.Describe() + " revoked");
+  }
+  SendJson(res, 200, ApiTokenJson(**row));
 }
 
 HttpServer::HttpServer(Store& store, Metrics& metrics, HttpHandlers handlers,
@@ -329,7 +516,19 @@ HttpServer::~HttpServer() {
 }
 
 Outcome<Done> HttpServer::Start() {
-  return impl_->listener.Start();
+  const bool open = impl_->auth.open();
+  if (open && !manifests::IsLoopbackListen(impl_->listen)) {
+    return Failure::Stalled("ListenFailed",
+                            "cannot listen on \"" + impl_->listen +
+                                "\" without a token: without http.tokenEnv/tokenFile the API "
+                                "serves only on a loopback address (127.0.0.1, [::1], localhost)");
+  }
+  Outcome<Done> started = impl_->listener.Start();
+  if (started && open) {
+    LogLine("no token configured: serving " + Served(impl_->listen, port()) +
+            " to local clients only, without authentication");
+  }
+  return started;
 }
 
 int HttpServer::port() const {

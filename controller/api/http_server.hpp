@@ -1,32 +1,45 @@
 #pragma once
 
-// The controller's HTTP endpoint (docs/architecture.md#interfaces, issue 3 items 3 and 8): health,
-// readiness, metrics, the read-only status API and the Git webhook. The routes are in
-// http_server.cpp; the transport (Boost.Beast, http_listener.cpp) holds under slow and hostile
-// clients with the limits of HttpServerOptions (docs/decisions.md, "Hardening II (issue 9)").
-// This header is all a main needs.
+// The controller's HTTP endpoint (docs/architecture.md#interfaces, docs/api.md): health,
+// readiness, metrics, the status API, the managed tokens and the Git webhook. The routes are the
+// table of http_server.cpp (method, path pattern, who may call it, handler); the transport
+// (Boost.Beast, http_listener.cpp) holds under slow and hostile clients with the limits of
+// HttpServerOptions (docs/decisions.md, "Hardening II (issue 9)"). This header is all a main
+// needs.
 //
-// Routes (JSON unless said otherwise; unknown path 404 and wrong method 405, both JSON):
+// Authentication (docs/api.md#authentication; controller/api/auth.hpp): every /api/v1 route needs
+// `Authorization: Bearer <token>` (401 with `WWW-Authenticate: Bearer` without one or with a wrong
+// one; 403 for a viewer on a route that needs an admin); /healthz, /readyz, /metrics and
+// POST /hooks/git are open. Without any token configured the server serves only on a loopback
+// address (Start refuses another) and every request without a token is the admin `anonymous`.
+//
+// Routes (JSON unless said otherwise; unknown path 404 and wrong method 405 with Allow):
 //   GET  /healthz                     200 `ok` (text/plain) while the process serves
 //   GET  /readyz                      200 `ok`, or 503 with one problem per line (text/plain)
 //   GET  /metrics                     Metrics::Render(), text/plain; version=0.0.4
 //   GET  /api/v1/workspaces           {"items":[...]} (status_json.hpp); ?labelSelector=k=v,k!=v
-//   GET  /api/v1/workspaces/{name}    the object, or 404 {"error":"workspace \"x\" not found"}
+//   GET  /api/v1/workspaces/{name}    the object, or 404
 //   GET  /api/v1/events               ?workspace=NAME&limit=N (default 100, at most 1000; a
 //                                     value above is clamped; not a positive integer: 400)
 //   GET  /api/v1/sources              {"items":[...]}
-//   POST /hooks/git                   HttpHandlers::webhook decides; {"verdict","message"} with
-//                                     its status; every delivery is stored and counted. Beyond
-//                                     webhook_rate_limit from one address (IPv6: one /64): 429
-//                                     {"error":...} with Retry-After, neither handled nor
-//                                     stored, counted as verdict "rate_limited"
-// A store failure answers 503 {"error":"store unavailable: <message>"}. The transport's own
-// answers, all JSON {"error":...} and all but 503 busy closing the connection: 400 a request that
-// does not parse, 413 a body over webhook_body_limit on another route, 431 a header over
-// header_limit, 503 "server busy" (workers and queue full) or "too many connections". Each is
-// counted in tenant_master_http_rejected_total{reason} (controller/runtime/metrics.hpp), with
-// the connections cut for a deadline, and tenant_master_http_open_connections follows the
-// connections open.
+//   POST /api/v1/tokens               admin: {role, ttl, description} -> 201 with the token
+//   GET  /api/v1/tokens               admin: {"items":[...]}, never a token or its digest
+//   DELETE /api/v1/tokens/{id}        admin: revokes; 200 with the token's row, or 404
+//   POST /hooks/git                   HttpHandlers::webhook decides; {"verdict","message"} (and
+//                                     "error" when refused) with its status; every delivery is
+//                                     stored and counted. Beyond webhook_rate_limit from one
+//                                     address (IPv6: one /64): 429 with Retry-After, neither
+//                                     handled nor stored, counted as verdict "rate_limited"
+// Every error is {"error": CODE, "message": TEXT, "details"?} (status_json.hpp ErrorJson,
+// docs/api.md#errors). A store failure answers 503. The transport's own answers (400 a request
+// that does not parse, 413 a body over webhook_body_limit on another route, 431 a header over
+// header_limit, 503 "server busy" or "too many connections") have the same shape; all but 503
+// busy close the connection. Each is counted in tenant_master_http_rejected_total{reason}
+// (controller/runtime/metrics.hpp), with the connections cut for a deadline, and
+// tenant_master_http_open_connections follows the connections open.
+//
+// Every write records an event naming who did it (Principal::Describe); the token routes' events
+// are on the workspace name kTokenEventsWorkspace.
 
 #include <chrono>
 #include <cstddef>
@@ -36,6 +49,7 @@
 #include <vector>
 
 #include "common/outcome.hpp"
+#include "common/secret.hpp"
 #include "controller/api/rate_limit.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "controller/store/store.hpp"
@@ -89,8 +103,25 @@ struct HttpServerOptions {
   /// `POST /hooks/git` per client address, checked on the I/O thread before the delivery is
   /// queued, verified or stored. The default (10 per second, bursts of 50) is far above what a Git
   /// host sends from one address (GitHub delivers from a handful of them).
-  RateLimit webhook_rate_limit;
+  RateLimit webhook_rate_limit{};
+  /// The bearer tokens of the environment (docs/api.md#authentication), resolved by the main:
+  /// `http.tokenEnv`/`tokenFile` (admin) and `http.readTokenEnv`/`readTokenFile` (viewer). Both
+  /// empty: no authentication, and Start refuses a `listen` that is not loopback.
+  Secret admin_token{};
+  Secret read_token{};
+  /// PEM files of the certificate (chain) and its key: both set, the server speaks only TLS 1.2+
+  /// (a TLS handshake must end within header_timeout). They are read again when their
+  /// modification time or size changes, checked at most every tls_reload_interval on a new
+  /// connection; a pair that does not load keeps the previous one (logged). Start fails when the
+  /// first pair does not load.
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
+  std::chrono::milliseconds tls_reload_interval{2'000};
 };
+
+/// The `workspace` of the events of the token routes (not a valid workspace name, so it names no
+/// workspace): `GET /api/v1/events?workspace=api:tokens`.
+inline constexpr const char* kTokenEventsWorkspace = "api:tokens";
 
 struct HttpHandlers {
   /// `GET /readyz`. Called on the server's readiness thread, one call at a time: it may block
@@ -112,8 +143,11 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   /// Binds `options.listen` and starts serving on threads of its own (one for I/O, one for
-  /// /readyz, `options.threads` workers); returns once the socket accepts connections. Stalled `ListenFailed`, naming the address, when the address does not
-  /// parse or cannot be bound (in use, not local). Call once.
+  /// /readyz, `options.threads` workers); returns once the socket accepts connections. Stalled
+  /// `ListenFailed`, naming the address, when the address does not parse or cannot be bound (in
+  /// use, not local), or is not loopback while no token is configured; Stalled `TlsFailed` when
+  /// the TLS certificate and key do not load. Without a token, logs that it serves local clients
+  /// only, without authentication. Call once.
   Outcome<Done> Start();
   /// The bound port (useful with port 0); 0 before a successful Start.
   [[nodiscard]] int port() const;

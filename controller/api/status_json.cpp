@@ -189,12 +189,40 @@ std::string SourceListJson(const std::vector<SourceStatus>& sources) {
   return SerializeScrubbed(json::object{{"items", std::move(items)}});
 }
 
-std::string ErrorJson(std::string_view message) {
-  return SerializeScrubbed(json::object{{"error", message}});
+const char* ErrorCode(int status) {
+  switch (status) {
+    case 400: return "BadRequest";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "NotFound";
+    case 405: return "MethodNotAllowed";
+    case 409: return "Conflict";
+    case 413: return "PayloadTooLarge";
+    case 415: return "UnsupportedMediaType";
+    case 422: return "Invalid";
+    case 429: return "TooManyRequests";
+    case 431: return "HeaderTooLarge";
+    case 500: return "Internal";
+    case 503: return "Unavailable";
+    default: return "Error";
+  }
 }
 
-std::string WebhookAnswerJson(std::string_view verdict, std::string_view message) {
-  return SerializeScrubbed(json::object{{"verdict", verdict}, {"message", message}});
+std::string ErrorJson(std::string_view code, std::string_view message,
+                      std::string_view details_json) {
+  json::object out{{"error", code}, {"message", message}};
+  if (!details_json.empty()) {
+    boost::system::error_code ec;
+    json::value details = json::parse(details_json, ec);
+    if (!ec) out["details"] = std::move(details);
+  }
+  return SerializeScrubbed(std::move(out));
+}
+
+std::string WebhookAnswerJson(std::string_view verdict, std::string_view message, int status) {
+  json::object out{{"verdict", verdict}, {"message", message}};
+  if (status >= 400) out["error"] = ErrorCode(status);
+  return SerializeScrubbed(std::move(out));
 }
 
 }  // namespace tmaster::controller

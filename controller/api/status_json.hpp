@@ -55,10 +55,20 @@ std::string EventListJson(const std::vector<Event>& events);
 /// the times are absent while 0 (never).
 std::string SourceListJson(const std::vector<SourceStatus>& sources);
 
-/// `{"error": message}`.
-std::string ErrorJson(std::string_view message);
+/// The `error` code of an HTTP status (docs/api.md#errors): 400 BadRequest, 401 Unauthorized,
+/// 403 Forbidden, 404 NotFound, 405 MethodNotAllowed, 409 Conflict, 413 PayloadTooLarge,
+/// 415 UnsupportedMediaType, 422 Invalid, 429 TooManyRequests, 431 HeaderTooLarge, 500 Internal,
+/// 503 Unavailable; any other status: "Error".
+const char* ErrorCode(int status);
 
-/// `{"verdict": verdict, "message": message}`: the answer to a webhook delivery.
-std::string WebhookAnswerJson(std::string_view verdict, std::string_view message);
+/// `{"error": code, "message": message}`, with `"details": <details_json>` when `details_json` is
+/// not empty (already serialized JSON; a text that does not parse is left out).
+std::string ErrorJson(std::string_view code, std::string_view message,
+                      std::string_view details_json = {});
+
+/// `{"verdict": verdict, "message": message}`: the answer to a webhook delivery; with `"error":
+/// ErrorCode(status)` as well when `status` is an error (400 and above), so that every error the
+/// server answers has its `error` and `message`.
+std::string WebhookAnswerJson(std::string_view verdict, std::string_view message, int status = 200);
 
 }  // namespace tmaster::controller

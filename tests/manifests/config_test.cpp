@@ -336,6 +336,18 @@ TEST_CASE("config: each rule") {
       {"listen port out of range", m + "http: {listen: \"127.0.0.1:70000\"}\n",
        "6:16: http.listen: must be host:port (for example 127.0.0.1:8080 or [::1]:8080), got "
        "\"127.0.0.1:70000\""},
+      {"listen beyond loopback without a token", m + "http: {listen: \"0.0.0.0:8080\"}\n",
+       "6:16: http.listen: \"0.0.0.0:8080\" is not a loopback address: without "
+       "http.tokenEnv/tokenFile (or readTokenEnv/readTokenFile) the API serves only on "
+       "127.0.0.1, [::1] or localhost"},
+      {"listen on a name without a token", m + "http:\n  listen: \"api.example.com:443\"\n",
+       "7:11: http.listen: \"api.example.com:443\" is not a loopback address: without "
+       "http.tokenEnv/tokenFile (or readTokenEnv/readTokenFile) the API serves only on "
+       "127.0.0.1, [::1] or localhost"},
+      {"tls cert without key", m + "http: {tlsCertFile: cert.pem}\n",
+       "6:21: http.tlsCertFile: set tlsKeyFile too: TLS needs both the certificate and its key"},
+      {"tls key without cert", m + "http: {tlsKeyFile: key.pem}\n",
+       "6:20: http.tlsKeyFile: set tlsCertFile too: TLS needs both the certificate and its key"},
       {"token inline", m + "http: {token: abc}\n",
        "6:8: http.token: secrets may not be written in the config; use tokenEnv (an environment "
        "variable) or tokenFile (a file)"},
@@ -510,6 +522,49 @@ TEST_CASE("config: ParseSize") {
   CHECK_FALSE(ParseSize("1.5MiB").has_value());
   CHECK_FALSE(ParseSize("-1").has_value());
   CHECK_FALSE(ParseSize("+1").has_value());
+}
+
+TEST_CASE("config: without a token http.listen must be loopback; with one, any address") {
+  TempDir dir;
+  for (const char* listen : {"127.0.0.1:8080", "127.3.2.1:0", "[::1]:8080", "localhost:8080"}) {
+    CAPTURE(listen);
+    const ConfigResult result =
+        Load(dir, std::string(kMinimal) + "http: {listen: \"" + listen + "\"}\n");
+    CHECK_MESSAGE(result.errors.empty(), Dump(result));
+  }
+  for (const char* listen : {"0.0.0.0:8080", "[::]:8080", "10.0.0.1:80", "128.0.0.1:80",
+                             "127.0.0.256:80", "127.0.0:80", "localhost.example.com:80"}) {
+    CAPTURE(listen);
+    const ConfigResult result =
+        Load(dir, std::string(kMinimal) + "http: {listen: \"" + listen + "\"}\n");
+    REQUIRE(result.errors.size() == 1);
+    CHECK(result.errors[0].field == "http.listen");
+    CHECK(result.errors[0].message.find("not a loopback address") != std::string::npos);
+  }
+  for (const char* token : {"tokenEnv: TM_API_TOKEN", "readTokenFile: read-token"}) {
+    CAPTURE(token);
+    const ConfigResult result = Load(
+        dir, std::string(kMinimal) + "http: {listen: \"0.0.0.0:8080\", " + token + "}\n");
+    CHECK_MESSAGE(result.errors.empty(), Dump(result));
+  }
+}
+
+TEST_CASE("config: http.tlsCertFile and tlsKeyFile, resolved and readable") {
+  TempDir dir;
+  dir.Write("etc/tls/cert.pem", "-----BEGIN CERTIFICATE-----\n");
+  dir.Write("etc/tls/key.pem", "-----BEGIN PRIVATE KEY-----\n");
+  const ConfigResult result =
+      Load(dir, std::string(kMinimal) + "http: {tlsCertFile: tls/cert.pem, tlsKeyFile: tls/key.pem}\n");
+  REQUIRE_MESSAGE(result.errors.empty(), Dump(result));
+  CHECK(result.config.http.tls_cert_file == dir.path() / "etc/tls/cert.pem");
+  CHECK(result.config.http.tls_key_file == dir.path() / "etc/tls/key.pem");
+  const ConfigResult missing =
+      Load(dir, std::string(kMinimal) + "http: {tlsCertFile: tls/cert.pem, tlsKeyFile: tls/nope.pem}\n");
+  REQUIRE(missing.errors.size() == 1);
+  CHECK(missing.errors[0].field == "http.tlsKeyFile");
+  CHECK(missing.errors[0].where.line == 6);
+  CHECK(missing.errors[0].message.find("nope.pem") != std::string::npos);
+  CHECK(missing.config.http.tls_cert_file.empty());
 }
 
 TEST_CASE("config: http.listen port 0 asks for any free port") {

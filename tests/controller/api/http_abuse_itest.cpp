@@ -354,6 +354,7 @@ TEST_CASE("http abuse: 50,000 headers of 4 KiB are answered 431, the RSS barely 
   const auto answer = small.ReadResponse(seconds(5));
   REQUIRE(answer);
   CHECK(Status(*answer) == 431);
+  CHECK(Body(*answer).find(R"({"error":"HeaderTooLarge","message":)") == 0);
   // And the server still serves.
   CHECK(Probe(served.port(), "/healthz").status == 200);
 }
@@ -396,7 +397,7 @@ TEST_CASE("http abuse: a body over the cap is answered 413 without being read") 
     const auto response = connection.ReadResponse(seconds(3));
     REQUIRE(response);
     CHECK(Status(*response) == 413);
-    CHECK(Body(*response).find(R"("error":)") != std::string::npos);
+    CHECK(Body(*response).find(R"({"error":"PayloadTooLarge","message":)") == 0);
   }
   CHECK(Probe(served.port(), "/healthz").status == 200);
 }
@@ -420,7 +421,7 @@ TEST_CASE("http abuse: bodies in memory are bounded across connections, not only
   const auto busy = fifth.ReadResponse(seconds(3));
   REQUIRE(busy);
   CHECK(Status(*busy) == 503);
-  CHECK(Body(*busy) == R"({"error":"server busy"})");
+  CHECK(Body(*busy) == R"({"error":"Unavailable","message":"server busy"})");
   CHECK(MillisSince(start) < 1000);
   // One of the four goes away: its reservation is returned and a body is read again.
   slow.front()->Close();
@@ -534,7 +535,7 @@ TEST_CASE("http abuse: a stuck store fills the workers: 503 busy, the probes sti
   const auto busy = refused.ReadResponse(seconds(2));
   REQUIRE(busy);
   CHECK(Status(*busy) == 503);
-  CHECK(Body(*busy) == R"({"error":"server busy"})");
+  CHECK(Body(*busy) == R"({"error":"Unavailable","message":"server busy"})");
   for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
     CAPTURE(path);
     const ProbeResult probe = Probe(served.port(), path);
@@ -602,7 +603,7 @@ TEST_CASE("http abuse: what cpp-httplib did stays: HEAD, 100-continue, pipelinin
     REQUIRE(second);
     CHECK(Status(*first) == 200);
     CHECK(Status(*second) == 404);
-    CHECK(Body(*second) == R"({"error":"no route for /nope"})");
+    CHECK(Body(*second) == R"({"error":"NotFound","message":"no route for /nope"})");
   }
   SUBCASE("the path and the query are percent-decoded") {
     REQUIRE(connection.Send("GET /heal%74hz HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -620,7 +621,7 @@ TEST_CASE("http abuse: what cpp-httplib did stays: HEAD, 100-continue, pipelinin
     const auto answer = connection.ReadResponse(seconds(2));
     REQUIRE(answer);
     CHECK(Status(*answer) == 400);
-    CHECK(Body(*answer).find(R"({"error":"bad request)") == 0);
+    CHECK(Body(*answer).find(R"({"error":"BadRequest","message":"bad request)") == 0);
     CHECK(connection.ClosedWithin(seconds(3)));
   }
 }
@@ -725,7 +726,7 @@ TEST_CASE("http abuse: webhooks over the per-address limit are answered 429, nev
   }
   const std::string& limited = responses.back();
   CHECK(RawConnection::Lower(limited).find("\r\nretry-after: 1\r\n") != std::string::npos);
-  CHECK(Body(limited).find(R"({"error":"too many deliveries)") == 0);
+  CHECK(Body(limited).find(R"({"error":"TooManyRequests","message":"too many deliveries)") == 0);
   CHECK(served.store.Snapshot().deliveries.size() == 3);
   {
     const std::lock_guard lock(mutex);

@@ -14,6 +14,8 @@ TEST_CASE("HttpServerOptionsFrom: what the config sets, over the server's defaul
   CHECK(unset.header_timeout == defaults.header_timeout);
   CHECK(unset.webhook_body_limit == defaults.webhook_body_limit);
   CHECK(unset.webhook_rate_limit.per_second == defaults.webhook_rate_limit.per_second);
+  CHECK(unset.tls_cert_file.empty());
+  CHECK(unset.tls_key_file.empty());
 
   http.max_connections = 2000;
   http.header_timeout = std::chrono::seconds(5);
@@ -24,6 +26,8 @@ TEST_CASE("HttpServerOptionsFrom: what the config sets, over the server's defaul
   http.max_body_bytes = 64 * 1024 * 1024;
   http.threads = 8;
   http.webhook_rate_limit = {.per_second = 20, .burst = 100, .max_addresses = 5000};
+  http.tls_cert_file = "/etc/tm/tls/cert.pem";
+  http.tls_key_file = "/etc/tm/tls/key.pem";
   const HttpServerOptions set = HttpServerOptionsFrom(http);
   CHECK(set.max_connections == 2000);
   CHECK(set.header_timeout == std::chrono::seconds(5));
@@ -38,6 +42,8 @@ TEST_CASE("HttpServerOptionsFrom: what the config sets, over the server's defaul
   CHECK(set.webhook_rate_limit.per_second == 20);
   CHECK(set.webhook_rate_limit.burst == 100);
   CHECK(set.webhook_rate_limit.max_addresses == 5000);
+  CHECK(set.tls_cert_file == "/etc/tm/tls/cert.pem");
+  CHECK(set.tls_key_file == "/etc/tm/tls/key.pem");
 }
 
 }  // namespace tmaster::controller

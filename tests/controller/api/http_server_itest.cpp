@@ -4,6 +4,11 @@
 #include <doctest/doctest.h>
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <boost/json.hpp>
 
 #include <atomic>
@@ -27,6 +32,7 @@
 #include "controller/runtime/metrics.hpp"
 #include "controller/api/webhook.hpp"
 #include "tests/support/fake_store.hpp"
+#include "tests/support/process.hpp"
 
 namespace tmaster::controller {
 namespace {
@@ -230,7 +236,8 @@ TEST_CASE("http: /api/v1/workspaces?labelSelector filters, and a bad selector is
   res = f.Get("/api/v1/workspaces?labelSelector=plan");
   REQUIRE(res);
   CHECK(res->status == 400);
-  CHECK(ParseJson(res->body).at("error").as_string().find("plan") != std::string::npos);
+  CHECK(ParseJson(res->body).at("error") == "BadRequest");
+  CHECK(ParseJson(res->body).at("message").as_string().find("plan") != std::string::npos);
 }
 
 TEST_CASE("http: /api/v1/workspaces/{name} returns the object, or 404") {
@@ -258,7 +265,7 @@ TEST_CASE("http: /api/v1/workspaces/{name} returns the object, or 404") {
   REQUIRE(res);
   CHECK(res->status == 404);
   CheckJsonContentType(res);
-  CHECK(res->body == R"({"error":"workspace \"nope\" not found"})");
+  CHECK(res->body == R"({"error":"NotFound","message":"workspace \"nope\" not found"})");
 }
 
 TEST_CASE("http: /api/v1/events: newest first, filtered by workspace, limited; bad limit 400") {
@@ -313,7 +320,8 @@ TEST_CASE("http: /api/v1/events: newest first, filtered by workspace, limited; b
     REQUIRE(res);
     CHECK(res->status == 400);
     CheckJsonContentType(res);
-    CHECK(ParseJson(res->body).at("error").as_string().find("limit") != std::string::npos);
+    CHECK(ParseJson(res->body).at("error") == "BadRequest");
+    CHECK(ParseJson(res->body).at("message").as_string().find("limit") != std::string::npos);
   }
 }
 
@@ -349,7 +357,8 @@ TEST_CASE("http: a store failure is 503 store unavailable") {
     REQUIRE(res);
     CHECK(res->status == 503);
     CheckJsonContentType(res);
-    CHECK(ParseJson(res->body).at("error") ==
+    CHECK(ParseJson(res->body).at("error") == "Unavailable");
+    CHECK(ParseJson(res->body).at("message") ==
           "store unavailable: store: connection refused (fake)");
   }
   SUBCASE("the second query of the list failing is a 503 too") {
@@ -370,7 +379,7 @@ TEST_CASE("http: unknown paths are 404 and wrong methods 405, in JSON") {
   REQUIRE(res);
   CHECK(res->status == 404);
   CheckJsonContentType(res);
-  CHECK(ParseJson(res->body).as_object().contains("error"));
+  CHECK(ParseJson(res->body).at("error") == "NotFound");
   res = f.Get("/api/v1/workspaces/acme/backups");
   REQUIRE(res);
   CHECK(res->status == 404);
@@ -652,6 +661,513 @@ TEST_CASE("http: a registered secret in a status, an event, a source or /readyz 
     REQUIRE(res);
     CHECK(res->body.find("http-egress-secret") == std::string::npos);
     CHECK(res->body.find("<redacted>") != std::string::npos);
+  }
+}
+
+// ---- Authentication (docs/api.md#authentication, issue 13) ----
+
+namespace {
+
+constexpr const char* kAdminToken = "itest-admin-token-0123456789";
+constexpr const char* kReadToken = "itest-read-token-9876543210";
+
+httplib::Headers Bearer(const std::string& token) {
+  return {{"Authorization", "Bearer " + token}};
+}
+
+// A server with both environment tokens, on 127.0.0.1:0, the store seeded with acme and bravo.
+struct AuthFixture {
+  FakeStore store;
+  Metrics metrics;
+  std::unique_ptr<HttpServer> server;
+  std::unique_ptr<httplib::Client> client;
+
+  explicit AuthFixture(std::string listen = "127.0.0.1:0") {
+    HttpServerOptions options;
+    options.listen = std::move(listen);
+    options.admin_token = Secret(std::string(kAdminToken));
+    options.read_token = Secret(std::string(kReadToken));
+    server = std::make_unique<HttpServer>(store, metrics, HttpHandlers{}, options);
+    const Outcome<Done> started = server->Start();
+    REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.failure().message));
+    client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
+    client->set_read_timeout(10, 0);
+    REQUIRE(store.UpsertSpec("acme", "upstream", "rev-1", kAcmeSpec).ok());
+  }
+
+  // One request of `method` ("GET", "POST", "DELETE") with `headers`.
+  httplib::Result Call(const std::string& method, const std::string& path,
+                       const httplib::Headers& headers, const std::string& body = "") {
+    if (method == "POST") return client->Post(path.c_str(), headers, body, "application/json");
+    if (method == "DELETE") return client->Delete(path.c_str(), headers);
+    return client->Get(path.c_str(), headers);
+  }
+
+  // Creates a managed token as the admin; returns the answer's object.
+  json::object CreateToken(const std::string& body) {
+    auto res = Call("POST", "/api/v1/tokens", Bearer(kAdminToken), body);
+    REQUIRE(res);
+    REQUIRE_MESSAGE(res->status == 201, res->body);
+    return ParseJson(res->body).as_object();
+  }
+};
+
+struct RouteCall {
+  const char* method;
+  const char* path;
+};
+
+// Every /api/v1 route there is (keep in step with the table in http_server.cpp).
+const std::vector<RouteCall> kApiRoutes = {
+    {"GET", "/api/v1/workspaces"},  {"GET", "/api/v1/workspaces/acme"},
+    {"GET", "/api/v1/events"},      {"GET", "/api/v1/sources"},
+    {"GET", "/api/v1/tokens"},      {"POST", "/api/v1/tokens"},
+    {"DELETE", "/api/v1/tokens/abcdefgh23"},
+};
+
+void CheckUnauthorized(const httplib::Result& res) {
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  CHECK(res->get_header_value("WWW-Authenticate") == "Bearer");
+  CheckJsonContentType(res);
+  const json::object body = ParseJson(res->body).as_object();
+  CHECK(body.at("error") == "Unauthorized");
+  CHECK_FALSE(body.at("message").as_string().empty());
+}
+
+}  // namespace
+
+TEST_CASE("http auth: every /api/v1 route is 401 without a token and with a wrong one") {
+  AuthFixture f;
+  const std::string tmt_unknown = "tmt_abcdefgh23_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  for (const RouteCall& route : kApiRoutes) {
+    CAPTURE(route.method);
+    CAPTURE(route.path);
+    CheckUnauthorized(f.Call(route.method, route.path, {}, R"({"role":"admin"})"));
+    CheckUnauthorized(f.Call(route.method, route.path, Bearer("wrong"), R"({"role":"admin"})"));
+    // The admin token with one character more or less, another scheme, an empty bearer.
+    CheckUnauthorized(f.Call(route.method, route.path, Bearer(std::string(kAdminToken) + "x")));
+    CheckUnauthorized(f.Call(route.method, route.path,
+                             Bearer(std::string(kAdminToken).substr(1))));
+    CheckUnauthorized(f.Call(route.method, route.path,
+                             {{"Authorization", std::string("Basic ") + kAdminToken}}));
+    CheckUnauthorized(f.Call(route.method, route.path, {{"Authorization", "Bearer "}}));
+    CheckUnauthorized(f.Call(route.method, route.path, Bearer(tmt_unknown)));
+  }
+  // Nothing was done for them.
+  CHECK(f.store.Snapshot().tokens.empty());
+  CHECK(f.store.Snapshot().events.empty());
+  // The message never repeats what was sent.
+  auto res = f.Call("GET", "/api/v1/workspaces", Bearer("wrong-and-secret-guess"));
+  REQUIRE(res);
+  CHECK(res->body.find("wrong-and-secret-guess") == std::string::npos);
+}
+
+TEST_CASE("http auth: the read token reads every GET route and gets 403 on the others") {
+  AuthFixture f;
+  for (const char* path : {"/api/v1/workspaces", "/api/v1/workspaces/acme", "/api/v1/events",
+                           "/api/v1/sources"}) {
+    CAPTURE(path);
+    auto res = f.Call("GET", path, Bearer(kReadToken));
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    // The scheme is case-insensitive (RFC 7235).
+    res = f.Call("GET", path, {{"Authorization", std::string("bearer ") + kReadToken}});
+    REQUIRE(res);
+    CHECK(res->status == 200);
+  }
+  for (const RouteCall& route : std::vector<RouteCall>{{"POST", "/api/v1/tokens"},
+                                                       {"DELETE", "/api/v1/tokens/abcdefgh23"},
+                                                       {"GET", "/api/v1/tokens"}}) {
+    CAPTURE(route.path);
+    auto res = f.Call(route.method, route.path, Bearer(kReadToken), R"({"role":"admin"})");
+    REQUIRE(res);
+    CHECK(res->status == 403);
+    CheckJsonContentType(res);
+    const json::object body = ParseJson(res->body).as_object();
+    CHECK(body.at("error") == "Forbidden");
+    CHECK(body.at("message").as_string().find("env:read") != std::string::npos);
+  }
+  CHECK(f.store.Snapshot().tokens.empty());
+  // The admin token may do all of it.
+  for (const RouteCall& route : kApiRoutes) {
+    CAPTURE(route.path);
+    auto res = f.Call(route.method, route.path, Bearer(kAdminToken), R"({"role":"viewer"})");
+    REQUIRE(res);
+    CHECK(res->status != 401);
+    CHECK(res->status != 403);
+    CHECK(res->status < 500);
+  }
+}
+
+TEST_CASE("http auth: probes, /metrics and the webhook are open without a token") {
+  AuthFixture f;
+  for (const char* path : {"/healthz", "/readyz", "/metrics"}) {
+    CAPTURE(path);
+    auto res = f.Call("GET", path, {});
+    REQUIRE(res);
+    CHECK(res->status == 200);
+  }
+  // The webhook answers by its signature (no handler: 401 bad_signature), never asks a token.
+  auto res = f.client->Post("/hooks/git", GithubHeaders("{}"), "{}", "application/json");
+  REQUIRE(res);
+  CHECK(res->get_header_value("WWW-Authenticate").empty());
+  CHECK(ParseJson(res->body).at("verdict") == "bad_signature");
+  CHECK(ParseJson(res->body).at("error") == "Unauthorized");
+  CHECK(f.store.Snapshot().deliveries.size() == 1);
+  // /metrics carries neither a token nor a message.
+  res = f.Call("GET", "/metrics", {});
+  REQUIRE(res);
+  CHECK(res->body.find(kAdminToken) == std::string::npos);
+  CHECK(res->body.find(kReadToken) == std::string::npos);
+}
+
+TEST_CASE("http auth: a managed token is created, used, listed without its secret, revoked: 401 at once") {
+  AuthFixture f;
+  const json::object created =
+      f.CreateToken(R"({"role":"viewer","ttl":"30d","description":"ci deploy"})");
+  const std::string token(created.at("token").as_string());
+  const std::string id(created.at("id").as_string());
+  CHECK(token.rfind("tmt_" + id + "_", 0) == 0);
+  CHECK(id.size() == 10);
+  CHECK(token.size() == 4 + 10 + 1 + 43);  // 32 random bytes in base64url
+  CHECK(created.at("role") == "viewer");
+  CHECK(created.at("description") == "ci deploy");
+  // Only its digest is stored.
+  const FakeStore::State stored = f.store.Snapshot();
+  REQUIRE(stored.tokens.count(id) == 1);
+  CHECK(stored.tokens.at(id).digest == crypto::Sha256Hex(token));
+  CHECK(stored.tokens.at(id).expires_unix - stored.tokens.at(id).created_unix == 30 * 86400);
+  // The event names who created it, and which token.
+  REQUIRE(stored.events.size() == 1);
+  CHECK(stored.events[0].workspace == kTokenEventsWorkspace);
+  CHECK(stored.events[0].reason == "TokenCreated");
+  CHECK(stored.events[0].message.find("token:" + id + " (ci deploy) created") !=
+        std::string::npos);
+  CHECK(stored.events[0].message.find("by env:admin") != std::string::npos);
+  CHECK(stored.events[0].message.find(token) == std::string::npos);
+
+  // Used: a viewer.
+  auto res = f.Call("GET", "/api/v1/workspaces", Bearer(token));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = f.Call("POST", "/api/v1/tokens", Bearer(token), R"({"role":"admin"})");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  CHECK(ParseJson(res->body).at("message").as_string().find("token:" + id + " (ci deploy)") !=
+        std::string::npos);
+  // Its last use is recorded.
+  CHECK(f.store.Snapshot().tokens.at(id).last_used_unix.has_value());
+
+  // Listed, never with the token or its digest.
+  res = f.Call("GET", "/api/v1/tokens", Bearer(kAdminToken));
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  CHECK(res->body.find(token.substr(15)) == std::string::npos);
+  CHECK(res->body.find(crypto::Sha256Hex(token)) == std::string::npos);
+  const json::array items = ParseJson(res->body).at("items").as_array();
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].at("id").as_string() == id);
+  CHECK(items[0].as_object().contains("lastUsedAt"));
+  CHECK_FALSE(items[0].as_object().contains("token"));
+  CHECK_FALSE(items[0].as_object().contains("digest"));
+
+  // Revoked: refused on the very next request.
+  res = f.Call("DELETE", "/api/v1/tokens/" + id, Bearer(kAdminToken));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(ParseJson(res->body).as_object().contains("revokedAt"));
+  CheckUnauthorized(f.Call("GET", "/api/v1/workspaces", Bearer(token)));
+  const FakeStore::State after = f.store.Snapshot();
+  REQUIRE(after.events.size() == 2);
+  CHECK(after.events[1].reason == "TokenRevoked");
+  CHECK(after.events[1].message == "token:" + id + " (ci deploy) revoked by env:admin");
+  // Revoking again changes and records nothing; an unknown id is 404.
+  res = f.Call("DELETE", "/api/v1/tokens/" + id, Bearer(kAdminToken));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(f.store.Snapshot().events.size() == 2);
+  res = f.Call("DELETE", "/api/v1/tokens/nosuchtok2", Bearer(kAdminToken));
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CHECK(ParseJson(res->body).at("error") == "NotFound");
+}
+
+TEST_CASE("http auth: a managed admin token may create and revoke; the events name it") {
+  AuthFixture f;
+  const json::object admin = f.CreateToken(R"({"role":"admin","ttl":"12h","description":"ops"})");
+  const std::string token(admin.at("token").as_string());
+  auto res = f.Call("POST", "/api/v1/tokens", Bearer(token), R"({"role":"viewer"})");
+  REQUIRE(res);
+  REQUIRE(res->status == 201);
+  const std::string second(ParseJson(res->body).at("id").as_string());
+  res = f.Call("DELETE", "/api/v1/tokens/" + second, Bearer(token));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  const FakeStore::State stored = f.store.Snapshot();
+  REQUIRE(stored.events.size() == 3);
+  const std::string who = "by token:" + std::string(admin.at("id").as_string()) + " (ops)";
+  CHECK(stored.events[1].message.find(who) != std::string::npos);
+  CHECK(stored.events[2].message.find(who) != std::string::npos);
+}
+
+TEST_CASE("http auth: an expired managed token is 401") {
+  AuthFixture f;
+  const std::string token = "tmt_expiredaa2_some-secret-of-the-expired-token";
+  ApiToken row;
+  row.id = "expiredaa2";
+  row.digest = crypto::Sha256Hex(token);
+  row.role = "admin";
+  row.created_unix = 1'600'000'000;
+  row.expires_unix = 1'600'086'400;  // long ago
+  REQUIRE(f.store.CreateToken(row).ok());
+  CheckUnauthorized(f.Call("GET", "/api/v1/workspaces", Bearer(token)));
+  // The same row unexpired is accepted: the refusal was the expiry.
+  row.id = "validaaaa2";
+  row.expires_unix = 4'000'000'000;
+  const std::string valid = "tmt_validaaaa2_some-secret-of-the-expired-token";
+  row.digest = crypto::Sha256Hex(valid);
+  REQUIRE(f.store.CreateToken(row).ok());
+  auto res = f.Call("GET", "/api/v1/workspaces", Bearer(valid));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  // The right id with another secret is unknown.
+  CheckUnauthorized(f.Call("GET", "/api/v1/workspaces",
+                           Bearer("tmt_validaaaa2_some-secret-of-the-expired-tokeN")));
+}
+
+TEST_CASE("http auth: bad token requests are 400 in the {error, message} shape") {
+  AuthFixture f;
+  for (const char* body : {"not json", R"({"ttl":"30d"})", R"({"role":"root"})",
+                           R"({"role":"admin","ttl":"30s"})", R"({"role":"admin","extra":1})"}) {
+    CAPTURE(body);
+    auto res = f.Call("POST", "/api/v1/tokens", Bearer(kAdminToken), body);
+    REQUIRE(res);
+    CHECK(res->status == 400);
+    CheckJsonContentType(res);
+    const json::object answer = ParseJson(res->body).as_object();
+    CHECK(answer.at("error") == "BadRequest");
+    CHECK_FALSE(answer.at("message").as_string().empty());
+    CHECK(answer.size() == 2);
+  }
+  CHECK(f.store.Snapshot().tokens.empty());
+}
+
+TEST_CASE("http auth: a store that cannot be reached while looking up a managed token is 503") {
+  AuthFixture f;
+  f.store.SetDown(true);
+  auto res = f.Call("GET", "/api/v1/sources", Bearer("tmt_abcdefgh23_whatever-secret"));
+  REQUIRE(res);
+  CHECK(res->status == 503);
+  CHECK(ParseJson(res->body).at("error") == "Unavailable");
+  // The environment's tokens need no store.
+  f.store.SetDown(false);
+}
+
+TEST_CASE("http auth: without a token the server is loopback only and everyone is anonymous admin") {
+  FakeStore store;
+  Metrics metrics;
+  for (const std::string listen : {"0.0.0.0:0", "[::]:0", "192.0.2.1:0"}) {
+    CAPTURE(listen);
+    HttpServerOptions options;
+    options.listen = listen;
+    HttpServer server(store, metrics, {}, options);
+    const Outcome<Done> started = server.Start();
+    REQUIRE_FALSE(started.ok());
+    CHECK(started.failure().reason == "ListenFailed");
+    CHECK(started.failure().message.find("without a token") != std::string::npos);
+  }
+  // With a token, any address.
+  {
+    HttpServerOptions options;
+    options.listen = "0.0.0.0:0";
+    options.read_token = Secret(std::string(kReadToken));
+    HttpServer server(store, metrics, {}, options);
+    CHECK(server.Start().ok());
+  }
+  HttpServerOptions options;
+  options.listen = "127.0.0.1:0";
+  HttpServer server(store, metrics, {}, options);
+  REQUIRE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  auto res = client.Post("/api/v1/tokens", R"({"role":"viewer","description":"local"})",
+                         "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 201);
+  REQUIRE(store.Snapshot().events.size() == 1);
+  CHECK(store.Snapshot().events[0].message.find("by anonymous") != std::string::npos);
+  // A token presented is still checked.
+  res = client.Get("/api/v1/workspaces", Bearer("wrong"));
+  CheckUnauthorized(res);
+}
+
+// ---- TLS (http.tlsCertFile / tlsKeyFile) ----
+
+namespace {
+
+// A self-signed certificate for 127.0.0.1 made by the openssl CLI into `dir`/`name`.{crt,key}.
+void MakeCertificate(const testing::TempDir& dir, const std::string& name, const std::string& cn) {
+  const testing::ProcessResult made = testing::RunProcess(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=" + cn, "-addext",
+       "subjectAltName=IP:127.0.0.1", "-keyout", (dir.path() / (name + ".key")).string(), "-out",
+       (dir.path() / (name + ".crt")).string()});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+}
+
+void CopyFile(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+}
+
+struct TlsFixture {
+  testing::TempDir dir;
+  FakeStore store;
+  Metrics metrics;
+  std::unique_ptr<HttpServer> server;
+
+  TlsFixture() {
+    MakeCertificate(dir, "first", "first.test");
+    MakeCertificate(dir, "second", "second.test");
+    CopyFile(dir.path() / "first.crt", dir.path() / "served.crt");
+    CopyFile(dir.path() / "first.key", dir.path() / "served.key");
+    HttpServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.read_token = Secret(std::string(kReadToken));
+    options.tls_cert_file = (dir.path() / "served.crt").string();
+    options.tls_key_file = (dir.path() / "served.key").string();
+    options.tls_reload_interval = std::chrono::milliseconds(100);
+    options.header_timeout = std::chrono::milliseconds(1000);
+    server = std::make_unique<HttpServer>(store, metrics, HttpHandlers{}, options);
+    const Outcome<Done> started = server->Start();
+    REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.failure().message));
+  }
+
+  // GET `path` over TLS, trusting only the certificate `trusted` (first or second).
+  httplib::Result Get(const std::string& trusted, const std::string& path,
+                      const httplib::Headers& headers = {}) {
+    httplib::SSLClient client("127.0.0.1", server->port());
+    client.set_ca_cert_path((dir.path() / (trusted + ".crt")).string().c_str());
+    client.enable_server_certificate_verification(true);
+    client.set_read_timeout(5, 0);
+    client.set_connection_timeout(5, 0);
+    return client.Get(path.c_str(), headers);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("http tls: served over TLS with the configured certificate; plain HTTP gets no answer") {
+  TlsFixture f;
+  auto res = f.Get("first", "/healthz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body == "ok");
+  res = f.Get("first", "/api/v1/workspaces", Bearer(kReadToken));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = f.Get("first", "/api/v1/workspaces");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  // A client that trusts another certificate refuses this server.
+  CHECK_FALSE(f.Get("second", "/healthz"));
+  // Plain HTTP to the TLS port: no HTTP answer.
+  httplib::Client plain("127.0.0.1", f.server->port());
+  plain.set_read_timeout(3, 0);
+  auto answer = plain.Get("/healthz");
+  CHECK((!answer || answer->status != 200));
+}
+
+TEST_CASE("http tls: TLS 1.1 is refused") {
+  TlsFixture f;
+  const testing::ProcessResult old = testing::RunProcess(
+      {"/usr/bin/openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(f.server->port()),
+       "-tls1_1"},
+      {}, "");
+  CHECK(old.exit_code != 0);
+  const testing::ProcessResult current = testing::RunProcess(
+      {"/usr/bin/openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(f.server->port()),
+       "-tls1_2"},
+      {}, "");
+  CHECK(current.exit_code == 0);
+  CHECK(current.out.find("CN = first.test") != std::string::npos);
+}
+
+TEST_CASE("http tls: a swapped certificate is served after the reload; a bad pair keeps the old") {
+  TlsFixture f;
+  REQUIRE(f.Get("first", "/healthz"));
+  // A broken pair (the new certificate with the old key) is not loaded: the old one stays.
+  CopyFile(f.dir.path() / "second.crt", f.dir.path() / "served.crt");
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  (void)f.Get("first", "/healthz");  // the accept that notices the change
+  auto res = f.Get("first", "/healthz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK_FALSE(f.Get("second", "/healthz"));
+  // The whole new pair is served once the key is there too.
+  CopyFile(f.dir.path() / "second.key", f.dir.path() / "served.key");
+  bool swapped = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!swapped && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    auto answer = f.Get("second", "/healthz");
+    swapped = answer && answer->status == 200;
+  }
+  CHECK(swapped);
+  CHECK_FALSE(f.Get("first", "/healthz"));
+}
+
+TEST_CASE("http tls: a connection that never finishes its handshake is cut at the header deadline") {
+  TlsFixture f;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(f.server->port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  // Half a ClientHello record header, then silence.
+  REQUIRE(::send(fd, "\x16\x03\x01", 3, 0) == 3);
+  timeval timeout{};
+  timeout.tv_sec = 5;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  const auto start = std::chrono::steady_clock::now();
+  char byte = 0;
+  const ssize_t got = ::recv(fd, &byte, 1, 0);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  ::close(fd);
+  CHECK(got <= 0);  // closed (0) or reset (-1), not an answer
+  CHECK(waited < std::chrono::milliseconds(3000));
+  CHECK(f.metrics.Render().find(R"(tenant_master_http_rejected_total{reason="timeout"} 1)") !=
+        std::string::npos);
+}
+
+TEST_CASE("http tls: a certificate that does not load fails Start with TlsFailed naming the file") {
+  testing::TempDir dir;
+  MakeCertificate(dir, "one", "one.test");
+  MakeCertificate(dir, "two", "two.test");
+  FakeStore store;
+  Metrics metrics;
+  struct Pair {
+    std::string cert;
+    std::string key;
+    std::string named;
+  };
+  const std::string missing = (dir.path() / "missing.crt").string();
+  const std::string one_crt = (dir.path() / "one.crt").string();
+  const std::string two_key = (dir.path() / "two.key").string();
+  for (const Pair& pair : {Pair{missing, two_key, missing}, Pair{one_crt, two_key, two_key},
+                           Pair{one_crt, one_crt, one_crt}}) {
+    CAPTURE(pair.cert);
+    CAPTURE(pair.key);
+    HttpServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.tls_cert_file = pair.cert;
+    options.tls_key_file = pair.key;
+    HttpServer server(store, metrics, {}, options);
+    const Outcome<Done> started = server.Start();
+    REQUIRE_FALSE(started.ok());
+    CHECK(started.failure().reason == "TlsFailed");
+    CHECK(started.failure().message.find(pair.named) != std::string::npos);
   }
 }
 

@@ -99,9 +99,11 @@ TEST_CASE("every served string passes through the process's scrubber, JSON escap
   source.message = "fatal: " + secret;
   clean(SourceListJson({source}));
 
-  clean(ErrorJson("store unavailable: " + secret));
-  CHECK(json::parse(ErrorJson("store unavailable: " + secret)).at("error") ==
+  clean(ErrorJson("Unavailable", "store unavailable: " + secret));
+  CHECK(json::parse(ErrorJson("Unavailable", "store unavailable: " + secret)).at("message") ==
         "store unavailable: <redacted>");
+  const std::string details = json::serialize(json::object{{"source", secret}});
+  clean(ErrorJson("Conflict", "owned by a source", details));
 }
 
 }  // namespace
@@ -301,11 +303,37 @@ TEST_CASE("status JSON: sources, with times absent while never set") {
   CHECK_FALSE(second.contains("lastAttemptTime"));
 }
 
-TEST_CASE("status JSON: errors and webhook answers escape their text") {
-  CHECK(tmaster::controller::ErrorJson("workspace \"x\" not found") ==
-        R"({"error":"workspace \"x\" not found"})");
+TEST_CASE("status JSON: errors are {error, message, details?} and escape their text") {
+  using tmaster::controller::ErrorCode;
+  using tmaster::controller::ErrorJson;
+  CHECK(ErrorJson("NotFound", "workspace \"x\" not found") ==
+        R"({"error":"NotFound","message":"workspace \"x\" not found"})");
+  const json::object conflict =
+      Parse(ErrorJson("Conflict", "owned by git", R"({"source":"upstream","kind":"git"})"));
+  CHECK(conflict.at("details").at("source") == "upstream");
+  CHECK(conflict.at("details").at("kind") == "git");
+  // Details that are not JSON are left out rather than served broken.
+  CHECK_FALSE(Parse(ErrorJson("Conflict", "x", "{not json")).contains("details"));
+  // docs/api.md#errors
+  CHECK(std::string(ErrorCode(400)) == "BadRequest");
+  CHECK(std::string(ErrorCode(401)) == "Unauthorized");
+  CHECK(std::string(ErrorCode(403)) == "Forbidden");
+  CHECK(std::string(ErrorCode(404)) == "NotFound");
+  CHECK(std::string(ErrorCode(405)) == "MethodNotAllowed");
+  CHECK(std::string(ErrorCode(409)) == "Conflict");
+  CHECK(std::string(ErrorCode(413)) == "PayloadTooLarge");
+  CHECK(std::string(ErrorCode(415)) == "UnsupportedMediaType");
+  CHECK(std::string(ErrorCode(422)) == "Invalid");
+  CHECK(std::string(ErrorCode(429)) == "TooManyRequests");
+  CHECK(std::string(ErrorCode(503)) == "Unavailable");
+
   const json::object answer =
       Parse(tmaster::controller::WebhookAnswerJson("accepted", "push to main"));
   CHECK(answer.at("verdict") == "accepted");
   CHECK(answer.at("message") == "push to main");
+  CHECK_FALSE(answer.contains("error"));
+  const json::object refused =
+      Parse(tmaster::controller::WebhookAnswerJson("bad_signature", "signature mismatch", 401));
+  CHECK(refused.at("error") == "Unauthorized");
+  CHECK(refused.at("verdict") == "bad_signature");
 }
