@@ -3,6 +3,8 @@
 # this machine lacks. Safe to run again: it asks apt only when something is missing.
 set -euo pipefail
 
+# g++ brings the sanitizers' runtimes (libasan8, libubsan1, liblsan0, libtsan2, through
+# libgcc-12-dev): scripts/asan.sh, which CI runs, and scripts/tsan.sh need no other package.
 packages=(
   g++ cmake ninja-build pkg-config git ca-certificates
   libboost1.81-dev libboost-json1.81-dev libpq-dev libcpp-httplib-dev libyaml-cpp-dev
