@@ -87,17 +87,24 @@ void FleetView::Render(const std::string& name, Entry& entry) const {
       entry.spec ? LabelsOf(entry.spec->spec_json) : std::map<std::string, std::string>{};
   std::optional<SuspendOverride> held;
   if (overrides_ != nullptr) held = overrides_->Get(name);
-  if (held) {
-    boost::system::error_code ec;
-    json::value doc = json::parse(text, ec);
-    if (!ec && doc.is_object()) {
-      json::object& object = doc.as_object();
-      json::value& status_value = object["status"];
-      if (!status_value.is_object()) status_value = json::object();
-      status_value.as_object()["override"] = {
-          {"suspend", held->suspend}, {"by", held->by}, {"at", FormatRfc3339Utc(held->at_unix)}};
+  boost::system::error_code ec;
+  json::value doc = json::parse(text, ec);
+  if (!ec && doc.is_object()) {
+    json::value& status_value = doc.as_object()["status"];
+    if (!status_value.is_object()) status_value = json::object();
+    json::object& status_object = status_value.as_object();
+    if (held) {
+      status_object["override"] = {{"suspend", held->suspend},
+                                   {"by", held->by},
+                                   {"at", FormatRfc3339Utc(held->at_unix)}};
       text = json::serialize(doc);
     }
+    // The list's item leaves out the run history (GET of the workspace has it): a page of 100
+    // stays under 100 KB (docs/api.md).
+    status_object.erase("lastRuns");
+    entry.list_json = std::make_shared<const std::string>(json::serialize(doc));
+  } else {
+    entry.list_json = std::make_shared<const std::string>(text);
   }
   entry.json = std::make_shared<const std::string>(std::move(text));
 }
@@ -178,7 +185,7 @@ Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {
     for (; it != entries_.end(); ++it) {
       if (!matches(it->second)) continue;
       if (query.limit && items.size() == *query.limit) break;
-      items.push_back(it->second.json);
+      items.push_back(it->second.list_json);
       last = it->first;
     }
     if (it != entries_.end()) {

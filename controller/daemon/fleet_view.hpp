@@ -2,7 +2,8 @@
 // The workspace list answered from memory (docs/api.md, `GET /api/v1/workspaces`): every
 // workspace's API object (status_json.hpp WorkspaceJson, with `status.override` when an API
 // override holds it) rendered once when its spec or status changes, and a page cut from the
-// rendered objects in name order. The leader's daemon tells it of each write it makes
+// rendered objects in name order. List items leave out `status.lastRuns` (the object of
+// `GET /api/v1/workspaces/{name}` has it), so a page of 100 stays under 100 KB. The leader's daemon tells it of each write it makes
 // (WorkspaceObserver); a standby reloads it from the store (Reset) every couple of seconds.
 //
 // A name with a status but no stored spec is a workspace whose manifest never validated: it is
@@ -72,7 +73,8 @@ class FleetView final : public WorkspaceObserver {
     std::string rejected_source;
     std::map<std::string, std::string> labels;
     std::string phase;
-    std::shared_ptr<const std::string> json;
+    std::shared_ptr<const std::string> json;       ///< the object (GET)
+    std::shared_ptr<const std::string> list_json;  ///< the list's item: without status.lastRuns
   };
   void Render(const std::string& name, Entry& entry) const;
 

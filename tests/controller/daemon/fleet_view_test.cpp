@@ -160,6 +160,9 @@ TEST_CASE("fleet view: an override shows in status; a token it did not make is r
   overrides.Clear("w03");
   view.Refresh("w03");
   CHECK(json::parse(*view.Get("w03")).at("status").as_object().if_contains("override") == nullptr);
+  // The list's item leaves the run history to the object (a page of 100 under 100 KB).
+  CHECK(json::parse(*view.Get("w03")).at("status").as_object().contains("lastRuns"));
+  CHECK(view.List({})->json.find("lastRuns") == std::string::npos);
   FleetQuery query;
   query.continue_token = "zz";
   Outcome<FleetPage> refused = view.List(query);
