@@ -654,6 +654,15 @@ void ReadRouting(Context& context, MapReader& root, Config& config) {
   if (!node) return;
   MapReader reader(context, *node, "routing", root.ValueMark("routing"));
   if (!reader.ok()) return;
+  if (std::optional<YAML::Node> suspended = reader.Take("suspendedService")) {
+    if (!suspended->IsScalar() || detail::Resolve(*suspended) != ScalarType::kString ||
+        !IsHttpUrl(suspended->Scalar())) {
+      context.Error(suspended->Mark(), "routing.suspendedService",
+                    "must be an http:// or https:// URL, got " + detail::Describe(*suspended));
+    } else {
+      config.suspended_service = suspended->Scalar();
+    }
+  }
   std::optional<YAML::Node> services = reader.Take("sharedServices");
   if (!services) return;
   const std::string path = "routing.sharedServices";

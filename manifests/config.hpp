@@ -146,6 +146,7 @@ struct Config {
   StacksConfig stacks;
   HttpConfig http;
   std::map<std::string, std::string> shared_services;  ///< routing.sharedServices
+  std::string suspended_service;                       ///< routing.suspendedService
   BackupsConfig backups;
   ReconcileConfig reconcile;
 };

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -120,6 +121,7 @@ struct HttpServer::Impl {
         handlers(std::move(h)),
         body_limit(o.webhook_body_limit),
         listen(o.listen),
+        routing(o.routing),
         auth(s, AuthOptions{o.admin_token, o.read_token}),
         webhook_limiter(o.webhook_rate_limit),
         listener(o, MakeRoutes()) {}
@@ -162,6 +164,7 @@ struct HttpServer::Impl {
         {"GET", "/api/v1/workspaces/{name}", Access::kViewer, Lane::kWorker, &Impl::Workspace},
         {"GET", "/api/v1/events", Access::kViewer, Lane::kWorker, &Impl::Events},
         {"GET", "/api/v1/sources", Access::kViewer, Lane::kWorker, &Impl::Sources},
+        {"GET", "/api/v1/traefik", Access::kViewer, Lane::kWorker, &Impl::Traefik},
         {"POST", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::CreateToken},
         {"GET", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::ListTokens},
         {"DELETE", "/api/v1/tokens/{id}", Access::kAdmin, Lane::kWorker, &Impl::RevokeToken},
@@ -195,6 +198,7 @@ struct HttpServer::Impl {
   HttpHandlers handlers;
   std::size_t body_limit;
   std::string listen;
+  TraefikRouting routing;
   Authenticator auth;
   RateLimiter webhook_limiter;
   http::Listener listener;  // last: stopped (joined) before the members its handlers use go
@@ -240,6 +244,7 @@ struct HttpServer::Impl {
   void Workspace(const Call& call, http::Response& res);
   void Events(const Call& call, http::Response& res);
   void Sources(const Call& call, http::Response& res);
+  void Traefik(const Call& call, http::Response& res);
   void Deliver(const Call& call, http::Response& res);
   void CreateToken(const Call& call, http::Response& res);
   void ListTokens(const Call& call, http::Response& res);
@@ -367,6 +372,41 @@ void HttpServer::Impl::Workspaces(const Call& call, http::Response& res) {
     return;
   }
   SendJson(res, 200, WorkspaceListJson(*workspaces, *statuses, selector));
+}
+
+// Traefik polls this (its HTTP provider, every 5 s by default): an unchanged fleet answers 304
+// to the ETag it sent, so a poll costs two store reads and no body.
+void HttpServer::Impl::Traefik(const Call& call, http::Response& res) {
+  Outcome<std::vector<StoredWorkspace>> workspaces = store.ListWorkspaces(std::nullopt);
+  if (!workspaces) {
+    SendStoreFailure(res, workspaces.failure());
+    return;
+  }
+  Outcome<std::vector<WorkspaceStatus>> statuses = store.ListStatuses();
+  if (!statuses) {
+    SendStoreFailure(res, statuses.failure());
+    return;
+  }
+  std::map<std::string_view, const WorkspaceStatus*> by_name;
+  for (const WorkspaceStatus& status : *statuses) by_name.emplace(status.name, &status);
+  std::vector<RoutedWorkspace> routed;
+  routed.reserve(workspaces->size());
+  for (const StoredWorkspace& workspace : *workspaces) {
+    if (workspace.deleting_since) continue;
+    const auto status = by_name.find(workspace.name);
+    routed.push_back(
+        RoutedWorkspaceFrom(workspace, status == by_name.end() ? nullptr : status->second));
+  }
+  std::string body = TraefikDynamicConfigJson(routed, routing);
+  const std::string etag = StrongEtag(body);
+  res.headers.emplace_back("ETag", etag);
+  res.headers.emplace_back("Cache-Control", "no-cache");
+  if (const std::string* seen = Header(call.req, "If-None-Match");
+      seen != nullptr && IfNoneMatchHits(*seen, etag)) {
+    res.status = 304;
+    return;
+  }
+  SendJson(res, 200, std::move(body));
 }
 
 void HttpServer::Impl::Workspace(const Call& call, http::Response& res) {

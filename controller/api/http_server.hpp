@@ -53,6 +53,7 @@
 #include "controller/api/rate_limit.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "controller/store/store.hpp"
+#include "controller/api/traefik.hpp"
 #include "controller/api/webhook.hpp"
 
 namespace tmaster::controller {
@@ -117,6 +118,9 @@ struct HttpServerOptions {
   std::string tls_cert_file{};
   std::string tls_key_file{};
   std::chrono::milliseconds tls_reload_interval{2'000};
+  /// What `GET /api/v1/traefik` routes (docs/api.md#traefik-routes-for-shared-tenants): the
+  /// main fills it from `baseDomain`, `stacks.certResolver` and `routing.*`.
+  TraefikRouting routing{};
 };
 
 /// The `workspace` of the events of the token routes (not a valid workspace name, so it names no

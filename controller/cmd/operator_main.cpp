@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <string_view>
 #include <vector>
 
@@ -329,14 +330,30 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   handlers.webhook = [&daemon](const controller::WebhookRequest& request) {
     return daemon.HandleWebhook(request);
   };
-  controller::HttpServer http(*store, metrics, std::move(handlers),
-                            controller::HttpServerOptionsFrom(config.http));
+  controller::HttpServerOptions http_options = controller::HttpServerOptionsFrom(config.http);
+  // The API's bearer tokens (docs/api.md#authentication); none: loopback only, said at start.
+  for (const auto& [ref, field, slot] :
+       {std::tuple{&config.http.token, "http.token", &http_options.admin_token},
+        std::tuple{&config.http.read_token, "http.readToken", &http_options.read_token}}) {
+    if (!ref->IsSet()) continue;
+    Outcome<Secret> token = controller::ResolveSecret(*ref, field);
+    if (!token) {
+      std::cerr << "tenant-operator: " << ScrubProcessSecrets(token.failure().message) << '\n';
+      return 2;
+    }
+    *slot = *token;
+  }
+  http_options.routing.base_domain = config.base_domain;
+  http_options.routing.cert_resolver = config.stacks.cert_resolver;
+  http_options.routing.shared_services = config.shared_services;
+  http_options.routing.suspended_service = config.suspended_service;
+  controller::HttpServer http(*store, metrics, std::move(handlers), std::move(http_options));
   if (Outcome<Done> started = http.Start(); !started) {
     std::cerr << "tenant-operator: " << ScrubProcessSecrets(started.failure().message) << '\n';
     return 2;
   }
-  spdlog::info("tenant-operator {}: serving http://{} (port {}); {} source(s), {} cluster(s)",
-               TM_VERSION, config.http.listen, http.port(), config.sources.size(),
+  spdlog::info("tenant-operator {}: serving {}://{} (port {}); {} source(s), {} cluster(s)",
+               TM_VERSION, config.http.tls_cert_file.empty() ? "http" : "https", config.http.listen, http.port(), config.sources.size(),
                config.clusters.size());
   if (!daemon.Run()) {
     // The drain passed reconcile.drainTimeout and a worker is still busy after its statements

@@ -93,6 +93,7 @@ http:
   webhookRateLimit: {perSecond: 20, burst: 100, maxAddresses: 5000}
 routing:
   sharedServices: {erp: "http://erp-shared:8000"}
+  suspendedService: "http://maintenance:8080"
 backups:
   directory: /var/backups/tm
   concurrency: 3
@@ -163,6 +164,7 @@ reconcile:
   CHECK(c.http.webhook_rate_limit.burst == 100);
   CHECK(c.http.webhook_rate_limit.max_addresses == 5000);
   CHECK(c.shared_services == std::map<std::string, std::string>{{"erp", "http://erp-shared:8000"}});
+  CHECK(c.suspended_service == "http://maintenance:8080");
   CHECK(c.backups.directory == "/var/backups/tm");
   CHECK(c.backups.concurrency == 3);
   CHECK_FALSE(c.backups.keep_after_delete);
@@ -384,6 +386,9 @@ TEST_CASE("config: each rule") {
       {"shared service url", m + "routing:\n  sharedServices: {erp: erp-shared}\n",
        "7:25: routing.sharedServices.erp: must be an http:// or https:// URL, got string "
        "\"erp-shared\""},
+      {"suspended service url", m + "routing:\n  suspendedService: maintenance\n",
+       "7:21: routing.suspendedService: must be an http:// or https:// URL, got string "
+       "\"maintenance\""},
       {"backups concurrency", m + "backups: {concurrency: 0}\n",
        "6:24: backups.concurrency: must be between 1 and 64, got 0"},
       {"keepAfterDelete boolean", m + "backups: {keepAfterDelete: yes}\n",

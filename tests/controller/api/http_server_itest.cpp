@@ -721,7 +721,7 @@ struct RouteCall {
 const std::vector<RouteCall> kApiRoutes = {
     {"GET", "/api/v1/workspaces"},  {"GET", "/api/v1/workspaces/acme"},
     {"GET", "/api/v1/events"},      {"GET", "/api/v1/sources"},
-    {"GET", "/api/v1/tokens"},      {"POST", "/api/v1/tokens"},
+    {"GET", "/api/v1/traefik"},     {"GET", "/api/v1/tokens"},      {"POST", "/api/v1/tokens"},
     {"DELETE", "/api/v1/tokens/abcdefgh23"},
 };
 
@@ -1169,6 +1169,64 @@ TEST_CASE("http tls: a certificate that does not load fails Start with TlsFailed
     CHECK(started.failure().reason == "TlsFailed");
     CHECK(started.failure().message.find(pair.named) != std::string::npos);
   }
+}
+
+TEST_CASE("http traefik: the shared, ready workspaces as Traefik's dynamic configuration, with an ETag") {
+  FakeStore store;
+  Metrics metrics;
+  HttpServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.read_token = Secret(std::string(kReadToken));
+  options.admin_token = Secret(std::string(kAdminToken));
+  options.routing.base_domain = "surgir.online";
+  options.routing.shared_services = {{"erp", "http://erp-shared:8000"}};
+  HttpServer server(store, metrics, HttpHandlers{}, options);
+  REQUIRE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(10, 0);
+
+  const auto spec = [](const char* name, const char* mode) {
+    return std::string(R"({"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace","metadata":{"name":")") +
+           name + R"("},"spec":{"product":"erp","mode":")" + mode + R"(","subdomain":")" + name +
+           R"(","suspend":false}})";
+  };
+  REQUIRE(store.UpsertSpec("acme", "upstream", "r1", spec("acme", "shared")).ok());
+  REQUIRE(store.UpsertSpec("solo", "upstream", "r1", spec("solo", "dedicated")).ok());
+  REQUIRE(store.UpsertSpec("late", "upstream", "r1", spec("late", "shared")).ok());
+  for (const char* name : {"acme", "solo"}) {
+    WorkspaceStatus status;
+    status.name = name;
+    status.phase = "Ready";
+    REQUIRE(store.PutStatus(status).ok());
+  }
+
+  CHECK(client.Get("/api/v1/traefik")->status == 401);
+  auto first = client.Get("/api/v1/traefik", Bearer(kReadToken));
+  REQUIRE(first);
+  REQUIRE(first->status == 200);
+  const json::object routers = ParseJson(first->body).at("http").at("routers").as_object();
+  CHECK(routers.size() == 1);  // late is not Ready, solo is dedicated
+  CHECK(routers.at("tm-acme").at("rule").as_string() == "Host(`acme.surgir.online`)");
+  const std::string etag = first->get_header_value("ETag");
+  CHECK(etag.size() == 34);
+
+  httplib::Headers again = Bearer(kReadToken);
+  again.emplace("If-None-Match", etag);
+  auto unchanged = client.Get("/api/v1/traefik", again);
+  REQUIRE(unchanged);
+  CHECK(unchanged->status == 304);
+  CHECK(unchanged->body.empty());
+
+  WorkspaceStatus ready;
+  ready.name = "late";
+  ready.phase = "Ready";
+  REQUIRE(store.PutStatus(ready).ok());
+  auto changed = client.Get("/api/v1/traefik", again);
+  REQUIRE(changed);
+  CHECK(changed->status == 200);
+  CHECK(changed->get_header_value("ETag") != etag);
+  CHECK(ParseJson(changed->body).at("http").at("routers").as_object().size() == 2);
+  server.Stop();
 }
 
 }  // namespace tmaster::controller
