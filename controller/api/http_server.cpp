@@ -122,6 +122,7 @@ struct HttpServer::Impl {
         body_limit(o.webhook_body_limit),
         listen(o.listen),
         routing(o.routing),
+        version(o.version),
         auth(s, AuthOptions{o.admin_token, o.read_token}),
         webhook_limiter(o.webhook_rate_limit),
         listener(o, MakeRoutes()) {}
@@ -165,6 +166,18 @@ struct HttpServer::Impl {
         {"GET", "/api/v1/events", Access::kViewer, Lane::kWorker, &Impl::Events},
         {"GET", "/api/v1/sources", Access::kViewer, Lane::kWorker, &Impl::Sources},
         {"GET", "/api/v1/traefik", Access::kViewer, Lane::kWorker, &Impl::Traefik},
+        {"GET", "/api/v1/products", Access::kViewer, Lane::kWorker, &Impl::Products},
+        {"GET", "/api/v1/version", Access::kViewer, Lane::kInline, &Impl::Version},
+        // A plan changes nothing: a viewer may ask for one (`tenantctl diff` with a read token).
+        {"POST", "/api/v1/plan", Access::kViewer, Lane::kWorker, &Impl::Plan},
+        {"PUT", "/api/v1/workspaces/{name}", Access::kAdmin, Lane::kWorker, &Impl::Apply},
+        {"DELETE", "/api/v1/workspaces/{name}", Access::kAdmin, Lane::kWorker, &Impl::Delete},
+        {"POST", "/api/v1/workspaces/{name}/reconcile", Access::kAdmin, Lane::kWorker,
+         &Impl::Reconcile},
+        {"POST", "/api/v1/workspaces/{name}/suspend", Access::kAdmin, Lane::kWorker,
+         &Impl::Suspend},
+        {"POST", "/api/v1/workspaces/{name}/resume", Access::kAdmin, Lane::kWorker,
+         &Impl::Resume},
         {"POST", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::CreateToken},
         {"GET", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::ListTokens},
         {"DELETE", "/api/v1/tokens/{id}", Access::kAdmin, Lane::kWorker, &Impl::RevokeToken},
@@ -199,6 +212,7 @@ struct HttpServer::Impl {
   std::size_t body_limit;
   std::string listen;
   TraefikRouting routing;
+  std::string version;
   Authenticator auth;
   RateLimiter webhook_limiter;
   http::Listener listener;  // last: stopped (joined) before the members its handlers use go
@@ -245,6 +259,16 @@ struct HttpServer::Impl {
   void Events(const Call& call, http::Response& res);
   void Sources(const Call& call, http::Response& res);
   void Traefik(const Call& call, http::Response& res);
+  void Products(const Call& call, http::Response& res);
+  void Version(const Call& call, http::Response& res);
+  void Plan(const Call& call, http::Response& res);
+  void Apply(const Call& call, http::Response& res);
+  void Delete(const Call& call, http::Response& res);
+  void Reconcile(const Call& call, http::Response& res);
+  void Suspend(const Call& call, http::Response& res);
+  void Resume(const Call& call, http::Response& res);
+  // Hands one call to HttpHandlers::workspaces and copies its answer.
+  void Forward(WorkspaceCall::Op op, const Call& call, http::Response& res);
   void Deliver(const Call& call, http::Response& res);
   void CreateToken(const Call& call, http::Response& res);
   void ListTokens(const Call& call, http::Response& res);
@@ -349,7 +373,71 @@ void HttpServer::Impl::Readyz(const Call&, http::Response& res) {
   SendText(res, ScrubProcessSecrets(body));
 }
 
+void HttpServer::Impl::Forward(WorkspaceCall::Op op, const Call& call, http::Response& res) {
+  if (!handlers.workspaces) {
+    SendError(res, 503, "this server does not serve the workspace API");
+    return;
+  }
+  WorkspaceCall request;
+  request.op = op;
+  if (!call.params.empty()) request.name = call.params.front();
+  request.body = call.req.body;
+  if (const std::string* type = Header(call.req, "Content-Type")) request.content_type = *type;
+  request.force = Param(call.req, "force") == std::optional<std::string>("true");
+  request.who = call.who.Describe();
+  if (op == WorkspaceCall::Op::kList) {
+    if (const auto text = Param(call.req, "limit")) {
+      std::size_t limit = 0;
+      const auto parsed = std::from_chars(text->data(), text->data() + text->size(), limit);
+      if (parsed.ec != std::errc() || parsed.ptr != text->data() + text->size() || limit < 1 ||
+          limit > 1000) {
+        SendError(res, 400, "limit must be an integer from 1 to 1000, got \"" + *text + "\"");
+        return;
+      }
+      request.limit = limit;
+    }
+    request.continue_token = Param(call.req, "continue").value_or("");
+    request.label_selector = Param(call.req, "labelSelector").value_or("");
+    request.phase = Param(call.req, "phase").value_or("");
+  }
+  WorkspaceAnswer answer = handlers.workspaces(request);
+  res.status = answer.status;
+  res.content_type = kJson;
+  res.body = ScrubProcessSecrets(answer.body);
+  for (auto& header : answer.headers) res.headers.push_back(std::move(header));
+}
+
+void HttpServer::Impl::Products(const Call& call, http::Response& res) {
+  Forward(WorkspaceCall::Op::kProducts, call, res);
+}
+void HttpServer::Impl::Plan(const Call& call, http::Response& res) {
+  Forward(WorkspaceCall::Op::kPlan, call, res);
+}
+void HttpServer::Impl::Apply(const Call& call, http::Response& res) {
+  Forward(WorkspaceCall::Op::kApply, call, res);
+}
+void HttpServer::Impl::Delete(const Call& call, http::Response& res) {
+  Forward(WorkspaceCall::Op::kDelete, call, res);
+}
+void HttpServer::Impl::Reconcile(const Call& call, http::Response& res) {
+  Forward(WorkspaceCall::Op::kReconcile, call, res);
+}
+void HttpServer::Impl::Suspend(const Call& call, http::Response& res) {
+  Forward(WorkspaceCall::Op::kSuspend, call, res);
+}
+void HttpServer::Impl::Resume(const Call& call, http::Response& res) {
+  Forward(WorkspaceCall::Op::kResume, call, res);
+}
+
+void HttpServer::Impl::Version(const Call&, http::Response& res) {
+  SendJson(res, 200, VersionJson(version));
+}
+
 void HttpServer::Impl::Workspaces(const Call& call, http::Response& res) {
+  if (handlers.workspaces) {
+    Forward(WorkspaceCall::Op::kList, call, res);
+    return;
+  }
   const http::Request& req = call.req;
   LabelSelector selector;
   if (const auto text = Param(req, "labelSelector")) {
@@ -410,6 +498,10 @@ void HttpServer::Impl::Traefik(const Call& call, http::Response& res) {
 }
 
 void HttpServer::Impl::Workspace(const Call& call, http::Response& res) {
+  if (handlers.workspaces) {
+    Forward(WorkspaceCall::Op::kGet, call, res);
+    return;
+  }
   const std::string& name = call.params.at(0);
   Outcome<std::optional<StoredWorkspace>> workspace = store.Get(name);
   if (!workspace) {

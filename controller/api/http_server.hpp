@@ -55,6 +55,7 @@
 #include "controller/store/store.hpp"
 #include "controller/api/traefik.hpp"
 #include "controller/api/webhook.hpp"
+#include "controller/api/workspace_call.hpp"
 
 namespace tmaster::controller {
 
@@ -121,6 +122,8 @@ struct HttpServerOptions {
   /// What `GET /api/v1/traefik` routes (docs/api.md#traefik-routes-for-shared-tenants): the
   /// main fills it from `baseDomain`, `stacks.certResolver` and `routing.*`.
   TraefikRouting routing{};
+  /// What `GET /api/v1/version` answers.
+  std::string version = "dev";
 };
 
 /// The `workspace` of the events of the token routes (not a valid workspace name, so it names no
@@ -135,6 +138,10 @@ struct HttpHandlers {
   /// fetch. Called on a worker thread. Unset: every delivery is answered 401 bad_signature
   /// (no git source takes webhooks; a secret is mandatory).
   std::function<WebhookResult(const WebhookRequest&)> webhook;
+  /// The workspace API (docs/api.md#routes): lists, objects, apply, delete, reconcile, suspend,
+  /// resume, plan, products. Called on a worker thread. Unset: the list and the object are read
+  /// from the store, and the other routes answer 503.
+  std::function<WorkspaceAnswer(const WorkspaceCall&)> workspaces;
 };
 
 /// Serves the routes above on its own threads. `store` and `metrics` must outlive the server.

@@ -208,6 +208,12 @@ const char* ErrorCode(int status) {
   }
 }
 
+std::string VersionJson(std::string_view version) {
+  json::object object;
+  object["version"] = version;
+  return json::serialize(object);
+}
+
 std::string ErrorJson(std::string_view code, std::string_view message,
                       std::string_view details_json) {
   json::object out{{"error", code}, {"message", message}};

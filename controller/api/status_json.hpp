@@ -61,6 +61,9 @@ std::string SourceListJson(const std::vector<SourceStatus>& sources);
 /// 503 Unavailable; any other status: "Error".
 const char* ErrorCode(int status);
 
+/// `{"version": version}`: `GET /api/v1/version`.
+std::string VersionJson(std::string_view version);
+
 /// `{"error": code, "message": message}`, with `"details": <details_json>` when `details_json` is
 /// not empty (already serialized JSON; a text that does not parse is left out).
 std::string ErrorJson(std::string_view code, std::string_view message,

@@ -23,6 +23,7 @@
 #include "common/pq/dsn.hpp"
 #include "common/scrub.hpp"
 #include "controller/daemon/daemon.hpp"
+#include "controller/daemon/workspace_api.hpp"
 #include "controller/api/http_config.hpp"
 #include "controller/api/http_server.hpp"
 #include "controller/runtime/metrics.hpp"
@@ -330,6 +331,9 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   handlers.webhook = [&daemon](const controller::WebhookRequest& request) {
     return daemon.HandleWebhook(request);
   };
+  handlers.workspaces = [&daemon](const controller::WorkspaceCall& call) {
+    return controller::ServeWorkspaceCall(daemon.Api(), call);
+  };
   controller::HttpServerOptions http_options = controller::HttpServerOptionsFrom(config.http);
   // The API's bearer tokens (docs/api.md#authentication); none: loopback only, said at start.
   for (const auto& [ref, field, slot] :
@@ -347,6 +351,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   http_options.routing.cert_resolver = config.stacks.cert_resolver;
   http_options.routing.shared_services = config.shared_services;
   http_options.routing.suspended_service = config.suspended_service;
+  http_options.version = TM_VERSION;
   controller::HttpServer http(*store, metrics, std::move(handlers), std::move(http_options));
   if (Outcome<Done> started = http.Start(); !started) {
     std::cerr << "tenant-operator: " << ScrubProcessSecrets(started.failure().message) << '\n';

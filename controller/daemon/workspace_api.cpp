@@ -339,6 +339,7 @@ ApiAnswer WorkspaceApi::Reconcile(const std::string& name, const std::string& wh
     return ApiError(404, "workspace " + Quoted(name) + " not found");
   }
   const std::string at = FormatRfc3339Utc(Now());
+  if (deps_.requested != nullptr) deps_.requested->Add(name);
   if (!deps_.enqueue(name)) {
     return ApiError(503, "this replica is a standby: writes go to the leader");
   }
@@ -530,6 +531,56 @@ std::vector<std::string> WorkspaceApi::DeclareApiOwned() {
     declared.push_back(row.name);
   }
   return declared;
+}
+
+WorkspaceAnswer ServeWorkspaceCall(WorkspaceApi& api, const WorkspaceCall& call) {
+  using Op = WorkspaceCall::Op;
+  ApiAnswer answer;
+  switch (call.op) {
+    case Op::kList: {
+      FleetQuery query;
+      query.limit = call.limit;
+      query.continue_token = call.continue_token;
+      query.phase = call.phase;
+      Outcome<LabelSelector> selector = ParseLabelSelector(call.label_selector);
+      if (!selector) {
+        answer = ApiError(400, selector.failure().message);
+        break;
+      }
+      query.selector = std::move(selector).value();
+      answer = api.List(query);
+      break;
+    }
+    case Op::kGet:
+      answer = api.Get(call.name);
+      break;
+    case Op::kApply:
+      answer = api.Apply(call.name, call.body, call.content_type, call.force, call.who);
+      break;
+    case Op::kDelete:
+      answer = api.Delete(call.name, call.force, call.who);
+      break;
+    case Op::kReconcile:
+      answer = api.Reconcile(call.name, call.who);
+      break;
+    case Op::kSuspend:
+      answer = api.Suspend(call.name, true, call.who);
+      break;
+    case Op::kResume:
+      answer = api.Resume(call.name, call.who);
+      break;
+    case Op::kPlan:
+      answer = api.Plan(call.body, call.content_type);
+      break;
+    case Op::kProducts:
+      answer = api.Products();
+      break;
+  }
+  WorkspaceAnswer out;
+  out.status = answer.status;
+  out.body = std::move(answer.body);
+  for (auto& [name, value] : answer.headers) out.headers.emplace_back(name, std::move(value));
+  return out;
 }
 
 }  // namespace tmaster::controller

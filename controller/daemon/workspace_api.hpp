@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "common/secret.hpp"
+#include "controller/api/workspace_call.hpp"
 #include "controller/daemon/fleet_view.hpp"
 #include "controller/runtime/events.hpp"
 #include "controller/sources/desired_state.hpp"
@@ -75,6 +76,8 @@ struct WorkspaceApiDeps {
   ProductRegistry* products = nullptr;
   EventRecorder* events = nullptr;
   Overrides* overrides = nullptr;
+  /// Marked by Reconcile: the run it causes is recorded (nullptr: none).
+  RequestedRuns* requested = nullptr;
   OverrideStore* override_store = nullptr;
   FleetView* fleet = nullptr;
   /// Told of the API's own spec writes (the daemon's observer: the fleet view).
@@ -147,5 +150,9 @@ class WorkspaceApi {
   WorkspaceApiDeps deps_;
   std::mutex write_mutex_;
 };
+
+/// Answers one call of the HTTP server (HttpHandlers::workspaces) with `api`: the label selector
+/// parsed (400 when it does not), the operation chosen, the ApiAnswer copied.
+WorkspaceAnswer ServeWorkspaceCall(WorkspaceApi& api, const WorkspaceCall& call);
 
 }  // namespace tmaster::controller

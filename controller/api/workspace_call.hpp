@@ -1,0 +1,36 @@
+#pragma once
+
+// What the HTTP server hands to the workspace API (docs/api.md#routes) and gets back: plain
+// values, so that the server (this room) knows nothing of the daemon that answers
+// (controller/daemon/workspace_api.hpp, ServeWorkspaceCall) and tests can answer with anything.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tmaster::controller {
+
+struct WorkspaceCall {
+  enum class Op { kList, kGet, kApply, kDelete, kReconcile, kSuspend, kResume, kPlan, kProducts };
+  Op op = Op::kList;
+  std::string name;          ///< the `{name}` of the path
+  std::string body;          ///< PUT and POST bodies
+  std::string content_type;  ///< the request's Content-Type
+  bool force = false;        ///< `?force=true`
+  std::string who;           ///< Principal::Describe() of the caller
+  // GET /api/v1/workspaces
+  std::optional<std::size_t> limit;  ///< checked by the server: 1..1000
+  std::string continue_token;
+  std::string label_selector;  ///< as sent; the answerer parses it (400 when it does not)
+  std::string phase;
+};
+
+struct WorkspaceAnswer {
+  int status = 200;
+  std::string body;  ///< JSON
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+}  // namespace tmaster::controller
