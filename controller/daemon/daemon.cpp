@@ -20,6 +20,7 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
             .products = &products_,
             .events = &events_,
             .overrides = &overrides_,
+            .requested = &requested_,
             .override_store =
                 deps_.override_store != nullptr ? deps_.override_store : &memory_overrides_,
             .fleet = &fleet_,
@@ -42,6 +43,7 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                    .config = deps_.config,
                    .store_database = deps_.store_database,
                    .overrides = &overrides_,
+                   .requested = &requested_,
                    .observer = &observer_},
                   {.resync_interval = options_.resync_interval,
                    .snapshot_max_age = options_.snapshot_max_age}),

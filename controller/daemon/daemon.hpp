@@ -166,6 +166,7 @@ class Daemon final : private Term {
   EventRecorder events_;
   MemoryOverrideStore memory_overrides_;  ///< used without DaemonDeps::override_store
   Overrides overrides_;
+  RequestedRuns requested_;
   ProductRegistry products_;
   FleetView fleet_;
   Observer observer_;

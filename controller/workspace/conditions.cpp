@@ -178,12 +178,12 @@ StatusUpdate SummarizeScrubbedRun(const std::optional<WorkspaceStatus>& previous
                        previous->revision != status.revision || !SameConditions(before, conditions);
   // A rejected document is re-read on every sync: only a change of its status is worth a write.
   const bool did_something = !result.applied.empty() || (failed && !rejected);
-  if (did_something) {
+  if (did_something || run.requested) {
     status.last_runs_json =
         PrependRun(status.last_runs_json, run.started, run.seconds,
                    failed ? (stalled ? "Stalled" : "Failed") : "Succeeded", result.reason);
   }
-  update.write = changed || did_something;
+  update.write = changed || did_something || run.requested;
 
   for (std::size_t i = 0; i < result.applied.size(); ++i) {
     const std::string kind = i < result.applied_kinds.size() ? result.applied_kinds[i] : "Applied";

@@ -45,6 +45,8 @@ struct RunInfo {
   bool drift = false;      ///< the spec was converged at this generation already
   bool dedicated = false;  ///< the workspace has a stack (StackReady condition)
   std::optional<std::int64_t> next_retry_unix;
+  /// The run was asked for (RequestedRuns): recorded in lastRuns even when it did nothing.
+  bool requested = false;
 };
 
 /// An event to emit for the workspace.

@@ -49,4 +49,14 @@ void Overrides::ClearAll() {
   rows_.clear();
 }
 
+void RequestedRuns::Add(const std::string& workspace) {
+  const std::lock_guard lock(mutex_);
+  names_.insert(workspace);
+}
+
+bool RequestedRuns::Take(const std::string& workspace) {
+  const std::lock_guard lock(mutex_);
+  return names_.erase(workspace) > 0;
+}
+
 }  // namespace tmaster::controller

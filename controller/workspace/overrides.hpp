@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,21 @@ class MemoryOverrideStore final : public OverrideStore {
  private:
   std::mutex mutex_;
   std::map<std::string, SuspendOverride> rows_;
+};
+
+/// The names whose next run was asked for (`POST .../reconcile`, docs/api.md#routes): that run
+/// is recorded in `status.lastRuns` even when it had nothing to do, so a client can wait for it
+/// (`tenantctl reconcile --wait`). The reconciler takes the mark when a run starts, so a request
+/// that arrives during a run marks the run the queue makes next. Thread-safe.
+class RequestedRuns {
+ public:
+  void Add(const std::string& workspace);
+  /// Whether `workspace` was marked; clears the mark.
+  bool Take(const std::string& workspace);
+
+ private:
+  std::mutex mutex_;
+  std::set<std::string> names_;
 };
 
 /// The daemon's copy of the overrides. Thread-safe.

@@ -121,6 +121,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
                                                    const DesiredEntry& entry) {
   const std::string& name = request.name;
   const auto started = std::chrono::system_clock::now();
+  const bool requested = deps_.requested != nullptr && deps_.requested->Take(name);
   const TimePoint t0 = deps_.clock->Now();
   TimePoint fresh_after = t0 - options_.snapshot_max_age;
   {
@@ -211,7 +212,8 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
               .seconds = seconds,
               .drift = drift,
               .dedicated = workspace.dedicated.has_value(),
-              .next_retry_unix = std::nullopt};
+              .next_retry_unix = std::nullopt,
+              .requested = requested};
 
   deps_.metrics->ObserveReconcileDuration(seconds);
   Outcome<Result> answer = Result{options_.resync_interval};

@@ -50,6 +50,8 @@ struct WorkspaceReconcilerDeps {
   /// nullptr: none. A workspace with a suspend override converges as if its spec said
   /// `suspend: true` (overrides.hpp).
   const Overrides* overrides = nullptr;
+  /// nullptr: none. A run of a marked name is recorded in lastRuns even when it did nothing.
+  RequestedRuns* requested = nullptr;
   WorkspaceObserver* observer = nullptr;  ///< told of each status written and each removal
 };
 

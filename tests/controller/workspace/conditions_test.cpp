@@ -220,6 +220,20 @@ TEST_CASE("conditions: last runs keep the ten newest runs that did something") {
   CHECK(runs == 10);
 }
 
+TEST_CASE("conditions: a run nobody asked for that did nothing is not recorded; an asked one is") {
+  const StatusUpdate first = SummarizeRun(std::nullopt, "acme", Ready({"a"}), Run(1), "T1");
+  const StatusUpdate idle = SummarizeRun(first.status, "acme", Ready(), Run(1), "T2");
+  CHECK_FALSE(idle.write);
+  CHECK(idle.status.last_runs_json == first.status.last_runs_json);
+  RunInfo asked = Run(1);
+  asked.started = "2026-12-03T10:00:00Z";
+  asked.requested = true;
+  const StatusUpdate requested = SummarizeRun(first.status, "acme", Ready(), asked, "T3");
+  CHECK(requested.write);
+  CHECK(requested.status.last_runs_json.rfind(R"([{"start":"2026-12-03T10:00:00Z")", 0) == 0);
+  CHECK(requested.status.last_runs_json.find("Succeeded") != std::string::npos);
+}
+
 TEST_CASE("conditions: deleting says what the deletion waits for") {
   const StatusUpdate running =
       SummarizeDeleting(std::nullopt, "acme", std::nullopt, std::nullopt, "T1");
