@@ -29,6 +29,10 @@ set +a
 if [ ! -f .run/master-key ]; then (umask 077; head -c 32 /dev/urandom | base64 > .run/master-key); fi
 TM_MASTER_KEY="$(cat .run/master-key)"
 export TM_MASTER_KEY
+# The API's admin token (http.tokenEnv in examples/config.yaml): every /api/v1 route needs it.
+if [ ! -f .run/api-token ]; then (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > .run/api-token); fi
+TM_API_TOKEN="$(cat .run/api-token)"
+export TM_API_TOKEN
 
 listen=127.0.0.1:8080
 api="http://$listen"
@@ -52,7 +56,7 @@ done
 [ "$ready" = 1 ] || { echo "not ready after 60 s; see .run/operator.log" >&2; exit 1; }
 # Ready means the first sync is done; give the workers a moment to finish the first converge.
 for _ in $(seq 1 60); do
-  pending=$(curl -fsS "$api/api/v1/workspaces" | python3 -c '
+  pending=$(curl -fsS -H "Authorization: Bearer $TM_API_TOKEN" "$api/api/v1/workspaces" | python3 -c '
 import json, sys
 items = json.load(sys.stdin)["items"]
 print(sum(1 for w in items if w["status"]["phase"] not in ("Ready", "Suspended", "Stalled")))')
@@ -60,15 +64,8 @@ print(sum(1 for w in items if w["status"]["phase"] not in ("Ready", "Suspended",
   sleep 0.5
 done
 echo
-echo "== workspaces (GET $api/api/v1/workspaces) =="
-curl -fsS "$api/api/v1/workspaces" | python3 -c '
-import json, sys
-print("%-22s %-10s %-4s %-22s %s" % ("NAME", "PHASE", "GEN", "REASON", "MESSAGE"))
-for w in json.load(sys.stdin)["items"]:
-    st = w["status"]
-    ready = next((c for c in st.get("conditions", []) if c["type"] == "Ready"), {})
-    print("%-22s %-10s %-4s %-22s %s" % (w["metadata"]["name"], st["phase"],
-          w["metadata"]["generation"], ready.get("reason", ""), ready.get("message", "")[:90]))'
+echo "== workspaces (tenantctl get workspaces -o wide) =="
+TENANTCTL_SERVER="$api" TENANTCTL_TOKEN="$TM_API_TOKEN" "$build_dir/tenantctl" get workspaces -o wide
 echo
 echo "== tenant databases (psql) =="
 psql -X -q -c "SELECT d.datname AS database, pg_get_userbyid(d.datdba) AS owner,
@@ -79,12 +76,14 @@ ls -1 .run/deployments/*/docker-compose.yml
 cat <<TXT
 
 The controller is running (pid $operator) and watching examples/fleet: edit, add or remove a
-manifest there and it converges within a second. Look at it with:
-  curl $api/api/v1/workspaces            status of every workspace (JSON)
-  curl $api/api/v1/workspaces/acme       one workspace
-  curl $api/api/v1/events                what it did, newest first
-  curl $api/api/v1/sources               the sources and their last sync
-  curl $api/metrics                      Prometheus metrics
+manifest there and it converges within a second. Look at it with tenantctl (the API's admin
+token is in .run/api-token):
+  export TENANTCTL_SERVER=$api TENANTCTL_TOKEN=\$(cat .run/api-token)
+  $build_dir/tenantctl get workspaces           status of every workspace (-o wide|json|yaml)
+  $build_dir/tenantctl describe workspace acme  one workspace, its conditions, runs and events
+  $build_dir/tenantctl get events               what it did, newest first
+  $build_dir/tenantctl get sources              the sources and their last sync
+  curl $api/metrics                      Prometheus metrics (open, like /healthz and /readyz)
   tail -f .run/operator.log              its log
   set -a; . $envfile; set +a; psql       the private PostgreSQL
 Press Ctrl-C to stop the controller; then stop PostgreSQL with: scripts/pg-private.sh stop $envfile
