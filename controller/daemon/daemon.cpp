@@ -12,6 +12,7 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
     : deps_(std::move(deps)),
       options_(std::move(options)),
       events_(*deps_.store),
+      store_overrides_(*deps_.store),
       fleet_(&overrides_),
       observer_(*this),
       api_({.config = deps_.config,
@@ -22,7 +23,7 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
             .overrides = &overrides_,
             .requested = &requested_,
             .override_store =
-                deps_.override_store != nullptr ? deps_.override_store : &memory_overrides_,
+                deps_.override_store != nullptr ? deps_.override_store : &store_overrides_,
             .fleet = &fleet_,
             .observer = &observer_,
             .enqueue = [this](const std::string& name) { return Enqueue(name); },
@@ -125,7 +126,7 @@ bool Daemon::Begin(WorkQueue& queue) {
       spdlog::info("store: stack ledger of {} stack(s)", *loaded);
     }
   }
-  Outcome<std::vector<SuspendOverride>> overrides = (deps_.override_store != nullptr ? deps_.override_store : &memory_overrides_)->ListOverrides();
+  Outcome<std::vector<SuspendOverride>> overrides = (deps_.override_store != nullptr ? deps_.override_store : &store_overrides_)->ListOverrides();
   if (!overrides) {
     spdlog::error("store: overrides: {}", overrides.failure().message);
     return false;
@@ -226,7 +227,7 @@ void Daemon::RefreshStandbyView() {
   Outcome<std::vector<StoredWorkspace>> stored = deps_.store->ListWorkspaces(std::nullopt);
   Outcome<std::vector<WorkspaceStatus>> statuses = deps_.store->ListStatuses();
   Outcome<std::vector<SuspendOverride>> overrides =
-      (deps_.override_store != nullptr ? deps_.override_store : &memory_overrides_)
+      (deps_.override_store != nullptr ? deps_.override_store : &store_overrides_)
           ->ListOverrides();
   if (!stored || !statuses || !overrides) {
     spdlog::warn("store: refreshing the workspace list: {}",
@@ -261,7 +262,7 @@ void Daemon::Observer::Removed(const std::string& name) {
   // An override dies with its workspace: a workspace of that name made later starts unsuspended.
   if (daemon_.overrides_.Get(name)) {
     OverrideStore* store = daemon_.deps_.override_store != nullptr ? daemon_.deps_.override_store
-                                                                  : &daemon_.memory_overrides_;
+                                                                  : &daemon_.store_overrides_;
     if (Outcome<bool> cleared = store->ClearOverride(name); !cleared) {
       spdlog::warn("store: the override of {}: {}", name, cleared.failure().message);
     }

@@ -69,8 +69,8 @@ struct DaemonDeps {
   /// Cancels the PostgreSQL statements in flight (each libpq gateway's CancelAll), called when
   /// a stop's drain passes DaemonOptions::drain_timeout. Empty: nothing to cancel.
   std::function<void()> cancel_in_flight = {};
-  /// Where the API's suspend overrides persist (workspace/overrides.hpp); nullptr: in memory, for
-  /// as long as the daemon lives.
+  /// Where the API's suspend overrides persist (workspace/overrides.hpp); nullptr: the store's
+  /// table (StoreOverrideStore).
   OverrideStore* override_store = nullptr;
 };
 
@@ -164,7 +164,7 @@ class Daemon final : private Term {
   DaemonOptions options_;
   DesiredState desired_;
   EventRecorder events_;
-  MemoryOverrideStore memory_overrides_;  ///< used without DaemonDeps::override_store
+  StoreOverrideStore store_overrides_;  ///< used without DaemonDeps::override_store
   Overrides overrides_;
   RequestedRuns requested_;
   ProductRegistry products_;

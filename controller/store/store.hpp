@@ -184,6 +184,17 @@ inline std::optional<Failure> CheckApiToken(const ApiToken& token) {
   return std::nullopt;
 }
 
+/// A suspend set through the API on a workspace a source owns (docs/api.md#routes): kept until
+/// `resume` clears it (controller/workspace/overrides.hpp).
+struct StoredOverride {
+  std::string workspace;
+  bool suspend = true;
+  std::string by;  ///< the principal's description
+  std::int64_t at_unix = 0;
+
+  friend bool operator==(const StoredOverride&, const StoredOverride&) = default;
+};
+
 /// What one `Prune` removed.
 struct Pruned {
   std::int64_t events = 0;
@@ -273,6 +284,13 @@ class Store {
   virtual Outcome<bool> RevokeToken(const std::string& id, std::int64_t at_unix) = 0;
   /// Records a use of the token at `at_unix` (its last use); nothing when there is no such token.
   virtual Outcome<Done> TouchToken(const std::string& id, std::int64_t at_unix) = 0;
+
+  /// Every suspend override, ordered by workspace (schema v6, tm_overrides).
+  virtual Outcome<std::vector<StoredOverride>> ListOverrides() = 0;
+  /// Inserts or replaces the override of `override.workspace`.
+  virtual Outcome<Done> SetOverride(const StoredOverride& override) = 0;
+  /// Removes the override of `workspace`; true when there was one.
+  virtual Outcome<bool> ClearOverride(const std::string& workspace) = 0;
 
   /// Removes the events and deliveries beyond the retention (older than its age, or beyond its
   /// count, oldest first). The daemon's leader calls it every few minutes.

@@ -148,6 +148,9 @@ class LibpqStore final : public Store {
   Outcome<std::vector<ApiToken>> ListTokens() override;
   Outcome<bool> RevokeToken(const std::string& id, std::int64_t at_unix) override;
   Outcome<Done> TouchToken(const std::string& id, std::int64_t at_unix) override;
+  Outcome<std::vector<StoredOverride>> ListOverrides() override;
+  Outcome<Done> SetOverride(const StoredOverride& override) override;
+  Outcome<bool> ClearOverride(const std::string& workspace) override;
 
  private:
   Outcome<PGconn*> Connection();

@@ -131,6 +131,17 @@ CREATE TABLE tm_api_tokens (
   revoked_at timestamptz
 );
 )SQL"},
+    {6, "suspend overrides, deliveries vacuumed by row count", R"SQL(
+CREATE TABLE tm_overrides (
+  workspace text PRIMARY KEY,
+  suspend boolean NOT NULL,
+  set_by text NOT NULL,
+  set_at timestamptz NOT NULL
+);
+ALTER TABLE tm_webhook_deliveries SET (autovacuum_vacuum_scale_factor = 0,
+  autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_insert_scale_factor = 0,
+  autovacuum_vacuum_insert_threshold = 1000);
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

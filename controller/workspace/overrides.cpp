@@ -59,4 +59,25 @@ bool RequestedRuns::Take(const std::string& workspace) {
   return names_.erase(workspace) > 0;
 }
 
+Outcome<std::vector<SuspendOverride>> StoreOverrideStore::ListOverrides() {
+  Outcome<std::vector<StoredOverride>> rows = store_.ListOverrides();
+  if (!rows) return rows.failure();
+  std::vector<SuspendOverride> out;
+  out.reserve(rows->size());
+  for (const StoredOverride& row : *rows) {
+    out.push_back({.workspace = row.workspace, .suspend = row.suspend, .by = row.by,
+                   .at_unix = row.at_unix});
+  }
+  return out;
+}
+
+Outcome<Done> StoreOverrideStore::SetOverride(const SuspendOverride& override) {
+  return store_.SetOverride({.workspace = override.workspace, .suspend = override.suspend,
+                             .by = override.by, .at_unix = override.at_unix});
+}
+
+Outcome<bool> StoreOverrideStore::ClearOverride(const std::string& workspace) {
+  return store_.ClearOverride(workspace);
+}
+
 }  // namespace tmaster::controller

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/outcome.hpp"
+#include "controller/store/store.hpp"
 
 namespace tmaster::controller {
 
@@ -40,6 +41,19 @@ class OverrideStore {
   virtual Outcome<Done> SetOverride(const SuspendOverride& override) = 0;
   /// Removes the override of `workspace`; true when there was one.
   virtual Outcome<bool> ClearOverride(const std::string& workspace) = 0;
+};
+
+/// The store's table (schema v6, `tm_overrides`) as an OverrideStore: the daemon's default, so an
+/// override outlives a restart and is seen by the replica that takes over.
+class StoreOverrideStore final : public OverrideStore {
+ public:
+  explicit StoreOverrideStore(Store& store) : store_(store) {}
+  Outcome<std::vector<SuspendOverride>> ListOverrides() override;
+  Outcome<Done> SetOverride(const SuspendOverride& override) override;
+  Outcome<bool> ClearOverride(const std::string& workspace) override;
+
+ private:
+  Store& store_;
 };
 
 /// An OverrideStore in memory (a single replica without the store's table; tests).

@@ -36,6 +36,7 @@ class FakeStore final : public controller::Store {
     std::vector<controller::WebhookDelivery> deliveries;  ///< in recording order (oldest first)
     std::map<std::string, controller::StackLedgerRow> stack_ledger;  ///< by workspace
     std::map<std::string, controller::ApiToken> tokens;               ///< by id
+    std::map<std::string, controller::StoredOverride> overrides;      ///< by workspace
   };
 
   /// The failure injected calls return unless the test gives its own.
@@ -355,6 +356,27 @@ class FakeStore final : public controller::Store {
     std::optional<std::int64_t>& last = found->second.last_used_unix;
     if (!last || *last < at_unix) last = at_unix;
     return Ok();
+  }
+
+  Outcome<std::vector<controller::StoredOverride>> ListOverrides() override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListOverrides")) return *failed;
+    std::vector<controller::StoredOverride> out;
+    for (const auto& [name, row] : state_.overrides) out.push_back(row);
+    return out;
+  }
+
+  Outcome<Done> SetOverride(const controller::StoredOverride& override) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("SetOverride")) return *failed;
+    state_.overrides[override.workspace] = override;
+    return Ok();
+  }
+
+  Outcome<bool> ClearOverride(const std::string& workspace) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ClearOverride")) return *failed;
+    return state_.overrides.erase(workspace) > 0;
   }
 
   Outcome<std::vector<controller::WebhookDelivery>> ListDeliveries(std::int64_t limit) override {

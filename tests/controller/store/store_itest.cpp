@@ -65,15 +65,15 @@ TEST_CASE("Migrate twice is a no-op: one version row per migration") {
   auto store = OpenStore();
   const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
   const std::string rows = QueryValue(StoreDsn(), count_sql);
-  CHECK(rows == "5");  // one row per migration
+  CHECK(rows == "6");  // one row per migration
   const std::string versions_sql =
       "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6");
   REQUIRE(store->Migrate().ok());
   auto other = MakeLibpqStore(Secret(StoreDsn()));
   REQUIRE(other->Migrate().ok());
   CHECK(QueryValue(StoreDsn(), count_sql) == rows);
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
 }
@@ -374,7 +374,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn,
                    "SELECT string_agg(version::text, ',' ORDER BY version)"
-                   " FROM tm_schema_version") == "1,2,3,4,5");
+                   " FROM tm_schema_version") == "1,2,3,4,5,6");
 
   std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
   REQUIRE(old.has_value());
@@ -393,7 +393,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE(store->PutStatus(updated).ok());
   CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "5");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "6");
 }
 
 TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
@@ -920,9 +920,12 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   (void)QueryValue(admin, "CREATE DATABASE tm_store_v3");
   const std::string dsn = server.Dsn("tm_store_v3");
   // A v3 store as the operator of issue 11 left it: migrations 1 to 3 are released and frozen,
-  // so running them and taking v4 and v5 back out gives exactly that schema.
+  // so running them and taking v4 to v6 back out gives exactly that schema.
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  Execute(dsn, "DROP TABLE tm_stack_ledger, tm_api_tokens;"
+  Execute(dsn, "DROP TABLE tm_stack_ledger, tm_api_tokens, tm_overrides;"
+               " ALTER TABLE tm_webhook_deliveries RESET (autovacuum_vacuum_scale_factor,"
+               " autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor,"
+               " autovacuum_vacuum_insert_threshold);"
                " DELETE FROM tm_schema_version WHERE version >= 4");
   {
     auto v3 = MakeLibpqStore(Secret(dsn));
@@ -937,7 +940,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   Outcome<Done> migrated = store->Migrate();
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn, "SELECT string_agg(version::text, ',' ORDER BY version)"
-                        " FROM tm_schema_version") == "1,2,3,4,5");
+                        " FROM tm_schema_version") == "1,2,3,4,5,6");
   std::optional<StoredWorkspace> kept = Must(store->Get("v3-acme"));
   REQUIRE(kept.has_value());
   CHECK(kept->stack_endpoint == 2);
@@ -948,7 +951,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   REQUIRE(store->PutStackLedger(row).ok());
   CHECK(Must(store->ListStackLedger("b")) == std::vector<StackLedgerRow>{row});
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "5");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "6");
 }
 
 namespace {
@@ -1004,6 +1007,32 @@ TEST_CASE("API tokens (schema v5): create, find, list in creation order, touch, 
   // Only the digest is stored: nothing of the token's secret is in the table.
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_api_tokens WHERE digest LIKE '%secret%'"
                                " OR description LIKE '%secret-of%'") == "0");
+}
+
+TEST_CASE("suspend overrides (schema v6): set, replace, list in name order, clear; survive a restart") {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_overrides");
+  const StoredOverride bravo{.workspace = "bravo", .suspend = true, .by = "env:admin",
+                             .at_unix = 1'800'000'000};
+  StoredOverride acme{.workspace = "acme", .suspend = true, .by = "token:abcdefgh23 (ci)",
+                      .at_unix = 1'800'000'100};
+  REQUIRE(store->SetOverride(bravo).ok());
+  REQUIRE(store->SetOverride(acme).ok());
+  acme.by = "env:admin";
+  acme.at_unix = 1'800'000'200;
+  REQUIRE(store->SetOverride(acme).ok());  // replaces
+  CHECK(Must(store->ListOverrides()) == std::vector<StoredOverride>{acme, bravo});
+
+  auto reopened = OpenStore();
+  CHECK(Must(reopened->ListOverrides()) == std::vector<StoredOverride>{acme, bravo});
+  CHECK(Must(reopened->ClearOverride("acme")));
+  CHECK_FALSE(Must(reopened->ClearOverride("acme")));
+  CHECK(Must(store->ListOverrides()) == std::vector<StoredOverride>{bravo});
+  // The deliveries table is vacuumed by row count, not by a fraction of its size.
+  CHECK(QueryValue(StoreDsn(),
+                   "SELECT array_to_string(reloptions, ',') FROM pg_class"
+                   " WHERE relname = 'tm_webhook_deliveries'")
+            .find("autovacuum_vacuum_threshold=1000") != std::string::npos);
 }
 
 TEST_CASE("API tokens: a row the API could not have written is refused, naming the token") {
