@@ -156,6 +156,7 @@ struct HttpServer::Impl {
 
   static const std::vector<RouteSpec>& Table() {
     using http::Lane;
+    using Op = WorkspaceCall::Op;
     static const std::vector<RouteSpec> table = {
         {"GET", "/healthz", Access::kOpen, Lane::kInline, &Impl::Healthz},
         {"GET", "/readyz", Access::kOpen, Lane::kProbe, &Impl::Readyz},
@@ -166,18 +167,20 @@ struct HttpServer::Impl {
         {"GET", "/api/v1/events", Access::kViewer, Lane::kWorker, &Impl::Events},
         {"GET", "/api/v1/sources", Access::kViewer, Lane::kWorker, &Impl::Sources},
         {"GET", "/api/v1/traefik", Access::kViewer, Lane::kWorker, &Impl::Traefik},
-        {"GET", "/api/v1/products", Access::kViewer, Lane::kWorker, &Impl::Products},
+        {"GET", "/api/v1/products", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kProducts>},
         {"GET", "/api/v1/version", Access::kViewer, Lane::kInline, &Impl::Version},
         // A plan changes nothing: a viewer may ask for one (`tenantctl diff` with a read token).
-        {"POST", "/api/v1/plan", Access::kViewer, Lane::kWorker, &Impl::Plan},
-        {"PUT", "/api/v1/workspaces/{name}", Access::kAdmin, Lane::kWorker, &Impl::Apply},
-        {"DELETE", "/api/v1/workspaces/{name}", Access::kAdmin, Lane::kWorker, &Impl::Delete},
+        {"POST", "/api/v1/plan", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kPlan>},
+        {"PUT", "/api/v1/workspaces/{name}", Access::kAdmin, Lane::kWorker,
+         &Impl::ForwardOp<Op::kApply>},
+        {"DELETE", "/api/v1/workspaces/{name}", Access::kAdmin, Lane::kWorker,
+         &Impl::ForwardOp<Op::kDelete>},
         {"POST", "/api/v1/workspaces/{name}/reconcile", Access::kAdmin, Lane::kWorker,
-         &Impl::Reconcile},
+         &Impl::ForwardOp<Op::kReconcile>},
         {"POST", "/api/v1/workspaces/{name}/suspend", Access::kAdmin, Lane::kWorker,
-         &Impl::Suspend},
+         &Impl::ForwardOp<Op::kSuspend>},
         {"POST", "/api/v1/workspaces/{name}/resume", Access::kAdmin, Lane::kWorker,
-         &Impl::Resume},
+         &Impl::ForwardOp<Op::kResume>},
         {"POST", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::CreateToken},
         {"GET", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::ListTokens},
         {"DELETE", "/api/v1/tokens/{id}", Access::kAdmin, Lane::kWorker, &Impl::RevokeToken},
@@ -259,16 +262,14 @@ struct HttpServer::Impl {
   void Events(const Call& call, http::Response& res);
   void Sources(const Call& call, http::Response& res);
   void Traefik(const Call& call, http::Response& res);
-  void Products(const Call& call, http::Response& res);
   void Version(const Call& call, http::Response& res);
-  void Plan(const Call& call, http::Response& res);
-  void Apply(const Call& call, http::Response& res);
-  void Delete(const Call& call, http::Response& res);
-  void Reconcile(const Call& call, http::Response& res);
-  void Suspend(const Call& call, http::Response& res);
-  void Resume(const Call& call, http::Response& res);
   // Hands one call to HttpHandlers::workspaces and copies its answer.
   void Forward(WorkspaceCall::Op op, const Call& call, http::Response& res);
+  // The route table's handler of an operation that is only forwarded.
+  template <WorkspaceCall::Op kOp>
+  void ForwardOp(const Call& call, http::Response& res) {
+    Forward(kOp, call, res);
+  }
   void Deliver(const Call& call, http::Response& res);
   void CreateToken(const Call& call, http::Response& res);
   void ListTokens(const Call& call, http::Response& res);
@@ -407,27 +408,6 @@ void HttpServer::Impl::Forward(WorkspaceCall::Op op, const Call& call, http::Res
   for (auto& header : answer.headers) res.headers.push_back(std::move(header));
 }
 
-void HttpServer::Impl::Products(const Call& call, http::Response& res) {
-  Forward(WorkspaceCall::Op::kProducts, call, res);
-}
-void HttpServer::Impl::Plan(const Call& call, http::Response& res) {
-  Forward(WorkspaceCall::Op::kPlan, call, res);
-}
-void HttpServer::Impl::Apply(const Call& call, http::Response& res) {
-  Forward(WorkspaceCall::Op::kApply, call, res);
-}
-void HttpServer::Impl::Delete(const Call& call, http::Response& res) {
-  Forward(WorkspaceCall::Op::kDelete, call, res);
-}
-void HttpServer::Impl::Reconcile(const Call& call, http::Response& res) {
-  Forward(WorkspaceCall::Op::kReconcile, call, res);
-}
-void HttpServer::Impl::Suspend(const Call& call, http::Response& res) {
-  Forward(WorkspaceCall::Op::kSuspend, call, res);
-}
-void HttpServer::Impl::Resume(const Call& call, http::Response& res) {
-  Forward(WorkspaceCall::Op::kResume, call, res);
-}
 
 void HttpServer::Impl::Version(const Call&, http::Response& res) {
   SendJson(res, 200, VersionJson(version));

@@ -83,23 +83,7 @@ std::string Applied(const std::string& outcome) {
 
 }  // namespace
 
-const char* ApiErrorCode(int status) {
-  switch (status) {
-    case 400: return "BadRequest";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 405: return "MethodNotAllowed";
-    case 409: return "Conflict";
-    case 413: return "PayloadTooLarge";
-    case 415: return "UnsupportedMediaType";
-    case 422: return "Invalid";
-    case 429: return "TooManyRequests";
-    case 500: return "Internal";
-    case 503: return "Unavailable";
-    default: return "Error";
-  }
-}
+const char* ApiErrorCode(int status) { return ErrorCode(status); }
 
 ApiAnswer ApiError(int status, std::string message, std::string details_json) {
   ApiAnswer answer;
