@@ -286,9 +286,9 @@ ApiAnswer WorkspaceApi::Apply(const std::string& name, std::string_view body,
     if (was_deleting) message += "; its deletion is cancelled";
     deps_.events->Emit(name, "Normal", "Applied", message);
   }
-  deps_.enqueue(name);
   ApiAnswer answer = Object(outcome == "created" ? 201 : 200, name);
   answer.headers["Tenant-Master-Apply"] = Applied(outcome);
+  deps_.enqueue(name);
   return answer;
 }
 
@@ -311,8 +311,11 @@ ApiAnswer WorkspaceApi::Delete(const std::string& name, bool force, const std::s
     }
     deps_.events->Emit(name, "Normal", "Deleting", message);
   }
+  // The object before the queue: a reclaim that has nothing to wait for may remove the workspace
+  // from the view before this thread reads it again.
+  ApiAnswer answer = Object(202, name);
   deps_.enqueue(name);
-  return Object(202, name);
+  return answer;
 }
 
 ApiAnswer WorkspaceApi::Reconcile(const std::string& name, const std::string& who) {
