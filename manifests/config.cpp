@@ -654,6 +654,7 @@ void ReadRouting(Context& context, MapReader& root, Config& config) {
   if (!node) return;
   MapReader reader(context, *node, "routing", root.ValueMark("routing"));
   if (!reader.ok()) return;
+  config.routing_token = reader.Secret("token", /*required=*/false);
   if (std::optional<YAML::Node> suspended = reader.Take("suspendedService")) {
     if (!suspended->IsScalar() || detail::Resolve(*suspended) != ScalarType::kString ||
         !IsHttpUrl(suspended->Scalar())) {

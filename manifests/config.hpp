@@ -147,6 +147,7 @@ struct Config {
   HttpConfig http;
   std::map<std::string, std::string> shared_services;  ///< routing.sharedServices
   std::string suspended_service;                       ///< routing.suspendedService
+  SecretRef routing_token;  ///< routing.tokenEnv / tokenFile: Traefik's, for /api/v1/traefik only
   BackupsConfig backups;
   ReconcileConfig reconcile;
 };

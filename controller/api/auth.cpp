@@ -76,7 +76,15 @@ std::string NewId() {
 }  // namespace
 
 const char* ToString(Role role) {
-  return role == Role::kAdmin ? "admin" : "viewer";
+  switch (role) {
+    case Role::kAdmin:
+      return "admin";
+    case Role::kTraefik:
+      return "traefik";
+    case Role::kViewer:
+      break;
+  }
+  return "viewer";
 }
 
 std::optional<Role> ParseRole(std::string_view text) {
@@ -98,6 +106,9 @@ Authenticator::Authenticator(Store& store, const AuthOptions& options,
   // Digests even of an absent token: every comparison below is of two 64-character digests.
   admin_digest_ = crypto::Sha256Hex(has_admin_ ? options.admin_token.Reveal() : std::string());
   read_digest_ = crypto::Sha256Hex(has_read_ ? options.read_token.Reveal() : std::string());
+  has_traefik_ = !options.traefik_token.Empty();
+  traefik_digest_ =
+      crypto::Sha256Hex(has_traefik_ ? options.traefik_token.Reveal() : std::string());
 }
 
 std::int64_t Authenticator::Now() const {
@@ -115,8 +126,10 @@ Outcome<Principal> Authenticator::Authenticate(const std::string* authorization)
   // Both compared, in constant time, whatever the first said.
   const bool admin = crypto::ConstantTimeEqual(digest, admin_digest_) && has_admin_;
   const bool read = crypto::ConstantTimeEqual(digest, read_digest_) && has_read_;
+  const bool traefik = crypto::ConstantTimeEqual(digest, traefik_digest_) && has_traefik_;
   if (admin) return Principal{"env:admin", "", Role::kAdmin};
   if (read) return Principal{"env:read", "", Role::kViewer};
+  if (traefik) return Principal{"env:traefik", "", Role::kTraefik};
   const std::optional<std::string> id = ManagedId(*token);
   if (!id) return Refused("unknown token");
   Outcome<std::optional<ApiToken>> found = store_.FindToken(*id);

@@ -25,16 +25,19 @@
 
 namespace tmaster::controller {
 
-enum class Role { kViewer, kAdmin };
+/// kTraefik: the token of `routing.tokenEnv`, which may read `GET /api/v1/traefik` and nothing else
+/// (never a managed token's role).
+enum class Role { kViewer, kAdmin, kTraefik };
 
-/// "viewer" or "admin" (the store's and the API's spelling).
+/// "viewer", "admin" or "traefik" (the store's and the API's spelling).
 const char* ToString(Role role);
 /// "viewer" / "admin"; nullopt for anything else.
 std::optional<Role> ParseRole(std::string_view text);
 
 /// Who made a request.
 struct Principal {
-  /// `env:admin`, `env:read`, `token:<id>`, or `anonymous` (no token configured, loopback only).
+  /// `env:admin`, `env:read`, `env:traefik`, `token:<id>`, or `anonymous` (no token configured,
+  /// loopback only).
   std::string id;
   /// A managed token's description; empty for the others.
   std::string description;
@@ -50,6 +53,8 @@ struct Principal {
 struct AuthOptions {
   Secret admin_token;
   Secret read_token;
+  /// `routing.tokenEnv`/`tokenFile`: Traefik's HTTP provider, for `GET /api/v1/traefik` only.
+  Secret traefik_token{};
 };
 
 /// The reason of Authenticate's failure when the request is not authenticated (answered 401);
@@ -90,6 +95,8 @@ class Authenticator {
   Store& store_;
   std::string admin_digest_;  // hex SHA-256 of the admin token; empty when none
   std::string read_digest_;
+  std::string traefik_digest_;
+  bool has_traefik_ = false;
   bool has_admin_ = false;
   bool has_read_ = false;
   std::function<std::int64_t()> now_unix_;

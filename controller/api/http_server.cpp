@@ -123,7 +123,7 @@ struct HttpServer::Impl {
         listen(o.listen),
         routing(o.routing),
         version(o.version),
-        auth(s, AuthOptions{o.admin_token, o.read_token}),
+        auth(s, AuthOptions{o.admin_token, o.read_token, o.traefik_token}),
         webhook_limiter(o.webhook_rate_limit),
         listener(o, MakeRoutes()) {}
 
@@ -327,6 +327,10 @@ http::Response HttpServer::Impl::Handle(const http::Request& req) {
       return res;
     }
     who = std::move(authenticated).value();
+    if (who.role == Role::kTraefik && route->handler != &Impl::Traefik) {
+      SendError(res, 403, who.Describe() + " may read only GET /api/v1/traefik");
+      return res;
+    }
     if (route->access == Access::kAdmin && who.role != Role::kAdmin) {
       SendError(res, 403, who.Describe() + " is a viewer: " + req.method + " " + req.path +
                               " needs an admin token");

@@ -111,6 +111,8 @@ struct HttpServerOptions {
   /// empty: no authentication, and Start refuses a `listen` that is not loopback.
   Secret admin_token{};
   Secret read_token{};
+  /// `routing.tokenEnv`/`tokenFile`: may read `GET /api/v1/traefik` and nothing else.
+  Secret traefik_token{};
   /// PEM files of the certificate (chain) and its key: both set, the server speaks only TLS 1.2+
   /// (a TLS handshake must end within header_timeout). They are read again when their
   /// modification time or size changes, checked at most every tls_reload_interval on a new

@@ -338,7 +338,8 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   // The API's bearer tokens (docs/api.md#authentication); none: loopback only, said at start.
   for (const auto& [ref, field, slot] :
        {std::tuple{&config.http.token, "http.token", &http_options.admin_token},
-        std::tuple{&config.http.read_token, "http.readToken", &http_options.read_token}}) {
+        std::tuple{&config.http.read_token, "http.readToken", &http_options.read_token},
+        std::tuple{&config.routing_token, "routing.token", &http_options.traefik_token}}) {
     if (!ref->IsSet()) continue;
     Outcome<Secret> token = controller::ResolveSecret(*ref, field);
     if (!token) {

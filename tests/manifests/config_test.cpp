@@ -94,6 +94,7 @@ http:
 routing:
   sharedServices: {erp: "http://erp-shared:8000"}
   suspendedService: "http://maintenance:8080"
+  tokenEnv: TM_TRAEFIK_TOKEN
 backups:
   directory: /var/backups/tm
   concurrency: 3
@@ -165,6 +166,7 @@ reconcile:
   CHECK(c.http.webhook_rate_limit.max_addresses == 5000);
   CHECK(c.shared_services == std::map<std::string, std::string>{{"erp", "http://erp-shared:8000"}});
   CHECK(c.suspended_service == "http://maintenance:8080");
+  CHECK(c.routing_token.env == "TM_TRAEFIK_TOKEN");
   CHECK(c.backups.directory == "/var/backups/tm");
   CHECK(c.backups.concurrency == 3);
   CHECK_FALSE(c.backups.keep_after_delete);

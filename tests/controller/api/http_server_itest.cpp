@@ -1185,6 +1185,7 @@ TEST_CASE("http traefik: the shared, ready workspaces as Traefik's dynamic confi
   options.listen = "127.0.0.1:0";
   options.read_token = Secret(std::string(kReadToken));
   options.admin_token = Secret(std::string(kAdminToken));
+  options.traefik_token = Secret(std::string("traefik-only-token-0123456789"));
   options.routing.base_domain = "surgir.online";
   options.routing.shared_services = {{"erp", "http://erp-shared:8000"}};
   HttpServer server(store, metrics, HttpHandlers{}, options);
@@ -1233,6 +1234,23 @@ TEST_CASE("http traefik: the shared, ready workspaces as Traefik's dynamic confi
   CHECK(changed->status == 200);
   CHECK(changed->get_header_value("ETag") != etag);
   CHECK(ParseJson(changed->body).at("http").at("routers").as_object().size() == 2);
+
+  // Traefik's own token reads this route and nothing else.
+  const httplib::Headers traefik = Bearer("traefik-only-token-0123456789");
+  auto routed = client.Get("/api/v1/traefik", traefik);
+  REQUIRE(routed);
+  CHECK(routed->status == 200);
+  CHECK(routed->body == changed->body);
+  for (const char* path : {"/api/v1/workspaces", "/api/v1/events", "/api/v1/sources"}) {
+    auto refused = client.Get(path, traefik);
+    REQUIRE(refused);
+    CHECK(refused->status == 403);
+    CHECK(ParseJson(refused->body).at("message").as_string() ==
+          "env:traefik may read only GET /api/v1/traefik");
+  }
+  auto write = client.Post("/api/v1/tokens", traefik, R"({"role":"admin"})", "application/json");
+  REQUIRE(write);
+  CHECK(write->status == 403);
   server.Stop();
 }
 
