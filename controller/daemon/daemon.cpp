@@ -216,7 +216,12 @@ bool Daemon::Enqueue(const std::string& name) {
 }
 
 void Daemon::RefreshStandbyView() {
-  if (Leading()) return;
+  {
+    // A term that has begun loaded the view and keeps it current. Not Leading(): the manager
+    // leads a moment before Begin has loaded the view, and a read then would find it empty.
+    const std::lock_guard lock(term_mutex_);
+    if (queue_ != nullptr) return;
+  }
   const std::unique_lock lock(refresh_mutex_, std::try_to_lock);
   if (!lock.owns_lock()) return;  // another reader is refreshing: this one serves the last copy
   const auto now = std::chrono::steady_clock::now();
