@@ -23,6 +23,7 @@
 
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/eventually.hpp"
+#include "tests/support/example_fleet.hpp"
 #include "tests/support/pg_server.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -34,7 +35,6 @@ using namespace tmaster::testing;
 using namespace std::chrono_literals;
 
 const std::string kOperator = std::string(TM_BINARY_DIR) + "/tenant-operator";
-const std::string kExamples = std::string(TM_SOURCE_DIR) + "/examples/fleet";
 const std::string kMasterKey = "api-routes-e2e-master-key-0123456789abcdef";
 const std::string kAdminToken = "api-routes-e2e-admin-token-0123456789";
 const std::string kReadToken = "api-routes-e2e-read-token-0123456789";
@@ -48,15 +48,7 @@ std::string Manifest(const std::string& name, const std::string& extra_spec = ""
 // The examples' products (not their workspaces) plus two directory-owned workspaces: from-dir
 // (refused with 409) and dir-forced (moved to the API with ?force=true).
 void WriteFleet(const TempDir& dir) {
-  for (const auto& entry : fs::recursive_directory_iterator(kExamples)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string relative = fs::relative(entry.path(), kExamples).generic_string();
-    if (relative.rfind("workspaces/", 0) == 0) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    dir.Write("fleet/" + relative, text.str());
-  }
+  for (const auto& [relative, text] : ExampleProductFiles()) dir.Write("fleet/" + relative, text);
   dir.Write("fleet/workspaces/from-dir.yaml", Manifest("from-dir"));
   dir.Write("fleet/workspaces/dir-forced.yaml", Manifest("dir-forced"));
 }

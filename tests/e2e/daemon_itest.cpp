@@ -35,6 +35,7 @@
 #include "common/crypto.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/eventually.hpp"
+#include "tests/support/example_fleet.hpp"
 #include "tests/support/git_fixture.hpp"
 #include "tests/support/http_get.hpp"
 #include "tests/support/pg_server.hpp"
@@ -50,7 +51,6 @@ using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
 const std::string kOperator = std::string(TM_BINARY_DIR) + "/tenant-operator";
-const std::string kExamples = std::string(TM_SOURCE_DIR) + "/examples/fleet";
 const std::string kMasterKey = "daemon-e2e-master-key-0123456789abcdef0123";
 const std::string kWebhookSecret = "daemon-e2e-webhook-secret-0123456789";
 
@@ -291,21 +291,6 @@ std::string RoleOf(const std::string& workspace) {
   return "user_" + Underscored(workspace);
 }
 
-/// The examples' products with their stack templates and migrations: relative path -> text.
-std::map<std::string, std::string> ProductFiles() {
-  std::map<std::string, std::string> files;
-  for (const auto& entry : fs::recursive_directory_iterator(kExamples)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string relative = fs::relative(entry.path(), kExamples).generic_string();
-    if (relative.rfind("workspaces/", 0) == 0) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    files.emplace(relative, text.str());
-  }
-  return files;
-}
-
 /// A shared `landing` workspace (one migration, no extension: cheap to create).
 std::string WorkspaceYaml(const std::string& name, int connection_limit,
                           const std::string& reclaim_policy) {
@@ -353,7 +338,7 @@ std::string ListenAddress() {
 class Harness {
  public:
   explicit Harness(std::string tag) : pg_(PgServer::Shared()), tag_(std::move(tag)) {
-    for (const auto& [relative, text] : ProductFiles()) dir_.Write("fleet/" + relative, text);
+    for (const auto& [relative, text] : ExampleProductFiles()) dir_.Write("fleet/" + relative, text);
   }
 
   PgServer& pg() { return pg_; }
@@ -470,7 +455,7 @@ WorkspaceView WaitConverged(const Operator& op, const std::string& name,
 
 /// Puts the products (and the `workspaces`) in the git fixture's `fleet/` folder.
 void WriteGitFleet(const GitFixture& git) {
-  for (const auto& [relative, text] : ProductFiles()) git.Write("fleet/" + relative, text);
+  for (const auto& [relative, text] : ExampleProductFiles()) git.Write("fleet/" + relative, text);
 }
 void WriteGitWorkspace(const GitFixture& git, const std::string& name,
                        const std::string& reclaim_policy = "Delete") {

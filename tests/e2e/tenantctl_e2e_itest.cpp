@@ -21,6 +21,7 @@
 
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/eventually.hpp"
+#include "tests/support/example_fleet.hpp"
 #include "tests/support/pg_server.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -34,22 +35,13 @@ using namespace std::chrono_literals;
 
 const std::string kOperator = std::string(TM_BINARY_DIR) + "/tenant-operator";
 const std::string kTenantctl = std::string(TM_BINARY_DIR) + "/tenantctl";
-const std::string kExamples = std::string(TM_SOURCE_DIR) + "/examples/fleet";
 const std::string kMasterKey = "tenantctl-e2e-master-key-0123456789abcdef";
 const std::string kAdminToken = "tenantctl-e2e-admin-token-0123456789";
 const std::string kReadToken = "tenantctl-e2e-read-token-0123456789";
 
 // The examples' products (not their workspaces) plus one directory-owned workspace.
 void WriteFleet(const TempDir& dir) {
-  for (const auto& entry : fs::recursive_directory_iterator(kExamples)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string relative = fs::relative(entry.path(), kExamples).generic_string();
-    if (relative.rfind("workspaces/", 0) == 0) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    dir.Write("fleet/" + relative, text.str());
-  }
+  for (const auto& [relative, text] : ExampleProductFiles()) dir.Write("fleet/" + relative, text);
   dir.Write("fleet/workspaces/from-dir.yaml",
             "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: from-dir\n"
             "spec:\n  product: landing\n  mode: shared\n");
