@@ -90,13 +90,7 @@ ApiAnswer ApiError(int status, std::string message, std::string details_json) {
   answer.status = status;
   answer.error = ApiErrorCode(status);
   answer.message = std::move(message);
-  json::object body{{"error", answer.error}, {"message", answer.message}};
-  if (!details_json.empty()) {
-    boost::system::error_code ec;
-    json::value details = json::parse(details_json, ec);
-    if (!ec) body["details"] = std::move(details);
-  }
-  answer.body = json::serialize(body);
+  answer.body = ErrorJson(answer.error, answer.message, details_json);
   return answer;
 }
 

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/api_daemon.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/example_fleet.hpp"
@@ -33,7 +34,6 @@ namespace json = boost::json;
 using namespace tmaster::testing;
 using namespace std::chrono_literals;
 
-const std::string kOperator = std::string(TM_BINARY_DIR) + "/tenant-operator";
 const std::string kTenantctl = std::string(TM_BINARY_DIR) + "/tenantctl";
 const std::string kMasterKey = "tenantctl-e2e-master-key-0123456789abcdef";
 const std::string kAdminToken = "tenantctl-e2e-admin-token-0123456789";
@@ -63,23 +63,11 @@ class Cluster {
  public:
   Cluster() : pg_(PgServer::Shared()) {
     WriteFleet(dir_);
-    std::string yaml = "baseDomain: example.test\nmasterKeyEnv: TM_MASTER_KEY\n";
-    yaml += "clusters:\n  - name: default\n    dsnEnv: TM_PG_DSN\n";
-    yaml += "store:\n  dsnEnv: TM_STORE_DSN\n";
-    yaml += "sources:\n  - name: local\n    directory: " + (dir_.path() / "fleet").string() + "\n";
-    yaml += "stacks:\n  backend: directory\n  directory: " + (dir_.path() / "deployments").string() +
-            "\n";
-    yaml += "http:\n  listen: \"127.0.0.1:0\"\n  tokenEnv: TM_API_TOKEN\n";
-    yaml += "  readTokenEnv: TM_READ_TOKEN\n";
-    const std::string config = dir_.Write("operator.yaml", yaml);
-    daemon_ = std::make_unique<DaemonProcess>(DaemonProcess::Options{
-        .argv = {kOperator, "--config", config, "--state-dir", (dir_.path() / "state").string()},
-        .env = {{"TM_MASTER_KEY", kMasterKey},
-                {"TM_PG_DSN", pg_.Dsn()},
-                {"TM_STORE_DSN", pg_.Dsn("tm_store_tenantctl_e2e")},
-                {"TM_API_TOKEN", kAdminToken},
-                {"TM_READ_TOKEN", kReadToken}},
-        .log_file = (dir_.path() / "operator.log").string()});
+    daemon_ = StartApiDaemon(dir_, pg_,
+                             {.store_database = "tm_store_tenantctl_e2e",
+                              .master_key = kMasterKey,
+                              .admin_token = kAdminToken,
+                              .read_token = kReadToken});
     port_ = daemon_->WaitForHttpPort(60s);
     REQUIRE_MESSAGE(port_ > 0, daemon_->Log());
     // The directory source has synced and converged its workspace.
