@@ -1,8 +1,10 @@
 #include "manifests/config.hpp"
 
+#include <grp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <fstream>
 #include <map>
@@ -695,6 +697,130 @@ void ReadRouting(Context& context, MapReader& root, Config& config) {
   }
 }
 
+// A group the files of bindings or the pooler are given: a POSIX group name that exists here.
+std::optional<std::string> Group(MapReader& reader) {
+  std::optional<std::string> group = reader.String("group");
+  if (!group) return std::nullopt;
+  const auto first = static_cast<unsigned char>(group->front());
+  const bool valid = group->size() <= 32 && (std::islower(first) != 0 || first == '_') &&
+                     std::all_of(group->begin(), group->end(), [](char c) {
+                       return std::islower(static_cast<unsigned char>(c)) != 0 ||
+                              std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '_' ||
+                              c == '-';
+                     });
+  if (!valid) {
+    reader.Error("group", "must be a group name such as tm-runtime, got " + Quote(*group));
+    return std::nullopt;
+  }
+  if (::getgrnam(group->c_str()) == nullptr) {
+    reader.Error("group", "group " + Quote(*group) + " does not exist on this machine");
+    return std::nullopt;
+  }
+  return group;
+}
+
+void ReadBindings(Context& context, MapReader& root, Config& config) {
+  std::optional<YAML::Node> node = root.Take("bindings");
+  if (!node) return;
+  MapReader reader(context, *node, "bindings", root.ValueMark("bindings"));
+  if (!reader.ok()) return;
+  BindingsConfig bindings;
+  std::optional<fs::path> dir = reader.Path("dir");
+  if (!dir) {
+    if (!reader.Has("dir")) reader.Missing("dir");
+    return;
+  }
+  bindings.dir = *dir;
+  if (auto group = Group(reader)) bindings.group = *group;
+  config.bindings = bindings;
+}
+
+void ReadPooler(Context& context, MapReader& root, Config& config) {
+  std::optional<YAML::Node> node = root.Take("pooler");
+  if (!node) return;
+  MapReader pooler(context, *node, "pooler", root.ValueMark("pooler"));
+  if (!pooler.ok()) return;
+  std::optional<YAML::Node> bouncer = pooler.Take("pgbouncer");
+  if (!bouncer) {
+    pooler.Missing("pgbouncer");
+    return;
+  }
+  MapReader reader(context, *bouncer, "pooler.pgbouncer", pooler.ValueMark("pgbouncer"));
+  if (!reader.ok()) return;
+  PgBouncerConfig out;
+  bool ok = true;
+  if (std::optional<fs::path> dir = reader.Path("dir")) {
+    out.dir = *dir;
+  } else {
+    if (!reader.Has("dir")) reader.Missing("dir");
+    ok = false;
+  }
+  if (auto group = Group(reader)) out.group = *group;
+  if (std::optional<std::string> listen = reader.String("listen", /*required=*/true)) {
+    const std::size_t colon = listen->rfind(':');
+    if (!IsListenAddress(*listen) || listen->substr(colon + 1) == "0") {
+      reader.Error("listen", "must be host:port of PgBouncer's listener (for example "
+                             "127.0.0.1:6432), got " + Quote(*listen));
+      ok = false;
+    } else {
+      out.listen_host = listen->substr(0, colon);
+      if (out.listen_host.front() == '[') {
+        out.listen_host = out.listen_host.substr(1, out.listen_host.size() - 2);
+      }
+      out.listen_port = std::stoi(listen->substr(colon + 1));
+    }
+  } else {
+    ok = false;
+  }
+  std::optional<YAML::Node> reload = reader.Take("reload");
+  if (!reload) {
+    reader.Missing("reload");
+    ok = false;
+  } else {
+    MapReader r(context, *reload, "pooler.pgbouncer.reload", reader.ValueMark("reload"));
+    if (!r.ok()) return;
+    if (auto pid = r.Path("pidFile")) out.reload_pid_file = *pid;
+    out.reload_admin_dsn = r.Secret("adminDsn", /*required=*/false);
+    const bool pid = !out.reload_pid_file.empty();
+    const bool admin = out.reload_admin_dsn.IsSet();
+    if (pid == admin) {
+      context.Error(r.mark(), "pooler.pgbouncer.reload",
+                    "set exactly one of pidFile (SIGHUP) or adminDsnEnv/adminDsnFile (RELOAD on "
+                    "the admin console)");
+      ok = false;
+    }
+  }
+  if (ok) config.pgbouncer = out;
+}
+
+void ReadRuntimes(Context& context, MapReader& root, Config& config) {
+  std::optional<YAML::Node> node = root.Take("runtimes");
+  if (!node) return;
+  if (!node->IsMap()) {
+    root.Error("runtimes", "must be object, got " + detail::Describe(*node));
+    return;
+  }
+  for (const YAML::Node& key : detail::DuplicateKeys(*node)) {
+    context.Error(key.Mark(), "runtimes." + key.Scalar(), "duplicate field " + Quote(key.Scalar()));
+  }
+  for (auto it = node->begin(); it != node->end(); ++it) {
+    const std::string product = it->first.Scalar();
+    const std::string path = "runtimes." + product;
+    if (!IsDnsLabel(product, kMaxNameLength)) {
+      context.Error(it->first.Mark(), path,
+                    "must be a product name (a DNS label of at most 40 characters), got " +
+                        Quote(product));
+      continue;
+    }
+    MapReader reader(context, it->second, path,
+                     it->second.IsNull() ? it->first.Mark() : it->second.Mark());
+    if (!reader.ok()) continue;
+    RuntimeConfig runtime;
+    runtime.token = reader.Secret("token", /*required=*/true);
+    if (runtime.token.IsSet()) config.runtimes[product] = runtime;
+  }
+}
+
 void ReadBackups(Context& context, MapReader& root, Config& config) {
   config.backups.directory = context.Resolve("backups");
   std::optional<YAML::Node> node = root.Take("backups");
@@ -781,6 +907,9 @@ void ReadRoot(Context& context, const YAML::Node& root, Config& config) {
   ReadStacks(context, reader, config);
   ReadHttp(context, reader, config);
   ReadRouting(context, reader, config);
+  ReadBindings(context, reader, config);
+  ReadPooler(context, reader, config);
+  ReadRuntimes(context, reader, config);
   ReadBackups(context, reader, config);
   ReadReconcile(context, reader, config);
 }

@@ -111,6 +111,35 @@ struct HttpConfig {
   HttpRateLimitConfig webhook_rate_limit;          ///< `webhookRateLimit`
 };
 
+/// `bindings`: where the Service Binding folders of shared tenants are written
+/// (docs/bindings.md). Unset: none are written.
+struct BindingsConfig {
+  std::filesystem::path dir;  ///< resolved; `<dir>/<product>/<workspace>/`
+  /// `group`: folders 0750 and files 0640 with this group (it must exist when the config is
+  /// read); empty: 0700 and 0600.
+  std::string group;
+};
+
+/// `pooler.pgbouncer`: the operator keeps PgBouncer's `databases.ini` and `userlist.txt`
+/// (docs/bindings.md#pgbouncer).
+struct PgBouncerConfig {
+  std::filesystem::path dir;  ///< resolved; both files are written here
+  std::string group;          ///< as BindingsConfig::group
+  /// `listen`: what bindings and the runtime API point at while the pooler is on.
+  std::string listen_host;
+  int listen_port = 6432;
+  /// `reload.pidFile` (SIGHUP) or `reload.adminDsnEnv` / `adminDsnFile` (RELOAD on the admin
+  /// console): exactly one.
+  std::filesystem::path reload_pid_file;
+  SecretRef reload_admin_dsn;
+};
+
+/// `runtimes.<product>`: the product's shared runtime, the only reader of its tenants'
+/// credentials through `GET /api/v1/runtimes/<product>/tenants`.
+struct RuntimeConfig {
+  SecretRef token;  ///< `tokenEnv` / `tokenFile`
+};
+
 struct BackupsConfig {
   std::filesystem::path directory;  ///< resolved; default <config dir>/backups
   int concurrency = 2;
@@ -148,6 +177,9 @@ struct Config {
   std::map<std::string, std::string> shared_services;  ///< routing.sharedServices
   std::string suspended_service;                       ///< routing.suspendedService
   SecretRef routing_token;  ///< routing.tokenEnv / tokenFile: Traefik's, for /api/v1/traefik only
+  std::optional<BindingsConfig> bindings;
+  std::optional<PgBouncerConfig> pgbouncer;       ///< `pooler.pgbouncer`
+  std::map<std::string, RuntimeConfig> runtimes;  ///< by product name
   BackupsConfig backups;
   ReconcileConfig reconcile;
 };
