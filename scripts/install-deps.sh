@@ -10,6 +10,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libpq-dev libcpp-httplib-dev libyaml-cpp-dev
   libspdlog-dev doctest-dev libssl-dev
   postgresql-15 postgresql-client-15 python3 bc curl
+  pgbouncer
 )
 
 # --list: print the packages, one a line, and install nothing (bench/quickstart_time.sh uses it).
