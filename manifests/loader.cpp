@@ -503,8 +503,9 @@ class Loader {
     }
     product.root = source.source_root;
     product.stack_template =
-        ResolvePath(source, spec, "stackTemplate", /*directory=*/false, entry.valid);
-    product.migrations = ResolvePath(source, spec, "migrations", /*directory=*/true, entry.valid);
+        ResolvePath(source, spec, "stackTemplate", "spec.", /*directory=*/false, entry.valid);
+    product.migrations =
+        ResolvePath(source, spec, "migrations", "spec.", /*directory=*/true, entry.valid);
     product.ignore_missing_migrations = Bool(spec, "ignoreMissingMigrations", false);
     const bool dedicated = std::find(product.modes.begin(), product.modes.end(),
                                      Mode::kDedicated) != product.modes.end();
@@ -514,17 +515,41 @@ class Loader {
                  "required when the product offers the dedicated mode (spec.modes)"));
       entry.valid = false;
     }
+    ReadSharedRuntime(source, spec, product, entry.valid);
     products_.push_back(std::move(entry));
+  }
+
+  // `spec.sharedRuntime`: its template is confined like spec.stackTemplate, and only a product
+  // that offers the shared mode may declare it (the CRD's second x-kubernetes-validations rule).
+  void ReadSharedRuntime(const Source& source, const YAML::Node& spec, Product& product,
+                         bool& valid) {
+    const YAML::Node runtime = Child(spec, "sharedRuntime");
+    if (!Present(runtime)) return;
+    const bool shared = std::find(product.modes.begin(), product.modes.end(), Mode::kShared) !=
+                        product.modes.end();
+    if (!shared) {
+      Emit(source.file_index,
+           Error(source.At(*KeyMark(spec, "sharedRuntime")), "spec.sharedRuntime",
+                 "only allowed when the product offers the shared mode (spec.modes has no "
+                 "shared)"));
+      valid = false;
+    }
+    SharedRuntimeSpec out;
+    out.stack_template = ResolvePath(source, runtime, "stackTemplate", "spec.sharedRuntime.",
+                                     /*directory=*/false, valid);
+    out.endpoint = Int(runtime, "endpoint", out.endpoint);
+    product.shared_runtime = std::move(out);
   }
 
   // A product path: relative, resolved against the manifest's folder, beneath the source's
   // folder lexically and through symbolic links (checked confined, never following one out),
   // and checked to exist.
-  fs::path ResolvePath(const Source& source, const YAML::Node& spec, const char* key,
-                       bool directory, bool& valid) {
-    const YAML::Node node = Child(spec, key);
+  // `parent` is the field path of `map` with its trailing dot (`spec.`).
+  fs::path ResolvePath(const Source& source, const YAML::Node& map, const char* key,
+                       const char* parent, bool directory, bool& valid) {
+    const YAML::Node node = Child(map, key);
     if (!Present(node)) return {};
-    const std::string field = std::string("spec.") + key;
+    const std::string field = std::string(parent) + key;
     const std::string rule =
         "path must be relative and stay inside the source folder " + source.source_root.string();
     fs::path path(node.Scalar());

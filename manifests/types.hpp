@@ -36,6 +36,14 @@ enum class ReclaimPolicy { kRetain, kDelete };
 const char* ToString(Mode mode);
 const char* ToString(ReclaimPolicy policy);
 
+/// `spec.sharedRuntime` of a Product: one stack `tm-shared-<product>` on `endpoint` that serves
+/// the product's shared workspaces, with their bindings mounted read-only (docs/stacks.md).
+struct SharedRuntimeSpec {
+  /// Absolute, resolved and confined as Product::stack_template (never empty once loaded).
+  std::filesystem::path stack_template;
+  int endpoint = 0;  ///< a Portainer environment id, > 0
+};
+
 struct Product {
   std::string name;
   Location where;  ///< the document's `kind:` line
@@ -56,6 +64,8 @@ struct Product {
   bool ignore_missing_migrations = false;
   std::vector<std::string> extensions;
   std::vector<Mode> modes{Mode::kShared, Mode::kDedicated};
+  /// Present only on a product that offers the shared mode.
+  std::optional<SharedRuntimeSpec> shared_runtime;
 };
 
 struct DatabaseSpec {
