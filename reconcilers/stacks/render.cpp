@@ -353,8 +353,9 @@ std::string EdgeKey(const YAML::Node& networks, const RenderInputs& in) {
   return in.edge_network;
 }
 
-Status AddNetworks(YAML::Node root, YAML::Node service, const RenderInputs& in,
-                   const std::string& svc) {
+// Returns the key the edge network has in the service's `networks:`.
+Outcome<std::string> AddNetworks(YAML::Node root, YAML::Node service, const RenderInputs& in,
+                                 const std::string& svc) {
   const YAML::Node networks = root["networks"];
   if (!IsAbsent(networks) && !networks.IsMap()) {
     return TemplateError(in, "top-level networks is not a mapping");
@@ -379,21 +380,29 @@ Status AddNetworks(YAML::Node root, YAML::Node service, const RenderInputs& in,
     list.push_back(PlainScalar("default"));
     list.push_back(PlainScalar(key));
     service["networks"] = list;
-    return Ok();
+    return key;
   }
   if (joined.IsSequence()) {
     for (const auto& item : joined) {
-      if (ScalarOf(item) == key) return Ok();
+      if (ScalarOf(item) == key) return key;
     }
     service["networks"].push_back(PlainScalar(key));
-    return Ok();
+    return key;
   }
   if (joined.IsMap()) {
     if (!joined[key].IsDefined()) service["networks"][key] = YAML::Node(YAML::NodeType::Map);
-    return Ok();
+    return key;
   }
   return TemplateError(in, "services." + svc + ".networks is neither a mapping nor a list");
 }
+
+// A compose file parsed, with its routed service chosen (`app`, else the first one) and given
+// an image when it has none: the start of both renderings.
+struct Compose {
+  YAML::Node root;
+  YAML::Node service;
+  std::string svc;
+};
 
 Outcome<YAML::Node> Parse(std::string_view text, const RenderInputs& in) {
   if (text.size() > kMaxTemplateBytes) return TemplateError(in, "larger than 1 MiB");
@@ -403,6 +412,198 @@ Outcome<YAML::Node> Parse(std::string_view text, const RenderInputs& in) {
     return TemplateError(in, "line " + std::to_string(e.mark.line + 1) + ", column " +
                                  std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
+}
+
+
+Outcome<Compose> OpenCompose(std::string_view template_text, const RenderInputs& inputs) {
+  auto parsed = Parse(template_text, inputs);
+  if (!parsed) return parsed.failure();
+  YAML::Node root = *parsed;
+  if (!root.IsMap()) return TemplateError(inputs, "not a mapping with services");
+  const YAML::Node services = root["services"];
+  if (!services.IsDefined() || !services.IsMap() || services.size() == 0) {
+    return TemplateError(inputs, "has no services mapping");
+  }
+
+  std::string svc;
+  for (const auto& entry : services) {
+    const auto name = ScalarOf(entry.first);
+    if (!name) return TemplateError(inputs, "a service name is not a string");
+    if (svc.empty() || *name == "app") svc = *name;
+    if (*name == "app") break;
+  }
+  if (IsAbsent(services[svc])) root["services"][svc] = YAML::Node(YAML::NodeType::Map);
+  YAML::Node service = root["services"][svc];
+  if (!service.IsMap()) return TemplateError(inputs, "services." + svc + " is not a mapping");
+
+  const YAML::Node image = service["image"];
+  if (IsAbsent(image) || (image.IsScalar() && image.Scalar().empty())) {
+    service["image"] = Str(EscapeDollar(inputs.image + ":" + inputs.version));
+  }
+  return Compose{root, service, svc};
+}
+
+Outcome<std::string> WriteCompose(const YAML::Node& root, const RenderInputs& inputs) {
+  Writer writer;
+  if (!writer.Write(root) || !writer.good()) {
+    const std::string why =
+        writer.long_key()
+            ? (writer.long_key_line() > 0 ? "line " + std::to_string(writer.long_key_line()) + ": "
+                                          : std::string("a label: ")) +
+                  "a key longer than " + std::to_string(kMaxKeyBytes) +
+                  " bytes; YAML allows at most 1024 characters in a key"
+        : writer.good() ? "too deeply nested or too many aliases"
+                        : "cannot be written back: " + writer.error();
+    return TemplateError(inputs, why);
+  }
+  return writer.text();
+}
+
+// --- the shared runtime's additions ---
+
+// `traefik.enable: "false"` (replacing a template key that means it); other labels pass through
+// (inert while Traefik ignores the container).
+Status DisableTraefik(YAML::Node service, const RenderInputs& in, const std::string& svc) {
+  auto entries = LabelEntries(service["labels"], in, svc);
+  if (!entries) return entries.failure();
+  const Vars vars = MatchVars(in);
+  YAML::Node labels(YAML::NodeType::Map);
+  bool written = false;
+  for (const auto& [key, value] : *entries) {
+    const auto text = ScalarOf(key);
+    if (text && (*text == "traefik.enable" || Interpolate(*text, vars) == "traefik.enable")) {
+      if (!written) labels["traefik.enable"] = Str("false");
+      written = true;
+      continue;
+    }
+    labels.force_insert(key, value);
+  }
+  if (!written) labels["traefik.enable"] = Str("false");
+  service["labels"] = labels;
+  return Ok();
+}
+
+// The alias on the edge network (key `edge_key`); a list of networks becomes a mapping, since
+// only that form carries aliases.
+Status AddEdgeAlias(YAML::Node service, const std::string& edge_key, const std::string& alias,
+                    const RenderInputs& in, const std::string& svc) {
+  const std::string where = "services." + svc + ".networks";
+  if (service["networks"].IsSequence()) {
+    YAML::Node map(YAML::NodeType::Map);
+    for (const auto& item : service["networks"]) {
+      const auto name = ScalarOf(item);
+      if (!name) return TemplateError(in, where + " has an item that is not a string");
+      map[*name] = YAML::Node(YAML::NodeType::Map);
+    }
+    service["networks"] = map;
+  }
+  if (!service["networks"].IsMap()) {
+    return TemplateError(in, where + " is neither a mapping nor a list");
+  }
+  YAML::Node edge = service["networks"][edge_key];
+  if (IsAbsent(edge)) {
+    service["networks"][edge_key] = YAML::Node(YAML::NodeType::Map);
+    edge = service["networks"][edge_key];
+  }
+  if (!edge.IsMap()) return TemplateError(in, where + "." + edge_key + " is not a mapping");
+  YAML::Node aliases = edge["aliases"];
+  if (IsAbsent(aliases)) {
+    YAML::Node list(YAML::NodeType::Sequence);
+    list.push_back(Str(alias));
+    edge["aliases"] = list;
+    return Ok();
+  }
+  if (!aliases.IsSequence()) {
+    return TemplateError(in, where + "." + edge_key + ".aliases is not a list");
+  }
+  for (const auto& item : aliases) {
+    if (ScalarOf(item) == alias) return Ok();
+  }
+  edge["aliases"].push_back(Str(alias));
+  return Ok();
+}
+
+// The target of a volume entry: the second field of the short syntax, `target` of the long one.
+std::optional<std::string> VolumeTarget(const YAML::Node& item) {
+  if (item.IsMap()) return ScalarOf(item["target"]);
+  const auto text = ScalarOf(item);
+  if (!text) return std::nullopt;
+  const std::size_t first = text->find(':');
+  if (first == std::string::npos) return *text;  // an anonymous volume: its path is the target
+  const std::size_t second = text->find(':', first + 1);
+  return text->substr(first + 1, second == std::string::npos ? std::string::npos
+                                                             : second - first - 1);
+}
+
+Status AddBindingsMount(YAML::Node service, const std::filesystem::path& bindings,
+                        const RenderInputs& in, const std::string& svc) {
+  const std::string ours =
+      EscapeDollar(bindings.string()) + ":" + std::string(kBindingsMountTarget) + ":ro";
+  const YAML::Node volumes = service["volumes"];
+  if (IsAbsent(volumes)) {
+    YAML::Node list(YAML::NodeType::Sequence);
+    list.push_back(Str(ours));
+    service["volumes"] = list;
+    return Ok();
+  }
+  if (!volumes.IsSequence()) return TemplateError(in, "services." + svc + ".volumes is not a list");
+  for (const auto& item : volumes) {
+    if (ScalarOf(item) == ours) return Ok();
+    if (VolumeTarget(item) == std::string(kBindingsMountTarget)) {
+      return TemplateError(in, "services." + svc + ".volumes mounts something else at " +
+                                   std::string(kBindingsMountTarget) +
+                                   ", where the operator mounts the product's bindings");
+    }
+  }
+  service["volumes"].push_back(Str(ours));
+  return Ok();
+}
+
+// `name=value` in the service's `environment` (mapping or list form), replacing a value the
+// template gives it.
+Status SetServiceVariable(YAML::Node service, const std::string& name, const std::string& value,
+                          const RenderInputs& in, const std::string& svc) {
+  const YAML::Node environment = service["environment"];
+  if (IsAbsent(environment)) service["environment"] = YAML::Node(YAML::NodeType::Map);
+  if (service["environment"].IsMap()) {
+    service["environment"][name] = Str(EscapeDollar(value));
+    return Ok();
+  }
+  if (!environment.IsSequence()) {
+    return TemplateError(in, "services." + svc + ".environment is neither a mapping nor a list");
+  }
+  const std::string item = name + "=" + EscapeDollar(value);
+  for (std::size_t i = 0; i < environment.size(); ++i) {
+    const auto text = ScalarOf(environment[i]);
+    if (text && (*text == name || text->starts_with(name + "="))) {
+      service["environment"][i] = Str(item);
+      return Ok();
+    }
+  }
+  service["environment"].push_back(Str(item));
+  return Ok();
+}
+
+// What a compose volume's short syntax cannot carry: a `:` ends the source, a line break or NUL
+// cannot be written in the env file that carries TM_BINDINGS_DIR.
+std::optional<std::string> BindingsDirProblem(const std::filesystem::path& bindings) {
+  const std::string text = bindings.string();
+  if (!bindings.is_absolute()) return "is not an absolute path";
+  if (text.find(':') != std::string::npos) return "holds a ':', which a compose volume cannot carry";
+  if (!IsEnvFileSafe(text)) return "holds a line break or NUL";
+  return std::nullopt;
+}
+
+// The RenderInputs the shared parts reuse: no workspace, no host.
+RenderInputs AsRenderInputs(const SharedRuntimeInputs& in) {
+  RenderInputs out;
+  out.image = in.image;
+  out.version = in.version;
+  out.port = in.port;
+  out.edge_network = in.edge_network;
+  out.cert_resolver = in.cert_resolver;
+  out.template_name = in.template_name;
+  return out;
 }
 
 }  // namespace
@@ -471,46 +672,12 @@ Outcome<std::vector<EnvVar>> BuildStackEnv(const RenderInputs& inputs, const DbC
 }
 
 Outcome<std::string> RenderStackFile(std::string_view template_text, const RenderInputs& inputs) {
-  auto parsed = Parse(template_text, inputs);
-  if (!parsed) return parsed.failure();
-  YAML::Node root = *parsed;
-  if (!root.IsMap()) return TemplateError(inputs, "not a mapping with services");
-  const YAML::Node services = root["services"];
-  if (!services.IsDefined() || !services.IsMap() || services.size() == 0) {
-    return TemplateError(inputs, "has no services mapping");
-  }
-
-  std::string svc;
-  for (const auto& entry : services) {
-    const auto name = ScalarOf(entry.first);
-    if (!name) return TemplateError(inputs, "a service name is not a string");
-    if (svc.empty() || *name == "app") svc = *name;
-    if (*name == "app") break;
-  }
-  if (IsAbsent(services[svc])) root["services"][svc] = YAML::Node(YAML::NodeType::Map);
-  YAML::Node service = root["services"][svc];
-  if (!service.IsMap()) return TemplateError(inputs, "services." + svc + " is not a mapping");
-
-  const YAML::Node image = service["image"];
-  if (IsAbsent(image) || (image.IsScalar() && image.Scalar().empty())) {
-    service["image"] = Str(EscapeDollar(inputs.image + ":" + inputs.version));
-  }
-  if (auto done = AddLabels(service, inputs, svc); !done) return done.failure();
-  if (auto done = AddNetworks(root, service, inputs, svc); !done) return done.failure();
-
-  Writer writer;
-  if (!writer.Write(root) || !writer.good()) {
-    const std::string why =
-        writer.long_key()
-            ? (writer.long_key_line() > 0 ? "line " + std::to_string(writer.long_key_line()) + ": "
-                                          : std::string("a label: ")) +
-                  "a key longer than " + std::to_string(kMaxKeyBytes) +
-                  " bytes; YAML allows at most 1024 characters in a key"
-        : writer.good() ? "too deeply nested or too many aliases"
-                        : "cannot be written back: " + writer.error();
-    return TemplateError(inputs, why);
-  }
-  return writer.text();
+  auto compose = OpenCompose(template_text, inputs);
+  if (!compose) return compose.failure();
+  Compose& c = *compose;
+  if (auto done = AddLabels(c.service, inputs, c.svc); !done) return done.failure();
+  if (auto done = AddNetworks(c.root, c.service, inputs, c.svc); !done) return done.failure();
+  return WriteCompose(c.root, inputs);
 }
 
 RenderInputs MakeRenderInputs(const manifests::Workspace& workspace,
@@ -603,6 +770,126 @@ Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
   Outcome<std::string> text = ReadStackTemplate(product);
   if (!text) return text.failure();
   return BuildDesiredStack(workspace, product, config, db, *text);
+}
+
+// --- the shared runtime ---
+
+std::string SharedRuntimeStackName(std::string_view product) {
+  return "tm-" + SharedRuntimeStackKey(product);
+}
+
+std::string SharedRuntimeStackKey(std::string_view product) {
+  return "shared-" + std::string(product);
+}
+
+std::string SharedRuntimeMarkerOf(const ObservedStack& stack) {
+  std::string product;
+  for (const auto& var : stack.env) {
+    if (var.name == "TM_WORKSPACE") return {};
+    if (var.name == "TM_PRODUCT") product = var.value;
+  }
+  if (product.empty() || Lower(stack.name) != SharedRuntimeStackName(product)) return {};
+  return product;
+}
+
+Outcome<std::vector<EnvVar>> BuildSharedRuntimeEnv(const SharedRuntimeInputs& inputs) {
+  std::vector<EnvVar> env = {
+      {"SERVICE_BINDING_ROOT", std::string(kBindingsMountTarget), false},
+      {"TM_BINDINGS_DIR", inputs.bindings.string(), false},
+      {"TM_CERT_RESOLVER", inputs.cert_resolver, false},
+      {"TM_EDGE_NETWORK", inputs.edge_network, false},
+      {"TM_IMAGE", inputs.image, false},
+      {"TM_PORT", std::to_string(inputs.port), false},
+      {"TM_PRODUCT", inputs.product, false},
+      {"TM_VERSION", inputs.version, false},
+  };
+  for (const auto& var : env) {
+    if (!IsEnvFileSafe(var.value)) {
+      return Failure::Stalled(std::string(kInvalidEnv),
+                              "shared runtime of product " + inputs.product + ": Env variable " +
+                                  var.name +
+                                  " holds a line break or NUL, which a stack's env file "
+                                  "cannot carry");
+    }
+  }
+  return env;  // written in name order
+}
+
+Outcome<std::string> RenderSharedRuntimeFile(std::string_view template_text,
+                                             const SharedRuntimeInputs& inputs) {
+  if (const auto problem = BindingsDirProblem(inputs.bindings)) {
+    return Failure::Stalled("InvalidBindingsDir", "shared runtime of product " + inputs.product +
+                                                      ": the bindings folder " +
+                                                      inputs.bindings.string() + " " + *problem);
+  }
+  const RenderInputs in = AsRenderInputs(inputs);
+  auto compose = OpenCompose(template_text, in);
+  if (!compose) return compose.failure();
+  Compose& c = *compose;
+  if (auto done = DisableTraefik(c.service, in, c.svc); !done) return done.failure();
+  auto edge_key = AddNetworks(c.root, c.service, in, c.svc);
+  if (!edge_key) return edge_key.failure();
+  if (auto done =
+          AddEdgeAlias(c.service, *edge_key, SharedRuntimeStackName(inputs.product), in, c.svc);
+      !done) {
+    return done.failure();
+  }
+  if (auto done = AddBindingsMount(c.service, inputs.bindings, in, c.svc); !done) {
+    return done.failure();
+  }
+  if (auto done = SetServiceVariable(c.service, "SERVICE_BINDING_ROOT",
+                                     std::string(kBindingsMountTarget), in, c.svc);
+      !done) {
+    return done.failure();
+  }
+  return WriteCompose(c.root, in);
+}
+
+SharedRuntimeInputs MakeSharedRuntimeInputs(const manifests::Product& product,
+                                            const manifests::Config& config,
+                                            const std::filesystem::path& bindings_dir) {
+  SharedRuntimeInputs in;
+  in.product = product.name;
+  in.image = product.image;
+  in.version = product.default_version;
+  in.port = product.port;
+  in.edge_network = config.stacks.edge_network;
+  in.cert_resolver = config.stacks.cert_resolver;
+  in.bindings = (bindings_dir / product.name).lexically_normal();
+  const std::filesystem::path file =
+      product.shared_runtime ? product.shared_runtime->stack_template : std::filesystem::path();
+  in.template_name = file.empty() ? "of the shared runtime of product " + product.name
+                                  : file.string() + " of the shared runtime of product " +
+                                        product.name;
+  return in;
+}
+
+Outcome<DesiredStack> BuildSharedRuntimeStack(const manifests::Product& product,
+                                              const manifests::Config& config,
+                                              const std::filesystem::path& bindings_dir,
+                                              std::string_view template_text) {
+  if (!product.shared_runtime) {
+    return Failure::Stalled("NoSharedRuntime",
+                            "product " + product.name + " has no spec.sharedRuntime");
+  }
+  const SharedRuntimeInputs inputs = MakeSharedRuntimeInputs(product, config, bindings_dir);
+  if (inputs.version.empty()) {
+    return Failure::Stalled("InvalidStackVersion",
+                            "shared runtime of product " + product.name +
+                                ": the product has no defaultVersion");
+  }
+  auto env = BuildSharedRuntimeEnv(inputs);
+  if (!env) return env.failure();
+  auto file = RenderSharedRuntimeFile(template_text, inputs);
+  if (!file) return file.failure();
+  DesiredStack stack;
+  stack.workspace = SharedRuntimeStackKey(product.name);
+  stack.name = SharedRuntimeStackName(product.name);
+  stack.endpoint = product.shared_runtime->endpoint;
+  stack.file = std::move(file).value();
+  stack.env = std::move(env).value();
+  stack.active = true;
+  return stack;
 }
 
 }  // namespace tmaster::stacks

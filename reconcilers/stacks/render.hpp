@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <string_view>
@@ -100,5 +101,73 @@ Outcome<std::string> ReadStackTemplate(const manifests::Product& product,
 Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
                                         const manifests::Product& product,
                                         const manifests::Config& config, const DbConnection& db);
+
+// --- The product's shared runtime (Product.spec.sharedRuntime, docs/stacks.md#shared-runtime) ---
+
+/// Where the runtime's container sees its product's bindings, and its SERVICE_BINDING_ROOT.
+inline constexpr std::string_view kBindingsMountTarget = "/bindings";
+
+/// Everything the shared runtime's compose file and Env are made of.
+struct SharedRuntimeInputs {
+  std::string product;        ///< TM_PRODUCT; stack, network alias and Traefik service name
+                              ///< are `tm-shared-<product>`
+  std::string image;          ///< TM_IMAGE
+  std::string version;        ///< TM_VERSION: the product's defaultVersion
+  int port = 8000;            ///< TM_PORT
+  std::string edge_network;   ///< TM_EDGE_NETWORK
+  std::string cert_resolver;  ///< TM_CERT_RESOLVER
+  /// TM_BINDINGS_DIR: `<bindings.dir>/<product>` on the endpoint's host, mounted read-only at
+  /// kBindingsMountTarget. Absolute.
+  std::filesystem::path bindings;
+  std::string template_name;  ///< for messages only
+};
+
+/// `tm-shared-<product>`: the stack's name, and its alias on the edge network (the Traefik
+/// document routes the product's shared tenants to `http://tm-shared-<product>:<port>`).
+std::string SharedRuntimeStackName(std::string_view product);
+
+/// `shared-<product>`: DesiredStack::workspace of the shared runtime (the directory backend's
+/// folder name). Not an Env marker: the stack carries no TM_WORKSPACE, so nothing that looks for
+/// workspaces' stacks (orphans, pruning) ever counts it as one.
+std::string SharedRuntimeStackKey(std::string_view product);
+
+/// The product whose shared runtime `stack` is by our marker: named `tm-shared-<p>`, its Env's
+/// TM_PRODUCT is `<p>` and it has no TM_WORKSPACE. Empty otherwise (foreign, or a dedicated
+/// workspace's stack).
+std::string SharedRuntimeMarkerOf(const ObservedStack& stack);
+
+/// The complete Env of the shared runtime, sorted by name: SERVICE_BINDING_ROOT,
+/// TM_BINDINGS_DIR, TM_CERT_RESOLVER, TM_EDGE_NETWORK, TM_IMAGE, TM_PORT, TM_PRODUCT,
+/// TM_VERSION. No secret: each tenant's credentials are in its binding, never in the Env.
+/// Stalled `InvalidStackEnv` when a value holds a line break or NUL (naming the variable).
+Outcome<std::vector<EnvVar>> BuildSharedRuntimeEnv(const SharedRuntimeInputs& inputs);
+
+/// Pure: the shared runtime's template with structural additions on the parsed YAML, as
+/// RenderStackFile does (routed service, `image` when it has none, the edge network joined and
+/// declared external), except that it gets no router labels (its routes come from the Traefik
+/// document, docs/api.md#traefik-routes-for-shared-tenants) and `traefik.enable: "false"` so a
+/// Docker provider that exposes containers by default does not route it either; and, on the
+/// routed service: `<bindings>:/bindings:ro` in `volumes`, `SERVICE_BINDING_ROOT=/bindings` in
+/// `environment`, the alias `tm-shared-<product>` on the edge network (its networks become a
+/// mapping). Stalled `InvalidStackTemplate` as RenderStackFile, and when the template mounts
+/// something else at /bindings or has volumes, environment or aliases of the wrong shape;
+/// Stalled `InvalidBindingsDir` when `bindings` is not absolute or holds a `:`, a line break
+/// or NUL (a compose volume entry cannot carry it).
+Outcome<std::string> RenderSharedRuntimeFile(std::string_view template_text,
+                                             const SharedRuntimeInputs& inputs);
+
+/// The inputs of `product`'s shared runtime: version its defaultVersion, the config's edge
+/// network and cert resolver, bindings `<bindings_dir>/<product>`.
+SharedRuntimeInputs MakeSharedRuntimeInputs(const manifests::Product& product,
+                                            const manifests::Config& config,
+                                            const std::filesystem::path& bindings_dir);
+
+/// Pure: the desired stack `tm-shared-<product>` on `spec.sharedRuntime.endpoint`, always
+/// active. Stalled `NoSharedRuntime` when the product declares none, `InvalidStackVersion`
+/// without defaultVersion, and the failures above.
+Outcome<DesiredStack> BuildSharedRuntimeStack(const manifests::Product& product,
+                                              const manifests::Config& config,
+                                              const std::filesystem::path& bindings_dir,
+                                              std::string_view template_text);
 
 }  // namespace tmaster::stacks
