@@ -72,14 +72,24 @@ std::optional<Failure> CheckOwned(const fs::path& path, const struct stat& st, b
   return std::nullopt;
 }
 
-// Opens the folder `name` under `dir` without following a link; ELOOP/ENOTDIR say what it is.
+// Why opening a folder without following a link failed: with O_DIRECTORY a link is ENOTDIR or
+// ELOOP depending on its target, so the entry itself is looked at.
+Failure OpenFailure(int dir, const char* name, const fs::path& path, int error) {
+  struct stat st {};
+  if ((error == ELOOP || error == ENOTDIR) && ::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISLNK(st.st_mode)) {
+      return Fail(path, "is a symbolic link (refused; nothing is written through it)");
+    }
+    return Fail(path, "is not a folder (refused)");
+  }
+  return FailErrno(path, "cannot open", error);
+}
+
+// Opens the folder `name` under `dir` without following a link.
 Outcome<int> OpenChildDir(int dir, const fs::path& path, const char* name) {
   const int fd = ::openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) return fd;
-  const int error = errno;
-  if (error == ELOOP) return Fail(path, "is a symbolic link (refused; nothing is written through it)");
-  if (error == ENOTDIR) return Fail(path, "is not a folder (refused)");
-  return FailErrno(path, "cannot open", error);
+  return OpenFailure(dir, name, path, errno);
 }
 
 Status SetAccess(int fd, const fs::path& path, const struct stat& st, mode_t mode,
@@ -275,12 +285,7 @@ Outcome<SafeDir> SafeDir::Open(const fs::path& path, Access access, bool create)
     }
   }
   const int fd = ::open(absolute.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    const int error = errno;
-    if (error == ELOOP) return Fail(absolute, "is a symbolic link (refused)");
-    if (error == ENOTDIR) return Fail(absolute, "is not a folder (refused)");
-    return FailErrno(absolute, "cannot open", error);
-  }
+  if (fd < 0) return OpenFailure(AT_FDCWD, absolute.c_str(), absolute, errno);
   Fd owned(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) return FailErrno(absolute, "cannot stat", errno);

@@ -1,0 +1,138 @@
+#pragma once
+
+// The publisher of shared tenants (docs/bindings.md): every shared workspace whose database
+// converged is published here by its reconcile, and from here reaches
+//   - its Service Binding folder `<bindings.dir>/<product>/<workspace>/` (written at once, and
+//     only when something in it changed: a pass with nothing changed writes nothing);
+//   - PgBouncer's files, through a PoolerSink (written by FlushPooler, at most one write for many
+//     changes; the daemon flushes a few times a second, `--once` at the end of its pass);
+//   - the runtime API (`GET /api/v1/runtimes/{product}/tenants`): Tenants and WaitForChange, with
+//     a resourceVersion per product that changes whenever one of its tenants does.
+// Thread-safe: workers publish different workspaces at once (the queue never gives one name to
+// two workers).
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/outcome.hpp"
+#include "controller/bindings/binding.hpp"
+#include "controller/bindings/safe_dir.hpp"
+
+namespace tmaster::bindings {
+
+/// Keeps a pooler's configuration equal to the tenants it is given.
+class PoolerSink {
+ public:
+  virtual ~PoolerSink() = default;
+  /// Makes the pooler's files describe exactly `tenants` (sorted by workspace) and reloads the
+  /// pooler when a file changed; true when it wrote.
+  virtual Outcome<bool> Write(const std::vector<TenantFacts>& tenants) = 0;
+};
+
+struct PublisherOptions {
+  /// `bindings.dir`; nullopt: no folders are written (the runtime API and the pooler still are).
+  std::optional<std::filesystem::path> bindings_dir = std::nullopt;
+  Access bindings_access = {};
+  /// nullptr: no pooler. The caller owns it and keeps it alive as long as the publisher.
+  PoolerSink* pooler = nullptr;
+  /// `pooler.pgbouncer.listen`: bindings and the runtime API point here instead of the cluster.
+  std::optional<Endpoint> pooler_listen = std::nullopt;
+};
+
+/// One product's shared tenants as the runtime API shows them.
+struct TenantsView {
+  std::uint64_t resource_version = 0;
+  std::vector<TenantFacts> items;  ///< sorted by workspace
+};
+
+/// What the publisher wrote since it was made (for tests, the benchmark and the logs).
+struct PublisherCounters {
+  std::uint64_t bindings_written = 0;  ///< folders created or replaced
+  std::uint64_t bindings_removed = 0;
+  std::uint64_t pooler_writes = 0;     ///< flushes that changed a pooler file
+};
+
+class SharedTenants {
+ public:
+  explicit SharedTenants(PublisherOptions options);
+  ~SharedTenants();
+  SharedTenants(const SharedTenants&) = delete;
+  SharedTenants& operator=(const SharedTenants&) = delete;
+
+  /// Publishes one shared tenant: its binding folder made equal to `facts` (true when written),
+  /// the pooler marked for a flush and the product's resourceVersion moved when anything the
+  /// runtime sees changed. A failure (Transient `BindingsFailed`, naming the path) leaves the
+  /// tenant's previous publication as it was, on disk and here.
+  Outcome<bool> Publish(const TenantFacts& facts);
+
+  /// The workspace is no longer a shared tenant (removed, or now dedicated): its binding folder
+  /// removed (looked for under every product when it was not published by this process), its
+  /// pooler entry dropped at the next flush. True when something was removed.
+  Outcome<bool> Remove(const std::string& workspace);
+
+  /// Removes the binding folders of workspaces not in `declared` (by workspace name, any
+  /// product). Call only when every source was read and every document was valid. Returns the
+  /// workspaces removed.
+  Outcome<std::vector<std::string>> Sweep(const std::set<std::string>& declared);
+
+  /// Writes the pooler's files when a tenant changed since the last successful flush. Done when
+  /// there is no pooler or nothing to do.
+  Status FlushPooler();
+  /// Flushes every `interval` on a thread of its own until the publisher is destroyed; failures
+  /// are logged and retried at the next tick.
+  void StartFlusher(std::chrono::milliseconds interval);
+
+  /// The product's tenants published by this process.
+  [[nodiscard]] TenantsView Tenants(const std::string& product) const;
+  /// Waits until the product's resourceVersion differs from `seen`, or `deadline`, or Close.
+  /// True when it differs.
+  bool WaitForChange(const std::string& product, std::uint64_t seen,
+                     std::chrono::steady_clock::time_point deadline) const;
+  /// Wakes every waiter for good (shutdown).
+  void Close();
+
+  /// The address bindings point at for `facts` (the pooler's while it is on).
+  [[nodiscard]] const Endpoint& AddressOf(const TenantFacts& facts) const;
+  [[nodiscard]] PublisherCounters counters() const;
+  /// Forgets what was written (the next publish of each tenant reads its folder again).
+  void ForgetWritten();
+
+ private:
+  struct Published {
+    TenantFacts facts;
+    std::optional<DirStamp> stamp;  ///< its folder as last written or checked
+  };
+  Outcome<SafeDir*> ProductDir(const std::string& product);
+  void Bump(const std::string& product);  // mutex_ held
+
+  PublisherOptions options_;
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  bool closed_ = false;
+  std::map<std::string, Published> tenants_;  ///< by workspace
+  std::map<std::string, std::uint64_t> versions_;  ///< by product
+  std::uint64_t initial_version_ = 0;
+  std::uint64_t next_version_ = 0;
+  bool pooler_dirty_ = true;
+  PublisherCounters counters_;
+  std::mutex dirs_mutex_;  ///< guards root_ and products_ (opened lazily)
+  std::optional<SafeDir> root_;
+  std::map<std::string, std::unique_ptr<SafeDir>> products_;
+  std::mutex flush_mutex_;
+  struct Flusher;
+  std::unique_ptr<Flusher> flusher_;
+};
+
+/// Equal for everything a runtime or the pooler sees (the password compared in full).
+bool SameFacts(const TenantFacts& a, const TenantFacts& b);
+
+}  // namespace tmaster::bindings

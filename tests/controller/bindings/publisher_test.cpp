@@ -1,0 +1,192 @@
+// The Service Binding rendering (binding.hpp) and the publisher of shared tenants (publisher.hpp).
+
+#include "controller/bindings/publisher.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/temp_dir.hpp"
+
+namespace fs = std::filesystem;
+using namespace tmaster::bindings;
+using tmaster::Outcome;
+using tmaster::Secret;
+using tmaster::testing::TempDir;
+
+namespace {
+
+TenantFacts Facts(const std::string& workspace, const std::string& product = "erp") {
+  TenantFacts facts;
+  facts.product = product;
+  facts.workspace = workspace;
+  facts.cluster = "default";
+  facts.runtime_address = {"db.internal", 5432};
+  facts.server_address = {"127.0.0.1", 5433};
+  facts.database = "tenant_" + workspace;
+  facts.username = "user_" + workspace;
+  facts.password = Secret("pw-" + workspace);
+  facts.verifier = "SCRAM-SHA-256$4096:c2FsdA==$a:b";
+  facts.hosts = {workspace + ".surgir.online"};
+  return facts;
+}
+
+std::string File(const std::vector<FileEntry>& files, const std::string& key) {
+  for (const auto& [name, content] : files) {
+    if (name == key) return content;
+  }
+  FAIL("no key " << key);
+  return {};
+}
+
+std::string ReadAll(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+class FakePooler : public PoolerSink {
+ public:
+  Outcome<bool> Write(const std::vector<TenantFacts>& tenants) override {
+    ++writes;
+    last.clear();
+    for (const auto& t : tenants) last.push_back(t.workspace);
+    return true;
+  }
+  int writes = 0;
+  std::vector<std::string> last;
+};
+
+}  // namespace
+
+TEST_CASE("RenderBinding: the Service Binding keys, no trailing newline, URI percent-encoded") {
+  TenantFacts facts = Facts("acme");
+  facts.username = "user_o'neil";
+  facts.password = Secret("p@ss:w/rd% ?#");
+  facts.database = "db name";
+  facts.runtime_address = {"::1", 6543};
+  facts.hosts = {"acme.surgir.online", "www.acme.pe"};
+  const std::vector<FileEntry> files = RenderBinding(facts, std::nullopt);
+  std::vector<std::string> keys;
+  for (const auto& [name, content] : files) keys.push_back(name);
+  CHECK(keys == std::vector<std::string>{"type", "provider", "host", "port", "database",
+                                         "username", "password", "uri", "workspace", "hosts",
+                                         "state"});
+  CHECK(File(files, "type") == "postgresql");
+  CHECK(File(files, "provider") == "tenant-master");
+  CHECK(File(files, "host") == "::1");
+  CHECK(File(files, "port") == "6543");
+  CHECK(File(files, "password") == "p@ss:w/rd% ?#");
+  CHECK(File(files, "uri") ==
+        "postgresql://user_o%27neil:p%40ss%3Aw%2Frd%25%20%3F%23@[::1]:6543/db%20name");
+  CHECK(File(files, "hosts") == "acme.surgir.online\nwww.acme.pe");
+  CHECK(File(files, "state") == "active");
+
+  facts.suspended = true;
+  const auto via = RenderBinding(facts, Endpoint{"127.0.0.1", 6432});
+  CHECK(File(via, "host") == "127.0.0.1");
+  CHECK(File(via, "port") == "6432");
+  CHECK(File(via, "uri").find("@127.0.0.1:6432/db%20name") != std::string::npos);
+  CHECK(File(via, "state") == "suspended");
+}
+
+TEST_CASE("SharedTenants writes a binding once, again only when it changed") {
+  TempDir tmp;
+  FakePooler pooler;
+  SharedTenants tenants({.bindings_dir = tmp.path() / "bindings", .pooler = &pooler});
+  const std::uint64_t v0 = tenants.Tenants("erp").resource_version;
+
+  auto first = tenants.Publish(Facts("acme"));
+  REQUIRE(first.ok());
+  CHECK(*first);
+  const fs::path folder = tmp.path() / "bindings" / "erp" / "acme";
+  CHECK(ReadAll(folder / "password") == "pw-acme");
+  const std::uint64_t v1 = tenants.Tenants("erp").resource_version;
+  CHECK(v1 != v0);
+
+  auto again = tenants.Publish(Facts("acme"));
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+  CHECK(tenants.Tenants("erp").resource_version == v1);
+  CHECK(tenants.counters().bindings_written == 1);
+
+  // A password rotation: folder rewritten, version moved, the pooler due for a flush.
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.writes == 1);
+  TenantFacts rotated = Facts("acme");
+  rotated.password = Secret("pw-2");
+  rotated.verifier = "SCRAM-SHA-256$4096:c2FsdA==$c:d";
+  CHECK(*tenants.Publish(rotated));
+  CHECK(ReadAll(folder / "password") == "pw-2");
+  CHECK(tenants.Tenants("erp").resource_version != v1);
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.writes == 2);
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.writes == 2);  // nothing changed since
+
+  // Only the hosts changed: the binding and the version move, the pooler does not.
+  TenantFacts renamed = rotated;
+  renamed.hosts = {"acme2.surgir.online"};
+  CHECK(*tenants.Publish(renamed));
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.writes == 2);
+  CHECK(ReadAll(folder / "hosts") == "acme2.surgir.online");
+
+  // Deleted by hand: the next publish puts it back (the folder's stamp no longer matches).
+  fs::remove_all(folder);
+  CHECK(*tenants.Publish(renamed));
+  CHECK(fs::exists(folder / "uri"));
+  fs::remove_all(tmp.path() / "bindings" / "erp");
+  CHECK(*tenants.Publish(renamed));
+  CHECK(fs::exists(folder / "uri"));
+}
+
+TEST_CASE("SharedTenants: remove, sweep, and a publisher that did not write the folder") {
+  TempDir tmp;
+  {
+    SharedTenants tenants({.bindings_dir = tmp.path() / "b"});
+    REQUIRE(tenants.Publish(Facts("acme")).ok());
+    REQUIRE(tenants.Publish(Facts("bodega", "inventory")).ok());
+    REQUIRE(tenants.Publish(Facts("surgir")).ok());
+  }
+  SharedTenants restarted({.bindings_dir = tmp.path() / "b"});
+  // Unchanged on disk: the first publish of this process reads and compares, writes nothing.
+  CHECK_FALSE(*restarted.Publish(Facts("acme")));
+  auto removed = restarted.Remove("bodega");  // never published here: found under its product
+  REQUIRE(removed.ok());
+  CHECK(*removed);
+  CHECK_FALSE(fs::exists(tmp.path() / "b" / "inventory" / "bodega"));
+  auto swept = restarted.Sweep({"acme"});
+  REQUIRE(swept.ok());
+  CHECK(*swept == std::vector<std::string>{"surgir"});
+  CHECK(fs::exists(tmp.path() / "b" / "erp" / "acme"));
+  CHECK_FALSE(fs::exists(tmp.path() / "b" / "erp" / "surgir"));
+  CHECK(restarted.Tenants("erp").items.size() == 1);
+}
+
+TEST_CASE("SharedTenants::WaitForChange wakes on a change of its product only") {
+  SharedTenants tenants({});
+  REQUIRE(tenants.Publish(Facts("acme")).ok());
+  const TenantsView view = tenants.Tenants("erp");
+  REQUIRE(view.items.size() == 1);
+  CHECK(view.items[0].database == "tenant_acme");
+  const auto soon = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  CHECK_FALSE(tenants.WaitForChange("erp", view.resource_version, soon));
+
+  std::thread other([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    (void)tenants.Publish(Facts("bodega", "inventory"));  // another product: no wake-up
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    (void)tenants.Publish(Facts("surgir"));
+  });
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(tenants.WaitForChange("erp", view.resource_version, start + std::chrono::seconds(5)));
+  CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(50));
+  other.join();
+  CHECK(tenants.Tenants("erp").items.size() == 2);
+  // A version the publisher never gave (from before a restart) is answered at once.
+  CHECK(tenants.WaitForChange("erp", 1, std::chrono::steady_clock::now() + std::chrono::seconds(5)));
+}
