@@ -78,8 +78,22 @@ RoutedWorkspace RoutedWorkspaceFrom(const StoredWorkspace& workspace,
   return routed;
 }
 
+std::string SharedServiceUrl(const TraefikRouting& routing,
+                             const std::map<std::string, int>& shared_runtimes,
+                             const std::string& product) {
+  if (const auto url = routing.shared_services.find(product);
+      url != routing.shared_services.end()) {
+    return url->second;
+  }
+  const auto runtime = shared_runtimes.find(product);
+  if (runtime == shared_runtimes.end() || !IsHostName(product)) return "";
+  return "http://tm-shared-" + product + ":" + std::to_string(runtime->second);
+}
+
 std::string TraefikDynamicConfigJson(const std::vector<RoutedWorkspace>& workspaces,
                                      const TraefikRouting& routing) {
+  const std::map<std::string, int> shared_runtimes =
+      routing.shared_runtimes ? routing.shared_runtimes() : std::map<std::string, int>{};
   std::map<std::string, json::object> routers;
   std::map<std::string, json::object> services;
   std::map<std::string, json::object> middlewares;
@@ -88,8 +102,8 @@ std::string TraefikDynamicConfigJson(const std::vector<RoutedWorkspace>& workspa
         !IsHostName(routing.base_domain)) {
       continue;
     }
-    const auto shared = routing.shared_services.find(workspace.product);
-    if (shared == routing.shared_services.end()) continue;
+    const std::string shared = SharedServiceUrl(routing, shared_runtimes, workspace.product);
+    if (shared.empty()) continue;
     std::string service;
     if (workspace.suspended) {
       if (routing.suspended_service.empty()) continue;
@@ -97,7 +111,7 @@ std::string TraefikDynamicConfigJson(const std::vector<RoutedWorkspace>& workspa
       services[service] = Server(routing.suspended_service);
     } else if (workspace.phase == "Ready") {
       service = "tm-shared-" + workspace.product;
-      services[service] = Server(shared->second);
+      services[service] = Server(shared);
     } else {
       continue;
     }

@@ -5,6 +5,7 @@
 // polls it. Pure: the HTTP server and tests call these; Boost.JSON stays in traefik.cpp.
 // Dedicated stacks are not here: they carry their own Docker labels (docs/stacks.md).
 
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -23,7 +24,19 @@ struct TraefikRouting {
   std::map<std::string, std::string> shared_services;
   /// Where suspended shared workspaces go (`routing.suspendedService`); empty: no router.
   std::string suspended_service;
+  /// product -> port of each product that declares `spec.sharedRuntime`, asked once per
+  /// document (products change with the sources); unset: none. Such a product without a
+  /// `shared_services` entry is served at `http://tm-shared-<product>:<port>`, its runtime
+  /// stack's alias on the edge network (docs/stacks.md#shared-runtime).
+  std::function<std::map<std::string, int>()> shared_runtimes;
 };
+
+/// The URL of `product`'s shared runtime: its `routing.sharedServices` entry, else
+/// `http://tm-shared-<product>:<port>` when `shared_runtimes` (the result of
+/// TraefikRouting::shared_runtimes) names it; empty when neither does.
+std::string SharedServiceUrl(const TraefikRouting& routing,
+                             const std::map<std::string, int>& shared_runtimes,
+                             const std::string& product);
 
 /// What routing needs of one workspace.
 struct RoutedWorkspace {
@@ -47,7 +60,7 @@ RoutedWorkspace RoutedWorkspaceFrom(const StoredWorkspace& workspace, const Work
 /// `tm-workspace-<name>` that sets `X-Tenant-Master-Workspace: <name>` (the shared runtime's
 /// way to tell tenants apart without trusting the client's Host); a suspended one routes to
 /// `tm-suspended` when `suspended_service` is set and has no router otherwise; a product without
-/// a shared service has no routers. Every map is in name order, so an unchanged fleet gives the
+/// a shared service (SharedServiceUrl empty) has no routers. Every map is in name order, so an unchanged fleet gives the
 /// same bytes (and the same ETag).
 std::string TraefikDynamicConfigJson(const std::vector<RoutedWorkspace>& workspaces,
                                      const TraefikRouting& routing);

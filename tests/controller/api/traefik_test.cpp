@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -172,3 +173,34 @@ TEST_CASE("traefik: a workspace's routing facts come from its stored spec and st
 }
 
 }  // namespace
+
+TEST_CASE("traefik: a product with a shared runtime and no sharedServices entry routes to it") {
+  TraefikRouting routing = Routing();
+  routing.shared_runtimes = [] {
+    return std::map<std::string, int>{{"landing", 8080}, {"erp", 9999}};
+  };
+  const std::vector<RoutedWorkspace> fleet = {Shared("acme", "erp", "Ready"),
+                                              Shared("feria", "landing", "Ready"),
+                                              Shared("other", "blog", "Ready")};
+  const json::object http = Http(TraefikDynamicConfigJson(fleet, routing));
+  const json::object& services = http.at("services").as_object();
+  const auto url = [&](const char* service) {
+    return std::string(services.at(service)
+                           .at("loadBalancer")
+                           .at("servers")
+                           .as_array()
+                           .at(0)
+                           .at("url")
+                           .as_string());
+  };
+  // The runtime stack's alias on the edge network, at the product's port.
+  CHECK(url("tm-shared-landing") == "http://tm-shared-landing:8080");
+  CHECK(http.at("routers").at("tm-feria").at("service").as_string() == "tm-shared-landing");
+  // An explicit sharedServices entry wins.
+  CHECK(url("tm-shared-erp") == "http://erp-shared:8000");
+  // A product with neither has no router.
+  CHECK_FALSE(http.at("routers").as_object().contains("tm-other"));
+  // Without the provider, the runtime's product has no router either (as before).
+  const json::object plain = Http(TraefikDynamicConfigJson(fleet, Routing()));
+  CHECK_FALSE(plain.at("routers").as_object().contains("tm-feria"));
+}
