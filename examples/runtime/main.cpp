@@ -122,6 +122,13 @@ int main(int argc, char** argv) {
   refresh();
 
   httplib::Server server;
+  // cpp-httplib closes a keep-alive connection after 5 requests by default; a runtime behind a
+  // proxy serves many more on each.
+  server.set_keep_alive_max_count(1000);
+  // cpp-httplib writes a response's headers and body separately: without TCP_NODELAY, Nagle
+  // holds the body until the client's delayed ACK, 40 ms per keep-alive request (measured in
+  // bench/runtime_qps_bench.cpp: 89 answers/s instead of thousands).
+  server.set_tcp_nodelay(true);
   tmaster::RouteEveryMethod(server, [&](const httplib::Request& req, httplib::Response& res) {
     const Answer answer =
         Respond(tenants, Request{req.method, req.path, req.get_header_value("Host")}, options.table);
