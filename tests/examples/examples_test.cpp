@@ -12,6 +12,7 @@
 #include "reconcilers/migrations/migrations.hpp"
 #include "reconcilers/postgres/desired.hpp"
 #include "reconcilers/postgres/model.hpp"
+#include "reconcilers/stacks/render.hpp"
 
 namespace {
 
@@ -76,4 +77,34 @@ TEST_CASE("examples: every manifest validates, names the four products, and plan
         [](const auto& a) { return std::holds_alternative<postgres::ApplyMigrations>(a); });
     CHECK(migrates == !workspace.suspend);
   }
+}
+
+TEST_CASE("examples: the erp product's shared runtime builds its stack") {
+  manifests::LoadOptions options;
+  options.known_clusters = std::set<std::string>{"default"};
+  const manifests::Fleet fleet = manifests::LoadPaths({kExamples / "fleet"}, options);
+  REQUIRE_FALSE(fleet.HasErrors());
+  const manifests::Product* erp = fleet.FindProduct("erp");
+  REQUIRE(erp != nullptr);
+  REQUIRE(erp->shared_runtime.has_value());
+  CHECK(erp->shared_runtime->endpoint == 1);
+  CHECK(erp->shared_runtime->stack_template == kExamples / "fleet" / "stacks" / "erp-shared.yml");
+  manifests::Product as_template = *erp;
+  as_template.stack_template = erp->shared_runtime->stack_template;
+  const auto text = stacks::ReadStackTemplate(as_template);
+  REQUIRE(text.ok());
+  const manifests::ConfigResult config = manifests::LoadConfig(kExamples / "config.yaml");
+  REQUIRE(config.errors.empty());
+  const auto stack =
+      stacks::BuildSharedRuntimeStack(*erp, config.config, "/srv/tenant-master/bindings", *text);
+  REQUIRE(stack.ok());
+  CHECK(stack->name == "tm-shared-erp");
+  CHECK(stack->file.find("/srv/tenant-master/bindings/erp:/bindings:ro") != std::string::npos);
+  CHECK(stack->file.find("--bindings") != std::string::npos);
+  CHECK(stack->file.find("0.0.0.0:${TM_PORT}") != std::string::npos);
+  CHECK(stack->file.find("tm-shared-erp") != std::string::npos);
+  // Only erp declares one.
+  int declaring = 0;
+  for (const auto& product : fleet.products) declaring += product.shared_runtime ? 1 : 0;
+  CHECK(declaring == 1);
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "manifests/config.hpp"
+#include "manifests/loader.hpp"
 #include "manifests/types.hpp"
 #include "reconcilers/stacks/model.hpp"
 #include "reconcilers/stacks/render.hpp"
@@ -222,6 +223,34 @@ TEST_CASE("shared runtime: the desired stack") {
   auto bad = BuildSharedRuntimeStack(unversioned, Config(), kBindings, "services: {app: {}}\n");
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.failure().reason == "InvalidStackVersion");
+}
+
+TEST_CASE("shared runtime: every example shared template renders, idempotently") {
+  const fs::path fleet_dir = fs::path(TM_SOURCE_DIR) / "examples" / "fleet";
+  const manifests::Fleet fleet = manifests::LoadPaths({fleet_dir}, {});
+  REQUIRE_FALSE(fleet.HasErrors());
+  int rendered = 0;
+  for (const manifests::Product& product : fleet.products) {
+    if (!product.shared_runtime) continue;
+    CAPTURE(product.name);
+    manifests::Product as_template = product;
+    as_template.stack_template = product.shared_runtime->stack_template;
+    auto text = ReadStackTemplate(as_template);
+    REQUIRE(text.ok());
+    const SharedRuntimeInputs in = MakeSharedRuntimeInputs(product, Config(), kBindings);
+    auto file = RenderSharedRuntimeFile(*text, in);
+    REQUIRE(file.ok());
+    ++rendered;
+    const YAML::Node app = App(*file);
+    CHECK(Contains(app["volumes"], (kBindings / product.name).string() + ":/bindings:ro"));
+    CHECK(app["environment"]["SERVICE_BINDING_ROOT"].Scalar() == "/bindings");
+    CHECK(app["labels"]["traefik.enable"].Scalar() == "false");
+    CHECK(file->find("DATABASE_URL") == std::string::npos);
+    auto again = RenderSharedRuntimeFile(*file, in);
+    REQUIRE(again.ok());
+    CHECK(*again == *file);
+  }
+  CHECK(rendered >= 1);
 }
 
 }  // namespace tmaster::stacks
