@@ -8,11 +8,15 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/eventually.hpp"
@@ -279,4 +283,51 @@ TEST_CASE("example-runtime: a database error answers 502 with the server's messa
   CHECK(other.Log().find("the-right-one") == std::string::npos);
   Execute(pg.Dsn(), "DROP DATABASE IF EXISTS rt_wrong WITH (FORCE)");
   Execute(pg.Dsn(), "DROP ROLE IF EXISTS rt_wrong");
+}
+
+TEST_CASE("example-runtime: requests are served concurrently, each tenant on at most --pool-size "
+          "sessions") {
+  PgServer& pg = PgServer::Shared();
+  const TenantDb slow{"slow", "rt_slow", "slow-secret", 4};
+  CreateTenant(pg, slow);
+  // A "table" that takes 500 ms to count: a view over the customers and one pg_sleep.
+  Execute(pg.DsnAs(slow.role, slow.password, slow.role),
+          "CREATE VIEW slow_customer AS SELECT c.* FROM customer c, pg_sleep(0.5)");
+  const TempDir dir;
+  const fs::path bindings = dir.Mkdir("bindings/erp");
+  WriteBinding(bindings, "slow", BindingFiles(pg, slow));
+  DaemonProcess runtime =
+      StartRuntime(dir, bindings, {"--count-table", "slow_customer", "--pool-size", "2"});
+  const int port = runtime.WaitForHttpPort(20s);
+  REQUIRE_MESSAGE(port > 0, runtime.Log());
+
+  // 6 requests at once on 2 sessions: 3 rounds of 500 ms, where one at a time would take 3 s.
+  std::vector<Reply> replies(6);
+  std::atomic<int> most_sessions{0};
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> clients;
+  for (Reply& reply : replies) {
+    clients.emplace_back([&] { reply = Get(port, "slow.erp.example.test"); });
+  }
+  std::thread watcher([&] {
+    while (std::chrono::steady_clock::now() - start < 1200ms) {
+      most_sessions = std::max(most_sessions.load(), Sessions(pg, slow.role));
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  for (std::thread& client : clients) client.join();
+  const auto took = std::chrono::steady_clock::now() - start;
+  watcher.join();
+  for (const Reply& reply : replies) {
+    CHECK_MESSAGE(reply.status == 200, reply.text);
+    CHECK(CountOf(reply) == slow.rows);
+  }
+  MESSAGE("6 slow requests on 2 sessions took ",
+          std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), " ms");
+  CHECK(took < 2500ms);
+  CHECK(most_sessions.load() >= 1);
+  CHECK(most_sessions.load() <= 2);
+  CHECK(runtime.Terminate(10s) == 0);
+  Execute(pg.Dsn(), "DROP DATABASE IF EXISTS rt_slow WITH (FORCE)");
+  Execute(pg.Dsn(), "DROP ROLE IF EXISTS rt_slow");
 }
