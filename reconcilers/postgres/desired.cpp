@@ -96,6 +96,14 @@ Secret DerivePassword(const Secret& master_key, const std::string& cluster, cons
   return Secret(crypto::Base64Url(crypto::HmacSha256(master_key.Reveal(), info)));
 }
 
+std::string DeriveScramSalt(const Secret& master_key, const std::string& cluster,
+                            const std::string& role, int rotation) {
+  constexpr std::size_t kSaltBytes = 16;
+  const std::string info =
+      "postgres-scram-salt/" + cluster + "/" + role + "/" + std::to_string(rotation);
+  return crypto::HmacSha256(master_key.Reveal(), info).substr(0, kSaltBytes);
+}
+
 bool ScramVerifierMatches(std::string_view verifier, const Secret& password) {
   const auto parsed = ParseVerifier(verifier);
   if (!parsed) return false;
@@ -129,6 +137,8 @@ DesiredTenant BuildDesired(const manifests::Workspace& workspace, const manifest
                                     workspace.database.password_rotation);
   // Every message leaving the process is scrubbed of it (docs/architecture.md#secrets).
   RegisterProcessSecret(desired.password);
+  desired.scram_salt = DeriveScramSalt(master_key, desired.cluster, desired.role,
+                                       workspace.database.password_rotation);
   desired.marker_key = MarkerKey(master_key);
 
   desired.extensions = product.extensions;

@@ -16,6 +16,17 @@ namespace tmaster::postgres {
 Secret DerivePassword(const Secret& master_key, const std::string& cluster,
                       const std::string& role, int rotation);
 
+/// The salt of the role's SCRAM verifier: the first 16 bytes of HMAC-SHA256(masterKey,
+/// "postgres-scram-salt/<cluster>/<role>/<rotation>"). A derived salt makes the verifier the
+/// operator sends reproducible, so PgBouncer's auth_file can carry the very verifier the server
+/// stores even when the operator cannot read pg_authid (docs/bindings.md#pgbouncer); it is still
+/// unique per role and rotation and unknown without the master key.
+std::string DeriveScramSalt(const Secret& master_key, const std::string& cluster,
+                            const std::string& role, int rotation);
+
+/// The SCRAM-SHA-256 iteration count of the verifiers the operator makes (PostgreSQL's default).
+inline constexpr int kScramIterations = 4096;
+
 /// The key that signs database markers: HMAC-SHA256(masterKey, "tenant-master/marker/v1"). A
 /// key of its own, so a marker's signature says nothing about any password.
 Secret MarkerKey(const Secret& master_key);

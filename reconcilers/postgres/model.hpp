@@ -41,6 +41,8 @@ struct DesiredTenant {
   bool adopt = false;
   AdoptPolicy adopt_policy;  ///< the caller's, for the workspace's cluster
   Secret password;                      ///< derived from the master key, never stored
+  /// The salt of the verifier sent for `password` (DeriveScramSalt, raw bytes).
+  std::string scram_salt;
   /// Signs the database marker (`MarkerKey` in desired.hpp): a tenant owns its database and can
   /// rewrite its comment, but cannot forge this signature.
   Secret marker_key;
@@ -137,6 +139,8 @@ struct CreateRole {
   std::string workspace;  ///< the adapter writes the marker with the password memo
   /// The role marker's other fields (`database`); the adapter adds `pw`.
   std::map<std::string, std::string> marker_fields = {};
+  /// The verifier's salt (raw bytes); empty: libpq picks a random one.
+  std::string salt = {};
 };
 /// Resets every attribute we own: LOGIN/NOLOGIN, NOSUPERUSER NOCREATEDB NOCREATEROLE
 /// NOREPLICATION NOBYPASSRLS, CONNECTION LIMIT.
@@ -152,6 +156,8 @@ struct SetRolePassword {
   std::string workspace;
   /// The role marker's other fields (`database`); the adapter adds `pw`.
   std::map<std::string, std::string> marker_fields = {};
+  /// The verifier's salt (raw bytes); empty: libpq picks a random one.
+  std::string salt = {};
 };
 struct SetRoleMarker {
   std::string role;

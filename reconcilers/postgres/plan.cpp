@@ -230,7 +230,7 @@ void PlanPassword(const DesiredTenant& desired, const ObservedCluster& observed,
   Marker claimed = marker.value_or(Marker{desired.workspace, {}});
   claimed.fields[kDatabaseField] = desired.database;
   const SetRolePassword set_password{desired.role, desired.password, desired.workspace,
-                                     RoleMarkerFields(desired)};
+                                     RoleMarkerFields(desired), desired.scram_salt};
   if (!observed.passwords_visible) {
     // Without pg_authid a drifted password cannot be told from a good one, so a role we marked
     // is trusted to keep the password we gave it. A role being adopted had someone else's
@@ -266,7 +266,7 @@ void PlanRole(const DesiredTenant& desired, const ObservedCluster& observed,
   if (found == observed.roles.end()) {
     actions.emplace_back(CreateRole{desired.role, !desired.suspend, desired.connection_limit,
                                     desired.password, desired.workspace,
-                                    RoleMarkerFields(desired)});
+                                    RoleMarkerFields(desired), desired.scram_salt});
     return;
   }
   const ObservedRole& role = found->second;

@@ -25,6 +25,7 @@
 #include "common/pq_handles.hpp"
 #include "common/scrub.hpp"
 #include "common/text.hpp"
+#include "reconcilers/postgres/desired.hpp"
 
 namespace tmaster::postgres {
 namespace {
@@ -771,10 +772,12 @@ class Gateway final : public LibpqGateway {
     });
   }
 
-  /// The SCRAM verifier of `password`, computed by libpq on the client: the password itself
-  /// never goes on the wire.
+  /// The SCRAM verifier of `password`, computed on the client: the password itself never goes
+  /// on the wire. With `salt` (DeriveScramSalt) it is ours, reproducible for PgBouncer's
+  /// auth_file; without, libpq's with a random salt.
   Outcome<std::string> Verifier(PGconn* conn, const Secret& password, const std::string& role,
-                                const Scrubber& scrub) const {
+                                const std::string& salt, const Scrubber& scrub) const {
+    if (!salt.empty()) return MakeScramVerifier(password, salt, kScramIterations);
     PqText verifier(
         PQencryptPasswordConn(conn, password.Reveal().c_str(), role.c_str(), "scram-sha-256"));
     if (!verifier) {
@@ -788,11 +791,11 @@ class Gateway final : public LibpqGateway {
   Outcome<ApplyResult> RoleWithPassword(const std::string& step, const std::string& role,
                                         const Secret& password, const std::string& workspace,
                                         const std::map<std::string, std::string>& marker_fields,
-                                        const CreateRole* create) {
+                                        const std::string& salt, const CreateRole* create) {
     Scrubber scrub = scrub_;
     scrub.Add(password);
     return WithAdmin(OnCluster(step), [&](PGconn* conn) -> Outcome<ApplyResult> {
-      Outcome<std::string> verifier = Verifier(conn, password, role, scrub);
+      Outcome<std::string> verifier = Verifier(conn, password, role, salt, scrub);
       if (!verifier) return verifier.failure();
       Scrubber with_verifier = scrub;
       with_verifier.Add(*verifier);
@@ -822,12 +825,12 @@ class Gateway final : public LibpqGateway {
 
   Outcome<ApplyResult> Do(const CreateRole& a) {
     return RoleWithPassword("create role " + Quoted(a.role), a.role, a.password, a.workspace,
-                            a.marker_fields, &a);
+                            a.marker_fields, a.salt, &a);
   }
 
   Outcome<ApplyResult> Do(const SetRolePassword& a) {
     return RoleWithPassword("set password of role " + Quoted(a.role), a.role, a.password,
-                            a.workspace, a.marker_fields, nullptr);
+                            a.workspace, a.marker_fields, a.salt, nullptr);
   }
 
   Outcome<ApplyResult> Do(const AlterRole& a) {

@@ -189,3 +189,46 @@ TEST_CASE("PasswordMemo: keyed by the password, over the verifier") {
 
 }  // namespace
 }  // namespace tmaster::postgres
+
+namespace tmaster::postgres {
+
+TEST_CASE("DeriveScramSalt: 16 bytes, stable, and different per cluster, role and rotation") {
+  const Secret key("salt-test-master-key");
+  const std::string salt = DeriveScramSalt(key, "default", "user_acme", 0);
+  CHECK(salt.size() == 16);
+  CHECK(salt == DeriveScramSalt(key, "default", "user_acme", 0));
+  CHECK(salt == crypto::HmacSha256(key.Reveal(), "postgres-scram-salt/default/user_acme/0").substr(0, 16));
+  const std::set<std::string> salts = {salt, DeriveScramSalt(key, "eu", "user_acme", 0),
+                                       DeriveScramSalt(key, "default", "user_other", 0),
+                                       DeriveScramSalt(key, "default", "user_acme", 1),
+                                       DeriveScramSalt(Secret("another-master-key"), "default",
+                                                       "user_acme", 0)};
+  CHECK(salts.size() == 5);
+}
+
+TEST_CASE("The role's password actions carry the derived salt (its verifier is reproducible)") {
+  manifests::Product product;
+  product.name = "erp";
+  manifests::Workspace workspace;
+  workspace.name = "acme";
+  workspace.product = "erp";
+  workspace.database.name = "tenant_acme";
+  workspace.database.owner = "user_acme";
+  workspace.database.password_rotation = 2;
+  const Secret key("salt-test-master-key");
+  const DesiredTenant desired = BuildDesired(workspace, product, {}, key);
+  CHECK(desired.scram_salt == DeriveScramSalt(key, "default", "user_acme", 2));
+  ObservedCluster observed;
+  observed.passwords_visible = true;
+  const Plan plan = MakePlan(desired, observed);
+  bool found = false;
+  for (const Action& action : plan.actions) {
+    if (const auto* create = std::get_if<CreateRole>(&action)) {
+      CHECK(create->salt == desired.scram_salt);
+      found = true;
+    }
+  }
+  CHECK(found);
+}
+
+}  // namespace tmaster::postgres
