@@ -73,10 +73,15 @@ std::vector<Condition> ConditionsFor(const WorkspaceResult& result, bool dedicat
     }
   };
   const bool database_ok = !failed || result.failed_condition == "MigrationsApplied" ||
-                           result.failed_condition == "StackReady";
+                           result.failed_condition == "StackReady" ||
+                           result.failed_condition == "BindingReady";
   narrow("DatabaseReady", true);
   narrow("MigrationsApplied", database_ok);
   if (dedicated) narrow("StackReady", !failed || result.failed_condition == "StackReady");
+  // docs/bindings.md: a shared workspace published to its runtime (bindings, pooler, API).
+  if (!dedicated && (result.published || result.failed_condition == "BindingReady")) {
+    narrow("BindingReady", !failed || result.failed_condition == "BindingReady");
+  }
   return conditions;
 }
 

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
 #include <utility>
 
+#include "common/crypto.hpp"
+#include "controller/bindings/publisher.hpp"
 #include "controller/runtime/deletion_guard.hpp"
 #include "reconcilers/migrations/migrations.hpp"
 #include "reconcilers/postgres/desired.hpp"
@@ -185,6 +189,94 @@ void Run(Job& job, const StacksContext* stacks, const PassOptions& options) {
   SetConverged(job, actions);
 }
 
+/// The role's SCRAM verifier as the server now stores it, for PgBouncer's auth_file: the one
+/// observed (when pg_authid is readable and the run set no password), else the one the operator
+/// sent, which DeriveScramSalt makes reproducible. Made verifiers are kept (a PBKDF2 of 4,096
+/// rounds each), keyed by an HMAC of password and salt.
+std::string CurrentVerifier(const Job& job, const ObservedCluster& observed) {
+  const DesiredTenant& desired = *job.desired;
+  const bool password_set =
+      std::any_of(job.plan.actions.begin(), job.plan.actions.end(), [](const auto& action) {
+        return std::holds_alternative<postgres::CreateRole>(action) ||
+               std::holds_alternative<postgres::SetRolePassword>(action);
+      });
+  if (!password_set && observed.passwords_visible) {
+    const auto role = observed.roles.find(desired.role);
+    if (role != observed.roles.end() && role->second.verifier) return *role->second.verifier;
+  }
+  static std::mutex mutex;
+  static std::map<std::string, std::string> made;
+  const std::string key = crypto::HmacSha256(desired.password.Reveal(), desired.scram_salt);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto found = made.find(key);
+    if (found != made.end()) return found->second;
+  }
+  std::string verifier = postgres::MakeScramVerifier(desired.password, desired.scram_salt,
+                                                     postgres::kScramIterations);
+  std::lock_guard<std::mutex> lock(mutex);
+  constexpr std::size_t kMaxMade = 200'000;
+  if (made.size() >= kMaxMade) made.clear();
+  made.emplace(key, verifier);
+  return verifier;
+}
+
+/// After the run: a converged shared workspace is published (its binding written when it
+/// changed); a workspace that is no longer shared is withdrawn. A failed run leaves the last
+/// publication as it was.
+void PublishShared(Job& job, const ObservedCluster& observed, const StacksContext& context) {
+  const manifests::Workspace& workspace = *job.workspace;
+  WorkspaceResult& result = job.result;
+  if (workspace.mode != manifests::Mode::kShared) {
+    Outcome<bool> removed = context.shared->Remove(workspace.name);
+    if (!removed) {
+      SetFailure(result, removed.failure(), "StackReady");
+    } else if (*removed) {
+      result.applied.emplace_back("remove the binding of workspace " + workspace.name +
+                                  " (no longer shared)");
+      result.applied_kinds.emplace_back("binding");
+    }
+    return;
+  }
+  if (!result.ready) return;
+  const DesiredTenant& desired = *job.desired;
+  const auto runtime = context.clusters.find(desired.cluster);
+  if (runtime == context.clusters.end()) {
+    SetFailure(result,
+               Failure::Stalled("InvalidReference", "binding of workspace " + workspace.name +
+                                                        ": cluster \"" + desired.cluster +
+                                                        "\" has no address"),
+               "BindingReady");
+    return;
+  }
+  const auto server = context.servers.find(desired.cluster);
+  const DbAddress& server_address = server != context.servers.end() ? server->second : runtime->second;
+  bindings::TenantFacts facts;
+  facts.product = workspace.product;
+  facts.workspace = workspace.name;
+  facts.cluster = desired.cluster;
+  facts.runtime_address = {runtime->second.host, runtime->second.port};
+  facts.server_address = {server_address.host, server_address.port};
+  facts.database = desired.database;
+  facts.username = desired.role;
+  facts.password = desired.password;
+  facts.verifier = CurrentVerifier(job, observed);
+  if (context.config != nullptr) {
+    facts.hosts.push_back(workspace.subdomain + "." + context.config->base_domain);
+  }
+  facts.suspended = desired.suspend;
+  Outcome<bool> published = context.shared->Publish(facts);
+  if (!published) {
+    SetFailure(result, published.failure(), "BindingReady");
+    return;
+  }
+  result.published = true;
+  if (*published) {
+    result.applied.push_back("write the binding " + workspace.product + "/" + workspace.name);
+    result.applied_kinds.emplace_back("binding");
+  }
+}
+
 }  // namespace
 
 WorkspaceResult ReconcileWorkspace(const WorkspaceInputs& inputs, const Secret& master_key,
@@ -228,6 +320,9 @@ WorkspaceResult ReconcileWorkspace(const WorkspaceInputs& inputs, const Secret& 
     job.stack_template = inputs.stack_template;
   }
   Run(job, stacks, options);
+  if (stacks != nullptr && stacks->shared != nullptr && !options.dry_run) {
+    PublishShared(job, **inputs.observed, *stacks);
+  }
   return std::move(job.result);
 }
 

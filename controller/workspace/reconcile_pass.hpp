@@ -15,6 +15,10 @@
 #include "reconcilers/stacks/ledger.hpp"
 #include "manifests/config.hpp"
 
+namespace tmaster::bindings {
+class SharedTenants;
+}
+
 namespace tmaster::controller {
 
 /// Phases (docs/architecture.md#status-and-events) that a pass can reach.
@@ -54,6 +58,9 @@ struct WorkspaceResult {
   /// `MigrationsApplied` or `StackReady`; empty when nothing failed.
   std::string failed_condition;
   std::vector<std::string> applied_kinds;  ///< KindOf each action applied (the drift metric)
+  /// A shared workspace published to StacksContext::shared in this run (its BindingReady
+  /// condition is then reported).
+  bool published = false;
   bool wrote = false;  ///< an action was attempted: the cluster's observation is stale for it
 };
 
@@ -115,13 +122,22 @@ struct DbAddress {
   int port = 5432;
 };
 
-/// What dedicated workspaces need (docs/architecture.md#dedicated-stacks). Without it (nullptr), dedicated workspaces are
-/// reconciled for their database only. The caller owns everything pointed to.
+/// What dedicated workspaces need (docs/architecture.md#dedicated-stacks), and where shared ones
+/// are published (docs/bindings.md). Without it (nullptr), dedicated workspaces are reconciled
+/// for their database only and shared ones are not published. The caller owns everything
+/// pointed to.
 struct StacksContext {
   stacks::StackGateway* gateway = nullptr;
   stacks::StackLedger* ledger = nullptr;  ///< what we last wrote; saves file reads
   const manifests::Config* config = nullptr;
-  std::map<std::string, DbAddress> clusters;  ///< by cluster name
+  std::map<std::string, DbAddress> clusters;  ///< by cluster name, as stacks and runtimes reach it
+  /// nullptr: shared workspaces are not published. Otherwise each shared workspace whose database
+  /// converged is published here (its binding written when it changed), and a workspace that is
+  /// no longer shared is removed from it.
+  bindings::SharedTenants* shared = nullptr;
+  /// By cluster name, as the operator (and a pooler beside it) reaches it: the DSN's host and
+  /// port. A cluster missing here is reached at its `clusters` address.
+  std::map<std::string, DbAddress> servers;
 };
 
 /// Reconciles one workspace from observations made beforehand: plan purely, then (unless a dry

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/time.hpp"
+#include "controller/bindings/publisher.hpp"
 #include "controller/store/spec_json.hpp"
 #include "controller/workspace/identity.hpp"
 #include "reconcilers/postgres/model.hpp"
@@ -323,7 +324,13 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
   if (!spec) return fail(spec.failure());
   std::vector<std::string> done;
 
-  // The stack first: it is what connects to the database.
+  // What connects to the database goes first: the binding its runtime reads (docs/bindings.md),
+  // then the stack.
+  if (deps_.stacks != nullptr && deps_.stacks->shared != nullptr) {
+    Outcome<bool> removed = deps_.stacks->shared->Remove(name);
+    if (!removed) return fail(removed.failure());
+    if (*removed) done.push_back("remove the binding of workspace " + name);
+  }
   if (spec->endpoint && deps_.stacks != nullptr && deps_.stacks->gateway != nullptr) {
     if (Status deleted = DeleteStack(name, *spec->endpoint, done); !deleted) {
       return fail(deleted.failure());
