@@ -83,12 +83,15 @@ std::string ConninfoValue(const std::string& value) {
   return out + "'";
 }
 
+/// The last `lines` lines of `text` (all of it when shorter).
 std::string Tail(const std::string& text, std::size_t lines) {
   std::size_t at = text.size();
-  for (std::size_t n = 0; n <= lines && at != std::string::npos && at > 0; ++n) {
+  for (std::size_t n = 0; n <= lines; ++n) {
+    if (at == 0) return text;
     at = text.rfind('\n', at - 1);
+    if (at == std::string::npos) return text;
   }
-  return at == std::string::npos ? text : text.substr(at + 1);
+  return text.substr(at + 1);
 }
 
 bool Alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
