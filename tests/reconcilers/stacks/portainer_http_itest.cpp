@@ -25,6 +25,7 @@
 
 #include "common/secret.hpp"
 #include "reconcilers/stacks/portainer_http.hpp"
+#include "tests/e2e/shared_runtime_scenario.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tools/portainer-sim/sim_process.hpp"
@@ -1054,4 +1055,14 @@ TEST_CASE("a stack id above 2^31 round-trips through List, File and the writes")
   CHECK(std::find(paths.begin(), paths.end(), "GET /api/stacks/" + id + "/file") != paths.end());
   CHECK(std::find(paths.begin(), paths.end(), "POST /api/stacks/" + id + "/start") !=
         paths.end());
+}
+
+// Issue 17: the product's shared runtime through this adapter, the scenario the directory backend
+// also runs (tests/e2e/shared_runtime_itest.cpp).
+TEST_CASE("shared runtime tm-shared-erp: created, unchanged, updated, removed") {
+  Reset();
+  Sleeps sleeps;
+  const auto gateway = Gateway(sleeps);
+  tmaster::testing::SharedRuntimeLifecycle(*gateway);
+  CHECK(SimStacks().empty());
 }
