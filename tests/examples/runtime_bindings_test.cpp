@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 
+#include "controller/bindings/binding.hpp"
 #include "examples/runtime/bindings_reader.hpp"
 #include "examples/runtime/responder.hpp"
 #include "examples/runtime/tenants.hpp"
@@ -290,4 +291,35 @@ TEST_CASE("runtime bindings: the answers that need no database") {
   CHECK(tenants.Find("acme.example.com").pool != pool);
   tenants.Update(DirectoryOf({suspended}));
   CHECK_FALSE(tenants.Find("acme.example.com").binding);
+}
+
+TEST_CASE("runtime bindings: what the operator renders is what the runtime reads") {
+  bindings::TenantFacts facts;
+  facts.product = "erp";
+  facts.workspace = "ferreteria-norte";
+  facts.runtime_address = {"db.internal", 6543};
+  facts.server_address = {"10.0.0.5", 5432};
+  facts.database = "ws_ferreteria_norte";
+  facts.username = "ws_ferreteria_norte";
+  facts.password = Secret("p@ss w/ord:%");
+  facts.hosts = {"ferreteria-norte.erp.example.com", "Tienda.Example.com"};
+  facts.suspended = true;
+  const testing::TempDir dir;
+  for (const std::optional<bindings::Endpoint>& via :
+       {std::optional<bindings::Endpoint>{}, std::optional<bindings::Endpoint>{{"pgbouncer", 6432}}}) {
+    Files files;
+    for (const auto& [key, value] : bindings::RenderBinding(facts, via)) files[key] = value;
+    WriteBinding(dir.path(), facts.workspace, files);
+    const Outcome<Binding> binding = ReadBinding(dir.path().string(), facts.workspace);
+    REQUIRE_MESSAGE(binding, FailureMessage(binding));
+    CHECK(binding->workspace == "ferreteria-norte");
+    CHECK(binding->host == (via ? "pgbouncer" : "db.internal"));
+    CHECK(binding->port == (via ? "6432" : "6543"));
+    CHECK(binding->database == "ws_ferreteria_norte");
+    CHECK(binding->username == "ws_ferreteria_norte");
+    CHECK(binding->password.Reveal() == "p@ss w/ord:%");
+    CHECK(binding->hosts ==
+          std::vector<std::string>{"ferreteria-norte.erp.example.com", "tienda.example.com"});
+    CHECK(binding->suspended);
+  }
 }
