@@ -55,7 +55,9 @@ struct Rate {
   long done = 0;
   long failed = 0;
   double seconds = 0;
-  [[nodiscard]] double PerSecond() const { return seconds > 0 ? static_cast<double>(done) / seconds : 0; }
+  [[nodiscard]] double PerSecond() const {
+    return seconds > 0 ? static_cast<double>(done) / seconds : 0;
+  }
 };
 
 // `clients` threads each run `one` (a fresh per-thread state from `make`) for `seconds` after
@@ -131,7 +133,7 @@ fs::path WriteBindings(const TempDir& dir, const std::string& name, int port) {
   const fs::path folder = product / "bench";
   fs::create_directories(folder);
   const std::map<std::string, std::string> files = {
-      {"type", "postgresql"}, {"provider", "tenant-master"}, {"workspace", "bench"},
+      {"type", "postgresql"}, {"provider", "tenant-master"},  {"workspace", "bench"},
       {"host", "127.0.0.1"},  {"port", std::to_string(port)}, {"database", kRole},
       {"username", kRole},    {"password", kPassword},        {"hosts", kHost},
       {"state", "active"}};
@@ -166,8 +168,9 @@ TEST_CASE("runtime qps bench") {
   const int seconds = EnvOr("TM_RUNTIME_BENCH_SECONDS", 5);
   const int clients = EnvOr("TM_RUNTIME_BENCH_CLIENTS", 4);
   PgServer& pg = PgServer::Shared();
-  Execute(pg.Dsn(), QueryValue(pg.Dsn(), "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', "
-                                         "$1::text, $2::text)",
+  Execute(pg.Dsn(), QueryValue(pg.Dsn(),
+                               "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', "
+                               "$1::text, $2::text)",
                                {kRole, kPassword}));
   Execute(pg.Dsn(), std::string("CREATE DATABASE ") + kRole + " OWNER " + kRole);
   Execute(pg.DsnAs(kRole, kPassword, kRole),
@@ -180,8 +183,8 @@ TEST_CASE("runtime qps bench") {
   const TempDir dir;
   const Rate direct = Direct(clients, seconds, pg.port());
   Print("libpq straight to PostgreSQL", direct, direct);
-  const Rate runtime = RunRuntime(dir, WriteBindings(dir, "to-postgres", pg.port()), "pg.log",
-                                  clients, seconds);
+  const Rate runtime =
+      RunRuntime(dir, WriteBindings(dir, "to-postgres", pg.port()), "pg.log", clients, seconds);
   Print("example-runtime -> PostgreSQL", runtime, direct);
 
   // PgBouncer in session mode, logging in by SCRAM pass-through with the verifier of pg_authid

@@ -61,8 +61,7 @@ Outcome<FileRead> ReadKey(int folder_fd, const std::string& key, const std::stri
   if (fd < 0) {
     if (errno == ENOENT) return FileRead::kMissing;
     if (errno == ELOOP) return Invalid(where + "/" + key + " is a symbolic link; refused");
-    return Failure::Transient("BindingUnreadable",
-                              where + "/" + key + ": " + std::strerror(errno));
+    return Failure::Transient("BindingUnreadable", where + "/" + key + ": " + std::strerror(errno));
   }
   const Fd file(fd);
   struct stat info {};
@@ -107,8 +106,7 @@ struct FolderRead {
 
 Outcome<FolderRead> ReadFolderOnce(int parent_fd, const std::string& name,
                                    const std::string& where) {
-  const int fd = openat(parent_fd, name.c_str(),
-                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  const int fd = openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ELOOP || errno == ENOTDIR) {
       return Invalid(where + " is not a directory (a symbolic link?); refused");
@@ -164,9 +162,8 @@ Outcome<Binding> ParseBinding(const std::map<std::string, std::string>& files,
   binding.username = files.at("username");
   binding.password = Secret(files.at("password"));
   const std::string& port = binding.port;
-  const bool digits = port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) {
-                        return c >= '0' && c <= '9';
-                      });
+  const bool digits = port.size() <= 5 && std::all_of(port.begin(), port.end(),
+                                                      [](char c) { return c >= '0' && c <= '9'; });
   if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
     return Invalid(at + ": key `port` is `" + port + "`, expected a number in 1..65535");
   }
@@ -214,8 +211,7 @@ std::string HostKey(std::string_view host_header) {
 std::string Redact(std::string text, const Secret& secret) {
   const std::string& value = secret.Reveal();
   if (value.empty()) return text;
-  for (std::size_t at = text.find(value); at != std::string::npos;
-       at = text.find(value, at + 10)) {
+  for (std::size_t at = text.find(value); at != std::string::npos; at = text.find(value, at + 10)) {
     text.replace(at, value.size(), "<redacted>");
   }
   return text;
@@ -263,9 +259,8 @@ Outcome<Binding> ReadBinding(const std::string& dir, const std::string& name) {
     }
     return binding;
   }
-  return Failure::Transient("BindingChanging",
-                            where + " was replaced during each of " +
-                                std::to_string(kReadAttempts) + " reads");
+  return Failure::Transient("BindingChanging", where + " was replaced during each of " +
+                                                   std::to_string(kReadAttempts) + " reads");
 }
 
 Directory IndexBindings(std::vector<std::shared_ptr<const Binding>> bindings,

@@ -105,7 +105,7 @@ class BindingsWatcher {
   explicit BindingsWatcher(std::string dir) : dir_(std::move(dir)) {}
 
   struct Changes {
-    bool changed = false;           ///< the Directory differs from the one before
+    bool changed = false;          ///< the Directory differs from the one before
     std::vector<std::string> log;  ///< one line per workspace added, changed, removed or refused
   };
   /// One pass. A folder refused for good (InvalidBinding) is not read again until it changes; a

@@ -111,7 +111,9 @@ int main(int argc, char** argv) {
   Tenants tenants(options.pool_size);
   const auto refresh = [&] {
     const BindingsWatcher::Changes changes = watcher.Refresh();
-    for (const std::string& line : changes.log) std::fprintf(stderr, "example-runtime: %s\n", line.c_str());
+    for (const std::string& line : changes.log) {
+      std::fprintf(stderr, "example-runtime: %s\n", line.c_str());
+    }
     if (changes.changed) {
       for (const std::string& problem : watcher.directory().problems) {
         std::fprintf(stderr, "example-runtime: refused: %s\n", problem.c_str());
@@ -130,16 +132,16 @@ int main(int argc, char** argv) {
   // bench/runtime_qps_bench.cpp: 89 answers/s instead of thousands).
   server.set_tcp_nodelay(true);
   tmaster::RouteEveryMethod(server, [&](const httplib::Request& req, httplib::Response& res) {
-    const Answer answer =
-        Respond(tenants, Request{req.method, req.path, req.get_header_value("Host")}, options.table);
+    const Answer answer = Respond(
+        tenants, Request{req.method, req.path, req.get_header_value("Host")}, options.table);
     res.status = answer.status;
     if (answer.close) res.set_header("Connection", "close");
+    if (answer.status == 405) res.set_header("Allow", "GET, HEAD");
     res.set_content(answer.body, "application/json");
   });
-  const int port = options.port == 0 ? server.bind_to_any_port(options.host)
-                                     : (server.bind_to_port(options.host, options.port)
-                                            ? options.port
-                                            : -1);
+  const int port = options.port == 0
+                       ? server.bind_to_any_port(options.host)
+                       : (server.bind_to_port(options.host, options.port) ? options.port : -1);
   if (port < 0) {
     std::fprintf(stderr, "example-runtime: cannot listen on %s:%d\n", options.host.c_str(),
                  options.port);

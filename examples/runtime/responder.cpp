@@ -37,13 +37,12 @@ Answer Respond(const Tenants& tenants, const Request& request, const std::string
     const Failure& failure = count.failure();
     if (failure.reason == "PoolClosed" && attempt == 0) continue;
     if (failure.reason == "DatabaseError") {
-      return Json(502, {{"error", "database"},
-                        {"workspace", binding.workspace},
-                        {"message", failure.message}});
+      return Json(
+          502,
+          {{"error", "database"}, {"workspace", binding.workspace}, {"message", failure.message}});
     }
-    return Json(503, {{"error", "busy"},
-                      {"workspace", binding.workspace},
-                      {"message", failure.message}});
+    return Json(
+        503, {{"error", "busy"}, {"workspace", binding.workspace}, {"message", failure.message}});
   }
 }
 

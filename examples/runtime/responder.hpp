@@ -17,7 +17,7 @@ struct Request {
 
 struct Answer {
   int status = 200;
-  std::string body;  ///< JSON
+  std::string body;    ///< JSON
   bool close = false;  ///< close the client's connection after answering
 };
 

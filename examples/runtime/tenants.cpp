@@ -21,15 +21,14 @@ std::string OneLine(std::string text) {
 }
 
 Failure DatabaseError(const Binding& binding, std::string message) {
-  return Failure::Transient("DatabaseError",
-                            OneLine(Redact(std::move(message), binding.password)));
+  return Failure::Transient("DatabaseError", OneLine(Redact(std::move(message), binding.password)));
 }
 
 // Keywords, never a concatenated conninfo string: a password or name with a space or a quote
 // needs no escaping, and nothing the binding holds is parsed as another keyword.
 Outcome<pg_conn*> Connect(const Binding& binding) {
-  const char* keywords[] = {"host",     "port",            "dbname",           "user",
-                            "password", "connect_timeout", "application_name", nullptr};
+  const char* keywords[] = {
+      "host", "port", "dbname", "user", "password", "connect_timeout", "application_name", nullptr};
   const char* values[] = {binding.host.c_str(),
                           binding.port.c_str(),
                           binding.database.c_str(),
@@ -52,7 +51,9 @@ Outcome<pg_conn*> Connect(const Binding& binding) {
 TenantPool::TenantPool(std::shared_ptr<const Binding> binding, std::size_t size)
     : binding_(std::move(binding)), size_(size == 0 ? 1 : size) {}
 
-TenantPool::~TenantPool() { Close(); }
+TenantPool::~TenantPool() {
+  Close();
+}
 
 void TenantPool::Close() {
   std::vector<pg_conn*> idle;
@@ -73,9 +74,8 @@ std::size_t TenantPool::Open() const {
 
 Outcome<pg_conn*> TenantPool::Acquire() {
   std::unique_lock lock(mutex_);
-  const bool ready = freed_.wait_for(lock, kWaitForSession, [&] {
-    return closed_ || !idle_.empty() || open_ < size_;
-  });
+  const bool ready = freed_.wait_for(lock, kWaitForSession,
+                                     [&] { return closed_ || !idle_.empty() || open_ < size_; });
   if (closed_) {
     return Failure::Transient("PoolClosed", "the tenant's binding changed; try again");
   }

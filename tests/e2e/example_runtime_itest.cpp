@@ -46,8 +46,9 @@ void CreateTenant(const PgServer& pg, const TenantDb& tenant) {
       QueryValue(pg.Dsn(), "SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)",
                  {tenant.role, tenant.password});
   Execute(pg.Dsn(), statement);
-  Execute(pg.Dsn(), QueryValue(pg.Dsn(), "SELECT format('CREATE DATABASE %I OWNER %I', $1::text, "
-                                         "$1::text)",
+  Execute(pg.Dsn(), QueryValue(pg.Dsn(),
+                               "SELECT format('CREATE DATABASE %I OWNER %I', $1::text, "
+                               "$1::text)",
                                {tenant.role}));
   Execute(pg.DsnAs(tenant.role, tenant.password, tenant.role),
           "CREATE TABLE customer (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);"
@@ -85,8 +86,7 @@ void WriteBinding(const fs::path& dir, const std::string& name,
     fs::rename(fresh, dir / name);
     return;
   }
-  REQUIRE(renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, (dir / name).c_str(), RENAME_EXCHANGE) ==
-          0);
+  REQUIRE(renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, (dir / name).c_str(), RENAME_EXCHANGE) == 0);
   fs::remove_all(fresh);
 }
 
@@ -122,8 +122,8 @@ std::string StringOf(const Reply& reply, const char* key) {
 }
 
 int Sessions(const PgServer& pg, const std::string& role) {
-  return std::stoi(QueryValue(
-      pg.Dsn(), "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", {role}));
+  return std::stoi(
+      QueryValue(pg.Dsn(), "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", {role}));
 }
 
 DaemonProcess StartRuntime(const TempDir& dir, const fs::path& bindings,
@@ -132,14 +132,15 @@ DaemonProcess StartRuntime(const TempDir& dir, const fs::path& bindings,
   std::vector<std::string> argv = {std::string(TM_BINARY_DIR) + "/example-runtime", "--bindings",
                                    bindings.string(), "--listen", "127.0.0.1:0"};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  return DaemonProcess(DaemonProcess::Options{
-      .argv = argv, .env = {}, .log_file = (dir.path() / log).string()});
+  return DaemonProcess(
+      DaemonProcess::Options{.argv = argv, .env = {}, .log_file = (dir.path() / log).string()});
 }
 
 }  // namespace
 
-TEST_CASE("example-runtime: each host answers from its own tenant's database, and follows the "
-          "bindings without a restart") {
+TEST_CASE(
+    "example-runtime: each host answers from its own tenant's database, and follows the "
+    "bindings without a restart") {
   PgServer& pg = PgServer::Shared();
   const TenantDb alpha{"alpha", "rt_alpha", "alpha pass'with \"quotes\"", 3};
   const TenantDb beta{"beta", "rt_beta", "beta-secret-1", 5};
@@ -201,8 +202,8 @@ TEST_CASE("example-runtime: each host answers from its own tenant's database, an
     CHECK(Eventually([&] { return CountOf(Get(port, "delta.erp.example.test")) == delta.rows; },
                      kWithin, 20ms));
     MESSAGE("new tenant served after ",
-            std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - written)
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  written)
                 .count(),
             " ms");
     CHECK(runtime.Running());
@@ -225,8 +226,9 @@ TEST_CASE("example-runtime: each host answers from its own tenant's database, an
     WriteBinding(bindings, "beta", BindingFiles(pg, rotated));
     // The old pool is dropped with the binding: wait for its sessions to go, then cut whatever
     // is open, so the next answer needs a fresh login, which only the new password passes.
-    CHECK(Eventually([&] { return runtime.Log().find("workspace beta: updated") != std::string::npos; },
-                     kWithin, 50ms));
+    CHECK(Eventually(
+        [&] { return runtime.Log().find("workspace beta: updated") != std::string::npos; }, kWithin,
+        50ms));
     Execute(pg.Dsn(),
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'rt_beta'");
     const Reply reply = Get(port, "beta.erp.example.test");
@@ -247,8 +249,9 @@ TEST_CASE("example-runtime: each host answers from its own tenant's database, an
   Execute(pg.Dsn(), "DROP ROLE IF EXISTS rt_delta");
 }
 
-TEST_CASE("example-runtime: a database error answers 502 with the server's message, never the "
-          "password; SIGTERM exits 0") {
+TEST_CASE(
+    "example-runtime: a database error answers 502 with the server's message, never the "
+    "password; SIGTERM exits 0") {
   PgServer& pg = PgServer::Shared();
   const TenantDb wrong{"wrong", "rt_wrong", "the-right-one", 2};
   CreateTenant(pg, wrong);
@@ -263,17 +266,18 @@ TEST_CASE("example-runtime: a database error answers 502 with the server's messa
 
   Reply reply = Get(port, "wrong.erp.example.test");
   CHECK(reply.status == 502);
-  CHECK_MESSAGE(StringOf(reply, "message").find("password authentication failed") !=
-                    std::string::npos,
-                reply.text);
+  CHECK_MESSAGE(
+      StringOf(reply, "message").find("password authentication failed") != std::string::npos,
+      reply.text);
   CHECK(reply.text.find("not-the-password") == std::string::npos);
 
   // A table the tenant does not have: the server's error, as 502.
   WriteBinding(bindings, "wrong", BindingFiles(pg, wrong));
-  CHECK(Eventually([&] { return Get(port, "wrong.erp.example.test").status == 200; }, kWithin,
-                   50ms));
+  CHECK(
+      Eventually([&] { return Get(port, "wrong.erp.example.test").status == 200; }, kWithin, 50ms));
   CHECK(runtime.Terminate(10s) == 0);
-  DaemonProcess other = StartRuntime(dir, bindings, {"--count-table", "no_such_table"}, "other.log");
+  DaemonProcess other =
+      StartRuntime(dir, bindings, {"--count-table", "no_such_table"}, "other.log");
   const int other_port = other.WaitForHttpPort(20s);
   REQUIRE(other_port > 0);
   reply = Get(other_port, "wrong.erp.example.test");
@@ -285,8 +289,9 @@ TEST_CASE("example-runtime: a database error answers 502 with the server's messa
   Execute(pg.Dsn(), "DROP ROLE IF EXISTS rt_wrong");
 }
 
-TEST_CASE("example-runtime: requests are served concurrently, each tenant on at most --pool-size "
-          "sessions") {
+TEST_CASE(
+    "example-runtime: requests are served concurrently, each tenant on at most --pool-size "
+    "sessions") {
   PgServer& pg = PgServer::Shared();
   const TenantDb slow{"slow", "rt_slow", "slow-secret", 4};
   CreateTenant(pg, slow);

@@ -52,8 +52,7 @@ void WriteBinding(const fs::path& dir, const std::string& name, const Files& fil
     fs::rename(fresh, dir / name);
     return;
   }
-  REQUIRE(renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, (dir / name).c_str(), RENAME_EXCHANGE) ==
-          0);
+  REQUIRE(renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, (dir / name).c_str(), RENAME_EXCHANGE) == 0);
   fs::remove_all(fresh);
 }
 
@@ -146,9 +145,9 @@ TEST_CASE("runtime bindings: a symlinked file or folder is refused, never follow
     const Outcome<Binding> binding = ReadBinding((dir.path() / "erp").string(), "acme");
     REQUIRE_FALSE(binding);
     CHECK(binding.failure().reason == "InvalidBinding");
-    CHECK_MESSAGE(binding.failure().message.find("acme/password is a symbolic link") !=
-                      std::string::npos,
-                  binding.failure().message);
+    CHECK_MESSAGE(
+        binding.failure().message.find("acme/password is a symbolic link") != std::string::npos,
+        binding.failure().message);
   }
   SUBCASE("a folder") {
     WriteBinding(dir.path(), "real", AcmeFiles());
@@ -205,7 +204,8 @@ TEST_CASE("runtime bindings: a host claimed by two workspaces is served by neith
   CHECK(directory.problems[0] == "host shop.acme.test is claimed by acme, beta; served by none");
 }
 
-TEST_CASE("runtime bindings: the watcher sees added, swapped and removed folders, and nothing else") {
+TEST_CASE(
+    "runtime bindings: the watcher sees added, swapped and removed folders, and nothing else") {
   const testing::TempDir dir;
   BindingsWatcher watcher(dir.path().string());
   CHECK_FALSE(watcher.Refresh().changed);
@@ -306,7 +306,8 @@ TEST_CASE("runtime bindings: what the operator renders is what the runtime reads
   facts.suspended = true;
   const testing::TempDir dir;
   for (const std::optional<bindings::Endpoint>& via :
-       {std::optional<bindings::Endpoint>{}, std::optional<bindings::Endpoint>{{"pgbouncer", 6432}}}) {
+       {std::optional<bindings::Endpoint>{},
+        std::optional<bindings::Endpoint>{{"pgbouncer", 6432}}}) {
     Files files;
     for (const auto& [key, value] : bindings::RenderBinding(facts, via)) files[key] = value;
     WriteBinding(dir.path(), facts.workspace, files);
