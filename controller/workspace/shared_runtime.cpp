@@ -56,6 +56,41 @@ std::string Where(const stacks::DesiredStack& stack) {
   return "stack \"" + stack.name + "\" on endpoint " + std::to_string(stack.endpoint);
 }
 
+void Applied(const StacksContext& context, const std::string& key, const stacks::Action& action,
+             const stacks::ApplyResult& outcome, SharedRuntimeResult& result) {
+  if (context.ledger != nullptr) context.ledger->Record(key, action, outcome);
+  std::string line = stacks::Describe(action);
+  if (!outcome.detail.empty()) line += ": " + outcome.detail;
+  result.applied.push_back(std::move(line));
+  result.applied_kinds.push_back(stacks::KindOf(action));
+}
+
+// After a create refused as StackConflict: one fresh list; when the stack of that name is ours
+// (our marker), the plan against it is applied (an update: the file is unknown, so rewritten).
+// A failure when it is not ours, or when anything fails.
+Outcome<std::size_t> AdoptAfterConflict(const stacks::DesiredStack& desired, const std::string& key,
+                                        const std::optional<stacks::LedgerEntry>& entry,
+                                        const StacksContext& context,
+                                        SharedRuntimeResult& result) {
+  Outcome<std::vector<stacks::ObservedStack>> listed = context.gateway->List(desired.endpoint);
+  if (!listed) return listed.failure();
+  const stacks::ObservedStack* found = stacks::FindStack(*listed, desired.endpoint, desired.name);
+  if (found == nullptr) return Failure::Transient("StackNotFound", "not found on a fresh list");
+  const stacks::ObservedStack observed = AsPlanned(*found);
+  if (!stacks::IsOurs(desired.workspace, observed, entry)) {
+    return Failure::Stalled("StackConflict", "not ours");
+  }
+  const stacks::Plan plan = stacks::MakePlan(desired, observed, entry, std::nullopt);
+  if (plan.blocked) return *plan.blocked;
+  for (const stacks::Action& action : plan.actions) {
+    result.plan.push_back(stacks::Describe(action));
+    Outcome<stacks::ApplyResult> outcome = context.gateway->Apply(action);
+    if (!outcome) return outcome.failure();
+    Applied(context, key, action, *outcome, result);
+  }
+  return plan.actions.size();
+}
+
 // Plans and (unless a dry run) applies one product's runtime; the number of actions planned.
 Outcome<std::size_t> ConvergeOne(const manifests::Product& product, const StacksContext& context,
                                  const SharedRuntimeOptions& options, Lists& lists,
@@ -105,14 +140,20 @@ Outcome<std::size_t> ConvergeOne(const manifests::Product& product, const Stacks
   }
   if (options.dry_run) return plan.actions.size();
 
-  for (const stacks::Action& action : plan.actions) {
+  for (std::size_t i = 0; i < plan.actions.size(); ++i) {
+    const stacks::Action& action = plan.actions[i];
     Outcome<stacks::ApplyResult> outcome = context.gateway->Apply(action);
+    if (!outcome && std::holds_alternative<stacks::CreateStack>(action) &&
+        outcome.failure().reason == "StackConflict") {
+      // The adapters adopt a stack left by a create whose answer was lost only when it carries
+      // a workspace's TM_WORKSPACE; ours carries TM_PRODUCT. Look once more: if the stack now
+      // there is ours, bring it up to date instead (the rest of the plan then has nothing left).
+      Outcome<std::size_t> adopted = AdoptAfterConflict(*desired, key, entry, context, result);
+      if (adopted) return i + *adopted;
+      return outcome.failure();
+    }
     if (!outcome) return outcome.failure();
-    if (context.ledger != nullptr) context.ledger->Record(key, action, *outcome);
-    std::string line = stacks::Describe(action);
-    if (!outcome->detail.empty()) line += ": " + outcome->detail;
-    result.applied.push_back(std::move(line));
-    result.applied_kinds.push_back(stacks::KindOf(action));
+    Applied(context, key, action, *outcome, result);
   }
   if (plan.actions.empty() && file && context.ledger != nullptr) {
     context.ledger->RecordObserved(key, *found, *file);

@@ -213,3 +213,61 @@ TEST_CASE("shared runtime: a failed list is transient and reported") {
 }
 
 }  // namespace tmaster::controller
+
+namespace tmaster::controller {
+namespace {
+
+// A create whose answer was lost after the backend stored the stack: this call's list (made
+// before) did not show it, so the plan creates, and the backend refuses the name.
+class StaleFirstList : public stacks::StackGateway {
+ public:
+  explicit StaleFirstList(stacks::StackGateway& real) : real_(real) {}
+  Outcome<std::vector<stacks::ObservedStack>> List(int endpoint) override {
+    if (lists_++ == 0) return std::vector<stacks::ObservedStack>{};
+    return real_.List(endpoint);
+  }
+  Outcome<std::string> File(const stacks::ObservedStack& stack) override {
+    return real_.File(stack);
+  }
+  Outcome<stacks::ApplyResult> Apply(const stacks::Action& action) override {
+    return real_.Apply(action);
+  }
+
+ private:
+  stacks::StackGateway& real_;
+  int lists_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("shared runtime: a create refused because our own stack appeared is adopted") {
+  World w;
+  w.gateway.AddStack(1, "tm-shared-erp", {{"TM_PRODUCT", "erp", false}}, "services: {old: {}}\n");
+  StaleFirstList stale(w.gateway);
+  StacksContext context = w.Context();
+  context.gateway = &stale;
+  SharedRuntimeReport report = ConvergeSharedRuntimes(w.products, context);
+  INFO(Dump(report));
+  REQUIRE(report.runtimes.size() == 1);
+  CHECK(report.runtimes[0].ready);
+  CHECK(report.runtimes[0].applied_kinds == std::vector<std::string>{"UpdateStack"});
+  const auto stored = w.gateway.Find(1, "tm-shared-erp");
+  REQUIRE(stored.has_value());
+  CHECK(stored->file.find(":/bindings:ro") != std::string::npos);
+  CHECK(w.gateway.Stacks().size() == 1);
+}
+
+TEST_CASE("shared runtime: a create refused by a foreign stack stays a conflict") {
+  World w;
+  w.gateway.AddStack(1, "tm-shared-erp", {{"OTHER", "x", false}}, "services: {old: {}}\n");
+  StaleFirstList stale(w.gateway);
+  StacksContext context = w.Context();
+  context.gateway = &stale;
+  SharedRuntimeReport report = ConvergeSharedRuntimes(w.products, context);
+  REQUIRE(report.runtimes.size() == 1);
+  CHECK_FALSE(report.runtimes[0].ready);
+  CHECK(report.runtimes[0].reason == "StackConflict");
+  CHECK(w.gateway.Find(1, "tm-shared-erp")->file == "services: {old: {}}\n");
+}
+
+}  // namespace tmaster::controller
