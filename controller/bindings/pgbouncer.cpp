@@ -116,15 +116,15 @@ Status ReloadBySignal(const std::string& path) {
   close(fd);
   if (!regular) return ReloadFailed(FailureKind::kStalled, where + " is not a regular file");
   if (got < 0) {
-    return ReloadFailed(FailureKind::kTransient, "cannot read " + where + ": " +
-                                                     std::strerror(errno));
+    return ReloadFailed(FailureKind::kTransient,
+                        "cannot read " + where + ": " + std::strerror(errno));
   }
   text.resize(static_cast<std::size_t>(got));
   const std::string_view digits = Trim(text);
   long pid = 0;
-  const bool numeric = !digits.empty() && digits.size() <= 9 &&
-                       std::all_of(digits.begin(), digits.end(),
-                                   [](char c) { return c >= '0' && c <= '9'; });
+  const bool numeric =
+      !digits.empty() && digits.size() <= 9 &&
+      std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (numeric) {
     for (char c : digits) pid = pid * 10 + (c - '0');
   }
@@ -159,9 +159,8 @@ Status ReloadByConsole(const Secret& dsn) {
 
 bool IsPoolerDatabaseName(std::string_view name) {
   if (name.empty() || name.size() > kMaxDatabaseName || name == "pgbouncer") return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return IsAsciiAlnum(c) || c == '_' || c == '.' || c == '-';
-  });
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return IsAsciiAlnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
 std::string PoolerValue(std::string_view value) {
@@ -186,7 +185,8 @@ Outcome<std::string> RenderDatabasesIni(std::vector<PoolerEntry> entries) {
     const PoolerEntry& entry = entries[i];
     const std::string database = "database " + Shown(entry.database);
     if (!IsPoolerDatabaseName(entry.database)) {
-      return Invalid(database + " cannot be served by PgBouncer: its [databases] names are 1-63 "
+      return Invalid(database +
+                     " cannot be served by PgBouncer: its [databases] names are 1-63 "
                      "characters of A-Z, a-z, 0-9, '_', '.', '-', and not \"pgbouncer\"");
     }
     if (i > 0 && entries[i - 1].database == entry.database) {
@@ -214,11 +214,13 @@ Outcome<std::string> RenderUserlist(std::vector<PoolerEntry> entries) {
     const PoolerEntry& entry = entries[i];
     const std::string role = "role " + Shown(entry.role);
     if (entry.role.empty() || entry.role.size() > kMaxRoleName || HasLineBreakOrNul(entry.role)) {
-      return Invalid(role + " cannot be written to PgBouncer's auth_file: a role name there is "
+      return Invalid(role +
+                     " cannot be written to PgBouncer's auth_file: a role name there is "
                      "1-127 bytes on one line");
     }
     if (!IsScramVerifier(entry.verifier)) {
-      return Invalid(role + " has no SCRAM-SHA-256 verifier; PgBouncer's SCRAM pass-through "
+      return Invalid(role +
+                     " has no SCRAM-SHA-256 verifier; PgBouncer's SCRAM pass-through "
                      "needs one (password_encryption = scram-sha-256)");
     }
     if (i > 0 && entries[i - 1].role == entry.role) {

@@ -38,7 +38,7 @@ struct PoolerEntry {
   std::string database;  ///< the tenant database, also the name clients ask PgBouncer for
   std::string host;      ///< its cluster's host (a name, an IP address or a socket folder)
   int port = 5432;
-  std::string role;      ///< the tenant role
+  std::string role;  ///< the tenant role
   /// The role's SCRAM verifier as pg_authid stores it:
   /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`. Never in a message.
   std::string verifier;

@@ -94,7 +94,9 @@ std::string Tail(const std::string& text, std::size_t lines) {
   return text.substr(at + 1);
 }
 
-bool Alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+bool Alive(pid_t pid) {
+  return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
 
 std::vector<char*> Argv(std::vector<std::string>& args) {
   std::vector<char*> out;
@@ -130,7 +132,8 @@ PgBouncerServer::PgBouncerServer(PgBouncerOptions options)
       << "logfile = " << dir_ << "/pgbouncer.log\n"
       << "pool_mode = " << options_.pool_mode << "\n"
       << "max_client_conn = " << options_.max_client_conn << "\n"
-      << "default_pool_size = " << options_.default_pool_size << "\n"
+      << "default_pool_size = " << options_.default_pool_size
+      << "\n"
       // A refused server login must not park the pool for the default 15 s.
       << "server_login_retry = 1\n"
       << "ignore_startup_parameters = extra_float_digits\n";
