@@ -81,6 +81,8 @@ const char* ToString(Role role) {
       return "admin";
     case Role::kTraefik:
       return "traefik";
+    case Role::kRuntime:
+      return "runtime";
     case Role::kViewer:
       break;
   }
@@ -109,6 +111,9 @@ Authenticator::Authenticator(Store& store, const AuthOptions& options,
   has_traefik_ = !options.traefik_token.Empty();
   traefik_digest_ =
       crypto::Sha256Hex(has_traefik_ ? options.traefik_token.Reveal() : std::string());
+  for (const auto& [product, token] : options.runtime_tokens) {
+    if (!token.Empty()) runtime_digests_.emplace_back(product, crypto::Sha256Hex(token.Reveal()));
+  }
 }
 
 std::int64_t Authenticator::Now() const {
@@ -127,9 +132,15 @@ Outcome<Principal> Authenticator::Authenticate(const std::string* authorization)
   const bool admin = crypto::ConstantTimeEqual(digest, admin_digest_) && has_admin_;
   const bool read = crypto::ConstantTimeEqual(digest, read_digest_) && has_read_;
   const bool traefik = crypto::ConstantTimeEqual(digest, traefik_digest_) && has_traefik_;
+  // Every runtime's digest compared too, so the time taken does not say which one matched.
+  const std::string* runtime = nullptr;
+  for (const auto& [product, runtime_digest] : runtime_digests_) {
+    if (crypto::ConstantTimeEqual(digest, runtime_digest) && runtime == nullptr) runtime = &product;
+  }
   if (admin) return Principal{"env:admin", "", Role::kAdmin};
   if (read) return Principal{"env:read", "", Role::kViewer};
   if (traefik) return Principal{"env:traefik", "", Role::kTraefik};
+  if (runtime != nullptr) return Principal{"runtime:" + *runtime, "", Role::kRuntime, *runtime};
   const std::optional<std::string> id = ManagedId(*token);
   if (!id) return Refused("unknown token");
   Outcome<std::optional<ApiToken>> found = store_.FindToken(*id);

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,10 +27,11 @@
 namespace tmaster::controller {
 
 /// kTraefik: the token of `routing.tokenEnv`, which may read `GET /api/v1/traefik` and nothing else
-/// (never a managed token's role).
-enum class Role { kViewer, kAdmin, kTraefik };
+/// (never a managed token's role). kRuntime: the token of `runtimes.<product>.tokenEnv`, which may
+/// read `GET /api/v1/runtimes/<product>/tenants` and nothing else (docs/bindings.md#runtime-api).
+enum class Role { kViewer, kAdmin, kTraefik, kRuntime };
 
-/// "viewer", "admin" or "traefik" (the store's and the API's spelling).
+/// "viewer", "admin", "traefik" or "runtime" (the store's and the API's spelling).
 const char* ToString(Role role);
 /// "viewer" / "admin"; nullopt for anything else.
 std::optional<Role> ParseRole(std::string_view text);
@@ -42,6 +44,8 @@ struct Principal {
   /// A managed token's description; empty for the others.
   std::string description;
   Role role = Role::kViewer;
+  /// kRuntime: the product whose runtime this is.
+  std::string product = {};
 
   /// For events and logs: `token:<id> (<description>)` for a managed token with a description,
   /// else the id (`env:admin`, `env:read`, `anonymous`). Never a token.
@@ -55,6 +59,8 @@ struct AuthOptions {
   Secret read_token;
   /// `routing.tokenEnv`/`tokenFile`: Traefik's HTTP provider, for `GET /api/v1/traefik` only.
   Secret traefik_token{};
+  /// `runtimes.<product>.tokenEnv`/`tokenFile`, by product.
+  std::map<std::string, Secret> runtime_tokens{};
 };
 
 /// The reason of Authenticate's failure when the request is not authenticated (answered 401);
@@ -97,6 +103,7 @@ class Authenticator {
   std::string read_digest_;
   std::string traefik_digest_;
   bool has_traefik_ = false;
+  std::vector<std::pair<std::string, std::string>> runtime_digests_;  ///< product, hex SHA-256
   bool has_admin_ = false;
   bool has_read_ = false;
   std::function<std::int64_t()> now_unix_;

@@ -354,6 +354,7 @@ struct Listener::State {
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<WorkerPool> workers;
   std::optional<WorkerPool> probes;
+  std::optional<WorkerPool> watches;
   std::thread io_thread;
   std::string refusal;  // the raw answer to a connection over the cap
   std::atomic<bool> stopping{false};
@@ -594,7 +595,9 @@ class Connection final : public ConnectionBase,
     }
     const Lane lane = state_->routes.lane(request_.method, request_.path);
     if (lane == Lane::kInline) return Write(Invoke(*state_, request_));
-    WorkerPool& pool = lane == Lane::kProbe ? *state_->probes : *state_->workers;
+    WorkerPool& pool = lane == Lane::kProbe   ? *state_->probes
+                       : lane == Lane::kWatch ? *state_->watches
+                                              : *state_->workers;
     const bool queued = pool.TryPost([self = this->shared_from_this(), request = std::move(request_)] {
       Response response = Invoke(*self->state_, request);
       net::post(self->stream_.get_executor(),
@@ -848,6 +851,7 @@ Outcome<Done> Listener::Start() {
                   "\r\nConnection: close\r\n\r\n" + refusal.body;
   state.workers.emplace(state.options.threads, state.options.max_queued_requests);
   state.probes.emplace(1, kProbeQueueLimit);
+  state.watches.emplace(kWatchThreads, static_cast<std::size_t>(kWatchThreads));
   state.work.emplace(state.io.get_executor());
   state.started = true;
   net::dispatch(state.acceptor.get_executor(), [self = state_] { self->Accept(self); });
@@ -904,6 +908,7 @@ void Listener::Stop() {
   state.io.poll();
   state.workers->Shutdown();
   state.probes->Shutdown();
+  state.watches->Shutdown();
 }
 
 }  // namespace tmaster::controller::http

@@ -54,7 +54,13 @@ enum class Lane {
   kInline,  ///< on the I/O thread: must never block (health, metrics)
   kProbe,   ///< on a thread of its own (readiness: may ask the store, but never waits for the API)
   kWorker,  ///< on the worker pool (the store, the webhook); pool and queue full: 503 busy
+  /// On a pool of its own (kWatchThreads): a long poll that may wait up to half a minute for a
+  /// change, never holding a worker; pool and queue full: 503 busy.
+  kWatch,
 };
+
+/// Long polls served at once (Lane::kWatch); as many more may wait in its queue.
+inline constexpr int kWatchThreads = 16;
 
 /// A request or connection the listener refuses or cuts itself (label values of
 /// tenant_master_http_rejected_total{reason}; see ToString).

@@ -123,7 +123,7 @@ struct HttpServer::Impl {
         listen(o.listen),
         routing(o.routing),
         version(o.version),
-        auth(s, AuthOptions{o.admin_token, o.read_token, o.traefik_token}),
+        auth(s, AuthOptions{o.admin_token, o.read_token, o.traefik_token, o.runtime_tokens}),
         webhook_limiter(o.webhook_rate_limit),
         listener(o, MakeRoutes()) {}
 
@@ -141,6 +141,7 @@ struct HttpServer::Impl {
     kOpen,    ///< anyone: probes, metrics, the webhook (authenticated by its signature)
     kViewer,  ///< any token (viewer or admin)
     kAdmin,   ///< an admin token
+    kRuntime,  ///< the runtime token of the product named by the path's first parameter only
   };
 
   // One route. To add one, add a row (docs/api.md#routes): the method ("GET" serves HEAD too),
@@ -184,6 +185,8 @@ struct HttpServer::Impl {
         {"POST", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::CreateToken},
         {"GET", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::ListTokens},
         {"DELETE", "/api/v1/tokens/{id}", Access::kAdmin, Lane::kWorker, &Impl::RevokeToken},
+        {"GET", "/api/v1/runtimes/{product}/tenants", Access::kRuntime, Lane::kWatch,
+         &Impl::RuntimeTenants},
     };
     return table;
   }
@@ -262,6 +265,7 @@ struct HttpServer::Impl {
   void Events(const Call& call, http::Response& res);
   void Sources(const Call& call, http::Response& res);
   void Traefik(const Call& call, http::Response& res);
+  void RuntimeTenants(const Call& call, http::Response& res);
   void Version(const Call& call, http::Response& res);
   // Hands one call to HttpHandlers::workspaces and copies its answer.
   void Forward(WorkspaceCall::Op op, const Call& call, http::Response& res);
@@ -329,6 +333,22 @@ http::Response HttpServer::Impl::Handle(const http::Request& req) {
     who = std::move(authenticated).value();
     if (who.role == Role::kTraefik && route->handler != &Impl::Traefik) {
       SendError(res, 403, who.Describe() + " may read only GET /api/v1/traefik");
+      return res;
+    }
+    // Tenant credentials go to their product's runtime and to nobody else, admins included
+    // (docs/bindings.md#runtime-api); a runtime's token reads nothing else.
+    if (route->access == Access::kRuntime &&
+        (who.role != Role::kRuntime || params.empty() || who.product != params.front())) {
+      SendError(res, 403, who.Describe() + " may not read the credentials of product " +
+                              (params.empty() ? std::string("?") : params.front()) +
+                              "'s tenants: only its runtime token (runtimes." +
+                              (params.empty() ? std::string("?") : params.front()) +
+                              ".tokenEnv) may");
+      return res;
+    }
+    if (who.role == Role::kRuntime && route->access != Access::kRuntime) {
+      SendError(res, 403, who.Describe() + " may read only GET /api/v1/runtimes/" + who.product +
+                              "/tenants");
       return res;
     }
     if (route->access == Access::kAdmin && who.role != Role::kAdmin) {
@@ -444,6 +464,52 @@ void HttpServer::Impl::Workspaces(const Call& call, http::Response& res) {
     return;
   }
   SendJson(res, 200, WorkspaceListJson(*workspaces, *statuses, selector));
+}
+
+void HttpServer::Impl::RuntimeTenants(const Call& call, http::Response& res) {
+  if (!handlers.runtime_tenants) {
+    SendError(res, 503, "no shared tenants are published here (configure bindings, "
+                        "pooler.pgbouncer or runtimes)");
+    return;
+  }
+  RuntimeCall runtime;
+  runtime.product = call.params.front();
+  runtime.who = call.who.Describe();
+  runtime.remote = call.req.remote_address;
+  if (const std::string* watch = call.req.Param("watch")) {
+    if (*watch != "1" && *watch != "true" && *watch != "0" && *watch != "false") {
+      SendError(res, 400, "watch must be 1 or 0, got \"" + watch->substr(0, 20) + "\"");
+      return;
+    }
+    runtime.watch = *watch == "1" || *watch == "true";
+  }
+  if (const std::string* seen = call.req.Param("resourceVersion")) {
+    std::uint64_t value = 0;
+    const auto [end, error] = std::from_chars(seen->data(), seen->data() + seen->size(), value);
+    if (error != std::errc() || end != seen->data() + seen->size() || seen->empty()) {
+      SendError(res, 400, "resourceVersion must be a number from an earlier answer");
+      return;
+    }
+    runtime.resource_version = value;
+  }
+  if (const std::string* timeout = call.req.Param("timeoutSeconds")) {
+    int value = 0;
+    const auto [end, error] = std::from_chars(timeout->data(), timeout->data() + timeout->size(), value);
+    if (error != std::errc() || end != timeout->data() + timeout->size() || value < 1 || value > 30) {
+      SendError(res, 400, "timeoutSeconds must be a whole number from 1 to 30");
+      return;
+    }
+    runtime.timeout = std::chrono::seconds(value);
+  }
+  RuntimeAnswer answer = handlers.runtime_tenants(runtime);
+  res.headers.emplace_back("Cache-Control", "no-store");
+  if (answer.status == 200) {
+    SendJson(res, 200, std::move(answer.body));
+  } else if (answer.status == 304) {
+    res.status = 304;
+  } else {
+    SendError(res, answer.status, answer.message);
+  }
 }
 
 // Traefik polls this (its HTTP provider, every 5 s by default): an unchanged fleet answers 304

@@ -25,6 +25,9 @@
 //   POST /api/v1/tokens               admin: {role, ttl, description} -> 201 with the token
 //   GET  /api/v1/tokens               admin: {"items":[...]}, never a token or its digest
 //   DELETE /api/v1/tokens/{id}        admin: revokes; 200 with the token's row, or 404
+//   GET  /api/v1/runtimes/{product}/tenants  that product's runtime token only (403 for every
+//                                     other token): HttpHandlers::runtime_tenants answers, on the
+//                                     watch lane (docs/bindings.md#runtime-api)
 //   POST /hooks/git                   HttpHandlers::webhook decides; {"verdict","message"} (and
 //                                     "error" when refused) with its status; every delivery is
 //                                     stored and counted. Beyond webhook_rate_limit from one
@@ -43,6 +46,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
 #include <functional>
 #include <memory>
 #include <string>
@@ -113,6 +119,9 @@ struct HttpServerOptions {
   Secret read_token{};
   /// `routing.tokenEnv`/`tokenFile`: may read `GET /api/v1/traefik` and nothing else.
   Secret traefik_token{};
+  /// `runtimes.<product>.tokenEnv`/`tokenFile` by product: each may read
+  /// `GET /api/v1/runtimes/<product>/tenants` and nothing else; no other token may read it.
+  std::map<std::string, Secret> runtime_tokens{};
   /// PEM files of the certificate (chain) and its key: both set, the server speaks only TLS 1.2+
   /// (a TLS handshake must end within header_timeout). They are read again when their
   /// modification time or size changes, checked at most every tls_reload_interval on a new
@@ -132,6 +141,28 @@ struct HttpServerOptions {
 /// workspace): `GET /api/v1/events?workspace=api:tokens`.
 inline constexpr const char* kTokenEventsWorkspace = "api:tokens";
 
+/// `GET /api/v1/runtimes/{product}/tenants[?watch=1&resourceVersion=N&timeoutSeconds=S]`
+/// (docs/bindings.md#runtime-api), as the handler gets it: the caller is already known to be that
+/// product's runtime.
+struct RuntimeCall {
+  std::string product;
+  bool watch = false;
+  /// `resourceVersion`: with watch, the answer waits while the product's version still equals it.
+  std::optional<std::uint64_t> resource_version;
+  /// How long a watch may wait: `timeoutSeconds` (1..30), default 30.
+  std::chrono::seconds timeout{30};
+  std::string who;     ///< Principal::Describe(), for the event of the read
+  std::string remote;  ///< the client's address
+};
+
+/// The answer: `status` 200 with `body` (JSON), 304 when a watch timed out with nothing changed,
+/// or an error (`status` and `message`, answered in the API's error shape).
+struct RuntimeAnswer {
+  int status = 200;
+  std::string body;
+  std::string message;
+};
+
 struct HttpHandlers {
   /// `GET /readyz`. Called on the server's readiness thread, one call at a time: it may block
   /// (the daemon's asks the store), delaying only other /readyz requests. Unset: always ready.
@@ -144,6 +175,9 @@ struct HttpHandlers {
   /// resume, plan, products. Called on a worker thread. Unset: the list and the object are read
   /// from the store, and the other routes answer 503.
   std::function<WorkspaceAnswer(const WorkspaceCall&)> workspaces;
+  /// The runtime API (docs/bindings.md#runtime-api). Called on a thread of the watch pool; may
+  /// block up to the call's timeout. Unset: 503 (no shared tenants are published).
+  std::function<RuntimeAnswer(const RuntimeCall&)> runtime_tenants;
 };
 
 /// Serves the routes above on its own threads. `store` and `metrics` must outlive the server.

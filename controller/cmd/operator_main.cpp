@@ -5,6 +5,7 @@
 #include <optional>
 #include <iostream>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <tuple>
@@ -22,7 +23,10 @@
 #include "common/crypto.hpp"
 #include "common/pq/dsn.hpp"
 #include "common/scrub.hpp"
+#include "controller/bindings/pgbouncer_sink.hpp"
+#include "controller/bindings/publisher.hpp"
 #include "controller/daemon/daemon.hpp"
+#include "controller/daemon/runtime_api.hpp"
 #include "controller/daemon/workspace_api.hpp"
 #include "controller/api/http_config.hpp"
 #include "controller/api/http_server.hpp"
@@ -218,6 +222,35 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+/// The end of `--once`'s publication (docs/bindings.md): the pooler's files written once for the
+/// whole pass, and, after a clean read of every source, the bindings of workspaces no source
+/// declares as shared removed. A failure is reported as the report's prune failure (exit 1).
+void PublishOnce(const manifests::Fleet& fleet, bindings::SharedTenants& shared,
+                 controller::PassReport& report) {
+  if (Status flushed = shared.FlushPooler(); !flushed) {
+    report.prune_blocked = Failure::Transient(flushed.failure().reason,
+                                              "pooler: " + flushed.failure().message);
+    return;
+  }
+  if (fleet.HasErrors()) return;
+  std::set<std::string> declared;
+  for (const manifests::Workspace& workspace : fleet.workspaces) {
+    if (workspace.mode == manifests::Mode::kShared) declared.insert(workspace.name);
+  }
+  Outcome<std::vector<std::string>> swept = shared.Sweep(declared);
+  if (!swept) {
+    report.prune_blocked = swept.failure();
+    return;
+  }
+  for (const std::string& name : *swept) {
+    report.pruned.push_back("remove the binding of workspace " + name + " (no source declares it as shared)");
+  }
+  if (Status flushed = shared.FlushPooler(); !flushed) {
+    report.prune_blocked = Failure::Transient(flushed.failure().reason,
+                                              "pooler: " + flushed.failure().message);
+  }
+}
+
 int RunDaemon(const Args& args, const manifests::Config& config, const Secret& master_key,
               const controller::Gateways& gateways, controller::StacksContext& stacks_context,
               std::function<void()> cancel_in_flight) {
@@ -335,6 +368,22 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
     return controller::ServeWorkspaceCall(daemon.Api(), call);
   };
   controller::HttpServerOptions http_options = controller::HttpServerOptionsFrom(config.http);
+  if (bindings::SharedTenants* shared = stacks_context.shared; shared != nullptr) {
+    handlers.runtime_tenants = [shared, &daemon, &store](const controller::RuntimeCall& call) {
+      return controller::ServeRuntimeTenants(*shared, call, [&daemon] { return daemon.Leading(); },
+                                             store.get());
+    };
+    // The pooler's files follow the tenants a few times a second, one write for many changes.
+    shared->StartFlusher(std::chrono::milliseconds(200));
+  }
+  for (const auto& [product, runtime] : config.runtimes) {
+    Outcome<Secret> token = controller::ResolveSecret(runtime.token, "runtimes." + product + ".token");
+    if (!token) {
+      std::cerr << "tenant-operator: " << ScrubProcessSecrets(token.failure().message) << '\n';
+      return 2;
+    }
+    http_options.runtime_tokens.emplace(product, *token);
+  }
   // The API's bearer tokens (docs/api.md#authentication); none: loopback only, said at start.
   for (const auto& [ref, field, slot] :
        {std::tuple{&config.http.token, "http.token", &http_options.admin_token},
@@ -361,7 +410,10 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   spdlog::info("tenant-operator {}: serving {}://{} (port {}); {} source(s), {} cluster(s)",
                TM_VERSION, config.http.tls_cert_file.empty() ? "http" : "https", config.http.listen, http.port(), config.sources.size(),
                config.clusters.size());
-  if (!daemon.Run()) {
+  const bool drained = daemon.Run();
+  // Runtimes waiting on a watch are answered now, not at the end of their half minute.
+  if (stacks_context.shared != nullptr) stacks_context.shared->Close();
+  if (!drained) {
     // The drain passed reconcile.drainTimeout and a worker is still busy after its statements
     // were cancelled: it still uses the daemon, so nothing is destroyed; exit now, non-zero.
     http.Stop();
@@ -416,6 +468,7 @@ int Run(const Args& args) {
     const auto host_port = postgres::DsnHostPort(*dsn);
     controller::DbAddress address;
     if (host_port) address = {host_port->first, host_port->second};
+    stacks_context.servers.emplace(cluster.name, address);
     if (!cluster.stacks_host.empty()) address.host = cluster.stacks_host;
     if (cluster.stacks_port != 0) address.port = cluster.stacks_port;
     stacks_context.clusters.emplace(cluster.name, address);
@@ -462,6 +515,48 @@ int Run(const Args& args) {
   stacks_context.gateway = stack_gateway.get();
   stacks_context.ledger = &ledger;
 
+  // Shared tenants published to their runtimes (docs/bindings.md): bindings, PgBouncer, the
+  // runtime API. Nothing of it is configured: nothing is published.
+  std::unique_ptr<bindings::PgBouncerFiles> pooler;
+  std::unique_ptr<bindings::SharedTenants> shared;
+  if (config.bindings || config.pgbouncer || !config.runtimes.empty()) {
+    bindings::PublisherOptions publisher;
+    if (config.bindings) {
+      Outcome<bindings::Access> access = bindings::AccessFor(config.bindings->group);
+      if (!access) {
+        std::cerr << "tenant-operator: bindings.group: " << access.failure().message << '\n';
+        return 2;
+      }
+      publisher.bindings_dir = config.bindings->dir;
+      publisher.bindings_access = *access;
+    }
+    if (config.pgbouncer) {
+      Outcome<bindings::Access> access = bindings::AccessFor(config.pgbouncer->group);
+      if (!access) {
+        std::cerr << "tenant-operator: pooler.pgbouncer.group: " << access.failure().message << '\n';
+        return 2;
+      }
+      bindings::PoolerReload reload;
+      reload.pid_file = config.pgbouncer->reload_pid_file.string();
+      if (config.pgbouncer->reload_admin_dsn.IsSet()) {
+        Outcome<Secret> dsn = controller::ResolveSecret(config.pgbouncer->reload_admin_dsn,
+                                                        "pooler.pgbouncer.reload.adminDsn");
+        if (!dsn) {
+          std::cerr << "tenant-operator: " << ScrubProcessSecrets(dsn.failure().message) << '\n';
+          return 2;
+        }
+        reload.admin_dsn = *dsn;
+      }
+      pooler = std::make_unique<bindings::PgBouncerFiles>(config.pgbouncer->dir, *access,
+                                                          std::move(reload));
+      publisher.pooler = pooler.get();
+      publisher.pooler_listen =
+          bindings::Endpoint{config.pgbouncer->listen_host, config.pgbouncer->listen_port};
+    }
+    shared = std::make_unique<bindings::SharedTenants>(std::move(publisher));
+    stacks_context.shared = shared.get();
+  }
+
   if (!args.once) {
     const int code = RunDaemon(args, config, *master_key, gateways, stacks_context, [&owned] {
       for (const auto& gateway : owned) gateway->CancelAll();
@@ -492,7 +587,7 @@ int Run(const Args& args) {
   for (const auto& cluster : config.clusters) options.known_clusters->insert(cluster.name);
   const manifests::Fleet fleet = manifests::LoadPaths(paths, options);
 
-  const controller::PassReport report = controller::RunPass(
+  controller::PassReport report = controller::RunPass(
       fleet, gateways, *master_key,
       {.dry_run = args.dry_run,
        .deep = args.deep,
@@ -502,6 +597,7 @@ int Run(const Args& args) {
        .max_deletions_per_sync = config.reconcile.max_deletions_per_sync,
        .store_database = StoreDatabase(config)},
       &stacks_context);
+  if (shared && !args.dry_run) PublishOnce(fleet, *shared, report);
   controller::PrintReport(std::cout, fleet.diagnostics, report, args.dry_run);
   if (!ledger_file.empty() && !args.dry_run) {
     std::error_code ignored;
