@@ -145,7 +145,16 @@ Status ReloadByConsole(const Secret& dsn) {
   // The admin console speaks only the simple query protocol and takes no `options`: Connect is
   // given none, and RELOAD goes through PQexec.
   Outcome<pq::ConnPtr> conn = pq::Connect(dsn, "pgbouncer", {}, scrub, "PgBouncer's admin console");
-  if (!conn) return conn.failure();
+  if (!conn) {
+    // PgBouncer's own word for a login its console does not admit: a configuration to change,
+    // not a server to wait for.
+    if (conn.failure().message.find("not allowed") == std::string::npos) return conn.failure();
+    return ReloadFailed(FailureKind::kStalled,
+                        conn.failure().message +
+                            " (PgBouncer admits the user pgbouncer to its admin console only over "
+                            "its Unix socket from its own OS user, and admin_users only when the "
+                            "auth_file holds them)");
+  }
   pq::ResultPtr result(PQexec(conn->get(), "RELOAD;"));
   const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Ok();

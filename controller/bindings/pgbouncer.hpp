@@ -88,8 +88,10 @@ struct PoolerReload {
 ///   when it is a symbolic link, not a regular file, does not hold a pid, or the signal is not
 ///   permitted (EPERM: the operator runs as another user than PgBouncer).
 /// - admin_dsn: a session on the admin console and `RELOAD;`. Connection failures keep
-///   pq::Connect's reasons and kinds (a refused login is Stalled `AuthenticationFailed`); a
-///   refused command is Stalled `PoolerReloadFailed` with PgBouncer's message. The DSN and its
+///   pq::Connect's reasons and kinds (a refused login is Stalled `AuthenticationFailed`), but
+///   PgBouncer's "not allowed" (the console does not admit that user from there) is Stalled
+///   `PoolerReloadFailed`; a refused command is Stalled `PoolerReloadFailed` with PgBouncer's
+///   message. The DSN and its
 ///   password are scrubbed from every message.
 /// - neither or both set: Stalled `PoolerReloadInvalid`.
 Status ReloadPgBouncer(const PoolerReload& reload);
