@@ -7,6 +7,7 @@
 // quoting as the renderer meant it.
 
 #include <doctest/doctest.h>
+#include <grp.h>
 #include <libpq-fe.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -54,8 +55,8 @@ Tenant CreateTenant(const std::string& name, const std::string& password) {
 }
 
 std::string VerifierOf(const std::string& role) {
-  return QueryValue(PgServer::Shared().Dsn(), "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
-                    {role});
+  return QueryValue(PgServer::Shared().Dsn(),
+                    "SELECT rolpassword FROM pg_authid WHERE rolname = $1", {role});
 }
 
 PoolerEntry EntryOf(const Tenant& tenant) {
@@ -151,6 +152,13 @@ TEST_CASE("tenants log in through the real PgBouncer by SCRAM pass-through; rota
     Execute(PgServer::Shared().Dsn(), "ALTER ROLE " + b.role + " PASSWORD 'pw-b-2'");
     files.Write({EntryOf(a), EntryOf(b), EntryOf(c)});
     CHECK(LogsIn(bouncer, b, "pw-b-1", b.database));  // PgBouncer still has the old verifier
+    if (geteuid() == 0) {  // root is not PgBouncer's OS user: a configuration error, not a wait
+      Status refused = ReloadPgBouncer({{}, Secret(bouncer.AdminDsn())});
+      REQUIRE_FALSE(refused.ok());
+      CHECK(refused.failure().kind == FailureKind::kStalled);
+      CHECK(refused.failure().reason == "PoolerReloadFailed");
+      CHECK(refused.failure().message.find("not allowed") != std::string::npos);
+    }
     {
       testing::AsPostgresUser as_postgres;  // the console admits PgBouncer's own OS user only
       Status reloaded = ReloadPgBouncer({{}, Secret(bouncer.AdminDsn())});
@@ -255,9 +263,10 @@ TEST_CASE("ReloadPgBouncer by pid file: what it refuses, naming the file") {
 
 TEST_CASE("ReloadPgBouncer by admin console: failures never carry the DSN") {
   const std::string password = "s3cret-console-pw";
-  Status status = ReloadPgBouncer(
-      {{}, Secret("host=/nonexistent-tm port=1 user=pgbouncer password=" + password +
-                  " dbname=pgbouncer connect_timeout=2")});
+  Status status =
+      ReloadPgBouncer({{},
+                       Secret("host=/nonexistent-tm port=1 user=pgbouncer password=" + password +
+                              " dbname=pgbouncer connect_timeout=2")});
   REQUIRE_FALSE(status.ok());
   CHECK(status.failure().message.find(password) == std::string::npos);
   CHECK(status.failure().message.find("admin console") != std::string::npos);
