@@ -6,6 +6,7 @@ std::vector<PoolerEntry> PoolerEntries(const std::vector<TenantFacts>& tenants) 
   std::vector<PoolerEntry> entries;
   entries.reserve(tenants.size());
   for (const TenantFacts& facts : tenants) {
+    if (facts.suspended) continue;  // the pooler refuses a suspended tenant outright
     entries.push_back({facts.database, facts.server_address.host, facts.server_address.port,
                        facts.username, facts.verifier});
   }

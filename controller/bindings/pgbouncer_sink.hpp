@@ -18,7 +18,8 @@ class PgBouncerFiles final : public PoolerSink {
  public:
   PgBouncerFiles(std::filesystem::path dir, Access access, PoolerReload reload);
 
-  /// See PoolerSink. Suspended tenants keep their entries (their role cannot log in anyway).
+  /// See PoolerSink. Suspended tenants have no entry: PgBouncer refuses them itself, even with a
+  /// server connection of theirs still in its pool.
   Outcome<bool> Write(const std::vector<TenantFacts>& tenants) override;
 
  private:
@@ -28,8 +29,8 @@ class PgBouncerFiles final : public PoolerSink {
   bool reload_owed_ = false;
 };
 
-/// The pooler's view of the tenants: one entry per tenant database, at its cluster as the
-/// operator reaches it.
+/// The pooler's view of the tenants: one entry per tenant database that is not suspended, at its
+/// cluster as the operator reaches it.
 std::vector<PoolerEntry> PoolerEntries(const std::vector<TenantFacts>& tenants);
 
 }  // namespace tmaster::bindings

@@ -21,7 +21,7 @@ bool SameFolder(int fd, int dir, const std::string& name) {
 
 bool SamePooler(const TenantFacts& a, const TenantFacts& b) {
   return a.database == b.database && a.server_address == b.server_address &&
-         a.username == b.username && a.verifier == b.verifier;
+         a.username == b.username && a.verifier == b.verifier && a.suspended == b.suspended;
 }
 
 }  // namespace

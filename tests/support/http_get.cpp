@@ -1,5 +1,9 @@
 #include "tests/support/http_get.hpp"
 
+#include <strings.h>
+
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -86,9 +90,13 @@ HttpResponse HttpRequest(int port, const std::string& method, const std::string&
     response.error = std::string("connect: ") + std::strerror(errno);
     return response;
   }
-  std::string request = method + " " + path +
-                        " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
-                        "\r\nConnection: close\r\n";
+  // A Host given by the caller (a runtime routing by host) replaces the default one.
+  const bool has_host = std::any_of(headers.begin(), headers.end(), [](const auto& header) {
+    return header.first.size() == 4 && strncasecmp(header.first.c_str(), "host", 4) == 0;
+  });
+  std::string request = method + " " + path + " HTTP/1.1\r\n" +
+                        (has_host ? std::string() : "Host: 127.0.0.1:" + std::to_string(port) + "\r\n") +
+                        "Connection: close\r\n";
   for (const auto& [name, value] : headers) request += name + ": " + value + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT") {
     request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
