@@ -726,12 +726,12 @@ void ReadBindings(Context& context, MapReader& root, Config& config) {
   if (!reader.ok()) return;
   BindingsConfig bindings;
   std::optional<fs::path> dir = reader.Path("dir");
+  if (auto group = Group(reader)) bindings.group = *group;
   if (!dir) {
     if (!reader.Has("dir")) reader.Missing("dir");
     return;
   }
   bindings.dir = *dir;
-  if (auto group = Group(reader)) bindings.group = *group;
   config.bindings = bindings;
 }
 

@@ -613,3 +613,67 @@ TEST_CASE("config: store.retention, with its defaults and its rules") {
       OneError(std::string(kMinimal) + "store:\n  retention:\n    forever: true\n");
   CHECK(unknown.find("store.retention.forever") != std::string::npos);
 }
+
+TEST_CASE("config: bindings, pooler.pgbouncer and runtimes") {
+  TempDir dir;
+  const ConfigResult full = Load(dir, std::string(kMinimal) + R"(bindings:
+  dir: ../bindings
+  group: postgres
+pooler:
+  pgbouncer:
+    dir: /etc/pgbouncer/tenant-master
+    listen: 127.0.0.1:6432
+    reload: {adminDsnEnv: TM_PGBOUNCER_ADMIN_DSN}
+runtimes:
+  erp: {tokenEnv: TM_ERP_RUNTIME_TOKEN}
+  shop: {tokenFile: shop.token}
+)");
+  REQUIRE_MESSAGE(full.errors.empty(), Dump(full));
+  const auto& config = full.config;
+  REQUIRE(config.bindings.has_value());
+  CHECK(config.bindings->dir == (dir.path() / "bindings").lexically_normal());
+  CHECK(config.bindings->group == "postgres");
+  REQUIRE(config.pgbouncer.has_value());
+  CHECK(config.pgbouncer->dir == "/etc/pgbouncer/tenant-master");
+  CHECK(config.pgbouncer->group.empty());
+  CHECK(config.pgbouncer->listen_host == "127.0.0.1");
+  CHECK(config.pgbouncer->listen_port == 6432);
+  CHECK(config.pgbouncer->reload_admin_dsn.env == "TM_PGBOUNCER_ADMIN_DSN");
+  CHECK(config.pgbouncer->reload_pid_file.empty());
+  CHECK(config.runtimes.at("erp").token.env == "TM_ERP_RUNTIME_TOKEN");
+  CHECK(config.runtimes.at("shop").token.file == (dir.path() / "etc" / "shop.token").lexically_normal());
+
+  const ConfigResult none = Load(dir, kMinimal);
+  CHECK_FALSE(none.config.bindings.has_value());
+  CHECK_FALSE(none.config.pgbouncer.has_value());
+  CHECK(none.config.runtimes.empty());
+
+  const std::string m = kMinimal;
+  CHECK(OneError(m + "bindings:\n  group: postgres\n") == "7:3: bindings.dir: required field is missing");
+  CHECK(OneError(m + "bindings:\n  dir: b\n  group: no-such-group-here\n") ==
+        "8:10: bindings.group: group \"no-such-group-here\" does not exist on this machine");
+  CHECK(OneError(m + "bindings:\n  dir: b\n  group: \"Bad Group\"\n") ==
+        "8:10: bindings.group: must be a group name such as tm-runtime, got \"Bad Group\"");
+  CHECK(OneError(m + "pooler:\n  pgbouncer:\n    dir: p\n    listen: 127.0.0.1:6432\n") ==
+        "8:5: pooler.pgbouncer.reload: required field is missing");
+  CHECK(OneError(m + "pooler:\n  pgbouncer:\n    dir: p\n    listen: 127.0.0.1:6432\n"
+                     "    reload: {pidFile: p.pid, adminDsnEnv: D}\n") ==
+        "10:13: pooler.pgbouncer.reload: set exactly one of pidFile (SIGHUP) or "
+        "adminDsnEnv/adminDsnFile (RELOAD on the admin console)");
+  CHECK(OneError(m + "pooler:\n  pgbouncer:\n    dir: p\n    listen: 127.0.0.1:0\n"
+                     "    reload: {pidFile: p.pid}\n") ==
+        "9:13: pooler.pgbouncer.listen: must be host:port of PgBouncer's listener (for example "
+        "127.0.0.1:6432), got \"127.0.0.1:0\"");
+  CHECK(OneError(m + "pooler:\n  pgbouncer:\n    dir: p\n    listen: 127.0.0.1:6432\n"
+                     "    reload: {pidFile: p.pid, adminDsn: postgres://x}\n") ==
+        "10:30: pooler.pgbouncer.reload.adminDsn: secrets may not be written in the config; use "
+        "adminDsnEnv (an environment variable) or adminDsnFile (a file)");
+  CHECK(OneError(m + "runtimes:\n  erp: {token: abc}\n") ==
+        "7:9: runtimes.erp.token: secrets may not be written in the config; use tokenEnv (an "
+        "environment variable) or tokenFile (a file)");
+  CHECK(OneError(m + "runtimes:\n  Bad_Product: {tokenEnv: T}\n") ==
+        "7:3: runtimes.Bad_Product: must be a product name (a DNS label of at most 40 characters), "
+        "got \"Bad_Product\"");
+  CHECK(OneError(m + "runtimes:\n  erp: {}\n") ==
+        "7:8: runtimes.erp.tokenEnv: one of tokenEnv or tokenFile is required");
+}

@@ -211,3 +211,33 @@ TEST_CASE("auth: the token JSON never shows the digest; the token only when give
 }
 
 }  // namespace tmaster::controller
+
+namespace tmaster::controller {
+
+TEST_CASE("auth: a runtime token is that product's runtime, and no other token is") {
+  AuthOptions options{Secret(std::string("admin-secret")), Secret(std::string("read-secret"))};
+  options.runtime_tokens = {{"erp", Secret(std::string("erp-runtime-secret"))},
+                            {"shop", Secret(std::string("shop-runtime-secret"))},
+                            {"empty", Secret(std::string())}};
+  testing::FakeStore store;
+  Authenticator auth(store, options, [] { return kStart; });
+  const std::string erp_header = "Bearer erp-runtime-secret";
+  Outcome<Principal> erp = auth.Authenticate(&erp_header);
+  REQUIRE(erp.ok());
+  CHECK(erp->role == Role::kRuntime);
+  CHECK(erp->product == "erp");
+  CHECK(erp->Describe() == "runtime:erp");
+  const std::string shop_header = "Bearer shop-runtime-secret";
+  CHECK(auth.Authenticate(&shop_header)->product == "shop");
+  const std::string admin_header = "Bearer admin-secret";
+  CHECK(auth.Authenticate(&admin_header)->product.empty());
+  // An empty runtime token is no token: an empty bearer never matches it.
+  const std::string empty_header = "Bearer ";
+  CHECK_FALSE(auth.Authenticate(&empty_header).ok());
+  const std::string near_header = "Bearer erp-runtime-secre";
+  CHECK_FALSE(auth.Authenticate(&near_header).ok());
+  CHECK(std::string(ToString(Role::kRuntime)) == "runtime");
+  CHECK_FALSE(ParseRole("runtime").has_value());  // never a managed token's role
+}
+
+}  // namespace tmaster::controller
