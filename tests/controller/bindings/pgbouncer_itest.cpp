@@ -19,6 +19,7 @@
 
 #include "common/pq_handles.hpp"
 #include "controller/bindings/pgbouncer.hpp"
+#include "controller/bindings/pgbouncer_sink.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/pg_server.hpp"
 #include "tests/support/pgbouncer_server.hpp"
@@ -191,6 +192,82 @@ TEST_CASE("tenants log in through the real PgBouncer by SCRAM pass-through; rota
     REQUIRE(ReloadPgBouncer({bouncer.pid_file(), {}}).ok());
     CHECK(Eventually([&] { return LogsIn(bouncer, a, a.password, a.database); }));
   }
+}
+
+TenantFacts FactsOf(const Tenant& tenant) {
+  TenantFacts facts;
+  facts.product = "erp";
+  facts.workspace = tenant.database;
+  facts.cluster = "main";
+  facts.server_address = {"127.0.0.1", PgServer::Shared().port()};
+  facts.runtime_address = facts.server_address;
+  facts.database = tenant.database;
+  facts.username = tenant.role;
+  facts.password = Secret(tenant.password);
+  facts.verifier = VerifierOf(tenant.role);
+  return facts;
+}
+
+TEST_CASE(
+    "PgBouncerFiles: the operator's writer (SafeDir, group postgres) keeps PgBouncer in step") {
+  Tenant a = CreateTenant("w", "pw-w-1");
+  TempDir tmp;
+  // PgBouncer (as postgres) reaches the pooler folder: searchable above, group-readable inside.
+  REQUIRE(chmod(tmp.path().c_str(), 0711) == 0);
+  const std::filesystem::path dir = tmp.path() / "pooler";
+  Outcome<Access> access = AccessFor("postgres");
+  REQUIRE(access.ok());
+  PgBouncerServer bouncer({(dir / "databases.ini").string(), (dir / "userlist.txt").string()});
+  INFO("PgBouncer's log:\n" << bouncer.Log());
+  PgBouncerFiles files(dir, *access, {bouncer.pid_file(), {}});
+
+  // PgBouncer not running yet: the files are written, the reload fails.
+  Outcome<bool> first = files.Write({FactsOf(a)});
+  REQUIRE_FALSE(first.ok());
+  CHECK(first.failure().reason == "PoolerReloadFailed");
+  CHECK(first.failure().kind == FailureKind::kTransient);
+  struct stat info {};
+  REQUIRE(stat((dir / "userlist.txt").c_str(), &info) == 0);
+  CHECK((info.st_mode & 07777) == 0640);
+  CHECK(info.st_gid == access->group);
+  bouncer.Start();
+  CHECK(LogsIn(bouncer, a, "pw-w-1", a.database));
+
+  // A rotation whose reload fails (the pid file away for a moment) is reloaded by the next
+  // write, though the files no longer change.
+  const std::string pid_file = bouncer.pid_file();
+  std::filesystem::rename(pid_file, pid_file + ".away");
+  Execute(PgServer::Shared().Dsn(), "ALTER ROLE " + a.role + " PASSWORD 'pw-w-2'");
+  Outcome<bool> rotated = files.Write({FactsOf(a)});
+  REQUIRE_FALSE(rotated.ok());
+  CHECK(rotated.failure().kind == FailureKind::kTransient);
+  std::filesystem::rename(pid_file + ".away", pid_file);
+  CHECK(LogsIn(bouncer, a, "pw-w-1", a.database));  // not reloaded yet
+  Outcome<bool> owed = files.Write({FactsOf(a)});
+  REQUIRE_MESSAGE(owed.ok(), owed.failure().message);
+  CHECK_FALSE(*owed);  // nothing written
+  CHECK(Eventually([&] { return LogsIn(bouncer, a, "pw-w-2", a.database); }));
+  CHECK_FALSE(LogsIn(bouncer, a, "pw-w-1", a.database));
+  Outcome<bool> unchanged = files.Write({FactsOf(a)});
+  REQUIRE(unchanged.ok());
+  CHECK_FALSE(*unchanged);
+
+  // Suspended: no entry, so PgBouncer refuses the tenant itself; resumed: served again.
+  TenantFacts suspended = FactsOf(a);
+  suspended.suspended = true;
+  Outcome<bool> suspend = files.Write({suspended});
+  REQUIRE(suspend.ok());
+  CHECK(*suspend);
+  CHECK(Eventually([&] { return !LogsIn(bouncer, a, "pw-w-2", a.database); }));
+  Outcome<bool> resume = files.Write({FactsOf(a)});
+  REQUIRE(resume.ok());
+  CHECK(*resume);
+  CHECK(Eventually([&] { return LogsIn(bouncer, a, "pw-w-2", a.database); }));
+
+  Outcome<bool> removed = files.Write({});
+  REQUIRE(removed.ok());
+  CHECK(*removed);
+  CHECK(Eventually([&] { return !LogsIn(bouncer, a, "pw-w-2", a.database); }));
 }
 
 TEST_CASE("PgBouncer reads the quoting as rendered: a quoted host, \"\" in a role name") {
