@@ -26,6 +26,7 @@
 #include "tests/support/http_get.hpp"
 #include "tests/support/pg_server.hpp"
 #include "tests/support/pgbouncer_server.hpp"
+#include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {
@@ -389,4 +390,54 @@ TEST_CASE("shared tenants: a symbolic link planted at a binding's path is refuse
   CHECK(ReadAll(victim / "password") == "theirs");
   CHECK_FALSE(fs::exists(victim / "uri"));
   CHECK(fs::is_symlink(fleet.bindings() / "erp" / "zeta"));
+}
+
+TEST_CASE("shared tenants: --once publishes the bindings and, after a clean read, removes undeclared ones") {
+  Fleet& fleet = Shared();
+  const TempDir& dir = fleet.dir();
+  dir.Write("once/products.yaml",
+            "apiVersion: tenantmaster.io/v1alpha1\nkind: Product\nmetadata:\n  name: erp\n"
+            "spec:\n  image: example/erp\n  defaultVersion: \"1.0\"\n  migrations: migrations\n"
+            "  modes: [shared]\n");
+  dir.Write("once/migrations/0001_customer.sql", "CREATE TABLE customer (id serial PRIMARY KEY);\n");
+  dir.Write("once/once-a.yaml", Workspace("once-a", "erp"));
+  dir.Write("once/once-b.yaml", Workspace("once-b", "erp"));
+  const fs::path bindings = dir.path() / "once-bindings";
+  const std::string config = dir.Write(
+      "once.yaml", "baseDomain: example.test\nmasterKeyEnv: TM_MASTER_KEY\nclusters:\n"
+                   "  - name: default\n    dsnEnv: TM_PG_DSN\nsources:\n  - name: once\n"
+                   "    directory: " + (dir.path() / "once").string() + "\nstacks:\n  backend: directory\n"
+                   "  directory: " + (dir.path() / "once-deployments").string() + "\n"
+                   "bindings:\n  dir: " + bindings.string() + "\n");
+  const std::vector<std::string> argv = {std::string(TM_BINARY_DIR) + "/tenant-operator",
+                                         "--config", config, "--once", "--state-dir",
+                                         (dir.path() / "once-state").string()};
+  const std::map<std::string, std::string> env = {{"TM_MASTER_KEY", kMasterKey},
+                                                  {"TM_PG_DSN", fleet.pg().Dsn()}};
+  ProcessResult first = RunProcess(argv, env);
+  REQUIRE_MESSAGE(first.exit_code == 0, (first.out + first.err));
+  CHECK(ReadAll(bindings / "erp" / "once-a" / "database") == "tenant_once_a");
+  CHECK(ConnectError(ReadAll(bindings / "erp" / "once-b" / "uri")).empty());
+  // A second pass with nothing changed writes nothing: the folders keep their inodes.
+  struct stat before {};
+  REQUIRE(::stat((bindings / "erp" / "once-a").c_str(), &before) == 0);
+  ProcessResult again = RunProcess(argv, env);
+  REQUIRE_MESSAGE(again.exit_code == 0, (again.out + again.err));
+  struct stat after {};
+  REQUIRE(::stat((bindings / "erp" / "once-a").c_str(), &after) == 0);
+  CHECK(before.st_ino == after.st_ino);
+  CHECK(again.out.find("binding") == std::string::npos);
+
+  // An invalid document: nothing is removed. A clean read without once-b: its binding goes.
+  fs::remove(dir.path() / "once" / "once-b.yaml");
+  dir.Write("once/broken.yaml", "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\n");
+  ProcessResult broken = RunProcess(argv, env);
+  CHECK(broken.exit_code == 1);
+  CHECK(fs::exists(bindings / "erp" / "once-b" / "uri"));
+  fs::remove(dir.path() / "once" / "broken.yaml");
+  ProcessResult swept = RunProcess(argv, env);
+  CHECK_MESSAGE(swept.out.find("remove the binding of workspace once-b") != std::string::npos,
+                swept.out);
+  CHECK_FALSE(fs::exists(bindings / "erp" / "once-b"));
+  CHECK(fs::exists(bindings / "erp" / "once-a" / "uri"));
 }
