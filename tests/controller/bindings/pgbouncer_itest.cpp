@@ -7,7 +7,6 @@
 // quoting as the renderer meant it.
 
 #include <doctest/doctest.h>
-#include <grp.h>
 #include <libpq-fe.h>
 #include <sys/stat.h>
 #include <unistd.h>
