@@ -32,6 +32,7 @@
 #include "controller/api/http_server.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
+#include "controller/workspace/shared_runtime.hpp"
 #include "controller/store/store_libpq.hpp"
 #include "controller/cmd/logging.hpp"
 #include "controller/cmd/report.hpp"
@@ -598,7 +599,20 @@ int Run(const Args& args) {
        .store_database = StoreDatabase(config)},
       &stacks_context);
   if (shared && !args.dry_run) PublishOnce(fleet, *shared, report);
+  // The products' shared runtimes after the workspaces (docs/stacks.md#shared-runtime): the same
+  // backend and ledger; a stale one is looked for on every endpoint a stack may be on, and
+  // removed only after a clean read of every source, like a workspace's stack.
+  controller::SharedRuntimeOptions runtime_options{.dry_run = args.dry_run,
+                                                   .deep = args.deep,
+                                                   .prune = !fleet.HasErrors(),
+                                                   .endpoints = {}};
+  for (const manifests::Workspace& workspace : fleet.workspaces) {
+    if (workspace.dedicated) runtime_options.endpoints.insert(workspace.dedicated->endpoint);
+  }
+  const controller::SharedRuntimeReport runtimes =
+      controller::ConvergeSharedRuntimes(fleet.products, stacks_context, runtime_options);
   controller::PrintReport(std::cout, fleet.diagnostics, report, args.dry_run);
+  controller::PrintSharedRuntimes(std::cout, runtimes, args.dry_run);
   if (!ledger_file.empty() && !args.dry_run) {
     std::error_code ignored;
     std::filesystem::create_directories(ledger_file.parent_path(), ignored);
@@ -606,7 +620,7 @@ int Run(const Args& args) {
       std::cerr << "tenant-operator: " << ScrubProcessSecrets(saved.failure().message) << '\n';
     }
   }
-  return !fleet.HasErrors() && report.AllReady() ? 0 : 1;
+  return !fleet.HasErrors() && report.AllReady() && runtimes.AllReady() ? 0 : 1;
 }
 
 }  // namespace

@@ -177,16 +177,17 @@ SharedRuntimeResult Converge(const manifests::Product& product, const StacksCont
     result.failure_kind = done.failure().kind;
     return result;
   }
+  // Like a workspace's: a dry run that could plan is a success (UpToDate, or DryRun with its
+  // plan); a real run is Ready, UpToDate when it had nothing to do.
+  result.ready = true;
   if (options.dry_run) {
-    result.ready = *done == 0;
-    result.reason = result.ready ? "Reconciled" : "Planned";
-    result.message = Where(where) + (result.ready ? " up to date" : " would take " +
-                                                                        std::to_string(*done) +
-                                                                        " actions");
+    result.reason = *done == 0 ? "UpToDate" : "DryRun";
+    result.message = Where(where) + (*done == 0 ? std::string(" up to date")
+                                                : " would take " + std::to_string(*done) +
+                                                      (*done == 1 ? " action" : " actions"));
     return result;
   }
-  result.ready = true;
-  result.reason = "Reconciled";
+  result.reason = *done == 0 ? "UpToDate" : "Reconciled";
   result.message = Where(where) + (*done == 0 ? std::string(" up to date")
                                               : " converged with " + std::to_string(*done) +
                                                     (*done == 1 ? " action" : " actions"));
@@ -247,6 +248,7 @@ void Prune(std::span<const manifests::Product> products, const StacksContext& co
         report.pruned.push_back(stacks::Describe(action) + " (product \"" + product +
                                 "\" declares no shared runtime on endpoint " +
                                 std::to_string(endpoint) + ")");
+        report.pruned_products.push_back(product);
       }
     }
     // A remembered runtime that is neither declared nor listed any more: nothing to vouch for.

@@ -36,8 +36,12 @@ struct SharedRuntimeResult {
   std::string product;
   std::string stack;  ///< `tm-shared-<product>`
   int endpoint = 0;
-  bool ready = false;   ///< the stack exists with exactly the rendered file and Env, running
-  std::string reason;   ///< `Reconciled` when ready; else the failure's CamelCase reason
+  /// The stack exists with exactly the rendered file and Env, running (a dry run: it could be
+  /// planned).
+  bool ready = false;
+  /// When ready: `UpToDate` (nothing to do), `Reconciled` (actions applied) or `DryRun` (actions
+  /// planned, none applied); else the failure's CamelCase reason.
+  std::string reason;
   std::string message;  ///< names the stack, endpoint and step
   std::optional<FailureKind> failure_kind;  ///< set when not ready
   std::vector<std::string> plan;           ///< Describe() of each planned action
@@ -48,6 +52,7 @@ struct SharedRuntimeResult {
 struct SharedRuntimeReport {
   std::vector<SharedRuntimeResult> runtimes;  ///< one per product declaring one, by product name
   std::vector<std::string> pruned;            ///< Describe() of each stale runtime deleted
+  std::vector<std::string> pruned_products;   ///< the product of each line of `pruned`
   /// The first failure while looking for or deleting stale runtimes (a list or a delete).
   std::optional<Failure> prune_failed;
   int list_calls = 0;  ///< StackGateway::List calls made (one per endpoint)
