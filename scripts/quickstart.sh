@@ -13,8 +13,8 @@ build_dir="${BUILD_DIR:-build}"
 # one keeps its settings.
 configure=()
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then configure=(-DTM_BUILD_TESTS=OFF -DTM_DEBUG_INFO=lines); fi
-echo "== building tenant-operator, tenantctl and portainer-sim in $build_dir/ =="
-BUILD_DIR="$build_dir" TARGETS="tenant-operator tenantctl portainer-sim" scripts/build.sh \
+echo "== building tenant-operator, tenantctl, portainer-sim and example-runtime in $build_dir/ =="
+BUILD_DIR="$build_dir" TARGETS="tenant-operator tenantctl portainer-sim example-runtime" scripts/build.sh \
   "${configure[@]}"
 
 mkdir -p .run
@@ -41,7 +41,8 @@ echo "== tenant-operator --config examples/config.yaml (the controller; log: .ru
 "$build_dir/tenant-operator" --config examples/config.yaml --state-dir .run/state \
   > .run/operator.log 2>&1 &
 operator=$!
-trap 'kill -TERM $operator 2>/dev/null; wait $operator 2>/dev/null; echo; echo "operator stopped"' EXIT
+runtime=""
+trap 'kill -TERM $operator $runtime 2>/dev/null; wait $operator $runtime 2>/dev/null; echo; echo "operator stopped"' EXIT
 trap 'exit 130' INT TERM
 ready=0
 for _ in $(seq 1 120); do
@@ -73,6 +74,29 @@ psql -X -q -c "SELECT d.datname AS database, pg_get_userbyid(d.datdba) AS owner,
                FROM pg_database d WHERE d.datname LIKE 'tenant\_%' AND d.datname <> 'tenant_master' ORDER BY 1"
 echo "== dedicated stacks (directory backend: .run/deployments/<workspace>/) =="
 ls -1 .run/deployments/*/docker-compose.yml
+
+# The shared ERP's tenants, answered: the reference runtime reads the bindings the operator writes
+# (.run/bindings/erp/<workspace>/, docs/bindings.md) and serves each Host from that tenant's own
+# database, with that tenant's own login.
+runtime_listen=127.0.0.1:8090
+echo
+echo "== example-runtime --bindings .run/bindings/erp --listen $runtime_listen (log: .run/runtime.log) =="
+ls -1 .run/bindings/erp/
+"$build_dir/example-runtime" --bindings .run/bindings/erp --listen "$runtime_listen" \
+  --count-table customer > .run/runtime.log 2>&1 &
+runtime=$!
+for _ in $(seq 1 40); do
+  curl -s -o /dev/null -H 'Host: surgir.surgir.online' "http://$runtime_listen/" && break
+  sleep 0.25
+done
+# A customer written with the tenant's own credentials (its binding's uri), then read back through
+# the runtime by host name.
+psql -X -q "$(cat .run/bindings/erp/surgir/uri)" -c "INSERT INTO customer (tax_id, name) VALUES ('20100000001', 'Cliente de Surgir') ON CONFLICT (tax_id) DO NOTHING" \
+  || echo "(could not insert a customer as the tenant; see the error above)"
+echo "\$ curl -H 'Host: surgir.surgir.online' http://$runtime_listen/"
+curl -sS -H 'Host: surgir.surgir.online' "http://$runtime_listen/"; echo
+echo "\$ curl -H 'Host: nobody.surgir.online' http://$runtime_listen/"
+curl -sS -H 'Host: nobody.surgir.online' "http://$runtime_listen/"; echo
 cat <<TXT
 
 The controller is running (pid $operator) and watching examples/fleet: edit, add or remove a
@@ -83,6 +107,10 @@ token is in .run/api-token):
   $build_dir/tenantctl describe workspace acme  one workspace, its conditions, runs and events
   $build_dir/tenantctl get events               what it did, newest first
   $build_dir/tenantctl get sources              the sources and their last sync
+  curl -H 'Host: surgir.surgir.online' http://$runtime_listen/
+                                         the shared ERP answering for its tenant surgir
+                                         (example-runtime; add a shared erp workspace and it
+                                         answers for it within a second)
   curl $api/metrics                      Prometheus metrics (open, like /healthz and /readyz)
   tail -f .run/operator.log              its log
   set -a; . $envfile; set +a; psql       the private PostgreSQL
