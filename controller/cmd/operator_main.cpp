@@ -402,6 +402,8 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   http_options.routing.cert_resolver = config.stacks.cert_resolver;
   http_options.routing.shared_services = config.shared_services;
   http_options.routing.suspended_service = config.suspended_service;
+  // Shared tenants of a product with a runtime stack go to it (docs/stacks.md#shared-runtime).
+  http_options.routing.shared_runtimes = [&daemon] { return daemon.SharedRuntimePorts(); };
   http_options.version = TM_VERSION;
   controller::HttpServer http(*store, metrics, std::move(handlers), std::move(http_options));
   if (Outcome<Done> started = http.Start(); !started) {

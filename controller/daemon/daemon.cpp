@@ -150,13 +150,65 @@ bool Daemon::Begin(WorkQueue& queue) {
                   .max_migration_bytes = deps_.config->reconcile.max_migration_bytes,
                   .max_template_bytes = deps_.config->reconcile.max_template_bytes});
   for (const manifests::SourceConfig& config : deps_.config->sources) {
-    sources_.push_back(MakeSource(config));
+    sources_.push_back(std::make_unique<CleanReadSource>(MakeSource(config)));
     runners_.push_back(std::make_unique<SourceRunner>(
         *sources_.back(), *sync_, *deps_.store, *deps_.metrics, *deps_.random,
         [&queue](const std::string& name) { queue.Add(name); }));
   }
   for (auto& runner : runners_) runner->Start();
+  // The products' shared runtimes converge on a thread of their own, kicked by Tick.
+  if (deps_.stacks != nullptr && deps_.stacks->gateway != nullptr &&
+      deps_.stacks->config != nullptr) {
+    runtimes_ = std::make_unique<SharedRuntimeLoop>(
+        *deps_.stacks, events_, [this] { return RuntimePass(); }, options_.resync_interval);
+    runtimes_->Start();
+  }
+  sources_clean_ = false;
   return true;
+}
+
+bool Daemon::SourcesClean(std::vector<CleanReadSource::Mark>* marks) const {
+  const std::lock_guard lock(term_mutex_);
+  bool clean = !runners_.empty();
+  for (const auto& runner : runners_) {
+    const SourceHealth health = runner->Health();
+    // Begin wraps every source in a CleanReadSource.
+    const CleanReadSource::Mark mark =
+        static_cast<const CleanReadSource&>(runner->source()).Current();
+    if (marks != nullptr) marks->push_back(mark);
+    if (!health.synced_once || !health.healthy || !mark.clean) clean = false;
+  }
+  return clean;
+}
+
+std::map<std::string, int> Daemon::SharedRuntimePorts() const {
+  std::map<std::string, int> ports;
+  for (const auto& [name, found] : products_.All()) {
+    if (found.entry != nullptr && found.entry->product.shared_runtime) {
+      ports.emplace(name, found.entry->product.port);
+    }
+  }
+  return ports;
+}
+
+SharedRuntimeLoop::Pass Daemon::RuntimePass() {
+  SharedRuntimeLoop::Pass pass;
+  // Prune only with the products of clean reads: every source clean before and after the
+  // products are taken, and no read started in between (CleanReadSource).
+  std::vector<CleanReadSource::Mark> before;
+  std::vector<CleanReadSource::Mark> after;
+  const bool clean = SourcesClean(&before);
+  for (const auto& [name, found] : products_.All()) {
+    if (found.entry != nullptr) pass.products.push_back(found.entry->product);
+  }
+  for (const std::string& name : desired_.DeclaredNames()) {
+    const std::shared_ptr<const DesiredEntry> entry = desired_.Declared(name);
+    if (entry != nullptr && entry->workspace.dedicated) {
+      pass.endpoints.insert(entry->workspace.dedicated->endpoint);
+    }
+  }
+  pass.prune = clean && SourcesClean(&after) && before == after;
+  return pass;
 }
 
 void Daemon::Tick() {
@@ -166,6 +218,12 @@ void Daemon::Tick() {
   if (const std::uint64_t version = products_.Version(); version != products_seen_) {
     products_seen_ = version;
     for (const std::string& name : api_.DeclareApiOwned()) Enqueue(name);
+    if (runtimes_) runtimes_->Kick();
+  }
+  // Every source clean again (or for the first time this term): stale runtimes may go now.
+  if (const bool clean = SourcesClean(); clean != sources_clean_) {
+    sources_clean_ = clean;
+    if (clean && runtimes_) runtimes_->Kick();
   }
   // History beyond store.retention goes every few minutes (only the leader ticks).
   const TimePoint now = deps_.clock->Now();
@@ -181,6 +239,8 @@ void Daemon::Tick() {
 }
 
 void Daemon::StopIntake() {
+  // The runtime call in flight returns first (each gateway call has its own timeout).
+  if (runtimes_) runtimes_->Stop();
   std::vector<SourceRunner*> runners;
   {
     const std::lock_guard lock(term_mutex_);
@@ -191,6 +251,7 @@ void Daemon::StopIntake() {
 }
 
 void Daemon::End() {
+  runtimes_.reset();
   {
     const std::lock_guard lock(term_mutex_);
     runners_.clear();

@@ -22,6 +22,7 @@
 #include "common/secret.hpp"
 #include "controller/api/webhook.hpp"
 #include "controller/daemon/fleet_view.hpp"
+#include "controller/daemon/shared_runtime_loop.hpp"
 #include "controller/daemon/workspace_api.hpp"
 #include "controller/runtime/clock.hpp"
 #include "controller/runtime/events.hpp"
@@ -130,6 +131,11 @@ class Daemon final : private Term {
   /// DaemonOptions::standby_refresh at the time of a read).
   WorkspaceApi& Api();
 
+  /// Product -> port of every product a source of this term declares with a shared runtime
+  /// (spec.sharedRuntime), for the Traefik document (TraefikRouting::shared_runtimes). Empty on a
+  /// standby: the products are known to the leader only.
+  [[nodiscard]] std::map<std::string, int> SharedRuntimePorts() const;
+
   [[nodiscard]] bool Leading() const { return manager_.Leading(); }
   [[nodiscard]] bool Stopping() const { return manager_.Stopping(); }
 
@@ -159,6 +165,13 @@ class Daemon final : private Term {
   void RefreshStandbyView();
   /// deps_.stacks->ledger, or nullptr without stacks.
   [[nodiscard]] stacks::StackLedger* Ledger() const;
+  /// What the shared runtimes converge to now (on the runtime loop's thread): the products of
+  /// the registry, the dedicated workspaces' endpoints, prune when every source of the term has
+  /// read and its last read was clean and valid.
+  SharedRuntimeLoop::Pass RuntimePass();
+  /// Every source of the term has synced once and its last read was clean, valid and applied;
+  /// `marks` gets each source's read mark (CleanReadSource), in the order of the runners.
+  [[nodiscard]] bool SourcesClean(std::vector<CleanReadSource::Mark>* marks = nullptr) const;
 
   DaemonDeps deps_;
   DaemonOptions options_;
@@ -175,6 +188,7 @@ class Daemon final : private Term {
   Manager manager_;
   TimePoint next_prune_{};  ///< the manager's thread only (Tick)
   std::uint64_t products_seen_ = 0;  ///< the manager's thread only (Tick)
+  bool sources_clean_ = false;       ///< the manager's thread only (Tick)
   std::mutex refresh_mutex_;
   std::chrono::steady_clock::time_point refreshed_{};  ///< guarded by refresh_mutex_
 
@@ -184,6 +198,9 @@ class Daemon final : private Term {
   std::vector<std::unique_ptr<Source>> sources_;
   std::vector<std::unique_ptr<SourceRunner>> runners_;
   WorkQueue* queue_ = nullptr;
+  /// The products' shared runtimes, when a stack backend is configured; made in Begin, stopped
+  /// in StopIntake, dropped in End (the manager's thread only).
+  std::unique_ptr<SharedRuntimeLoop> runtimes_;
 };
 
 }  // namespace tmaster::controller

@@ -11,6 +11,7 @@
 #include "controller/sources/source.hpp"
 #include "controller/store/spec_json.hpp"
 #include "manifests/loader.hpp"
+#include "reconcilers/stacks/render.hpp"
 
 namespace tmaster::controller {
 namespace json = boost::json;
@@ -461,11 +462,17 @@ ApiAnswer WorkspaceApi::Products() const {
     const manifests::Product& product = found.entry->product;
     json::array modes;
     for (manifests::Mode mode : product.modes) modes.emplace_back(manifests::ToString(mode));
+    json::value runtime = nullptr;
+    if (product.shared_runtime) {
+      runtime = json::object{{"stack", stacks::SharedRuntimeStackName(name)},
+                             {"endpoint", product.shared_runtime->endpoint}};
+    }
     items.push_back({{"name", name},
                      {"source", found.source},
                      {"displayName", product.display_name},
                      {"defaultVersion", product.default_version},
                      {"modes", std::move(modes)},
+                     {"sharedRuntime", std::move(runtime)},
                      {"workspaces", counts[name]}});
   }
   ApiAnswer answer;

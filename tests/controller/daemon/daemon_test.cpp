@@ -8,7 +8,9 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "controller/daemon/daemon.hpp"
@@ -704,4 +706,110 @@ TEST_CASE("daemon: the leader prunes the store's history") {
   REQUIRE(Eventually([&] { return h.store().Calls("Prune") >= 1; }));
   h.Stop();
   CHECK(h.store().Calls("Prune") >= 1);
+}
+
+namespace {
+
+constexpr const char* kRuntimeTemplate =
+    "services:\n  app:\n    image: ${TM_IMAGE}:${TM_VERSION}\n"
+    "    command: [example-runtime, --bindings, /bindings, --listen, \"0.0.0.0:${TM_PORT}\"]\n";
+
+/// Product `portal` (shared only), with a shared runtime on endpoint 1 unless `runtime` is false.
+std::string PortalYaml(bool runtime, const std::string& version = "1.0.0") {
+  return "apiVersion: tenantmaster.io/v1alpha1\nkind: Product\nmetadata: {name: portal}\n"
+         "spec:\n  image: example/portal\n  defaultVersion: \"" + version + "\"\n  port: 9000\n"
+         "  modes: [shared]\n" +
+         (runtime ? "  sharedRuntime: {stackTemplate: stacks/portal.tmpl, endpoint: 1}\n" : "");
+}
+
+/// A daemon with fake stacks, a bindings folder (unless `bindings` is false), the portal product
+/// with its runtime, and ticks every 50 ms.
+struct RuntimeWorld {
+  explicit RuntimeWorld(Harness& h, bool bindings = true) : harness(h) {
+    if (bindings) h.config().bindings = manifests::BindingsConfig{dir.path() / "bindings", ""};
+    h.Write("stacks/portal.tmpl", kRuntimeTemplate);
+    h.Write("portal.yaml", PortalYaml(true));
+    h.Write("keep.yaml", WorkspaceYaml("keeper"));
+    context.gateway = &stacks;
+    context.ledger = &ledger;
+    context.config = &h.config();
+    h.stacks = &context;
+    h.leader_poll = 50ms;
+    h.MakeDaemon();
+  }
+  // The daemon stops before the fakes it uses go (a failed REQUIRE leaves the test early).
+  ~RuntimeWorld() { harness.Stop(); }
+  RuntimeWorld(const RuntimeWorld&) = delete;
+  RuntimeWorld& operator=(const RuntimeWorld&) = delete;
+  std::optional<testing::FakeStacks::Stored> Runtime() const {
+    return stacks.Find(1, "tm-shared-portal");
+  }
+  Harness& harness;
+  testing::TempDir dir;
+  testing::FakeStacks stacks;
+  stacks::StackLedger ledger;
+  controller::StacksContext context;
+};
+
+}  // namespace
+
+TEST_CASE("daemon: a product's shared runtime is created, updated, kept while a source is "
+          "invalid, removed after a clean read; events on runtime:<product> only on a change") {
+  Harness h;
+  RuntimeWorld w(h);
+  h.Start();
+  REQUIRE(Eventually([&] { return w.Runtime().has_value(); }));
+  REQUIRE(Eventually([&] { return h.HasEvent("runtime:portal", "RuntimeReady"); }));
+  CHECK(w.Runtime()->stack.endpoint == 1);
+  CHECK(w.Runtime()->file.find((w.dir.path() / "bindings" / "portal").string() +
+                               ":/bindings:ro") != std::string::npos);
+  CHECK(h.daemon().Api().Products().body.find(
+            R"("sharedRuntime":{"stack":"tm-shared-portal","endpoint":1})") != std::string::npos);
+
+  // A new version is an update; the runtime stays Ready: no second event.
+  h.Write("portal.yaml", PortalYaml(true, "1.1.0"));
+  REQUIRE(Eventually([&] {
+    const auto runtime = w.Runtime();
+    if (!runtime) return false;
+    for (const auto& var : runtime->stack.env) {
+      if (var.name == "TM_VERSION") return var.value == "1.1.0";
+    }
+    return false;
+  }));
+  std::this_thread::sleep_for(300ms);
+  CHECK(h.EventReasons("runtime:portal") == std::vector<std::string>{"RuntimeReady"});
+
+  // portal drops its runtime while another document is invalid: nothing is removed.
+  h.Write("broken.yaml", "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: "
+                         "{name: broken}\nspec:\n  product: shop\n  mode: sideways\n");
+  h.Write("portal.yaml", PortalYaml(false));
+  REQUIRE(Eventually([&] {
+    return h.daemon().Api().Products().body.find(R"("name":"portal")") != std::string::npos &&
+           h.daemon().Api().Products().body.find("tm-shared-portal") == std::string::npos;
+  }));
+  REQUIRE(Eventually([&] { return h.Source() && !h.Source()->ready; }));
+  std::this_thread::sleep_for(500ms);  // ten ticks: the runtimes were kicked by the change
+  CHECK(w.Runtime().has_value());
+  CHECK_FALSE(h.HasEvent("runtime:portal", "RuntimeRemoved"));
+
+  // Every document valid again: the stale runtime goes, said once.
+  h.Remove("broken.yaml");
+  REQUIRE(Eventually([&] { return !w.Runtime().has_value(); }));
+  REQUIRE(Eventually([&] { return h.HasEvent("runtime:portal", "RuntimeRemoved"); }));
+  CHECK(h.HasPhase("keeper", "Ready"));
+  h.Stop();
+}
+
+TEST_CASE("daemon: a shared runtime that cannot converge is a Warning event once, not per pass") {
+  Harness h;
+  RuntimeWorld w(h, /*bindings=*/false);
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasEvent("runtime:portal", "BindingsNotConfigured"); }));
+  // One more pass (a product change kicks one): the same failure is not recorded again.
+  h.Write("portal.yaml", PortalYaml(true) + "  displayName: Portal\n");
+  REQUIRE(Eventually([&] { return h.daemon().Api().Products().body.find("Portal\"") != std::string::npos; }));
+  std::this_thread::sleep_for(300ms);
+  CHECK(h.EventReasons("runtime:portal") == std::vector<std::string>{"BindingsNotConfigured"});
+  CHECK_FALSE(w.Runtime().has_value());
+  h.Stop();
 }
