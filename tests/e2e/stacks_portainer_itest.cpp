@@ -90,6 +90,8 @@ struct World {
                        "  edgeNetwork: edge\n"
                        "  certResolver: le\n"
                        "store: {dsnEnv: E2E_STORE_DSN}\n"
+                       // The examples' erp runs a shared runtime on endpoint 1, which mounts it.
+                       "bindings: {dir: " + (dir.path() / "bindings").string() + "}\n"
                        "http: {listen: \"127.0.0.1:0\"}\n");
   }
 
@@ -246,15 +248,30 @@ TEST_CASE("stacks e2e: create, a no-op pass with zero writes and zero file reads
   CHECK(file.find("Host(`pa-one.example.test`)") != std::string::npos);
   // The stack's password is the role's: the tenant role logs in with it.
   CHECK(ConnectError(w.pg.DsnAs("user_pa_one", password, "tenant_pa_one")).empty());
+  // The examples' erp shared runtime, on endpoint 1: its bindings mounted, no database secret.
+  const json::object runtime = w.Stack("tm-shared-erp");
+  REQUIRE_FALSE(runtime.empty());
+  CHECK(runtime.at("EndpointId").as_int64() == 1);
+  CHECK(EnvValue(runtime, "TM_PRODUCT") == "erp");
+  CHECK(EnvValue(runtime, "TM_WORKSPACE") == "<missing>");
+  CHECK(EnvValue(runtime, "DB_PASSWORD") == "<missing>");
+  CHECK(std::string(runtime.at("StackFileContent").as_string())
+            .find((w.dir.path() / "bindings" / "erp").string() + ":/bindings:ro") !=
+        std::string::npos);
+  CHECK(first.out.find("1 shared runtimes, 1 ready") != std::string::npos);
 
-  // No-op: one list call per endpoint, no file read, no write.
+  // No-op: one list call per endpoint for the workspaces and one per endpoint for the shared
+  // runtimes (endpoint 1: the erp runtime; 2: where a stale one would be looked for), no file
+  // read, no write.
   const std::int64_t lists = w.Count("GET /api/stacks");
   const std::int64_t before = w.Requests();
   const ProcessResult second = w.Once();
+  CAPTURE(second.out);
   CHECK(second.exit_code == 0);
   CHECK(LineOf(second.out, "pa-one").find(" UpToDate ") != std::string::npos);
-  CHECK(w.Requests() - before == 2);
-  CHECK(w.Count("GET /api/stacks") - lists == 2);
+  CHECK(LineOf(second.out, "erp").find(" Ready  UpToDate ") != std::string::npos);
+  CHECK(w.Requests() - before == 4);
+  CHECK(w.Count("GET /api/stacks") - lists == 4);
   CHECK(w.Count("GET /api/stacks/{id}/file") == 0);
 
   const std::string id = std::to_string(one.at("Id").as_int64());
@@ -322,7 +339,9 @@ TEST_CASE("stacks e2e: a create that times out after Portainer stored it ends wi
   CAPTURE(r.out);
   CHECK(r.exit_code == 0);
   CHECK(w.StackCount("tm-pc-one") == 1);
-  CHECK(w.Count("POST /api/stacks/create/{type}/{method}") == 1);
+  // One create for tm-pc-one, one for the erp shared runtime (after the workspaces).
+  CHECK(w.StackCount("tm-shared-erp") == 1);
+  CHECK(w.Count("POST /api/stacks/create/{type}/{method}") == 2);
 }
 
 TEST_CASE("stacks e2e: 500s back off and recover; an endpoint down stalls only its workspaces") {
