@@ -1,13 +1,7 @@
 #include "tests/support/pg_server.hpp"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <libpq-fe.h>
-#include <netinet/in.h>
 #include <pwd.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,13 +9,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <sstream>
 #include <stdexcept>
 
 #include "common/crypto.hpp"
 #include "common/pq_handles.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/server_support.hpp"
 
 namespace tmaster::testing {
 namespace {
@@ -30,21 +24,6 @@ namespace fs = std::filesystem;
 
 using pq::ConnPtr;
 using pq::ResultPtr;
-
-/// The first executable called `name` on PATH, or empty.
-std::string FindOnPath(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    fs::path candidate = fs::path(dir.empty() ? "." : dir) / name;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  for (const char* dir : {"/usr/sbin", "/sbin"}) {  // runuser lives here; PATH may lack it
-    fs::path candidate = fs::path(dir) / name;
-    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return {};
-}
 
 std::string FindBindir() {
   if (const char* env = std::getenv("TM_PG_BINDIR"); env != nullptr && *env != '\0') return env;
@@ -59,51 +38,6 @@ std::string FindBindir() {
       "PostgreSQL server binaries not found: set TM_PG_BINDIR or install postgresql-15");
 }
 
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
-  auto* generic = reinterpret_cast<sockaddr*>(&address);
-  if (bind(fd, generic, sizeof(address)) != 0 || getsockname(fd, generic, &length) != 0) {
-    close(fd);
-    throw std::runtime_error("cannot find a free TCP port");
-  }
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-/// A conninfo value, quoted so spaces, quotes and backslashes survive.
-std::string ConninfoValue(const std::string& value) {
-  std::string out = "'";
-  for (char c : value) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
-
-void ChownToPostgres(const std::string& path) {
-  const passwd* user = getpwnam("postgres");
-  if (user == nullptr) throw std::runtime_error("running as root but there is no postgres user");
-  if (chown(path.c_str(), user->pw_uid, user->pw_gid) != 0) {
-    throw std::runtime_error("chown " + path + " failed");
-  }
-}
-
-std::string Tail(const std::string& text, std::size_t lines) {
-  std::size_t at = text.size();
-  for (std::size_t n = 0; n <= lines && at != std::string::npos && at > 0; ++n) {
-    at = text.rfind('\n', at - 1);
-  }
-  return at == std::string::npos ? text : text.substr(at + 1);
-}
-
-
 ConnPtr Open(const std::string& dsn) {
   ConnPtr conn(PQconnectdb(dsn.c_str()));
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
@@ -112,13 +46,6 @@ ConnPtr Open(const std::string& dsn) {
   }
   pq::SilenceNotices(conn.get());  // keep test output readable
   return conn;
-}
-
-std::vector<char*> Argv(std::vector<std::string>& args) {
-  std::vector<char*> out;
-  for (auto& arg : args) out.push_back(arg.data());
-  out.push_back(nullptr);
-  return out;
 }
 
 }  // namespace
@@ -137,8 +64,9 @@ PgServer::PgServer() : bindir_(FindBindir()), as_root_(geteuid() == 0) {
   const std::string pwfile = dir_ + "/pwfile";
   std::ofstream(pwfile) << password_ << "\n";
   if (as_root_) {
-    ChownToPostgres(dir_);
-    ChownToPostgres(pwfile);
+    const passwd& postgres = PostgresUser();
+    ChownTo(dir_, postgres);
+    ChownTo(pwfile, postgres);
   }
   ProcessResult init = RunProcess(
       AsPostgres({bindir_ + "/initdb", "-D", data_, "-U", "postgres", "--auth-local=trust",
@@ -170,12 +98,7 @@ PgServer::~PgServer() {
   }
   std::error_code ignored;
   fs::remove_all(dir_, ignored);
-  if (watchdog_fd_ >= 0) {
-    // One byte says "all done": the watchdog exits without touching anything.
-    static_cast<void>(write(watchdog_fd_, "x", 1));
-    close(watchdog_fd_);
-  }
-  if (watchdog_ > 0) waitpid(watchdog_, nullptr, 0);
+  ReleaseWatchdog({watchdog_, watchdog_fd_});
 }
 
 PgServer& PgServer::Shared() {
@@ -228,51 +151,17 @@ void PgServer::PgCtl(const std::vector<std::string>& args) {
 
 std::vector<std::string> PgServer::AsPostgres(std::vector<std::string> argv) const {
   if (!as_root_) return argv;
-  static const std::string runuser = FindOnPath("runuser");
-  if (runuser.empty()) throw std::runtime_error("running as root but runuser is missing");
-  argv.insert(argv.begin(), {runuser, "-u", "postgres", "--"});
-  return argv;
+  return RunuserPostgres(std::move(argv));
 }
 
-// The watchdog waits on a pipe whose only writer is this process. EOF without the "all done"
-// byte means the test binary died: stop the server, remove the folder. Everything it needs is
-// prepared before fork(), so the child only calls async-signal-safe functions.
+// If the test binary dies, the watchdog (tests/support/server_support.hpp) stops the server and
+// removes the folder.
 void PgServer::StartWatchdog() {
-  std::vector<std::string> stop =
-      AsPostgres({bindir_ + "/pg_ctl", "-D", data_, "stop", "-m", "immediate", "-w"});
-  std::vector<std::string> remove = {FindOnPath("rm"), "-rf", dir_};
-  std::vector<char*> stop_argv = Argv(stop);
-  std::vector<char*> remove_argv = Argv(remove);
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) signal(sig, SIG_IGN);
-    close(fds[1]);
-    char byte = 0;
-    ssize_t got = 0;
-    do {
-      got = read(fds[0], &byte, 1);
-    } while (got < 0);
-    if (got == 1) _exit(0);
-    int null = open("/dev/null", O_RDWR);
-    for (char** argv : {stop_argv.data(), remove_argv.data()}) {
-      pid_t child = fork();
-      if (child == 0) {
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        execv(argv[0], argv);
-        _exit(127);
-      }
-      if (child > 0) waitpid(child, nullptr, 0);
-    }
-    _exit(0);
-  }
-  close(fds[0]);
-  watchdog_ = pid;
-  watchdog_fd_ = fds[1];
+  const Watchdog watchdog =
+      SpawnWatchdog({AsPostgres({bindir_ + "/pg_ctl", "-D", data_, "stop", "-m", "immediate", "-w"}),
+                     {FindOnPath("rm"), "-rf", dir_}});
+  watchdog_ = watchdog.pid;
+  watchdog_fd_ = watchdog.fd;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,25 +1,19 @@
 #include "tests/support/pgbouncer_server.hpp"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <utility>
-#include <vector>
 
 #include "tests/support/process.hpp"
+#include "tests/support/server_support.hpp"
 
 namespace tmaster::testing {
 namespace {
@@ -27,83 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kPgBouncer = "/usr/sbin/pgbouncer";
-
-// pg_server.cpp has the same helper in its anonymous namespace; a second copy keeps that file
-// untouched.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof(address);
-  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
-  auto* generic = reinterpret_cast<sockaddr*>(&address);
-  if (bind(fd, generic, sizeof(address)) != 0 || getsockname(fd, generic, &length) != 0) {
-    close(fd);
-    throw std::runtime_error("cannot find a free TCP port");
-  }
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-bool Accepts(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
-  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return ok;
-}
-
-const passwd& PostgresUser() {
-  const passwd* user = getpwnam("postgres");
-  if (user == nullptr) throw std::runtime_error("running as root but there is no postgres user");
-  return *user;
-}
-
-void Chown(const std::string& path, const passwd& user) {
-  if (lchown(path.c_str(), user.pw_uid, user.pw_gid) != 0) {
-    throw std::runtime_error("chown " + path + " failed");
-  }
-}
-
-/// A conninfo value, quoted so spaces, quotes and backslashes survive.
-std::string ConninfoValue(const std::string& value) {
-  std::string out = "'";
-  for (char c : value) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
-
-/// The last `lines` lines of `text` (all of it when shorter).
-std::string Tail(const std::string& text, std::size_t lines) {
-  std::size_t at = text.size();
-  for (std::size_t n = 0; n <= lines; ++n) {
-    if (at == 0) return text;
-    at = text.rfind('\n', at - 1);
-    if (at == std::string::npos) return text;
-  }
-  return text.substr(at + 1);
-}
-
-bool Alive(pid_t pid) {
-  return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
-
-std::vector<char*> Argv(std::vector<std::string>& args) {
-  std::vector<char*> out;
-  for (auto& arg : args) out.push_back(arg.data());
-  out.push_back(nullptr);
-  return out;
-}
 
 }  // namespace
 
@@ -141,8 +58,8 @@ PgBouncerServer::PgBouncerServer(PgBouncerOptions options)
   if (!ini) throw std::runtime_error("cannot write " + ini_file());
   if (as_root_) {
     const passwd& postgres = PostgresUser();
-    Chown(dir_, postgres);
-    Chown(ini_file(), postgres);
+    ChownTo(dir_, postgres);
+    ChownTo(ini_file(), postgres);
   }
 }
 
@@ -155,16 +72,12 @@ PgBouncerServer::~PgBouncerServer() {
   }
   std::error_code ignored;
   fs::remove_all(dir_, ignored);
-  if (watchdog_fd_ >= 0) {
-    static_cast<void>(write(watchdog_fd_, "x", 1));  // "all done": the watchdog touches nothing
-    close(watchdog_fd_);
-  }
-  if (watchdog_ > 0) waitpid(watchdog_, nullptr, 0);
+  ReleaseWatchdog({watchdog_, watchdog_fd_});
 }
 
 void PgBouncerServer::Start() {
   std::vector<std::string> argv = {kPgBouncer, "-d", ini_file()};
-  if (as_root_) argv.insert(argv.begin(), {"/usr/sbin/runuser", "-u", "postgres", "--"});
+  if (as_root_) argv = RunuserPostgres(std::move(argv));
   ProcessResult result = RunProcess(argv);
   if (result.exit_code != 0) {
     throw std::runtime_error("pgbouncer did not start: " + result.out + result.err + "\n" +
@@ -225,58 +138,21 @@ std::string PgBouncerServer::Log() const {
   return text.str();
 }
 
-// The watchdog waits on a pipe whose only writer is this process. EOF without the "all done"
-// byte means the test binary died: kill PgBouncer (its pid read from the pid file), remove the
-// folder. Everything it needs is prepared before fork(), so the child only calls
-// async-signal-safe functions.
+// If the test binary dies, the watchdog (tests/support/server_support.hpp) kills PgBouncer (its
+// pid read from the pid file) and removes the folder.
 void PgBouncerServer::StartWatchdog() {
-  std::vector<std::string> remove = {"/bin/rm", "-rf", dir_};
-  std::vector<char*> remove_argv = Argv(remove);
-  const std::string pid_path = pid_file();
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  pid_t child_pid = fork();
-  if (child_pid < 0) throw std::runtime_error("fork failed");
-  if (child_pid == 0) {
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) signal(sig, SIG_IGN);
-    close(fds[1]);
-    char byte = 0;
-    ssize_t got = 0;
-    do {
-      got = read(fds[0], &byte, 1);
-    } while (got < 0);
-    if (got == 1) _exit(0);
-    int pid_fd = open(pid_path.c_str(), O_RDONLY | O_NOFOLLOW);
-    if (pid_fd >= 0) {
-      char text[32] = {};
-      ssize_t n = read(pid_fd, text, sizeof(text) - 1);
-      close(pid_fd);
-      long value = 0;
-      for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; ++i) {
-        value = value * 10 + (text[i] - '0');
-      }
-      if (value > 1) kill(static_cast<pid_t>(value), SIGKILL);
-    }
-    pid_t rm = fork();
-    if (rm == 0) {
-      execv(remove_argv[0], remove_argv.data());
-      _exit(127);
-    }
-    if (rm > 0) waitpid(rm, nullptr, 0);
-    _exit(0);
-  }
-  close(fds[0]);
-  watchdog_ = child_pid;
-  watchdog_fd_ = fds[1];
+  const Watchdog watchdog = SpawnWatchdog({{FindOnPath("rm"), "-rf", dir_}}, pid_file());
+  watchdog_ = watchdog.pid;
+  watchdog_fd_ = watchdog.fd;
 }
 
 void GiveToPostgres(const std::string& path) {
   if (geteuid() != 0) return;
   const passwd& postgres = PostgresUser();
-  Chown(path, postgres);
+  ChownTo(path, postgres);
   if (fs::is_directory(fs::symlink_status(path))) {
     for (const auto& entry : fs::recursive_directory_iterator(path)) {
-      Chown(entry.path().string(), postgres);
+      ChownTo(entry.path().string(), postgres);
     }
   }
   for (fs::path up = fs::path(path).parent_path(); !up.empty() && up != up.root_path();
