@@ -33,6 +33,11 @@ TEST_CASE("examples: the quick-start config is valid") {
   REQUIRE(result.config.sources[0].directory.has_value());
   CHECK(fs::equivalent(*result.config.sources[0].directory, kExamples / "fleet"));
   CHECK(result.config.stacks.backend == "directory");
+  // The erp shared runtime mounts the bindings: the quick start writes them beside its stacks.
+  REQUIRE(result.config.bindings.has_value());
+  CHECK(result.config.bindings->dir.lexically_normal() ==
+        (kExamples / ".." / ".run" / "bindings").lexically_normal());
+  CHECK(result.config.bindings->dir.parent_path() == result.config.stacks.directory.parent_path());
 }
 
 TEST_CASE("examples: every manifest validates, names the four products, and plans") {
