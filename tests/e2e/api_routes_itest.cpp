@@ -100,6 +100,7 @@ class Cluster {
   }
 
   std::string Log() const { return daemon_->Log(); }
+  [[nodiscard]] const TempDir& dir() const { return dir_; }
 
   /// The managed token the tokens test created (checked absent from /metrics).
   std::string managed_token;
@@ -462,6 +463,29 @@ TEST_CASE("api routes: products, version, sources, events, traefik") {
     CHECK(item.at("workspaces").to_number<int>() >= 1);
   }
   CHECK(landing);
+  // erp's shared runtime: said by the products route, converged by the leader, one event.
+  bool erp = false;
+  for (const json::value& item : products.at("items").as_array()) {
+    const std::string name(item.at("name").as_string());
+    if (name != "erp") {
+      CHECK(item.at("sharedRuntime").is_null());
+      continue;
+    }
+    erp = true;
+    CHECK(item.at("sharedRuntime").at("stack").as_string() == "tm-shared-erp");
+    CHECK(item.at("sharedRuntime").at("endpoint").to_number<int>() == 1);
+  }
+  CHECK(erp);
+  CHECK(Eventually([&] {
+    return std::filesystem::exists(c.dir().path() / "deployments" / "shared-erp" /
+                                   "docker-compose.yml");
+  }));
+  CHECK(Eventually([&] {
+    const json::object runtime =
+        Object(c.Call("GET", "/api/v1/events?workspace=runtime:erp&limit=10"));
+    const json::array& items = runtime.at("items").as_array();
+    return items.size() == 1 && items.at(0).at("reason").as_string() == "RuntimeReady";
+  }));
   const json::object version = Object(c.Call("GET", "/api/v1/version"));
   CHECK_FALSE(version.at("version").as_string().empty());
   const json::object sources = Object(c.Call("GET", "/api/v1/sources"));

@@ -29,6 +29,8 @@ inline std::unique_ptr<DaemonProcess> StartApiDaemon(const TempDir& dir, PgServe
   yaml += "sources:\n  - name: local\n    directory: " + (dir.path() / "fleet").string() + "\n";
   yaml += "stacks:\n  backend: directory\n  directory: " + (dir.path() / "deployments").string() +
           "\n";
+  // The examples' erp runs its shared runtime on endpoint 1, which mounts the bindings.
+  yaml += "bindings:\n  dir: " + (dir.path() / "bindings").string() + "\n";
   yaml += "http:\n  listen: \"127.0.0.1:0\"\n  tokenEnv: TM_API_TOKEN\n";
   yaml += "  readTokenEnv: TM_READ_TOKEN\n";
   const std::string config = dir.Write("operator.yaml", yaml);
