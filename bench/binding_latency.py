@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""The daemon half of bench/binding_latency.sh (issue 17): run by that script, which starts and
+stops the private PostgreSQL and exports its PG* variables, TM_PG_DSN and TM_MASTER_KEY.
+
+One daemon (directory source, `bindings: {dir}`), a small converged fleet of shared workspaces,
+then COUNT new shared workspaces added one at a time: each manifest is written to a temporary
+file outside the watched tree and renamed into it (the clock starts right before the rename).
+Two pollers run meanwhile:
+  - the status: GET /api/v1/workspaces/<name> with the admin token every 20 ms (a new connection
+    each), until phase Ready at observedGeneration == generation;
+  - the binding: `<bindings.dir>/<product>/<name>/uri` every 5 ms, until it exists.
+Printed per workspace and as min/median/max: manifest -> binding present, manifest -> Ready, and
+the gap Ready -> binding present (negative: the binding was there before the status said Ready;
+the reconcile writes the binding before the status). Each time is when the poller saw it, so a
+time is late by up to its poll period (20 ms for Ready, 5 ms for the binding).
+
+The daemon is stopped on the way out (SIGTERM, then SIGKILL); its pid is also in WORK/daemon.pids
+for the shell script's trap.
+"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+PRODUCT = """apiVersion: tenantmaster.io/v1alpha1
+kind: Product
+metadata: {name: bench}
+spec: {image: example/bench, defaultVersion: "1.0.0", migrations: migrations, extensions: [pg_trgm], modes: [shared]}
+"""
+
+CONFIG = """baseDomain: bench.test
+masterKeyEnv: TM_MASTER_KEY
+clusters: [{{name: default, dsnEnv: TM_PG_DSN}}]
+stacks: {{backend: directory, directory: {work}/deployments}}
+http: {{listen: 127.0.0.1:{port}, tokenEnv: TM_ADMIN_TOKEN}}
+reconcile: {{workers: 4, resyncInterval: 30m, maxDeletionsPerSync: 3}}
+sources: [{{name: bench, directory: ./fleet}}]
+bindings: {{dir: {work}/bindings}}
+"""
+
+STATUS_POLL = 0.020
+FILE_POLL = 0.005
+
+
+def say(*args):
+    print(*args, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def workspace_doc(name):
+    return ("apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\n"
+            f"metadata: {{name: {name}}}\n"
+            "spec: {product: bench, mode: shared, database: {connectionLimit: 5}}\n")
+
+
+class Daemon:
+    def __init__(self, operator, config, log, env, state_dir, pids, token):
+        with open(config) as f:
+            self.port = int(f.read().split("listen: 127.0.0.1:")[1].split(",")[0])
+        self.token = token
+        self.log = log
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen([operator, "--config", config, "--state-dir", state_dir],
+                                         stdout=out, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
+        with open(pids, "a") as f:
+            f.write(f"{self.proc.pid}\n")
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}; see {log}")
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"daemon not serving after 60 s; see {log}")
+            time.sleep(0.02)
+
+    def get(self, path):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request("GET", path, headers={"Authorization": "Bearer " + self.token,
+                                               "Connection": "close"})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def ready(self, name):
+        status, data = self.get("/api/v1/workspaces/" + name)
+        if status != 200:
+            return False
+        doc = json.loads(data)
+        st = doc.get("status") or {}
+        return (st.get("phase") == "Ready" and
+                st.get("observedGeneration", 0) == doc["metadata"]["generation"])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def poll_until(check, period, deadline):
+    """Calls check() every `period` until true; returns the monotonic time of the answer that was
+    true and the time since the previous answer (the event happened in between)."""
+    previous = time.monotonic()
+    while True:
+        ok = check()
+        now = time.monotonic()
+        if ok:
+            return now, now - previous
+        if now > deadline:
+            raise RuntimeError("timed out")
+        previous = now
+        time.sleep(period)
+
+
+def stats_line(label, values_ms):
+    return (f"  {label:<34} min {min(values_ms):7.1f}  median {statistics.median(values_ms):7.1f}"
+            f"  max {max(values_ms):7.1f} ms")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--operator", required=True)
+    p.add_argument("--root", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--count", type=int, default=20)
+    p.add_argument("--fleet", type=int, default=20)
+    args = p.parse_args()
+
+    work = args.work
+    fleet = os.path.join(work, "fleet")
+    tmpdir = os.path.join(work, "tmp")
+    bindings = os.path.join(work, "bindings")
+    for d in (os.path.join(fleet, "migrations"), os.path.join(fleet, "workspaces"), tmpdir):
+        os.makedirs(d)
+    src = os.path.join(args.root, "examples", "fleet", "migrations", "inventory")
+    for name in sorted(os.listdir(src)):
+        if name.endswith(".sql"):
+            shutil.copy(os.path.join(src, name), os.path.join(fleet, "migrations", name))
+    with open(os.path.join(fleet, "product.yaml"), "w") as f:
+        f.write(PRODUCT)
+    initial = [f"ferreteria-{i:03d}" for i in range(1, args.fleet + 1)]
+    for name in initial:
+        with open(os.path.join(fleet, "workspaces", name + ".yaml"), "w") as f:
+            f.write(workspace_doc(name))
+    config = os.path.join(work, "config.yaml")
+    with open(config, "w") as f:
+        f.write(CONFIG.format(work=work, port=free_port()))
+    token = "bench-admin-" + os.urandom(12).hex()
+    env = dict(os.environ, TM_ADMIN_TOKEN=token)
+
+    d = Daemon(args.operator, config, os.path.join(work, "daemon.log"), env,
+               os.path.join(work, "state"), os.path.join(work, "daemon.pids"), token)
+    rows = []
+    try:
+        t0 = time.monotonic()
+        for name in initial:
+            poll_until(lambda: d.ready(name), 0.1, time.monotonic() + 600)
+        say(f"initial fleet: {args.fleet} shared workspaces Ready after "
+            f"{time.monotonic() - t0:.1f} s (from the daemon's start)")
+        missing = [n for n in initial
+                   if not os.path.exists(os.path.join(bindings, "bench", n, "uri"))]
+        if missing:
+            raise RuntimeError(f"Ready without a binding: {missing[:5]}")
+        time.sleep(1.0)  # let the initial converge's tail (events, flushes) settle
+
+        say(f"{args.count} new shared workspaces, one at a time (status polled every "
+            f"{STATUS_POLL * 1000:.0f} ms, the binding's uri every {FILE_POLL * 1000:.0f} ms):")
+        for k in range(1, args.count + 1):
+            name = f"panaderia-nueva-{k:03d}"
+            uri = os.path.join(bindings, "bench", name, "uri")
+            tmp = os.path.join(tmpdir, name + ".yaml.tmp")
+            with open(tmp, "w") as f:
+                f.write(workspace_doc(name))
+            result = {}
+
+            def watch_file():
+                result["binding"] = poll_until(lambda: os.path.exists(uri), FILE_POLL,
+                                               time.monotonic() + 60)
+
+            watcher = threading.Thread(target=watch_file)
+            t_write = time.monotonic()
+            os.rename(tmp, os.path.join(fleet, "workspaces", name + ".yaml"))
+            watcher.start()
+            t_ready, ready_unc = poll_until(lambda: d.ready(name), STATUS_POLL,
+                                            time.monotonic() + 60)
+            watcher.join()
+            t_bind, bind_unc = result["binding"]
+            with open(uri) as f:
+                if not f.read().startswith("postgresql://"):
+                    raise RuntimeError(f"{uri} is not a postgresql:// URI")
+            row = {"name": name, "to_binding": (t_bind - t_write) * 1000,
+                   "to_ready": (t_ready - t_write) * 1000, "gap": (t_bind - t_ready) * 1000,
+                   "ready_unc": ready_unc * 1000, "bind_unc": bind_unc * 1000}
+            rows.append(row)
+            say(f"  {name}: manifest -> binding {row['to_binding']:7.1f} ms, "
+                f"-> Ready {row['to_ready']:7.1f} ms, Ready -> binding {row['gap']:+7.1f} ms "
+                f"(poll slack: Ready {row['ready_unc']:.1f} ms, binding {row['bind_unc']:.1f} ms)")
+            time.sleep(0.3)
+    finally:
+        d.stop()
+
+    say("summary:")
+    say(stats_line("manifest written -> binding present", [r["to_binding"] for r in rows]))
+    say(stats_line("manifest written -> status Ready", [r["to_ready"] for r in rows]))
+    say(stats_line("Ready -> binding present (gap)", [r["gap"] for r in rows]))
+    before = sum(1 for r in rows if r["gap"] <= 0)
+    say(f"  binding present before or when Ready was seen: {before} of {len(rows)}; "
+        f"goal: present within 1000 ms of Ready: "
+        f"{'met' if max(r['gap'] for r in rows) < 1000 else 'MISSED'}")
+    with open(os.path.join(work, "results.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
