@@ -3,10 +3,7 @@
 // bindings written by hand in the layout (as the operator writes them: a folder filled, then
 // swapped in), changed while it runs.
 #include <doctest/doctest.h>
-#include <fcntl.h>
 #include <httplib.h>
-#include <stdio.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -18,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/binding_folder.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/pg_server.hpp"
@@ -68,26 +66,6 @@ std::map<std::string, std::string> BindingFiles(const PgServer& pg, const Tenant
           {"password", tenant.password},
           {"hosts", tenant.workspace + ".erp.example.test\nwww." + tenant.workspace + ".test"},
           {"state", state}};
-}
-
-// The operator's way: `.name.new` filled, then swapped in with renameat2(RENAME_EXCHANGE) (or
-// renamed in when new), the old version removed.
-void WriteBinding(const fs::path& dir, const std::string& name,
-                  const std::map<std::string, std::string>& files) {
-  const fs::path fresh = dir / ("." + name + ".new");
-  fs::create_directories(fresh);
-  for (const auto& [key, value] : files) {
-    const int fd = open((fresh / key).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    REQUIRE(fd >= 0);
-    REQUIRE(write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size()));
-    close(fd);
-  }
-  if (!fs::exists(dir / name)) {
-    fs::rename(fresh, dir / name);
-    return;
-  }
-  REQUIRE(renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, (dir / name).c_str(), RENAME_EXCHANGE) == 0);
-  fs::remove_all(fresh);
 }
 
 struct Reply {

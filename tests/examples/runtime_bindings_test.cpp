@@ -2,9 +2,6 @@
 // the layout of issue 17, refused with a reason when it is not, the host lookup, the watcher,
 // and the answers that need no database.
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <map>
@@ -14,6 +11,7 @@
 #include "examples/runtime/bindings_reader.hpp"
 #include "examples/runtime/responder.hpp"
 #include "examples/runtime/tenants.hpp"
+#include "tests/support/binding_folder.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {
@@ -22,6 +20,7 @@ namespace fs = std::filesystem;
 using namespace tmaster;
 using namespace tmaster::examples::runtime;
 using Files = std::map<std::string, std::string>;
+using testing::WriteBinding;
 
 Files AcmeFiles() {
   return {{"type", "postgresql"},
@@ -35,25 +34,6 @@ Files AcmeFiles() {
           {"uri", "postgresql://ws_acme:s3cret%20pass@10.0.0.5:5432/ws_acme"},
           {"hosts", "Acme.Example.com\nshop.acme.test"},
           {"state", "active"}};
-}
-
-// Writes `files` as the binding folder `name` the way the operator does: a `.name.new` folder
-// filled, then swapped in (renameat2 RENAME_EXCHANGE) and the old version removed.
-void WriteBinding(const fs::path& dir, const std::string& name, const Files& files) {
-  const fs::path fresh = dir / ("." + name + ".new");
-  fs::create_directories(fresh);
-  for (const auto& [key, value] : files) {
-    const int fd = open((fresh / key).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    REQUIRE(fd >= 0);
-    REQUIRE(write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size()));
-    close(fd);
-  }
-  if (!fs::exists(dir / name)) {
-    fs::rename(fresh, dir / name);
-    return;
-  }
-  REQUIRE(renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, (dir / name).c_str(), RENAME_EXCHANGE) == 0);
-  fs::remove_all(fresh);
 }
 
 std::string FailureMessage(const Outcome<Binding>& binding) {
