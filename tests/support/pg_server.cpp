@@ -1,7 +1,6 @@
 #include "tests/support/pg_server.hpp"
 
 #include <libpq-fe.h>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
