@@ -423,6 +423,8 @@ class Harness {
     yaml +=
         "stacks:\n  backend: directory\n  directory: " + (dir_.path() / "deployments").string() +
         "\n";
+    // The examples' erp runs its shared runtime on endpoint 1, which mounts the bindings.
+    yaml += "bindings:\n  dir: " + (dir_.path() / "bindings").string() + "\n";
     yaml += "http:\n  listen: \"" + ListenAddress() + "\"\n";
     yaml += "backups:\n  directory: " + (dir_.path() / "backups").string() + "\n";
     yaml += "reconcile:\n  workers: 4\n  resyncInterval: " + resync_interval_ + "\n";
@@ -869,9 +871,14 @@ TEST_CASE("daemon: the stack ledger is saved when tenant-operator exits on SIGTE
   CHECK(shop.conditions["StackReady"] == "True");
   const std::int64_t last_write = ModifiedNanos(compose);
   REQUIRE(last_write != first_write);
+  // The examples' erp shared runtime, converged by the leader beside the workspaces.
+  REQUIRE(Eventually(
+      [&] { return fs::exists(h.DeploymentsDir() / "shared-erp" / "docker-compose.yml"); }, 20s));
 
   CHECK(op->process().Terminate() == 0);
   REQUIRE(fs::exists(ledger));
+  // Its ledger entry is saved too, under its own key.
+  CHECK_FALSE(LineStartingWith(ReadFile(ledger), "shared:1:erp ").empty());
   // `name id update_date digest`: the stack as the daemon left it.
   std::istringstream entry(LineStartingWith(ReadFile(ledger), "l11-shop "));
   std::string name, id, update_date, digest;
