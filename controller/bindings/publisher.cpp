@@ -290,9 +290,13 @@ PublisherCounters SharedTenants::counters() const {
   return counters_;
 }
 
-void SharedTenants::ForgetWritten() {
+void SharedTenants::Reset() {
   std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& [name, published] : tenants_) published.stamp.reset();
+  std::set<std::string> products;
+  for (const auto& [name, published] : tenants_) products.insert(published.facts.product);
+  tenants_.clear();
+  for (const std::string& product : products) Bump(product);
+  pooler_dirty_ = true;
 }
 
 }  // namespace tmaster::bindings

@@ -103,8 +103,11 @@ class SharedTenants {
   /// The address bindings point at for `facts` (the pooler's while it is on).
   [[nodiscard]] const Endpoint& AddressOf(const TenantFacts& facts) const;
   [[nodiscard]] PublisherCounters counters() const;
-  /// Forgets what was written (the next publish of each tenant reads its folder again).
-  void ForgetWritten();
+  /// A new leadership term: forgets every tenant (the runtime API lists none until each is
+  /// published again by this term's reconciles; each product's version moves) and what was
+  /// written (the next publish of each tenant reads its folder again). A replica that led before
+  /// would otherwise keep listing a tenant another leader removed meanwhile.
+  void Reset();
 
  private:
   struct Published {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "controller/bindings/publisher.hpp"
 #include "controller/sources/directory_source.hpp"
 #include "controller/sources/git_source.hpp"
 #include "controller/workspace/stack_ledger_store.hpp"
@@ -134,6 +135,9 @@ bool Daemon::Begin(WorkQueue& queue) {
   overrides_.Load(*overrides);
   fleet_.Reset(*stored, *statuses);
   reconciler_.BeginTerm(std::move(*statuses));
+  // The shared tenants this replica published in an earlier term may have been removed by
+  // another leader since: this term publishes them again as it reconciles (docs/bindings.md).
+  if (deps_.stacks != nullptr && deps_.stacks->shared != nullptr) deps_.stacks->shared->Reset();
   const std::vector<std::string> deleting = desired_.BeginTerm(*stored);
   for (const std::string& name : deleting) queue.Add(name);
   spdlog::info("store: {} workspaces, {} being deleted", stored->size(), deleting.size());

@@ -27,6 +27,10 @@ struct ProductEntry {
   Outcome<std::vector<migrations::Migration>> migrations = std::vector<migrations::Migration>{};
   Outcome<std::string> stack_template = std::string();
   std::string digest;
+  /// `spec.sharedRuntime` (endpoint, template path) and the bytes of its template: what the
+  /// product's shared runtime stack converges to. Apart from `digest`, so a change of the runtime
+  /// alone re-queues no workspace; the registry's Version moves on either.
+  std::string runtime_digest = {};
 };
 
 /// A declared workspace.

@@ -6,7 +6,10 @@ namespace {
 bool SameProducts(const ProductMap& a, const ProductMap& b) {
   if (a.size() != b.size()) return false;
   for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) {
-    if (ia->first != ib->first || ia->second->digest != ib->second->digest) return false;
+    if (ia->first != ib->first || ia->second->digest != ib->second->digest ||
+        ia->second->runtime_digest != ib->second->runtime_digest) {
+      return false;
+    }
   }
   return true;
 }

@@ -28,6 +28,16 @@ Sync::Products Sync::LoadProducts(const manifests::Fleet& fleet, const SyncOptio
       entry->stack_template = stacks::ReadStackTemplate(product, options.max_template_bytes);
     }
     entry->digest = ProductDigest(product, entry->migrations, entry->stack_template);
+    if (product.shared_runtime) {
+      manifests::Product as_template = product;
+      as_template.stack_template = product.shared_runtime->stack_template;
+      const Outcome<std::string> text =
+          stacks::ReadStackTemplate(as_template, options.max_template_bytes);
+      entry->runtime_digest = crypto::Sha256Hex(
+          std::to_string(product.shared_runtime->endpoint) + "\n" +
+          product.shared_runtime->stack_template.string() + "\n" +
+          (text ? "template " + crypto::Sha256Hex(*text) : "template-error " + text.failure().reason));
+    }
     products.emplace(product.name, std::move(entry));
   }
   return products;

@@ -190,3 +190,16 @@ TEST_CASE("SharedTenants::WaitForChange wakes on a change of its product only") 
   // A version the publisher never gave (from before a restart) is answered at once.
   CHECK(tenants.WaitForChange("erp", 1, std::chrono::steady_clock::now() + std::chrono::seconds(5)));
 }
+
+TEST_CASE("SharedTenants::Reset forgets the tenants of a past term, and the files stay") {
+  TempDir tmp;
+  SharedTenants tenants({.bindings_dir = tmp.path() / "b"});
+  REQUIRE(tenants.Publish(Facts("acme")).ok());
+  const std::uint64_t before = tenants.Tenants("erp").resource_version;
+  tenants.Reset();
+  CHECK(tenants.Tenants("erp").items.empty());
+  CHECK(tenants.Tenants("erp").resource_version != before);
+  CHECK(fs::exists(tmp.path() / "b" / "erp" / "acme" / "uri"));
+  CHECK_FALSE(*tenants.Publish(Facts("acme")));  // read and compared: nothing to write
+  CHECK(tenants.Tenants("erp").items.size() == 1);
+}

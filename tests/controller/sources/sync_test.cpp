@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "controller/sources/product_registry.hpp"
 #include "manifests/loader.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/fake_store.hpp"
 #include "tests/support/shop_fleet.hpp"
 
@@ -203,4 +205,24 @@ TEST_CASE("sync: products are loaded once per read and their digest follows thei
       Parse(std::string(kProduct).replace(std::string(kProduct).find("1.0.0"), 5, "1.1.0") +
             Workspace("a"));
   CHECK(Sync::LoadProducts(changed, {}).at("shop")->digest != first.at("shop")->digest);
+}
+
+TEST_CASE("sync: a shared runtime's template moves the registry's version, not the workspaces' digest") {
+  testing::TempDir dir;
+  manifests::Fleet fleet = Fleet({"a"});
+  manifests::Product& product = fleet.products.at(0);
+  product.root = dir.path();
+  product.shared_runtime =
+      manifests::SharedRuntimeSpec{dir.Write("erp-shared.yml", "services: {app: {image: a}}\n"), 1};
+  const Sync::Products first = Sync::LoadProducts(fleet, {});
+  CHECK_FALSE(first.at("shop")->runtime_digest.empty());
+  dir.Write("erp-shared.yml", "services: {app: {image: b}}\n");
+  const Sync::Products edited = Sync::LoadProducts(fleet, {});
+  CHECK(edited.at("shop")->digest == first.at("shop")->digest);  // no workspace re-queued
+  CHECK(edited.at("shop")->runtime_digest != first.at("shop")->runtime_digest);
+  ProductRegistry registry;
+  registry.Replace("local", first);
+  const std::uint64_t version = registry.Version();
+  registry.Replace("local", Sync::LoadProducts(fleet, {}));
+  CHECK(registry.Version() != version);
 }
