@@ -122,7 +122,7 @@ class WorkspaceApi {
   /// blocked?}], "diagnostics":[...]}`; nothing applied. 415 as Apply.
   ApiAnswer Plan(std::string_view body, std::string_view content_type);
   /// `GET /api/v1/products`: `{"items":[{name, source, displayName, defaultVersion, modes,
-  /// workspaces}]}`.
+  /// workspaces, sharedRuntime}]}` (`sharedRuntime`: `{stack, endpoint}` or null).
   ApiAnswer Products() const;
   /// `GET /api/v1/workspaces`: from the fleet view. 400 for a bad continue token.
   ApiAnswer List(const FleetQuery& query) const;
