@@ -120,6 +120,18 @@ TEST_CASE("SafeDir writes a file only when it changed and never through a link")
   CHECK(fs::is_symlink(tmp.path() / "pooler" / "userlist.txt"));
 }
 
+TEST_CASE("SafeDir writes nothing for an unchanged file larger than a binding's (a pooler's)") {
+  TempDir tmp;
+  SafeDir dir = OpenOk(tmp.path() / "pooler");
+  const std::string big(2 * 1024 * 1024 + 17, 'u');  // userlist.txt of ~13,000 tenants
+  CHECK(*dir.WriteFile("userlist.txt", big));
+  CHECK_FALSE(*dir.WriteFile("userlist.txt", big));
+  std::string other = big;
+  other.back() = 'v';
+  CHECK(*dir.WriteFile("userlist.txt", other));
+  CHECK(*dir.WriteFile("userlist.txt", other + "w"));
+}
+
 TEST_CASE("SafeDir::ReplaceDir writes a folder whole, and nothing when it is unchanged") {
   TempDir tmp;
   SafeDir root = OpenOk(tmp.path() / "b");
