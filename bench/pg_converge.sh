@@ -11,26 +11,18 @@
 # Usage: bench/pg_converge.sh [N=200] [M=1000]     (BUILD_DIR defaults to ./build)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$root/bench/lib.sh"
 N="${1:-200}"
 M="${2:-1000}"
-build="${BUILD_DIR:-$root/build}"
-operator="$build/tenant-operator"
-[ -x "$operator" ] || { echo "build first: scripts/build.sh (missing $operator)" >&2; exit 2; }
+bench_operator
+bench_workdir quiet
 
-work="$(mktemp -d /tmp/tm-bench.XXXXXX)"
-chmod 755 "$work"
-envfile="$work/pg.env"
-cleanup() { "$root/scripts/pg-private.sh" stop "$envfile" || true; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
-trap cleanup EXIT
-
-TM_PG_FSYNC=off TM_PG_EXTRA_CONF="logging_collector = on
+bench_pg_start "logging_collector = on
 log_destination = 'csvlog'
 log_directory = 'log'
 log_filename = 'bench'
 log_statement = 'none'
-pg_stat_statements.max = 10000" "$root/scripts/pg-private.sh" start "$envfile"
-set -a; . "$envfile"; set +a
-export TM_MASTER_KEY="bench-master-key-0123456789abcdef0123456789"
+pg_stat_statements.max = 10000"
 datadir="$TM_PG_DIR/data"
 psql -X -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 
