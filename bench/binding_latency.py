@@ -18,106 +18,25 @@ The daemon is stopped on the way out (SIGTERM, then SIGKILL); its pid is also in
 for the shell script's trap.
 """
 import argparse
-import http.client
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
-PRODUCT = """apiVersion: tenantmaster.io/v1alpha1
-kind: Product
-metadata: {name: bench}
-spec: {image: example/bench, defaultVersion: "1.0.0", migrations: migrations, extensions: [pg_trgm], modes: [shared]}
-"""
-
-CONFIG = """baseDomain: bench.test
-masterKeyEnv: TM_MASTER_KEY
-clusters: [{{name: default, dsnEnv: TM_PG_DSN}}]
-stacks: {{backend: directory, directory: {work}/deployments}}
-http: {{listen: 127.0.0.1:{port}, tokenEnv: TM_ADMIN_TOKEN}}
-reconcile: {{workers: 4, resyncInterval: 30m, maxDeletionsPerSync: 3}}
-sources: [{{name: bench, directory: ./fleet}}]
-bindings: {{dir: {work}/bindings}}
-"""
+import latency_common
+from latency_common import say, workspace_doc
 
 STATUS_POLL = 0.020
 FILE_POLL = 0.005
 
 
-def say(*args):
-    print(*args, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def workspace_doc(name):
-    return ("apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\n"
-            f"metadata: {{name: {name}}}\n"
-            "spec: {product: bench, mode: shared, database: {connectionLimit: 5}}\n")
-
-
-class Daemon:
-    def __init__(self, operator, config, log, env, state_dir, pids, token):
-        with open(config) as f:
-            self.port = int(f.read().split("listen: 127.0.0.1:")[1].split(",")[0])
-        self.token = token
-        self.log = log
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen([operator, "--config", config, "--state-dir", state_dir],
-                                         stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-        with open(pids, "a") as f:
-            f.write(f"{self.proc.pid}\n")
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.proc.returncode}; see {log}")
-            try:
-                if self.get("/healthz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"daemon not serving after 60 s; see {log}")
-            time.sleep(0.02)
-
-    def get(self, path):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("GET", path, headers={"Authorization": "Bearer " + self.token,
-                                               "Connection": "close"})
-            resp = conn.getresponse()
-            return resp.status, resp.read()
-        finally:
-            conn.close()
-
+class Daemon(latency_common.Daemon):
     def ready(self, name):
-        status, data = self.get("/api/v1/workspaces/" + name)
-        if status != 200:
-            return False
-        doc = json.loads(data)
-        st = doc.get("status") or {}
-        return (st.get("phase") == "Ready" and
-                st.get("observedGeneration", 0) == doc["metadata"]["generation"])
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """Ready at the generation it has (observedGeneration == generation)."""
+        w = self.workspace(name)
+        return w is not None and w[2] == "Ready" and w[1] == w[0]
 
 
 def poll_until(check, period, deadline):
@@ -153,21 +72,14 @@ def main():
     fleet = os.path.join(work, "fleet")
     tmpdir = os.path.join(work, "tmp")
     bindings = os.path.join(work, "bindings")
-    for d in (os.path.join(fleet, "migrations"), os.path.join(fleet, "workspaces"), tmpdir):
-        os.makedirs(d)
-    src = os.path.join(args.root, "examples", "fleet", "migrations", "inventory")
-    for name in sorted(os.listdir(src)):
-        if name.endswith(".sql"):
-            shutil.copy(os.path.join(src, name), os.path.join(fleet, "migrations", name))
-    with open(os.path.join(fleet, "product.yaml"), "w") as f:
-        f.write(PRODUCT)
+    os.makedirs(tmpdir)
     initial = [f"ferreteria-{i:03d}" for i in range(1, args.fleet + 1)]
-    for name in initial:
-        with open(os.path.join(fleet, "workspaces", name + ".yaml"), "w") as f:
-            f.write(workspace_doc(name))
+    latency_common.make_fleet(args.root, fleet, initial)
     config = os.path.join(work, "config.yaml")
     with open(config, "w") as f:
-        f.write(CONFIG.format(work=work, port=free_port()))
+        f.write(latency_common.config_head(work, token_env="TM_ADMIN_TOKEN"))
+        f.write("sources: [{name: bench, directory: ./fleet}]\n")
+        f.write(f"bindings: {{dir: {work}/bindings}}\n")
     token = "bench-admin-" + os.urandom(12).hex()
     env = dict(os.environ, TM_ADMIN_TOKEN=token)
 
