@@ -13,7 +13,8 @@ Phases, all against one PostgreSQL and one fleet of COUNT shared workspaces (one
 After phases 2, 3 and 4, a few extra changes (not in the figures) run with the server's
 statement log on, to time each step of the path from the statements the daemon sends.
 
-HTTP requests go over a new connection each (see Daemon.request for why).
+HTTP requests go over a new connection each (see Daemon.request in bench/latency_common.py for
+why).
 
 Every daemon it starts is stopped on the way out (SIGTERM, then SIGKILL); their pids are also
 listed in WORK/daemon.pids for the shell script's trap.
@@ -21,18 +22,18 @@ listed in WORK/daemon.pids for the shell script's trap.
 import argparse
 import hashlib
 import hmac
-import http.client
 import json
 import math
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
+
+import latency_common
+from latency_common import config_head, say, workspace_doc
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SUCCESS_RE = re.compile(rb'^tenant_master_reconcile_total\{result="success"\} (\S+)$', re.M)
@@ -50,16 +51,6 @@ def log_time(text):
 def pct(values, p):
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100.0 * len(ordered)) - 1)]
-
-
-def say(*args):
-    print(*args, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- PostgreSQL: one persistent psql session, so a snapshot runs within a millisecond ----------
@@ -139,90 +130,21 @@ class Statements:
 
 # --- The daemon -----------------------------------------------------------------------------------
 
-class Daemon:
+class Daemon(latency_common.Daemon):
+    """The daemon with what the phases read: /metrics, its log since its start, /proc."""
+
     def __init__(self, args, config, log, env, state_dir):
-        self.args = args
-        self.log = log
-        self.port = None
-        self.conn = None
-        with open(config) as f:
-            m = re.search(r"listen: 127\.0\.0\.1:(\d+)", f.read())
-        self.port = int(m.group(1))
         self.log_offset = os.path.getsize(log) if os.path.exists(log) else 0
         self.t_start_wall = time.time()
         self.t_start = time.monotonic()
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [args.operator, "--config", config, "--state-dir", state_dir],
-                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        with open(os.path.join(args.work, "daemon.pids"), "a") as f:
-            f.write(f"{self.proc.pid}\n")
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.proc.returncode}; see {log}")
-            try:
-                status, _ = self.get("/healthz")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"daemon not serving after 60 s; see {log}")
-            time.sleep(0.02)
-
-    def _connect(self):
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-
-    def request(self, method, path, body=None, headers=None, keep_alive=False):
-        """One HTTP request. By default on a new connection each time: on a kept-alive
-        connection every answer of the daemon's HTTP server arrives about 40 ms late (it writes
-        the headers and the body separately without TCP_NODELAY, and the second write waits for
-        the client's delayed ACK), which would swamp what is measured here; see probe_http."""
-        if not keep_alive:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            try:
-                conn.request(method, path, body=body,
-                             headers=dict(headers or {}, Connection="close"))
-                resp = conn.getresponse()
-                return resp.status, resp.read()
-            finally:
-                conn.close()
-        for attempt in range(3):
-            if self.conn is None:
-                self._connect()
-            try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                resp = self.conn.getresponse()
-                data = resp.read()
-                if resp.getheader("Connection", "").lower() == "close":
-                    self.conn.close()
-                    self.conn = None
-                return resp.status, data
-            except (http.client.HTTPException, OSError):
-                if self.conn is not None:
-                    self.conn.close()
-                self.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError
-
-    def get(self, path, keep_alive=False):
-        return self.request("GET", path, keep_alive=keep_alive)
+        super().__init__(args.operator, config, log, env, state_dir,
+                         os.path.join(args.work, "daemon.pids"))
 
     def metrics(self):
         _, data = self.get("/metrics")
         m = SUCCESS_RE.search(data)
         d = DEPTH_RE.search(data)
         return (int(float(m.group(1))) if m else 0), (float(d.group(1)) if d else -1)
-
-    def workspace(self, name):
-        status, data = self.get("/api/v1/workspaces/" + name)
-        if status != 200:
-            return None
-        doc = json.loads(data)
-        st = doc.get("status") or {}
-        return (doc["metadata"]["generation"], st.get("observedGeneration", 0), st.get("phase", ""))
 
     def wait_successes(self, count, timeout, interval=0.5):
         deadline = time.monotonic() + timeout
@@ -263,70 +185,21 @@ class Daemon:
             fields = f.read().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
 
-    def stop(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
 
 # --- Fleet and configs ----------------------------------------------------------------------------
-
-PRODUCT = """apiVersion: tenantmaster.io/v1alpha1
-kind: Product
-metadata: {name: bench}
-spec: {image: example/bench, defaultVersion: "1.0.0", migrations: migrations, extensions: [pg_trgm], modes: [shared]}
-"""
-
-
-def workspace_doc(name, limit):
-    return ("apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\n"
-            f"metadata: {{name: {name}}}\n"
-            f"spec: {{product: bench, mode: shared, database: {{connectionLimit: {limit}}}}}\n")
-
 
 def ws_name(i):
     return f"bench-{i:04d}"
 
 
-def make_fleet(root, fleet, count):
-    os.makedirs(os.path.join(fleet, "migrations"))
-    os.makedirs(os.path.join(fleet, "workspaces"))
-    src = os.path.join(root, "examples", "fleet", "migrations", "inventory")
-    for name in sorted(os.listdir(src)):
-        if name.endswith(".sql"):
-            shutil.copy(os.path.join(src, name), os.path.join(fleet, "migrations", name))
-    with open(os.path.join(fleet, "product.yaml"), "w") as f:
-        f.write(PRODUCT)
-    for i in range(1, count + 1):
-        with open(os.path.join(fleet, "workspaces", ws_name(i) + ".yaml"), "w") as f:
-            f.write(workspace_doc(ws_name(i), 5))
-
-
-COMMON = """baseDomain: bench.test
-masterKeyEnv: TM_MASTER_KEY
-clusters: [{{name: default, dsnEnv: TM_PG_DSN}}]
-stacks: {{backend: directory, directory: {work}/deployments}}
-http: {{listen: 127.0.0.1:{port}}}
-reconcile: {{workers: 4, resyncInterval: 30m, maxDeletionsPerSync: 3}}
-"""
-
-
 def write_configs(work):
     dir_config = os.path.join(work, "dir.config.yaml")
     with open(dir_config, "w") as f:
-        f.write(COMMON.format(work=work, port=free_port()))
+        f.write(config_head(work))
         f.write("sources: [{name: bench, directory: ./fleet}]\n")
     git_config = os.path.join(work, "git.config.yaml")
     with open(git_config, "w") as f:
-        f.write(COMMON.format(work=work, port=free_port()))
+        f.write(config_head(work))
         f.write("store: {dsnEnv: TM_STORE_DSN}\n")
         f.write(f"sources: [{{name: bench-git, git: {{url: 'file://{work}/fleet.git', branch: main,"
                 " path: fleet, interval: 1h, webhookSecretEnv: TM_WEBHOOK_SECRET}}]\n")
@@ -692,7 +565,7 @@ def main():
     fleet = os.path.join(work, "fleet")
     tmpdir = os.path.join(work, "tmp")
     os.makedirs(tmpdir)
-    make_fleet(args.root, fleet, args.count)
+    latency_common.make_fleet(args.root, fleet, [ws_name(i) for i in range(1, args.count + 1)])
     dir_config, git_config = write_configs(work)
     state_dir = os.path.join(work, "state")
     secret = "bench-webhook-secret-" + os.urandom(8).hex()

@@ -17,42 +17,25 @@
 #        KEEP=1 keeps the work folder with the daemons' logs and results.json)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+. "$root/bench/lib.sh"
 COUNT="${1:-1000}"
 CHANGES="${2:-20}"
-build="${BUILD_DIR:-$root/build}"
-operator="$build/tenant-operator"
-[ -x "$operator" ] || { echo "build first: scripts/build.sh (missing $operator)" >&2; exit 2; }
+bench_operator
 command -v git >/dev/null || { echo "git is required" >&2; exit 2; }
-
-work="$(mktemp -d /tmp/tm-bench.XXXXXX)"
-chmod 755 "$work"
-envfile="$work/pg.env"
-cleanup() {
-  # The helper stops its daemons itself; this is for an interrupted run.
-  if [ -f "$work/daemon.pids" ]; then
-    while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$work/daemon.pids"
-    sleep 1
-    while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$work/daemon.pids"
-  fi
-  "$root/scripts/pg-private.sh" stop "$envfile" || true
-  if [ -n "${KEEP:-}" ]; then echo "work folder kept: $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_workdir
 
 # The statement log (csvlog) stays off except while the helper explains a few extra changes.
-TM_PG_FSYNC=off TM_PG_EXTRA_CONF="logging_collector = on
+bench_pg_start "logging_collector = on
 log_destination = 'csvlog'
 log_directory = 'log'
 log_filename = 'bench'
 log_file_mode = 0644
 log_timezone = 'UTC'
 log_statement = 'none'
-pg_stat_statements.max = 10000" "$root/scripts/pg-private.sh" start "$envfile"
-set -a; . "$envfile"; set +a
-export TM_MASTER_KEY="bench-master-key-0123456789abcdef0123456789"
+pg_stat_statements.max = 10000"
 psql -X -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
 
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); operator: $operator"
+bench_say_machine
 python3 "$root/bench/daemon_latency.py" --operator "$operator" --root "$root" --work "$work" \
   --count "$COUNT" --changes "$CHANGES"
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_say_load_at_end
