@@ -17,7 +17,6 @@ time is late by up to its poll period (20 ms for Ready, 5 ms for the binding).
 The daemon is stopped on the way out (SIGTERM, then SIGKILL); its pid is also in WORK/daemon.pids
 for the shell script's trap.
 """
-import argparse
 import json
 import os
 import statistics
@@ -60,10 +59,7 @@ def stats_line(label, values_ms):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--operator", required=True)
-    p.add_argument("--root", required=True)
-    p.add_argument("--work", required=True)
+    p = latency_common.arg_parser()
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--fleet", type=int, default=20)
     args = p.parse_args()

@@ -19,7 +19,6 @@ why).
 Every daemon it starts is stopped on the way out (SIGTERM, then SIGKILL); their pids are also
 listed in WORK/daemon.pids for the shell script's trap.
 """
-import argparse
 import hashlib
 import hmac
 import json
@@ -548,10 +547,7 @@ def idle_cpu(daemon, stats, seconds):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--operator", required=True)
-    ap.add_argument("--root", required=True)
-    ap.add_argument("--work", required=True)
+    ap = latency_common.arg_parser()
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--idle", type=float, default=30.0)

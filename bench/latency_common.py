@@ -3,6 +3,7 @@ fleet of shared workspaces, the head of the daemon's config, and a daemon starte
 background that is asked over HTTP. Imported by those scripts from their own folder (Python puts
 a script's folder first on sys.path), so they run from any working directory.
 """
+import argparse
 import http.client
 import json
 import os
@@ -30,6 +31,15 @@ reconcile: {{workers: 4, resyncInterval: 30m, maxDeletionsPerSync: 3}}
 
 def say(*args):
     print(*args, flush=True)
+
+
+def arg_parser():
+    """The options the shell script gives every helper: --operator, --root (the checkout) and
+    --work (the work folder); the helper adds its own."""
+    p = argparse.ArgumentParser()
+    for option in ("--operator", "--root", "--work"):
+        p.add_argument(option, required=True)
+    return p
 
 
 def free_port():
