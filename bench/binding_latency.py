@@ -24,8 +24,9 @@ import sys
 import threading
 import time
 
-import latency_common
-from latency_common import say, workspace_doc
+sys.dont_write_bytecode = True  # importing latency_common leaves no bench/__pycache__
+import latency_common  # noqa: E402
+from latency_common import say, workspace_doc  # noqa: E402
 
 STATUS_POLL = 0.020
 FILE_POLL = 0.005

@@ -31,8 +31,9 @@ import subprocess
 import sys
 import time
 
-import latency_common
-from latency_common import config_head, say, workspace_doc
+sys.dont_write_bytecode = True  # importing latency_common leaves no bench/__pycache__
+import latency_common  # noqa: E402
+from latency_common import config_head, say, workspace_doc  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SUCCESS_RE = re.compile(rb'^tenant_master_reconcile_total\{result="success"\} (\S+)$', re.M)
