@@ -11,6 +11,7 @@
 // connection lost, server restarting; Stalled: permissions, schema trouble). Messages name the
 // step and never contain the DSN or a password.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -195,10 +196,102 @@ struct StoredOverride {
   friend bool operator==(const StoredOverride&, const StoredOverride&) = default;
 };
 
+/// A dashboard session (schema v7, tm_sessions; controller/api/sessions.hpp). The session token
+/// (the cookie's value) is never stored: `id` is its SHA-256.
+struct StoredSession {
+  std::string id;            ///< lower-case hex SHA-256 of the session token
+  std::string principal_id;  ///< Principal::id: `env:admin`, `env:read`, `token:<id>`, `user:<name>`
+  std::string role;          ///< "admin" or "viewer"
+  std::string description;   ///< Principal::description (a managed token's)
+  std::string csrf_digest;   ///< lower-case hex SHA-256 of the session's CSRF token
+  std::int64_t created_unix = 0;
+  std::int64_t expires_unix = 0;    ///< refused from this second on
+  std::int64_t last_seen_unix = 0;  ///< the last request (recorded at most once a minute)
+  std::optional<std::int64_t> revoked_unix;  ///< logout; nullopt while open
+
+  friend bool operator==(const StoredSession&, const StoredSession&) = default;
+};
+
+/// nullopt when `session` may be stored; else Stalled `InvalidValue` (an id or CSRF digest that
+/// is not 64 lower-case hex digits, a role other than admin or viewer). Both stores use it.
+inline std::optional<Failure> CheckSession(const StoredSession& session) {
+  const auto hex64 = [](const std::string& text) {
+    return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
+  };
+  const auto bad = [](std::string_view what) {
+    return Failure::Stalled("InvalidValue", "session: " + std::string(what));
+  };
+  if (!hex64(session.id)) return bad("id must be 64 lower-case hex digits");
+  if (!hex64(session.csrf_digest)) return bad("CSRF digest must be 64 lower-case hex digits");
+  if (session.role != "admin" && session.role != "viewer") return bad("role must be admin or viewer");
+  return std::nullopt;
+}
+
+/// How many failed logins one key may have (controller/api/sessions.hpp, kUserLoginLimit and
+/// kAddressLoginLimit): `max_failures` within `window_seconds` lock the key for `lock_seconds`,
+/// doubled at each further lock, at most `max_lock_seconds`; the count of locks is forgotten
+/// after `forget_after_seconds` without a failure.
+struct LoginLimit {
+  std::int64_t max_failures = 5;
+  std::int64_t window_seconds = 300;
+  std::int64_t lock_seconds = 300;
+  std::int64_t max_lock_seconds = 3600;
+  std::int64_t forget_after_seconds = 86'400;
+};
+
+/// The failed logins of one key (schema v7, tm_login_failures): `addr:<AddressKey>` or
+/// `user:<name>`.
+struct LoginFailure {
+  std::string key;
+  std::int64_t count = 0;              ///< failures in the current window
+  std::int64_t window_start_unix = 0;  ///< when the current window began
+  std::optional<std::int64_t> locked_until_unix;  ///< refused until then; nullopt: never locked
+  std::int64_t lockouts = 0;           ///< locks so far (the next lasts lock_seconds * 2^lockouts)
+  std::int64_t last_failure_unix = 0;
+
+  /// True while `now_unix` is before the end of the lock.
+  [[nodiscard]] bool Locked(std::int64_t now_unix) const {
+    return locked_until_unix && now_unix < *locked_until_unix;
+  }
+
+  friend bool operator==(const LoginFailure&, const LoginFailure&) = default;
+};
+
+/// The counter of `key` after one more failure at `now_unix` (pure; both stores apply it under a
+/// lock of the row). A failure while the key is locked changes nothing (the caller refuses
+/// without checking the secret); one after the window restarts the count; the `max_failures`th
+/// within the window locks the key and restarts the count.
+inline LoginFailure NextLoginFailure(std::optional<LoginFailure> before, const std::string& key,
+                                     std::int64_t now_unix, const LoginLimit& limit) {
+  LoginFailure row = before.value_or(LoginFailure{key, 0, now_unix, std::nullopt, 0, now_unix});
+  if (row.Locked(now_unix)) return row;
+  if (row.lockouts > 0 && now_unix - row.last_failure_unix >= limit.forget_after_seconds) {
+    row.lockouts = 0;
+  }
+  if (now_unix - row.window_start_unix >= limit.window_seconds || now_unix < row.window_start_unix) {
+    row.count = 0;
+    row.window_start_unix = now_unix;
+  }
+  ++row.count;
+  row.last_failure_unix = now_unix;
+  if (row.count < limit.max_failures) return row;
+  std::int64_t lock = limit.lock_seconds;
+  for (std::int64_t i = 0; i < row.lockouts && lock < limit.max_lock_seconds; ++i) lock *= 2;
+  row.locked_until_unix = now_unix + std::min(lock, limit.max_lock_seconds);
+  ++row.lockouts;
+  row.count = 0;
+  row.window_start_unix = now_unix;
+  return row;
+}
+
 /// What one `Prune` removed.
 struct Pruned {
   std::int64_t events = 0;
   std::int64_t deliveries = 0;
+  /// Sessions expired or revoked more than a day ago.
+  std::int64_t sessions = 0;
+  /// Failure counters neither locked nor counting, and without a failure for a day.
+  std::int64_t login_failures = 0;
 };
 
 /// The control database. Implementations are safe to call from several threads.
@@ -292,8 +385,30 @@ class Store {
   /// Removes the override of `workspace`; true when there was one.
   virtual Outcome<bool> ClearOverride(const std::string& workspace) = 0;
 
+  /// Stores a new dashboard session (CheckSession first). Stalled `SessionExists` when a
+  /// session with that id is already stored.
+  virtual Outcome<Done> CreateSession(const StoredSession& session) = 0;
+  /// The session with that id, expired and revoked ones included; nullopt when none.
+  virtual Outcome<std::optional<StoredSession>> FindSession(const std::string& id) = 0;
+  /// Records a request of the session at `at_unix` (never moves it back); nothing when there is
+  /// no such session.
+  virtual Outcome<Done> TouchSession(const std::string& id, std::int64_t at_unix) = 0;
+  /// Marks the session revoked at `at_unix` (logout); false when there is no such session or it
+  /// was already revoked.
+  virtual Outcome<bool> RevokeSession(const std::string& id, std::int64_t at_unix) = 0;
+
+  /// The failed-login counter of `key`; nullopt when it has none.
+  virtual Outcome<std::optional<LoginFailure>> FindLoginFailure(const std::string& key) = 0;
+  /// Counts one failed login of `key` at `now_unix`: NextLoginFailure of the stored counter,
+  /// stored and returned, atomically (concurrent failures on several replicas all count).
+  virtual Outcome<LoginFailure> RecordLoginFailure(const std::string& key, std::int64_t now_unix,
+                                                   const LoginLimit& limit) = 0;
+  /// Forgets the counter of `key` (a successful login); true when there was one.
+  virtual Outcome<bool> ClearLoginFailure(const std::string& key) = 0;
+
   /// Removes the events and deliveries beyond the retention (older than its age, or beyond its
-  /// count, oldest first). The daemon's leader calls it every few minutes.
+  /// count, oldest first), the sessions expired or revoked more than a day ago, and the idle
+  /// login-failure counters (Pruned). The daemon's leader calls it every few minutes.
   virtual Outcome<Pruned> Prune() = 0;
 };
 

@@ -4,7 +4,8 @@
 // split along its seams: the connector (this header, store_libpq_connector.cpp), the schema
 // (store_libpq_schema.cpp), workspaces and their status (store_libpq_workspaces.cpp), sources,
 // events, webhook deliveries and the stack ledger (store_libpq_records.cpp), the managed API
-// tokens (store_libpq_tokens.cpp), and the leader lock
+// tokens (store_libpq_tokens.cpp), the dashboard's sessions and login-failure counters
+// (store_libpq_sessions.cpp), and the leader lock
 // (leader_lock_libpq.cpp). Nothing outside this folder includes it.
 
 #include <libpq-fe.h>
@@ -79,6 +80,9 @@ Failure BadValue(std::string_view what);
 std::optional<std::int64_t> ParseInt(const char* text);
 /// The single `RETURNING id` value of `res`.
 Outcome<std::int64_t> IdOf(PGresult* res);
+/// Removes the sessions expired or revoked more than a day ago and the idle login-failure
+/// counters (store_libpq_sessions.cpp; part of LibpqStore::Prune), counting them in `pruned`.
+Outcome<Done> PruneSessions(PGconn* conn, const StoreConnector& connector, Pruned& pruned);
 
 /// Every row of `res`, each read by `read(res, row)` (an Outcome<T>); a row that cannot be read
 /// makes the whole answer its failure.
@@ -151,6 +155,16 @@ class LibpqStore final : public Store {
   Outcome<std::vector<StoredOverride>> ListOverrides() override;
   Outcome<Done> SetOverride(const StoredOverride& override) override;
   Outcome<bool> ClearOverride(const std::string& workspace) override;
+
+  // store_libpq_sessions.cpp
+  Outcome<Done> CreateSession(const StoredSession& session) override;
+  Outcome<std::optional<StoredSession>> FindSession(const std::string& id) override;
+  Outcome<Done> TouchSession(const std::string& id, std::int64_t at_unix) override;
+  Outcome<bool> RevokeSession(const std::string& id, std::int64_t at_unix) override;
+  Outcome<std::optional<LoginFailure>> FindLoginFailure(const std::string& key) override;
+  Outcome<LoginFailure> RecordLoginFailure(const std::string& key, std::int64_t now_unix,
+                                           const LoginLimit& limit) override;
+  Outcome<bool> ClearLoginFailure(const std::string& key) override;
 
  private:
   Outcome<PGconn*> Connection();

@@ -259,6 +259,9 @@ Outcome<Pruned> LibpqStore::Prune() {
     auto count = [](PGresult* res) { return ParseInt(PQgetvalue(res, 0, 0)).value_or(0); };
     pruned.events = count(events->get());
     pruned.deliveries = count(deliveries->get());
+    if (auto sessions = PruneSessions(conn, connector_, pruned); !sessions) {
+      return sessions.failure();
+    }
     return pruned;
   });
 }

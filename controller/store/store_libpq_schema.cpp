@@ -142,6 +142,29 @@ ALTER TABLE tm_webhook_deliveries SET (autovacuum_vacuum_scale_factor = 0,
   autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_insert_scale_factor = 0,
   autovacuum_vacuum_insert_threshold = 1000);
 )SQL"},
+    {7, "dashboard sessions, login failure counters", R"SQL(
+CREATE TABLE tm_sessions (
+  id text PRIMARY KEY CHECK (id ~ '^[0-9a-f]{64}$'),
+  principal_id text NOT NULL,
+  role text NOT NULL CHECK (role IN ('admin', 'viewer')),
+  description text NOT NULL,
+  csrf_digest text NOT NULL CHECK (csrf_digest ~ '^[0-9a-f]{64}$'),
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  last_seen_at timestamptz NOT NULL,
+  revoked_at timestamptz
+);
+CREATE INDEX tm_sessions_expires ON tm_sessions (expires_at);
+CREATE TABLE tm_login_failures (
+  key text PRIMARY KEY,
+  count bigint NOT NULL CHECK (count >= 0),
+  window_start timestamptz NOT NULL,
+  locked_until timestamptz,
+  lockouts bigint NOT NULL CHECK (lockouts >= 0),
+  last_failure timestamptz NOT NULL
+);
+CREATE INDEX tm_login_failures_last ON tm_login_failures (last_failure);
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

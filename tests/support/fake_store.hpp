@@ -37,6 +37,8 @@ class FakeStore final : public controller::Store {
     std::map<std::string, controller::StackLedgerRow> stack_ledger;  ///< by workspace
     std::map<std::string, controller::ApiToken> tokens;               ///< by id
     std::map<std::string, controller::StoredOverride> overrides;      ///< by workspace
+    std::map<std::string, controller::StoredSession> sessions;        ///< by id
+    std::map<std::string, controller::LoginFailure> login_failures;   ///< by key
   };
 
   /// The failure injected calls return unless the test gives its own.
@@ -377,6 +379,70 @@ class FakeStore final : public controller::Store {
     const std::lock_guard lock(mutex_);
     if (auto failed = Enter("ClearOverride")) return *failed;
     return state_.overrides.erase(workspace) > 0;
+  }
+
+  Outcome<Done> CreateSession(const controller::StoredSession& session) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("CreateSession")) return *failed;
+    if (std::optional<Failure> bad = controller::CheckSession(session)) return *bad;
+    if (!state_.sessions.emplace(session.id, session).second) {
+      return Failure::Stalled("SessionExists", "a session with that id already exists");
+    }
+    return Ok();
+  }
+
+  Outcome<std::optional<controller::StoredSession>> FindSession(const std::string& id) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("FindSession")) return *failed;
+    const auto found = state_.sessions.find(id);
+    if (found == state_.sessions.end()) return std::optional<controller::StoredSession>();
+    return std::optional<controller::StoredSession>(found->second);
+  }
+
+  Outcome<Done> TouchSession(const std::string& id, std::int64_t at_unix) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("TouchSession")) return *failed;
+    const auto found = state_.sessions.find(id);
+    if (found != state_.sessions.end() && found->second.last_seen_unix < at_unix) {
+      found->second.last_seen_unix = at_unix;
+    }
+    return Ok();
+  }
+
+  Outcome<bool> RevokeSession(const std::string& id, std::int64_t at_unix) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("RevokeSession")) return *failed;
+    const auto found = state_.sessions.find(id);
+    if (found == state_.sessions.end() || found->second.revoked_unix) return false;
+    found->second.revoked_unix = at_unix;
+    return true;
+  }
+
+  Outcome<std::optional<controller::LoginFailure>> FindLoginFailure(
+      const std::string& key) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("FindLoginFailure")) return *failed;
+    const auto found = state_.login_failures.find(key);
+    if (found == state_.login_failures.end()) return std::optional<controller::LoginFailure>();
+    return std::optional<controller::LoginFailure>(found->second);
+  }
+
+  Outcome<controller::LoginFailure> RecordLoginFailure(
+      const std::string& key, std::int64_t now_unix, const controller::LoginLimit& limit) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("RecordLoginFailure")) return *failed;
+    const auto found = state_.login_failures.find(key);
+    std::optional<controller::LoginFailure> before;
+    if (found != state_.login_failures.end()) before = found->second;
+    controller::LoginFailure after = controller::NextLoginFailure(before, key, now_unix, limit);
+    state_.login_failures[key] = after;
+    return after;
+  }
+
+  Outcome<bool> ClearLoginFailure(const std::string& key) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ClearLoginFailure")) return *failed;
+    return state_.login_failures.erase(key) > 0;
   }
 
   Outcome<std::vector<controller::WebhookDelivery>> ListDeliveries(std::int64_t limit) override {

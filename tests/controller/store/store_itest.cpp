@@ -65,15 +65,15 @@ TEST_CASE("Migrate twice is a no-op: one version row per migration") {
   auto store = OpenStore();
   const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
   const std::string rows = QueryValue(StoreDsn(), count_sql);
-  CHECK(rows == "6");  // one row per migration
+  CHECK(rows == "7");  // one row per migration
   const std::string versions_sql =
       "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7");
   REQUIRE(store->Migrate().ok());
   auto other = MakeLibpqStore(Secret(StoreDsn()));
   REQUIRE(other->Migrate().ok());
   CHECK(QueryValue(StoreDsn(), count_sql) == rows);
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
 }
@@ -374,7 +374,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn,
                    "SELECT string_agg(version::text, ',' ORDER BY version)"
-                   " FROM tm_schema_version") == "1,2,3,4,5,6");
+                   " FROM tm_schema_version") == "1,2,3,4,5,6,7");
 
   std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
   REQUIRE(old.has_value());
@@ -393,7 +393,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE(store->PutStatus(updated).ok());
   CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "6");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "7");
 }
 
 TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
@@ -920,9 +920,10 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   (void)QueryValue(admin, "CREATE DATABASE tm_store_v3");
   const std::string dsn = server.Dsn("tm_store_v3");
   // A v3 store as the operator of issue 11 left it: migrations 1 to 3 are released and frozen,
-  // so running them and taking v4 to v6 back out gives exactly that schema.
+  // so running them and taking v4 to v7 back out gives exactly that schema.
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  Execute(dsn, "DROP TABLE tm_stack_ledger, tm_api_tokens, tm_overrides;"
+  Execute(dsn, "DROP TABLE tm_stack_ledger, tm_api_tokens, tm_overrides, tm_sessions,"
+               " tm_login_failures;"
                " ALTER TABLE tm_webhook_deliveries RESET (autovacuum_vacuum_scale_factor,"
                " autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor,"
                " autovacuum_vacuum_insert_threshold);"
@@ -940,7 +941,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   Outcome<Done> migrated = store->Migrate();
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn, "SELECT string_agg(version::text, ',' ORDER BY version)"
-                        " FROM tm_schema_version") == "1,2,3,4,5,6");
+                        " FROM tm_schema_version") == "1,2,3,4,5,6,7");
   std::optional<StoredWorkspace> kept = Must(store->Get("v3-acme"));
   REQUIRE(kept.has_value());
   CHECK(kept->stack_endpoint == 2);
@@ -951,7 +952,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   REQUIRE(store->PutStackLedger(row).ok());
   CHECK(Must(store->ListStackLedger("b")) == std::vector<StackLedgerRow>{row});
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "6");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "7");
 }
 
 namespace {
@@ -1067,4 +1068,134 @@ TEST_CASE("API tokens: the lookup the API makes on each request costs well under
   CHECK(per_lookup < std::chrono::milliseconds(2));
 }
 
+}  // namespace tmaster::controller
+
+namespace tmaster::controller {
+namespace {
+
+StoredSession SessionRow(const std::string& token, const std::string& principal,
+                         std::int64_t created, std::int64_t expires) {
+  StoredSession session;
+  session.id = crypto::Sha256Hex(token);
+  session.principal_id = principal;
+  session.role = "admin";
+  session.description = "";
+  session.csrf_digest = crypto::Sha256Hex("csrf-of-" + token);
+  session.created_unix = created;
+  session.expires_unix = expires;
+  session.last_seen_unix = created;
+  return session;
+}
+
+TEST_CASE("sessions (schema v7): create, find, touch forward only, revoke once; survive a restart") {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_sessions");
+  const StoredSession alice = SessionRow("tok-alice", "user:alice", 1'800'000'000, 1'800'043'200);
+  REQUIRE(store->CreateSession(alice).ok());
+  CHECK(Must(store->FindSession(alice.id)) == std::optional<StoredSession>(alice));
+  CHECK_FALSE(Must(store->FindSession(crypto::Sha256Hex("nobody"))).has_value());
+  Outcome<Done> again = store->CreateSession(alice);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.failure().reason == "SessionExists");
+  StoredSession bad = alice;
+  bad.id = "not-a-digest";
+  Outcome<Done> refused = store->CreateSession(bad);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.failure().reason == "InvalidValue");
+
+  REQUIRE(store->TouchSession(alice.id, 1'800'000'600).ok());
+  REQUIRE(store->TouchSession(alice.id, 1'800'000'300).ok());
+  CHECK(Must(store->FindSession(alice.id))->last_seen_unix == 1'800'000'600);
+
+  auto reopened = OpenStore();  // a restart: the session is still there, and still open
+  std::optional<StoredSession> found = Must(reopened->FindSession(alice.id));
+  REQUIRE(found.has_value());
+  CHECK(found->expires_unix == 1'800'043'200);
+  CHECK_FALSE(found->revoked_unix.has_value());
+  CHECK(Must(reopened->RevokeSession(alice.id, 1'800'001'000)));
+  CHECK_FALSE(Must(reopened->RevokeSession(alice.id, 1'800'002'000)));  // the first time stays
+  CHECK(Must(store->FindSession(alice.id))->revoked_unix == 1'800'001'000);
+}
+
+TEST_CASE("Prune removes sessions expired or revoked over a day ago and idle login counters") {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_sessions; DELETE FROM tm_login_failures");
+  const std::int64_t now = UnixNow();
+  const StoredSession old = SessionRow("tok-old", "env:admin", now - 3 * 86'400, now - 2 * 86'400);
+  const StoredSession open = SessionRow("tok-open", "env:admin", now - 3'600, now + 3'600);
+  StoredSession revoked = SessionRow("tok-revoked", "env:read", now - 3 * 86'400, now + 3'600);
+  REQUIRE(store->CreateSession(old).ok());
+  REQUIRE(store->CreateSession(open).ok());
+  REQUIRE(store->CreateSession(revoked).ok());
+  REQUIRE(Must(store->RevokeSession(revoked.id, now - 2 * 86'400)));
+  const LoginLimit limit;
+  Must(store->RecordLoginFailure("user:idle", now - 2 * 86'400, limit));
+  Must(store->RecordLoginFailure("user:recent", now - 60, limit));
+  const Pruned pruned = Must(store->Prune());
+  CHECK(pruned.sessions == 2);
+  CHECK(pruned.login_failures == 1);
+  CHECK(Must(store->FindSession(open.id)).has_value());
+  CHECK_FALSE(Must(store->FindSession(old.id)).has_value());
+  CHECK_FALSE(Must(store->FindLoginFailure("user:idle")).has_value());
+  CHECK(Must(store->FindLoginFailure("user:recent")).has_value());
+}
+
+TEST_CASE("login failures (schema v7): a lock survives a restart; distinct addresses still lock the user") {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_login_failures");
+  const LoginLimit user_limit{5, 300, 300, 3600, 86'400};
+  const LoginLimit address_limit{20, 300, 300, 3600, 86'400};
+  const std::int64_t t0 = 1'800'000'000;
+  // Four failures from four addresses, then the store is opened anew (a restart, or another
+  // replica): the user's count goes on from four, and the fifth failure locks the user.
+  for (int i = 0; i < 4; ++i) {
+    const std::string address = "addr:192.0.2." + std::to_string(i + 1);
+    CHECK(Must(store->RecordLoginFailure(address, t0 + i, address_limit)).count == 1);
+    CHECK(Must(store->RecordLoginFailure("user:alice", t0 + i, user_limit)).count == i + 1);
+  }
+  auto restarted = OpenStore();
+  const LoginFailure locked = Must(restarted->RecordLoginFailure("user:alice", t0 + 10, user_limit));
+  CHECK(locked.Locked(t0 + 10));
+  CHECK(locked.locked_until_unix == t0 + 10 + 300);
+  CHECK(locked.lockouts == 1);
+  std::optional<LoginFailure> found = Must(OpenStore()->FindLoginFailure("user:alice"));
+  REQUIRE(found.has_value());
+  CHECK(*found == locked);
+  // No address reached its own limit: only the user's counter stops the flood.
+  for (int i = 0; i < 4; ++i) {
+    const std::string address = "addr:192.0.2." + std::to_string(i + 1);
+    CHECK_FALSE(Must(restarted->FindLoginFailure(address))->Locked(t0 + 10));
+  }
+  // After the lock, five more failures lock it again for twice as long.
+  LoginFailure after = locked;
+  for (int i = 0; i < 5; ++i) {
+    after = Must(store->RecordLoginFailure("user:alice", t0 + 400 + i, user_limit));
+  }
+  CHECK(after.locked_until_unix == t0 + 404 + 600);
+  CHECK(after.lockouts == 2);
+  CHECK(Must(store->ClearLoginFailure("user:alice")));
+  CHECK_FALSE(Must(store->FindLoginFailure("user:alice")).has_value());
+  CHECK_FALSE(Must(store->ClearLoginFailure("user:alice")));
+}
+
+TEST_CASE("login failures: concurrent failures of one key on several connections all count") {
+  auto first = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_login_failures");
+  const LoginLimit limit{1000, 300, 300, 3600, 86'400};
+  const std::int64_t t0 = 1'800'000'000;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int w = 0; w < 4; ++w) stores.push_back(OpenStore());
+  std::vector<std::future<int>> workers;
+  for (auto& store : stores) {
+    workers.push_back(std::async(std::launch::async, [&limit, t0, &store] {
+      int failed = 0;
+      for (int i = 0; i < 25; ++i) failed += store->RecordLoginFailure("user:race", t0, limit).ok() ? 0 : 1;
+      return failed;
+    }));
+  }
+  for (auto& worker : workers) CHECK(worker.get() == 0);
+  CHECK(Must(first->FindLoginFailure("user:race"))->count == 100);
+}
+
+}  // namespace
 }  // namespace tmaster::controller
