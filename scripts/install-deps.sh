@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config git ca-certificates
   libboost1.81-dev libboost-json1.81-dev libpq-dev libcpp-httplib-dev libyaml-cpp-dev
-  libspdlog-dev doctest-dev libssl-dev
+  libspdlog-dev doctest-dev libssl-dev libargon2-dev libcrypt-dev
   postgresql-15 postgresql-client-15 python3 bc curl
   pgbouncer
 )
