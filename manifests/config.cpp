@@ -624,6 +624,21 @@ void ReadHttpTls(MapReader& reader, HttpConfig& http) {
   http.tls_key_file = *key;
 }
 
+// `usersFile`: the dashboard's users (issue 14), a file readable now. Its content (names, hashes,
+// roles) is read by controller/api/users.hpp, which the manifests do not depend on.
+void ReadHttpUsersFile(MapReader& reader, HttpConfig& http) {
+  std::optional<fs::path> file = reader.Path("usersFile");
+  if (!file) return;
+  std::error_code ec;
+  std::ifstream in(*file);
+  if (!fs::is_regular_file(*file, ec) || !in) {
+    reader.Error("usersFile", "cannot read " + Quote(file->string()) +
+                                  " (a YAML file: users: [{name, hash, role}])");
+    return;
+  }
+  http.users_file = *file;
+}
+
 void ReadHttp(Context& context, MapReader& root, Config& config) {
   std::optional<YAML::Node> node = root.Take("http");
   if (!node) return;
@@ -648,6 +663,7 @@ void ReadHttp(Context& context, MapReader& root, Config& config) {
                                "[::1] or localhost");
   }
   ReadHttpTls(reader, config.http);
+  ReadHttpUsersFile(reader, config.http);
   ReadHttpLimits(context, reader, config.http);
 }
 

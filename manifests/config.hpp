@@ -100,6 +100,9 @@ struct HttpConfig {
   /// server speaks only HTTPS (controller/api/http_listener.hpp).
   std::filesystem::path tls_cert_file;
   std::filesystem::path tls_key_file;
+  /// `usersFile` (resolved, a regular file readable at load; empty: none): the dashboard's users
+  /// (controller/api/users.hpp reads it; its content is checked by the main, which knows it).
+  std::filesystem::path users_file;
   std::optional<std::int64_t> max_connections;     ///< `maxConnections`, 1..100,000
   std::optional<std::chrono::seconds> header_timeout;  ///< `headerTimeout`, 1s..1h
   std::optional<std::chrono::seconds> body_timeout;    ///< `bodyTimeout`, 1s..1h
