@@ -38,8 +38,18 @@ struct SharedTenants::Flusher {
   std::mutex mutex;
   std::condition_variable wake;
   bool stop = false;
+  bool kicked = false;  ///< a tenant changed what the pooler sees
   std::thread thread;
 };
+
+void SharedTenants::KickFlusher() {
+  if (!flusher_) return;
+  {
+    std::lock_guard<std::mutex> lock(flusher_->mutex);
+    flusher_->kicked = true;
+  }
+  flusher_->wake.notify_all();
+}
 
 SharedTenants::SharedTenants(PublisherOptions options) : options_(std::move(options)) {
   // Versions start from the clock, so a runtime's resourceVersion from before a restart never
@@ -126,11 +136,15 @@ Outcome<bool> SharedTenants::Publish(const TenantFacts& facts) {
   if (found == tenants_.end()) {
     tenants_.emplace(facts.workspace, Published{facts, stamp});
     pooler_dirty_ = true;
+    KickFlusher();
     Bump(facts.product);
     return written;
   }
   if (!same) {
-    if (!SamePooler(found->second.facts, facts)) pooler_dirty_ = true;
+    if (!SamePooler(found->second.facts, facts)) {
+      pooler_dirty_ = true;
+      KickFlusher();
+    }
     if (found->second.facts.product != facts.product) Bump(found->second.facts.product);
     found->second.facts = facts;
     Bump(facts.product);
@@ -174,6 +188,7 @@ Outcome<bool> SharedTenants::Remove(const std::string& workspace) {
     Bump(found->second.facts.product);
     tenants_.erase(found);
     pooler_dirty_ = true;
+    KickFlusher();
     removed = true;
   }
   return removed;
@@ -206,6 +221,7 @@ Outcome<std::vector<std::string>> SharedTenants::Sweep(const std::set<std::strin
       Bump(it->second.facts.product);
       it = tenants_.erase(it);
       pooler_dirty_ = true;
+      KickFlusher();
     } else {
       ++it;
     }
@@ -241,8 +257,11 @@ void SharedTenants::StartFlusher(std::chrono::milliseconds interval) {
     std::string last_error;
     std::unique_lock<std::mutex> lock(flusher_->mutex);
     while (!flusher_->stop) {
-      flusher_->wake.wait_for(lock, interval, [this] { return flusher_->stop; });
+      // A change is flushed at once; a failed flush is retried every interval.
+      flusher_->wake.wait_for(lock, interval,
+                              [this] { return flusher_->stop || flusher_->kicked; });
       if (flusher_->stop) break;
+      flusher_->kicked = false;
       lock.unlock();
       Status flushed = FlushPooler();
       if (!flushed && flushed.failure().message != last_error) {
@@ -253,6 +272,9 @@ void SharedTenants::StartFlusher(std::chrono::milliseconds interval) {
         last_error.clear();
       }
       lock.lock();
+      // At most one flush per interval: the changes of a burst (a first convergence of 10,000
+      // tenants) wait here and go out together.
+      flusher_->wake.wait_for(lock, interval, [this] { return flusher_->stop; });
     }
   });
 }

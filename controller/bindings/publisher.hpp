@@ -87,8 +87,9 @@ class SharedTenants {
   /// Writes the pooler's files when a tenant changed since the last successful flush. Done when
   /// there is no pooler or nothing to do.
   Status FlushPooler();
-  /// Flushes every `interval` on a thread of its own until the publisher is destroyed; failures
-  /// are logged and retried at the next tick.
+  /// Flushes on a thread of its own until the publisher is destroyed: at once when a tenant
+  /// changes what the pooler sees, then at most once per `interval` (a burst goes out together);
+  /// failures are logged and retried every `interval`.
   void StartFlusher(std::chrono::milliseconds interval);
 
   /// The product's tenants published by this process.
@@ -115,6 +116,7 @@ class SharedTenants {
     std::optional<DirStamp> stamp;  ///< its folder as last written or checked
   };
   Outcome<SafeDir*> ProductDir(const std::string& product);
+  void KickFlusher();  // wakes the flusher thread, when there is one
   void Bump(const std::string& product);  // mutex_ held
 
   PublisherOptions options_;

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <mutex>
 #include <thread>
 
 #include "tests/support/temp_dir.hpp"
@@ -51,11 +52,17 @@ std::string ReadAll(const fs::path& path) {
 class FakePooler : public PoolerSink {
  public:
   Outcome<bool> Write(const std::vector<TenantFacts>& tenants) override {
+    std::lock_guard<std::mutex> lock(mutex);
     ++writes;
     last.clear();
     for (const auto& t : tenants) last.push_back(t.workspace);
     return true;
   }
+  int Writes() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return writes;
+  }
+  std::mutex mutex;
   int writes = 0;
   std::vector<std::string> last;
 };
@@ -202,4 +209,28 @@ TEST_CASE("SharedTenants::Reset forgets the tenants of a past term, and the file
   CHECK(fs::exists(tmp.path() / "b" / "erp" / "acme" / "uri"));
   CHECK_FALSE(*tenants.Publish(Facts("acme")));  // read and compared: nothing to write
   CHECK(tenants.Tenants("erp").items.size() == 1);
+}
+
+TEST_CASE("SharedTenants' flusher writes a change at once, then at most once per interval") {
+  FakePooler pooler;
+  SharedTenants tenants({.pooler = &pooler});
+  tenants.StartFlusher(std::chrono::milliseconds(1500));
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(tenants.Publish(Facts("acme")).ok());
+  while (pooler.Writes() == 0 && std::chrono::steady_clock::now() - start < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(pooler.Writes() == 1);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(1000));  // not the interval
+  // A burst right after: held until the interval has passed, then written together.
+  REQUIRE(tenants.Publish(Facts("bodega")).ok());
+  REQUIRE(tenants.Publish(Facts("surgir")).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(pooler.Writes() == 1);
+  while (pooler.Writes() == 1 && std::chrono::steady_clock::now() - start < std::chrono::seconds(6)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(pooler.Writes() == 2);
+  std::lock_guard<std::mutex> lock(pooler.mutex);
+  CHECK(pooler.last == std::vector<std::string>{"acme", "bodega", "surgir"});
 }
