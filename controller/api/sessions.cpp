@@ -16,6 +16,7 @@ constexpr std::size_t kCookieChars = 43;  // base64url of 32 bytes, unpadded
 constexpr std::string_view kBase64Url =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr std::string_view kCsrfLabel = "tenant-master dashboard csrf v1";
+constexpr std::string_view kCredentialLabel = "tenant-master session credential v1\n";
 constexpr std::string_view kUserPrefix = "user:";
 constexpr std::string_view kTokenPrincipalPrefix = "token:";
 constexpr std::size_t kMaxQuotedNameBytes = 64;
@@ -26,6 +27,12 @@ constexpr std::size_t kMaxSecretBytes = 4096;
 
 Failure NoSession(std::string message) {
   return Failure::Stalled(std::string(kUnauthorized), std::move(message));
+}
+
+// What a session remembers of the credential it was opened with: a digest that names it without
+// giving it away (of a token, or of a user's hash), compared again at every Lookup.
+std::string CredentialDigest(std::string_view material) {
+  return crypto::Sha256Hex(std::string(kCredentialLabel) + std::string(material));
 }
 
 std::string CsrfOf(std::string_view cookie) {
@@ -61,15 +68,22 @@ std::string Attempted(const LoginRequest& request) {
 
 }  // namespace
 
-Sessions::Sessions(Store& store, Authenticator& authenticator, const Users* users,
-                   SessionOptions options, std::function<std::int64_t()> now_unix)
+Sessions::Sessions(Store& store, Authenticator& authenticator, const AuthOptions& tokens,
+                   const Users* users, SessionOptions options,
+                   std::function<std::int64_t()> now_unix)
     : store_(store),
       authenticator_(authenticator),
       users_(users),
       options_(options),
-      now_unix_(std::move(now_unix)) {}
+      now_unix_(std::move(now_unix)) {
+  if (!tokens.admin_token.Empty())
+    admin_credential_ = CredentialDigest(tokens.admin_token.Reveal());
+  if (!tokens.read_token.Empty()) read_credential_ = CredentialDigest(tokens.read_token.Reveal());
+}
 
-std::int64_t Sessions::Now() const { return now_unix_ ? now_unix_() : UnixNow(); }
+std::int64_t Sessions::Now() const {
+  return now_unix_ ? now_unix_() : UnixNow();
+}
 
 void Sessions::Record(std::string_view type, std::string_view reason, std::string message) {
   Event event;
@@ -81,27 +95,26 @@ void Sessions::Record(std::string_view type, std::string_view reason, std::strin
   (void)store_.AppendEvent(event);  // the login's answer stands without its event
 }
 
-Outcome<std::optional<Principal>> Sessions::Verify(const LoginRequest& request) {
-  if (request.secret.empty() || request.secret.size() > kMaxSecretBytes) {
-    return std::optional<Principal>();
-  }
+Outcome<std::optional<Sessions::Verified>> Sessions::Verify(const LoginRequest& request) {
+  const std::optional<Verified> refused;
+  if (request.secret.empty() || request.secret.size() > kMaxSecretBytes) return refused;
   if (request.name.empty()) {
     const std::string header = "Bearer " + request.secret;
     Outcome<Principal> found = authenticator_.Authenticate(&header);
     if (!found) {
       if (found.failure().reason != kUnauthorized) return found.failure();  // the store's
-      return std::optional<Principal>();
+      return refused;
     }
     // Traefik's and the runtimes' tokens read one route each; they open no dashboard.
-    if (found->role != Role::kAdmin && found->role != Role::kViewer) {
-      return std::optional<Principal>();
-    }
-    return std::optional<Principal>(*found);
+    if (found->role != Role::kAdmin && found->role != Role::kViewer) return refused;
+    return std::optional<Verified>(Verified{*found, CredentialDigest(request.secret)});
   }
-  if (users_ == nullptr) return std::optional<Principal>();
+  if (users_ == nullptr) return refused;
   std::optional<User> user = users_->Verify(request.name, request.secret);
-  if (!user) return std::optional<Principal>();
-  return std::optional<Principal>(Principal{std::string(kUserPrefix) + user->name, "", user->role});
+  if (!user) return refused;
+  return std::optional<Verified>(
+      Verified{Principal{std::string(kUserPrefix) + user->name, "", user->role},
+               CredentialDigest(user->hash)});
 }
 
 Outcome<NewSession> Sessions::Login(const LoginRequest& request, std::int64_t* retry_after) {
@@ -133,7 +146,7 @@ Outcome<NewSession> Sessions::Login(const LoginRequest& request, std::int64_t* r
                             "too many failed logins: try again in " + std::to_string(wait) + "s");
   }
 
-  Outcome<std::optional<Principal>> verified = Verify(request);
+  Outcome<std::optional<Verified>> verified = Verify(request);
   if (!verified) return verified.failure();
   if (!verified->has_value()) {
     std::string locks;
@@ -147,11 +160,10 @@ Outcome<NewSession> Sessions::Login(const LoginRequest& request, std::int64_t* r
     }
     Record("Warning", "LoginFailed",
            "login as " + Attempted(request) + " from " + address + " failed" + locks);
-    return NoSession(request.name.empty() ? "unknown token"
-                                        : "unknown user or wrong password");
+    return NoSession(request.name.empty() ? "unknown token" : "unknown user or wrong password");
   }
 
-  const Principal principal = **verified;
+  const Principal principal = (*verified)->principal;
   if (keys.size() > 1) {
     if (auto cleared = store_.ClearLoginFailure(keys.back().first); !cleared) {
       return cleared.failure();
@@ -168,6 +180,7 @@ Outcome<NewSession> Sessions::Login(const LoginRequest& request, std::int64_t* r
   row.role = ToString(principal.role);
   row.description = principal.description;
   row.csrf_digest = crypto::Sha256Hex(session.csrf_token);
+  row.credential_digest = (*verified)->credential_digest;
   row.created_unix = now;
   row.expires_unix = session.expires_unix;
   row.last_seen_unix = now;
@@ -186,6 +199,14 @@ Outcome<Principal> Sessions::CheckPrincipal(const StoredSession& session) {
     const User* user = users_ == nullptr ? nullptr : users_->Find(id.substr(kUserPrefix.size()));
     if (user == nullptr) return NoSession("the session's user is no longer in the users file");
     if (user->role != *role) return NoSession("the session's user has another role now");
+    if (!crypto::ConstantTimeEqual(CredentialDigest(user->hash), session.credential_digest)) {
+      return NoSession("the session's user has another password now");
+    }
+  } else if (id == "env:admin" || id == "env:read") {
+    const std::string& current = id == "env:admin" ? admin_credential_ : read_credential_;
+    if (!crypto::ConstantTimeEqual(current, session.credential_digest)) {
+      return NoSession("the token the session was opened with is no longer configured");
+    }
   } else if (id.substr(0, kTokenPrincipalPrefix.size()) == kTokenPrincipalPrefix) {
     Outcome<std::optional<ApiToken>> token =
         store_.FindToken(std::string(id.substr(kTokenPrincipalPrefix.size())));
@@ -193,6 +214,8 @@ Outcome<Principal> Sessions::CheckPrincipal(const StoredSession& session) {
     if (!token->has_value() || (*token)->revoked_unix || Now() >= (*token)->expires_unix) {
       return NoSession("the session's token was revoked or expired");
     }
+  } else {
+    return NoSession("the session has no known principal");
   }
   return Principal{session.principal_id, session.description, *role};
 }
@@ -242,8 +265,7 @@ std::string SessionCookieName(bool secure) {
   return secure ? "__Host-tm_session" : "tm_session";
 }
 
-std::string SessionCookieHeader(std::string_view value, std::chrono::seconds max_age,
-                                bool secure) {
+std::string SessionCookieHeader(std::string_view value, std::chrono::seconds max_age, bool secure) {
   std::string out = SessionCookieName(secure) + "=" + std::string(value) +
                     "; HttpOnly; SameSite=Strict; Path=/; Max-Age=" +
                     std::to_string(std::max<std::int64_t>(max_age.count(), 0));

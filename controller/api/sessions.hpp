@@ -45,8 +45,8 @@ inline constexpr std::string_view kSessionsEventWorkspace = "api:sessions";
 inline constexpr std::string_view kTooManyAttempts = "TooManyAttempts";
 
 struct SessionOptions {
-  std::chrono::seconds ttl{std::chrono::hours(12)};   ///< a session's whole life
-  std::chrono::seconds idle{std::chrono::hours(1)};   ///< ended after this long without a request
+  std::chrono::seconds ttl{std::chrono::hours(12)};  ///< a session's whole life
+  std::chrono::seconds idle{std::chrono::hours(1)};  ///< ended after this long without a request
   LoginLimit user_limit = kUserLoginLimit;
   LoginLimit address_limit = kAddressLoginLimit;
 };
@@ -75,10 +75,13 @@ struct SessionView {
 
 class Sessions {
  public:
-  /// `users`: nullptr when no `http.usersFile` is configured (only tokens log in). `now_unix`:
-  /// seconds since the epoch (unset: the system clock). All must outlive the Sessions.
-  Sessions(Store& store, Authenticator& authenticator, const Users* users,
-           SessionOptions options = {}, std::function<std::int64_t()> now_unix = {});
+  /// `tokens`: the options `authenticator` was made with (a session opened with the admin or
+  /// read token ends when that token is no longer the configured one). `users`: nullptr when no
+  /// `http.usersFile` is configured (only tokens log in). `now_unix`: seconds since the epoch
+  /// (unset: the system clock). The store, authenticator and users must outlive the Sessions.
+  Sessions(Store& store, Authenticator& authenticator, const AuthOptions& tokens,
+           const Users* users, SessionOptions options = {},
+           std::function<std::int64_t()> now_unix = {});
 
   /// Opens a session. Stalled `Unauthorized` for a wrong name, password or token (the message
   /// never says which part was wrong, nor repeats the secret); Stalled `TooManyAttempts` while
@@ -88,8 +91,9 @@ class Sessions {
   Outcome<NewSession> Login(const LoginRequest& request, std::int64_t* retry_after = nullptr);
 
   /// The session of a cookie's value. Stalled `Unauthorized` when there is none, or it was
-  /// logged out, expired, idle longer than SessionOptions::idle, or its principal is gone (a
-  /// user no longer in the users file or with another role, a managed token revoked or expired);
+  /// logged out, expired, idle longer than SessionOptions::idle, or its credential is gone (a
+  /// user no longer in the users file, or with another role or hash; an admin or read token no
+  /// longer the configured one; a managed token revoked or expired);
   /// a store failure as it is. Records the session's use at most once a minute.
   Outcome<SessionView> Lookup(std::string_view cookie);
 
@@ -101,7 +105,12 @@ class Sessions {
   Outcome<bool> Logout(std::string_view cookie);
 
  private:
-  Outcome<std::optional<Principal>> Verify(const LoginRequest& request);
+  /// The principal of a login and the credential_digest of its session, when it succeeds.
+  struct Verified {
+    Principal principal;
+    std::string credential_digest;
+  };
+  Outcome<std::optional<Verified>> Verify(const LoginRequest& request);
   Outcome<Principal> CheckPrincipal(const StoredSession& session);
   void Record(std::string_view type, std::string_view reason, std::string message);
   [[nodiscard]] std::int64_t Now() const;
@@ -109,6 +118,8 @@ class Sessions {
   Store& store_;
   Authenticator& authenticator_;
   const Users* users_;
+  std::string admin_credential_;  // empty when no admin token is configured
+  std::string read_credential_;
   SessionOptions options_;
   std::function<std::int64_t()> now_unix_;
 };

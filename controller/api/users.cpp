@@ -89,9 +89,9 @@ std::optional<Argon2Params> ParseArgon2(std::string_view hash, std::string* why)
     if (field.substr(0, 2) == names[i]) value = HashParameter(field.substr(2), maxima[i]);
     if (!value || (i < 2) == (comma == std::string_view::npos)) {
       Explain(why, "argon2id parameters must be m=M,t=T,p=P with m at most " +
-                    std::to_string(kMaxArgon2MemoryKiB) + " (KiB), t at most " +
-                    std::to_string(kMaxArgon2Iterations) + ", p at most " +
-                    std::to_string(kMaxArgon2Lanes));
+                       std::to_string(kMaxArgon2MemoryKiB) + " (KiB), t at most " +
+                       std::to_string(kMaxArgon2Iterations) + ", p at most " +
+                       std::to_string(kMaxArgon2Lanes));
       return std::nullopt;
     }
     *targets[i] = *value;
@@ -123,8 +123,9 @@ std::optional<int> ParseBcrypt(std::string_view hash, std::string* why) {
   std::optional<std::uint32_t> cost;
   if (shaped) cost = HashParameter(hash.substr(4, 2), kMaxBcryptCost);
   if (!shaped || !cost || *cost < kMinBcryptCost) {
-    Explain(why, "a bcrypt hash is $2b$NN$ (NN between " + std::to_string(kMinBcryptCost) + " and " +
-                  std::to_string(kMaxBcryptCost) + ") and 53 characters of bcrypt's base64");
+    Explain(why, "a bcrypt hash is $2b$NN$ (NN between " + std::to_string(kMinBcryptCost) +
+                     " and " + std::to_string(kMaxBcryptCost) +
+                     ") and 53 characters of bcrypt's base64");
     return std::nullopt;
   }
   return static_cast<int>(*cost);
@@ -208,7 +209,7 @@ class Findings {
 
 // The scalar text of `node`, or nullopt (and a finding) when it is not a non-empty scalar.
 std::optional<std::string> ScalarText(const YAML::Node& node, const YAML::Mark& key_mark,
-                                const std::string& field, Findings& findings) {
+                                      const std::string& field, Findings& findings) {
   if (!node.IsScalar() || node.Scalar().empty()) {
     findings.Add(node.IsNull() ? key_mark : node.Mark(), field, "must be a non-empty string");
     return std::nullopt;
@@ -255,14 +256,14 @@ std::optional<User> ReadUser(const YAML::Node& item, const std::string& path, Fi
   std::string why;
   if (hash && !IsSupportedHash(*hash, &why)) {
     // The hash itself is not repeated: it is a secret's digest.
-    findings.Add(hash_node.Mark(), path + ".hash",
-                 "must be an argon2id or bcrypt hash: " + why);
+    findings.Add(hash_node.Mark(), path + ".hash", "must be an argon2id or bcrypt hash: " + why);
     ok = false;
   }
   std::optional<Role> parsed_role;
   if (role) parsed_role = ParseRole(*role);
   if (role && !parsed_role) {
-    findings.Add(role_node.Mark(), path + ".role", "must be admin or viewer, got " + QuoteText(*role));
+    findings.Add(role_node.Mark(), path + ".role",
+                 "must be admin or viewer, got " + QuoteText(*role));
     ok = false;
   }
   if (!ok) return std::nullopt;

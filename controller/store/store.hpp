@@ -200,10 +200,14 @@ struct StoredOverride {
 /// (the cookie's value) is never stored: `id` is its SHA-256.
 struct StoredSession {
   std::string id;            ///< lower-case hex SHA-256 of the session token
-  std::string principal_id;  ///< Principal::id: `env:admin`, `env:read`, `token:<id>`, `user:<name>`
+  /// Principal::id: `env:admin`, `env:read`, `token:<id>`, `user:<name>`.
+  std::string principal_id;
   std::string role;          ///< "admin" or "viewer"
   std::string description;   ///< Principal::description (a managed token's)
   std::string csrf_digest;   ///< lower-case hex SHA-256 of the session's CSRF token
+  /// Lower-case hex SHA-256 naming the credential the session was opened with (a token, a
+  /// user's hash), so that changing that credential ends the session (controller/api/sessions.hpp).
+  std::string credential_digest;
   std::int64_t created_unix = 0;
   std::int64_t expires_unix = 0;    ///< refused from this second on
   std::int64_t last_seen_unix = 0;  ///< the last request (recorded at most once a minute)
@@ -212,8 +216,8 @@ struct StoredSession {
   friend bool operator==(const StoredSession&, const StoredSession&) = default;
 };
 
-/// nullopt when `session` may be stored; else Stalled `InvalidValue` (an id or CSRF digest that
-/// is not 64 lower-case hex digits, a role other than admin or viewer). Both stores use it.
+/// nullopt when `session` may be stored; else Stalled `InvalidValue` (an id, CSRF or credential
+/// digest that is not 64 lower-case hex digits, a role other than admin or viewer). Both stores use it.
 inline std::optional<Failure> CheckSession(const StoredSession& session) {
   const auto hex64 = [](const std::string& text) {
     return text.size() == 64 && text.find_first_not_of("0123456789abcdef") == std::string::npos;
@@ -223,7 +227,12 @@ inline std::optional<Failure> CheckSession(const StoredSession& session) {
   };
   if (!hex64(session.id)) return bad("id must be 64 lower-case hex digits");
   if (!hex64(session.csrf_digest)) return bad("CSRF digest must be 64 lower-case hex digits");
-  if (session.role != "admin" && session.role != "viewer") return bad("role must be admin or viewer");
+  if (!hex64(session.credential_digest)) {
+    return bad("credential digest must be 64 lower-case hex digits");
+  }
+  if (session.role != "admin" && session.role != "viewer") {
+    return bad("role must be admin or viewer");
+  }
   return std::nullopt;
 }
 
@@ -268,7 +277,8 @@ inline LoginFailure NextLoginFailure(std::optional<LoginFailure> before, const s
   if (row.lockouts > 0 && now_unix - row.last_failure_unix >= limit.forget_after_seconds) {
     row.lockouts = 0;
   }
-  if (now_unix - row.window_start_unix >= limit.window_seconds || now_unix < row.window_start_unix) {
+  const std::int64_t since_window = now_unix - row.window_start_unix;
+  if (since_window >= limit.window_seconds || since_window < 0) {
     row.count = 0;
     row.window_start_unix = now_unix;
   }

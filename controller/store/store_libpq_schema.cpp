@@ -149,6 +149,7 @@ CREATE TABLE tm_sessions (
   role text NOT NULL CHECK (role IN ('admin', 'viewer')),
   description text NOT NULL,
   csrf_digest text NOT NULL CHECK (csrf_digest ~ '^[0-9a-f]{64}$'),
+  credential_digest text NOT NULL CHECK (credential_digest ~ '^[0-9a-f]{64}$'),
   created_at timestamptz NOT NULL,
   expires_at timestamptz NOT NULL,
   last_seen_at timestamptz NOT NULL,

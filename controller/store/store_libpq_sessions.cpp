@@ -13,14 +13,15 @@ namespace tmaster::controller::pqstore {
 namespace {
 
 constexpr std::string_view kSessionColumns =
-    "SELECT id, principal_id, role, description, csrf_digest,"
+    "SELECT id, principal_id, role, description, csrf_digest, credential_digest,"
     " extract(epoch FROM created_at)::bigint, extract(epoch FROM expires_at)::bigint,"
     " extract(epoch FROM last_seen_at)::bigint, extract(epoch FROM revoked_at)::bigint"
     " FROM tm_sessions";
 constexpr std::string_view kCreateSession =
-    "INSERT INTO tm_sessions (id, principal_id, role, description, csrf_digest, created_at,"
-    " expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, to_timestamp($6::bigint),"
-    " to_timestamp($7::bigint), to_timestamp($8::bigint)) ON CONFLICT (id) DO NOTHING";
+    "INSERT INTO tm_sessions (id, principal_id, role, description, csrf_digest,"
+    " credential_digest, created_at, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6,"
+    " to_timestamp($7::bigint), to_timestamp($8::bigint), to_timestamp($9::bigint))"
+    " ON CONFLICT (id) DO NOTHING";
 constexpr std::string_view kTouchSession =
     "UPDATE tm_sessions SET last_seen_at = to_timestamp($2::bigint)"
     " WHERE id = $1 AND last_seen_at < to_timestamp($2::bigint)";
@@ -59,10 +60,10 @@ Outcome<std::optional<std::int64_t>> NullableTime(PGresult* res, int row, int co
 }
 
 Outcome<StoredSession> SessionAt(PGresult* res, int row) {
-  auto created = ParseInt(PQgetvalue(res, row, 5));
-  auto expires = ParseInt(PQgetvalue(res, row, 6));
-  auto seen = ParseInt(PQgetvalue(res, row, 7));
-  auto revoked = NullableTime(res, row, 8, "tm_sessions");
+  auto created = ParseInt(PQgetvalue(res, row, 6));
+  auto expires = ParseInt(PQgetvalue(res, row, 7));
+  auto seen = ParseInt(PQgetvalue(res, row, 8));
+  auto revoked = NullableTime(res, row, 9, "tm_sessions");
   if (!created || !expires || !seen) return BadValue("tm_sessions");
   if (!revoked) return revoked.failure();
   StoredSession session;
@@ -71,6 +72,7 @@ Outcome<StoredSession> SessionAt(PGresult* res, int row) {
   session.role = PQgetvalue(res, row, 2);
   session.description = PQgetvalue(res, row, 3);
   session.csrf_digest = PQgetvalue(res, row, 4);
+  session.credential_digest = PQgetvalue(res, row, 5);
   session.created_unix = *created;
   session.expires_unix = *expires;
   session.last_seen_unix = *seen;
@@ -89,7 +91,9 @@ Outcome<LoginFailure> FailureAt(PGresult* res, int row) {
   return LoginFailure{PQgetvalue(res, row, 0), *count, *window, *locked, *lockouts, *last};
 }
 
-bool Changed(PGresult* res) { return std::string_view(PQcmdTuples(res)) != "0"; }
+bool Changed(PGresult* res) {
+  return std::string_view(PQcmdTuples(res)) != "0";
+}
 
 }  // namespace
 
@@ -105,20 +109,19 @@ Outcome<Done> PruneSessions(PGconn* conn, const StoreConnector& connector, Prune
 
 Outcome<Done> LibpqStore::CreateSession(const StoredSession& session) {
   if (std::optional<Failure> bad = CheckSession(session)) return *bad;
-  return Run("create session of " + Quoted(session.principal_id),
-             [&](PGconn* conn) -> Outcome<Done> {
-               auto result = Exec(conn, kCreateSession,
-                                  {session.id, session.principal_id, session.role,
-                                   session.description, session.csrf_digest,
-                                   std::to_string(session.created_unix),
-                                   std::to_string(session.expires_unix),
-                                   std::to_string(session.last_seen_unix)});
-               if (!result) return result.failure();
-               if (!Changed(result->get())) {
-                 return Failure::Stalled("SessionExists", "a session with that id already exists");
-               }
-               return Done{};
-             });
+  return Run(
+      "create session of " + Quoted(session.principal_id), [&](PGconn* conn) -> Outcome<Done> {
+        auto result = Exec(
+            conn, kCreateSession,
+            {session.id, session.principal_id, session.role, session.description,
+             session.csrf_digest, session.credential_digest, std::to_string(session.created_unix),
+             std::to_string(session.expires_unix), std::to_string(session.last_seen_unix)});
+        if (!result) return result.failure();
+        if (!Changed(result->get())) {
+          return Failure::Stalled("SessionExists", "a session with that id already exists");
+        }
+        return Done{};
+      });
 }
 
 Outcome<std::optional<StoredSession>> LibpqStore::FindSession(const std::string& id) {
@@ -147,31 +150,31 @@ Outcome<bool> LibpqStore::RevokeSession(const std::string& id, std::int64_t at_u
 }
 
 Outcome<std::optional<LoginFailure>> LibpqStore::FindLoginFailure(const std::string& key) {
-  return Run("find login failures",
-             [&](PGconn* conn) -> Outcome<std::optional<LoginFailure>> {
-               auto result = Exec(conn, kFailureColumns, {key});
-               if (!result) return result.failure();
-               return ReadOptional<LoginFailure>(result->get(), FailureAt);
-             });
+  return Run("find login failures", [&](PGconn* conn) -> Outcome<std::optional<LoginFailure>> {
+    auto result = Exec(conn, kFailureColumns, {key});
+    if (!result) return result.failure();
+    return ReadOptional<LoginFailure>(result->get(), FailureAt);
+  });
 }
 
-Outcome<LoginFailure> LibpqStore::RecordLoginFailure(const std::string& key,
-                                                     std::int64_t now_unix,
+Outcome<LoginFailure> LibpqStore::RecordLoginFailure(const std::string& key, std::int64_t now_unix,
                                                      const LoginLimit& limit) {
   const auto in_transaction = [&](PGconn* conn) -> Outcome<LoginFailure> {
     const std::string now = std::to_string(now_unix);
     if (auto ensured = Exec(conn, kEnsureFailure, {key, now}); !ensured) return ensured.failure();
     auto found = Exec(conn, std::string(kFailureColumns) + " FOR UPDATE", {key});
     if (!found) return found.failure();
-    Outcome<std::optional<LoginFailure>> before = ReadOptional<LoginFailure>(found->get(), FailureAt);
+    Outcome<std::optional<LoginFailure>> before =
+        ReadOptional<LoginFailure>(found->get(), FailureAt);
     if (!before) return before.failure();
     // A row just created by kEnsureFailure (count 0, window from now) is a new counter.
     const LoginFailure after = NextLoginFailure(*before, key, now_unix, limit);
     auto put = connector_.ExecNullable(
         conn, kPutFailure,
         {key, std::to_string(after.count), std::to_string(after.window_start_unix),
-         after.locked_until_unix ? std::optional<std::string>(std::to_string(*after.locked_until_unix))
-                                 : std::nullopt,
+         after.locked_until_unix
+             ? std::optional<std::string>(std::to_string(*after.locked_until_unix))
+             : std::nullopt,
          std::to_string(after.lockouts), std::to_string(after.last_failure_unix)});
     if (!put) return put.failure();
     return after;

@@ -1,5 +1,6 @@
 // The config's `http.usersFile` (issue 14): resolved against the config's folder and readable when
-// the config is loaded; its content is controller/api/users.hpp's (tests/controller/api/users_test.cpp).
+// the config is loaded; its content is controller/api/users.hpp's
+// (tests/controller/api/users_test.cpp).
 
 #include <doctest/doctest.h>
 

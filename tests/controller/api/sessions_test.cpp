@@ -29,11 +29,13 @@ std::string Argon2id(const std::string& password) {
   return out;
 }
 
-Users MakeUsers(const std::string& viewer_role = "viewer") {
-  Outcome<Users> users = Users::Parse("users:\n  - name: alice\n    hash: " + Argon2id("a-pass") +
-                                          "\n    role: admin\n  - name: bob\n    hash: " +
-                                          Argon2id("b-pass") + "\n    role: " + viewer_role + "\n",
-                                      "users.yaml");
+Users MakeUsers(const std::string& viewer_role = "viewer",
+                const std::string& viewer_password = "b-pass") {
+  Outcome<Users> users =
+      Users::Parse("users:\n  - name: alice\n    hash: " + Argon2id("a-pass") +
+                       "\n    role: admin\n  - name: bob\n    hash: " + Argon2id(viewer_password) +
+                       "\n    role: " + viewer_role + "\n",
+                   "users.yaml");
   REQUIRE_MESSAGE(users.ok(), (users.ok() ? "" : users.failure().message));
   return std::move(users).value();
 }
@@ -45,7 +47,7 @@ struct World {
                       Secret(std::string("traefik-secret"))};
   Authenticator auth{store, options, [this] { return now; }};
   Users users = MakeUsers();
-  Sessions sessions{store, auth, &users, SessionOptions{}, [this] { return now; }};
+  Sessions sessions{store, auth, options, &users, SessionOptions{}, [this] { return now; }};
 
   Outcome<NewSession> Login(const std::string& name, const std::string& secret,
                             const std::string& address = "192.0.2.1",
@@ -78,7 +80,9 @@ void CheckRefused(const Outcome<NewSession>& outcome, std::string_view reason = 
 
 }  // namespace
 
-TEST_CASE("NextLoginFailure: a window, a lock at the limit, doubled locks to a cap, forgotten after a day") {
+TEST_CASE(
+    "NextLoginFailure: a window, a lock at the limit, doubled locks to a cap, forgotten after a "
+    "day") {
   const LoginLimit limit{3, 300, 100, 350, 86'400};
   std::optional<LoginFailure> row;
   const auto fail = [&](std::int64_t at) {
@@ -116,7 +120,8 @@ TEST_CASE("NextLoginFailure: a window, a lock at the limit, doubled locks to a c
   CHECK(fresh.locked_until_unix == 2102 + 86'400 + 402 + 100);
 }
 
-TEST_CASE("Login with the admin or read token: a session; Lookup finds its principal and CSRF token") {
+TEST_CASE(
+    "Login with the admin or read token: a session; Lookup finds its principal and CSRF token") {
   World world;
   Outcome<NewSession> admin = world.Login("", "admin-secret");
   REQUIRE_MESSAGE(admin.ok(), (admin.ok() ? "" : admin.failure().message));
@@ -150,7 +155,9 @@ TEST_CASE("Login with the admin or read token: a session; Lookup finds its princ
   CHECK(Reason(world.sessions.Lookup(std::string(43, 'A'))) == kUnauthorized);
 }
 
-TEST_CASE("Login with a user of the users file; every failure and success is an event without the secret") {
+TEST_CASE(
+    "Login with a user of the users file; every failure and success is an event without the "
+    "secret") {
   World world;
   Outcome<NewSession> alice = world.Login("alice", "a-pass");
   REQUIRE(alice.ok());
@@ -176,11 +183,14 @@ TEST_CASE("Login with a user of the users file; every failure and success is an 
   CHECK(world.Events().back().message.find("user \"x\\x0a\\x22y\"") != std::string::npos);
 }
 
-TEST_CASE("failed logins: five for one user from five addresses lock that user, even with the right password") {
+TEST_CASE(
+    "failed logins: five for one user from five addresses lock that user, even with the right "
+    "password") {
   World world;
   for (int i = 0; i < 5; ++i) {
     world.now = kStart + i;
-    CheckRefused(world.Login("alice", "guess-" + std::to_string(i), "198.51.100." + std::to_string(i)));
+    CheckRefused(
+        world.Login("alice", "guess-" + std::to_string(i), "198.51.100." + std::to_string(i)));
   }
   world.now = kStart + 10;
   std::int64_t retry_after = 0;
@@ -195,18 +205,19 @@ TEST_CASE("failed logins: five for one user from five addresses lock that user, 
   CHECK_FALSE(world.store.Snapshot().login_failures.contains("user:alice"));
   // The count of locks went with the counter: five more failures lock it for 300 s again.
   for (int i = 0; i < 5; ++i) CheckRefused(world.Login("alice", "guess", "198.51.100.77"));
-  CHECK(Reason(world.Login("alice", "a-pass", "203.0.113.9", &retry_after)) ==
-        kTooManyAttempts);
+  CHECK(Reason(world.Login("alice", "a-pass", "203.0.113.9", &retry_after)) == kTooManyAttempts);
   CHECK(retry_after == 300);
 }
 
 TEST_CASE("failed logins: twenty from one address (one IPv6 /64) lock the address for every name") {
   World world;
   for (int i = 0; i < 20; ++i) {
-    CheckRefused(world.Login("name" + std::to_string(i), "pw", "2001:db8:1:2::" + std::to_string(i + 1)));
+    CheckRefused(
+        world.Login("name" + std::to_string(i), "pw", "2001:db8:1:2::" + std::to_string(i + 1)));
   }
   std::int64_t retry_after = 0;
-  CheckRefused(world.Login("alice", "a-pass", "2001:db8:1:2::ffff", &retry_after), kTooManyAttempts);
+  CheckRefused(world.Login("alice", "a-pass", "2001:db8:1:2::ffff", &retry_after),
+               kTooManyAttempts);
   CHECK(retry_after == 300);
   CheckRefused(world.Login("", "admin-secret", "2001:db8:1:2::5"), kTooManyAttempts);
   // Another /64 is not locked.
@@ -252,15 +263,44 @@ TEST_CASE("sessions: expiry after the TTL, idleness, a request a minute keeps it
   CHECK(world.Events().back().reason == "LoggedOut");
 }
 
-TEST_CASE("sessions: a user removed from the users file, or given another role, loses its session") {
+TEST_CASE(
+    "sessions: a user removed from the users file, or given another role, loses its session") {
   World world;
   Outcome<NewSession> bob = world.Login("bob", "b-pass");
   REQUIRE(bob.ok());
   Users promoted = MakeUsers("admin");
-  Sessions reloaded(world.store, world.auth, &promoted, SessionOptions{}, [&world] { return world.now; });
+  Sessions reloaded(world.store, world.auth, world.options, &promoted, SessionOptions{},
+                    [&world] { return world.now; });
   CHECK(Why(reloaded.Lookup(bob->cookie)) == "the session's user has another role now");
-  Sessions without(world.store, world.auth, nullptr, SessionOptions{}, [&world] { return world.now; });
+  Sessions without(world.store, world.auth, world.options, nullptr, SessionOptions{},
+                   [&world] { return world.now; });
   CHECK(Why(without.Lookup(bob->cookie)) == "the session's user is no longer in the users file");
+  Users new_password = MakeUsers("viewer", "b-pass-2");
+  Sessions changed(world.store, world.auth, world.options, &new_password, SessionOptions{},
+                   [&world] { return world.now; });
+  CHECK(Why(changed.Lookup(bob->cookie)) == "the session's user has another password now");
+  CHECK(world.sessions.Lookup(bob->cookie).ok());  // the users it was opened with: still open
+}
+
+TEST_CASE("sessions: a session opened with the admin or read token ends when that token changes") {
+  World world;
+  Outcome<NewSession> admin = world.Login("", "admin-secret");
+  Outcome<NewSession> read = world.Login("", "read-secret");
+  REQUIRE(admin.ok());
+  REQUIRE(read.ok());
+  const AuthOptions rotated{Secret(std::string("admin-secret-2")),
+                            Secret(std::string("read-secret"))};
+  Sessions after(world.store, world.auth, rotated, &world.users, SessionOptions{},
+                 [&world] { return world.now; });
+  CHECK(Why(after.Lookup(admin->cookie)) ==
+        "the token the session was opened with is no longer configured");
+  CHECK(after.Lookup(read->cookie).ok());
+  const AuthOptions admin_only{Secret(std::string("admin-secret")), Secret()};
+  Sessions without_read(world.store, world.auth, admin_only, &world.users, SessionOptions{},
+                        [&world] { return world.now; });
+  CHECK(without_read.Lookup(admin->cookie).ok());
+  CHECK(Why(without_read.Lookup(read->cookie)) ==
+        "the token the session was opened with is no longer configured");
 }
 
 TEST_CASE("sessions: a managed token's session ends with the token") {
@@ -272,10 +312,13 @@ TEST_CASE("sessions: a managed token's session ends with the token") {
   CHECK(session->principal.id == "token:" + issued->row.id);
   REQUIRE(world.sessions.Lookup(session->cookie).ok());
   REQUIRE(*world.store.RevokeToken(issued->row.id, world.now));
-  CHECK(Why(world.sessions.Lookup(session->cookie)) == "the session's token was revoked or expired");
+  CHECK(Why(world.sessions.Lookup(session->cookie)) ==
+        "the session's token was revoked or expired");
 }
 
-TEST_CASE("SessionCookieHeader: HttpOnly, SameSite=Strict, Path=/, Max-Age, Secure and __Host- behind TLS") {
+TEST_CASE(
+    "SessionCookieHeader: HttpOnly, SameSite=Strict, Path=/, Max-Age, Secure and __Host- behind "
+    "TLS") {
   CHECK(SessionCookieHeader("abc", std::chrono::hours(12), false) ==
         "tm_session=abc; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200");
   CHECK(SessionCookieHeader("abc", std::chrono::seconds(60), true) ==

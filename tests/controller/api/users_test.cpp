@@ -29,7 +29,8 @@ std::string Argon2id(const std::string& password, std::uint32_t memory_kib = 64,
   return out;
 }
 
-std::string Bcrypt(const std::string& password, const char* prefix = "$2b$", unsigned long cost = 4) {
+std::string Bcrypt(const std::string& password, const char* prefix = "$2b$",
+                   unsigned long cost = 4) {
   char setting[CRYPT_GENSALT_OUTPUT_SIZE] = {};
   const std::string random = "0123456789abcdef";
   REQUIRE(crypt_gensalt_rn(prefix, cost, random.data(), static_cast<int>(random.size()), setting,
@@ -124,40 +125,53 @@ TEST_CASE("Users::Parse: a valid file; Verify answers by name and password") {
 
 TEST_CASE("Users::Parse: every problem named with file:line:column, the hash never repeated") {
   const std::string argon = Argon2id("a-pass");
-  const std::string text = "users:\n"                             // 1
-                           "  - name: alice\n"                    // 2
-                           "    hash: " + argon + "\n"            // 3
-                           "    role: admin\n"                    // 4
-                           "    email: a@example.org\n"           // 5
-                           "  - name: alice\n"                    // 6
-                           "    hash: " + argon + "\n"            // 7
-                           "    role: viewer\n"                   // 8
-                           "  - name: carol\n"                    // 9
-                           "    hash: $1$saltsalt$abcdefghijklmnopqrstuv\n"  // 10
-                           "    role: root\n"                     // 11
-                           "  - name: \"d e\"\n"                  // 12
-                           "    role: viewer\n"                   // 13
-                           "groups: []\n";                        // 14
+  const std::string text =
+      "users:\n"           // 1
+      "  - name: alice\n"  // 2
+      "    hash: " +
+      argon +
+      "\n"                          // 3
+      "    role: admin\n"           // 4
+      "    email: a@example.org\n"  // 5
+      "  - name: alice\n"           // 6
+      "    hash: " +
+      argon +
+      "\n"                                              // 7
+      "    role: viewer\n"                              // 8
+      "  - name: carol\n"                               // 9
+      "    hash: $1$saltsalt$abcdefghijklmnopqrstuv\n"  // 10
+      "    role: root\n"                                // 11
+      "  - name: \"d e\"\n"                             // 12
+      "    role: viewer\n"                              // 13
+      "groups: []\n";                                   // 14
   const std::string message = Failed(Users::Parse(text, "users.yaml"));
   CAPTURE(message);
   CHECK(Contains(message, "users.yaml:5:5: users[0]: unknown field \"email\""));
-  CHECK(Contains(message, "users.yaml:6:11: users[1].name: duplicate user \"alice\" (first at line 2)"));
+  CHECK(Contains(message,
+                 "users.yaml:6:11: users[1].name: duplicate user \"alice\" (first at line 2)"));
   CHECK(Contains(message, "users.yaml:10:11: users[2].hash: must be an argon2id or bcrypt hash"));
   CHECK_FALSE(Contains(message, "saltsalt"));
-  CHECK(Contains(message, "users.yaml:11:11: users[2].role: must be admin or viewer, got \"root\""));
+  CHECK(
+      Contains(message, "users.yaml:11:11: users[2].role: must be admin or viewer, got \"root\""));
   CHECK(Contains(message, "users.yaml:12:5: users[3].hash: is required"));
   CHECK(Contains(message, "users.yaml:14:1: groups: unknown field \"groups\""));
-  CHECK(Contains(Failed(Users::Parse("users:\n  - name: [x]\n    hash: h\n    role: admin\n", "u.yaml")), "u.yaml:2:11: users[0].name: must be a non-empty string"));
-  CHECK(Contains(Failed(Users::Parse("users: {}\n", "u.yaml")), "u.yaml:1:8: users: must be a list"));
+  CHECK(Contains(
+      Failed(Users::Parse("users:\n  - name: [x]\n    hash: h\n    role: admin\n", "u.yaml")),
+      "u.yaml:2:11: users[0].name: must be a non-empty string"));
+  CHECK(
+      Contains(Failed(Users::Parse("users: {}\n", "u.yaml")), "u.yaml:1:8: users: must be a list"));
   CHECK(Contains(Failed(Users::Parse("users: [\n", "u.yaml")), "u.yaml:"));
   CHECK(Contains(Failed(Users::Parse("- a\n", "u.yaml")), "must be an object with the key users"));
-  CHECK(Contains(Failed(Users::Parse("users:\n  - name: bad/name\n    hash: " + argon + "\n    role: admin\n", "u.yaml")),
-                 "u.yaml:2:11: users[0].name: must be 1 to 64 of"));
+  CHECK(Contains(
+      Failed(Users::Parse("users:\n  - name: bad/name\n    hash: " + argon + "\n    role: admin\n",
+                          "u.yaml")),
+      "u.yaml:2:11: users[0].name: must be 1 to 64 of"));
 }
 
 TEST_CASE("Users::Load: a file others may write is refused, one they may read warned about") {
   TempDir dir;
-  const std::string text = "users:\n  - name: alice\n    hash: " + Argon2id("a-pass") + "\n    role: admin\n";
+  const std::string text =
+      "users:\n  - name: alice\n    hash: " + Argon2id("a-pass") + "\n    role: admin\n";
   const std::filesystem::path file = dir.Write("users.yaml", text);
   namespace fs = std::filesystem;
   fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
@@ -184,8 +198,8 @@ TEST_CASE("Users::Load: a file others may write is refused, one they may read wa
 TEST_CASE("Users::Verify: an unknown name costs a hash as a known one does") {
   // bcrypt at cost 10 (about 50 ms): an unknown name answered without hashing would take
   // microseconds.
-  const std::string text = "users:\n  - name: alice\n    hash: '" +
-                           Bcrypt("a-pass", "$2b$", 10) + "'\n    role: admin\n";
+  const std::string text = "users:\n  - name: alice\n    hash: '" + Bcrypt("a-pass", "$2b$", 10) +
+                           "'\n    role: admin\n";
   Outcome<Users> users = Users::Parse(text, "users.yaml");
   REQUIRE(users.ok());
   const auto time = [&](const char* name) {

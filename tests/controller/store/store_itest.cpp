@@ -1081,6 +1081,7 @@ StoredSession SessionRow(const std::string& token, const std::string& principal,
   session.role = "admin";
   session.description = "";
   session.csrf_digest = crypto::Sha256Hex("csrf-of-" + token);
+  session.credential_digest = crypto::Sha256Hex("credential-of-" + principal);
   session.created_unix = created;
   session.expires_unix = expires;
   session.last_seen_unix = created;
