@@ -215,8 +215,10 @@ TEST_CASE("Users::Verify: an unknown name costs a hash as a known one does") {
   const double unknown = time("mallory");
   CAPTURE(known);
   CAPTURE(unknown);
-  CHECK(unknown > known * 0.5);
-  CHECK(unknown < known * 2);
+  // Wide bounds (best of 3 each, on a shared CI machine): what they catch is an unknown name
+  // answered in microseconds instead of one bcrypt (about 50 ms).
+  CHECK(unknown > known * 0.2);
+  CHECK(unknown < known * 5);
 }
 
 }  // namespace tmaster::controller
