@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -21,6 +22,8 @@
 #include "controller/api/users.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "tests/support/fake_store.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tmaster::controller {
 namespace {
@@ -394,6 +397,39 @@ TEST_CASE("dashboard: the security headers are on the API's answers too") {
   CheckSecurityHeaders(f.client->Get("/healthz"));
   CheckSecurityHeaders(f.client->Get("/api/v1/workspaces",
                                      {{"Authorization", std::string("Bearer ") + kReadToken}}));
+}
+
+TEST_CASE("dashboard: tenant-operator refuses a users file that does not load, before connecting") {
+  const testing::TempDir dir;
+  const std::filesystem::path users =
+      dir.Write("users.yaml", "users:\n  - name: alice\n    hash: " + Argon2id(kAlicePassword) +
+                                  "\n    role: root\n");
+  std::filesystem::permissions(
+      users, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::filesystem::create_directories(dir.path() / "fleet");
+  const std::string config =
+      dir.Write(
+             "operator.yaml",
+             "baseDomain: example.test\nmasterKeyEnv: TM_MASTER_KEY\n"
+             "clusters:\n  - name: default\n    dsnEnv: TM_PG_DSN\nstore:\n  dsnEnv: TM_STORE_DSN\n"
+             "sources:\n  - name: local\n    directory: " +
+                 (dir.path() / "fleet").string() +
+                 "\nstacks:\n  backend: directory\n  directory: " +
+                 (dir.path() / "deployments").string() +
+                 "\nhttp:\n  listen: \"127.0.0.1:0\"\n  usersFile: users.yaml\n")
+          .string();
+  // No server listens on port 1: a daemon that went on would wait for its store, and be ended
+  // by timeout(1) after 20 s (exit 124).
+  const std::string nowhere = "postgresql://127.0.0.1:1/none?connect_timeout=1";
+  const testing::ProcessResult result = testing::RunProcess(
+      {"/usr/bin/timeout", "20", std::string(TM_BINARY_DIR) + "/tenant-operator", "--config",
+       config, "--state-dir", (dir.path() / "state").string()},
+      {{"TM_MASTER_KEY", std::string(64, 'k')}, {"TM_PG_DSN", nowhere}, {"TM_STORE_DSN", nowhere}});
+  CHECK(result.exit_code == 2);
+  CHECK(Contains(result.err, "http.usersFile: "));
+  CHECK(Contains(result.err, "users.yaml:4:11: users[0].role: must be admin or viewer"));
+  // Nothing of the file is repeated but the position and the field.
+  CHECK_FALSE(Contains(result.err, "$argon2id$"));
 }
 
 }  // namespace tmaster::controller
