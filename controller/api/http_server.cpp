@@ -10,9 +10,12 @@
 #include <string_view>
 #include <utility>
 
+#include <boost/json.hpp>
+
 #include "common/scrub.hpp"
 #include "common/time.hpp"
 #include "controller/api/auth.hpp"
+#include "controller/api/dashboard_assets.hpp"
 #include "controller/api/http_listener.hpp"
 #include "controller/api/status_json.hpp"
 #include "manifests/config.hpp"
@@ -23,6 +26,9 @@ namespace {
 constexpr const char* kJson = "application/json";
 constexpr const char* kText = "text/plain; charset=utf-8";
 constexpr const char* kPrometheusText = "text/plain; version=0.0.4; charset=utf-8";
+constexpr const char* kHtml = "text/html; charset=utf-8";
+// Where a page's notice goes in login.html (an HTML comment: nothing shows without one).
+constexpr std::string_view kNoticeMark = "<!--tm:notice-->";
 constexpr std::int64_t kDefaultEventLimit = 100;
 constexpr std::int64_t kMaxEventLimit = 1000;
 // The label of a delivery refused by the per-address limit (webhook verdicts and transport
@@ -63,6 +69,89 @@ const std::string* Header(const http::Request& req, std::string_view name) {
     }
   }
   return nullptr;
+}
+
+// The value of cookie `name` among the request's Cookie headers; nullopt without one.
+std::optional<std::string> CookieValue(const http::Request& req, std::string_view name) {
+  for (const auto& [key, value] : req.headers) {
+    if (key.size() != 6 || !std::equal(key.begin(), key.end(), "cookie", [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) == b;
+        })) {
+      continue;
+    }
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      const std::size_t end = rest.find(';');
+      std::string_view pair = rest.substr(0, end);
+      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      const std::size_t equals = pair.find('=');
+      if (equals != std::string_view::npos && pair.substr(0, equals) == name) {
+        return std::string(pair.substr(equals + 1));
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// application/x-www-form-urlencoded: the first value of `name` ('+' a space, %XX a byte).
+std::optional<std::string> FormValue(std::string_view body, std::string_view name) {
+  const auto decode = [](std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if (text[i] == '+') {
+        out += ' ';
+      } else if (text[i] == '%' && i + 2 < text.size() &&
+                 std::isxdigit(static_cast<unsigned char>(text[i + 1])) != 0 &&
+                 std::isxdigit(static_cast<unsigned char>(text[i + 2])) != 0) {
+        unsigned value = 0;
+        std::from_chars(text.data() + i + 1, text.data() + i + 3, value, 16);
+        out += static_cast<char>(value);
+        i += 2;
+      } else {
+        out += text[i];
+      }
+    }
+    return out;
+  };
+  while (!body.empty()) {
+    const std::size_t end = body.find('&');
+    const std::string_view pair = body.substr(0, end);
+    body = end == std::string_view::npos ? std::string_view() : body.substr(end + 1);
+    const std::size_t equals = pair.find('=');
+    if (decode(pair.substr(0, equals)) == name) {
+      return equals == std::string_view::npos ? std::string() : decode(pair.substr(equals + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+bool StartsWith(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+// The Content-Type of an embedded file, by its extension (the build embeds only these).
+const char* ContentTypeOf(std::string_view name) {
+  if (name.ends_with(".css")) return "text/css; charset=utf-8";
+  if (name.ends_with(".js")) return "text/javascript; charset=utf-8";
+  return kHtml;
+}
+
+const DashboardFile* FindDashboardFile(std::string_view name) {
+  for (const DashboardFile& file : DashboardFiles()) {
+    if (file.name == name) return &file;
+  }
+  return nullptr;
+}
+
+// The answers of the dashboard and of the API alike: no framing, no script or style from
+// elsewhere, no referrer to the hosts it links to, no guessing of content types.
+void AddSecurityHeaders(http::Response& res) {
+  res.headers.emplace_back("Content-Security-Policy", "default-src 'self'");
+  res.headers.emplace_back("X-Frame-Options", "DENY");
+  res.headers.emplace_back("Referrer-Policy", "no-referrer");
+  res.headers.emplace_back("X-Content-Type-Options", "nosniff");
 }
 
 // Host and port as served, for the log: `options.listen` with the port bound.
@@ -123,16 +212,23 @@ struct HttpServer::Impl {
         listen(o.listen),
         routing(o.routing),
         version(o.version),
-        auth(s, AuthOptions{o.admin_token, o.read_token, o.traefik_token, o.runtime_tokens}),
+        auth_options{o.admin_token, o.read_token, o.traefik_token, o.runtime_tokens},
+        auth(s, auth_options),
+        // The same tokens as the authenticator: a session opened with the admin or read token
+        // ends when that token is no longer the configured one (sessions.hpp).
+        sessions(s, auth, auth_options, o.users, o.sessions),
+        secure(!o.tls_cert_file.empty()),
         webhook_limiter(o.webhook_rate_limit),
+        login_limiter(o.login_rate_limit),
         listener(o, MakeRoutes()) {}
 
-  // What a route's handler gets: the request, who made it, and the values of the pattern's
-  // `{...}` segments in order.
+  // What a route's handler gets: the request, who made it, the values of the pattern's
+  // `{...}` segments in order, and the session when the request was authenticated by its cookie.
   struct Call {
     const http::Request& req;
     const Principal& who;
     std::vector<std::string> params;
+    const SessionView* session;
   };
   using Handler = void (Impl::*)(const Call&, http::Response&);
 
@@ -163,6 +259,12 @@ struct HttpServer::Impl {
         {"GET", "/readyz", Access::kOpen, Lane::kProbe, &Impl::Readyz},
         {"GET", "/metrics", Access::kOpen, Lane::kInline, &Impl::MetricsText},
         {"POST", "/hooks/git", Access::kOpen, Lane::kWorker, &Impl::Deliver},
+        // The dashboard (issue 14): the page asks the store for the session, the assets nothing.
+        {"GET", "/", Access::kOpen, Lane::kWorker, &Impl::DashboardPage},
+        {"GET", "/assets/{file}", Access::kOpen, Lane::kInline, &Impl::DashboardAsset},
+        {"POST", "/login", Access::kOpen, Lane::kWorker, &Impl::Login},
+        {"POST", "/logout", Access::kOpen, Lane::kWorker, &Impl::Logout},
+        {"GET", "/api/v1/session", Access::kViewer, Lane::kWorker, &Impl::Session},
         {"GET", "/api/v1/workspaces", Access::kViewer, Lane::kWorker, &Impl::Workspaces},
         {"GET", "/api/v1/workspaces/{name}", Access::kViewer, Lane::kWorker, &Impl::Workspace},
         {"GET", "/api/v1/events", Access::kViewer, Lane::kWorker, &Impl::Events},
@@ -219,8 +321,12 @@ struct HttpServer::Impl {
   std::string listen;
   TraefikRouting routing;
   std::string version;
+  AuthOptions auth_options;
   Authenticator auth;
+  Sessions sessions;
+  bool secure;  // TLS: the cookie is `__Host-` and `Secure`
   RateLimiter webhook_limiter;
+  RateLimiter login_limiter;
   http::Listener listener;  // last: stopped (joined) before the members its handlers use go
 
   http::Routes MakeRoutes() {
@@ -231,7 +337,11 @@ struct HttpServer::Impl {
     routes.admit = [this](const http::Request& req) { return Admit(req); };
     routes.rejected = [this](http::Rejection why) { metrics.IncHttpRejected(ToString(why)); };
     routes.connections = [this](std::size_t open) { metrics.SetHttpOpenConnections(open); };
-    routes.handle = [this](const http::Request& req) { return Handle(req); };
+    routes.handle = [this](const http::Request& req) {
+      http::Response res = Handle(req);
+      AddSecurityHeaders(res);
+      return res;
+    };
     routes.error = [](int status, std::string_view message) {
       http::Response res;
       SendError(res, status, message);
@@ -275,6 +385,14 @@ struct HttpServer::Impl {
     Forward(kOp, call, res);
   }
   void Deliver(const Call& call, http::Response& res);
+  void DashboardPage(const Call& call, http::Response& res);
+  void DashboardAsset(const Call& call, http::Response& res);
+  void Login(const Call& call, http::Response& res);
+  void Logout(const Call& call, http::Response& res);
+  void Session(const Call& call, http::Response& res);
+  // The session of the request's cookie: nullopt without a cookie; Unauthorized or the store's
+  // failure as Lookup says.
+  std::optional<Outcome<SessionView>> CookieSession(const http::Request& req);
   void CreateToken(const Call& call, http::Response& res);
   void ListTokens(const Call& call, http::Response& res);
   void RevokeToken(const Call& call, http::Response& res);
@@ -282,18 +400,32 @@ struct HttpServer::Impl {
 
 // On the I/O thread, before the delivery is queued for a worker: a flood from one address costs
 // neither a worker, nor an HMAC, nor a row in the store.
+// The same for a login: a flood of guesses from one address costs neither a worker, nor a
+// password hash, nor the store's counters.
 std::optional<http::Response> HttpServer::Impl::Admit(const http::Request& req) {
-  if (req.method != "POST" || req.path != "/hooks/git") return std::nullopt;
+  if (req.method != "POST") return std::nullopt;
+  const bool login = req.path == "/login";
+  if (!login && req.path != "/hooks/git") return std::nullopt;
+  RateLimiter& limiter = login ? login_limiter : webhook_limiter;
   const RateLimiter::Decision decision =
-      webhook_limiter.Allow(req.remote_address, std::chrono::steady_clock::now());
+      limiter.Allow(req.remote_address, std::chrono::steady_clock::now());
   if (decision.allowed) return std::nullopt;
-  metrics.IncWebhookDelivery(kRateLimited);
+  if (!login) metrics.IncWebhookDelivery(kRateLimited);
   metrics.IncHttpRejected(kRateLimited);
   http::Response res;
   const std::string seconds = std::to_string(decision.retry_after.count());
-  SendError(res, 429, "too many deliveries from this address; retry after " + seconds + " s");
+  SendError(res, 429,
+            std::string(login ? "too many logins" : "too many deliveries") +
+                " from this address; retry after " + seconds + " s");
   res.headers.emplace_back("Retry-After", seconds);
+  AddSecurityHeaders(res);
   return res;
+}
+
+std::optional<Outcome<SessionView>> HttpServer::Impl::CookieSession(const http::Request& req) {
+  const std::optional<std::string> cookie = CookieValue(req, SessionCookieName(secure));
+  if (!cookie) return std::nullopt;
+  return sessions.Lookup(*cookie);
 }
 
 http::Response HttpServer::Impl::Handle(const http::Request& req) {
@@ -319,8 +451,29 @@ http::Response HttpServer::Impl::Handle(const http::Request& req) {
     return res;
   }
   Principal who{"unauthenticated", "", Role::kViewer};
+  std::optional<SessionView> session;
   if (route->access != Access::kOpen) {
-    Outcome<Principal> authenticated = auth.Authenticate(Header(req, "Authorization"));
+    // A bearer token wins; without one, the session cookie is the credential (and a state-
+    // changing request must prove with the CSRF token that the session's page sent it).
+    const std::string* authorization = Header(req, "Authorization");
+    std::optional<Outcome<SessionView>> by_cookie;
+    if (authorization == nullptr) by_cookie = CookieSession(req);
+    Outcome<Principal> authenticated =
+        by_cookie ? (*by_cookie ? Outcome<Principal>((*by_cookie)->principal)
+                                : Outcome<Principal>(by_cookie->failure()))
+                  : auth.Authenticate(authorization);
+    if (authenticated && by_cookie) {
+      if (req.method != "GET" && req.method != "HEAD") {
+        const std::string* csrf = Header(req, "X-CSRF-Token");
+        if (csrf == nullptr || !Sessions::CheckCsrf(by_cookie->value(), *csrf)) {
+          SendError(res, 403,
+                    req.method + " " + req.path +
+                        " with a session cookie needs the session's X-CSRF-Token header");
+          return res;
+        }
+      }
+      session = std::move(*by_cookie).value();
+    }
     if (!authenticated) {
       if (authenticated.failure().reason == kUnauthorized) {
         res.headers.emplace_back("WWW-Authenticate", "Bearer");
@@ -357,7 +510,7 @@ http::Response HttpServer::Impl::Handle(const http::Request& req) {
       return res;
     }
   }
-  const Call call{req, who, std::move(params)};
+  const Call call{req, who, std::move(params), session ? &*session : nullptr};
   (this->*(route->handler))(call, res);
   return res;
 }
@@ -687,6 +840,195 @@ void HttpServer::Impl::RevokeToken(const Call& call, http::Response& res) {
     RecordWrite(call, kTokenEventsWorkspace, "TokenRevoked", subject.Describe() + " revoked");
   }
   SendJson(res, 200, ApiTokenJson(**row));
+}
+
+namespace {
+
+// login.html with `notice` (HTML, may be empty) where the page keeps its place.
+std::string LoginPage(std::string_view notice) {
+  const DashboardFile* page = FindDashboardFile("login.html");
+  std::string html = page != nullptr ? std::string(page->body) : std::string();
+  if (const std::size_t at = html.find(kNoticeMark); at != std::string::npos) {
+    html.replace(at, kNoticeMark.size(), notice);
+  }
+  return html;
+}
+
+void SendPage(http::Response& res, int status, std::string html) {
+  res.status = status;
+  res.content_type = kHtml;
+  res.body = std::move(html);
+  res.headers.emplace_back("Cache-Control", "no-store");
+}
+
+bool IsJson(const http::Request& req) {
+  const std::string* type = Header(req, "Content-Type");
+  return type != nullptr && StartsWith(*type, "application/json");
+}
+
+// A session as `GET /api/v1/session` and a JSON login show it.
+std::string SessionJson(const Principal& who, const SessionView* session,
+                        const std::string& base_domain) {
+  boost::json::object out;
+  out["principal"] = who.Describe();
+  out["role"] = ToString(who.role);
+  if (session != nullptr) {
+    out["csrfToken"] = session->csrf_token;
+    out["expiresAt"] = FormatRfc3339Utc(session->expires_unix);
+  }
+  // The dashboard links each workspace to https://<subdomain>.<baseDomain>/.
+  out["baseDomain"] = base_domain;
+  return boost::json::serialize(out);
+}
+
+}  // namespace
+
+// Without a valid session only the login form: the page of the fleet is never sent to a
+// browser that has not logged in (decided on the server, not by the page's script).
+void HttpServer::Impl::DashboardPage(const Call& call, http::Response& res) {
+  std::optional<Outcome<SessionView>> session = CookieSession(call.req);
+  if (session && !*session && session->failure().reason != kUnauthorized) {
+    SendPage(res, 503,
+             LoginPage(R"(<p class="error" role="alert">The store cannot be reached: )"
+                       R"(try again in a moment.</p>)"));
+    return;
+  }
+  if (!session || !*session) {
+    SendPage(res, 200, LoginPage(""));
+    return;
+  }
+  const DashboardFile* page = FindDashboardFile("index.html");
+  SendPage(res, 200, page != nullptr ? std::string(page->body) : std::string());
+}
+
+void HttpServer::Impl::DashboardAsset(const Call& call, http::Response& res) {
+  const std::string& name = call.params.at(0);
+  const DashboardFile* file = FindDashboardFile(name);
+  // The pages are served at / only (the login form or, with a session, the fleet).
+  if (file == nullptr || name.ends_with(".html")) {
+    SendError(res, 404, "no asset " + name.substr(0, 64));
+    return;
+  }
+  const std::string etag = StrongEtag(file->body);
+  res.headers.emplace_back("ETag", etag);
+  res.headers.emplace_back("Cache-Control", "no-cache");
+  if (const std::string* seen = Header(call.req, "If-None-Match");
+      seen != nullptr && IfNoneMatchHits(*seen, etag)) {
+    res.status = 304;
+    return;
+  }
+  res.content_type = ContentTypeOf(name);
+  res.body = std::string(file->body);
+}
+
+void HttpServer::Impl::Login(const Call& call, http::Response& res) {
+  const http::Request& req = call.req;
+  const bool json = IsJson(req);
+  LoginRequest request;
+  request.remote_address = req.remote_address;
+  if (json) {
+    boost::system::error_code ec;
+    const boost::json::value body = boost::json::parse(req.body, ec);
+    const boost::json::object* object = ec ? nullptr : body.if_object();
+    const boost::json::value* name = object != nullptr ? object->if_contains("name") : nullptr;
+    const boost::json::value* secret = object != nullptr ? object->if_contains("secret") : nullptr;
+    if (object == nullptr || secret == nullptr || !secret->is_string() ||
+        (name != nullptr && !name->is_string())) {
+      SendError(res, 400,
+                R"(a JSON login is {"name": "...", "secret": "..."} (name empty or )"
+                R"(absent for a token))");
+      return;
+    }
+    request.secret = std::string(secret->get_string());
+    if (name != nullptr) request.name = std::string(name->get_string());
+  } else {
+    request.name = FormValue(req.body, "name").value_or("");
+    request.secret = FormValue(req.body, "secret").value_or("");
+  }
+  res.headers.emplace_back("Cache-Control", "no-store");
+  std::int64_t retry_after = 0;
+  Outcome<NewSession> opened = sessions.Login(request, &retry_after);
+  if (!opened) {
+    const std::string& reason = opened.failure().reason;
+    if (reason == kTooManyAttempts) {
+      const std::string seconds = std::to_string(std::max<std::int64_t>(retry_after, 1));
+      res.headers.emplace_back("Retry-After", seconds);
+      const std::string message = "too many failed logins: try again in " + seconds + " s";
+      if (json) {
+        SendError(res, 429, message);
+      } else {
+        SendPage(res, 429,
+                 LoginPage(R"(<p class="error" role="alert">Too many failed logins: try again )"
+                           "in " + seconds + " seconds.</p>"));
+      }
+    } else if (reason == kUnauthorized) {
+      // Never which part was wrong: a name that exists is not told from one that does not.
+      const std::string message = "login failed: unknown name, password or token";
+      if (json) {
+        SendError(res, 401, message);
+      } else {
+        SendPage(res, 401,
+                 LoginPage(R"(<p class="error" role="alert">Login failed: unknown )"
+                           R"(name, password or token.</p>)"));
+      }
+    } else {
+      SendStoreFailure(res, opened.failure());
+    }
+    return;
+  }
+  const std::int64_t max_age = std::max<std::int64_t>(opened->expires_unix - auth.Now(), 1);
+  res.headers.emplace_back(
+      "Set-Cookie", SessionCookieHeader(opened->cookie, std::chrono::seconds(max_age), secure));
+  if (json) {
+    const SessionView view{opened->principal, opened->csrf_token, opened->expires_unix};
+    SendJson(res, 200, SessionJson(opened->principal, &view, routing.base_domain));
+  } else {
+    res.status = 303;
+    res.headers.emplace_back("Location", "/");
+  }
+}
+
+// CSRF-checked when there is a session to end: a page elsewhere cannot log a user out. Without a
+// valid session there is nothing to end; the cookie is cleared all the same.
+void HttpServer::Impl::Logout(const Call& call, http::Response& res) {
+  const http::Request& req = call.req;
+  const bool json = IsJson(req);
+  res.headers.emplace_back("Cache-Control", "no-store");
+  bool ended = false;
+  if (const std::optional<std::string> cookie = CookieValue(req, SessionCookieName(secure))) {
+    Outcome<SessionView> session = sessions.Lookup(*cookie);
+    if (!session && session.failure().reason != kUnauthorized) {
+      SendStoreFailure(res, session.failure());
+      return;
+    }
+    if (session) {
+      const std::string* header = Header(req, "X-CSRF-Token");
+      const std::string presented =
+          header != nullptr ? *header : (json ? "" : FormValue(req.body, "csrf").value_or(""));
+      if (!Sessions::CheckCsrf(*session, presented)) {
+        SendError(res, 403, "POST /logout needs the session's CSRF token (X-CSRF-Token)");
+        return;
+      }
+      Outcome<bool> logged_out = sessions.Logout(*cookie);
+      if (!logged_out) {
+        SendStoreFailure(res, logged_out.failure());
+        return;
+      }
+      ended = *logged_out;
+    }
+  }
+  res.headers.emplace_back("Set-Cookie", SessionCookieHeader("", std::chrono::seconds(0), secure));
+  if (json || Header(req, "X-CSRF-Token") != nullptr) {
+    SendJson(res, 200, ended ? R"({"loggedOut":true})" : R"({"loggedOut":false})");
+  } else {
+    res.status = 303;
+    res.headers.emplace_back("Location", "/");
+  }
+}
+
+void HttpServer::Impl::Session(const Call& call, http::Response& res) {
+  res.headers.emplace_back("Cache-Control", "no-store");
+  SendJson(res, 200, SessionJson(call.who, call.session, routing.base_domain));
 }
 
 HttpServer::HttpServer(Store& store, Metrics& metrics, HttpHandlers handlers,

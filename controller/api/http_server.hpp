@@ -17,6 +17,18 @@
 //   GET  /healthz                     200 `ok` (text/plain) while the process serves
 //   GET  /readyz                      200 `ok`, or 503 with one problem per line (text/plain)
 //   GET  /metrics                     Metrics::Render(), text/plain; version=0.0.4
+//   GET  /                            the dashboard (issue 14; controller/api/dashboard/): its
+//                                     page with a valid session cookie, else only its login form
+//   GET  /assets/{file}               the dashboard's embedded CSS and JavaScript, strong ETag
+//   POST /login                       form or JSON {name, secret}: opens a session (Set-Cookie;
+//                                     303 to / for a form, 200 with the session for JSON); 401
+//                                     without saying which part was wrong; 429 with Retry-After
+//                                     while throttled (login_rate_limit on the I/O thread, then
+//                                     the store's counters per address and per user)
+//   POST /logout                      ends the session (CSRF-checked: X-CSRF-Token or the form's
+//                                     `csrf`) and clears the cookie
+//   GET  /api/v1/session              who is calling: principal, role, and for a session its
+//                                     csrfToken and expiresAt
 //   GET  /api/v1/workspaces           {"items":[...]} (status_json.hpp); ?labelSelector=k=v,k!=v
 //   GET  /api/v1/workspaces/{name}    the object, or 404
 //   GET  /api/v1/events               ?workspace=NAME&limit=N (default 100, at most 1000; a
@@ -41,6 +53,13 @@
 // (controller/runtime/metrics.hpp), with the connections cut for a deadline, and
 // tenant_master_http_open_connections follows the connections open.
 //
+// Sessions (controller/api/sessions.hpp): a request without `Authorization` but with the session
+// cookie is the session's principal on every /api/v1 route, like a bearer token of its role
+// (401 when the session is not valid); a request so authenticated whose method is not GET or HEAD
+// must carry `X-CSRF-Token` equal to the session's (403 otherwise). Bearer requests need no CSRF
+// token. Every answer of the routes carries Content-Security-Policy: default-src 'self',
+// X-Frame-Options: DENY, Referrer-Policy: no-referrer and X-Content-Type-Options: nosniff.
+//
 // Every write records an event naming who did it (Principal::Describe); the token routes' events
 // are on the workspace name kTokenEventsWorkspace.
 
@@ -57,6 +76,8 @@
 #include "common/outcome.hpp"
 #include "common/secret.hpp"
 #include "controller/api/rate_limit.hpp"
+#include "controller/api/sessions.hpp"
+#include "controller/api/users.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "controller/store/store.hpp"
 #include "controller/api/traefik.hpp"
@@ -133,6 +154,15 @@ struct HttpServerOptions {
   /// What `GET /api/v1/traefik` routes (docs/api.md#traefik-routes-for-shared-tenants): the
   /// main fills it from `baseDomain`, `stacks.certResolver` and `routing.*`.
   TraefikRouting routing{};
+  /// The dashboard's users (`http.usersFile`, loaded by the main with Users::Load); nullptr: only
+  /// the admin, read and managed tokens log in. Must outlive the server.
+  const Users* users = nullptr;
+  /// `POST /login` per client address, checked on the I/O thread before the store is asked: a
+  /// flood costs neither a worker nor a password hash. The store's counters (sessions.hpp) lock a
+  /// user or an address after repeated failures whatever this allows.
+  RateLimit login_rate_limit{.per_second = 1, .burst = 20};
+  /// The sessions' lifetime and the store's login limits.
+  SessionOptions sessions{};
   /// What `GET /api/v1/version` answers.
   std::string version = "dev";
 };

@@ -1,9 +1,9 @@
 #pragma once
 
-// Per-address rate limits for the routes anyone on the network can call: `POST /hooks/git`
-// today, the login route later (docs/decisions.md, "Hardening II (issue 9)"). A token bucket per
-// client address in a table of bounded size, so that an attacker with many addresses cannot grow
-// the process's memory. Pure: the time is passed in; no I/O.
+// Per-address rate limits for the routes anyone on the network can call: `POST /hooks/git` and
+// the dashboard's `POST /login` (HttpServerOptions; docs/decisions.md, "Hardening II (issue 9)").
+// A token bucket per client address in a table of bounded size, so that an attacker with many
+// addresses cannot grow the process's memory. Pure: the time is passed in; no I/O.
 
 #include <chrono>
 #include <cstddef>

@@ -30,6 +30,7 @@
 #include "controller/daemon/workspace_api.hpp"
 #include "controller/api/http_config.hpp"
 #include "controller/api/http_server.hpp"
+#include "controller/api/users.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
 #include "controller/workspace/shared_runtime.hpp"
@@ -261,6 +262,22 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
     std::cerr << "tenant-operator: " << ScrubProcessSecrets(dsn.failure().message) << '\n';
     return 2;
   }
+  // The dashboard's users (issue 14; controller/api/users.hpp), read strictly once at start,
+  // before anything connects: a file that does not load is a config error, and nothing of it is
+  // used.
+  std::optional<controller::Users> users;
+  if (!config.http.users_file.empty()) {
+    Outcome<controller::Users> loaded = controller::Users::Load(config.http.users_file);
+    if (!loaded) {
+      std::cerr << "tenant-operator: http.usersFile: "
+                << ScrubProcessSecrets(loaded.failure().message) << '\n';
+      return 2;
+    }
+    users = std::move(loaded).value();
+    for (const std::string& warning : users->warnings()) {
+      spdlog::warn("http.usersFile: {}", warning);
+    }
+  }
   controller::DaemonDeps deps;
   for (const auto& source : config.sources) {
     if (!source.git) continue;
@@ -405,6 +422,7 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   // Shared tenants of a product with a runtime stack go to it (docs/stacks.md#shared-runtime).
   http_options.routing.shared_runtimes = [&daemon] { return daemon.SharedRuntimePorts(); };
   http_options.version = TM_VERSION;
+  if (users) http_options.users = &*users;
   controller::HttpServer http(*store, metrics, std::move(handlers), std::move(http_options));
   if (Outcome<Done> started = http.Start(); !started) {
     std::cerr << "tenant-operator: " << ScrubProcessSecrets(started.failure().message) << '\n';

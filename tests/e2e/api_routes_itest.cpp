@@ -6,7 +6,8 @@
 // every write but POST /api/v1/plan; 404 for an unknown workspace; 409 for a directory-owned
 // workspace (and ?force=true); 422 with the finding's location in the request; 400 for a bad
 // query or a name mismatch; the probes open and /metrics without any token's text. Every error is
-// checked as JSON {error, message, details?}. One daemon serves every test case of the file.
+// checked as JSON {error, message, details?}. The dashboard's session (issue 14) on the real store:
+// login, the cookie, CSRF, logout. One daemon serves every test case of the file.
 #include <doctest/doctest.h>
 #include <httplib.h>
 
@@ -566,4 +567,48 @@ TEST_CASE("api routes: the probes and /metrics are open; /metrics holds no token
   CHECK(res->body.find("tmt_") == std::string::npos);
   if (!c.managed_token.empty()) CHECK(res->body.find(c.managed_token) == std::string::npos);
   CHECK(res->body.find("Bearer") == std::string::npos);
+}
+
+TEST_CASE("api routes: the dashboard's session against the daemon's PostgreSQL store") {
+  Cluster& c = Shared();
+  // Log in with the admin token (JSON): the session is a row of the store (schema v7).
+  auto res = c.Call("POST", "/login", std::nullopt, R"({"secret":")" + kAdminToken + R"("})",
+                    "application/json");
+  REQUIRE(res);
+  REQUIRE_MESSAGE(res->status == 200, res->body);
+  const std::string set_cookie = res->get_header_value("Set-Cookie");
+  CHECK(set_cookie.find("; HttpOnly; SameSite=Strict") != std::string::npos);
+  const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+  const std::string csrf(json::parse(res->body).at("csrfToken").as_string());
+  CHECK(json::parse(res->body).at("baseDomain") == "example.test");
+  // The page, and the overview's page of one item with the count of the rest.
+  res = c.Call("GET", "/", std::nullopt, "", kYaml, {{"Cookie", cookie}});
+  REQUIRE(res);
+  CHECK(res->body.find(R"(<table id="workspaces">)") != std::string::npos);
+  res = c.Call("GET", "/api/v1/workspaces?limit=1", std::nullopt, "", kYaml, {{"Cookie", cookie}});
+  REQUIRE(res);
+  REQUIRE_MESSAGE(res->status == 200, res->body);
+  const json::value page = json::parse(res->body);
+  CHECK(page.at("items").as_array().size() == 1);
+  CHECK(page.at("metadata").at("remainingItemCount").as_int64() >= 1);
+  // A write with the cookie: 403 without the CSRF token, accepted with it.
+  res = c.Call("POST", "/api/v1/workspaces/from-dir/reconcile", std::nullopt, "", kYaml,
+               {{"Cookie", cookie}});
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  res = c.Call("POST", "/api/v1/workspaces/from-dir/reconcile", std::nullopt, "", kYaml,
+               {{"Cookie", cookie}, {"X-CSRF-Token", csrf}});
+  REQUIRE(res);
+  CHECK_MESSAGE(res->status == 202, res->body);
+  // Logout ends it on the store: the cookie reads nothing more.
+  res = c.Call("POST", "/logout", std::nullopt, "", "application/json",
+               {{"Cookie", cookie}, {"X-CSRF-Token", csrf}});
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = c.Call("GET", "/api/v1/session", std::nullopt, "", kYaml, {{"Cookie", cookie}});
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  res = c.Call("GET", "/api/v1/workspaces", std::nullopt, "", kYaml, {{"Cookie", cookie}});
+  REQUIRE(res);
+  CHECK(res->status == 401);
 }

@@ -1,0 +1,435 @@
+// The dashboard's HTTP side (issue 14) over real sockets: cpp-httplib against HttpServer on an
+// ephemeral port, with the in-memory FakeStore (sessions and failed-login counters included) and
+// a users file of argon2id hashes. The browser test (chromium) is for a later slice.
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <argon2.h>
+
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include "common/secret.hpp"
+#include "controller/api/http_server.hpp"
+#include "controller/api/users.hpp"
+#include "controller/runtime/metrics.hpp"
+#include "tests/support/fake_store.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace tmaster::controller {
+namespace {
+
+namespace json = boost::json;
+using testing::FakeStore;
+
+constexpr const char* kAdminToken = "dashboard-admin-token-0123456789";
+constexpr const char* kReadToken = "dashboard-read-token-9876543210";
+constexpr const char* kAlicePassword = "alice-correct-horse";
+constexpr const char* kAcmeSpec =
+    R"({"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace",)"
+    R"("metadata":{"name":"acme"},"spec":{"product":"erp","mode":"dedicated","subdomain":"acme"}})";
+
+std::string Argon2id(const std::string& password) {
+  const std::string salt = "0123456789abcdef";
+  char out[256] = {};
+  REQUIRE(argon2id_hash_encoded(1, 64, 1, password.data(), password.size(), salt.data(),
+                                salt.size(), 32, out, sizeof out) == ARGON2_OK);
+  return out;
+}
+
+json::value ParseJson(const std::string& text) {
+  boost::system::error_code ec;
+  json::value value = json::parse(text, ec);
+  REQUIRE_MESSAGE(!ec, text);
+  return value;
+}
+
+std::string ReadSource(const std::string& relative) {
+  std::ifstream in(std::string(TM_SOURCE_DIR) + "/" + relative, std::ios::binary);
+  REQUIRE_MESSAGE(in.good(), relative);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// A server with both tokens and a users file (alice admin, bob viewer), acme in the store.
+struct Fixture {
+  FakeStore store;
+  Metrics metrics;
+  std::optional<Users> users;
+  std::unique_ptr<HttpServer> server;
+  std::unique_ptr<httplib::Client> client;
+
+  explicit Fixture(RateLimit login_limit = {.per_second = 100, .burst = 1000}) {
+    Outcome<Users> parsed =
+        Users::Parse("users:\n  - name: alice\n    hash: " + Argon2id(kAlicePassword) +
+                         "\n    role: admin\n  - name: bob\n    hash: " + Argon2id("bob-pass") +
+                         "\n    role: viewer\n",
+                     "users.yaml");
+    REQUIRE_MESSAGE(parsed.ok(), (parsed.ok() ? "" : parsed.failure().message));
+    users = std::move(parsed).value();
+    HttpServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.admin_token = Secret(std::string(kAdminToken));
+    options.read_token = Secret(std::string(kReadToken));
+    options.users = &*users;
+    options.login_rate_limit = login_limit;
+    options.routing.base_domain = "example.test";
+    server = std::make_unique<HttpServer>(store, metrics, HttpHandlers{}, options);
+    const Outcome<Done> started = server->Start();
+    REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.failure().message));
+    client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
+    client->set_read_timeout(10, 0);
+    REQUIRE(store.UpsertSpec("acme", "upstream", "rev-1", kAcmeSpec).ok());
+  }
+
+  httplib::Result FormLogin(const std::string& name, const std::string& secret) {
+    return client->Post("/login", httplib::Params{{"name", name}, {"secret", secret}});
+  }
+
+  // Logs in with a form; returns the cookie's `name=value`.
+  std::string LogIn(const std::string& name, const std::string& secret) {
+    auto res = FormLogin(name, secret);
+    REQUIRE(res);
+    REQUIRE_MESSAGE(res->status == 303, res->body);
+    const std::string set_cookie = res->get_header_value("Set-Cookie");
+    return set_cookie.substr(0, set_cookie.find(';'));
+  }
+
+  // The session's CSRF token, as the page gets it.
+  std::string Csrf(const std::string& cookie) {
+    auto res = client->Get("/api/v1/session", {{"Cookie", cookie}});
+    REQUIRE(res);
+    REQUIRE_MESSAGE(res->status == 200, res->body);
+    return std::string(ParseJson(res->body).at("csrfToken").as_string());
+  }
+};
+
+void CheckSecurityHeaders(const httplib::Result& res) {
+  REQUIRE(res);
+  CHECK(res->get_header_value("Content-Security-Policy") == "default-src 'self'");
+  CHECK(res->get_header_value("X-Frame-Options") == "DENY");
+  CHECK(res->get_header_value("Referrer-Policy") == "no-referrer");
+  CHECK(res->get_header_value("X-Content-Type-Options") == "nosniff");
+}
+
+}  // namespace
+
+TEST_CASE("dashboard: GET / without a session is the login form only") {
+  Fixture f;
+  for (const httplib::Headers& headers :
+       {httplib::Headers{}, httplib::Headers{{"Cookie", "tm_session=not-a-session"}},
+        httplib::Headers{{"Cookie", "tm_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}}}) {
+    auto res = f.client->Get("/", headers);
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(res->get_header_value("Content-Type") == "text/html; charset=utf-8");
+    CHECK(res->get_header_value("Cache-Control") == "no-store");
+    CheckSecurityHeaders(res);
+    CHECK(Contains(res->body, R"(<form id="login" method="post" action="/login">)"));
+    CHECK(Contains(res->body, R"(<label for="secret">)"));
+    // Nothing of the fleet's page: no table, no script.
+    CHECK_FALSE(Contains(res->body, "<table"));
+    CHECK_FALSE(Contains(res->body, "app.js"));
+    CHECK_FALSE(Contains(res->body, "<!--tm:notice-->"));
+  }
+  // The pages are served at / only.
+  auto res = f.client->Get("/assets/index.html");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+}
+
+TEST_CASE("dashboard: a wrong secret is 401 without saying which part was wrong") {
+  Fixture f;
+  auto unknown_user = f.FormLogin("mallory", kAlicePassword);
+  auto wrong_password = f.FormLogin("alice", "wrong-guess-1234");
+  auto wrong_token = f.FormLogin("", "wrong-token-5678");
+  for (const auto* res : {&unknown_user, &wrong_password, &wrong_token}) {
+    REQUIRE(*res);
+    CHECK((*res)->status == 401);
+    CHECK((*res)->get_header_value("Set-Cookie").empty());
+    CHECK(Contains((*res)->body, "Login failed: unknown name, password or token."));
+    CHECK(Contains((*res)->body, R"(action="/login")"));
+    CheckSecurityHeaders(*res);
+  }
+  // An unknown user and a known one with a wrong password get the same page.
+  CHECK(unknown_user->body == wrong_password->body);
+  CHECK_FALSE(Contains(wrong_password->body, "wrong-guess-1234"));
+  // JSON: the same in the API's error shape.
+  auto res = f.client->Post("/login", R"({"name":"alice","secret":"nope"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  CHECK(ParseJson(res->body).at("error") == "Unauthorized");
+  CHECK_FALSE(Contains(res->body, "nope"));
+  // Events say who tried, never the secret.
+  for (const Event& event : f.store.Snapshot().events) {
+    CHECK_FALSE(Contains(event.message, "wrong-guess-1234"));
+    CHECK_FALSE(Contains(event.message, kAlicePassword));
+  }
+}
+
+TEST_CASE("dashboard: a login sets an HttpOnly, SameSite=Strict cookie that reads the API") {
+  Fixture f;
+  auto res = f.FormLogin("alice", kAlicePassword);
+  REQUIRE(res);
+  CHECK(res->status == 303);
+  CHECK(res->get_header_value("Location") == "/");
+  CheckSecurityHeaders(res);
+  const std::string set_cookie = res->get_header_value("Set-Cookie");
+  CHECK(set_cookie.rfind("tm_session=", 0) == 0);
+  CHECK(Contains(set_cookie, "; HttpOnly"));
+  CHECK(Contains(set_cookie, "; SameSite=Strict"));
+  CHECK(Contains(set_cookie, "; Path=/"));
+  CHECK(Contains(set_cookie, "; Max-Age=43200"));
+  CHECK_FALSE(Contains(set_cookie, "Secure"));  // plain HTTP here
+  const std::string cookie = set_cookie.substr(0, set_cookie.find(';'));
+
+  // With the cookie: the fleet's page, and the API.
+  res = f.client->Get("/", {{"Cookie", "theme=dark; " + cookie}});
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(Contains(res->body, R"(<table id="workspaces">)"));
+  CHECK(Contains(res->body, R"(<script src="/assets/app.js" defer></script>)"));
+  CHECK_FALSE(Contains(res->body, R"(action="/login")"));
+  res = f.client->Get("/api/v1/workspaces", {{"Cookie", cookie}});
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CheckSecurityHeaders(res);
+  CHECK(ParseJson(res->body).at("items").as_array().at(0).at("metadata").at("name") == "acme");
+  // Who am I.
+  res = f.client->Get("/api/v1/session", {{"Cookie", cookie}});
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  const json::object session = ParseJson(res->body).as_object();
+  CHECK(session.at("principal") == "user:alice");
+  CHECK(session.at("role") == "admin");
+  CHECK(session.at("csrfToken").as_string().size() == 43);
+  CHECK_FALSE(session.at("expiresAt").as_string().empty());
+  CHECK(session.at("baseDomain") == "example.test");
+  // The cookie of another name (the TLS one) is not this server's.
+  res = f.client->Get("/api/v1/workspaces", {{"Cookie", "__Host-" + cookie}});
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  // A token logs in too (name empty); JSON answers with the session.
+  res = f.client->Post("/login", std::string(R"({"secret":")") + kReadToken + R"("})",
+                       "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(ParseJson(res->body).at("principal") == "env:read");
+  CHECK(ParseJson(res->body).at("role") == "viewer");
+  CHECK(Contains(res->get_header_value("Set-Cookie"), "; HttpOnly; SameSite=Strict"));
+}
+
+TEST_CASE("dashboard: a write with the cookie needs X-CSRF-Token; a bearer token does not") {
+  Fixture f;
+  const std::string cookie = f.LogIn("alice", kAlicePassword);
+  const std::string csrf = f.Csrf(cookie);
+  const std::string body = R"({"role":"viewer","ttl":"1h","description":"from the dashboard"})";
+  auto res = f.client->Post("/api/v1/tokens", {{"Cookie", cookie}}, body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  CHECK(ParseJson(res->body).at("error") == "Forbidden");
+  CHECK(Contains(res->body, "X-CSRF-Token"));
+  res = f.client->Post("/api/v1/tokens", {{"Cookie", cookie}, {"X-CSRF-Token", csrf + "x"}}, body,
+                       "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  // Another session's token is not this one's.
+  const std::string other = f.LogIn("", kAdminToken);
+  res = f.client->Post("/api/v1/tokens", {{"Cookie", cookie}, {"X-CSRF-Token", f.Csrf(other)}},
+                       body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  CHECK(f.store.Snapshot().tokens.empty());
+  res = f.client->Post("/api/v1/tokens", {{"Cookie", cookie}, {"X-CSRF-Token", csrf}}, body,
+                       "application/json");
+  REQUIRE(res);
+  CHECK_MESSAGE(res->status == 201, res->body);
+  CHECK(f.store.Snapshot().tokens.size() == 1);
+  // The event names the session's user.
+  bool named = false;
+  for (const Event& event : f.store.Snapshot().events) {
+    named = named || (event.reason == "TokenCreated" && Contains(event.message, "by user:alice"));
+  }
+  CHECK(named);
+  // A viewer's session with its CSRF token is still a viewer.
+  const std::string viewer = f.LogIn("bob", "bob-pass");
+  res = f.client->Post("/api/v1/tokens", {{"Cookie", viewer}, {"X-CSRF-Token", f.Csrf(viewer)}},
+                       body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  CHECK(Contains(res->body, "viewer"));
+  // A bearer token needs no CSRF token.
+  res = f.client->Post("/api/v1/tokens", {{"Authorization", std::string("Bearer ") + kAdminToken}},
+                       body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 201);
+}
+
+TEST_CASE("dashboard: logout is CSRF-checked, ends the session and clears the cookie") {
+  Fixture f;
+  const std::string cookie = f.LogIn("alice", kAlicePassword);
+  const std::string csrf = f.Csrf(cookie);
+  // Without the CSRF token: refused, the session lives on.
+  auto res =
+      f.client->Post("/logout", {{"Cookie", cookie}}, "", "application/x-www-form-urlencoded");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  CheckSecurityHeaders(res);
+  CHECK(f.client->Get("/api/v1/session", {{"Cookie", cookie}})->status == 200);
+  // The page's form sends it as the field `csrf`.
+  res = f.client->Post("/logout", {{"Cookie", cookie}}, httplib::Params{{"csrf", csrf}});
+  REQUIRE(res);
+  CHECK(res->status == 303);
+  CHECK(res->get_header_value("Location") == "/");
+  const std::string cleared = res->get_header_value("Set-Cookie");
+  CHECK(cleared.rfind("tm_session=;", 0) == 0);
+  CHECK(Contains(cleared, "Max-Age=0"));
+  // The session is over: the API refuses the cookie and / is the login form again.
+  res = f.client->Get("/api/v1/workspaces", {{"Cookie", cookie}});
+  REQUIRE(res);
+  CHECK(res->status == 401);
+  res = f.client->Get("/", {{"Cookie", cookie}});
+  REQUIRE(res);
+  CHECK(Contains(res->body, R"(action="/login")"));
+  CHECK_FALSE(Contains(res->body, "<table"));
+  // With the header, from a script: JSON.
+  const std::string again = f.LogIn("alice", kAlicePassword);
+  res = f.client->Post("/logout", {{"Cookie", again}, {"X-CSRF-Token", f.Csrf(again)}}, "",
+                       "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(ParseJson(res->body).at("loggedOut") == true);
+  CHECK(f.client->Get("/api/v1/session", {{"Cookie", again}})->status == 401);
+}
+
+TEST_CASE("dashboard: failed logins of one user are throttled in the store: 429 with Retry-After") {
+  Fixture f;
+  for (int i = 0; i < 5; ++i) {
+    auto res = f.FormLogin("alice", "wrong-" + std::to_string(i));
+    REQUIRE(res);
+    CHECK(res->status == 401);
+  }
+  // Locked: even the right password is refused unchecked.
+  auto res = f.FormLogin("alice", kAlicePassword);
+  REQUIRE(res);
+  CHECK(res->status == 429);
+  CheckSecurityHeaders(res);
+  const std::string retry_after = res->get_header_value("Retry-After");
+  REQUIRE_FALSE(retry_after.empty());
+  CHECK(std::stoi(retry_after) > 0);
+  CHECK(std::stoi(retry_after) <= 300);
+  CHECK(res->get_header_value("Set-Cookie").empty());
+  CHECK(Contains(res->body, "Too many failed logins"));
+  res = f.client->Post("/login",
+                       std::string(R"({"name":"alice","secret":")") + kAlicePassword + R"("})",
+                       "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 429);
+  CHECK(ParseJson(res->body).at("error") == "TooManyRequests");
+  CHECK_FALSE(res->get_header_value("Retry-After").empty());
+  // Another user from the same address is not locked by alice's failures.
+  CHECK(f.FormLogin("bob", "bob-pass")->status == 303);
+}
+
+TEST_CASE("dashboard: a flood of logins from one address is refused on the I/O thread: 429") {
+  Fixture f(RateLimit{.per_second = 0.01, .burst = 3});
+  for (int i = 0; i < 3; ++i) CHECK(f.FormLogin("", "guess-" + std::to_string(i))->status == 401);
+  auto res = f.FormLogin("alice", kAlicePassword);
+  REQUIRE(res);
+  CHECK(res->status == 429);
+  CHECK(std::stoi(res->get_header_value("Retry-After")) > 0);
+  CheckSecurityHeaders(res);
+  CHECK(f.metrics.Render().find("tenant_master_http_rejected_total{reason=\"rate_limited\"} 1") !=
+        std::string::npos);
+}
+
+TEST_CASE("dashboard: the assets are the embedded source files, with types and a strong ETag") {
+  Fixture f;
+  for (const auto& [name, type] : {std::pair{"app.js", "text/javascript; charset=utf-8"},
+                                   std::pair{"app.css", "text/css; charset=utf-8"}}) {
+    CAPTURE(name);
+    auto res = f.client->Get(std::string("/assets/") + name);
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    CHECK(res->get_header_value("Content-Type") == type);
+    CheckSecurityHeaders(res);
+    CHECK(res->body == ReadSource(std::string("controller/api/dashboard/") + name));
+    const std::string etag = res->get_header_value("ETag");
+    CHECK(etag.size() > 2);
+    CHECK(etag.front() == '"');  // strong: no W/
+    res = f.client->Get(std::string("/assets/") + name, {{"If-None-Match", etag}});
+    REQUIRE(res);
+    CHECK(res->status == 304);
+    CHECK(res->body.empty());
+  }
+  // The pages are the source files too (the login page with its notice's place emptied).
+  std::string login = ReadSource("controller/api/dashboard/login.html");
+  login.replace(login.find("<!--tm:notice-->"), 16, "");
+  CHECK(f.client->Get("/")->body == login);
+  const std::string cookie = f.LogIn("alice", kAlicePassword);
+  CHECK(f.client->Get("/", {{"Cookie", cookie}})->body ==
+        ReadSource("controller/api/dashboard/index.html"));
+  auto res = f.client->Get("/assets/nothing.js");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  res = f.client->Get("/assets/..%2Fhttp_server.cpp");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+}
+
+TEST_CASE("dashboard: the security headers are on the API's answers too") {
+  Fixture f;
+  CheckSecurityHeaders(f.client->Get("/api/v1/workspaces"));  // 401
+  CheckSecurityHeaders(f.client->Get("/healthz"));
+  CheckSecurityHeaders(f.client->Get("/api/v1/workspaces",
+                                     {{"Authorization", std::string("Bearer ") + kReadToken}}));
+}
+
+TEST_CASE("dashboard: tenant-operator refuses a users file that does not load, before connecting") {
+  const testing::TempDir dir;
+  const std::filesystem::path users =
+      dir.Write("users.yaml", "users:\n  - name: alice\n    hash: " + Argon2id(kAlicePassword) +
+                                  "\n    role: root\n");
+  std::filesystem::permissions(
+      users, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  std::filesystem::create_directories(dir.path() / "fleet");
+  const std::string config =
+      dir.Write(
+             "operator.yaml",
+             "baseDomain: example.test\nmasterKeyEnv: TM_MASTER_KEY\n"
+             "clusters:\n  - name: default\n    dsnEnv: TM_PG_DSN\nstore:\n  dsnEnv: TM_STORE_DSN\n"
+             "sources:\n  - name: local\n    directory: " +
+                 (dir.path() / "fleet").string() +
+                 "\nstacks:\n  backend: directory\n  directory: " +
+                 (dir.path() / "deployments").string() +
+                 "\nhttp:\n  listen: \"127.0.0.1:0\"\n  usersFile: users.yaml\n")
+          .string();
+  // No server listens on port 1: a daemon that went on would wait for its store, and be ended
+  // by timeout(1) after 20 s (exit 124).
+  const std::string nowhere = "postgresql://127.0.0.1:1/none?connect_timeout=1";
+  const testing::ProcessResult result = testing::RunProcess(
+      {"/usr/bin/timeout", "20", std::string(TM_BINARY_DIR) + "/tenant-operator", "--config",
+       config, "--state-dir", (dir.path() / "state").string()},
+      {{"TM_MASTER_KEY", std::string(64, 'k')}, {"TM_PG_DSN", nowhere}, {"TM_STORE_DSN", nowhere}});
+  CHECK(result.exit_code == 2);
+  CHECK(Contains(result.err, "http.usersFile: "));
+  CHECK(Contains(result.err, "users.yaml:4:11: users[0].role: must be admin or viewer"));
+  // Nothing of the file is repeated but the position and the field.
+  CHECK_FALSE(Contains(result.err, "$argon2id$"));
+}
+
+}  // namespace tmaster::controller
