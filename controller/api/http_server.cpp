@@ -58,6 +58,11 @@ bool MatchPath(std::string_view pattern, std::string_view path, std::vector<std:
   }
 }
 
+// True for a request no browser sent from another origin: without `Origin` and
+// `Sec-Fetch-Site` (curl, tenantctl), or with `Sec-Fetch-Site: same-origin|none`, or an `Origin`
+// naming exactly this `Host` when that host is a loopback address (a DNS-rebound name is not).
+bool SameOriginOrNoBrowser(const http::Request& req);
+
 const std::string* Header(const http::Request& req, std::string_view name) {
   for (const auto& [key, value] : req.headers) {
     if (key.size() == name.size() &&
@@ -69,6 +74,18 @@ const std::string* Header(const http::Request& req, std::string_view name) {
     }
   }
   return nullptr;
+}
+
+bool SameOriginOrNoBrowser(const http::Request& req) {
+  const std::string* site = Header(req, "Sec-Fetch-Site");
+  if (site != nullptr && *site != "same-origin" && *site != "none") return false;
+  const std::string* origin = Header(req, "Origin");
+  if (origin == nullptr) return true;
+  const std::string* host = Header(req, "Host");
+  if (host == nullptr) return false;
+  const std::string_view h(*host);
+  const bool loopback = h.starts_with("127.") || h.starts_with("localhost") || h.starts_with("[::1]");
+  return loopback && (*origin == "http://" + *host || *origin == "https://" + *host);
 }
 
 // The value of cookie `name` among the request's Cookie headers; nullopt without one.
@@ -484,6 +501,15 @@ http::Response HttpServer::Impl::Handle(const http::Request& req) {
       return res;
     }
     who = std::move(authenticated).value();
+    // Without any token (a loopback-only server) every request is the admin `anonymous`: a web
+    // page in the local browser could send a form POST here. A write from a browser is taken
+    // only from the server's own page (docs/api.md#authentication).
+    if (who.id == "anonymous" && req.method != "GET" && req.method != "HEAD" &&
+        !SameOriginOrNoBrowser(req)) {
+      SendError(res, 403, "a browser request from another origin may not write to a server "
+                          "without tokens (configure http.tokenEnv)");
+      return res;
+    }
     if (who.role == Role::kTraefik && route->handler != &Impl::Traefik) {
       SendError(res, 403, who.Describe() + " may read only GET /api/v1/traefik");
       return res;

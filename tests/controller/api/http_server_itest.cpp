@@ -996,6 +996,27 @@ TEST_CASE("http auth: without a token the server is loopback only and everyone i
   CHECK(res->status == 201);
   REQUIRE(store.Snapshot().events.size() == 1);
   CHECK(store.Snapshot().events[0].message.find("by anonymous") != std::string::npos);
+  // A page of another origin in the local browser may not write as anonymous (a form POST needs
+  // no preflight); the server's own page may, and so may a client that is not a browser.
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"Origin", "http://evil.example"},
+                                                        {"Origin", "null"},
+                                                        {"Sec-Fetch-Site", "cross-site"},
+                                                        {"Sec-Fetch-Site", "same-site"}}) {
+    CAPTURE(name);
+    CAPTURE(value);
+    res = client.Post("/api/v1/tokens", httplib::Headers{{name, value}},
+                      R"({"role":"admin","description":"csrf"})", "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 403);
+  }
+  CHECK(store.Snapshot().events.size() == 1);  // nothing was created
+  res = client.Post("/api/v1/tokens",
+                    httplib::Headers{{"Origin", "http://127.0.0.1:" + std::to_string(server.port())},
+                                     {"Sec-Fetch-Site", "same-origin"}},
+                    R"({"role":"viewer","description":"own page"})", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 201);
   // A token presented is still checked.
   res = client.Get("/api/v1/workspaces", Bearer("wrong"));
   CheckUnauthorized(res);
