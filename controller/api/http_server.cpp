@@ -288,7 +288,7 @@ struct HttpServer::Impl {
         {"GET", "/api/v1/sources", Access::kViewer, Lane::kWorker, &Impl::Sources},
         {"GET", "/api/v1/traefik", Access::kViewer, Lane::kWorker, &Impl::Traefik},
         {"GET", "/api/v1/products", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kProducts>},
-        {"GET", "/api/v1/version", Access::kViewer, Lane::kInline, &Impl::Version},
+        {"GET", "/api/v1/version", Access::kViewer, Lane::kWorker, &Impl::Version},
         // A plan changes nothing: a viewer may ask for one (`tenantctl diff` with a read token).
         {"POST", "/api/v1/plan", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kPlan>},
         {"PUT", "/api/v1/workspaces/{name}", Access::kAdmin, Lane::kWorker,
