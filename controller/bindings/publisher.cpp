@@ -132,6 +132,7 @@ Outcome<bool> SharedTenants::Publish(const TenantFacts& facts) {
   }
   std::lock_guard<std::mutex> lock(mutex_);
   if (written) ++counters_.bindings_written;
+  if (on_disk_ && options_.bindings_dir) (*on_disk_)[facts.workspace] = facts.product;
   auto found = tenants_.find(facts.workspace);
   if (found == tenants_.end()) {
     tenants_.emplace(facts.workspace, Published{facts, stamp});
@@ -153,35 +154,51 @@ Outcome<bool> SharedTenants::Publish(const TenantFacts& facts) {
   return written;
 }
 
-Outcome<bool> SharedTenants::Remove(const std::string& workspace) {
-  std::optional<std::string> product;
+Outcome<std::optional<std::string>> SharedTenants::FolderOf(const std::string& workspace) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto found = tenants_.find(workspace);
-    if (found != tenants_.end()) product = found->second.facts.product;
+    if (on_disk_) {
+      const auto found = on_disk_->find(workspace);
+      if (found == on_disk_->end()) return std::optional<std::string>();
+      return std::optional<std::string>(found->second);
+    }
   }
+  // The first of this term: list every product's folder once.
+  Outcome<SafeDir> root = SafeDir::Open(*options_.bindings_dir, options_.bindings_access, true);
+  if (!root) return root.failure();
+  Outcome<std::vector<std::string>> products = root->ListDirs();
+  if (!products) return products.failure();
+  std::map<std::string, std::string> listed;
+  for (const std::string& product : *products) {
+    Outcome<SafeDir*> dir = ProductDir(product);
+    if (!dir) return dir.failure();
+    Outcome<std::vector<std::string>> workspaces = (*dir)->ListDirs();
+    if (!workspaces) return workspaces.failure();
+    for (const std::string& name : *workspaces) listed.emplace(name, product);
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [name, published] : tenants_) listed[name] = published.facts.product;
+  on_disk_ = std::move(listed);
+  const auto found = on_disk_->find(workspace);
+  if (found == on_disk_->end()) return std::optional<std::string>();
+  return std::optional<std::string>(found->second);
+}
+
+Outcome<bool> SharedTenants::Remove(const std::string& workspace) {
   bool removed = false;
   if (options_.bindings_dir && IsChildName(workspace)) {
-    std::vector<std::string> products;
-    if (product) {
-      products.push_back(*product);
-    } else {
-      // Not published by this process: look under every product (one stat each).
-      Outcome<SafeDir> root = SafeDir::Open(*options_.bindings_dir, options_.bindings_access, true);
-      if (!root) return root.failure();
-      Outcome<std::vector<std::string>> listed = root->ListDirs();
-      if (!listed) return listed.failure();
-      products = std::move(listed).value();
-    }
-    for (const std::string& name : products) {
-      Outcome<SafeDir*> dir = ProductDir(name);
+    Outcome<std::optional<std::string>> product = FolderOf(workspace);
+    if (!product) return product.failure();
+    if (*product) {
+      Outcome<SafeDir*> dir = ProductDir(**product);
       if (!dir) return dir.failure();
       Outcome<bool> gone = (*dir)->RemoveDir(workspace);
       if (!gone) return gone.failure();
-      removed = removed || *gone;
+      removed = *gone;
     }
   }
   std::lock_guard<std::mutex> lock(mutex_);
+  if (on_disk_) on_disk_->erase(workspace);
   if (removed) ++counters_.bindings_removed;
   auto found = tenants_.find(workspace);
   if (found != tenants_.end()) {
@@ -216,6 +233,9 @@ Outcome<std::vector<std::string>> SharedTenants::Sweep(const std::set<std::strin
   }
   std::lock_guard<std::mutex> lock(mutex_);
   counters_.bindings_removed += removed.size();
+  if (on_disk_) {
+    for (const std::string& name : removed) on_disk_->erase(name);
+  }
   for (auto it = tenants_.begin(); it != tenants_.end();) {
     if (declared.count(it->first) == 0) {
       Bump(it->second.facts.product);
@@ -317,6 +337,7 @@ void SharedTenants::Reset() {
   std::set<std::string> products;
   for (const auto& [name, published] : tenants_) products.insert(published.facts.product);
   tenants_.clear();
+  on_disk_.reset();  // another replica may have written or removed folders meanwhile
   for (const std::string& product : products) Bump(product);
   pooler_dirty_ = true;
 }

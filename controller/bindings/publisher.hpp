@@ -75,8 +75,9 @@ class SharedTenants {
   Outcome<bool> Publish(const TenantFacts& facts);
 
   /// The workspace is no longer a shared tenant (removed, or now dedicated): its binding folder
-  /// removed (looked for under every product when it was not published by this process), its
-  /// pooler entry dropped at the next flush. True when something was removed.
+  /// removed (found through a listing of every product's folder made once per term, so a
+  /// workspace without one costs no I/O), its pooler entry dropped at the next flush. True when
+  /// something was removed.
   Outcome<bool> Remove(const std::string& workspace);
 
   /// Removes the binding folders of workspaces not in `declared` (by workspace name, any
@@ -117,6 +118,9 @@ class SharedTenants {
   };
   Outcome<SafeDir*> ProductDir(const std::string& product);
   void KickFlusher();  // wakes the flusher thread, when there is one
+  /// The product whose folder holds `workspace`'s binding, from on_disk_ (listed once per term,
+  /// then kept by Publish, Remove and Sweep): nullopt when there is none.
+  Outcome<std::optional<std::string>> FolderOf(const std::string& workspace);
   void Bump(const std::string& product);  // mutex_ held
 
   PublisherOptions options_;
@@ -125,6 +129,9 @@ class SharedTenants {
   bool closed_ = false;
   std::map<std::string, Published> tenants_;  ///< by workspace
   std::map<std::string, std::uint64_t> versions_;  ///< by product
+  /// Binding folders on disk, workspace -> product: listed at the first Remove of a term, so
+  /// withdrawing a workspace that has none (every dedicated one, every pass) costs no I/O.
+  std::optional<std::map<std::string, std::string>> on_disk_;
   std::uint64_t initial_version_ = 0;
   std::uint64_t next_version_ = 0;
   bool pooler_dirty_ = true;

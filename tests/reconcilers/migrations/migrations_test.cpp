@@ -249,7 +249,7 @@ TEST_CASE("LoadDirectory: a symbolic link out of the source folder is refused, i
   const std::string key = "tm-key-5e1f0c2a9b";
   dir.Write("outside/master-key", key + "\n");
   dir.Write("fleet/migrations/x/0002_next.sql", "create table b();\n");
-  dir.Write("fleet/shared/0001_base.sql", "create table a();\n");
+  dir.Write("fleet/common-sql/0001_base.sql", "create table a();\n");
   SUBCASE("absolute link") {
     fs::create_symlink(dir.path() / "outside/master-key", dir.path() / "fleet/migrations/x/0001_init.sql");
   }
@@ -273,10 +273,10 @@ TEST_CASE("LoadDirectory: a symbolic link out of the source folder is refused, i
 
 TEST_CASE("LoadDirectory: a symbolic link that stays inside the source folder is followed") {
   TempDir dir;
-  dir.Write("fleet/shared/base.sql", "create table a();\n");
+  dir.Write("fleet/common-sql/base.sql", "create table a();\n");
   dir.Mkdir("fleet/migrations/x");
-  fs::create_symlink("../../shared/base.sql", dir.path() / "fleet/migrations/x/0001_init.sql");
-  fs::create_symlink("../../shared", dir.path() / "fleet/migrations/x/0002_folder.sql");
+  fs::create_symlink("../../common-sql/base.sql", dir.path() / "fleet/migrations/x/0001_init.sql");
+  fs::create_symlink("../../common-sql", dir.path() / "fleet/migrations/x/0002_folder.sql");
   const auto loaded = LoadDirectory(dir.path() / "fleet", "migrations/x", kDefaultMaxMigrationBytes);
   REQUIRE(loaded);
   REQUIRE(loaded->size() == 1);  // a link to a folder is not a migration
