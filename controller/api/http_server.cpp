@@ -288,6 +288,7 @@ struct HttpServer::Impl {
         {"GET", "/api/v1/sources", Access::kViewer, Lane::kWorker, &Impl::Sources},
         {"GET", "/api/v1/traefik", Access::kViewer, Lane::kWorker, &Impl::Traefik},
         {"GET", "/api/v1/products", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kProducts>},
+        {"GET", "/api/v1/summary", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kSummary>},
         {"GET", "/api/v1/version", Access::kViewer, Lane::kWorker, &Impl::Version},
         // A plan changes nothing: a viewer may ask for one (`tenantctl diff` with a read token).
         {"POST", "/api/v1/plan", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kPlan>},
@@ -603,6 +604,7 @@ void HttpServer::Impl::Forward(WorkspaceCall::Op op, const Call& call, http::Res
     request.continue_token = Param(call.req, "continue").value_or("");
     request.label_selector = Param(call.req, "labelSelector").value_or("");
     request.phase = Param(call.req, "phase").value_or("");
+    request.params = call.req.params;
   }
   WorkspaceAnswer answer = handlers.workspaces(request);
   res.status = answer.status;

@@ -13,7 +13,10 @@
 namespace tmaster::controller {
 
 struct WorkspaceCall {
-  enum class Op { kList, kGet, kApply, kDelete, kReconcile, kSuspend, kResume, kPlan, kProducts };
+  enum class Op {
+    kList, kGet, kApply, kDelete, kReconcile, kSuspend, kResume, kPlan, kProducts,
+    kSummary,  ///< GET /api/v1/summary: counts by phase, product and mode
+  };
   Op op = Op::kList;
   std::string name;          ///< the `{name}` of the path
   std::string body;          ///< PUT and POST bodies
@@ -25,6 +28,9 @@ struct WorkspaceCall {
   std::string continue_token;
   std::string label_selector;  ///< as sent; the answerer parses it (400 when it does not)
   std::string phase;
+  /// Every query parameter as sent (percent-decoded, in order): the list's filters and sort
+  /// (`product`, `mode`, `q`, `sort`) are read and checked by the answerer.
+  std::vector<std::pair<std::string, std::string>> params;
 };
 
 struct WorkspaceAnswer {

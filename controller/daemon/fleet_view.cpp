@@ -10,11 +10,18 @@ namespace tmaster::controller {
 namespace json = boost::json;
 namespace {
 
-std::map<std::string, std::string> LabelsOf(const std::string& spec_json) {
+// The phases a summary always names (docs/architecture.md#status-and-events).
+constexpr const char* kPhases[] = {"Pending",   "Progressing", "Ready",   "Degraded",
+                                   "Stalled",   "Suspended",   "Deleting"};
+
+std::string StringAt(const json::object& object, std::string_view key) {
+  const json::value* found = object.if_contains(key);
+  return found != nullptr && found->is_string() ? std::string(found->as_string()) : std::string();
+}
+
+std::map<std::string, std::string> LabelsOf(const json::value& doc) {
   std::map<std::string, std::string> labels;
-  boost::system::error_code ec;
-  const json::value doc = json::parse(spec_json, ec);
-  if (ec || !doc.is_object()) return labels;
+  if (!doc.is_object()) return labels;
   const json::value* metadata = doc.as_object().if_contains("metadata");
   if (metadata == nullptr || !metadata->is_object()) return labels;
   const json::value* found = metadata->as_object().if_contains("labels");
@@ -83,8 +90,21 @@ void FleetView::Render(const std::string& name, Entry& entry) const {
   } else {
     entry.phase = status != nullptr ? status->phase : "Pending";
   }
-  entry.labels =
-      entry.spec ? LabelsOf(entry.spec->spec_json) : std::map<std::string, std::string>{};
+  entry.labels.clear();
+  entry.product.clear();
+  entry.mode.clear();
+  if (entry.spec) {
+    boost::system::error_code parse_error;
+    const json::value spec_doc = json::parse(entry.spec->spec_json, parse_error);
+    if (!parse_error) {
+      entry.labels = LabelsOf(spec_doc);
+      const json::value* spec = spec_doc.is_object() ? spec_doc.as_object().if_contains("spec") : nullptr;
+      if (spec != nullptr && spec->is_object()) {
+        entry.product = StringAt(spec->as_object(), "product");
+        entry.mode = StringAt(spec->as_object(), "mode");
+      }
+    }
+  }
   std::optional<SuspendOverride> held;
   if (overrides_ != nullptr) held = overrides_->Get(name);
   boost::system::error_code ec;
@@ -126,6 +146,7 @@ void FleetView::Reset(const std::vector<StoredWorkspace>& workspaces,
   for (auto& [name, entry] : entries) Render(name, entry);
   const std::unique_lock lock(mutex_);
   entries_ = std::move(entries);
+  ++version_;
 }
 
 void FleetView::SpecChanged(const StoredWorkspace& workspace) {
@@ -133,6 +154,7 @@ void FleetView::SpecChanged(const StoredWorkspace& workspace) {
   Entry& entry = entries_[workspace.name];
   entry.spec = workspace;
   Render(workspace.name, entry);
+  ++version_;
 }
 
 void FleetView::StatusChanged(const WorkspaceStatus& status) {
@@ -140,16 +162,20 @@ void FleetView::StatusChanged(const WorkspaceStatus& status) {
   Entry& entry = entries_[status.name];
   entry.status = status;
   Render(status.name, entry);
+  ++version_;
 }
 
 void FleetView::Removed(const std::string& name) {
   const std::unique_lock lock(mutex_);
-  entries_.erase(name);
+  if (entries_.erase(name) > 0) ++version_;
 }
 
 void FleetView::Refresh(const std::string& name) {
   const std::unique_lock lock(mutex_);
-  if (auto it = entries_.find(name); it != entries_.end()) Render(name, it->second);
+  if (auto it = entries_.find(name); it != entries_.end()) {
+    Render(name, it->second);
+    ++version_;
+  }
 }
 
 void FleetView::SetRejectedSource(const std::string& name, const std::string& source) {
@@ -158,6 +184,7 @@ void FleetView::SetRejectedSource(const std::string& name, const std::string& so
   if (entry.rejected_source == source && entry.json) return;
   entry.rejected_source = source;
   Render(name, entry);
+  ++version_;
 }
 
 Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {
@@ -231,6 +258,41 @@ std::string FleetView::Phase(const std::string& name) const {
 std::size_t FleetView::Size() const {
   const std::shared_lock lock(mutex_);
   return entries_.size();
+}
+
+FleetSummary FleetView::Summary() const {
+  FleetSummary summary;
+  for (const char* phase : kPhases) summary.by_phase[phase] = 0;
+  summary.by_mode["shared"] = 0;
+  summary.by_mode["dedicated"] = 0;
+  const std::shared_lock lock(mutex_);
+  summary.resource_version = version_;
+  for (const auto& [name, entry] : entries_) {
+    if (!entry.json) continue;
+    ++summary.total;
+    ++summary.by_phase[entry.phase];
+    if (!entry.product.empty()) ++summary.by_product[entry.product];
+    if (!entry.mode.empty()) ++summary.by_mode[entry.mode];
+  }
+  return summary;
+}
+
+std::uint64_t FleetView::ResourceVersion() const {
+  const std::shared_lock lock(mutex_);
+  return version_;
+}
+
+std::string FleetSummaryJson(const FleetSummary& summary) {
+  const auto counts = [](const std::map<std::string, std::size_t>& by) {
+    json::object object;
+    for (const auto& [key, count] : by) object[key] = count;
+    return object;
+  };
+  return json::serialize(json::object{{"resourceVersion", summary.resource_version},
+                                      {"total", summary.total},
+                                      {"byPhase", counts(summary.by_phase)},
+                                      {"byProduct", counts(summary.by_product)},
+                                      {"byMode", counts(summary.by_mode)}});
 }
 
 }  // namespace tmaster::controller

@@ -10,6 +10,7 @@
 // listed with its status (phase Stalled, the InvalidManifest message) and an empty spec.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -33,6 +34,18 @@ struct FleetQuery {
   LabelSelector selector;
   std::string phase;  ///< empty: any
 };
+
+/// `GET /api/v1/summary`: counts over every listed workspace, in one pass over memory.
+struct FleetSummary {
+  std::uint64_t resource_version = 0;  ///< see FleetView::ResourceVersion
+  std::size_t total = 0;
+  std::map<std::string, std::size_t> by_phase;  ///< every phase of docs/architecture.md, 0 when none
+  std::map<std::string, std::size_t> by_product;
+  std::map<std::string, std::size_t> by_mode;  ///< "shared" and "dedicated", 0 when none
+};
+
+/// `{"resourceVersion","total","byPhase","byProduct","byMode"}`.
+std::string FleetSummaryJson(const FleetSummary& summary);
 
 struct FleetPage {
   std::string json;  ///< `{"items":[...],"metadata":{"continue"?,"remainingItemCount"?}}`
@@ -65,6 +78,9 @@ class FleetView final : public WorkspaceObserver {
   /// The phase of `name` as listed; empty when unknown.
   [[nodiscard]] std::string Phase(const std::string& name) const;
   [[nodiscard]] std::size_t Size() const;
+  [[nodiscard]] FleetSummary Summary() const;
+  /// Increases by one each time a listed object changes (rendered again, added or removed).
+  [[nodiscard]] std::uint64_t ResourceVersion() const;
 
  private:
   struct Entry {
@@ -73,6 +89,8 @@ class FleetView final : public WorkspaceObserver {
     std::string rejected_source;
     std::map<std::string, std::string> labels;
     std::string phase;
+    std::string product;  ///< spec.product; empty for a never-validated manifest
+    std::string mode;     ///< spec.mode
     std::shared_ptr<const std::string> json;       ///< the object (GET)
     std::shared_ptr<const std::string> list_json;  ///< the list's item: without status.lastRuns
   };
@@ -81,6 +99,7 @@ class FleetView final : public WorkspaceObserver {
   const Overrides* overrides_;
   mutable std::shared_mutex mutex_;
   std::map<std::string, Entry> entries_;
+  std::uint64_t version_ = 0;  ///< under mutex_
 };
 
 /// The continue token after `name` (opaque to clients: hex of the name) and back.

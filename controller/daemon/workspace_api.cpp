@@ -488,6 +488,12 @@ ApiAnswer WorkspaceApi::List(const FleetQuery& query) const {
   return answer;
 }
 
+ApiAnswer WorkspaceApi::Summary() const {
+  ApiAnswer answer;
+  answer.body = FleetSummaryJson(deps_.fleet->Summary());
+  return answer;
+}
+
 ApiAnswer WorkspaceApi::Get(const std::string& name) const {
   std::optional<std::string> object = deps_.fleet->Get(name);
   if (!object) return ApiError(404, "workspace " + Quoted(name) + " not found");
@@ -562,6 +568,9 @@ WorkspaceAnswer ServeWorkspaceCall(WorkspaceApi& api, const WorkspaceCall& call)
       break;
     case Op::kProducts:
       answer = api.Products();
+      break;
+    case Op::kSummary:
+      answer = api.Summary();
       break;
   }
   WorkspaceAnswer out;

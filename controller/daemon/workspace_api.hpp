@@ -126,6 +126,8 @@ class WorkspaceApi {
   ApiAnswer Products() const;
   /// `GET /api/v1/workspaces`: from the fleet view. 400 for a bad continue token.
   ApiAnswer List(const FleetQuery& query) const;
+  /// `GET /api/v1/summary`: counts by phase, product and mode (FleetSummaryJson).
+  ApiAnswer Summary() const;
   /// `GET /api/v1/workspaces/{name}`: from the fleet view; 404 unknown.
   ApiAnswer Get(const std::string& name) const;
 

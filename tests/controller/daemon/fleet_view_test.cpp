@@ -170,3 +170,36 @@ TEST_CASE("fleet view: an override shows in status; a token it did not make is r
   CHECK(refused.failure().reason == "BadContinue");
   CHECK(DecodeContinue(EncodeContinue("w05")) == std::optional<std::string>("w05"));
 }
+
+TEST_CASE("fleet view: the summary counts by phase, product and mode, and its version moves") {
+  FleetView view;
+  Fill(view);  // 25 of product shop without a mode: 9 Stalled (0, 3, ..., 24), 16 Ready
+  StoredWorkspace dedicated = Row("z-dedicated", "gold");
+  dedicated.spec_json =
+      R"({"metadata":{"name":"z-dedicated"},"spec":{"product":"erp","mode":"dedicated"}})";
+  view.SpecChanged(dedicated);
+  const FleetSummary summary = view.Summary();
+  CHECK(summary.total == 26);
+  CHECK(summary.by_phase.at("Stalled") == 9);
+  CHECK(summary.by_phase.at("Ready") == 16);
+  CHECK(summary.by_phase.at("Pending") == 1);  // z-dedicated has no status yet
+  CHECK(summary.by_phase.at("Deleting") == 0);  // every phase is named
+  CHECK(summary.by_product.at("shop") == 25);
+  CHECK(summary.by_product.at("erp") == 1);
+  CHECK(summary.by_mode.at("dedicated") == 1);
+  CHECK(summary.by_mode.at("shared") == 0);
+
+  const std::uint64_t before = view.ResourceVersion();
+  view.StatusChanged(StatusOf("w01", "Degraded"));
+  CHECK(view.ResourceVersion() > before);
+  CHECK(view.Summary().by_phase.at("Degraded") == 1);
+  const std::uint64_t after_status = view.ResourceVersion();
+  view.Removed("no-such-workspace");
+  CHECK(view.ResourceVersion() == after_status);
+  view.Removed("w01");
+  CHECK(view.ResourceVersion() > after_status);
+  const json::value parsed = json::parse(FleetSummaryJson(view.Summary()));
+  CHECK(parsed.at("total").as_int64() == 25);
+  CHECK(parsed.at("byPhase").at("Degraded").as_int64() == 0);
+  CHECK(parsed.at("byProduct").at("erp").as_int64() == 1);
+}
