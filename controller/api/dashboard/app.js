@@ -100,25 +100,41 @@ function phaseBadge(phase) {
   return span;
 }
 
-// "12 s ago" / "3 min ago" / "5 h ago" / "2 d ago", in a <time> with the exact instant.
+// "12 s" / "3 min" / "5 h" / "2 d" since `then` (milliseconds).
+function span(then) {
+  const seconds = Math.max(0, Math.round((Date.now() - then) / 1000));
+  if (seconds < 60) return seconds + " s";
+  if (seconds < 3600) return Math.floor(seconds / 60) + " min";
+  if (seconds < 86400) return Math.floor(seconds / 3600) + " h";
+  return Math.floor(seconds / 86400) + " d";
+}
+
+// "12 s ago", in a <time> with the exact instant; kept current by tick().
 function ago(iso) {
   if (!iso) return el("span", { class: "hint" }, "never");
   const then = Date.parse(iso);
   if (Number.isNaN(then)) return el("span", {}, iso);
-  const seconds = Math.max(0, Math.round((Date.now() - then) / 1000));
-  let text;
-  if (seconds < 60) text = seconds + " s ago";
-  else if (seconds < 3600) text = Math.floor(seconds / 60) + " min ago";
-  else if (seconds < 86400) text = Math.floor(seconds / 3600) + " h ago";
-  else text = Math.floor(seconds / 86400) + " d ago";
-  return el("time", { datetime: iso, title: iso }, text);
+  const node = el("time", { datetime: iso, title: iso, "data-relative": "ago" }, span(then) + " ago");
+  return node;
 }
 
 function age(iso) {
+  if (!iso) return el("span", { class: "hint" }, "unknown");
   const node = ago(iso);
-  if (node.tagName === "TIME") node.textContent = node.textContent.replace(" ago", "");
-  else if (!iso) node.textContent = "unknown";
+  if (node.tagName === "TIME") {
+    node.dataset.relative = "age";
+    node.textContent = span(Date.parse(iso));
+  }
   return node;
+}
+
+// Relative times grow older without a change to the fleet.
+function tick() {
+  if (document.hidden) return;
+  for (const node of document.querySelectorAll("time[data-relative]")) {
+    const text = span(Date.parse(node.getAttribute("datetime")));
+    node.textContent = node.dataset.relative === "ago" ? text + " ago" : text;
+  }
 }
 
 function conditionOf(item, type) {
@@ -967,6 +983,7 @@ async function start() {
     }
   });
   startStream();
+  window.setInterval(tick, 15000);
   await navigate();
 }
 
