@@ -32,6 +32,12 @@ std::map<std::string, std::string> LabelsOf(const json::value& doc) {
   return labels;
 }
 
+bool SameText(const std::shared_ptr<const std::string>& a,
+              const std::shared_ptr<const std::string>& b) {
+  if (a == b) return true;
+  return a != nullptr && b != nullptr && *a == *b;
+}
+
 bool Matches(const std::map<std::string, std::string>& labels, const LabelSelector& selector) {
   for (const LabelRequirement& requirement : selector) {
     const auto it = labels.find(requirement.key);
@@ -129,6 +135,30 @@ void FleetView::Render(const std::string& name, Entry& entry) const {
   entry.json = std::make_shared<const std::string>(std::move(text));
 }
 
+bool FleetView::RenderChanged(const std::string& name, Entry& entry, std::uint64_t* version) {
+  const std::shared_ptr<const std::string> before = entry.json;
+  Render(name, entry);
+  if (SameText(before, entry.json)) return false;
+  *version = ++version_;
+  return true;
+}
+
+void FleetView::SetChangeListener(ChangeListener listener) {
+  std::shared_ptr<const ChangeListener> held;
+  if (listener) held = std::make_shared<const ChangeListener>(std::move(listener));
+  const std::lock_guard lock(listener_mutex_);
+  listener_ = std::move(held);
+}
+
+void FleetView::Notify(std::uint64_t version, const std::vector<std::string>& names) const {
+  std::shared_ptr<const ChangeListener> listener;
+  {
+    const std::lock_guard lock(listener_mutex_);
+    listener = listener_;
+  }
+  if (listener) (*listener)(version, names);
+}
+
 void FleetView::Reset(const std::vector<StoredWorkspace>& workspaces,
                       const std::vector<WorkspaceStatus>& statuses) {
   std::map<std::string, Entry> entries;
@@ -144,47 +174,94 @@ void FleetView::Reset(const std::vector<StoredWorkspace>& workspaces,
     }
   }
   for (auto& [name, entry] : entries) Render(name, entry);
-  const std::unique_lock lock(mutex_);
-  entries_ = std::move(entries);
-  ++version_;
+  // Only what differs is reported (a standby reloads every couple of seconds): both maps are in
+  // name order, walked side by side.
+  std::vector<std::string> changed;
+  std::uint64_t version = 0;
+  {
+    const std::unique_lock lock(mutex_);
+    auto old = entries_.begin();
+    auto now = entries.begin();
+    while (old != entries_.end() || now != entries.end()) {
+      if (now == entries.end() || (old != entries_.end() && old->first < now->first)) {
+        if (old->second.json) changed.push_back(old->first);  // removed
+        ++old;
+      } else if (old == entries_.end() || now->first < old->first) {
+        if (now->second.json) changed.push_back(now->first);  // added
+        ++now;
+      } else {
+        if (!SameText(old->second.json, now->second.json)) changed.push_back(now->first);
+        ++old;
+        ++now;
+      }
+    }
+    entries_ = std::move(entries);
+    if (!changed.empty()) version = ++version_;
+  }
+  if (!changed.empty()) Notify(version, changed);
 }
 
 void FleetView::SpecChanged(const StoredWorkspace& workspace) {
-  const std::unique_lock lock(mutex_);
-  Entry& entry = entries_[workspace.name];
-  entry.spec = workspace;
-  Render(workspace.name, entry);
-  ++version_;
+  std::uint64_t version = 0;
+  bool changed = false;
+  {
+    const std::unique_lock lock(mutex_);
+    Entry& entry = entries_[workspace.name];
+    entry.spec = workspace;
+    changed = RenderChanged(workspace.name, entry, &version);
+  }
+  if (changed) Notify(version, {workspace.name});
 }
 
 void FleetView::StatusChanged(const WorkspaceStatus& status) {
-  const std::unique_lock lock(mutex_);
-  Entry& entry = entries_[status.name];
-  entry.status = status;
-  Render(status.name, entry);
-  ++version_;
+  std::uint64_t version = 0;
+  bool changed = false;
+  {
+    const std::unique_lock lock(mutex_);
+    Entry& entry = entries_[status.name];
+    entry.status = status;
+    changed = RenderChanged(status.name, entry, &version);
+  }
+  if (changed) Notify(version, {status.name});
 }
 
 void FleetView::Removed(const std::string& name) {
-  const std::unique_lock lock(mutex_);
-  if (entries_.erase(name) > 0) ++version_;
+  std::uint64_t version = 0;
+  {
+    const std::unique_lock lock(mutex_);
+    auto it = entries_.find(name);
+    if (it == entries_.end()) return;
+    const bool listed = it->second.json != nullptr;
+    entries_.erase(it);
+    if (!listed) return;
+    version = ++version_;
+  }
+  Notify(version, {name});
 }
 
 void FleetView::Refresh(const std::string& name) {
-  const std::unique_lock lock(mutex_);
-  if (auto it = entries_.find(name); it != entries_.end()) {
-    Render(name, it->second);
-    ++version_;
+  std::uint64_t version = 0;
+  bool changed = false;
+  {
+    const std::unique_lock lock(mutex_);
+    if (auto it = entries_.find(name); it != entries_.end()) {
+      changed = RenderChanged(name, it->second, &version);
+    }
   }
+  if (changed) Notify(version, {name});
 }
 
 void FleetView::SetRejectedSource(const std::string& name, const std::string& source) {
-  const std::unique_lock lock(mutex_);
-  Entry& entry = entries_[name];
-  if (entry.rejected_source == source && entry.json) return;
-  entry.rejected_source = source;
-  Render(name, entry);
-  ++version_;
+  std::uint64_t version = 0;
+  bool changed = false;
+  {
+    const std::unique_lock lock(mutex_);
+    Entry& entry = entries_[name];
+    if (entry.rejected_source == source && entry.json) return;
+    entry.rejected_source = source;
+    changed = RenderChanged(name, entry, &version);
+  }
+  if (changed) Notify(version, {name});
 }
 
 Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -57,8 +58,18 @@ struct FleetPage {
 /// Thread-safe: List and Get take a shared lock, writers an exclusive one for one entry.
 class FleetView final : public WorkspaceObserver {
  public:
+  /// Told after a write changed listed objects: the ResourceVersion it made and the names whose
+  /// object was added, removed or rendered differently. Called on the writer's thread outside
+  /// the view's lock; it must not block (the live stream's hub records and wakes its timer).
+  /// Writers on two threads may report out of version order: keep the highest version seen.
+  using ChangeListener =
+      std::function<void(std::uint64_t resource_version, const std::vector<std::string>& names)>;
+
   /// `overrides` (may be nullptr) is read when an entry is rendered.
   explicit FleetView(const Overrides* overrides = nullptr);
+
+  /// Replaces the listener (an empty function: none).
+  void SetChangeListener(ChangeListener listener);
 
   /// Replaces everything with the store's rows and statuses (a new term; a standby's refresh).
   void Reset(const std::vector<StoredWorkspace>& workspaces,
@@ -79,7 +90,8 @@ class FleetView final : public WorkspaceObserver {
   [[nodiscard]] std::string Phase(const std::string& name) const;
   [[nodiscard]] std::size_t Size() const;
   [[nodiscard]] FleetSummary Summary() const;
-  /// Increases by one each time a listed object changes (rendered again, added or removed).
+  /// Increases by one each time a write changes listed objects (added, removed, or rendered to
+  /// a different text); a write that renders the same text leaves it as it is.
   [[nodiscard]] std::uint64_t ResourceVersion() const;
 
  private:
@@ -95,11 +107,17 @@ class FleetView final : public WorkspaceObserver {
     std::shared_ptr<const std::string> list_json;  ///< the list's item: without status.lastRuns
   };
   void Render(const std::string& name, Entry& entry) const;
+  /// Renders `entry` again under the exclusive lock; true (and the version bumped) when its
+  /// object's text changed. `*version` is the version after it.
+  bool RenderChanged(const std::string& name, Entry& entry, std::uint64_t* version);
+  void Notify(std::uint64_t version, const std::vector<std::string>& names) const;
 
   const Overrides* overrides_;
   mutable std::shared_mutex mutex_;
   std::map<std::string, Entry> entries_;
   std::uint64_t version_ = 0;  ///< under mutex_
+  mutable std::mutex listener_mutex_;
+  std::shared_ptr<const ChangeListener> listener_;  ///< under listener_mutex_
 };
 
 /// The continue token after `name` (opaque to clients: hex of the name) and back.

@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <boost/json.hpp>
+#include <algorithm>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -202,4 +204,101 @@ TEST_CASE("fleet view: the summary counts by phase, product and mode, and its ve
   CHECK(parsed.at("total").as_int64() == 25);
   CHECK(parsed.at("byPhase").at("Degraded").as_int64() == 0);
   CHECK(parsed.at("byProduct").at("erp").as_int64() == 1);
+}
+
+namespace {
+
+/// What a change listener was told, in call order.
+struct Told {
+  std::vector<std::uint64_t> versions;
+  std::vector<std::vector<std::string>> names;
+};
+
+void Listen(FleetView& view, Told& told) {
+  view.SetChangeListener([&view, &told](std::uint64_t version,
+                                        const std::vector<std::string>& names) {
+    // Outside the view's lock: a reader here would throw (EDEADLK) or hang under the writer's.
+    CHECK(view.ResourceVersion() == version);
+    told.versions.push_back(version);
+    told.names.push_back(names);
+  });
+}
+
+using Names_ = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("fleet view: the change listener hears each write that changes a listed object") {
+  Overrides overrides;
+  FleetView view(&overrides);
+  Fill(view);
+  Told told;
+  Listen(view, told);
+
+  view.StatusChanged(StatusOf("w01", "Degraded"));
+  view.SpecChanged(Row("w02", "bronze"));
+  view.SpecChanged(Row("new", "gold"));
+  overrides.Set({"w03", true, "token:abc (ops)", 1'800'000'000});
+  view.Refresh("w03");
+  view.SetRejectedSource("broken", "local");
+  view.Removed("w04");
+  REQUIRE(told.names.size() == 6);
+  CHECK(told.names[0] == Names_{"w01"});
+  CHECK(told.names[1] == Names_{"w02"});
+  CHECK(told.names[2] == Names_{"new"});
+  CHECK(told.names[3] == Names_{"w03"});
+  CHECK(told.names[4] == Names_{"broken"});
+  CHECK(told.names[5] == Names_{"w04"});
+  CHECK(std::is_sorted(told.versions.begin(), told.versions.end()));
+  CHECK(std::adjacent_find(told.versions.begin(), told.versions.end()) == told.versions.end());
+  CHECK(told.versions.back() == view.ResourceVersion());
+
+  // Writes that render the same text: no call, the version stays.
+  const std::uint64_t version = view.ResourceVersion();
+  view.StatusChanged(StatusOf("w01", "Degraded"));
+  view.SpecChanged(Row("w02", "bronze"));
+  view.Refresh("w03");
+  view.Refresh("no-such-workspace");
+  view.SetRejectedSource("broken", "local");
+  view.Removed("w04");
+  CHECK(told.names.size() == 6);
+  CHECK(view.ResourceVersion() == version);
+
+  // An empty listener: none.
+  view.SetChangeListener({});
+  view.StatusChanged(StatusOf("w01", "Ready"));
+  CHECK(told.names.size() == 6);
+  CHECK(view.ResourceVersion() == version + 1);
+}
+
+TEST_CASE("fleet view: a reload reports only the workspaces whose object differs") {
+  FleetView view;
+  Fill(view);
+  Told told;
+  Listen(view, told);
+  const std::uint64_t version = view.ResourceVersion();
+  Fill(view);  // the same rows and statuses again (a standby's periodic reload)
+  CHECK(told.names.empty());
+  CHECK(view.ResourceVersion() == version);
+
+  std::vector<StoredWorkspace> rows;
+  std::vector<WorkspaceStatus> statuses;
+  for (int i = 0; i < 25; ++i) {
+    const std::string name = std::string("w") + (i < 10 ? "0" : "") + std::to_string(i);
+    if (name == "w07") continue;  // removed
+    rows.push_back(Row(name, i % 2 == 0 ? "gold" : "silver"));
+    WorkspaceStatus status = StatusOf(name, i % 3 == 0 ? "Stalled" : "Ready");
+    if (name == "w10") status.phase = "Degraded";  // a new status
+    if (name == "w11") status.last_runs_json =     // a run only the object shows
+        R"([{"start":"2026-12-03T10:00:00Z","durationSeconds":2,"result":"Ready","reason":""}])";
+    statuses.push_back(status);
+  }
+  rows.push_back(Row("w99", "gold"));  // added, never reconciled
+  view.Reset(rows, statuses);
+  REQUIRE(told.names.size() == 1);
+  CHECK(told.names[0] == Names_{"w07", "w10", "w11", "w99"});
+  CHECK(told.versions[0] == version + 1);
+  CHECK(view.ResourceVersion() == version + 1);
+  view.Reset(rows, statuses);
+  CHECK(told.names.size() == 1);
 }
