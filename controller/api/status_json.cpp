@@ -55,6 +55,36 @@ json::object& ObjectAt(json::object& parent, std::string_view key) {
   return slot.as_object();
 }
 
+// Days from 1970-01-01 to a civil date (proleptic Gregorian; H. Hinnant's days_from_civil).
+std::int64_t DaysFromCivil(std::int64_t year, unsigned month, unsigned day) {
+  year -= month <= 2 ? 1 : 0;
+  const std::int64_t era = (year >= 0 ? year : year - 399) / 400;
+  const auto year_of_era = static_cast<unsigned>(year - era * 400);
+  const unsigned day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+  const unsigned day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return era * 146097 + static_cast<std::int64_t>(day_of_era) - 719468;
+}
+
+std::optional<std::int64_t> LastReconcileOf(const json::array& runs) {
+  std::optional<std::int64_t> newest;
+  for (const json::value& run : runs) {
+    const json::object* object = run.if_object();
+    if (object == nullptr) continue;
+    const json::value* start = object->if_contains("start");
+    if (start == nullptr || !start->is_string()) continue;
+    std::optional<std::int64_t> end = ParseRfc3339Seconds(start->get_string());
+    if (!end) continue;
+    if (const json::value* seconds = object->if_contains("durationSeconds")) {
+      if (seconds->is_number()) {
+        const double duration = seconds->to_number<double>();
+        if (duration > 0 && duration < 1e9) *end += static_cast<std::int64_t>(duration);
+      }
+    }
+    if (!newest || *end > *newest) newest = end;
+  }
+  return newest;
+}
+
 json::object StatusObject(const StoredWorkspace& workspace, const WorkspaceStatus* status) {
   json::object out;
   std::string phase = status != nullptr && !status->phase.empty() ? status->phase : "Pending";
@@ -65,7 +95,12 @@ json::object StatusObject(const StoredWorkspace& workspace, const WorkspaceStatu
   out["observedGeneration"] = status != nullptr ? status->observed_generation : 0;
   out["conditions"] = status != nullptr ? ParseArray(status->conditions_json) : json::array{};
   out["revision"] = status != nullptr ? status->revision : std::string();
-  out["lastRuns"] = status != nullptr ? ParseArray(status->last_runs_json) : json::array{};
+  json::array runs = status != nullptr ? ParseArray(status->last_runs_json) : json::array{};
+  // Kept by the list's items, which leave lastRuns out (controller/daemon/fleet_view.hpp).
+  if (const std::optional<std::int64_t> end = LastReconcileOf(runs)) {
+    out["lastReconcileTime"] = FormatRfc3339Utc(*end);
+  }
+  out["lastRuns"] = std::move(runs);
   if (status != nullptr && status->next_retry_unix) {
     out["nextRetry"] = FormatRfc3339Utc(*status->next_retry_unix);
   }
@@ -136,6 +171,53 @@ Outcome<LabelSelector> ParseLabelSelector(std::string_view text) {
     if (comma == std::string_view::npos) return selector;
     text.remove_prefix(comma + 1);
   }
+}
+
+std::optional<std::int64_t> ParseRfc3339Seconds(std::string_view text) {
+  const auto digits = [&](std::size_t at, std::size_t count) -> std::optional<unsigned> {
+    if (at + count > text.size()) return std::nullopt;
+    unsigned value = 0;
+    for (std::size_t i = at; i < at + count; ++i) {
+      if (text[i] < '0' || text[i] > '9') return std::nullopt;
+      value = value * 10 + static_cast<unsigned>(text[i] - '0');
+    }
+    return value;
+  };
+  const auto year = digits(0, 4);
+  const auto month = digits(5, 2);
+  const auto day = digits(8, 2);
+  const auto hour = digits(11, 2);
+  const auto minute = digits(14, 2);
+  const auto second = digits(17, 2);
+  if (!year || !month || !day || !hour || !minute || !second || text[4] != '-' ||
+      text[7] != '-' || (text[10] != 'T' && text[10] != 't') || text[13] != ':' ||
+      text[16] != ':' || *month < 1 || *month > 12 || *day < 1 || *day > 31 || *hour > 23 ||
+      *minute > 59 || *second > 60) {
+    return std::nullopt;
+  }
+  std::size_t at = 19;
+  if (at < text.size() && text[at] == '.') {
+    const std::size_t first = ++at;
+    while (at < text.size() && text[at] >= '0' && text[at] <= '9') ++at;
+    if (at == first) return std::nullopt;
+  }
+  std::int64_t offset = 0;
+  const std::string_view zone = text.substr(at);
+  if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':') {
+    const auto zone_hour = digits(at + 1, 2);
+    const auto zone_minute = digits(at + 4, 2);
+    if (!zone_hour || !zone_minute || *zone_hour > 23 || *zone_minute > 59) return std::nullopt;
+    offset = static_cast<std::int64_t>(*zone_hour * 3600 + *zone_minute * 60) *
+             (zone[0] == '-' ? -1 : 1);
+  } else if (zone != "Z" && zone != "z") {
+    return std::nullopt;
+  }
+  return DaysFromCivil(*year, *month, *day) * 86400 +
+         static_cast<std::int64_t>(*hour * 3600 + *minute * 60 + *second) - offset;
+}
+
+std::optional<std::int64_t> LastReconcileUnix(std::string_view last_runs_json) {
+  return LastReconcileOf(ParseArray(last_runs_json));
 }
 
 std::string WorkspaceJson(const StoredWorkspace& workspace, const WorkspaceStatus* status) {

@@ -5,6 +5,7 @@
 // (controller/api/http_server.cpp) and tests call these; Boost.JSON stays inside status_json.cpp.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,15 @@ Outcome<LabelSelector> ParseLabelSelector(std::string_view text);
 /// Deleting whatever the last stored status said. Stored JSON that does not parse (never written
 /// by this program) degrades to an empty spec / empty arrays instead of failing the request.
 std::string WorkspaceJson(const StoredWorkspace& workspace, const WorkspaceStatus* status);
+
+/// Unix seconds of an RFC 3339 time (`2026-12-03T10:00:00Z`; a fraction, dropped, and a
+/// `+01:00` offset are accepted), or nullopt.
+std::optional<std::int64_t> ParseRfc3339Seconds(std::string_view text);
+
+/// When the newest run of `last_runs_json` (a JSON array of `{start, durationSeconds, ...}`)
+/// ended: the largest start + durationSeconds (whole seconds, rounded down). nullopt when no run
+/// has a start that parses (never ran).
+std::optional<std::int64_t> LastReconcileUnix(std::string_view last_runs_json);
 
 /// `{"items":[...]}`: WorkspaceJson of each workspace in the order given, joined with its status
 /// by name (statuses in any order; extra statuses are ignored), keeping only the workspaces

@@ -22,7 +22,9 @@ using tmaster::controller::Event;
 using tmaster::controller::ErrorJson;
 using tmaster::controller::EventListJson;
 using tmaster::controller::LabelSelector;
+using tmaster::controller::LastReconcileUnix;
 using tmaster::controller::ParseLabelSelector;
+using tmaster::controller::ParseRfc3339Seconds;
 using tmaster::controller::SourceListJson;
 using tmaster::controller::SourceStatus;
 using tmaster::controller::StoredWorkspace;
@@ -336,4 +338,38 @@ TEST_CASE("status JSON: errors are {error, message, details?} and escape their t
       Parse(tmaster::controller::WebhookAnswerJson("bad_signature", "signature mismatch", 401));
   CHECK(refused.at("error") == "Unauthorized");
   CHECK(refused.at("verdict") == "bad_signature");
+}
+
+TEST_CASE("status JSON: lastReconcileTime is when the newest run ended, absent when none ran") {
+  WorkspaceStatus status = AcmeStatus();
+  // Newest first as stored, but the largest end wins whatever the order; a start that does not
+  // parse is skipped.
+  status.last_runs_json =
+      R"([{"start":"2026-12-03T10:00:00Z","durationSeconds":2.75,"result":"Succeeded","reason":""},)"
+      R"({"start":"2026-12-03T09:59:00Z","durationSeconds":125,"result":"Failed","reason":"X"},)"
+      R"({"start":"yesterday","durationSeconds":1,"result":"Failed","reason":"X"}])";
+  const json::object object = Parse(WorkspaceJson(Acme(), &status));
+  CHECK(object.at("status").at("lastReconcileTime") == "2026-12-03T10:01:05Z");
+  CHECK(object.at("status").at("lastRuns").as_array().size() == 3);
+  CHECK(LastReconcileUnix(status.last_runs_json) == ParseRfc3339Seconds("2026-12-03T10:01:05Z"));
+
+  status.last_runs_json = "[]";
+  CHECK_FALSE(Parse(WorkspaceJson(Acme(), &status)).at("status").as_object().contains(
+      "lastReconcileTime"));
+  CHECK_FALSE(
+      Parse(WorkspaceJson(Acme(), nullptr)).at("status").as_object().contains("lastReconcileTime"));
+  CHECK_FALSE(LastReconcileUnix("not json"));
+}
+
+TEST_CASE("status JSON: RFC 3339 times parse to Unix seconds, offsets and fractions included") {
+  CHECK(ParseRfc3339Seconds("1970-01-01T00:00:00Z") == 0);
+  CHECK(ParseRfc3339Seconds("2023-11-14T22:13:20Z") == 1700000000);
+  CHECK(ParseRfc3339Seconds("2000-02-29T00:00:00Z") == 951782400);
+  CHECK(ParseRfc3339Seconds("2023-11-14T23:13:20.5+01:00") == 1700000000);
+  CHECK(ParseRfc3339Seconds("2023-11-14T21:13:20-01:00") == 1700000000);
+  CHECK_FALSE(ParseRfc3339Seconds(""));
+  CHECK_FALSE(ParseRfc3339Seconds("2023-11-14"));
+  CHECK_FALSE(ParseRfc3339Seconds("2023-11-14T22:13:20"));
+  CHECK_FALSE(ParseRfc3339Seconds("2023-13-14T22:13:20Z"));
+  CHECK_FALSE(ParseRfc3339Seconds("2023-11-14T22:13:20.Z"));
 }
