@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/http/status.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
@@ -22,6 +23,8 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <openssl/ssl.h>
 
+#include <array>
+#include <atomic>
 #include <cassert>
 #include <charconv>
 #include <condition_variable>
@@ -61,6 +64,10 @@ constexpr auto kLingerTimeout = std::chrono::seconds(2);
 constexpr std::size_t kLingerBytes = std::size_t{1} << 20;
 // An accept that fails (out of file descriptors) is retried after this, not in a hot loop.
 constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
+// The kernel's send buffer of a streamed answer's socket: small, so that a client that does not
+// read is found by kStreamOutputLimit (or write_timeout) after kilobytes, not after the megabytes
+// a loopback socket's buffer grows to.
+constexpr int kStreamSendBuffer = 16 * 1024;
 
 void LogLine(const std::string& line) {
   std::fprintf(stderr, "tenant-operator: http: %s\n", line.c_str());
@@ -435,7 +442,7 @@ class Connection final : public ConnectionBase,
   }
 
  private:
-  enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kLinger, kClosed };
+  enum class Phase { kIdle, kHeader, kBody, kHandling, kWriting, kLinger, kStreaming, kClosed };
 
   const HttpServerOptions& options() const { return state_->options; }
   tcp::socket& socket() { return beast::get_lowest_layer(stream_).socket(); }
@@ -629,6 +636,7 @@ class Connection final : public ConnectionBase,
 
   void Write(Response response) {
     if (phase_ == Phase::kClosed) return;
+    if (response.stream && !head_only_) return StartStream(std::move(response));
     request_ = Request{};  // handled: its body leaves memory and the budget
     Release();
     if (state_->stopping) keep_alive_ = false;
@@ -676,6 +684,133 @@ class Connection final : public ConnectionBase,
                             });
   }
 
+  // A streamed answer (StreamBody): the head now, then what the sink is sent, until one side
+  // ends it. What the client sends meanwhile is read and dropped, so that its close is seen.
+  void StartStream(Response response) {
+    request_ = Request{};
+    Release();
+    if (state_->stopping) return Close();
+    keep_alive_ = false;
+    chunked_ = version_ >= 11;
+    stream_body_ = std::move(response.stream);
+    phase_ = Phase::kStreaming;
+    beast::error_code ignored;
+    socket().set_option(net::socket_base::send_buffer_size(kStreamSendBuffer), ignored);
+    const auto status = static_cast<bhttp::status>(response.status);
+    std::string head = (chunked_ ? "HTTP/1.1 " : "HTTP/1.0 ") + std::to_string(response.status) +
+                       " " + std::string(bhttp::obsolete_reason(status)) + "\r\n";
+    if (!response.content_type.empty()) head += "Content-Type: " + response.content_type + "\r\n";
+    for (const auto& [name, value] : response.headers) head += name + ": " + value + "\r\n";
+    if (chunked_) head += "Transfer-Encoding: chunked\r\n";
+    head += "Connection: close\r\n\r\n";
+    beast::get_lowest_layer(stream_).expires_never();
+    out_queue_.push_back({std::make_shared<const std::string>(std::move(head)), false});
+    DropInput();
+    WriteNextOut();
+    if (stream_body_->open) {
+      stream_body_->open(std::make_shared<Sink>(this->shared_from_this()));
+    }
+  }
+
+  // StreamSink of one connection: holds it weakly.
+  class Sink final : public StreamSink {
+   public:
+    explicit Sink(const std::shared_ptr<Connection>& connection) : connection_(connection) {}
+    bool Send(std::shared_ptr<const std::string> bytes) override {
+      const std::shared_ptr<Connection> connection = connection_.lock();
+      return connection && connection->Push(std::move(bytes));
+    }
+    void End() override {
+      if (const std::shared_ptr<Connection> connection = connection_.lock()) {
+        net::post(connection->stream_.get_executor(), [connection] { connection->EndStream(); });
+      }
+    }
+
+   private:
+    std::weak_ptr<Connection> connection_;
+  };
+
+  // Any thread.
+  bool Push(std::shared_ptr<const std::string> bytes) {
+    if (stream_closed_.load()) return false;
+    const std::size_t size = bytes->size();
+    if (out_pending_.fetch_add(size) + size > kStreamOutputLimit) {
+      if (!overflowed_.exchange(true)) {
+        net::post(stream_.get_executor(), [self = this->shared_from_this()] {
+          if (self->phase_ == Phase::kClosed) return;
+          self->state_->Reject(Rejection::kStreamOverflow);
+          self->Close();
+        });
+      }
+      return false;
+    }
+    net::post(stream_.get_executor(),
+              [self = this->shared_from_this(), bytes = std::move(bytes)]() mutable {
+                if (self->phase_ != Phase::kStreaming) return;
+                self->out_queue_.push_back({std::move(bytes), true});
+                self->WriteNextOut();
+              });
+    return true;
+  }
+
+  void EndStream() {
+    if (phase_ != Phase::kStreaming || ending_) return;
+    ending_ = true;
+    if (chunked_) out_queue_.push_back({std::make_shared<const std::string>("0\r\n\r\n"), false});
+    WriteNextOut();
+  }
+
+  // One write at a time, each under write_timeout; the read that drops input stays pending
+  // (beast's stream times its reads and writes apart).
+  void WriteNextOut() {
+    if (phase_ != Phase::kStreaming || out_writing_) return;
+    if (out_queue_.empty()) {
+      if (ending_) return Close();
+      return;
+    }
+    out_writing_ = true;
+    const Out& next = out_queue_.front();
+    std::array<net::const_buffer, 3> buffers{};
+    std::size_t count = 0;
+    if (next.chunk) {
+      char size[24];
+      const int length = std::snprintf(size, sizeof size, "%zx\r\n", next.bytes->size());
+      chunk_prefix_.assign(size, static_cast<std::size_t>(length));
+      if (chunked_) buffers[count++] = net::buffer(chunk_prefix_);
+      buffers[count++] = net::buffer(*next.bytes);
+      if (chunked_) buffers[count++] = net::buffer("\r\n", 2);
+    } else {
+      buffers[count++] = net::buffer(*next.bytes);
+    }
+    beast::get_lowest_layer(stream_).expires_after(options().write_timeout);
+    net::async_write(stream_, std::vector<net::const_buffer>(buffers.begin(), buffers.begin() + count),
+                     [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                       if (self->phase_ == Phase::kClosed) return;
+                       if (ec) return self->Cut(ec);
+                       self->out_writing_ = false;
+                       const Out& done = self->out_queue_.front();
+                       if (done.chunk) self->out_pending_ -= done.bytes->size();
+                       self->out_queue_.pop_front();
+                       if (self->out_queue_.empty()) {
+                         beast::get_lowest_layer(self->stream_).expires_never();
+                       }
+                       self->WriteNextOut();
+                     });
+  }
+
+  // Reads and drops what a streamed answer's client sends (a browser sends nothing): its close,
+  // or more than kLingerBytes, closes the connection.
+  void DropInput() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(1024),
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (self->phase_ == Phase::kClosed) return;
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > kLingerBytes) return self->Close();
+                              self->DropInput();
+                            });
+  }
+
   // Reserves `bytes` of HttpServerOptions::max_body_bytes_in_flight; false when they would
   // pass it.
   bool Reserve(std::size_t bytes) {
@@ -706,6 +841,10 @@ class Connection final : public ConnectionBase,
     Release();
     phase_ = Phase::kClosed;
     beast::get_lowest_layer(stream_).close();
+    if (stream_body_) {
+      stream_closed_ = true;
+      stream_body_.reset();  // what it holds (the hub's place) goes now, not with the connection
+    }
   }
 
   std::shared_ptr<Listener::State> state_;
@@ -724,6 +863,21 @@ class Connection final : public ConnectionBase,
   bool head_only_ = false;
   std::size_t lingered_ = 0;
   std::size_t reserved_ = 0;  // of state_->body_bytes
+
+  // A streamed answer (Phase::kStreaming).
+  struct Out {
+    std::shared_ptr<const std::string> bytes;
+    bool chunk = true;  // framed as one chunk (chunked_); false: the head and the last chunk
+  };
+  std::shared_ptr<StreamBody> stream_body_;
+  std::deque<Out> out_queue_;
+  std::string chunk_prefix_;  // the size line of the chunk being written
+  bool out_writing_ = false;
+  bool chunked_ = true;
+  bool ending_ = false;
+  std::atomic<std::size_t> out_pending_{0};  // bytes Push accepted and not yet written
+  std::atomic<bool> stream_closed_{false};
+  std::atomic<bool> overflowed_{false};
 };
 
 }  // namespace transport
@@ -786,6 +940,7 @@ const char* ToString(Rejection rejection) {
     case Rejection::kTooManyConnections: return "too_many_connections";
     case Rejection::kTimeout: return "timeout";
     case Rejection::kBadRequest: return "bad_request";
+    case Rejection::kStreamOverflow: return "stream_overflow";
   }
   return "unknown";
 }

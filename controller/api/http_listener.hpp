@@ -40,6 +40,38 @@ struct Request {
   [[nodiscard]] const std::string* Param(std::string_view name) const;
 };
 
+/// Bytes queued on a streamed answer's connection and not yet written (the kernel's send buffer
+/// aside, which the listener makes small for a stream): beyond, the client is not reading and its
+/// connection is closed (Rejection::kStreamOverflow) rather than held in memory.
+inline constexpr std::size_t kStreamOutputLimit = 64 * 1024;
+
+/// What the connection of a streamed answer (Response::stream) offers the code that feeds it.
+/// Thread-safe; it holds the connection weakly, so keeping it keeps no connection open.
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  /// Queues `bytes` to be written after what is queued (on the I/O thread, as one chunk);
+  /// never blocks. false once the connection is closed or closing; when the bytes queued would
+  /// pass kStreamOutputLimit the connection is closed instead (false).
+  virtual bool Send(std::shared_ptr<const std::string> bytes) = 0;
+  /// Ends the answer (the last chunk) and closes the connection once what is queued is written.
+  /// Idempotent.
+  virtual void End() = 0;
+};
+
+/// An answer whose body is written as it comes for as long as the connection lasts (the live
+/// stream's Server-Sent Events, docs/api.md). The listener writes the head (the Response's
+/// status, Content-Type and headers, no Content-Length; `Transfer-Encoding: chunked` to an
+/// HTTP/1.1 client, a body ended by the close to an HTTP/1.0 one; `Connection: close`), then
+/// what the sink is sent, each Send as one chunk, with write_timeout for each write. The
+/// connection reads and drops what the client sends and closes when the client does, when
+/// End is called, on a write that fails or passes its deadline, and on Listener::Stop. The
+/// StreamBody is destroyed when the connection closes (what its function holds goes with it).
+struct StreamBody {
+  /// Called once on the I/O thread, after the head is queued. Must not block.
+  std::function<void(std::shared_ptr<StreamSink> sink)> open;
+};
+
 /// One answer. `Content-Length` and `Connection` are the listener's; a HEAD request gets the
 /// head of the answer its GET would get.
 struct Response {
@@ -47,6 +79,9 @@ struct Response {
   std::string content_type;
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  ///< extra, e.g. Allow
+  /// Set: the answer is a stream (StreamBody) and `body` is not sent. A HEAD request gets the
+  /// head only, as for any answer.
+  std::shared_ptr<StreamBody> stream;
 };
 
 /// Where a request runs, chosen from its method and path as soon as its header is in.
@@ -71,10 +106,12 @@ enum class Rejection {
   kTooManyConnections,  ///< 503 and closed at accept: max_connections reached
   kTimeout,             ///< closed: the header, body or answer passed its deadline
   kBadRequest,          ///< 400: the request does not parse
+  /// Closed: a streamed answer's client does not read (kStreamOutputLimit queued).
+  kStreamOverflow,
 };
 
 /// "header_too_large", "body_too_large", "busy", "too_many_connections", "timeout",
-/// "bad_request".
+/// "bad_request", "stream_overflow".
 const char* ToString(Rejection rejection);
 
 struct Routes {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <shared_mutex>
 #include <string_view>
 #include <utility>
 
@@ -29,7 +30,10 @@ constexpr const char* kPrometheusText = "text/plain; version=0.0.4; charset=utf-
 constexpr const char* kHtml = "text/html; charset=utf-8";
 // Where a page's notice goes in login.html (an HTML comment: nothing shows without one).
 constexpr std::string_view kNoticeMark = "<!--tm:notice-->";
+constexpr const char* kEventStream = "text/event-stream";
 constexpr std::int64_t kDefaultEventLimit = 100;
+constexpr std::int64_t kDefaultDeliveryLimit = 20;
+constexpr std::int64_t kMaxDeliveryLimit = 200;
 constexpr std::int64_t kMaxEventLimit = 1000;
 // The label of a delivery refused by the per-address limit (webhook verdicts and transport
 // rejections alike; controller/runtime/metrics.hpp).
@@ -213,6 +217,21 @@ WebhookResult TooLarge(const WebhookRequest& request, std::size_t limit) {
   return result;
 }
 
+// `{"items":[{id, provider, verdict, branch, revision, receivedAt}]}` in the order given.
+std::string DeliveryListJson(const std::vector<WebhookDelivery>& deliveries) {
+  boost::json::array items;
+  items.reserve(deliveries.size());
+  for (const WebhookDelivery& delivery : deliveries) {
+    items.push_back(boost::json::object{{"id", delivery.id},
+                                        {"provider", delivery.provider},
+                                        {"verdict", delivery.verdict},
+                                        {"branch", delivery.branch},
+                                        {"revision", delivery.revision},
+                                        {"receivedAt", FormatRfc3339Utc(delivery.received_at_unix)}});
+  }
+  return boost::json::serialize(boost::json::object{{"items", std::move(items)}});
+}
+
 void LogLine(const std::string& line) {
   // One fprintf per line: stderr is unbuffered, so lines of concurrent requests do not interleave.
   std::fprintf(stderr, "tenant-operator: http: %s\n", line.c_str());
@@ -286,6 +305,9 @@ struct HttpServer::Impl {
         {"GET", "/api/v1/workspaces/{name}", Access::kViewer, Lane::kWorker, &Impl::Workspace},
         {"GET", "/api/v1/events", Access::kViewer, Lane::kWorker, &Impl::Events},
         {"GET", "/api/v1/sources", Access::kViewer, Lane::kWorker, &Impl::Sources},
+        {"GET", "/api/v1/deliveries", Access::kViewer, Lane::kWorker, &Impl::Deliveries},
+        // A worker checks the credential and hands the stream to the I/O thread at once.
+        {"GET", "/api/v1/stream", Access::kViewer, Lane::kWorker, &Impl::Stream},
         {"GET", "/api/v1/traefik", Access::kViewer, Lane::kWorker, &Impl::Traefik},
         {"GET", "/api/v1/products", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kProducts>},
         {"GET", "/api/v1/summary", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kSummary>},
@@ -345,6 +367,14 @@ struct HttpServer::Impl {
   bool secure;  // TLS: the cookie is `__Host-` and `Secure`
   RateLimiter webhook_limiter;
   RateLimiter login_limiter;
+  // The streams' credential checks run on the hub's thread, which may outlive the server:
+  // HttpServer::Stop clears `alive` (waiting for a check in progress), after which they answer
+  // kUnknown without touching the server.
+  struct Liveness {
+    std::shared_mutex mutex;
+    bool alive = true;
+  };
+  std::shared_ptr<Liveness> liveness = std::make_shared<Liveness>();
   http::Listener listener;  // last: stopped (joined) before the members its handlers use go
 
   http::Routes MakeRoutes() {
@@ -392,6 +422,10 @@ struct HttpServer::Impl {
   void Workspace(const Call& call, http::Response& res);
   void Events(const Call& call, http::Response& res);
   void Sources(const Call& call, http::Response& res);
+  void Deliveries(const Call& call, http::Response& res);
+  void Stream(const Call& call, http::Response& res);
+  // What the hub asks of a stream at each keepalive: its session or token still valid.
+  StreamCheck MakeStreamCheck(const Call& call);
   void Traefik(const Call& call, http::Response& res);
   void RuntimeTenants(const Call& call, http::Response& res);
   void Version(const Call& call, http::Response& res);
@@ -784,6 +818,84 @@ void HttpServer::Impl::Sources(const Call&, http::Response& res) {
   SendJson(res, 200, SourceListJson(*sources));
 }
 
+void HttpServer::Impl::Deliveries(const Call& call, http::Response& res) {
+  std::int64_t limit = kDefaultDeliveryLimit;
+  if (const auto text = Param(call.req, "limit")) {
+    const auto parsed = std::from_chars(text->data(), text->data() + text->size(), limit);
+    if (parsed.ec != std::errc() || parsed.ptr != text->data() + text->size() || limit < 1 ||
+        limit > kMaxDeliveryLimit) {
+      SendError(res, 400,
+                "limit must be an integer from 1 to " + std::to_string(kMaxDeliveryLimit) +
+                    ", not \"" + text->substr(0, 32) + "\"");
+      return;
+    }
+  }
+  Outcome<std::vector<WebhookDelivery>> deliveries = store.ListDeliveries(limit);
+  if (!deliveries) {
+    SendStoreFailure(res, deliveries.failure());
+    return;
+  }
+  res.headers.emplace_back("Cache-Control", "no-store");
+  SendJson(res, 200, DeliveryListJson(*deliveries));
+}
+
+StreamCheck HttpServer::Impl::MakeStreamCheck(const Call& call) {
+  const std::shared_ptr<Liveness> live = liveness;
+  if (call.session != nullptr) {
+    std::optional<std::string> cookie = CookieValue(call.req, SessionCookieName(secure));
+    if (!cookie) return {};
+    const std::int64_t expires = call.session->expires_unix;
+    return [this, live, cookie = std::move(*cookie), expires]() {
+      const std::shared_lock lock(live->mutex);
+      if (!live->alive) return StreamVerdict::kUnknown;
+      if (auth.Now() >= expires) return StreamVerdict::kEnded;  // no need to ask the store
+      const Outcome<SessionView> session = sessions.Lookup(cookie);
+      if (session) return StreamVerdict::kValid;
+      return session.failure().reason == kUnauthorized ? StreamVerdict::kEnded
+                                                       : StreamVerdict::kUnknown;
+    };
+  }
+  const std::string* authorization = Header(call.req, "Authorization");
+  if (authorization == nullptr) return {};  // a server without tokens: nothing to revoke
+  return [this, live, authorization = *authorization]() {
+    const std::shared_lock lock(live->mutex);
+    if (!live->alive) return StreamVerdict::kUnknown;
+    const Outcome<Principal> who = auth.Authenticate(&authorization);
+    if (who) return StreamVerdict::kValid;
+    return who.failure().reason == kUnauthorized ? StreamVerdict::kEnded : StreamVerdict::kUnknown;
+  };
+}
+
+// The worker only takes a place in the hub and returns: the listener writes the head and every
+// message on the I/O thread (http_listener.hpp StreamBody), holding no thread per stream.
+void HttpServer::Impl::Stream(const Call& call, http::Response& res) {
+  EventHub* hub = handlers.events;
+  if (hub == nullptr) {
+    SendError(res, 503, "this server has no live stream");
+    return;
+  }
+  std::shared_ptr<EventHub::Stream> place = hub->Open(MakeStreamCheck(call));
+  if (!place) {
+    res.headers.emplace_back("Retry-After", "10");
+    SendError(res, 503, "too many live streams are open; poll the API or retry later");
+    return;
+  }
+  res.status = 200;
+  res.content_type = kEventStream;
+  res.headers.emplace_back("Cache-Control", "no-store");
+  // A proxy such as nginx would otherwise hold the messages back.
+  res.headers.emplace_back("X-Accel-Buffering", "no");
+  res.stream = std::make_shared<http::StreamBody>();
+  res.stream->open = [hub, place](std::shared_ptr<http::StreamSink> sink) {
+    hub->Attach(place, StreamOutput{
+                           .send = [sink](std::shared_ptr<const std::string> bytes) {
+                             return sink->Send(std::move(bytes));
+                           },
+                           .end = [sink] { sink->End(); },
+                       });
+  };
+}
+
 void HttpServer::Impl::Deliver(const Call& call, http::Response& res) {
   const http::Request& req = call.req;
   WebhookRequest request;
@@ -814,6 +926,8 @@ void HttpServer::Impl::Deliver(const Call& call, http::Response& res) {
   if (Outcome<std::int64_t> recorded = store.RecordDelivery(delivery); !recorded) {
     LogLine("POST /hooks/git: could not record the delivery (" + verdict +
             "): " + recorded.failure().message);
+  } else if (handlers.events != nullptr) {
+    handlers.events->SourcesChanged();
   }
   SendJson(res, result.http_status,
            WebhookAnswerJson(verdict, result.message, result.http_status));
@@ -1088,7 +1202,10 @@ int HttpServer::port() const {
 }
 
 void HttpServer::Stop() {
-  if (impl_) impl_->listener.Stop();
+  if (!impl_) return;
+  impl_->listener.Stop();  // every stream's connection is closed: the hub forgets them
+  const std::unique_lock lock(impl_->liveness->mutex);  // waits for a check in progress
+  impl_->liveness->alive = false;
 }
 
 }  // namespace tmaster::controller

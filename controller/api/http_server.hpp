@@ -34,6 +34,15 @@
 //   GET  /api/v1/events               ?workspace=NAME&limit=N (default 100, at most 1000; a
 //                                     value above is clamped; not a positive integer: 400)
 //   GET  /api/v1/sources              {"items":[...]}
+//   GET  /api/v1/deliveries           ?limit=N (1..200, default 20): the last webhook deliveries,
+//                                     newest first, {"items":[{id, provider, verdict, branch,
+//                                     revision, receivedAt}]}
+//   GET  /api/v1/stream               Server-Sent Events of HttpHandlers::events
+//                                     (controller/api/event_stream.hpp): served from the I/O
+//                                     thread once authenticated (a worker only checks the
+//                                     credential); 503 beyond the hub's max_streams or without a
+//                                     hub. A stream's session or token is checked again at each
+//                                     keepalive: logged out, expired or revoked, the stream ends.
 //   POST /api/v1/tokens               admin: {role, ttl, description} -> 201 with the token
 //   GET  /api/v1/tokens               admin: {"items":[...]}, never a token or its digest
 //   DELETE /api/v1/tokens/{id}        admin: revokes; 200 with the token's row, or 404
@@ -75,6 +84,7 @@
 
 #include "common/outcome.hpp"
 #include "common/secret.hpp"
+#include "controller/api/event_stream.hpp"
 #include "controller/api/rate_limit.hpp"
 #include "controller/api/sessions.hpp"
 #include "controller/api/users.hpp"
@@ -208,6 +218,9 @@ struct HttpHandlers {
   /// The runtime API (docs/bindings.md#runtime-api). Called on a thread of the watch pool; may
   /// block up to the call's timeout. Unset: 503 (no shared tenants are published).
   std::function<RuntimeAnswer(const RuntimeCall&)> runtime_tenants;
+  /// `GET /api/v1/stream`'s hub (the daemon's: Daemon::Events()); the server also tells it of
+  /// each webhook delivery it records. Must outlive the server. nullptr: the route answers 503.
+  EventHub* events = nullptr;
 };
 
 /// Serves the routes above on its own threads. `store` and `metrics` must outlive the server.

@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -16,11 +17,15 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/secret.hpp"
+#include "controller/api/event_stream.hpp"
 #include "controller/api/http_server.hpp"
 #include "controller/api/users.hpp"
 #include "controller/runtime/metrics.hpp"
+#include "tests/controller/api/sse_client.hpp"
 #include "tests/support/fake_store.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -70,10 +75,17 @@ struct Fixture {
   FakeStore store;
   Metrics metrics;
   std::optional<Users> users;
+  // The live stream's hub, with a keepalive (and so a check of each stream's session) every
+  // 300 ms; before the server, which it outlives.
+  EventHub hub{{.interval = std::chrono::milliseconds(200),
+                .keepalive = std::chrono::milliseconds(300),
+                .max_streams = 8,
+                .max_names = 100}};
   std::unique_ptr<HttpServer> server;
   std::unique_ptr<httplib::Client> client;
 
-  explicit Fixture(RateLimit login_limit = {.per_second = 100, .burst = 1000}) {
+  explicit Fixture(RateLimit login_limit = {.per_second = 100, .burst = 1000},
+                   std::chrono::seconds session_ttl = std::chrono::hours(12)) {
     Outcome<Users> parsed =
         Users::Parse("users:\n  - name: alice\n    hash: " + Argon2id(kAlicePassword) +
                          "\n    role: admin\n  - name: bob\n    hash: " + Argon2id("bob-pass") +
@@ -88,7 +100,10 @@ struct Fixture {
     options.users = &*users;
     options.login_rate_limit = login_limit;
     options.routing.base_domain = "example.test";
-    server = std::make_unique<HttpServer>(store, metrics, HttpHandlers{}, options);
+    options.sessions.ttl = session_ttl;
+    HttpHandlers handlers;
+    handlers.events = &hub;
+    server = std::make_unique<HttpServer>(store, metrics, std::move(handlers), options);
     const Outcome<Done> started = server->Start();
     REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.failure().message));
     client = std::make_unique<httplib::Client>("127.0.0.1", server->port());
@@ -314,6 +329,55 @@ TEST_CASE("dashboard: logout is CSRF-checked, ends the session and clears the co
   CHECK(res->status == 200);
   CHECK(ParseJson(res->body).at("loggedOut") == true);
   CHECK(f.client->Get("/api/v1/session", {{"Cookie", again}})->status == 401);
+}
+
+TEST_CASE("dashboard: a session opens the live stream; logout ends it at the next keepalive") {
+  using testing::SseClient;
+  Fixture f;
+  const std::string alice = f.LogIn("alice", kAlicePassword);
+  const std::string bob = f.LogIn("bob", "bob-pass");  // a viewer
+  SseClient by_alice(f.server->port(), "/api/v1/stream", {{"Cookie", alice}});
+  SseClient by_bob(f.server->port(), "/api/v1/stream", {{"Cookie", bob}});
+  SseClient by_token(f.server->port(), "/api/v1/stream",
+                     {{"Authorization", std::string("Bearer ") + kReadToken}});
+  for (SseClient* client : {&by_alice, &by_bob, &by_token}) {
+    REQUIRE(client->Status() == 200);
+    REQUIRE(client->WaitFor("event: hello"));
+  }
+  // Without a session, or with one that is not: 401, no stream.
+  for (const char* cookie : {"", "tm_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}) {
+    SseClient refused(f.server->port(), "/api/v1/stream",
+                      *cookie == '\0' ? std::vector<std::pair<std::string, std::string>>{}
+                                       : std::vector<std::pair<std::string, std::string>>{
+                                             {"Cookie", cookie}});
+    CHECK(refused.Status() == 401);
+  }
+  // Keepalives come, and the sessions are still valid after them.
+  REQUIRE(by_alice.WaitFor(": keepalive\n\n", std::chrono::seconds(3)));
+  by_alice.ReadFor(std::chrono::milliseconds(700));
+  CHECK_FALSE(by_alice.closed());
+  auto res = f.client->Post("/logout", {{"Cookie", alice}, {"X-CSRF-Token", f.Csrf(alice)}}, "",
+                            "application/json");
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  // Alice's stream ends (the chunked body's end, then the close); Bob's and the token's go on.
+  CHECK(by_alice.WaitClosed(std::chrono::seconds(3)));
+  by_bob.ReadFor(std::chrono::milliseconds(700));
+  CHECK_FALSE(by_bob.closed());
+  CHECK_FALSE(by_token.closed());
+  CHECK(f.hub.OpenStreams() == 2);
+}
+
+TEST_CASE("dashboard: a session's stream ends once the session expires") {
+  using testing::SseClient;
+  Fixture f({.per_second = 100, .burst = 1000}, std::chrono::seconds(2));
+  const std::string alice = f.LogIn("alice", kAlicePassword);
+  SseClient stream(f.server->port(), "/api/v1/stream", {{"Cookie", alice}});
+  REQUIRE(stream.Status() == 200);
+  REQUIRE(stream.WaitFor("event: hello"));
+  const auto start = std::chrono::steady_clock::now();
+  CHECK(stream.WaitClosed(std::chrono::seconds(5)));
+  CHECK(std::chrono::steady_clock::now() - start > std::chrono::milliseconds(500));
 }
 
 TEST_CASE("dashboard: failed logins of one user are throttled in the store: 429 with Retry-After") {

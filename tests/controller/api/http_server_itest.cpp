@@ -28,9 +28,11 @@
 #include "common/crypto.hpp"
 #include "common/scrub.hpp"
 #include "common/secret.hpp"
+#include "controller/api/event_stream.hpp"
 #include "controller/api/http_server.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "controller/api/webhook.hpp"
+#include "tests/controller/api/sse_client.hpp"
 #include "tests/support/fake_store.hpp"
 #include "tests/support/process.hpp"
 
@@ -720,7 +722,7 @@ struct RouteCall {
 // Every /api/v1 route there is (keep in step with the table in http_server.cpp).
 const std::vector<RouteCall> kApiRoutes = {
     {"GET", "/api/v1/workspaces"},  {"GET", "/api/v1/workspaces/acme"},
-    {"GET", "/api/v1/events"},      {"GET", "/api/v1/sources"},
+    {"GET", "/api/v1/events"},      {"GET", "/api/v1/sources"},     {"GET", "/api/v1/deliveries"},
     {"GET", "/api/v1/traefik"},     {"GET", "/api/v1/tokens"},      {"POST", "/api/v1/tokens"},
     {"DELETE", "/api/v1/tokens/abcdefgh23"},
 };
@@ -766,7 +768,7 @@ TEST_CASE("http auth: every /api/v1 route is 401 without a token and with a wron
 TEST_CASE("http auth: the read token reads every GET route and gets 403 on the others") {
   AuthFixture f;
   for (const char* path : {"/api/v1/workspaces", "/api/v1/workspaces/acme", "/api/v1/events",
-                           "/api/v1/sources"}) {
+                           "/api/v1/sources", "/api/v1/deliveries"}) {
     CAPTURE(path);
     auto res = f.Call("GET", path, Bearer(kReadToken));
     REQUIRE(res);
@@ -1273,6 +1275,258 @@ TEST_CASE("http traefik: the shared, ready workspaces as Traefik's dynamic confi
   REQUIRE(write);
   CHECK(write->status == 403);
   server.Stop();
+}
+
+namespace {
+
+using testing::SseClient;
+using namespace std::chrono_literals;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+// A server with both tokens and a live stream hub: fast intervals, at most 3 streams.
+struct StreamFixture {
+  FakeStore store;
+  Metrics metrics;
+  EventHub hub;  // before the server: it outlives it
+  std::unique_ptr<HttpServer> server;
+
+  explicit StreamFixture(EventHubOptions hub_options = {.interval = 200ms,
+                                                        .keepalive = 60'000ms,
+                                                        .max_streams = 3,
+                                                        .max_names = 100})
+      : hub(hub_options) {
+    HttpServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.admin_token = Secret(std::string(kAdminToken));
+    options.read_token = Secret(std::string(kReadToken));
+    HttpHandlers handlers;
+    handlers.events = &hub;
+    handlers.webhook = [](const WebhookRequest& request) {
+      return VerifyWebhook(request, Secret(std::string(kSecret)), "main", kBodyLimit);
+    };
+    server = std::make_unique<HttpServer>(store, metrics, std::move(handlers), options);
+    const Outcome<Done> started = server->Start();
+    REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.failure().message));
+  }
+
+  std::unique_ptr<SseClient> Open(const std::string& token = kReadToken, int receive_buffer = 0) {
+    auto client = std::make_unique<SseClient>(
+        server->port(), "/api/v1/stream", Headers{{"Authorization", "Bearer " + token}},
+        receive_buffer);
+    REQUIRE(client->connected());
+    return client;
+  }
+};
+
+std::size_t CountOf(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+bool Eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("http stream: the head and the first hello over a real socket; viewer and admin") {
+  StreamFixture f;
+  f.hub.FleetChanged(17, {});
+  for (const char* token : {kReadToken, kAdminToken}) {
+    auto client = f.Open(token);
+    REQUIRE(client->Status() == 200);
+    const std::string head = client->Head();
+    CAPTURE(head);
+    CHECK(head.starts_with("HTTP/1.1 200 OK\r\n"));
+    CHECK(head.find("\r\nContent-Type: text/event-stream\r\n") != std::string::npos);
+    CHECK(head.find("\r\nCache-Control: no-store\r\n") != std::string::npos);
+    CHECK(head.find("\r\nTransfer-Encoding: chunked\r\n") != std::string::npos);
+    CHECK(head.find("\r\nX-Content-Type-Options: nosniff\r\n") != std::string::npos);
+    CHECK(head.find("\r\nX-Frame-Options: DENY\r\n") != std::string::npos);
+    CHECK(head.find("\r\nContent-Security-Policy: default-src 'self'\r\n") != std::string::npos);
+    CHECK(head.find("Content-Length") == std::string::npos);
+    REQUIRE(client->WaitFor("\n\n"));
+    CHECK(client->Body() == "retry: 3000\nevent: hello\ndata: {\"resourceVersion\":17}\n\n");
+  }
+}
+
+TEST_CASE("http stream: no token or a wrong one is 401; a HEAD gets the head only") {
+  StreamFixture f;
+  for (const Headers& headers : {Headers{}, Headers{{"Authorization", "Bearer wrong"}}}) {
+    SseClient client(f.server->port(), "/api/v1/stream", headers);
+    REQUIRE(client.Status() == 401);
+    CHECK(client.Head().find("WWW-Authenticate: Bearer") != std::string::npos);
+  }
+  CHECK(f.hub.OpenStreams() == 0);
+  httplib::Client http("127.0.0.1", f.server->port());
+  auto head = http.Head("/api/v1/stream", Bearer(kReadToken));
+  REQUIRE(head);
+  CHECK(head->status == 200);
+  CHECK(head->get_header_value("Content-Type") == "text/event-stream");
+  CHECK(Eventually([&] { return f.hub.OpenStreams() == 0; }));
+}
+
+TEST_CASE("http stream: a change is a fleet event naming the workspace within a second") {
+  StreamFixture f;
+  auto client = f.Open();
+  REQUIRE(client->WaitFor("event: hello"));
+  const auto start = std::chrono::steady_clock::now();
+  f.hub.FleetChanged(3, {"acme"});
+  REQUIRE(client->WaitFor("event: fleet\ndata: {\"resourceVersion\":3,\"workspaces\":[\"acme\"]}\n\n",
+                          1s));
+  CHECK(std::chrono::steady_clock::now() - start < 1s);
+}
+
+TEST_CASE("http stream: many changes are coalesced into few messages, every name in them") {
+  StreamFixture f;
+  auto client = f.Open();
+  REQUIRE(client->WaitFor("event: hello"));
+  // 100 changes in about a second, one name each: at most one message per 200 ms.
+  for (int i = 0; i < 100; ++i) {
+    f.hub.FleetChanged(static_cast<std::uint64_t>(i + 1), {"ws-" + std::to_string(i)});
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(client->WaitFor("\"resourceVersion\":100,"));
+  const std::string body = client->ReadFor(300ms);
+  const std::size_t messages = CountOf(body, "event: fleet");
+  CAPTURE(body);
+  CHECK(messages >= 2);
+  CHECK(messages <= 9);  // ~1.1 s / 200 ms, plus the first at once
+  for (int i = 0; i < 100; ++i) CHECK(body.find("\"ws-" + std::to_string(i) + "\"") != std::string::npos);
+}
+
+TEST_CASE("http stream: beyond the hub's streams 503; a closed stream frees its place") {
+  StreamFixture f;
+  std::vector<std::unique_ptr<SseClient>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(f.Open());
+    REQUIRE(clients.back()->Status() == 200);
+  }
+  SseClient refused(f.server->port(), "/api/v1/stream", {{"Authorization", std::string("Bearer ") + kReadToken}});
+  REQUIRE(refused.Status() == 503);
+  CHECK(refused.Head().find("Retry-After: 10") != std::string::npos);
+  REQUIRE(refused.WaitFor("}"));
+  CHECK(ParseJson(refused.Body()).at("error") == "Unavailable");
+  // The other routes still answer.
+  httplib::Client http("127.0.0.1", f.server->port());
+  CHECK(http.Get("/api/v1/sources", Bearer(kReadToken))->status == 200);
+  clients.front()->Close();
+  REQUIRE(Eventually([&] { return f.hub.OpenStreams() == 2; }));
+  auto again = f.Open();
+  CHECK(again->Status() == 200);
+}
+
+TEST_CASE("http stream: a client that does not read is cut, its queue bounded") {
+  StreamFixture f({.interval = 20ms, .keepalive = 60'000ms, .max_streams = 3, .max_names = 100});
+  auto reader = f.Open();
+  auto sleeper = f.Open(kReadToken, 4096);  // never read, with a small window
+  REQUIRE(reader->WaitFor("event: hello"));
+  REQUIRE(Eventually([&] { return f.hub.OpenStreams() == 2; }));
+  // Messages of about 6 KB, 50 a second: the sleeper's 64 KiB queue fills within seconds.
+  std::vector<std::string> names;
+  for (int i = 0; i < 100; ++i) names.push_back("workspace-with-a-long-name-" + std::string(30, 'x') + std::to_string(i));
+  std::uint64_t version = 0;
+  const bool cut = Eventually(
+      [&] {
+        f.hub.FleetChanged(++version, names);
+        reader->ReadFor(1ms);  // the reader keeps up
+        return f.hub.OpenStreams() == 1;
+      },
+      20s);
+  REQUIRE(cut);
+  const std::string metrics = f.metrics.Render();
+  CHECK(metrics.find("tenant_master_http_rejected_total{reason=\"stream_overflow\"} 1") !=
+        std::string::npos);
+  // The sleeper's connection is closed: once it reads, it finds the end (or a reset).
+  CHECK(sleeper->WaitClosed(10s));
+  // The reader got the messages all along.
+  CHECK_FALSE(reader->closed());
+  f.hub.FleetChanged(++version, {"last"});
+  CHECK(reader->WaitFor("{\"resourceVersion\":" + std::to_string(version) + ","));
+}
+
+TEST_CASE("http stream: Stop ends the open streams promptly") {
+  StreamFixture f;
+  auto first = f.Open();
+  auto second = f.Open(kAdminToken);
+  REQUIRE(first->WaitFor("event: hello"));
+  REQUIRE(second->WaitFor("event: hello"));
+  const auto start = std::chrono::steady_clock::now();
+  f.server->Stop();
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+  CHECK(first->WaitClosed(2s));
+  CHECK(second->WaitClosed(2s));
+  CHECK(f.hub.OpenStreams() == 0);
+}
+
+TEST_CASE("http stream: the hub's Stop ends the streams with the last chunk") {
+  StreamFixture f;
+  auto client = f.Open();
+  REQUIRE(client->WaitFor("event: hello"));
+  f.hub.Stop();
+  CHECK(client->WaitClosed(2s));
+  CHECK(Eventually([&] { return f.hub.OpenStreams() == 0; }));
+}
+
+TEST_CASE("http stream: a recorded webhook delivery is a sources event") {
+  StreamFixture f;
+  auto client = f.Open();
+  REQUIRE(client->WaitFor("event: hello"));
+  REQUIRE(Eventually([&] { return f.hub.OpenStreams() == 1; }));
+  httplib::Client http("127.0.0.1", f.server->port());
+  const std::string body = PushBody("main");
+  auto res = http.Post("/hooks/git", GithubHeaders(body), body, "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  CHECK(client->WaitFor("event: sources\ndata: {}\n\n", 2s));
+}
+
+TEST_CASE("http: /api/v1/deliveries: newest first, limited; a bad limit is 400") {
+  StreamFixture f;
+  for (const char* verdict : {"accepted", "ignored_branch", "bad_signature"}) {
+    WebhookDelivery delivery;
+    delivery.provider = "github";
+    delivery.verdict = verdict;
+    delivery.branch = "main";
+    delivery.revision = kSha;
+    delivery.received_at_unix = 1700000000;
+    REQUIRE(f.store.RecordDelivery(delivery).ok());
+  }
+  httplib::Client http("127.0.0.1", f.server->port());
+  auto res = http.Get("/api/v1/deliveries?limit=2", Bearer(kReadToken));
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  CheckJsonContentType(res);
+  const json::array items = ParseJson(res->body).at("items").as_array();
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].at("verdict") == "bad_signature");
+  CHECK(items[0].at("id").as_int64() == 3);
+  CHECK(items[1].at("verdict") == "ignored_branch");
+  CHECK(items[1].at("provider") == "github");
+  CHECK(items[1].at("branch") == "main");
+  CHECK(items[1].at("revision") == kSha);
+  CHECK(items[1].at("receivedAt") == "2023-11-14T22:13:20Z");
+  res = http.Get("/api/v1/deliveries", Bearer(kReadToken));
+  REQUIRE(res);
+  CHECK(ParseJson(res->body).at("items").as_array().size() == 3);
+  for (const char* limit : {"0", "201", "-1", "abc", "20x"}) {
+    CAPTURE(limit);
+    res = http.Get(std::string("/api/v1/deliveries?limit=") + limit, Bearer(kReadToken));
+    REQUIRE(res);
+    CHECK(res->status == 400);
+    CHECK(ParseJson(res->body).at("message").as_string().find("limit") != std::string::npos);
+  }
+  res = http.Get("/api/v1/deliveries?limit=200", Bearer(kReadToken));
+  REQUIRE(res);
+  CHECK(res->status == 200);
 }
 
 }  // namespace tmaster::controller
