@@ -9,6 +9,7 @@
 // A name with a status but no stored spec is a workspace whose manifest never validated: it is
 // listed with its status (phase Stalled, the InvalidManifest message) and an empty spec.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -18,6 +19,7 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/outcome.hpp"
@@ -28,12 +30,48 @@
 
 namespace tmaster::controller {
 
-/// `GET /api/v1/workspaces`'s query.
+/// The phases (docs/architecture.md#status-and-events) in `sort=stuck` order: the most stuck
+/// first. A phase not named here sorts after them.
+inline constexpr std::array<std::string_view, 7> kFleetPhases = {
+    "Stalled", "Degraded", "Progressing", "Pending", "Deleting", "Suspended", "Ready"};
+
+/// `GET /api/v1/workspaces`'s `sort` keys (docs/api.md). Ties are always broken by name, A to Z;
+/// a workspace without the key (never ran, no product, ...) comes after those with it, in both
+/// directions.
+enum class FleetSort {
+  kName,           ///< the default
+  kStuck,          ///< kFleetPhases' order
+  kPhase,          ///< the phase's name, alphabetically
+  kProduct,        ///< spec.product
+  kMode,           ///< spec.mode
+  kLastReconcile,  ///< status.lastReconcileTime, oldest first
+  kAge,            ///< metadata.creationTimestamp (else the earliest condition time), oldest first
+};
+
+/// The `sort` parameter: `KEY` or `-KEY` (descending). nullopt for anything else.
+struct FleetOrder {
+  FleetSort key = FleetSort::kName;
+  bool descending = false;
+};
+std::optional<FleetOrder> ParseFleetOrder(std::string_view text);
+/// `name`, `-stuck`, ...: the text ParseFleetOrder reads.
+std::string FleetOrderText(FleetOrder order);
+/// "name, stuck, phase, product, mode, lastReconcile, age": for error messages.
+std::string FleetSortKeys();
+
+/// `GET /api/v1/workspaces`'s query. Every filter set must hold.
 struct FleetQuery {
   std::optional<std::size_t> limit;  ///< nullopt: every item
-  std::string continue_token;        ///< empty: from the first name
+  std::string continue_token;        ///< empty: from the first item
   LabelSelector selector;
-  std::string phase;  ///< empty: any
+  std::string phase;                 ///< one phase; empty: any
+  std::vector<std::string> phases;   ///< any of these; empty: any
+  std::string product;               ///< exact; empty: any
+  std::string mode;                  ///< exact; empty: any
+  /// `q`: a substring, ASCII case-insensitive, of the name, spec.subdomain, spec.product or the
+  /// listed message (the Ready condition's message when it is not True, else status.lastError).
+  std::string text;
+  FleetOrder order;
 };
 
 /// `GET /api/v1/summary`: counts over every listed workspace, in one pass over memory.
@@ -82,7 +120,10 @@ class FleetView final : public WorkspaceObserver {
   /// A never-validated workspace's source, shown in its annotations (it has no stored row).
   void SetRejectedSource(const std::string& name, const std::string& source);
 
-  /// One page. Stalled `BadContinue` for a continue token this view did not make.
+  /// One page in `query.order`. Stalled `BadContinue` for a continue token this view did not
+  /// make, or made for another order. A token is the last (key, name) seen, so pages are
+  /// complete and without repeats while nothing changes, whatever the order; a workspace that
+  /// moves behind the cursor meanwhile is not seen again on this walk.
   [[nodiscard]] Outcome<FleetPage> List(const FleetQuery& query) const;
   /// The object of `name`; nullopt when unknown.
   [[nodiscard]] std::optional<std::string> Get(const std::string& name) const;
@@ -103,6 +144,12 @@ class FleetView final : public WorkspaceObserver {
     std::string phase;
     std::string product;  ///< spec.product; empty for a never-validated manifest
     std::string mode;     ///< spec.mode
+    // What filters and sorts need, computed once per render (a page of 10,000 sorts in memory).
+    std::size_t severity = kFleetPhases.size();   ///< the phase's index in kFleetPhases
+    std::optional<std::int64_t> last_reconcile;   ///< status.lastReconcileTime, Unix seconds
+    std::optional<std::int64_t> created;          ///< see FleetSort::kAge
+    /// Lower-cased name, spec.subdomain, spec.product and listed message, for `q`.
+    std::array<std::string, 4> search;
     std::shared_ptr<const std::string> json;       ///< the object (GET)
     std::shared_ptr<const std::string> list_json;  ///< the list's item: without status.lastRuns
   };

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/json.hpp>
+#include <algorithm>
 #include <chrono>
 
 #include "common/crypto.hpp"
@@ -527,22 +528,79 @@ std::vector<std::string> WorkspaceApi::DeclareApiOwned() {
   return declared;
 }
 
+namespace {
+
+// `GET /api/v1/workspaces`'s query from its parameters (docs/api.md): a bad value is a message
+// naming the parameter and what it allows.
+Outcome<FleetQuery> ListQuery(const WorkspaceCall& call) {
+  const auto bad = [](std::string message) {
+    return Failure::Stalled("BadRequest", std::move(message));
+  };
+  const auto first = [&](std::string_view key) -> std::string {
+    for (const auto& [name, value] : call.params) {
+      if (name == key) return value;
+    }
+    return {};
+  };
+  FleetQuery query;
+  query.limit = call.limit;
+  query.continue_token = call.continue_token;
+  Outcome<LabelSelector> selector = ParseLabelSelector(call.label_selector);
+  if (!selector) return selector.failure();
+  query.selector = std::move(selector).value();
+
+  // phase=A,B (and phase=A&phase=B): any of them.
+  std::vector<std::string> phase_texts;
+  for (const auto& [name, value] : call.params) {
+    if (name == "phase") phase_texts.push_back(value);
+  }
+  if (phase_texts.empty() && !call.phase.empty()) phase_texts.push_back(call.phase);
+  for (const std::string& text : phase_texts) {
+    if (Trim(text).empty()) continue;  // `phase=`: any, as before
+    std::string_view rest = text;
+    while (true) {
+      const std::size_t comma = rest.find(',');
+      const std::string_view phase = Trim(rest.substr(0, comma));
+      if (std::find(kFleetPhases.begin(), kFleetPhases.end(), phase) == kFleetPhases.end()) {
+        std::string allowed;
+        for (const std::string_view known : kFleetPhases) {
+          allowed += allowed.empty() ? "" : ", ";
+          allowed += known;
+        }
+        return bad("phase must be one of " + allowed + " or a comma list of them, got " +
+                   Quoted(text));
+      }
+      query.phases.emplace_back(phase);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  query.product = first("product");
+  query.mode = first("mode");
+  if (!query.mode.empty() && query.mode != "shared" && query.mode != "dedicated") {
+    return bad("mode must be shared or dedicated, got " + Quoted(query.mode));
+  }
+  query.text = first("q");
+  if (const std::string sort = first("sort"); !sort.empty()) {
+    const std::optional<FleetOrder> order = ParseFleetOrder(sort);
+    if (!order) {
+      return bad("sort must be one of " + FleetSortKeys() +
+                 ", or one of them after \"-\" for descending, got " + Quoted(sort));
+    }
+    query.order = *order;
+  }
+  return query;
+}
+
+}  // namespace
+
 WorkspaceAnswer ServeWorkspaceCall(WorkspaceApi& api, const WorkspaceCall& call) {
   using Op = WorkspaceCall::Op;
   ApiAnswer answer;
   switch (call.op) {
     case Op::kList: {
-      FleetQuery query;
-      query.limit = call.limit;
-      query.continue_token = call.continue_token;
-      query.phase = call.phase;
-      Outcome<LabelSelector> selector = ParseLabelSelector(call.label_selector);
-      if (!selector) {
-        answer = ApiError(400, selector.failure().message);
-        break;
-      }
-      query.selector = std::move(selector).value();
-      answer = api.List(query);
+      Outcome<FleetQuery> query = ListQuery(call);
+      answer = query ? api.List(*query) : ApiError(400, query.failure().message);
       break;
     }
     case Op::kGet:

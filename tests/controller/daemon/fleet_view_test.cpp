@@ -302,3 +302,249 @@ TEST_CASE("fleet view: a reload reports only the workspaces whose object differs
   view.Reset(rows, statuses);
   CHECK(told.names.size() == 1);
 }
+
+namespace {
+
+/// A varied fleet for the orders: every key present, missing and tied somewhere.
+///   name  phase        product mode       last run end          Ready (lastTransitionTime)
+///   a1    Ready        erp     shared     10:00:05              True  (09:00)
+///   a2    Stalled      shop    dedicated  10:00:05              False (08:00) "disk full"
+///   b1    Degraded     shop    shared     09:00:00              False (08:00) "slow"
+///   b2    Weird        ""      ""         never                 none
+///   c1    Pending      erp     dedicated  never                 none (never reconciled)
+///   c2    Suspended    shop    shared     11:00:00              True  (07:00) + lastError
+///   d1    Progressing  erp     shared     08:00:00              False (10:00) "waiting"
+///   d2    Stalled      ""      ""         08:00:00              False (10:00) "bad manifest"
+///   e1    Ready        shop    shared     10:00:05              True  (09:00)
+///   e2    Deleting     erp     dedicated  never                 none
+void FillVaried(FleetView& view) {
+  struct Spec {
+    const char* name;
+    const char* phase;
+    const char* product;
+    const char* mode;
+    const char* run_start;  // "" never ran
+    const char* ready;      // "" no Ready condition
+    const char* since;
+    const char* message;
+    const char* last_error;
+  };
+  const Spec specs[] = {
+      {"a1", "Ready", "erp", "shared", "2026-12-03T10:00:00Z", "True", "2026-12-01T09:00:00Z",
+       "all good", ""},
+      {"a2", "Stalled", "shop", "dedicated", "2026-12-03T10:00:00Z", "False",
+       "2026-12-01T08:00:00Z", "Disk Full on node", ""},
+      {"b1", "Degraded", "shop", "shared", "2026-12-03T08:59:55Z", "False",
+       "2026-12-01T08:00:00Z", "slow", ""},
+      {"b2", "Weird", "", "", "", "", "", "", ""},
+      {"c1", nullptr, "erp", "dedicated", "", "", "", "", ""},
+      {"c2", "Suspended", "shop", "shared", "2026-12-03T10:59:55Z", "True",
+       "2026-12-01T07:00:00Z", "fine", "Quota exceeded"},
+      {"d1", "Progressing", "erp", "shared", "2026-12-03T07:59:55Z", "False",
+       "2026-12-01T10:00:00Z", "waiting", ""},
+      {"d2", "Stalled", "", "", "2026-12-03T07:59:55Z", "False", "2026-12-01T10:00:00Z",
+       "bad manifest", ""},
+      {"e1", "Ready", "shop", "shared", "2026-12-03T10:00:00Z", "True", "2026-12-01T09:00:00Z",
+       "all good", ""},
+      {"e2", "Ready", "erp", "dedicated", "", "", "", "", ""},
+  };
+  std::vector<StoredWorkspace> rows;
+  std::vector<WorkspaceStatus> statuses;
+  for (const Spec& s : specs) {
+    StoredWorkspace row = Row(s.name, "gold");
+    std::string spec = R"("subdomain":")" + std::string(s.name) + R"(-site")";
+    if (*s.product != '\0') spec += R"(,"product":")" + std::string(s.product) + '"';
+    if (*s.mode != '\0') spec += R"(,"mode":")" + std::string(s.mode) + '"';
+    row.spec_json = R"({"metadata":{"name":")" + std::string(s.name) + R"("},"spec":{)" + spec +
+                    "}}";
+    if (std::string(s.name) == "e2") row.deleting_since = "2026-12-03T12:00:00Z";
+    rows.push_back(row);
+    if (s.phase == nullptr) continue;
+    WorkspaceStatus status = StatusOf(s.name, s.phase);
+    if (*s.ready != '\0') {
+      status.conditions_json = R"([{"type":"Ready","status":")" + std::string(s.ready) +
+                               R"(","reason":"R","message":")" + s.message +
+                               R"(","lastTransitionTime":")" + s.since + R"("}])";
+    }
+    if (*s.run_start != '\0') {
+      status.last_runs_json = R"([{"start":")" + std::string(s.run_start) +
+                              R"(","durationSeconds":5.5,"result":"Succeeded","reason":"R"}])";
+    }
+    status.last_error = s.last_error;
+    statuses.push_back(status);
+  }
+  view.Reset(rows, statuses);
+}
+
+FleetQuery Ordered(const char* sort) {
+  FleetQuery query;
+  query.order = *ParseFleetOrder(sort);
+  return query;
+}
+
+std::vector<std::string> All(const FleetView& view, FleetQuery query) {
+  Outcome<FleetPage> page = view.List(query);
+  REQUIRE(page);
+  return Names(page->json);
+}
+
+}  // namespace
+
+TEST_CASE("fleet view: each order sorts by its key, missing keys last, ties by name") {
+  FleetView view;
+  FillVaried(view);
+  using V = std::vector<std::string>;
+  CHECK(All(view, Ordered("name")) == V{"a1", "a2", "b1", "b2", "c1", "c2", "d1", "d2", "e1", "e2"});
+  CHECK(All(view, Ordered("-name")) ==
+        V{"e2", "e1", "d2", "d1", "c2", "c1", "b2", "b1", "a2", "a1"});
+  CHECK(All(view, Ordered("stuck")) ==
+        V{"a2", "d2", "b1", "d1", "c1", "e2", "c2", "a1", "e1", "b2"});
+  CHECK(All(view, Ordered("-stuck")) ==
+        V{"a1", "e1", "c2", "e2", "c1", "d1", "b1", "a2", "d2", "b2"});
+  CHECK(All(view, Ordered("phase")) ==
+        V{"b1", "e2", "c1", "d1", "a1", "e1", "a2", "d2", "c2", "b2"});
+  CHECK(All(view, Ordered("-phase")) ==
+        V{"b2", "c2", "a2", "d2", "a1", "e1", "d1", "c1", "e2", "b1"});
+  CHECK(All(view, Ordered("product")) ==
+        V{"a1", "c1", "d1", "e2", "a2", "b1", "c2", "e1", "b2", "d2"});
+  CHECK(All(view, Ordered("-product")) ==
+        V{"a2", "b1", "c2", "e1", "a1", "c1", "d1", "e2", "b2", "d2"});
+  CHECK(All(view, Ordered("mode")) ==
+        V{"a2", "c1", "e2", "a1", "b1", "c2", "d1", "e1", "b2", "d2"});
+  // Runs end at start + 5.5 s, rounded down: d1, d2 08:00:00; b1 09:00:00; a1, a2, e1 10:00:05;
+  // c2 11:00:00; b2, c1, e2 never ran.
+  CHECK(All(view, Ordered("lastReconcile")) ==
+        V{"d1", "d2", "b1", "a1", "a2", "e1", "c2", "b2", "c1", "e2"});
+  CHECK(All(view, Ordered("-lastReconcile")) ==
+        V{"c2", "a1", "a2", "e1", "b1", "d1", "d2", "b2", "c1", "e2"});
+  // Age: the earliest condition time (no creationTimestamp is stored): c2 07:00; a2, b1 08:00;
+  // a1, e1 09:00; d1, d2 10:00; the rest have none.
+  CHECK(All(view, Ordered("age")) ==
+        V{"c2", "a2", "b1", "a1", "e1", "d1", "d2", "b2", "c1", "e2"});
+  CHECK(All(view, Ordered("-age")) ==
+        V{"d1", "d2", "a1", "e1", "a2", "b1", "c2", "b2", "c1", "e2"});
+  // The list's item keeps when the newest run ended, without the runs.
+  const json::value first = json::parse(view.List(Ordered("-lastReconcile"))->json);
+  CHECK(first.at("items").at(0).at("status").at("lastReconcileTime").as_string() ==
+        "2026-12-03T11:00:00Z");
+  CHECK_FALSE(first.at("items").at(0).at("status").as_object().contains("lastRuns"));
+}
+
+TEST_CASE("fleet view: pages are complete and without repeats in every order, both directions") {
+  FleetView view;
+  FillVaried(view);
+  for (const char* key : {"name", "stuck", "phase", "product", "mode", "lastReconcile", "age"}) {
+    for (const bool descending : {false, true}) {
+      const std::string sort = std::string(descending ? "-" : "") + key;
+      CAPTURE(sort);
+      const std::vector<std::string> whole = All(view, Ordered(sort.c_str()));
+      REQUIRE(whole.size() == 10);
+      for (const std::size_t limit : {1U, 3U, 4U}) {
+        CAPTURE(limit);
+        FleetQuery query = Ordered(sort.c_str());
+        query.limit = limit;
+        std::vector<std::string> walked;
+        for (int pages = 0; pages < 20; ++pages) {
+          Outcome<FleetPage> page = view.List(query);
+          REQUIRE(page);
+          const std::vector<std::string> names = Names(page->json);
+          walked.insert(walked.end(), names.begin(), names.end());
+          CHECK(page->remaining == whole.size() - walked.size());
+          if (page->continue_token.empty()) break;
+          query.continue_token = page->continue_token;
+        }
+        CHECK(walked == whole);
+      }
+      // With a filter too: the stuck ones of product shop.
+      FleetQuery filtered = Ordered(sort.c_str());
+      filtered.product = "shop";
+      const std::vector<std::string> shop = All(view, filtered);
+      filtered.limit = 2;
+      std::vector<std::string> walked;
+      for (int pages = 0; pages < 10; ++pages) {
+        Outcome<FleetPage> page = view.List(filtered);
+        REQUIRE(page);
+        const std::vector<std::string> names = Names(page->json);
+        walked.insert(walked.end(), names.begin(), names.end());
+        if (page->continue_token.empty()) break;
+        filtered.continue_token = page->continue_token;
+      }
+      CHECK(walked == shop);
+    }
+  }
+}
+
+TEST_CASE("fleet view: a continue token is refused by another order; name tokens stay hex") {
+  FleetView view;
+  FillVaried(view);
+  FleetQuery query = Ordered("stuck");
+  query.limit = 2;
+  const std::string stuck_token = view.List(query)->continue_token;
+  REQUIRE_FALSE(stuck_token.empty());
+  query = Ordered("-stuck");
+  query.continue_token = stuck_token;
+  Outcome<FleetPage> refused = view.List(query);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.failure().reason == "BadContinue");
+  CHECK(refused.failure().message.find("made for sort=stuck, not sort=-stuck") !=
+        std::string::npos);
+  query = Ordered("name");
+  query.continue_token = stuck_token;
+  REQUIRE_FALSE(view.List(query));
+  CHECK(view.List(query).failure().message.find("sort=stuck, not sort=name") != std::string::npos);
+
+  // The name order's token is the hex of the last name, as tenantctl has always had it.
+  query = Ordered("name");
+  query.limit = 2;
+  const std::string name_token = view.List(query)->continue_token;
+  CHECK(name_token == "6132");  // "a2"
+  query = Ordered("age");
+  query.continue_token = name_token;
+  REQUIRE_FALSE(view.List(query));
+  CHECK(view.List(query).failure().message.find("made for sort=name, not sort=age") !=
+        std::string::npos);
+  for (const char* garbage : {"s1.", "s1.7374.k.", "s1.7374756368.kzz.6132", "s1.7a7a.-.6132",
+                              "s1.737475636b.k78.6132", "s1.737475636b.x31.6132", "nothex"}) {
+    CAPTURE(garbage);
+    query = Ordered("stuck");
+    query.continue_token = garbage;
+    Outcome<FleetPage> bad = view.List(query);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.failure().reason == "BadContinue");
+  }
+}
+
+TEST_CASE("fleet view: filters by product, mode, phases and text; text is case-insensitive") {
+  FleetView view;
+  FillVaried(view);
+  using V = std::vector<std::string>;
+  FleetQuery query;
+  query.product = "erp";
+  CHECK(All(view, query) == V{"a1", "c1", "d1", "e2"});
+  query.mode = "dedicated";
+  CHECK(All(view, query) == V{"c1", "e2"});
+  query = {};
+  query.phases = {"Stalled", "Degraded"};
+  CHECK(All(view, query) == V{"a2", "b1", "d2"});
+  query.phases = {"Deleting"};
+  CHECK(All(view, query) == V{"e2"});
+  query = {};
+  query.text = "DISK full";  // the Ready condition's message while not True
+  CHECK(All(view, query) == V{"a2"});
+  query.text = "good";  // a Ready condition that is True: its message is not listed
+  CHECK(All(view, query).empty());
+  query.text = "quota";  // ... but the last error is
+  CHECK(All(view, query) == V{"c2"});
+  query.text = "C1-SITE";  // spec.subdomain
+  CHECK(All(view, query) == V{"c1"});
+  query.text = "sho";  // the product
+  CHECK(All(view, query) == V{"a2", "b1", "c2", "e1"});
+  query.text = "e";  // names, subdomains ("-site"), products, messages: everything
+  CHECK(All(view, query).size() == 10);
+  query.text = "b2";
+  query.limit = 1;
+  Outcome<FleetPage> page = view.List(query);
+  REQUIRE(page);
+  CHECK(Names(page->json) == V{"b2"});
+  CHECK(page->remaining == 0);
+}

@@ -406,3 +406,71 @@ TEST_CASE(
   REQUIRE(Eventually([&] { return h.Api().Get("broken").status == 404; }));
   CHECK(h.Api().Get("alpha").status == 200);
 }
+
+TEST_CASE("workspace API: the list's filters and sort from the query, and 400 for bad values") {
+  ApiHarness h;
+  h.Write("a.yaml", Workspace("alpha", "  subdomain: alpha-shop\n"));
+  h.Write("b.yaml", Workspace("bravo"));
+  h.Write("bad.yaml", Workspace("broken", "    connectionLimit: many\n"));
+  h.Start();
+  REQUIRE(Eventually([&] {
+    return h.HasPhase("alpha", "Ready") && h.HasPhase("bravo", "Ready") &&
+           h.HasPhase("broken", "Stalled");
+  }));
+  const auto list = [&](std::vector<std::pair<std::string, std::string>> params) {
+    controller::WorkspaceCall call;
+    call.op = controller::WorkspaceCall::Op::kList;
+    for (const auto& [key, value] : params) {
+      if (key == "phase" && call.phase.empty()) call.phase = value;
+      if (key == "continue") call.continue_token = value;
+      if (key == "limit") call.limit = std::stoul(value);
+      if (key == "labelSelector") call.label_selector = value;
+    }
+    call.params = std::move(params);
+    return controller::ServeWorkspaceCall(h.Api(), call);
+  };
+  const auto names = [](const controller::WorkspaceAnswer& answer) {
+    std::vector<std::string> out;
+    const json::value body = Parse(answer.body);
+    for (const json::value& item : body.at("items").as_array()) {
+      out.emplace_back(item.at("metadata").at("name").as_string());
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  REQUIRE(Eventually([&] { return names(list({})).size() == 3; }));
+  CHECK(names(list({{"sort", "stuck"}})) == V{"broken", "alpha", "bravo"});
+  CHECK(names(list({{"sort", "-name"}})) == V{"broken", "bravo", "alpha"});
+  CHECK(names(list({{"phase", "Stalled, Ready"}})) == V{"alpha", "bravo", "broken"});
+  CHECK(names(list({{"phase", "Stalled"}, {"phase", "Degraded"}})) == V{"broken"});
+  CHECK(names(list({{"product", "shop"}, {"mode", "shared"}})) == V{"alpha", "bravo"});
+  CHECK(names(list({{"q", "ALPHA-SH"}})) == V{"alpha"});
+  CHECK(names(list({{"q", "connectionlimit"}})) == V{"broken"});  // its message
+  CHECK(names(list({{"phase", ""}, {"sort", ""}, {"mode", ""}})).size() == 3);
+
+  const controller::WorkspaceAnswer first = list({{"sort", "-stuck"}, {"limit", "2"}});
+  CHECK(names(first) == V{"alpha", "bravo"});
+  const std::string token =
+      std::string(Parse(first.body).at("metadata").at("continue").as_string());
+  CHECK(names(list({{"sort", "-stuck"}, {"continue", token}})) == V{"broken"});
+
+  const auto refused = [&](std::vector<std::pair<std::string, std::string>> params,
+                           const std::string& says) {
+    const controller::WorkspaceAnswer answer = list(std::move(params));
+    CHECK(answer.status == 400);
+    const json::value body = Parse(answer.body);
+    CHECK(body.at("error").as_string() == "BadRequest");
+    CHECK(std::string(body.at("message").as_string()).find(says) != std::string::npos);
+  };
+  refused({{"mode", "both"}}, R"(mode must be shared or dedicated, got "both")");
+  refused({{"phase", "Ready,Broken"}},
+          R"(phase must be one of Stalled, Degraded, Progressing, Pending, Deleting, Suspended, )"
+          R"(Ready or a comma list of them, got "Ready,Broken")");
+  refused({{"phase", "Ready,"}}, "phase must be one of");
+  refused({{"sort", "severity"}},
+          "sort must be one of name, stuck, phase, product, mode, lastReconcile, age");
+  refused({{"sort", "--name"}}, R"(got "--name")");
+  refused({{"sort", "stuck"}, {"continue", "zz"}}, "continue token zz was not made by this server");
+  refused({{"sort", "name"}, {"continue", token}}, "made for sort=-stuck, not sort=name");
+  refused({{"labelSelector", "tier"}}, "label selector item");
+}
