@@ -27,7 +27,8 @@ CivilDate CivilFromDays(std::int64_t days) {
   const std::int64_t day_of_era = days - era * 146097;
   const std::int64_t year_of_era =
       (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-  const std::int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const std::int64_t day_of_year =
+      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
   const std::int64_t shifted_month = (5 * day_of_year + 2) / 153;
   const auto day = static_cast<int>(day_of_year - (153 * shifted_month + 2) / 5 + 1);
   const auto month = static_cast<int>(shifted_month < 10 ? shifted_month + 3 : shifted_month - 9);
@@ -66,8 +67,8 @@ constexpr FieldSpec kHourField{"hour", 0, 23, nullptr, 0, 0};
 constexpr FieldSpec kDayField{"day-of-month", 1, 31, nullptr, 0, 0};
 constexpr FieldSpec kMonthField{"month", 1, 12, kMonthNames.data(), kMonthNames.size(), 1};
 // 7 is Sunday too (every cron since Vixie's accepts both); folded into 0 after parsing.
-constexpr FieldSpec kWeekdayField{"day-of-week", 0, 7, kWeekdayNames.data(), kWeekdayNames.size(),
-                                  0};
+constexpr FieldSpec kWeekdayField{"day-of-week",        0, 7, kWeekdayNames.data(),
+                                  kWeekdayNames.size(), 0};
 
 Failure Invalid(std::string message) {
   return Failure::Stalled("InvalidSchedule", std::move(message));
@@ -79,8 +80,8 @@ Failure FieldError(const FieldSpec& spec, std::string_view field, std::string_vi
 
 bool AllDigits(std::string_view text) {
   return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
-           return std::isdigit(static_cast<unsigned char>(c)) != 0;
-         });
+    return std::isdigit(static_cast<unsigned char>(c)) != 0;
+  });
 }
 
 // A number, or a name where the field has names. `what` says which part of the item it is.
@@ -90,8 +91,8 @@ Outcome<int> ParseValue(const FieldSpec& spec, std::string_view field, std::stri
     const int number = value.size() > 4 ? 99999 : std::stoi(std::string(value));
     if (number < spec.min || number > spec.max) {
       return FieldError(spec, field,
-                        std::string(value) + " is out of range " + std::to_string(spec.min) +
-                            "-" + std::to_string(spec.max));
+                        std::string(value) + " is out of range " + std::to_string(spec.min) + "-" +
+                            std::to_string(spec.max));
     }
     return number;
   }
@@ -296,7 +297,8 @@ std::optional<std::int64_t> CronSchedule::Period(std::int64_t from_unix) const {
   }
   std::int64_t largest = 0;
   for (std::size_t i = 1; i < day_minutes.size(); ++i) {
-    largest = std::max<std::int64_t>(largest, std::int64_t{day_minutes[i] - day_minutes[i - 1]} * 60);
+    largest =
+        std::max<std::int64_t>(largest, std::int64_t{day_minutes[i] - day_minutes[i - 1]} * 60);
   }
   const std::int64_t wrap =  // from a firing day's last run to the next firing day's first
       std::int64_t{day_minutes.front() - day_minutes.back()} * 60;

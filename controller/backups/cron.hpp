@@ -52,11 +52,11 @@ class CronSchedule {
   std::string text_;
   std::bitset<60> minutes_;
   std::bitset<24> hours_;
-  std::bitset<32> days_;      // 1-31
-  std::bitset<13> months_;    // 1-12
-  std::bitset<7> weekdays_;   // 0-6, Sunday is 0
-  bool days_star_ = false;     // the day-of-month field starts with `*`
-  bool weekdays_star_ = false; // the day-of-week field starts with `*`
+  std::bitset<32> days_;        // 1-31
+  std::bitset<13> months_;      // 1-12
+  std::bitset<7> weekdays_;     // 0-6, Sunday is 0
+  bool days_star_ = false;      // the day-of-month field starts with `*`
+  bool weekdays_star_ = false;  // the day-of-week field starts with `*`
 };
 
 /// Whether a scheduled run is owed at `now_unix`: some slot of `schedule` lies in

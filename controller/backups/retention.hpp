@@ -11,11 +11,11 @@ namespace tmaster::backups {
 
 /// Why a backup was taken.
 enum class BackupKind {
-  kScheduled,      ///< by `spec.backup.schedule`
-  kManual,         ///< `tenantctl backup`, `POST .../backups`
-  kPreMigration,   ///< right before new migrations were applied
-  kSafety,         ///< right before a restore overwrote the database
-  kFinal,          ///< before a `reclaimPolicy: Delete` dropped the database
+  kScheduled,     ///< by `spec.backup.schedule`
+  kManual,        ///< `tenantctl backup`, `POST .../backups`
+  kPreMigration,  ///< right before new migrations were applied
+  kSafety,        ///< right before a restore overwrote the database
+  kFinal,         ///< before a `reclaimPolicy: Delete` dropped the database
 };
 
 /// Where a backup stands.

@@ -107,20 +107,20 @@ TEST_CASE("cron: next run, strictly after, for each kind of field") {
       {"50/5 * * * *", Utc(2026, 12, 3, 18, 56), Utc(2026, 12, 3, 19, 50)},  // N/STEP: N to 59
       {"5,17,42 * * * *", Utc(2026, 12, 3, 18, 17), Utc(2026, 12, 3, 18, 42)},
       {"30 23 31 12 *", Utc(2026, 12, 31, 23, 30), Utc(2027, 12, 31, 23, 30)},  // year rollover
-      {"0 0 * JAN,Jul *", Utc(2026, 2, 1), Utc(2026, 7, 1)},                  // names, any case
-      {"0 0 * * MON-wed", Utc(2026, 12, 3), Utc(2026, 12, 7)},                 // Thu -> Mon
+      {"0 0 * JAN,Jul *", Utc(2026, 2, 1), Utc(2026, 7, 1)},                    // names, any case
+      {"0 0 * * MON-wed", Utc(2026, 12, 3), Utc(2026, 12, 7)},                  // Thu -> Mon
       {"0 12 * * 7", Utc(2026, 12, 3), Utc(2026, 12, 6, 12)},                   // 7 is Sunday
       {"0 12 * * 0", Utc(2026, 12, 3), Utc(2026, 12, 6, 12)},
-      {"0 12 * * 5-7", Utc(2026, 12, 5, 13), Utc(2026, 12, 6, 12)},             // Fri-Sun
-      {"0 0 31 * *", Utc(2026, 1, 31, 0, 1), Utc(2026, 3, 31)},                 // skips February
-      {"0 0 31 * *", Utc(2026, 3, 31, 0, 1), Utc(2026, 5, 31)},                 // and April
+      {"0 12 * * 5-7", Utc(2026, 12, 5, 13), Utc(2026, 12, 6, 12)},  // Fri-Sun
+      {"0 0 31 * *", Utc(2026, 1, 31, 0, 1), Utc(2026, 3, 31)},      // skips February
+      {"0 0 31 * *", Utc(2026, 3, 31, 0, 1), Utc(2026, 5, 31)},      // and April
       {"0 0 30 * *", Utc(2026, 1, 30, 1), Utc(2026, 3, 30)},
-      {"0 0 29 2 *", Utc(2024, 2, 29, 0, 0), Utc(2028, 2, 29)},                 // leap years
-      {"0 0 29 2 *", Utc(2096, 3, 1), Utc(2104, 2, 29)},                        // 2100 is not one
+      {"0 0 29 2 *", Utc(2024, 2, 29, 0, 0), Utc(2028, 2, 29)},  // leap years
+      {"0 0 29 2 *", Utc(2096, 3, 1), Utc(2104, 2, 29)},         // 2100 is not one
       {"0 0 29 * *", Utc(2100, 1, 29, 1), Utc(2100, 3, 29)},
-      {"0 0 29 * *", Utc(2000, 1, 29, 1), Utc(2000, 2, 29)},                    // 2000 is one
+      {"0 0 29 * *", Utc(2000, 1, 29, 1), Utc(2000, 2, 29)},  // 2000 is one
       {"0 0 28-31 2 *", Utc(2027, 2, 28, 1), Utc(2028, 2, 28)},
-      {"0 0 1 1 *", Utc(1969, 12, 31, 12), Utc(1970, 1, 1)},                     // before 1970
+      {"0 0 1 1 *", Utc(1969, 12, 31, 12), Utc(1970, 1, 1)},  // before 1970
   };
   for (const Row& row : rows) {
     CAPTURE(row.schedule);
@@ -186,11 +186,11 @@ TEST_CASE("cron: the period is the largest gap between consecutive runs") {
   CHECK(Must("*/15 * * * *").Period(from) == 15 * 60);
   CHECK(Must("0 3 * * *").Period(from) == kDay);
   CHECK(Must("0 */6 * * *").Period(from) == 6 * 3600);
-  CHECK(Must("0 3,4 * * *").Period(from) == 23 * 3600);        // 04:00 to 03:00 the next day
-  CHECK(Must("0 3 * * 1-5").Period(from) == 3 * kDay);         // Friday to Monday
+  CHECK(Must("0 3,4 * * *").Period(from) == 23 * 3600);  // 04:00 to 03:00 the next day
+  CHECK(Must("0 3 * * 1-5").Period(from) == 3 * kDay);   // Friday to Monday
   CHECK(Must("@weekly").Period(from) == 7 * kDay);
   CHECK(Must("0 0 31 * *").Period(from) == Utc(2027, 5, 31) - Utc(2027, 3, 31));  // 61 days
-  CHECK(Must("@yearly").Period(from) == 366 * kDay);           // across 2028
+  CHECK(Must("@yearly").Period(from) == 366 * kDay);                              // across 2028
   CHECK(Must("0 0 29 2 *").Period(from) == Utc(2032, 2, 29) - Utc(2028, 2, 29));
   CHECK(Must("0 0 29 2 *").Period(Utc(2096, 1, 1)) == Utc(2104, 2, 29) - Utc(2096, 2, 29));
   // Every minute of January: the year's gap, not the minute (runs are not walked one by one).

@@ -28,7 +28,8 @@ std::vector<RetentionEntry> Daily(int count, BackupState state = BackupState::kO
                                   int newest_age_days = 0) {
   std::vector<RetentionEntry> entries;
   for (int age = newest_age_days; age < newest_age_days + count; ++age) {
-    entries.push_back({"s" + std::to_string(age), BackupKind::kScheduled, kNow - age * kDay, state});
+    entries.push_back(
+        {"s" + std::to_string(age), BackupKind::kScheduled, kNow - age * kDay, state});
   }
   return entries;
 }
@@ -40,7 +41,7 @@ std::set<std::string> Ids(const std::vector<Removal>& removals) {
 }
 
 std::set<std::string> Remaining(const std::vector<RetentionEntry>& entries,
-                                 const std::vector<Removal>& removals) {
+                                const std::vector<Removal>& removals) {
   std::set<std::string> remaining;
   const std::set<std::string> removed = Ids(removals);
   for (const RetentionEntry& entry : entries) {
@@ -57,7 +58,8 @@ RetentionPolicy Keep(int keep) {
 
 }  // namespace
 
-TEST_CASE("retention: exactly keep scheduled backups remain, the newest ones, oldest removed first") {
+TEST_CASE(
+    "retention: exactly keep scheduled backups remain, the newest ones, oldest removed first") {
   const auto entries = Daily(10);
   const auto removals = SelectRemovals(entries, Keep(7), kNow);
   CHECK(Remaining(entries, removals) ==
