@@ -60,10 +60,20 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                 .resync_interval = options_.resync_interval,
                 .leader_poll = options_.leader_poll,
                 .backoff = options_.backoff,
-                .drain_timeout = options_.drain_timeout}) {}
+                .drain_timeout = options_.drain_timeout}) {
+  // Called on the writer's thread outside the view's lock; the hub only records and wakes.
+  fleet_.SetChangeListener([this](std::uint64_t version, const std::vector<std::string>& names) {
+    stream_hub_.FleetChanged(version, names);
+  });
+  stream_hub_.FleetChanged(fleet_.ResourceVersion(), {});
+  stream_hub_.SetPoll([this] { PollForStreams(); },
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                          options_.standby_refresh));
+}
 
 Daemon::~Daemon() {
   Stop();
+  fleet_.SetChangeListener({});
 }
 
 stacks::StackLedger* Daemon::Ledger() const {
@@ -86,6 +96,24 @@ bool Daemon::Run() {
 
 void Daemon::Stop() {
   manager_.Stop();
+  stream_hub_.Stop();  // the dashboards' streams end now, not when the HTTP server stops
+}
+
+void Daemon::PollForStreams() {
+  RefreshStandbyView();  // what changed reaches the hub through the view's listener
+  Outcome<std::vector<SourceStatus>> sources = deps_.store->ListSourceStatuses();
+  Outcome<std::vector<WebhookDelivery>> newest = deps_.store->ListDeliveries(1);
+  if (!sources || !newest) return;  // the store is down: nothing to tell, ask again next time
+  std::string seen;
+  for (const SourceStatus& source : *sources) {
+    seen += source.name + '\0' + source.revision + '\0' + (source.ready ? "1" : "0") + '\0' +
+            source.reason + '\0' + source.message + '\0' + std::to_string(source.last_sync_unix) +
+            '\0' + std::to_string(source.last_attempt_unix) + '\n';
+  }
+  if (!newest->empty()) seen += "delivery " + std::to_string(newest->front().id);
+  if (seen == sources_seen_) return;
+  sources_seen_ = std::move(seen);
+  stream_hub_.SourcesChanged();
 }
 
 std::unique_ptr<Source> Daemon::MakeSource(const manifests::SourceConfig& config) const {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/secret.hpp"
+#include "controller/api/event_stream.hpp"
 #include "controller/api/webhook.hpp"
 #include "controller/daemon/fleet_view.hpp"
 #include "controller/daemon/shared_runtime_loop.hpp"
@@ -136,6 +137,13 @@ class Daemon final : private Term {
   /// standby: the products are known to the leader only.
   [[nodiscard]] std::map<std::string, int> SharedRuntimePorts() const;
 
+  /// The live stream's hub (`GET /api/v1/stream`; HttpHandlers::events): told of every change of
+  /// the fleet view (FleetView::SetChangeListener) and, while a stream is open, every
+  /// standby_refresh, of a change of the sources' statuses or of the newest webhook delivery
+  /// (read from the store, so a standby tells its dashboards too); a standby's view is reloaded
+  /// at the same pace. Stop() ends its streams.
+  EventHub& StreamHub() { return stream_hub_; }
+
   [[nodiscard]] bool Leading() const { return manager_.Leading(); }
   [[nodiscard]] bool Stopping() const { return manager_.Stopping(); }
 
@@ -169,6 +177,9 @@ class Daemon final : private Term {
   /// the registry, the dedicated workspaces' endpoints, prune when every source of the term has
   /// read and its last read was clean and valid.
   SharedRuntimeLoop::Pass RuntimePass();
+  /// The hub's poll (its checker thread, while a stream is open): a standby's view reloaded, and
+  /// `sources` sent when the sources' statuses or the newest delivery changed.
+  void PollForStreams();
   /// Every source of the term has synced once and its last read was clean, valid and applied;
   /// `marks` gets each source's read mark (CleanReadSource), in the order of the runners.
   [[nodiscard]] bool SourcesClean(std::vector<CleanReadSource::Mark>* marks = nullptr) const;
@@ -201,6 +212,10 @@ class Daemon final : private Term {
   /// The products' shared runtimes, when a stack backend is configured; made in Begin, stopped
   /// in StopIntake, dropped in End (the manager's thread only).
   std::unique_ptr<SharedRuntimeLoop> runtimes_;
+
+  std::string sources_seen_;  ///< the hub's checker thread only (PollForStreams)
+  /// Last: destroyed (its threads joined) before what its poll and the fleet's listener use.
+  EventHub stream_hub_;
 };
 
 }  // namespace tmaster::controller
