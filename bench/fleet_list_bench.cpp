@@ -18,7 +18,7 @@ namespace {
 using namespace tmaster::controller;
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kPhases[] = {"Ready", "Ready", "Ready", "Ready", "Ready",   "Ready",
+constexpr const char* kPhases[] = {"Ready", "Ready", "Ready", "Ready",    "Ready",   "Ready",
                                    "Ready", "Ready", "Ready", "Degraded", "Stalled", "Progressing"};
 
 StoredWorkspace Row(int i) {
@@ -54,11 +54,13 @@ WorkspaceStatus StatusOf(int i, const std::string& name) {
       std::string(R"([{"type":"Ready","status":")") + (ready ? "True" : "False") +
       R"(","reason":"UpToDate","message":")" +
       (ready ? "database and role up to date" : "stack failed: connection refused") +
-      R"(","lastTransitionTime":"2026-12-01T10:)" + minute + R"(:00Z"},)"
+      R"(","lastTransitionTime":"2026-12-01T10:)" + minute +
+      R"(:00Z"},)"
       R"({"type":"DatabaseReady","status":"True","reason":"UpToDate","message":"ok","lastTransitionTime":"2026-12-01T10:00:00Z"}])";
   status.revision = "3f2a9c1d5e7b8a0c4d6e8f1a2b3c4d5e6f7a8b9c";
-  status.last_runs_json = std::string(R"([{"start":"2026-12-03T10:)") + minute +
-                          R"(:00Z","durationSeconds":0.012,"result":"Succeeded","reason":"UpToDate"}])";
+  status.last_runs_json =
+      std::string(R"([{"start":"2026-12-03T10:)") + minute +
+      R"(:00Z","durationSeconds":0.012,"result":"Succeeded","reason":"UpToDate"}])";
   return status;
 }
 

@@ -255,7 +255,9 @@ std::string FleetSortKeys() {
   return text;
 }
 
-std::string EncodeContinue(const std::string& name) { return Hex(name); }
+std::string EncodeContinue(const std::string& name) {
+  return Hex(name);
+}
 
 std::optional<std::string> DecodeContinue(const std::string& token) {
   if (token.empty()) return std::nullopt;
@@ -463,8 +465,8 @@ void FleetView::SetRejectedSource(const std::string& name, const std::string& so
 Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {
   const std::string order_text = FleetOrderText(query.order);
   const bool by_name = query.order.key == FleetSort::kName && !query.order.descending;
-  std::optional<std::string> after;    // by name: the last name seen
-  std::optional<Cursor> cursor;        // any other order: the last (key, name) seen
+  std::optional<std::string> after;  // by name: the last name seen
+  std::optional<Cursor> cursor;      // any other order: the last (key, name) seen
   if (!query.continue_token.empty()) {
     std::optional<Cursor> decoded = DecodeCursor(query.continue_token);
     std::string made_for;
@@ -473,8 +475,8 @@ Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {
     } else if (DecodeContinue(query.continue_token)) {
       made_for = "name";
     } else {
-      return Failure::Stalled("BadContinue", "continue token " + query.continue_token +
-                                                 " was not made by this server");
+      return Failure::Stalled(
+          "BadContinue", "continue token " + query.continue_token + " was not made by this server");
     }
     if (made_for != order_text) {
       return Failure::Stalled("BadContinue", "continue token was made for sort=" + made_for +
@@ -499,10 +501,10 @@ Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {
     }
     if (!query.product.empty() && entry.product != query.product) return false;
     if (!query.mode.empty() && entry.mode != query.mode) return false;
-    if (!text.empty() && std::none_of(entry.search.begin(), entry.search.end(),
-                                      [&](const std::string& field) {
-                                        return field.find(text) != std::string::npos;
-                                      })) {
+    if (!text.empty() &&
+        std::none_of(entry.search.begin(), entry.search.end(), [&](const std::string& field) {
+          return field.find(text) != std::string::npos;
+        })) {
       return false;
     }
     return Matches(entry.labels, query.selector);
@@ -580,8 +582,8 @@ Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {
       if (query.limit && *query.limit < count) {
         count = *query.limit;
         std::partial_sort(candidates.begin(),
-                          candidates.begin() + static_cast<std::ptrdiff_t>(count),
-                          candidates.end(), before);
+                          candidates.begin() + static_cast<std::ptrdiff_t>(count), candidates.end(),
+                          before);
       } else {
         std::sort(candidates.begin(), candidates.end(), before);
       }

@@ -64,10 +64,10 @@ struct FleetQuery {
   std::optional<std::size_t> limit;  ///< nullopt: every item
   std::string continue_token;        ///< empty: from the first item
   LabelSelector selector;
-  std::string phase;                 ///< one phase; empty: any
-  std::vector<std::string> phases;   ///< any of these; empty: any
-  std::string product;               ///< exact; empty: any
-  std::string mode;                  ///< exact; empty: any
+  std::string phase;                ///< one phase; empty: any
+  std::vector<std::string> phases;  ///< any of these; empty: any
+  std::string product;              ///< exact; empty: any
+  std::string mode;                 ///< exact; empty: any
   /// `q`: a substring, ASCII case-insensitive, of the name, spec.subdomain, spec.product or the
   /// listed message (the Ready condition's message when it is not True, else status.lastError).
   std::string text;
@@ -145,9 +145,9 @@ class FleetView final : public WorkspaceObserver {
     std::string product;  ///< spec.product; empty for a never-validated manifest
     std::string mode;     ///< spec.mode
     // What filters and sorts need, computed once per render (a page of 10,000 sorts in memory).
-    std::size_t severity = kFleetPhases.size();   ///< the phase's index in kFleetPhases
-    std::optional<std::int64_t> last_reconcile;   ///< status.lastReconcileTime, Unix seconds
-    std::optional<std::int64_t> created;          ///< see FleetSort::kAge
+    std::size_t severity = kFleetPhases.size();  ///< the phase's index in kFleetPhases
+    std::optional<std::int64_t> last_reconcile;  ///< status.lastReconcileTime, Unix seconds
+    std::optional<std::int64_t> created;         ///< see FleetSort::kAge
     /// Lower-cased name, spec.subdomain, spec.product and listed message, for `q`.
     std::array<std::string, 4> search;
     std::shared_ptr<const std::string> json;       ///< the object (GET)

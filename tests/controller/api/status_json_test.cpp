@@ -18,8 +18,8 @@ namespace {
 
 namespace json = boost::json;
 using tmaster::FormatRfc3339Utc;
-using tmaster::controller::Event;
 using tmaster::controller::ErrorJson;
+using tmaster::controller::Event;
 using tmaster::controller::EventListJson;
 using tmaster::controller::LabelSelector;
 using tmaster::controller::LastReconcileUnix;
@@ -354,8 +354,8 @@ TEST_CASE("status JSON: lastReconcileTime is when the newest run ended, absent w
   CHECK(LastReconcileUnix(status.last_runs_json) == ParseRfc3339Seconds("2026-12-03T10:01:05Z"));
 
   status.last_runs_json = "[]";
-  CHECK_FALSE(Parse(WorkspaceJson(Acme(), &status)).at("status").as_object().contains(
-      "lastReconcileTime"));
+  CHECK_FALSE(
+      Parse(WorkspaceJson(Acme(), &status)).at("status").as_object().contains("lastReconcileTime"));
   CHECK_FALSE(
       Parse(WorkspaceJson(Acme(), nullptr)).at("status").as_object().contains("lastReconcileTime"));
   CHECK_FALSE(LastReconcileUnix("not json"));

@@ -3,8 +3,8 @@
 // workspaces, overrides in status, and a token it did not make.
 #include <doctest/doctest.h>
 
-#include <boost/json.hpp>
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -215,13 +215,13 @@ struct Told {
 };
 
 void Listen(FleetView& view, Told& told) {
-  view.SetChangeListener([&view, &told](std::uint64_t version,
-                                        const std::vector<std::string>& names) {
-    // Outside the view's lock: a reader here would throw (EDEADLK) or hang under the writer's.
-    CHECK(view.ResourceVersion() == version);
-    told.versions.push_back(version);
-    told.names.push_back(names);
-  });
+  view.SetChangeListener(
+      [&view, &told](std::uint64_t version, const std::vector<std::string>& names) {
+        // Outside the view's lock: a reader here would throw (EDEADLK) or hang under the writer's.
+        CHECK(view.ResourceVersion() == version);
+        told.versions.push_back(version);
+        told.names.push_back(names);
+      });
 }
 
 using Names_ = std::vector<std::string>;
@@ -289,8 +289,9 @@ TEST_CASE("fleet view: a reload reports only the workspaces whose object differs
     rows.push_back(Row(name, i % 2 == 0 ? "gold" : "silver"));
     WorkspaceStatus status = StatusOf(name, i % 3 == 0 ? "Stalled" : "Ready");
     if (name == "w10") status.phase = "Degraded";  // a new status
-    if (name == "w11") status.last_runs_json =     // a run only the object shows
-        R"([{"start":"2026-12-03T10:00:00Z","durationSeconds":2,"result":"Ready","reason":""}])";
+    if (name == "w11")
+      status.last_runs_json =  // a run only the object shows
+          R"([{"start":"2026-12-03T10:00:00Z","durationSeconds":2,"result":"Ready","reason":""}])";
     statuses.push_back(status);
   }
   rows.push_back(Row("w99", "gold"));  // added, never reconciled
@@ -334,12 +335,12 @@ void FillVaried(FleetView& view) {
        "all good", ""},
       {"a2", "Stalled", "shop", "dedicated", "2026-12-03T10:00:00Z", "False",
        "2026-12-01T08:00:00Z", "Disk Full on node", ""},
-      {"b1", "Degraded", "shop", "shared", "2026-12-03T08:59:55Z", "False",
-       "2026-12-01T08:00:00Z", "slow", ""},
+      {"b1", "Degraded", "shop", "shared", "2026-12-03T08:59:55Z", "False", "2026-12-01T08:00:00Z",
+       "slow", ""},
       {"b2", "Weird", "", "", "", "", "", "", ""},
       {"c1", nullptr, "erp", "dedicated", "", "", "", "", ""},
-      {"c2", "Suspended", "shop", "shared", "2026-12-03T10:59:55Z", "True",
-       "2026-12-01T07:00:00Z", "fine", "Quota exceeded"},
+      {"c2", "Suspended", "shop", "shared", "2026-12-03T10:59:55Z", "True", "2026-12-01T07:00:00Z",
+       "fine", "Quota exceeded"},
       {"d1", "Progressing", "erp", "shared", "2026-12-03T07:59:55Z", "False",
        "2026-12-01T10:00:00Z", "waiting", ""},
       {"d2", "Stalled", "", "", "2026-12-03T07:59:55Z", "False", "2026-12-01T10:00:00Z",
@@ -355,8 +356,8 @@ void FillVaried(FleetView& view) {
     std::string spec = R"("subdomain":")" + std::string(s.name) + R"(-site")";
     if (*s.product != '\0') spec += R"(,"product":")" + std::string(s.product) + '"';
     if (*s.mode != '\0') spec += R"(,"mode":")" + std::string(s.mode) + '"';
-    row.spec_json = R"({"metadata":{"name":")" + std::string(s.name) + R"("},"spec":{)" + spec +
-                    "}}";
+    row.spec_json =
+        R"({"metadata":{"name":")" + std::string(s.name) + R"("},"spec":{)" + spec + "}}";
     if (std::string(s.name) == "e2") row.deleting_since = "2026-12-03T12:00:00Z";
     rows.push_back(row);
     if (s.phase == nullptr) continue;
@@ -394,7 +395,8 @@ TEST_CASE("fleet view: each order sorts by its key, missing keys last, ties by n
   FleetView view;
   FillVaried(view);
   using V = std::vector<std::string>;
-  CHECK(All(view, Ordered("name")) == V{"a1", "a2", "b1", "b2", "c1", "c2", "d1", "d2", "e1", "e2"});
+  CHECK(All(view, Ordered("name")) ==
+        V{"a1", "a2", "b1", "b2", "c1", "c2", "d1", "d2", "e1", "e2"});
   CHECK(All(view, Ordered("-name")) ==
         V{"e2", "e1", "d2", "d1", "c2", "c1", "b2", "b1", "a2", "a1"});
   CHECK(All(view, Ordered("stuck")) ==
@@ -419,8 +421,7 @@ TEST_CASE("fleet view: each order sorts by its key, missing keys last, ties by n
         V{"c2", "a1", "a2", "e1", "b1", "d1", "d2", "b2", "c1", "e2"});
   // Age: the earliest condition time (no creationTimestamp is stored): c2 07:00; a2, b1 08:00;
   // a1, e1 09:00; d1, d2 10:00; the rest have none.
-  CHECK(All(view, Ordered("age")) ==
-        V{"c2", "a2", "b1", "a1", "e1", "d1", "d2", "b2", "c1", "e2"});
+  CHECK(All(view, Ordered("age")) == V{"c2", "a2", "b1", "a1", "e1", "d1", "d2", "b2", "c1", "e2"});
   CHECK(All(view, Ordered("-age")) ==
         V{"d1", "d2", "a1", "e1", "a2", "b1", "c2", "b2", "c1", "e2"});
   // The list's item keeps when the newest run ended, without the runs.
