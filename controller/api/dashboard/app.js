@@ -164,6 +164,19 @@ function versionOf(item) {
   return product ? product.defaultVersion + " (default)" : "";
 }
 
+// When the workspace came to be: metadata.creationTimestamp, else the earliest condition time
+// (tenantctl's AGE rule, controller/cli/format.hpp).
+function createdOf(item) {
+  if (item.metadata && item.metadata.creationTimestamp) return item.metadata.creationTimestamp;
+  let earliest = null;
+  for (const c of (item.status && item.status.conditions) || []) {
+    if (c.lastTransitionTime && (earliest === null || Date.parse(c.lastTransitionTime) < Date.parse(earliest))) {
+      earliest = c.lastTransitionTime;
+    }
+  }
+  return earliest;
+}
+
 function suspendedOf(item) {
   const status = item.status || {};
   return !!((item.spec && item.spec.suspend) || (status.override && status.override.suspend));
@@ -412,7 +425,7 @@ function row(item) {
   last.append(ago(status.lastReconcileTime));
   tr.append(last);
   const ageCell = el("td", { "data-label": "Age" });
-  ageCell.append(age(item.metadata && item.metadata.creationTimestamp));
+  ageCell.append(age(createdOf(item)));
   tr.append(ageCell);
   return tr;
 }
