@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -30,11 +32,15 @@
 #include "common/secret.hpp"
 #include "controller/api/event_stream.hpp"
 #include "controller/api/http_server.hpp"
+#include "controller/daemon/daemon.hpp"
 #include "controller/runtime/metrics.hpp"
 #include "controller/api/webhook.hpp"
 #include "tests/controller/api/sse_client.hpp"
+#include "tests/support/fake_postgres.hpp"
 #include "tests/support/fake_store.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/shop_fleet.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace tmaster::controller {
 namespace {
@@ -1527,6 +1533,91 @@ TEST_CASE("http: /api/v1/deliveries: newest first, limited; a bad limit is 400")
   res = http.Get("/api/v1/deliveries?limit=200", Bearer(kReadToken));
   REQUIRE(res);
   CHECK(res->status == 200);
+}
+
+namespace {
+
+// The live stream end to end in one process: the Daemon (a watched directory, the in-memory store
+// and PostgreSQL of the daemon's tests) and the server wired as tenant-operator wires them
+// (HttpHandlers::events = Daemon::StreamHub(), the workspace API from Daemon::Api()).
+constexpr const char* kStreamReadToken = "stream-itest-read-token-0123456789";
+constexpr const char* kStreamAdminToken = "stream-itest-admin-token-0123456789";
+
+std::string WorkspaceYaml(const std::string& name) {
+  return "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: " + name +
+         "}\nspec:\n  product: shop\n  mode: shared\n  database:\n    cluster: default\n";
+}
+
+}  // namespace
+
+TEST_CASE("http stream: with the Daemon, a workspace written to the source is a fleet event on an open stream") {
+  spdlog::set_level(spdlog::level::off);
+  testing::TempDir dir;
+  dir.Write("fleet/product.yaml", testing::kShopProduct);
+  manifests::Config config;
+  config.base_domain = "example.test";
+  config.clusters.push_back({.name = "default", .dsn = {}, .stacks_host = {}, .stacks_port = 0});
+  manifests::SourceConfig source;
+  source.name = "local";
+  source.directory = std::filesystem::path(dir.path()) / "fleet";
+  config.sources.push_back(source);
+  FakeStore store;
+  testing::FakePostgres postgres;
+  Metrics metrics;
+  SteadyClock clock;
+  MtRandom random;
+  const Secret key{"0123456789abcdef0123456789abcdef-stream-itest"};
+  DaemonDeps deps;
+  deps.config = &config;
+  deps.store = &store;
+  deps.gateways = {{"default", &postgres}};
+  deps.master_key = &key;
+  deps.metrics = &metrics;
+  deps.clock = &clock;
+  deps.random = &random;
+  DaemonOptions options;
+  options.workers = 2;
+  options.debounce = 20ms;
+  Daemon daemon(std::move(deps), options);
+
+  HttpHandlers handlers;
+  handlers.events = &daemon.StreamHub();
+  handlers.workspaces = [&daemon](const WorkspaceCall& call) {
+    return ServeWorkspaceCall(daemon.Api(), call);
+  };
+  HttpServerOptions http_options;
+  http_options.listen = "127.0.0.1:0";
+  http_options.admin_token = Secret(std::string(kStreamAdminToken));
+  http_options.read_token = Secret(std::string(kStreamReadToken));
+  HttpServer server(store, metrics, std::move(handlers), http_options);
+  REQUIRE(server.Start().ok());
+  std::thread running([&daemon] { daemon.Run(); });
+
+  testing::SseClient stream(server.port(), "/api/v1/stream",
+                            {{"Authorization", std::string("Bearer ") + kStreamReadToken}});
+  REQUIRE(stream.Status() == 200);
+  REQUIRE(stream.WaitFor("event: hello"));
+  dir.Write("fleet/acme.yaml", WorkspaceYaml("acme"));
+  CHECK(stream.WaitFor("\"workspaces\":[\"acme\"]", 10s));
+  // Once acme is Ready, a change of its status is told within a second.
+  const auto ready = [&] {
+    const auto state = store.Snapshot();
+    const auto it = state.statuses.find("acme");
+    return it != state.statuses.end() && it->second.phase == "Ready";
+  };
+  for (int i = 0; i < 500 && !ready(); ++i) std::this_thread::sleep_for(20ms);
+  REQUIRE(ready());
+  const std::size_t before = stream.ReadFor(600ms).size();
+  const auto start = std::chrono::steady_clock::now();
+  dir.Write("fleet/bravo.yaml", WorkspaceYaml("bravo"));
+  REQUIRE(stream.WaitFor("\"bravo\"", 5s));
+  CHECK(std::chrono::steady_clock::now() - start < 1500ms);  // debounce, sync, then <= 500 ms
+  CHECK(stream.Body().size() > before);
+
+  daemon.Stop();
+  CHECK(stream.WaitClosed(3s));
+  running.join();
+  server.Stop();
 }
 
 }  // namespace tmaster::controller
