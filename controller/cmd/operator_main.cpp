@@ -385,6 +385,8 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   handlers.workspaces = [&daemon](const controller::WorkspaceCall& call) {
     return controller::ServeWorkspaceCall(daemon.Api(), call);
   };
+  // The dashboard's live stream (GET /api/v1/stream): the daemon's hub hears the fleet view.
+  handlers.events = &daemon.StreamHub();
   controller::HttpServerOptions http_options = controller::HttpServerOptionsFrom(config.http);
   if (bindings::SharedTenants* shared = stacks_context.shared; shared != nullptr) {
     handlers.runtime_tenants = [shared, &daemon, &store](const controller::RuntimeCall& call) {
