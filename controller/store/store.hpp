@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -236,6 +237,71 @@ inline std::optional<Failure> CheckSession(const StoredSession& session) {
   return std::nullopt;
 }
 
+/// One entry of the backup catalog (schema v8, tm_backups; docs/backups.md#the-catalog). Kinds
+/// and states are the words of controller/backups/retention.hpp (`ToString`); the store keeps
+/// them as text so it does not depend on the backups room.
+struct StoredBackup {
+  /// `[A-Za-z0-9][A-Za-z0-9._-]*`, at most 200 characters: it names the file too.
+  std::string id;
+  std::string workspace;
+  std::string kind;  ///< scheduled, manual, pre-migration, safety or final
+  std::string file;  ///< the file's path relative to `backups.directory`
+  std::int64_t size_bytes = 0;
+  std::string sha256;  ///< lower-case hex SHA-256 of the file; empty only for a failed attempt
+  std::int64_t duration_ms = 0;
+  std::string server_version;     ///< the PostgreSQL server's, e.g. `16.4`
+  std::int64_t generation = 0;    ///< the workspace's generation when it was taken
+  std::string applied_migration;  ///< the newest migration applied then; empty: none
+  std::string key_id;             ///< the encryption key's id (BackupKeyId); empty: not encrypted
+  std::string table_rows_json = "{}";  ///< per-table row counts at dump time, for verification
+  std::string state = "ok";            ///< ok, verified, verifyFailed or failed
+  std::string reason;  ///< why it is verifyFailed or failed; empty otherwise
+  std::int64_t created_unix = 0;
+  std::optional<std::int64_t> verified_unix;  ///< the last verification; nullopt: never verified
+
+  friend bool operator==(const StoredBackup&, const StoredBackup&) = default;
+};
+
+/// nullopt when `backup` may be stored; else Stalled `InvalidValue` naming the backup and the
+/// field (an id that cannot be a file name, an empty workspace or file, an unknown kind or
+/// state, a digest that is not 64 lower-case hex digits (empty is allowed only for `failed`),
+/// a negative size, duration or generation). Both stores use it.
+inline std::optional<Failure> CheckBackupRecord(const StoredBackup& backup) {
+  const auto bad = [&backup](std::string_view what) {
+    return Failure::Stalled("InvalidValue", "backup \"" + backup.id + "\": " + std::string(what));
+  };
+  const auto one_of = [](const std::string& value, std::initializer_list<std::string_view> words) {
+    return std::find(words.begin(), words.end(), value) != words.end();
+  };
+  constexpr std::string_view kIdChars =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
+  const bool id_ok = !backup.id.empty() && backup.id.size() <= 200 &&
+                     kIdChars.substr(0, 62).find(backup.id[0]) != std::string_view::npos &&
+                     backup.id.find_first_not_of(kIdChars) == std::string::npos;
+  if (!id_ok) {
+    return bad(
+        "id must be 1-200 characters of A-Z, a-z, 0-9, '.', '_', '-', starting with a letter or "
+        "digit");
+  }
+  if (backup.workspace.empty()) return bad("workspace is empty");
+  if (backup.file.empty()) return bad("file is empty");
+  if (!one_of(backup.kind, {"scheduled", "manual", "pre-migration", "safety", "final"})) {
+    return bad("kind must be scheduled, manual, pre-migration, safety or final");
+  }
+  if (!one_of(backup.state, {"ok", "verified", "verifyFailed", "failed"})) {
+    return bad("state must be ok, verified, verifyFailed or failed");
+  }
+  const bool hex64 = backup.sha256.size() == 64 &&
+                     backup.sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!hex64 && !(backup.state == "failed" && backup.sha256.empty())) {
+    return bad("sha256 must be 64 lower-case hex digits");
+  }
+  if (backup.size_bytes < 0 || backup.duration_ms < 0 || backup.generation < 0) {
+    return bad("size, duration and generation must not be negative");
+  }
+  return std::nullopt;
+}
+
 /// How many failed logins one key may have (controller/api/sessions.hpp, kUserLoginLimit and
 /// kAddressLoginLimit): `max_failures` within `window_seconds` lock the key for `lock_seconds`,
 /// doubled at each further lock, at most `max_lock_seconds`; the count of locks is forgotten
@@ -416,10 +482,51 @@ class Store {
   /// Forgets the counter of `key` (a successful login); true when there was one.
   virtual Outcome<bool> ClearLoginFailure(const std::string& key) = 0;
 
+  /// The backup catalog (schema v8, tm_backups; docs/backups.md#the-catalog). A workspace's
+  /// entries outlive it (`Remove` leaves them): a final backup is what is left of it.
+  /// These have bodies only so that a store without a catalog (the tests' FakeStore, for now)
+  /// still builds: they fail Stalled `BackupCatalogUnsupported`. The PostgreSQL store
+  /// implements them all.
+  ///
+  /// Inserts or replaces the entry `backup.id` (CheckBackupRecord first).
+  virtual Outcome<Done> PutBackup(const StoredBackup& backup);
+  /// The entry with that id; nullopt when none.
+  virtual Outcome<std::optional<StoredBackup>> FindBackup(const std::string& id);
+  /// The entries of `workspace` (nullopt: every workspace), ordered by workspace, then newest
+  /// first (created time, then id), as retention and `tenantctl backups` read them.
+  virtual Outcome<std::vector<StoredBackup>> ListBackups(
+      const std::optional<std::string>& workspace);
+  /// Records a verification of `id` at `at_unix`: `state` (verified or verifyFailed, else
+  /// Stalled `InvalidValue`) and `reason`. false when there is no such entry or it is a failed
+  /// attempt (nothing to verify).
+  virtual Outcome<bool> UpdateBackupVerification(const std::string& id, const std::string& state,
+                                                 const std::string& reason, std::int64_t at_unix);
+  /// Removes the entry `id` (its file is the caller's); true when there was one.
+  virtual Outcome<bool> DeleteBackup(const std::string& id);
+
   /// Removes the events and deliveries beyond the retention (older than its age, or beyond its
   /// count, oldest first), the sessions expired or revoked more than a day ago, and the idle
   /// login-failure counters (Pruned). The daemon's leader calls it every few minutes.
   virtual Outcome<Pruned> Prune() = 0;
 };
+
+namespace detail {
+inline Failure NoBackupCatalog() {
+  return Failure::Stalled("BackupCatalogUnsupported", "this store keeps no backup catalog");
+}
+}  // namespace detail
+
+inline Outcome<Done> Store::PutBackup(const StoredBackup&) { return detail::NoBackupCatalog(); }
+inline Outcome<std::optional<StoredBackup>> Store::FindBackup(const std::string&) {
+  return detail::NoBackupCatalog();
+}
+inline Outcome<std::vector<StoredBackup>> Store::ListBackups(const std::optional<std::string>&) {
+  return detail::NoBackupCatalog();
+}
+inline Outcome<bool> Store::UpdateBackupVerification(const std::string&, const std::string&,
+                                                     const std::string&, std::int64_t) {
+  return detail::NoBackupCatalog();
+}
+inline Outcome<bool> Store::DeleteBackup(const std::string&) { return detail::NoBackupCatalog(); }
 
 }  // namespace tmaster::controller

@@ -5,7 +5,7 @@
 // (store_libpq_schema.cpp), workspaces and their status (store_libpq_workspaces.cpp), sources,
 // events, webhook deliveries and the stack ledger (store_libpq_records.cpp), the managed API
 // tokens (store_libpq_tokens.cpp), the dashboard's sessions and login-failure counters
-// (store_libpq_sessions.cpp), and the leader lock
+// (store_libpq_sessions.cpp), the backup catalog (store_libpq_backups.cpp), and the leader lock
 // (leader_lock_libpq.cpp). Nothing outside this folder includes it.
 
 #include <libpq-fe.h>
@@ -165,6 +165,16 @@ class LibpqStore final : public Store {
   Outcome<LoginFailure> RecordLoginFailure(const std::string& key, std::int64_t now_unix,
                                            const LoginLimit& limit) override;
   Outcome<bool> ClearLoginFailure(const std::string& key) override;
+
+  // store_libpq_backups.cpp
+  Outcome<Done> PutBackup(const StoredBackup& backup) override;
+  Outcome<std::optional<StoredBackup>> FindBackup(const std::string& id) override;
+  Outcome<std::vector<StoredBackup>> ListBackups(
+      const std::optional<std::string>& workspace) override;
+  Outcome<bool> UpdateBackupVerification(const std::string& id, const std::string& state,
+                                         const std::string& reason,
+                                         std::int64_t at_unix) override;
+  Outcome<bool> DeleteBackup(const std::string& id) override;
 
  private:
   Outcome<PGconn*> Connection();

@@ -166,6 +166,27 @@ CREATE TABLE tm_login_failures (
 );
 CREATE INDEX tm_login_failures_last ON tm_login_failures (last_failure);
 )SQL"},
+    {8, "backup catalog", R"SQL(
+CREATE TABLE tm_backups (
+  id text PRIMARY KEY CHECK (id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$'),
+  workspace text NOT NULL CHECK (workspace <> ''),
+  kind text NOT NULL CHECK (kind IN ('scheduled', 'manual', 'pre-migration', 'safety', 'final')),
+  file text NOT NULL CHECK (file <> ''),
+  size_bytes bigint NOT NULL CHECK (size_bytes >= 0),
+  sha256 text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$' OR (sha256 = '' AND state = 'failed')),
+  duration_ms bigint NOT NULL CHECK (duration_ms >= 0),
+  server_version text NOT NULL,
+  generation bigint NOT NULL CHECK (generation >= 0),
+  applied_migration text NOT NULL,
+  key_id text NOT NULL,
+  table_rows_json text NOT NULL,
+  state text NOT NULL CHECK (state IN ('ok', 'verified', 'verifyFailed', 'failed')),
+  reason text NOT NULL,
+  created_at timestamptz NOT NULL,
+  verified_at timestamptz
+);
+CREATE INDEX tm_backups_workspace ON tm_backups (workspace, created_at DESC);
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

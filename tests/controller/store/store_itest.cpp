@@ -65,15 +65,15 @@ TEST_CASE("Migrate twice is a no-op: one version row per migration") {
   auto store = OpenStore();
   const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
   const std::string rows = QueryValue(StoreDsn(), count_sql);
-  CHECK(rows == "7");  // one row per migration
+  CHECK(rows == "8");  // one row per migration
   const std::string versions_sql =
       "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8");
   REQUIRE(store->Migrate().ok());
   auto other = MakeLibpqStore(Secret(StoreDsn()));
   REQUIRE(other->Migrate().ok());
   CHECK(QueryValue(StoreDsn(), count_sql) == rows);
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
 }
@@ -374,7 +374,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn,
                    "SELECT string_agg(version::text, ',' ORDER BY version)"
-                   " FROM tm_schema_version") == "1,2,3,4,5,6,7");
+                   " FROM tm_schema_version") == "1,2,3,4,5,6,7,8");
 
   std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
   REQUIRE(old.has_value());
@@ -393,7 +393,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE(store->PutStatus(updated).ok());
   CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "7");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "8");
 }
 
 TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
@@ -920,10 +920,10 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   (void)QueryValue(admin, "CREATE DATABASE tm_store_v3");
   const std::string dsn = server.Dsn("tm_store_v3");
   // A v3 store as the operator of issue 11 left it: migrations 1 to 3 are released and frozen,
-  // so running them and taking v4 to v7 back out gives exactly that schema.
+  // so running them and taking v4 to v8 back out gives exactly that schema.
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
   Execute(dsn, "DROP TABLE tm_stack_ledger, tm_api_tokens, tm_overrides, tm_sessions,"
-               " tm_login_failures;"
+               " tm_login_failures, tm_backups;"
                " ALTER TABLE tm_webhook_deliveries RESET (autovacuum_vacuum_scale_factor,"
                " autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor,"
                " autovacuum_vacuum_insert_threshold);"
@@ -941,7 +941,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   Outcome<Done> migrated = store->Migrate();
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn, "SELECT string_agg(version::text, ',' ORDER BY version)"
-                        " FROM tm_schema_version") == "1,2,3,4,5,6,7");
+                        " FROM tm_schema_version") == "1,2,3,4,5,6,7,8");
   std::optional<StoredWorkspace> kept = Must(store->Get("v3-acme"));
   REQUIRE(kept.has_value());
   CHECK(kept->stack_endpoint == 2);
@@ -951,8 +951,9 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   const StackLedgerRow row = LedgerRow("v3-acme", "b", 4, 40, "f");
   REQUIRE(store->PutStackLedger(row).ok());
   CHECK(Must(store->ListStackLedger("b")) == std::vector<StackLedgerRow>{row});
+  CHECK(Must(store->ListBackups(std::nullopt)).empty());  // v8's catalog, empty
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "7");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "8");
 }
 
 namespace {
@@ -1196,6 +1197,174 @@ TEST_CASE("login failures: concurrent failures of one key on several connections
   }
   for (auto& worker : workers) CHECK(worker.get() == 0);
   CHECK(Must(first->FindLoginFailure("user:race"))->count == 100);
+}
+
+}  // namespace
+}  // namespace tmaster::controller
+
+// The backup catalog (schema v8, tm_backups; docs/backups.md#the-catalog): put, replace, find,
+// list in retention's order, record a verification, delete; rows that no backup could have are
+// refused by the store and by the table itself; entries outlive their workspace and a restart.
+namespace tmaster::controller {
+namespace {
+
+// A fresh catalog for each test case (the shared server keeps its database between cases).
+std::unique_ptr<Store> EmptyCatalog() {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_backups");
+  return store;
+}
+
+StoredBackup CatalogBackup(const std::string& id, const std::string& workspace,
+                           std::int64_t created) {
+  StoredBackup backup;
+  backup.id = id;
+  backup.workspace = workspace;
+  backup.kind = "scheduled";
+  backup.file = workspace + "/" + id + ".dump";
+  backup.size_bytes = 123456789012;  // beyond 32 bits
+  backup.sha256 = crypto::Sha256Hex(id);
+  backup.duration_ms = 4321;
+  backup.server_version = "16.4";
+  backup.generation = 7;
+  backup.applied_migration = "0003_orders";
+  backup.key_id = "0123456789abcdef";
+  backup.table_rows_json = R"({"public.orders":12,"public.customers":3})";
+  backup.created_unix = created;
+  return backup;
+}
+
+constexpr std::int64_t kCatalogT = 1'800'000'000;
+
+TEST_CASE(
+    "backup catalog (schema v8): put, find, list newest first per workspace; survives a restart") {
+  auto store = EmptyCatalog();
+  REQUIRE(Must(store->ListBackups(std::nullopt)).empty());
+  const StoredBackup a1 = CatalogBackup("acme-1", "acme", kCatalogT);
+  const StoredBackup a2 = CatalogBackup("acme-2", "acme", kCatalogT + 86400);
+  const StoredBackup a3 = CatalogBackup("acme-3", "acme", kCatalogT + 86400);  // same second
+  StoredBackup b1 = CatalogBackup("beta-1", "beta", kCatalogT + 10);
+  b1.kind = "pre-migration";
+  b1.key_id = "";
+  for (const StoredBackup& backup : {a1, b1, a3, a2}) REQUIRE(store->PutBackup(backup).ok());
+
+  CHECK(Must(store->FindBackup("acme-2")) == std::optional<StoredBackup>(a2));
+  CHECK_FALSE(Must(store->FindBackup("nope")).has_value());
+
+  const auto acme = Must(store->ListBackups(std::string("acme")));
+  REQUIRE(acme.size() == 3);
+  CHECK(acme[0].id == "acme-3");  // the same second as acme-2: the larger id is the newer
+  CHECK(acme[1].id == "acme-2");
+  CHECK(acme[2] == a1);
+  const auto all = Must(store->ListBackups(std::nullopt));
+  REQUIRE(all.size() == 4);
+  CHECK(all[3] == b1);
+  CHECK(Must(store->ListBackups(std::string("gamma"))).empty());
+
+  auto restarted = OpenStore();
+  CHECK(Must(restarted->ListBackups(std::nullopt)) == all);
+}
+
+TEST_CASE("backup catalog: put replaces, a verification is recorded, delete removes once") {
+  auto store = EmptyCatalog();
+  StoredBackup backup = CatalogBackup("acme-1", "acme", kCatalogT);
+  REQUIRE(store->PutBackup(backup).ok());
+  backup.size_bytes = 42;
+  REQUIRE(store->PutBackup(backup).ok());
+  CHECK(Must(store->FindBackup("acme-1"))->size_bytes == 42);
+  CHECK(Must(store->ListBackups(std::nullopt)).size() == 1);
+
+  CHECK(Must(store->UpdateBackupVerification("acme-1", "verifyFailed",
+                                             "table public.orders: 11 rows, 12 at dump time",
+                                             kCatalogT + 3600)));
+  StoredBackup found = *Must(store->FindBackup("acme-1"));
+  CHECK(found.state == "verifyFailed");
+  CHECK(found.reason == "table public.orders: 11 rows, 12 at dump time");
+  CHECK(found.verified_unix == std::optional<std::int64_t>(kCatalogT + 3600));
+  CHECK(Must(store->UpdateBackupVerification("acme-1", "verified", "", kCatalogT + 7200)));
+  found = *Must(store->FindBackup("acme-1"));
+  CHECK(found.state == "verified");
+  CHECK(found.reason.empty());
+  CHECK(found.verified_unix == std::optional<std::int64_t>(kCatalogT + 7200));
+  CHECK_FALSE(Must(store->UpdateBackupVerification("nope", "verified", "", kCatalogT)));
+
+  const Outcome<bool> bad_state = store->UpdateBackupVerification("acme-1", "ok", "", kCatalogT);
+  REQUIRE_FALSE(bad_state.ok());
+  CHECK(bad_state.failure().reason == "InvalidValue");
+
+  // A failed attempt has nothing to verify.
+  StoredBackup failed = CatalogBackup("acme-2", "acme", kCatalogT + 1);
+  failed.state = "failed";
+  failed.sha256 = "";
+  failed.reason = "pg_dump exited with status 1";
+  REQUIRE(store->PutBackup(failed).ok());
+  CHECK_FALSE(Must(store->UpdateBackupVerification("acme-2", "verified", "", kCatalogT)));
+  CHECK(Must(store->FindBackup("acme-2"))->state == "failed");
+
+  CHECK(Must(store->DeleteBackup("acme-1")));
+  CHECK_FALSE(Must(store->DeleteBackup("acme-1")));
+  CHECK_FALSE(Must(store->FindBackup("acme-1")).has_value());
+}
+
+TEST_CASE("backup catalog: entries outlive their workspace") {
+  auto store = EmptyCatalog();
+  REQUIRE(store->UpsertSpec("gone", "fleet", "r1", R"({"product":"erp"})").ok());
+  StoredBackup final_backup = CatalogBackup("gone-final", "gone", kCatalogT);
+  final_backup.kind = "final";
+  REQUIRE(store->PutBackup(final_backup).ok());
+  REQUIRE(Must(store->Remove("gone")));
+  CHECK(Must(store->ListBackups(std::string("gone"))) == std::vector<StoredBackup>{final_backup});
+}
+
+TEST_CASE("backup catalog: a row no backup could have is refused, naming the backup and field") {
+  auto store = EmptyCatalog();
+  struct Row {
+    const char* what;
+    void (*spoil)(StoredBackup&);
+    const char* message;
+  };
+  const Row rows[] = {
+      {"id with a slash", [](StoredBackup& b) { b.id = "../etc"; },
+       "backup \"../etc\": id must be 1-200 characters"},
+      {"empty id", [](StoredBackup& b) { b.id = ""; }, "backup \"\": id must be"},
+      {"id starting with a dot", [](StoredBackup& b) { b.id = ".hidden"; }, "id must be"},
+      {"long id", [](StoredBackup& b) { b.id = std::string(201, 'a'); }, "id must be"},
+      {"kind", [](StoredBackup& b) { b.kind = "weekly"; }, "kind must be scheduled, manual"},
+      {"state", [](StoredBackup& b) { b.state = "done"; }, "state must be ok, verified"},
+      {"digest", [](StoredBackup& b) { b.sha256 = std::string(64, 'G'); },
+       "sha256 must be 64 lower-case hex digits"},
+      {"no digest", [](StoredBackup& b) { b.sha256 = ""; }, "sha256 must be"},
+      {"size", [](StoredBackup& b) { b.size_bytes = -1; }, "must not be negative"},
+      {"workspace", [](StoredBackup& b) { b.workspace = ""; }, "workspace is empty"},
+      {"file", [](StoredBackup& b) { b.file = ""; }, "file is empty"},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.what);
+    StoredBackup backup = CatalogBackup("acme-1", "acme", kCatalogT);
+    row.spoil(backup);
+    const Outcome<Done> put = store->PutBackup(backup);
+    REQUIRE_FALSE(put.ok());
+    CHECK(put.failure().reason == "InvalidValue");
+    CHECK(put.failure().message.find(row.message) != std::string::npos);
+  }
+  CHECK(Must(store->ListBackups(std::nullopt)).empty());
+
+  // The table holds the same line against a writer that skips the check.
+  for (const char* sql : {
+           "INSERT INTO tm_backups VALUES ('a/b', 'w', 'manual', 'f', 0, '', 0, '', 0, '', '', "
+           "'{}', 'failed', '', now(), NULL)",
+           "INSERT INTO tm_backups VALUES ('a', 'w', 'weekly', 'f', 0, '', 0, '', 0, '', '', "
+           "'{}', 'failed', '', now(), NULL)",
+           "INSERT INTO tm_backups VALUES ('a', 'w', 'manual', 'f', 0, '', 0, '', 0, '', '', "
+           "'{}', 'ok', '', now(), NULL)",
+       }) {
+    CAPTURE(sql);
+    // Throws (and fails the case) when the row goes in, or fails another way.
+    CHECK_NOTHROW(Execute(StoreDsn(), std::string("DO $$ BEGIN ") + sql +
+                                          "; RAISE EXCEPTION 'inserted'; EXCEPTION WHEN "
+                                          "check_violation THEN NULL; END $$"));
+  }
+  CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_backups") == "0");
 }
 
 }  // namespace
