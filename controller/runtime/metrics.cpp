@@ -16,9 +16,9 @@ constexpr std::array<std::string_view, 8> kVerdicts{
     "accepted",          "ignored_branch", "ignored_event", "bad_signature",
     "missing_signature", "too_large",      "malformed",     "rate_limited"};
 // controller/api/http_listener.hpp ToString(Rejection), and the routes' "rate_limited".
-constexpr std::array<std::string_view, 7> kHttpRejections{
-    "header_too_large", "body_too_large", "busy",        "too_many_connections",
-    "timeout",          "bad_request",    "rate_limited"};
+constexpr std::array<std::string_view, 8> kHttpRejections{
+    "header_too_large", "body_too_large", "busy",         "too_many_connections",
+    "timeout",          "bad_request",    "rate_limited", "stream_overflow"};
 constexpr std::array<std::string_view, 3> kReconcileResults{"success", "failure", "stalled"};
 
 // Prometheus' own spelling of the special values; integers without an exponent, so timestamps
