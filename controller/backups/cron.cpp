@@ -326,4 +326,10 @@ bool Due(const CronSchedule& schedule, std::int64_t last_run_unix, std::int64_t 
   return slot.has_value() && *slot <= now_unix;
 }
 
+bool BackupOverdue(const CronSchedule& schedule, std::int64_t last_success_unix,
+                   std::int64_t now_unix) {
+  const std::optional<std::int64_t> period = schedule.Period(last_success_unix);
+  return period.has_value() && now_unix - last_success_unix > 2 * *period;
+}
+
 }  // namespace tmaster::backups

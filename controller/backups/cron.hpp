@@ -66,4 +66,11 @@ class CronSchedule {
 /// run: true once, and false again after the caller records that run at `now_unix`.
 bool Due(const CronSchedule& schedule, std::int64_t last_run_unix, std::int64_t now_unix);
 
+/// Whether the last successful scheduled backup is too old for `BackupReady`: more than twice
+/// the schedule's period (`Period(last_success_unix)`) lies between it and `now_unix`. Before the
+/// first success, pass the moment the schedule took effect. Never true for a schedule without a
+/// period (none parses).
+bool BackupOverdue(const CronSchedule& schedule, std::int64_t last_success_unix,
+                   std::int64_t now_unix);
+
 }  // namespace tmaster::backups

@@ -213,3 +213,17 @@ TEST_CASE("cron: a missed schedule is owed once, not once per missed slot") {
   CHECK_FALSE(Due(Must("0 3 * * *"), Utc(2026, 12, 3, 3, 30), Utc(2026, 12, 4, 2, 59)));
   CHECK(Due(Must("0 3 * * *"), Utc(2026, 12, 3, 3, 30), Utc(2026, 12, 4, 3, 0)));
 }
+
+TEST_CASE("cron: BackupReady's overdue is more than twice the period since the last success") {
+  using tmaster::backups::BackupOverdue;
+  const CronSchedule daily = Must("0 3 * * *");
+  const std::int64_t success = Utc(2026, 12, 3, 3, 4);
+  CHECK_FALSE(BackupOverdue(daily, success, success + 2 * kDay));
+  CHECK(BackupOverdue(daily, success, success + 2 * kDay + 1));
+  // A weekday schedule: Friday's backup is not overdue on Sunday night, nor on Monday.
+  const CronSchedule weekdays = Must("0 3 * * 1-5");
+  const std::int64_t friday = Utc(2026, 12, 4, 3, 2);
+  CHECK_FALSE(BackupOverdue(weekdays, friday, Utc(2026, 12, 6, 23, 0)));
+  CHECK_FALSE(BackupOverdue(weekdays, friday, Utc(2026, 12, 8, 3, 0)));
+  CHECK(BackupOverdue(weekdays, friday, Utc(2026, 12, 10, 3, 3)));
+}
