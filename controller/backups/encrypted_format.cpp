@@ -58,14 +58,20 @@ std::uint64_t GetBigEndian(std::string_view in) {
 // The key and base nonce of one file; wiped when it goes.
 class FileKey {
  public:
-  FileKey(const Secret& master_key, std::string_view salt, std::string_view backup_id) {
+  /// False when the derivation failed: the key is then unusable and must not be used.
+  [[nodiscard]] bool Derive(const Secret& master_key, std::string_view salt,
+                            std::string_view backup_id) {
     std::string info(kKeyInfoPrefix);
     info += backup_id;
-    std::string derived = HkdfSha256(master_key.Reveal(), salt, info, kKeyBytes + kNonceBytes);
-    std::copy(derived.begin(), derived.begin() + kKeyBytes, key_.begin());
-    std::copy(derived.begin() + kKeyBytes, derived.end(), base_nonce_.begin());
-    OPENSSL_cleanse(derived.data(), derived.size());
+    std::optional<std::string> derived =
+        HkdfSha256(master_key.Reveal(), salt, info, kKeyBytes + kNonceBytes);
+    if (!derived) return false;
+    std::copy(derived->begin(), derived->begin() + kKeyBytes, key_.begin());
+    std::copy(derived->begin() + kKeyBytes, derived->end(), base_nonce_.begin());
+    OPENSSL_cleanse(derived->data(), derived->size());
+    return true;
   }
+  FileKey() = default;
   ~FileKey() {
     OPENSSL_cleanse(key_.data(), key_.size());
     OPENSSL_cleanse(base_nonce_.data(), base_nonce_.size());
@@ -157,6 +163,8 @@ Outcome<std::size_t> ReadFull(const ByteReader& in, std::string& buffer) {
     Outcome<std::size_t> got = in(buffer.data() + filled, buffer.size() - filled);
     if (!got) return got.failure();
     if (*got == 0) break;
+    // A reader that claims more than it was given room for has written past the buffer.
+    assert(*got <= buffer.size() - filled && "ByteReader returned more than its capacity");
     filled += *got;
   }
   return filled;
@@ -194,8 +202,8 @@ ByteWriter FdWriter(int fd, std::string what) {
   };
 }
 
-std::string HkdfSha256(std::string_view key_material, std::string_view salt, std::string_view info,
-                       std::size_t length) {
+std::optional<std::string> HkdfSha256(std::string_view key_material, std::string_view salt,
+                                      std::string_view info, std::size_t length) {
   std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
       EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr), &EVP_PKEY_CTX_free);
   std::string out(length, '\0');
@@ -208,9 +216,10 @@ std::string HkdfSha256(std::string_view key_material, std::string_view salt, std
                                  static_cast<int>(key_material.size())) == 1 &&
       EVP_PKEY_CTX_add1_hkdf_info(ctx.get(), Bytes(info), static_cast<int>(info.size())) == 1 &&
       EVP_PKEY_derive(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &out_length) == 1;
-  // Only an OpenSSL without HKDF or a length over 255 × 32 gets here: a programming error.
-  assert(ok && out_length == length && "HkdfSha256: OpenSSL refused the derivation");
-  if (!ok) out.assign(length, '\0');
+  if (!ok || out_length != length) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return std::nullopt;
+  }
   return out;
 }
 
@@ -236,7 +245,11 @@ Status EncryptBackup(const Secret& master_key, std::string_view backup_id, const
   PutBigEndian(header, chunk_bytes, 4);
   if (Status wrote = out(header); !wrote) return wrote;
 
-  const FileKey key(master_key, salt, backup_id);
+  FileKey key;
+  if (!key.Derive(master_key, salt, backup_id)) {
+    return EncryptFailure("encrypting backup \"" + std::string(backup_id) +
+                          "\": OpenSSL refused the HKDF-SHA256 key derivation");
+  }
   const std::string header_digest = crypto::Sha256(header);
   std::string current(chunk_bytes, '\0');
   std::string next(chunk_bytes, '\0');
@@ -307,7 +320,10 @@ Outcome<std::uint64_t> DecryptBackup(const Secret& master_key, std::string_view 
                                          " is out of range 1-" + std::to_string(kMaxChunkBytes));
   }
 
-  const FileKey key(master_key, salt, backup_id);
+  FileKey key;
+  if (!key.Derive(master_key, salt, backup_id)) {
+    return DecryptFailure(backup_id, "OpenSSL refused the HKDF-SHA256 key derivation");
+  }
   const std::string header_digest = crypto::Sha256(header);
   const std::size_t sealed_bytes = static_cast<std::size_t>(chunk_bytes) + kChunkTagBytes;
   std::string current(sealed_bytes, '\0');

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -40,10 +41,11 @@ inline constexpr std::size_t kChunkTagBytes = 16;
 /// a rotation, which one a file needs) and reveals nothing of it.
 std::string BackupKeyId(const Secret& master_key);
 
-/// HKDF-SHA256 (RFC 5869) of `key_material` with `salt` and `info`, `length` bytes (at most
-/// 255 × 32). Public for its test vectors.
-std::string HkdfSha256(std::string_view key_material, std::string_view salt, std::string_view info,
-                       std::size_t length);
+/// HKDF-SHA256 (RFC 5869) of `key_material` with `salt` and `info`, `length` bytes; nullopt
+/// when OpenSSL refuses (a length over 255 × 32, an OpenSSL without HKDF), never a weak key.
+/// Public for its test vectors.
+std::optional<std::string> HkdfSha256(std::string_view key_material, std::string_view salt,
+                                      std::string_view info, std::size_t length);
 
 /// Encrypts everything `in` yields into `out`: the header, then one sealed chunk per
 /// `chunk_bytes` of plaintext (the last one possibly shorter, possibly empty), with a key
