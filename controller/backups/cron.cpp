@@ -84,7 +84,7 @@ bool AllDigits(std::string_view text) {
   });
 }
 
-// A number, or a name where the field has names. `what` says which part of the item it is.
+// A number, or a name where the field has names (one end of a range, or a single value).
 Outcome<int> ParseValue(const FieldSpec& spec, std::string_view field, std::string_view value) {
   if (AllDigits(value)) {
     // More than 4 digits is out of every range; stop before int overflow.
@@ -269,7 +269,7 @@ std::optional<std::int64_t> CronSchedule::Next(std::int64_t after_unix) const {
   const std::int64_t start = (FloorDiv(after_unix, 60) + 1) * 60;  // strictly after
   std::int64_t day = FloorDiv(start, kSecondsPerDay);
   auto first_minute = static_cast<int>((start - day * kSecondsPerDay) / 60);
-  const std::int64_t last_day = day + std::int64_t{kSearchYears} * 366;
+  const std::int64_t last_day = day + kSearchDays;
   for (; day <= last_day; ++day, first_minute = 0) {
     if (!Fires(day)) continue;
     for (int minute_of_day = first_minute; minute_of_day < kMinutesPerDay; ++minute_of_day) {
@@ -304,7 +304,8 @@ std::optional<std::int64_t> CronSchedule::Period(std::int64_t from_unix) const {
       std::int64_t{day_minutes.front() - day_minutes.back()} * 60;
 
   std::int64_t day = FloorDiv(from_unix, kSecondsPerDay);
-  const std::int64_t last_day = day + std::int64_t{kSearchYears} * 366;
+  // The first firing day lies within one cycle, and the next one within a cycle of it.
+  const std::int64_t last_day = day + 2 * kSearchDays;
   std::optional<std::int64_t> first_firing;
   std::optional<std::int64_t> previous_firing;
   for (; day <= last_day; ++day) {

@@ -24,8 +24,8 @@ class CronSchedule {
   static Outcome<CronSchedule> Parse(std::string_view text);
 
   /// The first matching minute strictly after `after_unix` (Unix seconds, UTC), as Unix
-  /// seconds. nullopt when none falls within the next kSearchYears years: the search steps by
-  /// day, never by minute, so it is bounded (about 3,300 days) whatever the expression.
+  /// seconds. nullopt when none falls within the next kSearchDays days (then none ever will):
+  /// the search steps by day, never by minute, so it is bounded whatever the expression.
   [[nodiscard]] std::optional<std::int64_t> Next(std::int64_t after_unix) const;
 
   /// The schedule's period in seconds as BackupReady measures it: the largest gap between two
@@ -34,16 +34,18 @@ class CronSchedule {
   /// those between a day's runs and those from one firing day's last run to the next one's
   /// first: exact, whatever the number of runs. A weekday schedule's period is three days
   /// (Friday to Monday); `0 0 31 * *`'s is two months; `0 0 29 2 *`'s is
-  /// four years (eight across 2100). nullopt when fewer than two firing days exist within
-  /// kSearchYears.
+  /// four years (eight across 2100). nullopt when the schedule never fires twice.
   [[nodiscard]] std::optional<std::int64_t> Period(std::int64_t from_unix) const;
 
   /// The text it was parsed from, as given.
   [[nodiscard]] const std::string& text() const { return text_; }
 
-  /// How far Next looks ahead. Eight years is the longest gap a satisfiable expression can
-  /// have (February 29 across a century year that is not a leap year, 2096 to 2104).
-  static constexpr int kSearchYears = 9;
+  /// How far Next looks ahead: one 400-year Gregorian cycle, after which dates and weekdays
+  /// repeat exactly (146,097 days is a whole number of weeks), so a day that matches nowhere in
+  /// it matches nowhere ever. Gaps are long only for rare days: February 29 falls on a Sunday
+  /// in 2004, 2032, 2060, 2088, then 2128 (`0 0 29 2 */7`: a `*` day-of-week field means both
+  /// must match).
+  static constexpr std::int64_t kSearchDays = 146097;
 
  private:
   CronSchedule() = default;

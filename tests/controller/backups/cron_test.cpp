@@ -117,6 +117,8 @@ TEST_CASE("cron: next run, strictly after, for each kind of field") {
       {"0 0 30 * *", Utc(2026, 1, 30, 1), Utc(2026, 3, 30)},
       {"0 0 29 2 *", Utc(2024, 2, 29, 0, 0), Utc(2028, 2, 29)},  // leap years
       {"0 0 29 2 *", Utc(2096, 3, 1), Utc(2104, 2, 29)},         // 2100 is not one
+      {"0 0 29 2 */7", Utc(2004, 3, 1), Utc(2032, 2, 29)},       // February 29 on a Sunday
+      {"0 0 29 2 */7", Utc(2088, 3, 1), Utc(2128, 2, 29)},       // 40 years on
       {"0 0 29 * *", Utc(2100, 1, 29, 1), Utc(2100, 3, 29)},
       {"0 0 29 * *", Utc(2000, 1, 29, 1), Utc(2000, 2, 29)},  // 2000 is one
       {"0 0 28-31 2 *", Utc(2027, 2, 28, 1), Utc(2028, 2, 28)},
@@ -193,6 +195,7 @@ TEST_CASE("cron: the period is the largest gap between consecutive runs") {
   CHECK(Must("@yearly").Period(from) == 366 * kDay);                              // across 2028
   CHECK(Must("0 0 29 2 *").Period(from) == Utc(2032, 2, 29) - Utc(2028, 2, 29));
   CHECK(Must("0 0 29 2 *").Period(Utc(2096, 1, 1)) == Utc(2104, 2, 29) - Utc(2096, 2, 29));
+  CHECK(Must("0 0 29 2 */7").Period(Utc(2088, 1, 1)) == Utc(2128, 2, 29) - Utc(2088, 2, 29));
   // Every minute of January: the year's gap, not the minute (runs are not walked one by one).
   CHECK(Must("* * * 1 *").Period(from) == Utc(2028, 1, 1) - Utc(2027, 1, 31, 23, 59));
 }
