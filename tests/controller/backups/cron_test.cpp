@@ -159,7 +159,7 @@ TEST_CASE("cron: the macros") {
   CHECK(NextAfter("0\t3  * *   *", after) == Utc(2026, 12, 4, 3));  // any spaces and tabs
 }
 
-TEST_CASE("cron: every minute for a year agrees with a minute-by-minute scan") {
+TEST_CASE("cron: forty runs agree with a minute-by-minute scan") {
   // A brute-force oracle over a schedule with every kind of field.
   const CronSchedule schedule = Must("*/20 1,13 10-12,28 feb-mar *");
   std::int64_t at = Utc(2027, 12, 31, 23);
