@@ -1035,7 +1035,9 @@ void HttpServer::Impl::DashboardPage(const Call& call, http::Response& res) {
                        R"(try again in a moment.</p>)"));
     return;
   }
-  if (!session || !*session) {
+  // A server without tokens (loopback only) serves every local request as the admin
+  // `anonymous`: it has nothing to log in with, so it shows the fleet's page at once.
+  if ((!session || !*session) && !auth.open()) {
     SendPage(res, 200, LoginPage(""));
     return;
   }

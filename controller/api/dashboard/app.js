@@ -978,6 +978,8 @@ async function start() {
   state.session = (await api("/api/v1/session")).body;
   $("#who").textContent = "Logged in as " + state.session.principal + " (" + state.session.role + ")";
   $("#logout-csrf").value = state.session.csrfToken || "";
+  // A server without tokens (loopback only) has no session to end.
+  $("#logout").hidden = !state.session.csrfToken;
   if (isAdmin()) {
     const link = el("a", { id: "nav-new", href: "#/new" }, "New workspace");
     $("nav").append(link);

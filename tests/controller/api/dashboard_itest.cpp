@@ -497,3 +497,35 @@ TEST_CASE("dashboard: tenant-operator refuses a users file that does not load, b
 }
 
 }  // namespace tmaster::controller
+
+namespace tmaster::controller {
+namespace {
+
+TEST_CASE("dashboard: a server without tokens shows the fleet's page at once; with tokens, "
+          "the login form") {
+  FakeStore store;
+  Metrics metrics;
+  HttpServerOptions options;
+  options.listen = "127.0.0.1:0";
+  HttpServer server(store, metrics, HttpHandlers{}, options);
+  REQUIRE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  auto page = client.Get("/");
+  REQUIRE(page);
+  CHECK(page->status == 200);
+  CHECK(Contains(page->body, "id=\"overview\""));
+  CHECK_FALSE(Contains(page->body, "id=\"login\""));
+  auto session = client.Get("/api/v1/session");
+  REQUIRE(session);
+  CHECK(session->status == 200);
+  CHECK(Contains(session->body, "anonymous"));
+
+  Fixture tokens;  // the same page on a server with tokens: the form only
+  auto form = tokens.client->Get("/");
+  REQUIRE(form);
+  CHECK(Contains(form->body, "id=\"login\""));
+  CHECK_FALSE(Contains(form->body, "id=\"overview\""));
+}
+
+}  // namespace
+}  // namespace tmaster::controller
