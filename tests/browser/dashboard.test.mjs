@@ -262,15 +262,22 @@ scenario("a viewer sees no action buttons, and the API refuses the viewer's writ
   assert.equal(status, 403);
 });
 
-scenario("live: a change made elsewhere shows in an open overview without a reload", async (page) => {
+scenario("live: by the event stream, a change made elsewhere shows in an open overview without a reload", async (page) => {
   await login(page, ADMIN_TOKEN);
   await ready(page);
-  // Connected: by its event stream ("live") or, while GET /api/v1/stream is unavailable, by
-  // polling (printed).
-  await page.waitForFunction(() =>
-    ["live", "polling"].includes(document.querySelector("#live")?.textContent.trim()),
-  { timeout: WAIT });
-  console.log(`# #live: ${await text(page, "#live")}`);
+  // Connected by its event stream (GET /api/v1/stream), not by the polling fallback.
+  const streams = [];
+  page.on("response", (r) => {
+    if (r.url().endsWith("/api/v1/stream")) streams.push(`${r.status()} ${r.headers()["content-type"]}`);
+  });
+  await page.reload({ waitUntil: "domcontentloaded" });
+  await ready(page);
+  await page.waitForFunction(() => document.querySelector("#live")?.textContent.trim() === "live",
+    { timeout: WAIT }).catch(async (error) => {
+    throw new Error(`#live is "${await text(page, "#live").catch(() => "(none)")}", not "live" ` +
+      `(GET /api/v1/stream: ${streams.join(", ") || "not asked"}): ${error.message}`);
+  });
+  assert.ok(streams.some((s) => s.startsWith("200 text/event-stream")), `streams: ${streams}`);
   await mark(page);
   assert.equal(await rowPhase(page, "bravo"), "Ready");
   try {
