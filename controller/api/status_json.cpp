@@ -119,6 +119,7 @@ json::object WorkspaceObject(const StoredWorkspace& workspace, const WorkspaceSt
   json::object& annotations = ObjectAt(metadata, "annotations");
   annotations["tenantmaster.io/source"] = workspace.source;
   if (!workspace.revision.empty()) annotations["tenantmaster.io/revision"] = workspace.revision;
+  if (workspace.created_at) metadata["creationTimestamp"] = *workspace.created_at;
   if (workspace.deleting_since) metadata["deletionTimestamp"] = *workspace.deleting_since;
   object["status"] = StatusObject(workspace, status);
   return std::move(object);

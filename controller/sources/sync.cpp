@@ -104,7 +104,7 @@ Status Sync::UpsertDeclared(Pass& pass, const manifests::Workspace& workspace,
   if (existing) {
     known = StoredWorkspace{workspace.name,        existing->source,     existing->revision, "",
                             existing->spec_digest, existing->generation, std::nullopt,
-                            std::nullopt, std::nullopt};
+                            std::nullopt, std::nullopt, std::nullopt};
   } else {
     known = deps_.desired->StoredAtStart(workspace.name);
   }

@@ -55,6 +55,9 @@ struct StoredWorkspace {
   /// when it has none. A workspace switched to shared, or moved to another endpoint, gets the
   /// stack there removed.
   std::optional<int> stack_endpoint;
+  /// When the row was first stored (UTC, `YYYY-MM-DDTHH:MM:SSZ`), kept by every later upsert;
+  /// nullopt for a row stored before schema v9. Shown as metadata.creationTimestamp.
+  std::optional<std::string> created_at;
 };
 
 /// What the controller last observed and decided for one workspace

@@ -187,6 +187,12 @@ CREATE TABLE tm_backups (
 );
 CREATE INDEX tm_backups_workspace ON tm_backups (workspace, created_at DESC);
 )SQL"},
+    // When a workspace was first stored (metadata.creationTimestamp, the dashboard's and
+    // tenantctl's AGE). Rows stored before this version have none: their age is not invented.
+    {9, "workspace creation time", R"SQL(
+ALTER TABLE tm_workspaces ADD COLUMN created_at timestamptz;
+ALTER TABLE tm_workspaces ALTER COLUMN created_at SET DEFAULT now();
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

@@ -12,7 +12,8 @@ namespace {
 constexpr std::string_view kWorkspaceColumns =
     "name, source, revision, spec_json, spec_digest, generation,"
     " to_char(deleting_since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-    " identity_product, identity_cluster, identity_database, identity_owner, stack_endpoint";
+    " identity_product, identity_cluster, identity_database, identity_owner, stack_endpoint,"
+    " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
 
 const std::string kUpsertSpec =
     "INSERT INTO tm_workspaces AS w (name, source, revision, spec_json, spec_digest, generation)"
@@ -86,6 +87,7 @@ Outcome<StoredWorkspace> WorkspaceAt(PGresult* res, int row) {
     if (!endpoint) return BadValue("tm_workspaces.stack_endpoint");
     workspace.stack_endpoint = static_cast<int>(*endpoint);
   }
+  if (PQgetisnull(res, row, 12) == 0) workspace.created_at = PQgetvalue(res, row, 12);
   return workspace;
 }
 

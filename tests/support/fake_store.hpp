@@ -107,6 +107,7 @@ class FakeStore final : public controller::Store {
     if (inserted) {
       stored.name = name;
       stored.generation = 1;
+      stored.created_at = FormatRfc3339Utc(std::time(nullptr));
     } else if (stored.spec_digest != digest) {
       ++stored.generation;
     }

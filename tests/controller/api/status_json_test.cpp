@@ -373,3 +373,12 @@ TEST_CASE("status JSON: RFC 3339 times parse to Unix seconds, offsets and fracti
   CHECK_FALSE(ParseRfc3339Seconds("2023-13-14T22:13:20Z"));
   CHECK_FALSE(ParseRfc3339Seconds("2023-11-14T22:13:20.Z"));
 }
+
+TEST_CASE("status JSON: creationTimestamp when the store knows when the workspace was stored") {
+  StoredWorkspace workspace = Acme();
+  CHECK_FALSE(Parse(WorkspaceJson(workspace, nullptr)).at("metadata").as_object().contains(
+      "creationTimestamp"));
+  workspace.created_at = "2023-11-10T09:30:00Z";
+  const json::object object = Parse(WorkspaceJson(workspace, nullptr));
+  CHECK(object.at("metadata").at("creationTimestamp") == "2023-11-10T09:30:00Z");
+}
