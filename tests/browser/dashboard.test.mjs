@@ -262,7 +262,8 @@ scenario("a viewer sees no action buttons, and the API refuses the viewer's writ
   assert.equal(status, 403);
 });
 
-scenario("live: by the event stream, a change made elsewhere shows in an open overview without a reload", async (page) => {
+scenario("live: by the event stream, a change made elsewhere shows without a reload",
+  async (page) => {
   await login(page, ADMIN_TOKEN);
   await ready(page);
   // Connected by its event stream (GET /api/v1/stream), not by the polling fallback.
