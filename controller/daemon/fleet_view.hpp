@@ -150,6 +150,8 @@ class FleetView final : public WorkspaceObserver {
     std::optional<std::int64_t> created;         ///< see FleetSort::kAge
     /// Lower-cased name, spec.subdomain, spec.product and listed message, for `q`.
     std::array<std::string, 4> search;
+    /// The override the entry was rendered with (Reset re-renders when it differs).
+    std::optional<SuspendOverride> held;
     std::shared_ptr<const std::string> json;       ///< the object (GET)
     std::shared_ptr<const std::string> list_json;  ///< the list's item: without status.lastRuns
   };

@@ -58,6 +58,8 @@ struct StoredWorkspace {
   /// When the row was first stored (UTC, `YYYY-MM-DDTHH:MM:SSZ`), kept by every later upsert;
   /// nullopt for a row stored before schema v9. Shown as metadata.creationTimestamp.
   std::optional<std::string> created_at;
+
+  friend bool operator==(const StoredWorkspace&, const StoredWorkspace&) = default;
 };
 
 /// What the controller last observed and decided for one workspace
@@ -73,6 +75,8 @@ struct WorkspaceStatus {
   /// The last runs, newest first, at most 10, serialized by the caller: a JSON array of
   /// `{"start": RFC3339, "durationSeconds": number, "result": "...", "reason": "..."}`.
   std::string last_runs_json = "[]";
+
+  friend bool operator==(const WorkspaceStatus&, const WorkspaceStatus&) = default;
 };
 
 /// The health of one source (directory or git), shown on its own status: a fetch or parse

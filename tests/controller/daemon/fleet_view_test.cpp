@@ -173,6 +173,37 @@ TEST_CASE("fleet view: an override shows in status; a token it did not make is r
   CHECK(DecodeContinue(EncodeContinue("w05")) == std::optional<std::string>("w05"));
 }
 
+TEST_CASE("fleet view: a reload keeps unchanged renderings but renders again what changed, "
+          "an override included") {
+  Overrides overrides;
+  FleetView view(&overrides);
+  Fill(view);
+  const std::string before = *view.Get("w04");
+  // A standby's reload with nothing changed: the same rendering (not a new one).
+  Fill(view);
+  CHECK(*view.Get("w04") == before);
+  // An override set on another replica and loaded here (no Refresh): the reload shows it.
+  overrides.Set({"w04", true, "token:abc (ops)", 1'800'000'000});
+  Fill(view);
+  CHECK(json::parse(*view.Get("w04")).at("status").at("override").at("by") == "token:abc (ops)");
+  overrides.Clear("w04");
+  Fill(view);
+  CHECK(*view.Get("w04") == before);
+  // A changed status with the same spec is rendered again.
+  std::vector<StoredWorkspace> rows{Row("w04", "gold")};
+  std::vector<WorkspaceStatus> statuses{StatusOf("w04", "Degraded")};
+  view.Reset(rows, statuses);
+  CHECK(view.Phase("w04") == "Degraded");
+  CHECK(json::parse(*view.Get("w04")).at("status").at("phase") == "Degraded");
+  // And a changed spec with the same status.
+  rows[0] = Row("w04", "silver");
+  view.Reset(rows, statuses);
+  CHECK(json::parse(*view.Get("w04")).at("metadata").at("labels").at("tier") == "silver");
+  FleetQuery gold;
+  gold.selector = *ParseLabelSelector("tier=gold");
+  CHECK(view.List(gold)->items == 0);
+}
+
 TEST_CASE("fleet view: the summary counts by phase, product and mode, and its version moves") {
   FleetView view;
   Fill(view);  // 25 of product shop without a mode: 9 Stalled (0, 3, ..., 24), 16 Ready
