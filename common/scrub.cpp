@@ -23,7 +23,11 @@ std::size_t Scrubber::KeyHash::operator()(std::uint64_t key) const noexcept {
 
 std::uint64_t Scrubber::Key(const char* at, std::size_t length) noexcept {
   std::uint64_t key = 0;
-  std::memcpy(&key, at, length);
+  if (length == kWindow) {
+    std::memcpy(&key, at, kWindow);  // the common case: one unaligned load, not a call
+  } else {
+    std::memcpy(&key, at, length);
+  }
   return key;
 }
 
@@ -54,8 +58,12 @@ void Scrubber::AddNeedle(std::string form) {
       best_offset = offset;
     }
   }
-  by_key[Key(form.data() + best_offset, length)].push_back(
-      {index, static_cast<std::uint32_t>(best_offset)});
+  const std::uint64_t key = Key(form.data() + best_offset, length);
+  by_key[key].push_back({index, static_cast<std::uint32_t>(best_offset)});
+  std::vector<std::uint64_t>& maybe = maybe_[length - 1];
+  if (maybe.empty()) maybe.assign(kFilterBits / 64, 0);
+  const std::size_t bit = KeyHash{}(key) & (kFilterBits - 1);
+  maybe[bit / 64] |= std::uint64_t{1} << (bit % 64);
   needles_.push_back(std::move(form));
   if (std::find(window_lengths_.begin(), window_lengths_.end(), length) == window_lengths_.end()) {
     window_lengths_.insert(std::upper_bound(window_lengths_.begin(), window_lengths_.end(), length),
@@ -78,8 +86,11 @@ std::string Scrubber::Scrub(std::string_view text) const {
     const std::size_t left = text.size() - at;
     for (std::size_t length : window_lengths_) {
       if (length > left) break;
+      const std::uint64_t key = Key(text.data() + at, length);
+      const std::size_t bit = KeyHash{}(key) & (kFilterBits - 1);
+      if ((maybe_[length - 1][bit / 64] & (std::uint64_t{1} << (bit % 64))) == 0) continue;
       const Index& by_key = by_window_[length - 1];
-      const auto bucket = by_key.find(Key(text.data() + at, length));
+      const auto bucket = by_key.find(key);
       if (bucket == by_key.end()) continue;
       for (const Entry& entry : bucket->second) {
         const std::string& needle = needles_[entry.needle];

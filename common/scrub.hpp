@@ -69,6 +69,12 @@ class Scrubber {
   std::vector<std::string> needles_;  // every form of every secret, no duplicates
   // by_window_[L - 1]: the needles whose window is L bytes long (L < kWindow: the whole needle).
   std::array<Index, kWindow> by_window_;
+  // maybe_[L - 1]: one bit per KeyHash of a window key in by_window_[L - 1] (kFilterBits bits,
+  // empty while none): most positions of a text start no secret's window, and one bit test says
+  // so without the index's lookup (a division and a pointer chase). 2^20 bits keep 40,000
+  // needles (10,000 tenants in four forms) at a 4 % false-positive rate in 128 KiB.
+  static constexpr std::size_t kFilterBits = std::size_t{1} << 20;
+  std::array<std::vector<std::uint64_t>, kWindow> maybe_;
   std::vector<std::size_t> window_lengths_;  // the L with a non-empty index, ascending
   // The hash of each needle, to find a duplicate without comparing it to all.
   std::unordered_map<std::size_t, std::vector<std::uint32_t>> by_hash_;
