@@ -36,7 +36,7 @@ if curl -fsS -o /dev/null "$api/healthz" 2>/dev/null; then
 fi
 
 # 1. Back to a machine without the project's packages.
-mapfile -t packages < <("$repo/scripts/install-deps.sh" --list)
+mapfile -t packages < <("$repo/scripts/install-deps.sh" --no-browser --list)
 purge=()
 for p in "${packages[@]}"; do
   for k in "${keep_installed[@]}"; do [ "$p" = "$k" ] && continue 2; done

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh --no-browser  # the browser and Node are for the tests (scripts/test.sh)
 build_dir="${BUILD_DIR:-build}"
 # Only the product binaries: the quick start runs no test (scripts/test.sh builds and runs them).
 # A new build folder is configured without the tests and with line-only debug information (-g1:
@@ -100,8 +100,10 @@ curl -sS -H 'Host: nobody.surgir.online' "http://$runtime_listen/"; echo
 cat <<TXT
 
 The controller is running (pid $operator) and watching examples/fleet: edit, add or remove a
-manifest there and it converges within a second. Look at it with tenantctl (the API's admin
-token is in .run/api-token):
+manifest there and it converges within a second. Open the dashboard at $api/ in a browser on
+this machine and log in with the API's admin token (leave the user name empty):
+  cat .run/api-token
+or look at it with tenantctl:
   export TENANTCTL_SERVER=$api TENANTCTL_TOKEN=\$(cat .run/api-token)
   $build_dir/tenantctl get workspaces           status of every workspace (-o wide|json|yaml)
   $build_dir/tenantctl describe workspace acme  one workspace, its conditions, runs and events

@@ -1,6 +1,6 @@
 // The dashboard's HTTP side (issue 14) over real sockets: cpp-httplib against HttpServer on an
 // ephemeral port, with the in-memory FakeStore (sessions and failed-login counters included) and
-// a users file of argon2id hashes. The browser test (chromium) is for a later slice.
+// a users file of argon2id hashes. The browser drives the page in tests/browser/ (chromium).
 
 #include <doctest/doctest.h>
 #include <httplib.h>
