@@ -15,8 +15,8 @@ packages=(
   pgbouncer
 )
 
-# The dashboard's browser test (tests/browser/, issue 14): Debian's chromium, driven by
-# puppeteer-core on Node (18 or later). A `node` and `npm` already on PATH are used as they are;
+# The dashboard's browser test (tests/browser/, issue 14): Debian's chromium and firefox-esr,
+# driven by puppeteer-core on Node (18 or later). A `node` and `npm` already on PATH are used as they are;
 # otherwise Debian's nodejs and npm are installed. --no-browser leaves all three out (a machine
 # that only builds and runs the product).
 browser=1
@@ -29,7 +29,7 @@ for arg in "$@"; do
   esac
 done
 if [ "$browser" = 1 ]; then
-  packages+=(chromium)
+  packages+=(chromium firefox-esr)
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 fi
 

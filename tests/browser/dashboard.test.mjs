@@ -331,13 +331,23 @@ scenario("create a workspace from the form: an error beside its field, then the 
 // --- the runner ---------------------------------------------------------------------------
 
 const only = process.argv.slice(2);
-const browser = await puppeteer.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  // Root in a container: no user namespaces for the sandbox; /dev/shm may be small.
-  args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
-  defaultViewport: DESKTOP,
-});
+// TM_BROWSER=firefox: the same scenarios in Debian's firefox-esr (WebDriver BiDi), at
+// TM_FIREFOX (default /usr/bin/firefox-esr); otherwise Chromium.
+const FIREFOX = process.env.TM_BROWSER === "firefox";
+const browser = await puppeteer.launch(FIREFOX
+  ? {
+    browser: "firefox",
+    executablePath: process.env.TM_FIREFOX || "/usr/bin/firefox-esr",
+    headless: true,
+    defaultViewport: DESKTOP,
+  }
+  : {
+    executablePath: CHROMIUM,
+    headless: true,
+    // Root in a container: no user namespaces for the sandbox; /dev/shm may be small.
+    args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+    defaultViewport: DESKTOP,
+  });
 let failed = 0;
 let ran = 0;
 try {

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The dashboard's browser test (issue 14), end to end: a private PostgreSQL, the built
-tenant-operator on a small fleet, and Debian's chromium driven headless by puppeteer-core
+tenant-operator on a small fleet, and Debian's chromium (or, with TM_BROWSER=firefox, its
+firefox-esr) driven headless by puppeteer-core
 (tests/browser/dashboard.test.mjs).
 
     tests/browser/run.py --operator BUILD/tenant-operator --artifacts BUILD/test-artifacts/browser
@@ -186,8 +187,10 @@ def main():
     if not os.path.isdir(os.path.join(HERE, "node_modules", "puppeteer-core")):
         log("tests/browser/node_modules is missing: run scripts/install-deps.sh")
         return 1
-    if not os.access(CHROMIUM, os.X_OK):
-        log(f"{CHROMIUM} is missing: run scripts/install-deps.sh")
+    browser = (os.environ.get("TM_FIREFOX", "/usr/bin/firefox-esr")
+               if os.environ.get("TM_BROWSER") == "firefox" else CHROMIUM)
+    if not os.access(browser, os.X_OK):
+        log(f"{browser} is missing: run scripts/install-deps.sh")
         return 1
     os.makedirs(args.artifacts, exist_ok=True)
     for old in os.listdir(args.artifacts):
