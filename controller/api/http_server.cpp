@@ -80,6 +80,47 @@ const std::string* Header(const http::Request& req, std::string_view name) {
   return nullptr;
 }
 
+// True when `host` (a Host header: name or address, and an optional `:port`) names this machine's
+// loopback literally: `localhost`, an IPv4 address in 127.0.0.0/8 or `[::1]`. A name that only
+// begins like one (`localhost.evil.example`, `127.evil.example`) is not: DNS may send it here.
+bool LoopbackHost(std::string_view host) {
+  const auto digits = [](std::string_view text) {
+    return !text.empty() && text.size() <= 5 &&
+           std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  std::string_view name = host;
+  if (name.starts_with('[')) {
+    const std::size_t close = name.find(']');
+    if (close == std::string_view::npos) return false;
+    const std::string_view rest = name.substr(close + 1);
+    if (!rest.empty() && !(rest.front() == ':' && digits(rest.substr(1)))) return false;
+    return name.substr(0, close + 1) == "[::1]";
+  }
+  if (const std::size_t colon = name.rfind(':'); colon != std::string_view::npos) {
+    if (!digits(name.substr(colon + 1))) return false;
+    name = name.substr(0, colon);
+  }
+  if (name.size() == 9 && std::equal(name.begin(), name.end(), "localhost", [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == b;
+      })) {
+    return true;
+  }
+  int parts = 0;
+  std::string_view rest = name;
+  while (true) {
+    const std::size_t dot = rest.find('.');
+    const std::string_view part = rest.substr(0, dot);
+    if (part.empty() || part.size() > 3 || !digits(part) || std::stoi(std::string(part)) > 255) {
+      return false;
+    }
+    if (parts == 0 && part != "127") return false;
+    ++parts;
+    if (dot == std::string_view::npos) break;
+    rest.remove_prefix(dot + 1);
+  }
+  return parts == 4;
+}
+
 bool SameOriginOrNoBrowser(const http::Request& req) {
   const std::string* site = Header(req, "Sec-Fetch-Site");
   if (site != nullptr && *site != "same-origin" && *site != "none") return false;
@@ -87,9 +128,7 @@ bool SameOriginOrNoBrowser(const http::Request& req) {
   if (origin == nullptr) return true;
   const std::string* host = Header(req, "Host");
   if (host == nullptr) return false;
-  const std::string_view h(*host);
-  const bool loopback = h.starts_with("127.") || h.starts_with("localhost") || h.starts_with("[::1]");
-  return loopback && (*origin == "http://" + *host || *origin == "https://" + *host);
+  return LoopbackHost(*host) && (*origin == "http://" + *host || *origin == "https://" + *host);
 }
 
 // The value of cookie `name` among the request's Cookie headers; nullopt without one.
@@ -536,9 +575,21 @@ http::Response HttpServer::Impl::Handle(const http::Request& req) {
       return res;
     }
     who = std::move(authenticated).value();
-    // Without any token (a loopback-only server) every request is the admin `anonymous`: a web
-    // page in the local browser could send a form POST here. A write from a browser is taken
-    // only from the server's own page (docs/api.md#authentication).
+    // Without any token (a loopback-only server) every request is the admin `anonymous`. A web
+    // page could reach it through DNS rebinding (its own name resolved to 127.0.0.1 after the
+    // page loaded: the browser then calls it same-origin), so such a request must be addressed
+    // to a loopback host by name or address (docs/api.md#authentication).
+    if (who.id == "anonymous") {
+      const std::string* host = Header(req, "Host");
+      if (host != nullptr && !LoopbackHost(*host)) {
+        SendError(res, 403, "a server without tokens answers only requests addressed to a "
+                            "loopback host (localhost, 127.0.0.1, [::1]); configure "
+                            "http.tokenEnv to serve other names");
+        return res;
+      }
+    }
+    // A web page in the local browser could send a form POST here. A write from a browser is
+    // taken only from the server's own page (docs/api.md#authentication).
     if (who.id == "anonymous" && req.method != "GET" && req.method != "HEAD" &&
         !SameOriginOrNoBrowser(req)) {
       SendError(res, 403, "a browser request from another origin may not write to a server "
@@ -1039,6 +1090,12 @@ void HttpServer::Impl::DashboardPage(const Call& call, http::Response& res) {
   // `anonymous`: it has nothing to log in with, so it shows the fleet's page at once.
   if ((!session || !*session) && !auth.open()) {
     SendPage(res, 200, LoginPage(""));
+    return;
+  }
+  if (const std::string* host = Header(call.req, "Host");
+      auth.open() && host != nullptr && !LoopbackHost(*host)) {
+    SendError(res, 403, "a server without tokens answers only requests addressed to a loopback "
+                        "host (localhost, 127.0.0.1, [::1])");
     return;
   }
   const DashboardFile* page = FindDashboardFile("index.html");

@@ -519,6 +519,15 @@ TEST_CASE("dashboard: a server without tokens shows the fleet's page at once; wi
   REQUIRE(session);
   CHECK(session->status == 200);
   CHECK(Contains(session->body, "anonymous"));
+  // Through DNS rebinding (another name for 127.0.0.1): neither the page nor its data.
+  const httplib::Headers rebound{{"Host", "tenants.evil.example:" + std::to_string(server.port())}};
+  auto foreign = client.Get("/", rebound);
+  REQUIRE(foreign);
+  CHECK(foreign->status == 403);
+  CHECK_FALSE(Contains(foreign->body, "id=\"overview\""));
+  auto foreign_session = client.Get("/api/v1/session", rebound);
+  REQUIRE(foreign_session);
+  CHECK(foreign_session->status == 403);
 
   Fixture tokens;  // the same page on a server with tokens: the form only
   auto form = tokens.client->Get("/");

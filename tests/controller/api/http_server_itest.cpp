@@ -1025,6 +1025,34 @@ TEST_CASE("http auth: without a token the server is loopback only and everyone i
                     R"({"role":"viewer","description":"own page"})", "application/json");
   REQUIRE(res);
   CHECK(res->status == 201);
+  // DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1 is same-origin
+  // to the browser, which sends Host and Origin of evil.example. Only a loopback host by name or
+  // address is answered, reads included; a name that merely begins like one is not.
+  const std::string port = std::to_string(server.port());
+  for (const std::string& host : std::vector<std::string>{
+           "evil.example:" + port, "localhost.evil.example:" + port, "127.evil.example:" + port,
+           "127.0.0.1.evil.example:" + port, "[::1].evil.example:" + port,
+           "127.0.0.1:" + port + "x"}) {
+    CAPTURE(host);
+    res = client.Get("/api/v1/workspaces", httplib::Headers{{"Host", host}});
+    REQUIRE(res);
+    CHECK(res->status == 403);
+    res = client.Post("/api/v1/tokens",
+                      httplib::Headers{{"Host", host},
+                                       {"Origin", "http://" + host},
+                                       {"Sec-Fetch-Site", "same-origin"}},
+                      R"({"role":"admin","description":"rebound"})", "application/json");
+    REQUIRE(res);
+    CHECK(res->status == 403);
+  }
+  CHECK(store.Snapshot().events.size() == 2);  // the two above, nothing since
+  for (const std::string& host : std::vector<std::string>{
+           "localhost:" + port, "LOCALHOST", "127.0.0.1", "127.1.2.3:" + port, "[::1]:" + port}) {
+    CAPTURE(host);
+    res = client.Get("/api/v1/workspaces", httplib::Headers{{"Host", host}});
+    REQUIRE(res);
+    CHECK(res->status == 200);
+  }
   // A token presented is still checked.
   res = client.Get("/api/v1/workspaces", Bearer("wrong"));
   CheckUnauthorized(res);
