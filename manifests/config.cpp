@@ -26,6 +26,9 @@ using detail::ScalarType;
 
 constexpr std::uintmax_t kMaxConfigBytes = 1024U * 1024U;
 constexpr std::int64_t kMaxWorkers = 64;
+// Each backup is a pg_dump (and a verification a pg_restore) holding a server connection and a
+// core; more than 16 at once starves the reconcilers and the tenants of the same servers.
+constexpr std::int64_t kMaxBackupConcurrency = 16;
 constexpr std::int64_t kInt32Max = 2147483647;
 
 bool IsEnvName(std::string_view name) {
@@ -844,10 +847,39 @@ void ReadBackups(Context& context, MapReader& root, Config& config) {
   MapReader reader(context, *node, "backups", root.ValueMark("backups"));
   if (!reader.ok()) return;
   if (auto directory = reader.Path("directory")) config.backups.directory = *directory;
-  if (auto concurrency = reader.Integer("concurrency", 1, kMaxWorkers)) {
-    config.backups.concurrency = static_cast<int>(*concurrency);
+  BackupsConfig& out = config.backups;
+  if (auto concurrency = reader.Integer("concurrency", 1, kMaxBackupConcurrency)) {
+    out.concurrency = static_cast<int>(*concurrency);
   }
-  if (auto keep = reader.Boolean("keepAfterDelete")) config.backups.keep_after_delete = *keep;
+  if (auto before = reader.Boolean("beforeMigrations")) out.before_migrations = *before;
+  if (auto encrypt = reader.Boolean("encrypt")) out.encrypt = *encrypt;
+  if (std::optional<YAML::Node> verify = reader.Take("verify")) {
+    const bool text = verify->IsScalar() && detail::Resolve(*verify) == ScalarType::kString;
+    if (text && verify->Scalar() == "restore") {
+      out.verify = BackupVerify::kRestore;
+    } else if (text && verify->Scalar() == "list") {
+      out.verify = BackupVerify::kList;
+    } else {
+      reader.Error("verify", "must be restore (restored into a scratch database) or list (only "
+                             "pg_restore --list), got " + detail::Describe(*verify));
+    }
+  }
+  if (std::optional<YAML::Node> keep = reader.Take("keepAfterDelete")) {
+    const bool text = keep->IsScalar() && detail::Resolve(*keep) == ScalarType::kString;
+    std::optional<std::chrono::seconds> duration;
+    if (text) duration = ParseDuration(keep->Scalar());
+    if (text && keep->Scalar() == "keep") {
+      out.keep_after_delete = KeepAfterDelete{KeepAfterDelete::Kind::kKeep, {}};
+    } else if (text && keep->Scalar() == "delete") {
+      out.keep_after_delete = KeepAfterDelete{KeepAfterDelete::Kind::kDelete, {}};
+    } else if (duration && duration->count() > 0) {
+      out.keep_after_delete = KeepAfterDelete{KeepAfterDelete::Kind::kFor, *duration};
+    } else {
+      reader.Error("keepAfterDelete",
+                   "must be keep, delete or a duration above 0s such as 720h (30 days), got " +
+                       detail::Describe(*keep));
+    }
+  }
 }
 
 void ReadReconcile(Context& context, MapReader& root, Config& config) {

@@ -143,10 +143,34 @@ struct RuntimeConfig {
   SecretRef token;  ///< `tokenEnv` / `tokenFile`
 };
 
+/// `backups.verify`: how a new backup is proven (docs/backups.md).
+enum class BackupVerify {
+  kRestore,  ///< `restore`: restored into a scratch database, row counts compared (the default)
+  kList,     ///< `list`: only `pg_restore --list` reads its table of contents back
+};
+
+/// `backups.keepAfterDelete`: what becomes of the final backup taken before a workspace with
+/// `reclaimPolicy: Delete` is dropped.
+struct KeepAfterDelete {
+  enum class Kind {
+    kKeep,    ///< `keep`: kept until a person removes it (the default)
+    kDelete,  ///< `delete`: removed once the workspace's deletion completed
+    kFor,     ///< a duration (`720h`): removed that long after it was taken
+  };
+  Kind kind = Kind::kKeep;
+  std::chrono::seconds duration{0};  ///< with kFor, above zero
+};
+
+/// `backups` (docs/backups.md).
 struct BackupsConfig {
   std::filesystem::path directory;  ///< resolved; default <config dir>/backups
-  int concurrency = 2;
-  bool keep_after_delete = true;
+  int concurrency = 2;              ///< `concurrency`: backups and verifications at once, 1..16
+  bool before_migrations = true;    ///< `beforeMigrations`: a backup before new migrations
+  BackupVerify verify = BackupVerify::kRestore;
+  /// `encrypt`: files written AES-256-GCM under keys derived from the master key (always set:
+  /// `masterKeyEnv` / `masterKeyFile` is required), docs/backups.md#the-encrypted-format.
+  bool encrypt = false;
+  KeepAfterDelete keep_after_delete;
 };
 
 struct ReconcileConfig {

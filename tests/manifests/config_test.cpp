@@ -18,6 +18,7 @@ using namespace std::chrono_literals;
 using tmaster::manifests::Config;
 using tmaster::manifests::ConfigResult;
 using tmaster::manifests::Diagnostic;
+using tmaster::manifests::KeepAfterDelete;
 using tmaster::manifests::LoadConfig;
 using tmaster::manifests::ParseDuration;
 using tmaster::manifests::ParseSize;
@@ -98,7 +99,10 @@ routing:
 backups:
   directory: /var/backups/tm
   concurrency: 3
-  keepAfterDelete: false
+  beforeMigrations: false
+  verify: list
+  encrypt: true
+  keepAfterDelete: 720h
 reconcile:
   workers: 8
   resyncInterval: 1h30m
@@ -169,7 +173,11 @@ reconcile:
   CHECK(c.routing_token.env == "TM_TRAEFIK_TOKEN");
   CHECK(c.backups.directory == "/var/backups/tm");
   CHECK(c.backups.concurrency == 3);
-  CHECK_FALSE(c.backups.keep_after_delete);
+  CHECK_FALSE(c.backups.before_migrations);
+  CHECK(c.backups.verify == tmaster::manifests::BackupVerify::kList);
+  CHECK(c.backups.encrypt);
+  CHECK(c.backups.keep_after_delete.kind == KeepAfterDelete::Kind::kFor);
+  CHECK(c.backups.keep_after_delete.duration == 720h);
   CHECK(c.reconcile.workers == 8);
   CHECK(c.reconcile.resync_interval == 5400s);
   CHECK(c.reconcile.max_deletions_per_sync == 0);
@@ -181,6 +189,24 @@ reconcile:
   CHECK(c.reconcile.max_template_bytes == 65536U);
   CHECK(c.clusters[0].adopt_pattern.empty());
   CHECK(c.clusters[1].adopt_pattern == "legacy_*");
+}
+
+TEST_CASE("config: backups.directory relative to the config's folder, keepAfterDelete's words") {
+  TempDir dir;
+  const fs::path etc = dir.path() / "etc";
+  const ConfigResult relative =
+      Load(dir, std::string(kMinimal) + "backups: {directory: ../var/dumps, keepAfterDelete: delete}\n");
+  INFO(Dump(relative));
+  REQUIRE(relative.errors.empty());
+  CHECK(relative.config.backups.directory == dir.path() / "var/dumps");
+  CHECK(relative.config.backups.keep_after_delete.kind == KeepAfterDelete::Kind::kDelete);
+  const ConfigResult keep =
+      Load(dir, std::string(kMinimal) + "backups: {keepAfterDelete: keep, verify: restore}\n");
+  INFO(Dump(keep));
+  REQUIRE(keep.errors.empty());
+  CHECK(keep.config.backups.directory == etc / "backups");
+  CHECK(keep.config.backups.keep_after_delete.kind == KeepAfterDelete::Kind::kKeep);
+  CHECK(keep.config.backups.verify == tmaster::manifests::BackupVerify::kRestore);
 }
 
 TEST_CASE("config: defaults of a minimal config") {
@@ -208,7 +234,10 @@ TEST_CASE("config: defaults of a minimal config") {
   CHECK_FALSE(c.http.webhook_rate_limit.per_second.has_value());
   CHECK(c.backups.directory == etc / "backups");
   CHECK(c.backups.concurrency == 2);
-  CHECK(c.backups.keep_after_delete);
+  CHECK(c.backups.before_migrations);
+  CHECK(c.backups.verify == tmaster::manifests::BackupVerify::kRestore);
+  CHECK_FALSE(c.backups.encrypt);
+  CHECK(c.backups.keep_after_delete.kind == KeepAfterDelete::Kind::kKeep);
   CHECK(c.reconcile.workers == 4);
   CHECK(c.reconcile.resync_interval == 300s);
   CHECK(c.reconcile.max_deletions_per_sync == 3);
@@ -392,9 +421,29 @@ TEST_CASE("config: each rule") {
        "7:21: routing.suspendedService: must be an http:// or https:// URL, got string "
        "\"maintenance\""},
       {"backups concurrency", m + "backups: {concurrency: 0}\n",
-       "6:24: backups.concurrency: must be between 1 and 64, got 0"},
-      {"keepAfterDelete boolean", m + "backups: {keepAfterDelete: yes}\n",
-       "6:28: backups.keepAfterDelete: must be boolean (true or false), got string \"yes\""},
+       "6:24: backups.concurrency: must be between 1 and 16, got 0"},
+      {"backups concurrency above 16", m + "backups: {concurrency: 17}\n",
+       "6:24: backups.concurrency: must be between 1 and 16, got 17"},
+      {"keepAfterDelete boolean", m + "backups: {keepAfterDelete: false}\n",
+       "6:28: backups.keepAfterDelete: must be keep, delete or a duration above 0s such as 720h "
+       "(30 days), got boolean false"},
+      {"keepAfterDelete days", m + "backups: {keepAfterDelete: 30d}\n",
+       "6:28: backups.keepAfterDelete: must be keep, delete or a duration above 0s such as 720h "
+       "(30 days), got string \"30d\""},
+      {"keepAfterDelete zero", m + "backups: {keepAfterDelete: 0s}\n",
+       "6:28: backups.keepAfterDelete: must be keep, delete or a duration above 0s such as 720h "
+       "(30 days), got string \"0s\""},
+      {"verify word", m + "backups: {verify: full}\n",
+       "6:19: backups.verify: must be restore (restored into a scratch database) or list (only "
+       "pg_restore --list), got string \"full\""},
+      {"beforeMigrations boolean", m + "backups: {beforeMigrations: \"true\"}\n",
+       "6:29: backups.beforeMigrations: must be boolean (true or false), got string \"true\""},
+      {"encrypt boolean", m + "backups: {encrypt: 1}\n",
+       "6:20: backups.encrypt: must be boolean (true or false), got integer 1"},
+      {"backups unknown key", m + "backups:\n  verfy: list\n",
+       "7:3: backups.verfy: unknown field \"verfy\""},
+      {"backups directory empty", m + "backups: {directory: \"\"}\n",
+       "6:22: backups.directory: must not be empty"},
       {"zero timeout", m + "reconcile: {lockTimeout: 0s}\n",
        "6:26: reconcile.lockTimeout: must be longer than 0s"},
       {"bad statement timeout", m + "reconcile: {statementTimeout: 30}\n",
