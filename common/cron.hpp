@@ -11,7 +11,7 @@
 
 #include "common/outcome.hpp"
 
-namespace tmaster::backups {
+namespace tmaster {
 
 /// A parsed cron expression: `minute hour day-of-month month day-of-week`, in UTC, or one of
 /// `@hourly`, `@daily` (`@midnight`), `@weekly`, `@monthly`, `@yearly` (`@annually`).
@@ -75,4 +75,4 @@ bool Due(const CronSchedule& schedule, std::int64_t last_run_unix, std::int64_t 
 bool BackupOverdue(const CronSchedule& schedule, std::int64_t last_success_unix,
                    std::int64_t now_unix);
 
-}  // namespace tmaster::backups
+}  // namespace tmaster

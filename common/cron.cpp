@@ -1,4 +1,4 @@
-#include "controller/backups/cron.hpp"
+#include "common/cron.hpp"
 
 #include <algorithm>
 #include <array>
@@ -7,7 +7,7 @@
 
 #include "common/text.hpp"
 
-namespace tmaster::backups {
+namespace tmaster {
 namespace {
 
 constexpr std::int64_t kSecondsPerDay = 86400;
@@ -333,4 +333,4 @@ bool BackupOverdue(const CronSchedule& schedule, std::int64_t last_success_unix,
   return period.has_value() && now_unix - last_success_unix > 2 * *period;
 }
 
-}  // namespace tmaster::backups
+}  // namespace tmaster

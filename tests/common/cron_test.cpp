@@ -9,12 +9,12 @@
 #include <optional>
 #include <string>
 
-#include "controller/backups/cron.hpp"
+#include "common/cron.hpp"
 
 namespace {
 
-using tmaster::backups::CronSchedule;
-using tmaster::backups::Due;
+using tmaster::CronSchedule;
+using tmaster::Due;
 
 std::int64_t Utc(int year, int month, int day, int hour = 0, int minute = 0, int second = 0) {
   std::tm tm{};
@@ -218,7 +218,7 @@ TEST_CASE("cron: a missed schedule is owed once, not once per missed slot") {
 }
 
 TEST_CASE("cron: BackupReady's overdue is more than twice the period since the last success") {
-  using tmaster::backups::BackupOverdue;
+  using tmaster::BackupOverdue;
   const CronSchedule daily = Must("0 3 * * *");
   const std::int64_t success = Utc(2026, 12, 3, 3, 4);
   CHECK_FALSE(BackupOverdue(daily, success, success + 2 * kDay));
