@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "common/confined.hpp"
+#include "common/cron.hpp"
 #include "common/text.hpp"
 #include "manifests/naming.hpp"
 #include "manifests/schema.hpp"
@@ -713,6 +714,16 @@ class Loader {
           Fail(entry, source.At(it->first), field,
                "is set by the operator (TM_*, DB_* and DATABASE_URL cannot be overridden)");
         }
+      }
+    }
+
+    // The CRD's pattern only shapes the text; the parser knows each field's range and refuses a
+    // schedule that never fires (0 0 31 2 *), which would otherwise take no backup, silently.
+    if (!w.backup.schedule.empty()) {
+      Outcome<CronSchedule> schedule = CronSchedule::Parse(w.backup.schedule);
+      if (!schedule) {
+        Fail(entry, source.At(Child(Child(spec, "backup"), "schedule")), "spec.backup.schedule",
+             schedule.failure().message);
       }
     }
 

@@ -218,6 +218,15 @@ std::vector<Row> Rows() {
        "spec.dedicated.env[DEBUG]", 10, 18, "must be string, got boolean true (quote it"},
       {"bad cron", head + "  mode: shared\n  backup: {schedule: every day}\n",
        "spec.backup.schedule", 8, 22, "must match"},
+      // The CRD's pattern accepts these; the cron parser (common/cron.hpp) does not.
+      {"cron minute out of range", head + "  mode: shared\n  backup: {schedule: \"61 3 * * *\"}\n",
+       "spec.backup.schedule", 8, 22, "minute field \"61\": 61 is out of range 0-59"},
+      {"cron range backwards", head + "  mode: shared\n  backup:\n    schedule: \"0 22-2 * * *\"\n",
+       "spec.backup.schedule", 9, 15, "hour field \"22-2\": range 22-2 runs backwards (22 > 2)"},
+      {"cron never fires", head + "  mode: shared\n  backup: {schedule: \"0 0 31 2 *\", keep: 3}\n",
+       "spec.backup.schedule", 8, 22, "day-of-month field \"31\""},
+      {"cron unknown month name", head + "  mode: shared\n  backup: {schedule: \"0 0 1 foo *\"}\n",
+       "spec.backup.schedule", 8, 22, "month field \"foo\""},
       {"unknown cluster", head + "  mode: shared\n  database: {cluster: eu}\n",
        "spec.database.cluster", 8, 23,
        "unknown cluster \"eu\" (the operator config defines: default)", "acme",
@@ -309,6 +318,23 @@ TEST_CASE("manifests: the base workspace of the table is valid") {
   CHECK(fleet.diagnostics.empty());
   REQUIRE(fleet.workspaces.size() == 1);
   CHECK(fleet.rejected.empty());
+}
+
+TEST_CASE("manifests: valid backup schedules load as written") {
+  // The other side of the table's cron rows: what the parser accepts passes (macros, names,
+  // steps, lists, February 29, tabs), so the check refuses only schedules cron refuses.
+  FleetDir fleet_dir;
+  for (const char* schedule : {"@daily", "*/15 0-6 1,15 jan-jun mon-fri", "0 0 29 2 *",
+                               "30 3 * * 7", "5 4 * * sun"}) {
+    CAPTURE(schedule);
+    const Fleet fleet = fleet_dir.Load(std::string(kHead) + "  mode: shared\n  backup: {schedule: \"" +
+                                       schedule + "\", keep: 3}\n");
+    INFO(Dump(fleet));
+    CHECK(fleet.diagnostics.empty());
+    REQUIRE(fleet.workspaces.size() == 1);
+    CHECK(fleet.workspaces[0].backup.schedule == schedule);
+    CHECK(fleet.workspaces[0].backup.keep == 3);
+  }
 }
 
 TEST_CASE("manifests: another apiVersion is skipped with a notice; no apiVersion is skipped") {
