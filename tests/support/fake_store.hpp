@@ -2,7 +2,7 @@
 
 // FakeStore: an in-memory controller::Store with the semantics documented in
 // controller/store/store.hpp (generations by spec digest, deleting marks kept, events and
-// deliveries newest first), plus what tests need: make the next calls fail, count calls per method,
+// deliveries newest first, the backup catalog as the PostgreSQL store keeps it), plus what tests need: make the next calls fail, count calls per method,
 // set the "server clock", and read the whole state without going through (and consuming) an
 // injected failure. Thread-safe: the HTTP server and the daemon call it from several threads.
 
@@ -20,6 +20,7 @@
 
 #include "common/crypto.hpp"
 #include "common/outcome.hpp"
+#include "common/text.hpp"
 #include "common/time.hpp"
 #include "controller/store/store.hpp"
 
@@ -39,6 +40,7 @@ class FakeStore final : public controller::Store {
     std::map<std::string, controller::StoredOverride> overrides;      ///< by workspace
     std::map<std::string, controller::StoredSession> sessions;        ///< by id
     std::map<std::string, controller::LoginFailure> login_failures;   ///< by key
+    std::map<std::string, controller::StoredBackup> backups;          ///< the catalog, by id
   };
 
   /// The failure injected calls return unless the test gives its own.
@@ -444,6 +446,68 @@ class FakeStore final : public controller::Store {
     const std::lock_guard lock(mutex_);
     if (auto failed = Enter("ClearLoginFailure")) return *failed;
     return state_.login_failures.erase(key) > 0;
+  }
+
+  // The backup catalog, as controller/store/store_libpq_backups.cpp keeps it (the same checks
+  // and order; tests/controller/backups/fake_catalog_test.cpp holds both to the same cases).
+
+  Outcome<Done> PutBackup(const controller::StoredBackup& backup) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("PutBackup")) return *failed;
+    if (std::optional<Failure> bad = controller::CheckBackupRecord(backup)) return *bad;
+    state_.backups[backup.id] = backup;
+    return Ok();
+  }
+
+  Outcome<std::optional<controller::StoredBackup>> FindBackup(const std::string& id) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("FindBackup")) return *failed;
+    const auto found = state_.backups.find(id);
+    if (found == state_.backups.end()) return std::optional<controller::StoredBackup>();
+    return std::optional<controller::StoredBackup>(found->second);
+  }
+
+  Outcome<std::vector<controller::StoredBackup>> ListBackups(
+      const std::optional<std::string>& workspace) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListBackups")) return *failed;
+    std::vector<controller::StoredBackup> out;
+    for (const auto& [id, backup] : state_.backups) {
+      if (!workspace || backup.workspace == *workspace) out.push_back(backup);
+    }
+    // ORDER BY workspace COLLATE "C", created_at DESC, id COLLATE "C" DESC: byte order, as
+    // std::string compares.
+    std::sort(out.begin(), out.end(),
+              [](const controller::StoredBackup& a, const controller::StoredBackup& b) {
+                if (a.workspace != b.workspace) return a.workspace < b.workspace;
+                if (a.created_unix != b.created_unix) return a.created_unix > b.created_unix;
+                return a.id > b.id;
+              });
+    return out;
+  }
+
+  Outcome<bool> UpdateBackupVerification(const std::string& id, const std::string& state,
+                                         const std::string& reason,
+                                         std::int64_t at_unix) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("UpdateBackupVerification")) return *failed;
+    if (state != "verified" && state != "verifyFailed") {
+      return Failure::Stalled("InvalidValue", "backup " + Quoted(id) +
+                                                  ": a verification's state must be verified or "
+                                                  "verifyFailed, not " + Quoted(state));
+    }
+    const auto found = state_.backups.find(id);
+    if (found == state_.backups.end() || found->second.state == "failed") return false;
+    found->second.state = state;
+    found->second.reason = reason;
+    found->second.verified_unix = at_unix;
+    return true;
+  }
+
+  Outcome<bool> DeleteBackup(const std::string& id) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("DeleteBackup")) return *failed;
+    return state_.backups.erase(id) > 0;
   }
 
   Outcome<std::vector<controller::WebhookDelivery>> ListDeliveries(std::int64_t limit) override {
