@@ -490,50 +490,32 @@ class Store {
   virtual Outcome<bool> ClearLoginFailure(const std::string& key) = 0;
 
   /// The backup catalog (schema v8, tm_backups; docs/backups.md#the-catalog). A workspace's
-  /// entries outlive it (`Remove` leaves them): a final backup is what is left of it.
-  /// These have bodies only so that a store without a catalog (the tests' FakeStore, for now)
-  /// still builds: they fail Stalled `BackupCatalogUnsupported`. The PostgreSQL store
-  /// implements them all.
+  /// entries outlive it (`Remove` leaves them): a final backup is what is left of it. Both
+  /// stores implement it (the tests' FakeStore to the same cases as the PostgreSQL store:
+  /// tests/controller/backups/fake_catalog_test.cpp).
   ///
   /// Inserts or replaces the entry `backup.id` (CheckBackupRecord first).
-  virtual Outcome<Done> PutBackup(const StoredBackup& backup);
+  virtual Outcome<Done> PutBackup(const StoredBackup& backup) = 0;
   /// The entry with that id; nullopt when none.
-  virtual Outcome<std::optional<StoredBackup>> FindBackup(const std::string& id);
-  /// The entries of `workspace` (nullopt: every workspace), ordered by workspace, then newest
-  /// first (created time, then id), as retention and `tenantctl backups` read them.
+  virtual Outcome<std::optional<StoredBackup>> FindBackup(const std::string& id) = 0;
+  /// The entries of `workspace` (nullopt: every workspace), ordered by workspace (byte order),
+  /// then newest first (created time, then the larger id), as retention and `tenantctl backups`
+  /// read them.
   virtual Outcome<std::vector<StoredBackup>> ListBackups(
-      const std::optional<std::string>& workspace);
+      const std::optional<std::string>& workspace) = 0;
   /// Records a verification of `id` at `at_unix`: `state` (verified or verifyFailed, else
   /// Stalled `InvalidValue`) and `reason`. false when there is no such entry or it is a failed
   /// attempt (nothing to verify).
   virtual Outcome<bool> UpdateBackupVerification(const std::string& id, const std::string& state,
-                                                 const std::string& reason, std::int64_t at_unix);
+                                                 const std::string& reason,
+                                                 std::int64_t at_unix) = 0;
   /// Removes the entry `id` (its file is the caller's); true when there was one.
-  virtual Outcome<bool> DeleteBackup(const std::string& id);
+  virtual Outcome<bool> DeleteBackup(const std::string& id) = 0;
 
   /// Removes the events and deliveries beyond the retention (older than its age, or beyond its
   /// count, oldest first), the sessions expired or revoked more than a day ago, and the idle
   /// login-failure counters (Pruned). The daemon's leader calls it every few minutes.
   virtual Outcome<Pruned> Prune() = 0;
 };
-
-namespace detail {
-inline Failure NoBackupCatalog() {
-  return Failure::Stalled("BackupCatalogUnsupported", "this store keeps no backup catalog");
-}
-}  // namespace detail
-
-inline Outcome<Done> Store::PutBackup(const StoredBackup&) { return detail::NoBackupCatalog(); }
-inline Outcome<std::optional<StoredBackup>> Store::FindBackup(const std::string&) {
-  return detail::NoBackupCatalog();
-}
-inline Outcome<std::vector<StoredBackup>> Store::ListBackups(const std::optional<std::string>&) {
-  return detail::NoBackupCatalog();
-}
-inline Outcome<bool> Store::UpdateBackupVerification(const std::string&, const std::string&,
-                                                     const std::string&, std::int64_t) {
-  return detail::NoBackupCatalog();
-}
-inline Outcome<bool> Store::DeleteBackup(const std::string&) { return detail::NoBackupCatalog(); }
 
 }  // namespace tmaster::controller
