@@ -1,0 +1,793 @@
+#include "reconcilers/backups/backup_tools.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/json.hpp>
+#include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "common/crypto.hpp"
+#include "common/pq/dsn.hpp"
+#include "common/pq/session.hpp"
+#include "common/pq_handles.hpp"
+#include "common/scrub.hpp"
+#include "common/text.hpp"
+#include "controller/backups/encrypted_format.hpp"
+#include "reconcilers/backups/tool_process.hpp"
+
+namespace tmaster::backups {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kDebianRoot = "/usr/lib/postgresql";
+constexpr std::string_view kPreferredMajor = "15";
+// How much of a tool's stderr a message keeps (the end: where the error is).
+constexpr std::size_t kStderrKept = 600;
+constexpr std::size_t kIoChunk = 64 * 1024;
+
+std::string Errno(int error) { return std::strerror(error); }
+
+bool IsExecutable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&&) = delete;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Reset(); }
+  void Reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+  [[nodiscard]] int get() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
+
+// A private 0700 folder for one call's password file and the tools' stderr, removed with what
+// it holds when the call returns.
+class PrivateDir {
+ public:
+  PrivateDir() = default;
+  PrivateDir(const PrivateDir&) = delete;
+  PrivateDir& operator=(const PrivateDir&) = delete;
+  ~PrivateDir() {
+    if (path_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  Status Create() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                        "/tm-backup-XXXXXX";
+    if (mkdtemp(templ.data()) == nullptr) {
+      return Failure::Transient("BackupDumpFailed",
+                                "cannot create a private temporary folder: " + Errno(errno));
+    }
+    path_ = templ;
+    return Ok();
+  }
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+  // An anonymous file for a tool's stderr (created, then unlinked: nothing to clean up).
+  Outcome<Fd> ScratchFile() const {
+    std::string templ = path_ + "/stderr-XXXXXX";
+    const int fd = mkostemp(templ.data(), O_CLOEXEC);
+    if (fd < 0) {
+      return Failure::Transient("BackupDumpFailed",
+                                "cannot create a temporary file: " + Errno(errno));
+    }
+    unlink(templ.c_str());
+    return Fd(fd);
+  }
+
+ private:
+  std::string path_;
+};
+
+// `.pgpass` syntax: `:` and `\` escaped with a backslash.
+std::string PassfileField(std::string_view value) {
+  std::string out;
+  for (const char c : value) {
+    if (c == ':' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+Status WriteAll(int fd, std::string_view bytes, const std::string& what) {
+  while (!bytes.empty()) {
+    const ssize_t n = write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Failure::Transient("BackupIoFailed", "cannot write " + what + ": " + Errno(errno));
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return Ok();
+}
+
+// What the tools are given for one call: their conninfo (no password in it: a password file
+// instead), their environment, the scrubber for their messages.
+struct ToolContext {
+  PrivateDir dir;
+  Scrubber scrub;
+  std::string passfile;  // empty when the DSN has no password
+  Secret admin_dsn;
+  std::map<std::string, std::string> env;
+
+  // The conninfo of `dbname`, for `--dbname=`: every setting of the admin DSN but its password,
+  // with `passfile` pointing at ours and `options` extended by `extra_options`.
+  Outcome<std::string> Conninfo(const std::string& dbname, const std::string& extra_options,
+                                const std::string& application_name = "tenant-master-backup") const {
+    auto parts = pq::ParseDsn(admin_dsn);
+    std::optional<Secret> dsn = pq::DsnWith(admin_dsn, "password", "");
+    if (dsn && !passfile.empty()) dsn = pq::DsnWith(*dsn, "passfile", passfile);
+    if (dsn) dsn = pq::DsnWith(*dsn, "dbname", dbname);
+    if (dsn) dsn = pq::DsnWith(*dsn, "application_name", application_name);
+    if (dsn && parts && !extra_options.empty()) {
+      const std::string options =
+          parts->options.empty() ? extra_options : parts->options + " " + extra_options;
+      dsn = pq::DsnWith(*dsn, "options", options);
+    }
+    if (!parts || !dsn) {
+      return Failure::Stalled("InvalidDsn", "the cluster's admin DSN cannot be parsed");
+    }
+    return dsn->Reveal();
+  }
+
+  // Scrubbed, on one line, the end kept.
+  std::string Stderr(int fd) const {
+    std::string text;
+    std::array<char, kIoChunk> chunk{};
+    off_t offset = 0;
+    for (;;) {
+      const ssize_t n = pread(fd, chunk.data(), chunk.size(), offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      text.append(chunk.data(), static_cast<std::size_t>(n));
+      offset += n;
+      if (text.size() > 4 * kIoChunk) text.erase(0, text.size() - 2 * kIoChunk);
+    }
+    std::string line = OneLine(scrub(text));
+    if (line.size() > kStderrKept) line = "…" + line.substr(line.size() - kStderrKept);
+    return line;
+  }
+};
+
+Outcome<std::unique_ptr<ToolContext>> MakeToolContext(const Secret& admin_dsn,
+                                                      const std::optional<Secret>& master_key) {
+  auto context = std::make_unique<ToolContext>();
+  context->admin_dsn = admin_dsn;
+  context->scrub.Add(admin_dsn);
+  const auto parts = pq::ParseDsn(admin_dsn);
+  if (!parts) return Failure::Stalled("InvalidDsn", "the cluster's admin DSN cannot be parsed");
+  context->scrub.Add(parts->password);
+  if (master_key) context->scrub.Add(*master_key);
+  if (auto created = context->dir.Create(); !created) return created.failure();
+  if (!parts->password.Empty()) {
+    context->passfile = context->dir.path() + "/pgpass";
+    const Fd fd(open(context->passfile.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (fd.get() < 0) {
+      return Failure::Transient("BackupDumpFailed",
+                                "cannot create the tools' password file: " + Errno(errno));
+    }
+    const std::string line = "*:*:*:*:" + PassfileField(parts->password.Reveal()) + "\n";
+    if (auto written = WriteAll(fd.get(), line, "the tools' password file"); !written) {
+      return written.failure();
+    }
+  }
+  // The tools' whole environment: no PG* variable of ours (a PGPASSWORD, a PGHOST) and nothing
+  // else of this process (the master key) reaches them; English messages.
+  context->env = {{"PATH", "/usr/bin:/bin"}, {"LC_ALL", "C.UTF-8"}, {"PGCONNECT_TIMEOUT", "30"}};
+  return context;
+}
+
+// SHA-256 over a stream.
+class Sha256Stream {
+ public:
+  Sha256Stream() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
+  void Update(std::string_view bytes) { EVP_DigestUpdate(ctx_.get(), bytes.data(), bytes.size()); }
+  std::string HexDigest() {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int size = 0;
+    EVP_DigestFinal_ex(ctx_.get(), digest.data(), &size);
+    return crypto::Hex(std::string_view(reinterpret_cast<const char*>(digest.data()), size));
+  }
+
+ private:
+  struct Deleter {
+    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+  };
+  std::unique_ptr<EVP_MD_CTX, Deleter> ctx_;
+};
+
+Outcome<std::string> FileSha256(int fd, const std::string& path) {
+  Sha256Stream sha;
+  std::array<char, kIoChunk> chunk{};
+  off_t offset = 0;
+  for (;;) {
+    const ssize_t n = pread(fd, chunk.data(), chunk.size(), offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Failure::Transient("BackupIoFailed", "cannot read " + path + ": " + Errno(errno));
+    if (n == 0) break;
+    sha.Update(std::string_view(chunk.data(), static_cast<std::size_t>(n)));
+    offset += n;
+  }
+  return sha.HexDigest();
+}
+
+// Copies `in` to `out` until the end of `in`.
+Status Pump(const ByteReader& in, const ByteWriter& out) {
+  std::vector<char> buffer(kIoChunk);
+  for (;;) {
+    auto n = in(buffer.data(), buffer.size());
+    if (!n) return n.failure();
+    if (*n == 0) return Ok();
+    if (auto written = out(std::string_view(buffer.data(), *n)); !written) return written.failure();
+  }
+}
+
+Failure StepFailed(std::string_view reason, std::string_view step, std::string_view what,
+                   const std::string& detail) {
+  std::string message = std::string(step) + " failed for " + std::string(what);
+  if (!detail.empty()) message += ": " + detail;
+  return Failure::Transient(std::string(reason), std::move(message));
+}
+
+// A Failure from another layer, its message prefixed with the step.
+Failure InStep(std::string_view step, Failure failure) {
+  failure.message = std::string(step) + ": " + failure.message;
+  return failure;
+}
+
+std::string EscapeIdentifier(PGconn* conn, const std::string& name) {
+  const pq::Text escaped(PQescapeIdentifier(conn, name.data(), name.size()));
+  return escaped ? std::string(escaped.get()) : std::string();
+}
+
+// The user tables of the session's database (ordinary tables and partitions, outside the
+// system schemas and not part of an extension), each counted with `FROM ONLY` (a parent's count
+// would include its children's rows).
+Outcome<TableRows> CountRows(PGconn* conn, const Scrubber& scrub) {
+  static constexpr std::string_view kTables = R"sql(
+SELECT n.nspname, c.relname FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r'
+   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\_%'
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                      AND d.deptype = 'e')
+ ORDER BY 1, 2)sql";
+  auto tables = pq::ExecParams(conn, kTables, std::vector<std::string>{}, scrub);
+  if (!tables) return tables.failure();
+  TableRows rows;
+  const PGresult* result = tables->get();
+  for (int i = 0; i < PQntuples(result); ++i) {
+    const std::string schema = PQgetvalue(result, i, 0);
+    const std::string table = PQgetvalue(result, i, 1);
+    const std::string sql = "SELECT count(*) FROM ONLY " + EscapeIdentifier(conn, schema) + "." +
+                            EscapeIdentifier(conn, table);
+    auto count = pq::ExecParams(conn, sql, std::vector<std::string>{}, scrub);
+    if (!count) return count.failure();
+    rows[schema + "." + table] = std::strtoll(PQgetvalue(count->get(), 0, 0), nullptr, 10);
+  }
+  return rows;
+}
+
+Status MakeFolder(const std::string& folder) {
+  std::error_code error;
+  const std::filesystem::path path(folder);
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), error);
+  if (mkdir(folder.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Failure::Transient("BackupDumpFailed",
+                              "cannot create the backup folder " + folder + ": " + Errno(errno));
+  }
+  struct stat info {};
+  if (stat(folder.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return Failure::Stalled("BackupDumpFailed", "the backup folder " + folder + " is not a folder");
+  }
+  return Ok();
+}
+
+Status SyncFolder(const std::string& folder) {
+  const Fd fd(open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0 || fsync(fd.get()) != 0) {
+    return Failure::Transient("BackupIoFailed", "cannot sync the folder " + folder + ": " + Errno(errno));
+  }
+  return Ok();
+}
+
+// Feeds `file` (decrypted when `master_key` is set) to `tool`'s stdin, then waits for it.
+// Returns the tool's exit status, or the input's failure (the tool killed first, so it never
+// finishes on part of a file).
+Outcome<int> FeedAndWait(Tool& tool, int file, const std::string& path, const std::string& backup_id,
+                         const std::optional<Secret>& master_key) {
+  Status fed = Ok();
+  bool tool_stopped_reading = false;
+  {
+    const SigpipeBlocked sigpipe;
+    const ByteReader reader = FdReader(file, path);
+    const ByteWriter to_tool = FdWriter(tool.in(), "the tool's input");
+    const ByteWriter writer = [&](std::string_view bytes) -> Status {
+      Status written = to_tool(bytes);
+      if (!written) tool_stopped_reading = true;
+      return written;
+    };
+    if (master_key) {
+      auto decrypted = DecryptBackup(*master_key, backup_id, reader, writer);
+      if (!decrypted) fed = decrypted.failure();
+    } else {
+      fed = Pump(reader, writer);
+    }
+  }
+  if (!fed && !tool_stopped_reading) {
+    tool.Kill();
+    tool.Wait();
+    return fed.failure();
+  }
+  // The tool closed its input early: its exit status and stderr say why.
+  const int status = tool.Wait();
+  if (!fed && status == 0) return fed.failure();
+  return status;
+}
+
+// Runs pg_restore on `path` (the file, or its decryption, on stdin) with `args`.
+Status RunRestoreTool(const ToolContext& context, const std::string& pg_restore,
+                      std::vector<std::string> args, const std::string& path,
+                      const std::string& backup_id, const std::optional<Secret>& master_key,
+                      std::string_view step, std::string_view reason) {
+  const Fd file(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (file.get() < 0) {
+    return StepFailed(reason, step, path, "cannot open it: " + Errno(errno));
+  }
+  auto err = context.dir.ScratchFile();
+  if (!err) return err.failure();
+  ToolSpec spec;
+  spec.argv.push_back(pg_restore);
+  for (auto& arg : args) spec.argv.push_back(std::move(arg));
+  spec.env = context.env;
+  spec.stdin_fd = master_key ? ToolSpec::kPipe : file.get();
+  spec.stdout_fd = ToolSpec::kDevNull;
+  spec.stderr_fd = err->get();
+  auto tool = Tool::Start(spec);
+  if (!tool) return InStep(step, tool.failure());
+  Outcome<int> status = master_key ? FeedAndWait(*tool, file.get(), path, backup_id, master_key)
+                                   : Outcome<int>(tool->Wait());
+  if (!status) return InStep(std::string(step) + " of " + path, status.failure());
+  if (*status != 0) {
+    return StepFailed(reason, step, path,
+                      "pg_restore " + DescribeExit(*status) + ": " + context.Stderr(err->get()));
+  }
+  return Ok();
+}
+
+Outcome<std::string> ToolVersion(const ToolContext& context, const std::string& tool_path) {
+  auto out = context.dir.ScratchFile();
+  if (!out) return out.failure();
+  ToolSpec spec;
+  spec.argv = {tool_path, "--version"};
+  spec.env = context.env;
+  spec.stdout_fd = out->get();
+  auto tool = Tool::Start(spec);
+  if (!tool) return tool.failure();
+  const int status = tool->Wait();
+  std::string version = context.Stderr(out->get());
+  if (status != 0) {
+    return StepFailed("BackupToolMissing", "pg_dump --version", tool_path, DescribeExit(status));
+  }
+  return version;
+}
+
+// pg_restore's script begins with `SET lock_timeout = 0` (and `statement_timeout = 0`), which
+// overrides whatever the connection asked for: a restore behind a session that holds a lock on
+// one of its tables would wait forever. LockWatch, on its own thread and admin session, looks
+// for the restore's session (by its application_name) waiting on a lock, and cancels its
+// statement once it has waited `limit` on the same statement: pg_restore (--exit-on-error)
+// then fails, and its single transaction rolls back.
+class LockWatch {
+ public:
+  LockWatch(const Secret& admin_dsn, std::string admin_db, std::string application_name,
+            std::chrono::milliseconds limit, const Scrubber& scrub)
+      : admin_dsn_(admin_dsn),
+        admin_db_(std::move(admin_db)),
+        application_name_(std::move(application_name)),
+        limit_(limit),
+        scrub_(scrub) {
+    if (limit_.count() > 0) thread_ = std::thread([this] { Run(); });
+  }
+  LockWatch(const LockWatch&) = delete;
+  LockWatch& operator=(const LockWatch&) = delete;
+  ~LockWatch() { Stop(); }
+
+  void Stop() {
+    {
+      const std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  /// After Stop: what was cancelled and why, or empty.
+  [[nodiscard]] const std::string& cancelled() const { return cancelled_; }
+
+ private:
+  static constexpr std::chrono::milliseconds kPoll{100};
+
+  void Run() {
+    auto conn = pq::Connect(admin_dsn_, admin_db_, {}, scrub_, "the lock watch");
+    if (!conn) return;  // no watch: the restore runs as it would without one
+    static constexpr std::string_view kWaiting = R"sql(
+SELECT a.pid::text, a.query_start::text,
+       coalesce((SELECT string_agg(b.pid || ' (' || coalesce(b.usename, '?') || ', ' ||
+                                   coalesce(b.state, '?') || ')', ', ')
+                   FROM pg_catalog.pg_stat_activity b
+                  WHERE b.pid = ANY (pg_catalog.pg_blocking_pids(a.pid))), '')
+  FROM pg_catalog.pg_stat_activity a
+ WHERE a.application_name = $1 AND a.wait_event_type = 'Lock')sql";
+    std::string statement;  // pid and start of the statement seen waiting
+    Clock::time_point since{};
+    std::unique_lock lock(mutex_);
+    while (!stop_) {
+      lock.unlock();
+      auto rows = pq::ExecParams(conn->get(), kWaiting, std::vector<std::string>{application_name_},
+                                 scrub_);
+      lock.lock();
+      if (!rows) return;
+      if (PQntuples(rows->get()) == 0) {
+        statement.clear();
+      } else {
+        const std::string pid = PQgetvalue(rows->get(), 0, 0);
+        const std::string seen = pid + "@" + PQgetvalue(rows->get(), 0, 1);
+        if (seen != statement) {
+          statement = seen;
+          since = Clock::now();
+        } else if (Clock::now() - since >= limit_) {
+          const std::string blockers = PQgetvalue(rows->get(), 0, 2);
+          cancelled_ = "waited more than " + std::to_string(limit_.count()) +
+                       " ms for a lock held by " +
+                       (blockers.empty() ? std::string("another session") : "pid " + blockers) +
+                       ", and gave up";
+          lock.unlock();
+          (void)pq::ExecParams(conn->get(), "SELECT pg_catalog.pg_cancel_backend($1::int)",
+                               std::vector<std::string>{pid}, scrub_);
+          lock.lock();
+          return;
+        }
+      }
+      wake_.wait_for(lock, kPoll, [this] { return stop_; });
+    }
+  }
+
+  const Secret& admin_dsn_;
+  std::string admin_db_;
+  std::string application_name_;
+  std::chrono::milliseconds limit_;
+  const Scrubber& scrub_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  std::string cancelled_;
+  std::thread thread_;
+};
+
+// Whether `text` is 64 hex digits equal to `expected` (case aside).
+bool SameDigest(std::string_view actual, std::string_view expected) {
+  return actual.size() == expected.size() && Lower(actual) == Lower(expected);
+}
+
+}  // namespace
+
+Outcome<ToolPaths> FindPostgresTools() {
+  auto has_both = [](const std::string& bin) {
+    return IsExecutable(bin + "/pg_dump") && IsExecutable(bin + "/pg_restore");
+  };
+  const std::string preferred = std::string(kDebianRoot) + "/" + std::string(kPreferredMajor) + "/bin";
+  std::string chosen;
+  if (has_both(preferred)) {
+    chosen = preferred;
+  } else {
+    long best = -1;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(kDebianRoot, error)) {
+      const std::string name = entry.path().filename().string();
+      char* end = nullptr;
+      const long major = std::strtol(name.c_str(), &end, 10);
+      if (end == name.c_str() || *end != '\0') continue;
+      const std::string bin = entry.path().string() + "/bin";
+      if (major > best && has_both(bin)) {
+        best = major;
+        chosen = bin;
+      }
+    }
+  }
+  if (chosen.empty()) {
+    return Failure::Stalled("BackupToolMissing",
+                            "no pg_dump and pg_restore under " + std::string(kDebianRoot) +
+                                "/<major>/bin (Debian's postgresql-client)");
+  }
+  return ToolPaths{chosen + "/pg_dump", chosen + "/pg_restore"};
+}
+
+Outcome<ToolPaths> ResolveTools(const ToolPaths& paths) {
+  if (!paths.pg_dump.empty() && !paths.pg_restore.empty()) return paths;
+  auto found = FindPostgresTools();
+  if (!found) return found.failure();
+  ToolPaths resolved = paths;
+  if (resolved.pg_dump.empty()) resolved.pg_dump = found->pg_dump;
+  if (resolved.pg_restore.empty()) resolved.pg_restore = found->pg_restore;
+  return resolved;
+}
+
+std::string TableRowsJson(const TableRows& rows) {
+  boost::json::object object;
+  for (const auto& [table, count] : rows) object[table] = count;
+  return boost::json::serialize(object);
+}
+
+Outcome<TableRows> ParseTableRowsJson(const std::string& json) {
+  auto invalid = [] {
+    return Failure::Stalled("InvalidValue",
+                            "table_rows_json: expected an object of table names and row counts");
+  };
+  boost::system::error_code error;
+  const boost::json::value value = boost::json::parse(json, error);
+  if (error || !value.is_object()) return invalid();
+  TableRows rows;
+  for (const auto& [key, count] : value.as_object()) {
+    if (!count.is_int64() && !count.is_uint64()) return invalid();
+    const std::int64_t n = count.is_int64() ? count.as_int64()
+                                            : static_cast<std::int64_t>(count.as_uint64());
+    if (n < 0) return invalid();
+    rows[std::string(key)] = n;
+  }
+  return rows;
+}
+
+Outcome<DumpResult> Dump(const DumpRequest& request) {
+  const Clock::time_point start = Clock::now();
+  const std::string what = "database " + request.database;
+  constexpr std::string_view kReason = "BackupDumpFailed";
+  if (request.backup_id.empty() || request.backup_id.find('/') != std::string::npos ||
+      request.backup_id.front() == '.') {
+    return Failure::Stalled("InvalidValue", "backup id \"" + request.backup_id +
+                                                "\" cannot be a file name");
+  }
+  auto tools = ResolveTools(request.tools);
+  if (!tools) return tools.failure();
+  auto context_made = MakeToolContext(request.admin_dsn, request.master_key);
+  if (!context_made) return InStep("prepare", context_made.failure());
+  const ToolContext& context = **context_made;
+  if (auto folder = MakeFolder(request.folder); !folder) return folder.failure();
+
+  DumpResult result;
+  auto version = ToolVersion(context, tools->pg_dump);
+  if (!version) return version.failure();
+  result.tool_version = *version;
+
+  // The snapshot: opened, exported, counted; held until pg_dump is done with it.
+  auto conn = pq::Connect(request.admin_dsn, request.database, {}, context.scrub,
+                          "the cluster's admin connection to " + what);
+  if (!conn) return InStep("connect", conn.failure());
+  PGconn* session = conn->get();
+  if (const char* server = PQparameterStatus(session, "server_version"); server != nullptr) {
+    result.server_version = server;
+  }
+  auto begun = pq::ExecParams(session, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                              std::vector<std::string>{}, context.scrub);
+  if (!begun) return InStep("snapshot of " + what, begun.failure());
+  auto snapshot = pq::ExecParams(session, "SELECT pg_catalog.pg_export_snapshot()",
+                                 std::vector<std::string>{}, context.scrub);
+  if (!snapshot) return InStep("snapshot of " + what, snapshot.failure());
+  const std::string snapshot_id = PQgetvalue(snapshot->get(), 0, 0);
+  auto rows = CountRows(session, context.scrub);
+  if (!rows) return InStep("count rows of " + what, rows.failure());
+  result.table_rows = std::move(*rows);
+  result.table_rows_json = TableRowsJson(result.table_rows);
+
+  // pg_dump into the partial file, removed on every path but success.
+  const std::string partial = request.folder + "/." + request.backup_id + ".partial";
+  const std::string final_path =
+      request.folder + "/" + request.backup_id + (request.master_key ? ".dump.enc" : ".dump");
+  unlink(partial.c_str());  // a leftover of an interrupted attempt at the same id
+  struct PartialGuard {
+    std::string path;
+    bool keep = false;
+    ~PartialGuard() {
+      if (!keep) unlink(path.c_str());
+    }
+  } guard{partial};
+  const Fd file(open(partial.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (file.get() < 0) {
+    return StepFailed(kReason, "create the file", partial, Errno(errno));
+  }
+
+  auto conninfo = context.Conninfo(request.database, "");
+  if (!conninfo) return conninfo.failure();
+  auto err = context.dir.ScratchFile();
+  if (!err) return err.failure();
+  ToolSpec spec;
+  spec.argv = {tools->pg_dump, "--format=custom", "--snapshot=" + snapshot_id, "--no-password",
+               "--dbname=" + *conninfo};
+  spec.env = context.env;
+  spec.stdout_fd = ToolSpec::kPipe;
+  spec.stderr_fd = err->get();
+  auto tool = Tool::Start(spec);
+  if (!tool) return InStep("pg_dump", tool.failure());
+
+  Sha256Stream sha;
+  std::uint64_t size = 0;
+  const ByteWriter to_file = [&](std::string_view bytes) -> Status {
+    sha.Update(bytes);
+    size += bytes.size();
+    return WriteAll(file.get(), bytes, partial);
+  };
+  const ByteReader from_tool = FdReader(tool->out(), "pg_dump's output");
+  Status streamed = request.master_key
+                        ? EncryptBackup(*request.master_key, request.backup_id, from_tool, to_file)
+                        : Pump(from_tool, to_file);
+  if (!streamed) tool->Kill();
+  const int status = tool->Wait();
+  conn->reset();  // the snapshot is no longer needed
+  if (status != 0) {
+    return StepFailed(kReason, "pg_dump", what,
+                      "pg_dump " + DescribeExit(status) + ": " + context.Stderr(err->get()));
+  }
+  if (!streamed) return InStep("pg_dump of " + what, streamed.failure());
+  if (fsync(file.get()) != 0) return StepFailed(kReason, "fsync", partial, Errno(errno));
+
+  // Read back: the table of contents must be whole.
+  if (auto listed = RunRestoreTool(context, tools->pg_restore, {"--list"}, partial,
+                                   request.backup_id, request.master_key, "read back (pg_restore --list)",
+                                   kReason);
+      !listed) {
+    return listed.failure();
+  }
+  if (rename(partial.c_str(), final_path.c_str()) != 0) {
+    return StepFailed(kReason, "rename", partial, Errno(errno));
+  }
+  guard.keep = true;
+  if (auto synced = SyncFolder(request.folder); !synced) return synced.failure();
+
+  result.path = final_path;
+  result.size = size;
+  result.sha256 = sha.HexDigest();
+  if (request.master_key) result.key_id = BackupKeyId(*request.master_key);
+  result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  return result;
+}
+
+Status Restore(const RestoreRequest& request) {
+  constexpr std::string_view kReason = "BackupRestoreFailed";
+  auto tools = ResolveTools(request.tools);
+  if (!tools) return tools.failure();
+  {
+    const Fd file(open(request.file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (file.get() < 0) {
+      return Failure::Stalled("BackupFileMissing",
+                              "cannot open the backup file " + request.file + ": " + Errno(errno));
+    }
+    auto digest = FileSha256(file.get(), request.file);
+    if (!digest) return digest.failure();
+    if (!SameDigest(*digest, request.expected_sha256)) {
+      return Failure::Stalled("BackupChecksumMismatch",
+                              "the backup file " + request.file + " has SHA-256 " + *digest +
+                                  ", the catalog says " + request.expected_sha256 +
+                                  ": it was altered or damaged; nothing was restored");
+    }
+  }
+  auto context_made = MakeToolContext(request.admin_dsn, request.master_key);
+  if (!context_made) return InStep("prepare", context_made.failure());
+  const ToolContext& context = **context_made;
+  const std::string application_name = "tenant-master-restore-" + crypto::Hex(crypto::RandomBytes(6));
+  auto conninfo = context.Conninfo(request.target_database, "", application_name);
+  if (!conninfo) return conninfo.failure();
+  std::vector<std::string> args = {"--clean", "--if-exists", "--no-owner", "--single-transaction",
+                                   "--exit-on-error", "--no-password", "--dbname=" + *conninfo};
+  if (!request.role.empty()) args.push_back("--role=" + request.role);
+  const auto parts = pq::ParseDsn(request.admin_dsn);
+  LockWatch watch(request.admin_dsn,
+                  parts && !parts->dbname.empty() ? parts->dbname : std::string("postgres"),
+                  application_name, request.lock_timeout, context.scrub);
+  Status restored = RunRestoreTool(context, tools->pg_restore, std::move(args), request.file,
+                                   request.backup_id, request.master_key,
+                                   "restore into database " + request.target_database, kReason);
+  watch.Stop();
+  if (!restored && !watch.cancelled().empty()) {
+    Failure failure = restored.failure();
+    failure.reason = "BackupRestoreLockTimeout";
+    failure.message = "restore into database " + request.target_database + " failed: it " +
+                      watch.cancelled() + " (the database is as it was); " + failure.message;
+    return failure;
+  }
+  return restored;
+}
+
+Outcome<VerifyResult> VerifyByRestore(const VerifyRequest& request) {
+  const Clock::time_point start = Clock::now();
+  Scrubber scrub;
+  scrub.Add(request.admin_dsn);
+  const auto parts = pq::ParseDsn(request.admin_dsn);
+  if (!parts) return Failure::Stalled("InvalidDsn", "the cluster's admin DSN cannot be parsed");
+  scrub.Add(parts->password);
+  const std::string admin_db = parts->dbname.empty() ? "postgres" : parts->dbname;
+
+  VerifyResult result;
+  result.scratch_database = "tm_verify_" + crypto::Hex(crypto::RandomBytes(8));
+  auto admin = pq::Connect(request.admin_dsn, admin_db, {}, scrub, "the cluster's admin connection");
+  if (!admin) return InStep("verify: connect", admin.failure());
+  const std::string scratch = EscapeIdentifier(admin->get(), result.scratch_database);
+  auto created = pq::ExecParams(admin->get(), "CREATE DATABASE " + scratch,
+                                std::vector<std::string>{}, scrub);
+  if (!created) return InStep("verify: create the scratch database", created.failure());
+
+  auto verdict = [&]() -> Status {
+    RestoreRequest restore{request.admin_dsn,   request.file,         request.expected_sha256,
+                           request.backup_id,   request.master_key,   result.scratch_database,
+                           {},                  request.lock_timeout, request.tools};
+    if (auto restored = Restore(restore); !restored) return restored.failure();
+    auto session = pq::Connect(request.admin_dsn, result.scratch_database, {}, scrub,
+                               "the scratch database " + result.scratch_database);
+    if (!session) return InStep("verify: connect", session.failure());
+    auto counted = CountRows(session->get(), scrub);
+    if (!counted) return InStep("verify: count rows", counted.failure());
+    result.restored_rows = std::move(*counted);
+    std::vector<std::string> differences;
+    for (const auto& [table, expected] : request.expected_rows) {
+      const auto found = result.restored_rows.find(table);
+      if (found == result.restored_rows.end()) {
+        differences.push_back(table + ": " + std::to_string(expected) +
+                              " rows at dump time, missing after restore");
+      } else if (found->second != expected) {
+        differences.push_back(table + ": " + std::to_string(expected) + " rows at dump time, " +
+                              std::to_string(found->second) + " after restore");
+      }
+    }
+    for (const auto& [table, count] : result.restored_rows) {
+      if (request.expected_rows.count(table) == 0) {
+        differences.push_back(table + ": not counted at dump time, " + std::to_string(count) +
+                              " rows after restore");
+      }
+    }
+    if (!differences.empty()) {
+      return Failure::Stalled("BackupVerifyFailed", "backup " + request.backup_id +
+                                                        " restored with other row counts: " +
+                                                        Join(differences, "; "));
+    }
+    return Ok();
+  }();
+
+  auto dropped = pq::ExecParams(admin->get(), "DROP DATABASE IF EXISTS " + scratch + " WITH (FORCE)",
+                                std::vector<std::string>{}, scrub);
+  if (!verdict) return verdict.failure();
+  if (!dropped) {
+    Failure failure = dropped.failure();
+    failure.kind = FailureKind::kTransient;
+    failure.reason = "ScratchDropFailed";
+    failure.message = "verify: drop the scratch database " + result.scratch_database + ": " +
+                      failure.message;
+    return failure;
+  }
+  result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  return result;
+}
+
+}  // namespace tmaster::backups

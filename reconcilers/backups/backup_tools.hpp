@@ -1,0 +1,126 @@
+#pragma once
+
+// The backup engine of one tenant database: PostgreSQL's own tools (pg_dump, pg_restore) run as
+// the cluster's admin, their data streamed through SHA-256 and, when asked, the encrypted format
+// (controller/backups/encrypted_format.hpp). Dump, Restore, and VerifyByRestore (a restore into a
+// scratch database whose row counts are compared with those counted at dump time). Nothing here
+// schedules, records in the catalog or suspends a workspace: that is the caller's
+// (docs/backups.md).
+//
+// Secrets: the admin DSN's password reaches the tools through a 0600 password file in a private
+// 0700 folder (the tools' conninfo names it, `password` is emptied), removed when the call
+// returns; never argv, never a message (every tool's stderr is scrubbed of the DSN, the password
+// and the master key). The tools get an explicit environment: nothing of this process's.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/outcome.hpp"
+#include "common/secret.hpp"
+
+namespace tmaster::backups {
+
+/// Where pg_dump and pg_restore are. Empty fields are found by FindPostgresTools.
+struct ToolPaths {
+  std::string pg_dump;
+  std::string pg_restore;
+};
+
+/// The Debian tools: /usr/lib/postgresql/15/bin when it has both, else the newest
+/// /usr/lib/postgresql/<major>/bin that does. Stalled "BackupToolMissing" when none has.
+Outcome<ToolPaths> FindPostgresTools();
+
+/// `paths` with its empty fields filled by FindPostgresTools.
+Outcome<ToolPaths> ResolveTools(const ToolPaths& paths);
+
+/// Per-table row counts, keyed by schema-qualified name as text (`public.orders`, unquoted).
+using TableRows = std::map<std::string, std::int64_t>;
+
+/// The JSON object the catalog's `table_rows_json` holds: `{"public.orders":1200,...}`.
+std::string TableRowsJson(const TableRows& rows);
+/// Reads TableRowsJson's output back. Stalled "InvalidValue" when it is not an object of
+/// non-negative integers.
+Outcome<TableRows> ParseTableRowsJson(const std::string& json);
+
+struct DumpRequest {
+  Secret admin_dsn;         ///< the cluster's admin connection (conninfo or URI)
+  std::string database;     ///< the tenant database to dump
+  std::string folder;       ///< where the file goes; created 0700 when missing
+  std::string backup_id;    ///< the catalog id: the file is `<id>.dump` (`<id>.dump.enc`)
+  std::optional<Secret> master_key;  ///< set: the file is encrypted (docs/backups.md)
+  ToolPaths tools;          ///< empty fields: FindPostgresTools
+};
+
+struct DumpResult {
+  std::string path;            ///< the final file
+  std::uint64_t size = 0;      ///< bytes on disk
+  std::string sha256;          ///< of the file as stored (ciphertext when encrypted), lower hex
+  std::chrono::milliseconds duration{0};
+  std::string server_version;  ///< the server's `server_version`
+  std::string tool_version;    ///< `pg_dump --version`, e.g. "pg_dump (PostgreSQL) 15.20 (...)"
+  std::string key_id;          ///< BackupKeyId of the master key; empty: not encrypted
+  TableRows table_rows;        ///< counted in the dump's snapshot
+  std::string table_rows_json; ///< TableRowsJson(table_rows)
+};
+
+/// Dumps `database` with `pg_dump --format=custom --snapshot=<id>` in a REPEATABLE READ, READ
+/// ONLY transaction whose snapshot also counted every user table's rows, through SHA-256 (and
+/// the cipher) into `.<id>.partial` in the folder (0600), reads it back with `pg_restore
+/// --list`, fsyncs it and renames it to its final name. Any failure removes the partial file
+/// and says which step failed (connect, snapshot, count rows, pg_dump, read back, ...), with the
+/// tool's stderr scrubbed and trimmed; "BackupDumpFailed" (Transient: a tool's failure may pass),
+/// or the connection's own classification.
+Outcome<DumpResult> Dump(const DumpRequest& request);
+
+struct RestoreRequest {
+  Secret admin_dsn;
+  std::string file;               ///< the backup file
+  std::string expected_sha256;    ///< from the catalog; checked before anything is touched
+  std::string backup_id;          ///< needed to decrypt (the file's key depends on it)
+  std::optional<Secret> master_key;  ///< set: the file is encrypted
+  std::string target_database;    ///< the database restored into
+  std::string role;               ///< `--role`: objects are created as it; empty: the admin
+  /// How long the restore may wait for one lock (a table another session holds) before it is
+  /// cancelled and fails, "BackupRestoreLockTimeout" naming the holders, instead of waiting
+  /// forever. pg_restore's script sets `lock_timeout = 0` itself, so this is enforced from
+  /// outside: a watch on another admin session cancels the restore's statement. Zero: no limit.
+  std::chrono::milliseconds lock_timeout{std::chrono::seconds(30)};
+  ToolPaths tools;
+};
+
+/// Checks the file's SHA-256 (a mismatch: Stalled "BackupChecksumMismatch" naming the file,
+/// before any connection), then runs `pg_restore --clean --if-exists --no-owner --role=<role>
+/// --single-transaction --exit-on-error` into `target_database` as the admin, the file (or its
+/// decryption) on the tool's stdin. One transaction: a failure (the tool's, or a decryption
+/// that fails mid-file) leaves the database as it was. "BackupRestoreFailed" with the tool's
+/// stderr scrubbed.
+Status Restore(const RestoreRequest& request);
+
+struct VerifyRequest {
+  Secret admin_dsn;
+  std::string file;
+  std::string expected_sha256;
+  std::string backup_id;
+  std::optional<Secret> master_key;
+  TableRows expected_rows;  ///< counted at dump time
+  std::chrono::milliseconds lock_timeout{std::chrono::seconds(30)};
+  ToolPaths tools;
+};
+
+struct VerifyResult {
+  std::string scratch_database;  ///< the database used (dropped by the time this returns)
+  TableRows restored_rows;
+  std::chrono::milliseconds duration{0};
+};
+
+/// Creates `tm_verify_<16 random hex>`, restores the file into it (as the admin), counts each
+/// user table's rows and compares them with `expected_rows`: a difference is Stalled
+/// "BackupVerifyFailed" naming each table and both counts (a table missing on either side
+/// too). The scratch database is dropped `WITH (FORCE)` whatever happened; a failure to drop it
+/// is reported (Transient "ScratchDropFailed") unless an earlier failure is.
+Outcome<VerifyResult> VerifyByRestore(const VerifyRequest& request);
+
+}  // namespace tmaster::backups

@@ -1,0 +1,375 @@
+// The backup engine (reconcilers/backups/backup_tools.hpp) against a real PostgreSQL 15 and
+// Debian's pg_dump and pg_restore: a dump restores to identical rows (per-table checksums), into
+// the same database or another (`--into`), encrypted or not; a damaged file is refused by its
+// checksum before the database is touched; a pg_dump killed midway, or an output pg_restore
+// cannot read, leaves no file; a wrong password fails naming the step and never the password,
+// which never reaches the tools' argv either; verification by restore passes on a good dump,
+// names a table whose count differs, and drops its scratch database; a restore beside another
+// session. Each TEST_CASE has its own databases and roles.
+
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/crypto.hpp"
+#include "controller/backups/encrypted_format.hpp"
+#include "reconcilers/backups/backup_tools.hpp"
+#include "tests/support/pg_server.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace tmaster {
+namespace {
+
+using backups::DumpRequest;
+using backups::RestoreRequest;
+using backups::VerifyRequest;
+using testing::Execute;
+using testing::PgServer;
+using testing::PgSession;
+using testing::QueryValue;
+using testing::TempDir;
+
+const Secret kMasterKey("itest-backup-master-key-not-a-real-one-0123456789");
+
+// A tenant database with data: two tables (2,000 and 3,000 rows, a foreign key, an identity
+// column), a sequence that moved, a view, owned by `role` (whose password is `tenant-pw`).
+void MakeTenant(const std::string& database, const std::string& role) {
+  PgServer& pg = PgServer::Shared();
+  // doctest runs a TEST_CASE once per SUBCASE: start from nothing each time.
+  Execute(pg.Dsn(), "DROP DATABASE IF EXISTS " + database + " WITH (FORCE)");
+  Execute(pg.Dsn(), "DROP ROLE IF EXISTS " + role);
+  Execute(pg.Dsn(), "CREATE ROLE " + role + " LOGIN PASSWORD 'tenant-pw'");
+  Execute(pg.Dsn(), "CREATE DATABASE " + database + " OWNER " + role);
+  Execute(pg.Dsn(database),
+          "SET ROLE " + role + ";"
+          "CREATE TABLE customers (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, "
+          "  joined date);"
+          "INSERT INTO customers (name, joined) SELECT 'customer ' || g, "
+          "  date '2020-01-01' + g FROM generate_series(1, 2000) g;"
+          "CREATE TABLE orders (id bigserial PRIMARY KEY, customer int REFERENCES customers, "
+          "  total numeric(10,2), note text);"
+          "INSERT INTO orders (customer, total, note) SELECT 1 + g % 2000, g * 1.25, "
+          "  CASE WHEN g % 7 = 0 THEN NULL ELSE 'it''s \"order\" ' || g END "
+          "  FROM generate_series(1, 3000) g;"
+          "CREATE SEQUENCE invoice_numbers START 1000;"
+          "SELECT nextval('invoice_numbers') FROM generate_series(1, 42);"
+          "CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 3000;");
+}
+
+std::string TableChecksum(const std::string& database, const std::string& table) {
+  return QueryValue(PgServer::Shared().Dsn(database),
+                    "SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM " +
+                        table + " t");
+}
+
+// Each table's and the view's checksum, and the sequence's position.
+std::map<std::string, std::string> Fingerprint(const std::string& database) {
+  std::map<std::string, std::string> out;
+  for (const char* table : {"customers", "orders", "big_orders"}) {
+    out[table] = TableChecksum(database, table);
+  }
+  out["invoice_numbers"] =
+      QueryValue(PgServer::Shared().Dsn(database), "SELECT last_value FROM invoice_numbers");
+  return out;
+}
+
+DumpRequest Request(const std::string& database, const std::filesystem::path& folder,
+                    const std::string& id) {
+  DumpRequest request;
+  request.admin_dsn = Secret(PgServer::Shared().Dsn());
+  request.database = database;
+  request.folder = folder.string();
+  request.backup_id = id;
+  return request;
+}
+
+RestoreRequest RestoreOf(const backups::DumpResult& dump, const std::string& id,
+                         const std::string& target, const std::string& role) {
+  RestoreRequest request;
+  request.admin_dsn = Secret(PgServer::Shared().Dsn());
+  request.file = dump.path;
+  request.expected_sha256 = dump.sha256;
+  request.backup_id = id;
+  request.target_database = target;
+  request.role = role;
+  return request;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+unsigned Mode(const std::string& path) {
+  struct stat info {};
+  REQUIRE(stat(path.c_str(), &info) == 0);
+  return info.st_mode & 07777U;
+}
+
+std::vector<std::string> FilesIn(const std::filesystem::path& folder) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(folder)) {
+    names.push_back(entry.path().filename().string());
+  }
+  return names;
+}
+
+long ScratchDatabases() {
+  return std::stol(QueryValue(PgServer::Shared().Dsn(),
+                              "SELECT count(*) FROM pg_database WHERE datname LIKE 'tm\\_verify\\_%'"));
+}
+
+// An executable script at `path`.
+std::string Script(const TempDir& dir, const std::string& name, const std::string& body) {
+  const std::string path = dir.Write(name, "#!/bin/sh\n" + body).string();
+  chmod(path.c_str(), 0700);
+  return path;
+}
+
+std::string RealPgDump() { return backups::FindPostgresTools()->pg_dump; }
+
+TEST_CASE("a dump restores to identical rows, in place and into another database (--into)") {
+  MakeTenant("bk_round", "bk_round_owner");
+  const auto before = Fingerprint("bk_round");
+  TempDir dir;
+  const auto folder = dir.path() / "acme";
+
+  auto dump = backups::Dump(Request("bk_round", folder, "acme-1"));
+  REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
+  CHECK(dump->path == (folder / "acme-1.dump").string());
+  CHECK(FilesIn(folder) == std::vector<std::string>{"acme-1.dump"});
+  CHECK(Mode(folder.string()) == 0700U);
+  CHECK(Mode(dump->path) == 0600U);
+  const std::string bytes = ReadFile(dump->path);
+  CHECK(bytes.substr(0, 5) == "PGDMP");
+  CHECK(dump->size == bytes.size());
+  CHECK(dump->sha256 == crypto::Sha256Hex(bytes));
+  CHECK(dump->server_version.substr(0, 3) == "15.");
+  CHECK(dump->tool_version.find("pg_dump (PostgreSQL) 15.") == 0);
+  CHECK(dump->key_id.empty());
+  CHECK(dump->table_rows ==
+        backups::TableRows{{"public.customers", 2000}, {"public.orders", 3000}});
+  CHECK(dump->table_rows_json == R"({"public.customers":2000,"public.orders":3000})");
+  auto parsed = backups::ParseTableRowsJson(dump->table_rows_json);
+  REQUIRE(parsed.ok());
+  CHECK(*parsed == dump->table_rows);
+
+  // Damage done after the dump, then undone by the restore.
+  Execute(PgServer::Shared().Dsn("bk_round"),
+          "DELETE FROM orders WHERE id % 3 = 0; UPDATE customers SET name = 'x';"
+          "DROP VIEW big_orders; SELECT nextval('invoice_numbers');"
+          "CREATE TABLE stray (id int)");
+  CHECK(TableChecksum("bk_round", "orders") != before.at("orders"));
+  auto restored = backups::Restore(RestoreOf(*dump, "acme-1", "bk_round", "bk_round_owner"));
+  REQUIRE_MESSAGE(restored.ok(), restored.failure().message);
+  CHECK(Fingerprint("bk_round") == before);
+  CHECK(QueryValue(PgServer::Shared().Dsn("bk_round"),
+                   "SELECT tableowner FROM pg_tables WHERE tablename = 'orders'") ==
+        "bk_round_owner");
+
+  // --into: another tenant's database, objects owned by its role.
+  Execute(PgServer::Shared().Dsn(), "CREATE ROLE bk_copy_owner LOGIN");
+  Execute(PgServer::Shared().Dsn(), "CREATE DATABASE bk_copy OWNER bk_copy_owner");
+  auto copied = backups::Restore(RestoreOf(*dump, "acme-1", "bk_copy", "bk_copy_owner"));
+  REQUIRE_MESSAGE(copied.ok(), copied.failure().message);
+  CHECK(Fingerprint("bk_copy") == before);
+  CHECK(QueryValue(PgServer::Shared().Dsn("bk_copy"),
+                   "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables "
+                   "WHERE schemaname = 'public'") == "bk_copy_owner");
+}
+
+TEST_CASE("an encrypted dump round-trips; a flipped byte is refused before the database is touched") {
+  MakeTenant("bk_enc", "bk_enc_owner");
+  const auto before = Fingerprint("bk_enc");
+  TempDir dir;
+  auto request = Request("bk_enc", dir.path() / "enc", "enc-1");
+  request.master_key = kMasterKey;
+  auto dump = backups::Dump(request);
+  REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
+  CHECK(dump->path == (dir.path() / "enc" / "enc-1.dump.enc").string());
+  std::string bytes = ReadFile(dump->path);
+  CHECK(bytes.substr(0, 8) == "TMBACKUP");
+  CHECK(bytes.find("customer 1") == std::string::npos);
+  CHECK(dump->sha256 == crypto::Sha256Hex(bytes));
+  CHECK(dump->key_id == backups::BackupKeyId(kMasterKey));
+  CHECK(dump->table_rows.at("public.orders") == 3000);
+
+  Execute(PgServer::Shared().Dsn("bk_enc"), "TRUNCATE orders; CREATE TABLE marker (id int)");
+  const auto damaged = Fingerprint("bk_enc");
+  auto restore = RestoreOf(*dump, "enc-1", "bk_enc", "bk_enc_owner");
+  restore.master_key = kMasterKey;
+
+  SUBCASE("restored") {
+    auto restored = backups::Restore(restore);
+    REQUIRE_MESSAGE(restored.ok(), restored.failure().message);
+    CHECK(Fingerprint("bk_enc") == before);
+  }
+  SUBCASE("a flipped byte: the checksum refuses it, nothing touched") {
+    bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x01);
+    std::ofstream(dump->path, std::ios::binary | std::ios::trunc) << bytes;
+    testing::ResetStatementStats(PgServer::Shared().Dsn());
+    auto restored = backups::Restore(restore);
+    REQUIRE_FALSE(restored.ok());
+    CHECK(restored.failure().kind == FailureKind::kStalled);
+    CHECK(restored.failure().reason == "BackupChecksumMismatch");
+    CHECK(restored.failure().message.find(dump->path) != std::string::npos);
+    CHECK(Fingerprint("bk_enc") == damaged);
+    CHECK(QueryValue(PgServer::Shared().Dsn("bk_enc"), "SELECT to_regclass('marker')::text") ==
+          "marker");
+
+    SUBCASE("and with the damaged file's own checksum, decryption fails in one transaction") {
+      restore.expected_sha256 = crypto::Sha256Hex(bytes);
+      auto again = backups::Restore(restore);
+      REQUIRE_FALSE(again.ok());
+      CHECK(again.failure().reason == "BackupDecryptFailed");
+      CHECK(Fingerprint("bk_enc") == damaged);
+    }
+  }
+}
+
+TEST_CASE("a pg_dump killed midway, or an output pg_restore cannot read, leaves no file") {
+  MakeTenant("bk_kill", "bk_kill_owner");
+  TempDir dir;
+  const std::string real = RealPgDump();
+  auto request = Request("bk_kill", dir.path() / "kill", "kill-1");
+
+  SUBCASE("killed by a signal after some output") {
+    request.tools.pg_dump = Script(dir, "killed_pg_dump",
+                                   "[ \"$1\" = --version ] && exec " + real + " --version\n" +
+                                       real + " \"$@\" | head -c 3000\nkill -KILL $$\n");
+    auto dump = backups::Dump(request);
+    REQUIRE_FALSE(dump.ok());
+    CHECK(dump.failure().reason == "BackupDumpFailed");
+    CHECK(dump.failure().message.find("pg_dump failed for database bk_kill") == 0);
+    CHECK(dump.failure().message.find("killed by signal 9") != std::string::npos);
+  }
+  SUBCASE("exit status 0 with a truncated file: the read back refuses it") {
+    request.tools.pg_dump = Script(dir, "short_pg_dump",
+                                   "[ \"$1\" = --version ] && exec " + real + " --version\n" +
+                                       real + " \"$@\" | head -c 3000\nexit 0\n");
+    auto dump = backups::Dump(request);
+    REQUIRE_FALSE(dump.ok());
+    CHECK(dump.failure().message.find("read back (pg_restore --list) failed") == 0);
+    CHECK(dump.failure().message.find("pg_restore exited with status 1") != std::string::npos);
+  }
+  CHECK(FilesIn(dir.path() / "kill").empty());
+}
+
+TEST_CASE("a wrong password fails naming the step, never the password, which no argv carries") {
+  MakeTenant("bk_pw", "bk_pw_owner");
+  PgServer& pg = PgServer::Shared();
+  TempDir dir;
+  auto request = Request("bk_pw", dir.path() / "pw", "pw-1");
+
+  SUBCASE("wrong password") {
+    request.admin_dsn = Secret(pg.DsnAs("postgres", "wrong-Passw0rd-zz9", "postgres"));
+    auto dump = backups::Dump(request);
+    REQUIRE_FALSE(dump.ok());
+    CHECK(dump.failure().reason == "AuthenticationFailed");
+    CHECK(dump.failure().message.find("connect: ") == 0);
+    CHECK(dump.failure().message.find("wrong-Passw0rd-zz9") == std::string::npos);
+    CHECK(FilesIn(dir.path() / "pw").empty());
+  }
+  SUBCASE("the right password reaches pg_dump through a 0600 file, removed after") {
+    const std::string log = (dir.path() / "argv.log").string();
+    request.tools.pg_dump =
+        Script(dir, "logging_pg_dump",
+               "for a in \"$@\"; do echo \"$a\" >> " + log + "; done\nenv >> " + log + "\n" +
+                   "for a in \"$@\"; do case \"$a\" in *passfile=*) f=${a#*passfile=\\'}; "
+                   "f=${f%%\\'*}; stat -c %a \"$f\" >> " + log + "; "
+                   "stat -c %a \"$(dirname \"$f\")\" >> " + log + ";; esac; done\n"
+                   "exec " + RealPgDump() + " \"$@\"\n");
+    auto dump = backups::Dump(request);
+    REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
+    const std::string logged = ReadFile(log);
+    CHECK(logged.find("--snapshot=") != std::string::npos);
+    CHECK(logged.find(pg.password()) == std::string::npos);
+    CHECK(logged.find("\n600\n700\n") != std::string::npos);
+    const auto at = logged.find("passfile='");
+    REQUIRE(at != std::string::npos);
+    const std::string passfile = logged.substr(at + 10, logged.find('\'', at + 10) - at - 10);
+    CHECK_FALSE(std::filesystem::exists(passfile));
+    CHECK_FALSE(std::filesystem::exists(std::filesystem::path(passfile).parent_path()));
+  }
+}
+
+TEST_CASE("verify by restore: a good dump passes, a tampered count is named, no scratch left") {
+  MakeTenant("bk_verify", "bk_verify_owner");
+  TempDir dir;
+  auto request = Request("bk_verify", dir.path() / "v", "v-1");
+  request.master_key = kMasterKey;
+  auto dump = backups::Dump(request);
+  REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
+  VerifyRequest verify;
+  verify.admin_dsn = Secret(PgServer::Shared().Dsn());
+  verify.file = dump->path;
+  verify.expected_sha256 = dump->sha256;
+  verify.backup_id = "v-1";
+  verify.master_key = kMasterKey;
+  verify.expected_rows = dump->table_rows;
+
+  SUBCASE("good") {
+    auto verified = backups::VerifyByRestore(verify);
+    REQUIRE_MESSAGE(verified.ok(), verified.failure().message);
+    CHECK(verified->restored_rows == dump->table_rows);
+    CHECK(verified->scratch_database.find("tm_verify_") == 0);
+  }
+  SUBCASE("tampered count") {
+    verify.expected_rows["public.orders"] = 3001;
+    auto verified = backups::VerifyByRestore(verify);
+    REQUIRE_FALSE(verified.ok());
+    CHECK(verified.failure().reason == "BackupVerifyFailed");
+    CHECK(verified.failure().message.find(
+              "public.orders: 3001 rows at dump time, 3000 after restore") != std::string::npos);
+    CHECK(verified.failure().message.find("public.customers") == std::string::npos);
+  }
+  SUBCASE("a damaged file") {
+    verify.expected_sha256 = std::string(64, '0');
+    auto verified = backups::VerifyByRestore(verify);
+    REQUIRE_FALSE(verified.ok());
+    CHECK(verified.failure().reason == "BackupChecksumMismatch");
+  }
+  CHECK(ScratchDatabases() == 0);
+}
+
+TEST_CASE("restore beside another session: an idle one is no obstacle, a lock holder times out") {
+  MakeTenant("bk_busy", "bk_busy_owner");
+  const auto before = Fingerprint("bk_busy");
+  TempDir dir;
+  auto dump = backups::Dump(Request("bk_busy", dir.path() / "b", "b-1"));
+  REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
+  Execute(PgServer::Shared().Dsn("bk_busy"), "DELETE FROM orders WHERE id < 100");
+  const auto damaged = Fingerprint("bk_busy");
+  PgSession other(PgServer::Shared().DsnAs("bk_busy_owner", "tenant-pw", "bk_busy"));
+  auto restore = RestoreOf(*dump, "b-1", "bk_busy", "bk_busy_owner");
+
+  SUBCASE("idle") {
+    REQUIRE(other.Run("SELECT count(*) FROM orders").empty());
+    auto restored = backups::Restore(restore);
+    REQUIRE_MESSAGE(restored.ok(), restored.failure().message);
+    CHECK(Fingerprint("bk_busy") == before);
+  }
+  SUBCASE("idle in a transaction that read a table") {
+    REQUIRE(other.Run("BEGIN; SELECT count(*) FROM orders").empty());
+    restore.lock_timeout = std::chrono::milliseconds(500);
+    auto restored = backups::Restore(restore);
+    REQUIRE_FALSE(restored.ok());
+    CHECK(restored.failure().reason == "BackupRestoreLockTimeout");
+    CHECK(restored.failure().message.find("restore into database bk_busy failed: it waited more "
+                                          "than 500 ms for a lock held by pid ") == 0);
+    CHECK(restored.failure().message.find("(bk_busy_owner, idle in transaction)") !=
+          std::string::npos);
+    CHECK(other.Run("COMMIT").empty());
+    CHECK(Fingerprint("bk_busy") == damaged);
+  }
+}
+
+}  // namespace
+}  // namespace tmaster
