@@ -584,7 +584,11 @@ Outcome<DumpResult> Dump(const DumpRequest& request) {
   result.tool_version = *version;
 
   // The snapshot: opened, exported, counted; held until pg_dump is done with it.
-  auto conn = pq::Connect(request.admin_dsn, request.database, {}, context.scrub,
+  const std::string options = pq::SessionOptions(std::chrono::milliseconds(0), request.lock_timeout);
+  const std::array<pq::ConnectParam, 2> params{
+      pq::ConnectParam{"options", options.c_str()},
+      pq::ConnectParam{"application_name", "tenant-master-backup"}};
+  auto conn = pq::Connect(request.admin_dsn, request.database, params, context.scrub,
                           "the cluster's admin connection to " + what);
   if (!conn) return InStep("connect", conn.failure());
   PGconn* session = conn->get();
@@ -626,6 +630,7 @@ Outcome<DumpResult> Dump(const DumpRequest& request) {
   if (!err) return err.failure();
   ToolSpec spec;
   spec.argv = {tools->pg_dump, "--format=custom", "--snapshot=" + snapshot_id, "--no-password",
+               "--lock-wait-timeout=" + std::to_string(request.lock_timeout.count()) + "ms",
                "--dbname=" + *conninfo};
   spec.env = context.env;
   spec.stdout_fd = ToolSpec::kPipe;
@@ -647,11 +652,13 @@ Outcome<DumpResult> Dump(const DumpRequest& request) {
   if (!streamed) tool->Kill();
   const int status = tool->Wait();
   conn->reset();  // the snapshot is no longer needed
+  // Our side first: a write that failed (a full disk) killed the tool, whose status says only
+  // that.
+  if (!streamed) return InStep("pg_dump of " + what, streamed.failure());
   if (status != 0) {
     return StepFailed(kReason, "pg_dump", what,
                       "pg_dump " + DescribeExit(status) + ": " + context.Stderr(err->get()));
   }
-  if (!streamed) return InStep("pg_dump of " + what, streamed.failure());
   if (fsync(file.get()) != 0) return StepFailed(kReason, "fsync", partial, Errno(errno));
 
   // Read back: the table of contents must be whole.

@@ -52,6 +52,9 @@ struct DumpRequest {
   std::string backup_id;    ///< the catalog id: the file is `<id>.dump` (`<id>.dump.enc`)
   std::optional<Secret> master_key;  ///< set: the file is encrypted (docs/backups.md)
   ToolPaths tools;          ///< empty fields: FindPostgresTools
+  /// How long the row counts and pg_dump may wait for a table's lock (another session's ALTER
+  /// or TRUNCATE in progress) before the dump fails (`lock_timeout`, `--lock-wait-timeout`).
+  std::chrono::milliseconds lock_timeout{std::chrono::seconds(30)};
 };
 
 struct DumpResult {

@@ -4,13 +4,14 @@
 // checksum before the database is touched; a pg_dump killed midway, or an output pg_restore
 // cannot read, leaves no file; a wrong password fails naming the step and never the password,
 // which never reaches the tools' argv either; verification by restore passes on a good dump,
-// names a table whose count differs, and drops its scratch database; a restore beside another
-// session. Each TEST_CASE has its own databases and roles.
+// names a table whose count differs, and drops its scratch database; a dump and a restore beside
+// another session (an idle one, one holding a lock: a failure after the lock timeout, no hang). Each TEST_CASE has its own databases and roles.
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -260,6 +261,21 @@ TEST_CASE("a pg_dump killed midway, or an output pg_restore cannot read, leaves 
     CHECK(dump.failure().message.find("pg_restore exited with status 1") != std::string::npos);
   }
   CHECK(FilesIn(dir.path() / "kill").empty());
+}
+
+TEST_CASE("a dump behind another session's lock fails after lock_timeout, leaving no file") {
+  MakeTenant("bk_lock", "bk_lock_owner");
+  TempDir dir;
+  auto request = Request("bk_lock", dir.path() / "lock", "lock-1");
+  request.lock_timeout = std::chrono::milliseconds(500);
+  PgSession other(PgServer::Shared().DsnAs("bk_lock_owner", "tenant-pw", "bk_lock"));
+  REQUIRE(other.Run("BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE").empty());
+  auto dump = backups::Dump(request);
+  REQUIRE_FALSE(dump.ok());
+  CHECK(dump.failure().message.find("count rows of database bk_lock: ") == 0);
+  CHECK(dump.failure().message.find("lock timeout") != std::string::npos);
+  CHECK(FilesIn(dir.path() / "lock").empty());
+  CHECK(other.Run("COMMIT").empty());
 }
 
 TEST_CASE("a wrong password fails naming the step, never the password, which no argv carries") {
