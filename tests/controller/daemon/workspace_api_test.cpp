@@ -199,6 +199,20 @@ TEST_CASE("workspace API: apply refuses bad bodies with the file's messages and 
     CHECK(details[0].at("line").as_int64() == 6);
     CHECK(std::string(details[0].at("message").as_string()) == "Product \"nope\" not found");
   }
+  SUBCASE("422: a backup schedule that never fires, on its field, as the dashboard's form shows it") {
+    const std::string as_json =
+        R"({"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace","metadata":{"name":"acme"},)"
+        R"("spec":{"product":"shop","mode":"shared","backup":{"schedule":"0 0 31 2 *"}}})";
+    controller::ApiAnswer answer = h.Api().Apply("acme", as_json, "application/json", false, "x");
+    REQUIRE(answer.status == 422);
+    const json::value body = Parse(answer.body);
+    const json::array& details = body.at("details").as_array();
+    REQUIRE(details.size() == 1);
+    CHECK(details[0].at("field").as_string() == "spec.backup.schedule");
+    CHECK(std::string(details[0].at("message").as_string()).find("day-of-month") !=
+          std::string::npos);
+    CHECK_FALSE(h.Row("acme"));
+  }
   SUBCASE("400: another name than the URL's") {
     controller::ApiAnswer answer = h.Api().Apply("other", Workspace("acme"), "", false, "x");
     CHECK(answer.status == 400);
