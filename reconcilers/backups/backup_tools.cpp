@@ -318,19 +318,31 @@ Status SyncFolder(const std::string& folder) {
 
 // Feeds `file` (decrypted when `master_key` is set) to `tool`'s stdin, then waits for it.
 // Returns the tool's exit status, or the input's failure (the tool killed first, so it never
-// finishes on part of a file).
+// finishes on part of a file). A tool may stop reading before the end (`pg_restore --list` reads
+// only the table of contents): the rest is still decrypted, into nothing, so every chunk's tag
+// is checked whatever the tool read.
 Outcome<int> FeedAndWait(Tool& tool, int file, const std::string& path, const std::string& backup_id,
                          const std::optional<Secret>& master_key) {
   Status fed = Ok();
-  bool tool_stopped_reading = false;
   {
     const SigpipeBlocked sigpipe;
     const ByteReader reader = FdReader(file, path);
-    const ByteWriter to_tool = FdWriter(tool.in(), "the tool's input");
+    bool tool_stopped_reading = false;
     const ByteWriter writer = [&](std::string_view bytes) -> Status {
-      Status written = to_tool(bytes);
-      if (!written) tool_stopped_reading = true;
-      return written;
+      if (tool_stopped_reading) return Ok();
+      while (!bytes.empty()) {
+        const ssize_t n = write(tool.in(), bytes.data(), bytes.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EPIPE) {
+          tool_stopped_reading = true;
+          return Ok();
+        }
+        if (n < 0) {
+          return Failure::Transient("BackupIoFailed", "cannot write the tool's input: " + Errno(errno));
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+      }
+      return Ok();
     };
     if (master_key) {
       auto decrypted = DecryptBackup(*master_key, backup_id, reader, writer);
@@ -339,15 +351,12 @@ Outcome<int> FeedAndWait(Tool& tool, int file, const std::string& path, const st
       fed = Pump(reader, writer);
     }
   }
-  if (!fed && !tool_stopped_reading) {
+  if (!fed) {
     tool.Kill();
     tool.Wait();
     return fed.failure();
   }
-  // The tool closed its input early: its exit status and stderr say why.
-  const int status = tool.Wait();
-  if (!fed && status == 0) return fed.failure();
-  return status;
+  return tool.Wait();
 }
 
 // Runs pg_restore on `path` (the file, or its decryption, on stdin) with `args`.
