@@ -27,7 +27,7 @@
 #include "common/pq_handles.hpp"
 #include "common/scrub.hpp"
 #include "common/text.hpp"
-#include "controller/backups/encrypted_format.hpp"
+#include "reconcilers/backups/encrypted_format.hpp"
 #include "reconcilers/backups/tool_process.hpp"
 
 namespace tmaster::backups {

@@ -2,7 +2,7 @@
 
 // The backup engine of one tenant database: PostgreSQL's own tools (pg_dump, pg_restore) run as
 // the cluster's admin, their data streamed through SHA-256 and, when asked, the encrypted format
-// (controller/backups/encrypted_format.hpp). Dump, Restore, and VerifyByRestore (a restore into a
+// (reconcilers/backups/encrypted_format.hpp). Dump, Restore, and VerifyByRestore (a restore into a
 // scratch database whose row counts are compared with those counted at dump time). Nothing here
 // schedules, records in the catalog or suspends a workspace: that is the caller's
 // (docs/backups.md).

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "common/crypto.hpp"
-#include "controller/backups/encrypted_format.hpp"
+#include "reconcilers/backups/encrypted_format.hpp"
 #include "reconcilers/backups/backup_tools.hpp"
 #include "tests/support/pg_server.hpp"
 #include "tests/support/temp_dir.hpp"

@@ -15,7 +15,7 @@
 
 #include "common/crypto.hpp"
 #include "common/secret.hpp"
-#include "controller/backups/encrypted_format.hpp"
+#include "reconcilers/backups/encrypted_format.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {

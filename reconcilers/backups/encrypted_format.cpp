@@ -1,4 +1,4 @@
-#include "controller/backups/encrypted_format.hpp"
+#include "reconcilers/backups/encrypted_format.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
