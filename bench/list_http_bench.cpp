@@ -94,7 +94,7 @@ WorkspaceAnswer Answer(const FleetView& view, const WorkspaceCall& call) {
   FleetQuery query;
   query.limit = call.limit;
   query.continue_token = call.continue_token;
-  query.phase = call.phase;
+  if (!call.phase.empty()) query.phases = {call.phase};
   Outcome<LabelSelector> selector = ParseLabelSelector(call.label_selector);
   if (!selector) {
     out.status = 400;

@@ -510,11 +510,10 @@ Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {
   }
   std::vector<std::string_view> phases(query.phases.begin(), query.phases.end());
   const std::string text = Lower(query.text);
-  const bool filtered = !query.selector.empty() || !query.phase.empty() || !phases.empty() ||
+  const bool filtered = !query.selector.empty() || !phases.empty() ||
                         !query.product.empty() || !query.mode.empty() || !text.empty();
   const auto matches = [&](const Entry& entry) {
     if (!entry.json) return false;
-    if (!query.phase.empty() && entry.phase != query.phase) return false;
     if (!phases.empty() && std::find(phases.begin(), phases.end(), entry.phase) == phases.end()) {
       return false;
     }

@@ -64,7 +64,6 @@ struct FleetQuery {
   std::optional<std::size_t> limit;  ///< nullopt: every item
   std::string continue_token;        ///< empty: from the first item
   LabelSelector selector;
-  std::string phase;                ///< one phase; empty: any
   std::vector<std::string> phases;  ///< any of these; empty: any
   std::string product;              ///< exact; empty: any
   std::string mode;                 ///< exact; empty: any

@@ -287,8 +287,8 @@ function startStream() {
   source.addEventListener("fleet", (event) => {
     const data = safeJson(event.data);
     state.live.version = data.resourceVersion;
-    changed(data.all ? null : data.workspaces || null);
-    if (state.route.page === "overview") changed(null);  // counts and order may move
+    // On the fleet page any change may move the counts and the order: refresh it whole.
+    changed(data.all || state.route.page === "overview" ? null : data.workspaces || null);
   });
   source.addEventListener("sources", () => {
     if (state.route.page === "sources") changed(null);

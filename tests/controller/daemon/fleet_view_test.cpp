@@ -113,7 +113,7 @@ TEST_CASE("fleet view: label selector and phase filter, with remainingItemCount 
   Fill(view);
   FleetQuery query;
   query.selector = {{"tier", "gold", true}};
-  query.phase = "Stalled";
+  query.phases = {"Stalled"};
   const std::vector<std::string> names = Names(view.List(query)->json);
   CHECK(names == std::vector<std::string>{"w00", "w06", "w12", "w18", "w24"});
   query.limit = 2;
@@ -122,7 +122,7 @@ TEST_CASE("fleet view: label selector and phase filter, with remainingItemCount 
   CHECK(Names(page->json) == std::vector<std::string>{"w00", "w06"});
   CHECK(page->remaining == 3);
   query.selector = {{"tier", "gold", false}};
-  query.phase.clear();
+  query.phases.clear();
   query.limit.reset();
   CHECK(Names(view.List(query)->json).size() == 12);
 }
@@ -147,7 +147,7 @@ TEST_CASE(
   view.SpecChanged(deleting);
   CHECK(view.Phase("w01") == "Deleting");
   FleetQuery query;
-  query.phase = "Deleting";
+  query.phases = {"Deleting"};
   CHECK(Names(view.List(query)->json) == std::vector<std::string>{"w01"});
 }
 

@@ -405,7 +405,7 @@ TEST_CASE(
   h.Start();
   REQUIRE(Eventually([&] { return h.HasPhase("broken", "Stalled"); }));
   controller::FleetQuery stalled;
-  stalled.phase = "Stalled";
+  stalled.phases = {"Stalled"};
   REQUIRE(
       Eventually([&] { return h.Api().List(stalled).body.find("broken") != std::string::npos; }));
   const json::value list = Parse(h.Api().List(stalled).body);
