@@ -363,6 +363,16 @@ struct HttpServer::Impl {
          &Impl::ForwardOp<Op::kSuspend>},
         {"POST", "/api/v1/workspaces/{name}/resume", Access::kAdmin, Lane::kWorker,
          &Impl::ForwardOp<Op::kResume>},
+        // Backups (docs/api.md#backups): the catalog and a restore's progress are read by a
+        // viewer; taking a backup and restoring one need an admin.
+        {"POST", "/api/v1/workspaces/{name}/backups", Access::kAdmin, Lane::kWorker,
+         &Impl::ForwardOp<Op::kBackup>},
+        {"GET", "/api/v1/workspaces/{name}/backups", Access::kViewer, Lane::kWorker,
+         &Impl::ForwardOp<Op::kListBackups>},
+        {"POST", "/api/v1/workspaces/{name}/restore", Access::kAdmin, Lane::kWorker,
+         &Impl::ForwardOp<Op::kRestore>},
+        {"GET", "/api/v1/restores/{id}", Access::kViewer, Lane::kWorker,
+         &Impl::ForwardOp<Op::kGetRestore>},
         {"POST", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::CreateToken},
         {"GET", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::ListTokens},
         {"DELETE", "/api/v1/tokens/{id}", Access::kAdmin, Lane::kWorker, &Impl::RevokeToken},

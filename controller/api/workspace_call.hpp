@@ -16,6 +16,12 @@ struct WorkspaceCall {
   enum class Op {
     kList, kGet, kApply, kDelete, kReconcile, kSuspend, kResume, kPlan, kProducts,
     kSummary,  ///< GET /api/v1/summary: counts by phase, product and mode
+    // Backups (docs/api.md#backups): `name` is the workspace, or the restore's id for
+    // kGetRestore.
+    kBackup,       ///< POST /api/v1/workspaces/{name}/backups
+    kListBackups,  ///< GET /api/v1/workspaces/{name}/backups
+    kRestore,      ///< POST /api/v1/workspaces/{name}/restore
+    kGetRestore,   ///< GET /api/v1/restores/{id}
   };
   Op op = Op::kList;
   std::string name;          ///< the `{name}` of the path

@@ -630,6 +630,18 @@ WorkspaceAnswer ServeWorkspaceCall(WorkspaceApi& api, const WorkspaceCall& call)
     case Op::kSummary:
       answer = api.Summary();
       break;
+    case Op::kBackup:
+      answer = api.Backup(call.name, call.who);
+      break;
+    case Op::kListBackups:
+      answer = api.ListBackups(call.name);
+      break;
+    case Op::kRestore:
+      answer = api.Restore(call.name, call.body, call.content_type, call.who);
+      break;
+    case Op::kGetRestore:
+      answer = api.GetRestore(call.name);
+      break;
   }
   WorkspaceAnswer out;
   out.status = answer.status;

@@ -19,6 +19,7 @@
 
 #include "common/secret.hpp"
 #include "controller/api/workspace_call.hpp"
+#include "controller/backups/service.hpp"
 #include "controller/daemon/fleet_view.hpp"
 #include "controller/runtime/events.hpp"
 #include "controller/sources/desired_state.hpp"
@@ -92,6 +93,9 @@ struct WorkspaceApiDeps {
   std::string store_database = std::string(postgres::kDefaultStoreDatabase);
   /// Seconds since the epoch (tests fix it); empty: the system clock.
   std::function<std::int64_t()> now_unix;
+  /// Takes backups and restores them (the daemon's BackupRunner; docs/backups.md). nullptr:
+  /// the backup and restore writes answer 503; the catalog is still read from the store.
+  ::tmaster::backups::BackupService* backups = nullptr;
 };
 
 /// Thread-safe; writes are serialized among themselves.
@@ -130,6 +134,29 @@ class WorkspaceApi {
   ApiAnswer Summary() const;
   /// `GET /api/v1/workspaces/{name}`: from the fleet view; 404 unknown.
   ApiAnswer Get(const std::string& name) const;
+
+  // Backups (docs/api.md#backups; controller/daemon/backup_api.cpp). A BackupService failure
+  // maps by its reason (controller/backups/service.hpp): NotFound 404, NotConverged and
+  // RestoreInProgress 409, NotRestorable 422, Unavailable (and any other) 503, with
+  // `details: {"reason"}`. The writes answer 503 on a standby and without a service.
+
+  /// `POST /api/v1/workspaces/{name}/backups`: a manual backup queued (or the one already queued
+  /// or running). 202 `{"backup", "workspace", "kind", "state", "queuedAt"}`.
+  ApiAnswer Backup(const std::string& name, const std::string& who);
+  /// `GET /api/v1/workspaces/{name}/backups`: 200 `{"items": [catalog rows, newest first],
+  /// "pending": [{"id", "workspace", "kind", "state", "queuedAt"}]}`, the catalog read from the
+  /// store (so a standby answers, and a deleted workspace's final backups are listed). 404 when
+  /// the workspace is unknown and has no backup; 503 when the store cannot be read.
+  ApiAnswer ListBackups(const std::string& name) const;
+  /// `POST /api/v1/workspaces/{name}/restore` with `{"backup": ID, "into"?: WORKSPACE}` (JSON):
+  /// 202 the restore's progress (RestoreJson). 400 a body that is not that object (an unknown
+  /// member, `backup` missing, a name or id that cannot be one), naming the field; 415 a
+  /// content type other than JSON.
+  ApiAnswer Restore(const std::string& name, std::string_view body, std::string_view content_type,
+                    const std::string& who);
+  /// `GET /api/v1/restores/{id}`: 200 the restore's progress; 404 when this replica does not
+  /// know it (a standby, a restart, finished over an hour ago).
+  ApiAnswer GetRestore(const std::string& id) const;
 
   /// Declares the API-owned workspaces the store holds whose product a source now declares (or
   /// whose product changed): called at the start of a term and after each sync of a source.

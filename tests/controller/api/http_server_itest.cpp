@@ -1648,4 +1648,101 @@ TEST_CASE("http stream: with the Daemon, a workspace written to the source is a 
   server.Stop();
 }
 
+// The backup routes (docs/api.md#backups): who may call them, and what reaches the workspace API.
+TEST_CASE("http auth: backups: a viewer lists backups and follows a restore; only an admin writes") {
+  FakeStore store;
+  Metrics metrics;
+  std::mutex mutex;
+  std::vector<WorkspaceCall> calls;
+  HttpHandlers handlers;
+  handlers.workspaces = [&](const WorkspaceCall& call) {
+    const std::lock_guard lock(mutex);
+    calls.push_back(call);
+    WorkspaceAnswer answer;
+    answer.status = call.op == WorkspaceCall::Op::kBackup || call.op == WorkspaceCall::Op::kRestore
+                        ? 202
+                        : 200;
+    answer.body = "{}";
+    return answer;
+  };
+  HttpServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.admin_token = Secret(std::string(kAdminToken));
+  options.read_token = Secret(std::string(kReadToken));
+  HttpServer server(store, metrics, std::move(handlers), options);
+  REQUIRE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(10, 0);
+  const auto taken = [&] {
+    const std::lock_guard lock(mutex);
+    std::vector<WorkspaceCall> out = std::move(calls);
+    calls.clear();
+    return out;
+  };
+
+  // A viewer: both writes 403, never forwarded; both reads forwarded.
+  const std::string restore_body = R"({"backup":"acme-1"})";
+  auto res = client.Post("/api/v1/workspaces/acme/backups", Bearer(kReadToken), "",
+                         "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  CHECK(ParseJson(res->body).at("error") == "Forbidden");
+  res = client.Post("/api/v1/workspaces/acme/restore", Bearer(kReadToken), restore_body,
+                    "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  CHECK(taken().empty());
+  res = client.Get("/api/v1/workspaces/acme/backups", Bearer(kReadToken));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  res = client.Get("/api/v1/restores/r-acme-1", Bearer(kReadToken));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  std::vector<WorkspaceCall> seen = taken();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0].op == WorkspaceCall::Op::kListBackups);
+  CHECK(seen[0].name == "acme");
+  CHECK(seen[1].op == WorkspaceCall::Op::kGetRestore);
+  CHECK(seen[1].name == "r-acme-1");
+
+  // No token: 401 on all four.
+  for (const RouteCall& route : std::vector<RouteCall>{
+           {"POST", "/api/v1/workspaces/acme/backups"},
+           {"GET", "/api/v1/workspaces/acme/backups"},
+           {"POST", "/api/v1/workspaces/acme/restore"},
+           {"GET", "/api/v1/restores/r-acme-1"}}) {
+    CAPTURE(route.path);
+    res = std::string(route.method) == "POST"
+              ? client.Post(route.path, httplib::Headers{}, "", "application/json")
+              : client.Get(route.path);
+    CheckUnauthorized(res);
+  }
+  CHECK(taken().empty());
+
+  // The admin: both writes forwarded with the body, its type and who.
+  res = client.Post("/api/v1/workspaces/acme/backups", Bearer(kAdminToken), "",
+                    "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  res = client.Post("/api/v1/workspaces/acme/restore", Bearer(kAdminToken), restore_body,
+                    "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 202);
+  seen = taken();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0].op == WorkspaceCall::Op::kBackup);
+  CHECK(seen[0].name == "acme");
+  CHECK(seen[0].who == "env:admin");
+  CHECK(seen[1].op == WorkspaceCall::Op::kRestore);
+  CHECK(seen[1].body == restore_body);
+  CHECK(seen[1].content_type == "application/json");
+
+  // A GET on the restore route, a DELETE on the list: 405 naming what the path allows.
+  res = client.Get("/api/v1/workspaces/acme/restore", Bearer(kAdminToken));
+  REQUIRE(res);
+  CHECK(res->status == 405);
+  CHECK(res->get_header_value("Allow") == "POST");
+  server.Stop();
+}
+
 }  // namespace tmaster::controller
