@@ -34,8 +34,12 @@ struct Command {
   std::optional<std::string> workspace;     ///< --workspace (get events)
   std::optional<long> limit;                ///< --limit: at most this many items in all
   long chunk_size = 500;                    ///< --chunk-size: items asked for per page
-  bool wait = false;                        ///< --wait (reconcile)
+  bool wait = false;                        ///< --wait (reconcile, backup, restore)
   std::chrono::seconds timeout{60};         ///< --timeout (reconcile --wait)
+  bool timeout_given = false;               ///< --timeout was given (else a verb's default)
+  bool all = false;                         ///< --all (backup)
+  std::optional<std::string> backup;        ///< --backup ID (restore)
+  std::optional<std::string> into;          ///< --into WORKSPACE (restore)
   std::chrono::seconds request_timeout{30}; ///< --request-timeout: each HTTP request
   bool force = false;                       ///< --force (apply, delete): ?force=true
   bool client_only = false;                 ///< --client (version)

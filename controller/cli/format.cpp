@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
+#include <iterator>
 
 #include "common/text.hpp"
 #include "controller/cli/json_util.hpp"
@@ -307,6 +309,52 @@ Outcome<std::string> FormatObject(Resource resource, std::string_view object_jso
   if (output == "json") return detail::PrettyJson(*parsed);
   if (output == "yaml") return detail::ToYaml(*parsed);
   return FormatItems(resource, json::serialize(json::array{*parsed}), output, now_unix);
+}
+
+std::string FormatBytes(std::int64_t bytes) {
+  if (bytes < 1000) return std::to_string(bytes) + " B";
+  static constexpr const char* kUnits[] = {"kB", "MB", "GB", "TB", "PB"};
+  double value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  value /= 1000.0;
+  while (value >= 999.95 && unit + 1 < std::size(kUnits)) {
+    value /= 1000.0;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %s", value, kUnits[unit]);
+  return text;
+}
+
+Outcome<std::string> FormatBackups(std::string_view answer_json, std::string_view output,
+                                   std::int64_t now_unix) {
+  const std::optional<json::value> parsed = detail::ParseJson(answer_json);
+  const json::array* items = parsed ? detail::ArrayAt(*parsed, "items") : nullptr;
+  if (items == nullptr) return BadAnswer("a list of backups ({\"items\": [...]})");
+  if (output == "json") return detail::PrettyJson(*parsed);
+  if (output == "yaml") return detail::ToYaml(*parsed);
+  std::vector<std::vector<std::string>> rows{
+      {"ID", "KIND", "STATE", "SIZE", "AGE", "VERIFIED", "MIGRATION"}};
+  if (const json::array* pending = detail::ArrayAt(*parsed, "pending")) {
+    for (const json::value& q : *pending) {
+      rows.push_back({Text(At(q, {"id"})), Text(At(q, {"kind"})), Text(At(q, {"state"})),
+                      "<none>", AgeSince(detail::ParseTimeValue(At(q, {"queuedAt"})), now_unix),
+                      "<none>", "<none>"});
+    }
+  }
+  for (const json::value& item : *items) {
+    const json::value* size = At(item, {"sizeBytes"});
+    const std::string state = Text(At(item, {"state"}));
+    rows.push_back(
+        {Text(At(item, {"id"})), Text(At(item, {"kind"})), state,
+         state == "failed" || size == nullptr || !size->is_number()
+             ? "<none>"
+             : FormatBytes(size->to_number<std::int64_t>()),
+         AgeSince(detail::ParseTimeValue(At(item, {"createdAt"})), now_unix),
+         AgeSince(detail::ParseTimeValue(At(item, {"verifiedAt"})), now_unix, "<never>"),
+         OrNone(Text(At(item, {"appliedMigration"})))});
+  }
+  return AlignColumns(rows);
 }
 
 namespace {

@@ -56,6 +56,18 @@ std::string AlignColumns(const std::vector<std::vector<std::string>>& rows);
 std::string DescribeWorkspace(std::string_view object_json, std::string_view events_json,
                               const std::string& plan_text, std::int64_t now_unix);
 
+/// A size as `tenantctl backups` shows it, in SI units with one decimal: `512 B`, `1.5 kB`,
+/// `12.3 MB`, `4.0 GB`, `1.2 TB`.
+std::string FormatBytes(std::int64_t bytes);
+
+/// `tenantctl backups NAME` (GET /api/v1/workspaces/{name}/backups, `{"items", "pending"}`):
+/// `json` and `yaml` print the answer itself; `table` the columns ID KIND STATE SIZE AGE
+/// VERIFIED MIGRATION, the pending backups first (their state queued or running), then the
+/// catalog newest first. VERIFIED is the age of the last verification, `<never>` without one.
+/// Stalled `BadAnswer` when the answer is not that object.
+Outcome<std::string> FormatBackups(std::string_view answer_json, std::string_view output,
+                                   std::int64_t now_unix);
+
 /// The plan's answer (POST /api/v1/plan) made readable: per workspace `workspace/NAME: N
 /// action(s)` then `  + KIND: description` lines, `converged`, or `blocked: ...`.
 struct PlanSummary {

@@ -97,3 +97,31 @@ TEST_CASE("cli args: durations") {
   CHECK_FALSE(ParseDuration("-5m"));
   CHECK_FALSE(ParseDuration("99999d"));
 }
+
+TEST_CASE("cli args: backup, backups and restore flags") {
+  const Command backup = Parsed({"backup", "acme", "--wait", "--timeout=15m"});
+  CHECK(backup.verb == "backup");
+  CHECK(backup.positionals == std::vector<std::string>{"acme"});
+  CHECK(backup.wait);
+  CHECK(backup.timeout == std::chrono::seconds(900));
+  CHECK(backup.timeout_given);
+  CHECK_FALSE(Parsed({"backup", "acme"}).timeout_given);
+
+  const Command all = Parsed({"backup", "--all", "-l", "plan=enterprise"});
+  CHECK(all.all);
+  CHECK(all.positionals.empty());
+  CHECK(all.selector == "plan=enterprise");
+  CHECK_FALSE(Parsed({"backup", "acme"}).all);
+
+  const Command restore = Parsed({"restore", "acme", "--backup", "acme-20261203T030000Z-k3x9",
+                                  "--into=acme-copy", "--wait"});
+  CHECK(restore.positionals == std::vector<std::string>{"acme"});
+  CHECK(restore.backup == "acme-20261203T030000Z-k3x9");
+  CHECK(restore.into == "acme-copy");
+  CHECK(restore.wait);
+  CHECK_FALSE(Parsed({"restore", "acme"}).backup);
+
+  CHECK(ErrorOf({"restore", "acme", "--backup"}) == "--backup needs a value");
+  CHECK(ErrorOf({"restore", "acme", "--backup", "x", "--into"}) == "--into needs a value");
+  CHECK(ErrorOf({"backup", "--all=yes"}) == "--all takes no value");
+}

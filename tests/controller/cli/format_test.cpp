@@ -264,3 +264,57 @@ TEST_CASE("cli format: describe shows spec, conditions, last runs, events and th
                    "  2026-12-03T11:00:00Z   60m   1.25s      Succeeded   Converged\n") !=
         std::string::npos);
 }
+
+TEST_CASE("cli format: sizes in SI units with one decimal") {
+  using tmaster::cli::FormatBytes;
+  CHECK(FormatBytes(0) == "0 B");
+  CHECK(FormatBytes(999) == "999 B");
+  CHECK(FormatBytes(1000) == "1.0 kB");
+  CHECK(FormatBytes(1500) == "1.5 kB");
+  CHECK(FormatBytes(12345678) == "12.3 MB");
+  CHECK(FormatBytes(999960) == "1.0 MB");  // not "1000.0 kB"
+  CHECK(FormatBytes(4'000'000'000) == "4.0 GB");
+  CHECK(FormatBytes(1'200'000'000'000) == "1.2 TB");
+}
+
+TEST_CASE("cli format: the backups table, pending first; json and yaml are the answer") {
+  using tmaster::cli::FormatBackups;
+  // What GET /api/v1/workspaces/acme/backups answers (docs/api.md#backups).
+  const std::string answer = R"({
+    "items":[
+      {"id":"acme-20261203T030000Z-cccc","workspace":"acme","kind":"scheduled","state":"failed",
+       "file":"acme/acme-20261203T030000Z-cccc.dump","sizeBytes":0,"sha256":"",
+       "durationSeconds":0.5,"serverVersion":"15.8","generation":3,"appliedMigration":"",
+       "encrypted":false,"tableRows":{},"reason":"pg_dump: connection refused",
+       "createdAt":"2026-12-03T03:00:00Z","verifiedAt":null},
+      {"id":"acme-20261202T030000Z-bbbb","workspace":"acme","kind":"manual","state":"verified",
+       "file":"acme/acme-20261202T030000Z-bbbb.dump.enc","sizeBytes":12345678,
+       "sha256":"aa","durationSeconds":1.25,"serverVersion":"15.8","generation":3,
+       "appliedMigration":"0002_orders","keyId":"0123456789abcdef","encrypted":true,
+       "tableRows":{"public.orders":12},"createdAt":"2026-12-02T12:00:00Z",
+       "verifiedAt":"2026-12-03T10:00:00Z"}],
+    "pending":[{"id":"acme-20261203T115900Z-dddd","workspace":"acme","kind":"manual",
+                "state":"running","queuedAt":"2026-12-03T11:59:00Z"}]})";
+  auto table = FormatBackups(answer, "table", kNow);
+  REQUIRE(table.ok());
+  CHECK(*table ==
+        "ID                           KIND        STATE      SIZE      AGE   VERIFIED   MIGRATION\n"
+        "acme-20261203T115900Z-dddd   manual      running    <none>    60s   <none>     <none>\n"
+        "acme-20261203T030000Z-cccc   scheduled   failed     <none>    9h    <never>    <none>\n"
+        "acme-20261202T030000Z-bbbb   manual      verified   12.3 MB   24h   120m       0002_orders\n");
+
+  auto as_json = FormatBackups(answer, "json", kNow);
+  REQUIRE(as_json.ok());
+  CHECK(json::parse(*as_json) == json::parse(answer));
+  auto as_yaml = FormatBackups(answer, "yaml", kNow);
+  REQUIRE(as_yaml.ok());
+  const YAML::Node yaml = YAML::Load(*as_yaml);
+  CHECK(yaml["items"][1]["sizeBytes"].as<long>() == 12345678);
+  CHECK(yaml["pending"][0]["state"].as<std::string>() == "running");
+
+  auto empty = FormatBackups(R"({"items":[],"pending":[]})", "table", kNow);
+  REQUIRE(empty.ok());
+  CHECK(*empty == "ID   KIND   STATE   SIZE   AGE   VERIFIED   MIGRATION\n");
+  CHECK_FALSE(FormatBackups(R"([1,2])", "table", kNow).ok());
+  CHECK_FALSE(FormatBackups("not json", "json", kNow).ok());
+}
