@@ -10,7 +10,7 @@ namespace {
 
 constexpr std::string_view kBash = R"BASH(# bash completion for tenantctl (docs/api.md#tenantctl):
 #   source <(tenantctl completion bash)      or save it as /etc/bash_completion.d/tenantctl
-_tenantctl_value_flags='-o --output -f --filename -l --selector -s --server --token --certificate-authority --request-timeout --phase --workspace --limit --chunk-size --timeout --role --ttl --description --config'
+_tenantctl_value_flags='-o --output -f --filename -l --selector -s --server --token --certificate-authority --request-timeout --phase --workspace --limit --chunk-size --timeout --role --ttl --description --config --backup --into'
 
 _tenantctl_workspaces() {
   "$1" get workspaces -o name "${@:2}" 2>/dev/null | sed -n 's|^workspace/||p'
@@ -18,7 +18,7 @@ _tenantctl_workspaces() {
 
 _tenantctl() {
   local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
-  local verbs='apply get describe diff delete reconcile suspend resume token validate version completion help'
+  local verbs='apply get describe diff delete reconcile suspend resume backup backups restore token validate version completion help'
   local global='--server --token --certificate-authority --insecure-skip-tls-verify --request-timeout --help'
   COMPREPLY=()
   case "$prev" in
@@ -27,7 +27,8 @@ _tenantctl() {
       compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return;;
     --role) COMPREPLY=($(compgen -W 'admin viewer' -- "$cur")); return;;
     --phase) COMPREPLY=($(compgen -W 'Pending Progressing Ready Degraded Stalled Suspended Deleting' -- "$cur")); return;;
-    -l|--selector|-s|--server|--token|--request-timeout|--workspace|--limit|--chunk-size|--timeout|--ttl|--description) return;;
+    -l|--selector|-s|--server|--token|--request-timeout|--workspace|--limit|--chunk-size|--timeout|--ttl|--description|--backup) return;;
+    --into) COMPREPLY=($(compgen -W "$(_tenantctl_workspaces "${COMP_WORDS[0]}")" -- "$cur")); return;;
   esac
   local verb='' i w
   local -a pos=() conn=()
@@ -65,6 +66,13 @@ _tenantctl() {
       case "$verb" in delete) flags='--force';; reconcile) flags='--wait --timeout';; esac
       if ((${#pos[@]} == 0)); then words='workspace'
       elif ((${#pos[@]} == 1)); then words="$(_tenantctl_workspaces "${COMP_WORDS[0]}" "${conn[@]}")"; fi;;
+    backup|backups|restore)
+      case "$verb" in
+        backup) flags='--all -l --selector --wait --timeout';;
+        backups) flags='-o --output';;
+        restore) flags='--backup --into --wait --timeout';;
+      esac
+      ((${#pos[@]} == 0)) && words="$(_tenantctl_workspaces "${COMP_WORDS[0]}" "${conn[@]}")";;
     token)
       flags='--role --ttl --description -o --output'
       ((${#pos[@]} == 0)) && words='create list revoke';;
@@ -100,6 +108,9 @@ _tenantctl() {
     'reconcile:queue a workspace for reconciliation'
     'suspend:suspend a workspace'
     'resume:resume a workspace'
+    'backup:take a backup of a workspace now (or --all)'
+    'backups:list the backups of a workspace'
+    'restore:restore a backup of a workspace'
     'token:create, list or revoke managed tokens'
     'validate:validate manifests offline'
     'version:print the client and server versions'
@@ -108,7 +119,7 @@ _tenantctl() {
   )
   global=(--server --token --certificate-authority --insecure-skip-tls-verify --request-timeout --help)
   value_flags=(-o --output -f --filename -l --selector -s --server --token --certificate-authority
-    --request-timeout --phase --workspace --limit --chunk-size --timeout --role --ttl --description --config)
+    --request-timeout --phase --workspace --limit --chunk-size --timeout --role --ttl --description --config --backup --into)
   local verb='' i w
   for ((i = 2; i < CURRENT; i++)); do
     w=${words[i]}
@@ -130,7 +141,8 @@ _tenantctl() {
     -f|--filename|--certificate-authority|--config) _files; return;;
     --role) compadd admin viewer; return;;
     --phase) compadd Pending Progressing Ready Degraded Stalled Suspended Deleting; return;;
-    -l|--selector|-s|--server|--token|--request-timeout|--workspace|--limit|--chunk-size|--timeout|--ttl|--description) return;;
+    -l|--selector|-s|--server|--token|--request-timeout|--workspace|--limit|--chunk-size|--timeout|--ttl|--description|--backup) return;;
+    --into) _tenantctl_workspaces $conn; return;;
   esac
   if [[ -z $verb ]]; then
     if [[ ${words[CURRENT]} == -* ]]; then compadd -- $global; else _describe 'command' verbs; fi
@@ -148,6 +160,13 @@ _tenantctl() {
     describe|delete|reconcile|suspend|resume)
       case $verb in delete) flags=(--force);; reconcile) flags=(--wait --timeout);; esac
       if (( ${#pos} == 0 )); then choices=(workspace); elif (( ${#pos} == 1 )); then names=1; fi;;
+    backup|backups|restore)
+      case $verb in
+        backup) flags=(--all -l --selector --wait --timeout);;
+        backups) flags=(-o --output);;
+        restore) flags=(--backup --into --wait --timeout);;
+      esac
+      (( ${#pos} == 0 )) && names=1;;
     token)
       flags=(--role --ttl --description -o --output)
       (( ${#pos} == 0 )) && choices=(create list revoke);;

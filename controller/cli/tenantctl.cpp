@@ -1,5 +1,6 @@
 #include "controller/cli/tenantctl.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -36,6 +37,11 @@ constexpr std::string_view kUsage =
     "  delete workspace NAME [--force]\n"
     "  reconcile workspace NAME [--wait] [--timeout 60s]\n"
     "  suspend|resume workspace NAME\n"
+    "  backup NAME [--wait] [--timeout 10m]   take a backup now; --wait until it is in the catalog\n"
+    "  backup --all [-l key=value] [--wait]   every (selected) workspace\n"
+    "  backups NAME [-o table|json|yaml]      the catalog and the backups queued\n"
+    "  restore NAME --backup ID [--into OTHER] [--wait] [--timeout 30m]\n"
+    "                                         restore a backup of NAME (into OTHER: a copy)\n"
     "  token create --role admin|viewer [--ttl 30d] [--description TEXT]\n"
     "  token list | token revoke ID\n"
     "  validate -f PATH|- [--config FILE]     offline: exit 0 valid, 1 invalid\n"
@@ -145,6 +151,9 @@ class Session {
   int SuspendOrResume();
   int Token();
   int Version();
+  int Backup();
+  int Backups();
+  int Restore();
 
   std::ostream& out() const { return *world_.out; }
   std::ostream& err() const { return *world_.err; }
@@ -159,6 +168,26 @@ class Session {
     }
     return command_.positionals[1];
   }
+
+  // The line of a backup route's error: the server's message says which object (the workspace,
+  // the backup, the restore's target) and why; 401, 403, 429 and 5xx as every verb says them.
+  static std::string BackupErrorLine(const Response& response, const std::string& what) {
+    const int status = response.status;
+    if (status != 400 && status != 404 && status != 409 && status != 422) {
+      return ErrorLine(response, {});
+    }
+    const std::string message = ServerMessage(response);
+    return what + " refused (" + std::to_string(status) + ")" +
+           (message.empty() ? "" : ": " + message);
+  }
+
+  // POST .../backups of `name`: its id, or the error line.
+  Outcome<std::string> QueueBackup(const std::string& name);
+  // Polls the catalog of `name` until `id` is in it or `deadline`; 0 ok, 1 otherwise (said).
+  int WaitForBackup(const std::string& name, const std::string& id,
+                    std::chrono::steady_clock::time_point deadline,
+                    std::chrono::seconds timeout);
+  int BackupAll();
 
   Outcome<std::vector<DocumentText>> Documents() const {
     std::string stdin_text;
@@ -530,6 +559,241 @@ int Session::Version() {
   return 0;
 }
 
+// How often the backup verbs' --wait asks (docs/api.md#tenantctl).
+constexpr std::chrono::milliseconds kBackupPoll{500};
+
+std::string Seconds(const json::value* value) {
+  if (value == nullptr || !value->is_number()) return "?";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f", value->to_number<double>());
+  return text;
+}
+
+std::string TimeoutText(std::chrono::seconds timeout) {
+  const auto s = timeout.count();
+  if (s % 3600 == 0) return std::to_string(s / 3600) + "h";
+  if (s % 60 == 0) return std::to_string(s / 60) + "m";
+  return std::to_string(s) + "s";
+}
+
+Outcome<std::string> Session::QueueBackup(const std::string& name) {
+  Outcome<Response> response = client_->Send("POST", WorkspacePath(name) + "/backups", "{}",
+                                             "application/json");
+  if (!response) return response.failure();
+  if (response->status != 202 && response->status != 200) {
+    return Failure::Stalled("HTTP " + std::to_string(response->status),
+                            BackupErrorLine(*response, "backup of workspace " + Quoted(name)));
+  }
+  const std::optional<json::value> answer = detail::ParseJson(response->body);
+  const std::string id = answer ? Text(At(*answer, {"backup"})) : "";
+  if (id.empty()) {
+    return Failure::Stalled("BadAnswer", "the server's answer to the backup of " + Quoted(name) +
+                                             " names no backup");
+  }
+  return id;
+}
+
+int Session::WaitForBackup(const std::string& name, const std::string& id,
+                           std::chrono::steady_clock::time_point deadline,
+                           std::chrono::seconds timeout) {
+  std::string last_problem;
+  while (true) {
+    Outcome<Response> response = Call("GET", WorkspacePath(name) + "/backups", {"workspace", name});
+    if (!response && response.failure().reason == "HTTP 404") {
+      return Fail(response.failure().message);
+    }
+    if (!response) {
+      last_problem = response.failure().message;
+    } else {
+      const std::optional<json::value> answer = detail::ParseJson(response->body);
+      const json::array* items = answer ? detail::ArrayAt(*answer, "items") : nullptr;
+      last_problem = "queued";
+      for (const json::value& item : items != nullptr ? *items : json::array()) {
+        if (Text(At(item, {"id"})) != id) continue;
+        const std::string state = Text(At(item, {"state"}));
+        const json::value* size = At(item, {"sizeBytes"});
+        const std::string size_text =
+            size != nullptr && size->is_number() ? FormatBytes(size->to_number<std::int64_t>())
+                                                 : "?";
+        const std::string done = size_text + " in " + Seconds(At(item, {"durationSeconds"})) + " s";
+        if (state == "ok" || state == "verified") {
+          out() << "backup " << id << ": " << state << ", " << done << '\n';
+          return 0;
+        }
+        if (state == "verifyFailed") {
+          return Fail("backup " + id + ": taken (" + done + ") but its verification failed: " +
+                      OneLine(Text(At(item, {"reason"}))));
+        }
+        return Fail("backup " + id + ": " + state + ": " + OneLine(Text(At(item, {"reason"}))));
+      }
+      if (const json::array* pending = detail::ArrayAt(*answer, "pending")) {
+        for (const json::value& q : *pending) {
+          if (Text(At(q, {"id"})) == id) last_problem = Text(At(q, {"state"}), "queued");
+        }
+      }
+    }
+    if (world_.steady_now() + kBackupPoll > deadline) {
+      return Fail("backup " + id + " of workspace " + Quoted(name) + ": not in the catalog within " +
+                  TimeoutText(timeout) + " (--timeout; last seen: " + last_problem +
+                  "); it goes on in the operator");
+    }
+    world_.sleep(kBackupPoll);
+  }
+}
+
+int Session::Backup() {
+  if (command_.all) return BackupAll();
+  if (command_.positionals.size() != 1) {
+    return Usage("backup: expected `backup NAME` or `backup --all [-l key=value]`");
+  }
+  if (command_.selector) return Usage("backup: -l selects workspaces for --all only");
+  const std::string& name = command_.positionals[0];
+  if (std::optional<int> failed = Connect()) return *failed;
+  Outcome<std::string> id = QueueBackup(name);
+  if (!id) return Fail(id.failure().message);
+  out() << "backup " << name << "/" << *id << " queued\n";
+  if (!command_.wait) return 0;
+  const std::chrono::seconds timeout =
+      command_.timeout_given ? command_.timeout : std::chrono::seconds(600);
+  return WaitForBackup(name, *id, world_.steady_now() + timeout, timeout);
+}
+
+int Session::BackupAll() {
+  if (!command_.positionals.empty()) return Usage("backup --all takes no name");
+  if (std::optional<int> failed = Connect()) return *failed;
+  std::vector<std::string> query;
+  if (command_.selector) query.push_back("labelSelector=" + PercentEncode(*command_.selector));
+  Outcome<std::string> items = ListAll("/api/v1/workspaces", query);
+  if (!items) return Fail(items.failure().message);
+  const std::optional<json::value> list = detail::ParseJson(*items);
+  std::vector<std::pair<std::string, std::string>> queued;
+  bool failed = false;
+  std::size_t count = 0;
+  for (const json::value& item : list && list->is_array() ? list->get_array() : json::array()) {
+    const std::string name = Text(At(item, {"metadata", "name"}));
+    if (name.empty()) continue;
+    ++count;
+    Outcome<std::string> id = QueueBackup(name);
+    if (!id) {
+      Fail("workspace " + Quoted(name) + ": " + id.failure().message);
+      failed = true;
+      continue;
+    }
+    out() << "backup " << name << "/" << *id << " queued\n";
+    queued.emplace_back(name, *id);
+  }
+  if (count == 0) err() << "No workspaces found.\n";
+  if (command_.wait) {
+    const std::chrono::seconds timeout =
+        command_.timeout_given ? command_.timeout : std::chrono::seconds(600);
+    const auto deadline = world_.steady_now() + timeout;
+    for (const auto& [name, id] : queued) {
+      if (WaitForBackup(name, id, deadline, timeout) != 0) failed = true;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+int Session::Backups() {
+  if (command_.positionals.size() != 1) return Usage("backups: expected `backups NAME`");
+  if (command_.output != "table" && command_.output != "json" && command_.output != "yaml") {
+    return Usage("backups: -o must be table, json or yaml");
+  }
+  const std::string& name = command_.positionals[0];
+  if (std::optional<int> failed = Connect()) return *failed;
+  Outcome<Response> response = Call("GET", WorkspacePath(name) + "/backups", {"workspace", name});
+  if (!response) return Fail(response.failure().message);
+  if (command_.output == "table") {
+    const std::optional<json::value> answer = detail::ParseJson(response->body);
+    const json::array* items = answer ? detail::ArrayAt(*answer, "items") : nullptr;
+    const json::array* pending = answer ? detail::ArrayAt(*answer, "pending") : nullptr;
+    if (items != nullptr && items->empty() && (pending == nullptr || pending->empty())) {
+      err() << "No backups found.\n";
+      return 0;
+    }
+  }
+  return Print(FormatBackups(response->body, command_.output, world_.now_unix()));
+}
+
+int Session::Restore() {
+  if (command_.positionals.size() != 1) {
+    return Usage("restore: expected `restore NAME --backup ID [--into OTHER]`");
+  }
+  if (!command_.backup) return Usage("restore: --backup ID is required");
+  const std::string& name = command_.positionals[0];
+  if (std::optional<int> failed = Connect()) return *failed;
+  json::object request{{"backup", *command_.backup}};
+  if (command_.into) request["into"] = *command_.into;
+  Outcome<Response> started = client_->Send("POST", WorkspacePath(name) + "/restore",
+                                            json::serialize(request), "application/json");
+  if (!started) return Fail(started.failure().message);
+  if (started->status != 202 && started->status != 200) {
+    return Fail(BackupErrorLine(*started, "restore of backup " + Quoted(*command_.backup)));
+  }
+  const std::optional<json::value> answer = detail::ParseJson(started->body);
+  const std::string id = answer ? Text(At(*answer, {"restore"})) : "";
+  if (id.empty()) return Fail("the server's answer to the restore names no restore");
+  const std::string target = Text(At(*answer, {"workspace"}), command_.into.value_or(name));
+  out() << "restore " << id << " of backup " << *command_.backup << " into " << target
+        << " started\n";
+  if (!command_.wait) return 0;
+
+  const std::chrono::seconds timeout =
+      command_.timeout_given ? command_.timeout : std::chrono::seconds(1800);
+  const auto deadline = world_.steady_now() + timeout;
+  std::string shown;
+  json::value progress = *answer;
+  std::string last_problem;
+  while (true) {
+    const std::string step = Text(At(progress, {"step"}));
+    const std::string message = OneLine(Text(At(progress, {"message"})));
+    const std::string line = step + (message.empty() ? "" : ": " + message);
+    if (!step.empty() && line != shown) {
+      out() << "restore " << id << ": " << line << '\n';
+      shown = line;
+    }
+    const std::string state = Text(At(progress, {"state"}));
+    if (state == "succeeded") {
+      out() << "restore " << id << " succeeded"
+            << (Text(At(progress, {"safetyBackup"})).empty()
+                    ? ""
+                    : " (safety backup " + Text(At(progress, {"safetyBackup"})) + ")")
+            << '\n';
+      return 0;
+    }
+    if (state == "failed") {
+      return Fail("restore " + id + " failed" + (message.empty() ? "" : ": " + message));
+    }
+    if (world_.steady_now() + kBackupPoll > deadline) {
+      return Fail("restore " + id + ": not finished within " + TimeoutText(timeout) +
+                  " (--timeout; last step: " + (step.empty() ? "unknown" : step) +
+                  (last_problem.empty() ? "" : "; " + last_problem) +
+                  "); it goes on in the operator");
+    }
+    world_.sleep(kBackupPoll);
+    Outcome<Response> polled = client_->Send("GET", "/api/v1/restores/" + PercentEncode(id));
+    if (!polled) {
+      last_problem = polled.failure().message;
+      continue;
+    }
+    if (polled->status == 404) {
+      return Fail("the operator no longer knows restore " + id +
+                  " (it restarted?); see `tenantctl describe workspace " + target + "`");
+    }
+    if (polled->status != 200) {
+      last_problem = ErrorLine(*polled, {});
+      continue;
+    }
+    const std::optional<json::value> next = detail::ParseJson(polled->body);
+    if (!next || !next->is_object()) {
+      last_problem = "the server's answer is not a restore";
+      continue;
+    }
+    last_problem.clear();
+    progress = *next;
+  }
+}
+
 // As tenant-operator prints them (controller/cmd/report.cpp; cli stays above cmd, so not shared).
 void PrintDiagnostics(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics) {
   for (const manifests::Diagnostic& d : diagnostics) {
@@ -632,6 +896,9 @@ int RunTenantctl(const std::vector<std::string>& args, World& world) {
   if (verb == "suspend" || verb == "resume") return session.SuspendOrResume();
   if (verb == "token") return session.Token();
   if (verb == "version") return session.Version();
+  if (verb == "backup") return session.Backup();
+  if (verb == "backups") return session.Backups();
+  if (verb == "restore") return session.Restore();
   return session.Usage("unknown command \"" + verb + "\"");
 }
 
