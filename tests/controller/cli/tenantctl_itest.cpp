@@ -547,3 +547,175 @@ TEST_CASE("tenantctl: version, token create/list/revoke") {
   CHECK(unknown.err == "tenantctl: token \"unknown\" not found\n");
   CHECK(Tenantctl({"token", "create"}, api.Url()).exit_code == 2);  // --role is required
 }
+
+TEST_CASE("tenantctl: backup --wait polls the catalog until the backup is in it") {
+  std::atomic<int> gets{0};
+  std::string state = "ok";
+  FakeApi api([&](httplib::Server& s) {
+    s.Post("/api/v1/workspaces/acme/backups", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 202, json::object{{"backup", "acme-1"}, {"workspace", "acme"},
+                                   {"kind", "manual"}, {"state", "queued"},
+                                   {"queuedAt", "2026-12-03T12:00:00Z"}});
+    });
+    s.Get("/api/v1/workspaces/acme/backups", [&](const httplib::Request&, httplib::Response& res) {
+      const json::object pending{{"id", "acme-1"}, {"workspace", "acme"}, {"kind", "manual"},
+                                 {"state", "running"}, {"queuedAt", "2026-12-03T12:00:00Z"}};
+      if (++gets <= 2) {
+        Reply(res, 200, json::object{{"items", json::array{}}, {"pending", json::array{pending}}});
+        return;
+      }
+      json::object row{{"id", "acme-1"}, {"workspace", "acme"}, {"kind", "manual"},
+                       {"state", state}, {"sizeBytes", 12345678}, {"durationSeconds", 1.3},
+                       {"createdAt", "2026-12-03T12:00:00Z"}, {"verifiedAt", nullptr}};
+      if (state == "failed") row["reason"] = "pg_dump: connection refused";
+      Reply(res, 200, json::object{{"items", json::array{row}}, {"pending", json::array{}}});
+    });
+  });
+  SUBCASE("ok") {
+    const Run run = Tenantctl({"backup", "acme", "--wait"}, api.Url());
+    CHECK(run.exit_code == 0);
+    CHECK(run.out == "backup acme/acme-1 queued\nbackup acme-1: ok, 12.3 MB in 1.3 s\n");
+    CHECK(gets == 3);
+  }
+  SUBCASE("failed: its reason, exit 1") {
+    state = "failed";
+    const Run run = Tenantctl({"backup", "acme", "--wait"}, api.Url());
+    CHECK(run.exit_code == 1);
+    CHECK(run.err == "tenantctl: backup acme-1: failed: pg_dump: connection refused\n");
+  }
+  SUBCASE("not in time: exit 1 naming the timeout") {
+    gets = -1000;
+    const Run run = Tenantctl({"backup", "acme", "--wait", "--timeout", "3s"}, api.Url());
+    CHECK(run.exit_code == 1);
+    CHECK(run.err.find("tenantctl: backup acme-1 of workspace \"acme\": not in the catalog "
+                       "within 3s (--timeout; last seen: running)") == 0);
+    CHECK(gets >= -1000 + 6);
+    CHECK(gets <= -1000 + 8);
+  }
+  SUBCASE("without --wait: queued, nothing polled") {
+    const Run run = Tenantctl({"backup", "acme"}, api.Url());
+    CHECK(run.exit_code == 0);
+    CHECK(run.out == "backup acme/acme-1 queued\n");
+    CHECK(gets == 0);
+  }
+}
+
+TEST_CASE("tenantctl: backup --all queues every selected workspace; one refused is exit 1") {
+  FakeApi api([&](httplib::Server& s) {
+    s.Get("/api/v1/workspaces", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 200, json::object{{"items", json::array{Workspace("acme"), Workspace("beta")}},
+                                   {"metadata", json::object{}}});
+    });
+    s.Post("/api/v1/workspaces/acme/backups", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 202, json::object{{"backup", "acme-1"}, {"state", "queued"}});
+    });
+    s.Post("/api/v1/workspaces/beta/backups", [](const httplib::Request&, httplib::Response& res) {
+      ReplyError(res, 409, "Conflict", "workspace \"beta\" has no database yet",
+                 json::object{{"reason", "NotConverged"}});
+    });
+  });
+  const Run run = Tenantctl({"backup", "--all", "-l", "plan=gold"}, api.Url());
+  CHECK(run.exit_code == 1);
+  CHECK(run.out == "backup acme/acme-1 queued\n");
+  CHECK(run.err == "tenantctl: workspace \"beta\": backup of workspace \"beta\" refused (409): "
+                   "workspace \"beta\" has no database yet\n");
+  const std::vector<Seen> seen = api.Requests();
+  REQUIRE(!seen.empty());
+  CHECK(seen.front().params.find("labelSelector")->second == "plan=gold");
+
+  CHECK(Tenantctl({"backup", "acme", "--all"}, api.Url()).exit_code == 2);
+  CHECK(Tenantctl({"backup"}, api.Url()).exit_code == 2);
+}
+
+TEST_CASE("tenantctl: backups prints the catalog; restore --wait follows its steps") {
+  std::atomic<int> polls{0};
+  std::string ending = "succeeded";
+  FakeApi api([&](httplib::Server& s) {
+    s.Get("/api/v1/workspaces/acme/backups", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 200,
+            json::object{{"items", json::array{json::object{
+                                       {"id", "acme-1"}, {"kind", "scheduled"},
+                                       {"state", "verified"}, {"sizeBytes", 1500},
+                                       {"createdAt", "2026-12-03T11:00:00Z"},
+                                       {"verifiedAt", "2026-12-03T11:30:00Z"},
+                                       {"appliedMigration", "0002_orders"}}}},
+                         {"pending", json::array{}}});
+    });
+    s.Get("/api/v1/workspaces/ghost/backups", [](const httplib::Request&, httplib::Response& res) {
+      ReplyError(res, 404, "NotFound", "workspace \"ghost\" not found");
+    });
+    s.Post("/api/v1/workspaces/acme/restore", [](const httplib::Request&, httplib::Response& res) {
+      Reply(res, 202, json::object{{"restore", "r-1"}, {"workspace", "copy"}, {"from", "acme"},
+                                   {"backup", "acme-1"}, {"state", "running"},
+                                   {"step", "checksum"}, {"message", "checking the file"}});
+    });
+    s.Get("/api/v1/restores/r-1", [&](const httplib::Request&, httplib::Response& res) {
+      const int n = ++polls;
+      if (ending == "gone" && n >= 2) {
+        ReplyError(res, 404, "NotFound", "restore \"r-1\" is not known here");
+        return;
+      }
+      json::object p{{"restore", "r-1"}, {"workspace", "copy"}, {"state", "running"},
+                     {"step", n == 1 ? "suspend" : "restore"},
+                     {"message", n == 1 ? "sessions ended" : "pg_restore"}};
+      if (n >= 4) {
+        p["state"] = ending;
+        p["step"] = ending == "succeeded" ? "done" : "restore";
+        p["message"] = ending == "succeeded" ? "restored" : "pg_restore: lock timeout";
+        p["safetyBackup"] = "copy-safety";
+      }
+      Reply(res, 200, p);
+    });
+  });
+  Run run = Tenantctl({"backups", "acme"}, api.Url());
+  CHECK(run.exit_code == 0);
+  CHECK(run.out ==
+        "ID       KIND        STATE      SIZE     AGE   VERIFIED   MIGRATION\n"
+        "acme-1   scheduled   verified   1.5 kB   60m   30m        0002_orders\n");
+  run = Tenantctl({"backups", "acme", "-o", "json"}, api.Url());
+  CHECK(json::parse(run.out).at("items").as_array().size() == 1);
+  run = Tenantctl({"backups", "ghost"}, api.Url());
+  CHECK(run.exit_code == 1);
+  CHECK(run.err == "tenantctl: workspace \"ghost\" not found\n");
+  CHECK(Tenantctl({"backups", "acme", "-o", "wide"}, api.Url()).exit_code == 2);
+
+  SUBCASE("succeeded: each new step once, exit 0") {
+    run = Tenantctl({"restore", "acme", "--backup", "acme-1", "--into", "copy", "--wait"},
+                    api.Url());
+    CHECK(run.exit_code == 0);
+    CHECK(run.out ==
+          "restore r-1 of backup acme-1 into copy started\n"
+          "restore r-1: checksum: checking the file\n"
+          "restore r-1: suspend: sessions ended\n"
+          "restore r-1: restore: pg_restore\n"
+          "restore r-1: done: restored\n"
+          "restore r-1 succeeded (safety backup copy-safety)\n");
+    bool posted = false;
+    for (const Seen& seen : api.Requests()) {
+      if (seen.method == "POST") {
+        CHECK(json::parse(seen.body) == json::parse(R"({"backup":"acme-1","into":"copy"})"));
+        CHECK(seen.content_type == "application/json");
+        posted = true;
+      }
+    }
+    CHECK(posted);
+  }
+  SUBCASE("failed: the message on stderr, exit 1") {
+    ending = "failed";
+    run = Tenantctl({"restore", "acme", "--backup", "acme-1", "--wait"}, api.Url());
+    CHECK(run.exit_code == 1);
+    CHECK(run.err == "tenantctl: restore r-1 failed: pg_restore: lock timeout\n");
+  }
+  SUBCASE("forgotten by the operator: exit 1 saying so") {
+    ending = "gone";
+    run = Tenantctl({"restore", "acme", "--backup", "acme-1", "--wait"}, api.Url());
+    CHECK(run.exit_code == 1);
+    CHECK(run.err.find("tenantctl: the operator no longer knows restore r-1 (it restarted?)") ==
+          0);
+  }
+  SUBCASE("--backup is required") {
+    run = Tenantctl({"restore", "acme"}, api.Url());
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find("restore: --backup ID is required") != std::string::npos);
+  }
+}
