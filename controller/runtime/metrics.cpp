@@ -85,6 +85,24 @@ void Metrics::IncReconcile(const std::string& result) {
   ++reconcile_total_[result];
 }
 
+void Metrics::ObserveBackupDuration(double seconds) {
+  if (std::isnan(seconds)) return;
+  if (seconds < 0) seconds = 0;
+  const std::lock_guard lock(mutex_);
+  std::size_t bucket = 0;
+  while (bucket < kBackupDurationBuckets.size() && seconds > kBackupDurationBuckets[bucket]) {
+    ++bucket;
+  }
+  ++backup_buckets_[bucket];
+  backup_sum_ += seconds;
+  ++backup_count_;
+}
+
+void Metrics::IncBackup(const std::string& kind, const std::string& result) {
+  const std::lock_guard lock(mutex_);
+  ++backups_total_[{kind, result}];
+}
+
 void Metrics::ObserveReconcileDuration(double seconds) {
   if (std::isnan(seconds)) return;
   if (seconds < 0) seconds = 0;
@@ -210,6 +228,26 @@ std::string Metrics::Render() const {
   constexpr std::string_view kBackup = "tenant_master_backup_last_success_timestamp_seconds";
   Header(out, kBackup, "gauge", "Unix time of the last successful backup of each workspace.");
   LabeledSamples(out, kBackup, "workspace", backup_last_success_);
+
+  constexpr std::string_view kBackupDuration = "tenant_master_backup_duration_seconds";
+  Header(out, kBackupDuration, "histogram", "Time one successful backup took (dump and read back).");
+  std::uint64_t backups = 0;
+  for (std::size_t i = 0; i < backup_buckets_.size(); ++i) {
+    backups += backup_buckets_[i];
+    const std::string le =
+        i < kBackupDurationBuckets.size() ? FormatValue(kBackupDurationBuckets[i]) : "+Inf";
+    LabeledSample(out, std::string(kBackupDuration) + "_bucket", "le", le, std::to_string(backups));
+  }
+  Sample(out, std::string(kBackupDuration) + "_sum", FormatValue(backup_sum_));
+  Sample(out, std::string(kBackupDuration) + "_count", std::to_string(backup_count_));
+
+  constexpr std::string_view kBackupsTotal = "tenant_master_backups_total";
+  Header(out, kBackupsTotal, "counter", "Backups taken, by kind and result (success, failure).");
+  for (const auto& [key, count] : backups_total_) {
+    out.append(kBackupsTotal).append("{kind=\"").append(EscapeLabelValue(key.first));
+    out.append("\",result=\"").append(EscapeLabelValue(key.second)).append("\"} ");
+    out.append(std::to_string(count)).append("\n");
+  }
   return out;
 }
 

@@ -8,12 +8,17 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 
 namespace tmaster::controller {
 
 /// Upper bounds (seconds) of the tenant_master_reconcile_duration_seconds buckets; +Inf follows.
 inline constexpr std::array kReconcileDurationBuckets{0.005, 0.01, 0.025, 0.05, 0.1,  0.25, 0.5,
                                                       1.0,   2.5,  5.0,   10.0, 30.0, 60.0};
+
+/// Upper bounds (seconds) of the tenant_master_backup_duration_seconds buckets; +Inf follows.
+inline constexpr std::array kBackupDurationBuckets{1.0,   5.0,   15.0,   30.0,   60.0,  120.0,
+                                                   300.0, 600.0, 1800.0, 3600.0, 7200.0};
 
 /// The ten metric families of docs/architecture.md#metrics, and the HTTP server's two
 /// (tenant_master_http_rejected_total, tenant_master_http_open_connections; issue 9). Every
@@ -56,6 +61,11 @@ class Metrics {
   void SetLeader(bool leader);
   /// tenant_master_backup_last_success_timestamp_seconds{workspace} (gauge).
   void SetBackupLastSuccess(const std::string& workspace, double unix_seconds);
+  /// tenant_master_backup_duration_seconds (histogram): how long one successful backup took.
+  void ObserveBackupDuration(double seconds);
+  /// tenant_master_backups_total{kind,result}: backups taken, by kind and result
+  /// (success, failure).
+  void IncBackup(const std::string& kind, const std::string& result);
 
   /// Every family in the text exposition format 0.0.4: `# HELP` and `# TYPE` lines, label values
   /// escaped (`\\`, `\"`, `\n`), families in the order of docs/architecture.md#metrics and samples by label value, so
@@ -79,6 +89,10 @@ class Metrics {
   std::uint64_t http_open_connections_ = 0;
   bool leader_ = false;
   std::map<std::string, double> backup_last_success_;
+  std::array<std::uint64_t, kBackupDurationBuckets.size() + 1> backup_buckets_{};
+  double backup_sum_ = 0;
+  std::uint64_t backup_count_ = 0;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> backups_total_;
 };
 
 }  // namespace tmaster::controller

@@ -150,6 +150,7 @@ StatusUpdate SummarizeScrubbedRun(const std::optional<WorkspaceStatus>& previous
   const bool stalled = failed && result.failure_kind == FailureKind::kStalled;
   const bool rejected = failed && result.failed_condition.empty();
   std::vector<Condition> conditions = ConditionsFor(result, run.dedicated);
+  conditions.insert(conditions.end(), run.extra.begin(), run.extra.end());
   // A run that found nothing to do keeps the words of the run that converged it, so a resync
   // does not rewrite a status that says the same thing ("converged with 3 actions" vs "up to
   // date").

@@ -47,6 +47,9 @@ struct RunInfo {
   std::optional<std::int64_t> next_retry_unix;
   /// The run was asked for (RequestedRuns): recorded in lastRuns even when it did nothing.
   bool requested = false;
+  /// Conditions other rooms add after the run's own (BackupReady, Restored: BackupHooks), their
+  /// transition times carried like the others'.
+  std::vector<Condition> extra = {};
 };
 
 /// An event to emit for the workspace.

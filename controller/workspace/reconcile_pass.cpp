@@ -12,6 +12,7 @@
 #include "common/crypto.hpp"
 #include "controller/bindings/publisher.hpp"
 #include "controller/runtime/deletion_guard.hpp"
+#include "controller/workspace/backup_hooks.hpp"
 #include "reconcilers/migrations/migrations.hpp"
 #include "reconcilers/postgres/desired.hpp"
 #include "reconcilers/postgres/model.hpp"
@@ -35,6 +36,10 @@ struct Job {
   const StackList* stack_list = nullptr;  ///< the endpoint's list; set for dedicated workspaces
   const Outcome<std::string>* stack_template = nullptr;  ///< the product's, read once per pass
   std::string stack_note;                 ///< appended to the Ready message
+  /// Set when the database existed and has migrations to apply: backed up before them.
+  std::optional<BackupSubject> backup_before_migrations;
+  BackupHooks* backups = nullptr;
+  std::string pre_migration_backup;  ///< the id of the backup taken before the migrations
 };
 
 void SetFailure(WorkspaceResult& result, const Failure& failure,
@@ -82,16 +87,42 @@ void SetDryRun(Job& job) {
                                      " planned, none applied (dry run)";
 }
 
+/// The backup before the migrations (docs/backups.md#in-the-reconciler); false (with the
+/// failure set: the migrations wait, retried) when it could not be taken.
+bool BackUpBeforeMigrations(Job& job) {
+  Outcome<std::string> id = job.backups->BeforeMigrations(*job.backup_before_migrations);
+  if (!id) {
+    SetFailure(job.result,
+               Failure::Transient("PreMigrationBackupFailed",
+                                  "the backup before the migrations failed, so they wait: " +
+                                      id.failure().message),
+               "MigrationsApplied");
+    return false;
+  }
+  job.pre_migration_backup = *id;
+  if (!id->empty()) job.result.applied.push_back("back up database \"" + job.desired->database +
+                                                 "\" before its migrations: " + *id);
+  if (!id->empty()) job.result.applied_kinds.emplace_back("BackupBeforeMigration");
+  return true;
+}
+
 /// Applies the database plan; false (with the failure set) when an action failed.
 bool ApplyDatabase(Job& job) {
   int applied = 0;
   for (const postgres::Action& action : job.plan.actions) {
     job.result.wrote = true;
+    if (std::holds_alternative<postgres::ApplyMigrations>(action) &&
+        job.backup_before_migrations && job.backups != nullptr && !BackUpBeforeMigrations(job)) {
+      return false;
+    }
     Outcome<postgres::ApplyResult> outcome = job.gateway->Apply(action);
     if (!outcome) {
       SetFailure(job.result, outcome.failure(), ConditionOf(action));
       job.result.message += " (after " + std::to_string(applied) + " of " +
                             std::to_string(job.plan.actions.size()) + " database actions)";
+      if (!job.pre_migration_backup.empty()) {
+        job.result.message += " (backup before the migration: " + job.pre_migration_backup + ")";
+      }
       return false;
     }
     job.result.statements += outcome->statements;
@@ -169,6 +200,33 @@ Outcome<std::size_t> ReconcileStack(Job& job, const StacksContext& context, bool
                    std::to_string(stack->endpoint) +
                    (plan.actions.empty() ? " up to date" : " converged");
   return plan.actions.size();
+}
+
+/// What to back up before the migrations, when they are needed: the database existed before
+/// this run (a new one holds nothing), the plan applies migrations, and the product declares a
+/// migration newer than the one the database's marker records as applied.
+std::optional<BackupSubject> PreMigrationSubject(const Job& job, const ObservedCluster& observed,
+                                                 std::int64_t generation) {
+  const DesiredTenant& desired = *job.desired;
+  const bool applies = std::any_of(job.plan.actions.begin(), job.plan.actions.end(), [](const auto& a) {
+    return std::holds_alternative<postgres::ApplyMigrations>(a);
+  });
+  const auto found = observed.databases.find(desired.database);
+  if (!applies || found == observed.databases.end() || desired.migrations.empty()) {
+    return std::nullopt;
+  }
+  std::string applied;
+  // The tenant owns its database and may rewrite the comment: only a signed marker is believed.
+  if (const auto marker = postgres::Marker::Parse(found->second.comment);
+      marker && postgres::MarkerSignatureValid(*marker, desired.marker_key)) {
+    if (const auto it = marker->fields.find("migration");
+        it != marker->fields.end() && it->second != "none") {
+      applied = it->second;
+    }
+  }
+  if (applied == desired.migrations.back().version) return std::nullopt;
+  return BackupSubject{job.workspace->name, desired.cluster, desired.database, desired.role,
+                       generation, applied};
 }
 
 void Run(Job& job, const StacksContext* stacks, const PassOptions& options) {
@@ -314,6 +372,11 @@ WorkspaceResult ReconcileWorkspace(const WorkspaceInputs& inputs, const Secret& 
     const bool migrations = job.plan.blocked->reason.rfind("Migration", 0) == 0;
     SetFailure(job.result, *job.plan.blocked, migrations ? "MigrationsApplied" : "DatabaseReady");
     return std::move(job.result);
+  }
+  if (inputs.backups != nullptr) {
+    job.backups = inputs.backups;
+    job.backup_before_migrations =
+        PreMigrationSubject(job, **inputs.observed, inputs.generation);
   }
   if (workspace.dedicated && stacks != nullptr && inputs.stack_list != nullptr) {
     job.stack_list = inputs.stack_list;

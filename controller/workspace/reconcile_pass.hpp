@@ -21,6 +21,8 @@ class SharedTenants;
 
 namespace tmaster::controller {
 
+class BackupHooks;
+
 /// Phases (docs/architecture.md#status-and-events) that a pass can reach.
 enum class Phase { kPending, kProgressing, kReady, kDegraded, kStalled, kSuspended };
 const char* ToString(Phase phase);
@@ -105,6 +107,11 @@ struct WorkspaceInputs {
   /// Databases marked for this workspace on the other clusters (`spec.database.cluster` is
   /// immutable once converged); borrowed, empty when the caller observes one cluster only.
   std::span<const postgres::MarkedDatabase> elsewhere;
+  /// nullptr: no backups. Set (the daemon): a database that existed before this run and has
+  /// migrations to apply is backed up first (BackupHooks::BeforeMigrations), and a failed
+  /// migration's message names that backup (docs/backups.md#in-the-reconciler).
+  BackupHooks* backups = nullptr;
+  std::int64_t generation = 0;  ///< the spec's, recorded with such a backup
 };
 
 /// What `spec.database.adopt` may take over on `cluster`: its `adoptPattern` from `config`

@@ -146,6 +146,9 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
   inputs.product = &entry.product->product;
   inputs.migrations = &entry.product->migrations;
   inputs.adopt = AdoptPolicyFor(deps_.config, workspace.database.cluster, deps_.store_database);
+  inputs.backups = deps_.backups;
+  inputs.generation = entry.generation;
+  const bool deep = deps_.deep != nullptr && deps_.deep->Take(name);
   std::shared_ptr<const Outcome<postgres::ObservedCluster>> observed;
   std::shared_ptr<const StackList> stack_list;
   if (auto gateway = deps_.gateways.find(workspace.database.cluster);
@@ -180,7 +183,8 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     result.failure_kind = blocked->kind;
     result.failed_condition = "DatabaseReady";
   } else {
-    result = ReconcileWorkspace(inputs, *deps_.master_key, {.workers = 1}, deps_.stacks);
+    result = ReconcileWorkspace(inputs, *deps_.master_key, {.deep = deep, .workers = 1},
+                                deps_.stacks);
     if (result.ready && !recorded->identity) RecordIdentity(name, identity);
     if (result.ready && deps_.stacks != nullptr && deps_.stacks->gateway != nullptr) {
       std::vector<std::string> removed;
@@ -215,6 +219,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
               .dedicated = workspace.dedicated.has_value(),
               .next_retry_unix = std::nullopt,
               .requested = requested};
+  if (deps_.backups != nullptr) run.extra = deps_.backups->Conditions(name);
 
   deps_.metrics->ObserveReconcileDuration(seconds);
   Outcome<Result> answer = Result{options_.resync_interval};
@@ -356,6 +361,25 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
   if (!observed) return fail(observed.failure());
   const postgres::Plan plan = postgres::MakeReclaimPlan(target, *observed);
   if (plan.blocked) return fail(*plan.blocked);
+  // A database about to be dropped is backed up first; the drop waits for that backup.
+  const bool drops = std::any_of(plan.actions.begin(), plan.actions.end(), [](const auto& a) {
+    return std::holds_alternative<postgres::DropDatabase>(a);
+  });
+  if (drops && deps_.backups != nullptr) {
+    const BackupSubject subject{name, spec->cluster, spec->database, spec->role,
+                                (*stored)->generation, std::string()};
+    Outcome<std::string> final_backup = deps_.backups->BeforeDrop(subject);
+    if (!final_backup) {
+      return fail(Failure::Transient("FinalBackupFailed",
+                                     "the final backup before dropping database \"" +
+                                         spec->database + "\" failed, so the drop waits: " +
+                                         final_backup.failure().message));
+    }
+    if (!final_backup->empty()) {
+      done.push_back("back up database \"" + spec->database + "\" before dropping it: " +
+                     *final_backup);
+    }
+  }
   for (const postgres::Action& action : plan.actions) {
     Outcome<postgres::ApplyResult> applied = gateway->second->Apply(action);
     if (!applied) return fail(applied.failure());
@@ -373,6 +397,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
   if (!removed) return fail(removed.failure());
   deps_.desired->FinishDeleting(name);
   if (deps_.observer != nullptr) deps_.observer->Removed(name);
+  if (deps_.backups != nullptr) deps_.backups->Deleted(name);
   {
     const std::lock_guard lock(mutex_);
     statuses_.erase(name);

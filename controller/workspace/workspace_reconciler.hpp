@@ -28,6 +28,7 @@
 #include "controller/sources/desired_state.hpp"
 #include "controller/store/store.hpp"
 #include "controller/sources/workspace_observer.hpp"
+#include "controller/workspace/backup_hooks.hpp"
 #include "controller/workspace/conditions.hpp"
 #include "controller/workspace/overrides.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
@@ -53,6 +54,12 @@ struct WorkspaceReconcilerDeps {
   /// nullptr: none. A run of a marked name is recorded in lastRuns even when it did nothing.
   RequestedRuns* requested = nullptr;
   WorkspaceObserver* observer = nullptr;  ///< told of each status written and each removal
+  /// nullptr: no backups. Else: a backup before new migrations, a final one before a
+  /// `reclaimPolicy: Delete` drop, and the conditions backups add (backup_hooks.hpp).
+  BackupHooks* backups = nullptr;
+  /// nullptr: none. A marked name's next run is a deep one (every in-database step again, e.g.
+  /// the migrations a restored database lacks).
+  RequestedRuns* deep = nullptr;
 };
 
 struct WorkspaceReconcilerOptions {

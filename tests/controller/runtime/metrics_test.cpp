@@ -18,7 +18,7 @@ namespace {
 
 using tmaster::controller::Metrics;
 
-constexpr std::array<const char*, 12> kFamilies{
+constexpr std::array<const char*, 14> kFamilies{
     "tenant_master_reconcile_total",
     "tenant_master_reconcile_duration_seconds",
     "tenant_master_workqueue_depth",
@@ -31,6 +31,8 @@ constexpr std::array<const char*, 12> kFamilies{
     "tenant_master_http_open_connections",
     "tenant_master_leader",
     "tenant_master_backup_last_success_timestamp_seconds",
+    "tenant_master_backup_duration_seconds",
+    "tenant_master_backups_total",
 };
 
 // Every sample line of a render, "name{labels}" -> value. Comment lines are skipped.
@@ -72,6 +74,8 @@ TEST_CASE("Metrics: every family has HELP and TYPE before any sample, with the r
       {"tenant_master_http_open_connections", "gauge"},
       {"tenant_master_leader", "gauge"},
       {"tenant_master_backup_last_success_timestamp_seconds", "gauge"},
+      {"tenant_master_backup_duration_seconds", "histogram"},
+      {"tenant_master_backups_total", "counter"},
   };
   for (const char* family : kFamilies) {
     CAPTURE(family);
@@ -277,4 +281,22 @@ TEST_CASE("Metrics: concurrent increments are all counted") {
   for (auto& thread : threads) thread.join();
   CHECK(Value(metrics, "tenant_master_reconcile_total{result=\"success\"}") == "4000");
   CHECK(Value(metrics, "tenant_master_reconcile_duration_seconds_count") == "4000");
+}
+
+TEST_CASE("Metrics: backups: the duration histogram is cumulative; the counter by kind and result") {
+  Metrics metrics;
+  metrics.ObserveBackupDuration(0.5);
+  metrics.ObserveBackupDuration(20);
+  metrics.ObserveBackupDuration(100000);
+  metrics.IncBackup("scheduled", "success");
+  metrics.IncBackup("scheduled", "success");
+  metrics.IncBackup("final", "failure");
+  CHECK(Value(metrics, "tenant_master_backup_duration_seconds_bucket{le=\"1\"}") == "1");
+  CHECK(Value(metrics, "tenant_master_backup_duration_seconds_bucket{le=\"15\"}") == "1");
+  CHECK(Value(metrics, "tenant_master_backup_duration_seconds_bucket{le=\"30\"}") == "2");
+  CHECK(Value(metrics, "tenant_master_backup_duration_seconds_bucket{le=\"+Inf\"}") == "3");
+  CHECK(Value(metrics, "tenant_master_backup_duration_seconds_count") == "3");
+  CHECK(Value(metrics, "tenant_master_backups_total{kind=\"scheduled\",result=\"success\"}") == "2");
+  CHECK(Value(metrics, "tenant_master_backups_total{kind=\"final\",result=\"failure\"}") == "1");
+  CHECK_FALSE(Value(metrics, "tenant_master_backups_total{kind=\"final\",result=\"success\"}"));
 }

@@ -2,9 +2,11 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <memory>
 #include <set>
 #include <string>
 
+#include "controller/workspace/backup_hooks.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
 #include "controller/cmd/report.hpp"
 #include "manifests/loader.hpp"
@@ -250,4 +252,127 @@ TEST_CASE("pass: AdoptPolicyFor takes the cluster's adoptPattern") {
   CHECK(controller::AdoptPolicyFor(nullptr, "default", "tenant_master").store_database ==
         "tenant_master");
   CHECK(controller::AdoptPolicyFor(&config, "default", "ops_store").store_database == "ops_store");
+}
+
+namespace {
+
+// A BackupHooks that records what it was asked, answering with a fixed id or a failure.
+class RecordingHooks final : public controller::BackupHooks {
+ public:
+  Outcome<std::string> BeforeMigrations(const controller::BackupSubject& subject) override {
+    subjects.push_back(subject);
+    if (fail) return Failure::Transient("BackupDumpFailed", "pg_dump: could not connect");
+    return std::string("acme-20261203T000000Z-abcd");
+  }
+  Outcome<std::string> BeforeDrop(const controller::BackupSubject&) override {
+    return std::string();
+  }
+  void Deleted(const std::string&) override {}
+  std::vector<controller::Condition> Conditions(const std::string&) const override { return {}; }
+  std::vector<controller::BackupSubject> subjects;
+  bool fail = false;
+};
+
+// acme converged by a pass; then its product gains migration `version` (failing or not).
+struct PreMigrationFixture {
+  manifests::Fleet fleet = ExampleFleet();
+  testing::FakePostgres fake;
+  Outcome<std::vector<migrations::Migration>> migrations = std::vector<migrations::Migration>{};
+  const manifests::Workspace* acme = nullptr;
+  const manifests::Product* product = nullptr;
+
+  PreMigrationFixture() {
+    REQUIRE(controller::RunPass(fleet, {{"default", &fake}}, kMasterKey, {}).AllReady());
+    const auto it = std::find_if(fleet.workspaces.begin(), fleet.workspaces.end(),
+                                 [](const auto& w) { return w.name == "acme"; });
+    REQUIRE(it != fleet.workspaces.end());
+    acme = &*it;
+    product = fleet.FindProduct(acme->product);
+    REQUIRE(product != nullptr);
+    migrations = migrations::LoadDirectory(product->root, product->migrations, 1 << 20);
+    REQUIRE(migrations);
+  }
+
+  void AddMigration(const std::string& file) {
+    migrations::Migration next;
+    next.version = "9999";
+    next.file = file;
+    next.sql = std::make_shared<const std::string>("SELECT 1;");
+    next.checksum = std::string(64, 'a');
+    migrations->push_back(next);
+  }
+
+  controller::WorkspaceResult Reconcile(controller::BackupHooks* hooks) {
+    const Outcome<postgres::ObservedCluster> observed = fake.Observe();
+    controller::WorkspaceInputs inputs;
+    inputs.workspace = acme;
+    inputs.product = product;
+    inputs.migrations = &migrations;
+    inputs.gateway = &fake;
+    inputs.observed = &observed;
+    inputs.backups = hooks;
+    inputs.generation = 3;
+    return controller::ReconcileWorkspace(inputs, kMasterKey, {.workers = 1}, nullptr);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("pass: a database that existed is backed up before new migrations, and only then") {
+  PreMigrationFixture f;
+  RecordingHooks hooks;
+  // Nothing new to apply: no backup.
+  controller::WorkspaceResult same = f.Reconcile(&hooks);
+  CHECK(same.ready);
+  CHECK(hooks.subjects.empty());
+
+  f.AddMigration("9999_new.sql");
+  const controller::WorkspaceResult result = f.Reconcile(&hooks);
+  CAPTURE(result.message);
+  CHECK(result.ready);
+  REQUIRE(hooks.subjects.size() == 1);
+  CHECK(hooks.subjects[0].workspace == "acme");
+  CHECK(hooks.subjects[0].database == "tenant_acme");
+  CHECK(hooks.subjects[0].generation == 3);
+  CHECK_FALSE(hooks.subjects[0].applied_migration.empty());  // the marker's newest
+  CHECK(hooks.subjects[0].applied_migration != "9999");
+  const auto line = std::find_if(result.applied.begin(), result.applied.end(), [](const auto& l) {
+    return l.find("before its migrations: acme-20261203T000000Z-abcd") != std::string::npos;
+  });
+  CHECK(line != result.applied.end());
+  // Converged now: the marker records 9999, so the next run takes no backup.
+  CHECK(f.Reconcile(&hooks).ready);
+  CHECK(hooks.subjects.size() == 1);
+}
+
+TEST_CASE("pass: a failed migration names the backup taken before it; a failed backup holds it") {
+  SUBCASE("the migration fails") {
+    PreMigrationFixture f;
+    RecordingHooks hooks;
+    f.AddMigration("9999_broken.sql");
+    f.fake.FailMigration("9999_broken.sql");
+    const controller::WorkspaceResult result = f.Reconcile(&hooks);
+    CHECK_FALSE(result.ready);
+    CHECK(result.failed_condition == "MigrationsApplied");
+    CHECK(result.message.find("(backup before the migration: acme-20261203T000000Z-abcd)") !=
+          std::string::npos);
+  }
+  SUBCASE("the backup fails: the migration waits") {
+    PreMigrationFixture f;
+    RecordingHooks hooks;
+    hooks.fail = true;
+    f.AddMigration("9999_new.sql");
+    const int applies = f.fake.apply_calls();
+    const controller::WorkspaceResult result = f.Reconcile(&hooks);
+    CHECK_FALSE(result.ready);
+    CHECK(result.reason == "PreMigrationBackupFailed");
+    CHECK(result.phase == Phase::kDegraded);
+    CHECK(result.message.find("could not connect") != std::string::npos);
+    // The actions before ApplyMigrations (extensions, if any) ran; ApplyMigrations did not.
+    const int after = f.fake.apply_calls();
+    hooks.fail = false;
+    CHECK(f.Reconcile(&hooks).ready);
+    CHECK(f.fake.apply_calls() > after);
+    CHECK(after >= applies);
+  }
 }
