@@ -388,7 +388,7 @@ TEST_CASE("http: unknown paths are 404 and wrong methods 405, in JSON") {
   CHECK(res->status == 404);
   CheckJsonContentType(res);
   CHECK(ParseJson(res->body).at("error") == "NotFound");
-  res = f.Get("/api/v1/workspaces/acme/backups");
+  res = f.Get("/api/v1/workspaces/acme/snapshots");
   REQUIRE(res);
   CHECK(res->status == 404);
   res = f.client->Delete("/healthz");
