@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,6 +46,42 @@ std::string Errno(int error) { return std::strerror(error); }
 
 bool IsExecutable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
 
+// A call's time limit (DumpRequest::deadline...): an instant on the steady clock, or none.
+struct Deadline {
+  Clock::time_point at = Clock::time_point::max();
+  std::chrono::milliseconds limit{0};
+
+  static Deadline After(Clock::time_point start, std::chrono::milliseconds limit) {
+    Deadline deadline;
+    if (limit.count() > 0) {
+      deadline.at = start + limit;
+      deadline.limit = limit;
+    }
+    return deadline;
+  }
+  [[nodiscard]] bool Set() const { return limit.count() > 0; }
+  [[nodiscard]] bool Passed() const { return Set() && Clock::now() >= at; }
+  // What is left, at least 1 ms (0 would mean "no limit" to the server and the tools).
+  [[nodiscard]] std::chrono::milliseconds Remaining() const {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(at - Clock::now());
+    return std::max(left, std::chrono::milliseconds(1));
+  }
+};
+
+Failure TimedOut(const Deadline& deadline, std::string_view step) {
+  return Failure::Transient("BackupTimedOut",
+                            std::string(step) + " ran past the call's deadline of " +
+                                std::to_string(deadline.limit.count()) + " ms and was stopped");
+}
+
+// The folder private folders go in: $TMPDIR, else /tmp.
+std::string TempRoot() {
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+}
+
+constexpr std::string_view kWorkFolderPrefix = "tm-backup-";
+
 class Fd {
  public:
   Fd() = default;
@@ -77,9 +114,9 @@ class PrivateDir {
     std::filesystem::remove_all(path_, ignored);
   }
   Status Create() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string templ = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                        "/tm-backup-XXXXXX";
+    // The pid in the name: RemoveStaleWorkFolders knows a dead process's folder by it.
+    std::string templ = TempRoot() + "/" + std::string(kWorkFolderPrefix) +
+                        std::to_string(getpid()) + "-XXXXXX";
     if (mkdtemp(templ.data()) == nullptr) {
       return Failure::Transient("BackupDumpFailed",
                                 "cannot create a private temporary folder: " + Errno(errno));
@@ -363,7 +400,7 @@ Outcome<int> FeedAndWait(Tool& tool, int file, const std::string& path, const st
 Status RunRestoreTool(const ToolContext& context, const std::string& pg_restore,
                       std::vector<std::string> args, const std::string& path,
                       const std::string& backup_id, const std::optional<Secret>& master_key,
-                      std::string_view step, std::string_view reason) {
+                      std::string_view step, std::string_view reason, const Deadline& deadline) {
   const Fd file(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (file.get() < 0) {
     return StepFailed(reason, step, path, "cannot open it: " + Errno(errno));
@@ -377,10 +414,12 @@ Status RunRestoreTool(const ToolContext& context, const std::string& pg_restore,
   spec.stdin_fd = master_key ? ToolSpec::kPipe : file.get();
   spec.stdout_fd = ToolSpec::kDevNull;
   spec.stderr_fd = err->get();
+  spec.deadline = deadline.at;
   auto tool = Tool::Start(spec);
   if (!tool) return InStep(step, tool.failure());
   Outcome<int> status = master_key ? FeedAndWait(*tool, file.get(), path, backup_id, master_key)
                                    : Outcome<int>(tool->Wait());
+  if (tool->timed_out()) return TimedOut(deadline, std::string(step) + " of " + path);
   if (!status) return InStep(std::string(step) + " of " + path, status.failure());
   if (*status != 0) {
     return StepFailed(reason, step, path,
@@ -389,16 +428,19 @@ Status RunRestoreTool(const ToolContext& context, const std::string& pg_restore,
   return Ok();
 }
 
-Outcome<std::string> ToolVersion(const ToolContext& context, const std::string& tool_path) {
+Outcome<std::string> ToolVersion(const ToolContext& context, const std::string& tool_path,
+                                 const Deadline& deadline) {
   auto out = context.dir.ScratchFile();
   if (!out) return out.failure();
   ToolSpec spec;
   spec.argv = {tool_path, "--version"};
   spec.env = context.env;
   spec.stdout_fd = out->get();
+  spec.deadline = deadline.at;
   auto tool = Tool::Start(spec);
   if (!tool) return tool.failure();
   const int status = tool->Wait();
+  if (tool->timed_out()) return TimedOut(deadline, "pg_dump --version");
   std::string version = context.Stderr(out->get());
   if (status != 0) {
     return StepFailed("BackupToolMissing", "pg_dump --version", tool_path, DescribeExit(status));
@@ -571,8 +613,11 @@ Outcome<TableRows> ParseTableRowsJson(const std::string& json) {
   return rows;
 }
 
-Outcome<DumpResult> Dump(const DumpRequest& request) {
-  const Clock::time_point start = Clock::now();
+namespace {
+
+// Dump's steps; `step` says which one runs, for a deadline's message.
+Outcome<DumpResult> DumpWithin(const DumpRequest& request, Clock::time_point start,
+                               const Deadline& deadline, std::string& step) {
   const std::string what = "database " + request.database;
   constexpr std::string_view kReason = "BackupDumpFailed";
   if (request.backup_id.empty() || request.backup_id.find('/') != std::string::npos ||
@@ -588,15 +633,22 @@ Outcome<DumpResult> Dump(const DumpRequest& request) {
   if (auto folder = MakeFolder(request.folder); !folder) return folder.failure();
 
   DumpResult result;
-  auto version = ToolVersion(context, tools->pg_dump);
+  step = "pg_dump --version";
+  auto version = ToolVersion(context, tools->pg_dump, deadline);
   if (!version) return version.failure();
   result.tool_version = *version;
 
-  // The snapshot: opened, exported, counted; held until pg_dump is done with it.
-  const std::string options = pq::SessionOptions(std::chrono::milliseconds(0), request.lock_timeout);
-  const std::array<pq::ConnectParam, 2> params{
+  // The snapshot: opened, exported, counted; held until pg_dump is done with it. With a
+  // deadline, its statements may not outlast it either.
+  step = "connect to " + what;
+  const std::string options = pq::SessionOptions(
+      deadline.Set() ? deadline.Remaining() : std::chrono::milliseconds(0), request.lock_timeout);
+  const std::string connect_timeout = std::to_string(
+      deadline.Set() ? std::min<long long>(30, deadline.Remaining().count() / 1000 + 1) : 30);
+  const std::array<pq::ConnectParam, 3> params{
       pq::ConnectParam{"options", options.c_str()},
-      pq::ConnectParam{"application_name", "tenant-master-backup"}};
+      pq::ConnectParam{"application_name", "tenant-master-backup"},
+      pq::ConnectParam{"connect_timeout", connect_timeout.c_str()}};
   auto conn = pq::Connect(request.admin_dsn, request.database, params, context.scrub,
                           "the cluster's admin connection to " + what);
   if (!conn) return InStep("connect", conn.failure());
@@ -611,6 +663,7 @@ Outcome<DumpResult> Dump(const DumpRequest& request) {
                                  std::vector<std::string>{}, context.scrub);
   if (!snapshot) return InStep("snapshot of " + what, snapshot.failure());
   const std::string snapshot_id = PQgetvalue(snapshot->get(), 0, 0);
+  step = "count rows of " + what;
   auto rows = CountRows(session, context.scrub);
   if (!rows) return InStep("count rows of " + what, rows.failure());
   result.table_rows = std::move(*rows);
@@ -644,6 +697,8 @@ Outcome<DumpResult> Dump(const DumpRequest& request) {
   spec.env = context.env;
   spec.stdout_fd = ToolSpec::kPipe;
   spec.stderr_fd = err->get();
+  spec.deadline = deadline.at;
+  step = "pg_dump of " + what;
   auto tool = Tool::Start(spec);
   if (!tool) return InStep("pg_dump", tool.failure());
 
@@ -661,6 +716,7 @@ Outcome<DumpResult> Dump(const DumpRequest& request) {
   if (!streamed) tool->Kill();
   const int status = tool->Wait();
   conn->reset();  // the snapshot is no longer needed
+  if (tool->timed_out()) return TimedOut(deadline, step);
   // Our side first: a write that failed (a full disk) killed the tool, whose status says only
   // that.
   if (!streamed) return InStep("pg_dump of " + what, streamed.failure());
@@ -668,12 +724,13 @@ Outcome<DumpResult> Dump(const DumpRequest& request) {
     return StepFailed(kReason, "pg_dump", what,
                       "pg_dump " + DescribeExit(status) + ": " + context.Stderr(err->get()));
   }
+  step = "fsync of " + partial;
   if (fsync(file.get()) != 0) return StepFailed(kReason, "fsync", partial, Errno(errno));
 
   // Read back: the table of contents must be whole.
+  step = "read back (pg_restore --list)";
   if (auto listed = RunRestoreTool(context, tools->pg_restore, {"--list"}, partial,
-                                   request.backup_id, request.master_key, "read back (pg_restore --list)",
-                                   kReason);
+                                   request.backup_id, request.master_key, step, kReason, deadline);
       !listed) {
     return listed.failure();
   }
@@ -691,25 +748,48 @@ Outcome<DumpResult> Dump(const DumpRequest& request) {
   return result;
 }
 
+}  // namespace
+
+Outcome<DumpResult> Dump(const DumpRequest& request) {
+  const Clock::time_point start = Clock::now();
+  const Deadline deadline = Deadline::After(start, request.deadline);
+  std::string step = "prepare";
+  auto dumped = DumpWithin(request, start, deadline, step);
+  // Whatever failed past the deadline failed because of it (a tool killed, a statement
+  // cancelled by statement_timeout): said so, naming the step. The partial file is gone.
+  if (!dumped && dumped.failure().reason != "BackupTimedOut" && deadline.Passed()) {
+    return TimedOut(deadline, step);
+  }
+  return dumped;
+}
+
+Status CheckFileSha256(const std::string& file, const std::string& expected) {
+  const Fd fd(open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return Failure::Stalled("BackupFileMissing",
+                            "cannot open the backup file " + file + ": " + Errno(errno));
+  }
+  auto digest = FileSha256(fd.get(), file);
+  if (!digest) return digest.failure();
+  if (!SameDigest(*digest, expected)) {
+    return Failure::Stalled("BackupChecksumMismatch",
+                            "the backup file " + file + " has SHA-256 " + *digest +
+                                ", the catalog says " + expected +
+                                ": it was altered or damaged; nothing was restored");
+  }
+  return Ok();
+}
+
 Status Restore(const RestoreRequest& request) {
   constexpr std::string_view kReason = "BackupRestoreFailed";
+  const Deadline deadline = Deadline::After(Clock::now(), request.deadline);
   auto tools = ResolveTools(request.tools);
   if (!tools) return tools.failure();
-  {
-    const Fd file(open(request.file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (file.get() < 0) {
-      return Failure::Stalled("BackupFileMissing",
-                              "cannot open the backup file " + request.file + ": " + Errno(errno));
-    }
-    auto digest = FileSha256(file.get(), request.file);
-    if (!digest) return digest.failure();
-    if (!SameDigest(*digest, request.expected_sha256)) {
-      return Failure::Stalled("BackupChecksumMismatch",
-                              "the backup file " + request.file + " has SHA-256 " + *digest +
-                                  ", the catalog says " + request.expected_sha256 +
-                                  ": it was altered or damaged; nothing was restored");
-    }
+  if (auto checked = CheckFileSha256(request.file, request.expected_sha256); !checked) {
+    return checked;
   }
+  const std::string step = "restore into database " + request.target_database;
+  if (deadline.Passed()) return TimedOut(deadline, "the checksum before the " + step);
   auto context_made = MakeToolContext(request.admin_dsn, request.master_key);
   if (!context_made) return InStep("prepare", context_made.failure());
   const ToolContext& context = **context_made;
@@ -724,9 +804,13 @@ Status Restore(const RestoreRequest& request) {
                   parts && !parts->dbname.empty() ? parts->dbname : std::string("postgres"),
                   application_name, request.lock_timeout, context.scrub);
   Status restored = RunRestoreTool(context, tools->pg_restore, std::move(args), request.file,
-                                   request.backup_id, request.master_key,
-                                   "restore into database " + request.target_database, kReason);
+                                   request.backup_id, request.master_key, step, kReason, deadline);
   watch.Stop();
+  if (!restored && restored.failure().reason == "BackupTimedOut") {
+    Failure failure = restored.failure();
+    failure.message += " (its single transaction rolled back: the database is as it was)";
+    return failure;
+  }
   if (!restored && !watch.cancelled().empty()) {
     Failure failure = restored.failure();
     failure.reason = "BackupRestoreLockTimeout";
@@ -739,6 +823,7 @@ Status Restore(const RestoreRequest& request) {
 
 Outcome<VerifyResult> VerifyByRestore(const VerifyRequest& request) {
   const Clock::time_point start = Clock::now();
+  const Deadline deadline = Deadline::After(start, request.deadline);
   Scrubber scrub;
   scrub.Add(request.admin_dsn);
   const auto parts = pq::ParseDsn(request.admin_dsn);
@@ -759,6 +844,10 @@ Outcome<VerifyResult> VerifyByRestore(const VerifyRequest& request) {
     RestoreRequest restore{request.admin_dsn,   request.file,         request.expected_sha256,
                            request.backup_id,   request.master_key,   result.scratch_database,
                            {},                  request.lock_timeout, request.tools};
+    if (deadline.Set()) {
+      if (deadline.Passed()) return TimedOut(deadline, "verify: create the scratch database");
+      restore.deadline = deadline.Remaining();
+    }
     if (auto restored = Restore(restore); !restored) return restored.failure();
     auto session = pq::Connect(request.admin_dsn, result.scratch_database, {}, scrub,
                                "the scratch database " + result.scratch_database);
@@ -793,6 +882,9 @@ Outcome<VerifyResult> VerifyByRestore(const VerifyRequest& request) {
 
   auto dropped = pq::ExecParams(admin->get(), "DROP DATABASE IF EXISTS " + scratch + " WITH (FORCE)",
                                 std::vector<std::string>{}, scrub);
+  if (!verdict && verdict.failure().reason != "BackupTimedOut" && deadline.Passed()) {
+    return TimedOut(deadline, "verify of backup " + request.backup_id);
+  }
   if (!verdict) return verdict.failure();
   if (!dropped) {
     Failure failure = dropped.failure();
@@ -804,6 +896,115 @@ Outcome<VerifyResult> VerifyByRestore(const VerifyRequest& request) {
   }
   result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
   return result;
+}
+
+Status RemoveStaleWorkFolders(const std::string& temp_root) {
+  const std::string root = temp_root.empty() ? TempRoot() : temp_root;
+  std::vector<std::string> failed;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(root, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.compare(0, kWorkFolderPrefix.size(), kWorkFolderPrefix) != 0) continue;
+    // tm-backup-<pid>-XXXXXX; a name without a pid (written before the pid was in it) is left.
+    const std::string rest = name.substr(kWorkFolderPrefix.size());
+    const auto dash = rest.find('-');
+    if (dash == 0 || dash == std::string::npos || dash > 10 ||
+        rest.find_first_not_of("0123456789") != dash) {
+      continue;
+    }
+    const long pid = std::strtol(rest.substr(0, dash).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == getpid()) continue;
+    struct stat info {};
+    if (lstat(entry.path().c_str(), &info) != 0 || !S_ISDIR(info.st_mode) ||
+        info.st_uid != geteuid()) {
+      continue;
+    }
+    // Alive (or another user's, EPERM): kept. Only ESRCH says nobody has that pid.
+    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::error_code removed;
+    std::filesystem::remove_all(entry.path(), removed);
+    if (removed) failed.push_back(entry.path().string() + " (" + removed.message() + ")");
+  }
+  if (error && error != std::errc::no_such_file_or_directory) {
+    return Failure::Transient("BackupCleanupFailed", "cannot read " + root + ": " + error.message());
+  }
+  if (!failed.empty()) {
+    return Failure::Transient("BackupCleanupFailed",
+                              "cannot remove a dead process's backup work folder: " +
+                                  Join(failed, ", "));
+  }
+  return Ok();
+}
+
+Outcome<int> RemoveStalePartials(const std::string& backups_directory) {
+  int removed = 0;
+  std::vector<std::string> failed;
+  std::error_code error;
+  for (const auto& folder : std::filesystem::directory_iterator(backups_directory, error)) {
+    std::error_code kind;
+    if (!folder.is_directory(kind) || folder.is_symlink(kind)) continue;
+    std::error_code listing;
+    for (const auto& file : std::filesystem::directory_iterator(folder.path(), listing)) {
+      const std::string name = file.path().filename().string();
+      constexpr std::string_view kSuffix = ".partial";
+      if (name.size() <= kSuffix.size() + 1 || name.front() != '.' ||
+          name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) {
+        continue;
+      }
+      if (unlink(file.path().c_str()) == 0) {
+        ++removed;
+      } else if (errno != ENOENT) {
+        failed.push_back(file.path().string() + " (" + Errno(errno) + ")");
+      }
+    }
+    if (listing) failed.push_back(folder.path().string() + " (" + listing.message() + ")");
+  }
+  if (error && error != std::errc::no_such_file_or_directory) {
+    return Failure::Transient("BackupCleanupFailed",
+                              "cannot read " + backups_directory + ": " + error.message());
+  }
+  if (!failed.empty()) {
+    return Failure::Transient("BackupCleanupFailed",
+                              "cannot remove an interrupted dump's partial file: " +
+                                  Join(failed, ", "));
+  }
+  return removed;
+}
+
+Outcome<std::vector<std::string>> DropScratchDatabases(const Secret& admin_dsn) {
+  Scrubber scrub;
+  scrub.Add(admin_dsn);
+  const auto parts = pq::ParseDsn(admin_dsn);
+  if (!parts) return Failure::Stalled("InvalidDsn", "the cluster's admin DSN cannot be parsed");
+  scrub.Add(parts->password);
+  auto admin = pq::Connect(admin_dsn, parts->dbname.empty() ? "postgres" : parts->dbname, {}, scrub,
+                           "the cluster's admin connection");
+  if (!admin) return InStep("drop scratch databases: connect", admin.failure());
+  // Exactly VerifyByRestore's names: `tm_verify_` and 16 lower hex digits.
+  auto names = pq::ExecParams(admin->get(),
+                              "SELECT datname FROM pg_catalog.pg_database "
+                              "WHERE datname ~ '^tm_verify_[0-9a-f]{16}$' ORDER BY 1",
+                              std::vector<std::string>{}, scrub);
+  if (!names) return InStep("drop scratch databases: list", names.failure());
+  std::vector<std::string> dropped;
+  std::vector<std::string> failed;
+  for (int i = 0; i < PQntuples(names->get()); ++i) {
+    const std::string name = PQgetvalue(names->get(), i, 0);
+    auto drop = pq::ExecParams(admin->get(),
+                               "DROP DATABASE IF EXISTS " + EscapeIdentifier(admin->get(), name) +
+                                   " WITH (FORCE)",
+                               std::vector<std::string>{}, scrub);
+    if (drop) {
+      dropped.push_back(name);
+    } else {
+      failed.push_back(name + " (" + drop.failure().message + ")");
+    }
+  }
+  if (!failed.empty()) {
+    return Failure::Transient("ScratchDropFailed",
+                              "cannot drop the scratch database " + Join(failed, ", "));
+  }
+  return dropped;
 }
 
 }  // namespace tmaster::backups

@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/outcome.hpp"
 #include "common/secret.hpp"
@@ -55,6 +56,10 @@ struct DumpRequest {
   /// How long the row counts and pg_dump may wait for a table's lock (another session's ALTER
   /// or TRUNCATE in progress) before the dump fails (`lock_timeout`, `--lock-wait-timeout`).
   std::chrono::milliseconds lock_timeout{std::chrono::seconds(30)};
+  /// The whole call's time limit, from its start: past it the running tool is killed (its
+  /// process group), the partial file removed, and the call fails Transient "BackupTimedOut" naming the step it was in.
+  /// Zero: none.
+  std::chrono::milliseconds deadline{0};
 };
 
 struct DumpResult {
@@ -92,9 +97,19 @@ struct RestoreRequest {
   /// outside: a watch on another admin session cancels the restore's statement. Zero: no limit.
   std::chrono::milliseconds lock_timeout{std::chrono::seconds(30)};
   ToolPaths tools;
+  /// The whole call's time limit, from its start: past it the running tool is killed (its
+  /// process group), its single transaction rolled back, and the call fails Transient "BackupTimedOut" naming the step it was in.
+  /// Zero: none.
+  std::chrono::milliseconds deadline{0};
 };
 
-/// Checks the file's SHA-256 (a mismatch: Stalled "BackupChecksumMismatch" naming the file,
+/// Whether `file`'s SHA-256 is `expected` (hex, case aside), read through once. Stalled
+/// "BackupFileMissing" when it cannot be opened, Stalled "BackupChecksumMismatch" naming the
+/// file and both digests when it differs, Transient "BackupIoFailed" when reading fails. What a
+/// restore checks first (the runner too, before it takes the safety backup and suspends).
+Status CheckFileSha256(const std::string& file, const std::string& expected);
+
+/// Checks the file's SHA-256 (CheckFileSha256; a mismatch: Stalled "BackupChecksumMismatch" naming the file,
 /// before any connection), then runs `pg_restore --clean --if-exists --no-owner --role=<role>
 /// --single-transaction --exit-on-error` into `target_database` as the admin, the file (or its
 /// decryption) on the tool's stdin. One transaction: a failure (the tool's, or a decryption
@@ -111,6 +126,10 @@ struct VerifyRequest {
   TableRows expected_rows;  ///< counted at dump time
   std::chrono::milliseconds lock_timeout{std::chrono::seconds(30)};
   ToolPaths tools;
+  /// The whole call's time limit, from its start: past it the running tool is killed (its
+  /// process group), the scratch database dropped, and the call fails Transient "BackupTimedOut" naming the step it was in.
+  /// Zero: none.
+  std::chrono::milliseconds deadline{0};
 };
 
 struct VerifyResult {
@@ -125,5 +144,27 @@ struct VerifyResult {
 /// too). The scratch database is dropped `WITH (FORCE)` whatever happened; a failure to drop it
 /// is reported (Transient "ScratchDropFailed") unless an earlier failure is.
 Outcome<VerifyResult> VerifyByRestore(const VerifyRequest& request);
+
+// Crash leftovers (docs/backups.md#the-engine): what a process killed mid-call leaves, removed by
+// the leader at the start of its term, before its pool runs anything.
+
+/// Removes the private folders (`tm-backup-<pid>-XXXXXX`, a 0600 password file and the tools'
+/// stderr) under `temp_root` (empty: $TMPDIR, else /tmp) whose process is gone: only folders
+/// owned by this user whose pid is not alive (`kill(pid, 0)` fails with ESRCH), so a running
+/// call of this or another live process is never touched. Transient "BackupCleanupFailed"
+/// naming a folder that could not be removed (the others still are).
+Status RemoveStaleWorkFolders(const std::string& temp_root = {});
+
+/// Removes every `.<id>.partial` file in the workspace folders directly under
+/// `backups_directory` (a dump interrupted before its rename) and returns how many. Called when
+/// no dump runs (a running dump's partial file would go too). A missing directory: 0. Transient
+/// "BackupCleanupFailed" when the directory cannot be read or a file removed.
+Outcome<int> RemoveStalePartials(const std::string& backups_directory);
+
+/// Drops, `WITH (FORCE)`, every verification scratch database (`tm_verify_<16 hex>`) on the
+/// cluster and returns their names: a verification whose process died left it. Called when no
+/// verification runs. A connection failure as classified by pq::Connect; Transient
+/// "ScratchDropFailed" naming the databases that could not be dropped (the others still are).
+Outcome<std::vector<std::string>> DropScratchDatabases(const Secret& admin_dsn);
 
 }  // namespace tmaster::backups

@@ -8,6 +8,9 @@
 
 #include <array>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <ctime>
 #include <utility>
@@ -59,6 +62,37 @@ void Wire(SpawnAttributes& spawn, int target, int fd, const std::array<int, 2>& 
 }
 
 }  // namespace
+
+// Kills the tool's process group at the deadline unless stopped first. Stopped (joined) by Wait
+// while the child is still unreaped, so the group id it kills cannot have been reused.
+struct Tool::Watch {
+  std::mutex mutex;
+  std::condition_variable wake;
+  bool stop = false;
+  bool fired = false;
+  std::thread thread;
+
+  Watch(pid_t pid, std::chrono::steady_clock::time_point deadline) {
+    thread = std::thread([this, pid, deadline] {
+      std::unique_lock lock(mutex);
+      if (!wake.wait_until(lock, deadline, [this] { return stop; })) {
+        fired = true;
+        kill(-pid, SIGKILL);
+      }
+    });
+  }
+  Watch(const Watch&) = delete;
+  Watch& operator=(const Watch&) = delete;
+  ~Watch() { Stop(); }
+  void Stop() {
+    {
+      const std::lock_guard lock(mutex);
+      stop = true;
+    }
+    wake.notify_all();
+    if (thread.joinable()) thread.join();
+  }
+};
 
 Outcome<Tool> Tool::Start(const ToolSpec& spec) {
   const std::string program = spec.argv.empty() ? std::string() : spec.argv.front();
@@ -115,13 +149,17 @@ Outcome<Tool> Tool::Start(const ToolSpec& spec) {
   CloseFd(out_pipe[1]);
   tool.in_ = std::exchange(in_pipe[1], -1);
   tool.out_ = std::exchange(out_pipe[0], -1);
+  if (spec.deadline != std::chrono::steady_clock::time_point::max()) {
+    tool.watch_ = std::make_unique<Watch>(pid, spec.deadline);
+  }
   return Outcome<Tool>(std::move(tool));
 }
 
 Tool::Tool(Tool&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
       in_(std::exchange(other.in_, -1)),
-      out_(std::exchange(other.out_, -1)) {}
+      out_(std::exchange(other.out_, -1)),
+      watch_(std::move(other.watch_)) {}
 
 Tool::~Tool() {
   if (pid_ > 0) {
@@ -147,12 +185,23 @@ int Tool::Wait() {
   // group is killed.
   while (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
   }
+  StopWatch();
   kill(-pid_, SIGKILL);
   int status = 0;
   while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
   pid_ = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void Tool::StopWatch() {
+  if (watch_) watch_->Stop();
+}
+
+bool Tool::timed_out() const {
+  if (!watch_) return false;
+  const std::lock_guard lock(watch_->mutex);
+  return watch_->fired;
 }
 
 std::string DescribeExit(int status) {

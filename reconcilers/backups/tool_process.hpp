@@ -12,7 +12,9 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,9 @@ struct ToolSpec {
   int stdout_fd = kDevNull;
   /// The child's stderr: a descriptor to duplicate (a file, read back after the exit).
   int stderr_fd = kDevNull;
+  /// Past this instant (steady clock) the tool's process group is killed and Tool::timed_out()
+  /// says so. The default: no deadline.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 
   static constexpr int kDevNull = -1;
   static constexpr int kPipe = -2;
@@ -63,12 +68,17 @@ class Tool {
   /// Closes our pipe ends, waits for the child, kills what it left in its process group, and
   /// returns its exit status, or 128 + the signal that killed it.
   int Wait();
+  /// Whether the tool was killed because it ran past ToolSpec::deadline (final after Wait).
+  [[nodiscard]] bool timed_out() const;
 
  private:
+  struct Watch;
   Tool() = default;
+  void StopWatch();
   pid_t pid_ = -1;
   int in_ = -1;
   int out_ = -1;
+  std::unique_ptr<Watch> watch_;  // the deadline's thread; null without a deadline
 };
 
 /// `what` as a shell would print it for a person (128 + N: "killed by signal N (NAME)",

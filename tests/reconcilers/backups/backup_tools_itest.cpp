@@ -8,15 +8,21 @@
 // another session (an idle one, one holding a lock: a failure after the lock timeout, no hang). Each TEST_CASE has its own databases and roles.
 
 #include <doctest/doctest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/crypto.hpp"
@@ -408,6 +414,176 @@ TEST_CASE("restore beside another session: an idle one is no obstacle, a lock ho
     CHECK(other.Run("COMMIT").empty());
     CHECK(Fingerprint("bk_busy") == damaged);
   }
+}
+
+// Crash leftovers (docs/backups.md#the-engine): a process killed in the middle of Dump leaves
+// its private folder (the 0600 password file) and the `.<id>.partial` file; a verification
+// killed midway leaves its scratch database. The leader removes them at the start of its term.
+TEST_CASE("a process killed mid-dump leaves its work folder and partial file; both are removed") {
+  MakeTenant("bk_crash", "bk_crash_owner");
+  TempDir dir;
+  const std::filesystem::path tmp = dir.path() / "tmp";
+  const std::filesystem::path backups_dir = dir.path() / "backups";
+  std::filesystem::create_directories(tmp);
+  const std::string marker = (dir.path() / "tool.pid").string();
+  const std::string real = RealPgDump();
+  auto request = Request("bk_crash", backups_dir / "acme", "crash-1");
+  // Part of a real dump into the partial file, then "running" until killed.
+  request.tools.pg_dump = Script(dir, "hanging_pg_dump",
+                                 "[ \"$1\" = --version ] && exec " + real + " --version\n" + real +
+                                     " \"$@\" | head -c 3000\necho $$ > " + marker +
+                                     ".tmp\nmv " + marker + ".tmp " + marker + "\nexec sleep 60\n");
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    setenv("TMPDIR", tmp.c_str(), 1);
+    (void)backups::Dump(request);
+    _exit(0);
+  }
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!std::filesystem::exists(marker) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const bool started = std::filesystem::exists(marker);
+  kill(child, SIGKILL);  // the daemon dies
+  int status = 0;
+  waitpid(child, &status, 0);
+  if (started) kill(-static_cast<pid_t>(std::stol(ReadFile(marker))), SIGKILL);  // its tool too
+  REQUIRE(started);
+
+  // What the crash left: tm-backup-<the dead pid>-XXXXXX with the password file in it, and the
+  // partial file.
+  const std::string dead_prefix = "tm-backup-" + std::to_string(child) + "-";
+  std::vector<std::string> left = FilesIn(tmp);
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].rfind(dead_prefix, 0) == 0);
+  CHECK(std::filesystem::exists(tmp / left[0] / "pgpass"));
+  CHECK(FilesIn(backups_dir / "acme") == std::vector<std::string>{".crash-1.partial"});
+
+  // Beside it: this live process's folder, a live process's (our parent's), one without a pid.
+  const std::string ours = "tm-backup-" + std::to_string(getpid()) + "-aaaaaa";
+  const std::string parents = "tm-backup-" + std::to_string(getppid()) + "-bbbbbb";
+  for (const std::string& name : {ours, parents, std::string("tm-backup-Xy12Zw")}) {
+    std::filesystem::create_directory(tmp / name);
+  }
+  REQUIRE(backups::RemoveStaleWorkFolders(tmp.string()).ok());
+  std::vector<std::string> kept = FilesIn(tmp);
+  std::sort(kept.begin(), kept.end());
+  std::vector<std::string> expected{ours, parents, "tm-backup-Xy12Zw"};
+  std::sort(expected.begin(), expected.end());
+  CHECK(kept == expected);
+
+  // Partial files: in every workspace folder; finished files stay.
+  std::filesystem::create_directories(backups_dir / "other");
+  dir.Write("backups/other/.other-2.partial", "x");
+  dir.Write("backups/other/other-1.dump", "finished");
+  auto removed = backups::RemoveStalePartials(backups_dir.string());
+  REQUIRE_MESSAGE(removed.ok(), removed.failure().message);
+  CHECK(*removed == 2);
+  CHECK(FilesIn(backups_dir / "acme").empty());
+  CHECK(FilesIn(backups_dir / "other") == std::vector<std::string>{"other-1.dump"});
+  auto none = backups::RemoveStalePartials((dir.path() / "missing").string());
+  REQUIRE(none.ok());
+  CHECK(*none == 0);
+}
+
+TEST_CASE("scratch databases left by a dead verification are dropped, even with a session in one") {
+  PgServer& pg = PgServer::Shared();
+  const std::vector<std::string> scratch{"tm_verify_00112233aabbccdd", "tm_verify_ffeeddccbbaa9988"};
+  const std::vector<std::string> others{"tm_verify_keep", "tm_verify_0123"};
+  for (const auto& name : scratch) Execute(pg.Dsn(), "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  for (const auto& name : scratch) Execute(pg.Dsn(), "CREATE DATABASE " + name);
+  for (const auto& name : others) Execute(pg.Dsn(), "CREATE DATABASE " + name);
+  {
+    PgSession inside(pg.Dsn(scratch[1]));
+    REQUIRE(inside.Run("SELECT 1").empty());
+    auto dropped = backups::DropScratchDatabases(Secret(pg.Dsn()));
+    REQUIRE_MESSAGE(dropped.ok(), dropped.failure().message);
+    CHECK(*dropped == scratch);
+  }
+  CHECK(QueryValue(pg.Dsn(), "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database "
+                             "WHERE datname LIKE 'tm\\_verify\\_%'") == "tm_verify_0123,tm_verify_keep");
+  for (const auto& name : others) Execute(pg.Dsn(), "DROP DATABASE " + name);
+  auto again = backups::DropScratchDatabases(Secret(pg.Dsn()));
+  REQUIRE(again.ok());
+  CHECK(again->empty());
+}
+
+TEST_CASE("a tool past the call's deadline is killed: BackupTimedOut naming the step, nothing left") {
+  MakeTenant("bk_slow", "bk_slow_owner");
+  TempDir dir;
+  const std::string real = RealPgDump();
+  const auto elapsed_since = [](std::chrono::steady_clock::time_point start) {
+    return std::chrono::steady_clock::now() - start;
+  };
+
+  SUBCASE("dump: pg_dump hangs") {
+    auto request = Request("bk_slow", dir.path() / "slow", "slow-1");
+    request.tools.pg_dump = Script(dir, "hanging_pg_dump",
+                                   "[ \"$1\" = --version ] && exec " + real + " --version\n" +
+                                       real + " \"$@\" | head -c 3000\nexec sleep 60\n");
+    request.deadline = std::chrono::milliseconds(1500);
+    const auto start = std::chrono::steady_clock::now();
+    auto dump = backups::Dump(request);
+    CHECK(elapsed_since(start) < std::chrono::seconds(10));
+    REQUIRE_FALSE(dump.ok());
+    CHECK(dump.failure().reason == "BackupTimedOut");
+    CHECK(dump.failure().kind == FailureKind::kTransient);
+    CHECK(dump.failure().message ==
+          "pg_dump of database bk_slow ran past the call's deadline of 1500 ms and was stopped");
+    CHECK(FilesIn(dir.path() / "slow").empty());
+  }
+  SUBCASE("restore and verify: pg_restore hangs") {
+    auto dump = backups::Dump(Request("bk_slow", dir.path() / "ok", "ok-1"));
+    REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
+    const std::string hanging = Script(dir, "hanging_pg_restore", "exec sleep 60\n");
+    auto restore = RestoreOf(*dump, "ok-1", "bk_slow", "bk_slow_owner");
+    restore.tools.pg_restore = hanging;
+    restore.deadline = std::chrono::milliseconds(1000);
+    auto start = std::chrono::steady_clock::now();
+    auto restored = backups::Restore(restore);
+    CHECK(elapsed_since(start) < std::chrono::seconds(10));
+    REQUIRE_FALSE(restored.ok());
+    CHECK(restored.failure().reason == "BackupTimedOut");
+    CHECK(restored.failure().message.find("restore into database bk_slow of " + dump->path +
+                                          " ran past the call's deadline of 1000 ms") == 0);
+
+    VerifyRequest verify;
+    verify.admin_dsn = Secret(PgServer::Shared().Dsn());
+    verify.file = dump->path;
+    verify.expected_sha256 = dump->sha256;
+    verify.backup_id = "ok-1";
+    verify.expected_rows = dump->table_rows;
+    verify.tools.pg_restore = hanging;
+    verify.deadline = std::chrono::milliseconds(1000);
+    start = std::chrono::steady_clock::now();
+    auto verified = backups::VerifyByRestore(verify);
+    CHECK(elapsed_since(start) < std::chrono::seconds(10));
+    REQUIRE_FALSE(verified.ok());
+    CHECK(verified.failure().reason == "BackupTimedOut");
+    CHECK(ScratchDatabases() == 0);
+  }
+}
+
+TEST_CASE("CheckFileSha256: equal (case aside), altered, missing") {
+  MakeTenant("bk_sum", "bk_sum_owner");
+  TempDir dir;
+  auto dump = backups::Dump(Request("bk_sum", dir.path() / "s", "s-1"));
+  REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
+  CHECK(backups::CheckFileSha256(dump->path, dump->sha256).ok());
+  std::string upper = dump->sha256;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  CHECK(backups::CheckFileSha256(dump->path, upper).ok());
+  std::string bytes = ReadFile(dump->path);
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 1);
+  std::ofstream(dump->path, std::ios::binary | std::ios::trunc) << bytes;
+  auto altered = backups::CheckFileSha256(dump->path, dump->sha256);
+  REQUIRE_FALSE(altered.ok());
+  CHECK(altered.failure().reason == "BackupChecksumMismatch");
+  CHECK(altered.failure().message.find("the backup file " + dump->path + " has SHA-256 ") == 0);
+  auto missing = backups::CheckFileSha256(dump->path + ".gone", dump->sha256);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.failure().reason == "BackupFileMissing");
 }
 
 }  // namespace
