@@ -350,6 +350,12 @@ int RunDaemon(const Args& args, const manifests::Config& config, const Secret& m
   deps.git_cache = *state / "git";
   deps.store_database = StoreDatabase(config);
   deps.cancel_in_flight = std::move(cancel_in_flight);
+  // The backups run pg_dump and pg_restore as each cluster's admin (docs/backups.md).
+  for (const auto& cluster : config.clusters) {
+    Outcome<Secret> admin =
+        controller::ResolveSecret(cluster.dsn, "clusters." + cluster.name + ".dsn");
+    if (admin) deps.cluster_dsns.emplace(cluster.name, *admin);
+  }
 
   controller::DaemonOptions options;
   options.workers = args.workers > 0 ? args.workers : config.reconcile.workers;

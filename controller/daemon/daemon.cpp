@@ -14,6 +14,7 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
       options_(std::move(options)),
       events_(*deps_.store),
       store_overrides_(*deps_.store),
+      backups_(MakeBackupRunner()),
       fleet_(&overrides_),
       observer_(*this),
       api_({.config = deps_.config,
@@ -33,7 +34,8 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
             .stacks = deps_.stacks,
             .master_key = deps_.master_key,
             .store_database = deps_.store_database,
-            .now_unix = {}}),
+            .now_unix = {},
+            .backups = backups_.get()}),
       reconciler_({.desired = &desired_,
                    .store = deps_.store,
                    .events = &events_,
@@ -46,7 +48,9 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                    .store_database = deps_.store_database,
                    .overrides = &overrides_,
                    .requested = &requested_,
-                   .observer = &observer_},
+                   .observer = &observer_,
+                   .backups = backups_.get(),
+                   .deep = &deep_},
                   {.resync_interval = options_.resync_interval,
                    .snapshot_max_age = options_.snapshot_max_age}),
       manager_({.leader_lock = deps_.leader_lock,
@@ -69,6 +73,24 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
   stream_hub_.SetPoll([this] { PollForStreams(); },
                       std::chrono::duration_cast<std::chrono::milliseconds>(
                           options_.standby_refresh));
+}
+
+std::unique_ptr<BackupRunner> Daemon::MakeBackupRunner() {
+  if (deps_.cluster_dsns.empty() || deps_.config == nullptr) return nullptr;
+  return std::make_unique<BackupRunner>(BackupRunnerDeps{
+      .config = deps_.config,
+      .store = deps_.store,
+      .desired = &desired_,
+      .events = &events_,
+      .metrics = deps_.metrics,
+      .overrides = &overrides_,
+      .override_store = deps_.override_store != nullptr ? deps_.override_store : &store_overrides_,
+      .deep = &deep_,
+      .admin_dsns = deps_.cluster_dsns,
+      .master_key = deps_.master_key,
+      .enqueue = [this](const std::string& name) { return Enqueue(name); },
+      .now_unix = {},
+      .pg_bin_dir = {}});
 }
 
 Daemon::~Daemon() {
@@ -245,6 +267,8 @@ SharedRuntimeLoop::Pass Daemon::RuntimePass() {
 
 void Daemon::Tick() {
   deps_.metrics->SetWorkspacesByPhase(reconciler_.PhaseCounts());
+  // Backups start with the term's first tick (Begin holds the term's lock, which queueing takes).
+  if (backups_ && !backups_->Running()) backups_->Start();
   // A source's products changed (or were read for the first time this term): the API's
   // workspaces naming them are declared (again) and queued.
   if (const std::uint64_t version = products_.Version(); version != products_seen_) {
@@ -273,6 +297,8 @@ void Daemon::Tick() {
 void Daemon::StopIntake() {
   // The runtime call in flight returns first (each gateway call has its own timeout).
   if (runtimes_) runtimes_->Stop();
+  // A backup or restore in flight finishes first (each tool run is bounded).
+  if (backups_) backups_->Stop();
   std::vector<SourceRunner*> runners;
   {
     const std::lock_guard lock(term_mutex_);

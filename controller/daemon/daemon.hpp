@@ -22,6 +22,7 @@
 #include "common/secret.hpp"
 #include "controller/api/event_stream.hpp"
 #include "controller/api/webhook.hpp"
+#include "controller/daemon/backup_runner.hpp"
 #include "controller/daemon/fleet_view.hpp"
 #include "controller/daemon/shared_runtime_loop.hpp"
 #include "controller/daemon/workspace_api.hpp"
@@ -74,6 +75,9 @@ struct DaemonDeps {
   /// Where the API's suspend overrides persist (workspace/overrides.hpp); nullptr: the store's
   /// table (StoreOverrideStore).
   OverrideStore* override_store = nullptr;
+  /// Each cluster's admin DSN, by cluster name, for the backups (pg_dump and pg_restore run as
+  /// the admin; docs/backups.md#in-the-daemon). Empty: no backups (the tests' fakes).
+  std::map<std::string, Secret> cluster_dsns = {};
 };
 
 struct DaemonOptions {
@@ -167,6 +171,7 @@ class Daemon final : private Term {
   };
 
   std::unique_ptr<Source> MakeSource(const manifests::SourceConfig& config) const;
+  std::unique_ptr<BackupRunner> MakeBackupRunner();
   /// Queues `name` in the current term; false without one (a standby).
   bool Enqueue(const std::string& name);
   /// A standby's list older than standby_refresh is reloaded from the store.
@@ -191,6 +196,10 @@ class Daemon final : private Term {
   StoreOverrideStore store_overrides_;  ///< used without DaemonDeps::override_store
   Overrides overrides_;
   RequestedRuns requested_;
+  RequestedRuns deep_;  ///< a restored workspace's next run is a deep one
+  /// The backups (nullptr without DaemonDeps::cluster_dsns): started by the first Tick of a term,
+  /// stopped by StopIntake.
+  std::unique_ptr<BackupRunner> backups_;
   ProductRegistry products_;
   FleetView fleet_;
   Observer observer_;
