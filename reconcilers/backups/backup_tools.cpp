@@ -29,6 +29,7 @@
 #include "common/scrub.hpp"
 #include "common/text.hpp"
 #include "reconcilers/backups/encrypted_format.hpp"
+#include "reconcilers/backups/restore_plan.hpp"
 #include "reconcilers/backups/tool_process.hpp"
 
 namespace tmaster::backups {
@@ -173,11 +174,16 @@ struct ToolContext {
 
   // The conninfo of `dbname`, for `--dbname=`: every setting of the admin DSN but its password,
   // with `passfile` pointing at ours and `options` extended by `extra_options`.
+  // With `user` (and its `user_passfile`): that login instead of the admin's.
   Outcome<std::string> Conninfo(const std::string& dbname, const std::string& extra_options,
-                                const std::string& application_name = "tenant-master-backup") const {
+                                const std::string& application_name = "tenant-master-backup",
+                                const std::string& user = {},
+                                const std::string& user_passfile = {}) const {
     auto parts = pq::ParseDsn(admin_dsn);
     std::optional<Secret> dsn = pq::DsnWith(admin_dsn, "password", "");
-    if (dsn && !passfile.empty()) dsn = pq::DsnWith(*dsn, "passfile", passfile);
+    const std::string& file = user.empty() ? passfile : user_passfile;
+    if (dsn && !file.empty()) dsn = pq::DsnWith(*dsn, "passfile", file);
+    if (dsn && !user.empty()) dsn = pq::DsnWith(*dsn, "user", user);
     if (dsn) dsn = pq::DsnWith(*dsn, "dbname", dbname);
     if (dsn) dsn = pq::DsnWith(*dsn, "application_name", application_name);
     if (dsn && parts && !extra_options.empty()) {
@@ -400,7 +406,8 @@ Outcome<int> FeedAndWait(Tool& tool, int file, const std::string& path, const st
 Status RunRestoreTool(const ToolContext& context, const std::string& pg_restore,
                       std::vector<std::string> args, const std::string& path,
                       const std::string& backup_id, const std::optional<Secret>& master_key,
-                      std::string_view step, std::string_view reason, const Deadline& deadline) {
+                      std::string_view step, std::string_view reason, const Deadline& deadline,
+                      int stdout_fd = ToolSpec::kDevNull) {
   const Fd file(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (file.get() < 0) {
     return StepFailed(reason, step, path, "cannot open it: " + Errno(errno));
@@ -412,7 +419,7 @@ Status RunRestoreTool(const ToolContext& context, const std::string& pg_restore,
   for (auto& arg : args) spec.argv.push_back(std::move(arg));
   spec.env = context.env;
   spec.stdin_fd = master_key ? ToolSpec::kPipe : file.get();
-  spec.stdout_fd = ToolSpec::kDevNull;
+  spec.stdout_fd = stdout_fd;
   spec.stderr_fd = err->get();
   spec.deadline = deadline.at;
   auto tool = Tool::Start(spec);
@@ -780,32 +787,318 @@ Status CheckFileSha256(const std::string& file, const std::string& expected) {
   return Ok();
 }
 
-Status Restore(const RestoreRequest& request) {
-  constexpr std::string_view kReason = "BackupRestoreFailed";
-  const Deadline deadline = Deadline::After(Clock::now(), request.deadline);
-  auto tools = ResolveTools(request.tools);
-  if (!tools) return tools.failure();
-  if (auto checked = CheckFileSha256(request.file, request.expected_sha256); !checked) {
-    return checked;
+namespace {
+
+constexpr std::string_view kRestoreReason = "BackupRestoreFailed";
+constexpr std::string_view kLedgerTable = "tenant_master.schema_migrations";
+
+// The whole of a scratch file a tool wrote.
+Outcome<std::string> ReadScratch(int fd, std::string_view what) {
+  std::string text;
+  std::array<char, kIoChunk> chunk{};
+  off_t offset = 0;
+  for (;;) {
+    const ssize_t n = pread(fd, chunk.data(), chunk.size(), offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Failure::Transient("BackupIoFailed", "cannot read " + std::string(what) + ": " + Errno(errno));
+    if (n == 0) return text;
+    text.append(chunk.data(), static_cast<std::size_t>(n));
+    offset += n;
   }
+}
+
+// A new 0600 file in the call's private folder.
+Status WritePrivate(const std::string& path, std::string_view text) {
+  const Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (fd.get() < 0) {
+    return Failure::Transient("BackupIoFailed", "cannot create " + path + ": " + Errno(errno));
+  }
+  return WriteAll(fd.get(), text, path);
+}
+
+// The login a restore runs as: `tm_restore_<16 hex>`, LOGIN and nothing else, a random password
+// (sent as a SCRAM verifier, given to pg_restore through a 0600 passfile). It is a member of the
+// tenant role (pg_restore --role sets it; a `RESET ROLE` in the backup's code falls back to this
+// login, never to the admin), or the owner of a scratch database. Dropped by Drop (or, after a
+// crash, by DropScratchDatabases).
+class RestoreLogin {
+ public:
+  static Outcome<RestoreLogin> Create(PGconn* admin, const ToolContext& context,
+                                      const std::string& member_of) {
+    RestoreLogin login;
+    login.admin_ = admin;
+    login.scrub_ = &context.scrub;
+    login.name_ = "tm_restore_" + crypto::Hex(crypto::RandomBytes(8));
+    const Secret password(crypto::Hex(crypto::RandomBytes(24)));
+    const pq::Text verifier(PQencryptPasswordConn(admin, password.Reveal().c_str(),
+                                                  login.name_.c_str(), "scram-sha-256"));
+    if (!verifier) {
+      return Failure::Transient("BackupRestoreFailed",
+                                "cannot make the restore login's password: " +
+                                    OneLine(PQerrorMessage(admin)));
+    }
+    const pq::Text literal(PQescapeLiteral(admin, verifier.get(), std::strlen(verifier.get())));
+    const std::string id = EscapeIdentifier(admin, login.name_);
+    std::string sql = "CREATE ROLE " + id +
+                      " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS "
+                      "INHERIT PASSWORD " +
+                      std::string(literal ? literal.get() : "NULL");
+    auto created = pq::ExecParams(admin, sql, std::vector<std::string>{}, context.scrub);
+    if (!created) return InStep("create the restore login", created.failure());
+    login.created_ = true;
+    if (!member_of.empty()) {
+      auto granted = pq::ExecParams(
+          admin, "GRANT " + EscapeIdentifier(admin, member_of) + " TO " + id,
+          std::vector<std::string>{}, context.scrub);
+      if (!granted) return InStep("let the restore login become role " + member_of, granted.failure());
+    }
+    login.passfile_ = context.dir.path() + "/pgpass-" + login.name_;
+    if (auto written = WritePrivate(login.passfile_, "*:*:*:" + login.name_ + ":" +
+                                                         PassfileField(password.Reveal()) + "\n");
+        !written) {
+      return written.failure();
+    }
+    return login;
+  }
+
+  RestoreLogin() = default;
+  RestoreLogin(RestoreLogin&& other) noexcept { *this = std::move(other); }
+  RestoreLogin& operator=(RestoreLogin&& other) noexcept {
+    std::swap(admin_, other.admin_);
+    std::swap(scrub_, other.scrub_);
+    std::swap(name_, other.name_);
+    std::swap(passfile_, other.passfile_);
+    std::swap(created_, other.created_);
+    return *this;
+  }
+  RestoreLogin(const RestoreLogin&) = delete;
+  RestoreLogin& operator=(const RestoreLogin&) = delete;
+  ~RestoreLogin() { (void)Drop(); }
+
+  Status Drop() {
+    if (!created_) return Ok();
+    created_ = false;
+    auto dropped = pq::ExecParams(admin_, "DROP ROLE IF EXISTS " + EscapeIdentifier(admin_, name_),
+                                  std::vector<std::string>{}, *scrub_);
+    if (!dropped) return InStep("drop the restore login " + name_, dropped.failure());
+    return Ok();
+  }
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] const std::string& passfile() const { return passfile_; }
+
+ private:
+  PGconn* admin_ = nullptr;
+  const Scrubber* scrub_ = nullptr;
+  std::string name_;
+  std::string passfile_;
+  bool created_ = false;
+};
+
+// What the operator's part of a backup held.
+struct OperatorPart {
+  std::vector<ExtensionDecl> extensions;
+  CopyRows ledger;
+  bool has_ledger = false;
+};
+
+// Reads the backup's table of contents and splits it (PlanTenantRestore); the operator's entries
+// are printed as SQL by pg_restore and read, never run.
+Outcome<OperatorPart> ReadBackupPlan(const RestoreRequest& request, const ToolContext& context,
+                                     const ToolPaths& tools, const Deadline& deadline,
+                                     TocPlan& plan) {
+  auto toc_out = context.dir.ScratchFile();
+  if (!toc_out) return toc_out.failure();
+  if (auto listed = RunRestoreTool(context, tools.pg_restore, {"--list"}, request.file,
+                                   request.backup_id, request.master_key,
+                                   "read the table of contents", kRestoreReason, deadline,
+                                   toc_out->get());
+      !listed) {
+    return listed.failure();
+  }
+  auto toc = ReadScratch(toc_out->get(), "the table of contents");
+  if (!toc) return toc.failure();
+  plan = PlanTenantRestore(*toc);
+  OperatorPart part;
+  part.has_ledger = plan.has_ledger_data;
+  if (plan.operator_toc.empty()) return part;
+  const std::string list = context.dir.path() + "/operator.toc";
+  if (auto written = WritePrivate(list, plan.operator_toc); !written) return written.failure();
+  auto sql_out = context.dir.ScratchFile();
+  if (!sql_out) return sql_out.failure();
+  if (auto printed = RunRestoreTool(context, tools.pg_restore, {"--use-list=" + list, "--file=-"},
+                                    request.file, request.backup_id, request.master_key,
+                                    "read the extensions and the migrations ledger",
+                                    kRestoreReason, deadline, sql_out->get());
+      !printed) {
+    return printed.failure();
+  }
+  auto sql = ReadScratch(sql_out->get(), "pg_restore's output");
+  if (!sql) return sql.failure();
+  auto extensions = ParseCreateExtensions(*sql);
+  if (!extensions) return extensions.failure();
+  if (extensions->size() != plan.extension_lines.size()) {
+    return Failure::Stalled("BackupRestoreFailed",
+                            "the backup lists " + std::to_string(plan.extension_lines.size()) +
+                                " extensions but creates " + std::to_string(extensions->size()));
+  }
+  part.extensions = std::move(*extensions);
+  if (plan.has_ledger_data) {
+    auto ledger = ParseCopyBlock(*sql, kLedgerTable);
+    if (!ledger) return ledger.failure();
+    part.ledger = std::move(*ledger);
+  }
+  return part;
+}
+
+// The extensions in the operator's schema, created by the admin in `target` (a session on it) by
+// name, as the reconciler does; one in a schema of the tenant's goes back to the tenant's restore.
+Status PrepareExtensions(PGconn* target, const std::string& role, const OperatorPart& part,
+                         TocPlan& plan, const Scrubber& scrub) {
+  bool schema_made = false;
+  for (std::size_t i = 0; i < part.extensions.size(); ++i) {
+    const ExtensionDecl& extension = part.extensions[i];
+    if (extension.schema != kExtensionSchema) {
+      plan.GiveBack(i);
+      continue;
+    }
+    const std::string schema = EscapeIdentifier(target, std::string(kExtensionSchema));
+    if (!schema_made) {
+      std::string sql = "CREATE SCHEMA IF NOT EXISTS " + schema;
+      auto made = pq::ExecParams(target, sql, std::vector<std::string>{}, scrub);
+      if (!made) return InStep("create schema extensions", made.failure());
+      if (!role.empty()) {
+        auto usage = pq::ExecParams(target,
+                                    "GRANT USAGE ON SCHEMA " + schema + " TO " +
+                                        EscapeIdentifier(target, role),
+                                    std::vector<std::string>{}, scrub);
+        if (!usage) return InStep("grant usage on schema extensions", usage.failure());
+      }
+      schema_made = true;
+    }
+    auto created = pq::ExecParams(target,
+                                  "CREATE EXTENSION IF NOT EXISTS " +
+                                      EscapeIdentifier(target, extension.name) + " WITH SCHEMA " +
+                                      schema,
+                                  std::vector<std::string>{}, scrub);
+    if (!created) return InStep("create extension " + extension.name, created.failure());
+  }
+  return Ok();
+}
+
+// Opens a transaction on `target` (the admin's session) that replaces the ledger's rows with the
+// backup's, as parameters, in the columns both have; left open until the tenant's restore is
+// done, then committed or rolled back with it.
+Status StageLedger(PGconn* target, const CopyRows& ledger, const Scrubber& scrub) {
+  auto columns = pq::ExecParams(
+      target,
+      "SELECT a.attname FROM pg_catalog.pg_attribute a "
+      "WHERE a.attrelid = pg_catalog.to_regclass('tenant_master.schema_migrations') "
+      "AND a.attnum > 0 AND NOT a.attisdropped",
+      std::vector<std::string>{}, scrub);
+  if (!columns) return InStep("read the migrations ledger's columns", columns.failure());
+  if (PQntuples(columns->get()) == 0) {
+    return Failure::Stalled("BackupRestoreFailed",
+                            "the database has no migrations ledger (tenant_master."
+                            "schema_migrations): let the workspace converge before restoring "
+                            "into it");
+  }
+  std::vector<std::size_t> kept;
+  std::string names;
+  for (std::size_t i = 0; i < ledger.columns.size(); ++i) {
+    for (int row = 0; row < PQntuples(columns->get()); ++row) {
+      if (ledger.columns[i] != PQgetvalue(columns->get(), row, 0)) continue;
+      kept.push_back(i);
+      names += (names.empty() ? "" : ", ") + EscapeIdentifier(target, ledger.columns[i]);
+    }
+  }
+  auto begun = pq::ExecParams(target, "BEGIN", std::vector<std::string>{}, scrub);
+  if (!begun) return InStep("the migrations ledger", begun.failure());
+  auto cleared = pq::ExecParams(target, "DELETE FROM tenant_master.schema_migrations",
+                                std::vector<std::string>{}, scrub);
+  if (!cleared) return InStep("the migrations ledger", cleared.failure());
+  for (const auto& row : ledger.rows) {
+    std::vector<std::optional<std::string>> values;
+    std::string placeholders;
+    std::string present;
+    for (const std::size_t i : kept) {
+      if (!row[i]) continue;  // no value: the column's default
+      values.push_back(row[i]);
+      placeholders += (placeholders.empty() ? "$" : ", $") + std::to_string(values.size());
+      present += (present.empty() ? "" : ", ") + EscapeIdentifier(target, ledger.columns[i]);
+    }
+    if (values.empty()) continue;
+    auto inserted = pq::ExecParams(target,
+                                   "INSERT INTO tenant_master.schema_migrations (" + present +
+                                       ") VALUES (" + placeholders + ")",
+                                   values, scrub);
+    if (!inserted) return InStep("the migrations ledger", inserted.failure());
+  }
+  return Ok();
+}
+
+}  // namespace
+
+namespace {
+
+struct Restored {
+  std::optional<std::int64_t> ledger_rows;  ///< the backup's ledger rows, when it had a ledger
+};
+
+// The restore proper. `target` is an admin session on the database; `login` runs pg_restore
+// (with --role=<request.role> when set) on the tenant's entries only; the admin creates the
+// operator's extensions by name and, with `apply_ledger`, replaces the ledger's rows in a
+// transaction committed only after the tenant's restore committed.
+Outcome<Restored> RestoreAs(const RestoreRequest& request, const ToolContext& context,
+                            const ToolPaths& tools, const Deadline& deadline, PGconn* target,
+                            const RestoreLogin& login, bool apply_ledger) {
   const std::string step = "restore into database " + request.target_database;
-  if (deadline.Passed()) return TimedOut(deadline, "the checksum before the " + step);
-  auto context_made = MakeToolContext(request.admin_dsn, request.master_key);
-  if (!context_made) return InStep("prepare", context_made.failure());
-  const ToolContext& context = **context_made;
-  const std::string application_name = "tenant-master-restore-" + crypto::Hex(crypto::RandomBytes(6));
-  auto conninfo = context.Conninfo(request.target_database, "", application_name);
+  TocPlan plan;
+  auto part = ReadBackupPlan(request, context, tools, deadline, plan);
+  if (!part) return part.failure();
+  if (auto prepared = PrepareExtensions(target, request.role, *part, plan, context.scrub);
+      !prepared) {
+    return InStep(step, prepared.failure());
+  }
+  Restored result;
+  if (part->has_ledger) result.ledger_rows = static_cast<std::int64_t>(part->ledger.rows.size());
+  const bool stage = apply_ledger && part->has_ledger;
+  if (stage) {
+    if (auto staged = StageLedger(target, part->ledger, context.scrub); !staged) {
+      (void)pq::ExecParams(target, "ROLLBACK", std::vector<std::string>{}, context.scrub);
+      return InStep(step, staged.failure());
+    }
+  }
+  const std::string list = context.dir.path() + "/tenant.toc";
+  if (auto written = WritePrivate(list, plan.TenantToc()); !written) return written.failure();
+  const std::string application_name =
+      "tenant-master-restore-" + crypto::Hex(crypto::RandomBytes(6));
+  auto conninfo =
+      context.Conninfo(request.target_database, "", application_name, login.name(), login.passfile());
   if (!conninfo) return conninfo.failure();
-  std::vector<std::string> args = {"--clean", "--if-exists", "--no-owner", "--single-transaction",
-                                   "--exit-on-error", "--no-password", "--dbname=" + *conninfo};
+  std::vector<std::string> args = {"--clean",       "--if-exists",    "--no-owner",
+                                   "--single-transaction", "--exit-on-error", "--no-password",
+                                   "--use-list=" + list,   "--dbname=" + *conninfo};
   if (!request.role.empty()) args.push_back("--role=" + request.role);
   const auto parts = pq::ParseDsn(request.admin_dsn);
   LockWatch watch(request.admin_dsn,
                   parts && !parts->dbname.empty() ? parts->dbname : std::string("postgres"),
                   application_name, request.lock_timeout, context.scrub);
-  Status restored = RunRestoreTool(context, tools->pg_restore, std::move(args), request.file,
-                                   request.backup_id, request.master_key, step, kReason, deadline);
+  Status restored = RunRestoreTool(context, tools.pg_restore, std::move(args), request.file,
+                                   request.backup_id, request.master_key, step, kRestoreReason,
+                                   deadline);
   watch.Stop();
+  if (stage) {
+    auto ended = pq::ExecParams(target, restored ? "COMMIT" : "ROLLBACK",
+                                std::vector<std::string>{}, context.scrub);
+    if (restored && !ended) {
+      Failure failure = ended.failure();
+      failure.kind = FailureKind::kTransient;
+      failure.message = step + ": the tenant's objects were restored but the migrations "
+                        "ledger's rows were not (" + failure.message +
+                        "); restoring the backup again makes them agree";
+      return failure;
+    }
+  }
   if (!restored && restored.failure().reason == "BackupTimedOut") {
     Failure failure = restored.failure();
     failure.message += " (its single transaction rolled back: the database is as it was)";
@@ -818,43 +1111,89 @@ Status Restore(const RestoreRequest& request) {
                       watch.cancelled() + " (the database is as it was); " + failure.message;
     return failure;
   }
-  return restored;
+  if (!restored) return restored.failure();
+  return result;
+}
+
+}  // namespace
+
+Status Restore(const RestoreRequest& request) {
+  const Deadline deadline = Deadline::After(Clock::now(), request.deadline);
+  auto tools = ResolveTools(request.tools);
+  if (!tools) return tools.failure();
+  if (request.role.empty()) {
+    return Failure::Stalled("InvalidValue",
+                            "a restore names the role its objects belong to (RestoreRequest.role)");
+  }
+  if (auto checked = CheckFileSha256(request.file, request.expected_sha256); !checked) {
+    return checked;
+  }
+  const std::string step = "restore into database " + request.target_database;
+  if (deadline.Passed()) return TimedOut(deadline, "the checksum before the " + step);
+  auto context_made = MakeToolContext(request.admin_dsn, request.master_key);
+  if (!context_made) return InStep("prepare", context_made.failure());
+  const ToolContext& context = **context_made;
+  auto target = pq::Connect(request.admin_dsn, request.target_database, {}, context.scrub,
+                            "the cluster's admin connection to database " +
+                                request.target_database);
+  if (!target) return InStep(step, target.failure());
+  auto login = RestoreLogin::Create(target->get(), context, request.role);
+  if (!login) return InStep(step, login.failure());
+  auto restored = RestoreAs(request, context, *tools, deadline, target->get(), *login,
+                            /*apply_ledger=*/true);
+  Status dropped = login->Drop();
+  if (!restored) return restored.failure();
+  if (!dropped) return dropped.failure();
+  return Ok();
 }
 
 Outcome<VerifyResult> VerifyByRestore(const VerifyRequest& request) {
   const Clock::time_point start = Clock::now();
   const Deadline deadline = Deadline::After(start, request.deadline);
-  Scrubber scrub;
-  scrub.Add(request.admin_dsn);
+  auto tools = ResolveTools(request.tools);
+  if (!tools) return tools.failure();
+  if (auto checked = CheckFileSha256(request.file, request.expected_sha256); !checked) {
+    return checked.failure();
+  }
+  auto context_made = MakeToolContext(request.admin_dsn, request.master_key);
+  if (!context_made) return InStep("verify: prepare", context_made.failure());
+  const ToolContext& context = **context_made;
   const auto parts = pq::ParseDsn(request.admin_dsn);
-  if (!parts) return Failure::Stalled("InvalidDsn", "the cluster's admin DSN cannot be parsed");
-  scrub.Add(parts->password);
-  const std::string admin_db = parts->dbname.empty() ? "postgres" : parts->dbname;
+  const std::string admin_db = parts && !parts->dbname.empty() ? parts->dbname : "postgres";
 
   VerifyResult result;
   result.scratch_database = "tm_verify_" + crypto::Hex(crypto::RandomBytes(8));
-  auto admin = pq::Connect(request.admin_dsn, admin_db, {}, scrub, "the cluster's admin connection");
+  auto admin = pq::Connect(request.admin_dsn, admin_db, {}, context.scrub,
+                           "the cluster's admin connection");
   if (!admin) return InStep("verify: connect", admin.failure());
+  // The scratch database belongs to a login of its own: the backup's code runs with no more
+  // rights than it had in the tenant's database.
+  auto login = RestoreLogin::Create(admin->get(), context, "");
+  if (!login) return InStep("verify", login.failure());
   const std::string scratch = EscapeIdentifier(admin->get(), result.scratch_database);
-  auto created = pq::ExecParams(admin->get(), "CREATE DATABASE " + scratch,
-                                std::vector<std::string>{}, scrub);
+  auto created = pq::ExecParams(admin->get(),
+                                "CREATE DATABASE " + scratch + " OWNER " +
+                                    EscapeIdentifier(admin->get(), login->name()),
+                                std::vector<std::string>{}, context.scrub);
   if (!created) return InStep("verify: create the scratch database", created.failure());
 
   auto verdict = [&]() -> Status {
+    if (deadline.Passed()) return TimedOut(deadline, "verify: create the scratch database");
+    auto session = pq::Connect(request.admin_dsn, result.scratch_database, {}, context.scrub,
+                               "the scratch database " + result.scratch_database);
+    if (!session) return InStep("verify: connect", session.failure());
     RestoreRequest restore{request.admin_dsn,   request.file,         request.expected_sha256,
                            request.backup_id,   request.master_key,   result.scratch_database,
                            {},                  request.lock_timeout, request.tools};
-    if (deadline.Set()) {
-      if (deadline.Passed()) return TimedOut(deadline, "verify: create the scratch database");
-      restore.deadline = deadline.Remaining();
-    }
-    if (auto restored = Restore(restore); !restored) return restored.failure();
-    auto session = pq::Connect(request.admin_dsn, result.scratch_database, {}, scrub,
-                               "the scratch database " + result.scratch_database);
-    if (!session) return InStep("verify: connect", session.failure());
-    auto counted = CountRows(session->get(), scrub);
+    auto restored = RestoreAs(restore, context, *tools, deadline, session->get(), *login,
+                              /*apply_ledger=*/false);
+    if (!restored) return restored.failure();
+    auto counted = CountRows(session->get(), context.scrub);
     if (!counted) return InStep("verify: count rows", counted.failure());
     result.restored_rows = std::move(*counted);
+    if (restored->ledger_rows) {
+      result.restored_rows[std::string(kLedgerTable)] = *restored->ledger_rows;
+    }
     std::vector<std::string> differences;
     for (const auto& [table, expected] : request.expected_rows) {
       const auto found = result.restored_rows.find(table);
@@ -881,13 +1220,14 @@ Outcome<VerifyResult> VerifyByRestore(const VerifyRequest& request) {
   }();
 
   auto dropped = pq::ExecParams(admin->get(), "DROP DATABASE IF EXISTS " + scratch + " WITH (FORCE)",
-                                std::vector<std::string>{}, scrub);
+                                std::vector<std::string>{}, context.scrub);
+  Status login_dropped = dropped ? login->Drop() : Status(Ok());
   if (!verdict && verdict.failure().reason != "BackupTimedOut" && deadline.Passed()) {
     return TimedOut(deadline, "verify of backup " + request.backup_id);
   }
   if (!verdict) return verdict.failure();
-  if (!dropped) {
-    Failure failure = dropped.failure();
+  if (!dropped || !login_dropped) {
+    Failure failure = dropped ? login_dropped.failure() : dropped.failure();
     failure.kind = FailureKind::kTransient;
     failure.reason = "ScratchDropFailed";
     failure.message = "verify: drop the scratch database " + result.scratch_database + ": " +
@@ -1000,9 +1340,27 @@ Outcome<std::vector<std::string>> DropScratchDatabases(const Secret& admin_dsn) 
       failed.push_back(name + " (" + drop.failure().message + ")");
     }
   }
+  // Then the logins of restores a crash interrupted (RestoreLogin's names), whose databases
+  // are gone by now.
+  auto logins = pq::ExecParams(admin->get(),
+                               "SELECT rolname FROM pg_catalog.pg_roles "
+                               "WHERE rolname ~ '^tm_restore_[0-9a-f]{16}$' ORDER BY 1",
+                               std::vector<std::string>{}, scrub);
+  if (!logins) return InStep("drop restore logins: list", logins.failure());
+  for (int i = 0; i < PQntuples(logins->get()); ++i) {
+    const std::string name = PQgetvalue(logins->get(), i, 0);
+    auto drop = pq::ExecParams(admin->get(),
+                               "DROP ROLE IF EXISTS " + EscapeIdentifier(admin->get(), name),
+                               std::vector<std::string>{}, scrub);
+    if (drop) {
+      dropped.push_back(name);
+    } else {
+      failed.push_back(name + " (" + drop.failure().message + ")");
+    }
+  }
   if (!failed.empty()) {
     return Failure::Transient("ScratchDropFailed",
-                              "cannot drop the scratch database " + Join(failed, ", "));
+                              "cannot drop the scratch database or login " + Join(failed, ", "));
   }
   return dropped;
 }

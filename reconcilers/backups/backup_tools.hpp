@@ -109,12 +109,19 @@ struct RestoreRequest {
 /// restore checks first (the runner too, before it takes the safety backup and suspends).
 Status CheckFileSha256(const std::string& file, const std::string& expected);
 
-/// Checks the file's SHA-256 (CheckFileSha256; a mismatch: Stalled "BackupChecksumMismatch" naming the file,
-/// before any connection), then runs `pg_restore --clean --if-exists --no-owner --role=<role>
-/// --single-transaction --exit-on-error` into `target_database` as the admin, the file (or its
-/// decryption) on the tool's stdin. One transaction: a failure (the tool's, or a decryption
-/// that fails mid-file) leaves the database as it was. "BackupRestoreFailed" with the tool's
-/// stderr scrubbed.
+/// Checks the file's SHA-256 (CheckFileSha256; a mismatch: Stalled "BackupChecksumMismatch"
+/// naming the file, before any connection), then restores in two parts, so that nothing the
+/// backup holds (the tenant wrote it) runs with the operator's rights:
+///   - the tenant's objects: `pg_restore --clean --if-exists --no-owner --single-transaction
+///     --exit-on-error --role=<role>` with the operator's entries left out of its list, run by a
+///     login made for this restore (`tm_restore_<16 hex>`, LOGIN, a random password, a member of
+///     `role` and nothing else; dropped afterwards), the file (or its decryption) on stdin;
+///   - the operator's: the extensions in schema `extensions` created by name, and the migrations
+///     ledger's rows (tenant_master.schema_migrations) replaced by the backup's as parameters, in
+///     an admin transaction committed only after the tenant's restore committed.
+/// A failure of the tool (or a decryption that fails mid-file) rolls both back: the database is as
+/// it was. "BackupRestoreFailed" with the tool's stderr (scrubbed); "BackupRestoreLockTimeout"
+/// when a lock held it past `lock_timeout`; Stalled "InvalidValue" without a role.
 Status Restore(const RestoreRequest& request);
 
 struct VerifyRequest {
@@ -138,7 +145,8 @@ struct VerifyResult {
   std::chrono::milliseconds duration{0};
 };
 
-/// Creates `tm_verify_<16 random hex>`, restores the file into it (as the admin), counts each
+/// Creates `tm_verify_<16 random hex>` owned by a restore login of its own, restores the file
+/// into it as Restore does (the ledger's rows counted, not inserted), counts each
 /// user table's rows and compares them with `expected_rows`: a difference is Stalled
 /// "BackupVerifyFailed" naming each table and both counts (a table missing on either side
 /// too). The scratch database is dropped `WITH (FORCE)` whatever happened; a failure to drop it
@@ -162,8 +170,9 @@ Status RemoveStaleWorkFolders(const std::string& temp_root = {});
 Outcome<int> RemoveStalePartials(const std::string& backups_directory);
 
 /// Drops, `WITH (FORCE)`, every verification scratch database (`tm_verify_<16 hex>`) on the
-/// cluster and returns their names: a verification whose process died left it. Called when no
-/// verification runs. A connection failure as classified by pq::Connect; Transient
+/// cluster, then every restore login (`tm_restore_<16 hex>`), and returns their names: a
+/// verification or restore whose process died left them. Called when no verification or restore
+/// runs. A connection failure as classified by pq::Connect; Transient
 /// "ScratchDropFailed" naming the databases that could not be dropped (the others still are).
 Outcome<std::vector<std::string>> DropScratchDatabases(const Secret& admin_dsn);
 

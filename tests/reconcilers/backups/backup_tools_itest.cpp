@@ -133,6 +133,11 @@ long ScratchDatabases() {
                               "SELECT count(*) FROM pg_database WHERE datname LIKE 'tm\\_verify\\_%'"));
 }
 
+long RestoreLogins() {
+  return std::stol(QueryValue(PgServer::Shared().Dsn(),
+                              "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'tm\\_restore\\_%'"));
+}
+
 // An executable script at `path`.
 std::string Script(const TempDir& dir, const std::string& name, const std::string& body) {
   const std::string path = dir.Write(name, "#!/bin/sh\n" + body).string();
@@ -384,6 +389,137 @@ TEST_CASE("verify by restore: a good dump passes, a tampered count is named, no 
   CHECK(ScratchDatabases() == 0);
 }
 
+// A tenant database as the reconciler leaves it: the migrations ledger in schema tenant_master
+// and an extension in schema extensions, both the admin's; the tenant may add ledger rows.
+void MakeOperatorPart(const std::string& database, const std::string& role) {
+  const std::string dsn = PgServer::Shared().Dsn(database);
+  Execute(dsn,
+          "CREATE SCHEMA tenant_master;"
+          "CREATE TABLE tenant_master.schema_migrations (version text PRIMARY KEY, "
+          "  file text NOT NULL, checksum text NOT NULL, "
+          "  applied_at timestamptz NOT NULL DEFAULT now(), duration_ms integer);"
+          "GRANT USAGE ON SCHEMA tenant_master TO " + role + ";"
+          "GRANT SELECT, INSERT ON tenant_master.schema_migrations TO " + role + ";"
+          "INSERT INTO tenant_master.schema_migrations (version, file, checksum, duration_ms) "
+          "  VALUES ('0001', '0001_init.sql', 'aa', 12), ('0002', '0002 tab\tname.sql', 'bb', NULL);"
+          "CREATE SCHEMA extensions; GRANT USAGE ON SCHEMA extensions TO " + role + ";"
+          "CREATE EXTENSION pgcrypto WITH SCHEMA extensions;"
+          "SET ROLE " + role + ";"
+          "CREATE TABLE hashed (id int PRIMARY KEY, digest bytea);"
+          "INSERT INTO hashed SELECT g, extensions.digest(g::text, 'sha256') "
+          "  FROM generate_series(1, 50) g;");
+}
+
+std::string Ledger(const std::string& database) {
+  return QueryValue(PgServer::Shared().Dsn(database),
+                    "SELECT string_agg(version || '|' || file || '|' || checksum || '|' || "
+                    "coalesce(duration_ms::text, 'null'), ';' ORDER BY version) "
+                    "FROM tenant_master.schema_migrations");
+}
+
+TEST_CASE("a restore puts back the admin's ledger rows and extensions without running the "
+          "backup's SQL as the admin") {
+  MakeTenant("bk_ledger", "bk_ledger_owner");
+  MakeOperatorPart("bk_ledger", "bk_ledger_owner");
+  const std::string admin_dsn = PgServer::Shared().Dsn("bk_ledger");
+  // The tenant's trap: a CHECK constraint whose function, run while a restore copies the rows
+  // in, leaves the role it was given (RESET ROLE) and makes its role a superuser. In its own
+  // session it can only fail.
+  // Planted by the tenant itself, logged in as its role (an admin session with SET ROLE would
+  // spring the trap here).
+  Execute(PgServer::Shared().DsnAs("bk_ledger_owner", "tenant-pw", "bk_ledger"),
+          "CREATE FUNCTION public.trap(int) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN "
+          "  BEGIN RESET ROLE; EXECUTE 'ALTER ROLE bk_ledger_owner SUPERUSER'; "
+          "  EXCEPTION WHEN others THEN NULL; END; RETURN true; END $f$;"
+          "CREATE TABLE trapped (x int CHECK (public.trap(x)));"
+          "INSERT INTO trapped VALUES (1), (2);");
+  REQUIRE(QueryValue(admin_dsn, "SELECT rolsuper FROM pg_roles WHERE rolname = 'bk_ledger_owner'") ==
+          "f");
+  const std::string before_hashed = TableChecksum("bk_ledger", "hashed");
+  TempDir dir;
+  auto request = Request("bk_ledger", dir.path() / "l", "l-1");
+  request.master_key = kMasterKey;
+  auto dump = backups::Dump(request);
+  REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
+  CHECK(dump->table_rows.at("tenant_master.schema_migrations") == 2);
+
+  // After the backup: a migration recorded, data changed.
+  Execute(admin_dsn,
+          "INSERT INTO tenant_master.schema_migrations (version, file, checksum) "
+          "VALUES ('0003', '0003_more.sql', 'cc'); DELETE FROM hashed WHERE id > 10");
+  auto restore = RestoreOf(*dump, "l-1", "bk_ledger", "bk_ledger_owner");
+  restore.master_key = kMasterKey;
+  auto restored = backups::Restore(restore);
+  REQUIRE_MESSAGE(restored.ok(), restored.failure().message);
+
+  CHECK(Ledger("bk_ledger") == "0001|0001_init.sql|aa|12;0002|0002 tab\tname.sql|bb|null");
+  CHECK(TableChecksum("bk_ledger", "hashed") == before_hashed);
+  CHECK(QueryValue(admin_dsn, "SELECT count(*) FROM trapped") == "2");
+  // The operator's part is still the operator's; the tenant's role gained nothing.
+  const std::string admin = QueryValue(admin_dsn, "SELECT current_user");
+  CHECK(QueryValue(admin_dsn, "SELECT nspowner::regrole::text FROM pg_namespace "
+                              "WHERE nspname = 'tenant_master'") == admin);
+  CHECK(QueryValue(admin_dsn, "SELECT tableowner FROM pg_tables "
+                              "WHERE schemaname = 'tenant_master'") == admin);
+  CHECK(QueryValue(admin_dsn, "SELECT extowner::regrole::text || '@' || extnamespace::regnamespace "
+                              "FROM pg_extension WHERE extname = 'pgcrypto'") == admin + "@extensions");
+  CHECK(QueryValue(admin_dsn, "SELECT rolsuper FROM pg_roles WHERE rolname = 'bk_ledger_owner'") ==
+        "f");
+  CHECK(QueryValue(admin_dsn, "SELECT tableowner FROM pg_tables WHERE tablename = 'trapped'") ==
+        "bk_ledger_owner");
+  CHECK(RestoreLogins() == 0);
+
+  // The same file verified in a scratch database: the ledger's rows counted, the trap harmless,
+  // extensions created there by name.
+  VerifyRequest verify;
+  verify.admin_dsn = Secret(PgServer::Shared().Dsn());
+  verify.file = dump->path;
+  verify.expected_sha256 = dump->sha256;
+  verify.backup_id = "l-1";
+  verify.master_key = kMasterKey;
+  verify.expected_rows = dump->table_rows;
+  auto verified = backups::VerifyByRestore(verify);
+  REQUIRE_MESSAGE(verified.ok(), verified.failure().message);
+  CHECK(verified->restored_rows == dump->table_rows);
+  CHECK(QueryValue(admin_dsn, "SELECT rolsuper FROM pg_roles WHERE rolname = 'bk_ledger_owner'") ==
+        "f");
+  CHECK(ScratchDatabases() == 0);
+  CHECK(RestoreLogins() == 0);
+
+  // Into a database with no ledger yet: refused, nothing changed.
+  Execute(PgServer::Shared().Dsn(), "DROP DATABASE IF EXISTS bk_ledger_new WITH (FORCE)");
+  Execute(PgServer::Shared().Dsn(), "CREATE DATABASE bk_ledger_new OWNER bk_ledger_owner");
+  auto into = RestoreOf(*dump, "l-1", "bk_ledger_new", "bk_ledger_owner");
+  into.master_key = kMasterKey;
+  auto refused = backups::Restore(into);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.failure().message.find("no migrations ledger") != std::string::npos);
+  CHECK(QueryValue(PgServer::Shared().Dsn("bk_ledger_new"),
+                   "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0");
+  CHECK(RestoreLogins() == 0);
+}
+
+TEST_CASE("a restore that fails rolls back the ledger with the tenant's objects") {
+  MakeTenant("bk_ledger_fail", "bk_ledger_fail_owner");
+  MakeOperatorPart("bk_ledger_fail", "bk_ledger_fail_owner");
+  TempDir dir;
+  auto dump = backups::Dump(Request("bk_ledger_fail", dir.path() / "f", "f-1"));
+  REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
+  const std::string admin_dsn = PgServer::Shared().Dsn("bk_ledger_fail");
+  Execute(admin_dsn, "INSERT INTO tenant_master.schema_migrations (version, file, checksum) "
+                     "VALUES ('0003', '0003_more.sql', 'cc')");
+  // A table the tenant cannot drop (someone else's, in its schema): the restore's --clean fails.
+  Execute(admin_dsn, "CREATE TABLE public.customers_copy (id int);"
+                     "DROP VIEW big_orders; CREATE TABLE big_orders (id int)");
+  const std::string ledger_before = Ledger("bk_ledger_fail");
+  auto restored = backups::Restore(RestoreOf(*dump, "f-1", "bk_ledger_fail", "bk_ledger_fail_owner"));
+  REQUIRE_FALSE(restored.ok());
+  CHECK(restored.failure().reason == "BackupRestoreFailed");
+  CHECK(Ledger("bk_ledger_fail") == ledger_before);
+  CHECK(ledger_before.find("0003") != std::string::npos);
+  CHECK(RestoreLogins() == 0);
+}
+
 TEST_CASE("restore beside another session: an idle one is no obstacle, a lock holder times out") {
   MakeTenant("bk_busy", "bk_busy_owner");
   const auto before = Fingerprint("bk_busy");
@@ -504,6 +640,15 @@ TEST_CASE("scratch databases left by a dead verification are dropped, even with 
   CHECK(QueryValue(pg.Dsn(), "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database "
                              "WHERE datname LIKE 'tm\\_verify\\_%'") == "tm_verify_0123,tm_verify_keep");
   for (const auto& name : others) Execute(pg.Dsn(), "DROP DATABASE " + name);
+  // Logins of interrupted restores go too; a role merely named alike stays.
+  Execute(pg.Dsn(), "DROP ROLE IF EXISTS tm_restore_00112233aabbccdd");
+  Execute(pg.Dsn(), "DROP ROLE IF EXISTS tm_restore_keep");
+  Execute(pg.Dsn(), "CREATE ROLE tm_restore_00112233aabbccdd LOGIN; CREATE ROLE tm_restore_keep");
+  auto logins = backups::DropScratchDatabases(Secret(pg.Dsn()));
+  REQUIRE_MESSAGE(logins.ok(), logins.failure().message);
+  CHECK(*logins == std::vector<std::string>{"tm_restore_00112233aabbccdd"});
+  CHECK(RestoreLogins() == 1);
+  Execute(pg.Dsn(), "DROP ROLE tm_restore_keep");
   auto again = backups::DropScratchDatabases(Secret(pg.Dsn()));
   REQUIRE(again.ok());
   CHECK(again->empty());
@@ -536,7 +681,11 @@ TEST_CASE("a tool past the call's deadline is killed: BackupTimedOut naming the 
   SUBCASE("restore and verify: pg_restore hangs") {
     auto dump = backups::Dump(Request("bk_slow", dir.path() / "ok", "ok-1"));
     REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
-    const std::string hanging = Script(dir, "hanging_pg_restore", "exec sleep 60\n");
+    // Reading the table of contents works; the restore into a database hangs.
+    const std::string hanging =
+        Script(dir, "hanging_pg_restore",
+               "case \"$*\" in *--dbname=*) exec sleep 60;; esac\nexec " +
+                   backups::FindPostgresTools()->pg_restore + " \"$@\"\n");
     auto restore = RestoreOf(*dump, "ok-1", "bk_slow", "bk_slow_owner");
     restore.tools.pg_restore = hanging;
     restore.deadline = std::chrono::milliseconds(1000);
@@ -562,6 +711,7 @@ TEST_CASE("a tool past the call's deadline is killed: BackupTimedOut naming the 
     REQUIRE_FALSE(verified.ok());
     CHECK(verified.failure().reason == "BackupTimedOut");
     CHECK(ScratchDatabases() == 0);
+    CHECK(RestoreLogins() == 0);
   }
 }
 
