@@ -481,21 +481,22 @@ void BackupRunner::RemoveBackup(const StoredBackup& row, const std::string& why)
   deps_.events->Emit(row.workspace, "Normal", "BackupPruned", "backup " + row.id + " removed: " + why);
 }
 
-Outcome<std::string> BackupRunner::BeforeMigrations(const BackupSubject& subject) {
-  if (!deps_.config->backups.before_migrations) return std::string();
+Outcome<TakenBackup> BackupRunner::BeforeMigrations(const BackupSubject& subject) {
+  if (!deps_.config->backups.before_migrations) return TakenBackup{};
   Outcome<std::vector<StoredBackup>> rows = deps_.store->ListBackups(subject.workspace);
   if (rows) {
     for (const StoredBackup& row : *rows) {
       if (row.kind == "pre-migration" && row.state != "failed" &&
           row.applied_migration == subject.applied_migration &&
           row.created_unix + kReuseSeconds > Now()) {
-        return row.id;  // a retried migration: the database is still as that backup holds it
+        // A retried migration: the database is still as that backup holds it.
+        return TakenBackup{row.id, true};
       }
     }
   }
   Outcome<StoredBackup> taken = TakeBackup(subject, "pre-migration", NewId(subject.workspace));
   if (!taken) return taken.failure();
-  return taken->id;
+  return TakenBackup{taken->id, false};
 }
 
 Outcome<std::string> BackupRunner::BeforeDrop(const BackupSubject& subject) {

@@ -72,7 +72,7 @@ class BackupRunner final : public BackupHooks, public backups::BackupService {
   [[nodiscard]] bool Running() const;
 
   // BackupHooks (the reconciler's workers).
-  Outcome<std::string> BeforeMigrations(const BackupSubject& subject) override;
+  Outcome<TakenBackup> BeforeMigrations(const BackupSubject& subject) override;
   Outcome<std::string> BeforeDrop(const BackupSubject& subject) override;
   void Deleted(const std::string& workspace) override;
   [[nodiscard]] std::vector<Condition> Conditions(const std::string& workspace) const override;

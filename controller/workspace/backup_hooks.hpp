@@ -24,13 +24,20 @@ struct BackupSubject {
   std::string applied_migration;  ///< the newest migration applied, as the marker says; empty: none
 };
 
+/// A backup the hooks answer with.
+struct TakenBackup {
+  std::string id;       ///< empty: none (backups before migrations are off)
+  bool reused = false;  ///< an earlier one of a retried step, already reported
+};
+
 /// Thread-safe: the reconciler's workers call it at once.
 class BackupHooks {
  public:
   virtual ~BackupHooks() = default;
-  /// A `pre-migration` backup of `subject`, taken now (on the caller's thread); its id, or why it
-  /// could not be taken (the migration then waits). Empty id: backups before migrations are off.
-  virtual Outcome<std::string> BeforeMigrations(const BackupSubject& subject) = 0;
+  /// A `pre-migration` backup of `subject`, taken now (on the caller's thread), or the one taken
+  /// for the same migration a little earlier (a retry: `reused`); or why it could not be taken
+  /// (the migration then waits). Empty id: backups before migrations are off.
+  virtual Outcome<TakenBackup> BeforeMigrations(const BackupSubject& subject) = 0;
   /// A `final` backup before the database is dropped; its id, or the failure (the drop waits).
   virtual Outcome<std::string> BeforeDrop(const BackupSubject& subject) = 0;
   /// The workspace's deletion finished (`backups.keepAfterDelete: delete` removes its final

@@ -193,9 +193,11 @@ StatusUpdate SummarizeScrubbedRun(const std::optional<WorkspaceStatus>& previous
 
   for (std::size_t i = 0; i < result.applied.size(); ++i) {
     const std::string kind = i < result.applied_kinds.size() ? result.applied_kinds[i] : "Applied";
-    update.events.push_back(
-        {"Normal", run.drift ? "DriftCorrected" : kind,
-         run.drift ? kind + " (drift corrected): " + result.applied[i] : result.applied[i]});
+    // A backup corrects no drift: its event keeps its name, the one a restore is looked up by.
+    const bool drift = run.drift && kind != "BackupBeforeMigration";
+    update.events.push_back({"Normal", drift ? "DriftCorrected" : kind,
+                             drift ? kind + " (drift corrected): " + result.applied[i]
+                                   : result.applied[i]});
   }
   if (failed && (was_ready == nullptr || was_ready->reason != result.reason ||
                  was_ready->message != result.message)) {

@@ -90,19 +90,22 @@ void SetDryRun(Job& job) {
 /// The backup before the migrations (docs/backups.md#in-the-reconciler); false (with the
 /// failure set: the migrations wait, retried) when it could not be taken.
 bool BackUpBeforeMigrations(Job& job) {
-  Outcome<std::string> id = job.backups->BeforeMigrations(*job.backup_before_migrations);
-  if (!id) {
+  Outcome<TakenBackup> backup = job.backups->BeforeMigrations(*job.backup_before_migrations);
+  if (!backup) {
     SetFailure(job.result,
                Failure::Transient("PreMigrationBackupFailed",
                                   "the backup before the migrations failed, so they wait: " +
-                                      id.failure().message),
+                                      backup.failure().message),
                "MigrationsApplied");
     return false;
   }
-  job.pre_migration_backup = *id;
-  if (!id->empty()) job.result.applied.push_back("back up database \"" + job.desired->database +
-                                                 "\" before its migrations: " + *id);
-  if (!id->empty()) job.result.applied_kinds.emplace_back("BackupBeforeMigration");
+  job.pre_migration_backup = backup->id;
+  // A reused one (a retried migration) was reported when it was taken.
+  if (!backup->id.empty() && !backup->reused) {
+    job.result.applied.push_back("back up database \"" + job.desired->database +
+                                 "\" before its migrations: " + backup->id);
+    job.result.applied_kinds.emplace_back("BackupBeforeMigration");
+  }
   return true;
 }
 

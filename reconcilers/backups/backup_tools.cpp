@@ -780,7 +780,8 @@ Status CheckFileSha256(const std::string& file, const std::string& expected) {
   if (!digest) return digest.failure();
   if (!SameDigest(*digest, expected)) {
     return Failure::Stalled("BackupChecksumMismatch",
-                            "the backup file " + file + " has SHA-256 " + *digest +
+                            "checksum mismatch: the backup file " + file + " has SHA-256 " +
+                                *digest +
                                 ", the catalog says " + expected +
                                 ": it was altered or damaged; nothing was restored");
   }

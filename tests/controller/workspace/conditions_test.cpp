@@ -197,6 +197,13 @@ TEST_CASE("conditions: events say what a run did") {
     REQUIRE(u.events.size() == 1);
     CHECK(u.events[0].reason == "DriftCorrected");
     CHECK(u.events[0].message == "CreateRole (drift corrected): grant");
+    // A backup before migrations a product change brought keeps its own name.
+    WorkspaceResult migrated = Ready({"back up: acme-1", "apply 1 migration"});
+    migrated.applied_kinds = {"BackupBeforeMigration", "ApplyMigrations"};
+    const StatusUpdate m = SummarizeRun(first.status, "acme", migrated, run, "T3");
+    REQUIRE(m.events.size() == 2);
+    CHECK(m.events[0] == EventDraft{"Normal", "BackupBeforeMigration", "back up: acme-1"});
+    CHECK(m.events[1].reason == "DriftCorrected");
   }
   SUBCASE("the same failure twice warns once") {
     const WorkspaceResult f = Failed(FailureKind::kTransient, "DatabaseReady");

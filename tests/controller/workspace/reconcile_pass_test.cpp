@@ -259,10 +259,11 @@ namespace {
 // A BackupHooks that records what it was asked, answering with a fixed id or a failure.
 class RecordingHooks final : public controller::BackupHooks {
  public:
-  Outcome<std::string> BeforeMigrations(const controller::BackupSubject& subject) override {
+  Outcome<controller::TakenBackup> BeforeMigrations(
+      const controller::BackupSubject& subject) override {
     subjects.push_back(subject);
     if (fail) return Failure::Transient("BackupDumpFailed", "pg_dump: could not connect");
-    return std::string("acme-20261203T000000Z-abcd");
+    return controller::TakenBackup{"acme-20261203T000000Z-abcd", reused};
   }
   Outcome<std::string> BeforeDrop(const controller::BackupSubject&) override {
     return std::string();
@@ -271,6 +272,7 @@ class RecordingHooks final : public controller::BackupHooks {
   std::vector<controller::Condition> Conditions(const std::string&) const override { return {}; }
   std::vector<controller::BackupSubject> subjects;
   bool fail = false;
+  bool reused = false;
 };
 
 // acme converged by a pass; then its product gains migration `version` (failing or not).
@@ -356,6 +358,17 @@ TEST_CASE("pass: a failed migration names the backup taken before it; a failed b
     CHECK(result.failed_condition == "MigrationsApplied");
     CHECK(result.message.find("(backup before the migration: acme-20261203T000000Z-abcd)") !=
           std::string::npos);
+    const auto reported = [](const controller::WorkspaceResult& r) {
+      return std::count(r.applied_kinds.begin(), r.applied_kinds.end(), "BackupBeforeMigration");
+    };
+    CHECK(reported(result) == 1);
+    // The retry reuses that backup: still named by the failure, not reported again.
+    hooks.reused = true;
+    const controller::WorkspaceResult retried = f.Reconcile(&hooks);
+    CHECK_FALSE(retried.ready);
+    CHECK(retried.message.find("(backup before the migration: acme-20261203T000000Z-abcd)") !=
+          std::string::npos);
+    CHECK(reported(retried) == 0);
   }
   SUBCASE("the backup fails: the migration waits") {
     PreMigrationFixture f;

@@ -730,7 +730,8 @@ TEST_CASE("CheckFileSha256: equal (case aside), altered, missing") {
   auto altered = backups::CheckFileSha256(dump->path, dump->sha256);
   REQUIRE_FALSE(altered.ok());
   CHECK(altered.failure().reason == "BackupChecksumMismatch");
-  CHECK(altered.failure().message.find("the backup file " + dump->path + " has SHA-256 ") == 0);
+  CHECK(altered.failure().message.find("checksum mismatch: the backup file " + dump->path +
+                                          " has SHA-256 ") == 0);
   auto missing = backups::CheckFileSha256(dump->path + ".gone", dump->sha256);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.failure().reason == "BackupFileMissing");
