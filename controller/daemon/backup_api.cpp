@@ -2,8 +2,12 @@
 // catalog, start a restore, follow it. The work is the BackupService's
 // (controller/backups/service.hpp); the catalog is the store's, so that a standby lists it too.
 #include <boost/json.hpp>
+
+#include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <string_view>
+#include <vector>
 
 #include "common/text.hpp"
 #include "common/time.hpp"
@@ -115,8 +119,38 @@ bool JsonType(std::string_view content_type) {
   return type.empty() || type == "application/json";
 }
 
-/// The restore's body, read strictly: only `backup` (required) and `into`, both strings that
-/// can be what they name. A message naming the field when it is not.
+/// The keys of the top-level object of `body` (valid JSON, an object) as written, escapes and
+/// all, in order; Boost.JSON's object keeps one of a duplicated key, so this is how a body that
+/// says `backup` twice is told apart.
+std::vector<std::string_view> TopLevelKeys(std::string_view body) {
+  std::vector<std::string_view> keys;
+  int depth = 0;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    } else if (c == '"') {
+      const std::size_t start = i + 1;
+      for (++i; i < body.size() && body[i] != '"'; ++i) {
+        if (body[i] == '\\') ++i;
+      }
+      std::size_t next = i + 1;
+      while (next < body.size() && (body[next] == ' ' || body[next] == '\t' ||
+                                    body[next] == '\n' || body[next] == '\r')) {
+        ++next;
+      }
+      if (depth == 1 && next < body.size() && body[next] == ':') {
+        keys.push_back(body.substr(start, i - start));
+      }
+    }
+  }
+  return keys;
+}
+
+/// The restore's body, read strictly: only `backup` (required) and `into`, once each, both
+/// strings that can be what they name. A message naming the field when it is not.
 Outcome<backups::RestoreCall> ReadRestoreBody(std::string_view body) {
   const auto bad = [](std::string message) {
     return Failure::Stalled("BadRequest", std::move(message));
@@ -129,6 +163,12 @@ Outcome<backups::RestoreCall> ReadRestoreBody(std::string_view body) {
   }
   const json::object* object = parsed.if_object();
   if (object == nullptr) return bad("the body must be a JSON object " + std::string(kShape));
+  std::vector<std::string_view> keys = TopLevelKeys(body);
+  std::sort(keys.begin(), keys.end());
+  if (const auto twice = std::adjacent_find(keys.begin(), keys.end()); twice != keys.end()) {
+    return bad("duplicate field " + Quoted(std::string(*twice)) + " in the body; expected " +
+               std::string(kShape));
+  }
   backups::RestoreCall call;
   for (const auto& member : *object) {
     const std::string key(member.key());

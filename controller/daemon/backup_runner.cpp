@@ -316,6 +316,12 @@ Outcome<StoredBackup> BackupRunner::TakeBackup(const BackupSubject& subject,
   request.database = subject.database;
   request.folder = (config.directory / subject.workspace).string();
   request.backup_id = id;
+  // A backup a reconcile pass waits for (before migrations, before a drop) waits for a tenant's
+  // lock no longer than the pass's own statements would: the migration behind it would wait
+  // for the same lock, and the worker is not held for the backup's default 30 s.
+  if (kind == "pre-migration" || kind == "final") {
+    request.lock_timeout = deps_.config->reconcile.lock_timeout;
+  }
   if (config.encrypt && deps_.master_key != nullptr) request.master_key = *deps_.master_key;
   if (!deps_.pg_bin_dir.empty()) {
     request.tools = {deps_.pg_bin_dir + "/pg_dump", deps_.pg_bin_dir + "/pg_restore"};

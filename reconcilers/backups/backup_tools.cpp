@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <span>
 #include <utility>
@@ -435,8 +436,36 @@ Status RunRestoreTool(const ToolContext& context, const std::string& pg_restore,
   return Ok();
 }
 
+Outcome<std::string> RunToolVersion(const ToolContext& context, const std::string& tool_path,
+                                    const Deadline& deadline);
+
+// `pg_dump --version`, asked once per binary: a process for every dump of a fleet's costs more
+// than the answer is worth. Keyed by the path, its size and modification time, so a tool
+// upgraded in place is asked again.
 Outcome<std::string> ToolVersion(const ToolContext& context, const std::string& tool_path,
                                  const Deadline& deadline) {
+  struct stat info {};
+  std::string key = tool_path;
+  if (stat(tool_path.c_str(), &info) == 0) {
+    key += '\n' + std::to_string(info.st_size) + '\n' + std::to_string(info.st_mtim.tv_sec) + '.' +
+           std::to_string(info.st_mtim.tv_nsec);
+  }
+  static std::mutex mutex;
+  static std::map<std::string, std::string> known;
+  {
+    const std::lock_guard lock(mutex);
+    if (const auto found = known.find(key); found != known.end()) return found->second;
+  }
+  auto version = RunToolVersion(context, tool_path, deadline);
+  if (version) {
+    const std::lock_guard lock(mutex);
+    known[key] = *version;
+  }
+  return version;
+}
+
+Outcome<std::string> RunToolVersion(const ToolContext& context, const std::string& tool_path,
+                                    const Deadline& deadline) {
   auto out = context.dir.ScratchFile();
   if (!out) return out.failure();
   ToolSpec spec;

@@ -88,9 +88,12 @@ std::string DatabaseOf(const std::string& workspace) {
 
 /// One case's world: a fleet folder with product `shop` (migrations/shop/0001 creates `items`),
 /// shared workspaces, a config with the given `reconcile` timeouts, its own store database.
+/// Backups before migrations are off unless `backups_before_migrations`: the cases about a
+/// migration's own wait for a lock would otherwise meet the backup's wait first.
 class World {
  public:
-  World(std::string tag, std::vector<std::string> workspaces, std::string timeouts)
+  World(std::string tag, std::vector<std::string> workspaces, std::string timeouts,
+        bool backups_before_migrations = false)
       : pg_(PgServer::Shared()), tag_(std::move(tag)), timeouts_(std::move(timeouts)) {
     dir_.Write("fleet/products.yaml",
                "apiVersion: tenantmaster.io/v1alpha1\nkind: Product\nmetadata:\n  name: shop\n"
@@ -114,6 +117,8 @@ class World {
         "\n";
     yaml += "http:\n  listen: \"127.0.0.1:0\"\n";
     yaml += "backups:\n  directory: " + (dir_.path() / "backups").string() + "\n";
+    yaml += std::string("  beforeMigrations: ") + (backups_before_migrations ? "true" : "false") +
+            "\n";
     yaml += "reconcile:\n  workers: 4\n  resyncInterval: 5m\n" + timeouts_;
     config_ = dir_.Write("operator.yaml", yaml).string();
   }
@@ -275,6 +280,49 @@ TEST_CASE("timeouts: a tenant holding a lock degrades only its workspace; SIGTER
   CHECK(Eventually([&] { return world.HasNoteColumn("locked"); }, 20s, kPoll));
   CHECK(WaitReady(world, "locked", 10s));
   Timing("restart to locked migrated", MillisSince(restarted));
+  CHECK(world.daemon().Terminate(20s) == 0);
+}
+
+TEST_CASE("timeouts: the backup before a migration waits for a tenant's lock no longer than "
+          "lockTimeout; the migration waits behind it, only in that workspace") {
+  World world("prelock", {"free", "held"},
+              "  lockTimeout: 1s\n  statementTimeout: 5s\n  drainTimeout: 3s\n",
+              /*backups_before_migrations=*/true);
+  world.Start();
+  INFO("log:\n" << world.Log());
+  REQUIRE(WaitReady(world, "free", 30s));
+  REQUIRE(WaitReady(world, "held", 30s));
+
+  const auto tenant = world.TenantSession("held");
+  REQUIRE(tenant->Run("BEGIN") == "");
+  REQUIRE(tenant->Run("LOCK TABLE items IN ACCESS EXCLUSIVE MODE") == "");
+  const auto added = SteadyClock::now();
+  world.AddMigration("0002_note.sql", "ALTER TABLE items ADD COLUMN note text;\n");
+
+  // The other workspace is backed up and migrated.
+  CHECK(Eventually([&] { return world.HasNoteColumn("free"); }, 30s, kPoll));
+  CHECK(WaitReady(world, "free", 10s));
+
+  // The held one: its backup gave up after lockTimeout (not the backups' own 30 s), so the
+  // workspace says why well within that, and its migration did not run.
+  View held;
+  const bool waiting = Eventually(
+      [&] {
+        held = world.Get("held");
+        return held.phase == "Degraded" && held.ready_reason == "PreMigrationBackupFailed";
+      },
+      15s, kPoll);
+  INFO("held: " << held.body);
+  REQUIRE(waiting);
+  Timing("migration added to held Degraded (PreMigrationBackupFailed)", MillisSince(added));
+  CHECK(held.body.find("lock") != std::string::npos);
+  CHECK(held.next_retry != "");
+  CHECK_FALSE(world.HasNoteColumn("held"));
+
+  // The tenant lets go: the retry backs it up and migrates it.
+  REQUIRE(tenant->Run("COMMIT") == "");
+  CHECK(Eventually([&] { return world.HasNoteColumn("held"); }, 60s, kPoll));
+  CHECK(WaitReady(world, "held", 10s));
   CHECK(world.daemon().Terminate(20s) == 0);
 }
 

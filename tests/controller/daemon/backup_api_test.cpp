@@ -325,6 +325,9 @@ TEST_CASE("backup API: a restore body that is not {backup, into?} is 400 naming 
       {R"({"backup":"acme-1","into":"Not_A_Name"})", "into: \"Not_A_Name\" is not a workspace"},
       {R"({"backup":"acme-1","into":""})", "into: \"\" is not a workspace name"},
       {R"({"backup":"acme-1","into":null})", "into: must be a string"},
+      // A key twice: which one a parser keeps is not the client's to guess.
+      {R"({"backup":"acme-1", "backup" : "acme-2"})", "duplicate field \"backup\""},
+      {R"({"into":"a","backup":"acme-1","into":"b"})", "duplicate field \"into\""},
   };
   for (const auto& c : cases) {
     CAPTURE(c.body);
