@@ -166,6 +166,26 @@ Status WriteAll(int fd, std::string_view bytes, const std::string& what) {
 
 // What the tools are given for one call: their conninfo (no password in it: a password file
 // instead), their environment, the scrubber for their messages.
+// What a tool wrote into a scratch file: all of it, or (`keep_tail` > 0) its last `keep_tail`
+// bytes at least, in bounded memory.
+Outcome<std::string> ReadScratch(int fd, std::string_view what, std::size_t keep_tail = 0) {
+  std::string text;
+  std::array<char, kIoChunk> chunk{};
+  off_t offset = 0;
+  for (;;) {
+    const ssize_t n = pread(fd, chunk.data(), chunk.size(), offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return Failure::Transient("BackupIoFailed",
+                                "cannot read " + std::string(what) + ": " + Errno(errno));
+    }
+    if (n == 0) return text;
+    text.append(chunk.data(), static_cast<std::size_t>(n));
+    offset += n;
+    if (keep_tail > 0 && text.size() > 2 * keep_tail) text.erase(0, text.size() - keep_tail);
+  }
+}
+
 struct ToolContext {
   PrivateDir dir;
   Scrubber scrub;
@@ -200,18 +220,8 @@ struct ToolContext {
 
   // Scrubbed, on one line, the end kept.
   std::string Stderr(int fd) const {
-    std::string text;
-    std::array<char, kIoChunk> chunk{};
-    off_t offset = 0;
-    for (;;) {
-      const ssize_t n = pread(fd, chunk.data(), chunk.size(), offset);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      text.append(chunk.data(), static_cast<std::size_t>(n));
-      offset += n;
-      if (text.size() > 4 * kIoChunk) text.erase(0, text.size() - 2 * kIoChunk);
-    }
-    std::string line = OneLine(scrub(text));
+    auto text = ReadScratch(fd, "the tool's stderr", 2 * kIoChunk);
+    std::string line = OneLine(scrub(text ? *text : text.failure().message));
     if (line.size() > kStderrKept) line = "…" + line.substr(line.size() - kStderrKept);
     return line;
   }
@@ -821,21 +831,6 @@ namespace {
 
 constexpr std::string_view kRestoreReason = "BackupRestoreFailed";
 constexpr std::string_view kLedgerTable = "tenant_master.schema_migrations";
-
-// The whole of a scratch file a tool wrote.
-Outcome<std::string> ReadScratch(int fd, std::string_view what) {
-  std::string text;
-  std::array<char, kIoChunk> chunk{};
-  off_t offset = 0;
-  for (;;) {
-    const ssize_t n = pread(fd, chunk.data(), chunk.size(), offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Failure::Transient("BackupIoFailed", "cannot read " + std::string(what) + ": " + Errno(errno));
-    if (n == 0) return text;
-    text.append(chunk.data(), static_cast<std::size_t>(n));
-    offset += n;
-  }
-}
 
 // A new 0600 file in the call's private folder.
 Status WritePrivate(const std::string& path, std::string_view text) {

@@ -109,6 +109,16 @@ RestoreRequest RestoreOf(const backups::DumpResult& dump, const std::string& id,
   return request;
 }
 
+VerifyRequest VerifyOf(const backups::DumpResult& dump, const std::string& id) {
+  VerifyRequest verify;
+  verify.admin_dsn = Secret(PgServer::Shared().Dsn());
+  verify.file = dump.path;
+  verify.expected_sha256 = dump.sha256;
+  verify.backup_id = id;
+  verify.expected_rows = dump.table_rows;
+  return verify;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -357,13 +367,8 @@ TEST_CASE("verify by restore: a good dump passes, a tampered count is named, no 
   request.master_key = kMasterKey;
   auto dump = backups::Dump(request);
   REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
-  VerifyRequest verify;
-  verify.admin_dsn = Secret(PgServer::Shared().Dsn());
-  verify.file = dump->path;
-  verify.expected_sha256 = dump->sha256;
-  verify.backup_id = "v-1";
+  VerifyRequest verify = VerifyOf(*dump, "v-1");
   verify.master_key = kMasterKey;
-  verify.expected_rows = dump->table_rows;
 
   SUBCASE("good") {
     auto verified = backups::VerifyByRestore(verify);
@@ -471,13 +476,8 @@ TEST_CASE("a restore puts back the admin's ledger rows and extensions without ru
 
   // The same file verified in a scratch database: the ledger's rows counted, the trap harmless,
   // extensions created there by name.
-  VerifyRequest verify;
-  verify.admin_dsn = Secret(PgServer::Shared().Dsn());
-  verify.file = dump->path;
-  verify.expected_sha256 = dump->sha256;
-  verify.backup_id = "l-1";
+  VerifyRequest verify = VerifyOf(*dump, "l-1");
   verify.master_key = kMasterKey;
-  verify.expected_rows = dump->table_rows;
   auto verified = backups::VerifyByRestore(verify);
   REQUIRE_MESSAGE(verified.ok(), verified.failure().message);
   CHECK(verified->restored_rows == dump->table_rows);
@@ -697,12 +697,7 @@ TEST_CASE("a tool past the call's deadline is killed: BackupTimedOut naming the 
     CHECK(restored.failure().message.find("restore into database bk_slow of " + dump->path +
                                           " ran past the call's deadline of 1000 ms") == 0);
 
-    VerifyRequest verify;
-    verify.admin_dsn = Secret(PgServer::Shared().Dsn());
-    verify.file = dump->path;
-    verify.expected_sha256 = dump->sha256;
-    verify.backup_id = "ok-1";
-    verify.expected_rows = dump->table_rows;
+    VerifyRequest verify = VerifyOf(*dump, "ok-1");
     verify.tools.pg_restore = hanging;
     verify.deadline = std::chrono::milliseconds(1000);
     start = std::chrono::steady_clock::now();
