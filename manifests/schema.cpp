@@ -103,26 +103,19 @@ std::optional<Type> ParseType(const std::string& name) {
   return std::nullopt;
 }
 
-// A key as it appears inside a field path: bare when it is tame, quoted otherwise, so a
-// hostile key cannot forge a path.
-std::string PathKey(const std::string& key) {
-  bool tame = !key.empty();
-  for (char c : key) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || c == '/';
-    if (!ok) tame = false;
-  }
-  return tame ? key : detail::Quote(key);
-}
-
 std::string Field(const std::string& parent, const std::string& key) {
-  return parent.empty() ? PathKey(key) : parent + "." + PathKey(key);
+  return parent.empty() ? detail::PathKey(key) : parent + "." + detail::PathKey(key);
 }
 std::string Entry(const std::string& parent, const std::string& key) {
-  return parent + "[" + PathKey(key) + "]";
+  return parent + "[" + detail::PathKey(key) + "]";
 }
 std::string Index(const std::string& parent, std::size_t index) {
   return parent + "[" + std::to_string(index) + "]";
+}
+
+// `1 entry`, `2 entries`.
+std::string Entries(std::uint64_t count) {
+  return std::to_string(count) + (count == 1 ? " entry" : " entries");
 }
 
 std::string FormatNumber(double value) {
@@ -273,12 +266,12 @@ class Walker {
     }
     if (schema.min_properties && present.size() < *schema.min_properties) {
       Error(mark, path,
-            "must have at least " + std::to_string(*schema.min_properties) + " entries, got " +
+            "must have at least " + Entries(*schema.min_properties) + ", got " +
                 std::to_string(present.size()));
     }
     if (schema.max_properties && present.size() > *schema.max_properties) {
       Error(mark, path,
-            "must have at most " + std::to_string(*schema.max_properties) + " entries, got " +
+            "must have at most " + Entries(*schema.max_properties) + ", got " +
                 std::to_string(present.size()));
     }
   }

@@ -326,6 +326,16 @@ std::string Quote(std::string_view text) {
   return out;
 }
 
+std::string PathKey(std::string_view key) {
+  bool tame = !key.empty();
+  for (char c : key) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == '/';
+    if (!ok) tame = false;
+  }
+  return tame ? std::string(key) : Quote(key);
+}
+
 std::string Describe(const YAML::Node& node) {
   if (node.IsMap()) return "object";
   if (node.IsSequence()) return "array";

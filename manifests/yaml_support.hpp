@@ -42,6 +42,11 @@ std::optional<double> ParseNumber(std::string_view text);
 /// anyone may write.)
 std::string Quote(std::string_view text);
 
+/// A key as it appears inside a field path (`spec.dedicated.env[LANG]`): bare when it is tame
+/// (letters, digits, `_-./`), quoted as Quote does otherwise, so a hostile key cannot forge a
+/// path.
+std::string PathKey(std::string_view key);
+
 /// A short description of a value for `got ...` in messages: `string "20"`, `integer 20`,
 /// `object`, `null`.
 std::string Describe(const YAML::Node& node);

@@ -238,7 +238,7 @@ TEST_CASE("schema: keywords") {
     const Schema s = Build(
         "              type: object\n              maxProperties: 1\n"
         "              additionalProperties: {type: string}\n");
-    CHECK(One(s, "  a: x\n  b: y\n") == "5:3: spec: must have at most 1 entries, got 2");
+    CHECK(One(s, "  a: x\n  b: y\n") == "5:3: spec: must have at most 1 entry, got 2");
   }
 }
 
