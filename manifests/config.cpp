@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cctype>
 #include <cstdint>
 #include <fstream>
@@ -1079,6 +1080,20 @@ std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {
     if (total > kMaxSeconds) return std::nullopt;
   }
   return std::chrono::seconds(total);
+}
+
+std::string FormatDuration(std::chrono::seconds duration) {
+  assert(duration.count() >= 0 && "FormatDuration: a negative duration");
+  const std::int64_t total = duration.count();
+  if (total <= 0) return "0s";
+  std::string out;
+  const std::int64_t hours = total / 3600;
+  const std::int64_t minutes = total % 3600 / 60;
+  const std::int64_t seconds = total % 60;
+  if (hours > 0) out += std::to_string(hours) + "h";
+  if (minutes > 0) out += std::to_string(minutes) + "m";
+  if (seconds > 0) out += std::to_string(seconds) + "s";
+  return out;
 }
 
 std::optional<std::uintmax_t> ParseSize(std::string_view text) {

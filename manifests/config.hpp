@@ -228,6 +228,10 @@ bool IsLoopbackListen(std::string_view listen);
 /// Parses `500ms`-free Go-like durations: `<n>s`, `<n>m`, `<n>h` and combinations (`1h30m`).
 std::optional<std::chrono::seconds> ParseDuration(std::string_view text);
 
+/// The shortest text ParseDuration reads back as `duration`: `0s`, `90s` as `1m30s`, `10m`,
+/// `24h`, `1h0m5s` as `1h5s`. `duration` must not be negative.
+std::string FormatDuration(std::chrono::seconds duration);
+
 /// Parses a size: a plain number of bytes (`4096`) or `<n>KiB` / `<n>MiB`. Zero, other units,
 /// signs, spaces and values above 2^53 are nullopt.
 std::optional<std::uintmax_t> ParseSize(std::string_view text);

@@ -18,6 +18,7 @@ using namespace std::chrono_literals;
 using tmaster::manifests::Config;
 using tmaster::manifests::ConfigResult;
 using tmaster::manifests::Diagnostic;
+using tmaster::manifests::FormatDuration;
 using tmaster::manifests::KeepAfterDelete;
 using tmaster::manifests::LoadConfig;
 using tmaster::manifests::ParseDuration;
@@ -556,6 +557,19 @@ TEST_CASE("config: ParseDuration") {
   CHECK_FALSE(ParseDuration("1m1m").has_value());
   CHECK_FALSE(ParseDuration("5d").has_value());
   CHECK_FALSE(ParseDuration("999999999999h").has_value());
+}
+
+TEST_CASE("config: FormatDuration is the shortest text ParseDuration reads back") {
+  CHECK(FormatDuration(0s) == "0s");
+  CHECK(FormatDuration(45s) == "45s");
+  CHECK(FormatDuration(90s) == "1m30s");
+  CHECK(FormatDuration(600s) == "10m");
+  CHECK(FormatDuration(24h) == "24h");
+  CHECK(FormatDuration(3605s) == "1h5s");
+  CHECK(FormatDuration(100h + 59min + 59s) == "100h59m59s");
+  for (const std::chrono::seconds value : {0s, 1s, 59s, 60s, 61s, 3599s, 3600s, 86401s}) {
+    CHECK(ParseDuration(FormatDuration(value)) == value);
+  }
 }
 
 TEST_CASE("config: ParseSize") {
