@@ -244,6 +244,32 @@ inline std::optional<Failure> CheckSession(const StoredSession& session) {
   return std::nullopt;
 }
 
+/// A revision of a product (schema v10, tm_product_revisions; docs/rollouts.md#revisions):
+/// numbered per product in the order first seen. `spec_json` is the rollouts room's record of
+/// what the revision hands a workspace (version, image, template, last migration, extensions);
+/// the store keeps it as text so it does not depend on that room.
+struct StoredRevision {
+  std::string product;
+  int number = 0;      ///< 1, 2, ... per product
+  std::string digest;  ///< 64 lower-case hex digits (RevisionDigest)
+  std::string spec_json = "{}";
+  std::int64_t created_unix = 0;
+
+  friend bool operator==(const StoredRevision&, const StoredRevision&) = default;
+};
+
+/// A product's rollout (schema v10, tm_rollouts; docs/rollouts.md#the-state-machine): the
+/// rollouts room's state as text, and the version the store gives each write, so that a write
+/// based on a stale read (an old leader's) is refused rather than applied.
+struct StoredRollout {
+  std::string product;
+  std::int64_t version = 0;  ///< 1 for the first write, +1 each write
+  std::string state_json;
+  std::int64_t updated_unix = 0;
+
+  friend bool operator==(const StoredRollout&, const StoredRollout&) = default;
+};
+
 /// One entry of the backup catalog (schema v8, tm_backups; docs/backups.md#the-catalog). Kinds
 /// and states are the words of controller/backups/retention.hpp (`ToString`); the store keeps
 /// them as text so it does not depend on the backups room.
@@ -511,6 +537,31 @@ class Store {
                                                  std::int64_t at_unix) = 0;
   /// Removes the entry `id` (its file is the caller's); true when there was one.
   virtual Outcome<bool> DeleteBackup(const std::string& id) = 0;
+
+  /// Product revisions and rollouts (schema v10; docs/rollouts.md). Both stores implement them
+  /// to the same cases (tests/controller/store/store_itest.cpp, tests/controller/rollouts/
+  /// fake_rollout_store_test.cpp).
+  ///
+  /// The revision of `product` with `digest`: the stored one when that digest was seen before,
+  /// else a new one numbered after the product's newest, with `spec_json` and `now_unix`.
+  /// Stalled `InvalidValue` for an empty product or a digest that is not 64 lower-case hex.
+  virtual Outcome<StoredRevision> RecordRevision(const std::string& product,
+                                                 const std::string& digest,
+                                                 const std::string& spec_json,
+                                                 std::int64_t now_unix) = 0;
+  /// The revisions of `product`, oldest (1) first.
+  virtual Outcome<std::vector<StoredRevision>> ListRevisions(const std::string& product) = 0;
+  /// The rollout of `product`; nullopt when it never had one.
+  virtual Outcome<std::optional<StoredRollout>> GetRollout(const std::string& product) = 0;
+  /// Writes the rollout of `product` if its stored version is still `expected_version` (0: none
+  /// stored yet): the new version is expected_version + 1, returned; nullopt when another write
+  /// came first (nothing written: read again and decide again).
+  virtual Outcome<std::optional<std::int64_t>> PutRollout(const std::string& product,
+                                                          std::int64_t expected_version,
+                                                          const std::string& state_json,
+                                                          std::int64_t now_unix) = 0;
+  /// Every stored rollout, by product (byte order).
+  virtual Outcome<std::vector<StoredRollout>> ListRollouts() = 0;
 
   /// Removes the events and deliveries beyond the retention (older than its age, or beyond its
   /// count, oldest first), the sessions expired or revoked more than a day ago, and the idle

@@ -175,6 +175,16 @@ class LibpqStore final : public Store {
                                          const std::string& reason,
                                          std::int64_t at_unix) override;
   Outcome<bool> DeleteBackup(const std::string& id) override;
+  Outcome<StoredRevision> RecordRevision(const std::string& product, const std::string& digest,
+                                         const std::string& spec_json,
+                                         std::int64_t now_unix) override;
+  Outcome<std::vector<StoredRevision>> ListRevisions(const std::string& product) override;
+  Outcome<std::optional<StoredRollout>> GetRollout(const std::string& product) override;
+  Outcome<std::optional<std::int64_t>> PutRollout(const std::string& product,
+                                                  std::int64_t expected_version,
+                                                  const std::string& state_json,
+                                                  std::int64_t now_unix) override;
+  Outcome<std::vector<StoredRollout>> ListRollouts() override;
 
  private:
   Outcome<PGconn*> Connection();

@@ -193,6 +193,25 @@ CREATE INDEX tm_backups_workspace ON tm_backups (workspace, created_at DESC);
 ALTER TABLE tm_workspaces ADD COLUMN created_at timestamptz;
 ALTER TABLE tm_workspaces ALTER COLUMN created_at SET DEFAULT now();
 )SQL"},
+    // Product revisions and rollouts (docs/rollouts.md): numbered revisions, and one rollout
+    // per product written with a version check.
+    {10, "product revisions and rollouts", R"SQL(
+CREATE TABLE tm_product_revisions (
+  product text NOT NULL CHECK (product <> ''),
+  number integer NOT NULL CHECK (number >= 1),
+  digest text NOT NULL CHECK (digest ~ '^[0-9a-f]{64}$'),
+  spec_json text NOT NULL,
+  created_at timestamptz NOT NULL,
+  PRIMARY KEY (product, number),
+  UNIQUE (product, digest)
+);
+CREATE TABLE tm_rollouts (
+  product text PRIMARY KEY CHECK (product <> ''),
+  version bigint NOT NULL CHECK (version >= 1),
+  state_json text NOT NULL,
+  updated_at timestamptz NOT NULL
+);
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

@@ -41,6 +41,8 @@ class FakeStore final : public controller::Store {
     std::map<std::string, controller::StoredSession> sessions;        ///< by id
     std::map<std::string, controller::LoginFailure> login_failures;   ///< by key
     std::map<std::string, controller::StoredBackup> backups;          ///< the catalog, by id
+    std::map<std::string, std::vector<controller::StoredRevision>> revisions;  ///< by product
+    std::map<std::string, controller::StoredRollout> rollouts;                 ///< by product
   };
 
   /// The failure injected calls return unless the test gives its own.
@@ -508,6 +510,72 @@ class FakeStore final : public controller::Store {
     const std::lock_guard lock(mutex_);
     if (auto failed = Enter("DeleteBackup")) return *failed;
     return state_.backups.erase(id) > 0;
+  }
+
+  Outcome<controller::StoredRevision> RecordRevision(const std::string& product,
+                                                     const std::string& digest,
+                                                     const std::string& spec_json,
+                                                     std::int64_t now_unix) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("RecordRevision")) return *failed;
+    if (product.empty()) return Failure::Stalled("InvalidValue", "revision: the product is empty");
+    if (digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return Failure::Stalled("InvalidValue", "revision of product \"" + product +
+                                                  "\": the digest must be 64 lower-case hex digits");
+    }
+    std::vector<controller::StoredRevision>& known = state_.revisions[product];
+    for (const controller::StoredRevision& revision : known) {
+      if (revision.digest == digest) return revision;
+    }
+    controller::StoredRevision revision{product, static_cast<int>(known.size()) + 1, digest,
+                                        spec_json, now_unix};
+    known.push_back(revision);
+    return revision;
+  }
+
+  Outcome<std::vector<controller::StoredRevision>> ListRevisions(
+      const std::string& product) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListRevisions")) return *failed;
+    const auto found = state_.revisions.find(product);
+    if (found == state_.revisions.end()) return std::vector<controller::StoredRevision>();
+    return found->second;
+  }
+
+  Outcome<std::optional<controller::StoredRollout>> GetRollout(
+      const std::string& product) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("GetRollout")) return *failed;
+    const auto found = state_.rollouts.find(product);
+    if (found == state_.rollouts.end()) return std::optional<controller::StoredRollout>();
+    return std::optional<controller::StoredRollout>(found->second);
+  }
+
+  Outcome<std::optional<std::int64_t>> PutRollout(const std::string& product,
+                                                  std::int64_t expected_version,
+                                                  const std::string& state_json,
+                                                  std::int64_t now_unix) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("PutRollout")) return *failed;
+    if (product.empty()) return Failure::Stalled("InvalidValue", "rollout: the product is empty");
+    if (expected_version < 0) {
+      return Failure::Stalled("InvalidValue", "rollout of product \"" + product +
+                                                  "\": the expected version is negative");
+    }
+    const auto found = state_.rollouts.find(product);
+    const std::int64_t stored = found == state_.rollouts.end() ? 0 : found->second.version;
+    if (stored != expected_version) return std::optional<std::int64_t>();
+    state_.rollouts[product] =
+        controller::StoredRollout{product, expected_version + 1, state_json, now_unix};
+    return std::optional<std::int64_t>(expected_version + 1);
+  }
+
+  Outcome<std::vector<controller::StoredRollout>> ListRollouts() override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListRollouts")) return *failed;
+    std::vector<controller::StoredRollout> out;
+    for (const auto& [product, rollout] : state_.rollouts) out.push_back(rollout);
+    return out;
   }
 
   Outcome<std::vector<controller::WebhookDelivery>> ListDeliveries(std::int64_t limit) override {

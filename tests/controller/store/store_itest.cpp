@@ -19,6 +19,7 @@
 #include "controller/store/store_libpq.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/pg_server.hpp"
+#include "tests/support/rollout_store_cases.hpp"
 
 namespace tmaster::controller {
 namespace {
@@ -66,15 +67,15 @@ TEST_CASE("Migrate twice is a no-op: one version row per migration") {
   auto store = OpenStore();
   const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
   const std::string rows = QueryValue(StoreDsn(), count_sql);
-  CHECK(rows == "9");  // one row per migration
+  CHECK(rows == "10");  // one row per migration
   const std::string versions_sql =
       "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10");
   REQUIRE(store->Migrate().ok());
   auto other = MakeLibpqStore(Secret(StoreDsn()));
   REQUIRE(other->Migrate().ok());
   CHECK(QueryValue(StoreDsn(), count_sql) == rows);
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
 }
@@ -402,7 +403,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn,
                    "SELECT string_agg(version::text, ',' ORDER BY version)"
-                   " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9");
+                   " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10");
 
   std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
   REQUIRE(old.has_value());
@@ -421,7 +422,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE(store->PutStatus(updated).ok());
   CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "9");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "10");
 }
 
 TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
@@ -948,10 +949,10 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   (void)QueryValue(admin, "CREATE DATABASE tm_store_v3");
   const std::string dsn = server.Dsn("tm_store_v3");
   // A v3 store as the operator of issue 11 left it: migrations 1 to 3 are released and frozen,
-  // so running them and taking v4 to v9 back out gives exactly that schema.
+  // so running them and taking v4 to v10 back out gives exactly that schema.
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
   Execute(dsn, "DROP TABLE tm_stack_ledger, tm_api_tokens, tm_overrides, tm_sessions,"
-               " tm_login_failures, tm_backups;"
+               " tm_login_failures, tm_backups, tm_product_revisions, tm_rollouts;"
                " ALTER TABLE tm_webhook_deliveries RESET (autovacuum_vacuum_scale_factor,"
                " autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor,"
                " autovacuum_vacuum_insert_threshold);"
@@ -970,7 +971,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   Outcome<Done> migrated = store->Migrate();
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn, "SELECT string_agg(version::text, ',' ORDER BY version)"
-                        " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9");
+                        " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10");
   std::optional<StoredWorkspace> kept = Must(store->Get("v3-acme"));
   REQUIRE(kept.has_value());
   CHECK(kept->stack_endpoint == 2);
@@ -983,7 +984,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   CHECK(Must(store->ListStackLedger("b")) == std::vector<StackLedgerRow>{row});
   CHECK(Must(store->ListBackups(std::nullopt)).empty());  // v8's catalog, empty
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "9");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "10");
 }
 
 namespace {
@@ -1395,6 +1396,58 @@ TEST_CASE("backup catalog: a row no backup could have is refused, naming the bac
                                           "check_violation THEN NULL; END $$"));
   }
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_backups") == "0");
+}
+
+}  // namespace
+}  // namespace tmaster::controller
+
+// Product revisions and rollouts (schema v10, docs/rollouts.md): the cases the FakeStore is held
+// to as well (tests/support/rollout_store_cases.hpp), then what only the real one can show.
+namespace tmaster::controller {
+namespace {
+
+std::unique_ptr<Store> NoRollouts() {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_product_revisions; DELETE FROM tm_rollouts");
+  return store;
+}
+
+TEST_CASE("rollouts store (schema v10): revisions numbered per product, a digest seen before") {
+  auto store = NoRollouts();
+  testing::CheckRevisionCases(*store);
+  // They survive a restart.
+  auto restarted = OpenStore();
+  CHECK(Must(restarted->ListRevisions("erp")).size() == 2);
+}
+
+TEST_CASE("rollouts store: a rollout is written only over the version it was read at") {
+  auto store = NoRollouts();
+  testing::CheckRolloutCases(*store);
+  // Two stores (two leaders, one after the other) writing over the same read: one wins.
+  auto other = OpenStore();
+  const std::int64_t read = Must(store->GetRollout("erp"))->version;
+  const auto mine = Must(store->PutRollout("erp", read, "{\"by\":\"a\"}", 1'800'000'100));
+  const auto theirs = Must(other->PutRollout("erp", read, "{\"by\":\"b\"}", 1'800'000'101));
+  CHECK(mine.has_value());
+  CHECK_FALSE(theirs.has_value());
+  CHECK(Must(other->GetRollout("erp"))->state_json == "{\"by\":\"a\"}");
+  // The table refuses what no rollout could be (an empty product, version 0).
+  CHECK_THROWS(Execute(StoreDsn(), "INSERT INTO tm_rollouts VALUES ('', 1, '{}', now())"));
+  CHECK_THROWS(Execute(StoreDsn(), "INSERT INTO tm_rollouts VALUES ('x', 0, '{}', now())"));
+  CHECK_THROWS(Execute(StoreDsn(), "INSERT INTO tm_product_revisions VALUES ('x', 1, 'AB', '{}', now())"));
+}
+
+TEST_CASE("rollouts store: concurrent new revisions of one product get distinct numbers") {
+  auto store = NoRollouts();
+  auto other = OpenStore();
+  std::vector<int> numbers;
+  for (int i = 0; i < 6; ++i) {
+    Store& which = i % 2 == 0 ? *store : *other;
+    numbers.push_back(Must(which.RecordRevision("race", crypto::Sha256Hex("r" + std::to_string(i)),
+                                                "{}", 1'800'000'000 + i))
+                          .number);
+  }
+  CHECK(numbers == std::vector<int>{1, 2, 3, 4, 5, 6});
 }
 
 }  // namespace
