@@ -16,6 +16,7 @@
 #include "common/cron.hpp"
 #include "common/text.hpp"
 #include "manifests/naming.hpp"
+#include "manifests/rollout_spec.hpp"
 #include "manifests/schema.hpp"
 #include "manifests/yaml_support.hpp"
 
@@ -517,7 +518,22 @@ class Loader {
       entry.valid = false;
     }
     ReadSharedRuntime(source, spec, product, entry.valid);
+    ReadRollout(source, spec, product, entry.valid);
     products_.push_back(std::move(entry));
+  }
+
+  // `spec.rollout` (manifests/rollout_spec.hpp); its healthCheck needs the dedicated mode (the
+  // CRD's third x-kubernetes-validations rule).
+  void ReadRollout(const Source& source, const YAML::Node& spec, Product& product, bool& valid) {
+    const YAML::Node rollout = Child(spec, "rollout");
+    if (!Present(rollout)) return;
+    const bool dedicated = std::find(product.modes.begin(), product.modes.end(),
+                                     Mode::kDedicated) != product.modes.end();
+    std::vector<Diagnostic> errors;
+    product.rollout =
+        detail::ReadRolloutSpec(rollout, dedicated, source.file, source.line_offset, errors);
+    if (!errors.empty()) valid = false;
+    for (Diagnostic& error : errors) Emit(source.file_index, std::move(error));
   }
 
   // `spec.sharedRuntime`: its template is confined like spec.stackTemplate, and only a product

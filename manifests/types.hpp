@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -44,6 +45,41 @@ struct SharedRuntimeSpec {
   int endpoint = 0;  ///< a Portainer environment id, > 0
 };
 
+/// One wave of `spec.rollout.waves` (docs/rollouts.md#the-policy): exactly one of a label
+/// selector and a cumulative percentage.
+struct RolloutWave {
+  /// `selector.matchLabels`: the workspaces carrying every one of these labels that no earlier
+  /// wave took. Never empty on a selector wave; empty on a percent wave.
+  std::map<std::string, std::string> match_labels;
+  /// `percent`, 1..100: the wave reaches the first ceil(percent * N / 100) workspaces of the
+  /// product's stable order that no earlier wave took. Cumulative, so the percent waves of a
+  /// rollout strictly increase. nullopt on a selector wave.
+  std::optional<int> percent;
+
+  [[nodiscard]] bool IsSelector() const { return !percent.has_value(); }
+};
+
+/// `spec.rollout.healthCheck`: a path of a dedicated workspace's application that must pass (an
+/// HTTP GET) within `timeout` before the workspace counts as ready in its wave.
+struct RolloutHealthCheck {
+  std::string path;  ///< starts with '/'; visible ASCII only; at most 200 characters
+  std::chrono::seconds timeout{60};  ///< above 0s
+};
+
+/// `spec.rollout` of a Product: how a new revision reaches its workspaces, wave by wave
+/// (docs/rollouts.md#the-policy). Loaded with its defaults applied and every rule checked.
+struct RolloutSpec {
+  std::vector<RolloutWave> waves;               ///< 1..20, in order
+  std::chrono::seconds pause_between_waves{0};  ///< 0s..24h
+  int max_unavailable = 1;  ///< workspaces of a wave moving at once, >= 1
+  int failure_budget = 1;   ///< failed workspaces of a wave that halt the rollout, >= 1
+  /// `readyTimeout` (default 10m, above 0s): how long a workspace of a wave may take to report
+  /// the new revision applied and Ready before it counts as failed.
+  std::chrono::seconds ready_timeout{600};
+  /// Only on a product that offers the dedicated mode.
+  std::optional<RolloutHealthCheck> health_check;
+};
+
 struct Product {
   std::string name;
   Location where;  ///< the document's `kind:` line
@@ -66,6 +102,8 @@ struct Product {
   std::vector<Mode> modes{Mode::kShared, Mode::kDedicated};
   /// Present only on a product that offers the shared mode.
   std::optional<SharedRuntimeSpec> shared_runtime;
+  /// `spec.rollout`; absent: a new revision reaches every workspace at once.
+  std::optional<RolloutSpec> rollout;
 };
 
 struct DatabaseSpec {
