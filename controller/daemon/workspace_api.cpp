@@ -11,6 +11,7 @@
 #include "common/time.hpp"
 #include "controller/sources/source.hpp"
 #include "controller/store/spec_json.hpp"
+#include "manifests/config.hpp"
 #include "manifests/loader.hpp"
 #include "reconcilers/stacks/render.hpp"
 
@@ -52,6 +53,36 @@ std::string ProductStub(const manifests::Product& product) {
     out += "  migrations: " + Quote(product.migrations.relative_path().string()) + "\n";
   }
   return out;
+}
+
+/// `spec.rollout` in the manifest's shape with its defaults applied (every field present; durations
+/// in the shortest form the manifest reads back: `10m`, `1h30m`, `0s`); null without one.
+json::value RolloutJson(const std::optional<manifests::RolloutSpec>& rollout) {
+  if (!rollout) return nullptr;
+  json::array waves;
+  for (const manifests::RolloutWave& wave : rollout->waves) {
+    json::object item;
+    if (wave.percent) {
+      item["percent"] = *wave.percent;
+    } else {
+      json::object labels;
+      for (const auto& [key, value] : wave.match_labels) labels[key] = value;
+      item["selector"] = json::object{{"matchLabels", std::move(labels)}};
+    }
+    waves.push_back(std::move(item));
+  }
+  json::value health = nullptr;
+  if (rollout->health_check) {
+    health = json::object{{"path", rollout->health_check->path},
+                          {"timeout", manifests::FormatDuration(rollout->health_check->timeout)}};
+  }
+  const std::string pause = manifests::FormatDuration(rollout->pause_between_waves);
+  return json::object{{"waves", std::move(waves)},
+                      {"pauseBetweenWaves", pause},
+                      {"maxUnavailable", rollout->max_unavailable},
+                      {"failureBudget", rollout->failure_budget},
+                      {"readyTimeout", manifests::FormatDuration(rollout->ready_timeout)},
+                      {"healthCheck", std::move(health)}};
 }
 
 std::size_t CountLines(std::string_view text) {
@@ -474,6 +505,7 @@ ApiAnswer WorkspaceApi::Products() const {
                      {"defaultVersion", product.default_version},
                      {"modes", std::move(modes)},
                      {"sharedRuntime", std::move(runtime)},
+                     {"rollout", RolloutJson(product.rollout)},
                      {"workspaces", counts[name]}});
   }
   ApiAnswer answer;

@@ -395,6 +395,24 @@ TEST_CASE("workspace API: products name their source and count their workspaces"
   CHECK(items[0].at("defaultVersion").as_string() == "1.0.0");
   CHECK(items[0].at("modes").as_array().size() == 1);
   CHECK(items[0].at("workspaces").as_int64() == 2);
+  CHECK(items[0].at("rollout").is_null());
+}
+
+TEST_CASE("workspace API: products show their rollout policy with its defaults") {
+  ApiHarness h;
+  h.Write("product.yaml",
+          "apiVersion: tenantmaster.io/v1alpha1\nkind: Product\nmetadata: {name: shop}\n"
+          "spec:\n  image: example/shop\n  defaultVersion: \"1.0.0\"\n  modes: [shared]\n"
+          "  rollout:\n    waves:\n      - {selector: {matchLabels: {ring: canary}}}\n"
+          "      - {percent: 10}\n      - {percent: 100}\n"
+          "    pauseBetweenWaves: 600s\n    failureBudget: 2\n    readyTimeout: 1h30m\n");
+  h.Start();
+  const json::value answer = Parse(h.Api().Products().body);
+  REQUIRE(answer.at("items").as_array().size() == 1);
+  CHECK(json::serialize(answer.at("items").at(0).at("rollout")) ==
+        R"({"waves":[{"selector":{"matchLabels":{"ring":"canary"}}},{"percent":10},)"
+        R"({"percent":100}],"pauseBetweenWaves":"10m","maxUnavailable":1,"failureBudget":2,)"
+        R"("readyTimeout":"1h30m","healthCheck":null})");
 }
 
 TEST_CASE(
