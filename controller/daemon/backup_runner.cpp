@@ -322,6 +322,10 @@ Outcome<StoredBackup> BackupRunner::TakeBackup(const BackupSubject& subject,
   if (kind == "pre-migration" || kind == "final") {
     request.lock_timeout = deps_.config->reconcile.lock_timeout;
   }
+  // A restore waits for its safety backup: gzip's fastest level (a 180 MB table of text dumped
+  // in 1.4-1.6 s instead of 2.6-2.9 s at pg_dump's default, the file 41 MB instead of 38 MB;
+  // docs/backups.md).
+  if (kind == "safety") request.compress_level = 1;
   if (config.encrypt && deps_.master_key != nullptr) request.master_key = *deps_.master_key;
   if (!deps_.pg_bin_dir.empty()) {
     request.tools = {deps_.pg_bin_dir + "/pg_dump", deps_.pg_bin_dir + "/pg_restore"};

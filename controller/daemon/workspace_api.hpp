@@ -126,7 +126,8 @@ class WorkspaceApi {
   /// blocked?}], "diagnostics":[...]}`; nothing applied. 415 as Apply.
   ApiAnswer Plan(std::string_view body, std::string_view content_type);
   /// `GET /api/v1/products`: `{"items":[{name, source, displayName, defaultVersion, modes,
-  /// workspaces, sharedRuntime}]}` (`sharedRuntime`: `{stack, endpoint}` or null).
+  /// workspaces, sharedRuntime, rollout}]}` (`sharedRuntime`: `{stack, endpoint}` or null;
+  /// `rollout`: the policy with its defaults, or null).
   ApiAnswer Products() const;
   /// `GET /api/v1/workspaces`: from the fleet view. 400 for a bad continue token.
   ApiAnswer List(const FleetQuery& query) const;

@@ -740,6 +740,9 @@ Outcome<DumpResult> DumpWithin(const DumpRequest& request, Clock::time_point sta
   spec.argv = {tools->pg_dump, "--format=custom", "--snapshot=" + snapshot_id, "--no-password",
                "--lock-wait-timeout=" + std::to_string(request.lock_timeout.count()) + "ms",
                "--dbname=" + *conninfo};
+  if (request.compress_level >= 0) {
+    spec.argv.push_back("--compress=" + std::to_string(std::min(request.compress_level, 9)));
+  }
   spec.env = context.env;
   spec.stdout_fd = ToolSpec::kPipe;
   spec.stderr_fd = err->get();

@@ -56,6 +56,9 @@ struct DumpRequest {
   /// How long the row counts and pg_dump may wait for a table's lock (another session's ALTER
   /// or TRUNCATE in progress) before the dump fails (`lock_timeout`, `--lock-wait-timeout`).
   std::chrono::milliseconds lock_timeout{std::chrono::seconds(30)};
+  /// pg_dump's `--compress` (0-9); negative: pg_dump's default (gzip's 6). A backup someone
+  /// waits for (a restore's safety backup) trades size for time with 1.
+  int compress_level = -1;
   /// The whole call's time limit, from its start: past it the running tool is killed (its
   /// process group), the partial file removed, and the call fails Transient "BackupTimedOut" naming the step it was in.
   /// Zero: none.

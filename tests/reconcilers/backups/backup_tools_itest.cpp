@@ -29,6 +29,7 @@
 #include "reconcilers/backups/encrypted_format.hpp"
 #include "reconcilers/backups/backup_tools.hpp"
 #include "tests/support/pg_server.hpp"
+#include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace tmaster {
@@ -40,6 +41,8 @@ using backups::VerifyRequest;
 using testing::Execute;
 using testing::PgServer;
 using testing::PgSession;
+using testing::ProcessResult;
+using testing::RunProcess;
 using testing::QueryValue;
 using testing::TempDir;
 
@@ -708,6 +711,32 @@ TEST_CASE("a tool past the call's deadline is killed: BackupTimedOut naming the 
     CHECK(ScratchDatabases() == 0);
     CHECK(RestoreLogins() == 0);
   }
+}
+
+TEST_CASE("a dump at another compression level says so in its header and restores the same") {
+  MakeTenant("bk_level", "bk_level_owner");
+  const auto before = Fingerprint("bk_level");
+  TempDir dir;
+  const auto header = [](const std::string& file) {
+    const ProcessResult listed =
+        RunProcess({backups::FindPostgresTools()->pg_restore, "--list", file});
+    REQUIRE(listed.exit_code == 0);
+    const std::size_t at = listed.out.find("Compression: ");
+    REQUIRE(at != std::string::npos);
+    return listed.out.substr(at, listed.out.find('\n', at) - at);
+  };
+  auto standard = backups::Dump(Request("bk_level", dir.path() / "l", "std-1"));
+  REQUIRE_MESSAGE(standard.ok(), standard.failure().message);
+  CHECK(header(standard->path) == "Compression: -1");
+  auto request = Request("bk_level", dir.path() / "l", "fast-1");
+  request.compress_level = 1;
+  auto fast = backups::Dump(request);
+  REQUIRE_MESSAGE(fast.ok(), fast.failure().message);
+  CHECK(header(fast->path) == "Compression: 1");
+  Execute(PgServer::Shared().Dsn("bk_level"), "DELETE FROM orders");
+  auto restored = backups::Restore(RestoreOf(*fast, "fast-1", "bk_level", "bk_level_owner"));
+  REQUIRE_MESSAGE(restored.ok(), restored.failure().message);
+  CHECK(Fingerprint("bk_level") == before);
 }
 
 TEST_CASE("CheckFileSha256: equal (case aside), altered, missing") {
