@@ -479,6 +479,18 @@ ApiAnswer WorkspaceApi::Plan(std::string_view body, std::string_view content_typ
   return answer;
 }
 
+namespace {
+
+/// A product's revision (docs/rollouts.md#revisions): `{"number": N, "digest": "<12 hex>"}`,
+/// the number 0 until the store recorded it; null when its migrations or template could not be
+/// read.
+json::value RevisionJson(const ProductEntry& entry) {
+  if (entry.revision_digest.empty()) return nullptr;
+  return json::object{{"number", entry.revision}, {"digest", entry.revision_digest.substr(0, 12)}};
+}
+
+}  // namespace
+
 ApiAnswer WorkspaceApi::Products() const {
   if (!deps_.leading()) {
     return ApiError(503, "this replica is a standby: the leader knows the sources' products");
@@ -506,6 +518,7 @@ ApiAnswer WorkspaceApi::Products() const {
                      {"modes", std::move(modes)},
                      {"sharedRuntime", std::move(runtime)},
                      {"rollout", RolloutJson(product.rollout)},
+                     {"revision", RevisionJson(*found.entry)},
                      {"workspaces", counts[name]}});
   }
   ApiAnswer answer;

@@ -1,7 +1,11 @@
 #include "controller/rollouts/revision.hpp"
 
+#include <boost/json.hpp>
+
 #include <algorithm>
 #include <cstddef>
+#include <string_view>
+#include <utility>
 
 #include "common/crypto.hpp"
 
@@ -37,6 +41,71 @@ std::string RevisionDigest(const RevisionInputs& inputs) {
   Field(encoded, std::to_string(extensions.size()));
   for (const std::string& extension : extensions) Field(encoded, extension);
   return crypto::Sha256Hex(encoded);
+}
+
+std::string RevisionSpecJson(const RevisionInputs& inputs) {
+  namespace json = boost::json;
+  json::array migrations;
+  for (const MigrationRef& migration : inputs.migrations) {
+    migrations.push_back(json::object{{"version", migration.version},
+                                      {"file", migration.file},
+                                      {"checksum", migration.checksum}});
+  }
+  json::array extensions;
+  for (const std::string& extension : inputs.extensions) extensions.emplace_back(extension);
+  return json::serialize(json::object{{"version", inputs.version},
+                                      {"image", inputs.image},
+                                      {"template", inputs.template_text},
+                                      {"migrations", std::move(migrations)},
+                                      {"extensions", std::move(extensions)}});
+}
+
+Outcome<RevisionInputs> RevisionInputsFromJson(const std::string& text) {
+  namespace json = boost::json;
+  const auto corrupt = [](const std::string& field) {
+    return Failure::Stalled("CorruptRevision",
+                            "stored revision: " + field + ": missing or of another type");
+  };
+  boost::system::error_code error;
+  const json::value parsed = json::parse(text, error);
+  if (error || !parsed.is_object()) return corrupt("(the text)");
+  const json::object& object = parsed.get_object();
+  const auto text_at = [](const json::object& o, std::string_view key) -> const json::string* {
+    const json::value* value = o.if_contains(key);
+    return value != nullptr ? value->if_string() : nullptr;
+  };
+  RevisionInputs inputs;
+  for (const auto& [key, target] : {std::pair<std::string_view, std::string*>{"version", &inputs.version},
+                                    {"image", &inputs.image},
+                                    {"template", &inputs.template_text}}) {
+    const json::string* value = text_at(object, key);
+    if (value == nullptr) return corrupt(std::string(key));
+    *target = std::string(*value);
+  }
+  const json::value* migrations = object.if_contains("migrations");
+  if (migrations == nullptr || !migrations->is_array()) return corrupt("migrations");
+  for (std::size_t i = 0; i < migrations->get_array().size(); ++i) {
+    const json::value& item = migrations->get_array()[i];
+    const std::string at = "migrations[" + std::to_string(i) + "]";
+    if (!item.is_object()) return corrupt(at);
+    MigrationRef migration;
+    for (const auto& [key, target] :
+         {std::pair<std::string_view, std::string*>{"version", &migration.version},
+          {"file", &migration.file},
+          {"checksum", &migration.checksum}}) {
+      const json::string* value = text_at(item.get_object(), key);
+      if (value == nullptr) return corrupt(at + "." + std::string(key));
+      *target = std::string(*value);
+    }
+    inputs.migrations.push_back(std::move(migration));
+  }
+  const json::value* extensions = object.if_contains("extensions");
+  if (extensions == nullptr || !extensions->is_array()) return corrupt("extensions");
+  for (const json::value& item : extensions->get_array()) {
+    if (!item.is_string()) return corrupt("extensions");
+    inputs.extensions.emplace_back(item.get_string());
+  }
+  return inputs;
 }
 
 Status CheckMigrationsExtend(const std::vector<MigrationRef>& previous,

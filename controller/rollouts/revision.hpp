@@ -30,6 +30,12 @@ struct RevisionInputs {
 /// encoding (so no two different inputs share an encoding), extensions sorted and deduplicated.
 std::string RevisionDigest(const RevisionInputs& inputs);
 
+/// The revision as the store keeps it (tm_product_revisions.spec_json): every input, so that a
+/// workspace pinned to it can be reconciled from it later (docs/rollouts.md#revisions).
+std::string RevisionSpecJson(const RevisionInputs& inputs);
+/// RevisionSpecJson's text read back; Stalled "CorruptRevision" naming the field otherwise.
+Outcome<RevisionInputs> RevisionInputsFromJson(const std::string& json);
+
 /// Whether `next`'s migrations extend `previous`'s: the same files with the same checksums, in
 /// the same order, and new ones only after the last (numbered above it). Otherwise Stalled
 /// "RolloutRefused" naming the first file that breaks the rule and how (edited: both checksums'

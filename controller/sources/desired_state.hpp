@@ -31,6 +31,11 @@ struct ProductEntry {
   /// product's shared runtime stack converges to. Apart from `digest`, so a change of the runtime
   /// alone re-queues no workspace; the registry's Version moves on either.
   std::string runtime_digest = {};
+  /// The product's revision (docs/rollouts.md#revisions): what it hands a workspace, digested;
+  /// empty when its migrations or template could not be read (no revision then).
+  std::string revision_digest = {};
+  /// Its number in the store (tm_product_revisions), 0 until recorded.
+  int revision = 0;
 };
 
 /// A declared workspace.

@@ -2,16 +2,35 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <map>
 
 #include "common/crypto.hpp"
 #include "common/text.hpp"
+#include "controller/rollouts/revision.hpp"
 #include "controller/runtime/deletion_guard.hpp"
 #include "controller/store/spec_json.hpp"
 #include "reconcilers/migrations/migrations.hpp"
 #include "reconcilers/stacks/render.hpp"
 
 namespace tmaster::controller {
+
+namespace {
+
+// What a product hands a workspace, for its revision (docs/rollouts.md#revisions).
+rollouts::RevisionInputs RevisionInputsOf(const ProductEntry& entry) {
+  rollouts::RevisionInputs inputs;
+  inputs.version = entry.product.default_version;
+  inputs.image = entry.product.image;
+  inputs.template_text = *entry.stack_template;
+  for (const migrations::Migration& migration : *entry.migrations) {
+    inputs.migrations.push_back({migration.version, migration.file, migration.checksum});
+  }
+  inputs.extensions = entry.product.extensions;
+  return inputs;
+}
+
+}  // namespace
 
 Sync::Sync(SyncDeps deps, SyncOptions options) : deps_(std::move(deps)), options_(options) {}
 
@@ -28,6 +47,9 @@ Sync::Products Sync::LoadProducts(const manifests::Fleet& fleet, const SyncOptio
       entry->stack_template = stacks::ReadStackTemplate(product, options.max_template_bytes);
     }
     entry->digest = ProductDigest(product, entry->migrations, entry->stack_template);
+    if (entry->migrations && entry->stack_template) {
+      entry->revision_digest = rollouts::RevisionDigest(RevisionInputsOf(*entry));
+    }
     if (product.shared_runtime) {
       manifests::Product as_template = product;
       as_template.stack_template = product.shared_runtime->stack_template;
@@ -43,6 +65,46 @@ Sync::Products Sync::LoadProducts(const manifests::Fleet& fleet, const SyncOptio
   return products;
 }
 
+Sync::Products Sync::RecordRevisions(Products products) {
+  if (deps_.store == nullptr) return products;
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  for (auto& [name, entry] : products) {
+    if (entry->revision_digest.empty()) continue;
+    int number = 0;
+    {
+      const std::lock_guard lock(revisions_mutex_);
+      const auto known = recorded_revisions_.find(name);
+      if (known != recorded_revisions_.end() && known->second.first == entry->revision_digest) {
+        number = known->second.second;
+      }
+    }
+    if (number > 0) {
+      auto numbered = std::make_shared<ProductEntry>(*entry);
+      numbered->revision = number;
+      entry = std::move(numbered);
+      continue;
+    }
+    auto recorded = deps_.store->RecordRevision(
+        name, entry->revision_digest, rollouts::RevisionSpecJson(RevisionInputsOf(*entry)), now);
+    if (!recorded) {
+      // The number stays unknown (0) until a later sync records it; nothing else waits for it.
+      spdlog::warn("product {}: its revision was not recorded: {}", name,
+                   recorded.failure().message);
+      continue;
+    }
+    {
+      const std::lock_guard lock(revisions_mutex_);
+      recorded_revisions_[name] = {entry->revision_digest, recorded->number};
+    }
+    auto numbered = std::make_shared<ProductEntry>(*entry);
+    numbered->revision = recorded->number;
+    entry = std::move(numbered);
+  }
+  return products;
+}
+
 Outcome<SyncVerdict> Sync::Apply(const std::string& source, const std::string& revision,
                                  const manifests::Fleet& fleet,
                                  std::vector<std::string>& to_queue) {
@@ -53,7 +115,7 @@ Outcome<SyncVerdict> Sync::Apply(const std::string& source, const std::string& r
 }
 
 Outcome<SyncVerdict> Sync::RunPhases(Pass& pass) {
-  const Products products = LoadProducts(pass.fleet, options_);
+  const Products products = RecordRevisions(LoadProducts(pass.fleet, options_));
   if (deps_.products != nullptr) deps_.products->Replace(pass.source, products);
   for (const manifests::Workspace& workspace : pass.fleet.workspaces) {
     pass.parsed.insert(workspace.name);

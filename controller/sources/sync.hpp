@@ -17,8 +17,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/outcome.hpp"
@@ -70,6 +72,9 @@ class Sync {
   using Products = std::map<std::string, std::shared_ptr<const ProductEntry>>;
   /// Phase 1.
   static Products LoadProducts(const manifests::Fleet& fleet, const SyncOptions& options);
+  /// Phase 1b: each product's revision recorded in the store (numbered there) and its number
+  /// set on its entry; a store failure leaves the number 0 (logged), nothing else.
+  Products RecordRevisions(Products products);
 
  private:
   struct Pass {
@@ -91,6 +96,10 @@ class Sync {
 
   SyncDeps deps_;
   SyncOptions options_;
+  /// The revisions recorded so far, by product: (digest, number). An unchanged product costs
+  /// no store call.
+  std::mutex revisions_mutex_;
+  std::map<std::string, std::pair<std::string, int>> recorded_revisions_;
 };
 
 /// The Conflict verdict's message: "N workspace(s) of this source are owned by the API ...".

@@ -396,6 +396,9 @@ TEST_CASE("workspace API: products name their source and count their workspaces"
   CHECK(items[0].at("modes").as_array().size() == 1);
   CHECK(items[0].at("workspaces").as_int64() == 2);
   CHECK(items[0].at("rollout").is_null());
+  // Its revision, as the sync recorded it in the store.
+  CHECK(items[0].at("revision").at("number").as_int64() == 1);
+  CHECK(items[0].at("revision").at("digest").as_string().size() == 12);
 }
 
 TEST_CASE("workspace API: products show their rollout policy with its defaults") {

@@ -92,6 +92,31 @@ TEST_CASE("rollouts: migrations of a new revision extend the previous one's or a
         std::string::npos);
 }
 
+TEST_CASE("rollouts: a revision's stored form reads back whole; a damaged one is refused") {
+  RevisionInputs inputs = Base();
+  inputs.template_text = "services:\n  app: {image: \"x\"}\n";
+  const std::string text = tmaster::rollouts::RevisionSpecJson(inputs);
+  auto back = tmaster::rollouts::RevisionInputsFromJson(text);
+  REQUIRE(back.ok());
+  CHECK(RevisionDigest(*back) == RevisionDigest(inputs));
+  CHECK(back->template_text == inputs.template_text);
+  REQUIRE(back->migrations.size() == 2);
+  CHECK(back->migrations[1].checksum == k2.checksum);
+  CHECK(back->extensions == inputs.extensions);
+
+  const auto refused = [](const std::string& bad) {
+    auto read = tmaster::rollouts::RevisionInputsFromJson(bad);
+    REQUIRE_FALSE(read.ok());
+    CHECK(read.failure().reason == "CorruptRevision");
+    return read.failure().message;
+  };
+  CHECK(refused("nope") == "stored revision: (the text): missing or of another type");
+  CHECK(refused(R"({"version":"1","image":"i","template":"","migrations":[{"version":"0001"}],)"
+                R"("extensions":[]})") ==
+        "stored revision: migrations[0].file: missing or of another type");
+  CHECK(refused(R"({"version":1})").find("version") != std::string::npos);
+}
+
 TEST_CASE("rollouts: a pinned revision's migrations are a prefix of the product's files") {
   CHECK(MigrationsUpTo({k1, k2, k3}, "0002").size() == 2);
   CHECK(MigrationsUpTo({k1, k2, k3}, "0002").back().file == "0002_items.sql");

@@ -207,6 +207,55 @@ TEST_CASE("sync: products are loaded once per read and their digest follows thei
   CHECK(Sync::LoadProducts(changed, {}).at("shop")->digest != first.at("shop")->digest);
 }
 
+TEST_CASE("sync: each product's revision is recorded and numbered; only what it hands a "
+          "workspace makes a new one") {
+  Harness h;
+  ProductRegistry registry;
+  Sync sync({.store = &h.store, .desired = &h.desired, .events = &h.events, .products = &registry},
+            {});
+  const auto revision_of = [&registry] {
+    return registry.All().at("shop").entry->revision;
+  };
+  REQUIRE(h.Apply(sync, "local", "r1", Fleet({"a"})).ok());
+  CHECK(revision_of() == 1);
+  const std::string first_digest = registry.All().at("shop").entry->revision_digest;
+  CHECK(first_digest.size() == 64);
+  // The same product read again, with another workspace: the same revision.
+  REQUIRE(h.Apply(sync, "local", "r2", Fleet({"a", "b"})).ok());
+  CHECK(revision_of() == 1);
+  // A new default version: revision 2, recorded with what it hands a workspace.
+  const std::string product = std::string(kProduct);
+  const manifests::Fleet newer =
+      Parse(std::string(product).replace(product.find("1.0.0"), 5, "1.1.0") + Workspace("a"));
+  REQUIRE(h.Apply(sync, "local", "r3", newer).ok());
+  CHECK(revision_of() == 2);
+  auto stored = h.store.ListRevisions("shop");
+  REQUIRE(stored.ok());
+  REQUIRE(stored->size() == 2);
+  CHECK((*stored)[0].digest == first_digest);
+  CHECK((*stored)[1].spec_json.find(R"("version":"1.1.0")") != std::string::npos);
+  // Back to the first: its number again, nothing new stored.
+  REQUIRE(h.Apply(sync, "local", "r4", Fleet({"a"})).ok());
+  CHECK(revision_of() == 1);
+  CHECK(h.store.ListRevisions("shop")->size() == 2);
+  // An unchanged product costs no store call; a new Sync (a restart) reads the numbers back.
+  const std::size_t calls = h.store.Calls("RecordRevision");
+  REQUIRE(h.Apply(sync, "local", "r5", Fleet({"a"})).ok());
+  CHECK(h.store.Calls("RecordRevision") == calls);
+  Sync restarted({.store = &h.store, .desired = &h.desired, .events = &h.events,
+                  .products = &registry},
+                 {});
+  REQUIRE(h.Apply(restarted, "local", "r6", newer).ok());
+  CHECK(revision_of() == 2);
+  // A store that cannot record it leaves the number unknown, and the sync goes on.
+  Sync failing({.store = &h.store, .desired = &h.desired, .events = &h.events,
+                .products = &registry},
+               {});
+  h.store.FailNext(1);
+  REQUIRE(h.Apply(failing, "local", "r7", Fleet({"a"})).ok());
+  CHECK(revision_of() == 0);
+}
+
 TEST_CASE("sync: a shared runtime's template moves the registry's version, not the workspaces' digest") {
   testing::TempDir dir;
   manifests::Fleet fleet = Fleet({"a"});
