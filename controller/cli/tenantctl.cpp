@@ -156,6 +156,12 @@ class Session {
   int Restore();
 
   std::ostream& out() const { return *world_.out; }
+  /// Waits between two polls of a `--wait`, what was printed so far flushed first: a script
+  /// reading tenantctl through a pipe sees each step when it happens, not all at the exit.
+  void Pause(std::chrono::milliseconds pause) const {
+    world_.out->flush();
+    world_.sleep(pause);
+  }
   std::ostream& err() const { return *world_.err; }
 
  private:
@@ -494,7 +500,7 @@ int Session::Reconcile() {
                   std::to_string(seconds) + "s of the reconcile queued at " + queued_at +
                   (last_problem.empty() ? "" : " (last seen: " + last_problem + ")"));
     }
-    world_.sleep(world_.poll_interval);
+    Pause(world_.poll_interval);
   }
 }
 
@@ -637,7 +643,7 @@ int Session::WaitForBackup(const std::string& name, const std::string& id,
                   TimeoutText(timeout) + " (--timeout; last seen: " + last_problem +
                   "); it goes on in the operator");
     }
-    world_.sleep(kBackupPoll);
+    Pause(kBackupPoll);
   }
 }
 
@@ -770,7 +776,7 @@ int Session::Restore() {
                   (last_problem.empty() ? "" : "; " + last_problem) +
                   "); it goes on in the operator");
     }
-    world_.sleep(kBackupPoll);
+    Pause(kBackupPoll);
     Outcome<Response> polled = client_->Send("GET", "/api/v1/restores/" + PercentEncode(id));
     if (!polled) {
       last_problem = polled.failure().message;

@@ -8,6 +8,9 @@
 // built daemon drives the built tenantctl the same way: tests/e2e/.)
 #include <doctest/doctest.h>
 
+#include <array>
+#include <streambuf>
+
 #include <httplib.h>
 #include <sys/stat.h>
 
@@ -114,6 +117,63 @@ Run Tenantctl(const std::vector<std::string>& args, const std::string& server,
   run.out = out.str();
   run.err = err.str();
   return run;
+}
+
+// An output that keeps what it was asked to flush apart from what it only buffered, as a pipe
+// to another program does.
+class FlushedOnly : public std::streambuf {
+ public:
+  FlushedOnly() { setp(buffer_.data(), buffer_.data() + buffer_.size()); }
+  [[nodiscard]] const std::string& flushed() const { return flushed_; }
+
+ protected:
+  int overflow(int c) override {
+    Drain();
+    if (c != traits_type::eof()) {
+      *pptr() = static_cast<char>(c);
+      pbump(1);
+    }
+    return c == traits_type::eof() ? 0 : c;
+  }
+  int sync() override {
+    Drain();
+    return 0;
+  }
+
+ private:
+  void Drain() {
+    flushed_.append(pbase(), static_cast<std::size_t>(pptr() - pbase()));
+    setp(buffer_.data(), buffer_.data() + buffer_.size());
+  }
+  std::array<char, 4096> buffer_{};
+  std::string flushed_;
+};
+
+// What a reader of tenantctl's stdout had seen at each of its waits between polls.
+std::vector<std::string> SeenAtEachWait(const std::vector<std::string>& args,
+                                        const std::string& server) {
+  FlushedOnly buffer;
+  std::ostream out(&buffer);
+  std::ostringstream err;
+  TempDir config_home;
+  tmaster::cli::World world;
+  world.out = &out;
+  world.err = &err;
+  world.env = {{"TENANTCTL_SERVER", server},
+               {"TENANTCTL_TOKEN", kToken},
+               {"XDG_CONFIG_HOME", config_home.path().string()}};
+  world.read_stdin = [] { return std::string(); };
+  world.now_unix = [] { return std::int64_t{1796299200}; };
+  auto fake_now = std::make_shared<std::chrono::steady_clock::time_point>();
+  world.steady_now = [fake_now] { return *fake_now; };
+  std::vector<std::string> seen;
+  world.sleep = [fake_now, &seen, &buffer](std::chrono::milliseconds pause) {
+    seen.push_back(buffer.flushed());
+    *fake_now += pause;
+  };
+  world.version = "9.9.9";
+  (void)tmaster::cli::RunTenantctl(args, world);
+  return seen;
 }
 
 void Reply(httplib::Response& res, int status, const json::value& body) {
@@ -690,6 +750,16 @@ TEST_CASE("tenantctl: backups prints the catalog; restore --wait follows its ste
           "restore r-1: restore: pg_restore\n"
           "restore r-1: done: restored\n"
           "restore r-1 succeeded (safety backup copy-safety)\n");
+    // Through a pipe, each step is there while tenantctl waits for the next one.
+    polls = 0;
+    const std::vector<std::string> at_waits =
+        SeenAtEachWait({"restore", "acme", "--backup", "acme-1", "--into", "copy", "--wait"},
+                       api.Url());
+    REQUIRE(at_waits.size() >= 2);
+    CHECK(at_waits[0] ==
+          "restore r-1 of backup acme-1 into copy started\n"
+          "restore r-1: checksum: checking the file\n");
+    CHECK(at_waits[1].find("restore r-1: suspend: sessions ended\n") != std::string::npos);
     bool posted = false;
     for (const Seen& seen : api.Requests()) {
       if (seen.method == "POST") {
