@@ -80,6 +80,15 @@ class Reader {
   std::optional<Failure> failure_;
 };
 
+// The value of `words` that ToString spells `word`; nullopt for none.
+template <class T, std::size_t N>
+std::optional<T> FromWord(const std::array<T, N>& words, const std::string& word) {
+  for (const T candidate : words) {
+    if (ToString(candidate) == word) return candidate;
+  }
+  return std::nullopt;
+}
+
 int Narrow(Reader& reader, std::string_view key, std::int64_t value) {
   if (value < 0 || value > 1'000'000'000) {
     reader.Fail(key, "out of range");
@@ -127,14 +136,11 @@ Outcome<RolloutState> StateFromJson(const std::string& text) {
   state.revision = Narrow(top, "revision", top.Int("revision"));
   state.previous_revision = Narrow(top, "previousRevision", top.Int("previousRevision"));
   const std::string phase = top.Text("phase");
-  bool known_phase = false;
-  for (const Phase candidate : kPhases) {
-    if (ToString(candidate) == phase) {
-      state.phase = candidate;
-      known_phase = true;
-    }
+  if (const std::optional<Phase> known = FromWord(kPhases, phase)) {
+    state.phase = *known;
+  } else {
+    top.Fail("phase", "unknown phase \"" + phase + "\"");
   }
-  if (!known_phase) top.Fail("phase", "unknown phase \"" + phase + "\"");
   state.current_wave = Narrow(top, "currentWave", top.Int("currentWave"));
   state.wave_count = Narrow(top, "waveCount", top.Int("waveCount"));
   state.paused_until = top.MaybeInt("pausedUntil");
@@ -155,14 +161,11 @@ Outcome<RolloutState> StateFromJson(const std::string& text) {
       entry.name = reader.Text("name");
       entry.wave = Narrow(reader, "wave", reader.Int("wave"));
       const std::string word = reader.Text("state");
-      bool known = false;
-      for (const WorkspaceState candidate : kStates) {
-        if (ToString(candidate) == word) {
-          entry.state = candidate;
-          known = true;
-        }
+      if (const std::optional<WorkspaceState> known = FromWord(kStates, word)) {
+        entry.state = *known;
+      } else {
+        reader.Fail("state", "unknown workspace state \"" + word + "\"");
       }
-      if (!known) reader.Fail("state", "unknown workspace state \"" + word + "\"");
       entry.from_revision = Narrow(reader, "fromRevision", reader.Int("fromRevision"));
       entry.reason = reader.Text("reason");
       entry.pre_migration_backup = reader.Text("preMigrationBackup");

@@ -258,6 +258,31 @@ struct StoredRevision {
   friend bool operator==(const StoredRevision&, const StoredRevision&) = default;
 };
 
+/// nullopt when a revision of `product` with `digest` may be recorded; else Stalled
+/// `InvalidValue` (an empty product, a digest that is not 64 lower-case hex digits). Both
+/// stores use it.
+inline std::optional<Failure> CheckRevisionRecord(const std::string& product,
+                                                  const std::string& digest) {
+  if (product.empty()) return Failure::Stalled("InvalidValue", "revision: the product is empty");
+  if (digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Failure::Stalled("InvalidValue", "revision of product \"" + product +
+                                                "\": the digest must be 64 lower-case hex digits");
+  }
+  return std::nullopt;
+}
+
+/// nullopt when a rollout of `product` may be written over `expected_version`; else Stalled
+/// `InvalidValue` (an empty product, a negative version). Both stores use it.
+inline std::optional<Failure> CheckRolloutWrite(const std::string& product,
+                                                std::int64_t expected_version) {
+  if (product.empty()) return Failure::Stalled("InvalidValue", "rollout: the product is empty");
+  if (expected_version < 0) {
+    return Failure::Stalled("InvalidValue", "rollout of product \"" + product +
+                                                "\": the expected version is negative");
+  }
+  return std::nullopt;
+}
+
 /// A product's rollout (schema v10, tm_rollouts; docs/rollouts.md#the-state-machine): the
 /// rollouts room's state as text, and the version the store gives each write, so that a write
 /// based on a stale read (an old leader's) is refused rather than applied.

@@ -30,11 +30,6 @@ constexpr std::string_view kUpdateRollout =
     "UPDATE tm_rollouts SET version = version + 1, state_json = $3,"
     " updated_at = to_timestamp($4::bigint) WHERE product = $1 AND version = $2::bigint";
 
-bool IsDigest(const std::string& digest) {
-  return digest.size() == 64 &&
-         digest.find_first_not_of("0123456789abcdef") == std::string::npos;
-}
-
 Outcome<StoredRevision> RevisionAt(PGresult* res, int row) {
   const auto number = ParseInt(PQgetvalue(res, row, 1));
   const auto created = ParseInt(PQgetvalue(res, row, 4));
@@ -68,11 +63,7 @@ Outcome<StoredRevision> LibpqStore::RecordRevision(const std::string& product,
                                                    const std::string& digest,
                                                    const std::string& spec_json,
                                                    std::int64_t now_unix) {
-  if (product.empty()) return Failure::Stalled("InvalidValue", "revision: the product is empty");
-  if (!IsDigest(digest)) {
-    return Failure::Stalled("InvalidValue", "revision of product " + Quoted(product) +
-                                                ": the digest must be 64 lower-case hex digits");
-  }
+  if (std::optional<Failure> bad = CheckRevisionRecord(product, digest)) return *bad;
   return Run("record a revision of product " + Quoted(product),
              [&](PGconn* conn) -> Outcome<StoredRevision> {
                for (int attempt = 0;; ++attempt) {
@@ -123,11 +114,7 @@ Outcome<std::optional<std::int64_t>> LibpqStore::PutRollout(const std::string& p
                                                             std::int64_t expected_version,
                                                             const std::string& state_json,
                                                             std::int64_t now_unix) {
-  if (product.empty()) return Failure::Stalled("InvalidValue", "rollout: the product is empty");
-  if (expected_version < 0) {
-    return Failure::Stalled("InvalidValue", "rollout of product " + Quoted(product) +
-                                                ": the expected version is negative");
-  }
+  if (std::optional<Failure> bad = CheckRolloutWrite(product, expected_version)) return *bad;
   return Run("write the rollout of product " + Quoted(product),
              [&](PGconn* conn) -> Outcome<std::optional<std::int64_t>> {
                auto result =

@@ -518,11 +518,7 @@ class FakeStore final : public controller::Store {
                                                      std::int64_t now_unix) override {
     const std::lock_guard lock(mutex_);
     if (auto failed = Enter("RecordRevision")) return *failed;
-    if (product.empty()) return Failure::Stalled("InvalidValue", "revision: the product is empty");
-    if (digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
-      return Failure::Stalled("InvalidValue", "revision of product \"" + product +
-                                                  "\": the digest must be 64 lower-case hex digits");
-    }
+    if (std::optional<Failure> bad = controller::CheckRevisionRecord(product, digest)) return *bad;
     std::vector<controller::StoredRevision>& known = state_.revisions[product];
     for (const controller::StoredRevision& revision : known) {
       if (revision.digest == digest) return revision;
@@ -557,10 +553,8 @@ class FakeStore final : public controller::Store {
                                                   std::int64_t now_unix) override {
     const std::lock_guard lock(mutex_);
     if (auto failed = Enter("PutRollout")) return *failed;
-    if (product.empty()) return Failure::Stalled("InvalidValue", "rollout: the product is empty");
-    if (expected_version < 0) {
-      return Failure::Stalled("InvalidValue", "rollout of product \"" + product +
-                                                  "\": the expected version is negative");
+    if (std::optional<Failure> bad = controller::CheckRolloutWrite(product, expected_version)) {
+      return *bad;
     }
     const auto found = state_.rollouts.find(product);
     const std::int64_t stored = found == state_.rollouts.end() ? 0 : found->second.version;

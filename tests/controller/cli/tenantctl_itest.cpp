@@ -95,11 +95,12 @@ struct Run {
 
 // Runs tenantctl with `args` against `server` (TENANTCTL_SERVER) with kToken
 // (TENANTCTL_TOKEN), no config file, stdin `input`, and a clock that a sleep moves forward.
-Run Tenantctl(const std::vector<std::string>& args, const std::string& server,
-              const std::string& input = "") {
-  std::ostringstream out;
-  std::ostringstream err;
-  TempDir config_home;  // empty: no config file
+// The world of one run: `out` and `err`, `server` and kToken from the environment, an empty
+// config folder, stdin `input`, a fixed wall clock and a steady clock that a sleep moves forward
+// (after `on_sleep`, when given).
+tmaster::cli::World TestWorld(std::ostream& out, std::ostream& err, const TempDir& config_home,
+                              const std::string& server, const std::string& input,
+                              std::function<void()> on_sleep = {}) {
   tmaster::cli::World world;
   world.out = &out;
   world.err = &err;
@@ -110,8 +111,20 @@ Run Tenantctl(const std::vector<std::string>& args, const std::string& server,
   world.now_unix = [] { return std::int64_t{1796299200}; };  // 2026-12-03T12:00:00Z
   auto fake_now = std::make_shared<std::chrono::steady_clock::time_point>();
   world.steady_now = [fake_now] { return *fake_now; };
-  world.sleep = [fake_now](std::chrono::milliseconds pause) { *fake_now += pause; };
+  world.sleep = [fake_now, on_sleep](std::chrono::milliseconds pause) {
+    if (on_sleep) on_sleep();
+    *fake_now += pause;
+  };
   world.version = "9.9.9";
+  return world;
+}
+
+Run Tenantctl(const std::vector<std::string>& args, const std::string& server,
+              const std::string& input = "") {
+  std::ostringstream out;
+  std::ostringstream err;
+  TempDir config_home;  // empty: no config file
+  tmaster::cli::World world = TestWorld(out, err, config_home, server, input);
   Run run;
   run.exit_code = tmaster::cli::RunTenantctl(args, world);
   run.out = out.str();
@@ -156,22 +169,9 @@ std::vector<std::string> SeenAtEachWait(const std::vector<std::string>& args,
   std::ostream out(&buffer);
   std::ostringstream err;
   TempDir config_home;
-  tmaster::cli::World world;
-  world.out = &out;
-  world.err = &err;
-  world.env = {{"TENANTCTL_SERVER", server},
-               {"TENANTCTL_TOKEN", kToken},
-               {"XDG_CONFIG_HOME", config_home.path().string()}};
-  world.read_stdin = [] { return std::string(); };
-  world.now_unix = [] { return std::int64_t{1796299200}; };
-  auto fake_now = std::make_shared<std::chrono::steady_clock::time_point>();
-  world.steady_now = [fake_now] { return *fake_now; };
   std::vector<std::string> seen;
-  world.sleep = [fake_now, &seen, &buffer](std::chrono::milliseconds pause) {
-    seen.push_back(buffer.flushed());
-    *fake_now += pause;
-  };
-  world.version = "9.9.9";
+  tmaster::cli::World world = TestWorld(out, err, config_home, server, "",
+                                        [&seen, &buffer] { seen.push_back(buffer.flushed()); });
   (void)tmaster::cli::RunTenantctl(args, world);
   return seen;
 }
