@@ -666,7 +666,9 @@ TEST_CASE("http abuse: each refusal of the transport is counted by reason, no te
     REQUIRE(body.Send("POST /hooks/git HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}"));
     CHECK(header.ClosedWithin(seconds(3)));
     CHECK(body.ClosedWithin(seconds(3)));
-    CHECK(Rejected(metrics, "timeout") == 2);
+    // Beast closes the socket when the deadline fires and the read handler counts it afterwards:
+    // the client may see the close first (a clean-clone CI run once read 1 here).
+    CHECK(Eventually([&] { return Rejected(metrics, "timeout") == 2; }));
     CHECK(idle.ClosedWithin(seconds(8)));  // idle_timeout, 5 s
     CHECK(Rejected(metrics, "timeout") == 2);
   }
