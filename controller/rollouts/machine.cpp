@@ -119,8 +119,9 @@ void StartPending(Transition& t, const Policy& policy, std::int64_t now) {
     if (entry.wave != s.current_wave || entry.state != WorkspaceState::kPending) continue;
     entry.state = WorkspaceState::kInProgress;
     entry.target_set_unix = now;
+    ++entry.attempt;
     entry.reason.clear();
-    t.targets.push_back({entry.name, s.revision});
+    t.targets.push_back({entry.name, s.revision, entry.attempt});
     ++in_progress;
   }
 }
@@ -186,8 +187,11 @@ Outcome<Transition> Begin(const Policy& policy, const std::string& product, int 
   for (std::size_t wave = 0; wave < waves.size(); ++wave) {
     sizes += (sizes.empty() ? "" : ", ") + std::to_string(waves[wave].size());
     for (const std::string& name : waves[wave]) {
-      s.workspaces.push_back({name, static_cast<int>(wave), WorkspaceState::kPending,
-                              from_revision(name), "", "", std::nullopt});
+      WorkspaceEntry entry;
+      entry.name = name;
+      entry.wave = static_cast<int>(wave);
+      entry.from_revision = from_revision(name);
+      s.workspaces.push_back(std::move(entry));
     }
   }
   AddEvent(t, "RolloutStarted",
@@ -257,6 +261,37 @@ Outcome<Transition> Start(const Policy& policy, const std::string& product, int 
   }
   return Begin(policy, product, revision, previous, members, now,
                [previous](const std::string&) { return previous; }, "");
+}
+
+Outcome<Transition> Start(const Policy& policy, const std::string& product, int revision,
+                          int previous, const std::vector<Member>& members, std::int64_t now,
+                          const std::map<std::string, int>& from) {
+  if (revision == previous) {
+    return Failure::Stalled("InvalidRevision", "rollout of " + product + ": revision " +
+                                                   std::to_string(revision) +
+                                                   " is the previous revision");
+  }
+  return Begin(policy, product, revision, previous, members, now,
+               [&from, previous](const std::string& name) {
+                 const auto found = from.find(name);
+                 return found != from.end() ? found->second : previous;
+               },
+               "");
+}
+
+Pinned PinOf(const RolloutState* rollout, const std::string& workspace, int current,
+             int converged) {
+  if (rollout != nullptr) {
+    for (const WorkspaceEntry& entry : rollout->workspaces) {
+      if (entry.name != workspace) continue;
+      if (rollout->phase == Phase::kUndone || entry.state == WorkspaceState::kPending) {
+        return {entry.from_revision, 0};
+      }
+      return {rollout->revision, entry.attempt};
+    }
+    if (converged == 0 && !Ended(rollout->phase)) return {rollout->previous_revision, 0};
+  }
+  return {converged > 0 ? converged : current, 0};
 }
 
 Transition Tick(const RolloutState& state, const Policy& policy, std::int64_t now) {
@@ -415,8 +450,11 @@ Transition Join(const RolloutState& state, const std::string& workspace) {
   auto at = std::find_if(s.workspaces.begin(), s.workspaces.end(), [&](const WorkspaceEntry& e) {
     return e.wave > last || (e.wave == last && StableKey(s.product, e.name) > key);
   });
-  s.workspaces.insert(at, {workspace, last, WorkspaceState::kPending, s.previous_revision, "", "",
-                           std::nullopt});
+  WorkspaceEntry entry;
+  entry.name = workspace;
+  entry.wave = last;
+  entry.from_revision = s.previous_revision;
+  s.workspaces.insert(at, std::move(entry));
   return Finish(state, std::move(t));
 }
 

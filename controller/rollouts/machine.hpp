@@ -58,6 +58,14 @@ struct WorkspaceEntry {
   std::string pre_migration_backup;
   /// When its target was set (InProgress); what the ready timeout counts from.
   std::optional<std::int64_t> target_set_unix;
+  /// How many times its target was set (1 at the first, +1 on each retry after a halt). The
+  /// reconciler records the attempt it applied in the workspace's status, so a reading counts
+  /// only when it carries the current attempt (Observed::observed_after_target): never a
+  /// failure of the attempt before a retry, whatever the clocks of two leaders say.
+  std::int64_t attempt = 0;
+  /// Undone: the restore of `pre_migration_backup` the driver asked for (its id), or why none
+  /// was (no backup was taken, the request failed). Empty until then.
+  std::string restore;
   bool operator==(const WorkspaceEntry&) const = default;
 };
 
@@ -87,6 +95,7 @@ struct RolloutState {
 struct SetTarget {
   std::string workspace;
   int revision = 0;
+  std::int64_t attempt = 0;  ///< WorkspaceEntry::attempt
   bool operator==(const SetTarget&) const = default;
 };
 
@@ -145,6 +154,28 @@ Counts CountStates(const RolloutState& state);
 /// `InvalidRolloutPolicy` (Validate), or `InvalidRevision` when `revision` equals `previous`.
 Outcome<Transition> Start(const Policy& policy, const std::string& product, int revision,
                           int previous, const std::vector<Member>& members, std::int64_t now);
+
+/// As Start, with each member's `from_revision` taken from `from` (members missing there:
+/// `previous`): where an earlier rollout that ended (aborted, undone) left each one.
+Outcome<Transition> Start(const Policy& policy, const std::string& product, int revision,
+                          int previous, const std::vector<Member>& members, std::int64_t now,
+                          const std::map<std::string, int>& from);
+
+/// What a workspace is reconciled against (docs/rollouts.md#revisions).
+struct Pinned {
+  int revision = 0;
+  std::int64_t attempt = 0;  ///< its WorkspaceEntry::attempt when pinned to the new revision
+  bool operator==(const Pinned&) const = default;
+};
+/// The revision workspace `workspace` is reconciled against, for a product whose revision is
+/// `current` now, with `rollout` its product's rollout (nullptr: none ever) and `converged` the
+/// revision its status records (0: none). Of the rollout's workspaces: a pending one, or any
+/// after an undo, stays on its `from_revision`; a reached one is on the rollout's revision,
+/// with its attempt. Not part of it: its converged revision; when it has none (a workspace
+/// created during the rollout), the rollout's previous revision while the rollout runs, else
+/// `current`. The caller decides outside rollouts (no policy: always `current`).
+Pinned PinOf(const RolloutState* rollout, const std::string& workspace, int current,
+             int converged);
 
 /// Advances the rollout at `now`; never refused, unchanged when nothing is due:
 /// - InProgress workspaces past `ready_timeout` fail; the budget-th failure of the wave halts;

@@ -108,7 +108,9 @@ std::string StateToJson(const RolloutState& state) {
                                       {"fromRevision", entry.from_revision},
                                       {"reason", entry.reason},
                                       {"preMigrationBackup", entry.pre_migration_backup},
-                                      {"targetSetAt", OptionalInt(entry.target_set_unix)}});
+                                      {"targetSetAt", OptionalInt(entry.target_set_unix)},
+                                      {"attempt", entry.attempt},
+                                      {"restore", entry.restore}});
   }
   const json::object object{{"product", state.product},
                             {"revision", state.revision},
@@ -170,6 +172,9 @@ Outcome<RolloutState> StateFromJson(const std::string& text) {
       entry.reason = reader.Text("reason");
       entry.pre_migration_backup = reader.Text("preMigrationBackup");
       entry.target_set_unix = reader.MaybeInt("targetSetAt");
+      entry.attempt = reader.Int("attempt");
+      entry.restore = reader.Text("restore");
+      if (entry.attempt < 0) reader.Fail("attempt", "negative");
       if (entry.name.empty()) reader.Fail("name", "empty");
       if (entry.wave >= state.wave_count) reader.Fail("wave", "beyond waveCount");
       if (reader.failure()) return *reader.failure();

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -357,6 +358,10 @@ TEST_CASE("rollouts: resume after a halt retries the failed workspaces of the wa
   // ws-c is still in progress: two slots, taken by the retried ones, in the stable order.
   CHECK(TargetNames(t, 2) == Names{"ws-d", "ws-g"});
   CHECK(Entry(d.state, "ws-d").target_set_unix == kNow + 5);
+  // A second attempt: a reading of the first one (its failure) no longer counts.
+  CHECK(Entry(d.state, "ws-d").attempt == 2);
+  CHECK(t.targets.front().attempt == 2);
+  CHECK(Entry(d.state, "ws-c").attempt == 1);
   CHECK(Entry(d.state, "ws-d").reason.empty());
   CHECK(CountStates(d.state).failed == 0);
   CheckRefused(Resume(d.state, d.policy, kNow + 6), "Progressing");
@@ -593,4 +598,37 @@ TEST_CASE("rollouts: a workspace removed mid-rollout leaves its wave, which may 
   d.Apply(Abort(d.state, kNow + 2));
   CHECK_FALSE(d.Apply(Forget(d.state, "ws-d")).changed);  // an ended rollout keeps its record
   CHECK_FALSE(d.Apply(Join(d.state, "ws-z")).changed);
+}
+
+TEST_CASE("rollouts: PinOf: pending stay on their revision, reached ones move, undo pins back") {
+  Driver d = Started(TwoWaves());  // revision 2 from 1; ws-b in progress
+  const RolloutState& s = d.state;
+  CHECK(PinOf(&s, "ws-b", 2, 1) == Pinned{2, 1});
+  CHECK(PinOf(&s, "ws-a", 2, 1) == Pinned{1, 0});  // pending: its from_revision
+  // Not part of it: where it converged; created during it (nothing converged): the stable one.
+  CHECK(PinOf(&s, "ws-new", 2, 1) == Pinned{1, 0});
+  CHECK(PinOf(&s, "ws-new", 2, 0) == Pinned{1, 0});
+  // No rollout: its own revision, or the product's for a new workspace.
+  CHECK(PinOf(nullptr, "ws-a", 3, 2) == Pinned{2, 0});
+  CHECK(PinOf(nullptr, "ws-a", 3, 0) == Pinned{3, 0});
+
+  d.Report("ws-b", Ready(2, "b-1"));
+  const Transition undone = d.Apply(Undo(d.state, kNow + 3));
+  CHECK(undone.restores.size() == 1);
+  CHECK(d.state.phase == Phase::kUndone);
+  CHECK(PinOf(&d.state, "ws-b", 2, 2) == Pinned{1, 0});
+  CHECK(PinOf(&d.state, "ws-a", 2, 1) == Pinned{1, 0});
+  // Ended: a workspace made since converges on the product's revision.
+  CHECK(PinOf(&d.state, "ws-new", 2, 0) == Pinned{2, 0});
+}
+
+TEST_CASE("rollouts: Start with each member's revision keeps where an earlier rollout left it") {
+  const std::map<std::string, int> from{{"ws-b", 3}, {"ws-c", 2}};
+  auto started = Start(TwoWaves(), "shop", 4, 3, Shop(), kNow, from);
+  REQUIRE(started.ok());
+  CHECK(Entry(started->state, "ws-b").from_revision == 3);
+  CHECK(Entry(started->state, "ws-c").from_revision == 2);
+  CHECK(Entry(started->state, "ws-a").from_revision == 3);  // missing: the previous revision
+  CHECK(started->targets.front().attempt == 1);
+  CHECK_FALSE(Start(TwoWaves(), "shop", 3, 3, Shop(), kNow, from).ok());
 }
