@@ -162,6 +162,16 @@ void Metrics::SetLeader(bool leader) {
   leader_ = leader;
 }
 
+void Metrics::SetRolloutWorkspaces(const std::string& product,
+                                   const std::map<std::string, int>& counts) {
+  const std::lock_guard lock(mutex_);
+  if (counts.empty()) {
+    rollout_workspaces_.erase(product);
+  } else {
+    rollout_workspaces_[product] = counts;
+  }
+}
+
 void Metrics::SetBackupLastSuccess(const std::string& workspace, double unix_seconds) {
   const std::lock_guard lock(mutex_);
   backup_last_success_[workspace] = unix_seconds;
@@ -247,6 +257,16 @@ std::string Metrics::Render() const {
     out.append(kBackupsTotal).append("{kind=\"").append(EscapeLabelValue(key.first));
     out.append("\",result=\"").append(EscapeLabelValue(key.second)).append("\"} ");
     out.append(std::to_string(count)).append("\n");
+  }
+
+  constexpr std::string_view kRollout = "tenant_master_rollout_workspaces";
+  Header(out, kRollout, "gauge", "Workspaces of each product's rollout, by state.");
+  for (const auto& [product, counts] : rollout_workspaces_) {
+    for (const auto& [state, count] : counts) {
+      out.append(kRollout).append("{product=\"").append(EscapeLabelValue(product));
+      out.append("\",state=\"").append(EscapeLabelValue(state)).append("\"} ");
+      out.append(std::to_string(count)).append("\n");
+    }
   }
   return out;
 }

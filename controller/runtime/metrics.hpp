@@ -59,6 +59,10 @@ class Metrics {
   void SetHttpOpenConnections(std::uint64_t open);
   /// tenant_master_leader: 1 while this replica holds the leader lock, else 0.
   void SetLeader(bool leader);
+  /// tenant_master_rollout_workspaces{product,state} (gauge; docs/rollouts.md): the workspaces
+  /// of `product`'s rollout by state (pending, inProgress, ready, failed), replacing what the
+  /// product had. An empty `counts` removes the product's samples (no rollout any more).
+  void SetRolloutWorkspaces(const std::string& product, const std::map<std::string, int>& counts);
   /// tenant_master_backup_last_success_timestamp_seconds{workspace} (gauge).
   void SetBackupLastSuccess(const std::string& workspace, double unix_seconds);
   /// tenant_master_backup_duration_seconds (histogram): how long one successful backup took.
@@ -93,6 +97,7 @@ class Metrics {
   double backup_sum_ = 0;
   std::uint64_t backup_count_ = 0;
   std::map<std::pair<std::string, std::string>, std::uint64_t> backups_total_;
+  std::map<std::string, std::map<std::string, int>> rollout_workspaces_;  ///< product, state
 };
 
 }  // namespace tmaster::controller

@@ -18,7 +18,7 @@ namespace {
 
 using tmaster::controller::Metrics;
 
-constexpr std::array<const char*, 14> kFamilies{
+constexpr std::array<const char*, 15> kFamilies{
     "tenant_master_reconcile_total",
     "tenant_master_reconcile_duration_seconds",
     "tenant_master_workqueue_depth",
@@ -33,6 +33,7 @@ constexpr std::array<const char*, 14> kFamilies{
     "tenant_master_backup_last_success_timestamp_seconds",
     "tenant_master_backup_duration_seconds",
     "tenant_master_backups_total",
+    "tenant_master_rollout_workspaces",
 };
 
 // Every sample line of a render, "name{labels}" -> value. Comment lines are skipped.
@@ -76,6 +77,7 @@ TEST_CASE("Metrics: every family has HELP and TYPE before any sample, with the r
       {"tenant_master_backup_last_success_timestamp_seconds", "gauge"},
       {"tenant_master_backup_duration_seconds", "histogram"},
       {"tenant_master_backups_total", "counter"},
+      {"tenant_master_rollout_workspaces", "gauge"},
   };
   for (const char* family : kFamilies) {
     CAPTURE(family);
@@ -170,6 +172,20 @@ TEST_CASE("Metrics: gauges and the retries counter take the last value set") {
   CHECK(Value(metrics, "tenant_master_workqueue_retries_total") == "9");
   metrics.SetLeader(false);
   CHECK(Value(metrics, "tenant_master_leader") == "0");
+}
+
+TEST_CASE("Metrics: a rollout's counts replace the product's; none removes its samples") {
+  Metrics metrics;
+  metrics.SetRolloutWorkspaces("erp", {{"pending", 18}, {"inProgress", 2}});
+  metrics.SetRolloutWorkspaces("shop", {{"ready", 4}});
+  CHECK(Value(metrics, R"(tenant_master_rollout_workspaces{product="erp",state="pending"})") == "18");
+  metrics.SetRolloutWorkspaces("erp", {{"pending", 17}, {"ready", 3}});
+  CHECK(Value(metrics, R"(tenant_master_rollout_workspaces{product="erp",state="pending"})") == "17");
+  CHECK(Value(metrics, R"(tenant_master_rollout_workspaces{product="erp",state="ready"})") == "3");
+  CHECK(Value(metrics, R"(tenant_master_rollout_workspaces{product="erp",state="inProgress"})") == std::nullopt);
+  metrics.SetRolloutWorkspaces("erp", {});
+  CHECK(Value(metrics, R"(tenant_master_rollout_workspaces{product="erp",state="ready"})") == std::nullopt);
+  CHECK(Value(metrics, R"(tenant_master_rollout_workspaces{product="shop",state="ready"})") == "4");
 }
 
 TEST_CASE("Metrics: the reconcile duration histogram is cumulative with _sum and _count") {
