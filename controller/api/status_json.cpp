@@ -95,6 +95,8 @@ json::object StatusObject(const StoredWorkspace& workspace, const WorkspaceStatu
   out["observedGeneration"] = status != nullptr ? status->observed_generation : 0;
   out["conditions"] = status != nullptr ? ParseArray(status->conditions_json) : json::array{};
   out["revision"] = status != nullptr ? status->revision : std::string();
+  // The product revision it converged on (docs/rollouts.md); 0 until a pass recorded one.
+  out["productRevision"] = status != nullptr ? status->product_revision : 0;
   json::array runs = status != nullptr ? ParseArray(status->last_runs_json) : json::array{};
   // Kept by the list's items, which leave lastRuns out (controller/daemon/fleet_view.hpp).
   if (const std::optional<std::int64_t> end = LastReconcileOf(runs)) {

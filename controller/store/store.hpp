@@ -75,6 +75,16 @@ struct WorkspaceStatus {
   /// The last runs, newest first, at most 10, serialized by the caller: a JSON array of
   /// `{"start": RFC3339, "durationSeconds": number, "result": "...", "reason": "..."}`.
   std::string last_runs_json = "[]";
+  /// The product revision the workspace converged on (`status.productRevision`,
+  /// docs/rollouts.md#revisions): set by a pass that ended Ready, kept by one that did not;
+  /// 0 until a pass recorded one.
+  int product_revision = 0;
+  /// The revision the last pass applied and the rollout attempt it applied it for (0: outside
+  /// any rollout): a rollout counts a reading only when both are its own (docs/rollouts.md).
+  int attempted_revision = 0;
+  std::int64_t rollout_attempt = 0;
+  /// The backup the last pass took right before its migrations; empty when it took none.
+  std::string pre_migration_backup;
 
   friend bool operator==(const WorkspaceStatus&, const WorkspaceStatus&) = default;
 };

@@ -212,6 +212,15 @@ CREATE TABLE tm_rollouts (
   updated_at timestamptz NOT NULL
 );
 )SQL"},
+    // Where each workspace stands in its product's revisions (docs/rollouts.md): the revision
+    // it converged on, and the revision and rollout attempt its last pass applied.
+    {11, "workspace product revisions", R"SQL(
+ALTER TABLE tm_workspace_status
+  ADD COLUMN product_revision integer NOT NULL DEFAULT 0 CHECK (product_revision >= 0),
+  ADD COLUMN attempted_revision integer NOT NULL DEFAULT 0 CHECK (attempted_revision >= 0),
+  ADD COLUMN rollout_attempt bigint NOT NULL DEFAULT 0 CHECK (rollout_attempt >= 0),
+  ADD COLUMN pre_migration_backup text NOT NULL DEFAULT '';
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

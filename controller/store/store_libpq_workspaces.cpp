@@ -54,15 +54,22 @@ constexpr std::string_view kRemove =
     " DELETE FROM tm_workspaces WHERE name = $1";
 constexpr std::string_view kPutStatus =
     "INSERT INTO tm_workspace_status (name, observed_generation, phase, conditions_json,"
-    " last_error, next_retry, revision, last_runs_json)"
-    " VALUES ($1, $2::bigint, $3, $4, $5, to_timestamp($6::bigint), $7, $8)"
+    " last_error, next_retry, revision, last_runs_json, product_revision, attempted_revision,"
+    " rollout_attempt, pre_migration_backup)"
+    " VALUES ($1, $2::bigint, $3, $4, $5, to_timestamp($6::bigint), $7, $8, $9::integer,"
+    " $10::integer, $11::bigint, $12)"
     " ON CONFLICT (name) DO UPDATE SET observed_generation = EXCLUDED.observed_generation,"
     " phase = EXCLUDED.phase, conditions_json = EXCLUDED.conditions_json,"
     " last_error = EXCLUDED.last_error, next_retry = EXCLUDED.next_retry,"
-    " revision = EXCLUDED.revision, last_runs_json = EXCLUDED.last_runs_json, updated_at = now()";
+    " revision = EXCLUDED.revision, last_runs_json = EXCLUDED.last_runs_json,"
+    " product_revision = EXCLUDED.product_revision,"
+    " attempted_revision = EXCLUDED.attempted_revision,"
+    " rollout_attempt = EXCLUDED.rollout_attempt,"
+    " pre_migration_backup = EXCLUDED.pre_migration_backup, updated_at = now()";
 constexpr std::string_view kStatusColumns =
     "SELECT name, observed_generation, phase, conditions_json, last_error,"
-    " extract(epoch FROM next_retry)::bigint, revision, last_runs_json FROM tm_workspace_status";
+    " extract(epoch FROM next_retry)::bigint, revision, last_runs_json, product_revision,"
+    " attempted_revision, rollout_attempt, pre_migration_backup FROM tm_workspace_status";
 const std::string kGetStatus = std::string(kStatusColumns) + " WHERE name = $1";
 const std::string kListStatuses = std::string(kStatusColumns) + " ORDER BY name COLLATE \"C\"";
 
@@ -107,6 +114,16 @@ Outcome<WorkspaceStatus> StatusAt(PGresult* res, int row) {
   }
   status.revision = PQgetvalue(res, row, 6);
   status.last_runs_json = PQgetvalue(res, row, 7);
+  auto product_revision = ParseInt(PQgetvalue(res, row, 8));
+  auto attempted_revision = ParseInt(PQgetvalue(res, row, 9));
+  auto attempt = ParseInt(PQgetvalue(res, row, 10));
+  if (!product_revision || !attempted_revision || !attempt) {
+    return BadValue("tm_workspace_status.product_revision");
+  }
+  status.product_revision = static_cast<int>(*product_revision);
+  status.attempted_revision = static_cast<int>(*attempted_revision);
+  status.rollout_attempt = *attempt;
+  status.pre_migration_backup = PQgetvalue(res, row, 11);
   return status;
 }
 
@@ -210,7 +227,11 @@ Outcome<Done> LibpqStore::PutStatus(const WorkspaceStatus& status) {
                    status.name,       std::to_string(status.observed_generation),
                    status.phase,      status.conditions_json,
                    status.last_error, std::nullopt,
-                   status.revision,   status.last_runs_json};
+                   status.revision,   status.last_runs_json,
+                   std::to_string(status.product_revision),
+                   std::to_string(status.attempted_revision),
+                   std::to_string(status.rollout_attempt),
+                   status.pre_migration_backup};
                if (status.next_retry_unix) params[5] = std::to_string(*status.next_retry_unix);
                auto result = connector_.ExecNullable(conn, kPutStatus, params);
                if (!result) return result.failure();

@@ -177,6 +177,14 @@ StatusUpdate SummarizeScrubbedRun(const std::optional<WorkspaceStatus>& previous
   status.revision = result.ready ? run.revision : (previous ? previous->revision : run.revision);
   status.last_runs_json = previous ? previous->last_runs_json : "[]";
   status.next_retry_unix = run.next_retry_unix;
+  // Where it stands in its product's revisions: the reconciler sets what its pass applied
+  // (workspace_reconciler.cpp); a run that applied nothing of a revision keeps the last.
+  if (previous) {
+    status.product_revision = previous->product_revision;
+    status.attempted_revision = previous->attempted_revision;
+    status.rollout_attempt = previous->rollout_attempt;
+    status.pre_migration_backup = previous->pre_migration_backup;
+  }
 
   const bool changed = !previous || previous->phase != status.phase ||
                        previous->next_retry_unix != status.next_retry_unix ||

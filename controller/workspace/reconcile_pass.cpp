@@ -100,6 +100,7 @@ bool BackUpBeforeMigrations(Job& job) {
     return false;
   }
   job.pre_migration_backup = backup->id;
+  job.result.pre_migration_backup = backup->id;
   // A reused one (a retried migration) was reported when it was taken.
   if (!backup->id.empty() && !backup->reused) {
     job.result.applied.push_back("back up database \"" + job.desired->database +

@@ -64,6 +64,8 @@ struct WorkspaceResult {
   /// condition is then reported).
   bool published = false;
   bool wrote = false;  ///< an action was attempted: the cluster's observation is stale for it
+  /// The backup taken right before this run's migrations (reused for a retry); empty: none.
+  std::string pre_migration_backup;
 };
 
 /// A database or role that carries our marker but has no workspace in the sources, or whose

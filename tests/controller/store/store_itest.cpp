@@ -67,15 +67,15 @@ TEST_CASE("Migrate twice is a no-op: one version row per migration") {
   auto store = OpenStore();
   const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
   const std::string rows = QueryValue(StoreDsn(), count_sql);
-  CHECK(rows == "10");  // one row per migration
+  CHECK(rows == "11");  // one row per migration
   const std::string versions_sql =
       "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10,11");
   REQUIRE(store->Migrate().ok());
   auto other = MakeLibpqStore(Secret(StoreDsn()));
   REQUIRE(other->Migrate().ok());
   CHECK(QueryValue(StoreDsn(), count_sql) == rows);
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10,11");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
 }
@@ -178,6 +178,10 @@ TEST_CASE("status round trip, and it survives a restart") {
   status.last_runs_json =
       R"([{"start":"2024-05-01T10:00:00Z","durationSeconds":1.25,"result":"Failed",)"
       R"("reason":"MigrationFailed"}])";
+  status.product_revision = 3;
+  status.attempted_revision = 4;
+  status.rollout_attempt = 2;
+  status.pre_migration_backup = "b-status-acme-20240501T100000Z-ab12";
   {
     auto store = OpenStore();
     REQUIRE(store->PutStatus(status).ok());
@@ -193,8 +197,14 @@ TEST_CASE("status round trip, and it survives a restart") {
   CHECK(*got->next_retry_unix == 1900000000);
   CHECK(got->revision == "0123abcd");
   CHECK(got->last_runs_json == status.last_runs_json);
+  CHECK(got->product_revision == 3);
+  CHECK(got->attempted_revision == 4);
+  CHECK(got->rollout_attempt == 2);
+  CHECK(got->pre_migration_backup == status.pre_migration_backup);
+  CHECK(*got == status);
 
   status.phase = "Ready";
+  status.product_revision = 4;
   status.last_error.clear();
   status.next_retry_unix.reset();
   status.revision = "4567ef01";
@@ -207,6 +217,7 @@ TEST_CASE("status round trip, and it survives a restart") {
   CHECK_FALSE(got->next_retry_unix.has_value());
   CHECK(got->revision == "4567ef01");
   CHECK(got->last_runs_json == status.last_runs_json);
+  CHECK(got->product_revision == 4);
   CHECK(QueryValue(StoreDsn(),
                    "SELECT count(*) FROM tm_workspace_status WHERE name = 'status-acme'") == "1");
 
@@ -220,6 +231,9 @@ TEST_CASE("status round trip, and it survives a restart") {
   REQUIRE(got.has_value());
   CHECK(got->revision.empty());
   CHECK(got->last_runs_json == "[]");
+  CHECK(got->product_revision == 0);
+  CHECK(got->rollout_attempt == 0);
+  CHECK(got->pre_migration_backup.empty());
   CHECK_FALSE(Must(store->GetStatus("no-such-status")).has_value());
 }
 
@@ -288,7 +302,11 @@ TEST_CASE("MarkDeleting keeps its first time; Remove forgets spec and status") {
   const std::string name = "delete-acme";
   (void)store->Remove(name);
   Must(store->UpsertSpec(name, "dir", "", R"({"a":1})"));
-  WorkspaceStatus status{name, 1, "Ready", "[]", "", std::nullopt, "", "[]"};
+  WorkspaceStatus status;
+  status.name = name;
+  status.observed_generation = 1;
+  status.phase = "Ready";
+  status.conditions_json = "[]";
   REQUIRE(store->PutStatus(status).ok());
 
   StoredWorkspace marked = Must(store->MarkDeleting(name));
@@ -403,13 +421,14 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn,
                    "SELECT string_agg(version::text, ',' ORDER BY version)"
-                   " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10");
+                   " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10,11");
 
   std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
   REQUIRE(old.has_value());
   CHECK(old->phase == "Ready");
   CHECK(old->observed_generation == 4);
   CHECK(old->revision.empty());
+  CHECK(old->product_revision == 0);  // v11: recorded at the next convergence
   CHECK(old->last_runs_json == "[]");
   std::optional<StoredWorkspace> spec = Must(store->Get("old-acme"));
   REQUIRE(spec.has_value());
@@ -422,7 +441,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE(store->PutStatus(updated).ok());
   CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "10");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "11");
 }
 
 TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
@@ -949,7 +968,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   (void)QueryValue(admin, "CREATE DATABASE tm_store_v3");
   const std::string dsn = server.Dsn("tm_store_v3");
   // A v3 store as the operator of issue 11 left it: migrations 1 to 3 are released and frozen,
-  // so running them and taking v4 to v10 back out gives exactly that schema.
+  // so running them and taking v4 to v11 back out gives exactly that schema.
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
   Execute(dsn, "DROP TABLE tm_stack_ledger, tm_api_tokens, tm_overrides, tm_sessions,"
                " tm_login_failures, tm_backups, tm_product_revisions, tm_rollouts;"
@@ -957,6 +976,9 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
                " autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor,"
                " autovacuum_vacuum_insert_threshold);"
                " ALTER TABLE tm_workspaces DROP COLUMN created_at;"
+               " ALTER TABLE tm_workspace_status DROP COLUMN product_revision,"
+               " DROP COLUMN attempted_revision, DROP COLUMN rollout_attempt,"
+               " DROP COLUMN pre_migration_backup;"
                " DELETE FROM tm_schema_version WHERE version >= 4");
   // The row as v3's operator wrote it (today's store reads columns a v3 table lacks).
   Execute(dsn, "INSERT INTO tm_workspaces (name, source, revision, spec_json, spec_digest,"
@@ -971,7 +993,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   Outcome<Done> migrated = store->Migrate();
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn, "SELECT string_agg(version::text, ',' ORDER BY version)"
-                        " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10");
+                        " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10,11");
   std::optional<StoredWorkspace> kept = Must(store->Get("v3-acme"));
   REQUIRE(kept.has_value());
   CHECK(kept->stack_endpoint == 2);
@@ -984,7 +1006,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   CHECK(Must(store->ListStackLedger("b")) == std::vector<StackLedgerRow>{row});
   CHECK(Must(store->ListBackups(std::nullopt)).empty());  // v8's catalog, empty
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "10");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "11");
 }
 
 namespace {
