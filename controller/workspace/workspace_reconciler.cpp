@@ -141,10 +141,24 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     }
   }
   const manifests::Workspace& workspace = overridden ? *overridden : entry.workspace;
+  // The revision of its product this pass applies (docs/rollouts.md): the declared product, or
+  // the revision a rollout has it on.
+  RevisionPin pin{entry.product, entry.product->revision, 0};
+  std::optional<Failure> unpinned;
+  if (deps_.pins != nullptr) {
+    Outcome<RevisionPin> asked =
+        deps_.pins->PinFor(name, entry, previous ? previous->product_revision : 0);
+    if (asked) {
+      pin = std::move(*asked);
+    } else {
+      unpinned = asked.failure();
+    }
+  }
+  const ProductEntry& product = *pin.product;
   WorkspaceInputs inputs;
   inputs.workspace = &workspace;
-  inputs.product = &entry.product->product;
-  inputs.migrations = &entry.product->migrations;
+  inputs.product = &product.product;
+  inputs.migrations = &product.migrations;
   inputs.adopt = AdoptPolicyFor(deps_.config, workspace.database.cluster, deps_.store_database);
   inputs.backups = deps_.backups;
   inputs.generation = entry.generation;
@@ -163,14 +177,14 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     stack_list = endpoints_.Get(endpoint, fresh_after, *deps_.clock,
                                 [&] { return deps_.stacks->gateway->List(endpoint); });
     inputs.stack_list = stack_list.get();
-    inputs.stack_template = &entry.product->stack_template;
+    inputs.stack_template = &product.stack_template;
   }
   const WorkspaceIdentity identity = IdentityOf(workspace);
   Outcome<Recorded> recorded = RecordedFor(name);
-  std::optional<Failure> blocked;
-  if (!recorded) {
+  std::optional<Failure> blocked = unpinned;
+  if (!blocked && !recorded) {
     blocked = recorded.failure();
-  } else if (recorded->identity) {
+  } else if (!blocked && recorded->identity) {
     blocked = CheckIdentity(name, *recorded->identity, identity);
   }
   WorkspaceResult result;
@@ -236,9 +250,29 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     run.next_retry_unix = RetryAtUnix(request.retries->PlanRetry(name));
     answer = Failure::Transient(result.reason, result.message);
   }
-  Write(name, SummarizeRun(previous, name, result, run,
-                           FormatRfc3339Utc(std::chrono::system_clock::now())));
+  StatusUpdate update =
+      SummarizeRun(previous, name, result, run, FormatRfc3339Utc(std::chrono::system_clock::now()));
+  if (!blocked) RecordRevision(update, previous, result, pin);
+  Write(name, update);
   return answer;
+}
+
+void WorkspaceReconciler::RecordRevision(StatusUpdate& update,
+                                         const std::optional<WorkspaceStatus>& previous,
+                                         const WorkspaceResult& result, const RevisionPin& pin) {
+  WorkspaceStatus& status = update.status;
+  // What this pass applied, so a rollout can tell its reading from an earlier one's; the
+  // revision it converged on only once Ready on it.
+  status.attempted_revision = pin.revision;
+  status.rollout_attempt = pin.attempt;
+  status.pre_migration_backup = result.pre_migration_backup;
+  if (result.ready && pin.revision > 0) status.product_revision = pin.revision;
+  if (!previous || previous->product_revision != status.product_revision ||
+      previous->attempted_revision != status.attempted_revision ||
+      previous->rollout_attempt != status.rollout_attempt ||
+      previous->pre_migration_backup != status.pre_migration_backup) {
+    update.write = true;
+  }
 }
 
 Outcome<WorkspaceReconciler::Recorded> WorkspaceReconciler::RecordedFor(

@@ -32,6 +32,7 @@
 #include "controller/workspace/conditions.hpp"
 #include "controller/workspace/overrides.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
+#include "controller/workspace/revision_pins.hpp"
 
 namespace tmaster::controller {
 
@@ -60,6 +61,9 @@ struct WorkspaceReconcilerDeps {
   /// nullptr: none. A marked name's next run is a deep one (every in-database step again, e.g.
   /// the migrations a restored database lacks).
   RequestedRuns* deep = nullptr;
+  /// nullptr: every workspace is reconciled against its product as declared now. Else: the
+  /// revision each pass applies (revision_pins.hpp), recorded in the status.
+  RevisionPins* pins = nullptr;
 };
 
 struct WorkspaceReconcilerOptions {
@@ -95,6 +99,10 @@ class WorkspaceReconciler final : public Reconciler {
   /// of this name failed.
   void Write(const std::string& name, const StatusUpdate& update);
   void MarkWritten(const std::string& name);
+  /// Sets the revision fields of the status a pass writes (what `pin` applied), and asks for
+  /// the write when they changed.
+  static void RecordRevision(StatusUpdate& update, const std::optional<WorkspaceStatus>& previous,
+                             const WorkspaceResult& result, const RevisionPin& pin);
   /// What the store recorded of a workspace's convergence: its identity (nullopt: not yet
   /// converged) and where its stack lives. Read from the store once per term, then kept here.
   struct Recorded {
