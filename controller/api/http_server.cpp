@@ -373,6 +373,13 @@ struct HttpServer::Impl {
          &Impl::ForwardOp<Op::kRestore>},
         {"GET", "/api/v1/restores/{id}", Access::kViewer, Lane::kWorker,
          &Impl::ForwardOp<Op::kGetRestore>},
+        // Rollouts (docs/api.md#rollouts): a viewer reads a product's rollout; the verbs of
+        // `tenantctl rollout` need an admin. The verb is a path segment, checked by the answerer
+        // (an unknown one is 400 naming those there are, not 404 as a route that does not exist).
+        {"GET", "/api/v1/products/{name}/rollout", Access::kViewer, Lane::kWorker,
+         &Impl::ForwardOp<Op::kRolloutStatus>},
+        {"POST", "/api/v1/products/{name}/rollout/{verb}", Access::kAdmin, Lane::kWorker,
+         &Impl::ForwardOp<Op::kRolloutCommand>},
         {"POST", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::CreateToken},
         {"GET", "/api/v1/tokens", Access::kAdmin, Lane::kWorker, &Impl::ListTokens},
         {"DELETE", "/api/v1/tokens/{id}", Access::kAdmin, Lane::kWorker, &Impl::RevokeToken},
@@ -681,6 +688,9 @@ void HttpServer::Impl::Forward(WorkspaceCall::Op op, const Call& call, http::Res
   WorkspaceCall request;
   request.op = op;
   if (!call.params.empty()) request.name = call.params.front();
+  if (op == WorkspaceCall::Op::kRolloutCommand && call.params.size() > 1) {
+    request.verb = call.params[1];
+  }
   request.body = call.req.body;
   if (const std::string* type = Header(call.req, "Content-Type")) request.content_type = *type;
   request.force = Param(call.req, "force") == std::optional<std::string>("true");

@@ -22,9 +22,13 @@ struct WorkspaceCall {
     kListBackups,  ///< GET /api/v1/workspaces/{name}/backups
     kRestore,      ///< POST /api/v1/workspaces/{name}/restore
     kGetRestore,   ///< GET /api/v1/restores/{id}
+    // Rollouts (docs/api.md#rollouts): `name` is the product.
+    kRolloutStatus,   ///< GET /api/v1/products/{name}/rollout
+    kRolloutCommand,  ///< POST /api/v1/products/{name}/rollout/{verb}
   };
   Op op = Op::kList;
   std::string name;          ///< the `{name}` of the path
+  std::string verb;          ///< kRolloutCommand: the `{verb}` as sent (the answerer checks it)
   std::string body;          ///< PUT and POST bodies
   std::string content_type;  ///< the request's Content-Type
   bool force = false;        ///< `?force=true`

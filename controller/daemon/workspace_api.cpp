@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 
 #include "common/crypto.hpp"
 #include "common/text.hpp"
@@ -489,7 +490,81 @@ json::value RevisionJson(const ProductEntry& entry) {
   return json::object{{"number", entry.revision}, {"digest", entry.revision_digest.substr(0, 12)}};
 }
 
+/// The short form of a product's rollout for its item of `GET /api/v1/products`: the driver's
+/// text parsed in; null without a driver, and for a text that is not JSON (logged: a bug of the
+/// driver must not take the list of products down with it).
+json::value RolloutSummary(const RolloutControl* rollouts, const std::string& product) {
+  if (rollouts == nullptr) return nullptr;
+  const std::string text = rollouts->SummaryJson(product);
+  boost::system::error_code ec;
+  json::value parsed = json::parse(text, ec);
+  if (ec) {
+    spdlog::error("GET /api/v1/products: the rollout summary of product {} is not JSON: {}",
+                  product, ec.message());
+    return nullptr;
+  }
+  return parsed;
+}
+
+constexpr std::string_view kStandbyRollouts =
+    "this replica is a standby: the leader's rollout driver knows the rollouts";
+constexpr std::string_view kNoRollouts =
+    "rollouts are not running here (this operator has no rollout driver)";
+
+/// The driver's failure as the API's error (rollout_control.hpp): its reason in `details`, so
+/// that a client tells a refused verb from another conflict.
+ApiAnswer RolloutFailure(const Failure& failure) {
+  int status = 503;
+  if (failure.reason == "NotFound") {
+    status = 404;
+  } else if (failure.reason == "RolloutCommandRefused") {
+    status = 409;
+  } else if (failure.reason == "InvalidVerb") {
+    status = 400;
+  }
+  return ApiError(status, failure.message,
+                  json::serialize(json::object{{"reason", failure.reason}}));
+}
+
+std::string RolloutVerbList() {
+  std::string out;
+  for (const std::string_view verb : kRolloutVerbs) {
+    out += out.empty() ? "" : ", ";
+    out += verb;
+  }
+  return out;
+}
+
 }  // namespace
+
+ApiAnswer WorkspaceApi::RolloutStatus(const std::string& product) const {
+  if (!deps_.leading()) return ApiError(503, std::string(kStandbyRollouts));
+  if (deps_.rollouts == nullptr) return ApiError(503, std::string(kNoRollouts));
+  Outcome<std::string> status = deps_.rollouts->StatusJson(product);
+  if (!status) return RolloutFailure(status.failure());
+  ApiAnswer answer;
+  answer.body = std::move(status).value();
+  return answer;
+}
+
+ApiAnswer WorkspaceApi::RolloutCommand(const std::string& product, const std::string& verb,
+                                       const std::string& who) {
+  // The verb first: a request that can never work is said so on every replica.
+  if (std::find(std::begin(kRolloutVerbs), std::end(kRolloutVerbs), verb) ==
+      std::end(kRolloutVerbs)) {
+    return ApiError(400,
+                    "unknown rollout verb " + Quoted(verb.substr(0, 40)) + ": the verbs are " +
+                        RolloutVerbList(),
+                    json::serialize(json::object{{"reason", "InvalidVerb"}}));
+  }
+  if (!deps_.leading()) return ApiError(503, std::string(kStandbyRollouts));
+  if (deps_.rollouts == nullptr) return ApiError(503, std::string(kNoRollouts));
+  Outcome<std::string> status = deps_.rollouts->Command(product, verb, who);
+  if (!status) return RolloutFailure(status.failure());
+  ApiAnswer answer;
+  answer.body = std::move(status).value();
+  return answer;
+}
 
 ApiAnswer WorkspaceApi::Products() const {
   if (!deps_.leading()) {
@@ -519,7 +594,8 @@ ApiAnswer WorkspaceApi::Products() const {
                      {"sharedRuntime", std::move(runtime)},
                      {"rollout", RolloutJson(product.rollout)},
                      {"revision", RevisionJson(*found.entry)},
-                     {"workspaces", counts[name]}});
+                     {"workspaces", counts[name]},
+                     {"rolloutStatus", RolloutSummary(deps_.rollouts, name)}});
   }
   ApiAnswer answer;
   answer.body = json::serialize(json::object{{"items", std::move(items)}});
@@ -686,6 +762,12 @@ WorkspaceAnswer ServeWorkspaceCall(WorkspaceApi& api, const WorkspaceCall& call)
       break;
     case Op::kGetRestore:
       answer = api.GetRestore(call.name);
+      break;
+    case Op::kRolloutStatus:
+      answer = api.RolloutStatus(call.name);
+      break;
+    case Op::kRolloutCommand:
+      answer = api.RolloutCommand(call.name, call.verb, call.who);
       break;
   }
   WorkspaceAnswer out;

@@ -21,6 +21,7 @@
 #include "controller/api/workspace_call.hpp"
 #include "controller/backups/service.hpp"
 #include "controller/daemon/fleet_view.hpp"
+#include "controller/daemon/rollout_control.hpp"
 #include "controller/runtime/events.hpp"
 #include "controller/sources/desired_state.hpp"
 #include "controller/sources/product_registry.hpp"
@@ -96,7 +97,13 @@ struct WorkspaceApiDeps {
   /// Takes backups and restores them (the daemon's BackupRunner; docs/backups.md). nullptr:
   /// the backup and restore writes answer 503; the catalog is still read from the store.
   ::tmaster::backups::BackupService* backups = nullptr;
+  /// The rollout driver (docs/rollouts.md): the products' rollout status and the verbs.
+  /// nullptr: the rollout routes answer 503 and the products' `rolloutStatus` is null.
+  RolloutControl* rollouts = nullptr;
 };
+
+/// The verbs of `POST /api/v1/products/{name}/rollout/{verb}` (docs/rollouts.md#the-state-machine).
+inline constexpr std::string_view kRolloutVerbs[] = {"pause", "resume", "promote", "abort", "undo"};
 
 /// Thread-safe; writes are serialized among themselves.
 class WorkspaceApi {
@@ -126,8 +133,9 @@ class WorkspaceApi {
   /// blocked?}], "diagnostics":[...]}`; nothing applied. 415 as Apply.
   ApiAnswer Plan(std::string_view body, std::string_view content_type);
   /// `GET /api/v1/products`: `{"items":[{name, source, displayName, defaultVersion, modes,
-  /// workspaces, sharedRuntime, rollout}]}` (`sharedRuntime`: `{stack, endpoint}` or null;
-  /// `rollout`: the policy with its defaults, or null).
+  /// workspaces, sharedRuntime, rollout, revision, rolloutStatus}]}` (`sharedRuntime`: `{stack,
+  /// endpoint}` or null; `rollout`: the policy with its defaults, or null; `rolloutStatus`:
+  /// RolloutControl::SummaryJson, null without a rollout or without a RolloutControl).
   ApiAnswer Products() const;
   /// `GET /api/v1/workspaces`: from the fleet view. 400 for a bad continue token.
   ApiAnswer List(const FleetQuery& query) const;
@@ -158,6 +166,19 @@ class WorkspaceApi {
   /// `GET /api/v1/restores/{id}`: 200 the restore's progress; 404 when this replica does not
   /// know it (a standby, a restart, finished over an hour ago).
   ApiAnswer GetRestore(const std::string& id) const;
+
+  // Rollouts (docs/api.md#rollouts): the driver's answers (RolloutControl) passed through, a
+  // failure mapped by its reason with `details: {"reason"}`. Both need the leader (a standby
+  // answers 503, as Products does) and a RolloutControl (else 503).
+
+  /// `GET /api/v1/products/{name}/rollout`: 200 RolloutControl::StatusJson; 404 NotFound.
+  ApiAnswer RolloutStatus(const std::string& product) const;
+  /// `POST /api/v1/products/{name}/rollout/{verb}` (kRolloutVerbs): 200 the new status. 400 an
+  /// unknown verb (`InvalidVerb`, naming the verbs); 404 `NotFound`; 409 `RolloutCommandRefused`
+  /// (the driver's message says why and what would apply); 503 `Unavailable` and any other.
+  /// Records nothing itself: the driver's events name `who`.
+  ApiAnswer RolloutCommand(const std::string& product, const std::string& verb,
+                           const std::string& who);
 
   /// Declares the API-owned workspaces the store holds whose product a source now declares (or
   /// whose product changed): called at the start of a term and after each sync of a source.

@@ -32,11 +32,13 @@
 #include "common/secret.hpp"
 #include "controller/api/event_stream.hpp"
 #include "controller/api/http_server.hpp"
-#include "controller/daemon/daemon.hpp"
-#include "controller/runtime/metrics.hpp"
 #include "controller/api/webhook.hpp"
+#include "controller/daemon/daemon.hpp"
+#include "controller/daemon/workspace_api.hpp"
+#include "controller/runtime/metrics.hpp"
 #include "tests/controller/api/sse_client.hpp"
 #include "tests/support/fake_postgres.hpp"
+#include "tests/support/fake_rollout_control.hpp"
 #include "tests/support/fake_store.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/shop_fleet.hpp"
@@ -1742,6 +1744,143 @@ TEST_CASE("http auth: backups: a viewer lists backups and follows a restore; onl
   REQUIRE(res);
   CHECK(res->status == 405);
   CHECK(res->get_header_value("Allow") == "POST");
+  server.Stop();
+}
+
+// The rollout routes (docs/api.md#rollouts) through the real workspace API with a fake driver:
+// who may call them, the verb taken from the path, the error shapes, the methods each path has,
+// a body over the limit refused before anything is asked.
+TEST_CASE("http auth: rollouts: a viewer reads a product's rollout; only an admin steers it") {
+  constexpr const char* kStatus =
+      R"({"product":"erp","revision":{"number":4,"digest":"0123456789ab"},"refused":null,)"
+      R"("rollout":null})";
+  FakeStore store;
+  Metrics metrics;
+  DesiredState desired;
+  ProductRegistry products;
+  testing::FakeRolloutControl rollouts;
+  rollouts.SetStatus("erp", kStatus);
+  rollouts.SetSummary("erp", R"({"phase":"Halted","revision":4,"currentWave":1,"waveCount":2,)"
+                             R"("counts":{"pending":3,"inProgress":0,"ready":1,"failed":1}})");
+  auto entry = std::make_shared<ProductEntry>();
+  entry->product.name = "erp";
+  products.Replace("local", {{"erp", std::move(entry)}});
+  std::atomic<bool> leading{true};
+  WorkspaceApiDeps deps;
+  deps.store = &store;
+  deps.desired = &desired;
+  deps.products = &products;
+  deps.leading = [&leading] { return leading.load(); };
+  deps.rollouts = &rollouts;
+  WorkspaceApi api(std::move(deps));
+  HttpHandlers handlers;
+  handlers.workspaces = [&api](const WorkspaceCall& call) { return ServeWorkspaceCall(api, call); };
+  HttpServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.admin_token = Secret(std::string(kAdminToken));
+  options.read_token = Secret(std::string(kReadToken));
+  options.webhook_body_limit = kBodyLimit;
+  HttpServer server(store, metrics, std::move(handlers), options);
+  REQUIRE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(10, 0);
+  const auto error_of = [](const httplib::Result& res) {
+    const json::object body = ParseJson(res->body).as_object();
+    const json::value* details = body.if_contains("details");
+    return std::string(body.at("error").as_string()) + " " +
+           (details != nullptr ? std::string(details->at("reason").as_string()) : "-");
+  };
+
+  // A viewer reads; its POST is 403 and never reaches the driver.
+  auto res = client.Get("/api/v1/products/erp/rollout", Bearer(kReadToken));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CheckJsonContentType(res);
+  CHECK(res->body == kStatus);
+  res =
+      client.Post("/api/v1/products/erp/rollout/pause", Bearer(kReadToken), "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 403);
+  CHECK(ParseJson(res->body).at("error") == "Forbidden");
+  CHECK(rollouts.Commands().empty());
+  // No token: 401 on both.
+  CheckUnauthorized(client.Get("/api/v1/products/erp/rollout"));
+  CheckUnauthorized(client.Post("/api/v1/products/erp/rollout/pause", httplib::Headers{}, "",
+                                "application/json"));
+  CHECK(rollouts.Commands().empty());
+
+  // The admin: the product and the verb from the path, who from the token; 200 the new status.
+  res = client.Post("/api/v1/products/erp/rollout/pause", Bearer(kAdminToken), "",
+                    "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body == kStatus);
+  REQUIRE(rollouts.Commands().size() == 1);
+  CHECK(rollouts.Commands()[0].product == "erp");
+  CHECK(rollouts.Commands()[0].verb == "pause");
+  CHECK(rollouts.Commands()[0].who == "env:admin");
+
+  // An unknown verb: 400 naming the verbs, the driver not asked.
+  res = client.Post("/api/v1/products/erp/rollout/rollback", Bearer(kAdminToken), "",
+                    "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  CHECK(error_of(res) == "BadRequest InvalidVerb");
+  CHECK(ParseJson(res->body).at("message") ==
+        "unknown rollout verb \"rollback\": the verbs are pause, resume, promote, abort, undo");
+  CHECK(rollouts.Commands().size() == 1);
+
+  // The driver's refusal: 409 with its reason and its words.
+  rollouts.Fail(Failure::Stalled("RolloutCommandRefused",
+                                 "the rollout of erp is Halted: promote ends a pause; resume "
+                                 "retries the failed workspaces"));
+  res = client.Post("/api/v1/products/erp/rollout/promote", Bearer(kAdminToken), "",
+                    "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 409);
+  CHECK(error_of(res) == "Conflict RolloutCommandRefused");
+  CHECK(ParseJson(res->body).at("message").as_string().find("resume retries") != std::string::npos);
+  rollouts.Fail(std::nullopt);
+  res = client.Get("/api/v1/products/ghost/rollout", Bearer(kReadToken));
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  CHECK(error_of(res) == "NotFound NotFound");
+
+  // The products' list carries each product's short status.
+  res = client.Get("/api/v1/products", Bearer(kReadToken));
+  REQUIRE(res);
+  REQUIRE(res->status == 200);
+  CHECK(ParseJson(res->body).at("items").at(0).at("rolloutStatus").at("phase") == "Halted");
+
+  // Each path has its method: 405 naming the other.
+  res = client.Get("/api/v1/products/erp/rollout/pause", Bearer(kAdminToken));
+  REQUIRE(res);
+  CHECK(res->status == 405);
+  CHECK(res->get_header_value("Allow") == "POST");
+  res = client.Post("/api/v1/products/erp/rollout", Bearer(kAdminToken), "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 405);
+  CHECK(res->get_header_value("Allow") == "GET");
+
+  // A body over the limit: 413, nothing asked.
+  const std::size_t before = rollouts.Commands().size();
+  res = client.Post("/api/v1/products/erp/rollout/abort", Bearer(kAdminToken),
+                    std::string(kBodyLimit + 1, 'x'), "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 413);
+  CHECK(rollouts.Commands().size() == before);
+
+  // A standby: 503 on both, the driver not asked.
+  leading = false;
+  res = client.Get("/api/v1/products/erp/rollout", Bearer(kReadToken));
+  REQUIRE(res);
+  CHECK(res->status == 503);
+  CHECK(error_of(res) == "Unavailable -");
+  res =
+      client.Post("/api/v1/products/erp/rollout/undo", Bearer(kAdminToken), "", "application/json");
+  REQUIRE(res);
+  CHECK(res->status == 503);
+  CHECK(rollouts.Commands().size() == before);
   server.Stop();
 }
 
