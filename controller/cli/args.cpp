@@ -1,7 +1,9 @@
 #include "controller/cli/args.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
+#include <iterator>
 
 namespace tmaster::cli {
 namespace {
@@ -167,6 +169,33 @@ Outcome<Command> ParseCommand(const std::vector<std::string>& args) {
     }
   }
   return command;
+}
+
+Outcome<RolloutArguments> ParseRolloutArguments(const Command& command) {
+  std::string actions;
+  for (const std::string_view action : kRolloutActions) {
+    actions += actions.empty() ? "" : ", ";
+    actions += action;
+  }
+  if (command.positionals.empty()) {
+    return UsageError("rollout: expected `rollout ACTION PRODUCT`, ACTION one of " + actions);
+  }
+  const std::string& action = command.positionals[0];
+  if (std::find(std::begin(kRolloutActions), std::end(kRolloutActions), action) ==
+      std::end(kRolloutActions)) {
+    return UsageError("rollout: unknown action \"" + action + "\" (" + actions + ")");
+  }
+  if (command.positionals.size() != 2) {
+    return UsageError("rollout " + action + ": expected `rollout " + action + " PRODUCT`");
+  }
+  if (command.output != "table" && command.output != "json" && command.output != "yaml") {
+    return UsageError("rollout: -o must be table, json or yaml");
+  }
+  if (command.wait) {
+    return UsageError("rollout: --wait is not supported; run `tenantctl rollout status " +
+                      command.positionals[1] + "` again to follow it");
+  }
+  return RolloutArguments{action, command.positionals[1]};
 }
 
 std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {

@@ -54,6 +54,22 @@ struct Command {
 /// flag, a flag without its value, a bad `-o`, number or duration.
 Outcome<Command> ParseCommand(const std::vector<std::string>& args);
 
+/// `tenantctl rollout ACTION PRODUCT` (docs/api.md#tenantctl): what a parsed `rollout` command
+/// asks for.
+struct RolloutArguments {
+  std::string action;  ///< status, or a verb: pause, resume, promote, abort, undo
+  std::string product;
+};
+
+/// The actions of `tenantctl rollout`, status first.
+inline constexpr std::string_view kRolloutActions[] = {"status",  "pause", "resume",
+                                                       "promote", "abort", "undo"};
+
+/// Checks a `rollout` command (verb "rollout"): one action of kRolloutActions and one product,
+/// `-o` table, json or yaml, no `--wait` (nothing to wait for yet: `rollout status` again).
+/// Stalled `Usage` naming what is wrong.
+Outcome<RolloutArguments> ParseRolloutArguments(const Command& command);
+
 /// `90s`, `5m`, `2h`, `30d`, or a mix (`1h30m`); a bare number is seconds. nullopt when malformed,
 /// zero or over ten years.
 std::optional<std::chrono::seconds> ParseDuration(std::string_view text);

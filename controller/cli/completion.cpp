@@ -1,6 +1,7 @@
-// `tenantctl completion bash|zsh`: the scripts. Workspace names come from the server itself
-// (`tenantctl get workspaces -o name`, with the --server/--token/--certificate-authority words
-// already typed), so they are as fresh as the server's answer; no answer completes nothing.
+// `tenantctl completion bash|zsh`: the scripts. Workspace and product names come from the server
+// itself (`tenantctl get workspaces -o name`, `get products -o name` for `rollout`, with the
+// --server/--token/--certificate-authority words already typed), so they are as fresh as the
+// server's answer; no answer completes nothing.
 #include <string_view>
 
 #include "controller/cli/tenantctl.hpp"
@@ -16,9 +17,13 @@ _tenantctl_workspaces() {
   "$1" get workspaces -o name "${@:2}" 2>/dev/null | sed -n 's|^workspace/||p'
 }
 
+_tenantctl_products() {
+  "$1" get products -o name "${@:2}" 2>/dev/null | sed -n 's|^product/||p'
+}
+
 _tenantctl() {
   local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
-  local verbs='apply get describe diff delete reconcile suspend resume backup backups restore token validate version completion help'
+  local verbs='apply get describe diff delete reconcile suspend resume backup backups restore rollout token validate version completion help'
   local global='--server --token --certificate-authority --insecure-skip-tls-verify --request-timeout --help'
   COMPREPLY=()
   case "$prev" in
@@ -73,6 +78,10 @@ _tenantctl() {
         restore) flags='--backup --into --wait --timeout';;
       esac
       ((${#pos[@]} == 0)) && words="$(_tenantctl_workspaces "${COMP_WORDS[0]}" "${conn[@]}")";;
+    rollout)
+      flags='-o --output'
+      if ((${#pos[@]} == 0)); then words='status pause resume promote abort undo'
+      elif ((${#pos[@]} == 1)); then words="$(_tenantctl_products "${COMP_WORDS[0]}" "${conn[@]}")"; fi;;
     token)
       flags='--role --ttl --description -o --output'
       ((${#pos[@]} == 0)) && words='create list revoke';;
@@ -97,6 +106,13 @@ _tenantctl_workspaces() {
   compadd -a names
 }
 
+_tenantctl_products() {
+  local -a names
+  names=(${(f)"$(${words[1]} get products -o name "$@" 2>/dev/null)"})
+  names=(${${(M)names:#product/*}#product/})
+  compadd -a names
+}
+
 _tenantctl() {
   local -a verbs global value_flags pos conn
   verbs=(
@@ -111,6 +127,7 @@ _tenantctl() {
     'backup:take a backup of a workspace now (or --all)'
     'backups:list the backups of a workspace'
     'restore:restore a backup of a workspace'
+    'rollout:show or steer the rollout of a product in waves'
     'token:create, list or revoke managed tokens'
     'validate:validate manifests offline'
     'version:print the client and server versions'
@@ -149,7 +166,7 @@ _tenantctl() {
     return
   fi
   local -a flags choices
-  local names=0
+  local names=0 products=0
   case $verb in
     apply) flags=(-f --filename --force);;
     diff) flags=(-f --filename);;
@@ -167,6 +184,10 @@ _tenantctl() {
         restore) flags=(--backup --into --wait --timeout);;
       esac
       (( ${#pos} == 0 )) && names=1;;
+    rollout)
+      flags=(-o --output)
+      if (( ${#pos} == 0 )); then choices=(status pause resume promote abort undo)
+      elif (( ${#pos} == 1 )); then products=1; fi;;
     token)
       flags=(--role --ttl --description -o --output)
       (( ${#pos} == 0 )) && choices=(create list revoke);;
@@ -176,6 +197,7 @@ _tenantctl() {
   esac
   if [[ ${words[CURRENT]} == -* ]]; then compadd -- $flags $global; return; fi
   if (( names )); then _tenantctl_workspaces $conn; return; fi
+  if (( products )); then _tenantctl_products $conn; return; fi
   (( ${#choices} )) && compadd -a choices
 }
 

@@ -359,6 +359,117 @@ Outcome<std::string> FormatBackups(std::string_view answer_json, std::string_vie
 
 namespace {
 
+// `"Label:"` padded to the width of the longest label of `rollout status`, as kubectl's
+// describe aligns its first column.
+std::string Field(std::string_view label) {
+  std::string out(label);
+  out += ':';
+  out.append(out.size() < 11 ? 11 - out.size() : 1, ' ');
+  return out;
+}
+
+// Empty for null, absent or "" (an optional member the server may send either way).
+std::string Optional(const json::value* value) {
+  return value == nullptr || value->is_null() ? std::string() : Text(value);
+}
+
+// Each line without the spaces AlignColumns pads before an empty last cell.
+std::string TrimLineEnds(const std::string& text) {
+  std::string out;
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    std::size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    std::size_t last = end;
+    while (last > begin && text[last - 1] == ' ') --last;
+    out.append(text, begin, last - begin);
+    out += '\n';
+    begin = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+Outcome<std::string> FormatRolloutStatus(std::string_view answer_json, std::string_view output) {
+  const std::optional<json::value> parsed = detail::ParseJson(answer_json);
+  if (!parsed || !parsed->is_object() || Text(At(*parsed, {"product"})).empty()) {
+    return BadAnswer("a rollout status ({\"product\", \"revision\", \"rollout\", ...})");
+  }
+  if (output == "json") return detail::PrettyJson(*parsed);
+  if (output == "yaml") return detail::ToYaml(*parsed);
+  std::string out = Field("Product") + Text(At(*parsed, {"product"})) + "\n";
+  const json::value* rollout = At(*parsed, {"rollout"});
+  if (rollout == nullptr || !rollout->is_object()) {
+    // No rollout yet: the product's revision is where every workspace is headed, at once or by
+    // the next rollout.
+    const json::value* revision = At(*parsed, {"revision"});
+    const std::string number = revision != nullptr ? Optional(At(*revision, {"number"})) : "";
+    const std::string digest = revision != nullptr ? Optional(At(*revision, {"digest"})) : "";
+    out += Field("Revision") +
+           (number.empty() ? std::string("unknown (its migrations or template cannot be read)")
+                           : number + (digest.empty() ? "" : " (digest " + digest + ")")) +
+           "\n";
+    out += Field("Rollout") + "none\n";
+  } else {
+    const std::string from = Optional(At(*rollout, {"previousRevision"}));
+    std::string line = Field("Revision") + Text(At(*rollout, {"revision"}), "?") +
+                       (from.empty() || from == "0" ? "" : " (from " + from + ")");
+    line += "   Phase: " + Text(At(*rollout, {"phase"}), "?");
+    line += "   Wave: " + Text(At(*rollout, {"currentWave"}), "?") + "/" +
+            Text(At(*rollout, {"waveCount"}), "?");
+    if (const std::string started = Optional(At(*rollout, {"startedAt"})); !started.empty()) {
+      line += "   Started: " + started;
+    }
+    if (const std::string finished = Optional(At(*rollout, {"finishedAt"})); !finished.empty()) {
+      line += "   Finished: " + finished;
+    }
+    out += line + "\n";
+    const json::value* by_person = At(*rollout, {"pausedByPerson"});
+    const bool person = by_person != nullptr && by_person->is_bool() && by_person->get_bool();
+    const std::string until = Optional(At(*rollout, {"pausedUntil"}));
+    if (person) {
+      out += Field("Paused") + "by a person (`rollout resume` goes on" +
+             (until.empty() ? std::string() : "; the pause between waves ends at " + until) + ")\n";
+    } else if (!until.empty()) {
+      out += Field("Paused") + "between waves until " + until +
+             " (`rollout promote` starts the next wave now)\n";
+    }
+    std::string counts;
+    for (const char* state : {"pending", "inProgress", "ready", "failed"}) {
+      counts += (counts.empty() ? "" : "  ") + std::string(state) + " " +
+                Text(At(*rollout, {"counts", state}), "0");
+    }
+    out += Field("Counts") + counts + "\n";
+  }
+  if (const json::value* refused = At(*parsed, {"refused"});
+      refused != nullptr && refused->is_object()) {
+    const std::string reason = Text(At(*refused, {"reason"}));
+    out += Field("Refused") + (reason.empty() ? "" : reason + ": ") +
+           OneLine(Text(At(*refused, {"message"}))) + "\n";
+  }
+  const bool has_rollout = rollout != nullptr && rollout->is_object();
+  const json::array* workspaces = has_rollout ? detail::ArrayAt(*rollout, "workspaces") : nullptr;
+  if (workspaces == nullptr || workspaces->empty()) return out;
+  bool restores = false;
+  for (const json::value& w : *workspaces) restores |= !Optional(At(w, {"restore"})).empty();
+  std::vector<std::vector<std::string>> rows{{"WORKSPACE", "WAVE", "STATE", "FROM", "BACKUP"}};
+  if (restores) rows.front().emplace_back("RESTORE");
+  rows.front().emplace_back("REASON");
+  for (const json::value& w : *workspaces) {
+    std::vector<std::string> row{Text(At(w, {"name"})), Text(At(w, {"wave"})),
+                                 Text(At(w, {"state"})), OrNone(Optional(At(w, {"fromRevision"}))),
+                                 OrNone(Optional(At(w, {"preMigrationBackup"})))};
+    if (restores) row.push_back(OrNone(Optional(At(w, {"restore"}))));
+    // Free text last, so that the columns before it stay one word each.
+    row.push_back(OneLine(Optional(At(w, {"reason"}))));
+    rows.push_back(std::move(row));
+  }
+  return out + TrimLineEnds(AlignColumns(rows));
+}
+
+namespace {
+
 void Section(std::string& out, std::string_view title) {
   out += title;
   out += ":\n";

@@ -68,6 +68,14 @@ std::string FormatBytes(std::int64_t bytes);
 Outcome<std::string> FormatBackups(std::string_view answer_json, std::string_view output,
                                    std::int64_t now_unix);
 
+/// `tenantctl rollout status PRODUCT` (GET /api/v1/products/{name}/rollout, docs/api.md#rollouts):
+/// `json` and `yaml` print the answer itself; `table` a kubectl-describe-like block: `Product:`,
+/// `Revision:` (with the rollout: `4 (from 3)   Phase: P   Wave: 2/3   Started: T`; without:
+/// the product's revision, then `Rollout: none`), `Paused:` when paused, `Counts:`, `Refused:`
+/// when the newest revision was refused, then the columns WORKSPACE WAVE STATE FROM BACKUP
+/// [RESTORE, after an undo] REASON. Stalled `BadAnswer` when the answer is not that object.
+Outcome<std::string> FormatRolloutStatus(std::string_view answer_json, std::string_view output);
+
 /// The plan's answer (POST /api/v1/plan) made readable: per workspace `workspace/NAME: N
 /// action(s)` then `  + KIND: description` lines, `converged`, or `blocked: ...`.
 struct PlanSummary {

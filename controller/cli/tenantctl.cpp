@@ -42,6 +42,10 @@ constexpr std::string_view kUsage =
     "  backups NAME [-o table|json|yaml]      the catalog and the backups queued\n"
     "  restore NAME --backup ID [--into OTHER] [--wait] [--timeout 30m]\n"
     "                                         restore a backup of NAME (into OTHER: a copy)\n"
+    "  rollout status PRODUCT [-o table|json|yaml]\n"
+    "                                         the product's rollout: phase, wave, workspaces\n"
+    "  rollout pause|resume|promote|abort|undo PRODUCT [-o table|json|yaml]\n"
+    "                                         steer it (docs/rollouts.md); prints the new status\n"
     "  token create --role admin|viewer [--ttl 30d] [--description TEXT]\n"
     "  token list | token revoke ID\n"
     "  validate -f PATH|- [--config FILE]     offline: exit 0 valid, 1 invalid\n"
@@ -154,6 +158,7 @@ class Session {
   int Backup();
   int Backups();
   int Restore();
+  int Rollout();
 
   std::ostream& out() const { return *world_.out; }
   /// Waits between two polls of a `--wait`, what was printed so far flushed first: a script
@@ -800,6 +805,45 @@ int Session::Restore() {
   }
 }
 
+// `rollout status PRODUCT` reads the product's rollout; `rollout VERB PRODUCT` steers it
+// (POST .../rollout/VERB, an admin's) and prints the status the verb left.
+int Session::Rollout() {
+  Outcome<RolloutArguments> args = ParseRolloutArguments(command_);
+  if (!args) return Usage(args.failure().message);
+  const std::string& product = args->product;
+  const std::string& action = args->action;
+  if (std::optional<int> failed = Connect()) return *failed;
+  const std::string path = "/api/v1/products/" + PercentEncode(product) + "/rollout";
+  if (action == "status") {
+    Outcome<Response> response = Call("GET", path, {"product", product});
+    if (!response) return Fail(response.failure().message);
+    return Print(FormatRolloutStatus(response->body, command_.output));
+  }
+  Outcome<Response> response = client_->Send("POST", path + "/" + action);
+  if (!response) return Fail(response.failure().message);
+  if (response->status != 200) {
+    // 400, 404 and 409 carry the driver's own words (what the phase allows, a product that
+    // never had a rollout); 401, 403, 429 and 5xx as every verb says them.
+    const int status = response->status;
+    if (status != 400 && status != 404 && status != 409) return Fail(ErrorLine(*response, {}));
+    const std::string message = ServerMessage(*response);
+    return Fail("rollout " + action + " of product " + Quoted(product) + " refused (" +
+                std::to_string(status) + ")" + (message.empty() ? "" : ": " + message));
+  }
+  // Said first: the verb took effect even if the status that follows cannot be read.
+  if (command_.output == "table") {
+    static constexpr std::pair<std::string_view, std::string_view> kDone[] = {
+        {"pause", "paused"}, {"resume", "resumed"}, {"promote", "promoted"},
+        {"abort", "aborted"}, {"undo", "undone"}};
+    std::string_view done = action;
+    for (const auto& [verb, said] : kDone) {
+      if (verb == action) done = said;
+    }
+    out() << "product/" << product << ": rollout " << done << "\n\n";
+  }
+  return Print(FormatRolloutStatus(response->body, command_.output));
+}
+
 // As tenant-operator prints them (controller/cmd/report.cpp; cli stays above cmd, so not shared).
 void PrintDiagnostics(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics) {
   for (const manifests::Diagnostic& d : diagnostics) {
@@ -905,6 +949,7 @@ int RunTenantctl(const std::vector<std::string>& args, World& world) {
   if (verb == "backup") return session.Backup();
   if (verb == "backups") return session.Backups();
   if (verb == "restore") return session.Restore();
+  if (verb == "rollout") return session.Rollout();
   return session.Usage("unknown command \"" + verb + "\"");
 }
 

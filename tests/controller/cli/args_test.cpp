@@ -125,3 +125,46 @@ TEST_CASE("cli args: backup, backups and restore flags") {
   CHECK(ErrorOf({"restore", "acme", "--backup", "x", "--into"}) == "--into needs a value");
   CHECK(ErrorOf({"backup", "--all=yes"}) == "--all takes no value");
 }
+
+TEST_CASE("cli args: rollout ACTION PRODUCT, -o table|json|yaml, a usage error for the rest") {
+  using tmaster::cli::ParseRolloutArguments;
+  const Command status = Parsed({"rollout", "status", "erp", "-o", "yaml"});
+  CHECK(status.verb == "rollout");
+  CHECK(status.positionals == std::vector<std::string>{"status", "erp"});
+  auto args = ParseRolloutArguments(status);
+  REQUIRE(args.ok());
+  CHECK(args->action == "status");
+  CHECK(args->product == "erp");
+
+  // Flags anywhere, every action.
+  for (const std::string action : {"status", "pause", "resume", "promote", "abort", "undo"}) {
+    CAPTURE(action);
+    args = ParseRolloutArguments(
+        Parsed({"--server=https://tm:8443", "rollout", "-ojson", action, "erp"}));
+    REQUIRE(args.ok());
+    CHECK(args->action == action);
+    CHECK(args->product == "erp");
+  }
+  CHECK(ParseRolloutArguments(Parsed({"rollout", "pause", "--", "-odd"}))->product == "-odd");
+
+  const auto usage = [&](const std::vector<std::string>& words) {
+    auto parsed = ParseRolloutArguments(Parsed(words));
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.failure().reason == "Usage");
+    return parsed.failure().message;
+  };
+  CHECK(usage({"rollout"}) ==
+        "rollout: expected `rollout ACTION PRODUCT`, ACTION one of status, pause, resume, "
+        "promote, abort, undo");
+  CHECK(usage({"rollout", "rollback", "erp"}) ==
+        "rollout: unknown action \"rollback\" (status, pause, resume, promote, abort, undo)");
+  CHECK(usage({"rollout", "pause"}) == "rollout pause: expected `rollout pause PRODUCT`");
+  CHECK(usage({"rollout", "status", "erp", "crm"}) ==
+        "rollout status: expected `rollout status PRODUCT`");
+  CHECK(usage({"rollout", "status", "erp", "-o", "wide"}) ==
+        "rollout: -o must be table, json or yaml");
+  CHECK(usage({"rollout", "status", "erp", "-o", "name"}) ==
+        "rollout: -o must be table, json or yaml");
+  CHECK(usage({"rollout", "status", "erp", "--wait"}).find("--wait is not supported") !=
+        std::string::npos);
+}

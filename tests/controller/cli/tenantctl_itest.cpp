@@ -4,6 +4,8 @@
 // paging that follows `metadata.continue`, `reconcile --wait` polling until the run after the
 // request, `apply` printing created/configured/unchanged and the findings of a 422 at the
 // file's lines, `diff`'s exit codes, `describe`'s plan, `version`. The token is never printed.
+// The rollout verbs run against the operator's own HTTP server and workspace API instead, with a
+// fake rollout driver, so that their paths, tokens and errors are the server's, not a copy.
 // (An integration test, its own binary: it listens on a socket. The end-to-end test against the
 // built daemon drives the built tenantctl the same way: tests/e2e/.)
 #include <doctest/doctest.h>
@@ -17,6 +19,7 @@
 #include <boost/json.hpp>
 
 #include <atomic>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <sstream>
@@ -24,7 +27,14 @@
 #include <thread>
 #include <vector>
 
+#include "common/secret.hpp"
+#include "controller/api/http_server.hpp"
 #include "controller/cli/tenantctl.hpp"
+#include "controller/daemon/workspace_api.hpp"
+#include "controller/runtime/metrics.hpp"
+#include "tests/support/fake_rollout_control.hpp"
+#include "tests/support/fake_store.hpp"
+#include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {
@@ -788,4 +798,287 @@ TEST_CASE("tenantctl: backups prints the catalog; restore --wait follows its ste
     CHECK(run.exit_code == 2);
     CHECK(run.err.find("restore: --backup ID is required") != std::string::npos);
   }
+}
+
+// ---- tenantctl rollout (docs/api.md#rollouts) ----
+//
+// Against the operator's own HTTP server and workspace API (the real route table, tokens and
+// error mapping), with a fake rollout driver: what tenantctl asks for is what the server serves.
+
+namespace {
+
+namespace controller = tmaster::controller;
+
+constexpr const char* kAdminToken = "rollout-itest-admin-token-0123456789";
+constexpr const char* kViewerToken = "rollout-itest-viewer-token-9876543210";
+
+// A rollout in its second wave: one workspace of each state, the failed one with its reason.
+constexpr const char* kProgressing = R"({"product":"erp",
+  "revision":{"number":4,"digest":"0123456789ab"},"refused":null,
+  "rollout":{"revision":4,"previousRevision":3,"phase":"Progressing","currentWave":2,
+    "waveCount":3,"pausedUntil":null,"pausedByPerson":false,
+    "startedAt":"2026-12-04T18:00:00Z","finishedAt":null,
+    "counts":{"pending":1,"inProgress":1,"ready":1,"failed":1},
+    "workspaces":[
+      {"name":"acme","wave":1,"state":"ready","fromRevision":3,"reason":"",
+       "preMigrationBackup":"acme-20261204T180100Z-a1b2","restore":""},
+      {"name":"bravo","wave":2,"state":"failed","fromRevision":3,
+       "reason":"migration 0004_orders.sql: SQLSTATE 23505: duplicate key",
+       "preMigrationBackup":"bravo-20261204T181000Z-c3d4","restore":""},
+      {"name":"charlie","wave":2,"state":"inProgress","fromRevision":3,"reason":"",
+       "preMigrationBackup":"","restore":""},
+      {"name":"delta","wave":3,"state":"pending","fromRevision":3,"reason":"",
+       "preMigrationBackup":"","restore":""}]}})";
+
+struct RolloutServer {
+  tmaster::testing::FakeStore store;
+  controller::Metrics metrics;
+  controller::DesiredState desired;
+  controller::ProductRegistry products;
+  tmaster::testing::FakeRolloutControl rollouts;
+  std::unique_ptr<controller::WorkspaceApi> api;
+  std::unique_ptr<controller::HttpServer> server;
+
+  RolloutServer() {
+    controller::WorkspaceApiDeps deps;
+    deps.store = &store;
+    deps.desired = &desired;
+    deps.products = &products;
+    deps.leading = [] { return true; };
+    deps.rollouts = &rollouts;
+    api = std::make_unique<controller::WorkspaceApi>(std::move(deps));
+    controller::HttpHandlers handlers;
+    handlers.workspaces = [this](const controller::WorkspaceCall& call) {
+      return controller::ServeWorkspaceCall(*api, call);
+    };
+    controller::HttpServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.admin_token = tmaster::Secret(std::string(kAdminToken));
+    options.read_token = tmaster::Secret(std::string(kViewerToken));
+    server = std::make_unique<controller::HttpServer>(store, metrics, std::move(handlers), options);
+    const auto started = server->Start();
+    REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.failure().message));
+    rollouts.SetStatus("erp", kProgressing);
+  }
+  RolloutServer(const RolloutServer&) = delete;
+  RolloutServer& operator=(const RolloutServer&) = delete;
+  ~RolloutServer() { server->Stop(); }
+
+  [[nodiscard]] std::string Url() const {
+    return "http://127.0.0.1:" + std::to_string(server->port());
+  }
+  // tenantctl with the admin token (or `token`), the words after `rollout`.
+  Run Rollout(std::vector<std::string> words, const char* token = kAdminToken) const {
+    words.insert(words.begin(), "rollout");
+    words.emplace_back("--token");
+    words.emplace_back(token);
+    return Tenantctl(words, Url());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tenantctl: rollout status prints the rollout as a block and its workspaces") {
+  RolloutServer s;
+  Run run = s.Rollout({"status", "erp"});
+  CHECK(run.exit_code == 0);
+  CHECK(run.err.empty());
+  CHECK(run.out ==
+        "Product:   erp\n"
+        "Revision:  4 (from 3)   Phase: Progressing   Wave: 2/3   Started: 2026-12-04T18:00:00Z\n"
+        "Counts:    pending 1  inProgress 1  ready 1  failed 1\n"
+        "WORKSPACE   WAVE   STATE        FROM   BACKUP                        REASON\n"
+        "acme        1      ready        3      acme-20261204T180100Z-a1b2\n"
+        "bravo       2      failed       3      bravo-20261204T181000Z-c3d4   "
+        "migration 0004_orders.sql: SQLSTATE 23505: duplicate key\n"
+        "charlie     2      inProgress   3      <none>\n"
+        "delta       3      pending      3      <none>\n");
+  CHECK(s.rollouts.StatusAsked() == std::vector<std::string>{"erp"});
+
+  // -o json and -o yaml: the answer itself.
+  run = s.Rollout({"status", "erp", "-o", "json"});
+  CHECK(run.exit_code == 0);
+  CHECK(json::parse(run.out) == json::parse(kProgressing));
+  run = s.Rollout({"status", "-oyaml", "erp"});
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.rfind("product: erp\n", 0) == 0);
+  CHECK(run.out.find("phase: Progressing\n") != std::string::npos);
+
+  // Paused by a person, after an undo (the restores named), ended.
+  s.rollouts.SetStatus("erp", R"({"product":"erp","revision":{"number":4,"digest":"0123456789ab"},
+    "refused":null,"rollout":{"revision":4,"previousRevision":3,"phase":"Undone",
+    "currentWave":1,"waveCount":2,"pausedUntil":"2026-12-04T18:10:00Z","pausedByPerson":true,
+    "startedAt":"2026-12-04T18:00:00Z","finishedAt":"2026-12-04T18:20:00Z",
+    "counts":{"pending":0,"inProgress":0,"ready":1,"failed":0},
+    "workspaces":[{"name":"acme","wave":1,"state":"ready","fromRevision":3,"reason":"",
+      "preMigrationBackup":"acme-1","restore":"r-acme-20261204T181500Z-ab12"}]}})");
+  run = s.Rollout({"status", "erp"});
+  CHECK(run.exit_code == 0);
+  CHECK(run.out ==
+        "Product:   erp\n"
+        "Revision:  4 (from 3)   Phase: Undone   Wave: 1/2   Started: 2026-12-04T18:00:00Z   "
+        "Finished: 2026-12-04T18:20:00Z\n"
+        "Paused:    by a person (`rollout resume` goes on; the pause between waves ends at "
+        "2026-12-04T18:10:00Z)\n"
+        "Counts:    pending 0  inProgress 0  ready 1  failed 0\n"
+        "WORKSPACE   WAVE   STATE   FROM   BACKUP   RESTORE                        REASON\n"
+        "acme        1      ready   3      acme-1   r-acme-20261204T181500Z-ab12\n");
+}
+
+TEST_CASE("tenantctl: rollout status without a rollout names the revision, and a refusal") {
+  RolloutServer s;
+  s.rollouts.SetStatus("erp", R"J({"product":"erp",
+    "revision":{"number":3,"digest":"0123456789ab"},
+    "refused":{"reason":"RolloutRefused",
+               "message":"migration 0002_orders.sql was edited (it must stay as applied)"},
+    "rollout":null})J");
+  Run run = s.Rollout({"status", "erp"});
+  CHECK(run.exit_code == 0);
+  CHECK(run.out ==
+        "Product:   erp\n"
+        "Revision:  3 (digest 0123456789ab)\n"
+        "Rollout:   none\n"
+        "Refused:   RolloutRefused: migration 0002_orders.sql was edited (it must stay as "
+        "applied)\n");
+
+  s.rollouts.SetStatus("erp", R"({"product":"erp","revision":null,"refused":null,"rollout":null})");
+  run = s.Rollout({"status", "erp"});
+  CHECK(run.exit_code == 0);
+  CHECK(run.out ==
+        "Product:   erp\n"
+        "Revision:  unknown (its migrations or template cannot be read)\n"
+        "Rollout:   none\n");
+
+  // A product no source declares.
+  run = s.Rollout({"status", "ghost"});
+  CHECK(run.exit_code == 1);
+  CHECK(run.out.empty());
+  CHECK(run.err == "tenantctl: product \"ghost\" not found\n");
+}
+
+TEST_CASE("tenantctl: each rollout verb POSTs its path as the admin and prints the new status") {
+  RolloutServer s;
+  const std::vector<std::pair<std::string, std::string>> verbs = {{"pause", "paused"},
+                                                                  {"resume", "resumed"},
+                                                                  {"promote", "promoted"},
+                                                                  {"abort", "aborted"},
+                                                                  {"undo", "undone"}};
+  for (const auto& [verb, done] : verbs) {
+    CAPTURE(verb);
+    const Run run = s.Rollout({verb, "erp"});
+    CHECK(run.exit_code == 0);
+    CHECK(run.err.empty());
+    CHECK(run.out.rfind("product/erp: rollout " + done + "\n\nProduct:   erp\nRevision:  4", 0) ==
+          0);
+    const auto calls = s.rollouts.Commands();
+    REQUIRE_FALSE(calls.empty());
+    CHECK(calls.back().product == "erp");
+    CHECK(calls.back().verb == verb);
+    CHECK(calls.back().who == "env:admin");
+  }
+  CHECK(s.rollouts.Commands().size() == verbs.size());
+  // -o json: only the status, for a script.
+  const Run json_run = s.Rollout({"promote", "erp", "-o", "json"});
+  CHECK(json_run.exit_code == 0);
+  CHECK(json::parse(json_run.out) == json::parse(kProgressing));
+  // None of them asked for the status separately: the verb's answer is printed.
+  CHECK(s.rollouts.StatusAsked().empty());
+}
+
+TEST_CASE("tenantctl: a refused rollout verb says why, with exit 1; usage errors exit 2") {
+  RolloutServer s;
+  s.rollouts.Fail(tmaster::Failure::Stalled(
+      "RolloutCommandRefused",
+      "the rollout of erp is Completed: nothing to pause (a new revision starts the next one)"));
+  Run run = s.Rollout({"pause", "erp"});
+  CHECK(run.exit_code == 1);
+  CHECK(run.out.empty());
+  CHECK(run.err ==
+        "tenantctl: rollout pause of product \"erp\" refused (409): the rollout of erp is "
+        "Completed: nothing to pause (a new revision starts the next one)\n");
+
+  s.rollouts.Fail(std::nullopt);
+  run = s.Rollout({"abort", "ghost"});
+  CHECK(run.exit_code == 1);
+  CHECK(run.err ==
+        "tenantctl: rollout abort of product \"ghost\" refused (404): product "
+        "\"ghost\" never had a rollout\n");
+
+  s.rollouts.Fail(tmaster::Failure::Transient("Unavailable", "store unavailable: timeout"));
+  run = s.Rollout({"resume", "erp"});
+  CHECK(run.exit_code == 1);
+  CHECK(run.err == "tenantctl: the server failed (503): store unavailable: timeout\n");
+  run = s.Rollout({"status", "erp"});
+  CHECK(run.exit_code == 1);
+  CHECK(run.err == "tenantctl: the server failed (503): store unavailable: timeout\n");
+  s.rollouts.Fail(std::nullopt);
+
+  // A viewer reads the status, and may not steer: 403, the driver never asked.
+  const std::size_t before = s.rollouts.Commands().size();
+  run = s.Rollout({"status", "erp"}, kViewerToken);
+  CHECK(run.exit_code == 0);
+  run = s.Rollout({"undo", "erp"}, kViewerToken);
+  CHECK(run.exit_code == 1);
+  CHECK(run.err ==
+        "tenantctl: the token may not do this (403): env:read is a viewer: POST "
+        "/api/v1/products/erp/rollout/undo needs an admin token\n");
+  CHECK(s.rollouts.Commands().size() == before);
+  run = s.Rollout({"status", "erp"}, "not-a-token");
+  CHECK(run.exit_code == 1);
+  CHECK(run.err == "tenantctl: the server refused the token (401)\n");
+
+  // Usage: exit 2 with the usage, nothing sent.
+  for (const std::vector<std::string>& words :
+       std::vector<std::vector<std::string>>{{},
+                                             {"rollback", "erp"},
+                                             {"pause"},
+                                             {"status", "erp", "-o", "wide"},
+                                             {"status", "erp", "--wait"}}) {
+    run = s.Rollout(words);
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find("usage: tenantctl") != std::string::npos);
+  }
+  CHECK(s.rollouts.Commands().size() == before);
+
+  // --help names the verbs.
+  run = Tenantctl({"--help"}, s.Url());
+  CHECK(run.out.find("rollout status PRODUCT [-o table|json|yaml]") != std::string::npos);
+  CHECK(run.out.find("rollout pause|resume|promote|abort|undo PRODUCT") != std::string::npos);
+}
+
+TEST_CASE("tenantctl: bash completion offers the rollout actions, then the products") {
+  TempDir dir;
+  // A tenantctl that answers `get products -o name` as the server would.
+  const std::string fake = (dir.path() / "fake-tenantctl").string();
+  {
+    std::ofstream script(fake);
+    script << "#!/bin/sh\n[ \"$1 $2 $3 $4\" = \"get products -o name\" ] && "
+              "printf 'product/crm\\nproduct/erp\\n'\n";
+  }
+  REQUIRE(::chmod(fake.c_str(), 0700) == 0);
+  const std::string completion = (dir.path() / "tenantctl.bash").string();
+  {
+    std::ostringstream out;
+    std::ostringstream err;
+    TempDir config_home;
+    tmaster::cli::World world = TestWorld(out, err, config_home, "http://127.0.0.1:1", "");
+    REQUIRE(tmaster::cli::RunTenantctl({"completion", "bash"}, world) == 0);
+    std::ofstream(completion) << out.str();
+  }
+  const auto complete = [&](const std::string& words) {
+    const tmaster::testing::ProcessResult result =
+        tmaster::testing::RunProcess({"/bin/bash", "-c",
+                                      "source \"$0\"; COMP_WORDS=(" + words +
+                                          "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
+                                          "_tenantctl; printf '%s\\n' \"${COMPREPLY[@]}\"",
+                                      completion});
+    CHECK(result.exit_code == 0);
+    return result.out;
+  };
+  CHECK(complete("tenantctl ''").find("rollout\n") != std::string::npos);
+  CHECK(complete("tenantctl rollout ''") == "status\npause\nresume\npromote\nabort\nundo\n");
+  CHECK(complete("tenantctl rollout pr") == "promote\n");
+  CHECK(complete("'" + fake + "' rollout status ''") == "crm\nerp\n");
+  CHECK(complete("'" + fake + "' rollout status e") == "erp\n");
+  CHECK(complete("tenantctl rollout status erp -").find("--output\n") != std::string::npos);
 }
