@@ -407,7 +407,7 @@ Outcome<std::string> FormatRolloutStatus(std::string_view answer_json, std::stri
     const std::string number = revision != nullptr ? Optional(At(*revision, {"number"})) : "";
     const std::string digest = revision != nullptr ? Optional(At(*revision, {"digest"})) : "";
     out += Field("Revision") +
-           (number.empty() ? std::string("unknown (its migrations or template cannot be read)")
+           (number.empty() ? std::string("unknown (not recorded yet, or its files cannot be read)")
                            : number + (digest.empty() ? "" : " (digest " + digest + ")")) +
            "\n";
     out += Field("Rollout") + "none\n";
@@ -444,9 +444,11 @@ Outcome<std::string> FormatRolloutStatus(std::string_view answer_json, std::stri
   }
   if (const json::value* refused = At(*parsed, {"refused"});
       refused != nullptr && refused->is_object()) {
+    const std::string revision = Optional(At(*refused, {"revision"}));
     const std::string reason = Text(At(*refused, {"reason"}));
-    out += Field("Refused") + (reason.empty() ? "" : reason + ": ") +
-           OneLine(Text(At(*refused, {"message"}))) + "\n";
+    out += Field("Refused") + (revision.empty() ? "" : "revision " + revision + ": ") +
+           (reason.empty() ? "" : reason + ": ") + OneLine(Text(At(*refused, {"message"}))) +
+           "\n";
   }
   const bool has_rollout = rollout != nullptr && rollout->is_object();
   const json::array* workspaces = has_rollout ? detail::ArrayAt(*rollout, "workspaces") : nullptr;

@@ -929,7 +929,7 @@ TEST_CASE("tenantctl: rollout status without a rollout names the revision, and a
   RolloutServer s;
   s.rollouts.SetStatus("erp", R"J({"product":"erp",
     "revision":{"number":3,"digest":"0123456789ab"},
-    "refused":{"reason":"RolloutRefused",
+    "refused":{"reason":"RolloutRefused","revision":4,
                "message":"migration 0002_orders.sql was edited (it must stay as applied)"},
     "rollout":null})J");
   Run run = s.Rollout({"status", "erp"});
@@ -938,15 +938,15 @@ TEST_CASE("tenantctl: rollout status without a rollout names the revision, and a
         "Product:   erp\n"
         "Revision:  3 (digest 0123456789ab)\n"
         "Rollout:   none\n"
-        "Refused:   RolloutRefused: migration 0002_orders.sql was edited (it must stay as "
-        "applied)\n");
+        "Refused:   revision 4: RolloutRefused: migration 0002_orders.sql was edited (it must "
+        "stay as applied)\n");
 
   s.rollouts.SetStatus("erp", R"({"product":"erp","revision":null,"refused":null,"rollout":null})");
   run = s.Rollout({"status", "erp"});
   CHECK(run.exit_code == 0);
   CHECK(run.out ==
         "Product:   erp\n"
-        "Revision:  unknown (its migrations or template cannot be read)\n"
+        "Revision:  unknown (not recorded yet, or its files cannot be read)\n"
         "Rollout:   none\n");
 
   // A product no source declares.
