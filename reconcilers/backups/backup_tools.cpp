@@ -621,16 +621,24 @@ Outcome<ToolPaths> FindPostgresTools() {
                             "no pg_dump and pg_restore under " + std::string(kDebianRoot) +
                                 "/<major>/bin (Debian's postgresql-client)");
   }
-  return ToolPaths{chosen + "/pg_dump", chosen + "/pg_restore"};
+  return ToolPaths{chosen + "/pg_dump", chosen + "/pg_restore", chosen + "/psql"};
 }
 
 Outcome<ToolPaths> ResolveTools(const ToolPaths& paths) {
-  if (!paths.pg_dump.empty() && !paths.pg_restore.empty()) return paths;
+  ToolPaths resolved = paths;
+  if (resolved.psql.empty() && !resolved.pg_restore.empty()) {
+    const std::string beside =
+        std::filesystem::path(resolved.pg_restore).parent_path().string() + "/psql";
+    if (IsExecutable(beside)) resolved.psql = beside;
+  }
+  if (!resolved.pg_dump.empty() && !resolved.pg_restore.empty() && !resolved.psql.empty()) {
+    return resolved;
+  }
   auto found = FindPostgresTools();
   if (!found) return found.failure();
-  ToolPaths resolved = paths;
   if (resolved.pg_dump.empty()) resolved.pg_dump = found->pg_dump;
   if (resolved.pg_restore.empty()) resolved.pg_restore = found->pg_restore;
+  if (resolved.psql.empty()) resolved.psql = found->psql;
   return resolved;
 }
 
@@ -1068,6 +1076,94 @@ Status StageLedger(PGconn* target, const CopyRows& ledger, const Scrubber& scrub
 
 namespace {
 
+// The tenant's objects in its database, dropped before the backup's SQL recreates what the backup
+// has, in the same transaction: a restore gives the database the backup's objects, not those plus
+// what was created after it (a table a migration added, which would otherwise survive an undo and
+// make the migration fail when it runs again). Runs as the tenant role (the restore login may
+// become it): its own schemas, and what it owns in `public` (pg_database_owner's schema). The
+// operator's schemas (`tenant_master`, `extensions`) belong to the admin and are untouched. The
+// names are gathered before the first drop, so a drop's CASCADE cannot make a later name
+// unreadable; each drop says IF EXISTS for the ones a CASCADE already took.
+std::string ClearTenantSql(PGconn* conn, const std::string& role) {
+  std::string sql;
+  if (!role.empty()) sql += "SET ROLE " + EscapeIdentifier(conn, role) + ";\n";
+  sql += R"sql(DO $tenant_master_restore$
+DECLARE
+  me oid := (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user);
+  drops text[];
+  statement text;
+BEGIN
+  SELECT coalesce(array_agg(d ORDER BY o), '{}') INTO drops FROM (
+    SELECT 1 AS o, pg_catalog.format('DROP SCHEMA IF EXISTS %I CASCADE', nspname) AS d
+      FROM pg_catalog.pg_namespace WHERE nspowner = me
+    UNION ALL
+    -- Tables before sequences: a column's own sequence (serial, identity) goes with its table.
+    SELECT CASE relkind WHEN 'S' THEN 3 ELSE 2 END,
+           pg_catalog.format('DROP %s IF EXISTS public.%I CASCADE',
+                CASE relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                             WHEN 'f' THEN 'FOREIGN TABLE' WHEN 'S' THEN 'SEQUENCE'
+                             ELSE 'TABLE' END, relname)
+      FROM pg_catalog.pg_class
+     WHERE relnamespace = 'public'::pg_catalog.regnamespace AND relowner = me
+       AND relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+    UNION ALL
+    SELECT 4, 'DROP ROUTINE IF EXISTS ' || oid::pg_catalog.regprocedure::text || ' CASCADE'
+      FROM pg_catalog.pg_proc
+     WHERE pronamespace = 'public'::pg_catalog.regnamespace AND proowner = me
+    UNION ALL
+    SELECT 5, CASE t.typtype WHEN 'd' THEN 'DROP DOMAIN IF EXISTS ' ELSE 'DROP TYPE IF EXISTS ' END
+              || t.oid::pg_catalog.regtype::text || ' CASCADE'
+      FROM pg_catalog.pg_type t
+     WHERE t.typnamespace = 'public'::pg_catalog.regnamespace AND t.typowner = me
+       AND (t.typtype IN ('e', 'd', 'r')
+            OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_catalog.pg_class c
+                                      WHERE c.oid = t.typrelid) = 'c'))
+  ) AS everything;
+  FOREACH statement IN ARRAY drops LOOP
+    EXECUTE statement;
+  END LOOP;
+END
+$tenant_master_restore$;
+)sql";
+  return sql;
+}
+
+// The restore's SQL: pg_restore prints the tenant's entries of the backup as a script (its
+// `--clean --if-exists` drops first), and psql runs `prefix` then that script as the restore
+// login, all in one transaction that an error rolls back (ON_ERROR_STOP): the database is then as
+// it was. Both run under the same deadline.
+Status RunRestoreScript(const ToolContext& context, const ToolPaths& tools,
+                        const std::string& conninfo, const std::string& prefix,
+                        const std::string& list, const RestoreRequest& request,
+                        const std::string& step, const Deadline& deadline) {
+  auto err = context.dir.ScratchFile();
+  if (!err) return err.failure();
+  ToolSpec spec;
+  spec.argv = {tools.psql,         "--no-psqlrc",       "--quiet",
+               "--no-password",    "--single-transaction", "--set=ON_ERROR_STOP=1",
+               "--dbname=" + conninfo, "--file=" + prefix, "--file=-"};
+  spec.env = context.env;
+  spec.stdin_fd = ToolSpec::kPipe;
+  spec.stderr_fd = err->get();
+  spec.deadline = deadline.at;
+  auto psql = Tool::Start(spec);
+  if (!psql) return InStep(step, psql.failure());
+  Status printed = RunRestoreTool(context, tools.pg_restore,
+                                  {"--clean", "--if-exists", "--no-owner", "--use-list=" + list,
+                                   "--file=-"},
+                                  request.file, request.backup_id, request.master_key, step,
+                                  kRestoreReason, deadline, psql->in());
+  psql->CloseIn();
+  const int status = psql->Wait();
+  if (psql->timed_out()) return TimedOut(deadline, step + " of " + request.file);
+  if (status != 0) {
+    // psql's own error comes first: pg_restore only saw its reader go away.
+    return StepFailed(kRestoreReason, step, request.file,
+                      "psql " + DescribeExit(status) + ": " + context.Stderr(err->get()));
+  }
+  return printed;
+}
+
 struct Restored {
   std::optional<std::int64_t> ledger_rows;  ///< the backup's ledger rows, when it had a ledger
 };
@@ -1098,22 +1194,22 @@ Outcome<Restored> RestoreAs(const RestoreRequest& request, const ToolContext& co
   }
   const std::string list = context.dir.path() + "/tenant.toc";
   if (auto written = WritePrivate(list, plan.TenantToc()); !written) return written.failure();
+  // Runs first, in the same transaction as the backup's SQL (docs/backups.md#restore).
+  const std::string prefix = context.dir.path() + "/before.sql";
+  if (auto written = WritePrivate(prefix, ClearTenantSql(target, request.role)); !written) {
+    return written.failure();
+  }
   const std::string application_name =
       "tenant-master-restore-" + crypto::Hex(crypto::RandomBytes(6));
   auto conninfo =
       context.Conninfo(request.target_database, "", application_name, login.name(), login.passfile());
   if (!conninfo) return conninfo.failure();
-  std::vector<std::string> args = {"--clean",       "--if-exists",    "--no-owner",
-                                   "--single-transaction", "--exit-on-error", "--no-password",
-                                   "--use-list=" + list,   "--dbname=" + *conninfo};
-  if (!request.role.empty()) args.push_back("--role=" + request.role);
   const auto parts = pq::ParseDsn(request.admin_dsn);
   LockWatch watch(request.admin_dsn,
                   parts && !parts->dbname.empty() ? parts->dbname : std::string("postgres"),
                   application_name, request.lock_timeout, context.scrub);
-  Status restored = RunRestoreTool(context, tools.pg_restore, std::move(args), request.file,
-                                   request.backup_id, request.master_key, step, kRestoreReason,
-                                   deadline);
+  Status restored = RunRestoreScript(context, tools, *conninfo, prefix, list, request, step,
+                                     deadline);
   watch.Stop();
   if (stage) {
     auto ended = pq::ExecParams(target, restored ? "COMMIT" : "ROLLBACK",

@@ -28,6 +28,9 @@ namespace tmaster::backups {
 struct ToolPaths {
   std::string pg_dump;
   std::string pg_restore;
+  /// Runs a restore's SQL (pg_restore's script) in one transaction after the tenant's objects
+  /// the backup may lack are dropped. Empty: the `psql` beside `pg_restore`, else the found one.
+  std::string psql = {};
 };
 
 /// The Debian tools: /usr/lib/postgresql/15/bin when it has both, else the newest

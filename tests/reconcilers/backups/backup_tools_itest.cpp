@@ -189,12 +189,29 @@ TEST_CASE("a dump restores to identical rows, in place and into another database
   // Damage done after the dump, then undone by the restore.
   Execute(PgServer::Shared().Dsn("bk_round"),
           "DELETE FROM orders WHERE id % 3 = 0; UPDATE customers SET name = 'x';"
-          "DROP VIEW big_orders; SELECT nextval('invoice_numbers');"
-          "CREATE TABLE stray (id int)");
+          "DROP VIEW big_orders; SELECT nextval('invoice_numbers');");
+  // What the tenant created after the dump (a migration's objects, say) is gone after the
+  // restore: the database holds the backup's objects, not those plus the newer ones.
+  Execute(PgServer::Shared().Dsn("bk_round"),
+          "SET ROLE bk_round_owner;"
+          "CREATE TABLE stray (id int REFERENCES customers);"
+          "CREATE SCHEMA reports; CREATE TABLE reports.daily (d date);"
+          "CREATE TYPE mood AS ENUM ('ok'); CREATE DOMAIN positive AS int CHECK (VALUE > 0);"
+          "CREATE FUNCTION stray_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM stray';"
+          "CREATE SEQUENCE stray_numbers; CREATE VIEW stray_view AS SELECT * FROM stray");
   CHECK(TableChecksum("bk_round", "orders") != before.at("orders"));
   auto restored = backups::Restore(RestoreOf(*dump, "acme-1", "bk_round", "bk_round_owner"));
   REQUIRE_MESSAGE(restored.ok(), restored.failure().message);
   CHECK(Fingerprint("bk_round") == before);
+  CHECK(QueryValue(PgServer::Shared().Dsn("bk_round"),
+                   "SELECT count(*) FROM pg_class WHERE relname IN ('stray', 'stray_numbers', "
+                   "'stray_view', 'daily')") == "0");
+  CHECK(QueryValue(PgServer::Shared().Dsn("bk_round"),
+                   "SELECT count(*) FROM pg_namespace WHERE nspname = 'reports'") == "0");
+  CHECK(QueryValue(PgServer::Shared().Dsn("bk_round"),
+                   "SELECT count(*) FROM pg_type WHERE typname IN ('mood', 'positive')") == "0");
+  CHECK(QueryValue(PgServer::Shared().Dsn("bk_round"),
+                   "SELECT count(*) FROM pg_proc WHERE proname = 'stray_count'") == "0");
   CHECK(QueryValue(PgServer::Shared().Dsn("bk_round"),
                    "SELECT tableowner FROM pg_tables WHERE tablename = 'orders'") ==
         "bk_round_owner");
@@ -684,10 +701,10 @@ TEST_CASE("a tool past the call's deadline is killed: BackupTimedOut naming the 
   SUBCASE("restore and verify: pg_restore hangs") {
     auto dump = backups::Dump(Request("bk_slow", dir.path() / "ok", "ok-1"));
     REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
-    // Reading the table of contents works; the restore into a database hangs.
+    // Reading the table of contents works; printing the restore's script hangs.
     const std::string hanging =
         Script(dir, "hanging_pg_restore",
-               "case \"$*\" in *--dbname=*) exec sleep 60;; esac\nexec " +
+               "case \"$*\" in *--clean*) exec sleep 60;; esac\nexec " +
                    backups::FindPostgresTools()->pg_restore + " \"$@\"\n");
     auto restore = RestoreOf(*dump, "ok-1", "bk_slow", "bk_slow_owner");
     restore.tools.pg_restore = hanging;
