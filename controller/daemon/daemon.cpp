@@ -15,6 +15,15 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
       events_(*deps_.store),
       store_overrides_(*deps_.store),
       backups_(MakeBackupRunner()),
+      rollouts_({.store = deps_.store,
+                 .desired = &desired_,
+                 .products = &products_,
+                 .events = &events_,
+                 .metrics = deps_.metrics,
+                 .backups = backups_.get(),
+                 .enqueue = [this](const std::string& name) { return Enqueue(name); },
+                 .now_unix = {}},
+                {}),
       fleet_(&overrides_),
       observer_(*this),
       api_({.config = deps_.config,
@@ -35,7 +44,8 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
             .master_key = deps_.master_key,
             .store_database = deps_.store_database,
             .now_unix = {},
-            .backups = backups_.get()}),
+            .backups = backups_.get(),
+            .rollouts = &rollouts_}),
       reconciler_({.desired = &desired_,
                    .store = deps_.store,
                    .events = &events_,
@@ -50,7 +60,8 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                    .requested = &requested_,
                    .observer = &observer_,
                    .backups = backups_.get(),
-                   .deep = &deep_},
+                   .deep = &deep_,
+                   .pins = &rollouts_},
                   {.resync_interval = options_.resync_interval,
                    .snapshot_max_age = options_.snapshot_max_age}),
       manager_({.leader_lock = deps_.leader_lock,
@@ -183,6 +194,11 @@ bool Daemon::Begin(WorkQueue& queue) {
     return false;
   }
   overrides_.Load(*overrides);
+  // Without the stored rollouts a pin could move a workspace early: no term without them.
+  if (Status loaded = rollouts_.BeginTerm(*statuses); !loaded) {
+    spdlog::error("store: rollouts: {}", loaded.failure().message);
+    return false;
+  }
   fleet_.Reset(*stored, *statuses);
   reconciler_.BeginTerm(std::move(*statuses));
   // The shared tenants this replica published in an earlier term may have been removed by
@@ -210,6 +226,7 @@ bool Daemon::Begin(WorkQueue& queue) {
         [&queue](const std::string& name) { queue.Add(name); }));
   }
   for (auto& runner : runners_) runner->Start();
+  rollouts_.Start();
   // The products' shared runtimes converge on a thread of their own, kicked by Tick.
   if (deps_.stacks != nullptr && deps_.stacks->gateway != nullptr &&
       deps_.stacks->config != nullptr) {
@@ -275,6 +292,7 @@ void Daemon::Tick() {
     products_seen_ = version;
     for (const std::string& name : api_.DeclareApiOwned()) Enqueue(name);
     if (runtimes_) runtimes_->Kick();
+    rollouts_.Wake();  // a new revision may start a rollout
   }
   // Every source clean again (or for the first time this term): stale runtimes may go now.
   if (const bool clean = SourcesClean(); clean != sources_clean_) {
@@ -295,6 +313,8 @@ void Daemon::Tick() {
 }
 
 void Daemon::StopIntake() {
+  // A rollout's step in flight finishes first (it writes one row per product).
+  rollouts_.Stop();
   // The runtime call in flight returns first (each gateway call has its own timeout).
   if (runtimes_) runtimes_->Stop();
   // A backup or restore in flight finishes first (each tool run is bounded).
@@ -325,6 +345,7 @@ void Daemon::End() {
     refreshed_ = {};
   }
   reconciler_.EndTerm();
+  rollouts_.EndTerm();
 }
 
 bool Daemon::Enqueue(const std::string& name) {
@@ -376,6 +397,7 @@ void Daemon::Observer::SpecChanged(const StoredWorkspace& workspace) {
 
 void Daemon::Observer::StatusChanged(const WorkspaceStatus& status) {
   daemon_.fleet_.StatusChanged(status);
+  daemon_.rollouts_.StatusChanged(status);
   if (const std::optional<Rejection> rejected = daemon_.desired_.Lookup(status.name).rejected) {
     daemon_.fleet_.SetRejectedSource(status.name, rejected->source);
   }
@@ -383,6 +405,7 @@ void Daemon::Observer::StatusChanged(const WorkspaceStatus& status) {
 
 void Daemon::Observer::Removed(const std::string& name) {
   daemon_.fleet_.Removed(name);
+  daemon_.rollouts_.Removed(name);
   // An override dies with its workspace: a workspace of that name made later starts unsuspended.
   if (daemon_.overrides_.Get(name)) {
     OverrideStore* store = daemon_.deps_.override_store != nullptr ? daemon_.deps_.override_store

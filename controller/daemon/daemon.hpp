@@ -24,6 +24,7 @@
 #include "controller/api/webhook.hpp"
 #include "controller/daemon/backup_runner.hpp"
 #include "controller/daemon/fleet_view.hpp"
+#include "controller/daemon/rollout_driver.hpp"
 #include "controller/daemon/shared_runtime_loop.hpp"
 #include "controller/daemon/workspace_api.hpp"
 #include "controller/runtime/clock.hpp"
@@ -201,6 +202,9 @@ class Daemon final : private Term {
   /// stopped by StopIntake.
   std::unique_ptr<BackupRunner> backups_;
   ProductRegistry products_;
+  /// The leader's rollouts (docs/rollouts.md): loaded in Begin, stepped on its own thread while
+  /// the term runs, stopped by StopIntake; the reconciler asks it each workspace's revision.
+  RolloutDriver rollouts_;
   FleetView fleet_;
   Observer observer_;
   WorkspaceApi api_;
