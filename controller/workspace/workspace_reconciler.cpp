@@ -222,9 +222,12 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
   }
   if (result.wrote) MarkWritten(name);
   const double seconds = std::chrono::duration<double>(deps_.clock->Now() - t0).count();
-  // Drift: the spec was already converged at this generation, yet something had to change.
+  // Drift: the spec was already converged at this generation and on this product revision, yet
+  // something had to change (a new revision's migrations are no drift: a rollout moved it).
   const bool drift = previous && previous->observed_generation == entry.generation &&
-                     (previous->phase == "Ready" || previous->phase == "Suspended");
+                     (previous->phase == "Ready" || previous->phase == "Suspended") &&
+                     (pin.revision == 0 || previous->product_revision == 0 ||
+                      previous->product_revision == pin.revision);
   RunInfo run{.generation = entry.generation,
               .revision = entry.revision,
               .started = FormatRfc3339Utc(started),
