@@ -3,7 +3,8 @@
 // (GET / serves login.html otherwise) and reads the same API as tenantctl, with the session
 // cookie; a state-changing request carries the session's CSRF token in X-CSRF-Token.
 //
-// Routes are the URL's hash: #/ (the fleet), #/workspaces/NAME, #/sources, #/new (admins).
+// Routes are the URL's hash: #/ (the fleet), #/workspaces/NAME, #/products, #/products/NAME (its
+// revision and rollout), #/sources, #/new (admins).
 // Live: Server-Sent Events from GET /api/v1/stream; when they cannot be had, GET /api/v1/summary
 // every few seconds and a refresh when its resourceVersion moved.
 "use strict";
@@ -22,6 +23,36 @@ const PHASES = [
   ["Deleting", "being deleted"],
   ["Suspended", "logins closed"],
   ["Ready", "converged"],
+];
+// A rollout's phases (docs/rollouts.md#the-state-machine): a tone (its colour) and words.
+const ROLLOUT_PHASES = {
+  Progressing: ["info", "moving workspaces, wave by wave"],
+  Paused: ["warn", "waiting before the next wave"],
+  Halted: ["bad", "stopped on failures: a person must act"],
+  Completed: ["ok", "every wave is done"],
+  Aborted: ["idle", "ended early: the reached workspaces stay where they are"],
+  Undone: ["idle", "the reached workspaces were moved back and their backups restored"],
+  Superseded: ["idle", "a newer revision took over"],
+};
+// The phases in which a rollout still moves (or waits to): its page is asked again every
+// ROLLOUT_POLL_MS, as a pause or a verb changes no workspace and so sends no stream message.
+const ROLLOUT_ACTIVE = ["Progressing", "Paused", "Halted"];
+const ROLLOUT_POLL_MS = 2000;
+// A workspace's state in a rollout, in the order the counts show them.
+const ROLLOUT_STATES = [
+  ["pending", "idle", "pending", "not moved yet"],
+  ["inProgress", "info", "in progress", "moving to the new revision"],
+  ["ready", "ok", "ready", "Ready on the new revision"],
+  ["failed", "bad", "failed", "failed on the new revision"],
+];
+// The verbs an admin has (POST /api/v1/products/NAME/rollout/VERB): label, what it does, and
+// whether a person must confirm it first.
+const ROLLOUT_VERBS = [
+  ["pause", "Pause", "No workspace starts moving until Resume", false],
+  ["resume", "Resume", "Go on after a pause by a person, or retry the failed workspaces after a halt", false],
+  ["promote", "Promote", "End the current pause between waves now", false],
+  ["abort", "Abort", "End the rollout: reached workspaces stay, the others stay on the previous revision", true],
+  ["undo", "Undo", "Move the reached workspaces back to the previous revision and restore their pre-migration backups", true],
 ];
 // Which form field a validation finding's `field` belongs to (longest prefix wins).
 const FIELD_OF_FINDING = [
@@ -45,6 +76,7 @@ const state = {
     next: "", loaded: 0, generation: 0, items: [],
   },
   live: { source: null, mode: "offline", version: -1, poller: 0, retry: 0 },
+  rollout: { status: null, poller: 0, busy: false },  // the product page's
   refresh: { timer: 0, last: 0, pending: false },
 };
 
@@ -164,6 +196,18 @@ function versionOf(item) {
   return product ? product.defaultVersion + " (default)" : "";
 }
 
+// "rev 3": the product revision the workspace converged on (status.productRevision,
+// docs/rollouts.md#revisions); null while none was recorded (0).
+function revisionBadge(item) {
+  const number = item.status && item.status.productRevision;
+  if (!number) return null;
+  return el("span", { class: "rev", "data-rev": number, title: "Product revision " + number + " (the one it converged on)" }, "rev " + number);
+}
+
+function productLink(name) {
+  return el("a", { href: "#/products/" + encodeURIComponent(name), class: "product-link" }, name);
+}
+
 // When the workspace came to be: metadata.creationTimestamp, else the earliest condition time
 // (tenantctl's AGE rule, controller/cli/format.hpp).
 function createdOf(item) {
@@ -196,6 +240,10 @@ function parseRoute() {
   if (hash.startsWith("#/workspaces/")) {
     return { page: "workspace", name: decodeURIComponent(hash.slice("#/workspaces/".length)) };
   }
+  if (hash.startsWith("#/products/")) {
+    return { page: "product", name: decodeURIComponent(hash.slice("#/products/".length)) };
+  }
+  if (hash === "#/products") return { page: "products", name: "" };
   if (hash === "#/sources") return { page: "sources", name: "" };
   if (hash === "#/new" && isAdmin()) return { page: "create", name: "" };
   return { page: "overview", name: "" };
@@ -204,6 +252,8 @@ function parseRoute() {
 const PAGES = {
   overview: { section: "#overview", title: "Fleet", show: showOverview, refresh: refreshOverview },
   workspace: { section: "#workspace-page", title: "", show: showWorkspace, refresh: refreshWorkspace },
+  products: { section: "#products-page", title: "Products", show: showProducts, refresh: showProducts },
+  product: { section: "#product-page", title: "", show: showProduct, refresh: refreshProduct },
   sources: { section: "#sources-page", title: "Sources", show: showSources, refresh: showSources },
   create: { section: "#create-page", title: "New workspace", show: showCreate, refresh: null },
 };
@@ -212,8 +262,11 @@ async function navigate() {
   state.route = parseRoute();
   const page = PAGES[state.route.page];
   for (const other of Object.values(PAGES)) $(other.section).hidden = other !== page;
+  if (state.route.page !== "product") stopRolloutPoll();
+  const hash = window.location.hash || "#/";
   for (const link of document.querySelectorAll("nav a")) {
-    const current = link.getAttribute("href") === (window.location.hash || "#/");
+    const href = link.getAttribute("href");
+    const current = href === hash || hash.startsWith(href + "/");
     if (current) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -231,6 +284,8 @@ async function navigate() {
 function changed(names) {
   const route = state.route;
   if (route.page === "workspace" && names && !names.includes(route.name)) return;
+  // A product's page: a change of one of its rollout's workspaces (the poll covers the rest).
+  if (route.page === "product" && names && !rolloutHas(names)) return;
   if (route.page === "create") return;
   if (route.page === "sources" && names) return;  // a workspace's change: not this page's
   state.refresh.pending = true;
@@ -352,6 +407,9 @@ function renderCounts(listId, entries, attr, meaning, onPick) {
     if (meaning && meaning[key]) button.append(el("span", { class: "hint" }, " (" + meaning[key] + ")"));
     button.addEventListener("click", () => onPick(key));
     li.append(button);
+    if (attr === "product") {
+      li.append(el("a", { href: "#/products/" + encodeURIComponent(key), class: "count-link", "aria-label": "Product " + key + ": its revision and rollout" }, "rollout"));
+    }
     list.append(li);
   }
 }
@@ -407,7 +465,9 @@ function row(item) {
   const nameCell = el("td", { "data-label": "Name" });
   nameCell.append(el("a", { href: "#/workspaces/" + encodeURIComponent(name) }, name));
   tr.append(nameCell);
-  tr.append(el("td", { "data-label": "Product" }, spec.product || ""));
+  const productCell = el("td", { "data-label": "Product" });
+  if (spec.product) productCell.append(productLink(spec.product));
+  tr.append(productCell);
   tr.append(el("td", { "data-label": "Mode" }, spec.mode || ""));
   const phase = el("td", { "data-label": "Phase" });
   phase.append(phaseBadge(status.phase));
@@ -418,7 +478,10 @@ function row(item) {
   const host = hostOf(item);
   if (host) hostCell.append(el("a", { href: "https://" + host + "/", rel: "noopener noreferrer", target: "_blank" }, host));
   tr.append(hostCell);
-  tr.append(el("td", { "data-label": "Version" }, versionOf(item)));
+  const versionCell = el("td", { "data-label": "Version" }, versionOf(item));
+  const rev = revisionBadge(item);
+  if (rev) versionCell.append(" ", rev);
+  tr.append(versionCell);
   const revision = status.revision || "";
   tr.append(el("td", { "data-label": "Revision", title: revision, class: "mono" }, revision.slice(0, 8)));
   const last = el("td", { "data-label": "Last reconcile" });
@@ -763,6 +826,16 @@ function renderWorkspace(item, events) {
   if (meaning) phase.append(el("span", { class: "hint" }, " (" + meaning[1] + ")"));
   if (status.override) phase.append(el("span", { class: "hint" }, " · suspended by " + status.override.by + " " + status.override.at));
   if (status.nextRetry) phase.append(el("span", { class: "hint" }, " · next retry " + status.nextRetry));
+  const product = $("#ws-product");
+  product.replaceChildren();
+  const spec = item.spec || {};
+  if (spec.product) {
+    product.append(el("span", { class: "hint" }, "Product: "), productLink(spec.product));
+    const version = versionOf(item);
+    if (version) product.append(el("span", { class: "hint" }, " · version "), version);
+    product.append(el("span", { class: "hint" }, " · "));
+    product.append(revisionBadge(item) || el("span", { class: "hint", "data-rev": "0" }, "no product revision recorded yet"));
+  }
   const ready = conditionOf(item, "Ready");
   const message = $("#ws-message");
   message.textContent = ready && ready.status !== "True"
@@ -782,7 +855,7 @@ async function showWorkspace() {
   const name = state.route.name;
   $("#ws-name").textContent = name;
   $("#action-status").textContent = "";
-  for (const id of ["#ws-phase", "#ws-message", "#ws-actions", "#ws-plan", "#ws-stack", "#ws-backups", "#ws-events", "#ws-spec"]) {
+  for (const id of ["#ws-phase", "#ws-product", "#ws-message", "#ws-actions", "#ws-plan", "#ws-stack", "#ws-backups", "#ws-events", "#ws-spec"]) {
     $(id).replaceChildren();
   }
   $("#ws-conditions tbody").replaceChildren();
@@ -861,6 +934,318 @@ async function showSources() {
     tr.append(el("td", { "data-label": "Revision", class: "mono", title: d.revision || "" }, (d.revision || "").slice(0, 12)));
     return tr;
   }));
+}
+
+// ---- products and their rollouts -------------------------------------------------------------
+
+// A rollout's phase in words and colour: "● Halted" with what it means in its title.
+function rolloutPhaseBadge(phase) {
+  const known = ROLLOUT_PHASES[phase];
+  const node = el("span", { class: "phase tone-" + (known ? known[0] : "idle"), "data-phase": phase || "" }, phase || "Unknown");
+  if (known) node.title = known[1];
+  return node;
+}
+
+function rolloutStateBadge(value) {
+  const known = ROLLOUT_STATES.find(([key]) => key === value);
+  const node = el("span", { class: "state tone-" + (known ? known[1] : "idle"), "data-state": value || "" }, known ? known[2] : value || "unknown");
+  if (known) node.title = known[3];
+  return node;
+}
+
+// The counts by state as a list: "● 2 ready", every state named even at 0.
+function renderRolloutCounts(list, counts) {
+  list.replaceChildren(...ROLLOUT_STATES.map(([key, tone, words, meaning]) => {
+    const n = (counts && counts[key]) || 0;
+    const li = el("li", { class: "tally", "data-state": key, title: meaning });
+    // A state nobody is in is not coloured: "failed 0" is no alarm.
+    li.append(el("span", { class: "state tone-" + (n > 0 ? tone : "idle") }, words), " ", el("span", { class: "count" }, n));
+    return li;
+  }));
+}
+
+function isActive(rollout) { return !!rollout && ROLLOUT_ACTIVE.includes(rollout.phase); }
+
+// "Revision 4 (digest 0123456789ab)"; a null revision is not recorded yet, or unreadable.
+function revisionText(revision) {
+  if (!revision) return "unknown (not recorded yet, or its files cannot be read)";
+  if (!revision.number) return "not numbered yet (digest " + revision.digest + ")";
+  return revision.number + " (digest " + revision.digest + ")";
+}
+
+// An instant as "2026-12-04 18:00:00 UTC" with how long ago (or how soon) in its hint.
+function when(iso) {
+  const node = el("span");
+  if (!iso) {
+    node.append(el("span", { class: "hint" }, "—"));
+    return node;
+  }
+  node.append(el("time", { datetime: iso, title: iso }, iso.replace("T", " ").replace("Z", " UTC")), " ");
+  const then = Date.parse(iso);
+  if (!Number.isNaN(then) && then > Date.now()) {
+    // span() counts the time since an instant: as long since now - (then - now) as until then.
+    node.append(el("span", { class: "hint" }, "(in " + span(Date.now() - (then - Date.now())) + ")"));
+  } else {
+    const hint = el("span", { class: "hint" }, "(");
+    hint.append(ago(iso), ")");
+    node.append(hint);
+  }
+  return node;
+}
+
+function policyText(policy) {
+  if (!policy) return "No rollout policy: a new revision reaches every workspace at once.";
+  const waves = (policy.waves || []).map((w) => {
+    if (w.percent !== undefined) return w.percent + " %";
+    const labels = (w.selector && w.selector.matchLabels) || {};
+    return Object.entries(labels).map(([k, v]) => k + "=" + v).join(",") || "selector";
+  });
+  // Workspaces no wave took form an implicit last wave (docs/rollouts.md#the-policy).
+  const parts = ["Waves: " + (waves.length ? waves.join(" → ") + " → the rest" : "one")];
+  if (policy.pauseBetweenWaves) parts.push("pause between waves " + policy.pauseBetweenWaves);
+  if (policy.maxUnavailable !== undefined) parts.push("at most " + policy.maxUnavailable + " moving at once");
+  if (policy.failureBudget !== undefined) parts.push("halts at " + policy.failureBudget + " failed in a wave");
+  if (policy.readyTimeout) parts.push("ready within " + policy.readyTimeout);
+  if (policy.healthCheck && policy.healthCheck.path) parts.push("health check " + policy.healthCheck.path);
+  return parts.join("; ") + ".";
+}
+
+// #/products: each product with its revision and its latest rollout's summary.
+async function showProducts() {
+  const status = $("#products-status");
+  status.className = "";
+  let items;
+  try {
+    items = (await api("/api/v1/products")).body.items || [];
+  } catch (error) {
+    $("#products tbody").replaceChildren();
+    showError(status, error.status === 503 ? new Error("Not known here: " + error.message) : error);
+    return;
+  }
+  state.products = Object.fromEntries(items.map((p) => [p.name, p]));
+  status.textContent = items.length ? items.length + (items.length === 1 ? " product" : " products") : "No product is declared.";
+  $("#products tbody").replaceChildren(...items.map((p) => {
+    const r = p.rolloutStatus;
+    const tr = el("tr", { "data-product": p.name });
+    const name = el("th", { scope: "row" });
+    name.append(productLink(p.name));
+    if (p.displayName) name.append(el("span", { class: "hint" }, " " + p.displayName));
+    tr.append(name);
+    tr.append(el("td", { "data-label": "Default version" }, p.defaultVersion || ""));
+    const revision = el("td", { "data-label": "Revision" });
+    if (p.revision && p.revision.number) {
+      revision.append(el("span", {}, String(p.revision.number)), " ", el("span", { class: "hint mono" }, p.revision.digest));
+    } else {
+      revision.append(el("span", { class: "hint" }, p.revision ? "not numbered yet" : "unknown"));
+    }
+    tr.append(revision);
+    const phase = el("td", { "data-label": "Rollout" });
+    if (r) {
+      phase.append(rolloutPhaseBadge(r.phase));
+      if (r.revision) phase.append(el("span", { class: "hint" }, " to revision " + r.revision));
+    } else {
+      phase.append(el("span", { class: "hint" }, "none"));
+    }
+    tr.append(phase);
+    tr.append(el("td", { "data-label": "Wave" }, r ? r.currentWave + " of " + r.waveCount : ""));
+    const counts = el("td", { "data-label": "Rollout's workspaces" });
+    if (r) {
+      const list = el("ul", { class: "counts", "aria-label": "The rollout's workspaces of " + p.name + " by state" });
+      renderRolloutCounts(list, r.counts);
+      counts.append(list);
+    }
+    tr.append(counts);
+    tr.append(el("td", { "data-label": "Workspaces" }, p.workspaces === undefined ? "" : p.workspaces));
+    return tr;
+  }));
+  if (items.some((p) => isActive(p.rolloutStatus))) startRolloutPoll();
+  else stopRolloutPoll();
+}
+
+// Whether the open product's rollout holds one of these workspaces.
+function rolloutHas(names) {
+  const s = state.rollout.status;
+  const rollout = s && s.rollout;
+  if (!rollout) return false;
+  return (rollout.workspaces || []).some((w) => names.includes(w.name));
+}
+
+function startRolloutPoll() {
+  if (state.rollout.poller) return;
+  state.rollout.poller = window.setInterval(() => {
+    if (state.route.page === "product" || state.route.page === "products") changed(null);
+    else stopRolloutPoll();
+  }, ROLLOUT_POLL_MS);
+}
+
+function stopRolloutPoll() {
+  if (!state.rollout.poller) return;
+  window.clearInterval(state.rollout.poller);
+  state.rollout.poller = 0;
+}
+
+function fact(list, key, label, value) {
+  const dd = el("dd", { "data-field": key });
+  if (value instanceof Node) dd.append(value);
+  else dd.textContent = value;
+  list.append(el("dt", {}, label), dd);
+}
+
+// The product's page from its rollout status (GET /api/v1/products/NAME/rollout; the same object
+// a verb answers).
+function renderProduct(name, s) {
+  state.rollout.status = s;
+  $("#product-page").dataset.name = name;
+  const product = state.products && state.products[name];
+  const about = $("#pr-about");
+  about.textContent = product
+    ? [product.displayName, "default version " + product.defaultVersion, "from source " + product.source, product.workspaces + " workspaces"].filter(Boolean).join(" · ")
+    : "";
+  $("#pr-revision").replaceChildren(el("span", { class: "hint" }, "Newest revision: "), el("span", { "data-field": "revision" }, revisionText(s.revision)));
+  const refused = $("#pr-refused");
+  refused.textContent = s.refused
+    ? "Revision " + s.refused.revision + " was refused (" + (s.refused.reason || "RolloutRefused") + "): " + s.refused.message
+    : "";
+  const rollout = s.rollout;
+  const facts = $("#pr-rollout");
+  facts.replaceChildren();
+  $("#pr-none").hidden = !!rollout;
+  $("#pr-none").textContent = rollout ? "" : "No rollout has started for this product (without a rollout policy, a new revision reaches every workspace at once).";
+  if (rollout) {
+    const phase = el("span");
+    phase.append(rolloutPhaseBadge(rollout.phase));
+    const meaning = ROLLOUT_PHASES[rollout.phase];
+    const paused = rollout.phase === "Paused" && rollout.pausedByPerson ? "paused by a person: Resume goes on" : meaning && meaning[1];
+    if (paused) phase.append(el("span", { class: "hint" }, " (" + paused + ")"));
+    fact(facts, "phase", "Phase", phase);
+    fact(facts, "revision", "Revision", (rollout.previousRevision ? rollout.previousRevision + " → " : "") + rollout.revision);
+    fact(facts, "wave", "Wave", rollout.currentWave + " of " + rollout.waveCount);
+    if (rollout.pausedUntil || rollout.pausedByPerson) {
+      const until = el("span");
+      if (rollout.pausedByPerson) until.append("by a person", rollout.pausedUntil ? "; the pause between waves ends " : "");
+      if (rollout.pausedUntil) until.append(when(rollout.pausedUntil));
+      fact(facts, "paused", "Paused", until);
+    }
+    fact(facts, "started", "Started", when(rollout.startedAt));
+    fact(facts, "finished", "Finished", rollout.finishedAt ? when(rollout.finishedAt) : el("span", { class: "hint" }, "not yet"));
+  }
+  const counts = $("#pr-counts");
+  counts.hidden = !rollout;
+  if (rollout) renderRolloutCounts(counts, rollout.counts);
+  else counts.replaceChildren();
+  renderRolloutActions(name, rollout);
+  const rows = ((rollout && rollout.workspaces) || []).map((w) => {
+    const tr = el("tr", { "data-name": w.name, "data-state": w.state });
+    const nameCell = el("th", { scope: "row" });
+    nameCell.append(el("a", { href: "#/workspaces/" + encodeURIComponent(w.name) }, w.name));
+    tr.append(nameCell);
+    tr.append(el("td", { "data-label": "Wave" }, w.wave));
+    const stateCell = el("td", { "data-label": "State" });
+    stateCell.append(rolloutStateBadge(w.state));
+    if (w.attempt > 1) stateCell.append(el("span", { class: "hint" }, " (attempt " + w.attempt + ")"));
+    tr.append(stateCell);
+    tr.append(el("td", { "data-label": "From revision" }, w.fromRevision || ""));
+    // The values in spans of their own: on a phone the cell's label (td::before) keeps the
+    // page's font and colour, and an empty cell is left out.
+    const valueCell = (label, value, cls) => {
+      const td = el("td", { "data-label": label, class: label === "Reason" ? "message" : undefined });
+      if (value) td.append(el("span", { class: cls }, value));
+      return td;
+    };
+    tr.append(valueCell("Reason", w.reason, w.state === "failed" ? "error" : undefined));
+    tr.append(valueCell("Pre-migration backup", w.preMigrationBackup, "mono"));
+    tr.append(valueCell("Restore", w.restore, "mono"));
+    return tr;
+  });
+  if (rows.length === 0) {
+    const tr = el("tr");
+    tr.append(el("td", { colspan: "7", class: "hint" }, rollout ? "The rollout has no workspace." : "No rollout."));
+    rows.push(tr);
+  }
+  $("#pr-workspaces tbody").replaceChildren(...rows);
+  $("#pr-policy").textContent = product ? policyText(product.rollout) : "";
+  if (isActive(rollout)) startRolloutPoll();
+  else stopRolloutPoll();
+}
+
+function renderRolloutActions(name, rollout) {
+  const box = $("#pr-actions");
+  if (state.rollout.busy) return;  // a verb in flight keeps its buttons
+  // Drawn once per product (a refresh keeps them, and the focus on them); the server decides
+  // whether a verb applies in the rollout's phase.
+  const wanted = isAdmin() && rollout ? name : "";
+  if ((box.dataset.product || "") === wanted && (wanted === "" || box.children.length)) return;
+  box.dataset.product = wanted;
+  box.replaceChildren();
+  if (!wanted) return;  // a viewer gets no buttons (and the API refuses them anyway)
+  for (const [verb, label, meaning, confirmFirst] of ROLLOUT_VERBS) {
+    const button = el("button", { type: "button", id: "rollout-" + verb, title: meaning, "data-verb": verb }, label);
+    button.addEventListener("click", () => steer(name, verb, label, confirmFirst));
+    box.append(button);
+  }
+}
+
+// An admin's verb. The server decides whether it applies in this phase: a refusal (409) says
+// why, and is shown as it is.
+async function steer(name, verb, label, confirmFirst) {
+  const status = $("#pr-action-status");
+  if (confirmFirst) {
+    const question = verb === "undo"
+      ? "Undo the rollout of " + name + "? Its reached workspaces go back to the previous revision and their pre-migration backups are restored (data written since is lost)."
+      : "Abort the rollout of " + name + "? Reached workspaces stay where they are; the others stay on the previous revision.";
+    if (!window.confirm(question)) {
+      status.className = "";
+      status.textContent = label + ": not confirmed, nothing sent.";
+      return;
+    }
+  }
+  status.className = "";
+  status.textContent = label + "…";
+  state.rollout.busy = true;
+  for (const b of document.querySelectorAll("#pr-actions button")) b.disabled = true;
+  try {
+    const answer = await api("/api/v1/products/" + encodeURIComponent(name) + "/rollout/" + verb, { method: "POST" });
+    state.rollout.busy = false;
+    for (const b of document.querySelectorAll("#pr-actions button")) b.disabled = false;
+    status.textContent = label + ": done by " + state.session.principal + ".";
+    if (state.route.page === "product" && state.route.name === name) renderProduct(name, answer.body);
+  } catch (error) {
+    state.rollout.busy = false;
+    for (const b of document.querySelectorAll("#pr-actions button")) b.disabled = false;
+    showError(status, error.status === 409 ? new Error(label + " refused: " + error.message) : error);
+  }
+}
+
+async function loadRollout(name) {
+  return (await api("/api/v1/products/" + encodeURIComponent(name) + "/rollout")).body;
+}
+
+async function showProduct() {
+  const name = state.route.name;
+  state.rollout.status = null;
+  state.rollout.busy = false;
+  $("#pr-name").textContent = name;
+  for (const id of ["#pr-about", "#pr-revision", "#pr-rollout", "#pr-counts", "#pr-actions", "#pr-policy"]) $(id).replaceChildren();
+  delete $("#pr-actions").dataset.product;
+  $("#pr-refused").textContent = "";
+  $("#pr-action-status").textContent = "";
+  $("#pr-none").hidden = true;
+  $("#pr-workspaces tbody").replaceChildren();
+  try {
+    const [s] = await Promise.all([loadRollout(name), loadProducts()]);
+    if (state.route.page !== "product" || state.route.name !== name) return;
+    renderProduct(name, s);
+  } catch (error) {
+    const message = $("#pr-refused");
+    message.textContent = error.status === 404 ? "No product named " + name + "." : "Could not load the rollout: " + error.message;
+  }
+}
+
+async function refreshProduct() {
+  const name = state.route.name;
+  const s = await loadRollout(name);
+  if (state.route.page !== "product" || state.route.name !== name) return;
+  renderProduct(name, s);
 }
 
 // ---- create a workspace ----------------------------------------------------------------------
