@@ -102,15 +102,44 @@ std::string Joined(const json::value* value) {
   return Join(parts, ",");
 }
 
+// REV of `get workspaces`: status.productRevision, the product revision the workspace converged
+// on (docs/rollouts.md#revisions); `<none>` while 0 (no pass recorded one) or absent.
+std::string WorkspaceRevision(const json::value& item) {
+  const json::value* revision = At(item, {"status", "productRevision"});
+  const std::string text = revision != nullptr && revision->is_number() ? Text(revision) : "";
+  return text.empty() || text == "0" ? "<none>" : text;
+}
+
+// REVISION of `get products`: the number of the product's newest revision; `<none>` while the
+// store has not numbered it (0), `<unknown>` when the server says null (its migrations or
+// template cannot be read) or sends none.
+std::string ProductRevision(const json::value& item) {
+  const json::value* revision = At(item, {"revision"});
+  if (revision == nullptr || !revision->is_object()) return "<unknown>";
+  const std::string number = Text(At(*revision, {"number"}));
+  if (number.empty()) return "<unknown>";
+  return number == "0" ? "<none>" : number;
+}
+
+// ROLLOUT of `get products`: the phase and the wave of its latest rollout (`Progressing 2/3`,
+// `Halted 1/3`, `Completed 3/3`), `<none>` when it never had one (rolloutStatus null).
+std::string RolloutColumn(const json::value& item) {
+  const json::value* status = At(item, {"rolloutStatus"});
+  if (status == nullptr || !status->is_object()) return "<none>";
+  return Text(At(*status, {"phase"}), "?") + " " + Text(At(*status, {"currentWave"}), "?") + "/" +
+         Text(At(*status, {"waveCount"}), "?");
+}
+
 std::vector<std::string> Header(Resource resource, bool wide) {
   switch (resource) {
     case Resource::kWorkspace: {
-      std::vector<std::string> h{"NAME", "PRODUCT", "MODE", "PHASE", "READY", "AGE"};
+      std::vector<std::string> h{"NAME", "PRODUCT", "REV", "MODE", "PHASE", "READY", "AGE"};
       if (wide) h.emplace_back("MESSAGE");
       return h;
     }
     case Resource::kProduct: {
-      std::vector<std::string> h{"NAME", "SOURCE", "VERSION", "MODES", "WORKSPACES"};
+      std::vector<std::string> h{"NAME",  "SOURCE",     "VERSION", "REVISION",
+                                 "MODES", "WORKSPACES", "ROLLOUT"};
       if (wide) h.emplace_back("DISPLAY-NAME");
       return h;
     }
@@ -136,6 +165,7 @@ std::vector<std::string> Row(Resource resource, const json::value& item, bool wi
       std::vector<std::string> row{
           NameOf(resource, item),
           OrNone(Text(At(item, {"spec", "product"}))),
+          WorkspaceRevision(item),
           OrNone(Text(At(item, {"spec", "mode"}))),
           Text(At(item, {"status", "phase"}), "Pending"),
           ready != nullptr ? Text(At(*ready, {"status"}), "Unknown") : "Unknown",
@@ -148,10 +178,13 @@ std::vector<std::string> Row(Resource resource, const json::value& item, bool wi
       return row;
     }
     case Resource::kProduct: {
-      std::vector<std::string> row{NameOf(resource, item), OrNone(Text(At(item, {"source"}))),
+      std::vector<std::string> row{NameOf(resource, item),
+                                   OrNone(Text(At(item, {"source"}))),
                                    OrNone(Text(At(item, {"defaultVersion"}))),
+                                   ProductRevision(item),
                                    OrNone(Joined(At(item, {"modes"}))),
-                                   Count(At(item, {"workspaces"}))};
+                                   Count(At(item, {"workspaces"})),
+                                   RolloutColumn(item)};
       if (wide) row.push_back(OneLine(Text(At(item, {"displayName"}))));
       return row;
     }

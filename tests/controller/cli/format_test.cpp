@@ -28,12 +28,13 @@ constexpr std::int64_t kNow = 1796299200;
 
 // Two workspaces as the API serves them: acme Ready for 3 days (its status' earliest time),
 // beta created 90 s ago (metadata.creationTimestamp wins) and failing, with a two-line message.
+// acme converged on product revision 3; beta on none yet (0).
 constexpr const char* kItems = R"([
  {"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace",
   "metadata":{"name":"acme","generation":3,"labels":{"plan":"enterprise"},
               "annotations":{"tenantmaster.io/source":"fleet"}},
   "spec":{"product":"erp","mode":"dedicated","subdomain":"8000","suspend":false},
-  "status":{"phase":"Ready","observedGeneration":3,
+  "status":{"phase":"Ready","observedGeneration":3,"productRevision":3,
             "conditions":[{"type":"Ready","status":"True","reason":"Converged",
                            "message":"up to date","lastTransitionTime":"2026-11-30T12:00:00Z"}],
             "lastRuns":[{"start":"2026-12-03T11:00:00Z","durationSeconds":1.25,
@@ -41,7 +42,7 @@ constexpr const char* kItems = R"([
  {"apiVersion":"tenantmaster.io/v1alpha1","kind":"Workspace",
   "metadata":{"name":"beta-long-name","creationTimestamp":"2026-12-03T11:58:30Z"},
   "spec":{"product":"shop","mode":"shared"},
-  "status":{"phase":"Degraded","lastError":"x",
+  "status":{"phase":"Degraded","lastError":"x","productRevision":0,
             "conditions":[{"type":"Ready","status":"False","reason":"DatabaseUnreachable",
                            "message":"cluster main:\nconnection refused",
                            "lastTransitionTime":"2026-12-03T11:59:00Z"}],
@@ -103,20 +104,20 @@ TEST_CASE("cli format: a workspace's age from creationTimestamp, else its status
 
 TEST_CASE("cli format: the workspace table, wide and name") {
   CHECK(Format(Resource::kWorkspace, kItems, "table") ==
-        "NAME             PRODUCT   MODE        PHASE      READY   AGE\n"
-        "acme             erp       dedicated   Ready      True    3d\n"
-        "beta-long-name   shop      shared      Degraded   False   90s\n");
+        "NAME             PRODUCT   REV      MODE        PHASE      READY   AGE\n"
+        "acme             erp       3        dedicated   Ready      True    3d\n"
+        "beta-long-name   shop      <none>   shared      Degraded   False   90s\n");
   CHECK(Format(Resource::kWorkspace, kItems, "wide") ==
-        "NAME             PRODUCT   MODE        PHASE      READY   AGE   MESSAGE\n"
-        "acme             erp       dedicated   Ready      True    3d    up to date\n"
-        "beta-long-name   shop      shared      Degraded   False   90s   cluster main: "
+        "NAME             PRODUCT   REV      MODE        PHASE      READY   AGE   MESSAGE\n"
+        "acme             erp       3        dedicated   Ready      True    3d    up to date\n"
+        "beta-long-name   shop      <none>   shared      Degraded   False   90s   cluster main: "
         "connection refused\n");
   CHECK(Format(Resource::kWorkspace, kItems, "name") ==
         "workspace/acme\nworkspace/beta-long-name\n");
   // Never reconciled: no conditions, no time.
   CHECK(Format(Resource::kWorkspace, R"([{"metadata":{"name":"new"},"spec":{}}])", "table") ==
-        "NAME   PRODUCT   MODE     PHASE     READY     AGE\n"
-        "new    <none>    <none>   Pending   Unknown   <unknown>\n");
+        "NAME   PRODUCT   REV      MODE     PHASE     READY     AGE\n"
+        "new    <none>    <none>   <none>   Pending   Unknown   <unknown>\n");
 }
 
 TEST_CASE("cli format: -o json and -o yaml parse back to the items, strings staying strings") {
@@ -147,6 +148,31 @@ TEST_CASE("cli format: -o json and -o yaml parse back to the items, strings stay
   CHECK(beta["status"]["lastRuns"].size() == 0);
 }
 
+TEST_CASE("cli format: the products' REVISION and ROLLOUT columns") {
+  // Halted on its first wave; a revision not numbered yet (0) without a rollout; a product whose
+  // files cannot be read (revision null); an answer from an older server (neither member).
+  CHECK(Format(Resource::kProduct,
+               R"([{"name":"erp","source":"fleet","defaultVersion":"2.4","modes":["shared"],
+                    "workspaces":3,"revision":{"number":12,"digest":"0123456789ab"},
+                    "rolloutStatus":{"phase":"Halted","revision":12,"currentWave":1,
+                      "waveCount":4,"counts":{"pending":2,"inProgress":0,"ready":0,"failed":1}}},
+                   {"name":"shop","source":"fleet","defaultVersion":"1.0","modes":["shared"],
+                    "workspaces":0,"revision":{"number":0,"digest":"0123456789ab"},
+                    "rolloutStatus":null},
+                   {"name":"wiki","source":"fleet","defaultVersion":"1.0","modes":["shared"],
+                    "workspaces":1,"revision":null,"rolloutStatus":null},
+                   {"name":"old","source":"fleet","defaultVersion":"1.0","modes":["shared"],
+                    "workspaces":1}])",
+               "table") ==
+        "NAME   SOURCE   VERSION   REVISION    MODES    WORKSPACES   ROLLOUT\n"
+        "erp    fleet    2.4       12          shared   3            Halted 1/4\n"
+        "shop   fleet    1.0       <none>      shared   0            <none>\n"
+        "wiki   fleet    1.0       <unknown>   shared   1            <none>\n"
+        "old    fleet    1.0       <unknown>   shared   1            <none>\n");
+  CHECK(Format(Resource::kProduct, R"([{"name":"erp"},{"name":"shop"}])", "name") ==
+        "product/erp\nproduct/shop\n");
+}
+
 TEST_CASE("cli format: one object prints itself in json and yaml, a row in a table") {
   const std::string object = json::serialize(json::parse(kItems).as_array()[0]);
   auto as_json = FormatObject(Resource::kWorkspace, object, "json", kNow);
@@ -157,8 +183,8 @@ TEST_CASE("cli format: one object prints itself in json and yaml, a row in a tab
   CHECK(YAML::Load(*as_yaml)["kind"].as<std::string>() == "Workspace");
   auto row = FormatObject(Resource::kWorkspace, object, "table", kNow);
   REQUIRE(row.ok());
-  CHECK(*row == "NAME   PRODUCT   MODE        PHASE   READY   AGE\n"
-                "acme   erp       dedicated   Ready   True    3d\n");
+  CHECK(*row == "NAME   PRODUCT   REV   MODE        PHASE   READY   AGE\n"
+                "acme   erp       3     dedicated   Ready   True    3d\n");
   CHECK_FALSE(FormatObject(Resource::kWorkspace, "[1]", "json", kNow).ok());
   CHECK_FALSE(FormatItems(Resource::kWorkspace, "{\"items\":[]}", "table", kNow).ok());
 }
@@ -166,10 +192,15 @@ TEST_CASE("cli format: one object prints itself in json and yaml, a row in a tab
 TEST_CASE("cli format: products, sources, events and tokens") {
   CHECK(Format(Resource::kProduct,
                R"([{"name":"erp","source":"fleet","displayName":"ERP suite",
-                    "defaultVersion":"2.4","modes":["shared","dedicated"],"workspaces":12}])",
+                    "defaultVersion":"2.4","modes":["shared","dedicated"],"workspaces":12,
+                    "revision":{"number":4,"digest":"0123456789ab"},
+                    "rolloutStatus":{"phase":"Progressing","revision":4,"currentWave":2,
+                      "waveCount":3,"counts":{"pending":5,"inProgress":2,"ready":5,"failed":0}}}])",
                "wide") ==
-        "NAME   SOURCE   VERSION   MODES              WORKSPACES   DISPLAY-NAME\n"
-        "erp    fleet    2.4       shared,dedicated   12           ERP suite\n");
+        "NAME   SOURCE   VERSION   REVISION   MODES              WORKSPACES   ROLLOUT           "
+        "DISPLAY-NAME\n"
+        "erp    fleet    2.4       4          shared,dedicated   12           Progressing 2/3   "
+        "ERP suite\n");
   CHECK(Format(Resource::kSource,
                R"([{"name":"fleet","kind":"git","revision":"abc123","ready":true,
                     "reason":"Synced","message":"","lastSyncTime":"2026-12-03T11:57:00Z"},

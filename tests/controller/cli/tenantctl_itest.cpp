@@ -207,6 +207,7 @@ json::object Workspace(const std::string& name, const std::string& phase = "Read
       {"spec", {{"product", "erp"}, {"mode", "shared"}}},
       {"status",
        {{"phase", phase},
+        {"productRevision", 2},
         {"conditions",
          json::array{{{"type", "Ready"},
                       {"status", phase == "Ready" ? "True" : "False"},
@@ -355,8 +356,8 @@ TEST_CASE("tenantctl: get follows metadata.continue page after page, and --limit
   // Without --chunk-size, pages of 500.
   const Run table = Tenantctl({"get", "workspaces"}, api.Url());
   CHECK(table.exit_code == 0);
-  CHECK(table.out.rfind("NAME   PRODUCT   MODE     PHASE   READY   AGE\n"
-                        "a1     erp       shared   Ready   True    60m\n", 0) == 0);
+  CHECK(table.out.rfind("NAME   PRODUCT   REV   MODE     PHASE   READY   AGE\n"
+                        "a1     erp       2     shared   Ready   True    60m\n", 0) == 0);
   CHECK(api.Requests().back().params.find("limit")->second == "500");
 }
 
@@ -1044,6 +1045,42 @@ TEST_CASE("tenantctl: a refused rollout verb says why, with exit 1; usage errors
   run = Tenantctl({"--help"}, s.Url());
   CHECK(run.out.find("rollout status PRODUCT [-o table|json|yaml]") != std::string::npos);
   CHECK(run.out.find("rollout pause|resume|promote|abort|undo PRODUCT") != std::string::npos);
+}
+
+TEST_CASE("tenantctl: get products shows each product's revision and its rollout") {
+  // Through the operator's own products route: erp at revision 4 with a rollout halted on its
+  // second wave (the driver's short form), shop whose revision the store has not numbered yet.
+  RolloutServer s;
+  auto erp = std::make_shared<controller::ProductEntry>();
+  erp->product.name = "erp";
+  erp->product.default_version = "2.4";
+  erp->product.modes = {tmaster::manifests::Mode::kShared};
+  erp->revision_digest = "0123456789abcdef0123456789abcdef";
+  erp->revision = 4;
+  auto shop = std::make_shared<controller::ProductEntry>();
+  shop->product.name = "shop";
+  shop->product.default_version = "1.0";
+  shop->product.modes = {tmaster::manifests::Mode::kDedicated};
+  shop->revision_digest = "fedcba9876543210fedcba9876543210";
+  s.products.Replace("fleet", {{"erp", std::move(erp)}, {"shop", std::move(shop)}});
+  s.rollouts.SetSummary("erp", R"({"phase":"Halted","revision":4,"currentWave":2,"waveCount":3,
+    "counts":{"pending":3,"inProgress":0,"ready":4,"failed":1}})");
+
+  Run run = Tenantctl({"get", "products", "--token", kViewerToken}, s.Url());
+  CHECK(run.exit_code == 0);
+  CHECK(run.err.empty());
+  CHECK(run.out ==
+        "NAME   SOURCE   VERSION   REVISION   MODES       WORKSPACES   ROLLOUT\n"
+        "erp    fleet    2.4       4          shared      0            Halted 2/3\n"
+        "shop   fleet    1.0       <none>     dedicated   0            <none>\n");
+  // -o json: the answer's items, rolloutStatus as the driver said.
+  run = Tenantctl({"get", "products", "-o", "json", "--token", kViewerToken}, s.Url());
+  CHECK(run.exit_code == 0);
+  const json::array items = json::parse(run.out).at("items").as_array();
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].at("rolloutStatus").at("phase") == "Halted");
+  CHECK(items[0].at("revision").at("number") == 4);
+  CHECK(items[1].at("rolloutStatus").is_null());
 }
 
 TEST_CASE("tenantctl: bash completion offers the rollout actions, then the products") {
