@@ -58,6 +58,7 @@ WorkspaceStatus AcmeStatus() {
   status.last_error = "stack acme: deploy failed";
   status.next_retry_unix = 1700000030;
   status.revision = "0badc0de";
+  status.product_revision = 3;
   status.last_runs_json =
       R"([{"start":"2023-11-14T22:13:20Z","durationSeconds":0.25,"result":"failure","reason":"StackFailed"}])";
   return status;
@@ -142,6 +143,7 @@ TEST_CASE("status JSON: a workspace with status comes back in manifest shape, fi
   CHECK(ready.at("reason") == "StackFailed");
   CHECK(ready.at("lastTransitionTime") == "2023-11-14T22:13:20Z");
   CHECK(s.at("revision") == "0badc0de");
+  CHECK(s.at("productRevision") == 3);
   REQUIRE(s.at("lastRuns").as_array().size() == 1);
   CHECK(s.at("lastRuns").as_array()[0].at("durationSeconds") == 0.25);
   CHECK(s.at("nextRetry") == "2023-11-14T22:13:50Z");
@@ -153,6 +155,7 @@ TEST_CASE("status JSON: no status yet reads Pending with empty conditions, no re
   const json::object& s = object.at("status").as_object();
   CHECK(s.at("phase") == "Pending");
   CHECK(s.at("observedGeneration") == 0);
+  CHECK(s.at("productRevision") == 0);
   CHECK(s.at("conditions").as_array().empty());
   CHECK(s.at("lastRuns").as_array().empty());
   CHECK_FALSE(s.contains("nextRetry"));

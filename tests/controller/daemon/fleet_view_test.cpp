@@ -173,6 +173,27 @@ TEST_CASE("fleet view: an override shows in status; a token it did not make is r
   CHECK(DecodeContinue(EncodeContinue("w05")) == std::optional<std::string>("w05"));
 }
 
+TEST_CASE("fleet view: a list item carries status.productRevision, as the object does") {
+  // The dashboard's table and `tenantctl get workspaces` (REV) read it from the list.
+  FleetView view;
+  WorkspaceStatus moved = StatusOf("w01", "Ready");
+  moved.product_revision = 7;
+  view.Reset({Row("w01", "gold"), Row("w02", "gold")}, {moved, StatusOf("w02", "Ready")});
+  const json::value page = json::parse(view.List({})->json);
+  const json::array& items = page.at("items").as_array();
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].at("status").at("productRevision") == 7);
+  CHECK(items[1].at("status").at("productRevision") == 0);
+  CHECK(json::parse(*view.Get("w01")).at("status").at("productRevision") == 7);
+  // A pass that moved it on is a change of the listed object.
+  const std::uint64_t before = view.ResourceVersion();
+  moved.product_revision = 8;
+  view.StatusChanged(moved);
+  CHECK(view.ResourceVersion() == before + 1);
+  const json::value after = json::parse(view.List({})->json);
+  CHECK(after.at("items").as_array()[0].at("status").at("productRevision") == 8);
+}
+
 TEST_CASE("fleet view: a reload keeps unchanged renderings but renders again what changed, "
           "an override included") {
   Overrides overrides;
