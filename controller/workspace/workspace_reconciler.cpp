@@ -266,9 +266,15 @@ void WorkspaceReconciler::RecordRevision(StatusUpdate& update,
   WorkspaceStatus& status = update.status;
   // What this pass applied, so a rollout can tell its reading from an earlier one's; the
   // revision it converged on only once Ready on it.
+  // The backup taken before this attempt's migration stays named until another attempt (or
+  // another revision) is applied: the passes after it take none, and an undo needs its id.
+  const bool same_attempt = previous && previous->attempted_revision == pin.revision &&
+                            previous->rollout_attempt == pin.attempt;
   status.attempted_revision = pin.revision;
   status.rollout_attempt = pin.attempt;
-  status.pre_migration_backup = result.pre_migration_backup;
+  if (!result.pre_migration_backup.empty() || !same_attempt) {
+    status.pre_migration_backup = result.pre_migration_backup;
+  }
   if (result.ready && pin.revision > 0) status.product_revision = pin.revision;
   if (!previous || previous->product_revision != status.product_revision ||
       previous->attempted_revision != status.attempted_revision ||
