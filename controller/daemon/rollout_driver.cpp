@@ -233,11 +233,21 @@ void RolloutDriver::StepProduct(const std::string& product, const ProductEntry& 
   const auto it = rollouts_.find(product);
   const bool running = it != rollouts_.end() && !ro::Ended(it->second.phase);
   if (!entry.product.rollout) {
-    // Without a policy every workspace follows the product at once; a rollout that ran ends.
-    if (running) {
-      if (Outcome<ro::Transition> aborted = ro::Abort(it->second, now)) {
-        Save(product, std::move(*aborted), effects, " (the product's rollout policy was removed)");
+    // Without a policy every workspace follows the product at once: a rollout that ran ends, and
+    // is retired, so its pins do not hold when a policy comes back (the workspaces' own revisions
+    // do).
+    if (it != rollouts_.end() && !it->second.retired) {
+      ro::Transition t;
+      if (running) {
+        Outcome<ro::Transition> aborted = ro::Abort(it->second, now);
+        if (!aborted) return;
+        t = std::move(*aborted);
+      } else {
+        t.state = it->second;
       }
+      t.state.retired = true;
+      t.changed = true;
+      Save(product, std::move(t), effects, " (the product's rollout policy was removed)");
     }
     return;
   }

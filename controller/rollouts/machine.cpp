@@ -281,7 +281,7 @@ Outcome<Transition> Start(const Policy& policy, const std::string& product, int 
 
 Pinned PinOf(const RolloutState* rollout, const std::string& workspace, int current,
              int converged) {
-  if (rollout != nullptr) {
+  if (rollout != nullptr && !rollout->retired) {
     for (const WorkspaceEntry& entry : rollout->workspaces) {
       if (entry.name != workspace) continue;
       if (rollout->phase == Phase::kUndone || entry.state == WorkspaceState::kPending) {

@@ -85,6 +85,9 @@ struct RolloutState {
   std::vector<WorkspaceEntry> workspaces;
   std::int64_t started_unix = 0;
   std::optional<std::int64_t> finished_unix;  ///< set when the phase becomes an ended one
+  /// Ended, then its product's `rollout` policy was removed: its workspaces have followed the
+  /// product at once since, so its pins no longer hold (PinOf ignores it); kept as a record.
+  bool retired = false;
   /// Incremented by every transition that changes anything: the store updates the row only
   /// where its version is still the one this transition started from.
   std::int64_t version = 0;
@@ -173,7 +176,8 @@ struct Pinned {
 /// after an undo, stays on its `from_revision`; a reached one is on the rollout's revision,
 /// with its attempt. Not part of it: its converged revision; when it has none (a workspace
 /// created during the rollout), the rollout's previous revision while the rollout runs, else
-/// `current`. The caller decides outside rollouts (no policy: always `current`).
+/// `current`. A retired rollout counts as none. The caller decides outside rollouts (no
+/// policy: always `current`).
 Pinned PinOf(const RolloutState* rollout, const std::string& workspace, int current,
              int converged);
 

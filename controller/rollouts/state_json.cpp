@@ -122,6 +122,7 @@ std::string StateToJson(const RolloutState& state) {
                             {"pausedByPerson", state.paused_by_person},
                             {"startedAt", state.started_unix},
                             {"finishedAt", OptionalInt(state.finished_unix)},
+                            {"retired", state.retired},
                             {"version", state.version},
                             {"workspaces", std::move(workspaces)}};
   return json::serialize(object);
@@ -149,6 +150,8 @@ Outcome<RolloutState> StateFromJson(const std::string& text) {
   state.paused_by_person = top.Bool("pausedByPerson");
   state.started_unix = top.Int("startedAt");
   state.finished_unix = top.MaybeInt("finishedAt");
+  state.retired = top.Bool("retired");
+  if (state.retired && !Ended(state.phase)) top.Fail("retired", "a running rollout is not retired");
   state.version = top.Int("version");
   if (state.current_wave > state.wave_count) top.Fail("currentWave", "beyond waveCount");
   if (const json::array* entries = top.Array("workspaces")) {

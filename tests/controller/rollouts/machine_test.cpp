@@ -620,6 +620,10 @@ TEST_CASE("rollouts: PinOf: pending stay on their revision, reached ones move, u
   CHECK(PinOf(&d.state, "ws-a", 2, 1) == Pinned{1, 0});
   // Ended: a workspace made since converges on the product's revision.
   CHECK(PinOf(&d.state, "ws-new", 2, 0) == Pinned{2, 0});
+  // Retired (its policy was removed since): its pins no longer hold.
+  RolloutState retired = d.state;
+  retired.retired = true;
+  CHECK(PinOf(&retired, "ws-b", 3, 3) == Pinned{3, 0});
 }
 
 TEST_CASE("rollouts: Start with each member's revision keeps where an earlier rollout left it") {

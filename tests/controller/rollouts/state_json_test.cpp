@@ -75,6 +75,7 @@ TEST_CASE("rollouts: a stored rollout reads back exactly as the machine left it"
                             Phase::kAborted, Phase::kUndone, Phase::kSuperseded}) {
     each.phase = phase;
     each.finished_unix = Ended(phase) ? std::optional<std::int64_t>(kNow + 99) : std::nullopt;
+    each.retired = Ended(phase);
     CHECK(*StateFromJson(StateToJson(each)) == each);
   }
 }
@@ -105,5 +106,9 @@ TEST_CASE("rollouts: a stored rollout no StateToJson wrote is refused, naming th
   CHECK(refusal(replaced(R"("currentWave":1)", R"("currentWave":7)")) ==
         "stored rollout: currentWave: beyond waveCount");
   CHECK(refusal(replaced(R"("wave":1)", R"("wave":5)")).find("].wave: beyond waveCount") !=
+        std::string::npos);
+  CHECK(refusal(replaced(R"("retired":false)", R"("retired":true)")) ==
+        "stored rollout: retired: a running rollout is not retired");
+  CHECK(refusal(replaced(R"("attempt":1)", R"("attempt":-1)")).find("].attempt: negative") !=
         std::string::npos);
 }
