@@ -905,6 +905,20 @@ void ReadReconcile(Context& context, MapReader& root, Config& config) {
   if (auto size = reader.Size("maxTemplateSize")) reconcile.max_template_bytes = *size;
 }
 
+void ReadRollouts(Context& context, MapReader& root, Config& config) {
+  std::optional<YAML::Node> node = root.Take("rollouts");
+  if (!node) return;
+  MapReader reader(context, *node, "rollouts", root.ValueMark("rollouts"));
+  if (!reader.ok()) return;
+  if (std::optional<std::string> url = reader.String("healthBaseUrl", /*required=*/false)) {
+    if (IsHttpUrl(*url)) {
+      config.rollouts.health_base_url = *url;
+    } else {
+      reader.Error("healthBaseUrl", "must be an http:// or https:// URL, got " + Quote(*url));
+    }
+  }
+}
+
 void ReadRoot(Context& context, const YAML::Node& root, Config& config) {
   MapReader reader(context, root, "", root.Mark());
   if (!reader.ok()) return;
@@ -961,6 +975,7 @@ void ReadRoot(Context& context, const YAML::Node& root, Config& config) {
   ReadRuntimes(context, reader, config);
   ReadBackups(context, reader, config);
   ReadReconcile(context, reader, config);
+  ReadRollouts(context, reader, config);
 }
 
 ConfigResult LoadConfigUnsafe(const fs::path& file) {

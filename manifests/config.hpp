@@ -189,6 +189,13 @@ struct ReconcileConfig {
   std::uintmax_t max_template_bytes = 256U * 1024U;
 };
 
+/// `rollouts` (docs/rollouts.md).
+struct RolloutsConfig {
+  /// `healthBaseUrl`: where a rollout's health checks are sent (the workspace's host goes in the
+  /// Host header), e.g. the edge proxy's address; empty: `https://<subdomain>.<baseDomain>`.
+  std::string health_base_url;
+};
+
 /// The operator config (README.md#config-reference). Paths are already resolved against the
 /// config file's folder.
 struct Config {
@@ -209,6 +216,7 @@ struct Config {
   std::map<std::string, RuntimeConfig> runtimes;  ///< by product name
   BackupsConfig backups;
   ReconcileConfig reconcile;
+  RolloutsConfig rollouts;
 };
 
 struct ConfigResult {

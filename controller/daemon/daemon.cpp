@@ -15,6 +15,8 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
       events_(*deps_.store),
       store_overrides_(*deps_.store),
       backups_(MakeBackupRunner()),
+      health_prober_(MakeHttpHealthProber()),
+      health_(*health_prober_),
       rollouts_({.store = deps_.store,
                  .desired = &desired_,
                  .products = &products_,
@@ -22,7 +24,11 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                  .metrics = deps_.metrics,
                  .backups = backups_.get(),
                  .enqueue = [this](const std::string& name) { return Enqueue(name); },
-                 .now_unix = {}},
+                 .now_unix = {},
+                 .health = &health_,
+                 .base_domain = deps_.config != nullptr ? deps_.config->base_domain : "",
+                 .health_base_url =
+                     deps_.config != nullptr ? deps_.config->rollouts.health_base_url : ""},
                 {}),
       fleet_(&overrides_),
       observer_(*this),
@@ -226,6 +232,7 @@ bool Daemon::Begin(WorkQueue& queue) {
         [&queue](const std::string& name) { queue.Add(name); }));
   }
   for (auto& runner : runners_) runner->Start();
+  health_.Start();
   rollouts_.Start();
   // The products' shared runtimes converge on a thread of their own, kicked by Tick.
   if (deps_.stacks != nullptr && deps_.stacks->gateway != nullptr &&
@@ -315,6 +322,7 @@ void Daemon::Tick() {
 void Daemon::StopIntake() {
   // A rollout's step in flight finishes first (it writes one row per product).
   rollouts_.Stop();
+  health_.Stop();
   // The runtime call in flight returns first (each gateway call has its own timeout).
   if (runtimes_) runtimes_->Stop();
   // A backup or restore in flight finishes first (each tool run is bounded).

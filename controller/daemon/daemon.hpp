@@ -136,6 +136,9 @@ class Daemon final : private Term {
   /// answered from memory (on a standby, reloaded from the store when older than
   /// DaemonOptions::standby_refresh at the time of a read).
   WorkspaceApi& Api();
+  /// The rollouts (docs/rollouts.md): the products' rollout status and the verbs; the API's
+  /// routes go through Api(), which holds it.
+  RolloutControl& Rollouts() { return rollouts_; }
 
   /// Product -> port of every product a source of this term declares with a shared runtime
   /// (spec.sharedRuntime), for the Traefik document (TraefikRouting::shared_runtimes). Empty on a
@@ -202,6 +205,9 @@ class Daemon final : private Term {
   /// stopped by StopIntake.
   std::unique_ptr<BackupRunner> backups_;
   ProductRegistry products_;
+  /// The rollouts' health checks (`rollout.healthCheck`), on a thread of their own while leading.
+  std::unique_ptr<HealthProber> health_prober_;
+  HealthGate health_;
   /// The leader's rollouts (docs/rollouts.md): loaded in Begin, stepped on its own thread while
   /// the term runs, stopped by StopIntake; the reconciler asks it each workspace's revision.
   RolloutDriver rollouts_;

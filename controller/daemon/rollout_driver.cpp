@@ -211,10 +211,15 @@ void RolloutDriver::Removed(const std::string& name) {
 void RolloutDriver::Step() {
   const std::int64_t now = Now();
   // Each product's members once per step, before the lock (the desired state has its own).
-  std::map<std::string, std::vector<ro::Member>> members;
+  std::map<std::string, Members> members;
   for (const std::string& name : deps_.desired->DeclaredNames()) {
     const std::shared_ptr<const DesiredEntry> entry = deps_.desired->Declared(name);
-    if (entry != nullptr) members[entry->workspace.product].push_back({name, entry->workspace.labels});
+    if (entry == nullptr) continue;
+    Members& of = members[entry->workspace.product];
+    of.list.push_back({name, entry->workspace.labels});
+    if (entry->workspace.dedicated) {
+      of.hosts[name] = entry->workspace.subdomain + "." + deps_.base_domain;
+    }
   }
   Effects effects;
   {
@@ -227,9 +232,33 @@ void RolloutDriver::Step() {
   Carry(std::move(effects));
 }
 
+std::optional<ro::Observed> RolloutDriver::Observe(const WorkspaceStatus& status,
+                                                   const ro::RolloutState& state,
+                                                   const ro::WorkspaceEntry& entry,
+                                                   const manifests::RolloutSpec& spec,
+                                                   const Members& members) {
+  ro::Observed observed = ObservedOf(status, state, entry);
+  const bool gated = spec.health_check && deps_.health != nullptr &&
+                     observed.observed_after_target && observed.ready && !observed.failed &&
+                     observed.revision_applied == state.revision;
+  const auto host = members.hosts.find(entry.name);
+  if (!gated || host == members.hosts.end()) return observed;
+  // Its own status says Ready on the new revision: now its application must answer.
+  const HealthGate::Result gate = deps_.health->Check(
+      entry.name + "#" + std::to_string(state.revision) + "#" + std::to_string(entry.attempt),
+      HealthTargetFor(deps_.health_base_url, host->second, spec.health_check->path),
+      spec.health_check->timeout);
+  if (gate.verdict == HealthGate::Verdict::kWaiting) return std::nullopt;
+  if (gate.verdict == HealthGate::Verdict::kFailed) {
+    observed.ready = false;
+    observed.failed = true;
+    observed.reason = gate.reason;
+  }
+  return observed;
+}
+
 void RolloutDriver::StepProduct(const std::string& product, const ProductEntry& entry,
-                                const std::vector<ro::Member>& members, std::int64_t now,
-                                Effects& effects) {
+                                const Members& members, std::int64_t now, Effects& effects) {
   const auto it = rollouts_.find(product);
   const bool running = it != rollouts_.end() && !ro::Ended(it->second.phase);
   if (!entry.product.rollout) {
@@ -254,7 +283,7 @@ void RolloutDriver::StepProduct(const std::string& product, const ProductEntry& 
   if (entry.revision == 0) return;  // its revision is not recorded yet: nothing to compare
   const ro::Policy policy = PolicyOf(*entry.product.rollout);
   if (it == rollouts_.end() || it->second.revision != entry.revision) {
-    Begin(product, entry, policy, members, now, effects);
+    Begin(product, entry, policy, members.list, now, effects);
     return;
   }
   if (!running) return;
@@ -263,7 +292,7 @@ void RolloutDriver::StepProduct(const std::string& product, const ProductEntry& 
   std::set<std::string> part;
   for (const ro::WorkspaceEntry& member : t.state.workspaces) part.insert(member.name);
   std::set<std::string> declared;
-  for (const ro::Member& member : members) {
+  for (const ro::Member& member : members.list) {
     declared.insert(member.name);
     if (part.count(member.name) == 0) Merge(t, ro::Join(t.state, member.name));
   }
@@ -275,7 +304,9 @@ void RolloutDriver::StepProduct(const std::string& product, const ProductEntry& 
     if (member.state != ro::WorkspaceState::kInProgress) continue;
     const auto status = statuses_.find(member.name);
     if (status == statuses_.end()) continue;
-    Merge(t, ro::Report(t.state, policy, member.name, ObservedOf(status->second, t.state, member)));
+    const std::optional<ro::Observed> observed =
+        Observe(status->second, t.state, member, *entry.product.rollout, members);
+    if (observed) Merge(t, ro::Report(t.state, policy, member.name, *observed));
   }
   Merge(t, ro::Tick(t.state, policy, now));
   if (t.changed) Save(product, std::move(t), effects);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "controller/backups/service.hpp"
+#include "controller/daemon/health_gate.hpp"
 #include "controller/daemon/rollout_control.hpp"
 #include "controller/rollouts/machine.hpp"
 #include "controller/rollouts/revision.hpp"
@@ -51,6 +52,11 @@ struct RolloutDriverDeps {
   std::function<bool(const std::string&)> enqueue;
   /// Seconds since the epoch (tests fix it); empty: the system clock.
   std::function<std::int64_t()> now_unix;
+  /// The health gate of `rollout.healthCheck` (health_gate.hpp); nullptr: a dedicated workspace
+  /// counts on its Ready status alone.
+  HealthGate* health = nullptr;
+  std::string base_domain;      ///< a dedicated workspace's host is <subdomain>.<baseDomain>
+  std::string health_base_url;  ///< `rollouts.healthBaseUrl`; empty: https://<host>
 };
 
 struct RolloutDriverOptions {
@@ -122,9 +128,21 @@ class RolloutDriver final : public RevisionPins, public RolloutControl {
   std::int64_t Now() const;
   void Loop();
   /// One product's step, under mutex_.
-  void StepProduct(const std::string& product, const ProductEntry& entry,
-                   const std::vector<rollouts::Member>& members, std::int64_t now,
-                   Effects& effects);
+  /// A product's workspaces as one step sees them: with their labels, and the host of each
+  /// dedicated one (for the health gate).
+  struct Members {
+    std::vector<rollouts::Member> list;
+    std::map<std::string, std::string> hosts;
+  };
+  void StepProduct(const std::string& product, const ProductEntry& entry, const Members& members,
+                   std::int64_t now, Effects& effects);
+  /// What `status` says of `entry`, with the health gate's verdict for a dedicated workspace of a
+  /// product with `rollout.healthCheck`: nullopt while the gate waits (not ready yet).
+  std::optional<rollouts::Observed> Observe(const WorkspaceStatus& status,
+                                            const rollouts::RolloutState& state,
+                                            const rollouts::WorkspaceEntry& entry,
+                                            const manifests::RolloutSpec& spec,
+                                            const Members& members);
   /// Keeps what a rollout reads of a status; under mutex_.
   void Keep(const WorkspaceStatus& status);
   /// Starts (or supersedes with) a rollout of the product's revision when its workspaces are

@@ -210,6 +210,23 @@ TEST_CASE("config: backups.directory relative to the config's folder, keepAfterD
   CHECK(keep.config.backups.verify == tmaster::manifests::BackupVerify::kRestore);
 }
 
+TEST_CASE("config: rollouts.healthBaseUrl is an http(s) URL; empty by default") {
+  TempDir dir;
+  const ConfigResult set =
+      Load(dir, std::string(kMinimal) + "rollouts: {healthBaseUrl: 'http://127.0.0.1:8081'}\n");
+  INFO(Dump(set));
+  REQUIRE(set.errors.empty());
+  CHECK(set.config.rollouts.health_base_url == "http://127.0.0.1:8081");
+  CHECK(Load(dir, kMinimal).config.rollouts.health_base_url.empty());
+  const ConfigResult bad =
+      Load(dir, std::string(kMinimal) + "rollouts: {healthBaseUrl: 'ftp://edge', other: 1}\n");
+  REQUIRE(bad.errors.size() == 2);
+  const std::string all = Dump(bad);
+  CHECK(all.find("rollouts.healthBaseUrl") != std::string::npos);
+  CHECK(all.find("must be an http:// or https:// URL, got \"ftp://edge\"") != std::string::npos);
+  CHECK(all.find("rollouts.other") != std::string::npos);
+}
+
 TEST_CASE("config: defaults of a minimal config") {
   TempDir dir;
   const ConfigResult result = Load(dir, kMinimal);

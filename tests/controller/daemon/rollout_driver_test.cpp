@@ -37,7 +37,24 @@ migrations::Migration MigrationOf(const std::string& version, const std::string&
   return migration;
 }
 
+// Answers from a script: one status per call, the last repeated; records what it was asked.
+class ScriptedProber final : public HealthProber {
+ public:
+  std::vector<int> answers = {503};
+  std::vector<std::pair<std::string, std::string>> asked;  // url, host
+  Outcome<int> Get(const std::string& url, const std::string& host,
+                   std::chrono::milliseconds /*timeout*/) override {
+    asked.emplace_back(url, host);
+    const int answer = answers.front();
+    if (answers.size() > 1) answers.erase(answers.begin());
+    return answer;
+  }
+};
+
 struct World {
+  ScriptedProber prober;
+  std::int64_t now_ms = 0;
+  HealthGate gate{prober, [this] { return now_ms; }, std::chrono::milliseconds(1000)};
   testing::FakeStore store;
   DesiredState desired;
   ProductRegistry products;
@@ -60,7 +77,10 @@ struct World {
                                 queued.push_back(name);
                                 return true;
                               },
-                          .now_unix = [this] { return now; }},
+                          .now_unix = [this] { return now; },
+                          .health = &gate,
+                          .base_domain = "example.test",
+                          .health_base_url = "http://127.0.0.1:9"},
         RolloutDriverOptions{});
   }
 
@@ -85,14 +105,13 @@ struct World {
     entry->revision = recorded->number;
     products.Replace("dir", {{"shop", entry}});
     // Every workspace of the product now refers to this entry (the sync re-declares them).
-    for (const std::string& name : desired.DeclaredNames()) Declare(name, Labels(name), entry);
+    for (const std::string& name : desired.DeclaredNames()) {
+      auto declared = std::make_shared<DesiredEntry>(*desired.Declared(name));
+      declared->product = entry;
+      desired.Declare(name, std::move(declared));
+    }
     product = entry;
     return entry;
-  }
-
-  std::map<std::string, std::string> Labels(const std::string& name) const {
-    const std::shared_ptr<const DesiredEntry> declared = desired.Declared(name);
-    return declared ? declared->workspace.labels : std::map<std::string, std::string>{};
   }
 
   void Declare(const std::string& name, std::map<std::string, std::string> labels,
@@ -395,4 +414,123 @@ TEST_CASE("rollout driver: undo pins the reached workspaces back and says what i
   CHECK(w.statuses["ws-a"].product_revision == 1);
   const std::vector<std::string> reasons = w.Reasons();
   CHECK(std::count(reasons.begin(), reasons.end(), "RolloutRestore") == 1);
+}
+
+TEST_CASE("health gate: waits for a 2xx through the base URL with the workspace's host; fails "
+          "past its timeout naming the last answer") {
+  CHECK(HealthTargetFor("", "acme.example.test", "/healthz").url ==
+        "https://acme.example.test/healthz");
+  const HealthTarget target = HealthTargetFor("http://127.0.0.1:8081/", "acme.example.test", "/up");
+  CHECK(target.url == "http://127.0.0.1:8081/up");
+  CHECK(target.host == "acme.example.test");
+
+  ScriptedProber prober;
+  prober.answers = {503, 302, 200};
+  std::int64_t now_ms = 0;
+  HealthGate gate(prober, [&] { return now_ms; }, std::chrono::milliseconds(1000));
+  CHECK(gate.Check("a#2#1", target, std::chrono::seconds(60)).verdict ==
+        HealthGate::Verdict::kWaiting);
+  gate.ProbeDue();  // 503
+  gate.ProbeDue();  // not due again yet: nothing asked
+  CHECK(prober.asked.size() == 1);
+  CHECK(prober.asked.front() == std::make_pair(target.url, target.host));
+  now_ms = 1000;
+  gate.ProbeDue();  // 302: a redirect is no 2xx
+  CHECK(gate.Check("a#2#1", target, std::chrono::seconds(60)).verdict ==
+        HealthGate::Verdict::kWaiting);
+  now_ms = 2000;
+  gate.ProbeDue();  // 200
+  CHECK(gate.Check("a#2#1", target, std::chrono::seconds(60)).verdict ==
+        HealthGate::Verdict::kPassed);
+
+  prober.answers = {503};
+  CHECK(gate.Check("b#2#1", target, std::chrono::seconds(5)).verdict ==
+        HealthGate::Verdict::kWaiting);
+  gate.ProbeDue();
+  now_ms = 7000;
+  const HealthGate::Result failed = gate.Check("b#2#1", target, std::chrono::seconds(5));
+  CHECK(failed.verdict == HealthGate::Verdict::kFailed);
+  CHECK(failed.reason == "health check GET http://127.0.0.1:8081/up (Host: acme.example.test) did "
+                         "not answer 2xx within 5s; last: HTTP 503");
+  // Decided: a later 2xx changes nothing.
+  prober.answers = {200};
+  gate.ProbeDue();
+  CHECK(gate.Check("b#2#1", target, std::chrono::seconds(5)).verdict ==
+        HealthGate::Verdict::kFailed);
+}
+
+TEST_CASE("rollout driver: with a health check, a dedicated workspace counts as ready only once "
+          "its host answers 2xx; no answer within the timeout halts") {
+  manifests::RolloutSpec spec = CanaryThenAll(std::chrono::hours(1));
+  spec.health_check = manifests::RolloutHealthCheck{"/healthz", std::chrono::seconds(30)};
+  World w;
+  Converged(w, spec);
+  // The canary is dedicated (its host is checked); the others are shared.
+  auto canary = std::make_shared<DesiredEntry>(*w.desired.Declared("ws-a"));
+  canary->workspace.subdomain = "acme";
+  canary->workspace.dedicated = manifests::DedicatedSpec{};
+  w.desired.Declare("ws-a", canary);
+  w.SetProduct("2.0", kTwo, spec);
+  w.driver->Step();
+  w.Drain();
+  w.driver->Step();
+  CHECK(w.Stored().current_wave == 0);  // Ready by its status, not yet by its host
+  CHECK(w.Stored().workspaces.front().state == ro::WorkspaceState::kInProgress);
+  w.gate.ProbeDue();
+  REQUIRE(w.prober.asked.size() == 1);
+  CHECK(w.prober.asked.front().first == "http://127.0.0.1:9/healthz");
+  CHECK(w.prober.asked.front().second == "acme.example.test");
+  w.prober.answers = {204};
+  w.now_ms += 1000;
+  w.gate.ProbeDue();
+  w.driver->Step();
+  CHECK(w.Stored().phase == ro::Phase::kPaused);  // the canary wave is done
+
+  SUBCASE("no 2xx within the timeout: halted, naming the check") {
+    World h;
+    Converged(h, spec);
+    auto dedicated = std::make_shared<DesiredEntry>(*h.desired.Declared("ws-a"));
+    dedicated->workspace.subdomain = "acme";
+    dedicated->workspace.dedicated = manifests::DedicatedSpec{};
+    h.desired.Declare("ws-a", dedicated);
+    h.SetProduct("2.0", kTwo, spec);
+    h.driver->Step();
+    h.Drain();
+    h.driver->Step();
+    h.gate.ProbeDue();
+    h.now_ms += 31'000;
+    h.driver->Step();
+    const ro::RolloutState stored = h.Stored();
+    CHECK(stored.phase == ro::Phase::kHalted);
+    CHECK(stored.workspaces.front().reason.find("health check GET http://127.0.0.1:9/healthz "
+                                                "(Host: acme.example.test)") == 0);
+  }
+}
+
+TEST_CASE("rollout driver: a policy removed retires the last rollout; when it comes back, the "
+          "workspaces' own revisions count, not that rollout's pins") {
+  World w;
+  Converged(w, CanaryThenAll(std::chrono::seconds(0)));
+  w.SetProduct("2.0", kTwo, CanaryThenAll(std::chrono::seconds(0)));
+  w.driver->Step();  // starts the rollout of revision 2
+  for (int i = 0; i < 8 && w.Stored().phase != ro::Phase::kCompleted; ++i) {
+    w.Drain();
+    w.driver->Step();
+  }
+  REQUIRE(w.Stored().phase == ro::Phase::kCompleted);
+  // The policy goes; revision 3 reaches everyone at once.
+  const std::vector<migrations::Migration> three = {kTwo[0], kTwo[1],
+                                                    MigrationOf("0003", "CREATE TABLE c ();")};
+  w.SetProduct("3.0", three, std::nullopt);
+  w.driver->Step();
+  CHECK(w.Stored().retired);
+  for (const char* name : {"ws-a", "ws-b", "ws-c", "ws-d"}) CHECK(w.Pass(name).revision == 3);
+  // It comes back: everyone is on revision 3 already, so no rollout starts, and nobody is
+  // pinned to the old rollout's revision 2.
+  w.SetProduct("3.0", three, CanaryThenAll(std::chrono::hours(1)));
+  w.driver->Step();
+  CHECK(w.Stored().revision == 2);
+  CHECK(w.Pass("ws-d").revision == 3);
+  const std::vector<std::string> reasons = w.Reasons();
+  CHECK(std::count(reasons.begin(), reasons.end(), "RolloutStarted") == 1);
 }
