@@ -787,6 +787,7 @@ class Loader {
       }
       if (w.dedicated && w.dedicated->version.empty()) {
         w.dedicated->version = product->product.default_version;
+        w.dedicated->version_defaulted = true;
       }
     }
     if (options_.known_clusters && options_.known_clusters->count(w.database.cluster) == 0) {

@@ -121,6 +121,9 @@ struct DedicatedSpec {
   int endpoint = 0;
   std::string version;  ///< defaulted: the product's defaultVersion
   std::map<std::string, std::string> env;
+  /// `version` came from the product's defaultVersion, not the manifest: a rollout may hold the
+  /// workspace on an older revision's version (docs/rollouts.md); an explicit one is its own.
+  bool version_defaulted = false;
 };
 
 struct BackupSpec {

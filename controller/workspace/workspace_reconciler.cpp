@@ -140,7 +140,6 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
       overridden->suspend = true;
     }
   }
-  const manifests::Workspace& workspace = overridden ? *overridden : entry.workspace;
   // The revision of its product this pass applies (docs/rollouts.md): the declared product, or
   // the revision a rollout has it on.
   RevisionPin pin{entry.product, entry.product->revision, 0};
@@ -155,6 +154,17 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     }
   }
   const ProductEntry& product = *pin.product;
+  // A dedicated workspace's version defaulted from the product follows the revision it is on;
+  // one its manifest names is its own (outside rollouts).
+  const manifests::DedicatedSpec* dedicated =
+      overridden ? (overridden->dedicated ? &*overridden->dedicated : nullptr)
+                 : (entry.workspace.dedicated ? &*entry.workspace.dedicated : nullptr);
+  if (dedicated != nullptr && dedicated->version_defaulted &&
+      dedicated->version != product.product.default_version) {
+    if (!overridden) overridden = entry.workspace;
+    overridden->dedicated->version = product.product.default_version;
+  }
+  const manifests::Workspace& workspace = overridden ? *overridden : entry.workspace;
   WorkspaceInputs inputs;
   inputs.workspace = &workspace;
   inputs.product = &product.product;

@@ -813,3 +813,81 @@ TEST_CASE("daemon: a shared runtime that cannot converge is a Warning event once
   CHECK_FALSE(w.Runtime().has_value());
   h.Stop();
 }
+
+TEST_CASE("daemon: a new defaultVersion rolls out in waves: the canary's stack first, the others "
+          "keep the old image until promoted; an explicit version is its own") {
+  Harness h;
+  DedicatedStacks dedicated(h);
+  testing::FakeStacks& stacks = dedicated.stacks;
+  const auto product = [&](const std::string& version) {
+    h.Write("product.yaml", R"(apiVersion: tenantmaster.io/v1alpha1
+kind: Product
+metadata: {name: shop}
+spec:
+  image: example/shop
+  defaultVersion: ")" + version + R"("
+  modes: [shared, dedicated]
+  stackTemplate: stacks/shop.tmpl
+  rollout:
+    waves:
+      - {selector: {matchLabels: {ring: canary}}}
+      - {percent: 100}
+    pauseBetweenWaves: 1h
+)");
+  };
+  const auto workspace = [&](const std::string& name, const std::string& extra) {
+    h.Write(name + ".yaml", "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata:\n"
+                            "  name: " + name + "\n" + extra +
+                                "spec:\n  product: shop\n  mode: dedicated\n  database:\n"
+                                "    cluster: default\n  dedicated:\n    endpoint: 1\n" +
+                                (name == "pinned" ? "    version: \"0.9.0\"\n" : ""));
+  };
+  // The image each workspace's stack runs: the TM_IMAGE:TM_VERSION its stack's Env gives the
+  // template.
+  const auto image = [&](const std::string& name) -> std::string {
+    const auto listed = stacks.List(1);
+    if (!listed) return "";
+    for (const auto& stack : *listed) {
+      if (stack.name != "tm-" + name) continue;
+      std::string repository;
+      std::string version;
+      for (const auto& var : stack.env) {
+        if (var.name == "TM_IMAGE") repository = var.value;
+        if (var.name == "TM_VERSION") version = var.value;
+      }
+      return repository + ":" + version;
+    }
+    return "";
+  };
+  product("1.0.0");
+  workspace("canary", "  labels: {ring: canary}\n");
+  workspace("other", "");
+  workspace("pinned", "");
+  h.Start();
+  REQUIRE(Eventually([&] {
+    return h.HasPhase("canary", "Ready") && h.HasPhase("other", "Ready") &&
+           h.HasPhase("pinned", "Ready");
+  }));
+  CHECK(image("canary") == "example/shop:1.0.0");
+  CHECK(image("pinned") == "example/shop:0.9.0");
+  CHECK(h.Status("other")->product_revision == 1);
+
+  product("2.0.0");
+  REQUIRE(Eventually([&] { return h.Status("canary")->product_revision == 2; }));
+  CHECK(image("canary") == "example/shop:2.0.0");
+  REQUIRE(Eventually([&] { return h.HasEvent("product/shop", "RolloutWaveCompleted"); }));
+  // Paused before the second wave: the others keep revision 1 and its image.
+  std::this_thread::sleep_for(300ms);
+  CHECK(image("other") == "example/shop:1.0.0");
+  CHECK(h.Status("other")->product_revision == 1);
+  CHECK(image("pinned") == "example/shop:0.9.0");
+  CHECK_FALSE(h.HasEvent("other", "DriftCorrected"));
+
+  Outcome<std::string> promoted = h.daemon().Rollouts().Command("shop", "promote", "test");
+  REQUIRE_MESSAGE(promoted.ok(), promoted.failure().message);
+  REQUIRE(Eventually([&] { return h.HasEvent("product/shop", "RolloutCompleted"); }));
+  CHECK(image("other") == "example/shop:2.0.0");
+  CHECK(h.Status("other")->product_revision == 2);
+  CHECK(image("pinned") == "example/shop:0.9.0");  // its manifest's version: outside rollouts
+  h.Stop();
+}

@@ -145,7 +145,7 @@ TEST_CASE("BuildDesired: the state digest follows the in-database facts only") {
     w.labels = {{"plan", "enterprise"}};
     w.suspend = true;
     w.mode = manifests::Mode::kDedicated;
-    w.dedicated = manifests::DedicatedSpec{1, "2.3.2", {{"LANGUAGE_CODE", "es"}}};
+    w.dedicated = manifests::DedicatedSpec{1, "2.3.2", {{"LANGUAGE_CODE", "es"}}, false};
     w.database.connection_limit = 3;
     w.database.password_rotation = 9;
     w.database.adopt = true;

@@ -52,7 +52,8 @@ DesiredStack Build(const Spec& spec) {
   w.subdomain = "acme";
   w.suspend = spec.suspend;
   w.dedicated =
-      manifests::DedicatedSpec{spec.endpoint, spec.version, {{"LANGUAGE_CODE", spec.language}}};
+      manifests::DedicatedSpec{spec.endpoint, spec.version,
+                               {{"LANGUAGE_CODE", spec.language}}, false};
   manifests::Config config;
   config.base_domain = "surgir.online";
   const DbConnection db{"pg", 5432, "tenant_acme", "user_acme", Secret("derived-password")};
