@@ -438,6 +438,17 @@ struct Pruned {
   std::int64_t login_failures = 0;
 };
 
+/// Where a workspace without `spec.database.cluster` was placed (docs/placement.md): recorded
+/// once, kept while its database may exist (a Retain removal keeps it; a Delete reclaim removes
+/// it), never changed by placement itself.
+struct StoredPlacement {
+  std::string workspace;
+  std::string cluster;
+  std::int64_t placed_unix = 0;
+
+  friend bool operator==(const StoredPlacement&, const StoredPlacement&) = default;
+};
+
 /// The control database. Implementations are safe to call from several threads.
 class Store {
  public:
@@ -597,6 +608,16 @@ class Store {
                                                           std::int64_t now_unix) = 0;
   /// Every stored rollout, by product (byte order).
   virtual Outcome<std::vector<StoredRollout>> ListRollouts() = 0;
+
+  /// Every recorded placement, by workspace (byte order).
+  virtual Outcome<std::vector<StoredPlacement>> ListPlacements() = 0;
+  /// Records that `workspace` is on `cluster` unless a placement is recorded already, and returns
+  /// the recorded one: the first writer wins (two replicas cannot place a workspace twice).
+  virtual Outcome<StoredPlacement> RecordPlacement(const std::string& workspace,
+                                                   const std::string& cluster,
+                                                   std::int64_t now_unix) = 0;
+  /// Forgets the placement of `workspace` (its database is gone). true when there was one.
+  virtual Outcome<bool> RemovePlacement(const std::string& workspace) = 0;
 
   /// Removes the events and deliveries beyond the retention (older than its age, or beyond its
   /// count, oldest first), the sessions expired or revoked more than a day ago, and the idle

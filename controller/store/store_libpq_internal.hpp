@@ -185,6 +185,10 @@ class LibpqStore final : public Store {
                                                   const std::string& state_json,
                                                   std::int64_t now_unix) override;
   Outcome<std::vector<StoredRollout>> ListRollouts() override;
+  Outcome<std::vector<StoredPlacement>> ListPlacements() override;
+  Outcome<StoredPlacement> RecordPlacement(const std::string& workspace, const std::string& cluster,
+                                           std::int64_t now_unix) override;
+  Outcome<bool> RemovePlacement(const std::string& workspace) override;
 
  private:
   Outcome<PGconn*> Connection();

@@ -221,6 +221,15 @@ ALTER TABLE tm_workspace_status
   ADD COLUMN rollout_attempt bigint NOT NULL DEFAULT 0 CHECK (rollout_attempt >= 0),
   ADD COLUMN pre_migration_backup text NOT NULL DEFAULT '';
 )SQL"},
+    // Where each workspace without a named cluster was placed (docs/placement.md); apart from
+    // tm_workspaces, so it outlives a Retain removal (the kept database is still there).
+    {12, "placements", R"SQL(
+CREATE TABLE tm_placements (
+  workspace text PRIMARY KEY CHECK (workspace <> ''),
+  cluster text NOT NULL CHECK (cluster <> ''),
+  placed_at timestamptz NOT NULL
+);
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

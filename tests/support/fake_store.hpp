@@ -43,6 +43,7 @@ class FakeStore final : public controller::Store {
     std::map<std::string, controller::StoredBackup> backups;          ///< the catalog, by id
     std::map<std::string, std::vector<controller::StoredRevision>> revisions;  ///< by product
     std::map<std::string, controller::StoredRollout> rollouts;                 ///< by product
+    std::map<std::string, controller::StoredPlacement> placements;             ///< by workspace
   };
 
   /// The failure injected calls return unless the test gives its own.
@@ -570,6 +571,31 @@ class FakeStore final : public controller::Store {
     std::vector<controller::StoredRollout> out;
     for (const auto& [product, rollout] : state_.rollouts) out.push_back(rollout);
     return out;
+  }
+
+  Outcome<std::vector<controller::StoredPlacement>> ListPlacements() override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListPlacements")) return *failed;
+    std::vector<controller::StoredPlacement> out;
+    for (const auto& [name, placement] : state_.placements) out.push_back(placement);
+    return out;
+  }
+
+  Outcome<controller::StoredPlacement> RecordPlacement(const std::string& workspace,
+                                                       const std::string& cluster,
+                                                       std::int64_t now_unix) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("RecordPlacement")) return *failed;
+    if (workspace.empty() || cluster.empty()) {
+      return Failure::Stalled("InvalidValue", "a placement needs a workspace and a cluster");
+    }
+    return state_.placements.try_emplace(workspace, workspace, cluster, now_unix).first->second;
+  }
+
+  Outcome<bool> RemovePlacement(const std::string& workspace) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("RemovePlacement")) return *failed;
+    return state_.placements.erase(workspace) != 0;
   }
 
   Outcome<std::vector<controller::WebhookDelivery>> ListDeliveries(std::int64_t limit) override {
