@@ -266,6 +266,37 @@ class MapReader {
     return value;
   }
 
+  /// A map of label keys to values, checked as metadata.labels are; empty when absent.
+  std::map<std::string, std::string> Labels(const std::string& key) {
+    std::map<std::string, std::string> out;
+    std::optional<YAML::Node> node = Take(key);
+    if (!node) return out;
+    if (!node->IsMap()) {
+      Error(key, "must be a map of label keys to values, got " + detail::Describe(*node));
+      return out;
+    }
+    for (auto it = node->begin(); it != node->end(); ++it) {
+      const std::string field = PathOf(key) + "[" + it->first.Scalar() + "]";
+      if (!it->first.IsScalar() || !it->second.IsScalar() ||
+          detail::Resolve(it->second) != ScalarType::kString) {
+        context_.Error(it->first.Mark(), field, "a label value must be a string");
+        continue;
+      }
+      if (std::optional<std::string> error = LabelKeyError(it->first.Scalar())) {
+        context_.Error(it->first.Mark(), field,
+                       "invalid label key " + Quote(it->first.Scalar()) + ": " + *error);
+        continue;
+      }
+      if (std::optional<std::string> error = LabelValueError(it->second.Scalar())) {
+        context_.Error(it->second.Mark(), field,
+                       "invalid label value " + Quote(it->second.Scalar()) + ": " + *error);
+        continue;
+      }
+      out.emplace(it->first.Scalar(), it->second.Scalar());
+    }
+    return out;
+  }
+
   std::optional<bool> Boolean(const std::string& key) {
     std::optional<YAML::Node> node = Take(key);
     if (!node) return std::nullopt;
@@ -434,6 +465,8 @@ void ReadClusters(Context& context, MapReader& root, Config& config) {
                                  "\"legacy_*\"), at most 200 characters");
                   }
                 }
+                cluster.capacity = reader.Integer("capacity", 0, 10'000'000);
+                cluster.labels = reader.Labels("labels");
                 config.clusters.push_back(std::move(cluster));
               });
   if (config.clusters.empty() && root.Has("clusters")) {

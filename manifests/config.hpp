@@ -32,6 +32,11 @@ struct ClusterConfig {
   /// `adoptPattern`: a glob (fnmatch(3) semantics) a role or database name must match to be
   /// adopted on this cluster; empty: no name pattern.
   std::string adopt_pattern{};
+  /// `capacity`: the most tenant databases placement puts here (docs/placement.md); nullopt:
+  /// no limit. Workspaces that name the cluster count, but are never refused by it.
+  std::optional<std::int64_t> capacity{};
+  /// `labels`: what `spec.database.placement.clusterSelector` matches.
+  std::map<std::string, std::string> labels{};
 };
 
 /// How much history the store keeps (`store.retention`).

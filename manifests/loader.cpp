@@ -674,9 +674,9 @@ class Loader {
     entry.subdomain_at = field_at(spec, "subdomain", entry.subdomain_defaulted);
 
     DatabaseSpec& db = w.database;
-    db.cluster = Str(database, "cluster", db.cluster);
-    bool cluster_defaulted = false;
-    entry.cluster_at = field_at(database, "cluster", cluster_defaulted);
+    db.cluster = Str(database, "cluster", "");
+    entry.cluster_at = field_at(database, "cluster", db.cluster_placed);
+    db.cluster_selector = StrMap(Child(database, "placement"), "clusterSelector");
     db.name = Str(database, "name", DefaultDatabaseName(w.name));
     entry.database_at = field_at(database, "name", entry.database_defaulted);
     db.owner = Str(database, "owner", DefaultOwnerRole(w.name));
@@ -717,6 +717,28 @@ class Loader {
     if (w.mode == Mode::kShared && w.dedicated) {
       Fail(entry, source.At(*KeyMark(spec, "dedicated")), "spec.dedicated",
            "only allowed when spec.mode is dedicated (spec.mode is shared)");
+    }
+    // spec.database.placement chooses among clusters; a named cluster is not chosen.
+    const YAML::Node placement = Child(Child(spec, "database"), "placement");
+    if (Present(placement) && !w.database.cluster_placed) {
+      Fail(entry, source.At(*KeyMark(Child(spec, "database"), "placement")),
+           "spec.database.placement",
+           "only for a workspace without spec.database.cluster (it names cluster " +
+               Quote(w.database.cluster) + ")");
+    }
+    const YAML::Node selector = Child(placement, "clusterSelector");
+    for (auto it = selector.begin(); selector.IsMap() && it != selector.end(); ++it) {
+      if (!it->first.IsScalar() || !it->second.IsScalar()) continue;
+      const std::string field =
+          "spec.database.placement.clusterSelector[" + detail::PathKey(it->first.Scalar()) + "]";
+      if (std::optional<std::string> error = LabelKeyError(it->first.Scalar())) {
+        Fail(entry, source.At(it->first), field,
+             "invalid label key " + Quote(it->first.Scalar()) + ": " + *error);
+      }
+      if (std::optional<std::string> error = LabelValueError(it->second.Scalar())) {
+        Fail(entry, source.At(it->second), field,
+             "invalid label value " + Quote(it->second.Scalar()) + ": " + *error);
+      }
     }
     if (w.dedicated) {
       const YAML::Node env = Child(Child(spec, "dedicated"), "env");
@@ -790,7 +812,8 @@ class Loader {
         w.dedicated->version_defaulted = true;
       }
     }
-    if (options_.known_clusters && options_.known_clusters->count(w.database.cluster) == 0) {
+    if (!w.database.cluster_placed && options_.known_clusters &&
+        options_.known_clusters->count(w.database.cluster) == 0) {
       std::vector<std::string> known(options_.known_clusters->begin(),
                                      options_.known_clusters->end());
       Fail(entry, entry.cluster_at, "spec.database.cluster",

@@ -107,6 +107,7 @@ struct Product {
 };
 
 struct DatabaseSpec {
+  /// Empty when `cluster_placed`: the controller places it (docs/placement.md).
   std::string cluster = "default";
   std::string name;   ///< defaulted: tenant_<name with '-' -> '_'>
   std::string owner;  ///< defaulted: user_<name with '-' -> '_'>
@@ -115,6 +116,10 @@ struct DatabaseSpec {
   ReclaimPolicy reclaim_policy = ReclaimPolicy::kRetain;
   int password_rotation = 0;
   bool adopt = false;
+  /// `spec.database.cluster` omitted: the controller chooses the cluster once, among those whose
+  /// labels carry every entry of `cluster_selector` (`placement.clusterSelector`), and keeps it.
+  bool cluster_placed = false;
+  std::map<std::string, std::string> cluster_selector;
 };
 
 struct DedicatedSpec {

@@ -97,6 +97,11 @@ json::object StatusObject(const StoredWorkspace& workspace, const WorkspaceStatu
   out["revision"] = status != nullptr ? status->revision : std::string();
   // The product revision it converged on (docs/rollouts.md); 0 until a pass recorded one.
   out["productRevision"] = status != nullptr ? status->product_revision : 0;
+  // The cluster its data is on (recorded at its first convergence): for a placed workspace, the
+  // one placement chose (docs/placement.md).
+  if (workspace.identity && !workspace.identity->cluster.empty()) {
+    out["cluster"] = workspace.identity->cluster;
+  }
   json::array runs = status != nullptr ? ParseArray(status->last_runs_json) : json::array{};
   // Kept by the list's items, which leave lastRuns out (controller/daemon/fleet_view.hpp).
   if (const std::optional<std::int64_t> end = LastReconcileOf(runs)) {

@@ -30,6 +30,12 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                  .health_base_url =
                      deps_.config != nullptr ? deps_.config->rollouts.health_base_url : ""},
                 {}),
+      placer_({.store = deps_.store,
+               .desired = &desired_,
+               .clusters = deps_.config != nullptr ? deps_.config->clusters
+                                                   : std::vector<manifests::ClusterConfig>{},
+               .reach = {},
+               .now_unix = {}}),
       fleet_(&overrides_),
       observer_(*this),
       api_({.config = deps_.config,
@@ -67,7 +73,8 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                    .observer = &observer_,
                    .backups = backups_.get(),
                    .deep = &deep_,
-                   .pins = &rollouts_},
+                   .pins = &rollouts_,
+                   .placer = &placer_},
                   {.resync_interval = options_.resync_interval,
                    .snapshot_max_age = options_.snapshot_max_age}),
       manager_({.leader_lock = deps_.leader_lock,
@@ -203,6 +210,11 @@ bool Daemon::Begin(WorkQueue& queue) {
   // Without the stored rollouts a pin could move a workspace early: no term without them.
   if (Status loaded = rollouts_.BeginTerm(*statuses); !loaded) {
     spdlog::error("store: rollouts: {}", loaded.failure().message);
+    return false;
+  }
+  // Without the recorded placements a workspace could be placed twice: no term without them.
+  if (Status loaded = placer_.Load(); !loaded) {
+    spdlog::error("store: placements: {}", loaded.failure().message);
     return false;
   }
   fleet_.Reset(*stored, *statuses);

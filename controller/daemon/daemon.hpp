@@ -139,6 +139,8 @@ class Daemon final : private Term {
   /// The rollouts (docs/rollouts.md): the products' rollout status and the verbs; the API's
   /// routes go through Api(), which holds it.
   RolloutControl& Rollouts() { return rollouts_; }
+  /// Each cluster's capacity, usage and reachability (`GET /api/v1/clusters`).
+  [[nodiscard]] const Placer& Placement() const { return placer_; }
 
   /// Product -> port of every product a source of this term declares with a shared runtime
   /// (spec.sharedRuntime), for the Traefik document (TraefikRouting::shared_runtimes). Empty on a
@@ -211,6 +213,8 @@ class Daemon final : private Term {
   /// The leader's rollouts (docs/rollouts.md): loaded in Begin, stepped on its own thread while
   /// the term runs, stopped by StopIntake; the reconciler asks it each workspace's revision.
   RolloutDriver rollouts_;
+  /// Where workspaces without a named cluster are (docs/placement.md): loaded in Begin.
+  Placer placer_;
   FleetView fleet_;
   Observer observer_;
   WorkspaceApi api_;

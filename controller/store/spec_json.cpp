@@ -31,7 +31,14 @@ const json::value* Find(const json::object& object, std::string_view key) {
 
 std::string WorkspaceToJson(const manifests::Workspace& workspace) {
   json::object database;
-  database["cluster"] = workspace.database.cluster;
+  // A placed workspace's stored spec says what its manifest says: no cluster (the placement is
+  // its own record, docs/placement.md).
+  if (!workspace.database.cluster_placed) database["cluster"] = workspace.database.cluster;
+  if (!workspace.database.cluster_selector.empty()) {
+    json::object placement;
+    placement["clusterSelector"] = Labels(workspace.database.cluster_selector);
+    database["placement"] = std::move(placement);
+  }
   database["name"] = workspace.database.name;
   database["owner"] = workspace.database.owner;
   database["connectionLimit"] = workspace.database.connection_limit;
@@ -99,7 +106,10 @@ Outcome<ReclaimSpec> ReclaimSpecFromJson(const std::string& spec_json) {
     into = std::string(v->as_string());
     return true;
   };
-  if (!text("cluster", out.cluster)) return BadField(out.workspace, "spec.database.cluster");
+  // Absent for a placed workspace: its placement (or identity) names the cluster.
+  if (Find(db, "cluster") != nullptr && !text("cluster", out.cluster)) {
+    return BadField(out.workspace, "spec.database.cluster");
+  }
   if (!text("name", out.database)) return BadField(out.workspace, "spec.database.name");
   if (!text("owner", out.role)) return BadField(out.workspace, "spec.database.owner");
   std::string policy;

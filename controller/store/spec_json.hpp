@@ -24,7 +24,7 @@ std::string WorkspaceToJson(const manifests::Workspace& workspace);
 /// never from a manifest that is gone).
 struct ReclaimSpec {
   std::string workspace;
-  std::string cluster;
+  std::string cluster;  ///< empty for a placed workspace (its spec names none)
   std::string database;
   std::string role;
   manifests::ReclaimPolicy policy = manifests::ReclaimPolicy::kRetain;

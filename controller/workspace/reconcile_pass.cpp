@@ -13,6 +13,7 @@
 #include "controller/bindings/publisher.hpp"
 #include "controller/runtime/deletion_guard.hpp"
 #include "controller/workspace/backup_hooks.hpp"
+#include "controller/workspace/place_once.hpp"
 #include "reconcilers/migrations/migrations.hpp"
 #include "reconcilers/postgres/desired.hpp"
 #include "reconcilers/postgres/model.hpp"
@@ -609,12 +610,28 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
     if (!snapshot) continue;
     marked.merge(postgres::IndexDatabaseMarkers(cluster, *snapshot));
   }
-  std::vector<std::vector<postgres::MarkedDatabase>> elsewhere(fleet.workspaces.size());
   const manifests::Config* config = stacks != nullptr ? stacks->config : nullptr;
 
+  // Workspaces without a named cluster are placed (docs/placement.md): where their signed marker
+  // is, else by capacity. Without a config, every connected cluster, unlimited and unlabelled.
+  std::vector<manifests::Workspace> workspaces = fleet.workspaces;
+  std::vector<manifests::ClusterConfig> clusters;
+  if (config != nullptr) {
+    clusters = config->clusters;
+  } else {
+    for (const auto& [cluster, gateway] : gateways) {
+      manifests::ClusterConfig named;
+      named.name = cluster;
+      clusters.push_back(std::move(named));
+    }
+  }
+  const std::map<std::string, Failure> unplaced =
+      PlaceFromObserved(workspaces, observed, clusters, master_key);
+
+  std::vector<std::vector<postgres::MarkedDatabase>> elsewhere(workspaces.size());
   std::vector<WorkspaceInputs> inputs;
-  inputs.reserve(fleet.workspaces.size());
-  for (const manifests::Workspace& workspace : fleet.workspaces) {
+  inputs.reserve(workspaces.size());
+  for (const manifests::Workspace& workspace : workspaces) {
     std::vector<postgres::MarkedDatabase>& others = elsewhere[inputs.size()];
     const auto [first, last] = marked.equal_range(workspace.name);
     for (auto it = first; it != last; ++it) {
@@ -655,12 +672,19 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
     SetFailure(result, Failure::Stalled(rejected.reason, rejected.message), "");
     report.workspaces.push_back(std::move(result));
   }
+  for (const auto& [name, failure] : unplaced) {
+    WorkspaceResult result;
+    result.name = name;
+    SetFailure(result, failure, "DatabaseReady");
+    report.workspaces.push_back(std::move(result));
+  }
   std::sort(report.workspaces.begin(), report.workspaces.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });
 
   const std::set<std::string> known = KnownNames(fleet);
   Claims claims;
-  for (const manifests::Workspace& w : fleet.workspaces) claims.declared.emplace(w.name, &w);
+  for (const manifests::Workspace& w : workspaces) claims.declared.emplace(w.name, &w);
+  for (const auto& [name, failure] : unplaced) claims.unknown_spec.insert(name);
   for (const manifests::RejectedWorkspace& r : fleet.rejected) claims.unknown_spec.insert(r.name);
   for (const WorkspaceResult& w : report.workspaces) {
     if (w.reason == "ImmutableField") claims.immutable_stalled.insert(w.name);

@@ -164,6 +164,24 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     if (!overridden) overridden = entry.workspace;
     overridden->dedicated->version = product.product.default_version;
   }
+  // A workspace without a named cluster is where its placement says (docs/placement.md).
+  Outcome<Recorded> recorded = RecordedFor(name);
+  std::optional<Failure> unplaced;
+  if (entry.workspace.database.cluster_placed) {
+    Outcome<std::string> cluster =
+        deps_.placer == nullptr
+            ? Outcome<std::string>(Failure::Stalled(
+                  "Unschedulable", "spec.database.cluster is omitted and this operator does not "
+                                   "place workspaces (no store)"))
+        : !recorded ? Outcome<std::string>(recorded.failure())
+                    : deps_.placer->ClusterFor(name, entry.workspace, recorded->identity);
+    if (cluster) {
+      if (!overridden) overridden = entry.workspace;
+      overridden->database.cluster = *cluster;
+    } else {
+      unplaced = cluster.failure();
+    }
+  }
   const manifests::Workspace& workspace = overridden ? *overridden : entry.workspace;
   WorkspaceInputs inputs;
   inputs.workspace = &workspace;
@@ -190,8 +208,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
     inputs.stack_template = &product.stack_template;
   }
   const WorkspaceIdentity identity = IdentityOf(workspace);
-  Outcome<Recorded> recorded = RecordedFor(name);
-  std::optional<Failure> blocked = unpinned;
+  std::optional<Failure> blocked = unplaced ? unplaced : unpinned;
   if (!blocked && !recorded) {
     blocked = recorded.failure();
   } else if (!blocked && recorded->identity) {
@@ -402,50 +419,69 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
     spec->database = identity->database;
     spec->role = identity->owner;
   }
-  auto gateway = deps_.gateways.find(spec->cluster);
-  if (gateway == deps_.gateways.end()) {
-    return fail(Failure::Stalled("InvalidReference", "workspace " + name + ": cluster \"" +
-                                                         spec->cluster + "\" is not configured"));
+  // A placed workspace's spec names no cluster: its placement does (none: nothing was created).
+  if (spec->cluster.empty() && deps_.placer != nullptr) {
+    spec->cluster = deps_.placer->PlacedOn(name).value_or("");
   }
-  const postgres::ReclaimTarget target{name, spec->cluster, spec->database, spec->role,
-                                       spec->policy};
-  // Always a fresh observation: deletion must not act on a stale catalog.
-  Outcome<postgres::ObservedCluster> observed = gateway->second->Observe();
-  if (!observed) return fail(observed.failure());
-  const postgres::Plan plan = postgres::MakeReclaimPlan(target, *observed);
-  if (plan.blocked) return fail(*plan.blocked);
-  // A database about to be dropped is backed up first; the drop waits for that backup.
-  const bool drops = std::any_of(plan.actions.begin(), plan.actions.end(), [](const auto& a) {
-    return std::holds_alternative<postgres::DropDatabase>(a);
-  });
-  if (drops && deps_.backups != nullptr) {
-    const BackupSubject subject{name, spec->cluster, spec->database, spec->role,
-                                (*stored)->generation, std::string()};
-    Outcome<std::string> final_backup = deps_.backups->BeforeDrop(subject);
-    if (!final_backup) {
-      return fail(Failure::Transient("FinalBackupFailed",
-                                     "the final backup before dropping database \"" +
-                                         spec->database + "\" failed, so the drop waits: " +
-                                         final_backup.failure().message));
+  const bool never_placed = spec->cluster.empty();
+  if (!never_placed) {
+    auto gateway = deps_.gateways.find(spec->cluster);
+    if (gateway == deps_.gateways.end()) {
+      return fail(Failure::Stalled("InvalidReference", "workspace " + name + ": cluster \"" +
+                                                           spec->cluster + "\" is not configured"));
     }
-    if (!final_backup->empty()) {
-      done.push_back("back up database \"" + spec->database + "\" before dropping it: " +
-                     *final_backup);
+    const postgres::ReclaimTarget target{name, spec->cluster, spec->database, spec->role,
+                                         spec->policy};
+    // Always a fresh observation: deletion must not act on a stale catalog.
+    Outcome<postgres::ObservedCluster> observed = gateway->second->Observe();
+    if (!observed) return fail(observed.failure());
+    const postgres::Plan plan = postgres::MakeReclaimPlan(target, *observed);
+    if (plan.blocked) return fail(*plan.blocked);
+    // A database about to be dropped is backed up first; the drop waits for that backup.
+    const bool drops = std::any_of(plan.actions.begin(), plan.actions.end(), [](const auto& a) {
+      return std::holds_alternative<postgres::DropDatabase>(a);
+    });
+    if (drops && deps_.backups != nullptr) {
+      const BackupSubject subject{name, spec->cluster, spec->database, spec->role,
+                                  (*stored)->generation, std::string()};
+      Outcome<std::string> final_backup = deps_.backups->BeforeDrop(subject);
+      if (!final_backup) {
+        return fail(Failure::Transient("FinalBackupFailed",
+                                       "the final backup before dropping database \"" +
+                                           spec->database + "\" failed, so the drop waits: " +
+                                           final_backup.failure().message));
+      }
+      if (!final_backup->empty()) {
+        done.push_back("back up database \"" + spec->database + "\" before dropping it: " +
+                       *final_backup);
+      }
     }
-  }
-  for (const postgres::Action& action : plan.actions) {
-    Outcome<postgres::ApplyResult> applied = gateway->second->Apply(action);
-    if (!applied) return fail(applied.failure());
-    done.push_back(postgres::Describe(action));
+    for (const postgres::Action& action : plan.actions) {
+      Outcome<postgres::ApplyResult> applied = gateway->second->Apply(action);
+      if (!applied) return fail(applied.failure());
+      done.push_back(postgres::Describe(action));
+    }
   }
   MarkWritten(name);
   for (const std::string& line : done) deps_.events->Emit(name, "Normal", "Reclaimed", line);
   const bool retain = spec->policy == manifests::ReclaimPolicy::kRetain;
-  deps_.events->Emit(name, "Normal", retain ? "Retained" : "Deleted",
-                     retain ? "reclaim policy Retain: database \"" + spec->database +
-                                  "\" kept, role \"" + spec->role + "\" set NOLOGIN"
-                            : "reclaim policy Delete: database \"" + spec->database +
-                                  "\" and role \"" + spec->role + "\" dropped");
+  if (never_placed) {
+    deps_.events->Emit(name, "Normal", "Deleted",
+                       "it was never placed on a cluster, so it has no database to reclaim");
+  } else {
+    deps_.events->Emit(name, "Normal", retain ? "Retained" : "Deleted",
+                       retain ? "reclaim policy Retain: database \"" + spec->database +
+                                    "\" kept, role \"" + spec->role + "\" set NOLOGIN"
+                              : "reclaim policy Delete: database \"" + spec->database +
+                                    "\" and role \"" + spec->role + "\" dropped");
+  }
+  // Its placement stays while its database may exist (Retain keeps it, and a workspace of the
+  // same name coming back finds it there); a dropped one frees the room.
+  if (!retain && deps_.placer != nullptr) {
+    if (Status forgotten = deps_.placer->Forget(name); !forgotten) {
+      return fail(forgotten.failure());
+    }
+  }
   Outcome<bool> removed = deps_.store->Remove(name);
   if (!removed) return fail(removed.failure());
   deps_.desired->FinishDeleting(name);

@@ -32,6 +32,7 @@
 #include "controller/workspace/conditions.hpp"
 #include "controller/workspace/overrides.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
+#include "controller/workspace/placer.hpp"
 #include "controller/workspace/revision_pins.hpp"
 
 namespace tmaster::controller {
@@ -64,6 +65,9 @@ struct WorkspaceReconcilerDeps {
   /// nullptr: every workspace is reconciled against its product as declared now. Else: the
   /// revision each pass applies (revision_pins.hpp), recorded in the status.
   RevisionPins* pins = nullptr;
+  /// nullptr: a workspace without `spec.database.cluster` cannot be placed (it stalls
+  /// `Unschedulable`). Else: where such a workspace is (placer.hpp).
+  Placer* placer = nullptr;
 };
 
 struct WorkspaceReconcilerOptions {

@@ -757,3 +757,32 @@ runtimes:
   CHECK(OneError(m + "runtimes:\n  erp: {}\n") ==
         "7:8: runtimes.erp.tokenEnv: one of tokenEnv or tokenFile is required");
 }
+
+TEST_CASE("config: a cluster's capacity and labels, for placement; checked as labels are") {
+  TempDir dir;
+  const ConfigResult set = Load(dir, R"(baseDomain: example.com
+masterKeyEnv: TM_MASTER_KEY
+clusters:
+  - name: eu-1
+    dsnEnv: TM_PG_DSN
+    capacity: 500
+    labels: {region: eu, tier: gold}
+  - name: us-1
+    dsnEnv: TM_PG_DSN
+)");
+  INFO(Dump(set));
+  REQUIRE(set.errors.empty());
+  REQUIRE(set.config.clusters.size() == 2);
+  CHECK(set.config.clusters[0].capacity == 500);
+  CHECK(set.config.clusters[0].labels ==
+        std::map<std::string, std::string>{{"region", "eu"}, {"tier", "gold"}});
+  CHECK_FALSE(set.config.clusters[1].capacity.has_value());
+  CHECK(set.config.clusters[1].labels.empty());
+
+  CHECK(OneError(std::string(kMinimal) + "    capacity: -1\n") ==
+        "6:15: clusters[0].capacity: must be between 0 and 10000000, got -1");
+  CHECK(OneError(std::string(kMinimal) + "    labels: {\"bad key!\": x}\n").find(
+            "clusters[0].labels[bad key!]: invalid label key \"bad key!\"") != std::string::npos);
+  CHECK(OneError(std::string(kMinimal) + "    labels: [eu]\n").find(
+            "clusters[0].labels: must be a map of label keys to values") != std::string::npos);
+}

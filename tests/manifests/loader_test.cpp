@@ -231,9 +231,15 @@ std::vector<Row> Rows() {
        "spec.database.cluster", 8, 23,
        "unknown cluster \"eu\" (the operator config defines: default)", "acme",
        std::set<std::string>{"default"}},
-      {"unknown default cluster", head + "  mode: shared\n", "spec.database.cluster", 4, 9,
-       "unknown cluster \"default\" (the operator config defines: eu, us)", "acme",
-       std::set<std::string>{"eu", "us"}},
+      {"placement beside a named cluster",
+       head + "  mode: shared\n  database: {cluster: eu, placement: {clusterSelector: {region: eu}}}\n",
+       "spec.database.placement", 8, 27,
+       "only for a workspace without spec.database.cluster (it names cluster \"eu\")", "acme",
+       std::set<std::string>{"eu"}},
+      {"bad cluster selector key",
+       head + "  mode: shared\n  database:\n    placement: {clusterSelector: {\"bad key!\": x}}\n",
+       "spec.database.placement.clusterSelector[\"bad key!\"]", 9, 35,
+       "invalid label key \"bad key!\"", "acme", std::set<std::string>{"eu"}},
       {"bad label key",
        "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: acme\n  "
        "labels:\n    bad key!: x\nspec:\n  product: erp\n  mode: shared\n",
@@ -489,7 +495,9 @@ TEST_CASE("manifests: defaults and naming") {
   CHECK(d.labels == std::map<std::string, std::string>{{"plan", "free"}});
   CHECK(d.where.line == 2);
   CHECK(d.subdomain == "my-shop");
-  CHECK(d.database.cluster == "default");
+  CHECK(d.database.cluster.empty());  // omitted: placed by the controller (docs/placement.md)
+  CHECK(d.database.cluster_placed);
+  CHECK(d.database.cluster_selector.empty());
   CHECK(d.database.name == "tenant_my_shop");
   CHECK(d.database.owner == "user_my_shop");
   CHECK(d.database.connection_limit == -1);

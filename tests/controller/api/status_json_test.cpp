@@ -160,7 +160,15 @@ TEST_CASE("status JSON: no status yet reads Pending with empty conditions, no re
   CHECK(s.at("lastRuns").as_array().empty());
   CHECK_FALSE(s.contains("nextRetry"));
   CHECK_FALSE(s.contains("lastError"));
+  CHECK_FALSE(s.contains("cluster"));  // not converged: no identity, no cluster yet
   CHECK(object.at("metadata").at("generation") == 3);
+}
+
+TEST_CASE("status JSON: status.cluster is the cluster its identity records (a placed one's choice)") {
+  StoredWorkspace placed = Acme();
+  placed.identity = tmaster::controller::WorkspaceIdentity{"erp", "eu-2", "tenant_acme", "user_acme"};
+  const json::object object = Parse(WorkspaceJson(placed, nullptr));
+  CHECK(object.at("status").at("cluster") == "eu-2");
 }
 
 TEST_CASE("status JSON: a workspace being deleted has deletionTimestamp and phase Deleting") {

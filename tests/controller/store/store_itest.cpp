@@ -67,15 +67,15 @@ TEST_CASE("Migrate twice is a no-op: one version row per migration") {
   auto store = OpenStore();
   const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
   const std::string rows = QueryValue(StoreDsn(), count_sql);
-  CHECK(rows == "11");  // one row per migration
+  CHECK(rows == "12");  // one row per migration
   const std::string versions_sql =
       "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10,11");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10,11,12");
   REQUIRE(store->Migrate().ok());
   auto other = MakeLibpqStore(Secret(StoreDsn()));
   REQUIRE(other->Migrate().ok());
   CHECK(QueryValue(StoreDsn(), count_sql) == rows);
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10,11");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10,11,12");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
 }
@@ -421,7 +421,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn,
                    "SELECT string_agg(version::text, ',' ORDER BY version)"
-                   " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10,11");
+                   " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10,11,12");
 
   std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
   REQUIRE(old.has_value());
@@ -441,7 +441,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE(store->PutStatus(updated).ok());
   CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "11");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "12");
 }
 
 TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
@@ -968,10 +968,10 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   (void)QueryValue(admin, "CREATE DATABASE tm_store_v3");
   const std::string dsn = server.Dsn("tm_store_v3");
   // A v3 store as the operator of issue 11 left it: migrations 1 to 3 are released and frozen,
-  // so running them and taking v4 to v11 back out gives exactly that schema.
+  // so running them and taking v4 to v12 back out gives exactly that schema.
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
   Execute(dsn, "DROP TABLE tm_stack_ledger, tm_api_tokens, tm_overrides, tm_sessions,"
-               " tm_login_failures, tm_backups, tm_product_revisions, tm_rollouts;"
+               " tm_login_failures, tm_backups, tm_product_revisions, tm_rollouts, tm_placements;"
                " ALTER TABLE tm_webhook_deliveries RESET (autovacuum_vacuum_scale_factor,"
                " autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor,"
                " autovacuum_vacuum_insert_threshold);"
@@ -993,7 +993,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   Outcome<Done> migrated = store->Migrate();
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn, "SELECT string_agg(version::text, ',' ORDER BY version)"
-                        " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10,11");
+                        " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10,11,12");
   std::optional<StoredWorkspace> kept = Must(store->Get("v3-acme"));
   REQUIRE(kept.has_value());
   CHECK(kept->stack_endpoint == 2);
@@ -1006,7 +1006,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   CHECK(Must(store->ListStackLedger("b")) == std::vector<StackLedgerRow>{row});
   CHECK(Must(store->ListBackups(std::nullopt)).empty());  // v8's catalog, empty
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "11");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "12");
 }
 
 namespace {
@@ -1470,6 +1470,29 @@ TEST_CASE("rollouts store: concurrent new revisions of one product get distinct 
                           .number);
   }
   CHECK(numbers == std::vector<int>{1, 2, 3, 4, 5, 6});
+}
+
+// Placements (schema v12, docs/placement.md): the first writer's choice stays.
+TEST_CASE("placements store (schema v12): recorded once, the first writer wins, removed on demand") {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_placements WHERE workspace LIKE 'pl-%'");
+  const StoredPlacement first = Must(store->RecordPlacement("pl-acme", "eu-1", 1'800'000'000));
+  CHECK(first.cluster == "eu-1");
+  CHECK(first.placed_unix == 1'800'000'000);
+  // Another replica placing the same workspace elsewhere gets the recorded choice back.
+  const StoredPlacement second = Must(store->RecordPlacement("pl-acme", "us-1", 1'800'000'100));
+  CHECK(second == first);
+  Must(store->RecordPlacement("pl-beta", "us-1", 1'800'000'200));
+  std::vector<StoredPlacement> all = Must(store->ListPlacements());
+  std::erase_if(all, [](const StoredPlacement& p) { return p.workspace.rfind("pl-", 0) != 0; });
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].workspace == "pl-acme");
+  CHECK(all[1].cluster == "us-1");
+  CHECK(Must(store->RemovePlacement("pl-acme")));
+  CHECK_FALSE(Must(store->RemovePlacement("pl-acme")));
+  CHECK_FALSE(store->RecordPlacement("", "eu-1", 1).ok());
+  CHECK_FALSE(store->RecordPlacement("pl-gamma", "", 1).ok());
+  CHECK(Must(store->RecordPlacement("pl-acme", "us-1", 1'800'000'300)).cluster == "us-1");
 }
 
 }  // namespace

@@ -142,6 +142,14 @@ manifests::Workspace& Workspace(manifests::Fleet& fleet, const std::string& name
   return *it;
 }
 
+// Every workspace of `fleet` names `cluster`, as a manifest with spec.database.cluster would.
+void NameCluster(manifests::Fleet& fleet, const std::string& cluster) {
+  for (manifests::Workspace& w : fleet.workspaces) {
+    w.database.cluster = cluster;
+    w.database.cluster_placed = false;
+  }
+}
+
 bool Listed(const controller::PassReport& report, const std::string& kind,
             const std::string& name) {
   return std::any_of(report.orphans.begin(), report.orphans.end(),
@@ -199,12 +207,14 @@ TEST_CASE("pass: a renamed database stalls ImmutableField and creates nothing") 
 // Issue 11, item 9: spec.database.cluster; the pass sees every cluster.
 TEST_CASE("pass: a workspace moved to another cluster stalls ImmutableField there") {
   manifests::Fleet fleet = ExampleFleet();
+  NameCluster(fleet, "default");
   testing::FakePostgres home;
   testing::FakePostgres eu;
   const controller::Gateways gateways{{"default", &home}, {"eu", &eu}};
   REQUIRE(controller::RunPass(fleet, gateways, kMasterKey, {}).AllReady());
   CHECK(eu.apply_calls() == 0);
   Workspace(fleet, "acme").database.cluster = "eu";
+  Workspace(fleet, "acme").database.cluster_placed = false;  // its manifest names it now
 
   const controller::PassReport report = controller::RunPass(fleet, gateways, kMasterKey, {});
   const controller::WorkspaceResult& acme = Find(report, "acme");
@@ -225,6 +235,7 @@ TEST_CASE("pass: a workspace moved to another cluster stalls ImmutableField ther
 // and a move between the two names is still an identity change.
 TEST_CASE("pass: a second cluster name for the same server") {
   manifests::Fleet fleet = ExampleFleet();
+  NameCluster(fleet, "default");
   testing::FakePostgres server;
   const controller::Gateways gateways{{"default", &server}, {"alias", &server}};
   REQUIRE(controller::RunPass(fleet, gateways, kMasterKey, {}).AllReady());
@@ -233,6 +244,7 @@ TEST_CASE("pass: a second cluster name for the same server") {
   CHECK(again.orphans.empty());
 
   Workspace(fleet, "acme").database.cluster = "alias";
+  Workspace(fleet, "acme").database.cluster_placed = false;  // its manifest names it now
   const controller::PassReport moved = controller::RunPass(fleet, gateways, kMasterKey, {});
   CHECK(Find(moved, "acme").reason == "ImmutableField");
   CHECK(Find(moved, "acme").message.find("spec.database.cluster was \"default\" and is now "
@@ -284,6 +296,7 @@ struct PreMigrationFixture {
   const manifests::Product* product = nullptr;
 
   PreMigrationFixture() {
+    NameCluster(fleet, "default");  // acme's inputs are built here, without the pass's placement
     REQUIRE(controller::RunPass(fleet, {{"default", &fake}}, kMasterKey, {}).AllReady());
     const auto it = std::find_if(fleet.workspaces.begin(), fleet.workspaces.end(),
                                  [](const auto& w) { return w.name == "acme"; });
@@ -388,4 +401,51 @@ TEST_CASE("pass: a failed migration names the backup taken before it; a failed b
     CHECK(f.fake.apply_calls() > after);
     CHECK(after >= applies);
   }
+}
+
+// docs/placement.md: without a store, a pass places workspaces without spec.database.cluster by
+// the clusters' signed markers (sticky) and their room.
+TEST_CASE("pass: placed workspaces spread over the clusters, stay where their marker is, and "
+          "wait while a cluster cannot be read") {
+  const manifests::Fleet fleet = ExampleFleet();
+  testing::FakePostgres a;
+  testing::FakePostgres b;
+  const controller::Gateways gateways{{"a", &a}, {"b", &b}};
+  const controller::PassReport first = controller::RunPass(fleet, gateways, kMasterKey, {});
+  REQUIRE(first.AllReady());
+  std::map<std::string, std::string> where;
+  for (const controller::WorkspaceResult& w : first.workspaces) where[w.name] = w.cluster;
+  REQUIRE(where.size() == fleet.workspaces.size());
+  std::size_t on_a = 0;
+  for (const auto& [name, cluster] : where) on_a += cluster == "a" ? 1U : 0U;
+  // Unlimited clusters: the least used takes the next, so both get some.
+  CHECK(on_a >= fleet.workspaces.size() / 2);
+  CHECK(on_a < fleet.workspaces.size());
+  CHECK(a.cluster().databases.size() + b.cluster().databases.size() == fleet.workspaces.size());
+
+  // Again, with a new empty cluster that would take everything new: each is found by its
+  // marker where it is; nothing applied.
+  const auto writes = a.apply_calls() + b.apply_calls();
+  testing::FakePostgres empty;
+  const controller::PassReport again =
+      controller::RunPass(fleet, {{"a", &a}, {"b", &b}, {"0-new", &empty}}, kMasterKey, {});
+  CHECK(again.AllReady());
+  for (const controller::WorkspaceResult& w : again.workspaces) CHECK(w.cluster == where[w.name]);
+  CHECK(a.apply_calls() + b.apply_calls() == writes);
+  CHECK(empty.apply_calls() == 0);
+
+  // b down: a's workspaces are fine; the others are not placed anew on a (they may live on b).
+  b.FailObserve(Failure::Transient("ConnectionFailed", "cluster \"b\": connection refused"));
+  const controller::PassReport down = controller::RunPass(fleet, gateways, kMasterKey, {});
+  for (const controller::WorkspaceResult& w : down.workspaces) {
+    if (where[w.name] == "a") {
+      CHECK_MESSAGE(w.ready, w.reason << ": " << w.message);
+    } else {
+      CHECK(w.phase == Phase::kDegraded);
+      CHECK(w.reason == "ConnectionFailed");
+      CHECK(w.message.find("not placed while cluster \"b\" cannot be read") != std::string::npos);
+    }
+  }
+  CHECK(a.apply_calls() + b.apply_calls() == writes);
+  CHECK(a.cluster().databases.size() == on_a);
 }

@@ -1,0 +1,88 @@
+#pragma once
+// The controller's placement of workspaces without `spec.database.cluster` (docs/placement.md):
+// the first pass of such a workspace asks for its cluster; a new one is placed
+// (reconcilers/placement/placement.hpp) against what every cluster holds now and the choice is
+// recorded in the store before anything is created; from then on the recorded cluster is its
+// answer, whatever the capacities, labels or reachability say later. Thread-safe: placements are
+// decided one at a time, so two new workspaces never both take a cluster's last room.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/outcome.hpp"
+#include "controller/store/store.hpp"
+#include "manifests/config.hpp"
+#include "manifests/types.hpp"
+
+namespace tmaster::controller {
+
+class DesiredState;
+
+/// Whether a cluster answers (its last check), for placement and `tenantctl get clusters`.
+struct ClusterReach {
+  bool known = false;  ///< false until the first check
+  bool reachable = true;
+  std::string reason;          ///< why not, when unreachable
+  std::string server_version;  ///< e.g. 15.10, when reachable
+  std::int64_t checked_unix = 0;
+};
+
+struct PlacerDeps {
+  Store* store = nullptr;
+  const DesiredState* desired = nullptr;
+  std::vector<manifests::ClusterConfig> clusters;
+  /// The last check of a cluster; empty: every cluster counts as reachable.
+  std::function<ClusterReach(const std::string&)> reach;
+  /// Seconds since the epoch (tests fix it); empty: the system clock.
+  std::function<std::int64_t()> now_unix;
+};
+
+class Placer {
+ public:
+  explicit Placer(PlacerDeps deps);
+
+  /// Reads the recorded placements, and the identities of converged workspaces (one placed by
+  /// an older version keeps the cluster it converged on). Called at the start of each term.
+  Status Load();
+
+  /// The cluster of `workspace`: the one its spec names; else the recorded placement; else the
+  /// cluster its recorded `identity` names (recorded now as its placement); else a new placement,
+  /// recorded before it is returned. Stalled `Unschedulable` when no cluster can take it (each
+  /// one named with why not); a store failure is Transient.
+  Outcome<std::string> ClusterFor(const std::string& name, const manifests::Workspace& workspace,
+                                  const std::optional<WorkspaceIdentity>& identity);
+  /// The recorded placement, if any.
+  [[nodiscard]] std::optional<std::string> PlacedOn(const std::string& name) const;
+  /// Forgets the placement (its database was dropped): its room is free again.
+  Status Forget(const std::string& name);
+
+  struct Usage {
+    std::string cluster;
+    std::optional<std::int64_t> capacity;
+    std::map<std::string, std::string> labels;
+    std::int64_t used = 0;    ///< workspaces on it: declared, placed, or kept after removal
+    std::int64_t placed = 0;  ///< of which placed by the operator
+    ClusterReach reach;
+  };
+  /// Each configured cluster, in config order.
+  [[nodiscard]] std::vector<Usage> Usages() const;
+
+ private:
+  std::int64_t Now() const;
+  /// Under mutex_: the workspaces on each cluster now.
+  std::map<std::string, std::int64_t> CountUsed(std::map<std::string, std::int64_t>* placed) const;
+  /// Under mutex_.
+  Outcome<std::string> Record(const std::string& name, const std::string& cluster);
+
+  PlacerDeps deps_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::string> placed_;      ///< recorded placements
+  std::map<std::string, std::string> identities_;  ///< converged workspaces' clusters, by name
+};
+
+}  // namespace tmaster::controller

@@ -1,0 +1,158 @@
+// The controller's placement (controller/workspace/placer.hpp, docs/placement.md): chosen once,
+// recorded in the store before it is used, and never changed by placement itself.
+#include "controller/workspace/placer.hpp"
+
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "controller/sources/desired_state.hpp"
+#include "tests/support/fake_store.hpp"
+
+namespace tmaster::controller {
+namespace {
+
+manifests::ClusterConfig Cluster(const std::string& name, std::optional<std::int64_t> capacity,
+                                 std::map<std::string, std::string> labels = {}) {
+  manifests::ClusterConfig c;
+  c.name = name;
+  c.capacity = capacity;
+  c.labels = std::move(labels);
+  return c;
+}
+
+manifests::Workspace Placed(const std::string& name,
+                            std::map<std::string, std::string> selector = {}) {
+  manifests::Workspace w;
+  w.name = name;
+  w.database.cluster.clear();
+  w.database.cluster_placed = true;
+  w.database.cluster_selector = std::move(selector);
+  return w;
+}
+
+struct World {
+  testing::FakeStore store;
+  DesiredState desired;
+  std::map<std::string, ClusterReach> reach;
+
+  std::unique_ptr<Placer> Make(std::vector<manifests::ClusterConfig> clusters) {
+    auto placer = std::make_unique<Placer>(PlacerDeps{
+        .store = &store,
+        .desired = &desired,
+        .clusters = std::move(clusters),
+        .reach = [this](const std::string& cluster) {
+          const auto found = reach.find(cluster);
+          return found == reach.end() ? ClusterReach{} : found->second;
+        },
+        .now_unix = [] { return std::int64_t{1'800'000'000}; }});
+    REQUIRE(placer->Load().ok());
+    return placer;
+  }
+  // Declares `w` and asks where it is.
+  Outcome<std::string> Place(Placer& placer, const manifests::Workspace& w,
+                             const std::optional<WorkspaceIdentity>& identity = std::nullopt) {
+    auto entry = std::make_shared<DesiredEntry>();
+    entry->workspace = w;
+    desired.Declare(w.name, entry);
+    return placer.ClusterFor(w.name, w, identity);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("placer: new workspaces go where the most room is, and the choice is recorded") {
+  World w;
+  auto placer = w.Make({Cluster("a", 3), Cluster("b", 2)});
+  CHECK(*w.Place(*placer, Placed("one")) == "a");    // 3 free against 2
+  CHECK(*w.Place(*placer, Placed("two")) == "a");    // 2 against 2: by name
+  CHECK(*w.Place(*placer, Placed("three")) == "b");  // 1 against 2
+  CHECK(*w.Place(*placer, Placed("four")) == "a");   // 1 against 1
+  CHECK(*w.Place(*placer, Placed("five")) == "b");
+  const auto placements = w.store.Snapshot().placements;
+  REQUIRE(placements.size() == 5);
+  CHECK(placements.at("three").cluster == "b");
+  CHECK(placements.at("three").placed_unix == 1'800'000'000);
+  // Both full: the sixth waits, naming why.
+  Outcome<std::string> sixth = w.Place(*placer, Placed("six"));
+  REQUIRE_FALSE(sixth.ok());
+  CHECK(sixth.failure().reason == "Unschedulable");
+  CHECK(sixth.failure().message == "no cluster can take it: a: full (3/3); b: full (2/2)");
+  CHECK(w.store.Snapshot().placements.count("six") == 0);
+  // Asking again answers from the record, whatever the clusters hold now.
+  CHECK(*placer->ClusterFor("three", Placed("three"), std::nullopt) == "b");
+}
+
+TEST_CASE("placer: sticky across a restart even when capacities and labels change") {
+  World w;
+  {
+    auto placer = w.Make({Cluster("a", 10, {{"region", "eu"}}), Cluster("b", 1)});
+    CHECK(*w.Place(*placer, Placed("acme", {{"region", "eu"}})) == "a");
+  }
+  // A new process with a config where a would never be chosen: acme stays on a.
+  auto placer = w.Make({Cluster("a", 0, {{"region", "us"}}), Cluster("b", 100)});
+  CHECK(*placer->ClusterFor("acme", Placed("acme", {{"region", "eu"}}), std::nullopt) == "a");
+  CHECK(placer->PlacedOn("acme") == "a");
+  // Another replica's earlier record wins over this one's choice.
+  REQUIRE(w.store.RecordPlacement("late", "a", 1).ok());
+  CHECK(*w.Place(*placer, Placed("late")) == "a");
+}
+
+TEST_CASE("placer: named, converged and retained workspaces count; a dropped one frees room") {
+  World w;
+  auto placer = w.Make({Cluster("a", 2), Cluster("b", 2)});
+  manifests::Workspace named;
+  named.name = "named";
+  named.database.cluster = "a";
+  CHECK(*w.Place(*placer, named) == "a");  // its manifest's cluster, not a placement
+  CHECK(w.store.Snapshot().placements.count("named") == 0);
+  // Converged by an older version on b (its identity), no placement yet: it stays on b and the
+  // placement is recorded now, even though b is the fuller cluster.
+  CHECK(*w.Place(*placer, Placed("old"), WorkspaceIdentity{"erp", "b", "tenant_old", "u"}) == "b");
+  CHECK(w.store.Snapshot().placements.at("old").cluster == "b");
+  CHECK(*w.Place(*placer, Placed("new1")) == "a");  // a: 1 used, b: 1 used -> a by name
+  CHECK(*w.Place(*placer, Placed("new2")) == "b");
+  // Retain: the workspace is gone but its database is not: still counted.
+  w.desired.MarkDeleting("new2");
+  CHECK_FALSE(w.Place(*placer, Placed("new3")).ok());
+  // Delete: the room is free again.
+  REQUIRE(placer->Forget("new2").ok());
+  CHECK(w.store.Snapshot().placements.count("new2") == 0);
+  CHECK(*w.Place(*placer, Placed("new3")) == "b");
+  const std::vector<Placer::Usage> usage = placer->Usages();
+  REQUIRE(usage.size() == 2);
+  CHECK(usage[0].cluster == "a");
+  CHECK(usage[0].used == 2);
+  CHECK(usage[0].placed == 1);
+  CHECK(usage[1].used == 2);
+}
+
+TEST_CASE("placer: a cluster that is down takes no new workspace and keeps its own") {
+  World w;
+  auto placer = w.Make({Cluster("a", 10), Cluster("b", 10)});
+  CHECK(*w.Place(*placer, Placed("acme")) == "a");
+  w.reach["a"] = {.known = true, .reachable = false, .reason = "connection refused", .server_version = "", .checked_unix = 0};
+  CHECK(*placer->ClusterFor("acme", Placed("acme"), std::nullopt) == "a");  // not moved
+  CHECK(*w.Place(*placer, Placed("beta")) == "b");
+  w.reach["b"] = {.known = true, .reachable = false, .reason = "timeout", .server_version = "", .checked_unix = 0};
+  Outcome<std::string> none = w.Place(*placer, Placed("gamma"));
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.failure().message ==
+        "no cluster can take it: a: down (connection refused); b: down (timeout)");
+}
+
+TEST_CASE("placer: a store that fails records nothing and the pass is retried") {
+  World w;
+  auto placer = w.Make({Cluster("a", 10)});
+  w.store.FailNext(1);  // the placement's write
+  Outcome<std::string> failed = w.Place(*placer, Placed("acme"));
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.failure().kind == FailureKind::kTransient);
+  CHECK(failed.failure().message.find("recording the placement of workspace acme") == 0);
+  CHECK_FALSE(placer->PlacedOn("acme").has_value());
+  CHECK(*w.Place(*placer, Placed("acme")) == "a");
+}
+
+}  // namespace tmaster::controller
