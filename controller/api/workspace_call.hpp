@@ -25,6 +25,7 @@ struct WorkspaceCall {
     // Rollouts (docs/api.md#rollouts): `name` is the product.
     kRolloutStatus,   ///< GET /api/v1/products/{name}/rollout
     kRolloutCommand,  ///< POST /api/v1/products/{name}/rollout/{verb}
+    kClusters,        ///< GET /api/v1/clusters (docs/placement.md)
   };
   Op op = Op::kList;
   std::string name;          ///< the `{name}` of the path

@@ -82,7 +82,8 @@ std::string NameOf(Resource resource, const json::value& item) {
     case Resource::kEvent:
     case Resource::kToken: return Text(At(item, {"id"}));
     case Resource::kProduct:
-    case Resource::kSource: return Text(At(item, {"name"}));
+    case Resource::kSource:
+    case Resource::kCluster: return Text(At(item, {"name"}));
   }
   return {};
 }
@@ -153,8 +154,25 @@ std::vector<std::string> Header(Resource resource, bool wide) {
     }
     case Resource::kEvent: return {"AGE", "TYPE", "REASON", "WORKSPACE", "MESSAGE"};
     case Resource::kToken: return {"ID", "ROLE", "DESCRIPTION", "EXPIRES", "LAST-USED", "AGE"};
+    case Resource::kCluster: {
+      std::vector<std::string> h{"NAME", "CAPACITY", "USED", "REACHABLE", "VERSION", "LABELS"};
+      if (wide) h.emplace_back("MESSAGE");
+      return h;
+    }
   }
   return {};
+}
+
+// LABELS of `get clusters`: key=value,... in key order, `<none>` without labels.
+std::string LabelsColumn(const json::value* labels) {
+  const json::object* object = labels != nullptr ? labels->if_object() : nullptr;
+  if (object == nullptr || object->empty()) return "<none>";
+  std::vector<std::string> parts;
+  for (const auto& entry : *object) {
+    parts.push_back(std::string(entry.key()) + "=" + Text(&entry.value()));
+  }
+  std::sort(parts.begin(), parts.end());
+  return Join(parts, ",");
 }
 
 std::vector<std::string> Row(Resource resource, const json::value& item, bool wide,
@@ -214,6 +232,19 @@ std::vector<std::string> Row(Resource resource, const json::value& item, bool wi
               AgeSince(detail::ParseTimeValue(At(item, {"lastUsedAt"})), now, "<never>"),
               AgeSince(detail::ParseTimeValue(At(item, {"createdAt"})), now)};
     }
+    case Resource::kCluster: {
+      const json::value* capacity = At(item, {"capacity"});
+      const json::value* reachable = At(item, {"reachable"});
+      std::vector<std::string> row{
+          NameOf(resource, item),
+          capacity != nullptr && capacity->is_number() ? Text(capacity) : "<unlimited>",
+          Count(At(item, {"used"})),
+          reachable != nullptr && reachable->is_bool() ? (reachable->get_bool() ? "True" : "False")
+                                                       : "Unknown",
+          OrNone(Text(At(item, {"serverVersion"}))), LabelsColumn(At(item, {"labels"}))};
+      if (wide) row.push_back(OneLine(Text(At(item, {"reason"}))));
+      return row;
+    }
   }
   return {};
 }
@@ -231,6 +262,7 @@ const char* ToString(Resource resource) {
     case Resource::kSource: return "source";
     case Resource::kEvent: return "event";
     case Resource::kToken: return "token";
+    case Resource::kCluster: return "cluster";
   }
   return "object";
 }

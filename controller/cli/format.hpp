@@ -16,7 +16,7 @@
 namespace tmaster::cli {
 
 /// What a list holds, which decides its columns and its `-o name` prefix.
-enum class Resource { kWorkspace, kProduct, kSource, kEvent, kToken };
+enum class Resource { kWorkspace, kProduct, kSource, kEvent, kToken, kCluster };
 
 /// `workspace`, `product`, `source`, `event`, `token`.
 const char* ToString(Resource resource);

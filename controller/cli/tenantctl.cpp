@@ -30,7 +30,7 @@ constexpr std::string_view kUsage =
     "usage: tenantctl COMMAND [flags]   (docs/api.md#tenantctl)\n"
     "\n"
     "  apply -f FILE|DIR|- [--force]          create or change workspaces (PUT each Workspace)\n"
-    "  get workspaces|workspace NAME|products|sources|events [-o table|wide|json|yaml|name]\n"
+    "  get workspaces|workspace NAME|products|sources|events|clusters [-o table|wide|json|yaml|name]\n"
     "      [-l key=value] [--phase PHASE] [--workspace NAME] [--limit N] [--chunk-size N]\n"
     "  describe workspace NAME                spec, conditions, last runs, events, the plan\n"
     "  diff -f FILE|DIR|-                     the plan; exit 0 none, 1 differences, 2 error\n"
@@ -63,6 +63,7 @@ std::optional<Resource> ResourceNamed(std::string_view word) {
   if (word == "products" || word == "product") return Resource::kProduct;
   if (word == "sources" || word == "source") return Resource::kSource;
   if (word == "events" || word == "event") return Resource::kEvent;
+  if (word == "clusters" || word == "cluster") return Resource::kCluster;
   return std::nullopt;
 }
 
@@ -222,7 +223,7 @@ class Session {
 
 int Session::Get() {
   if (command_.positionals.empty()) {
-    return Usage("get: expected workspaces, workspace NAME, products, sources or events");
+    return Usage("get: expected workspaces, workspace NAME, products, sources, events or clusters");
   }
   const std::optional<Resource> resource = ResourceNamed(command_.positionals[0]);
   if (!resource) return Usage("get: unknown resource \"" + command_.positionals[0] + "\"");
@@ -254,6 +255,7 @@ int Session::Get() {
       break;
     case Resource::kProduct: path = "/api/v1/products"; break;
     case Resource::kSource: path = "/api/v1/sources"; break;
+    case Resource::kCluster: path = "/api/v1/clusters"; break;
     case Resource::kEvent:
       path = "/api/v1/events";
       if (command_.workspace) query.push_back("workspace=" + PercentEncode(*command_.workspace));

@@ -30,11 +30,14 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                  .health_base_url =
                      deps_.config != nullptr ? deps_.config->rollouts.health_base_url : ""},
                 {}),
+      cluster_monitor_(deps_.gateways, std::chrono::seconds(5)),
       placer_({.store = deps_.store,
                .desired = &desired_,
                .clusters = deps_.config != nullptr ? deps_.config->clusters
                                                    : std::vector<manifests::ClusterConfig>{},
-               .reach = {},
+               .reach = [this](const std::string& cluster) {
+                 return cluster_monitor_.Reach(cluster);
+               },
                .now_unix = {}}),
       fleet_(&overrides_),
       observer_(*this),
@@ -57,7 +60,8 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
             .store_database = deps_.store_database,
             .now_unix = {},
             .backups = backups_.get(),
-            .rollouts = &rollouts_}),
+            .rollouts = &rollouts_,
+            .placer = &placer_}),
       reconciler_({.desired = &desired_,
                    .store = deps_.store,
                    .events = &events_,
@@ -133,7 +137,9 @@ bool Daemon::Run() {
   if (ledger != nullptr) {
     ledger->SetObserver(StackLedgerWriter(*deps_.store, StackBackendKey(deps_.config->stacks)));
   }
+  cluster_monitor_.Start();
   const bool drained = manager_.Run();
+  cluster_monitor_.Stop();
   // A worker still busy after a failed drain may record: the observer stays (the caller ends
   // the process without destroying anything).
   if (drained && ledger != nullptr) ledger->SetObserver({});
@@ -142,6 +148,7 @@ bool Daemon::Run() {
 
 void Daemon::Stop() {
   manager_.Stop();
+  cluster_monitor_.Stop();
   stream_hub_.Stop();  // the dashboards' streams end now, not when the HTTP server stops
 }
 

@@ -23,6 +23,7 @@
 #include "controller/api/event_stream.hpp"
 #include "controller/api/webhook.hpp"
 #include "controller/daemon/backup_runner.hpp"
+#include "controller/daemon/cluster_monitor.hpp"
 #include "controller/daemon/fleet_view.hpp"
 #include "controller/daemon/rollout_driver.hpp"
 #include "controller/daemon/shared_runtime_loop.hpp"
@@ -213,6 +214,8 @@ class Daemon final : private Term {
   /// The leader's rollouts (docs/rollouts.md): loaded in Begin, stepped on its own thread while
   /// the term runs, stopped by StopIntake; the reconciler asks it each workspace's revision.
   RolloutDriver rollouts_;
+  /// Whether each cluster answers (docs/placement.md): checked every 5 s while Run runs.
+  ClusterMonitor cluster_monitor_;
   /// Where workspaces without a named cluster are (docs/placement.md): loaded in Begin.
   Placer placer_;
   FleetView fleet_;

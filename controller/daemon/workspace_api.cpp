@@ -566,6 +566,33 @@ ApiAnswer WorkspaceApi::RolloutCommand(const std::string& product, const std::st
   return answer;
 }
 
+ApiAnswer WorkspaceApi::Clusters() const {
+  if (deps_.placer == nullptr) return ApiError(404, "this operator places no workspaces");
+  if (!deps_.leading()) {
+    return ApiError(503, "this replica is a standby: the leader counts the clusters' workspaces");
+  }
+  json::array items;
+  for (const Placer::Usage& usage : deps_.placer->Usages()) {
+    json::object labels;
+    for (const auto& [key, value] : usage.labels) labels[key] = value;
+    json::value reachable = nullptr;  // not checked yet
+    if (usage.reach.known) reachable = usage.reach.reachable;
+    json::object item{{"name", usage.cluster},
+                      {"labels", std::move(labels)},
+                      {"used", usage.used},
+                      {"placed", usage.placed},
+                      {"reachable", reachable},
+                      {"serverVersion", usage.reach.server_version}};
+    item["capacity"] = usage.capacity ? json::value(*usage.capacity) : json::value(nullptr);
+    if (usage.reach.known && !usage.reach.reachable) item["reason"] = usage.reach.reason;
+    if (usage.reach.known) item["checkedAt"] = FormatRfc3339Utc(usage.reach.checked_unix);
+    items.push_back(std::move(item));
+  }
+  ApiAnswer answer;
+  answer.body = json::serialize(json::object{{"items", std::move(items)}});
+  return answer;
+}
+
 ApiAnswer WorkspaceApi::Products() const {
   if (!deps_.leading()) {
     return ApiError(503, "this replica is a standby: the leader knows the sources' products");
@@ -747,6 +774,9 @@ WorkspaceAnswer ServeWorkspaceCall(WorkspaceApi& api, const WorkspaceCall& call)
       break;
     case Op::kProducts:
       answer = api.Products();
+      break;
+    case Op::kClusters:
+      answer = api.Clusters();
       break;
     case Op::kSummary:
       answer = api.Summary();

@@ -27,6 +27,7 @@
 #include "controller/sources/product_registry.hpp"
 #include "controller/store/store.hpp"
 #include "controller/workspace/overrides.hpp"
+#include "controller/workspace/placer.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
 #include "manifests/config.hpp"
 #include "manifests/loader.hpp"
@@ -100,6 +101,9 @@ struct WorkspaceApiDeps {
   /// The rollout driver (docs/rollouts.md): the products' rollout status and the verbs.
   /// nullptr: the rollout routes answer 503 and the products' `rolloutStatus` is null.
   RolloutControl* rollouts = nullptr;
+  /// Each cluster's capacity, usage and reachability (`GET /api/v1/clusters`,
+  /// docs/placement.md); nullptr: the route answers 404.
+  const Placer* placer = nullptr;
 };
 
 /// The verbs of `POST /api/v1/products/{name}/rollout/{verb}` (docs/rollouts.md#the-state-machine).
@@ -137,6 +141,9 @@ class WorkspaceApi {
   /// endpoint}` or null; `rollout`: the policy with its defaults, or null; `rolloutStatus`:
   /// RolloutControl::SummaryJson, null without a rollout or without a RolloutControl).
   ApiAnswer Products() const;
+  /// `GET /api/v1/clusters`: each configured cluster with its capacity, labels, the workspaces
+  /// on it, and its last check (reachable, server version).
+  ApiAnswer Clusters() const;
   /// `GET /api/v1/workspaces`: from the fleet view. 400 for a bad continue token.
   ApiAnswer List(const FleetQuery& query) const;
   /// `GET /api/v1/summary`: counts by phase, product and mode (FleetSummaryJson).

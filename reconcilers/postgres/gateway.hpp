@@ -27,6 +27,15 @@ class PostgresGateway {
   /// operator-intervention classes are transient; privilege, syntax and data errors stall.
   /// The message names the database or role and the step, never a password or DSN.
   virtual Outcome<ApplyResult> Apply(const Action& action) = 0;
+
+  /// The server's `server_version`, asked with one light statement: whether the cluster answers
+  /// now (placement and `tenantctl get clusters`, docs/placement.md). This default asks for the
+  /// whole catalog and knows no version ("unknown"); the libpq adapter overrides it.
+  virtual Outcome<std::string> ServerVersion() {
+    Outcome<ObservedCluster> observed = Observe();
+    if (!observed) return observed.failure();
+    return std::string("unknown");
+  }
 };
 
 }  // namespace tmaster::postgres

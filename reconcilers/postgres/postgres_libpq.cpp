@@ -554,6 +554,20 @@ class Gateway final : public LibpqGateway {
                      [this](PGconn* conn) { return ObserveOn(conn); });
   }
 
+  Outcome<std::string> ServerVersion() override {
+    if (in_flight_.Stopping()) return ShuttingDown("cluster " + Quoted(cluster_) + " not asked");
+    return WithAdmin("ask cluster " + Quoted(cluster_) + " its version",
+                     [this](PGconn* conn) -> Outcome<std::string> {
+                       Outcome<ResultPtr> result =
+                           Exec(conn, "SELECT current_setting('server_version')", 1, scrub_);
+                       if (!result) return result.failure();
+                       if (PQntuples(result->get()) != 1) {
+                         return Failure::Transient("UnexpectedResult", "no server_version");
+                       }
+                       return std::string(PQgetvalue(result->get(), 0, 0));
+                     });
+  }
+
   Outcome<ApplyResult> Apply(const Action& action) override {
     if (in_flight_.Stopping()) return ShuttingDown(postgres::Describe(action) + " not applied");
     return std::visit([this](const auto& a) { return Do(a); }, action);

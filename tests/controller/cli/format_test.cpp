@@ -349,3 +349,20 @@ TEST_CASE("cli format: the backups table, pending first; json and yaml are the a
   CHECK_FALSE(FormatBackups(R"([1,2])", "table", kNow).ok());
   CHECK_FALSE(FormatBackups("not json", "json", kNow).ok());
 }
+
+TEST_CASE("cli format: the clusters table: capacity, usage, reachability, version, labels") {
+  CHECK(Format(Resource::kCluster,
+               R"([{"name":"eu-1","capacity":500,"used":312,"placed":300,"reachable":true,
+                    "serverVersion":"15.10","labels":{"tier":"gold","region":"eu"}},
+                   {"name":"eu-2","capacity":null,"used":0,"placed":0,"reachable":false,
+                    "serverVersion":"","labels":{},"reason":"ConnectionFailed: refused"},
+                   {"name":"us-1","capacity":10,"used":3,"placed":3,"reachable":null,
+                    "serverVersion":"","labels":{"region":"us"}}])",
+               "wide") ==
+        "NAME   CAPACITY      USED   REACHABLE   VERSION   LABELS                MESSAGE\n"
+        "eu-1   500           312    True        15.10     region=eu,tier=gold   \n"
+        "eu-2   <unlimited>   0      False       <none>    <none>                "
+        "ConnectionFailed: refused\n"
+        "us-1   10            3      Unknown     <none>    region=us             \n");
+  CHECK(Format(Resource::kCluster, R"([{"name":"eu-1"}])", "name") == "cluster/eu-1\n");
+}

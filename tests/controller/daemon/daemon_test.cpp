@@ -891,3 +891,41 @@ spec:
   CHECK(image("pinned") == "example/shop:0.9.0");  // its manifest's version: outside rollouts
   h.Stop();
 }
+
+TEST_CASE("daemon: workspaces without a cluster are placed until the cluster is full; the rest "
+          "stall Unschedulable; GET /api/v1/clusters counts them") {
+  Harness h;
+  h.config().clusters.front().capacity = 2;
+  h.config().clusters.front().labels = {{"region", "eu"}};
+  h.MakeDaemon();  // the config is read when the daemon is made
+  const auto placed = [](const std::string& name, const std::string& database) {
+    return "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: " + name +
+           "}\nspec:\n  product: shop\n  mode: shared\n" + database;
+  };
+  h.Write("a.yaml", placed("alpha", ""));
+  h.Write("b.yaml", placed("beta", "  database:\n    placement: {clusterSelector: {region: eu}}\n"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready") && h.HasPhase("beta", "Ready"); }));
+  CHECK(h.store().Snapshot().placements.at("alpha").cluster == "default");
+  CHECK(h.postgres().cluster().databases.count("tenant_beta") == 1);
+
+  // Full: a third waits, and so does one whose selector no cluster matches.
+  h.Write("c.yaml", placed("gamma", ""));
+  h.Write("d.yaml", placed("delta", "  database:\n    placement: {clusterSelector: {region: us}}\n"));
+  REQUIRE(Eventually([&] { return h.HasPhase("gamma", "Stalled") && h.HasPhase("delta", "Stalled"); }));
+  CHECK(h.Status("gamma")->last_error ==
+        "Unschedulable: no cluster can take it: default: full (2/2)");
+  CHECK(h.Status("delta")->last_error.find("default: labels do not match region=us") !=
+        std::string::npos);
+  CHECK(h.postgres().cluster().databases.count("tenant_gamma") == 0);
+  CHECK(h.store().Snapshot().placements.count("gamma") == 0);
+
+  REQUIRE(Eventually([&] {
+    return h.daemon().Api().Clusters().body.find(R"("reachable":true)") != std::string::npos;
+  }));
+  const std::string clusters = h.daemon().Api().Clusters().body;
+  CHECK(clusters.find(R"({"items":[{"name":"default","labels":{"region":"eu"},"used":2,"placed":2,)"
+                      R"("reachable":true,"serverVersion":"unknown","capacity":2,"checkedAt":")") ==
+        0);  // "unknown": the fake's version
+  h.Stop();
+}

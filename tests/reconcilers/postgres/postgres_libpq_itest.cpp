@@ -964,4 +964,27 @@ TEST_CASE("the reclaim actions as a non-superuser operator (CREATEDB CREATEROLE)
   CHECK_FALSE(session.Run("SELECT 1").empty());
 }
 
+// docs/placement.md: the cluster monitor's light check.
+TEST_CASE("ServerVersion: the server's server_version with one statement; a closed port fails "
+          "without the DSN in the message") {
+  auto gateway = MakeGateway();
+  const std::int64_t before = gateway->StatementsSent();
+  Outcome<std::string> version = gateway->ServerVersion();
+  REQUIRE_MESSAGE(version.ok(), (version.ok() ? "" : version.failure().message));
+  CHECK(*version == QueryValue(AdminDsn(), "SHOW server_version"));
+  CHECK(version->rfind("15", 0) == 0);
+  CHECK(gateway->StatementsSent() == before + 1);
+
+  // A port nothing listens on (the server's port + 1 is not a PostgreSQL of this test run).
+  auto nowhere = postgres::MakeLibpqGateway(
+      "nowhere",
+      Secret("host=127.0.0.1 port=1 dbname=postgres user=x password=hunter2 connect_timeout=2"),
+      {});
+  Outcome<std::string> failed = nowhere->ServerVersion();
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.failure().kind == FailureKind::kTransient);
+  CHECK(failed.failure().message.find("nowhere") != std::string::npos);
+  CHECK(failed.failure().message.find("hunter2") == std::string::npos);
+}
+
 }  // namespace tmaster
