@@ -38,6 +38,7 @@ Outcome<std::string> Choose(const std::vector<Candidate>& candidates,
     return a.name < b.name;
   };
   std::string why;
+  bool down = false;
   for (const Candidate& candidate : candidates) {
     std::string refused;
     if (!Matches(candidate.labels, selector)) {
@@ -47,6 +48,7 @@ Outcome<std::string> Choose(const std::vector<Candidate>& candidates,
                 std::to_string(*candidate.capacity) + ")";
     } else if (!candidate.reachable) {
       refused = "down" + (candidate.down_reason.empty() ? "" : " (" + candidate.down_reason + ")");
+      down = true;
     }
     if (!refused.empty()) {
       why += (why.empty() ? "" : "; ") + candidate.name + ": " + refused;
@@ -58,6 +60,9 @@ Outcome<std::string> Choose(const std::vector<Candidate>& candidates,
   if (candidates.empty()) {
     return Failure::Stalled("Unschedulable", "no " + kind + " is configured");
   }
+  // A matching place with room that is only down may take it soon: retried with backoff.
+  // Full or unmatched ones need a person (more capacity, other labels): Stalled.
+  if (down) return Failure::Transient("Unschedulable", "no " + kind + " can take it now: " + why);
   return Failure::Stalled("Unschedulable", "no " + kind + " can take it: " + why);
 }
 

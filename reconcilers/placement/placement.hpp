@@ -31,9 +31,10 @@ bool Matches(const std::map<std::string, std::string>& labels,
 
 /// The place for a new workspace: among the reachable candidates matching `selector` with room
 /// (used < capacity), the one with the most free capacity; one without a limit ranks above any
-/// with one, and among those the least used wins; ties go to the first name. Stalled
-/// `Unschedulable` when none can take it, naming each candidate and why not (`kind`: "cluster"
-/// or "endpoint", for the message).
+/// with one, and among those the least used wins; ties go to the first name. `Unschedulable`
+/// when none can take it, naming each candidate and why not (`kind`: "cluster" or "endpoint",
+/// for the message): Transient when a matching one with room is only down (it may come back),
+/// else Stalled (full or unmatched: a person changes capacity or labels).
 Outcome<std::string> Choose(const std::vector<Candidate>& candidates,
                             const std::map<std::string, std::string>& selector,
                             const std::string& kind);

@@ -139,8 +139,9 @@ TEST_CASE("placer: a cluster that is down takes no new workspace and keeps its o
   w.reach["b"] = {.known = true, .reachable = false, .reason = "timeout", .server_version = "", .checked_unix = 0};
   Outcome<std::string> none = w.Place(*placer, Placed("gamma"));
   REQUIRE_FALSE(none.ok());
+  CHECK(none.failure().kind == FailureKind::kTransient);
   CHECK(none.failure().message ==
-        "no cluster can take it: a: down (connection refused); b: down (timeout)");
+        "no cluster can take it now: a: down (connection refused); b: down (timeout)");
 }
 
 TEST_CASE("placer: a store that fails records nothing and the pass is retried") {

@@ -51,11 +51,16 @@ TEST_CASE("placement: full, down and unmatched clusters take nothing; Unschedula
                                       Of("us-1", 10, 0, {{"region", "us"}})};
   Outcome<std::string> none = Choose(all, {{"region", "eu"}}, "cluster");
   REQUIRE_FALSE(none.ok());
-  CHECK(none.failure().kind == FailureKind::kStalled);
+  CHECK(none.failure().kind == FailureKind::kTransient);  // eu-3 may come back
   CHECK(none.failure().reason == "Unschedulable");
   CHECK(none.failure().message ==
-        "no cluster can take it: eu-1: full (2/2); eu-3: down (ConnectionFailed); us-1: labels "
-        "do not match region=eu");
+        "no cluster can take it now: eu-1: full (2/2); eu-3: down (ConnectionFailed); us-1: "
+        "labels do not match region=eu");
+  // Nothing down: only a person can help.
+  Outcome<std::string> full = Choose({all[0], all[2]}, {{"region", "eu"}}, "cluster");
+  CHECK(full.failure().kind == FailureKind::kStalled);
+  CHECK(full.failure().message ==
+        "no cluster can take it: eu-1: full (2/2); us-1: labels do not match region=eu");
   // A capacity of 0 takes nothing; with nothing configured, it says so.
   CHECK_FALSE(Choose({Of("zero", 0, 0)}, {}, "cluster").ok());
   CHECK(Choose({}, {}, "endpoint").failure().message == "no endpoint is configured");
