@@ -42,6 +42,7 @@ ClusterReach ClusterMonitor::Reach(const std::string& cluster) const {
 }
 
 void ClusterMonitor::Start() {
+  const std::lock_guard joining(join_mutex_);
   const std::lock_guard lock(mutex_);
   if (thread_.joinable()) return;
   stopping_ = false;
@@ -62,6 +63,8 @@ void ClusterMonitor::Stop() {
     stopping_ = true;
   }
   wake_.notify_all();
+  // Two callers at once (the daemon's Stop and the end of its Run): one joins.
+  const std::lock_guard joining(join_mutex_);
   if (thread_.joinable()) thread_.join();
 }
 

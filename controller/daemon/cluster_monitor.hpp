@@ -45,6 +45,7 @@ class ClusterMonitor {
   std::map<std::string, ClusterReach> reach_;
   std::condition_variable wake_;
   bool stopping_ = false;
+  std::mutex join_mutex_;  ///< held by Start and Stop: the thread is made and joined once
   std::thread thread_;
 };
 
