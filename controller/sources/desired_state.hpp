@@ -36,6 +36,10 @@ struct ProductEntry {
   std::string revision_digest = {};
   /// Its number in the store (tm_product_revisions), 0 until recorded.
   int revision = 0;
+  /// `digest` without what a revision hands a workspace (version, image, template, migrations,
+  /// extensions): under a rollout policy a change of the revision alone is handed out by the
+  /// rollout (docs/rollouts.md), so it re-queues nobody by itself; a change of this does.
+  std::string other_digest = {};
 };
 
 /// A declared workspace.

@@ -47,6 +47,13 @@ Sync::Products Sync::LoadProducts(const manifests::Fleet& fleet, const SyncOptio
       entry->stack_template = stacks::ReadStackTemplate(product, options.max_template_bytes);
     }
     entry->digest = ProductDigest(product, entry->migrations, entry->stack_template);
+    manifests::Product others = product;
+    others.default_version.clear();
+    others.image.clear();
+    others.stack_template.clear();
+    others.migrations.clear();
+    others.extensions.clear();
+    entry->other_digest = ProductDigest(others, std::vector<migrations::Migration>{}, std::string());
     if (entry->migrations && entry->stack_template) {
       entry->revision_digest = rollouts::RevisionDigest(RevisionInputsOf(*entry));
     }
@@ -172,7 +179,13 @@ Status Sync::UpsertDeclared(Pass& pass, const manifests::Workspace& workspace,
   }
   const bool spec_changed =
       !known || known->spec_digest != digest || known->source != pass.source || returning;
-  const bool product_changed = existing && existing->product->digest != product->second->digest;
+  // A new revision of a product with a rollout policy reaches its workspaces as the rollout hands
+  // them out (the driver queues each); one that is not targeted would only run a pass that finds
+  // its pinned revision unchanged. Any other change of the product concerns every workspace now.
+  const ProductEntry& now = *product->second;
+  const bool product_changed = existing && existing->product->digest != now.digest;
+  const bool handed_out = product_changed && now.product.rollout && !now.revision_digest.empty() &&
+                          existing->product->other_digest == now.other_digest;
   auto entry = std::make_shared<DesiredEntry>();
   entry->workspace = workspace;
   entry->product = product->second;
@@ -208,7 +221,9 @@ Status Sync::UpsertDeclared(Pass& pass, const manifests::Workspace& workspace,
                        "the manifest is back in source " + pass.source + "; deletion cancelled");
   }
   // Changed, or first seen this term (a new leader re-checks everything once).
-  if (spec_changed || product_changed || !existing) pass.enqueue.push_back(workspace.name);
+  if (spec_changed || (product_changed && !handed_out) || !existing) {
+    pass.enqueue.push_back(workspace.name);
+  }
   return Ok();
 }
 

@@ -275,3 +275,32 @@ TEST_CASE("sync: a shared runtime's template moves the registry's version, not t
   registry.Replace("local", Sync::LoadProducts(fleet, {}));
   CHECK(registry.Version() != version);
 }
+
+TEST_CASE("sync: under a rollout policy a new revision alone queues nobody (the rollout hands it "
+          "out); other product changes, or no policy, queue every workspace") {
+  Harness h;
+  Sync sync = h.Make();
+  const auto fleet = [&](const std::string& version, const std::string& port, bool policy) {
+    std::string product = "apiVersion: tenantmaster.io/v1alpha1\nkind: Product\nmetadata: "
+                          "{name: shop}\nspec:\n  image: example/shop\n  defaultVersion: \"" +
+                          version + "\"\n  modes: [shared]\n  port: " + port + "\n";
+    if (policy) product += "  rollout:\n    waves: [{percent: 50}, {percent: 100}]\n";
+    return Parse(product + Workspace("a") + Workspace("b"));
+  };
+  REQUIRE(h.Apply(sync, "local", "", fleet("1.0.0", "8000", true))->ready);
+  CHECK(h.TakeQueued() == std::vector<std::string>{"a", "b"});
+  // A new version: a new revision, which the rollout hands out.
+  REQUIRE(h.Apply(sync, "local", "", fleet("1.1.0", "8000", true))->ready);
+  CHECK(h.TakeQueued().empty());
+  // Another field a pass reads (the port): everyone looks again.
+  REQUIRE(h.Apply(sync, "local", "", fleet("1.1.0", "8080", true))->ready);
+  CHECK(h.TakeQueued() == std::vector<std::string>{"a", "b"});
+  // Both at once: everyone.
+  REQUIRE(h.Apply(sync, "local", "", fleet("1.2.0", "8000", true))->ready);
+  CHECK(h.TakeQueued() == std::vector<std::string>{"a", "b"});
+  // Without a policy a new version reaches everyone at once, as before.
+  REQUIRE(h.Apply(sync, "local", "", fleet("1.2.0", "8000", false))->ready);
+  h.TakeQueued();
+  REQUIRE(h.Apply(sync, "local", "", fleet("1.3.0", "8000", false))->ready);
+  CHECK(h.TakeQueued() == std::vector<std::string>{"a", "b"});
+}
