@@ -449,3 +449,27 @@ TEST_CASE("pass: placed workspaces spread over the clusters, stay where their ma
   CHECK(a.apply_calls() + b.apply_calls() == writes);
   CHECK(a.cluster().databases.size() == on_a);
 }
+
+// An attacker with a tenant's login owns that tenant's database and may COMMENT ON it: a marker
+// claiming another workspace, unsigned or signed with another key, must not decide where that
+// workspace is placed (docs/placement.md, "Without a store").
+TEST_CASE("pass: a forged database marker does not attract a placed workspace") {
+  const manifests::Fleet fleet = ExampleFleet();
+  testing::FakePostgres a;
+  testing::FakePostgres b;
+  // On b, the attacker's database claims "acme" with a marker in the operator's format, signed
+  // with a key that is not the operator's.
+  postgres::Marker forged;
+  forged.workspace = "acme";
+  forged.fields = {{"cluster", "b"}, {"owner", "user_evil"}, {"product", "erp"}};
+  forged = postgres::SignMarker(forged, Secret("not-the-operators-key-0123456789abcdef"));
+  b.AddDatabase("tenant_evil", "user_evil", forged.Render());
+  b.AddDatabase("tenant_evil2", "user_evil", "tenant-master:workspace=acme");
+  const controller::PassReport report =
+      controller::RunPass(fleet, {{"a", &a}, {"b", &b}}, kMasterKey, {});
+  // acme goes where the rule puts it (a: the least used, since the forged databases are not
+  // counted as ours), not where the forged marker says.
+  CHECK(Find(report, "acme").cluster == "a");
+  CHECK(a.cluster().databases.count("tenant_acme") == 1);
+  CHECK(b.cluster().databases.count("tenant_acme") == 0);
+}
