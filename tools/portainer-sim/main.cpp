@@ -31,6 +31,7 @@ constexpr const char* kUsage =
     "                     [--admin-user NAME] [--admin-password-env VAR | --admin-password-file "
     "FILE]\n"
     "                     [--endpoints N] [--state-file FILE] [--verbose]\n"
+    "       portainer-sim --help | --version\n"
     "\n"
     "Simulates the Portainer CE 2.23 API subset Tenant Master uses. Prints\n"
     "'listening on HOST:PORT' once ready; SIGTERM/SIGINT stop it (and write --state-file).\n"
@@ -88,6 +89,9 @@ Args ParseArgs(int argc, char** argv) {
     };
     if (flag == "--help" || flag == "-h") {
       std::cout << kUsage;
+      std::exit(0);
+    } else if (flag == "--version") {
+      std::cout << "portainer-sim " << TM_VERSION << '\n';
       std::exit(0);
     } else if (flag == "--listen") {
       args.listen = next();
