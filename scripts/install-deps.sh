@@ -13,6 +13,10 @@ packages=(
   libspdlog-dev doctest-dev libssl-dev libargon2-dev libcrypt-dev
   postgresql-15 postgresql-client-15 python3 bc curl
   pgbouncer
+  # The Debian package (scripts/package.sh, tests/package/): dpkg-dev has dpkg-shlibdeps, systemd
+  # has `systemd-analyze verify`, man-db `man -w`, and adduser is what the package's maintainer
+  # scripts use.
+  dpkg-dev systemd man-db adduser
 )
 
 # The dashboard's browser test (tests/browser/, issue 14): Debian's chromium and firefox-esr,
