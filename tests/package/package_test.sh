@@ -48,6 +48,7 @@ cleanup() {
   exit "$code"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT HUP  # then the EXIT trap purges (ctest's timeout kills with SIGKILL: the next run names the leftover)
 
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
@@ -90,6 +91,13 @@ conffiles="$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles 2>/dev/null ||
 for f in /etc/tenant-master/config.yaml /etc/tenant-master/environment; do
   if grep -qx "$f" <<<"$conffiles"; then pass "conffile $f"; else fail "$f is not a conffile"; fi
 done
+# Modes in the package itself (postinst also forces the environment file to 0600, so the
+# installed file alone would hide a package that ships it readable).
+expect_in_deb() {
+  local path="$1" want="$2" line
+  line="$(awk -v p="./$path" '$NF == p { print $1, $2 }' <<<"$contents")"
+  if [ "$line" = "$want" ]; then pass "in the .deb: $path $want"; else fail "in the .deb: $path is '${line:-missing}', want $want"; fi
+}
 # Man pages in the package itself (an image may exclude /usr/share/man from installs, below).
 contents="$(dpkg-deb -c "$deb")"
 for name in tenant-operator tenantctl portainer-sim; do
@@ -99,6 +107,11 @@ for name in tenant-operator tenantctl portainer-sim; do
     fail "the package has no man page for $name"
   fi
 done
+
+expect_in_deb etc/tenant-master/environment "-rw------- root/root"
+expect_in_deb etc/tenant-master/config.yaml "-rw-r--r-- root/root"
+for bin in tenant-operator tenantctl portainer-sim; do expect_in_deb "usr/bin/$bin" "-rwxr-xr-x root/root"; done
+expect_in_deb lib/systemd/system/tenant-operator.service "-rw-r--r-- root/root"
 
 # --- install --------------------------------------------------------------------------------------
 echo "== apt-get install $deb"
