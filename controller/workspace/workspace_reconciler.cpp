@@ -333,8 +333,12 @@ void WorkspaceReconciler::RecordIdentity(const std::string& name,
     spdlog::warn("store: identity of {}: {}", name, stored.failure().message);
     return;
   }
-  const std::lock_guard lock(mutex_);
-  recorded_[name].identity = stored->identity;
+  {
+    const std::lock_guard lock(mutex_);
+    recorded_[name].identity = stored->identity;
+  }
+  // The API's view shows the identity's cluster (status.cluster): it gets the row as stored now.
+  if (deps_.observer != nullptr) deps_.observer->SpecChanged(*stored);
 }
 
 Status WorkspaceReconciler::SettleStackEndpoint(const std::string& name,

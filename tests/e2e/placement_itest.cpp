@@ -364,12 +364,9 @@ void Timing(const std::string& what, SteadyClock::time_point since) {
 /// status.cluster of the API's workspace object is `cluster` (docs/placement.md: "the cluster
 /// of the workspace's recorded identity, i.e. where its data is once it converged").
 ///
-/// KNOWN BUG (reported with this test, not fixed here): a workspace that converges while the
-/// daemon runs has no status.cluster until the daemon restarts. The identity is in the store
-/// (tm_workspaces.identity_cluster, checked by CheckReadyOn), but
-/// WorkspaceReconciler::RecordIdentity (controller/workspace/workspace_reconciler.cpp) does not
-/// pass the row the store returns to `deps_.observer->SpecChanged`, so the leader's FleetView
-/// keeps the row it had from the source sync, without the identity, and renders no cluster.
+/// The identity is recorded when the workspace first converges, and the reconciler hands the
+/// stored row to the API's view then (WorkspaceReconciler::RecordIdentity), so status.cluster
+/// shows it without a restart.
 void CheckStatusCluster(const World& world, const std::string& name, const std::string& cluster) {
   View view;
   Eventually(
@@ -378,11 +375,9 @@ void CheckStatusCluster(const World& world, const std::string& name, const std::
         return view.cluster == cluster;
       },
       1s, kPoll);
-  CHECK_MESSAGE(view.cluster == cluster, "KNOWN BUG: status.cluster of "
-                                             << name << " should be " << cluster
-                                             << " once it converged (RecordIdentity does not "
-                                                "update the fleet view): "
-                                             << view.body);
+  CHECK_MESSAGE(view.cluster == cluster, "status.cluster of " << name << " should be "
+                                                                << cluster << " once it converged: "
+                                                                << view.body);
 }
 
 /// The workspace converged on `cluster`: Ready, its database on that server only, the identity
