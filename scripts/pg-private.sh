@@ -18,9 +18,11 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# A port nothing listens on, tried in random order: two scripts starting at once (CTest runs
+# tests in parallel) rarely pick the same one, and start() tries another if they do.
 free_port() {
   local port
-  for port in $(seq 15432 15999); do
+  for port in $(shuf -i 15432-15999); do
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
   done
   echo "no free port in 15432-15999" >&2
@@ -40,14 +42,27 @@ start() {
   rm -f "$dir/pwfile"
   cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
-port = $port
 unix_socket_directories = '$dir'
 max_connections = 300
 shared_preload_libraries = 'pg_stat_statements'
 fsync = ${TM_PG_FSYNC:-on}
 ${TM_PG_EXTRA_CONF:-}
 CONF
-  as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+  # The port is a command-line option, so another try needs no edit of the file: a port taken
+  # between the check and the start (another test's server) fails the start, and the next try
+  # takes another one.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $port" -w start \
+      >/dev/null; then
+      break
+    fi
+    if [ "$attempt" -eq 5 ]; then
+      echo "pg-private.sh: PostgreSQL did not start (log: $dir/server.log)" >&2
+      return 1
+    fi
+    port="$(free_port)"
+  done
   umask 077
   cat >"$envfile" <<ENV
 TM_PG_DIR=$dir
