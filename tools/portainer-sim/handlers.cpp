@@ -352,14 +352,23 @@ ApiResponse Simulator::Impl::DockerProxy(Call& call) {
       }
     }
     // What runs on the engine: one container / service per running stack or foreign project.
+    // Services are cluster-wide (any manager of the swarm lists them all); containers are this
+    // engine's own.
     std::vector<std::pair<std::string, bool>> projects;  // name, swarm
+    const auto visible = [&](std::int64_t owner, bool swarm_project) {
+      return services && swarm_project ? state.SharesServices(*endpoint, owner)
+                                       : owner == endpoint->id;
+    };
     for (const auto& [stack_id, stack] : state.Stacks()) {
-      if (stack.endpoint_id == endpoint->id && stack.running) {
-        projects.emplace_back(stack.name, stack.type == kStackTypeSwarm);
+      const bool swarm_stack = stack.type == kStackTypeSwarm;
+      if (stack.running && visible(stack.endpoint_id, swarm_stack)) {
+        projects.emplace_back(stack.name, swarm_stack);
       }
     }
     for (const auto& foreign : state.Foreign()) {
-      if (foreign.endpoint_id == endpoint->id) projects.emplace_back(foreign.name, foreign.swarm);
+      if (visible(foreign.endpoint_id, foreign.swarm)) {
+        projects.emplace_back(foreign.name, foreign.swarm);
+      }
     }
     json::array out;
     for (const auto& [project, swarm_project] : projects) {

@@ -124,6 +124,13 @@ bool State::RemoveForeign(const ForeignProject& project) {
   return true;
 }
 
+bool State::SharesServices(const Endpoint& endpoint, std::int64_t other) const {
+  if (other == endpoint.id) return true;
+  if (endpoint.swarm_id.empty()) return false;
+  const Endpoint* peer = FindEndpoint(other);
+  return peer != nullptr && peer->swarm_id == endpoint.swarm_id;
+}
+
 const Stack* State::FindStack(std::int64_t id) const {
   const auto it = stacks_.find(id);
   return it == stacks_.end() ? nullptr : &it->second;
@@ -185,15 +192,20 @@ NameCheck State::CheckUniqueName(const Endpoint& endpoint, std::string_view name
   }
   if (!endpoint.up) return NameCheck::kEngineUnreachable;
   // What the engine holds: our running stacks' containers / services, and foreign projects.
+  // A manager's ServiceList shows the services of its whole cluster, whichever Portainer
+  // environment deployed them; ContainerList shows this engine's containers only.
+  const auto on_engine = [&](std::int64_t id, bool want_swarm) {
+    return want_swarm ? SharesServices(endpoint, id) : id == endpoint.id;
+  };
   const auto engine_has = [&](bool want_swarm) {
     for (const auto& [id, stack] : stacks_) {
-      if (stack.endpoint_id == endpoint.id && stack.running && stack.name == name &&
+      if (on_engine(stack.endpoint_id, want_swarm) && stack.running && stack.name == name &&
           (stack.type == kStackTypeSwarm) == want_swarm) {
         return true;
       }
     }
     return std::any_of(foreign_.begin(), foreign_.end(), [&](const ForeignProject& f) {
-      return f.endpoint_id == endpoint.id && f.name == name && f.swarm == want_swarm;
+      return on_engine(f.endpoint_id, want_swarm) && f.name == name && f.swarm == want_swarm;
     });
   };
   if (swarm) {
@@ -244,8 +256,9 @@ std::optional<std::string> State::Down(const Endpoint& endpoint, Stack& stack) {
   const bool swarm = stack.type == kStackTypeSwarm;
   foreign_.erase(std::remove_if(foreign_.begin(), foreign_.end(),
                                 [&](const ForeignProject& f) {
-                                  return f.endpoint_id == endpoint.id && f.name == stack.name &&
-                                         f.swarm == swarm;
+                                  const bool here = swarm ? SharesServices(endpoint, f.endpoint_id)
+                                                          : f.endpoint_id == endpoint.id;
+                                  return here && f.name == stack.name && f.swarm == swarm;
                                 }),
                  foreign_.end());
   return std::nullopt;

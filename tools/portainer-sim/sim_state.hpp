@@ -137,6 +137,10 @@ class State {
   bool RemoveEndpoint(std::int64_t id);
   /// Marks the engine reachable or not. False if unknown.
   bool SetEndpointUp(std::int64_t id, bool up);
+  /// True when the swarm services of environment `other` are visible from `endpoint`'s engine:
+  /// the same environment, or two managers of one swarm cluster (services are cluster-wide in
+  /// Docker; containers stay per engine).
+  [[nodiscard]] bool SharesServices(const Endpoint& endpoint, std::int64_t other) const;
 
   // --- Docker-side objects Portainer did not create ---
   void AddForeign(const ForeignProject& project);
@@ -155,8 +159,8 @@ class State {
   [[nodiscard]] std::vector<const Stack*> ListStacks(const StackFilter& filter) const;
 
   /// Portainer's uniqueness check: a stored stack of that name (case-insensitive) on the
-  /// environment other than `exclude_id`, then the engine: swarm services (when `swarm`) and
-  /// containers labelled with the compose project.
+  /// environment other than `exclude_id`, then the engine: swarm services of its cluster (when
+  /// `swarm`) and containers labelled with the compose project.
   [[nodiscard]] NameCheck CheckUniqueName(const Endpoint& endpoint, std::string_view name,
                                           std::int64_t exclude_id, bool swarm) const;
 
@@ -171,7 +175,7 @@ class State {
   /// swarm manager (swarm), an invalid project name, an injected deploy failure.
   std::optional<std::string> Deploy(const Endpoint& endpoint, Stack& stack);
   /// Removes the containers / services (`down --remove-orphans` / `stack rm`), including a
-  /// foreign project of the same name the stack adopted. Fails only when the engine is down
+  /// foreign project (swarm: a namespace anywhere in the cluster) of the same name. Fails only when the engine is down
   /// (returns the error text, the stack is left as it was).
   std::optional<std::string> Down(const Endpoint& endpoint, Stack& stack);
 
