@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -36,7 +37,18 @@ constexpr int kInactive = 2;
 constexpr std::size_t kMaxPortainerText = 1000;
 constexpr std::chrono::milliseconds kMaxBackoff{30000};
 
-enum class Route { kList, kFile, kCreate, kUpdate, kStart, kStop, kDelete, kCount };
+enum class Route { kList, kFile, kCreate, kUpdate, kStart, kStop, kDelete, kProbe, kCount };
+
+// Portainer's endpoint Types that are Docker engines (contract §2): 1 Docker API, 2 agent on
+// Docker, 4 edge agent on Docker. 3 is Azure ACI, 5-7 Kubernetes.
+constexpr std::array<std::int64_t, 3> kDockerTypes = {1, 2, 4};
+
+// What an endpoint is, for the two routes that differ by kind (contract §3.2, §3.3).
+struct EndpointKind {
+  bool swarm = false;
+  std::string swarm_id;  // the cluster's ID (Docker's swarm inspect `ID`); swarm only
+  bool certain = true;   // false: guessed from Portainer's last snapshot, not kept
+};
 
 // ---------------------------------------------------------------------------------------------
 // Small text helpers
@@ -307,6 +319,36 @@ bool Retryable(const Failure& failure) {
   return failure.kind == FailureKind::kTransient && kRetryable.contains(failure.reason);
 }
 
+int EndpointOf(const Action& action) {
+  struct Visitor {
+    int operator()(const CreateStack& a) const { return a.stack.endpoint; }
+    int operator()(const UpdateStack& a) const { return a.stack.endpoint; }
+    int operator()(const StartStack& a) const { return a.endpoint; }
+    int operator()(const StopStack& a) const { return a.endpoint; }
+    int operator()(const DeleteStack& a) const { return a.endpoint; }
+  };
+  return std::visit(Visitor{}, action);
+}
+
+// The last snapshot's Swarm flag of an endpoint record (contract §2), if it has a snapshot.
+std::optional<bool> SnapshotSwarm(const json::object& endpoint) {
+  const json::value* snapshots = endpoint.if_contains("Snapshots");
+  if (snapshots == nullptr || !snapshots->is_array() || snapshots->get_array().empty()) {
+    return std::nullopt;
+  }
+  const json::object* last = snapshots->get_array().back().if_object();
+  if (last == nullptr) return std::nullopt;
+  const json::value* swarm = last->if_contains("Swarm");
+  if (swarm == nullptr || !swarm->is_bool()) return std::nullopt;
+  return swarm->get_bool();
+}
+
+std::string TypeName(std::int64_t type) {
+  if (type == 3) return "an Azure ACI environment";
+  if (type >= 5 && type <= 7) return "a Kubernetes environment";
+  return "an environment of unknown Type";
+}
+
 // ---------------------------------------------------------------------------------------------
 
 class HttpPortainerGateway final : public PortainerGateway {
@@ -339,7 +381,9 @@ class HttpPortainerGateway final : public PortainerGateway {
   Outcome<std::vector<ObservedStack>> List(int endpoint) override {
     Step step = MakeStep("list stacks of endpoint " + std::to_string(endpoint), {});
     if (config_error_) return Config(step);
-    return Retry([&] { return ListOnce(step, endpoint); });
+    auto listed = Retry([&] { return ListOnce(step, endpoint); });
+    if (!listed) Forget(endpoint);
+    return listed;
   }
 
   Outcome<std::string> File(const ObservedStack& stack) override {
@@ -349,7 +393,9 @@ class HttpPortainerGateway final : public PortainerGateway {
   }
 
   Outcome<ApplyResult> Apply(const Action& action) override {
-    return std::visit([this](const auto& a) { return ApplyOne(a); }, action);
+    auto applied = std::visit([this](const auto& a) { return ApplyOne(a); }, action);
+    if (!applied) Forget(EndpointOf(action));
+    return applied;
   }
 
   [[nodiscard]] CallCounts Counts() const override {
@@ -361,6 +407,7 @@ class HttpPortainerGateway final : public PortainerGateway {
     c.start = Count(Route::kStart);
     c.stop = Count(Route::kStop);
     c.remove = Count(Route::kDelete);
+    c.probe = Count(Route::kProbe);
     c.retries = retries_.load();
     return c;
   }
@@ -587,14 +634,111 @@ class HttpPortainerGateway final : public PortainerGateway {
     }
   }
 
+  // --- the kind of an endpoint ----------------------------------------------------------------
+
+  // Kept per endpoint; a standalone engine turning into a swarm manager (or the reverse) is rare,
+  // so the kind is probed once per endpoint_kind_ttl. A failure on the endpoint forgets it: a
+  // swarm deploy on an engine that left its swarm fails ("not a swarm manager"), an endpoint
+  // re-created under the same id answers 404 first, and the next call probes again.
+  std::optional<EndpointKind> Cached(int endpoint) {
+    const std::lock_guard lock(kinds_mutex_);
+    const auto it = kinds_.find(endpoint);
+    if (it == kinds_.end()) return std::nullopt;
+    if (std::chrono::steady_clock::now() - it->second.probed >= options_.endpoint_kind_ttl) {
+      kinds_.erase(it);
+      return std::nullopt;
+    }
+    return it->second.kind;
+  }
+
+  void Remember(int endpoint, const EndpointKind& kind) {
+    if (!kind.certain || options_.endpoint_kind_ttl.count() <= 0) return;
+    const std::lock_guard lock(kinds_mutex_);
+    kinds_[endpoint] = {kind, std::chrono::steady_clock::now()};
+  }
+
+  void Forget(int endpoint) {
+    const std::lock_guard lock(kinds_mutex_);
+    kinds_.erase(endpoint);
+  }
+
+  // One attempt at knowing the endpoint's kind: the cache, else the probe. Not retried here: the
+  // caller's attempt (a list, a create) is retried whole.
+  Outcome<EndpointKind> KindOnce(Step& step, int endpoint) {
+    if (auto cached = Cached(endpoint)) return *cached;
+    auto probed = ProbeOnce(step, endpoint);
+    if (!probed) return probed.failure();
+    Remember(endpoint, *probed);
+    return probed;
+  }
+
+  // Docker's answer through Portainer's proxy decides (contract §2, "Swarm ID"): the swarm
+  // inspect object's ID (the cluster's, not the node's), or Docker's 503 for an engine that is not
+  // a swarm manager (a worker node gets it too, and compose runs there). The endpoint's Type is
+  // no help: 1 and 2 are swarm managers as often as standalone engines.
+  Outcome<EndpointKind> ProbeOnce(Step& step, int endpoint) {
+    const std::string path = "/api/endpoints/" + std::to_string(endpoint);
+    const Reply reply = Send(step, Route::kProbe, "GET", path + "/docker/swarm");
+    if (reply.Is(200)) {
+      const auto value = ParseJson(reply.body);
+      const std::string id = value && value->is_object() ? StringField(value->get_object(), "ID")
+                                                         : std::string();
+      if (id.empty()) return BadResponse(step, reply.status);
+      return EndpointKind{true, id, true};
+    }
+    if (reply.Is(503) && Contains(PortainerMessage(reply), "not a swarm manager")) {
+      return EndpointKind{false, "", true};
+    }
+    const bool engine_unanswered =
+        reply.transport == Transport::kAnswered && reply.status >= 500 && reply.status != 501;
+    if (!engine_unanswered) return Probing(Classify(step, Route::kProbe, reply), endpoint);
+    // The proxy could not reach the engine (the endpoint is down): Portainer's own record says
+    // what it was when last seen. Reads of Portainer's database keep working meanwhile.
+    const Reply record = Send(step, Route::kProbe, "GET", path);
+    if (!record.Is(200)) return Probing(Classify(step, Route::kProbe, record), endpoint);
+    const auto value = ParseJson(record.body);
+    if (!value || !value->is_object()) return BadResponse(step, record.status);
+    const json::object& o = value->get_object();
+    const std::int64_t type = IntField(o, "Type").value_or(0);
+    if (std::find(kDockerTypes.begin(), kDockerTypes.end(), type) == kDockerTypes.end()) {
+      return step.Fail(FailureKind::kStalled, "EndpointUnsupported",
+                       "endpoint " + std::to_string(endpoint) + " is " + TypeName(type) +
+                           " (Type " + std::to_string(type) +
+                           "); dedicated stacks need a Docker standalone or swarm endpoint");
+    }
+    if (SnapshotSwarm(o).value_or(false)) {
+      Failure failure = Classify(step, Route::kProbe, reply);
+      failure.message += "; endpoint " + std::to_string(endpoint) +
+                         " is a swarm manager by Portainer's last snapshot, and its stacks cannot "
+                         "be listed without the cluster's SwarmID";
+      return failure;
+    }
+    return EndpointKind{false, "", false};  // standalone when last seen; asked again next time
+  }
+
+  static Failure Probing(Failure failure, int endpoint) {
+    failure.message += " (asking whether endpoint " + std::to_string(endpoint) +
+                       " is a swarm manager: GET /api/endpoints/" + std::to_string(endpoint) +
+                       "/docker/swarm)";
+    return failure;
+  }
+
   // --- single attempts -----------------------------------------------------------------------
 
   Outcome<std::vector<ObservedStack>> ListOnce(Step& step, int endpoint) {
-    // Compose stacks of this endpoint (contract §3.3). Swarm stacks would need "SwarmID" too;
-    // this build manages compose stacks on standalone endpoints only.
-    const std::string filters = R"({"EndpointID":)" + std::to_string(endpoint) + "}";
-    const Reply reply =
-        Send(step, Route::kList, "GET", "/api/stacks?filters=" + PercentEncode(filters));
+    auto kind = KindOnce(step, endpoint);
+    if (!kind) return kind.failure();
+    return ListAs(step, endpoint, *kind);
+  }
+
+  // The stacks of one endpoint (contract §3.3): the result is the compose stacks whose EndpointId
+  // is N, plus, when SwarmID is given, the swarm stacks of that cluster whatever their endpoint.
+  // So a swarm manager's list also shows the compose stacks it ran before it joined its swarm.
+  Outcome<std::vector<ObservedStack>> ListAs(Step& step, int endpoint, const EndpointKind& kind) {
+    json::object filters{{"EndpointID", endpoint}};
+    if (kind.swarm) filters["SwarmID"] = kind.swarm_id;
+    const Reply reply = Send(step, Route::kList, "GET",
+                             "/api/stacks?filters=" + PercentEncode(json::serialize(filters)));
     if (!reply.Is(200)) return Classify(step, Route::kList, reply);
     const auto value = ParseJson(reply.body);
     if (!value || !value->is_array()) return BadResponse(step, reply.status);
@@ -602,8 +746,10 @@ class HttpPortainerGateway final : public PortainerGateway {
     for (const auto& item : value->get_array()) {
       auto stack = ParseStack(item);
       if (!stack) return BadResponse(step, reply.status);
-      // The filter already does this; a proxy or an older Portainer ignoring it must not make
-      // another endpoint's stacks look like ours.
+      // The filter already does this for compose stacks; a proxy or an older Portainer ignoring
+      // it must not make another endpoint's stacks look like ours. The swarm stacks of the same
+      // cluster created through another endpoint (a second manager added to Portainer) belong
+      // to that endpoint: its passes manage them.
       if (stack->endpoint != endpoint) continue;
       out.push_back(ToObserved(std::move(*stack)));
     }
@@ -623,12 +769,14 @@ class HttpPortainerGateway final : public PortainerGateway {
 
   // PUT with the whole file and the whole Env: Portainer replaces Env wholesale and an omitted
   // Env is stored as null (contract §3.6). PullImage stays false: a new TM_VERSION is a new tag,
-  // which compose pulls anyway because it is not present locally.
+  // which compose pulls anyway because it is not present locally. Prune is true: the rendered
+  // file is the whole stack, so on swarm (`docker stack deploy --prune`) a service it no longer
+  // names goes; compose ignores it (the same PUT for both kinds, no need to know which).
   Outcome<StackJson> PutOnce(Step& step, StackId id, const DesiredStack& stack) {
     const std::string body = json::serialize(json::object{
         {"StackFileContent", stack.file},
         {"Env", EnvJson(stack.env)},
-        {"Prune", false},
+        {"Prune", true},
         {"PullImage", false},
     });
     const Reply reply =
@@ -696,38 +844,35 @@ class HttpPortainerGateway final : public PortainerGateway {
     // Creates are not idempotent (contract §4.2): every POST is preceded by a list of the
     // endpoint, so a POST whose answer was lost (stored, then timed out) is found and adopted
     // instead of being sent again. The first attempt may rely on the caller's list of this pass.
+    // The endpoint's kind is known before each attempt (the caller's list of this pass left it
+    // in the cache): it picks the route and the SwarmID, and the list's filter.
     std::optional<Failure> last;
     for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
       if (attempt > 1) Backoff(attempt - 1);
-      if (attempt == 1 && a.listed_absent) {
-        const Reply reply = PostCreate(step, want);
-        if (reply.Is(200)) {
-          if (auto created = ParseStackBody(reply.body)) return AfterCreate(step, want, *created);
-          last = BadResponse(step, reply.status);
+      auto kind = KindOnce(step, want.endpoint);
+      if (!kind) {
+        if (!Retryable(kind.failure())) return kind.failure();
+        last = kind.failure();
+        continue;
+      }
+      if (attempt > 1 || !a.listed_absent) {
+        auto listed = ListAs(step, want.endpoint, *kind);
+        if (!listed) {
+          if (!Retryable(listed.failure())) return listed.failure();
+          last = listed.failure();
           continue;
         }
-        if (reply.Is(409)) return AfterConflict(step, want, reply);
-        Failure failure = Classify(step, Route::kCreate, reply);
-        if (!Retryable(failure)) return failure;
-        last = std::move(failure);
-        continue;
+        if (const ObservedStack* found = FindByName(*listed, want)) {
+          return AdoptOrConflict(step, want, *found);
+        }
       }
-      auto listed = ListOnce(step, want.endpoint);
-      if (!listed) {
-        if (!Retryable(listed.failure())) return listed.failure();
-        last = listed.failure();
-        continue;
-      }
-      if (const ObservedStack* found = FindByName(*listed, want)) {
-        return AdoptOrConflict(step, want, *found);
-      }
-      const Reply reply = PostCreate(step, want);
+      const Reply reply = PostCreate(step, want, *kind);
       if (reply.Is(200)) {
         if (auto created = ParseStackBody(reply.body)) return AfterCreate(step, want, *created);
         last = BadResponse(step, reply.status);  // stored, but unreadable: the re-list adopts it
         continue;
       }
-      if (reply.Is(409)) return AfterConflict(step, want, reply);
+      if (reply.Is(409)) return AfterConflict(step, want, *kind, reply);
       Failure failure = Classify(step, Route::kCreate, reply);
       if (!Retryable(failure)) return failure;
       last = std::move(failure);
@@ -769,12 +914,17 @@ class HttpPortainerGateway final : public PortainerGateway {
     return done;
   }
 
-  Reply PostCreate(Step& step, const DesiredStack& want) {
-    const std::string body = json::serialize(json::object{
-        {"Name", want.name}, {"StackFileContent", want.file}, {"Env", EnvJson(want.env)}});
+  // Contract §3.2: a swarm stack needs the cluster's ID as SwarmID (any other value makes a
+  // "limited" stack Portainer cannot manage, and the SwarmID filter would not list it).
+  Reply PostCreate(Step& step, const DesiredStack& want, const EndpointKind& kind) {
+    json::object body{{"Name", want.name}};
+    if (kind.swarm) body["SwarmID"] = kind.swarm_id;
+    body["StackFileContent"] = want.file;
+    body["Env"] = EnvJson(want.env);
     return Send(step, Route::kCreate, "POST",
-                "/api/stacks/create/standalone/string?endpointId=" + std::to_string(want.endpoint),
-                body);
+                std::string("/api/stacks/create/") + (kind.swarm ? "swarm" : "standalone") +
+                    "/string?endpointId=" + std::to_string(want.endpoint),
+                json::serialize(body));
   }
 
   static const ObservedStack* FindByName(const std::vector<ObservedStack>& stacks,
@@ -804,9 +954,11 @@ class HttpPortainerGateway final : public PortainerGateway {
   }
 
   // 409 on create: a stored stack of that name appeared since our list (adopt it when it is
-  // ours), or a compose project Portainer did not create holds the name (contract §3.2, §4.2).
-  Outcome<ApplyResult> AfterConflict(Step& step, const DesiredStack& want, const Reply& conflict) {
-    auto listed = Retry([&] { return ListOnce(step, want.endpoint); });
+  // ours), or a compose project (or, on swarm, a service namespace) Portainer did not create
+  // holds the name (contract §3.2, §4.2).
+  Outcome<ApplyResult> AfterConflict(Step& step, const DesiredStack& want,
+                                     const EndpointKind& kind, const Reply& conflict) {
+    auto listed = Retry([&] { return ListAs(step, want.endpoint, kind); });
     if (!listed) return listed.failure();
     if (const ObservedStack* found = FindByName(*listed, want)) {
       return AdoptOrConflict(step, want, *found);
@@ -815,8 +967,12 @@ class HttpPortainerGateway final : public PortainerGateway {
                      "Portainer answered 409 " + PortainerText(conflict) +
                          ", and no stack of that name is stored on endpoint " +
                          std::to_string(want.endpoint) +
-                         ": a compose project Portainer did not create holds the name; it is "
-                         "left alone (remove it or rename the workspace)");
+                         (kind.swarm ? ": swarm services (com.docker.stack.namespace) or a compose "
+                                       "project Portainer did not create hold the name; they are "
+                                       "left alone (remove them or rename the workspace)"
+                                     : ": a compose project Portainer did not create holds the "
+                                       "name; it is left alone (remove it or rename the "
+                                       "workspace)"));
   }
 
   Outcome<ApplyResult> AdoptOrConflict(Step& step, const DesiredStack& want,
@@ -871,6 +1027,12 @@ class HttpPortainerGateway final : public PortainerGateway {
   std::atomic<std::int64_t> retries_{0};
   std::mutex rng_mutex_;
   std::mt19937_64 rng_;
+  struct KnownKind {
+    EndpointKind kind;
+    std::chrono::steady_clock::time_point probed;
+  };
+  std::mutex kinds_mutex_;
+  std::map<int, KnownKind> kinds_;
 };
 
 }  // namespace

@@ -45,30 +45,50 @@ struct PortainerOptions {
   std::string ca_cert_file;
   /// Seed of the jitter; 0 = from std::random_device. Tests pin it.
   std::uint64_t jitter_seed = 0;
+  /// How long an endpoint's kind (standalone, or swarm manager with its cluster's SwarmID) is
+  /// kept once probed; 0 = probe before every list and create. Any failed call on the endpoint
+  /// forgets it at once. The expiry is what notices a standalone engine that became a swarm
+  /// manager (nothing fails there: compose keeps working on a manager).
+  std::chrono::milliseconds endpoint_kind_ttl{std::chrono::minutes(10)};
 };
 
 /// HTTP requests sent, per route (every attempt counts, retries included), for the benchmark.
 struct CallCounts {
   std::int64_t list = 0;     ///< GET /api/stacks?filters=...
   std::int64_t file = 0;     ///< GET /api/stacks/{id}/file
-  std::int64_t create = 0;   ///< POST /api/stacks/create/standalone/string
+  std::int64_t create = 0;   ///< POST /api/stacks/create/{standalone|swarm}/string
   std::int64_t update = 0;   ///< PUT /api/stacks/{id}
   std::int64_t start = 0;    ///< POST /api/stacks/{id}/start
   std::int64_t stop = 0;     ///< POST /api/stacks/{id}/stop
   std::int64_t remove = 0;   ///< DELETE /api/stacks/{id}
+  /// GET /api/endpoints/{id}/docker/swarm, and GET /api/endpoints/{id} when the engine could not
+  /// answer the first: what kind of endpoint it is.
+  std::int64_t probe = 0;
   std::int64_t retries = 0;  ///< backoff sleeps taken before a retry
 
   [[nodiscard]] std::int64_t Writes() const { return create + update + start + stop + remove; }
-  [[nodiscard]] std::int64_t Total() const { return list + file + Writes(); }
+  [[nodiscard]] std::int64_t Total() const { return list + file + probe + Writes(); }
 };
 
 /// StackGateway over Portainer's HTTP API, plus its call counters. Thread-safe (one HTTP
 /// connection per request; no keep-alive, no cookie jar, no redirects followed).
 ///
-/// Scope: compose (standalone) stacks on Docker standalone endpoints. List sends
-/// `{"EndpointID":N}` only, which per contract §3.3 never returns swarm stacks, and creates use
-/// `/create/standalone/string`; swarm endpoints (which need the cluster's SwarmID) are not
-/// supported by this build.
+/// Endpoints of both kinds (docs/portainer-api.md, "Swarm endpoints"). Before its first list or
+/// create on an endpoint the gateway asks Docker through Portainer's proxy
+/// (`GET /api/endpoints/{id}/docker/swarm`): the swarm inspect object's `ID` makes it a swarm
+/// manager of that cluster, Docker's 503 "not a swarm manager" a standalone engine. When the
+/// engine cannot answer (the endpoint is down), Portainer's record of it
+/// (`GET /api/endpoints/{id}`) decides instead: a non-Docker `Type` is Stalled
+/// `EndpointUnsupported`; a last snapshot without Swarm counts as standalone for this call only
+/// (kept nowhere); one with Swarm fails as the proxy did, since listing needs the cluster id.
+/// The kind is kept per endpoint for `endpoint_kind_ttl`, and forgotten after any failed call on
+/// that endpoint.
+///
+/// Per kind: standalone lists with `{"EndpointID":N}` and creates with
+/// `/create/standalone/string`; swarm lists with `{"EndpointID":N,"SwarmID":"<cluster>"}` (the
+/// compose stacks of N and the cluster's swarm stacks; those another endpoint holds are dropped)
+/// and creates with `/create/swarm/string` and `SwarmID` in the body. Update, start, stop and
+/// delete are the same for both: `endpointId` is always the stack's own `EndpointId`.
 ///
 /// Outcomes (every message names the step, the stack and the endpoint; none contains the API
 /// key or the value of a secret Env variable — DB_PASSWORD, DATABASE_URL — even when Portainer
@@ -83,14 +103,16 @@ struct CallCounts {
 ///    pass re-observes), `PortainerResponseTooLarge` (a body over `max_response_bytes`: cut off,
 ///    not fetched again at once).
 ///  - Stalled: `PortainerUnauthorized` (401, or no API key), `PortainerForbidden` (403),
-///    `EndpointNotFound` (404 for the environment), `PortainerBadRequest` (400, message and
+///    `EndpointNotFound` (404 for the environment), `EndpointUnsupported` (a Kubernetes or ACI
+///    environment: dedicated stacks need Docker), `PortainerBadRequest` (400, message and
 ///    details), `StackConflict` (the name is held on the endpoint by a stack without our marker,
-///    or by a compose project Portainer did not create), `PortainerConfigInvalid` (bad URL or
+///    or by a compose project or swarm service Portainer did not create), `PortainerConfigInvalid` (bad URL or
 ///    key, TLS set-up failure), `PortainerTlsFailed` (the server certificate does not verify),
 ///    `PortainerUnexpectedStatus` (any other status, e.g. a proxy's 404 page).
 class PortainerGateway : public StackGateway {
  public:
-  /// One `GET /api/stacks?filters={"EndpointID":N}`. ObservedStack: `Env: null` → empty,
+  /// One `GET /api/stacks?filters=...` (plus the probe when the endpoint's kind is not known).
+  /// ObservedStack: `type` is Portainer's (1 swarm, 2 compose), `Env: null` → empty,
   /// `workspace` = the TM_WORKSPACE value (our marker), DB_PASSWORD/DATABASE_URL marked secret,
   /// `update_date` = UpdateDate as Portainer keeps it (0 until the first update).
   Outcome<std::vector<ObservedStack>> List(int endpoint) override = 0;

@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/text.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/http_get.hpp"
@@ -262,16 +264,19 @@ TEST_CASE("stacks e2e: create, a no-op pass with zero writes and zero file reads
 
   // No-op: one list call per endpoint for the workspaces and one per endpoint for the shared
   // runtimes (endpoint 1: the erp runtime; 2: where a stale one would be looked for), no file
-  // read, no write.
+  // read, no write. Plus, since each run is a new process, one probe per endpoint for its
+  // kind (both standalone here).
   const std::int64_t lists = w.Count("GET /api/stacks");
+  const std::int64_t probes = w.Count("GET /api/endpoints/{id}/docker/{rest*}");
   const std::int64_t before = w.Requests();
   const ProcessResult second = w.Once();
   CAPTURE(second.out);
   CHECK(second.exit_code == 0);
   CHECK(LineOf(second.out, "pa-one").find(" UpToDate ") != std::string::npos);
   CHECK(LineOf(second.out, "erp").find(" Ready  UpToDate ") != std::string::npos);
-  CHECK(w.Requests() - before == 4);
+  CHECK(w.Requests() - before == 6);
   CHECK(w.Count("GET /api/stacks") - lists == 4);
+  CHECK(w.Count("GET /api/endpoints/{id}/docker/{rest*}") - probes == 2);
   CHECK(w.Count("GET /api/stacks/{id}/file") == 0);
 
   const std::string id = std::to_string(one.at("Id").as_int64());
@@ -526,4 +531,143 @@ TEST_CASE("stacks e2e: the daemon's ledger in the store: an Env wiped while down
   CHECK(w.StackCount("tm-ph-one") == 1);
   CHECK(daemon->Log().find("StackConflict") == std::string::npos);
   CHECK(daemon->Terminate() == 0);
+}
+
+// Issue 10: one standalone endpoint (1) and one swarm manager (3) in one fleet. The swarm stack is
+// created with /create/swarm/string and the cluster's SwarmID, listed with the SwarmID filter,
+// repaired after drift, updated, and deleted with the workspace; each proven by the requests the
+// simulator received.
+TEST_CASE("stacks e2e: standalone and swarm endpoints in one fleet, drift and deletion on swarm") {
+  World w;
+  const std::string cluster = "e2e-swarm-cluster";
+  w.Sim("POST", "/__sim/endpoints",
+        R"({"Id": 3, "Name": "swarm", "Type": 2, "URL": "tcp://tasks.agent:9001", "SwarmId": ")" +
+            cluster + R"("})");
+  w.fleet.Workspace("ps-one", 1);
+  w.fleet.Workspace("ps-swarm", 3);
+  // Stays on the swarm endpoint: `--once` lists only the endpoints its declared workspaces use,
+  // so the removal of ps-swarm below is seen through this one's list of endpoint 3.
+  w.fleet.Workspace("ps-stay", 3);
+
+  /// Requests since the log position `from`, as "METHOD path?query" lines.
+  const auto requests_since = [&](std::size_t from) {
+    const json::object state = w.State();
+    std::vector<std::pair<std::int64_t, std::string>> numbered;
+    for (const auto& item : state.at("requests").as_array()) {
+      const json::object& e = item.as_object();
+      numbered.emplace_back(e.at("seq").as_int64(), std::string(e.at("method").as_string()) + " " +
+                                                        std::string(e.at("path").as_string()) +
+                                                        "?" +
+                                                        std::string(e.at("query").as_string()));
+    }
+    std::sort(numbered.begin(), numbered.end());
+    std::vector<std::string> out;
+    for (std::size_t i = from; i < numbered.size(); ++i) out.push_back(numbered[i].second);
+    return out;
+  };
+  const auto has = [](const std::vector<std::string>& lines, const std::string& line) {
+    return std::find(lines.begin(), lines.end(), line) != lines.end();
+  };
+  const auto writes_in = [](const std::vector<std::string>& lines) {
+    std::vector<std::string> out;
+    for (const auto& line : lines) {
+      if (line.rfind("GET ", 0) != 0) out.push_back(line);
+    }
+    return out;
+  };
+  const std::string swarm_list =
+      "GET /api/stacks?filters=" +
+      tmaster::PercentEncode(R"({"EndpointID":3,"SwarmID":")" + cluster + R"("})");
+
+  const ProcessResult first = w.Once();
+  CAPTURE(first.out);
+  CAPTURE(first.err);
+  REQUIRE(first.exit_code == 0);
+  CHECK(LineOf(first.out, "ps-swarm").find(" Ready ") != std::string::npos);
+  const json::object swarm = w.Stack("tm-ps-swarm");
+  REQUIRE_FALSE(swarm.empty());
+  CHECK(swarm.at("Type").as_int64() == 1);
+  CHECK(swarm.at("SwarmId").as_string() == cluster);
+  CHECK(swarm.at("EndpointId").as_int64() == 3);
+  CHECK(swarm.at("Running").as_bool());
+  CHECK(EnvValue(swarm, "TM_WORKSPACE") == "ps-swarm");
+  const std::string file = std::string(swarm.at("StackFileContent").as_string());
+  CHECK(file.find("Host(`ps-swarm.example.test`)") != std::string::npos);
+  const json::object standalone = w.Stack("tm-ps-one");
+  REQUIRE_FALSE(standalone.empty());
+  CHECK(standalone.at("Type").as_int64() == 2);
+  CHECK(standalone.at("SwarmId").as_string() == "");
+  const std::vector<std::string> created = requests_since(0);
+  CHECK(has(created, "GET /api/endpoints/3/docker/swarm?"));
+  CHECK(has(created, swarm_list));
+  CHECK(has(created, "POST /api/stacks/create/swarm/string?endpointId=3"));
+  CHECK(has(created, "POST /api/stacks/create/standalone/string?endpointId=1"));
+  CHECK_FALSE(has(created, "POST /api/stacks/create/swarm/string?endpointId=1"));
+  CHECK_FALSE(has(created, "POST /api/stacks/create/standalone/string?endpointId=3"));
+
+  // A no-op pass: lists (the swarm one with its SwarmID) and probes, no file read, no write.
+  std::size_t mark = requests_since(0).size();
+  REQUIRE(w.Once().exit_code == 0);
+  std::vector<std::string> noop = requests_since(mark);
+  CHECK(writes_in(noop).empty());
+  CHECK(has(noop, swarm_list));
+  CHECK(w.Count("GET /api/stacks/{id}/file") == 0);
+
+  const std::string id = std::to_string(swarm.at("Id").as_int64());
+  const std::string put = "PUT /api/stacks/" + id + "?endpointId=3";
+
+  // Drift on swarm: the file edited in Portainer is written back, on the stack's endpoint.
+  w.Sim("POST", "/__sim/stacks/" + id + "/drift",
+        R"({"StackFileContent": "services: {app: {image: evil}}", "Env": )" +
+            json::serialize(swarm.at("Env")) + "}");
+  mark = requests_since(0).size();
+  REQUIRE(w.Once().exit_code == 0);
+  CHECK(w.Stack("tm-ps-swarm").at("StackFileContent").as_string() == file);
+  CHECK(writes_in(requests_since(mark)) == std::vector<std::string>{put});
+
+  // Stopped by hand (`docker stack rm`, Portainer's Status 2): started again.
+  w.Sim("POST", "/__sim/stacks/" + id + "/drift", R"({"stop": true, "Status": 2})");
+  mark = requests_since(0).size();
+  REQUIRE(w.Once().exit_code == 0);
+  CHECK(w.Stack("tm-ps-swarm").at("Running").as_bool());
+  CHECK(w.Stack("tm-ps-swarm").at("Status").as_int64() == 1);
+  CHECK(writes_in(requests_since(mark)) ==
+        std::vector<std::string>{"POST /api/stacks/" + id + "/start?endpointId=3"});
+
+  // Deleted by hand: created again as a swarm stack of the cluster.
+  w.Sim("POST", "/__sim/stacks/" + id + "/drift", R"({"delete": true})");
+  REQUIRE(w.Once().exit_code == 0);
+  const json::object again = w.Stack("tm-ps-swarm");
+  REQUIRE_FALSE(again.empty());
+  CHECK(again.at("Id").as_int64() != swarm.at("Id").as_int64());
+  CHECK(again.at("Type").as_int64() == 1);
+  CHECK(again.at("SwarmId").as_string() == cluster);
+  CHECK(w.StackCount("tm-ps-swarm") == 1);
+  const std::string again_id = std::to_string(again.at("Id").as_int64());
+
+  // A version bump updates both kinds, each through its own endpoint.
+  w.fleet.Workspace("ps-one", 1, "", "    version: \"9.9.9\"\n");
+  w.fleet.Workspace("ps-swarm", 3, "", "    version: \"9.9.9\"\n");
+  mark = requests_since(0).size();
+  REQUIRE(w.Once().exit_code == 0);
+  CHECK(EnvValue(w.Stack("tm-ps-swarm"), "TM_VERSION") == "9.9.9");
+  CHECK(EnvValue(w.Stack("tm-ps-one"), "TM_VERSION") == "9.9.9");
+  const std::vector<std::string> updated = writes_in(requests_since(mark));
+  CHECK(has(updated, "PUT /api/stacks/" + again_id + "?endpointId=3"));
+  CHECK(has(updated, "PUT /api/stacks/" + std::to_string(standalone.at("Id").as_int64()) +
+                         "?endpointId=1"));
+  CHECK(updated.size() == 2);
+  CHECK(w.Stack("tm-ps-swarm").at("Type").as_int64() == 1);
+
+  // The workspace removed: its swarm stack is deleted, the standalone one stays.
+  fs::remove(fs::path(w.fleet.path()) / "workspaces" / "ps-swarm.yaml");
+  mark = requests_since(0).size();
+  const ProcessResult removed = w.Once();
+  CAPTURE(removed.out);
+  CHECK(removed.exit_code == 0);
+  CHECK(w.StackCount("tm-ps-swarm") == 0);
+  CHECK(w.StackCount("tm-ps-one") == 1);
+  CHECK(w.StackCount("tm-ps-stay") == 1);
+  CHECK(writes_in(requests_since(mark)) ==
+        std::vector<std::string>{"DELETE /api/stacks/" + again_id + "?endpointId=3"});
 }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/secret.hpp"
+#include "common/text.hpp"
 #include "reconcilers/stacks/portainer_http.hpp"
 #include "tests/e2e/shared_runtime_scenario.hpp"
 #include "tests/support/eventually.hpp"
@@ -201,6 +202,12 @@ stacks::ApplyResult MustApply(stacks::PortainerGateway& gateway, const stacks::A
   return result.value();
 }
 
+/// Docker's answer to `GET /api/endpoints/{id}/docker/swarm` on a standalone engine, which the
+/// gateway asks before its first list of an endpoint.
+constexpr const char* kNotSwarmManager =
+    R"({"message":"This node is not a swarm manager. Use \"docker swarm init\" or \"docker )"
+    R"(swarm join\" to connect this node to swarm and try again."})";
+
 void CheckNoSecrets(const std::string& text) {
   CHECK(text.find(kApiKey) == std::string::npos);
   CHECK(text.find(kPassword) == std::string::npos);
@@ -275,13 +282,22 @@ TEST_CASE("List: one call per endpoint, every field mapped, the marker read from
   CHECK(second->at(0).workspace == "other");
 
   CHECK(gateway->Counts().list == 2);
-  CHECK(gateway->Counts().Total() == 2);
+  CHECK(gateway->Counts().probe == 2);  // each endpoint's kind, once: both standalone
+  CHECK(gateway->Counts().Total() == 4);
+  const std::string gateway_calls =
+      "GET /api/endpoints/{id}/docker/{rest*} 503; GET /api/stacks 200; "
+      "GET /api/endpoints/{id}/docker/{rest*} 503; GET /api/stacks 200";
+  const std::string calls = Calls();
+  REQUIRE(calls.size() > gateway_calls.size());
+  CHECK(calls.substr(calls.size() - gateway_calls.size()) == gateway_calls);
+  CHECK(gateway->List(1).ok());
+  CHECK(gateway->Counts().probe == 2);  // kept
   const json::array log = State().at("requests").as_array();
   REQUIRE(log.size() >= 2);
   const json::object& last = log.back().as_object();
   CHECK(last.at("method") == "GET");
   CHECK(last.at("path") == "/api/stacks");
-  CHECK(last.at("query") == "filters=%7B%22EndpointID%22%3A2%7D");
+  CHECK(last.at("query") == "filters=%7B%22EndpointID%22%3A1%7D");  // no SwarmID: standalone
   CHECK(last.at("status") == 200);
   CHECK(sleeps.delays.empty());
 }
@@ -316,7 +332,7 @@ TEST_CASE("CreateStack: list, then one POST; exactly one stack with our file and
   const stacks::DesiredStack d = Desired("acme", 1);
   const stacks::ApplyResult created = MustApply(*gateway, Create(d));
   CHECK(created.detail == "created");
-  CHECK(created.calls == 2);
+  CHECK(created.calls == 3);  // probe, list, POST
 
   const json::array all = SimStacks();
   REQUIRE(all.size() == 1);
@@ -356,7 +372,7 @@ TEST_CASE("CreateStack of a suspended workspace creates, then stops") {
   auto gateway = Gateway(sleeps);
   const stacks::ApplyResult r = MustApply(*gateway, Create(Desired("acme", 1, "1.0", false)));
   CHECK(r.detail == "created, stopped");
-  CHECK(r.calls == 3);
+  CHECK(r.calls == 4);  // probe, list, POST, stop
   const json::object stack = SimStack(r.id);
   CHECK(Int(stack, "Status") == 2);
   CHECK(stack.at("Running") == false);
@@ -403,8 +419,8 @@ TEST_CASE("UpdateStack: PUT with the file and the FULL Env, endpointId of the st
   CHECK(listed->at(0).update_date == updated.update_date);
   CHECK(Plain(listed->at(0).env) == d2.env);
 
-  const json::object last = State().at("requests").as_array().at(2).as_object();
-  CHECK(last.at("method") == "PUT");
+  const json::object last = State().at("requests").as_array().at(3).as_object();  // after probe,
+  CHECK(last.at("method") == "PUT");                                               // list, POST
   CHECK(last.at("path") == json::value("/api/stacks/" + std::to_string(created.id)));
   CHECK(last.at("query") == "endpointId=2");
 }
@@ -504,7 +520,7 @@ TEST_CASE("500s on create and 503s on list back off with growing delays and reco
            {"route", "POST /api/stacks/create/{type}/{method}"}, {"action", "fail"}, {"times", 2}});
   const stacks::ApplyResult r = MustApply(*gateway, Create(Desired("acme", 1)));
   CHECK(r.detail == "created");
-  CHECK(r.calls == 6);  // (list + POST) x 3
+  CHECK(r.calls == 7);  // probe, then (list + POST) x 3: the kind is kept across attempts
   CHECK(SimStacks().size() == 1);
   CHECK(gateway->Counts().create == 3);
   REQUIRE(sleeps.delays.size() == 2);
@@ -590,7 +606,8 @@ TEST_CASE("Portainer unreachable: Transient PortainerUnreachable after max_attem
   CHECK(listed.failure().reason == "PortainerUnreachable");
   CHECK(listed.failure().message.find("list stacks of endpoint 1") == 0);
   CHECK(sleeps.delays.size() == 3);
-  CHECK(gateway->Counts().list == 4);
+  CHECK(gateway->Counts().probe == 4);  // every attempt fails at the probe, before the list
+  CHECK(gateway->Counts().list == 0);
 
   // HTTPS against a plain-HTTP port fails the handshake: transient, never a plain-text retry.
   Sleeps none;
@@ -674,6 +691,7 @@ TEST_CASE("a 409 because our own stack appeared meanwhile: re-listed and adopted
   // re-list that found our stack, and the update that adopted it. Never a second POST.
   CHECK(
       Calls() ==
+      "GET /api/endpoints/{id}/docker/{rest*} 503; "
       "GET /api/stacks 200; POST /api/stacks/create/{type}/{method} 409 delay; "
       "POST /api/stacks/create/{type}/{method} 200; GET /api/stacks 200; PUT /api/stacks/{id} 200");
   const stacks::CallCounts counts = gateway->Counts();
@@ -770,7 +788,14 @@ TEST_CASE("request log: X-API-Key on every call, endpointId of the stack on ever
     const std::string path(entry.at("path").as_string());
     const std::string query(entry.at("query").as_string());
     CHECK_MESSAGE(entry.at("auth") == "apikey", method << " " << path);  // never Authorization
-    CHECK(entry.at("status").to_number<int>() < 500);
+    // Docker's 503 "not a swarm manager" is how a standalone engine answers the probe.
+    const bool probe = path.size() > 13 && path.substr(path.size() - 13) == "/docker/swarm";
+    const int status = entry.at("status").to_number<int>();
+    if (probe) {
+      CHECK(status == 503);
+    } else {
+      CHECK(status < 500);
+    }
     if (method == "GET") continue;
     ++writes;
     if (path == "/api/stacks/create/standalone/string") {
@@ -850,6 +875,14 @@ TEST_CASE(
                    "|" + req.get_header_value("Cookie"));
     res.set_content("[]", "application/json");
   });
+  server.Get("/api/endpoints/1/docker/swarm", [&](const httplib::Request& req,
+                                                  httplib::Response& res) {
+    const std::lock_guard lock(mutex);
+    seen.push_back(req.get_header_value("X-API-Key") + "|" + req.get_header_value("Authorization") +
+                   "|" + req.get_header_value("Cookie"));
+    res.status = 503;
+    res.set_content(kNotSwarmManager, "application/json");
+  });
   const int port = server.bind_to_any_port("127.0.0.1");
   REQUIRE(port > 0);
   std::thread serving([&] { server.listen_after_bind(); });
@@ -876,7 +909,7 @@ TEST_CASE(
   server.stop();
   serving.join();
   const std::lock_guard lock(mutex);
-  REQUIRE(seen.size() == 2);  // the unverified attempt never sent a request
+  REQUIRE(seen.size() == 4);  // probe and list twice; the unverified attempt sent nothing
   for (const auto& headers : seen) CHECK(headers == kApiKey + "||");
 }
 
@@ -887,7 +920,13 @@ namespace {
 // An httplib server on 127.0.0.1 serving `routes` until the end of the scope.
 class FakePortainer {
  public:
+  /// Endpoint 1 is a standalone engine (the gateway's probe); `routes` add the rest.
   explicit FakePortainer(const std::function<void(httplib::Server&)>& routes) {
+    server_.Get("/api/endpoints/1/docker/swarm", [](const httplib::Request&,
+                                                    httplib::Response& res) {
+      res.status = 503;
+      res.set_content(kNotSwarmManager, "application/json");
+    });
     routes(server_);
     port_ = server_.bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
@@ -1065,4 +1104,346 @@ TEST_CASE("shared runtime tm-shared-erp: created, unchanged, updated, removed") 
   const auto gateway = Gateway(sleeps);
   tmaster::testing::SharedRuntimeLifecycle(*gateway);
   CHECK(SimStacks().empty());
+}
+
+// --- issue 10: swarm and standalone endpoints in one fleet ---
+
+namespace {
+
+constexpr const char* kCluster = "swarm-cluster-3";
+
+/// Environment `id` as a swarm manager of `cluster` (an agent endpoint, as Portainer's swarm
+/// install adds it), or a standalone engine with an empty `cluster`.
+void AddEndpoint(int id, const std::string& cluster) {
+  json::object body{{"Id", id}, {"Name", "env-" + std::to_string(id)}, {"Type", 2}};
+  if (!cluster.empty()) body["SwarmId"] = cluster;
+  body["URL"] = cluster.empty() ? "tcp://10.0.0." + std::to_string(id) + ":9001"
+                                : std::string("tcp://tasks.agent:9001");
+  Knob("POST", "/__sim/endpoints", body);
+}
+
+/// The same environment id, now another kind of engine (its stacks stay in Portainer's store).
+void ReplaceEndpoint(int id, const std::string& cluster) {
+  Knob("DELETE", "/__sim/endpoints/" + std::to_string(id), json::object{}, 204);
+  AddEndpoint(id, cluster);
+}
+
+struct Request {
+  std::string method, path, query;
+  int status = 0;
+};
+
+/// The simulator's request log since the last reset, in arrival order.
+std::vector<Request> Log() {
+  const json::object state = State();
+  std::vector<std::pair<std::int64_t, Request>> numbered;
+  for (const json::value& entry : state.at("requests").as_array()) {
+    const json::object& e = entry.as_object();
+    numbered.emplace_back(e.at("seq").to_number<std::int64_t>(),
+                          Request{std::string(e.at("method").as_string()),
+                                  std::string(e.at("path").as_string()),
+                                  std::string(e.at("query").as_string()),
+                                  e.at("status").to_number<int>()});
+  }
+  std::sort(numbered.begin(), numbered.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Request> out;
+  for (auto& [seq, request] : numbered) out.push_back(std::move(request));
+  return out;
+}
+
+std::string ListQuery(const std::string& filters) {
+  return "filters=" + tmaster::PercentEncode(filters);
+}
+
+}  // namespace
+
+TEST_CASE("swarm and standalone in one fleet: probe, SwarmID list, swarm create, every write") {
+  Reset();
+  AddEndpoint(3, kCluster);
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  const stacks::DesiredStack acme = Desired("acme", 1);
+  const stacks::DesiredStack web = Desired("web", 3);
+
+  const stacks::ApplyResult a = MustApply(*gateway, Create(acme));
+  const stacks::ApplyResult w = MustApply(*gateway, Create(web));
+  CHECK(a.detail == "created");
+  CHECK(w.detail == "created");
+  CHECK(w.calls == 3);  // probe, list, POST
+
+  // Portainer stored a compose stack on 1 and a swarm stack of the cluster on 3.
+  const json::object compose = SimStack(a.id);
+  CHECK(Int(compose, "Type") == 2);
+  CHECK(compose.at("SwarmId") == "");
+  const json::object swarm = SimStack(w.id);
+  CHECK(Int(swarm, "Type") == 1);
+  CHECK(swarm.at("SwarmId") == kCluster);
+  CHECK(Int(swarm, "EndpointId") == 3);
+  CHECK(swarm.at("Env") == json::value(EnvJson(web.env)));
+  CHECK(swarm.at("StackFileContent") == json::value(web.file));
+  CHECK(swarm.at("Running") == true);
+
+  // The routes: Docker's answer decided each endpoint's kind; the swarm list carried the cluster.
+  std::vector<std::string> seen;
+  for (const Request& r : Log()) {
+    seen.push_back(r.method + " " + r.path + "?" + r.query + " " + std::to_string(r.status));
+  }
+  const std::vector<std::string> expected = {
+      "GET /api/endpoints/1/docker/swarm? 503",
+      "GET /api/stacks?" + ListQuery(R"({"EndpointID":1})") + " 200",
+      "POST /api/stacks/create/standalone/string?endpointId=1 200",
+      "GET /api/endpoints/3/docker/swarm? 200",
+      "GET /api/stacks?" + ListQuery(R"({"EndpointID":3,"SwarmID":"swarm-cluster-3"})") + " 200",
+      "POST /api/stacks/create/swarm/string?endpointId=3 200"};
+  CHECK(seen == expected);
+
+  // Listing each endpoint shows its own stack, with Portainer's type.
+  auto on3 = gateway->List(3);
+  REQUIRE(on3.ok());
+  REQUIRE(on3->size() == 1);
+  CHECK(on3->at(0).id == w.id);
+  CHECK(on3->at(0).type == 1);
+  CHECK(on3->at(0).endpoint == 3);
+  CHECK(on3->at(0).workspace == "web");
+  CHECK(on3->at(0).update_date == w.update_date);
+  auto on1 = gateway->List(1);
+  REQUIRE(on1.ok());
+  REQUIRE(on1->size() == 1);
+  CHECK(on1->at(0).id == a.id);
+  CHECK(on1->at(0).type == 2);
+
+  // Update on both kinds: the whole file and Env, endpointId of the stack.
+  const stacks::DesiredStack web2 = Desired("web", 3, "2.0");
+  const stacks::DesiredStack acme2 = Desired("acme", 1, "2.0");
+  CHECK(MustApply(*gateway, stacks::UpdateStack{w.id, web2, {"file"}}).detail == "updated");
+  CHECK(MustApply(*gateway, stacks::UpdateStack{a.id, acme2, {"file"}}).detail == "updated");
+  CHECK(SimStack(w.id).at("StackFileContent") == json::value(web2.file));
+  CHECK(SimStack(w.id).at("Env") == json::value(EnvJson(web2.env)));
+  CHECK(Int(SimStack(w.id), "EndpointId") == 3);
+  CHECK(Int(SimStack(w.id), "UpdateDate") > 0);
+  CHECK(SimStack(a.id).at("StackFileContent") == json::value(acme2.file));
+
+  // Stop, start and delete the swarm stack, and their already-converged answers.
+  const stacks::StopStack stop{w.id, 3, "tm-web"};
+  const stacks::StartStack start{w.id, 3, "tm-web"};
+  const stacks::DeleteStack remove{w.id, 3, "tm-web"};
+  CHECK(MustApply(*gateway, stop).detail == "stopped");
+  CHECK(Int(SimStack(w.id), "Status") == 2);
+  CHECK(SimStack(w.id).at("Running") == false);
+  CHECK(MustApply(*gateway, stop).detail == "already inactive");
+  CHECK(MustApply(*gateway, start).detail == "started");
+  CHECK(Int(SimStack(w.id), "Status") == 1);
+  CHECK(SimStack(w.id).at("Running") == true);
+  CHECK(MustApply(*gateway, start).detail == "already running");  // its services exist: 409
+  CHECK(MustApply(*gateway, remove).detail == "deleted");
+  CHECK(MustApply(*gateway, remove).detail == "already gone");
+  REQUIRE(SimStacks().size() == 1);
+  CHECK(Int(SimStacks().at(0).as_object(), "Id") == a.id);
+
+  // Every write named the stack's own endpoint; the kind was probed once per endpoint.
+  for (const Request& r : Log()) {
+    if (r.method == "GET" || r.path.rfind("/api/stacks/create/", 0) == 0) continue;
+    const bool swarm_stack = r.path.find("/" + std::to_string(w.id)) != std::string::npos;
+    CHECK_MESSAGE(r.query == (swarm_stack ? "endpointId=3" : "endpointId=1"),
+                  r.method << " " << r.path);
+  }
+  const stacks::CallCounts counts = gateway->Counts();
+  CHECK(counts.probe == 2);
+  CHECK(counts.create == 2);
+  CHECK(counts.update == 2);
+  CHECK(sleeps.delays.empty());
+}
+
+TEST_CASE("swarm: a second manager of the same cluster lists only its own stacks") {
+  Reset();
+  AddEndpoint(3, kCluster);
+  AddEndpoint(4, kCluster);
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  const stacks::StackId on3 = MustApply(*gateway, Create(Desired("web", 3))).id;
+  const stacks::StackId on4 = MustApply(*gateway, Create(Desired("shop", 4))).id;
+  // Portainer answers both lists with both stacks (SwarmID matches); each endpoint keeps its own.
+  const Reply both =
+      Api("GET", "/api/stacks?" + ListQuery(R"({"EndpointID":4,"SwarmID":"swarm-cluster-3"})"));
+  REQUIRE(both.status == 200);
+  CHECK(both.Json().as_array().size() == 2);
+  auto listed3 = gateway->List(3);
+  auto listed4 = gateway->List(4);
+  REQUIRE(listed3.ok());
+  REQUIRE(listed4.ok());
+  REQUIRE(listed3->size() == 1);
+  REQUIRE(listed4->size() == 1);
+  CHECK(listed3->at(0).id == on3);
+  CHECK(listed4->at(0).id == on4);
+}
+
+TEST_CASE("swarm: a create that times out after Portainer stored it is adopted via SwarmID") {
+  Reset();
+  AddEndpoint(3, kCluster);
+  Sleeps sleeps;
+  stacks::PortainerOptions options = Options();
+  options.read_timeout = 500ms;
+  auto gateway = Gateway(sleeps, options);
+  Knob("POST", "/__sim/faults",
+       json::object{{"route", kCreateRoute}, {"action", "timeout"}, {"delayMs", 2000}});
+  const stacks::ApplyResult r = MustApply(*gateway, Create(Desired("web", 3)));
+  // Only a list carrying the SwarmID shows the stored swarm stack: without it the re-list would
+  // find nothing, POST again and end in a 409 conflict.
+  CHECK(r.detail == "adopted");
+  REQUIRE(SimStacks().size() == 1);
+  CHECK(Int(SimStack(r.id), "Type") == 1);
+  CHECK(gateway->Counts().create == 1);
+  CHECK(gateway->Counts().list == 2);
+}
+
+TEST_CASE("swarm: services Portainer did not create hold the name: Stalled StackConflict") {
+  Reset();
+  AddEndpoint(3, kCluster);
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  Knob("POST", "/__sim/foreign",
+       json::object{{"endpointId", 3}, {"name", "tm-web"}, {"kind", "swarm"}}, 204);
+  auto r = gateway->Apply(Create(Desired("web", 3)));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.failure().kind == FailureKind::kStalled);
+  CHECK(r.failure().reason == "StackConflict");
+  CHECK(r.failure().message.find("create stack \"tm-web\" on endpoint 3: Portainer answered 409") ==
+        0);
+  CHECK(r.failure().message.find("swarm services (com.docker.stack.namespace)") !=
+        std::string::npos);
+  CheckNoSecrets(r.failure().message);
+  CHECK(SimStacks().empty());
+  CHECK(gateway->Counts().create == 1);
+}
+
+TEST_CASE("the endpoint kind: kept, expired by endpoint_kind_ttl, forgotten on a failure") {
+  Reset();
+  AddEndpoint(3, "");
+  Sleeps sleeps;
+  const auto options_once = [] {
+    stacks::PortainerOptions o = Options();
+    o.max_attempts = 1;
+    return o;
+  };
+  stacks::PortainerOptions options = options_once();
+  auto kept = Gateway(sleeps, options);
+  options.endpoint_kind_ttl = 0ms;
+  auto probing = Gateway(sleeps, options);
+  REQUIRE(kept->List(3).ok());
+  REQUIRE(probing->List(3).ok());
+  const std::string standalone = ListQuery(R"({"EndpointID":3})");
+  CHECK(Log().back().query == standalone);
+
+  SUBCASE("standalone, then a swarm manager: seen once the kind expires") {
+    const stacks::StackId old = MustApply(*kept, Create(Desired("old", 3))).id;  // compose
+    ReplaceEndpoint(3, kCluster);
+    REQUIRE(kept->List(3).ok());
+    CHECK(kept->Counts().probe == 1);  // nothing failed, the kind is still kept
+    CHECK(Log().back().query == standalone);
+
+    auto listed = probing->List(3);
+    REQUIRE(listed.ok());
+    CHECK(probing->Counts().probe == 2);
+    CHECK(Log().back().query == ListQuery(R"({"EndpointID":3,"SwarmID":"swarm-cluster-3"})"));
+    // The compose stack it ran before is still listed (and managed); new stacks are swarm ones.
+    REQUIRE(listed->size() == 1);
+    CHECK(listed->at(0).id == old);
+    CHECK(listed->at(0).type == 2);
+    const stacks::StackId fresh = MustApply(*probing, Create(Desired("new", 3))).id;
+    CHECK(Int(SimStack(fresh), "Type") == 1);
+    CHECK(SimStack(fresh).at("SwarmId") == kCluster);
+    CHECK(MustApply(*probing, stacks::StopStack{old, 3, "tm-old"}).detail == "stopped");
+  }
+  SUBCASE("a swarm manager that left its swarm: the failed create forgets the kind") {
+    ReplaceEndpoint(3, kCluster);
+    auto gateway = Gateway(sleeps, options_once());
+    REQUIRE(gateway->List(3).ok());  // kept: a swarm manager
+    ReplaceEndpoint(3, "");          // `docker swarm leave`
+    // The kept kind sends a swarm create, which fails in Portainer's name check (the engine is no
+    // manager); the failure names the step, the stack and the endpoint, and forgets the kind.
+    auto failed = gateway->Apply(Create(Desired("web", 3)));
+    REQUIRE_FALSE(failed.ok());
+    CHECK(failed.failure().kind == FailureKind::kTransient);
+    CHECK(failed.failure().message.find("create stack \"tm-web\" on endpoint 3: ") == 0);
+    CHECK(failed.failure().message.find("not a swarm manager") != std::string::npos);
+    CheckNoSecrets(failed.failure().message);
+    CHECK(SimStacks().empty());
+    // The next attempt probes again and creates a compose stack.
+    const stacks::ApplyResult r = MustApply(*gateway, Create(Desired("web", 3)));
+    CHECK(r.detail == "created");
+    CHECK(Int(SimStack(r.id), "Type") == 2);
+    CHECK(gateway->Counts().probe == 2);
+  }
+}
+
+TEST_CASE("an endpoint down: Portainer's record of it decides its kind, and nothing is kept") {
+  Reset();
+  AddEndpoint(3, kCluster);
+  Knob("POST", "/__sim/endpoints", json::object{{"Id", 6}, {"Name", "k8s"}, {"Type", 6}});
+  for (const int id : {2, 3, 6}) {
+    Knob("POST", "/__sim/endpoints/" + std::to_string(id) + "/down", json::object{});
+  }
+  Sleeps sleeps;
+  stacks::PortainerOptions options = Options();
+  options.max_attempts = 1;
+  auto gateway = Gateway(sleeps, options);
+
+  // Standalone when last seen: listed (Portainer's database answers), asked again next time.
+  REQUIRE(gateway->List(2).ok());
+  CHECK(gateway->Counts().probe == 2);  // the proxy's 503, then GET /api/endpoints/2
+  REQUIRE(gateway->List(2).ok());
+  CHECK(gateway->Counts().probe == 4);
+
+  // A swarm manager when last seen: without its cluster id there is no list.
+  auto swarm = gateway->List(3);
+  REQUIRE_FALSE(swarm.ok());
+  CHECK(swarm.failure().kind == FailureKind::kTransient);
+  CHECK(swarm.failure().reason == "PortainerUnavailable");
+  CHECK(swarm.failure().message.find("list stacks of endpoint 3: Portainer answered 503 Unable to "
+                                     "query environment") == 0);
+  CHECK(swarm.failure().message.find("swarm manager by Portainer's last snapshot") !=
+        std::string::npos);
+  CHECK(gateway->Counts().list == 2);
+
+  // Not a Docker engine at all.
+  auto k8s = gateway->Apply(Create(Desired("acme", 6)));
+  REQUIRE_FALSE(k8s.ok());
+  CHECK(k8s.failure().kind == FailureKind::kStalled);
+  CHECK(k8s.failure().reason == "EndpointUnsupported");
+  CHECK(k8s.failure().message.find("create stack \"tm-acme\" on endpoint 6: endpoint 6 is a "
+                                   "Kubernetes environment (Type 6)") == 0);
+  CHECK(gateway->Counts().create == 0);
+  CHECK(SimStacks().empty());
+}
+
+// The simulator, as Docker: a manager lists the services of its whole cluster, so a second
+// Portainer endpoint on the same swarm sees the first one's stack services (409 on a swarm create
+// of that name, `docker service ls` through the proxy), while containers stay per engine.
+TEST_CASE("portainer-sim: swarm services are cluster-wide across Portainer endpoints") {
+  Reset();
+  AddEndpoint(3, kCluster);
+  AddEndpoint(4, kCluster);
+  AddEndpoint(5, "another-cluster");
+  const auto create = [](int endpoint) {
+    return Api("POST", "/api/stacks/create/swarm/string?endpointId=" + std::to_string(endpoint),
+               json::serialize(json::object{{"Name", "web"},
+                                            {"SwarmID", endpoint == 5 ? "another-cluster" : kCluster},
+                                            {"StackFileContent", "services: {app: {image: x}}"}}));
+  };
+  const Reply first = create(3);
+  REQUIRE_MESSAGE(first.status == 200, first.body);
+  const Reply services = Api("GET", "/api/endpoints/4/docker/services");
+  REQUIRE(services.status == 200);
+  CHECK(services.body.find(R"("com.docker.stack.namespace":"web")") != std::string::npos);
+  CHECK(Api("GET", "/api/endpoints/4/docker/containers/json").body == "[]");
+  const Reply taken = create(4);
+  CHECK(taken.status == 409);
+  CHECK(taken.body.find("A stack with the normalized name 'web' already exists") !=
+        std::string::npos);
+  CHECK(create(5).status == 200);  // another cluster: its own services
+  // `docker stack rm` of the first frees the name across the cluster.
+  const std::string id = std::to_string(first.Json().at("Id").to_number<int>());
+  REQUIRE(Api("POST", "/api/stacks/" + id + "/stop?endpointId=3").status == 200);
+  CHECK(create(4).status == 200);
 }
