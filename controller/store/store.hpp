@@ -449,6 +449,36 @@ struct StoredPlacement {
   friend bool operator==(const StoredPlacement&, const StoredPlacement&) = default;
 };
 
+/// A move of a workspace's database to another cluster (docs/moves.md): the recorded state
+/// machine the leader's MoveRunner advances, one row per workspace (its newest move; the steps
+/// of earlier ones are events). Written with optimistic versions: `version` is the row's.
+struct StoredMove {
+  std::string workspace;
+  std::string id;            ///< `mv-<workspace>-<unix>-<4 hex>`
+  std::string from_cluster;  ///< where the data was when the move was asked for
+  std::string to_cluster;
+  /// pending, running, succeeded (on the target; the source kept NOLOGIN until pruned), failed
+  /// (rolled back: on its source, resumed), pruned (the source dropped).
+  std::string state;
+  /// The step begun last: prepare, suspend, dump, restore, verify, switch, resume, done;
+  /// rollback while a failure is undone; prune.
+  std::string step;
+  std::string message;   ///< what happened last, or why it failed; never a secret
+  std::string reason;    ///< the failure's reason (e.g. MoveTargetUnreachable); empty unless failed
+  std::string verified;  ///< what the verification compared; empty before it ran
+  std::string who;       ///< the principal that asked
+  bool suspended_by_move = false;  ///< the move set the suspend override (and clears it)
+  bool switched = false;           ///< the placement points at `to_cluster` (roll forward)
+  std::int64_t requested_unix = 0;
+  std::int64_t updated_unix = 0;
+  std::int64_t finished_unix = 0;  ///< 0 while pending or running
+  std::int64_t pruned_unix = 0;
+  std::int64_t downtime_ms = 0;    ///< suspended until resumed; 0 until known
+  std::int64_t version = 0;        ///< the row's version (0: not stored yet)
+
+  friend bool operator==(const StoredMove&, const StoredMove&) = default;
+};
+
 /// The control database. Implementations are safe to call from several threads.
 class Store {
  public:
@@ -618,6 +648,19 @@ class Store {
                                                    std::int64_t now_unix) = 0;
   /// Forgets the placement of `workspace` (its database is gone). true when there was one.
   virtual Outcome<bool> RemovePlacement(const std::string& workspace) = 0;
+
+  /// Every workspace's newest move, by workspace (byte order).
+  virtual Outcome<std::vector<StoredMove>> ListMoves() = 0;
+  virtual Outcome<std::optional<StoredMove>> FindMove(const std::string& workspace) = 0;
+  /// Writes `move` if the stored row's version is `move.version` (0: no row), and returns the
+  /// new version; nullopt when another writer came first (nothing written).
+  virtual Outcome<std::optional<std::int64_t>> PutMove(const StoredMove& move,
+                                                       std::int64_t now_unix) = 0;
+  /// The switch of a move, in one transaction: the placement of `move.workspace` and its
+  /// recorded identity's cluster become `move.to_cluster`, and `move` is written as PutMove
+  /// does (nullopt: another writer came first, nothing changed).
+  virtual Outcome<std::optional<std::int64_t>> SwitchPlacement(const StoredMove& move,
+                                                               std::int64_t now_unix) = 0;
 
   /// Removes the events and deliveries beyond the retention (older than its age, or beyond its
   /// count, oldest first), the sessions expired or revoked more than a day ago, and the idle

@@ -190,6 +190,14 @@ class LibpqStore final : public Store {
                                            std::int64_t now_unix) override;
   Outcome<bool> RemovePlacement(const std::string& workspace) override;
 
+  // store_libpq_moves.cpp
+  Outcome<std::vector<StoredMove>> ListMoves() override;
+  Outcome<std::optional<StoredMove>> FindMove(const std::string& workspace) override;
+  Outcome<std::optional<std::int64_t>> PutMove(const StoredMove& move,
+                                               std::int64_t now_unix) override;
+  Outcome<std::optional<std::int64_t>> SwitchPlacement(const StoredMove& move,
+                                                       std::int64_t now_unix) override;
+
  private:
   Outcome<PGconn*> Connection();
   /// Runs `sql` (an UPDATE ... RETURNING the workspace columns) for workspace `name`: Stalled

@@ -230,6 +230,31 @@ CREATE TABLE tm_placements (
   placed_at timestamptz NOT NULL
 );
 )SQL"},
+    // Each workspace's newest move to another cluster (docs/moves.md): the state machine the
+    // leader's MoveRunner advances, written with optimistic versions.
+    {13, "moves", R"SQL(
+CREATE TABLE tm_moves (
+  workspace text PRIMARY KEY CHECK (workspace <> ''),
+  id text NOT NULL CHECK (id <> ''),
+  from_cluster text NOT NULL,
+  to_cluster text NOT NULL,
+  state text NOT NULL
+    CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'pruned')),
+  step text NOT NULL,
+  message text NOT NULL,
+  reason text NOT NULL,
+  verified text NOT NULL,
+  who text NOT NULL,
+  suspended_by_move boolean NOT NULL,
+  switched boolean NOT NULL,
+  requested_unix bigint NOT NULL,
+  updated_unix bigint NOT NULL,
+  finished_unix bigint NOT NULL,
+  pruned_unix bigint NOT NULL,
+  downtime_ms bigint NOT NULL,
+  version bigint NOT NULL CHECK (version > 0)
+);
+)SQL"},
 };
 
 Outcome<Done> MigrateIn(PGconn* conn, const StoreConnector& connector) {

@@ -44,6 +44,7 @@ class FakeStore final : public controller::Store {
     std::map<std::string, std::vector<controller::StoredRevision>> revisions;  ///< by product
     std::map<std::string, controller::StoredRollout> rollouts;                 ///< by product
     std::map<std::string, controller::StoredPlacement> placements;             ///< by workspace
+    std::map<std::string, controller::StoredMove> moves;                       ///< by workspace
   };
 
   /// The failure injected calls return unless the test gives its own.
@@ -598,6 +599,46 @@ class FakeStore final : public controller::Store {
     return state_.placements.erase(workspace) != 0;
   }
 
+  Outcome<std::vector<controller::StoredMove>> ListMoves() override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("ListMoves")) return *failed;
+    std::vector<controller::StoredMove> out;
+    for (const auto& [name, move] : state_.moves) out.push_back(move);
+    return out;
+  }
+
+  Outcome<std::optional<controller::StoredMove>> FindMove(const std::string& workspace) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("FindMove")) return *failed;
+    const auto found = state_.moves.find(workspace);
+    if (found == state_.moves.end()) return std::optional<controller::StoredMove>();
+    return std::optional<controller::StoredMove>(found->second);
+  }
+
+  Outcome<std::optional<std::int64_t>> PutMove(const controller::StoredMove& move,
+                                               std::int64_t now_unix) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("PutMove")) return *failed;
+    return PutMoveLocked(move, now_unix);
+  }
+
+  Outcome<std::optional<std::int64_t>> SwitchPlacement(const controller::StoredMove& move,
+                                                       std::int64_t now_unix) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("SwitchPlacement")) return *failed;
+    const auto found = state_.moves.find(move.workspace);
+    const std::int64_t stored = found == state_.moves.end() ? 0 : found->second.version;
+    if (stored != move.version) return std::optional<std::int64_t>();
+    auto placed = state_.placements.try_emplace(move.workspace, move.workspace, move.to_cluster,
+                                                now_unix);
+    placed.first->second.cluster = move.to_cluster;
+    if (auto ws = state_.workspaces.find(move.workspace);
+        ws != state_.workspaces.end() && ws->second.identity) {
+      ws->second.identity->cluster = move.to_cluster;
+    }
+    return PutMoveLocked(move, now_unix);
+  }
+
   Outcome<std::vector<controller::WebhookDelivery>> ListDeliveries(std::int64_t limit) override {
     const std::lock_guard lock(mutex_);
     if (auto failed = Enter("ListDeliveries")) return *failed;
@@ -610,6 +651,21 @@ class FakeStore final : public controller::Store {
   }
 
  private:
+  Outcome<std::optional<std::int64_t>> PutMoveLocked(const controller::StoredMove& move,
+                                                     std::int64_t now_unix) {
+    if (move.workspace.empty() || move.id.empty()) {
+      return Failure::Stalled("InvalidValue", "a move needs a workspace and an id");
+    }
+    const auto found = state_.moves.find(move.workspace);
+    const std::int64_t stored = found == state_.moves.end() ? 0 : found->second.version;
+    if (stored != move.version) return std::optional<std::int64_t>();
+    controller::StoredMove written = move;
+    written.version = move.version + 1;
+    written.updated_unix = now_unix;
+    state_.moves[move.workspace] = written;
+    return std::optional<std::int64_t>(written.version);
+  }
+
   // Counts the call and returns the injected failure, if one is due. Caller holds mutex_.
   std::optional<Failure> Enter(const char* name) {
     ++calls_[name];
