@@ -374,6 +374,13 @@ struct HttpServer::Impl {
          &Impl::ForwardOp<Op::kRestore>},
         {"GET", "/api/v1/restores/{id}", Access::kViewer, Lane::kWorker,
          &Impl::ForwardOp<Op::kGetRestore>},
+        // Moves (docs/api.md#moves): a move's progress is read by a viewer (from the store, so a
+        // standby answers too); starting one, or pruning the source it kept, needs an admin.
+        {"POST", "/api/v1/workspaces/{name}/move", Access::kAdmin, Lane::kWorker,
+         &Impl::ForwardOp<Op::kMove>},
+        {"GET", "/api/v1/workspaces/{name}/move", Access::kViewer, Lane::kWorker,
+         &Impl::ForwardOp<Op::kGetMove>},
+        {"GET", "/api/v1/moves", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kListMoves>},
         // Rollouts (docs/api.md#rollouts): a viewer reads a product's rollout; the verbs of
         // `tenantctl rollout` need an admin. The verb is a path segment, checked by the answerer
         // (an unknown one is 400 naming those there are, not 404 as a route that does not exist).

@@ -26,6 +26,10 @@ struct WorkspaceCall {
     kRolloutStatus,   ///< GET /api/v1/products/{name}/rollout
     kRolloutCommand,  ///< POST /api/v1/products/{name}/rollout/{verb}
     kClusters,        ///< GET /api/v1/clusters (docs/placement.md)
+    // Moves (docs/api.md#moves): `name` is the workspace.
+    kMove,       ///< POST /api/v1/workspaces/{name}/move: start one, or prune its source
+    kGetMove,    ///< GET /api/v1/workspaces/{name}/move
+    kListMoves,  ///< GET /api/v1/moves
   };
   Op op = Op::kList;
   std::string name;          ///< the `{name}` of the path

@@ -11,6 +11,7 @@
 
 #include "common/text.hpp"
 #include "common/time.hpp"
+#include "controller/daemon/json_body.hpp"
 #include "controller/daemon/workspace_api.hpp"
 #include "manifests/naming.hpp"
 
@@ -112,43 +113,6 @@ std::string NameRule() {
          " lower-case letters, digits and '-', starting and ending with a letter or digit";
 }
 
-bool JsonType(std::string_view content_type) {
-  std::string type(content_type.substr(0, content_type.find(';')));
-  while (!type.empty() && type.back() == ' ') type.pop_back();
-  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return type.empty() || type == "application/json";
-}
-
-/// The keys of the top-level object of `body` (valid JSON, an object) as written, escapes and
-/// all, in order; Boost.JSON's object keeps one of a duplicated key, so this is how a body that
-/// says `backup` twice is told apart.
-std::vector<std::string_view> TopLevelKeys(std::string_view body) {
-  std::vector<std::string_view> keys;
-  int depth = 0;
-  for (std::size_t i = 0; i < body.size(); ++i) {
-    const char c = body[i];
-    if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    } else if (c == '"') {
-      const std::size_t start = i + 1;
-      for (++i; i < body.size() && body[i] != '"'; ++i) {
-        if (body[i] == '\\') ++i;
-      }
-      std::size_t next = i + 1;
-      while (next < body.size() && (body[next] == ' ' || body[next] == '\t' ||
-                                    body[next] == '\n' || body[next] == '\r')) {
-        ++next;
-      }
-      if (depth == 1 && next < body.size() && body[next] == ':') {
-        keys.push_back(body.substr(start, i - start));
-      }
-    }
-  }
-  return keys;
-}
-
 /// The restore's body, read strictly: only `backup` (required) and `into`, once each, both
 /// strings that can be what they name. A message naming the field when it is not.
 Outcome<backups::RestoreCall> ReadRestoreBody(std::string_view body) {
@@ -163,7 +127,7 @@ Outcome<backups::RestoreCall> ReadRestoreBody(std::string_view body) {
   }
   const json::object* object = parsed.if_object();
   if (object == nullptr) return bad("the body must be a JSON object " + std::string(kShape));
-  std::vector<std::string_view> keys = TopLevelKeys(body);
+  std::vector<std::string_view> keys = detail::TopLevelKeys(body);
   std::sort(keys.begin(), keys.end());
   if (const auto twice = std::adjacent_find(keys.begin(), keys.end()); twice != keys.end()) {
     return bad("duplicate field " + Quoted(std::string(*twice)) + " in the body; expected " +
@@ -232,7 +196,7 @@ ApiAnswer WorkspaceApi::ListBackups(const std::string& name) const {
 
 ApiAnswer WorkspaceApi::Restore(const std::string& name, std::string_view body,
                                 std::string_view content_type, const std::string& who) {
-  if (!JsonType(content_type)) {
+  if (!detail::JsonContentType(content_type)) {
     return ApiError(415, "content type " + Quoted(std::string(content_type)) +
                              " is not JSON: a restore is {\"backup\": ID} as application/json");
   }

@@ -793,6 +793,15 @@ WorkspaceAnswer ServeWorkspaceCall(WorkspaceApi& api, const WorkspaceCall& call)
     case Op::kGetRestore:
       answer = api.GetRestore(call.name);
       break;
+    case Op::kMove:
+      answer = api.Move(call.name, call.body, call.content_type, call.who);
+      break;
+    case Op::kGetMove:
+      answer = api.GetMove(call.name);
+      break;
+    case Op::kListMoves:
+      answer = api.ListMoves();
+      break;
     case Op::kRolloutStatus:
       answer = api.RolloutStatus(call.name);
       break;

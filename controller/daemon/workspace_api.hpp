@@ -33,6 +33,10 @@
 #include "manifests/loader.hpp"
 #include "manifests/types.hpp"
 
+namespace tmaster::moves {
+class MoveService;  // controller/moves/service.hpp
+}  // namespace tmaster::moves
+
 namespace tmaster::controller {
 
 /// What a route answers: a status, a JSON body and extra headers. For an error (status >= 400)
@@ -104,6 +108,10 @@ struct WorkspaceApiDeps {
   /// Each cluster's capacity, usage and reachability (`GET /api/v1/clusters`,
   /// docs/placement.md); nullptr: the route answers 404.
   const Placer* placer = nullptr;
+  /// Moves a workspace's database to another cluster and prunes the source it kept (the
+  /// daemon's MoveRunner; docs/moves.md). nullptr: `POST .../move` answers 503; a move's
+  /// progress is still read from the store.
+  ::tmaster::moves::MoveService* moves = nullptr;
 };
 
 /// The verbs of `POST /api/v1/products/{name}/rollout/{verb}` (docs/rollouts.md#the-state-machine).
@@ -186,6 +194,24 @@ class WorkspaceApi {
   /// Records nothing itself: the driver's events name `who`.
   ApiAnswer RolloutCommand(const std::string& product, const std::string& verb,
                            const std::string& who);
+
+  // Moves (docs/api.md#moves; controller/daemon/move_api.cpp). A MoveService failure maps by
+  // its reason (controller/moves/service.hpp): NotFound 404; NotConverged, MoveInProgress,
+  // MovePinned and MoveConflict 409; InvalidTarget 422; Unavailable (and any other) 503, with
+  // `details: {"reason"}`. The write answers 503 on a standby and without a service.
+
+  /// `POST /api/v1/workspaces/{name}/move` with `{"to": CLUSTER}` (JSON): the move recorded and
+  /// started, 202 with the move (MoveJson); or with `{"prune": true}`: the source a succeeded
+  /// move kept dropped, 200 with the move (state pruned). 400 a body that is not exactly one of
+  /// those (an unknown or repeated member, `to` missing or not a cluster name, both given),
+  /// naming the field; 415 a content type other than JSON.
+  ApiAnswer Move(const std::string& name, std::string_view body, std::string_view content_type,
+                 const std::string& who);
+  /// `GET /api/v1/workspaces/{name}/move`: 200 the workspace's newest move, read from the store
+  /// (so a standby answers); 404 when none is recorded; 503 when the store cannot be read.
+  ApiAnswer GetMove(const std::string& name) const;
+  /// `GET /api/v1/moves`: 200 `{"items": [every workspace's newest move]}` from the store.
+  ApiAnswer ListMoves() const;
 
   /// Declares the API-owned workspaces the store holds whose product a source now declares (or
   /// whose product changed): called at the start of a term and after each sync of a source.
