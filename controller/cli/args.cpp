@@ -74,6 +74,8 @@ const std::vector<FlagSpec>& Flags() {
       {"all", 0, nullptr, [](Command& c) { c.all = true; }},
       {"backup", 0, [](Command& c, std::string_view v) { c.backup = std::string(v); return std::string(); }, nullptr},
       {"into", 0, [](Command& c, std::string_view v) { c.into = std::string(v); return std::string(); }, nullptr},
+      {"to", 0, [](Command& c, std::string_view v) { c.to = std::string(v); return std::string(); }, nullptr},
+      {"prune", 0, nullptr, [](Command& c) { c.prune = true; }},
       {"request-timeout", 0, [](Command& c, std::string_view v) { return SetDuration(c.request_timeout, "request-timeout", v); }, nullptr},
       {"force", 0, nullptr, [](Command& c) { c.force = true; }},
       {"client", 0, nullptr, [](Command& c) { c.client_only = true; }},
@@ -196,6 +198,34 @@ Outcome<RolloutArguments> ParseRolloutArguments(const Command& command) {
                       command.positionals[1] + "` again to follow it");
   }
   return RolloutArguments{action, command.positionals[1]};
+}
+
+Outcome<MoveArguments> ParseMoveArguments(const Command& command) {
+  constexpr std::string_view kForms =
+      "expected `move NAME --to CLUSTER [--wait]` or `move --prune NAME`";
+  if (command.positionals.size() != 1) return UsageError("move: " + std::string(kForms));
+  if (command.prune && command.to) {
+    return UsageError("move: --to and --prune: give one of them (" + std::string(kForms) + ")");
+  }
+  if (!command.prune && !command.to) {
+    return UsageError("move: --to CLUSTER is required (or --prune to drop the source a "
+                      "succeeded move kept)");
+  }
+  if (command.to && command.to->empty()) return UsageError("move: --to: a cluster name is needed");
+  if (command.prune && (command.wait || command.timeout_given)) {
+    return UsageError("move --prune: --wait and --timeout follow a move; a prune is done when "
+                      "it answers");
+  }
+  if (command.output != "table" && command.output != "json" && command.output != "yaml") {
+    return UsageError("move: -o must be table, json or yaml");
+  }
+  if (command.wait && command.output != "table") {
+    return UsageError("move: -o " + command.output + " prints the recorded move; without "
+                      "--wait (then `tenantctl get move " + command.positionals[0] +
+                      " -o " + command.output + "`)");
+  }
+  if (command.timeout_given && !command.wait) return UsageError("move: --timeout needs --wait");
+  return MoveArguments{command.positionals[0], command.to.value_or(""), command.prune};
 }
 
 std::optional<std::chrono::seconds> ParseDuration(std::string_view text) {

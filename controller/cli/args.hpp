@@ -34,12 +34,14 @@ struct Command {
   std::optional<std::string> workspace;     ///< --workspace (get events)
   std::optional<long> limit;                ///< --limit: at most this many items in all
   long chunk_size = 500;                    ///< --chunk-size: items asked for per page
-  bool wait = false;                        ///< --wait (reconcile, backup, restore)
+  bool wait = false;                        ///< --wait (reconcile, backup, restore, move)
   std::chrono::seconds timeout{60};         ///< --timeout (reconcile --wait)
   bool timeout_given = false;               ///< --timeout was given (else a verb's default)
   bool all = false;                         ///< --all (backup)
   std::optional<std::string> backup;        ///< --backup ID (restore)
   std::optional<std::string> into;          ///< --into WORKSPACE (restore)
+  std::optional<std::string> to;            ///< --to CLUSTER (move)
+  bool prune = false;                       ///< --prune (move)
   std::chrono::seconds request_timeout{30}; ///< --request-timeout: each HTTP request
   bool force = false;                       ///< --force (apply, delete): ?force=true
   bool client_only = false;                 ///< --client (version)
@@ -69,6 +71,19 @@ inline constexpr std::string_view kRolloutActions[] = {"status",  "pause", "resu
 /// `-o` table, json or yaml, no `--wait` (nothing to wait for yet: `rollout status` again).
 /// Stalled `Usage` naming what is wrong.
 Outcome<RolloutArguments> ParseRolloutArguments(const Command& command);
+
+/// `tenantctl move NAME --to CLUSTER` or `tenantctl move --prune NAME` (docs/api.md#moves).
+struct MoveArguments {
+  std::string workspace;
+  std::string to;  ///< empty for a prune
+  bool prune = false;
+};
+
+/// Checks a `move` command (verb "move"): one workspace and exactly one of `--to CLUSTER` and
+/// `--prune`; `--wait` and `--timeout` only with `--to`; `-o` table, json or yaml, and json or
+/// yaml not with `--wait` (a script reads the move with `get move NAME -o json`). Stalled
+/// `Usage` naming what is wrong.
+Outcome<MoveArguments> ParseMoveArguments(const Command& command);
 
 /// `90s`, `5m`, `2h`, `30d`, or a mix (`1h30m`); a bare number is seconds. nullopt when malformed,
 /// zero or over ten years.

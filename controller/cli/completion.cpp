@@ -1,5 +1,6 @@
-// `tenantctl completion bash|zsh`: the scripts. Workspace and product names come from the server
-// itself (`tenantctl get workspaces -o name`, `get products -o name` for `rollout`, with the
+// `tenantctl completion bash|zsh`: the scripts. Workspace, product and cluster names come from the
+// server itself (`tenantctl get workspaces -o name`, `get products -o name` for `rollout`,
+// `get clusters -o name` for `move --to`, with the
 // --server/--token/--certificate-authority words already typed), so they are as fresh as the
 // server's answer; no answer completes nothing.
 #include <string_view>
@@ -11,7 +12,7 @@ namespace {
 
 constexpr std::string_view kBash = R"BASH(# bash completion for tenantctl (docs/api.md#tenantctl):
 #   source <(tenantctl completion bash)      or save it as /etc/bash_completion.d/tenantctl
-_tenantctl_value_flags='-o --output -f --filename -l --selector -s --server --token --certificate-authority --request-timeout --phase --workspace --limit --chunk-size --timeout --role --ttl --description --config --backup --into'
+_tenantctl_value_flags='-o --output -f --filename -l --selector -s --server --token --certificate-authority --request-timeout --phase --workspace --limit --chunk-size --timeout --role --ttl --description --config --backup --into --to'
 
 _tenantctl_workspaces() {
   "$1" get workspaces -o name "${@:2}" 2>/dev/null | sed -n 's|^workspace/||p'
@@ -21,9 +22,13 @@ _tenantctl_products() {
   "$1" get products -o name "${@:2}" 2>/dev/null | sed -n 's|^product/||p'
 }
 
+_tenantctl_clusters() {
+  "$1" get clusters -o name "${@:2}" 2>/dev/null | sed -n 's|^cluster/||p'
+}
+
 _tenantctl() {
   local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
-  local verbs='apply get describe diff delete reconcile suspend resume backup backups restore rollout token validate version completion help'
+  local verbs='apply get describe diff delete reconcile suspend resume backup backups restore move rollout token validate version completion help'
   local global='--server --token --certificate-authority --insecure-skip-tls-verify --request-timeout --help'
   COMPREPLY=()
   case "$prev" in
@@ -34,6 +39,7 @@ _tenantctl() {
     --phase) COMPREPLY=($(compgen -W 'Pending Progressing Ready Degraded Stalled Suspended Deleting' -- "$cur")); return;;
     -l|--selector|-s|--server|--token|--request-timeout|--workspace|--limit|--chunk-size|--timeout|--ttl|--description|--backup) return;;
     --into) COMPREPLY=($(compgen -W "$(_tenantctl_workspaces "${COMP_WORDS[0]}")" -- "$cur")); return;;
+    --to) COMPREPLY=($(compgen -W "$(_tenantctl_clusters "${COMP_WORDS[0]}")" -- "$cur")); return;;
   esac
   local verb='' i w
   local -a pos=() conn=()
@@ -63,14 +69,17 @@ _tenantctl() {
     diff) flags='-f --filename';;
     get)
       flags='-o --output -l --selector --phase --workspace --limit --chunk-size'
-      if ((${#pos[@]} == 0)); then words='workspaces workspace products sources events'
-      elif ((${#pos[@]} == 1)) && [[ "${pos[0]}" == workspace || "${pos[0]}" == workspaces || "${pos[0]}" == ws ]]; then
+      if ((${#pos[@]} == 0)); then words='workspaces workspace products sources events clusters moves move'
+      elif ((${#pos[@]} == 1)) && [[ "${pos[0]}" == workspace || "${pos[0]}" == workspaces || "${pos[0]}" == ws || "${pos[0]}" == move ]]; then
         words="$(_tenantctl_workspaces "${COMP_WORDS[0]}" "${conn[@]}")"
       fi;;
     describe|delete|reconcile|suspend|resume)
       case "$verb" in delete) flags='--force';; reconcile) flags='--wait --timeout';; esac
-      if ((${#pos[@]} == 0)); then words='workspace'
+      if ((${#pos[@]} == 0)); then words='workspace'; [[ "$verb" == describe ]] && words='workspace move'
       elif ((${#pos[@]} == 1)); then words="$(_tenantctl_workspaces "${COMP_WORDS[0]}" "${conn[@]}")"; fi;;
+    move)
+      flags='--to --prune --wait --timeout -o --output'
+      ((${#pos[@]} == 0)) && words="$(_tenantctl_workspaces "${COMP_WORDS[0]}" "${conn[@]}")";;
     backup|backups|restore)
       case "$verb" in
         backup) flags='--all -l --selector --wait --timeout';;
@@ -113,12 +122,19 @@ _tenantctl_products() {
   compadd -a names
 }
 
+_tenantctl_clusters() {
+  local -a names
+  names=(${(f)"$(${words[1]} get clusters -o name "$@" 2>/dev/null)"})
+  names=(${${(M)names:#cluster/*}#cluster/})
+  compadd -a names
+}
+
 _tenantctl() {
   local -a verbs global value_flags pos conn
   verbs=(
     'apply:create or change workspaces from manifests'
-    'get:list or show workspaces, products, sources, events'
-    'describe:show a workspace in detail'
+    'get:list or show workspaces, products, sources, events, clusters, moves'
+    'describe:show a workspace or its move in detail'
     'diff:show the plan for manifests'
     'delete:delete a workspace'
     'reconcile:queue a workspace for reconciliation'
@@ -127,6 +143,7 @@ _tenantctl() {
     'backup:take a backup of a workspace now (or --all)'
     'backups:list the backups of a workspace'
     'restore:restore a backup of a workspace'
+    'move:move a workspace to another cluster (or --prune its kept source)'
     'rollout:show or steer the rollout of a product in waves'
     'token:create, list or revoke managed tokens'
     'validate:validate manifests offline'
@@ -136,7 +153,7 @@ _tenantctl() {
   )
   global=(--server --token --certificate-authority --insecure-skip-tls-verify --request-timeout --help)
   value_flags=(-o --output -f --filename -l --selector -s --server --token --certificate-authority
-    --request-timeout --phase --workspace --limit --chunk-size --timeout --role --ttl --description --config --backup --into)
+    --request-timeout --phase --workspace --limit --chunk-size --timeout --role --ttl --description --config --backup --into --to)
   local verb='' i w
   for ((i = 2; i < CURRENT; i++)); do
     w=${words[i]}
@@ -160,6 +177,7 @@ _tenantctl() {
     --phase) compadd Pending Progressing Ready Degraded Stalled Suspended Deleting; return;;
     -l|--selector|-s|--server|--token|--request-timeout|--workspace|--limit|--chunk-size|--timeout|--ttl|--description|--backup) return;;
     --into) _tenantctl_workspaces $conn; return;;
+    --to) _tenantctl_clusters $conn; return;;
   esac
   if [[ -z $verb ]]; then
     if [[ ${words[CURRENT]} == -* ]]; then compadd -- $global; else _describe 'command' verbs; fi
@@ -172,11 +190,15 @@ _tenantctl() {
     diff) flags=(-f --filename);;
     get)
       flags=(-o --output -l --selector --phase --workspace --limit --chunk-size)
-      if (( ${#pos} == 0 )); then choices=(workspaces workspace products sources events)
-      elif (( ${#pos} == 1 )) && [[ ${pos[1]} == (workspace|workspaces|ws) ]]; then names=1; fi;;
+      if (( ${#pos} == 0 )); then choices=(workspaces workspace products sources events clusters moves move)
+      elif (( ${#pos} == 1 )) && [[ ${pos[1]} == (workspace|workspaces|ws|move) ]]; then names=1; fi;;
     describe|delete|reconcile|suspend|resume)
       case $verb in delete) flags=(--force);; reconcile) flags=(--wait --timeout);; esac
-      if (( ${#pos} == 0 )); then choices=(workspace); elif (( ${#pos} == 1 )); then names=1; fi;;
+      if (( ${#pos} == 0 )); then choices=(workspace); [[ $verb == describe ]] && choices=(workspace move)
+      elif (( ${#pos} == 1 )); then names=1; fi;;
+    move)
+      flags=(--to --prune --wait --timeout -o --output)
+      (( ${#pos} == 0 )) && names=1;;
     backup|backups|restore)
       case $verb in
         backup) flags=(--all -l --selector --wait --timeout);;

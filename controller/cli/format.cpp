@@ -81,6 +81,7 @@ std::string NameOf(Resource resource, const json::value& item) {
     case Resource::kWorkspace: return Text(At(item, {"metadata", "name"}));
     case Resource::kEvent:
     case Resource::kToken: return Text(At(item, {"id"}));
+    case Resource::kMove: return Text(At(item, {"workspace"}));
     case Resource::kProduct:
     case Resource::kSource:
     case Resource::kCluster: return Text(At(item, {"name"}));
@@ -131,6 +132,13 @@ std::string RolloutColumn(const json::value& item) {
          Text(At(*status, {"waveCount"}), "?");
 }
 
+// A move's `downtimeMs`: nullopt when null or absent (not known yet).
+std::optional<std::int64_t> DowntimeOf(const json::value& item) {
+  const json::value* ms = At(item, {"downtimeMs"});
+  if (ms == nullptr || !ms->is_number()) return std::nullopt;
+  return static_cast<std::int64_t>(ms->to_number<double>());
+}
+
 std::vector<std::string> Header(Resource resource, bool wide) {
   switch (resource) {
     case Resource::kWorkspace: {
@@ -157,6 +165,14 @@ std::vector<std::string> Header(Resource resource, bool wide) {
     case Resource::kCluster: {
       std::vector<std::string> h{"NAME", "CAPACITY", "USED", "REACHABLE", "VERSION", "LABELS"};
       if (wide) h.emplace_back("MESSAGE");
+      return h;
+    }
+    case Resource::kMove: {
+      std::vector<std::string> h{"WORKSPACE", "FROM", "TO", "STATE", "STEP", "AGE", "DOWNTIME"};
+      if (wide) {
+        h.emplace_back("REASON");
+        h.emplace_back("MESSAGE");
+      }
       return h;
     }
   }
@@ -245,6 +261,21 @@ std::vector<std::string> Row(Resource resource, const json::value& item, bool wi
       if (wide) row.push_back(OneLine(Text(At(item, {"reason"}))));
       return row;
     }
+    case Resource::kMove: {
+      std::vector<std::string> row{
+          NameOf(resource, item),
+          OrNone(Text(At(item, {"from"}))),
+          OrNone(Text(At(item, {"to"}))),
+          Text(At(item, {"state"}), "<unknown>"),
+          OrNone(Text(At(item, {"step"}))),
+          AgeSince(detail::ParseTimeValue(At(item, {"requestedAt"})), now),
+          FormatDowntime(DowntimeOf(item))};
+      if (wide) {
+        row.push_back(OrNone(Text(At(item, {"reason"}))));
+        row.push_back(OneLine(Text(At(item, {"message"}))));
+      }
+      return row;
+    }
   }
   return {};
 }
@@ -263,6 +294,7 @@ const char* ToString(Resource resource) {
     case Resource::kEvent: return "event";
     case Resource::kToken: return "token";
     case Resource::kCluster: return "cluster";
+    case Resource::kMove: return "move";
   }
   return "object";
 }
@@ -652,6 +684,68 @@ std::string DescribeWorkspace(std::string_view object_json, std::string_view eve
   if (!plan_text.empty()) {
     Section(out, "Plan");
     out += Indented(plan_text, "  ");
+  }
+  return out;
+}
+
+std::string FormatDowntime(std::optional<std::int64_t> milliseconds) {
+  if (!milliseconds) return "<none>";
+  if (*milliseconds < 1000) return std::to_string(*milliseconds) + "ms";
+  if (*milliseconds < 60'000) {
+    const std::int64_t tenths = (*milliseconds + 50) / 100;  // half up, as people round
+    return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + "s";
+  }
+  return FormatAge(*milliseconds / 1000);
+}
+
+Outcome<std::string> DescribeMove(std::string_view move_json, std::int64_t now_unix) {
+  const std::optional<json::value> parsed = detail::ParseJson(move_json);
+  if (!parsed || !parsed->is_object()) return BadAnswer("a move");
+  const json::value& move = *parsed;
+  const std::string workspace = Text(At(move, {"workspace"}));
+  const std::string from = Text(At(move, {"from"}));
+  const std::string to = Text(At(move, {"to"}));
+  const std::string state = Text(At(move, {"state"}), "<unknown>");
+  std::string out;
+  const auto line = [&out](std::string_view label, const std::string& value) {
+    out += Field(label) + value + "\n";
+  };
+  const auto when = [&](std::string_view label, std::string_view key, const std::string& tail) {
+    const std::string at = Optional(At(move, {key}));
+    if (at.empty()) return;
+    const std::optional<std::int64_t> since = ParseRfc3339(at);
+    line(label, at + (since ? " (" + FormatAge(now_unix - *since) + " ago)" : "") + tail);
+  };
+  line("Workspace", workspace);
+  line("Move", Text(At(move, {"id"})));
+  line("From", OrNone(from));
+  line("To", OrNone(to));
+  const std::string step = Text(At(move, {"step"}));
+  line("State", state + (step.empty() ? "" : " (step " + step + ")"));
+  line("Message", OneLine(Text(At(move, {"message"}))));
+  if (const std::string reason = Optional(At(move, {"reason"})); !reason.empty()) {
+    line("Reason", reason);
+  }
+  if (const std::string verified = Optional(At(move, {"verified"})); !verified.empty()) {
+    line("Verified", OneLine(verified));
+  }
+  const std::string who = Text(At(move, {"who"}));
+  when("Requested", "requestedAt", who.empty() ? "" : " by " + who);
+  when("Updated", "updatedAt", "");
+  when("Finished", "finishedAt", "");
+  when("Pruned", "prunedAt", "");
+  line("Downtime", FormatDowntime(DowntimeOf(move)));
+  const json::value* switched = At(move, {"switched"});
+  const bool on_target = switched != nullptr && switched->is_bool() && switched->get_bool();
+  line("Placement", on_target ? "switched to " + OrNone(to) : "on " + OrNone(from));
+  const json::value* suspended = At(move, {"suspendedByMove"});
+  if (suspended != nullptr && suspended->is_bool() && suspended->get_bool() &&
+      state != "succeeded" && state != "failed" && state != "pruned") {
+    line("Suspended", "by this move (it resumes the workspace when it ends)");
+  }
+  if (state == "succeeded") {
+    line("Next", "the source on " + OrNone(from) + " is kept (NOLOGIN): `tenantctl move --prune " +
+                     workspace + "` drops it");
   }
   return out;
 }

@@ -16,9 +16,9 @@
 namespace tmaster::cli {
 
 /// What a list holds, which decides its columns and its `-o name` prefix.
-enum class Resource { kWorkspace, kProduct, kSource, kEvent, kToken, kCluster };
+enum class Resource { kWorkspace, kProduct, kSource, kEvent, kToken, kCluster, kMove };
 
-/// `workspace`, `product`, `source`, `event`, `token`.
+/// `workspace`, `product`, `source`, `event`, `token`, `cluster`, `move`.
 const char* ToString(Resource resource);
 
 /// A span of time as kubectl's AGE column shows it (apimachinery's HumanDuration): seconds up
@@ -75,6 +75,15 @@ Outcome<std::string> FormatBackups(std::string_view answer_json, std::string_vie
 /// when the newest revision was refused, then the columns WORKSPACE WAVE STATE FROM BACKUP
 /// [RESTORE, after an undo] REASON. Stalled `BadAnswer` when the answer is not that object.
 Outcome<std::string> FormatRolloutStatus(std::string_view answer_json, std::string_view output);
+
+/// A move's downtime (`downtimeMs`, docs/api.md#moves) as `get moves` shows it: `850ms` below a
+/// second, `4.3s` below a minute, then as an age (`2m5s`); `<none>` when not known (nullopt).
+std::string FormatDowntime(std::optional<std::int64_t> milliseconds);
+
+/// `describe move NAME` (GET /api/v1/workspaces/{name}/move): the move as a kubectl-describe-like
+/// block, one `Label:` a line (Reason and Verified only when set, the times only once they came),
+/// and what to do next (`move --prune` once succeeded). Stalled `BadAnswer` when not an object.
+Outcome<std::string> DescribeMove(std::string_view move_json, std::int64_t now_unix);
 
 /// The plan's answer (POST /api/v1/plan) made readable: per workspace `workspace/NAME: N
 /// action(s)` then `  + KIND: description` lines, `converged`, or `blocked: ...`.

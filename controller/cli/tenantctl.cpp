@@ -30,9 +30,11 @@ constexpr std::string_view kUsage =
     "usage: tenantctl COMMAND [flags]   (docs/api.md#tenantctl)\n"
     "\n"
     "  apply -f FILE|DIR|- [--force]          create or change workspaces (PUT each Workspace)\n"
-    "  get workspaces|workspace NAME|products|sources|events|clusters [-o table|wide|json|yaml|name]\n"
-    "      [-l key=value] [--phase PHASE] [--workspace NAME] [--limit N] [--chunk-size N]\n"
+    "  get workspaces|workspace NAME|products|sources|events|clusters|moves|move NAME\n"
+    "      [-o table|wide|json|yaml|name] [-l key=value] [--phase PHASE] [--workspace NAME]\n"
+    "      [--limit N] [--chunk-size N]\n"
     "  describe workspace NAME                spec, conditions, last runs, events, the plan\n"
+    "  describe move NAME                     the workspace's newest move, step by step\n"
     "  diff -f FILE|DIR|-                     the plan; exit 0 none, 1 differences, 2 error\n"
     "  delete workspace NAME [--force]\n"
     "  reconcile workspace NAME [--wait] [--timeout 60s]\n"
@@ -42,6 +44,10 @@ constexpr std::string_view kUsage =
     "  backups NAME [-o table|json|yaml]      the catalog and the backups queued\n"
     "  restore NAME --backup ID [--into OTHER] [--wait] [--timeout 30m]\n"
     "                                         restore a backup of NAME (into OTHER: a copy)\n"
+    "  move NAME --to CLUSTER [--wait] [--timeout 30m] [-o table|json|yaml]\n"
+    "                                         move its database to another cluster (docs/moves.md);\n"
+    "                                         --wait: each step, exit 0 succeeded, 1 failed, 3 timeout\n"
+    "  move --prune NAME                      drop the source a succeeded move kept\n"
     "  rollout status PRODUCT [-o table|json|yaml]\n"
     "                                         the product's rollout: phase, wave, workspaces\n"
     "  rollout pause|resume|promote|abort|undo PRODUCT [-o table|json|yaml]\n"
@@ -64,6 +70,7 @@ std::optional<Resource> ResourceNamed(std::string_view word) {
   if (word == "sources" || word == "source") return Resource::kSource;
   if (word == "events" || word == "event") return Resource::kEvent;
   if (word == "clusters" || word == "cluster") return Resource::kCluster;
+  if (word == "moves" || word == "move") return Resource::kMove;
   return std::nullopt;
 }
 
@@ -160,6 +167,7 @@ class Session {
   int Backups();
   int Restore();
   int Rollout();
+  int Move();
 
   std::ostream& out() const { return *world_.out; }
   /// Waits between two polls of a `--wait`, what was printed so far flushed first: a script
@@ -193,6 +201,13 @@ class Session {
            (message.empty() ? "" : ": " + message);
   }
 
+  // `describe move NAME`.
+  int DescribeMoveOf(const std::string& name);
+  // GET .../move of `name`: the move's JSON, or the error line (404: none recorded).
+  Outcome<std::string> FetchMove(const std::string& name);
+  // Polls the move of `workspace` until it is finished or the deadline; prints each new step.
+  int WaitForMove(const std::string& workspace, json::value move);
+
   // POST .../backups of `name`: its id, or the error line.
   Outcome<std::string> QueueBackup(const std::string& name);
   // Polls the catalog of `name` until `id` is in it or `deadline`; 0 ok, 1 otherwise (said).
@@ -223,13 +238,15 @@ class Session {
 
 int Session::Get() {
   if (command_.positionals.empty()) {
-    return Usage("get: expected workspaces, workspace NAME, products, sources, events or clusters");
+    return Usage("get: expected workspaces, workspace NAME, products, sources, events, clusters, "
+                 "moves or move NAME");
   }
   const std::optional<Resource> resource = ResourceNamed(command_.positionals[0]);
   if (!resource) return Usage("get: unknown resource \"" + command_.positionals[0] + "\"");
   if (command_.positionals.size() > 2 ||
-      (command_.positionals.size() == 2 && resource != Resource::kWorkspace)) {
-    return Usage("get: a name is taken only by `get workspace NAME`");
+      (command_.positionals.size() == 2 && resource != Resource::kWorkspace &&
+       resource != Resource::kMove)) {
+    return Usage("get: a name is taken only by `get workspace NAME` and `get move NAME`");
   }
   if ((command_.selector || command_.phase) && resource != Resource::kWorkspace) {
     return Usage("get: -l and --phase select workspaces only");
@@ -239,6 +256,11 @@ int Session::Get() {
   }
   if (std::optional<int> code = Connect()) return *code;
   const std::int64_t now = world_.now_unix();
+  if (command_.positionals.size() == 2 && resource == Resource::kMove) {
+    Outcome<std::string> move = FetchMove(command_.positionals[1]);
+    if (!move) return Fail(move.failure().message);
+    return Print(FormatObject(Resource::kMove, *move, command_.output, now));
+  }
   if (command_.positionals.size() == 2) {
     const std::string& name = command_.positionals[1];
     Outcome<Response> response = Call("GET", WorkspacePath(name), {"workspace", name});
@@ -256,6 +278,7 @@ int Session::Get() {
     case Resource::kProduct: path = "/api/v1/products"; break;
     case Resource::kSource: path = "/api/v1/sources"; break;
     case Resource::kCluster: path = "/api/v1/clusters"; break;
+    case Resource::kMove: path = "/api/v1/moves"; break;
     case Resource::kEvent:
       path = "/api/v1/events";
       if (command_.workspace) query.push_back("workspace=" + PercentEncode(*command_.workspace));
@@ -272,9 +295,15 @@ int Session::Get() {
 }
 
 int Session::Describe() {
-  int code = 0;
-  const std::optional<std::string> name = WorkspaceArgument(code);
-  if (!name) return code;
+  if (command_.positionals.size() == 2 &&
+      ResourceNamed(command_.positionals[0]) == Resource::kMove) {
+    return DescribeMoveOf(command_.positionals[1]);
+  }
+  if (command_.positionals.size() != 2 ||
+      ResourceNamed(command_.positionals[0]) != Resource::kWorkspace) {
+    return Usage("describe: expected `describe workspace NAME` or `describe move NAME`");
+  }
+  const std::optional<std::string> name = command_.positionals[1];
   if (std::optional<int> failed = Connect()) return *failed;
   Outcome<Response> response = Call("GET", WorkspacePath(*name), {"workspace", *name});
   if (!response) return Fail(response.failure().message);
@@ -846,6 +875,145 @@ int Session::Rollout() {
   return Print(FormatRolloutStatus(response->body, command_.output));
 }
 
+// `move --wait`'s exit when the move did not finish in time: apart from 1 (it failed, rolled
+// back), because the move goes on in the operator (docs/api.md#tenantctl).
+constexpr int kMoveTimedOut = 3;
+
+Outcome<std::string> Session::FetchMove(const std::string& name) {
+  Outcome<Response> response = client_->Send("GET", WorkspacePath(name) + "/move");
+  if (!response) return response.failure();
+  if (response->status == 404) {
+    const std::string message = ServerMessage(*response);
+    return Failure::Stalled("HTTP 404", message.empty()
+                                            ? "no move of workspace " + Quoted(name) + " found"
+                                            : message);
+  }
+  if (response->status != 200) {
+    return Failure::Stalled("HTTP " + std::to_string(response->status),
+                            ErrorLine(*response, {}));
+  }
+  return response->body;
+}
+
+int Session::DescribeMoveOf(const std::string& name) {
+  if (std::optional<int> failed = Connect()) return *failed;
+  Outcome<std::string> move = FetchMove(name);
+  if (!move) return Fail(move.failure().message);
+  Outcome<std::string> text = DescribeMove(*move, world_.now_unix());
+  if (!text) return Fail(text.failure().message);
+  out() << WithoutToken(*text, connection_.token);
+  return 0;
+}
+
+// `move NAME --to CLUSTER` asks for the move and prints it (with --wait, follows it to its end);
+// `move --prune NAME` drops the source a succeeded move kept (docs/api.md#moves).
+int Session::Move() {
+  Outcome<MoveArguments> args = ParseMoveArguments(command_);
+  if (!args) return Usage(args.failure().message);
+  const std::string& name = args->workspace;
+  if (std::optional<int> failed = Connect()) return *failed;
+  const json::object request =
+      args->prune ? json::object{{"prune", true}} : json::object{{"to", args->to}};
+  Outcome<Response> response = client_->Send("POST", WorkspacePath(name) + "/move",
+                                             json::serialize(request), "application/json");
+  if (!response) return Fail(response.failure().message);
+  const int ok = args->prune ? 200 : 202;
+  if (response->status != ok) {
+    return Fail(BackupErrorLine(*response, args->prune
+                                               ? "move --prune of workspace " + Quoted(name)
+                                               : "move of workspace " + Quoted(name) + " to " +
+                                                     Quoted(args->to)));
+  }
+  const std::optional<json::value> move = detail::ParseJson(response->body);
+  const std::string id = move && move->is_object() ? Text(At(*move, {"id"})) : "";
+  if (id.empty()) return Fail("the server's answer to the move of " + Quoted(name) +
+                              " is not a move");
+  if (command_.output == "json") return Print(detail::PrettyJson(*move));
+  if (command_.output == "yaml") return Print(detail::ToYaml(*move));
+  if (args->prune) {
+    const std::string message = OneLine(Text(At(*move, {"message"})));
+    out() << "move " << id << " of workspace " << name << " pruned"
+          << (message.empty() ? "" : ": " + message) << '\n';
+    return 0;
+  }
+  out() << "move " << id << " of workspace " << name << " from "
+        << Text(At(*move, {"from"}), "?") << " to " << Text(At(*move, {"to"}), args->to)
+        << " requested (" << Text(At(*move, {"state"}), "pending") << ")\n";
+  if (!command_.wait) return 0;
+  return WaitForMove(name, *move);
+}
+
+int Session::WaitForMove(const std::string& workspace, json::value move) {
+  const std::string id = Text(At(move, {"id"}));
+  const std::chrono::seconds timeout =
+      command_.timeout_given ? command_.timeout : std::chrono::seconds(1800);
+  const auto deadline = world_.steady_now() + timeout;
+  std::string shown;
+  std::string last_problem;
+  while (true) {
+    const std::string step = Text(At(move, {"step"}));
+    const std::string message = OneLine(Text(At(move, {"message"})));
+    const std::string line = step + (message.empty() ? "" : ": " + message);
+    if (!step.empty() && line != shown) {
+      out() << "move " << id << ": " << line << '\n';
+      shown = line;
+    }
+    const std::string state = Text(At(move, {"state"}));
+    const std::string from = Text(At(move, {"from"}), "?");
+    const std::string to = Text(At(move, {"to"}), "?");
+    if (state == "succeeded" || state == "pruned") {
+      const std::string downtime = FormatDowntime([&]() -> std::optional<std::int64_t> {
+        const json::value* ms = At(move, {"downtimeMs"});
+        if (ms == nullptr || !ms->is_number()) return std::nullopt;
+        return static_cast<std::int64_t>(ms->to_number<double>());
+      }());
+      out() << "move " << id << " succeeded: " << workspace << " is on " << to << " (downtime "
+            << downtime << "); "
+            << (state == "pruned" ? "the source on " + from + " is pruned already"
+                                  : "the source on " + from + " is kept until `tenantctl move " +
+                                        "--prune " + workspace + "`")
+            << '\n';
+      return 0;
+    }
+    if (state == "failed") {
+      const std::string reason = Text(At(move, {"reason"}));
+      return Fail("move " + id + " failed" + (reason.empty() ? "" : " (" + reason + ")") +
+                  (message.empty() ? "" : ": " + message) + "; " + workspace + " stays on " +
+                  from);
+    }
+    if (world_.steady_now() + kBackupPoll > deadline) {
+      return Fail("move " + id + " of workspace " + Quoted(workspace) + ": not finished within " +
+                      TimeoutText(timeout) + " (--timeout; last step: " +
+                      (step.empty() ? "unknown" : step) +
+                      (last_problem.empty() ? "" : "; " + last_problem) +
+                      "); it goes on in the operator: `tenantctl describe move " + workspace +
+                      "`",
+                  kMoveTimedOut);
+    }
+    Pause(kBackupPoll);
+    Outcome<std::string> polled = FetchMove(workspace);
+    if (!polled && polled.failure().reason == "HTTP 404") {
+      return Fail("move " + id + ": " + polled.failure().message + " any more");
+    }
+    if (!polled) {
+      last_problem = polled.failure().message;
+      continue;
+    }
+    const std::optional<json::value> next = detail::ParseJson(*polled);
+    if (!next || !next->is_object()) {
+      last_problem = "the server's answer is not a move";
+      continue;
+    }
+    if (const std::string now_id = Text(At(*next, {"id"})); now_id != id) {
+      return Fail("move " + id + " is no longer the newest move of workspace " +
+                  Quoted(workspace) + " (now " + now_id + "): `tenantctl describe move " +
+                  workspace + "`");
+    }
+    last_problem.clear();
+    move = *next;
+  }
+}
+
 // As tenant-operator prints them (controller/cmd/report.cpp; cli stays above cmd, so not shared).
 void PrintDiagnostics(std::ostream& out, const std::vector<manifests::Diagnostic>& diagnostics) {
   for (const manifests::Diagnostic& d : diagnostics) {
@@ -952,6 +1120,7 @@ int RunTenantctl(const std::vector<std::string>& args, World& world) {
   if (verb == "backups") return session.Backups();
   if (verb == "restore") return session.Restore();
   if (verb == "rollout") return session.Rollout();
+  if (verb == "move") return session.Move();
   return session.Usage("unknown command \"" + verb + "\"");
 }
 

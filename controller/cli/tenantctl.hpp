@@ -38,8 +38,9 @@ struct World {
 World ProcessWorld(std::string version);
 
 /// Exit codes: 0 success; 1 a request or a document failed (also `diff`: differences, and
-/// `reconcile --wait`: the run failed or did not finish in time); 2 a usage or configuration
-/// error (also `diff`: any error).
+/// `reconcile --wait`: the run failed or did not finish in time; `move --wait`: the move failed);
+/// 2 a usage or configuration error (also `diff`: any error); 3 `move --wait`: the move did not
+/// finish within --timeout (it goes on in the operator).
 int RunTenantctl(const std::vector<std::string>& args, World& world);
 
 /// The completion script for `shell` (bash or zsh); empty for another shell.

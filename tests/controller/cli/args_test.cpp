@@ -168,3 +168,52 @@ TEST_CASE("cli args: rollout ACTION PRODUCT, -o table|json|yaml, a usage error f
   CHECK(usage({"rollout", "status", "erp", "--wait"}).find("--wait is not supported") !=
         std::string::npos);
 }
+
+TEST_CASE("cli args: move NAME --to CLUSTER [--wait], move --prune NAME; a usage error for the rest") {
+  using tmaster::cli::ParseMoveArguments;
+  const Command move =
+      Parsed({"move", "acme", "--to", "c2", "--wait", "--timeout", "45m"});
+  CHECK(move.verb == "move");
+  CHECK(move.to == "c2");
+  CHECK(move.wait);
+  CHECK(move.timeout == std::chrono::minutes(45));
+  auto args = ParseMoveArguments(move);
+  REQUIRE(args.ok());
+  CHECK(args->workspace == "acme");
+  CHECK(args->to == "c2");
+  CHECK_FALSE(args->prune);
+
+  args = ParseMoveArguments(Parsed({"move", "--prune", "acme"}));
+  REQUIRE(args.ok());
+  CHECK(args->workspace == "acme");
+  CHECK(args->to.empty());
+  CHECK(args->prune);
+  args = ParseMoveArguments(Parsed({"--to=c3", "-ojson", "move", "acme"}));
+  REQUIRE(args.ok());
+  CHECK(args->to == "c3");
+
+  const auto usage = [&](const std::vector<std::string>& words) {
+    auto parsed = ParseMoveArguments(Parsed(words));
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.failure().reason == "Usage");
+    return parsed.failure().message;
+  };
+  CHECK(usage({"move", "--to", "c2"}) ==
+        "move: expected `move NAME --to CLUSTER [--wait]` or `move --prune NAME`");
+  CHECK(usage({"move", "acme", "beta", "--to", "c2"}).find("expected `move NAME") !=
+        std::string::npos);
+  CHECK(usage({"move", "acme"}) ==
+        "move: --to CLUSTER is required (or --prune to drop the source a succeeded move kept)");
+  CHECK(usage({"move", "acme", "--to", "c2", "--prune"}).find("move: --to and --prune: give one") == 0);
+  CHECK(usage({"move", "acme", "--to="}) == "move: --to: a cluster name is needed");
+  CHECK(usage({"move", "--prune", "acme", "--wait"}).find("move --prune: --wait and --timeout") ==
+        0);
+  CHECK(usage({"move", "acme", "--to", "c2", "-o", "wide"}) ==
+        "move: -o must be table, json or yaml");
+  CHECK(usage({"move", "acme", "--to", "c2", "--wait", "-o", "json"})
+            .find("get move acme -o json") != std::string::npos);
+  CHECK(usage({"move", "acme", "--to", "c2", "--timeout", "5m"}) ==
+        "move: --timeout needs --wait");
+  CHECK(ErrorOf({"move", "acme", "--to"}) == "--to needs a value");
+  CHECK(ErrorOf({"move", "acme", "--prune=yes"}) == "--prune takes no value");
+}

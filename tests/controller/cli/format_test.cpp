@@ -14,8 +14,10 @@ namespace {
 
 namespace json = boost::json;
 using tmaster::cli::AlignColumns;
+using tmaster::cli::DescribeMove;
 using tmaster::cli::DescribeWorkspace;
 using tmaster::cli::FormatAge;
+using tmaster::cli::FormatDowntime;
 using tmaster::cli::FormatItems;
 using tmaster::cli::FormatObject;
 using tmaster::cli::ParseRfc3339;
@@ -365,4 +367,83 @@ TEST_CASE("cli format: the clusters table: capacity, usage, reachability, versio
         "ConnectionFailed: refused\n"
         "us-1   10            3      Unknown     <none>    region=us             \n");
   CHECK(Format(Resource::kCluster, R"([{"name":"eu-1"}])", "name") == "cluster/eu-1\n");
+}
+
+// Moves as GET /api/v1/moves serves them (docs/api.md#moves): acme's succeeded an hour ago,
+// beta's running since 90 s (no downtime known yet), gamma's failed and rolled back.
+constexpr const char* kMoves = R"J([
+ {"id":"mv-acme-1796295600-9f3e","workspace":"acme","from":"c1","to":"c2","state":"succeeded",
+  "step":"done","message":"on c2; the source is kept NOLOGIN until pruned","reason":"",
+  "verified":"12 tables, 48211 rows, checksums equal","who":"env:admin","suspendedByMove":true,
+  "switched":true,"requestedAt":"2026-12-03T11:00:00Z","updatedAt":"2026-12-03T11:01:00Z",
+  "finishedAt":"2026-12-03T11:01:00Z","prunedAt":null,"downtimeMs":4250},
+ {"id":"mv-beta-1796299110-0a0b","workspace":"beta","from":"c1","to":"c3","state":"running",
+  "step":"dump","message":"pg_dump of tenant_beta","reason":"","verified":"",
+  "who":"token:k3j5 (ops)","suspendedByMove":true,"switched":false,
+  "requestedAt":"2026-12-03T11:58:30Z","updatedAt":"2026-12-03T11:59:00Z","finishedAt":null,
+  "prunedAt":null,"downtimeMs":null},
+ {"id":"mv-gamma-1796292000-1c2d","workspace":"gamma","from":"c2","to":"c1","state":"failed",
+  "step":"rollback","message":"row counts differ:\npublic.orders 12 on c2, 11 on c1",
+  "reason":"MoveVerifyFailed","verified":"","who":"env:admin","suspendedByMove":false,
+  "switched":false,"requestedAt":"2026-12-03T10:00:00Z","updatedAt":"2026-12-03T10:02:00Z",
+  "finishedAt":"2026-12-03T10:02:00Z","prunedAt":null,"downtimeMs":850}
+])J";
+
+TEST_CASE("cli format: the moves table, wide and name; a move's downtime") {
+  CHECK(Format(Resource::kMove, kMoves, "table") ==
+        "WORKSPACE   FROM   TO   STATE       STEP       AGE    DOWNTIME\n"
+        "acme        c1     c2   succeeded   done       60m    4.3s\n"
+        "beta        c1     c3   running     dump       90s    <none>\n"
+        "gamma       c2     c1   failed      rollback   120m   850ms\n");
+  const std::string wide = Format(Resource::kMove, kMoves, "wide");
+  CHECK(wide.rfind("WORKSPACE   FROM   TO   STATE       STEP       AGE    DOWNTIME   REASON"
+                   "             MESSAGE\n",
+                   0) == 0);
+  CHECK(wide.find("gamma       c2     c1   failed      rollback   120m   850ms      "
+                  "MoveVerifyFailed   row counts differ: public.orders 12 on c2, 11 on c1\n") !=
+        std::string::npos);
+  CHECK(Format(Resource::kMove, kMoves, "name") == "move/acme\nmove/beta\nmove/gamma\n");
+  const json::value parsed = json::parse(Format(Resource::kMove, kMoves, "json"));
+  CHECK(parsed.at("items").as_array().size() == 3);
+
+  CHECK(FormatDowntime(std::nullopt) == "<none>");
+  CHECK(FormatDowntime(0) == "0ms");
+  CHECK(FormatDowntime(999) == "999ms");
+  CHECK(FormatDowntime(1000) == "1.0s");
+  CHECK(FormatDowntime(59'949) == "59.9s");
+  CHECK(FormatDowntime(125'000) == "2m5s");
+}
+
+TEST_CASE("cli format: describe move: the move as a block, what is next once it succeeded") {
+  const json::array moves = json::parse(kMoves).as_array();
+  auto text = DescribeMove(json::serialize(moves[0]), kNow);
+  REQUIRE(text.ok());
+  CHECK(*text ==
+        "Workspace: acme\n"
+        "Move:      mv-acme-1796295600-9f3e\n"
+        "From:      c1\n"
+        "To:        c2\n"
+        "State:     succeeded (step done)\n"
+        "Message:   on c2; the source is kept NOLOGIN until pruned\n"
+        "Verified:  12 tables, 48211 rows, checksums equal\n"
+        "Requested: 2026-12-03T11:00:00Z (60m ago) by env:admin\n"
+        "Updated:   2026-12-03T11:01:00Z (59m ago)\n"
+        "Finished:  2026-12-03T11:01:00Z (59m ago)\n"
+        "Downtime:  4.3s\n"
+        "Placement: switched to c2\n"
+        "Next:      the source on c1 is kept (NOLOGIN): `tenantctl move --prune acme` drops it\n");
+  text = DescribeMove(json::serialize(moves[1]), kNow);
+  REQUIRE(text.ok());
+  CHECK(text->find("State:     running (step dump)\n") != std::string::npos);
+  CHECK(text->find("Placement: on c1\n") != std::string::npos);
+  CHECK(text->find("Suspended: by this move") != std::string::npos);
+  CHECK(text->find("Finished:") == std::string::npos);
+  CHECK(text->find("Next:") == std::string::npos);
+  text = DescribeMove(json::serialize(moves[2]), kNow);
+  REQUIRE(text.ok());
+  CHECK(text->find("Reason:    MoveVerifyFailed\n") != std::string::npos);
+  CHECK(text->find("Message:   row counts differ: public.orders 12 on c2, 11 on c1\n") !=
+        std::string::npos);
+  CHECK(text->find("Verified:") == std::string::npos);
+  CHECK_FALSE(DescribeMove("[]", kNow).ok());
 }

@@ -4,8 +4,9 @@
 // paging that follows `metadata.continue`, `reconcile --wait` polling until the run after the
 // request, `apply` printing created/configured/unchanged and the findings of a 422 at the
 // file's lines, `diff`'s exit codes, `describe`'s plan, `version`. The token is never printed.
-// The rollout verbs run against the operator's own HTTP server and workspace API instead, with a
-// fake rollout driver, so that their paths, tokens and errors are the server's, not a copy.
+// The rollout and move verbs run against the operator's own HTTP server and workspace API
+// instead, with a fake rollout driver and a fake move service, so that their paths, tokens and
+// errors are the server's, not a copy.
 // (An integration test, its own binary: it listens on a socket. The end-to-end test against the
 // built daemon drives the built tenantctl the same way: tests/e2e/.)
 #include <doctest/doctest.h>
@@ -25,6 +26,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/secret.hpp"
@@ -32,6 +34,7 @@
 #include "controller/cli/tenantctl.hpp"
 #include "controller/daemon/workspace_api.hpp"
 #include "controller/runtime/metrics.hpp"
+#include "tests/support/fake_move_service.hpp"
 #include "tests/support/fake_rollout_control.hpp"
 #include "tests/support/fake_store.hpp"
 #include "tests/support/process.hpp"
@@ -1118,4 +1121,327 @@ TEST_CASE("tenantctl: bash completion offers the rollout actions, then the produ
   CHECK(complete("'" + fake + "' rollout status ''") == "crm\nerp\n");
   CHECK(complete("'" + fake + "' rollout status e") == "erp\n");
   CHECK(complete("tenantctl rollout status erp -").find("--output\n") != std::string::npos);
+}
+
+// ---- tenantctl move (docs/api.md#moves) ----
+//
+// Against the operator's own HTTP server and workspace API, with a fake move service that writes
+// the moves it records into the fake store; the test moves a move on between polls (each sleep
+// of tenantctl's --wait), as the daemon's runner would.
+
+namespace {
+
+constexpr const char* kMoveAdmin = "move-itest-admin-token-0123456789ab";
+constexpr const char* kMoveViewer = "move-itest-viewer-token-9876543210ab";
+
+struct MoveServer {
+  tmaster::testing::FakeStore store;
+  controller::Metrics metrics;
+  controller::DesiredState desired;
+  tmaster::testing::FakeMoveService moves{&store, 1796299200};
+  std::unique_ptr<controller::WorkspaceApi> api;
+  std::unique_ptr<controller::HttpServer> server;
+
+  MoveServer() {
+    controller::WorkspaceApiDeps deps;
+    deps.store = &store;
+    deps.desired = &desired;
+    deps.leading = [] { return true; };
+    deps.moves = &moves;
+    api = std::make_unique<controller::WorkspaceApi>(std::move(deps));
+    controller::HttpHandlers handlers;
+    handlers.workspaces = [this](const controller::WorkspaceCall& call) {
+      return controller::ServeWorkspaceCall(*api, call);
+    };
+    controller::HttpServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.admin_token = tmaster::Secret(std::string(kMoveAdmin));
+    options.read_token = tmaster::Secret(std::string(kMoveViewer));
+    server = std::make_unique<controller::HttpServer>(store, metrics, std::move(handlers), options);
+    const auto started = server->Start();
+    REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.failure().message));
+  }
+  MoveServer(const MoveServer&) = delete;
+  MoveServer& operator=(const MoveServer&) = delete;
+  ~MoveServer() { server->Stop(); }
+
+  [[nodiscard]] std::string Url() const {
+    return "http://127.0.0.1:" + std::to_string(server->port());
+  }
+  // tenantctl with `token`; `on_sleep` runs at each pause of a --wait.
+  Run Ctl(std::vector<std::string> words, const char* token = kMoveAdmin,
+          std::function<void()> on_sleep = {}) const {
+    words.emplace_back("--token");
+    words.emplace_back(token);
+    std::ostringstream out;
+    std::ostringstream err;
+    TempDir config_home;
+    tmaster::cli::World world = TestWorld(out, err, config_home, Url(), "", std::move(on_sleep));
+    Run run;
+    run.exit_code = tmaster::cli::RunTenantctl(words, world);
+    run.out = out.str();
+    run.err = err.str();
+    return run;
+  }
+  // Rewrites the stored move of `workspace` as `change` says (the runner's next step).
+  void Step(const std::string& workspace,
+            const std::function<void(controller::StoredMove&)>& change) {
+    auto found = store.FindMove(workspace);
+    REQUIRE(found.ok());
+    REQUIRE(found->has_value());
+    controller::StoredMove move = **found;
+    change(move);
+    REQUIRE(store.PutMove(move, 1796299200).ok());
+  }
+  // At each sleep, the next of `steps` (state, step, message); the last one stays.
+  std::function<void()> Script(
+      const std::string& workspace,
+      std::vector<std::tuple<std::string, std::string, std::string>> steps) {
+    auto next = std::make_shared<std::size_t>(0);
+    return [this, workspace, steps = std::move(steps), next] {
+      if (*next >= steps.size()) return;
+      const auto& [state, step, message] = steps[(*next)++];
+      Step(workspace, [&](controller::StoredMove& move) {
+        move.state = state;
+        move.step = step;
+        move.message = message;
+        if (state == "succeeded") {
+          move.switched = true;
+          move.downtime_ms = 4250;
+          move.finished_unix = 1796299260;
+        }
+        if (state == "failed") {
+          move.reason = "MoveTargetUnreachable";
+          move.finished_unix = 1796299260;
+        }
+      });
+    };
+  }
+};
+
+controller::StoredMove StoredSucceeded(const std::string& workspace) {
+  controller::StoredMove move;
+  move.workspace = workspace;
+  move.id = "mv-" + workspace + "-1796295600-9f3e";
+  move.from_cluster = "c1";
+  move.to_cluster = "c2";
+  move.state = "succeeded";
+  move.step = "done";
+  move.message = "on c2; the source is kept NOLOGIN until pruned";
+  move.who = "env:admin";
+  move.switched = true;
+  move.requested_unix = 1796295600;
+  move.finished_unix = 1796295660;
+  move.downtime_ms = 4250;
+  return move;
+}
+
+}  // namespace
+
+TEST_CASE("tenantctl: move --to POSTs the target as the admin and prints the recorded move") {
+  MoveServer s;
+  Run run = s.Ctl({"move", "acme", "--to", "c2"});
+  CHECK(run.exit_code == 0);
+  CHECK(run.err.empty());
+  CHECK(run.out ==
+        "move mv-acme-1796299200-a1b2 of workspace acme from c1 to c2 requested (pending)\n");
+  const auto calls = s.moves.Requests();
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].workspace == "acme");
+  CHECK(calls[0].to == "c2");
+  CHECK(calls[0].who == "env:admin");
+
+  // -o json: the move itself, as the server answered it.
+  run = s.Ctl({"move", "beta", "--to", "c3", "-o", "json"});
+  CHECK(run.exit_code == 0);
+  const json::value move = json::parse(run.out);
+  CHECK(move.at("id") == "mv-beta-1796299200-a1b2");
+  CHECK(move.at("to") == "c3");
+  CHECK(move.at("state") == "pending");
+
+  // Refused by the service: the reason's status and the service's words, exit 1.
+  s.moves.Fail(tmaster::Failure::Stalled(
+      "MovePinned", "workspace \"acme\" names its cluster (spec.database.cluster: c1)"));
+  run = s.Ctl({"move", "acme", "--to", "c2"});
+  CHECK(run.exit_code == 1);
+  CHECK(run.out.empty());
+  CHECK(run.err ==
+        "tenantctl: move of workspace \"acme\" to \"c2\" refused (409): workspace \"acme\" names "
+        "its cluster (spec.database.cluster: c1)\n");
+  s.moves.Fail(tmaster::Failure::Stalled("InvalidTarget", "cluster \"c9\" is not configured"));
+  run = s.Ctl({"move", "acme", "--to", "c9"});
+  CHECK(run.exit_code == 1);
+  CHECK(run.err == "tenantctl: move of workspace \"acme\" to \"c9\" refused (422): cluster "
+                   "\"c9\" is not configured\n");
+  s.moves.Fail(std::nullopt);
+
+  // A viewer may not move: 403, the service never asked. A bad name is the server's 400.
+  const std::size_t before = s.moves.Requests().size();
+  run = s.Ctl({"move", "acme", "--to", "c2"}, kMoveViewer);
+  CHECK(run.exit_code == 1);
+  CHECK(run.err.find("tenantctl: the token may not do this (403)") == 0);
+  run = s.Ctl({"move", "acme", "--to", "Bad_Cluster"});
+  CHECK(run.exit_code == 1);
+  CHECK(run.err.find("refused (400): to: \"Bad_Cluster\" is not a cluster name") !=
+        std::string::npos);
+  CHECK(s.moves.Requests().size() == before);
+
+  // Usage: exit 2, nothing sent.
+  for (const std::vector<std::string>& words : std::vector<std::vector<std::string>>{
+           {"move", "acme"}, {"move", "--to", "c2"}, {"move", "acme", "--to", "c2", "--prune"}}) {
+    CAPTURE(words.size());
+    run = s.Ctl(words);
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find("usage: tenantctl") != std::string::npos);
+  }
+  CHECK(s.moves.Requests().size() == before);
+  run = Tenantctl({"--help"}, s.Url());
+  CHECK(run.out.find("move NAME --to CLUSTER [--wait] [--timeout 30m]") != std::string::npos);
+  CHECK(run.out.find("move --prune NAME") != std::string::npos);
+}
+
+TEST_CASE("tenantctl: move --wait prints each new step; exit 0 succeeded, 1 failed, 3 timeout") {
+  MoveServer s;
+  SUBCASE("succeeded") {
+    const Run run = s.Ctl({"move", "acme", "--to", "c2", "--wait"}, kMoveAdmin,
+                          s.Script("acme", {{"running", "suspend", "workspace suspended"},
+                                            {"running", "dump", "pg_dump of tenant_acme"},
+                                            {"running", "dump", "pg_dump of tenant_acme"},
+                                            {"running", "verify", "12 tables compared"},
+                                            {"succeeded", "done", "on c2"}}));
+    CHECK(run.exit_code == 0);
+    CHECK(run.err.empty());
+    CHECK(run.out ==
+          "move mv-acme-1796299200-a1b2 of workspace acme from c1 to c2 requested (pending)\n"
+          "move mv-acme-1796299200-a1b2: prepare: move to c2 recorded\n"
+          "move mv-acme-1796299200-a1b2: suspend: workspace suspended\n"
+          "move mv-acme-1796299200-a1b2: dump: pg_dump of tenant_acme\n"
+          "move mv-acme-1796299200-a1b2: verify: 12 tables compared\n"
+          "move mv-acme-1796299200-a1b2: done: on c2\n"
+          "move mv-acme-1796299200-a1b2 succeeded: acme is on c2 (downtime 4.3s); the source "
+          "on c1 is kept until `tenantctl move --prune acme`\n");
+  }
+  SUBCASE("failed: the reason and message on stderr, exit 1") {
+    const Run run = s.Ctl({"move", "acme", "--to", "c2", "--wait"}, kMoveAdmin,
+                          s.Script("acme", {{"running", "dump", "pg_dump of tenant_acme"},
+                                            {"failed", "rollback", "c2: connection refused"}}));
+    CHECK(run.exit_code == 1);
+    CHECK(run.out.find("move mv-acme-1796299200-a1b2: rollback: c2: connection refused\n") !=
+          std::string::npos);
+    CHECK(run.err ==
+          "tenantctl: move mv-acme-1796299200-a1b2 failed (MoveTargetUnreachable): c2: "
+          "connection refused; acme stays on c1\n");
+  }
+  SUBCASE("not in time: exit 3 naming the timeout; the move goes on") {
+    const Run run = s.Ctl({"move", "acme", "--to", "c2", "--wait", "--timeout", "3s"},
+                          kMoveAdmin,
+                          s.Script("acme", {{"running", "dump", "pg_dump of tenant_acme"}}));
+    CHECK(run.exit_code == 3);
+    CHECK(run.err ==
+          "tenantctl: move mv-acme-1796299200-a1b2 of workspace \"acme\": not finished within "
+          "3s (--timeout; last step: dump); it goes on in the operator: `tenantctl describe "
+          "move acme`\n");
+  }
+}
+
+TEST_CASE("tenantctl: move --prune, get moves, get move and describe move") {
+  MoveServer s;
+  REQUIRE(s.store.PutMove(StoredSucceeded("acme"), 1796295660).ok());
+  controller::StoredMove beta = StoredSucceeded("beta");
+  beta.to_cluster = "c3";
+  beta.state = "running";
+  beta.step = "dump";
+  beta.switched = false;
+  beta.finished_unix = 0;
+  beta.downtime_ms = 0;
+  beta.requested_unix = 1796299110;
+  REQUIRE(s.store.PutMove(beta, 1796299110).ok());
+
+  // get moves: every stored move, as a viewer.
+  Run run = s.Ctl({"get", "moves"}, kMoveViewer);
+  CHECK(run.exit_code == 0);
+  CHECK(run.err.empty());
+  CHECK(run.out ==
+        "WORKSPACE   FROM   TO   STATE       STEP   AGE   DOWNTIME\n"
+        "acme        c1     c2   succeeded   done   60m   4.3s\n"
+        "beta        c1     c3   running     dump   90s   <none>\n");
+  run = s.Ctl({"get", "moves", "-o", "json"}, kMoveViewer);
+  CHECK(run.exit_code == 0);
+  CHECK(json::parse(run.out).at("items").as_array().size() == 2);
+  run = s.Ctl({"get", "moves", "-o", "yaml"}, kMoveViewer);
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("workspace: acme") != std::string::npos);
+  run = s.Ctl({"get", "move", "beta"}, kMoveViewer);
+  CHECK(run.exit_code == 0);
+  CHECK(run.out == "WORKSPACE   FROM   TO   STATE     STEP   AGE   DOWNTIME\n"
+                   "beta        c1     c3   running   dump   90s   <none>\n");
+  run = s.Ctl({"get", "move", "ghost"}, kMoveViewer);
+  CHECK(run.exit_code == 1);
+  CHECK(run.err == "tenantctl: no move of workspace \"ghost\" is recorded\n");
+  run = s.Ctl({"describe", "move", "acme"}, kMoveViewer);
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.rfind("Workspace: acme\nMove:      mv-acme-1796295600-9f3e\n", 0) == 0);
+  CHECK(run.out.find("Next:      the source on c1 is kept (NOLOGIN)") != std::string::npos);
+
+  // move --prune: the service's pruned move, printed; the stored move is pruned now.
+  run = s.Ctl({"move", "--prune", "acme"});
+  CHECK(run.exit_code == 0);
+  CHECK(run.err.empty());
+  CHECK(run.out == "move mv-acme-1796295600-9f3e of workspace acme pruned: source database and "
+                   "role dropped on c1\n");
+  const auto prunes = s.moves.Prunes();
+  REQUIRE(prunes.size() == 1);
+  CHECK(prunes[0].workspace == "acme");
+  CHECK(prunes[0].who == "env:admin");
+  CHECK(s.store.FindMove("acme")->value().state == "pruned");
+  s.moves.Fail(tmaster::Failure::Stalled("MoveConflict", "the move of \"beta\" did not succeed"));
+  run = s.Ctl({"move", "--prune", "beta"});
+  CHECK(run.exit_code == 1);
+  CHECK(run.err == "tenantctl: move --prune of workspace \"beta\" refused (409): the move of "
+                   "\"beta\" did not succeed\n");
+}
+
+TEST_CASE("tenantctl: bash completion offers move, its flags, the workspaces and the clusters") {
+  TempDir dir;
+  const std::string fake = (dir.path() / "fake-tenantctl").string();
+  {
+    std::ofstream script(fake);
+    script << "#!/bin/sh\n"
+              "[ \"$1 $2 $3 $4\" = \"get workspaces -o name\" ] && "
+              "printf 'workspace/acme\\nworkspace/beta\\n'\n"
+              "[ \"$1 $2 $3 $4\" = \"get clusters -o name\" ] && "
+              "printf 'cluster/c1\\ncluster/c2\\n'\n"
+              "exit 0\n";
+  }
+  REQUIRE(::chmod(fake.c_str(), 0700) == 0);
+  const std::string completion = (dir.path() / "tenantctl.bash").string();
+  {
+    std::ostringstream out;
+    std::ostringstream err;
+    TempDir config_home;
+    tmaster::cli::World world = TestWorld(out, err, config_home, "http://127.0.0.1:1", "");
+    REQUIRE(tmaster::cli::RunTenantctl({"completion", "bash"}, world) == 0);
+    std::ofstream(completion) << out.str();
+  }
+  const auto complete = [&](const std::string& words) {
+    const tmaster::testing::ProcessResult result =
+        tmaster::testing::RunProcess({"/bin/bash", "-c",
+                                      "source \"$0\"; COMP_WORDS=(" + words +
+                                          "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
+                                          "_tenantctl; printf '%s\\n' \"${COMPREPLY[@]}\"",
+                                      completion});
+    CHECK(result.exit_code == 0);
+    return result.out;
+  };
+  CHECK(complete("tenantctl mo") == "move\n");
+  CHECK(complete("'" + fake + "' move ''") == "acme\nbeta\n");
+  CHECK(complete("'" + fake + "' move acme --to ''") == "c1\nc2\n");
+  const std::string flags = complete("tenantctl move acme --");
+  for (const char* flag : {"--to\n", "--prune\n", "--wait\n", "--timeout\n"}) {
+    CAPTURE(flag);
+    CHECK(flags.find(flag) != std::string::npos);
+  }
+  CHECK(complete("tenantctl get mo") == "moves\nmove\n");
+  CHECK(complete("'" + fake + "' get move ''") == "acme\nbeta\n");
+  CHECK(complete("tenantctl describe ''") == "workspace\nmove\n");
 }
