@@ -22,7 +22,7 @@ spec: {image: example/bench, defaultVersion: "1.0.0", migrations: migrations, ex
 
 CONFIG_HEAD = """baseDomain: bench.test
 masterKeyEnv: TM_MASTER_KEY
-clusters: [{{name: default, dsnEnv: TM_PG_DSN}}]
+clusters: {clusters}
 stacks: {{backend: directory, directory: {work}/deployments}}
 http: {{listen: 127.0.0.1:{port}{token}}}
 reconcile: {{workers: 4, resyncInterval: 30m, maxDeletionsPerSync: 3}}
@@ -48,11 +48,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def config_head(work, token_env=None):
-    """The config up to its sources: directory stacks under WORK, HTTP on a free loopback port
-    (with the admin token from `token_env`, if given), 4 workers, a 30 min resync."""
+def config_head(work, token_env=None, clusters="[{name: default, dsnEnv: TM_PG_DSN}]"):
+    """The config up to its sources: `clusters` (a YAML flow list; one cluster `default` on
+    TM_PG_DSN unless given), directory stacks under WORK, HTTP on a free loopback port (with the
+    admin token from `token_env`, if given), 4 workers, a 30 min resync."""
     token = f", tokenEnv: {token_env}" if token_env else ""
-    return CONFIG_HEAD.format(work=work, port=free_port(), token=token)
+    return CONFIG_HEAD.format(clusters=clusters, work=work, port=free_port(), token=token)
 
 
 def workspace_doc(name, limit=5):

@@ -28,6 +28,10 @@ bench_cleanup() {
     while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$work/daemon.pids"
   fi
   "$root/scripts/pg-private.sh" stop "$envfile" || true
+  local more
+  for more in "$work"/pg-*.env; do
+    [ -f "$more" ] && { "$root/scripts/pg-private.sh" stop "$more" || true; }
+  done
   if [ -z "${KEEP:-}" ]; then
     rm -rf "$work"
   elif [ "${1:-}" != quiet ]; then
@@ -42,6 +46,13 @@ bench_pg_start() {
   TM_PG_FSYNC=off TM_PG_EXTRA_CONF="${1-${TM_PG_EXTRA_CONF:-}}" "$root/scripts/pg-private.sh" start "$envfile"
   set -a; . "$envfile"; set +a
   export TM_MASTER_KEY="bench-master-key-0123456789abcdef0123456789"
+}
+
+# Starts one more private PostgreSQL (fsync off; $2: extra postgresql.conf lines) for a benchmark
+# over several servers (bench/clusters_converge.sh): its variables go to WORK/pg-$1.env and are
+# exported nowhere; bench_cleanup stops it.
+bench_pg_start_named() {
+  TM_PG_FSYNC=off TM_PG_EXTRA_CONF="${2:-}" "$root/scripts/pg-private.sh" start "$work/pg-$1.env"
 }
 
 bench_say_machine() {

@@ -24,6 +24,14 @@ csv.field_size_limit(1 << 30)
 logfile, outdir, parts, master_key, host, port, cluster = sys.argv[1:8]
 parts = int(parts)
 admin_user = sys.argv[8] if len(sys.argv) > 8 else "postgres"
+# Databases whose statements are not replayed (comma-separated), nor their creation (the check
+# for the name and the CREATE DATABASE): the daemon's store, its own bookkeeping, not the tenants'
+# statements (bench/clusters_converge.sh). Tenant databases have a `tenant_master` schema, so
+# only these two statements are matched, not any text that names it.
+skip_databases = set(filter(None, (sys.argv[9] if len(sys.argv) > 9 else "").split(",")))
+SKIP_CREATION = [re.compile(rf"^\s*(CREATE DATABASE \"?{re.escape(name)}\"?|SELECT 1 FROM "
+                            rf"pg_catalog\.pg_database WHERE datname = '{re.escape(name)}')\s*;?\s*$")
+                 for name in skip_databases]
 
 WORKSPACE = re.compile(r"bench_(\d+)")
 PARAM = re.compile(r"\$(\d+) = ('(?:[^']|'')*'|NULL)")
@@ -36,7 +44,7 @@ with open(logfile, newline="") as f:
     for row in csv.reader(f):
         user, db, message, detail = row[1], row[2], row[13], row[14]
         app = row[22] if len(row) > 22 else ""
-        if app == "psql" or not message:
+        if app == "psql" or not message or db in skip_databases:
             continue
         if message.startswith("statement: "):
             sql = message[len("statement: "):]
@@ -46,6 +54,8 @@ with open(logfile, newline="") as f:
                 values = dict(PARAM.findall(detail))
                 sql = re.sub(r"\$(\d+)", lambda m: values.get(m.group(1), m.group(0)), sql)
         else:
+            continue
+        if any(p.match(sql) for p in SKIP_CREATION):
             continue
         m = WORKSPACE.search(db) or WORKSPACE.search(user) or WORKSPACE.search(sql)
         if user != admin_user:
