@@ -63,6 +63,7 @@ struct Figures {
   double resync_wall[2] = {0, 0}, resync_cpu[2] = {0, 0};
   int resync_applies = 0, resync_observes = 0;
   long resync_status_writes = 0;
+  long rss_restart_kb = 0;  ///< right after the restart's resync, before the back-to-back ones
   long rss_after_kb = 0, hwm_after_kb = 0;
   int per_cluster[3] = {0, 0, 0};
 };
@@ -192,6 +193,7 @@ class Run {
     if (!WaitSuccesses(metrics, count_, limit)) Fail("the restart's resync did not finish");
     f.restart_wall = std::chrono::duration<double>(Steady::now() - t).count();
     f.restart_cpu = CpuSeconds() - cpu;
+    f.rss_restart_kb = StatusKb("VmRSS");
     const int applies0 = postgres_[0].apply_calls() + postgres_[1].apply_calls() +
                          postgres_[2].apply_calls();
     const int observes0 = postgres_[0].observe_calls() + postgres_[1].observe_calls() +
@@ -278,11 +280,15 @@ void Print(const Figures& f) {
   std::printf("  during both: %d Apply, %ld status writes, %d catalog snapshots (Observe)\n",
               f.resync_applies, f.resync_status_writes, f.resync_observes);
   std::printf("RSS: at start %.1f MB; converged %.1f MB (peak %.1f); fakes only (daemon A "
-              "destroyed, malloc_trim) %.1f MB; after the resyncs %.1f MB (process peak %.1f)\n",
+              "destroyed, malloc_trim) %.1f MB; after the restart's resync %.1f MB; after the "
+              "back-to-back resyncs %.1f MB (process peak %.1f)\n",
               Mb(f.rss_start_kb), Mb(f.rss_converged_kb), Mb(f.hwm_converged_kb),
-              Mb(f.rss_fakes_kb), Mb(f.rss_after_kb), Mb(f.hwm_after_kb));
-  std::printf("  daemon's share (after the resyncs minus fakes only): %.1f MB\n",
-              Mb(f.rss_after_kb - f.rss_fakes_kb));
+              Mb(f.rss_fakes_kb), Mb(f.rss_restart_kb), Mb(f.rss_after_kb), Mb(f.hwm_after_kb));
+  std::printf("  daemon's share (minus fakes only): A converged %.1f MB, B after the restart's "
+              "resync %.1f MB, B after the back-to-back resyncs %.1f MB (%.1f kB a workspace)\n",
+              Mb(f.rss_converged_kb - f.rss_fakes_kb), Mb(f.rss_restart_kb - f.rss_fakes_kb),
+              Mb(f.rss_after_kb - f.rss_fakes_kb),
+              static_cast<double>(f.rss_after_kb - f.rss_fakes_kb) / n);
 }
 
 }  // namespace
