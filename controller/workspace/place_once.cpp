@@ -38,8 +38,8 @@ std::map<std::string, Failure> PlaceFromObserved(
       for (const auto& [name, database] : snapshot->second->databases) {
         std::optional<postgres::Marker> marker = postgres::Marker::Parse(database.comment);
         if (!marker || !postgres::MarkerSignatureValid(*marker, marker_key)) continue;
-        ++candidate.used;
-        marked.emplace(marker->workspace, cluster.name);
+        ++candidate.used;  // a source a move kept holds its room until it is pruned
+        if (!postgres::MarkerMoved(*marker)) marked.emplace(marker->workspace, cluster.name);
       }
     }
     candidates.push_back(std::move(candidate));

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <string>
+#include <utility>
 #include <type_traits>
 #include <variant>
 
@@ -94,6 +95,11 @@ std::string Marker::Render() const {
 Marker SignMarker(Marker marker, const Secret& key) {
   marker.fields[std::string(kSignatureField)] = MarkerSignature(marker, key);
   return marker;
+}
+
+Marker MovedMarker(Marker current, const std::string& to, const Secret& key) {
+  current.fields[std::string(kMovedField)] = to;
+  return SignMarker(std::move(current), key);
 }
 
 bool MarkerSignatureValid(const Marker& marker, const Secret& key) {

@@ -125,6 +125,20 @@ struct MarkedDatabase {
 inline constexpr std::string_view kReclaimField = "reclaim";
 inline constexpr std::string_view kReclaimRetained = "retained";
 
+/// The database marker's field `moved=<cluster>` (signed): the workspace was moved to that
+/// cluster and this database is the source a move kept, NOLOGIN, until `tenantctl move --prune`
+/// (docs/moves.md). Such a database is not where the workspace lives: the identity check and
+/// `--once` placement look past it.
+inline constexpr std::string_view kMovedField = "moved";
+
+/// True when `marker` carries `moved`.
+inline bool MarkerMoved(const Marker& marker) {
+  return marker.fields.contains(std::string(kMovedField));
+}
+
+/// `current` (a database marker of the workspace) with `moved=<to>`, signed again with `key`.
+Marker MovedMarker(Marker current, const std::string& to, const Secret& key);
+
 /// The role marker's `pw` field: a keyed memo that the role's stored verifier was checked against
 /// (or made from) the derived password. HMAC(password, verifier), truncated; not reversible.
 std::string PasswordMemo(const Secret& password, std::string_view verifier);

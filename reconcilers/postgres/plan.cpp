@@ -381,7 +381,7 @@ std::optional<Failure> CheckIdentity(const DesiredTenant& desired, const Observe
         continue;
       }
       auto marker = Marker::Parse(database.comment);
-      if (marker && ConvergedMarker(*marker, desired)) {
+      if (marker && ConvergedMarker(*marker, desired) && !MarkerMoved(*marker)) {
         found = MarkedDatabase{desired.cluster, name, std::move(*marker)};
         break;
       }
@@ -393,6 +393,10 @@ std::optional<Failure> CheckIdentity(const DesiredTenant& desired, const Observe
       // that it lives on another cluster than the one it was observed on: not a move.
       const std::string* cluster = Field(other.marker, kClusterField);
       if (other.cluster == desired.cluster || cluster == nullptr || *cluster != other.cluster) {
+        continue;
+      }
+      // The source a move kept (signed, so not a tenant's forgery): the data moved on.
+      if (MarkerMoved(other.marker) && MarkerSignatureValid(other.marker, desired.marker_key)) {
         continue;
       }
       if (ConvergedMarker(other.marker, desired)) {

@@ -660,6 +660,47 @@ TEST_CASE("convergence: an identity edit on a converged workspace stalls and cha
   CHECK(pg.contents()["tenant_acme"].applied.size() == 3);
 }
 
+// Issue 10, part 2 (docs/moves.md): the source a move kept carries a signed `moved` field; the
+// identity check looks past it.
+TEST_CASE("convergence: a database a move kept (signed moved marker) is not where the workspace "
+          "lives") {
+  FakePostgres source;
+  AddAdmin(source);
+  Inputs inputs = Variants().front().inputs;
+  inputs.workspace.database.cluster = "c1";
+  ReconcileOk(source, inputs.Desired());
+  inputs.workspace.database.cluster = "c2";
+  const DesiredTenant moved = inputs.Desired();
+  FakePostgres target;
+  AddAdmin(target);
+  const auto elsewhere_of = [&] {
+    std::vector<MarkedDatabase> elsewhere;
+    for (auto& [name, marked] : IndexDatabaseMarkers("c1", *source.Observe())) {
+      elsewhere.push_back(marked);
+    }
+    return elsewhere;
+  };
+  // Before the move is marked: the data is on c1, so naming c2 stalls.
+  std::vector<MarkedDatabase> elsewhere = elsewhere_of();
+  REQUIRE(elsewhere.size() == 1);
+  Plan plan = PlanFor(target, moved, {.deep = false, .elsewhere = elsewhere});
+  REQUIRE(plan.blocked.has_value());
+  CHECK(plan.blocked->reason == "ImmutableField");
+
+  const std::string comment = source.cluster().databases.at(moved.database).comment;
+  std::optional<Marker> marker = Marker::Parse(comment);
+  REQUIRE(marker.has_value());
+  {
+    const Marker kept = MovedMarker(*marker, "c2", MarkerKey(kMasterKey));
+    CHECK(MarkerMoved(kept));
+    REQUIRE(source.Apply(SetDatabaseMarker{moved.database, kept.Render()}).ok());
+    elsewhere = elsewhere_of();
+    plan = PlanFor(target, moved, {.deep = false, .elsewhere = elsewhere});
+    CHECK_FALSE(plan.blocked.has_value());
+    CHECK_FALSE(plan.actions.empty());
+  }
+}
+
 TEST_CASE("FakePostgres behaves like the server where the plan relies on it") {
   FakePostgres pg;
   const DesiredTenant desired = FullDesired();
