@@ -469,6 +469,9 @@ struct StoredMove {
   std::string who;       ///< the principal that asked
   bool suspended_by_move = false;  ///< the move set the suspend override (and clears it)
   bool switched = false;           ///< the placement points at `to_cluster` (roll forward)
+  /// The target held neither the database nor the role, and the move is creating them: what is
+  /// marked for the workspace there is the move's, and a rollback drops it.
+  bool target_created = false;
   std::int64_t requested_unix = 0;
   std::int64_t updated_unix = 0;
   std::int64_t finished_unix = 0;  ///< 0 while pending or running

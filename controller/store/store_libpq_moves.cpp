@@ -13,20 +13,21 @@ namespace {
 
 constexpr std::string_view kMoveColumns =
     "SELECT workspace, id, from_cluster, to_cluster, state, step, message, reason, verified, who,"
-    " suspended_by_move, switched, requested_unix, updated_unix, finished_unix, pruned_unix,"
-    " downtime_ms, version FROM tm_moves";
+    " suspended_by_move, switched, target_created, requested_unix, updated_unix, finished_unix,"
+    " pruned_unix, downtime_ms, version FROM tm_moves";
 constexpr std::string_view kInsertMove =
     "INSERT INTO tm_moves (workspace, id, from_cluster, to_cluster, state, step, message, reason,"
-    " verified, who, suspended_by_move, switched, requested_unix, updated_unix, finished_unix,"
-    " pruned_unix, downtime_ms, version)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::boolean, $12::boolean, $13::bigint,"
-    " $14::bigint, $15::bigint, $16::bigint, $17::bigint, 1) ON CONFLICT (workspace) DO NOTHING";
+    " verified, who, suspended_by_move, switched, target_created, requested_unix, updated_unix,"
+    " finished_unix, pruned_unix, downtime_ms, version)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::boolean, $12::boolean, $13::boolean,"
+    " $14::bigint, $15::bigint, $16::bigint, $17::bigint, $18::bigint, 1)"
+    " ON CONFLICT (workspace) DO NOTHING";
 constexpr std::string_view kUpdateMove =
     "UPDATE tm_moves SET id = $2, from_cluster = $3, to_cluster = $4, state = $5, step = $6,"
     " message = $7, reason = $8, verified = $9, who = $10, suspended_by_move = $11::boolean,"
-    " switched = $12::boolean, requested_unix = $13::bigint, updated_unix = $14::bigint,"
-    " finished_unix = $15::bigint, pruned_unix = $16::bigint, downtime_ms = $17::bigint,"
-    " version = version + 1 WHERE workspace = $1 AND version = $18::bigint";
+    " switched = $12::boolean, target_created = $13::boolean, requested_unix = $14::bigint,"
+    " updated_unix = $15::bigint, finished_unix = $16::bigint, pruned_unix = $17::bigint,"
+    " downtime_ms = $18::bigint, version = version + 1 WHERE workspace = $1 AND version = $19::bigint";
 // The placement becomes the target whether or not one was recorded (a workspace placed before
 // placements were recorded has only its identity).
 constexpr std::string_view kSwitchPlacement =
@@ -51,10 +52,11 @@ Outcome<StoredMove> MoveAt(PGresult* res, int row) {
   move.who = PQgetvalue(res, row, 9);
   move.suspended_by_move = std::string_view(PQgetvalue(res, row, 10)) == "t";
   move.switched = std::string_view(PQgetvalue(res, row, 11)) == "t";
+  move.target_created = std::string_view(PQgetvalue(res, row, 12)) == "t";
   std::int64_t* numbers[] = {&move.requested_unix, &move.updated_unix, &move.finished_unix,
                              &move.pruned_unix,    &move.downtime_ms,  &move.version};
   for (int i = 0; i < 6; ++i) {
-    const auto value = ParseInt(PQgetvalue(res, row, 12 + i));
+    const auto value = ParseInt(PQgetvalue(res, row, 13 + i));
     if (!value) return BadValue("tm_moves");
     *numbers[i] = *value;
   }
@@ -75,6 +77,7 @@ std::vector<std::string> MoveParams(const StoredMove& move, std::int64_t now_uni
           move.who,
           flag(move.suspended_by_move),
           flag(move.switched),
+          flag(move.target_created),
           std::to_string(move.requested_unix),
           std::to_string(now_unix),
           std::to_string(move.finished_unix),

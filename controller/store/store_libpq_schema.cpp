@@ -247,6 +247,7 @@ CREATE TABLE tm_moves (
   who text NOT NULL,
   suspended_by_move boolean NOT NULL,
   switched boolean NOT NULL,
+  target_created boolean NOT NULL,
   requested_unix bigint NOT NULL,
   updated_unix bigint NOT NULL,
   finished_unix bigint NOT NULL,

@@ -67,15 +67,15 @@ TEST_CASE("Migrate twice is a no-op: one version row per migration") {
   auto store = OpenStore();
   const std::string count_sql = "SELECT count(*) FROM tm_schema_version";
   const std::string rows = QueryValue(StoreDsn(), count_sql);
-  CHECK(rows == "12");  // one row per migration
+  CHECK(rows == "13");  // one row per migration
   const std::string versions_sql =
       "SELECT string_agg(version::text, ',' ORDER BY version) FROM tm_schema_version";
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10,11,12");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10,11,12,13");
   REQUIRE(store->Migrate().ok());
   auto other = MakeLibpqStore(Secret(StoreDsn()));
   REQUIRE(other->Migrate().ok());
   CHECK(QueryValue(StoreDsn(), count_sql) == rows);
-  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10,11,12");
+  CHECK(QueryValue(StoreDsn(), versions_sql) == "1,2,3,4,5,6,7,8,9,10,11,12,13");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_workspaces WHERE false") == "0");
   CHECK(QueryValue(StoreDsn(), "SELECT count(*) FROM tm_sources WHERE false") == "0");
 }
@@ -421,7 +421,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn,
                    "SELECT string_agg(version::text, ',' ORDER BY version)"
-                   " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10,11,12");
+                   " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10,11,12,13");
 
   std::optional<WorkspaceStatus> old = Must(store->GetStatus("old-acme"));
   REQUIRE(old.has_value());
@@ -441,7 +441,7 @@ TEST_CASE("a store at schema v1 is upgraded to the newest and keeps its rows") {
   REQUIRE(store->PutStatus(updated).ok());
   CHECK(Must(store->GetStatus("old-acme"))->revision == "r2");
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "12");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "13");
 }
 
 TEST_CASE("ListStatuses: every stored status, ordered by name, in one query") {
@@ -750,6 +750,66 @@ TEST_CASE("leader lock: a server restart ends the hold; StillHeld says so withou
   lock->Release();
 }
 
+// Moves (schema v13, docs/moves.md): a versioned row per workspace; the switch moves the
+// placement and the identity's cluster with the row, or nothing.
+TEST_CASE("moves store (schema v13): versioned writes, and the switch in one transaction") {
+  auto store = OpenStore();
+  Execute(StoreDsn(), "DELETE FROM tm_moves WHERE workspace LIKE 'mv-%';"
+                      " DELETE FROM tm_placements WHERE workspace LIKE 'mv-%';"
+                      " DELETE FROM tm_workspaces WHERE name LIKE 'mv-%'");
+  Must(store->UpsertSpec("mv-acme", "fleet", "r1", R"({"spec":{}})"));
+  Must(store->RecordIdentity("mv-acme", {"crm", "c1", "tenant_mv_acme", "user_mv_acme"}));
+  Must(store->RecordPlacement("mv-acme", "c1", 1'800'000'000));
+  CHECK_FALSE(Must(store->FindMove("mv-acme")).has_value());
+
+  StoredMove move;
+  move.workspace = "mv-acme";
+  move.id = "mv-mv-acme-1-abcd";
+  move.from_cluster = "c1";
+  move.to_cluster = "c2";
+  move.state = "pending";
+  move.step = "prepare";
+  move.who = "token:t1";
+  move.requested_unix = 1'800'000'100;
+  const std::optional<std::int64_t> v1 = Must(store->PutMove(move, 1'800'000'100));
+  REQUIRE(v1 == 1);
+  // A second writer that read no row (or an old version) writes nothing.
+  CHECK_FALSE(Must(store->PutMove(move, 1'800'000'101)).has_value());
+  move.version = 1;
+  move.state = "running";
+  move.target_created = true;
+  move.message = "restoring";
+  REQUIRE(Must(store->PutMove(move, 1'800'000'102)) == 2);
+  std::optional<StoredMove> read = Must(store->FindMove("mv-acme"));
+  REQUIRE(read.has_value());
+  CHECK(read->state == "running");
+  CHECK(read->target_created);
+  CHECK(read->updated_unix == 1'800'000'102);
+  CHECK(read->version == 2);
+
+  // A stale switch changes nothing: not the row, not the placement, not the identity.
+  move.switched = true;
+  CHECK_FALSE(Must(store->SwitchPlacement(move, 1'800'000'103)).has_value());
+  CHECK(QueryValue(StoreDsn(), "SELECT cluster FROM tm_placements WHERE workspace = 'mv-acme'") ==
+        "c1");
+  move.version = 2;
+  REQUIRE(Must(store->SwitchPlacement(move, 1'800'000'104)) == 3);
+  CHECK(QueryValue(StoreDsn(), "SELECT cluster FROM tm_placements WHERE workspace = 'mv-acme'") ==
+        "c2");
+  const std::optional<StoredWorkspace> workspace = Must(store->Get("mv-acme"));
+  REQUIRE(workspace.has_value());
+  REQUIRE(workspace->identity.has_value());
+  CHECK(workspace->identity->cluster == "c2");
+  CHECK(workspace->identity->database == "tenant_mv_acme");
+  read = Must(store->FindMove("mv-acme"));
+  REQUIRE(read.has_value());
+  CHECK(read->switched);
+  const std::vector<StoredMove> all = Must(store->ListMoves());
+  CHECK(std::count_if(all.begin(), all.end(),
+                      [](const StoredMove& m) { return m.workspace == "mv-acme"; }) == 1);
+  CHECK_FALSE(store->PutMove(StoredMove{}, 1).ok());
+}
+
 }  // namespace
 }  // namespace tmaster::controller
 
@@ -968,10 +1028,11 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   (void)QueryValue(admin, "CREATE DATABASE tm_store_v3");
   const std::string dsn = server.Dsn("tm_store_v3");
   // A v3 store as the operator of issue 11 left it: migrations 1 to 3 are released and frozen,
-  // so running them and taking v4 to v12 back out gives exactly that schema.
+  // so running them and taking v4 to v13 back out gives exactly that schema.
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
   Execute(dsn, "DROP TABLE tm_stack_ledger, tm_api_tokens, tm_overrides, tm_sessions,"
-               " tm_login_failures, tm_backups, tm_product_revisions, tm_rollouts, tm_placements;"
+               " tm_login_failures, tm_backups, tm_product_revisions, tm_rollouts, tm_placements,"
+               " tm_moves;"
                " ALTER TABLE tm_webhook_deliveries RESET (autovacuum_vacuum_scale_factor,"
                " autovacuum_vacuum_threshold, autovacuum_vacuum_insert_scale_factor,"
                " autovacuum_vacuum_insert_threshold);"
@@ -993,7 +1054,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   Outcome<Done> migrated = store->Migrate();
   REQUIRE_MESSAGE(migrated.ok(), (migrated.ok() ? "" : migrated.failure().message));
   CHECK(QueryValue(dsn, "SELECT string_agg(version::text, ',' ORDER BY version)"
-                        " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10,11,12");
+                        " FROM tm_schema_version") == "1,2,3,4,5,6,7,8,9,10,11,12,13");
   std::optional<StoredWorkspace> kept = Must(store->Get("v3-acme"));
   REQUIRE(kept.has_value());
   CHECK(kept->stack_endpoint == 2);
@@ -1006,7 +1067,7 @@ TEST_CASE("a store at schema v3 is upgraded to the newest (the stack ledger, the
   CHECK(Must(store->ListStackLedger("b")) == std::vector<StackLedgerRow>{row});
   CHECK(Must(store->ListBackups(std::nullopt)).empty());  // v8's catalog, empty
   REQUIRE(MakeLibpqStore(Secret(dsn))->Migrate().ok());
-  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "12");
+  CHECK(QueryValue(dsn, "SELECT count(*) FROM tm_schema_version") == "13");
 }
 
 namespace {
