@@ -39,6 +39,7 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                  return cluster_monitor_.Reach(cluster);
                },
                .now_unix = {}}),
+      moves_(MakeMoveRunner()),
       fleet_(&overrides_),
       observer_(*this),
       api_({.config = deps_.config,
@@ -61,7 +62,8 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
             .now_unix = {},
             .backups = backups_.get(),
             .rollouts = &rollouts_,
-            .placer = &placer_}),
+            .placer = &placer_,
+            .moves = moves_.get()}),
       reconciler_({.desired = &desired_,
                    .store = deps_.store,
                    .events = &events_,
@@ -119,6 +121,30 @@ std::unique_ptr<BackupRunner> Daemon::MakeBackupRunner() {
       .enqueue = [this](const std::string& name) { return Enqueue(name); },
       .now_unix = {},
       .pg_bin_dir = {}});
+}
+
+std::unique_ptr<MoveRunner> Daemon::MakeMoveRunner() {
+  if (deps_.cluster_dsns.empty() || deps_.config == nullptr || deps_.master_key == nullptr) {
+    return nullptr;
+  }
+  return std::make_unique<MoveRunner>(MoveRunnerDeps{
+      .config = deps_.config,
+      .store = deps_.store,
+      .desired = &desired_,
+      .events = &events_,
+      .overrides = &overrides_,
+      .override_store = deps_.override_store != nullptr ? deps_.override_store : &store_overrides_,
+      .deep = &deep_,
+      .gateways = deps_.gateways,
+      .admin_dsns = deps_.cluster_dsns,
+      .master_key = deps_.master_key,
+      .placer = &placer_,
+      .store_database = deps_.store_database,
+      .enqueue = [this](const std::string& name) { return Enqueue(name); },
+      .switched = [this](const std::string& name) { reconciler_.Moved(name); },
+      .now_unix = {},
+      .pg_bin_dir = {},
+      .phase_wait = std::chrono::seconds(120)});
 }
 
 Daemon::~Daemon() {
@@ -260,6 +286,9 @@ bool Daemon::Begin(WorkQueue& queue) {
         *deps_.stacks, events_, [this] { return RuntimePass(); }, options_.resync_interval);
     runtimes_->Start();
   }
+  // Moves are taken (and unfinished ones taken up) from the term's start: the runner's thread
+  // queues names, which waits for this lock, so nothing runs before the term is in place.
+  if (moves_) moves_->Start();
   sources_clean_ = false;
   return true;
 }
@@ -346,6 +375,8 @@ void Daemon::StopIntake() {
   if (runtimes_) runtimes_->Stop();
   // A backup or restore in flight finishes first (each tool run is bounded).
   if (backups_) backups_->Stop();
+  // A move's step in flight finishes first; an unfinished move is taken up by the next term.
+  if (moves_) moves_->Stop();
   std::vector<SourceRunner*> runners;
   {
     const std::lock_guard lock(term_mutex_);

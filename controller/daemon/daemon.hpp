@@ -25,6 +25,7 @@
 #include "controller/daemon/backup_runner.hpp"
 #include "controller/daemon/cluster_monitor.hpp"
 #include "controller/daemon/fleet_view.hpp"
+#include "controller/daemon/move_runner.hpp"
 #include "controller/daemon/rollout_driver.hpp"
 #include "controller/daemon/shared_runtime_loop.hpp"
 #include "controller/daemon/workspace_api.hpp"
@@ -179,6 +180,7 @@ class Daemon final : private Term {
 
   std::unique_ptr<Source> MakeSource(const manifests::SourceConfig& config) const;
   std::unique_ptr<BackupRunner> MakeBackupRunner();
+  std::unique_ptr<MoveRunner> MakeMoveRunner();
   /// Queues `name` in the current term; false without one (a standby).
   bool Enqueue(const std::string& name);
   /// A standby's list older than standby_refresh is reloaded from the store.
@@ -218,6 +220,7 @@ class Daemon final : private Term {
   ClusterMonitor cluster_monitor_;
   /// Where workspaces without a named cluster are (docs/placement.md): loaded in Begin.
   Placer placer_;
+  std::unique_ptr<MoveRunner> moves_;  ///< nullptr without cluster DSNs (the tests' fakes)
   FleetView fleet_;
   Observer observer_;
   WorkspaceApi api_;

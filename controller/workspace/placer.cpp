@@ -124,6 +124,14 @@ Status Placer::Forget(const std::string& name) {
   return Ok();
 }
 
+void Placer::Moved(const std::string& name, const std::string& cluster) {
+  const std::lock_guard lock(mutex_);
+  placed_[name] = cluster;
+  if (auto identity = identities_.find(name); identity != identities_.end()) {
+    identity->second = cluster;
+  }
+}
+
 std::vector<Placer::Usage> Placer::Usages() const {
   std::map<std::string, std::int64_t> placed;
   std::map<std::string, std::int64_t> used;

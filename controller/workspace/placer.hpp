@@ -60,6 +60,9 @@ class Placer {
   [[nodiscard]] std::optional<std::string> PlacedOn(const std::string& name) const;
   /// Forgets the placement (its database was dropped): its room is free again.
   Status Forget(const std::string& name);
+  /// A move switched `name` to `cluster` (the store already says so: Store::SwitchPlacement);
+  /// from now on that is its answer (docs/moves.md).
+  void Moved(const std::string& name, const std::string& cluster);
 
   struct Usage {
     std::string cluster;

@@ -43,6 +43,14 @@ void WorkspaceReconciler::EndTerm() {
   endpoints_.Clear();
 }
 
+void WorkspaceReconciler::Moved(const std::string& name) {
+  const std::lock_guard lock(mutex_);
+  recorded_.erase(name);
+  // The move created the target's database outside this reconciler: a snapshot older than now
+  // may not show it.
+  last_write_[name] = deps_.clock->Now();
+}
+
 std::map<std::string, int> WorkspaceReconciler::PhaseCounts() const {
   const std::set<std::string> deleting = deps_.desired->DeletingNames();
   const std::vector<std::string> declared = deps_.desired->DeclaredNames();

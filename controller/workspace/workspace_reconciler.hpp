@@ -89,6 +89,9 @@ class WorkspaceReconciler final : public Reconciler {
   void BeginTerm(std::vector<WorkspaceStatus> statuses);
   /// The term ended: forget statuses and snapshots.
   void EndTerm();
+  /// A move switched `name` to another cluster (docs/moves.md): its recorded identity is read
+  /// from the store again, and its next pass observes its clusters afresh.
+  void Moved(const std::string& name);
   /// Workspaces by phase for the gauge; declared ones without a status yet count as Pending.
   [[nodiscard]] std::map<std::string, int> PhaseCounts() const;
 
