@@ -90,6 +90,9 @@ void MoveRunner::Start() {
     running_ = true;
     stopping_ = false;
   }
+  // A dump (or its partial file) a killed term left: no move runs yet, so every file goes; the
+  // move it belonged to dumps again if it is taken up (backups' own sweep leaves `.moves` alone).
+  RemoveLeftDumps();
   thread_ = std::thread([this] { Worker(); });
   // What a term before this one left unfinished: rolled back or forward from its recorded step.
   Outcome<std::vector<StoredMove>> stored = deps_.store->ListMoves();
@@ -714,6 +717,23 @@ Outcome<StoredMove> MoveRunner::Prune(const std::string& workspace, const std::s
 
 std::string MoveRunner::DumpFolder() const {
   return (deps_.config->backups.directory / ".moves").string();
+}
+
+void MoveRunner::RemoveLeftDumps() const {
+  std::error_code error;
+  int removed = 0;
+  for (const auto& file : std::filesystem::directory_iterator(DumpFolder(), error)) {
+    std::error_code kind;
+    if (!file.is_regular_file(kind) || file.is_symlink(kind)) continue;
+    std::error_code gone;
+    if (std::filesystem::remove(file.path(), gone)) {
+      ++removed;
+    } else if (gone) {
+      spdlog::warn("moves: cannot remove a dump an earlier term left, {}: {}",
+                   file.path().string(), gone.message());
+    }
+  }
+  if (removed > 0) spdlog::info("moves: removed {} dump file(s) an earlier term left", removed);
 }
 
 }  // namespace tmaster::controller

@@ -108,6 +108,7 @@ class MoveRunner final : public moves::MoveService {
   /// The workspace's database and role: its recorded identity (the desired state as a fallback).
   Outcome<std::pair<std::string, std::string>> NamesOf(const StoredMove& move);
   std::string DumpFolder() const;
+  void RemoveLeftDumps() const;
   void ClearOverride(StoredMove& move);
   /// The test hook (docs/moves.md#testing) at `step`: Ok unless TM_MOVE_TEST_FAULT names it.
   Status Fault(const std::string& step);

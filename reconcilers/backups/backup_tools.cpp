@@ -1407,6 +1407,10 @@ Outcome<int> RemoveStalePartials(const std::string& backups_directory) {
   for (const auto& folder : std::filesystem::directory_iterator(backups_directory, error)) {
     std::error_code kind;
     if (!folder.is_directory(kind) || folder.is_symlink(kind)) continue;
+    // A workspace's folder is named for it, and no workspace name starts with a dot; a dotted
+    // folder belongs to someone else (a move's dumps, `.moves`, are the move runner's: a sweep
+    // here once removed a running move's partial dump).
+    if (folder.path().filename().string().starts_with('.')) continue;
     std::error_code listing;
     for (const auto& file : std::filesystem::directory_iterator(folder.path(), listing)) {
       const std::string name = file.path().filename().string();

@@ -171,7 +171,8 @@ Status RemoveStaleWorkFolders(const std::string& temp_root = {});
 
 /// Removes every `.<id>.partial` file in the workspace folders directly under
 /// `backups_directory` (a dump interrupted before its rename) and returns how many. Called when
-/// no dump runs (a running dump's partial file would go too). A missing directory: 0. Transient
+/// no backup runs (a running dump's partial file would go too). Folders whose names start with a
+/// dot are not workspaces' and are left alone (a move's `.moves`). A missing directory: 0. Transient
 /// "BackupCleanupFailed" when the directory cannot be read or a file removed.
 Outcome<int> RemoveStalePartials(const std::string& backups_directory);
 

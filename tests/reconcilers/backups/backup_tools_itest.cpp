@@ -633,11 +633,15 @@ TEST_CASE("a process killed mid-dump leaves its work folder and partial file; bo
   std::filesystem::create_directories(backups_dir / "other");
   dir.Write("backups/other/.other-2.partial", "x");
   dir.Write("backups/other/other-1.dump", "finished");
+  // A dotted folder is not a workspace's: a running move's partial dump there stays.
+  std::filesystem::create_directories(backups_dir / ".moves");
+  dir.Write("backups/.moves/.mv-acme-1.partial", "a move dumping");
   auto removed = backups::RemoveStalePartials(backups_dir.string());
   REQUIRE_MESSAGE(removed.ok(), removed.failure().message);
   CHECK(*removed == 2);
   CHECK(FilesIn(backups_dir / "acme").empty());
   CHECK(FilesIn(backups_dir / "other") == std::vector<std::string>{"other-1.dump"});
+  CHECK(FilesIn(backups_dir / ".moves") == std::vector<std::string>{".mv-acme-1.partial"});
   auto none = backups::RemoveStalePartials((dir.path() / "missing").string());
   REQUIRE(none.ok());
   CHECK(*none == 0);
