@@ -215,7 +215,10 @@ for name in tenant-operator tenantctl portainer-sim; do
   page="/usr/share/man/man1/$name.1.gz"
   if [ -f "$page" ]; then
     first="$("/usr/bin/$name" --help | head -n 1)"
-    if MANWIDTH=200 man -l "$page" 2>/dev/null | col -bx | grep -qF -- "$first"; then
+    # Read whole, then searched: `… | grep -q` under pipefail fails when grep's early exit
+    # kills the writer with SIGPIPE (it did, once the tenantctl page grew).
+    shown="$(MANWIDTH=200 man -l "$page" 2>/dev/null | col -bx)"
+    if grep -qF -- "$first" <<<"$shown"; then
       pass "$page shows '$first'"
     else
       fail "$page does not show the first line of $name --help ('$first')"
@@ -228,7 +231,7 @@ for name in tenant-operator tenantctl portainer-sim; do
     fail "$page is missing"
   fi
 done
-if zcat /usr/share/man/man1/tenant-operator.1.gz 2>/dev/null | grep -q 'etc/tenant\\-master/environment'; then
+if grep -q 'etc/tenant\\-master/environment' <<<"$(zcat /usr/share/man/man1/tenant-operator.1.gz 2>/dev/null)"; then
   pass "tenant-operator(1) names /etc/tenant-master/environment"
 elif [ -f /usr/share/man/man1/tenant-operator.1.gz ]; then
   fail "tenant-operator(1) has no FILES section naming /etc/tenant-master/environment"
