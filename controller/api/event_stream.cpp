@@ -46,6 +46,22 @@ struct EventHub::State {
   struct Subscriber {
     StreamOutput output;
     StreamCheck check;
+    // Serialises send and end: the flusher may hold a snapshot taken before the checker ended
+    // this stream, and nothing may be sent after `end` (a CI run caught a fleet message there).
+    std::mutex gate{};
+    bool ended = false;
+
+    bool Send(const std::shared_ptr<const std::string>& bytes) {
+      const std::lock_guard lock(gate);
+      if (ended) return true;  // ended already: forgotten by whoever ended it
+      return output.send(bytes);
+    }
+    void End() {
+      const std::lock_guard lock(gate);
+      if (ended) return;
+      ended = true;
+      output.end();
+    }
   };
 
   const EventHubOptions options;
@@ -86,7 +102,7 @@ struct EventHub::State {
       const std::shared_ptr<const std::string>& bytes) {
     std::vector<std::uint64_t> gone;
     for (const auto& [id, subscriber] : subscribers) {
-      if (!subscriber->output.send(bytes)) gone.push_back(id);
+      if (!subscriber->Send(bytes)) gone.push_back(id);
     }
     if (gone.empty()) return;
     const std::lock_guard lock(mutex);
@@ -156,7 +172,7 @@ struct EventHub::State {
         Broadcast(subscribers, keepalive);
         for (const auto& [id, subscriber] : subscribers) {
           if (!subscriber->check || subscriber->check() != StreamVerdict::kEnded) continue;
-          subscriber->output.end();
+          subscriber->End();
           const std::lock_guard erase(mutex);
           attached.erase(id);
         }
@@ -257,8 +273,10 @@ void EventHub::Attach(const std::shared_ptr<Stream>& stream, StreamOutput output
       // Under the lock: no message of the flusher can pass the hello, and no change made after
       // the hello's version is missed. `send` only queues (it never blocks).
       if (!output.send(std::make_shared<const std::string>(HelloText(s.version)))) return;
-      s.attached[stream->id()] = std::make_shared<State::Subscriber>(
-          State::Subscriber{std::move(output), stream->check()});
+      auto subscriber = std::make_shared<State::Subscriber>();
+      subscriber->output = std::move(output);
+      subscriber->check = stream->check();
+      s.attached[stream->id()] = std::move(subscriber);
       return;
     }
   }
@@ -288,7 +306,7 @@ void EventHub::Stop() {
   }
   if (s.flusher.joinable()) s.flusher.join();
   if (s.checker.joinable()) s.checker.join();
-  for (const auto& [id, subscriber] : ending) subscriber->output.end();
+  for (const auto& [id, subscriber] : ending) subscriber->End();
 }
 
 }  // namespace tmaster::controller
