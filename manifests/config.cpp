@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cstdint>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -586,6 +587,27 @@ void ReadStacks(Context& context, MapReader& root, Config& config) {
   }
   if (auto network = reader.String("edgeNetwork")) stacks.edge_network = *network;
   if (auto resolver = reader.String("certResolver")) stacks.cert_resolver = *resolver;
+  std::map<std::int64_t, int> seen;  // id -> line
+  ForEachItem(reader, "endpoints",
+              [&](const YAML::Node& item, const std::string& path, const YAML::Mark& mark) {
+                MapReader entry(context, item, path, mark);
+                if (!entry.ok()) return;
+                EndpointConfig endpoint;
+                if (auto id = entry.Integer("id", 1, std::numeric_limits<std::int32_t>::max())) {
+                  endpoint.id = static_cast<int>(*id);
+                  auto [first, inserted] = seen.emplace(*id, entry.ValueMark("id").line + 1);
+                  if (!inserted) {
+                    entry.Error("id", "endpoint " + std::to_string(*id) +
+                                          " is defined twice (first at line " +
+                                          std::to_string(first->second) + ")");
+                  }
+                } else if (!entry.Has("id")) {
+                  entry.Missing("id");
+                }
+                endpoint.capacity = entry.Integer("capacity", 0, 10'000'000);
+                endpoint.labels = entry.Labels("labels");
+                stacks.endpoints.push_back(std::move(endpoint));
+              });
 }
 
 // A duration of at most an hour: a server limit longer than that is a typo, not a choice.

@@ -76,6 +76,16 @@ struct PortainerConfig {
   bool insecure_skip_verify = false;
 };
 
+/// `stacks.endpoints[]`: a Portainer endpoint dedicated stacks may be placed on (docs/placement.md#endpoints).
+struct EndpointConfig {
+  int id = 0;  ///< Portainer's environment id, > 0
+  /// `capacity`: the most stacks placement puts here; nullopt: no limit. Workspaces that name
+  /// the endpoint count, but are never refused by it.
+  std::optional<std::int64_t> capacity{};
+  /// `labels`: what `spec.dedicated.placement.endpointSelector` matches.
+  std::map<std::string, std::string> labels{};
+};
+
 struct StacksConfig {
   std::string backend = "directory";  ///< directory | portainer
   std::filesystem::path directory;    ///< resolved; default <config dir>/deployments
@@ -85,6 +95,9 @@ struct StacksConfig {
   PortainerConfig portainer;
   std::string edge_network = "tenant-network";
   std::string cert_resolver = "le";
+  /// The endpoints a workspace without `spec.dedicated.endpoint` may be placed on, in config
+  /// order; empty: such a workspace is Unschedulable.
+  std::vector<EndpointConfig> endpoints;
 };
 
 /// `http.webhookRateLimit`: `POST /hooks/git` per client address (IPv6 by /64).

@@ -691,6 +691,8 @@ class Loader {
     if (Present(dedicated)) {
       DedicatedSpec d;
       d.endpoint = Int(dedicated, "endpoint", d.endpoint);
+      d.endpoint_placed = !Present(Child(dedicated, "endpoint"));
+      d.endpoint_selector = StrMap(Child(dedicated, "placement"), "endpointSelector");
       d.version = Str(dedicated, "version");
       d.env = StrMap(dedicated, "env");
       w.dedicated = std::move(d);
@@ -703,6 +705,22 @@ class Loader {
     Diagnostic error = Error(where, std::move(field), std::move(message));
     Emit(entry.source.file_index, error);
     entry.errors.push_back(std::move(error));
+  }
+
+  // A placement selector's keys and values are label keys and values.
+  void CheckSelector(WorkspaceEntry& entry, const YAML::Node& selector, const std::string& path) {
+    for (auto it = selector.begin(); selector.IsMap() && it != selector.end(); ++it) {
+      if (!it->first.IsScalar() || !it->second.IsScalar()) continue;
+      const std::string field = path + "[" + detail::PathKey(it->first.Scalar()) + "]";
+      if (std::optional<std::string> error = LabelKeyError(it->first.Scalar())) {
+        Fail(entry, entry.source.At(it->first), field,
+             "invalid label key " + Quote(it->first.Scalar()) + ": " + *error);
+      }
+      if (std::optional<std::string> error = LabelValueError(it->second.Scalar())) {
+        Fail(entry, entry.source.At(it->second), field,
+             "invalid label value " + Quote(it->second.Scalar()) + ": " + *error);
+      }
+    }
   }
 
   // Rules a structural schema cannot express, on one workspace alone.
@@ -726,20 +744,18 @@ class Loader {
            "only for a workspace without spec.database.cluster (it names cluster " +
                Quote(w.database.cluster) + ")");
     }
-    const YAML::Node selector = Child(placement, "clusterSelector");
-    for (auto it = selector.begin(); selector.IsMap() && it != selector.end(); ++it) {
-      if (!it->first.IsScalar() || !it->second.IsScalar()) continue;
-      const std::string field =
-          "spec.database.placement.clusterSelector[" + detail::PathKey(it->first.Scalar()) + "]";
-      if (std::optional<std::string> error = LabelKeyError(it->first.Scalar())) {
-        Fail(entry, source.At(it->first), field,
-             "invalid label key " + Quote(it->first.Scalar()) + ": " + *error);
-      }
-      if (std::optional<std::string> error = LabelValueError(it->second.Scalar())) {
-        Fail(entry, source.At(it->second), field,
-             "invalid label value " + Quote(it->second.Scalar()) + ": " + *error);
-      }
+    CheckSelector(entry, Child(placement, "clusterSelector"),
+                  "spec.database.placement.clusterSelector");
+    // spec.dedicated.placement likewise chooses among endpoints.
+    const YAML::Node stack_placement = Child(Child(spec, "dedicated"), "placement");
+    if (w.dedicated && Present(stack_placement) && !w.dedicated->endpoint_placed) {
+      Fail(entry, source.At(*KeyMark(Child(spec, "dedicated"), "placement")),
+           "spec.dedicated.placement",
+           "only for a workspace without spec.dedicated.endpoint (it names endpoint " +
+               std::to_string(w.dedicated->endpoint) + ")");
     }
+    CheckSelector(entry, Child(stack_placement, "endpointSelector"),
+                  "spec.dedicated.placement.endpointSelector");
     if (w.dedicated) {
       const YAML::Node env = Child(Child(spec, "dedicated"), "env");
       for (auto it = env.begin(); env.IsMap() && it != env.end(); ++it) {

@@ -123,12 +123,18 @@ struct DatabaseSpec {
 };
 
 struct DedicatedSpec {
+  /// 0 while `endpoint_placed` and not placed yet: the controller fills in the placed endpoint.
   int endpoint = 0;
   std::string version;  ///< defaulted: the product's defaultVersion
   std::map<std::string, std::string> env;
   /// `version` came from the product's defaultVersion, not the manifest: a rollout may hold the
   /// workspace on an older revision's version (docs/rollouts.md); an explicit one is its own.
   bool version_defaulted = false;
+  /// `spec.dedicated.endpoint` omitted: the controller chooses the endpoint once, among the
+  /// config's `stacks.endpoints` whose labels carry every entry of `endpoint_selector`
+  /// (`placement.endpointSelector`), and keeps it (docs/placement.md#endpoints).
+  bool endpoint_placed{false};
+  std::map<std::string, std::string> endpoint_selector{};
 };
 
 struct BackupSpec {

@@ -635,7 +635,12 @@ int Run(const Args& args) {
                                                    .prune = !fleet.HasErrors(),
                                                    .endpoints = {}};
   for (const manifests::Workspace& workspace : fleet.workspaces) {
-    if (workspace.dedicated) runtime_options.endpoints.insert(workspace.dedicated->endpoint);
+    if (workspace.dedicated && !workspace.dedicated->endpoint_placed) {
+      runtime_options.endpoints.insert(workspace.dedicated->endpoint);
+    }
+  }
+  for (const manifests::EndpointConfig& endpoint : config.stacks.endpoints) {
+    runtime_options.endpoints.insert(endpoint.id);  // placed stacks are on these
   }
   const controller::SharedRuntimeReport runtimes =
       controller::ConvergeSharedRuntimes(fleet.products, stacks_context, runtime_options);

@@ -35,6 +35,8 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                .desired = &desired_,
                .clusters = deps_.config != nullptr ? deps_.config->clusters
                                                    : std::vector<manifests::ClusterConfig>{},
+               .endpoints = deps_.config != nullptr ? deps_.config->stacks.endpoints
+                                                    : std::vector<manifests::EndpointConfig>{},
                .reach = [this](const std::string& cluster) {
                  return cluster_monitor_.Reach(cluster);
                },
@@ -329,8 +331,15 @@ SharedRuntimeLoop::Pass Daemon::RuntimePass() {
   }
   for (const std::string& name : desired_.DeclaredNames()) {
     const std::shared_ptr<const DesiredEntry> entry = desired_.Declared(name);
-    if (entry != nullptr && entry->workspace.dedicated) {
+    if (entry != nullptr && entry->workspace.dedicated &&
+        !entry->workspace.dedicated->endpoint_placed) {
       pass.endpoints.insert(entry->workspace.dedicated->endpoint);
+    }
+  }
+  // Placed stacks are on the configured endpoints (docs/placement.md#endpoints).
+  if (deps_.config != nullptr) {
+    for (const manifests::EndpointConfig& endpoint : deps_.config->stacks.endpoints) {
+      pass.endpoints.insert(endpoint.id);
     }
   }
   pass.prune = clean && SourcesClean(&after) && before == after;

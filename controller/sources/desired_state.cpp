@@ -49,6 +49,7 @@ std::optional<StoredWorkspace> DesiredState::StoredAtStart(const std::string& na
 
 void DesiredState::Declare(const std::string& name, std::shared_ptr<const DesiredEntry> entry) {
   const std::lock_guard lock(mutex_);
+  ++declared_version_;
   declared_[name] = std::move(entry);
   rejected_.erase(name);
   deleting_.erase(name);
@@ -56,12 +57,14 @@ void DesiredState::Declare(const std::string& name, std::shared_ptr<const Desire
 
 void DesiredState::Reject(const std::string& name, Rejection rejection) {
   const std::lock_guard lock(mutex_);
+  ++declared_version_;
   declared_.erase(name);
   rejected_[name] = std::move(rejection);
 }
 
 void DesiredState::MarkDeleting(const std::string& name) {
   const std::lock_guard lock(mutex_);
+  ++declared_version_;
   declared_.erase(name);
   rejected_.erase(name);
   deleting_.insert(name);
@@ -134,8 +137,14 @@ bool DesiredState::StackRemovalHeld(const std::string& name) const {
   return false;
 }
 
+std::uint64_t DesiredState::DeclaredVersion() const {
+  const std::lock_guard lock(mutex_);
+  return declared_version_;
+}
+
 void DesiredState::Clear() {
   const std::lock_guard lock(mutex_);
+  ++declared_version_;
   declared_.clear();
   rejected_.clear();
   deleting_.clear();

@@ -94,6 +94,9 @@ class DesiredState {
 
   /// Names declared now, sorted.
   [[nodiscard]] std::vector<std::string> DeclaredNames() const;
+  /// Moves on whenever the declared set or an entry in it changes (Declare, Reject,
+  /// MarkDeleting, Clear): a reader of DeclaredNames may keep what it derived until then.
+  [[nodiscard]] std::uint64_t DeclaredVersion() const;
   [[nodiscard]] std::size_t DeletingCount() const;
   [[nodiscard]] std::set<std::string> DeletingNames() const;
 
@@ -122,6 +125,7 @@ class DesiredState {
   std::map<std::string, StoredWorkspace> stored_;
   std::map<std::string, std::set<std::string>> held_stack_removals_;  ///< by source
   std::set<std::string> api_owned_;
+  std::uint64_t declared_version_ = 0;
 };
 
 }  // namespace tmaster::controller

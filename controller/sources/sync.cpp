@@ -271,7 +271,9 @@ Status Sync::GuardDeletions(Pass& pass, SyncVerdict& verdict) {
   for (const manifests::Workspace& workspace : pass.fleet.workspaces) {
     const auto endpoint = stack_endpoints.find(workspace.name);
     if (endpoint == stack_endpoints.end()) continue;
-    if (!workspace.dedicated || workspace.dedicated->endpoint != endpoint->second) {
+    // A placed stack stays on its stored endpoint (docs/placement.md#endpoints).
+    if (!workspace.dedicated || (!workspace.dedicated->endpoint_placed &&
+                                 workspace.dedicated->endpoint != endpoint->second)) {
       stack_removals.insert(workspace.name);
     }
   }

@@ -57,7 +57,13 @@ std::string WorkspaceToJson(const manifests::Workspace& workspace) {
   spec["database"] = std::move(database);
   if (workspace.dedicated) {
     json::object dedicated;
-    dedicated["endpoint"] = workspace.dedicated->endpoint;
+    // Like the cluster: a placed endpoint is its own record (the stored stack endpoint).
+    if (!workspace.dedicated->endpoint_placed) dedicated["endpoint"] = workspace.dedicated->endpoint;
+    if (!workspace.dedicated->endpoint_selector.empty()) {
+      json::object placement;
+      placement["endpointSelector"] = Labels(workspace.dedicated->endpoint_selector);
+      dedicated["placement"] = std::move(placement);
+    }
     dedicated["version"] = workspace.dedicated->version;
     dedicated["env"] = Labels(workspace.dedicated->env);
     spec["dedicated"] = std::move(dedicated);
@@ -119,12 +125,13 @@ Outcome<ReclaimSpec> ReclaimSpecFromJson(const std::string& spec_json) {
   out.policy =
       policy == "Delete" ? manifests::ReclaimPolicy::kDelete : manifests::ReclaimPolicy::kRetain;
   if (const json::value* dedicated = Find(spec->as_object(), "dedicated"); dedicated != nullptr) {
-    const json::value* endpoint =
-        dedicated->is_object() ? Find(dedicated->as_object(), "endpoint") : nullptr;
-    if (endpoint == nullptr || !endpoint->is_int64()) {
+    if (!dedicated->is_object()) return BadField(out.workspace, "spec.dedicated");
+    // Absent for a placed stack: the stored stack endpoint names it.
+    const json::value* endpoint = Find(dedicated->as_object(), "endpoint");
+    if (endpoint != nullptr && !endpoint->is_int64()) {
       return BadField(out.workspace, "spec.dedicated.endpoint");
     }
-    out.endpoint = static_cast<int>(endpoint->as_int64());
+    if (endpoint != nullptr) out.endpoint = static_cast<int>(endpoint->as_int64());
   }
   return out;
 }

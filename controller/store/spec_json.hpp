@@ -28,7 +28,9 @@ struct ReclaimSpec {
   std::string database;
   std::string role;
   manifests::ReclaimPolicy policy = manifests::ReclaimPolicy::kRetain;
-  std::optional<int> endpoint;  ///< set for dedicated workspaces: their stack goes too
+  /// Set for dedicated workspaces that name their endpoint: their stack goes too (a placed
+  /// one's is the stored stack endpoint).
+  std::optional<int> endpoint;
 };
 
 /// Reads a ReclaimSpec from WorkspaceToJson's output. Stalled `InvalidStoredSpec` when a field

@@ -1,10 +1,12 @@
 #include "controller/workspace/place_once.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
 #include "reconcilers/placement/placement.hpp"
 #include "reconcilers/postgres/desired.hpp"
+#include "reconcilers/stacks/plan.hpp"
 
 namespace tmaster::controller {
 
@@ -84,6 +86,81 @@ std::map<std::string, Failure> PlaceFromObserved(
           if (candidate.name == *chosen) ++candidate.used;
         }
         workspace.database.cluster = *chosen;
+      }
+    }
+    kept.push_back(std::move(workspace));
+  }
+  workspaces = std::move(kept);
+  return failed;
+}
+
+std::map<std::string, Failure> PlaceStacksFromObserved(
+    std::vector<manifests::Workspace>& workspaces,
+    const std::map<int, Outcome<std::vector<stacks::ObservedStack>>>& lists,
+    const std::vector<manifests::EndpointConfig>& endpoints) {
+  std::map<std::string, Failure> failed;
+  const auto placed = [](const manifests::Workspace& w) {
+    return w.dedicated && w.dedicated->endpoint_placed;
+  };
+  if (std::none_of(workspaces.begin(), workspaces.end(), placed)) return failed;
+  std::map<std::string, int> found;  // workspace -> the endpoint its stack is on
+  std::vector<placement::Candidate> candidates;
+  std::optional<Failure> unreadable;
+  for (const manifests::EndpointConfig& endpoint : endpoints) {
+    placement::Candidate candidate;
+    candidate.name = std::to_string(endpoint.id);
+    candidate.capacity = endpoint.capacity;
+    candidate.labels = endpoint.labels;
+    candidate.tie_rank = endpoint.id;
+    const auto list = lists.find(endpoint.id);
+    if (list == lists.end() || !list->second) {
+      candidate.reachable = false;
+      candidate.down_reason = list == lists.end() ? "not listed" : list->second.failure().reason;
+      if (!unreadable) {
+        unreadable = list == lists.end()
+                         ? Failure::Transient("Unschedulable", "not listed")
+                         : list->second.failure();
+        unreadable->kind = FailureKind::kTransient;
+        unreadable->message = "not placed while endpoint " + candidate.name +
+                              " cannot be listed (it may hold its stack): " + unreadable->message;
+      }
+    } else {
+      for (const stacks::ObservedStack& stack : *list->second) {
+        // A workspace's stack: tm-<its TM_WORKSPACE> (a shared runtime's or a stranger's is not).
+        if (!stacks::IsOurs("", stack, std::nullopt)) continue;
+        ++candidate.used;
+        found.emplace(stack.workspace, endpoint.id);
+      }
+    }
+    candidates.push_back(std::move(candidate));
+  }
+  // Workspaces that name a configured endpoint and have no stack yet count there too.
+  for (const manifests::Workspace& workspace : workspaces) {
+    if (!workspace.dedicated || placed(workspace) || found.count(workspace.name) != 0) continue;
+    for (placement::Candidate& candidate : candidates) {
+      if (candidate.tie_rank == workspace.dedicated->endpoint) ++candidate.used;
+    }
+  }
+  std::vector<manifests::Workspace> kept;
+  kept.reserve(workspaces.size());
+  for (manifests::Workspace& workspace : workspaces) {
+    if (placed(workspace)) {
+      if (const auto at = found.find(workspace.name); at != found.end()) {
+        workspace.dedicated->endpoint = at->second;
+      } else if (unreadable) {
+        failed.emplace(workspace.name, *unreadable);
+        continue;
+      } else {
+        Outcome<std::string> chosen = placement::Choose(
+            candidates, workspace.dedicated->endpoint_selector, "endpoint");
+        if (!chosen) {
+          failed.emplace(workspace.name, chosen.failure());
+          continue;
+        }
+        for (placement::Candidate& candidate : candidates) {
+          if (candidate.name == *chosen) ++candidate.used;
+        }
+        workspace.dedicated->endpoint = std::stoi(*chosen);
       }
     }
     kept.push_back(std::move(workspace));

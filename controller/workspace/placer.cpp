@@ -26,11 +26,14 @@ Status Placer::Load() {
   const std::lock_guard lock(mutex_);
   placed_.clear();
   identities_.clear();
+  stacks_.clear();
+  counts_ = {};
   for (const StoredPlacement& placement : *placements) {
     placed_[placement.workspace] = placement.cluster;
   }
   for (const StoredWorkspace& workspace : *stored) {
     if (workspace.identity) identities_[workspace.name] = workspace.identity->cluster;
+    if (workspace.stack_endpoint) stacks_[workspace.name] = *workspace.stack_endpoint;
   }
   return Ok();
 }
@@ -41,16 +44,20 @@ std::optional<std::string> Placer::PlacedOn(const std::string& name) const {
   return std::nullopt;
 }
 
-std::map<std::string, std::int64_t> Placer::CountUsed(
-    std::map<std::string, std::int64_t>* placed) const {
-  std::map<std::string, std::int64_t> used;
-  std::set<std::string> counted;
+const Placer::Counts& Placer::Counted() const {
+  const std::uint64_t version = deps_.desired != nullptr ? deps_.desired->DeclaredVersion() : 0;
+  if (counts_.valid && counts_.version == version) return counts_;
+  Counts counts;
+  counts.valid = true;
+  counts.version = version;
+  std::set<std::string> on_cluster;
+  std::set<std::string> on_endpoint;
   if (deps_.desired != nullptr) {
     for (const std::string& name : deps_.desired->DeclaredNames()) {
       const std::shared_ptr<const DesiredEntry> entry = deps_.desired->Declared(name);
       if (entry == nullptr) continue;
-      const manifests::DatabaseSpec& database = entry->workspace.database;
-      std::string cluster = database.cluster_placed ? "" : database.cluster;
+      const manifests::Workspace& workspace = entry->workspace;
+      std::string cluster = workspace.database.cluster_placed ? "" : workspace.database.cluster;
       if (cluster.empty()) {
         if (const auto p = placed_.find(name); p != placed_.end()) {
           cluster = p->second;
@@ -58,16 +65,32 @@ std::map<std::string, std::int64_t> Placer::CountUsed(
           cluster = i->second;
         }
       }
-      if (cluster.empty()) continue;  // not placed yet
-      ++used[cluster];
-      counted.insert(name);
+      if (!cluster.empty()) {  // else not placed yet
+        ++counts.clusters[cluster];
+        on_cluster.insert(name);
+      }
+      if (!workspace.dedicated) continue;
+      std::optional<int> endpoint;
+      if (!workspace.dedicated->endpoint_placed) {
+        endpoint = workspace.dedicated->endpoint;
+      } else if (const auto s = stacks_.find(name); s != stacks_.end()) {
+        endpoint = s->second;
+      }
+      if (endpoint) {
+        ++counts.endpoints[*endpoint];
+        on_endpoint.insert(name);
+      }
     }
   }
   for (const auto& [name, cluster] : placed_) {
-    if (placed != nullptr) ++(*placed)[cluster];
-    if (counted.count(name) == 0) ++used[cluster];  // removed with Retain: its database stays
+    ++counts.placed[cluster];
+    if (on_cluster.count(name) == 0) ++counts.clusters[cluster];  // Retain kept its database
   }
-  return used;
+  for (const auto& [name, endpoint] : stacks_) {
+    if (on_endpoint.count(name) == 0) ++counts.endpoints[endpoint];  // its removal is pending
+  }
+  counts_ = std::move(counts);
+  return counts_;
 }
 
 Outcome<std::string> Placer::Record(const std::string& name, const std::string& cluster) {
@@ -80,6 +103,7 @@ Outcome<std::string> Placer::Record(const std::string& name, const std::string& 
     return failure;
   }
   placed_[name] = recorded->cluster;  // another replica's earlier choice wins
+  counts_.valid = false;
   return recorded->cluster;
 }
 
@@ -94,14 +118,16 @@ Outcome<std::string> Placer::ClusterFor(const std::string& name,
   if (const auto found = identities_.find(name); found != identities_.end()) {
     return Record(name, found->second);
   }
-  const std::map<std::string, std::int64_t> used = CountUsed(nullptr);
+  const Counts& counts = Counted();
   std::vector<placement::Candidate> candidates;
   for (const manifests::ClusterConfig& cluster : deps_.clusters) {
     placement::Candidate candidate;
     candidate.name = cluster.name;
     candidate.capacity = cluster.capacity;
     candidate.labels = cluster.labels;
-    if (const auto u = used.find(cluster.name); u != used.end()) candidate.used = u->second;
+    if (const auto u = counts.clusters.find(cluster.name); u != counts.clusters.end()) {
+      candidate.used = u->second;
+    }
     if (deps_.reach) {
       const ClusterReach reach = deps_.reach(cluster.name);
       candidate.reachable = !reach.known || reach.reachable;
@@ -112,7 +138,77 @@ Outcome<std::string> Placer::ClusterFor(const std::string& name,
   Outcome<std::string> chosen =
       placement::Choose(candidates, workspace.database.cluster_selector, "cluster");
   if (!chosen) return chosen.failure();
-  return Record(name, *chosen);
+  Outcome<std::string> recorded = Record(name, *chosen);
+  if (recorded) {
+    // Uncounted until now (neither placed nor converged): one more on its cluster, the rest as
+    // just counted (Record's invalidation is for the paths above, which were counted).
+    counts_.valid = true;
+    ++counts_.clusters[*recorded];
+    ++counts_.placed[*recorded];
+  }
+  return recorded;
+}
+
+Outcome<int> Placer::EndpointFor(const std::string& name, const manifests::Workspace& workspace,
+                                 std::optional<int> recorded) {
+  if (!workspace.dedicated) {
+    return Failure::Stalled("Unschedulable", "workspace " + name + " has no dedicated stack");
+  }
+  if (!workspace.dedicated->endpoint_placed) return workspace.dedicated->endpoint;
+  const std::lock_guard lock(mutex_);
+  if (const auto found = stacks_.find(name); found != stacks_.end()) return found->second;
+  if (recorded) {  // stored since this term began
+    stacks_[name] = *recorded;
+    counts_.valid = false;
+    return *recorded;
+  }
+  if (deps_.endpoints.empty()) {
+    return Failure::Stalled("Unschedulable",
+                            "spec.dedicated.endpoint is omitted and the operator config has no "
+                            "stacks.endpoints to place the stack on");
+  }
+  const Counts& counts = Counted();
+  std::vector<placement::Candidate> candidates;
+  for (const manifests::EndpointConfig& endpoint : deps_.endpoints) {
+    placement::Candidate candidate;
+    candidate.name = std::to_string(endpoint.id);
+    candidate.capacity = endpoint.capacity;
+    candidate.labels = endpoint.labels;
+    candidate.tie_rank = endpoint.id;
+    if (const auto u = counts.endpoints.find(endpoint.id); u != counts.endpoints.end()) {
+      candidate.used = u->second;
+    }
+    candidates.push_back(std::move(candidate));
+  }
+  Outcome<std::string> chosen =
+      placement::Choose(candidates, workspace.dedicated->endpoint_selector, "endpoint");
+  if (!chosen) return chosen.failure();
+  const int endpoint = std::stoi(*chosen);
+  // Recorded before the stack exists: a crash after its creation finds it where the record says.
+  if (Outcome<Done> put = deps_.store->RecordStackEndpoint(name, endpoint); !put) {
+    Failure failure = put.failure();
+    failure.kind = FailureKind::kTransient;
+    failure.message = "recording the placement of workspace " + name + "'s stack on endpoint " +
+                      *chosen + ": " + failure.message;
+    return failure;
+  }
+  stacks_[name] = endpoint;
+  ++counts_.endpoints[endpoint];  // counts_ is the set just counted: one more on it
+  return endpoint;
+}
+
+void Placer::StackOn(const std::string& name, std::optional<int> endpoint) {
+  const std::lock_guard lock(mutex_);
+  const auto found = stacks_.find(name);
+  const std::optional<int> before =
+      found == stacks_.end() ? std::nullopt : std::optional<int>(found->second);
+  if (before == endpoint) return;
+  if (endpoint) {
+    stacks_[name] = *endpoint;
+  } else {
+    stacks_.erase(name);
+  }
+  counts_.valid = false;
 }
 
 Status Placer::Forget(const std::string& name) {
@@ -121,6 +217,8 @@ Status Placer::Forget(const std::string& name) {
   const std::lock_guard lock(mutex_);
   placed_.erase(name);
   identities_.erase(name);
+  stacks_.erase(name);
+  counts_.valid = false;
   return Ok();
 }
 
@@ -130,14 +228,14 @@ void Placer::Moved(const std::string& name, const std::string& cluster) {
   if (auto identity = identities_.find(name); identity != identities_.end()) {
     identity->second = cluster;
   }
+  counts_.valid = false;
 }
 
 std::vector<Placer::Usage> Placer::Usages() const {
-  std::map<std::string, std::int64_t> placed;
-  std::map<std::string, std::int64_t> used;
+  Counts counts;
   {
     const std::lock_guard lock(mutex_);
-    used = CountUsed(&placed);
+    counts = Counted();
   }
   std::vector<Usage> out;
   for (const manifests::ClusterConfig& cluster : deps_.clusters) {
@@ -145,9 +243,33 @@ std::vector<Placer::Usage> Placer::Usages() const {
     usage.cluster = cluster.name;
     usage.capacity = cluster.capacity;
     usage.labels = cluster.labels;
-    if (const auto u = used.find(cluster.name); u != used.end()) usage.used = u->second;
-    if (const auto p = placed.find(cluster.name); p != placed.end()) usage.placed = p->second;
+    if (const auto u = counts.clusters.find(cluster.name); u != counts.clusters.end()) {
+      usage.used = u->second;
+    }
+    if (const auto p = counts.placed.find(cluster.name); p != counts.placed.end()) {
+      usage.placed = p->second;
+    }
     if (deps_.reach) usage.reach = deps_.reach(cluster.name);
+    out.push_back(std::move(usage));
+  }
+  return out;
+}
+
+std::vector<Placer::EndpointUsage> Placer::EndpointUsages() const {
+  Counts counts;
+  {
+    const std::lock_guard lock(mutex_);
+    counts = Counted();
+  }
+  std::vector<EndpointUsage> out;
+  for (const manifests::EndpointConfig& endpoint : deps_.endpoints) {
+    EndpointUsage usage;
+    usage.endpoint = endpoint.id;
+    usage.capacity = endpoint.capacity;
+    usage.labels = endpoint.labels;
+    if (const auto u = counts.endpoints.find(endpoint.id); u != counts.endpoints.end()) {
+      usage.used = u->second;
+    }
     out.push_back(std::move(usage));
   }
   return out;

@@ -3,8 +3,12 @@
 // the first pass of such a workspace asks for its cluster; a new one is placed
 // (reconcilers/placement/placement.hpp) against what every cluster holds now and the choice is
 // recorded in the store before anything is created; from then on the recorded cluster is its
-// answer, whatever the capacities, labels or reachability say later. Thread-safe: placements are
-// decided one at a time, so two new workspaces never both take a cluster's last room.
+// answer, whatever the capacities, labels or reachability say later. A dedicated workspace
+// without `spec.dedicated.endpoint` gets its stack's endpoint the same way, among the config's
+// `stacks.endpoints`, recorded as its stored stack endpoint (docs/placement.md#endpoints).
+// Thread-safe: placements are decided one at a time, so two new workspaces never both take a
+// place's last room. What each place holds is counted once per change of the declared set and
+// kept up to date by each new placement (a cold fleet of N is placed in O(N log N), not O(N^2)).
 
 #include <cstdint>
 #include <functional>
@@ -36,6 +40,7 @@ struct PlacerDeps {
   Store* store = nullptr;
   const DesiredState* desired = nullptr;
   std::vector<manifests::ClusterConfig> clusters;
+  std::vector<manifests::EndpointConfig> endpoints;  ///< `stacks.endpoints`
   /// The last check of a cluster; empty: every cluster counts as reachable.
   std::function<ClusterReach(const std::string&)> reach;
   /// Seconds since the epoch (tests fix it); empty: the system clock.
@@ -46,8 +51,9 @@ class Placer {
  public:
   explicit Placer(PlacerDeps deps);
 
-  /// Reads the recorded placements, and the identities of converged workspaces (one placed by
-  /// an older version keeps the cluster it converged on). Called at the start of each term.
+  /// Reads the recorded placements, the identities of converged workspaces (one placed by an
+  /// older version keeps the cluster it converged on) and the stored stack endpoints. Called at
+  /// the start of each term.
   Status Load();
 
   /// The cluster of `workspace`: the one its spec names; else the recorded placement; else the
@@ -56,6 +62,16 @@ class Placer {
   /// one named with why not); a store failure is Transient.
   Outcome<std::string> ClusterFor(const std::string& name, const manifests::Workspace& workspace,
                                   const std::optional<WorkspaceIdentity>& identity);
+  /// The endpoint of dedicated `workspace`'s stack: the one its spec names; else its stored
+  /// stack endpoint (`recorded`, or one recorded since); else a new placement among the
+  /// configured endpoints, recorded in the store (Store::RecordStackEndpoint) before it is
+  /// returned, so the stack is created only where the record says. Stalled `Unschedulable`
+  /// when no endpoint can take it; a store failure is Transient.
+  Outcome<int> EndpointFor(const std::string& name, const manifests::Workspace& workspace,
+                           std::optional<int> recorded);
+  /// The stored stack endpoint of `name` changed (its stack moved, or went with a switch to
+  /// shared or the workspace's removal): what each endpoint holds follows.
+  void StackOn(const std::string& name, std::optional<int> endpoint);
   /// The recorded placement, if any.
   [[nodiscard]] std::optional<std::string> PlacedOn(const std::string& name) const;
   /// Forgets the placement (its database was dropped): its room is free again.
@@ -75,10 +91,28 @@ class Placer {
   /// Each configured cluster, in config order.
   [[nodiscard]] std::vector<Usage> Usages() const;
 
+  struct EndpointUsage {
+    int endpoint = 0;
+    std::optional<std::int64_t> capacity;
+    std::map<std::string, std::string> labels;
+    std::int64_t used = 0;  ///< stacks on it: declared there, placed, or not yet removed
+  };
+  /// Each configured endpoint (`stacks.endpoints`), in config order.
+  [[nodiscard]] std::vector<EndpointUsage> EndpointUsages() const;
+
  private:
+  /// What each place holds, derived from the declared set at `version`.
+  struct Counts {
+    bool valid = false;
+    std::uint64_t version = 0;
+    std::map<std::string, std::int64_t> clusters;  ///< workspaces on each cluster
+    std::map<std::string, std::int64_t> placed;    ///< of which placed by the operator
+    std::map<int, std::int64_t> endpoints;         ///< stacks on each endpoint
+  };
+
   std::int64_t Now() const;
-  /// Under mutex_: the workspaces on each cluster now.
-  std::map<std::string, std::int64_t> CountUsed(std::map<std::string, std::int64_t>* placed) const;
+  /// Under mutex_: the counts now (recounted when the declared set changed since).
+  const Counts& Counted() const;
   /// Under mutex_.
   Outcome<std::string> Record(const std::string& name, const std::string& cluster);
 
@@ -86,6 +120,8 @@ class Placer {
   mutable std::mutex mutex_;
   std::map<std::string, std::string> placed_;      ///< recorded placements
   std::map<std::string, std::string> identities_;  ///< converged workspaces' clusters, by name
+  std::map<std::string, int> stacks_;              ///< stored stack endpoints, by workspace
+  mutable Counts counts_;
 };
 
 }  // namespace tmaster::controller

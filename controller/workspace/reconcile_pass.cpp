@@ -597,6 +597,16 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
         stack_templates.emplace(product->name,
                                 stacks::ReadStackTemplate(*product, limits.max_template_bytes));
       }
+      if (workspace.dedicated->endpoint_placed) {
+        // Placed below, on a configured endpoint: each is listed (docs/placement.md#endpoints).
+        if (stacks->config == nullptr) continue;
+        for (const manifests::EndpointConfig& endpoint : stacks->config->stacks.endpoints) {
+          if (stack_lists.count(endpoint.id) == 0) {
+            stack_lists.emplace(endpoint.id, stacks->gateway->List(endpoint.id));
+          }
+        }
+        continue;
+      }
       const int endpoint = workspace.dedicated->endpoint;
       if (stack_lists.count(endpoint) != 0) continue;
       stack_lists.emplace(endpoint, stacks->gateway->List(endpoint));
@@ -627,6 +637,24 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
   }
   const std::map<std::string, Failure> unplaced =
       PlaceFromObserved(workspaces, observed, clusters, master_key);
+  // Dedicated stacks without a named endpoint likewise, where their stack is or by capacity.
+  std::map<std::string, Failure> unplaced_stacks;
+  if (stacks != nullptr && stacks->gateway != nullptr) {
+    unplaced_stacks = PlaceStacksFromObserved(
+        workspaces, stack_lists,
+        config != nullptr ? config->stacks.endpoints : std::vector<manifests::EndpointConfig>{});
+  } else {
+    for (auto it = workspaces.begin(); it != workspaces.end();) {
+      if (it->dedicated && it->dedicated->endpoint_placed) {
+        unplaced_stacks.emplace(it->name, Failure::Stalled("Unschedulable",
+                                                           "spec.dedicated.endpoint is omitted "
+                                                           "and no stacks backend is configured"));
+        it = workspaces.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
 
   std::vector<std::vector<postgres::MarkedDatabase>> elsewhere(workspaces.size());
   std::vector<WorkspaceInputs> inputs;
@@ -678,6 +706,12 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
     SetFailure(result, failure, "DatabaseReady");
     report.workspaces.push_back(std::move(result));
   }
+  for (const auto& [name, failure] : unplaced_stacks) {
+    WorkspaceResult result;
+    result.name = name;
+    SetFailure(result, failure, "StackReady");
+    report.workspaces.push_back(std::move(result));
+  }
   std::sort(report.workspaces.begin(), report.workspaces.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });
 
@@ -685,6 +719,7 @@ PassReport RunPass(const manifests::Fleet& fleet, const Gateways& gateways,
   Claims claims;
   for (const manifests::Workspace& w : workspaces) claims.declared.emplace(w.name, &w);
   for (const auto& [name, failure] : unplaced) claims.unknown_spec.insert(name);
+  for (const auto& [name, failure] : unplaced_stacks) claims.unknown_spec.insert(name);
   for (const manifests::RejectedWorkspace& r : fleet.rejected) claims.unknown_spec.insert(r.name);
   for (const WorkspaceResult& w : report.workspaces) {
     if (w.reason == "ImmutableField") claims.immutable_stalled.insert(w.name);

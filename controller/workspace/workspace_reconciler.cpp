@@ -190,6 +190,27 @@ Outcome<Result> WorkspaceReconciler::ReconcileLive(const Request& request,
       unplaced = cluster.failure();
     }
   }
+  // A dedicated workspace without a named endpoint: its stack's placement (docs/placement.md).
+  if (!unplaced && entry.workspace.dedicated && entry.workspace.dedicated->endpoint_placed) {
+    Outcome<int> endpoint =
+        deps_.placer == nullptr
+            ? Outcome<int>(Failure::Stalled(
+                  "Unschedulable", "spec.dedicated.endpoint is omitted and this operator does "
+                                   "not place stacks (no store)"))
+        : !recorded ? Outcome<int>(recorded.failure())
+                    : deps_.placer->EndpointFor(name, entry.workspace, recorded->stack_endpoint);
+    if (endpoint) {
+      if (!overridden) overridden = entry.workspace;
+      overridden->dedicated->endpoint = *endpoint;
+      if (recorded->stack_endpoint != *endpoint) {  // placed now: recorded as its stack endpoint
+        recorded->stack_endpoint = *endpoint;
+        const std::lock_guard lock(mutex_);
+        recorded_[name].stack_endpoint = *endpoint;
+      }
+    } else {
+      unplaced = endpoint.failure();
+    }
+  }
   const manifests::Workspace& workspace = overridden ? *overridden : entry.workspace;
   WorkspaceInputs inputs;
   inputs.workspace = &workspace;
@@ -364,6 +385,7 @@ Status WorkspaceReconciler::SettleStackEndpoint(const std::string& name,
     if (Status deleted = DeleteStack(name, *recorded, done); !deleted) return deleted;
   }
   if (Outcome<Done> put = deps_.store->RecordStackEndpoint(name, now); !put) return put.failure();
+  if (deps_.placer != nullptr) deps_.placer->StackOn(name, now);
   const std::lock_guard lock(mutex_);
   recorded_[name].stack_endpoint = now;
   return Ok();
@@ -418,6 +440,8 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
     if (!removed) return fail(removed.failure());
     if (*removed) done.push_back("remove the binding of workspace " + name);
   }
+  // A placed stack's endpoint is the stored one (its spec names none).
+  if (!spec->endpoint) spec->endpoint = (*stored)->stack_endpoint;
   if (spec->endpoint && deps_.stacks != nullptr && deps_.stacks->gateway != nullptr) {
     if (Status deleted = DeleteStack(name, *spec->endpoint, done); !deleted) {
       return fail(deleted.failure());
@@ -496,6 +520,7 @@ Outcome<Result> WorkspaceReconciler::ReconcileDeletion(const Request& request) {
   }
   Outcome<bool> removed = deps_.store->Remove(name);
   if (!removed) return fail(removed.failure());
+  if (deps_.placer != nullptr) deps_.placer->StackOn(name, std::nullopt);  // its stack went above
   deps_.desired->FinishDeleting(name);
   if (deps_.observer != nullptr) deps_.observer->Removed(name);
   if (deps_.backups != nullptr) deps_.backups->Deleted(name);

@@ -26,7 +26,7 @@ Outcome<std::string> Choose(const std::vector<Candidate>& candidates,
                             const std::map<std::string, std::string>& selector,
                             const std::string& kind) {
   const Candidate* best = nullptr;
-  // Free room: unlimited ranks first (then fewer used), then more free; ties by name.
+  // Free room: unlimited ranks first (then fewer used), then more free; ties by rank, then name.
   const auto free_of = [](const Candidate& c) {
     return c.capacity ? *c.capacity - c.used : std::numeric_limits<std::int64_t>::max();
   };
@@ -35,6 +35,7 @@ Outcome<std::string> Choose(const std::vector<Candidate>& candidates,
     const std::int64_t fb = free_of(b);
     if (fa != fb) return fa > fb;
     if (!a.capacity && a.used != b.used) return a.used < b.used;
+    if (a.tie_rank != b.tie_rank) return a.tie_rank < b.tie_rank;
     return a.name < b.name;
   };
   std::string why;

@@ -53,8 +53,11 @@ class Fleet {
     dir_.Write("workspaces/" + name + ".yaml",
                "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: " +
                    name + "\nspec:\n  product: erp\n  mode: dedicated\n" + spec_extra +
-                   "  dedicated:\n    endpoint: " + std::to_string(endpoint) +
-                   "\n    env: {LANGUAGE_CODE: es}\n" + dedicated_extra);
+                   "  dedicated:\n" +
+                   // endpoint 0: omitted, the stack is placed (docs/placement.md#endpoints)
+                   (endpoint == 0 ? std::string()
+                                  : "    endpoint: " + std::to_string(endpoint) + "\n") +
+                   "    env: {LANGUAGE_CODE: es}\n" + dedicated_extra);
   }
   [[nodiscard]] std::string path() const { return dir_.path().string(); }
 
@@ -73,7 +76,8 @@ struct World {
 
   /// `ledger_file`: the config sets `stacks.ledgerFile`; without it the ledger's default place
   /// applies (the state folder for `--once`, the store for the daemon).
-  explicit World(bool ledger_file = true) {
+  /// `stacks_extra`: YAML lines added under `stacks:` (e.g. `endpoints`).
+  explicit World(bool ledger_file = true, const std::string& stacks_extra = "") {
     config = dir.Write("operator.yaml",
                        "baseDomain: example.test\n"
                        "masterKeyEnv: E2E_MASTER_KEY\n"
@@ -90,7 +94,7 @@ struct World {
                        (ledger_file ? "  ledgerFile: " + (dir.path() / "ledger").string() + "\n"
                                     : std::string()) +
                        "  edgeNetwork: edge\n"
-                       "  certResolver: le\n"
+                       "  certResolver: le\n" + stacks_extra +
                        "store: {dsnEnv: E2E_STORE_DSN}\n"
                        // The examples' erp runs a shared runtime on endpoint 1, which mounts it.
                        "bindings: {dir: " + (dir.path() / "bindings").string() + "}\n"
@@ -671,3 +675,105 @@ TEST_CASE("stacks e2e: standalone and swarm endpoints in one fleet, drift and de
   CHECK(writes_in(requests_since(mark)) ==
         std::vector<std::string>{"DELETE /api/stacks/" + again_id + "?endpointId=3"});
 }
+
+// Issue 10, part 3: dedicated stacks without spec.dedicated.endpoint are placed across the
+// config's stacks.endpoints (a standalone endpoint and a swarm manager) by capacity and labels,
+// recorded in the store before they are created, sticky across a restart whose config would
+// choose otherwise, and deleted from where they were placed (docs/placement.md#endpoints).
+TEST_CASE("stacks e2e: stacks placed across endpoints by capacity and labels, sticky, deleted "
+          "where placed") {
+  const std::string endpoints =
+      "  endpoints:\n"
+      "    - {id: 1, capacity: 1, labels: {kind: standalone}}\n"
+      "    - {id: 3, capacity: 2, labels: {kind: swarm}}\n";
+  World w(/*ledger_file=*/false, endpoints);
+  w.Sim("POST", "/__sim/endpoints",
+        R"({"Id": 3, "Name": "swarm", "Type": 2, "URL": "tcp://tasks.agent:9001", "SwarmId": "pe-cluster"})");
+  const std::string swarm = "    placement: {endpointSelector: {kind: swarm}}\n";
+  const std::string standalone = "    placement: {endpointSelector: {kind: standalone}}\n";
+  w.fleet.Workspace("pe-a", 0, "", swarm);
+  w.fleet.Workspace("pe-b", 0, "", swarm);
+  w.fleet.Workspace("pe-s", 0, "", standalone);
+  w.fleet.Workspace("pe-x", 0, "", standalone);  // one of pe-s and pe-x finds endpoint 1 full
+  const std::string store_db = "tm_store_stack_placement";
+  (void)QueryValue(w.pg.Dsn("postgres"), "DROP DATABASE IF EXISTS " + store_db + " WITH (FORCE)");
+  const auto stored_endpoint = [&](const std::string& name) {
+    return QueryValue(w.pg.Dsn(store_db),
+                      "SELECT coalesce(stack_endpoint::text, 'none') FROM tm_workspaces WHERE "
+                      "name = '" + name + "'");
+  };
+
+  std::string waiting;  // the one of pe-s, pe-x left without room
+  std::int64_t a_id = 0;
+  {
+    auto daemon = w.StartDaemon(store_db, 1);
+    const int port = daemon->WaitForHttpPort();
+    INFO("log:\n" << daemon->Log());
+    REQUIRE(Eventually(
+        [&] {
+          int ready = 0;
+          waiting.clear();
+          for (const std::string name : {"pe-a", "pe-b", "pe-s", "pe-x"}) {
+            const auto [phase, error] = PhaseOf(port, name);
+            if (phase == "Ready") ++ready;
+            if (phase == "Stalled") waiting = name;
+          }
+          return ready == 3 && !waiting.empty();
+        },
+        std::chrono::seconds(90), std::chrono::milliseconds(200)));
+    const std::string placed = waiting == "pe-s" ? "pe-x" : "pe-s";
+    // Swarm-labelled ones on the swarm manager, as swarm stacks of its cluster.
+    for (const std::string name : {"pe-a", "pe-b"}) {
+      const json::object stack = w.Stack("tm-" + name);
+      REQUIRE_FALSE(stack.empty());
+      CHECK(stack.at("EndpointId").as_int64() == 3);
+      CHECK(stack.at("Type").as_int64() == 1);
+      CHECK(stack.at("SwarmId").as_string() == "pe-cluster");
+      CHECK(stored_endpoint(name) == "3");
+    }
+    a_id = w.Stack("tm-pe-a").at("Id").as_int64();
+    const json::object single = w.Stack("tm-" + placed);
+    REQUIRE_FALSE(single.empty());
+    CHECK(single.at("EndpointId").as_int64() == 1);
+    CHECK(single.at("Type").as_int64() == 2);
+    CHECK(stored_endpoint(placed) == "1");
+    // The other: no stack anywhere, nothing recorded, and the reason names each endpoint.
+    CHECK(w.StackCount("tm-" + waiting) == 0);
+    CHECK(stored_endpoint(waiting) == "none");
+    const std::string error = PhaseOf(port, waiting).second;
+    CHECK(error.find("Unschedulable") != std::string::npos);
+    CHECK(error.find("1: full (1/1)") != std::string::npos);
+    CHECK(error.find("3: labels do not match kind=standalone") != std::string::npos);
+    REQUIRE(daemon->Terminate() == 0);
+  }
+
+  // A new config: endpoint 1 has room now, endpoint 3 none and other labels. The placed stacks
+  // stay where they are (same ids); only the waiting one is placed, on 1.
+  std::ifstream in(w.config);
+  std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string changed = "  endpoints:\n"
+                              "    - {id: 1, capacity: 10, labels: {kind: standalone}}\n"
+                              "    - {id: 3, capacity: 0, labels: {kind: retired}}\n";
+  config.replace(config.find(endpoints), endpoints.size(), changed);
+  w.dir.Write("operator.yaml", config);
+  auto daemon = w.StartDaemon(store_db, 2);
+  const int port = daemon->WaitForHttpPort();
+  INFO("log:\n" << daemon->Log());
+  CHECK(Eventually([&] { return PhaseOf(port, waiting).first == "Ready"; },
+                   std::chrono::seconds(60), std::chrono::milliseconds(200)));
+  CHECK(w.Stack("tm-" + waiting).at("EndpointId").as_int64() == 1);
+  CHECK(stored_endpoint(waiting) == "1");
+  CHECK(Eventually([&] { return PhaseOf(port, "pe-a").first == "Ready"; },
+                   std::chrono::seconds(30), std::chrono::milliseconds(200)));
+  CHECK(w.Stack("tm-pe-a").at("Id").as_int64() == a_id);
+  CHECK(w.Stack("tm-pe-a").at("EndpointId").as_int64() == 3);
+  CHECK(w.StackCount("tm-pe-a") == 1);
+
+  // pe-a removed: its stack goes from the endpoint it was placed on.
+  fs::remove(fs::path(w.fleet.path()) / "workspaces" / "pe-a.yaml");
+  CHECK(Eventually([&] { return w.StackCount("tm-pe-a") == 0; }, std::chrono::seconds(60),
+                   std::chrono::milliseconds(200)));
+  CHECK(w.StackCount("tm-pe-b") == 1);
+  CHECK(daemon->Terminate() == 0);
+}
+

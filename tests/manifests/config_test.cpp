@@ -786,3 +786,32 @@ clusters:
   CHECK(OneError(std::string(kMinimal) + "    labels: [eu]\n").find(
             "clusters[0].labels: must be a map of label keys to values") != std::string::npos);
 }
+
+TEST_CASE("config: stacks.endpoints, for placing dedicated stacks; ids unique") {
+  TempDir dir;
+  const ConfigResult set = Load(dir, std::string(kMinimal) + R"(stacks:
+  endpoints:
+    - id: 1
+      capacity: 40
+      labels: {kind: swarm}
+    - id: 7
+)");
+  INFO(Dump(set));
+  REQUIRE(set.errors.empty());
+  REQUIRE(set.config.stacks.endpoints.size() == 2);
+  CHECK(set.config.stacks.endpoints[0].id == 1);
+  CHECK(set.config.stacks.endpoints[0].capacity == 40);
+  CHECK(set.config.stacks.endpoints[0].labels ==
+        std::map<std::string, std::string>{{"kind", "swarm"}});
+  CHECK(set.config.stacks.endpoints[1].id == 7);
+  CHECK_FALSE(set.config.stacks.endpoints[1].capacity.has_value());
+
+  CHECK(OneError(std::string(kMinimal) + "stacks:\n  endpoints:\n    - {id: 1}\n    - {id: 1}\n") ==
+        "9:12: stacks.endpoints[1].id: endpoint 1 is defined twice (first at line 8)");
+  CHECK(OneError(std::string(kMinimal) + "stacks:\n  endpoints:\n    - {capacity: 3}\n") ==
+        "8:7: stacks.endpoints[0].id: required field is missing");
+  CHECK(OneError(std::string(kMinimal) + "stacks:\n  endpoints:\n    - {id: 0}\n") ==
+        "8:12: stacks.endpoints[0].id: must be between 1 and 2147483647, got 0");
+  CHECK(OneError(std::string(kMinimal) + "stacks:\n  endpoints:\n    - {id: 2, color: red}\n") ==
+        "8:15: stacks.endpoints[0].color: unknown field \"color\"");
+}

@@ -160,9 +160,9 @@ std::vector<Row> Rows() {
        "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata:\n  labels: {a: "
        "b}\nspec:\n  product: erp\n  mode: shared\n",
        "metadata.name", 4, 3, "required field is missing", ""},
-      {"missing required: dedicated.endpoint",
-       head + "  mode: dedicated\n  dedicated:\n    version: \"2.4.0\"\n",
-       "spec.dedicated.endpoint", 9, 5, "required field is missing"},
+      // spec.dedicated.endpoint is optional since issue 10 (placed: docs/placement.md#endpoints).
+      {"endpoint zero", head + "  mode: dedicated\n  dedicated:\n    endpoint: 0\n",
+       "spec.dedicated.endpoint", 9, 15, "must be >= 1"},
       {"name too long",
        "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: " +
            std::string(41, 'a') + "\nspec:\n  product: erp\n  mode: shared\n",
@@ -240,6 +240,14 @@ std::vector<Row> Rows() {
        head + "  mode: shared\n  database:\n    placement: {clusterSelector: {\"bad key!\": x}}\n",
        "spec.database.placement.clusterSelector[\"bad key!\"]", 9, 35,
        "invalid label key \"bad key!\"", "acme", std::set<std::string>{"eu"}},
+      {"endpoint placement beside a named endpoint",
+       head + "  mode: dedicated\n  dedicated:\n    endpoint: 2\n"
+              "    placement: {endpointSelector: {kind: swarm}}\n",
+       "spec.dedicated.placement", 10, 5,
+       "only for a workspace without spec.dedicated.endpoint (it names endpoint 2)"},
+      {"bad endpoint selector value",
+       head + "  mode: dedicated\n  dedicated:\n    placement: {endpointSelector: {kind: \"a b\"}}\n",
+       "spec.dedicated.placement.endpointSelector[kind]", 9, 42, "invalid label value \"a b\""},
       {"bad label key",
        "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata:\n  name: acme\n  "
        "labels:\n    bad key!: x\nspec:\n  product: erp\n  mode: shared\n",
@@ -510,6 +518,7 @@ TEST_CASE("manifests: defaults and naming") {
   CHECK(d.mode == Mode::kDedicated);
   REQUIRE(d.dedicated.has_value());
   CHECK(d.dedicated->endpoint == 2);
+  CHECK_FALSE(d.dedicated->endpoint_placed);
   CHECK(d.dedicated->version == "2.3.1");  // the product's defaultVersion
   CHECK(d.dedicated->env == std::map<std::string, std::string>{{"LANGUAGE_CODE", "no"}});
 
@@ -944,4 +953,20 @@ TEST_CASE("manifests: a ',' after a document's node is an error at its place, no
   CHECK(fleet.products.size() == 2);
   CHECK(fleet.workspaces.size() == 1);
   CHECK(fleet.diagnostics.size() == 1);
+}
+
+TEST_CASE("loader: a dedicated workspace without an endpoint is placed, with its selector") {
+  FleetDir fleet_dir;
+  const Fleet fleet = fleet_dir.Load(std::string(kHead) +
+                                     "  mode: dedicated\n  dedicated:\n"
+                                     "    placement: {endpointSelector: {kind: swarm, region: eu}}\n");
+  INFO(Dump(fleet));
+  REQUIRE(fleet.diagnostics.empty());
+  REQUIRE(fleet.workspaces.size() == 1);
+  const Workspace& w = fleet.workspaces[0];
+  REQUIRE(w.dedicated.has_value());
+  CHECK(w.dedicated->endpoint_placed);
+  CHECK(w.dedicated->endpoint == 0);
+  CHECK(w.dedicated->endpoint_selector ==
+        std::map<std::string, std::string>{{"kind", "swarm"}, {"region", "eu"}});
 }

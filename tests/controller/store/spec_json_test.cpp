@@ -100,6 +100,22 @@ TEST_CASE("spec json: a dedicated workspace's endpoint comes back") {
   CHECK(*spec->endpoint == 3);
 }
 
+TEST_CASE("spec json: a placed stack's spec names no endpoint, and keeps its selector") {
+  const manifests::Fleet fleet = Load(Workspace(
+      "", "  mode: dedicated\n  dedicated: {placement: {endpointSelector: {kind: swarm}}}\n", true));
+  REQUIRE_FALSE(fleet.HasErrors());
+  const std::string json = controller::WorkspaceToJson(fleet.workspaces[0]);
+  CHECK(json.find("\"endpoint\"") == std::string::npos);
+  CHECK(json.find(R"("placement":{"endpointSelector":{"kind":"swarm"}})") != std::string::npos);
+  const auto spec = controller::ReclaimSpecFromJson(json);
+  REQUIRE(spec);
+  CHECK_FALSE(spec->endpoint);  // deletion takes the stored stack endpoint
+  // Read back as a manifest (the API's own workspaces are), it is placed again, not endpoint 0.
+  const manifests::Fleet again = Load(std::string(kProduct) + "---\n" + json + "\n");
+  REQUIRE_FALSE(again.HasErrors());
+  CHECK(again.workspaces[0].dedicated->endpoint_placed);
+}
+
 TEST_CASE("spec json: a damaged stored spec is a Stalled failure naming the field") {
   const auto not_json = controller::ReclaimSpecFromJson("{oops");
   REQUIRE_FALSE(not_json);

@@ -33,16 +33,42 @@ manifests::Workspace Placed(const std::string& name,
   return w;
 }
 
+manifests::EndpointConfig Endpoint(int id, std::optional<std::int64_t> capacity,
+                                   std::map<std::string, std::string> labels = {}) {
+  manifests::EndpointConfig e;
+  e.id = id;
+  e.capacity = capacity;
+  e.labels = std::move(labels);
+  return e;
+}
+
+// A dedicated workspace on cluster "a"; endpoint 0: placed (spec.dedicated.endpoint omitted).
+manifests::Workspace Dedicated(const std::string& name, int endpoint,
+                               std::map<std::string, std::string> selector = {}) {
+  manifests::Workspace w;
+  w.name = name;
+  w.database.cluster = "a";
+  w.mode = manifests::Mode::kDedicated;
+  manifests::DedicatedSpec d;
+  d.endpoint = endpoint;
+  d.endpoint_placed = endpoint == 0;
+  d.endpoint_selector = std::move(selector);
+  w.dedicated = d;
+  return w;
+}
+
 struct World {
   testing::FakeStore store;
   DesiredState desired;
   std::map<std::string, ClusterReach> reach;
 
-  std::unique_ptr<Placer> Make(std::vector<manifests::ClusterConfig> clusters) {
+  std::unique_ptr<Placer> Make(std::vector<manifests::ClusterConfig> clusters,
+                               std::vector<manifests::EndpointConfig> endpoints = {}) {
     auto placer = std::make_unique<Placer>(PlacerDeps{
         .store = &store,
         .desired = &desired,
         .clusters = std::move(clusters),
+        .endpoints = std::move(endpoints),
         .reach = [this](const std::string& cluster) {
           const auto found = reach.find(cluster);
           return found == reach.end() ? ClusterReach{} : found->second;
@@ -58,6 +84,21 @@ struct World {
     entry->workspace = w;
     desired.Declare(w.name, entry);
     return placer.ClusterFor(w.name, w, identity);
+  }
+  // Declares and stores `w` (a stack endpoint is recorded on its row) and asks for its endpoint.
+  Outcome<int> PlaceStack(Placer& placer, const manifests::Workspace& w,
+                          std::optional<int> recorded = std::nullopt) {
+    auto entry = std::make_shared<DesiredEntry>();
+    entry->workspace = w;
+    desired.Declare(w.name, entry);
+    REQUIRE(store.UpsertSpec(w.name, "fleet", "r1", "{}").ok());
+    return placer.EndpointFor(w.name, w, recorded);
+  }
+  std::optional<int> StoredEndpoint(const std::string& name) {
+    auto row = store.Get(name);
+    REQUIRE(row.ok());
+    REQUIRE(row->has_value());
+    return (*row)->stack_endpoint;
   }
 };
 
@@ -154,6 +195,88 @@ TEST_CASE("placer: a store that fails records nothing and the pass is retried") 
   CHECK(failed.failure().message.find("recording the placement of workspace acme") == 0);
   CHECK_FALSE(placer->PlacedOn("acme").has_value());
   CHECK(*w.Place(*placer, Placed("acme")) == "a");
+}
+
+TEST_CASE("placer: stacks go to the endpoint with the most room, recorded before they exist") {
+  World w;
+  auto placer = w.Make({Cluster("a", std::nullopt)},
+                       {Endpoint(10, 2, {{"kind", "swarm"}}), Endpoint(2, 2), Endpoint(3, 1)});
+  // 2 and 10 tie at 2 free: the lower id, not the first name ("10" < "2").
+  CHECK(*w.PlaceStack(*placer, Dedicated("one", 0)) == 2);
+  CHECK(w.StoredEndpoint("one") == 2);  // recorded as its stack endpoint, before any stack
+  CHECK(*w.PlaceStack(*placer, Dedicated("two", 0)) == 10);
+  // A workspace naming endpoint 3 takes its only room; it is not a placement.
+  CHECK(*w.PlaceStack(*placer, Dedicated("named", 3)) == 3);
+  CHECK(w.StoredEndpoint("named") == std::nullopt);
+  CHECK(*w.PlaceStack(*placer, Dedicated("three", 0)) == 2);
+  CHECK(*w.PlaceStack(*placer, Dedicated("four", 0, {{"kind", "swarm"}})) == 10);
+  // Full everywhere: Unschedulable, naming each endpoint, nothing recorded.
+  Outcome<int> five = w.PlaceStack(*placer, Dedicated("five", 0));
+  REQUIRE_FALSE(five.ok());
+  CHECK(five.failure().reason == "Unschedulable");
+  CHECK(five.failure().kind == FailureKind::kStalled);
+  CHECK(five.failure().message == "no endpoint can take it: 10: full (2/2); 2: full (2/2); 3: full (1/1)");
+  CHECK(w.StoredEndpoint("five") == std::nullopt);
+  const std::vector<Placer::EndpointUsage> usage = placer->EndpointUsages();
+  REQUIRE(usage.size() == 3);
+  CHECK(usage[0].endpoint == 10);
+  CHECK(usage[0].used == 2);
+  CHECK(usage[2].used == 1);
+  // A stack that went (switched to shared) frees its room.
+  placer->StackOn("three", std::nullopt);
+  CHECK(*w.PlaceStack(*placer, Dedicated("five", 0)) == 2);
+}
+
+TEST_CASE("placer: a placed stack stays on its endpoint across a restart and config changes") {
+  World w;
+  {
+    auto placer = w.Make({Cluster("a", std::nullopt)}, {Endpoint(1, 5), Endpoint(2, 5)});
+    CHECK(*w.PlaceStack(*placer, Dedicated("acme", 0)) == 1);
+  }
+  // A new process where endpoint 1 has no room and another label: acme stays on 1.
+  auto placer = w.Make({Cluster("a", std::nullopt)},
+                       {Endpoint(1, 0, {{"zone", "x"}}), Endpoint(2, 100)});
+  CHECK(*placer->EndpointFor("acme", Dedicated("acme", 0, {{"zone", "y"}}), std::nullopt) == 1);
+  // A workspace that converged on endpoint 2 by name, its manifest now silent: it stays on 2.
+  CHECK(*w.PlaceStack(*placer, Dedicated("older", 0), 2) == 2);
+  // No endpoints configured: a placed stack is Unschedulable, saying where to configure them.
+  auto bare = w.Make({Cluster("a", std::nullopt)});
+  Outcome<int> none = w.PlaceStack(*bare, Dedicated("fresh", 0));
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.failure().message.find("stacks.endpoints") != std::string::npos);
+  // The store fails: nothing is placed, the next pass tries again.
+  auto placer2 = w.Make({Cluster("a", std::nullopt)}, {Endpoint(1, 5)});
+  REQUIRE(w.store.UpsertSpec("later", "fleet", "r1", "{}").ok());
+  w.store.FailNext(1);
+  Outcome<int> failed = placer2->EndpointFor("later", Dedicated("later", 0), std::nullopt);
+  REQUIRE_FALSE(failed.ok());
+  CHECK(failed.failure().kind == FailureKind::kTransient);
+  CHECK(*placer2->EndpointFor("later", Dedicated("later", 0), std::nullopt) == 1);
+}
+
+TEST_CASE("placer: counts follow each new placement without recounting the fleet") {
+  // Many placements in a row against one declared set: the counts stay exact (the cached
+  // counts are bumped per placement; a wrong bump would unbalance the spread).
+  World w;
+  auto placer = w.Make({Cluster("a", 400), Cluster("b", 400), Cluster("c", 200)});
+  for (int i = 0; i < 1000; ++i) {
+    auto entry = std::make_shared<DesiredEntry>();
+    entry->workspace = Placed("w" + std::to_string(i));
+    w.desired.Declare(entry->workspace.name, entry);
+  }
+  std::map<std::string, int> spread;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string name = "w" + std::to_string(i);
+    Outcome<std::string> cluster = placer->ClusterFor(name, Placed(name), std::nullopt);
+    REQUIRE(cluster.ok());
+    ++spread[*cluster];
+  }
+  CHECK(spread == std::map<std::string, int>{{"a", 400}, {"b", 400}, {"c", 200}});
+  const std::vector<Placer::Usage> usage = placer->Usages();
+  CHECK(usage[0].used == 400);
+  CHECK(usage[2].used == 200);
+  CHECK(usage[2].placed == 200);
+  CHECK_FALSE(placer->ClusterFor("extra", Placed("extra"), std::nullopt).ok());  // all full
 }
 
 }  // namespace tmaster::controller
