@@ -132,6 +132,8 @@ class WorkspaceReconciler final : public Reconciler {
   std::set<std::string> unsaved_;                    ///< statuses whose write failed
   std::map<std::string, TimePoint> last_write_;      ///< when this reconciler last changed one
   std::map<std::string, Recorded> recorded_;  ///< read this term
+  /// Names whose term-start row (DesiredState::StoredAtStart) is stale: read from the store.
+  std::set<std::string> reread_;
 };
 
 }  // namespace tmaster::controller

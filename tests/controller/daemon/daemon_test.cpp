@@ -222,6 +222,29 @@ TEST_CASE("daemon: a converged fleet's resync sends no DDL and writes no status"
   CHECK(h.store().Calls("AppendEvent") == 0);
 }
 
+TEST_CASE("daemon: a restart's resync reads each workspace's recorded identity from the term's "
+          "start, not one store query each") {
+  Harness h;
+  for (const std::string name : {"alpha", "beta", "gamma", "delta"}) {
+    h.Write(name + ".yaml", WorkspaceYaml(name));
+  }
+  h.Start();
+  REQUIRE(Eventually([&] {
+    return h.HasPhase("alpha", "Ready") && h.HasPhase("beta", "Ready") &&
+           h.HasPhase("gamma", "Ready") && h.HasPhase("delta", "Ready");
+  }));
+  h.Stop();
+  h.MakeDaemon();
+  h.store().ResetCalls();
+  const double before = h.Reconciles("success");
+  h.Start();
+  REQUIRE(Eventually([&] { return h.Reconciles("success") >= before + 4; }));
+  // The term's start lists the rows once; before, each first pass asked Get(name).
+  CHECK(h.store().Calls("ListWorkspaces") >= 1);
+  CHECK(h.store().Calls("Get") == 0);
+  CHECK(h.store().Calls("PutStatus") == 0);
+}
+
 TEST_CASE("daemon: drift is corrected and reported as such") {
   Harness h;
   h.Write("a.yaml", WorkspaceYaml("alpha"));
