@@ -136,7 +136,6 @@ std::unique_ptr<MoveRunner> Daemon::MakeMoveRunner() {
       .events = &events_,
       .overrides = &overrides_,
       .override_store = deps_.override_store != nullptr ? deps_.override_store : &store_overrides_,
-      .deep = &deep_,
       .gateways = deps_.gateways,
       .admin_dsns = deps_.cluster_dsns,
       .master_key = deps_.master_key,

@@ -48,7 +48,6 @@ struct MoveRunnerDeps {
   EventRecorder* events = nullptr;
   Overrides* overrides = nullptr;  ///< a move suspends its workspace through them
   OverrideStore* override_store = nullptr;
-  RequestedRuns* deep = nullptr;  ///< the first pass on the target is a deep one
   Gateways gateways;              ///< by cluster name
   std::map<std::string, Secret> admin_dsns;  ///< by cluster name: pg_dump, pg_restore, sums
   const Secret* master_key = nullptr;
@@ -107,6 +106,7 @@ class MoveRunner final : public moves::MoveService {
   Status MarkSourceMoved(const StoredMove& move);
   /// The workspace's database and role: its recorded identity (the desired state as a fallback).
   Outcome<std::pair<std::string, std::string>> NamesOf(const StoredMove& move);
+  Status CarryMarkerState(const StoredMove& move, const std::string& database);
   std::string DumpFolder() const;
   void RemoveLeftDumps() const;
   void ClearOverride(StoredMove& move);
