@@ -22,24 +22,6 @@
 
 namespace tmaster::manifests {
 
-class ParseCache {
- public:
-  struct Key {
-    ino_t inode = 0;
-    off_t size = 0;
-    std::int64_t mtime_ns = 0;
-    std::int64_t ctime_ns = 0;
-    bool operator==(const Key&) const = default;
-  };
-  struct Entry {
-    Key key;
-    detail::ParsedText parsed;
-  };
-  std::map<std::string, Entry> files;
-};
-
-std::shared_ptr<ParseCache> MakeParseCache() { return std::make_shared<ParseCache>(); }
-
 namespace {
 
 namespace fs = std::filesystem;
@@ -75,6 +57,13 @@ bool IsEnvName(const std::string& name) {
                      [&](char c) { return head(c) || (c >= '0' && c <= '9'); });
 }
 
+}  // namespace
+
+// Kept by the parse cache (ParseCache::Result), so not in the anonymous namespace.
+namespace loading {
+
+namespace fs = std::filesystem;
+
 /// One parsed document and where it came from.
 struct Source {
   std::string file;
@@ -91,6 +80,25 @@ struct Source {
     return detail::ToLocation(mark, file, line_offset);
   }
 };
+
+struct WorkspaceEntry {
+  Workspace workspace;
+  Source source;
+  Location name_at, product_at, mode_at, subdomain_at, database_at, owner_at, cluster_at;
+  bool subdomain_defaulted = false;
+  bool database_defaulted = false;
+  bool owner_defaulted = false;
+  std::vector<Diagnostic> errors;     ///< its own findings: InvalidManifest
+  std::vector<Diagnostic> conflicts;  ///< clashes with other workspaces: Conflict
+};
+
+}  // namespace loading
+
+namespace {
+
+using loading::Source;
+using loading::WorkspaceEntry;
+
 
 // `map[key]` when map is a mapping holding key; a null node otherwise (validated documents
 // never hold explicit nulls, so null means absent).
@@ -179,16 +187,6 @@ struct ProductEntry {
   bool valid = true;
 };
 
-struct WorkspaceEntry {
-  Workspace workspace;
-  Source source;
-  Location name_at, product_at, mode_at, subdomain_at, database_at, owner_at, cluster_at;
-  bool subdomain_defaulted = false;
-  bool database_defaulted = false;
-  bool owner_defaulted = false;
-  std::vector<Diagnostic> errors;     ///< its own findings: InvalidManifest
-  std::vector<Diagnostic> conflicts;  ///< clashes with other workspaces: Conflict
-};
 
 // metadata.name (and where it is written) and metadata.labels, read alike for every kind.
 template <class Entry, class Object>
@@ -197,6 +195,45 @@ void ReadMetadata(const Source& source, const YAML::Node& metadata, Entry& entry
   entry.name_at = source.At(Child(metadata, "name"));
   object.labels = StrMap(metadata, "labels");
 }
+
+}  // namespace
+
+/// Per file: its identity when it was last read and what that read kept. A file whose results
+/// depend on its text alone (it holds no Product document: a product's paths are probed on disk
+/// at every load) keeps what adding it produced, the diagnostics it emitted and the workspaces it
+/// declared, and an unchanged one is replayed from them without parsing or validating it alone
+/// again; any other keeps its parsed documents (yaml-cpp trees, several kB a small file), which
+/// are validated again. Checks across documents (references, names and fields used twice) run on
+/// every load.
+class ParseCache {
+ public:
+  struct Key {
+    ino_t inode = 0;
+    off_t size = 0;
+    std::int64_t mtime_ns = 0;
+    std::int64_t ctime_ns = 0;
+    bool operator==(const Key&) const = default;
+  };
+  struct Result {
+    std::vector<Diagnostic> diagnostics;  ///< in the order they were emitted
+    /// The workspaces, without their YAML tree; `paths`: their source's folders were set (the
+    /// load's base_dir and root, kept once in Entry, not in each).
+    std::vector<std::pair<WorkspaceEntry, bool>> workspaces;
+  };
+  struct Entry {
+    Key key;
+    detail::ParsedText parsed;  ///< when `result` is not set
+    std::optional<Result> result;
+    /// What `result` was made under: it is replayed only under the same.
+    std::string base_dir, root;
+    std::vector<std::string> reserved_subdomains;
+  };
+  std::map<std::string, Entry> files;
+};
+
+std::shared_ptr<ParseCache> MakeParseCache() { return std::make_shared<ParseCache>(); }
+
+namespace {
 
 class Loader {
  public:
@@ -318,21 +355,27 @@ class Loader {
     fs::path canonical = fs::weakly_canonical(path, ec);
     if (!ec && !seen_files_.insert(canonical).second) return;  // named twice
     const std::string file = path.string();
+    fs::path base_dir = path.parent_path();
+    if (base_dir.empty()) base_dir = ".";
     std::optional<ParseCache::Key> key;
     if (options_.parse_cache != nullptr) {
       key = CacheKey(path);
       auto cached = options_.parse_cache->files.find(file);
       if (key && cached != options_.parse_cache->files.end() && cached->second.key == *key) {
-        fs::path base_dir = path.parent_path();
-        if (base_dir.empty()) base_dir = ".";
-        AddParsed(detail::ParsedText(cached->second.parsed), file, base_dir);
-        return;
+        const ParseCache::Entry& entry = cached->second;
+        if (!entry.result) {
+          AddParsed(detail::ParsedText(entry.parsed), file, base_dir);
+          return;
+        }
+        if (SameContext(entry, base_dir)) {
+          Replay(*entry.result, base_dir);
+          return;
+        }
+        // Made under another folder or options: read and validated again below.
       }
     }
     std::optional<std::string> text = walked ? ReadConfined(path) : ReadPlain(path);
     if (!text) return;
-    fs::path base_dir = path.parent_path();
-    if (base_dir.empty()) base_dir = ".";
     if (options_.parse_cache == nullptr || !key) {
       AddParsed(detail::ParseDocuments(*text, file), file, base_dir);
       return;
@@ -340,7 +383,62 @@ class Loader {
     ParseCache::Entry& entry = options_.parse_cache->files[file];
     entry.key = *key;
     entry.parsed = detail::ParseDocuments(*text, file);
+    entry.result.reset();
+    const std::size_t diagnostics_before = diagnostics_.size();
+    const std::size_t workspaces_before = workspaces_.size();
+    const std::size_t products_before = products_.size();
     AddParsed(detail::ParsedText(entry.parsed), file, base_dir);
+    if (!HoldsProduct(entry.parsed)) {
+      ParseCache::Result result;
+      for (std::size_t i = diagnostics_before; i < diagnostics_.size(); ++i) {
+        result.diagnostics.push_back(diagnostics_[i].second);
+      }
+      for (std::size_t i = workspaces_before; i < workspaces_.size(); ++i) {
+        WorkspaceEntry kept = workspaces_[i];
+        const bool paths = !kept.source.base_dir.empty();
+        kept.source.base_dir = fs::path();  // not clear(): it keeps the components' buffer
+        kept.source.source_root = fs::path();
+        result.workspaces.emplace_back(std::move(kept), paths);
+      }
+      if (products_.size() == products_before) {
+        entry.result = std::move(result);
+        entry.parsed = detail::ParsedText();
+        entry.base_dir = base_dir.native();
+        entry.root = root_.native();
+        entry.reserved_subdomains = options_.reserved_subdomains;
+      }
+    }
+  }
+
+  // A document of the file names kind Product (even an invalid one): its results may depend on
+  // more than the file (ResolvePath probes the disk), so the file is validated at every load.
+  static bool HoldsProduct(const detail::ParsedText& parsed) {
+    for (const detail::Document& document : parsed.documents) {
+      if (!document.root.IsMap()) continue;
+      const YAML::Node kind = Child(document.root, "kind");
+      if (!kind.IsDefined() || !kind.IsScalar() || kind.Scalar() != "Workspace") return true;
+    }
+    return false;
+  }
+
+  bool SameContext(const ParseCache::Entry& entry, const fs::path& base_dir) const {
+    return entry.base_dir == base_dir.native() && entry.root == root_.native() &&
+           entry.reserved_subdomains == options_.reserved_subdomains;
+  }
+
+  // What adding a cached file produced, as AddParsed produced it (under a file index of its own).
+  void Replay(const ParseCache::Result& result, const fs::path& base_dir) {
+    const std::size_t file_index = next_file_index_++;
+    for (const Diagnostic& diagnostic : result.diagnostics) Emit(file_index, diagnostic);
+    for (const auto& [cached, paths] : result.workspaces) {
+      WorkspaceEntry entry = cached;
+      entry.source.file_index = file_index;
+      if (paths) {
+        entry.source.base_dir = base_dir;
+        entry.source.source_root = root_;
+      }
+      workspaces_.push_back(std::move(entry));
+    }
   }
 
   // A file named on the command line or in the config: the operator chose it.
@@ -484,6 +582,7 @@ class Loader {
       if (name) {
         entry.product.name = *name;
         entry.name_at = source.At(Child(Child(root, "metadata"), "name"));
+        entry.source.root.reset();  // see AddWorkspace
         products_.push_back(std::move(entry));
       }
       return;
@@ -519,6 +618,7 @@ class Loader {
     }
     ReadSharedRuntime(source, spec, product, entry.valid);
     ReadRollout(source, spec, product, entry.valid);
+    entry.source.root.reset();  // see AddWorkspace
     products_.push_back(std::move(entry));
   }
 
@@ -640,11 +740,16 @@ class Loader {
       entry.workspace.name = *name;
       entry.name_at = source.At(Child(Child(root, "metadata"), "name"));
       entry.errors = std::move(errors);
+      entry.source.root.reset();
       workspaces_.push_back(std::move(entry));
       return;
     }
     Convert(entry);
     CheckOwnRules(entry);
+    // Nothing after the document reads its tree (the checks across documents read the entry):
+    // let go of it (a rebind; operator= would assign into it), so a load holds the trees of the
+    // file being added only, not of every file until it finishes.
+    entry.source.root.reset();
     workspaces_.push_back(std::move(entry));
   }
 

@@ -14,7 +14,11 @@ namespace tmaster::manifests {
 
 /// Parsed files kept between loads of the same tree (the daemon re-reads a watched directory on
 /// every change): a file whose inode, size, modification and change times are unchanged is not
-/// read or parsed again; validation always runs again. Not thread-safe: one per source thread.
+/// read or parsed again. A file of Workspace documents only keeps what validating it alone gave
+/// (its diagnostics and workspaces, which depend on its text alone), not its parsed documents
+/// (yaml-cpp trees, several kB each); any other file keeps its documents and is validated again.
+/// The checks across documents (references, names and fields used twice) always run again. Not
+/// thread-safe: one per source thread.
 class ParseCache;
 std::shared_ptr<ParseCache> MakeParseCache();
 

@@ -789,6 +789,62 @@ TEST_CASE("manifests: a parse cache re-reads exactly the files that changed") {
   CHECK(broken.workspaces.empty());
 }
 
+TEST_CASE("manifests: a parse cache gives what a load without it gives") {
+  TempDir dir;
+  const fs::path root = dir.path() / "fleet";
+  dir.Write("fleet/products.yaml", kProducts);
+  dir.Write("fleet/stacks/erp.yml", "services: {}\n");
+  dir.Mkdir("fleet/migrations/erp");
+  const std::string head = "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: ";
+  dir.Write("fleet/a.yaml", head + "{name: alpha}\nspec: {product: erp, mode: shared}\n");
+  dir.Write("fleet/b.yaml", head + "{name: beta}\nspec: {product: erp, mode: shared}\n---\n" +
+                                head + "{name: gamma}\nspec: {product: erp, mode: bogus}\n");
+  dir.Write("fleet/c.yaml", head + "{name: alpha}\nspec: {product: landing, mode: shared}\n");
+  dir.Write("fleet/d.yaml", "kind: Workspace\nmetadata:\n  name: delta\nspec: [\n");
+  dir.Write("fleet/e.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n");
+  dir.Write("fleet/f.yaml", head + "{name: www}\nspec: {product: landing, mode: shared}\n");
+  // Everything a load tells, in order.
+  const auto told = [](const Fleet& fleet) {
+    std::string out;
+    for (const Diagnostic& d : fleet.diagnostics) {
+      out += (d.severity == Diagnostic::Severity::kError ? "E " : "N ") + d.Format() + "\n";
+    }
+    for (const RejectedWorkspace& r : fleet.rejected) {
+      out += "R " + r.name + " " + r.where.file + ":" + std::to_string(r.where.line) + " " +
+             r.reason + " " + r.message + "\n";
+    }
+    for (const Workspace& w : fleet.workspaces) {
+      out += "W " + w.name + " " + w.product + " " + w.subdomain + " " + w.database.name + " " +
+             w.database.owner + " " + w.where.file + ":" + std::to_string(w.where.line) + "\n";
+    }
+    for (const auto& p : fleet.products) out += "P " + p.name + " " + p.migrations.string() + "\n";
+    return out;
+  };
+  LoadOptions cached;
+  cached.parse_cache = tmaster::manifests::MakeParseCache();
+  const auto same = [&] {
+    const std::string plain = told(LoadPaths({root}, LoadOptions{}));
+    CHECK(told(LoadPaths({root}, cached)) == plain);
+    CHECK(told(LoadPaths({root}, cached)) == plain);  // from the cache
+    return plain;
+  };
+  const std::string first = same();
+  CHECK(first.find("R alpha") != std::string::npos);  // named twice: a conflict
+  CHECK(first.find("R gamma") != std::string::npos);
+  CHECK(first.find("R delta") != std::string::npos);
+  CHECK(first.find("R www") != std::string::npos);  // a reserved subdomain
+  CHECK(first.find("W beta") != std::string::npos);
+  // Checks across files run again on cached files: alpha is no longer named twice.
+  fs::remove(root / "c.yaml");
+  const std::string second = same();
+  CHECK(second.find("W alpha") != std::string::npos);
+  // An unchanged product file is checked again: its migrations folder is gone.
+  fs::remove_all(root / "migrations");
+  const std::string third = same();
+  CHECK(third.find("W alpha") == std::string::npos);
+  CHECK(third.find("migrations") != std::string::npos);
+}
+
 TEST_CASE("manifests: product paths stay inside the source folder") {
   TempDir dir;
   const fs::path root = dir.path() / "fleet";
