@@ -7,6 +7,7 @@
 #include <mutex>
 #include <utility>
 
+#include "common/crypto.hpp"
 #include "common/text.hpp"
 #include "common/time.hpp"
 
@@ -207,10 +208,24 @@ std::optional<Cursor> DecodeCursor(std::string_view token) {
   return cursor;
 }
 
-bool SameText(const std::shared_ptr<const std::string>& a,
-              const std::shared_ptr<const std::string>& b) {
-  if (a == b) return true;
-  return a != nullptr && b != nullptr && *a == *b;
+std::array<char, 32> Digest(std::string_view text) {
+  const std::string sha = crypto::Sha256(text);
+  std::array<char, 32> digest{};
+  std::copy_n(sha.begin(), std::min(sha.size(), digest.size()), digest.begin());
+  return digest;
+}
+
+// `doc` (the object parsed) with `held` as status.override; `status` made an object if it is not.
+json::object& WithOverride(json::value& doc, const std::optional<SuspendOverride>& held) {
+  json::value& status_value = doc.as_object()["status"];
+  if (!status_value.is_object()) status_value = json::object();
+  json::object& status_object = status_value.as_object();
+  if (held) {
+    status_object["override"] = {{"suspend", held->suspend},
+                                 {"by", held->by},
+                                 {"at", FormatRfc3339Utc(held->at_unix)}};
+  }
+  return status_object;
 }
 
 bool Matches(const std::map<std::string, std::string>& labels, const LabelSelector& selector) {
@@ -266,17 +281,37 @@ std::optional<std::string> DecodeContinue(const std::string& token) {
 
 FleetView::FleetView(const Overrides* overrides) : overrides_(overrides) {}
 
-void FleetView::Render(const std::string& name, Entry& entry) const {
-  StoredWorkspace shown;
+std::string FleetView::ObjectText(const std::string& name, const Entry& entry) {
+  const WorkspaceStatus* status = entry.status ? &*entry.status : nullptr;
+  std::string text;
   if (entry.spec) {
-    shown = *entry.spec;
+    text = WorkspaceJson(*entry.spec, status);
   } else {
+    StoredWorkspace shown;
     shown.name = name;
     shown.source = entry.rejected_source;
+    text = WorkspaceJson(shown, status);
   }
+  if (!entry.held) return text;
+  boost::system::error_code ec;
+  json::value doc = json::parse(text, ec);
+  if (ec || !doc.is_object()) return text;
+  WithOverride(doc, entry.held);
+  return json::serialize(doc);
+}
+
+void FleetView::Render(const std::string& name, Entry& entry) const {
   const WorkspaceStatus* status = entry.status ? &*entry.status : nullptr;
-  std::string text = WorkspaceJson(shown, status);
-  if (shown.deleting_since) {
+  std::string text;
+  if (entry.spec) {
+    text = WorkspaceJson(*entry.spec, status);
+  } else {
+    StoredWorkspace shown;
+    shown.name = name;
+    shown.source = entry.rejected_source;
+    text = WorkspaceJson(shown, status);
+  }
+  if (entry.spec && entry.spec->deleting_since) {
     entry.phase = "Deleting";
   } else {
     entry.phase = status != nullptr ? status->phase : "Pending";
@@ -302,15 +337,8 @@ void FleetView::Render(const std::string& name, Entry& entry) const {
   boost::system::error_code ec;
   json::value doc = json::parse(text, ec);
   if (!ec && doc.is_object()) {
-    json::value& status_value = doc.as_object()["status"];
-    if (!status_value.is_object()) status_value = json::object();
-    json::object& status_object = status_value.as_object();
-    if (held) {
-      status_object["override"] = {{"suspend", held->suspend},
-                                   {"by", held->by},
-                                   {"at", FormatRfc3339Utc(held->at_unix)}};
-      text = json::serialize(doc);
-    }
+    json::object& status_object = WithOverride(doc, held);
+    if (held) text = json::serialize(doc);
     // The list's item leaves out the run history (GET of the workspace has it): a page of 100
     // stays under 100 KB (docs/api.md).
     status_object.erase("lastRuns");
@@ -331,13 +359,13 @@ void FleetView::Render(const std::string& name, Entry& entry) const {
   for (std::size_t i = 0; i < kFleetPhases.size(); ++i) {
     if (kFleetPhases[i] == entry.phase) entry.severity = i;
   }
-  entry.json = std::make_shared<const std::string>(std::move(text));
+  entry.digest = Digest(text);
 }
 
 bool FleetView::RenderChanged(const std::string& name, Entry& entry, std::uint64_t* version) {
-  const std::shared_ptr<const std::string> before = entry.json;
+  const std::optional<std::array<char, 32>> before = entry.digest;
   Render(name, entry);
-  if (SameText(before, entry.json)) return false;
+  if (before == entry.digest) return false;
   *version = ++version_;
   return true;
 }
@@ -379,17 +407,17 @@ void FleetView::Reset(const std::vector<StoredWorkspace>& workspaces,
     const std::shared_lock lock(mutex_);
     for (auto& [name, entry] : entries) {
       auto it = entries_.find(name);
-      if (it != entries_.end() && it->second.json && it->second.spec == entry.spec &&
+      if (it != entries_.end() && it->second.digest && it->second.spec == entry.spec &&
           it->second.status == entry.status &&
           (overrides_ == nullptr || overrides_->Get(name) == it->second.held)) {
         entry = it->second;
       } else {
-        entry.json.reset();  // rendered below
+        entry.digest.reset();  // rendered below
       }
     }
   }
   for (auto& [name, entry] : entries) {
-    if (!entry.json) Render(name, entry);
+    if (!entry.digest) Render(name, entry);
   }
   // Only what differs is reported (a standby reloads every couple of seconds): both maps are in
   // name order, walked side by side.
@@ -401,13 +429,13 @@ void FleetView::Reset(const std::vector<StoredWorkspace>& workspaces,
     auto now = entries.begin();
     while (old != entries_.end() || now != entries.end()) {
       if (now == entries.end() || (old != entries_.end() && old->first < now->first)) {
-        if (old->second.json) changed.push_back(old->first);  // removed
+        if (old->second.digest) changed.push_back(old->first);  // removed
         ++old;
       } else if (old == entries_.end() || now->first < old->first) {
-        if (now->second.json) changed.push_back(now->first);  // added
+        if (now->second.digest) changed.push_back(now->first);  // added
         ++now;
       } else {
-        if (!SameText(old->second.json, now->second.json)) changed.push_back(now->first);
+        if (old->second.digest != now->second.digest) changed.push_back(now->first);
         ++old;
         ++now;
       }
@@ -448,7 +476,7 @@ void FleetView::Removed(const std::string& name) {
     const std::unique_lock lock(mutex_);
     auto it = entries_.find(name);
     if (it == entries_.end()) return;
-    const bool listed = it->second.json != nullptr;
+    const bool listed = it->second.digest.has_value();
     entries_.erase(it);
     if (!listed) return;
     version = ++version_;
@@ -474,7 +502,7 @@ void FleetView::SetRejectedSource(const std::string& name, const std::string& so
   {
     const std::unique_lock lock(mutex_);
     Entry& entry = entries_[name];
-    if (entry.rejected_source == source && entry.json) return;
+    if (entry.rejected_source == source && entry.digest) return;
     entry.rejected_source = source;
     changed = RenderChanged(name, entry, &version);
   }
@@ -513,7 +541,7 @@ Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {
   const bool filtered = !query.selector.empty() || !phases.empty() ||
                         !query.product.empty() || !query.mode.empty() || !text.empty();
   const auto matches = [&](const Entry& entry) {
-    if (!entry.json) return false;
+    if (!entry.digest) return false;
     if (!phases.empty() && std::find(phases.begin(), phases.end(), entry.phase) == phases.end()) {
       return false;
     }
@@ -636,8 +664,8 @@ Outcome<FleetPage> FleetView::List(const FleetQuery& query) const {
 std::optional<std::string> FleetView::Get(const std::string& name) const {
   const std::shared_lock lock(mutex_);
   auto it = entries_.find(name);
-  if (it == entries_.end() || !it->second.json) return std::nullopt;
-  return *it->second.json;
+  if (it == entries_.end() || !it->second.digest) return std::nullopt;
+  return ObjectText(name, it->second);
 }
 
 std::string FleetView::Phase(const std::string& name) const {
@@ -659,7 +687,7 @@ FleetSummary FleetView::Summary() const {
   const std::shared_lock lock(mutex_);
   summary.resource_version = version_;
   for (const auto& [name, entry] : entries_) {
-    if (!entry.json) continue;
+    if (!entry.digest) continue;
     ++summary.total;
     ++summary.by_phase[entry.phase];
     if (!entry.product.empty()) ++summary.by_product[entry.product];

@@ -151,9 +151,14 @@ class FleetView final : public WorkspaceObserver {
     std::array<std::string, 4> search;
     /// The override the entry was rendered with (Reset re-renders when it differs).
     std::optional<SuspendOverride> held;
-    std::shared_ptr<const std::string> json;       ///< the object (GET)
+    /// SHA-256 of the object's text (GET), which is rendered again from the above when asked
+    /// for (Get), not kept: a write changes listed objects when it changes this. nullopt: not
+    /// rendered (not listed).
+    std::optional<std::array<char, 32>> digest;
     std::shared_ptr<const std::string> list_json;  ///< the list's item: without status.lastRuns
   };
+  /// The object's text (GET) of `entry` as it was last rendered (with the override it holds).
+  [[nodiscard]] static std::string ObjectText(const std::string& name, const Entry& entry);
   void Render(const std::string& name, Entry& entry) const;
   /// Renders `entry` again under the exclusive lock; true (and the version bumped) when its
   /// object's text changed. `*version` is the version after it.
