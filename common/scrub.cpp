@@ -40,26 +40,27 @@ void Scrubber::Add(std::string_view secret) {
 }
 
 void Scrubber::AddNeedle(std::string form) {
-  std::vector<std::uint32_t>& same_hash = by_hash_[std::hash<std::string>()(form)];
-  for (std::uint32_t index : same_hash) {
-    if (needles_[index] == form) return;
-  }
   const auto index = static_cast<std::uint32_t>(needles_.size());
-  same_hash.push_back(index);
   const std::size_t length = std::min(form.size(), kWindow);
   Index& by_key = by_window_[length - 1];
   std::size_t best_offset = 0;
   std::size_t best_size = SIZE_MAX;
-  for (std::size_t offset = 0; offset + length <= form.size() && best_size > 0; ++offset) {
-    const auto found = by_key.find(Key(form.data() + offset, length));
-    const std::size_t size = found == by_key.end() ? 0 : found->second.size();
+  // Every window is looked up, also after an empty one: the same needle added before is indexed
+  // under one of them, at that window's offset (a duplicate is found there, with no set of its
+  // own to keep).
+  for (std::size_t offset = 0; offset + length <= form.size(); ++offset) {
+    const auto [first, last] = by_key.equal_range(Key(form.data() + offset, length));
+    std::size_t size = 0;
+    for (auto it = first; it != last; ++it, ++size) {
+      if (it->second.offset == offset && needles_[it->second.needle] == form) return;
+    }
     if (size < best_size) {
       best_size = size;
       best_offset = offset;
     }
   }
   const std::uint64_t key = Key(form.data() + best_offset, length);
-  by_key[key].push_back({index, static_cast<std::uint32_t>(best_offset)});
+  by_key.emplace(key, Entry{index, static_cast<std::uint32_t>(best_offset)});
   std::vector<std::uint64_t>& maybe = maybe_[length - 1];
   if (maybe.empty()) maybe.assign(kFilterBits / 64, 0);
   const std::size_t bit = KeyHash{}(key) & (kFilterBits - 1);
@@ -90,9 +91,9 @@ std::string Scrubber::Scrub(std::string_view text) const {
       const std::size_t bit = KeyHash{}(key) & (kFilterBits - 1);
       if ((maybe_[length - 1][bit / 64] & (std::uint64_t{1} << (bit % 64))) == 0) continue;
       const Index& by_key = by_window_[length - 1];
-      const auto bucket = by_key.find(key);
-      if (bucket == by_key.end()) continue;
-      for (const Entry& entry : bucket->second) {
+      const auto [first, last] = by_key.equal_range(key);
+      for (auto it = first; it != last; ++it) {
+        const Entry& entry = it->second;
         const std::string& needle = needles_[entry.needle];
         if (entry.offset > at) continue;
         const std::size_t begin = at - entry.offset;

@@ -61,7 +61,8 @@ class Scrubber {
   struct KeyHash {
     std::size_t operator()(std::uint64_t key) const noexcept;
   };
-  using Index = std::unordered_map<std::uint64_t, std::vector<Entry>, KeyHash>;
+  // One node per needle (a multimap, not a vector per key: most keys have one needle).
+  using Index = std::unordered_multimap<std::uint64_t, Entry, KeyHash>;
 
   [[nodiscard]] static std::uint64_t Key(const char* at, std::size_t length) noexcept;
   void AddNeedle(std::string form);
@@ -76,8 +77,6 @@ class Scrubber {
   static constexpr std::size_t kFilterBits = std::size_t{1} << 20;
   std::array<std::vector<std::uint64_t>, kWindow> maybe_;
   std::vector<std::size_t> window_lengths_;  // the L with a non-empty index, ascending
-  // The hash of each needle, to find a duplicate without comparing it to all.
-  std::unordered_map<std::size_t, std::vector<std::uint32_t>> by_hash_;
 };
 
 /// The process's secret registry: every secret the operator holds (the master key, DSNs and

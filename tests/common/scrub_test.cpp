@@ -23,6 +23,25 @@ TEST_CASE("Scrubber redacts every occurrence of a secret") {
   CHECK(scrub("nothing secret here") == "nothing secret here");
 }
 
+TEST_CASE("Scrubber keeps each form once, however often and in whatever order it is added") {
+  Scrubber scrub;
+  scrub.Add("tenant-password-one");
+  const std::size_t one = scrub.Size();
+  CHECK(one == 3);  // plain and percent-encoded (the same here: kept once), base64, base64url
+  scrub.Add("tenant-password-one");
+  CHECK(scrub.Size() == one);
+  // Secrets alike over most of their length (the index picks other windows for them) and forms
+  // shared between secrets are still kept once each.
+  for (int i = 0; i < 50; ++i) scrub.Add("tenant-password-" + std::to_string(i % 10));
+  const std::size_t ten = scrub.Size();
+  for (int i = 9; i >= 0; --i) scrub.Add("tenant-password-" + std::to_string(i));
+  CHECK(scrub.Size() == ten);
+  scrub.Add("short");
+  scrub.Add("short");
+  CHECK(scrub.Size() == ten + 3);  // "short": its base64 and base64url forms differ
+  CHECK(scrub.Scrub("a tenant-password-7 b short c") == "a <redacted> b <redacted> c");
+}
+
 TEST_CASE("Scrubber: a secret that contains another is redacted whole (longest first)") {
   Scrubber shorter_first;
   shorter_first.Add("s3cret");
