@@ -281,17 +281,17 @@ std::optional<std::string> DecodeContinue(const std::string& token) {
 
 FleetView::FleetView(const Overrides* overrides) : overrides_(overrides) {}
 
-std::string FleetView::ObjectText(const std::string& name, const Entry& entry) {
+std::string FleetView::BaseText(const std::string& name, const Entry& entry) {
   const WorkspaceStatus* status = entry.status ? &*entry.status : nullptr;
-  std::string text;
-  if (entry.spec) {
-    text = WorkspaceJson(*entry.spec, status);
-  } else {
-    StoredWorkspace shown;
-    shown.name = name;
-    shown.source = entry.rejected_source;
-    text = WorkspaceJson(shown, status);
-  }
+  if (entry.spec) return WorkspaceJson(*entry.spec, status);
+  StoredWorkspace shown;
+  shown.name = name;
+  shown.source = entry.rejected_source;
+  return WorkspaceJson(shown, status);
+}
+
+std::string FleetView::ObjectText(const std::string& name, const Entry& entry) {
+  std::string text = BaseText(name, entry);
   if (!entry.held) return text;
   boost::system::error_code ec;
   json::value doc = json::parse(text, ec);
@@ -302,15 +302,7 @@ std::string FleetView::ObjectText(const std::string& name, const Entry& entry) {
 
 void FleetView::Render(const std::string& name, Entry& entry) const {
   const WorkspaceStatus* status = entry.status ? &*entry.status : nullptr;
-  std::string text;
-  if (entry.spec) {
-    text = WorkspaceJson(*entry.spec, status);
-  } else {
-    StoredWorkspace shown;
-    shown.name = name;
-    shown.source = entry.rejected_source;
-    text = WorkspaceJson(shown, status);
-  }
+  std::string text = BaseText(name, entry);
   if (entry.spec && entry.spec->deleting_since) {
     entry.phase = "Deleting";
   } else {

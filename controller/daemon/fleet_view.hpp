@@ -157,6 +157,8 @@ class FleetView final : public WorkspaceObserver {
     std::optional<std::array<char, 32>> digest;
     std::shared_ptr<const std::string> list_json;  ///< the list's item: without status.lastRuns
   };
+  /// The object's JSON from its row and status, before any held override.
+  [[nodiscard]] static std::string BaseText(const std::string& name, const Entry& entry);
   /// The object's text (GET) of `entry` as it was last rendered (with the override it holds).
   [[nodiscard]] static std::string ObjectText(const std::string& name, const Entry& entry);
   void Render(const std::string& name, Entry& entry) const;
