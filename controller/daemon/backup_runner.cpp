@@ -14,6 +14,7 @@
 #include "controller/api/status_json.hpp"
 #include "controller/backups/catalog.hpp"
 #include "controller/backups/retention.hpp"
+#include "controller/daemon/phase_wait.hpp"
 #include "reconcilers/backups/backup_tools.hpp"
 
 namespace tmaster::controller {
@@ -713,26 +714,15 @@ void BackupRunner::SetProgress(const std::string& restore_id, const std::string&
 Outcome<std::string> BackupRunner::WaitForPhase(const std::string& workspace,
                                                 const std::set<std::string>& phases,
                                                 int seconds) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  std::string last = "unknown";
-  for (;;) {
-    Outcome<std::optional<WorkspaceStatus>> status = deps_.store->GetStatus(workspace);
-    if (status && *status) {
-      last = (*status)->phase + ((*status)->last_error.empty() ? "" : " (" + (*status)->last_error + ")");
-      if (phases.count((*status)->phase) != 0) return (*status)->phase;
-    }
-    {
-      std::unique_lock lock(mutex_);
-      if (wake_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stopping_; })) {
-        return Failure::Transient("Stopping", "the operator is stopping");
-      }
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Failure::Transient("RestoreTimedOut",
-                                "workspace " + Quoted(workspace) + " is still " + last + " after " +
-                                    std::to_string(seconds) + " s");
-    }
-  }
+  return WaitForStoredPhase(
+      *deps_.store, workspace, phases,
+      {.limit = std::chrono::seconds(seconds),
+       .poll = std::chrono::milliseconds(200),
+       .timeout_reason = "RestoreTimedOut",
+       .sleep_or_stop = [this](std::chrono::milliseconds poll) {
+         std::unique_lock lock(mutex_);
+         return wake_.wait_for(lock, poll, [this] { return stopping_; });
+       }});
 }
 
 void BackupRunner::RunRestore(const std::string& restore_id) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/text.hpp"
+#include "controller/daemon/phase_wait.hpp"
 #include "reconcilers/backups/backup_tools.hpp"
 #include "reconcilers/backups/table_sums.hpp"
 #include "reconcilers/placement/placement.hpp"
@@ -500,27 +501,15 @@ Status MoveRunner::Suspend(StoredMove& move) {
 
 Outcome<std::string> MoveRunner::WaitForPhase(const std::string& workspace,
                                               const std::set<std::string>& phases) {
-  const auto deadline = std::chrono::steady_clock::now() + deps_.phase_wait;
-  std::string last = "unknown";
-  for (;;) {
-    Outcome<std::optional<WorkspaceStatus>> status = deps_.store->GetStatus(workspace);
-    if (status && *status) {
-      last = (*status)->phase +
-             ((*status)->last_error.empty() ? "" : " (" + (*status)->last_error + ")");
-      if (phases.contains((*status)->phase)) return (*status)->phase;
-    }
-    {
-      std::unique_lock lock(mutex_);
-      if (wake_.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopping_; })) {
-        return Failure::Transient("Stopping", "the operator is stopping");
-      }
-    }
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Failure::Transient("MoveTimedOut",
-                                "workspace " + Quoted(workspace) + " is still " + last + " after " +
-                                    std::to_string(deps_.phase_wait.count()) + " s");
-    }
-  }
+  return WaitForStoredPhase(
+      *deps_.store, workspace, phases,
+      {.limit = deps_.phase_wait,
+       .poll = std::chrono::milliseconds(50),
+       .timeout_reason = "MoveTimedOut",
+       .sleep_or_stop = [this](std::chrono::milliseconds poll) {
+         std::unique_lock lock(mutex_);
+         return wake_.wait_for(lock, poll, [this] { return stopping_; });
+       }});
 }
 
 void MoveRunner::ClearOverride(StoredMove& move) {
