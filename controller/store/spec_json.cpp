@@ -148,6 +148,8 @@ std::string ProductDigest(const manifests::Product& product,
        << product.migrations.string() << '\n';
   for (const auto& e : product.extensions) text << "ext " << e << '\n';
   for (const auto& m : product.modes) text << "mode " << manifests::ToString(m) << '\n';
+  // Only when set, so the digests of products without it stay what they were.
+  if (product.ignore_missing_migrations) text << "ignore-missing-migrations\n";
   if (migrations) {
     for (const auto& m : *migrations) text << "migration " << m.file << ' ' << m.checksum << '\n';
   } else {

@@ -150,3 +150,16 @@ TEST_CASE("product digest: a new migration file or a changed template changes it
   dir.Write("stack.yml", "services: {app: {}}\n");
   CHECK(digest() != second);
 }
+
+TEST_CASE("product digest: ignoreMissingMigrations changes it, so its workspaces are passed again") {
+  manifests::Product product;
+  product.name = "erp";
+  product.image = "img";
+  const std::vector<migrations::Migration> none;
+  const std::string strict = controller::ProductDigest(product, none, std::string());
+  product.ignore_missing_migrations = true;
+  const std::string lenient = controller::ProductDigest(product, none, std::string());
+  CHECK(lenient != strict);
+  product.ignore_missing_migrations = false;
+  CHECK(controller::ProductDigest(product, none, std::string()) == strict);
+}
