@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <span>
 #include <utility>
 #include <vector>
@@ -840,6 +841,49 @@ Status CheckFileSha256(const std::string& file, const std::string& expected) {
 
 namespace {
 
+// The scratch databases and restore logins this process is using now. The start-of-term sweep
+// (DropScratchDatabases) removes what a crash left and must spare these: a move or a restore
+// started in the same term may already be running when the sweep lists the cluster. A name is
+// added before it is created on the server and removed after it is dropped, so a sweep that
+// lists it always finds it here while it is in use.
+class LiveScratchNames {
+ public:
+  static LiveScratchNames& Process() {
+    static LiveScratchNames names;
+    return names;
+  }
+  void Add(const std::string& name) {
+    const std::lock_guard lock(mutex_);
+    names_.insert(name);
+  }
+  void Remove(const std::string& name) {
+    const std::lock_guard lock(mutex_);
+    names_.erase(name);
+  }
+  [[nodiscard]] bool Contains(const std::string& name) const {
+    const std::lock_guard lock(mutex_);
+    return names_.contains(name);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::set<std::string> names_;
+};
+
+// Holds a name in LiveScratchNames for its lifetime.
+class LiveScratchName {
+ public:
+  explicit LiveScratchName(std::string name) : name_(std::move(name)) {
+    LiveScratchNames::Process().Add(name_);
+  }
+  ~LiveScratchName() { LiveScratchNames::Process().Remove(name_); }
+  LiveScratchName(const LiveScratchName&) = delete;
+  LiveScratchName& operator=(const LiveScratchName&) = delete;
+
+ private:
+  std::string name_;
+};
+
 constexpr std::string_view kRestoreReason = "BackupRestoreFailed";
 constexpr std::string_view kLedgerTable = "tenant_master.schema_migrations";
 
@@ -865,6 +909,7 @@ class RestoreLogin {
     login.admin_ = admin;
     login.scrub_ = &context.scrub;
     login.name_ = "tm_restore_" + crypto::Hex(crypto::RandomBytes(8));
+    LiveScratchNames::Process().Add(login.name_);
     const Secret password(crypto::Hex(crypto::RandomBytes(24)));
     const pq::Text verifier(PQencryptPasswordConn(admin, password.Reveal().c_str(),
                                                   login.name_.c_str(), "scram-sha-256"));
@@ -909,8 +954,13 @@ class RestoreLogin {
   }
   RestoreLogin(const RestoreLogin&) = delete;
   RestoreLogin& operator=(const RestoreLogin&) = delete;
-  ~RestoreLogin() { (void)Drop(); }
+  ~RestoreLogin() {
+    (void)Drop();
+    if (!name_.empty()) LiveScratchNames::Process().Remove(name_);
+  }
 
+  // A login that could not be dropped stays in LiveScratchNames until this object goes: the
+  // next term's sweep removes it.
   Status Drop() {
     if (!created_) return Ok();
     created_ = false;
@@ -1287,6 +1337,7 @@ Outcome<VerifyResult> VerifyByRestore(const VerifyRequest& request) {
 
   VerifyResult result;
   result.scratch_database = "tm_verify_" + crypto::Hex(crypto::RandomBytes(8));
+  const LiveScratchName in_use(result.scratch_database);
   auto admin = pq::Connect(request.admin_dsn, admin_db, {}, context.scrub,
                            "the cluster's admin connection");
   if (!admin) return InStep("verify: connect", admin.failure());
@@ -1458,6 +1509,7 @@ Outcome<std::vector<std::string>> DropScratchDatabases(const Secret& admin_dsn) 
   std::vector<std::string> failed;
   for (int i = 0; i < PQntuples(names->get()); ++i) {
     const std::string name = PQgetvalue(names->get(), i, 0);
+    if (LiveScratchNames::Process().Contains(name)) continue;  // a verification running now
     auto drop = pq::ExecParams(admin->get(),
                                "DROP DATABASE IF EXISTS " + EscapeIdentifier(admin->get(), name) +
                                    " WITH (FORCE)",
@@ -1477,6 +1529,7 @@ Outcome<std::vector<std::string>> DropScratchDatabases(const Secret& admin_dsn) 
   if (!logins) return InStep("drop restore logins: list", logins.failure());
   for (int i = 0; i < PQntuples(logins->get()); ++i) {
     const std::string name = PQgetvalue(logins->get(), i, 0);
+    if (LiveScratchNames::Process().Contains(name)) continue;  // a restore running now
     auto drop = pq::ExecParams(admin->get(),
                                "DROP ROLE IF EXISTS " + EscapeIdentifier(admin->get(), name),
                                std::vector<std::string>{}, scrub);

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <map>
 #include <string>
@@ -676,6 +677,60 @@ TEST_CASE("scratch databases left by a dead verification are dropped, even with 
   auto again = backups::DropScratchDatabases(Secret(pg.Dsn()));
   REQUIRE(again.ok());
   CHECK(again->empty());
+}
+
+// The operator sweeps what a crash left (DropScratchDatabases) when a term begins, and a move or a
+// restore asked for right then may already be running: the sweep must spare their login and
+// scratch database. A psql that waits for the test's word holds each call at the point where the
+// login exists and is about to be used; the sweep runs there.
+TEST_CASE("a sweep for a crash's leftovers spares the login and scratch database of a restore "
+          "running now") {
+  MakeTenant("bk_sweep", "bk_sweep_owner");
+  const auto before = Fingerprint("bk_sweep");
+  TempDir dir;
+  auto dump = backups::Dump(Request("bk_sweep", dir.path() / "d", "sweep-1"));
+  REQUIRE_MESSAGE(dump.ok(), dump.failure().message);
+  const std::string reached = (dir.path() / "reached").string();
+  const std::string go = (dir.path() / "go").string();
+  const std::string psql = backups::FindPostgresTools()->pg_restore;
+  const std::string real_psql = psql.substr(0, psql.rfind('/')) + "/psql";
+  const std::string waiting = Script(
+      dir, "waiting_psql",
+      "[ \"$1\" = --version ] && exec " + real_psql + " --version\n"
+      "touch " + reached + "\nn=0\nwhile [ ! -e " + go + " ] && [ $n -lt 200 ]; do sleep 0.05; "
+      "n=$((n+1)); done\nexec " + real_psql + " \"$@\"\n");
+  // Runs `call` on a thread, sweeps once its psql waits, then lets it go on.
+  const auto swept_during = [&](auto call) {
+    std::filesystem::remove(reached);
+    std::filesystem::remove(go);
+    auto result = std::async(std::launch::async, call);
+    for (int i = 0; i < 400 && !std::filesystem::exists(reached); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    REQUIRE(std::filesystem::exists(reached));
+    auto swept = backups::DropScratchDatabases(Secret(PgServer::Shared().Dsn()));
+    REQUIRE_MESSAGE(swept.ok(), swept.failure().message);
+    CHECK(swept->empty());
+    std::ofstream(go).put('\n');
+    return result.get();
+  };
+
+  SUBCASE("a restore in place") {
+    auto restore = RestoreOf(*dump, "sweep-1", "bk_sweep", "bk_sweep_owner");
+    restore.tools.psql = waiting;
+    auto restored = swept_during([&] { return backups::Restore(restore); });
+    REQUIRE_MESSAGE(restored.ok(), restored.failure().message);
+    CHECK(Fingerprint("bk_sweep") == before);
+  }
+  SUBCASE("a verification") {
+    VerifyRequest verify = VerifyOf(*dump, "sweep-1");
+    verify.tools.psql = waiting;
+    auto verified = swept_during([&] { return backups::VerifyByRestore(verify); });
+    REQUIRE_MESSAGE(verified.ok(), verified.failure().message);
+    CHECK(verified->restored_rows == dump->table_rows);
+  }
+  CHECK(ScratchDatabases() == 0);
+  CHECK(RestoreLogins() == 0);
 }
 
 TEST_CASE("a tool past the call's deadline is killed: BackupTimedOut naming the step, nothing left") {
