@@ -170,6 +170,9 @@ class DirectoryBackend final : public StackGateway {
  public:
   explicit DirectoryBackend(fs::path dir) : dir_(std::move(dir)) {}
 
+  // Every endpoint is a folder of compose files here: a standalone engine, always there.
+  Outcome<EndpointInfo> Inspect(int /*endpoint*/) override { return EndpointInfo{}; }
+
   Outcome<std::vector<ObservedStack>> List(int endpoint) override {
     std::lock_guard lock(mutex_);
     std::vector<ObservedStack> out;

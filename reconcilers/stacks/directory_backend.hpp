@@ -23,7 +23,8 @@ namespace tmaster::stacks {
 /// status; Delete removes the folder (deleting a stack that is already gone succeeds). A create
 /// whose folder already exists adopts it when its Env carries the workspace's marker, and is
 /// Stalled `StackConflict` otherwise. Workspace names become folder names: anything empty,
-/// starting with `.`, or holding `/`, `\` or `..` is Stalled `InvalidStackName`. The backend
+/// starting with `.`, or holding `/`, `\` or `..` is Stalled `InvalidStackName`. Inspect
+/// says standalone for every endpoint. The backend
 /// starts no containers: run `docker compose` in a folder to bring its stack up
 /// (docs/stacks.md). Thread-safe (one lock).
 std::unique_ptr<StackGateway> MakeDirectoryBackend(std::filesystem::path dir);

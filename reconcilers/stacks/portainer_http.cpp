@@ -386,6 +386,25 @@ class HttpPortainerGateway final : public PortainerGateway {
     return listed;
   }
 
+  // The endpoint monitor's question: the probe alone, once. Unlike a list, Portainer's last
+  // snapshot of a down endpoint decides nothing here (the engine is what is asked about). The
+  // answer refreshes the kept kind (a standalone engine that became a swarm manager is seen at
+  // the next check, not when its kind expires); a failure forgets it, as any failed call does.
+  Outcome<EndpointInfo> Inspect(int endpoint) override {
+    Step step = MakeStep("inspect endpoint " + std::to_string(endpoint), {});
+    if (config_error_) return Config(step);
+    const Reply reply = Send(step, Route::kProbe, "GET",
+                             "/api/endpoints/" + std::to_string(endpoint) + "/docker/swarm");
+    std::optional<Outcome<EndpointKind>> said = SwarmInspected(step, reply);
+    if (!said) said = Probing(Classify(step, Route::kProbe, reply), endpoint);
+    if (!*said) {
+      Forget(endpoint);
+      return said->failure();
+    }
+    Remember(endpoint, **said);
+    return EndpointInfo{(*said)->swarm, (*said)->swarm_id};
+  }
+
   Outcome<std::string> File(const ObservedStack& stack) override {
     Step step = MakeStep(StackWhat("read the file of", stack.name, stack.id, stack.endpoint), {});
     if (config_error_) return Config(step);
@@ -679,16 +698,7 @@ class HttpPortainerGateway final : public PortainerGateway {
   Outcome<EndpointKind> ProbeOnce(Step& step, int endpoint) {
     const std::string path = "/api/endpoints/" + std::to_string(endpoint);
     const Reply reply = Send(step, Route::kProbe, "GET", path + "/docker/swarm");
-    if (reply.Is(200)) {
-      const auto value = ParseJson(reply.body);
-      const std::string id = value && value->is_object() ? StringField(value->get_object(), "ID")
-                                                         : std::string();
-      if (id.empty()) return BadResponse(step, reply.status);
-      return EndpointKind{true, id, true};
-    }
-    if (reply.Is(503) && Contains(PortainerMessage(reply), "not a swarm manager")) {
-      return EndpointKind{false, "", true};
-    }
+    if (auto said = SwarmInspected(step, reply)) return *said;
     const bool engine_unanswered =
         reply.transport == Transport::kAnswered && reply.status >= 500 && reply.status != 501;
     if (!engine_unanswered) return Probing(Classify(step, Route::kProbe, reply), endpoint);
@@ -714,6 +724,23 @@ class HttpPortainerGateway final : public PortainerGateway {
       return failure;
     }
     return EndpointKind{false, "", false};  // standalone when last seen; asked again next time
+  }
+
+  // Docker's answer to the swarm inspect, when it is one: the swarm inspect object's ID makes a
+  // swarm manager of that cluster, Docker's 503 "not a swarm manager" a standalone engine.
+  // nullopt: the engine did not say (down, refused, ...).
+  std::optional<Outcome<EndpointKind>> SwarmInspected(const Step& step, const Reply& reply) const {
+    if (reply.Is(200)) {
+      const auto value = ParseJson(reply.body);
+      const std::string id = value && value->is_object() ? StringField(value->get_object(), "ID")
+                                                         : std::string();
+      if (id.empty()) return Outcome<EndpointKind>(BadResponse(step, reply.status));
+      return Outcome<EndpointKind>(EndpointKind{true, id, true});
+    }
+    if (reply.Is(503) && Contains(PortainerMessage(reply), "not a swarm manager")) {
+      return Outcome<EndpointKind>(EndpointKind{false, "", true});
+    }
+    return std::nullopt;
   }
 
   static Failure Probing(Failure failure, int endpoint) {

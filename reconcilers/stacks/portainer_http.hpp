@@ -135,6 +135,13 @@ class PortainerGateway : public StackGateway {
   /// `active == false` the new stack is stopped right after it is created.
   Outcome<ApplyResult> Apply(const Action& action) override = 0;
 
+  /// One `GET /api/endpoints/{id}/docker/swarm`, not retried: a swarm manager with its
+  /// cluster's ID, or (Docker's 503 "not a swarm manager") a standalone engine; anything else
+  /// fails as above (a down endpoint: Transient `PortainerUnavailable`). Portainer's snapshot
+  /// of a down endpoint is not asked. The answer refreshes the kind kept for List and create;
+  /// a failure forgets it.
+  Outcome<EndpointInfo> Inspect(int endpoint) override = 0;
+
   /// The counters since construction or the last ResetCounts().
   [[nodiscard]] virtual CallCounts Counts() const = 0;
   virtual void ResetCounts() = 0;

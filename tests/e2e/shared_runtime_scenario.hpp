@@ -41,6 +41,7 @@ class CountingGateway : public stacks::StackGateway {
     ++applies;
     return real_.Apply(action);
   }
+  Outcome<stacks::EndpointInfo> Inspect(int endpoint) override { return real_.Inspect(endpoint); }
   void Reset() { lists = files = applies = 0; }
 
   std::atomic<int> lists{0};

@@ -62,7 +62,22 @@ class FakeStacks : public stacks::StackGateway {
     return std::visit([this](const auto& a) { return Do(a); }, action);
   }
 
+  /// What SetEndpoint said of `endpoint`; else a standalone engine. FailCall does not touch it.
+  Outcome<stacks::EndpointInfo> Inspect(int endpoint) override {
+    std::lock_guard lock(mutex_);
+    ++inspect_calls_;
+    const auto it = endpoints_.find(endpoint);
+    if (it == endpoints_.end()) return stacks::EndpointInfo{};
+    return it->second;
+  }
+
   // --- knobs and drift ---
+
+  /// What Inspect answers for `endpoint` from now on (a swarm manager, or a failure: down).
+  void SetEndpoint(int endpoint, Outcome<stacks::EndpointInfo> answer) {
+    std::lock_guard lock(mutex_);
+    endpoints_.insert_or_assign(endpoint, std::move(answer));
+  }
 
   /// The n-th call from now on (1 = the next one), of any kind, fails Transient.
   void FailCall(int n) {
@@ -129,6 +144,7 @@ class FakeStacks : public stacks::StackGateway {
   [[nodiscard]] int ListCalls() const { return Count(list_calls_); }
   [[nodiscard]] int FileCalls() const { return Count(file_calls_); }
   [[nodiscard]] int ApplyCalls() const { return Count(apply_calls_); }
+  [[nodiscard]] int InspectCalls() const { return Count(inspect_calls_); }
   void ResetCounts() {
     std::lock_guard lock(mutex_);
     list_calls_ = file_calls_ = apply_calls_ = 0;
@@ -218,6 +234,8 @@ class FakeStacks : public stacks::StackGateway {
   int list_calls_ = 0;
   int file_calls_ = 0;
   int apply_calls_ = 0;
+  int inspect_calls_ = 0;
+  std::map<int, Outcome<stacks::EndpointInfo>> endpoints_;
 };
 
 }  // namespace tmaster::testing

@@ -232,6 +232,7 @@ class StaleFirstList : public stacks::StackGateway {
   Outcome<stacks::ApplyResult> Apply(const stacks::Action& action) override {
     return real_.Apply(action);
   }
+  Outcome<stacks::EndpointInfo> Inspect(int endpoint) override { return real_.Inspect(endpoint); }
 
  private:
   stacks::StackGateway& real_;

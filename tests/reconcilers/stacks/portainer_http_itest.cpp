@@ -1417,6 +1417,57 @@ TEST_CASE("an endpoint down: Portainer's record of it decides its kind, and noth
   CHECK(SimStacks().empty());
 }
 
+TEST_CASE("Inspect: one probe, no retry: standalone, swarm with its cluster's id, a down "
+          "endpoint Transient, an unknown one Stalled; the key in no message") {
+  Reset();
+  AddEndpoint(3, kCluster);
+  Knob("POST", "/__sim/endpoints/2/down", json::object{});
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps, Options());  // max_attempts 4: Inspect still asks once
+
+  auto standalone = gateway->Inspect(1);
+  REQUIRE(standalone.ok());
+  CHECK_FALSE(standalone->swarm);
+  CHECK(standalone->swarm_id.empty());
+  auto swarm = gateway->Inspect(3);
+  REQUIRE(swarm.ok());
+  CHECK(swarm->swarm);
+  CHECK(swarm->swarm_id == kCluster);
+  CHECK(gateway->Counts().probe == 2);
+  // The answer is kept for the stacks' own calls: a list needs no probe of its own.
+  REQUIRE(gateway->List(3).ok());
+  CHECK(gateway->Counts().probe == 2);
+  CHECK(Log().back().query ==
+        ListQuery(std::string(R"({"EndpointID":3,"SwarmID":")") + kCluster + R"("})"));
+
+  // Down: Portainer's snapshot is not asked (it would say standalone); one call, no backoff.
+  auto down = gateway->Inspect(2);
+  REQUIRE_FALSE(down.ok());
+  CHECK(down.failure().kind == FailureKind::kTransient);
+  CHECK(down.failure().reason == "PortainerUnavailable");
+  CHECK(down.failure().message.find("inspect endpoint 2: Portainer answered 503 Unable to query "
+                                    "environment") == 0);
+  CHECK(gateway->Counts().probe == 3);
+  CHECK(gateway->Counts().retries == 0);
+  CheckNoSecrets(down.failure().message);
+
+  auto missing = gateway->Inspect(9);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.failure().kind == FailureKind::kStalled);
+  CHECK(missing.failure().reason == "EndpointNotFound");
+  CheckNoSecrets(missing.failure().message);
+
+  // A wrong key: Stalled, and neither key shows.
+  const std::string bad_key = "ptr_bm90LXRoZS1yaWdodC1rZXktYXQtYWxsLXNvcnJ5LTAxMjM0NTY=";
+  auto refused = Gateway(sleeps, Options(bad_key))->Inspect(1);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.failure().kind == FailureKind::kStalled);
+  CHECK(refused.failure().reason == "PortainerUnauthorized");
+  CHECK(refused.failure().message.find(bad_key) == std::string::npos);
+  CHECK(sleeps.delays.empty());
+  CheckNoSecrets(refused.failure().message);
+}
+
 // The simulator, as Docker: a manager lists the services of its whole cluster, so a second
 // Portainer endpoint on the same swarm sees the first one's stack services (409 on a swarm create
 // of that name, `docker service ls` through the proxy), while containers stay per engine.
