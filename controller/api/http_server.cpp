@@ -350,6 +350,8 @@ struct HttpServer::Impl {
         {"GET", "/api/v1/traefik", Access::kViewer, Lane::kWorker, &Impl::Traefik},
         {"GET", "/api/v1/products", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kProducts>},
         {"GET", "/api/v1/clusters", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kClusters>},
+        {"GET", "/api/v1/endpoints", Access::kViewer, Lane::kWorker,
+         &Impl::ForwardOp<Op::kEndpoints>},
         {"GET", "/api/v1/summary", Access::kViewer, Lane::kWorker, &Impl::ForwardOp<Op::kSummary>},
         {"GET", "/api/v1/version", Access::kViewer, Lane::kWorker, &Impl::Version},
         // A plan changes nothing: a viewer may ask for one (`tenantctl diff` with a read token).

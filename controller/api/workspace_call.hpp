@@ -26,6 +26,7 @@ struct WorkspaceCall {
     kRolloutStatus,   ///< GET /api/v1/products/{name}/rollout
     kRolloutCommand,  ///< POST /api/v1/products/{name}/rollout/{verb}
     kClusters,        ///< GET /api/v1/clusters (docs/placement.md)
+    kEndpoints,       ///< GET /api/v1/endpoints (docs/placement.md#endpoints)
     // Moves (docs/api.md#moves): `name` is the workspace.
     kMove,       ///< POST /api/v1/workspaces/{name}/move: start one, or prune its source
     kGetMove,    ///< GET /api/v1/workspaces/{name}/move

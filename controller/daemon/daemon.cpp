@@ -40,7 +40,11 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                .reach = [this](const std::string& cluster) {
                  return cluster_monitor_.Reach(cluster);
                },
+               .endpoint_reach = [this](int endpoint) { return endpoint_monitor_.Reach(endpoint); },
                .now_unix = {}}),
+      endpoint_monitor_(deps_.stacks != nullptr ? deps_.stacks->gateway : nullptr,
+                        [this] { return placer_.KnownEndpoints(); },
+                        options_.endpoint_check_interval),
       moves_(MakeMoveRunner()),
       fleet_(&overrides_),
       observer_(*this),
@@ -165,8 +169,10 @@ bool Daemon::Run() {
     ledger->SetObserver(StackLedgerWriter(*deps_.store, StackBackendKey(deps_.config->stacks)));
   }
   cluster_monitor_.Start();
+  endpoint_monitor_.Start();
   const bool drained = manager_.Run();
   cluster_monitor_.Stop();
+  endpoint_monitor_.Stop();
   // A worker still busy after a failed drain may record: the observer stays (the caller ends
   // the process without destroying anything).
   if (drained && ledger != nullptr) ledger->SetObserver({});
@@ -176,6 +182,7 @@ bool Daemon::Run() {
 void Daemon::Stop() {
   manager_.Stop();
   cluster_monitor_.Stop();
+  endpoint_monitor_.Stop();
   stream_hub_.Stop();  // the dashboards' streams end now, not when the HTTP server stops
 }
 

@@ -24,6 +24,7 @@
 #include "controller/api/webhook.hpp"
 #include "controller/daemon/backup_runner.hpp"
 #include "controller/daemon/cluster_monitor.hpp"
+#include "controller/daemon/endpoint_monitor.hpp"
 #include "controller/daemon/fleet_view.hpp"
 #include "controller/daemon/move_runner.hpp"
 #include "controller/daemon/rollout_driver.hpp"
@@ -105,6 +106,9 @@ struct DaemonOptions {
   Duration prune_interval = std::chrono::minutes(5);
   /// How often a standby reloads its workspace list (the API's) from the store.
   Duration standby_refresh = std::chrono::seconds(2);
+  /// How often each Portainer endpoint is asked what it is (`GET /api/v1/endpoints`): one light
+  /// call per endpoint (a swarm inspect through Portainer's proxy).
+  std::chrono::milliseconds endpoint_check_interval = std::chrono::seconds(10);
 };
 
 /// The daemon. Run() blocks until Stop(); every public method is thread-safe.
@@ -141,7 +145,8 @@ class Daemon final : private Term {
   /// The rollouts (docs/rollouts.md): the products' rollout status and the verbs; the API's
   /// routes go through Api(), which holds it.
   RolloutControl& Rollouts() { return rollouts_; }
-  /// Each cluster's capacity, usage and reachability (`GET /api/v1/clusters`).
+  /// Each cluster's capacity, usage and reachability (`GET /api/v1/clusters`), and each
+  /// endpoint's (`GET /api/v1/endpoints`).
   [[nodiscard]] const Placer& Placement() const { return placer_; }
 
   /// Product -> port of every product a source of this term declares with a shared runtime
@@ -220,6 +225,10 @@ class Daemon final : private Term {
   ClusterMonitor cluster_monitor_;
   /// Where workspaces without a named cluster are (docs/placement.md): loaded in Begin.
   Placer placer_;
+  /// What each endpoint the placer knows is, and whether it answers
+  /// (docs/placement.md#endpoints): checked every DaemonOptions::endpoint_check_interval while
+  /// Run runs.
+  EndpointMonitor endpoint_monitor_;
   std::unique_ptr<MoveRunner> moves_;  ///< nullptr without cluster DSNs (the tests' fakes)
   FleetView fleet_;
   Observer observer_;

@@ -593,6 +593,40 @@ ApiAnswer WorkspaceApi::Clusters() const {
   return answer;
 }
 
+ApiAnswer WorkspaceApi::Endpoints() const {
+  if (deps_.placer == nullptr) return ApiError(404, "this operator places no stacks");
+  if (!deps_.leading()) {
+    return ApiError(503, "this replica is a standby: the leader counts the endpoints' stacks");
+  }
+  json::array items;
+  for (const Placer::EndpointUsage& usage : deps_.placer->EndpointUsages()) {
+    json::object labels;
+    for (const auto& [key, value] : usage.labels) labels[key] = value;
+    const EndpointReach& reach = usage.reach;
+    // The kind is what the engine said at the last check; down or not asked yet: unknown.
+    const char* kind = "unknown";
+    if (reach.known && reach.reachable) kind = reach.swarm ? "swarm" : "standalone";
+    json::value reachable = nullptr;  // not checked yet
+    if (reach.known) reachable = reach.reachable;
+    json::value swarm_id = nullptr;
+    if (reach.known && reach.reachable && reach.swarm) swarm_id = json::string(reach.swarm_id);
+    json::object item{{"id", usage.endpoint},
+                      {"kind", kind},
+                      {"swarmId", std::move(swarm_id)},
+                      {"configured", usage.configured},
+                      {"labels", std::move(labels)},
+                      {"used", usage.used},
+                      {"reachable", reachable}};
+    item["capacity"] = usage.capacity ? json::value(*usage.capacity) : json::value(nullptr);
+    if (reach.known && !reach.reachable) item["reason"] = reach.reason;
+    if (reach.known) item["checkedAt"] = FormatRfc3339Utc(reach.checked_unix);
+    items.push_back(std::move(item));
+  }
+  ApiAnswer answer;
+  answer.body = json::serialize(json::object{{"items", std::move(items)}});
+  return answer;
+}
+
 ApiAnswer WorkspaceApi::Products() const {
   if (!deps_.leading()) {
     return ApiError(503, "this replica is a standby: the leader knows the sources' products");
@@ -777,6 +811,9 @@ WorkspaceAnswer ServeWorkspaceCall(WorkspaceApi& api, const WorkspaceCall& call)
       break;
     case Op::kClusters:
       answer = api.Clusters();
+      break;
+    case Op::kEndpoints:
+      answer = api.Endpoints();
       break;
     case Op::kSummary:
       answer = api.Summary();

@@ -106,7 +106,8 @@ struct WorkspaceApiDeps {
   /// nullptr: the rollout routes answer 503 and the products' `rolloutStatus` is null.
   RolloutControl* rollouts = nullptr;
   /// Each cluster's capacity, usage and reachability (`GET /api/v1/clusters`,
-  /// docs/placement.md); nullptr: the route answers 404.
+  /// docs/placement.md), and each endpoint's (`GET /api/v1/endpoints`); nullptr: both routes
+  /// answer 404.
   const Placer* placer = nullptr;
   /// Moves a workspace's database to another cluster and prunes the source it kept (the
   /// daemon's MoveRunner; docs/moves.md). nullptr: `POST .../move` answers 503; a move's
@@ -152,6 +153,9 @@ class WorkspaceApi {
   /// `GET /api/v1/clusters`: each configured cluster with its capacity, labels, the workspaces
   /// on it, and its last check (reachable, server version).
   ApiAnswer Clusters() const;
+  /// `GET /api/v1/endpoints`: each endpoint the fleet knows (Placer::EndpointUsages) with its
+  /// capacity, labels, the stacks on it, and its last check (kind, swarm id, reachable).
+  ApiAnswer Endpoints() const;
   /// `GET /api/v1/workspaces`: from the fleet view. 400 for a bad continue token.
   ApiAnswer List(const FleetQuery& query) const;
   /// `GET /api/v1/summary`: counts by phase, product and mode (FleetSummaryJson).

@@ -255,7 +255,7 @@ std::vector<Placer::Usage> Placer::Usages() const {
   return out;
 }
 
-std::vector<Placer::EndpointUsage> Placer::EndpointUsages() const {
+std::vector<Placer::EndpointUsage> Placer::CountEndpoints() const {
   Counts counts;
   {
     const std::lock_guard lock(mutex_);
@@ -265,13 +265,36 @@ std::vector<Placer::EndpointUsage> Placer::EndpointUsages() const {
   for (const manifests::EndpointConfig& endpoint : deps_.endpoints) {
     EndpointUsage usage;
     usage.endpoint = endpoint.id;
+    usage.configured = true;
     usage.capacity = endpoint.capacity;
     usage.labels = endpoint.labels;
     if (const auto u = counts.endpoints.find(endpoint.id); u != counts.endpoints.end()) {
       usage.used = u->second;
+      counts.endpoints.erase(u);
     }
     out.push_back(std::move(usage));
   }
+  for (const auto& [endpoint, used] : counts.endpoints) {  // the others, by id
+    if (used == 0) continue;
+    EndpointUsage usage;
+    usage.endpoint = endpoint;
+    usage.used = used;
+    out.push_back(std::move(usage));
+  }
+  return out;
+}
+
+std::vector<Placer::EndpointUsage> Placer::EndpointUsages() const {
+  std::vector<EndpointUsage> out = CountEndpoints();
+  if (deps_.endpoint_reach) {
+    for (EndpointUsage& usage : out) usage.reach = deps_.endpoint_reach(usage.endpoint);
+  }
+  return out;
+}
+
+std::vector<int> Placer::KnownEndpoints() const {
+  std::vector<int> out;
+  for (const EndpointUsage& usage : CountEndpoints()) out.push_back(usage.endpoint);
   return out;
 }
 

@@ -36,6 +36,17 @@ struct ClusterReach {
   std::int64_t checked_unix = 0;
 };
 
+/// What a Portainer endpoint is and whether its engine answers (its last check), for
+/// `tenantctl get endpoints`. Placement does not read it (docs/placement.md#endpoints).
+struct EndpointReach {
+  bool known = false;  ///< false until the first check
+  bool reachable = true;
+  bool swarm = false;          ///< a swarm manager, when reachable
+  std::string swarm_id;        ///< its cluster's ID, when swarm
+  std::string reason;          ///< why not, when unreachable
+  std::int64_t checked_unix = 0;
+};
+
 struct PlacerDeps {
   Store* store = nullptr;
   const DesiredState* desired = nullptr;
@@ -43,6 +54,8 @@ struct PlacerDeps {
   std::vector<manifests::EndpointConfig> endpoints;  ///< `stacks.endpoints`
   /// The last check of a cluster; empty: every cluster counts as reachable.
   std::function<ClusterReach(const std::string&)> reach;
+  /// The last check of an endpoint; empty: none known.
+  std::function<EndpointReach(int)> endpoint_reach;
   /// Seconds since the epoch (tests fix it); empty: the system clock.
   std::function<std::int64_t()> now_unix;
 };
@@ -93,12 +106,17 @@ class Placer {
 
   struct EndpointUsage {
     int endpoint = 0;
+    bool configured = false;  ///< in `stacks.endpoints`: stacks may be placed on it
     std::optional<std::int64_t> capacity;
     std::map<std::string, std::string> labels;
     std::int64_t used = 0;  ///< stacks on it: declared there, placed, or not yet removed
+    EndpointReach reach;
   };
-  /// Each configured endpoint (`stacks.endpoints`), in config order.
+  /// Each configured endpoint (`stacks.endpoints`) in config order, then, by id, each other
+  /// endpoint a stack is on (named by a workspace's spec, or its stored stack endpoint).
   [[nodiscard]] std::vector<EndpointUsage> EndpointUsages() const;
+  /// The ids of EndpointUsages(), without asking for their reach (the endpoint monitor's list).
+  [[nodiscard]] std::vector<int> KnownEndpoints() const;
 
  private:
   /// What each place holds, derived from the declared set at `version`.
@@ -111,6 +129,8 @@ class Placer {
   };
 
   std::int64_t Now() const;
+  /// EndpointUsages() without the reach.
+  std::vector<EndpointUsage> CountEndpoints() const;
   /// Under mutex_: the counts now (recounted when the declared set changed since).
   const Counts& Counted() const;
   /// Under mutex_.

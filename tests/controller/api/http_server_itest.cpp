@@ -1651,6 +1651,40 @@ TEST_CASE("http stream: with the Daemon, a workspace written to the source is a 
 }
 
 // The backup routes (docs/api.md#backups): who may call them, and what reaches the workspace API.
+TEST_CASE("http auth: GET /api/v1/endpoints: a viewer reads it, the answer passed through; no "
+          "token 401") {
+  FakeStore store;
+  Metrics metrics;
+  std::mutex mutex;
+  std::vector<WorkspaceCall> calls;
+  HttpHandlers handlers;
+  handlers.workspaces = [&](const WorkspaceCall& call) {
+    const std::lock_guard lock(mutex);
+    calls.push_back(call);
+    WorkspaceAnswer answer;
+    answer.body = R"({"items":[{"id":1,"kind":"swarm"}]})";
+    return answer;
+  };
+  HttpServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.admin_token = Secret(std::string(kAdminToken));
+  options.read_token = Secret(std::string(kReadToken));
+  HttpServer server(store, metrics, std::move(handlers), options);
+  REQUIRE(server.Start().ok());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(10, 0);
+
+  auto res = client.Get("/api/v1/endpoints", Bearer(kReadToken));
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(ParseJson(res->body).at("items").at(0).at("kind") == "swarm");
+  res = client.Get("/api/v1/endpoints");
+  CheckUnauthorized(res);
+  const std::lock_guard lock(mutex);
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].op == WorkspaceCall::Op::kEndpoints);
+}
+
 TEST_CASE("http auth: backups: a viewer lists backups and follows a restore; only an admin writes") {
   FakeStore store;
   Metrics metrics;

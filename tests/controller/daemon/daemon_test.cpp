@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 #include <spdlog/spdlog.h>
 
+#include <boost/json.hpp>
+
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -77,6 +79,7 @@ class Harness {
     options.backoff.base = 20ms;
     options.backoff.max = 200ms;
     options.leader_poll = leader_poll;
+    options.endpoint_check_interval = 50ms;
     daemon_ = std::make_unique<controller::Daemon>(std::move(deps), options);
   }
 
@@ -608,6 +611,57 @@ std::set<std::string> StackNames(testing::FakeStacks& stacks, int endpoint) {
 }
 
 }  // namespace
+
+TEST_CASE("daemon: GET /api/v1/endpoints: the configured endpoints and those workspaces name, "
+          "each with its kind, capacity, usage, labels and reachability") {
+  Harness h;
+  h.config().stacks.endpoints = {{.id = 1, .capacity = 2, .labels = {{"kind", "standalone"}}},
+                                 {.id = 4, .capacity = std::nullopt, .labels = {{"kind", "swarm"}}}};
+  DedicatedStacks dedicated(h);  // remakes the daemon with the config above
+  testing::FakeStacks& stacks = dedicated.stacks;
+  stacks.SetEndpoint(4, stacks::EndpointInfo{true, "c-4"});
+  stacks.SetEndpoint(7, Failure::Transient("PortainerUnavailable",
+                                           "inspect endpoint 7: Environment is down"));
+  const auto placed = [](const std::string& name, const std::string& kind) {
+    return "apiVersion: tenantmaster.io/v1alpha1\nkind: Workspace\nmetadata: {name: " + name +
+           "}\nspec:\n  product: shop\n  mode: dedicated\n  database:\n    cluster: default\n"
+           "  dedicated:\n    placement: {endpointSelector: {kind: " + kind + "}}\n";
+  };
+  h.Write("a.yaml", placed("alpha", "standalone"));
+  h.Write("b.yaml", placed("beta", "swarm"));
+  h.Write("c.yaml", DedicatedYaml("gamma", 7));  // named, outside stacks.endpoints
+  h.Start();
+  REQUIRE(Eventually([&] {
+    return h.HasPhase("alpha", "Ready") && h.HasPhase("beta", "Ready") &&
+           h.HasPhase("gamma", "Ready");
+  }));
+  // Endpoint 7 is known once gamma is declared; the monitor asks it at its next round.
+  REQUIRE(Eventually([&] {
+    return h.daemon().Api().Endpoints().body.find(R"("id":7,"kind":"unknown","swarmId":null,)"
+                                                  R"("configured":false,"labels":{},"used":1,)"
+                                                  R"("reachable":false)") != std::string::npos;
+  }));
+  const controller::ApiAnswer answer = h.daemon().Api().Endpoints();
+  REQUIRE(answer.status == 200);
+  const boost::json::array items = boost::json::parse(answer.body).at("items").as_array();
+  REQUIRE(items.size() == 3);
+  CHECK(items[0] == boost::json::parse(
+                        R"({"id":1,"kind":"standalone","swarmId":null,"configured":true,)"
+                        R"("labels":{"kind":"standalone"},"used":1,"reachable":true,"capacity":2,)"
+                        R"("checkedAt":")" + std::string(items[0].at("checkedAt").as_string()) +
+                        R"("})"));
+  CHECK(items[1].at("id") == 4);
+  CHECK(items[1].at("kind") == "swarm");
+  CHECK(items[1].at("swarmId") == "c-4");
+  CHECK(items[1].at("capacity").is_null());
+  CHECK(items[1].at("used") == 1);
+  CHECK(items[2].at("id") == 7);
+  CHECK(items[2].at("capacity").is_null());
+  CHECK(items[2].at("reason") == "PortainerUnavailable: inspect endpoint 7: Environment is down");
+  CHECK(items[2].at("checkedAt").as_string().size() == 20);  // 2026-12-05T18:00:00Z
+  CHECK(stacks.Find(4, "tm-beta").has_value());
+  h.Stop();
+}
 
 TEST_CASE("daemon: spec.mode may change: upgraded gets a stack, downgraded or moved loses it") {
   Harness h;

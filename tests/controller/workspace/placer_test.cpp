@@ -73,6 +73,10 @@ struct World {
           const auto found = reach.find(cluster);
           return found == reach.end() ? ClusterReach{} : found->second;
         },
+        .endpoint_reach = [](int endpoint) {
+          return EndpointReach{.known = endpoint == 10, .reachable = true, .swarm = true,
+                               .swarm_id = "c10", .reason = "", .checked_unix = 5};
+        },
         .now_unix = [] { return std::int64_t{1'800'000'000}; }});
     REQUIRE(placer->Load().ok());
     return placer;
@@ -217,11 +221,21 @@ TEST_CASE("placer: stacks go to the endpoint with the most room, recorded before
   CHECK(five.failure().kind == FailureKind::kStalled);
   CHECK(five.failure().message == "no endpoint can take it: 10: full (2/2); 2: full (2/2); 3: full (1/1)");
   CHECK(w.StoredEndpoint("five") == std::nullopt);
+  // A workspace naming an endpoint outside stacks.endpoints: listed after the configured ones.
+  CHECK(*w.PlaceStack(*placer, Dedicated("elsewhere", 7)) == 7);
   const std::vector<Placer::EndpointUsage> usage = placer->EndpointUsages();
-  REQUIRE(usage.size() == 3);
+  REQUIRE(usage.size() == 4);
   CHECK(usage[0].endpoint == 10);
+  CHECK(usage[0].configured);
   CHECK(usage[0].used == 2);
+  CHECK(usage[0].reach.swarm_id == "c10");  // the monitor's last check, as endpoint_reach says
+  CHECK_FALSE(usage[1].reach.known);
   CHECK(usage[2].used == 1);
+  CHECK(usage[3].endpoint == 7);
+  CHECK_FALSE(usage[3].configured);
+  CHECK_FALSE(usage[3].capacity.has_value());
+  CHECK(usage[3].used == 1);
+  CHECK(placer->KnownEndpoints() == std::vector<int>{10, 2, 3, 7});
   // A stack that went (switched to shared) frees its room.
   placer->StackOn("three", std::nullopt);
   CHECK(*w.PlaceStack(*placer, Dedicated("five", 0)) == 2);
