@@ -69,7 +69,7 @@ _tenantctl() {
     diff) flags='-f --filename';;
     get)
       flags='-o --output -l --selector --phase --workspace --limit --chunk-size'
-      if ((${#pos[@]} == 0)); then words='workspaces workspace products sources events clusters moves move'
+      if ((${#pos[@]} == 0)); then words='workspaces workspace products sources events clusters endpoints moves move'
       elif ((${#pos[@]} == 1)) && [[ "${pos[0]}" == workspace || "${pos[0]}" == workspaces || "${pos[0]}" == ws || "${pos[0]}" == move ]]; then
         words="$(_tenantctl_workspaces "${COMP_WORDS[0]}" "${conn[@]}")"
       fi;;
@@ -133,7 +133,7 @@ _tenantctl() {
   local -a verbs global value_flags pos conn
   verbs=(
     'apply:create or change workspaces from manifests'
-    'get:list or show workspaces, products, sources, events, clusters, moves'
+    'get:list or show workspaces, products, sources, events, clusters, endpoints, moves'
     'describe:show a workspace or its move in detail'
     'diff:show the plan for manifests'
     'delete:delete a workspace'
@@ -190,7 +190,7 @@ _tenantctl() {
     diff) flags=(-f --filename);;
     get)
       flags=(-o --output -l --selector --phase --workspace --limit --chunk-size)
-      if (( ${#pos} == 0 )); then choices=(workspaces workspace products sources events clusters moves move)
+      if (( ${#pos} == 0 )); then choices=(workspaces workspace products sources events clusters endpoints moves move)
       elif (( ${#pos} == 1 )) && [[ ${pos[1]} == (workspace|workspaces|ws|move) ]]; then names=1; fi;;
     describe|delete|reconcile|suspend|resume)
       case $verb in delete) flags=(--force);; reconcile) flags=(--wait --timeout);; esac

@@ -80,7 +80,8 @@ std::string NameOf(Resource resource, const json::value& item) {
   switch (resource) {
     case Resource::kWorkspace: return Text(At(item, {"metadata", "name"}));
     case Resource::kEvent:
-    case Resource::kToken: return Text(At(item, {"id"}));
+    case Resource::kToken:
+    case Resource::kEndpoint: return Text(At(item, {"id"}));
     case Resource::kMove: return Text(At(item, {"workspace"}));
     case Resource::kProduct:
     case Resource::kSource:
@@ -167,6 +168,15 @@ std::vector<std::string> Header(Resource resource, bool wide) {
       if (wide) h.emplace_back("MESSAGE");
       return h;
     }
+    case Resource::kEndpoint: {
+      std::vector<std::string> h{"ID", "KIND", "CAPACITY", "USED", "REACHABLE", "LABELS"};
+      if (wide) {
+        h.emplace_back("SWARM-ID");
+        h.emplace_back("CHECKED");
+        h.emplace_back("MESSAGE");
+      }
+      return h;
+    }
     case Resource::kMove: {
       std::vector<std::string> h{"WORKSPACE", "FROM", "TO", "STATE", "STEP", "AGE", "DOWNTIME"};
       if (wide) {
@@ -179,7 +189,7 @@ std::vector<std::string> Header(Resource resource, bool wide) {
   return {};
 }
 
-// LABELS of `get clusters`: key=value,... in key order, `<none>` without labels.
+// LABELS of `get clusters` and `get endpoints`: key=value,... in key order, `<none>` without labels.
 std::string LabelsColumn(const json::value* labels) {
   const json::object* object = labels != nullptr ? labels->if_object() : nullptr;
   if (object == nullptr || object->empty()) return "<none>";
@@ -189,6 +199,23 @@ std::string LabelsColumn(const json::value* labels) {
   }
   std::sort(parts.begin(), parts.end());
   return Join(parts, ",");
+}
+
+// REACHABLE of `get clusters` and `get endpoints`: True, False, or Unknown before the first check.
+std::string Reachable(const json::value& item) {
+  const json::value* reachable = At(item, {"reachable"});
+  if (reachable == nullptr || !reachable->is_bool()) return "Unknown";
+  return reachable->get_bool() ? "True" : "False";
+}
+
+// CAPACITY of `get endpoints`: the limit; `<unlimited>` for a configured endpoint without one;
+// `<none>` for one outside `stacks.endpoints` (only named by workspaces: nothing is placed there).
+std::string EndpointCapacity(const json::value& item) {
+  const json::value* capacity = At(item, {"capacity"});
+  if (capacity != nullptr && capacity->is_number()) return Text(capacity);
+  const json::value* configured = At(item, {"configured"});
+  return configured != nullptr && configured->is_bool() && !configured->get_bool() ? "<none>"
+                                                                                   : "<unlimited>";
 }
 
 std::vector<std::string> Row(Resource resource, const json::value& item, bool wide,
@@ -250,15 +277,27 @@ std::vector<std::string> Row(Resource resource, const json::value& item, bool wi
     }
     case Resource::kCluster: {
       const json::value* capacity = At(item, {"capacity"});
-      const json::value* reachable = At(item, {"reachable"});
       std::vector<std::string> row{
           NameOf(resource, item),
           capacity != nullptr && capacity->is_number() ? Text(capacity) : "<unlimited>",
           Count(At(item, {"used"})),
-          reachable != nullptr && reachable->is_bool() ? (reachable->get_bool() ? "True" : "False")
-                                                       : "Unknown",
+          Reachable(item),
           OrNone(Text(At(item, {"serverVersion"}))), LabelsColumn(At(item, {"labels"}))};
       if (wide) row.push_back(OneLine(Text(At(item, {"reason"}))));
+      return row;
+    }
+    case Resource::kEndpoint: {
+      std::vector<std::string> row{NameOf(resource, item),
+                                   Text(At(item, {"kind"}), "unknown"),
+                                   EndpointCapacity(item),
+                                   Count(At(item, {"used"})),
+                                   Reachable(item),
+                                   LabelsColumn(At(item, {"labels"}))};
+      if (wide) {
+        row.push_back(OrNone(Text(At(item, {"swarmId"}))));
+        row.push_back(AgeSince(detail::ParseTimeValue(At(item, {"checkedAt"})), now, "<never>"));
+        row.push_back(OneLine(Text(At(item, {"reason"}))));
+      }
       return row;
     }
     case Resource::kMove: {
@@ -294,6 +333,7 @@ const char* ToString(Resource resource) {
     case Resource::kEvent: return "event";
     case Resource::kToken: return "token";
     case Resource::kCluster: return "cluster";
+    case Resource::kEndpoint: return "endpoint";
     case Resource::kMove: return "move";
   }
   return "object";

@@ -16,9 +16,9 @@
 namespace tmaster::cli {
 
 /// What a list holds, which decides its columns and its `-o name` prefix.
-enum class Resource { kWorkspace, kProduct, kSource, kEvent, kToken, kCluster, kMove };
+enum class Resource { kWorkspace, kProduct, kSource, kEvent, kToken, kCluster, kEndpoint, kMove };
 
-/// `workspace`, `product`, `source`, `event`, `token`, `cluster`, `move`.
+/// `workspace`, `product`, `source`, `event`, `token`, `cluster`, `endpoint`, `move`.
 const char* ToString(Resource resource);
 
 /// A span of time as kubectl's AGE column shows it (apimachinery's HumanDuration): seconds up

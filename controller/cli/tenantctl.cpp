@@ -30,7 +30,7 @@ constexpr std::string_view kUsage =
     "usage: tenantctl COMMAND [flags]   (docs/api.md#tenantctl)\n"
     "\n"
     "  apply -f FILE|DIR|- [--force]          create or change workspaces (PUT each Workspace)\n"
-    "  get workspaces|workspace NAME|products|sources|events|clusters|moves|move NAME\n"
+    "  get workspaces|workspace NAME|products|sources|events|clusters|endpoints|moves|move NAME\n"
     "      [-o table|wide|json|yaml|name] [-l key=value] [--phase PHASE] [--workspace NAME]\n"
     "      [--limit N] [--chunk-size N]\n"
     "  describe workspace NAME                spec, conditions, last runs, events, the plan\n"
@@ -70,6 +70,7 @@ std::optional<Resource> ResourceNamed(std::string_view word) {
   if (word == "sources" || word == "source") return Resource::kSource;
   if (word == "events" || word == "event") return Resource::kEvent;
   if (word == "clusters" || word == "cluster") return Resource::kCluster;
+  if (word == "endpoints" || word == "endpoint") return Resource::kEndpoint;
   if (word == "moves" || word == "move") return Resource::kMove;
   return std::nullopt;
 }
@@ -239,7 +240,7 @@ class Session {
 int Session::Get() {
   if (command_.positionals.empty()) {
     return Usage("get: expected workspaces, workspace NAME, products, sources, events, clusters, "
-                 "moves or move NAME");
+                 "endpoints, moves or move NAME");
   }
   const std::optional<Resource> resource = ResourceNamed(command_.positionals[0]);
   if (!resource) return Usage("get: unknown resource \"" + command_.positionals[0] + "\"");
@@ -278,6 +279,7 @@ int Session::Get() {
     case Resource::kProduct: path = "/api/v1/products"; break;
     case Resource::kSource: path = "/api/v1/sources"; break;
     case Resource::kCluster: path = "/api/v1/clusters"; break;
+    case Resource::kEndpoint: path = "/api/v1/endpoints"; break;
     case Resource::kMove: path = "/api/v1/moves"; break;
     case Resource::kEvent:
       path = "/api/v1/events";
