@@ -34,6 +34,7 @@ using namespace tmaster::testing;
 using tmaster::tools::portainer_sim::SimProcess;
 
 const std::string kOperator = std::string(TM_BINARY_DIR) + "/tenant-operator";
+const std::string kTenantctl = std::string(TM_BINARY_DIR) + "/tenantctl";
 const std::string kExamples = std::string(TM_SOURCE_DIR) + "/examples/fleet";
 const std::string kApiKey = "ptr_e2eStacksKey0123456789abcdefghijklmnopqrstu";
 const std::string kMasterKey = "e2e-stacks-master-key-0123456789abcdef012345";
@@ -224,6 +225,28 @@ std::pair<std::string, std::string> PhaseOf(int port, const std::string& workspa
     return v != nullptr && v->is_string() ? std::string(v->as_string()) : std::string();
   };
   return {text("phase"), text("lastError")};
+}
+
+/// `tenantctl get endpoints -o json` against the daemon on `port`: the items by id (empty when it
+/// fails). The API key is in neither output.
+std::map<std::int64_t, json::object> CtlEndpoints(int port, const fs::path& home) {
+  const ProcessResult r =
+      RunProcess({kTenantctl, "get", "endpoints", "-o", "json"},
+                 {{"TENANTCTL_SERVER", "http://127.0.0.1:" + std::to_string(port)},
+                  {"TENANTCTL_TOKEN", ""},
+                  {"HOME", home.string()},
+                  {"XDG_CONFIG_HOME", (home / "xdg").string()}});
+  CHECK(r.out.find(kApiKey) == std::string::npos);
+  CHECK(r.err.find(kApiKey) == std::string::npos);
+  std::map<std::int64_t, json::object> out;
+  if (r.exit_code != 0) return out;
+  boost::system::error_code error;
+  const json::value root = json::parse(r.out, error);
+  if (error || !root.is_object() || !root.as_object().contains("items")) return out;
+  for (const json::value& item : root.at("items").as_array()) {
+    out[item.at("id").as_int64()] = item.as_object();
+  }
+  return out;
 }
 
 }  // namespace
@@ -682,19 +705,24 @@ TEST_CASE("stacks e2e: standalone and swarm endpoints in one fleet, drift and de
 // choose otherwise, and deleted from where they were placed (docs/placement.md#endpoints).
 TEST_CASE("stacks e2e: stacks placed across endpoints by capacity and labels, sticky, deleted "
           "where placed") {
+  // Endpoint 5 takes no stack (no selector matches it) and its engine is down.
   const std::string endpoints =
       "  endpoints:\n"
       "    - {id: 1, capacity: 1, labels: {kind: standalone}}\n"
-      "    - {id: 3, capacity: 2, labels: {kind: swarm}}\n";
+      "    - {id: 3, capacity: 2, labels: {kind: swarm}}\n"
+      "    - {id: 5, capacity: 4, labels: {kind: spare}}\n";
   World w(/*ledger_file=*/false, endpoints);
   w.Sim("POST", "/__sim/endpoints",
         R"({"Id": 3, "Name": "swarm", "Type": 2, "URL": "tcp://tasks.agent:9001", "SwarmId": "pe-cluster"})");
+  w.Sim("POST", "/__sim/endpoints", R"({"Id": 5, "Name": "spare", "Type": 1, "URL": "tcp://spare:2375"})");
+  w.Sim("POST", "/__sim/endpoints/5/down");
   const std::string swarm = "    placement: {endpointSelector: {kind: swarm}}\n";
   const std::string standalone = "    placement: {endpointSelector: {kind: standalone}}\n";
   w.fleet.Workspace("pe-a", 0, "", swarm);
   w.fleet.Workspace("pe-b", 0, "", swarm);
   w.fleet.Workspace("pe-s", 0, "", standalone);
   w.fleet.Workspace("pe-x", 0, "", standalone);  // one of pe-s and pe-x finds endpoint 1 full
+  w.fleet.Workspace("pe-n", 2);  // named: endpoint 2 is outside stacks.endpoints
   const std::string store_db = "tm_store_stack_placement";
   (void)QueryValue(w.pg.Dsn("postgres"), "DROP DATABASE IF EXISTS " + store_db + " WITH (FORCE)");
   const auto stored_endpoint = [&](const std::string& name) {
@@ -713,12 +741,12 @@ TEST_CASE("stacks e2e: stacks placed across endpoints by capacity and labels, st
         [&] {
           int ready = 0;
           waiting.clear();
-          for (const std::string name : {"pe-a", "pe-b", "pe-s", "pe-x"}) {
+          for (const std::string name : {"pe-a", "pe-b", "pe-s", "pe-x", "pe-n"}) {
             const auto [phase, error] = PhaseOf(port, name);
             if (phase == "Ready") ++ready;
             if (phase == "Stalled") waiting = name;
           }
-          return ready == 3 && !waiting.empty();
+          return ready == 4 && !waiting.empty();
         },
         std::chrono::seconds(90), std::chrono::milliseconds(200)));
     const std::string placed = waiting == "pe-s" ? "pe-x" : "pe-s";
@@ -744,6 +772,51 @@ TEST_CASE("stacks e2e: stacks placed across endpoints by capacity and labels, st
     CHECK(error.find("Unschedulable") != std::string::npos);
     CHECK(error.find("1: full (1/1)") != std::string::npos);
     CHECK(error.find("3: labels do not match kind=standalone") != std::string::npos);
+
+    // `tenantctl get endpoints`: the configured ones and endpoint 2, which pe-n names; each
+    // one's kind as its engine says, its capacity and usage; 5 down. Endpoint 2 is known once
+    // pe-n is declared, so it is checked at the monitor's next round (every 10 s).
+    std::map<std::int64_t, json::object> seen;
+    CHECK(Eventually(
+        [&] {
+          seen = CtlEndpoints(port, w.dir.path());
+          return seen.size() == 4 && seen[2].at("kind") == "standalone" &&
+                 seen[5].at("reachable") == false;
+        },
+        std::chrono::seconds(40), std::chrono::milliseconds(500)));
+    std::string shown;
+    for (const auto& [id, item] : seen) shown += json::serialize(item) + "\n";
+    INFO("tenantctl get endpoints -o json:\n" << shown);
+    REQUIRE(seen.size() == 4);
+    CHECK(seen[1].at("kind") == "standalone");
+    CHECK(seen[1].at("swarmId").is_null());
+    CHECK(seen[1].at("capacity") == 1);
+    CHECK(seen[1].at("used") == 1);
+    CHECK(seen[1].at("reachable") == true);
+    CHECK(seen[1].at("labels") == json::object{{"kind", "standalone"}});
+    CHECK(seen[3].at("kind") == "swarm");
+    CHECK(seen[3].at("swarmId") == "pe-cluster");
+    CHECK(seen[3].at("capacity") == 2);
+    CHECK(seen[3].at("used") == 2);
+    CHECK(seen[3].at("reachable") == true);
+    CHECK(seen[2].at("configured") == false);
+    CHECK(seen[2].at("capacity").is_null());
+    CHECK(seen[2].at("used") == 1);
+    CHECK(seen[5].at("kind") == "unknown");
+    CHECK(seen[5].at("capacity") == 4);
+    CHECK(seen[5].at("used") == 0);
+    CHECK(seen[5].at("reason").as_string().find("inspect endpoint 5: Portainer answered 503") !=
+          std::string::npos);
+    CHECK(seen[5].at("checkedAt").is_string());
+    // Back up: reachable again at a later check.
+    w.Sim("POST", "/__sim/endpoints/5/up");
+    CHECK(Eventually(
+        [&] {
+          seen = CtlEndpoints(port, w.dir.path());
+          return seen.size() == 4 && seen[5].at("reachable") == true;
+        },
+        std::chrono::seconds(30), std::chrono::milliseconds(500)));
+    CHECK(seen[5].at("kind") == "standalone");
     REQUIRE(daemon->Terminate() == 0);
   }
 
