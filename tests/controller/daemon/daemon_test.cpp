@@ -663,6 +663,24 @@ TEST_CASE("daemon: GET /api/v1/endpoints: the configured endpoints and those wor
   h.Stop();
 }
 
+TEST_CASE("daemon: a standby checks the endpoints too, but GET /api/v1/endpoints answers 503") {
+  Harness h;
+  testing::FakeLeaderLock lock;
+  lock.available = false;  // another replica leads
+  h.leader_lock = &lock;
+  h.leader_poll = 10ms;
+  h.config().stacks.endpoints = {{.id = 3, .capacity = 1, .labels = {}}};
+  DedicatedStacks dedicated(h);
+  h.Start();
+  REQUIRE(Eventually([&] { return dedicated.stacks.InspectCalls() >= 2; }));
+  CHECK_FALSE(h.daemon().Leading());
+  const controller::ApiAnswer answer = h.daemon().Api().Endpoints();
+  CHECK(answer.status == 503);
+  CHECK(answer.message ==
+        "this replica is a standby: the leader counts the endpoints' stacks");
+  h.Stop();
+}
+
 TEST_CASE("daemon: spec.mode may change: upgraded gets a stack, downgraded or moved loses it") {
   Harness h;
   DedicatedStacks dedicated(h);
