@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstddef>
 #include <iterator>
@@ -49,6 +50,12 @@ bool IsEnvName(std::string_view name) {
     return std::isalnum(u) != 0 || u == '_';
   });
 }
+
+// The names of the variables the operator sets in every dedicated stack's Env (BuildStackEnv).
+constexpr std::array<std::string_view, 13> kOperatorEnvNames = {
+    "DATABASE_URL", "DB_HOST",          "DB_NAME",         "DB_PASSWORD", "DB_PORT",
+    "DB_USER",      "TM_CERT_RESOLVER", "TM_EDGE_NETWORK", "TM_HOST",     "TM_IMAGE",
+    "TM_PORT",      "TM_VERSION",       "TM_WORKSPACE"};
 
 bool IsOperatorName(std::string_view name) {
   return name.starts_with("TM_") || name.starts_with("DB_") || name == "DATABASE_URL";
@@ -248,17 +255,24 @@ struct Label {
   std::string value;
 };
 
-std::vector<Label> OurLabels(const RenderInputs& in) {
+// The routed service's Traefik labels. `swarm`: the set for `deploy.labels`, which only a swarm
+// provider reads: Traefik v3's swarm provider names the network `traefik.swarm.network`, v2's
+// docker provider in swarm mode `traefik.docker.network`, and each ignores the other's key, so
+// both are written (docs/stacks.md#one-file-for-both-kinds). The port label is there in both sets:
+// on swarm Traefik cannot detect a port and requires it.
+std::vector<Label> OurLabels(const RenderInputs& in, bool swarm) {
   const std::string router = "traefik.http.routers." + StackName(in.workspace);
   const std::string service = "traefik.http.services." + StackName(in.workspace);
-  return {
+  std::vector<Label> labels = {
       {"traefik.enable", "true"},
       {"traefik.docker.network", in.edge_network},
-      {router + ".rule", "Host(`" + in.host + "`)"},
-      {router + ".entrypoints", "websecure"},
-      {router + ".tls.certresolver", in.cert_resolver},
-      {service + ".loadbalancer.server.port", std::to_string(in.port)},
   };
+  if (swarm) labels.push_back({"traefik.swarm.network", in.edge_network});
+  labels.push_back({router + ".rule", "Host(`" + in.host + "`)"});
+  labels.push_back({router + ".entrypoints", "websecure"});
+  labels.push_back({router + ".tls.certresolver", in.cert_resolver});
+  labels.push_back({service + ".loadbalancer.server.port", std::to_string(in.port)});
+  return labels;
 }
 
 Vars MatchVars(const RenderInputs& in) {
@@ -271,24 +285,21 @@ Vars MatchVars(const RenderInputs& in) {
           {"TM_CERT_RESOLVER", in.cert_resolver}};
 }
 
-// The labels as (key node, value node) pairs, from either compose form.
+// The labels as (key node, value node) pairs, from either compose form. `where` names the
+// node in messages (`services.app.labels`).
 Outcome<std::vector<std::pair<YAML::Node, YAML::Node>>> LabelEntries(const YAML::Node& labels,
                                                                      const RenderInputs& in,
-                                                                     const std::string& svc) {
+                                                                     const std::string& where) {
   std::vector<std::pair<YAML::Node, YAML::Node>> entries;
   if (IsAbsent(labels)) return entries;
   if (labels.IsMap()) {
     for (const auto& entry : labels) entries.emplace_back(entry.first, entry.second);
     return entries;
   }
-  if (!labels.IsSequence()) {
-    return TemplateError(in, "services." + svc + ".labels is neither a mapping nor a list");
-  }
+  if (!labels.IsSequence()) return TemplateError(in, where + " is neither a mapping nor a list");
   for (const auto& item : labels) {
     const auto text = ScalarOf(item);
-    if (!text) {
-      return TemplateError(in, "services." + svc + ".labels has an item that is not a string");
-    }
+    if (!text) return TemplateError(in, where + " has an item that is not a string");
     const auto eq = text->find('=');
     if (eq == std::string::npos) {
       entries.emplace_back(PlainScalar(*text), Str(""));
@@ -299,18 +310,19 @@ Outcome<std::vector<std::pair<YAML::Node, YAML::Node>>> LabelEntries(const YAML:
   return entries;
 }
 
-Status AddLabels(YAML::Node service, const RenderInputs& in, const std::string& svc) {
-  auto entries = LabelEntries(service["labels"], in, svc);
+// `labels` (either form) as a map with `ours` in it. Keys of the template that mean one of ours
+// (`traefik.http.routers.tm-${TM_WORKSPACE}.rule`) take our canonical key and value, in the
+// template's order; the others pass through; ours not met are appended in our order.
+Outcome<YAML::Node> MergeLabels(const YAML::Node& template_labels, const std::vector<Label>& ours,
+                                const RenderInputs& in, const std::string& where) {
+  auto entries = LabelEntries(template_labels, in, where);
   if (!entries) return entries.failure();
-  const std::vector<Label> ours = OurLabels(in);
   const Vars vars = MatchVars(in);
   std::set<std::string> written;
   YAML::Node labels(YAML::NodeType::Map);
   auto write_ours = [&](const Label& label) {
     if (written.insert(label.key).second) labels[label.key] = Str(EscapeDollar(label.value));
   };
-  // Keys of the template that mean one of ours (`traefik.http.routers.tm-${TM_WORKSPACE}.rule`)
-  // take our canonical key and value, in the template's order; the others pass through.
   for (const auto& [key, value] : *entries) {
     const auto text = ScalarOf(key);
     const Label* match = nullptr;
@@ -327,7 +339,120 @@ Status AddLabels(YAML::Node service, const RenderInputs& in, const std::string& 
     labels.force_insert(key, value);
   }
   for (const auto& label : ours) write_ours(label);
-  service["labels"] = labels;
+  return labels;
+}
+
+// Our labels on the routed service twice: as container `labels` (compose; Traefik's docker
+// provider) and as `deploy.labels` (swarm; Traefik's swarm provider reads only service labels,
+// and compose ignores them). Other labels of the template stay where the template put them.
+Status AddLabels(YAML::Node service, const RenderInputs& in, const std::string& svc) {
+  const std::string where = "services." + svc;
+  auto labels = MergeLabels(service["labels"], OurLabels(in, false), in, where + ".labels");
+  if (!labels) return labels.failure();
+  service["labels"] = *labels;
+
+  if (IsAbsent(service["deploy"])) service["deploy"] = YAML::Node(YAML::NodeType::Map);
+  YAML::Node deploy = service["deploy"];
+  if (!deploy.IsMap()) return TemplateError(in, where + ".deploy is not a mapping");
+  auto deploy_labels =
+      MergeLabels(deploy["labels"], OurLabels(in, true), in, where + ".deploy.labels");
+  if (!deploy_labels) return deploy_labels.failure();
+  deploy["labels"] = *deploy_labels;
+  return Ok();
+}
+
+// --- env_file: stack.env ---
+
+// Portainer's env file, as a service's `env_file` names it: `stack.env` (or `./stack.env`), as a
+// string or as the `path` of the long form.
+bool IsStackEnvFile(const YAML::Node& item) {
+  auto path = ScalarOf(item);
+  if (!path && item.IsMap()) path = ScalarOf(item["path"]);
+  return path && (*path == "stack.env" || *path == "./stack.env");
+}
+
+// The names a service's `environment` sets: the keys of the map form, what precedes `=` in the
+// list form (a bare `NAME` counts: compose takes it from the environment).
+Outcome<std::set<std::string>> EnvironmentNames(const YAML::Node& environment,
+                                                const RenderInputs& in, const std::string& where) {
+  std::set<std::string> names;
+  if (IsAbsent(environment)) return names;
+  if (environment.IsMap()) {
+    const auto keys_of = [&names](const YAML::Node& map) {
+      if (!map.IsDefined() || !map.IsMap()) return;
+      for (const auto& entry : map) {
+        if (const auto key = ScalarOf(entry.first)) names.insert(*key);
+      }
+    };
+    keys_of(environment);
+    // A merge key's mappings set their names too (an entry of ours would override them).
+    const YAML::Node merged = environment["<<"];
+    keys_of(merged);
+    if (merged.IsDefined() && merged.IsSequence()) {
+      for (const auto& item : merged) keys_of(item);
+    }
+    return names;
+  }
+  if (!environment.IsSequence()) {
+    return TemplateError(in, where + " is neither a mapping nor a list");
+  }
+  for (const auto& item : environment) {
+    if (const auto text = ScalarOf(item)) names.insert(text->substr(0, text->find('=')));
+  }
+  return names;
+}
+
+// `docker stack deploy` has no stack.env (Portainer writes it for compose only, and passes a
+// swarm stack's Env as the deploy's own environment), so a service that reads it fails to deploy
+// on swarm. Each such reference becomes `NAME: ${NAME}` entries for the Env's names the service
+// does not set itself: compose interpolates them from `--env-file stack.env` as before, swarm
+// from the deploy's environment, and no value is ever written into the file. The template's own
+// entries keep precedence, as they did over the env file. Other env files are left alone.
+Status ReplaceStackEnvFile(YAML::Node service, const RenderInputs& in, const std::string& svc) {
+  const YAML::Node env_file = service["env_file"];
+  if (IsAbsent(env_file)) return Ok();
+  if (env_file.IsSequence()) {
+    YAML::Node kept(YAML::NodeType::Sequence);
+    kept.SetStyle(env_file.Style());
+    for (const auto& item : env_file) {
+      if (!IsStackEnvFile(item)) kept.push_back(item);
+    }
+    if (kept.size() == env_file.size()) return Ok();
+    if (kept.size() == 0) {
+      service.remove("env_file");
+    } else {
+      service["env_file"] = kept;
+    }
+  } else if (IsStackEnvFile(env_file)) {
+    service.remove("env_file");
+  } else {
+    return Ok();
+  }
+
+  const std::string where = "services." + svc + ".environment";
+  auto set = EnvironmentNames(service["environment"], in, where);
+  if (!set) return set.failure();
+  if (IsAbsent(service["environment"])) service["environment"] = YAML::Node(YAML::NodeType::Map);
+  YAML::Node environment = service["environment"];
+  for (const std::string& name : in.env_names) {
+    if (set->contains(name)) continue;
+    const std::string reference = "${" + name + "}";
+    if (environment.IsMap()) {
+      environment[name] = Str(reference);
+    } else {
+      environment.push_back(Str(name + "=" + reference));
+    }
+  }
+  return Ok();
+}
+
+Status ReplaceStackEnvFiles(YAML::Node root, const RenderInputs& in) {
+  YAML::Node services = root["services"];
+  for (auto entry : services) {
+    if (!entry.second.IsMap()) continue;
+    const auto name = ScalarOf(entry.first);
+    if (auto done = ReplaceStackEnvFile(entry.second, in, name.value_or("?")); !done) return done;
+  }
   return Ok();
 }
 
@@ -464,7 +589,7 @@ Outcome<std::string> WriteCompose(const YAML::Node& root, const RenderInputs& in
 // `traefik.enable: "false"` (replacing a template key that means it); other labels pass through
 // (inert while Traefik ignores the container).
 Status DisableTraefik(YAML::Node service, const RenderInputs& in, const std::string& svc) {
-  auto entries = LabelEntries(service["labels"], in, svc);
+  auto entries = LabelEntries(service["labels"], in, "services." + svc + ".labels");
   if (!entries) return entries.failure();
   const Vars vars = MatchVars(in);
   YAML::Node labels(YAML::NodeType::Map);
@@ -677,6 +802,7 @@ Outcome<std::string> RenderStackFile(std::string_view template_text, const Rende
   Compose& c = *compose;
   if (auto done = AddLabels(c.service, inputs, c.svc); !done) return done.failure();
   if (auto done = AddNetworks(c.root, c.service, inputs, c.svc); !done) return done.failure();
+  if (auto done = ReplaceStackEnvFiles(c.root, inputs); !done) return done.failure();
   return WriteCompose(c.root, inputs);
 }
 
@@ -696,6 +822,11 @@ RenderInputs MakeRenderInputs(const manifests::Workspace& workspace,
   in.template_name = product.stack_template.empty()
                          ? "of product " + product.name
                          : product.stack_template.string() + " of product " + product.name;
+  in.env_names.assign(kOperatorEnvNames.begin(), kOperatorEnvNames.end());
+  if (workspace.dedicated) {
+    for (const auto& [name, value] : workspace.dedicated->env) in.env_names.push_back(name);
+  }
+  std::sort(in.env_names.begin(), in.env_names.end());
   return in;
 }
 
@@ -707,7 +838,7 @@ Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
     return Failure::Stalled("NotDedicated",
                             "workspace " + workspace.name + " has no spec.dedicated");
   }
-  const RenderInputs inputs = MakeRenderInputs(workspace, product, config);
+  RenderInputs inputs = MakeRenderInputs(workspace, product, config);
   if (inputs.version.empty()) {
     return Failure::Stalled("InvalidStackVersion", "workspace " + workspace.name +
                                                        ": no spec.dedicated.version and "
@@ -716,6 +847,8 @@ Outcome<DesiredStack> BuildDesiredStack(const manifests::Workspace& workspace,
   }
   auto env = BuildStackEnv(inputs, db, workspace.dedicated->env);
   if (!env) return env.failure();
+  inputs.env_names.clear();  // the Env just built is the authority on its names
+  for (const auto& var : *env) inputs.env_names.push_back(var.name);
   auto file = RenderStackFile(template_text, inputs);
   if (!file) return file.failure();
   DesiredStack stack;

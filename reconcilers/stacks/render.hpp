@@ -37,6 +37,9 @@ struct RenderInputs {
   std::string edge_network;   ///< TM_EDGE_NETWORK, the external network Traefik watches
   std::string cert_resolver;  ///< TM_CERT_RESOLVER
   std::string template_name;  ///< the template's file name, for messages only
+  /// The names of the stack's Env (BuildStackEnv), sorted: what `env_file: stack.env` is
+  /// replaced with (`NAME: ${NAME}` entries). MakeRenderInputs fills them from the workspace.
+  std::vector<std::string> env_names;
 };
 
 /// The stack name of a workspace: `tm-<workspace>`.
@@ -64,16 +67,24 @@ Outcome<std::vector<EnvVar>> BuildStackEnv(const RenderInputs& inputs, const DbC
 ///    become a map; a key that interpolates to one of ours is replaced by ours), and membership
 ///    in the edge network (plus `default` when it had no networks);
 ///  - the top-level `networks:` declares the edge network `external: true`, `name: <edge>`
-///    (an entry of the template whose name or key already means the edge network is reused).
+///    (an entry of the template whose name or key already means the edge network is reused);
+///  - so that one file runs on a standalone engine and on a swarm manager alike (the plan never
+///    knows the kind): the routed service's Traefik labels are also written under
+///    `deploy.labels` (which compose ignores and Traefik's swarm provider reads), with
+///    `traefik.swarm.network` beside `traefik.docker.network`; and every service's
+///    `env_file: stack.env` (the string, or that entry of a list) is replaced by `environment:`
+///    entries `NAME: ${NAME}` for each of `inputs.env_names` the service does not set itself
+///    (`docker stack deploy` has no stack.env; both kinds interpolate `${NAME}` from the Env).
 /// `${VAR}` references are left for compose to interpolate from the Env; literal values we
 /// insert have `$` doubled. Quoting, tags and flow style of the template survive; comments do
 /// not. Stalled `InvalidStackTemplate` (naming `inputs.template_name`) when the text is not
-/// YAML, not a mapping with a non-empty `services` mapping, or the routed service cannot join
-/// a network.
+/// YAML, not a mapping with a non-empty `services` mapping, the routed service cannot join
+/// a network, or `deploy` / `environment` of a service to change has the wrong shape.
 Outcome<std::string> RenderStackFile(std::string_view template_text, const RenderInputs& inputs);
 
 /// The inputs of one workspace: host `<subdomain>.<baseDomain>`, version spec.dedicated.version
-/// (default: the product's defaultVersion), the config's edge network and cert resolver.
+/// (default: the product's defaultVersion), the config's edge network and cert resolver, the
+/// Env's names (the operator's and spec.dedicated.env's).
 RenderInputs MakeRenderInputs(const manifests::Workspace& workspace,
                               const manifests::Product& product, const manifests::Config& config);
 

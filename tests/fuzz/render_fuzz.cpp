@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -103,6 +104,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& field : input.fields) {
     for (const char c : field.second) printable = printable && c >= ' ' && c <= '~';
   }
+  // What `env_file: stack.env` becomes: entries for the Env's names (BuildDesiredStack passes
+  // them all; here a few of the operator's and the input's extras).
+  std::set<std::string> names = {"DATABASE_URL", "DB_PASSWORD", "TM_HOST"};
+  for (const auto& [name, value] : extra) {
+    if (IsEnvName(name)) names.insert(name);
+  }
+  in.env_names.assign(names.begin(), names.end());
   const auto rendered = stacks::RenderStackFile(input.body, in);
   if (rendered) {
     Require(input_has_password || rendered->find(kPassword) == std::string::npos,

@@ -204,6 +204,15 @@ TEST_CASE("stack render: a template without image, labels or networks gets all o
         "      traefik.http.routers.tm-acme.entrypoints: \"websecure\"\n"
         "      traefik.http.routers.tm-acme.tls.certresolver: \"le\"\n"
         "      traefik.http.services.tm-acme.loadbalancer.server.port: \"8000\"\n"
+        "    deploy:\n"
+        "      labels:\n"
+        "        traefik.enable: \"true\"\n"
+        "        traefik.docker.network: \"tenant-network\"\n"
+        "        traefik.swarm.network: \"tenant-network\"\n"
+        "        traefik.http.routers.tm-acme.rule: \"Host(`acme-shop.surgir.online`)\"\n"
+        "        traefik.http.routers.tm-acme.entrypoints: \"websecure\"\n"
+        "        traefik.http.routers.tm-acme.tls.certresolver: \"le\"\n"
+        "        traefik.http.services.tm-acme.loadbalancer.server.port: \"8000\"\n"
         "    networks:\n"
         "      - default\n"
         "      - tenant-network\n"
@@ -211,6 +220,154 @@ TEST_CASE("stack render: a template without image, labels or networks gets all o
         "  tenant-network:\n"
         "    name: \"tenant-network\"\n"
         "    external: true\n");
+}
+
+// One file for both kinds of endpoint (docs/stacks.md#one-file-for-both-kinds): compose reads
+// `labels` and ignores `deploy.labels`; Traefik's swarm provider reads only `deploy.labels`.
+TEST_CASE("stack render: our labels are on the container and under deploy.labels") {
+  // A template written for swarm keeps its deploy settings and its own deploy labels; the keys
+  // that mean ours take our values there too, once.
+  const auto file = RenderStackFile(
+      "services:\n  app:\n    image: x\n    deploy:\n      replicas: 2\n      labels:\n"
+      "        - com.example.tier=web\n"
+      "        - traefik.http.routers.tm-${TM_WORKSPACE}.rule=Host(`evil.example`)\n"
+      "        - traefik.swarm.network=other\n",
+      Inputs());
+  REQUIRE(file.ok());
+  CHECK(file->find("    deploy:\n      replicas: 2\n      labels:\n"
+                   "        com.example.tier: \"web\"\n"
+                   "        traefik.http.routers.tm-acme.rule: "
+                   "\"Host(`acme-shop.surgir.online`)\"\n"
+                   "        traefik.swarm.network: \"tenant-network\"\n"
+                   "        traefik.enable: \"true\"\n"
+                   "        traefik.docker.network: \"tenant-network\"\n") != std::string::npos);
+  CHECK(file->find("evil.example") == std::string::npos);
+  CHECK(file->find("other") == std::string::npos);
+  CHECK(Count(*file, "traefik.http.routers.tm-acme.rule:") == 2);
+  CHECK(Count(*file, "traefik.http.services.tm-acme.loadbalancer.server.port: \"8000\"") == 2);
+  CHECK(Count(*file, "traefik.swarm.network:") == 1);  // only where a swarm provider looks
+  // The template's own deploy labels stay there, not copied onto the container.
+  CHECK(Count(*file, "com.example.tier") == 1);
+  const auto again = RenderStackFile(*file, Inputs());
+  REQUIRE(again.ok());
+  CHECK(*again == *file);
+
+  const auto bad = RenderStackFile("services:\n  app:\n    deploy: [1]\n", Inputs());
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.failure().reason == "InvalidStackTemplate");
+  CHECK(bad.failure().message.find("services.app.deploy is not a mapping") != std::string::npos);
+  const auto bad_labels =
+      RenderStackFile("services:\n  app:\n    deploy: {labels: 5}\n", Inputs());
+  REQUIRE_FALSE(bad_labels.ok());
+  CHECK(bad_labels.failure().message.find("services.app.deploy.labels is neither") !=
+        std::string::npos);
+}
+
+TEST_CASE("stack render: env_file stack.env becomes ${NAME} entries of the Env's names") {
+  const RenderInputs in = Inputs();
+  REQUIRE(in.env_names.size() == 15);  // the operator's 13 and spec.dedicated.env's 2
+  // Map form: the template's own entries are kept as they are and not repeated.
+  const auto file = RenderStackFile(
+      "services:\n  app:\n    image: x\n    env_file: stack.env\n"
+      "    environment:\n      DATABASE_URL: ${DATABASE_URL}?sslmode=require\n"
+      "      LANGUAGE_CODE: en\n",
+      in);
+  REQUIRE(file.ok());
+  CHECK(file->find("env_file") == std::string::npos);
+  CHECK(file->find("      DATABASE_URL: ${DATABASE_URL}?sslmode=require\n"
+                   "      LANGUAGE_CODE: en\n"
+                   "      DB_HOST: \"${DB_HOST}\"\n") != std::string::npos);
+  for (const auto& name : in.env_names) {
+    CAPTURE(name);
+    CHECK(Count(*file, "      " + name + ":") == 1);
+  }
+  CHECK(file->find("DB_PASSWORD: \"${DB_PASSWORD}\"") != std::string::npos);
+  CHECK(file->find("LANGUAGE_CODE: \"${LANGUAGE_CODE}\"") == std::string::npos);
+  const auto again = RenderStackFile(*file, in);
+  REQUIRE(again.ok());
+  CHECK(*again == *file);
+
+  // List form, stack.env among other env files (kept), environment as a list (a bare NAME sets
+  // it too), and a second service without environment.
+  const auto list = RenderStackFile(
+      "services:\n  app:\n    image: x\n    env_file: [common.env, stack.env]\n"
+      "    environment:\n      - TM_HOST=override\n      - TIME_ZONE\n"
+      "  worker:\n    image: y\n    env_file:\n      - path: ./stack.env\n        required: true\n",
+      in);
+  REQUIRE(list.ok());
+  CHECK(list->find("env_file: [common.env]") != std::string::npos);
+  CHECK(list->find("stack.env") == std::string::npos);
+  CHECK(list->find("      - TM_HOST=override\n      - TIME_ZONE\n"
+                   "      - \"DATABASE_URL=${DATABASE_URL}\"\n") != std::string::npos);
+  const auto worker_at = list->find("  worker:\n");
+  REQUIRE(worker_at != std::string::npos);
+  const std::string app = list->substr(0, worker_at);
+  CHECK(Count(app, "TM_HOST") == 1);
+  CHECK(Count(app, "TIME_ZONE") == 1);
+  CHECK(Count(app, "${") == in.env_names.size() - 2);
+  CHECK(list->find("    environment:\n      DATABASE_URL: \"${DATABASE_URL}\"\n", worker_at) !=
+        std::string::npos);
+  CHECK(Count(*list, "\"${TM_WORKSPACE}\"") == 1);  // the worker's; the list has its own form
+  const auto list_again = RenderStackFile(*list, in);
+  REQUIRE(list_again.ok());
+  CHECK(*list_again == *list);
+
+  // Names a merge key gives the environment are the service's own too.
+  const auto merged = RenderStackFile(
+      "x-common: &common\n  DB_HOST: custom\nservices:\n  app:\n    image: x\n"
+      "    env_file: stack.env\n    environment:\n      <<: *common\n      A: b\n",
+      in);
+  REQUIRE(merged.ok());
+  CHECK(merged->find("${DB_HOST}") == std::string::npos);
+  CHECK(merged->find("      DB_NAME: \"${DB_NAME}\"\n") != std::string::npos);
+
+  // Another env file alone is left alone, and nothing is added.
+  const auto other = RenderStackFile(
+      "services:\n  app:\n    image: x\n    env_file: app.env\n    environment: {A: b}\n", in);
+  REQUIRE(other.ok());
+  CHECK(other->find("env_file: app.env") != std::string::npos);
+  CHECK(other->find("${") == std::string::npos);
+
+  const auto bad = RenderStackFile(
+      "services:\n  app:\n    image: x\n    env_file: stack.env\n    environment: 5\n", in);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.failure().reason == "InvalidStackTemplate");
+  CHECK(bad.failure().message.find("services.app.environment is neither") != std::string::npos);
+}
+
+TEST_CASE("stack render: the Env's names come from the workspace and match BuildStackEnv") {
+  const auto env = BuildStackEnv(Inputs(), Db(), Workspace().dedicated->env);
+  REQUIRE(env.ok());
+  std::vector<std::string> names;
+  for (const auto& var : *env) names.push_back(var.name);
+  CHECK(Inputs().env_names == names);
+}
+
+TEST_CASE("stack render: a desired stack's file carries references, never Env values") {
+  manifests::Workspace w = Workspace();
+  w.dedicated->env["API_SECRET"] = "extra-value-7f3a";
+  const std::string text =
+      "services:\n  app:\n    image: x\n    env_file: stack.env\n"
+      "  worker:\n    image: y\n    env_file: [stack.env]\n    environment: [A=1]\n";
+  const auto stack = BuildDesiredStack(w, Product(), Config(), Db(), text);
+  REQUIRE(stack.ok());
+  CHECK(stack->file.find("env_file") == std::string::npos);
+  CHECK(stack->file.find(kPassword) == std::string::npos);
+  CHECK(stack->file.find(DatabaseUrl(Db()).Reveal()) == std::string::npos);
+  CHECK(stack->file.find("extra-value-7f3a") == std::string::npos);
+  CHECK(stack->file.find("pg.internal") == std::string::npos);
+  for (const auto& var : stack->env) {
+    CAPTURE(var.name);
+    CHECK(Count(stack->file, var.name + ": \"${" + var.name + "}\"") == 1);  // app
+    CHECK(Count(stack->file, "\"" + var.name + "=${" + var.name + "}\"") == 1);  // worker
+  }
+  // Deterministic: the same inputs give the same text, and the result is a fixed point.
+  const auto twice = BuildDesiredStack(w, Product(), Config(), Db(), text);
+  REQUIRE(twice.ok());
+  CHECK(twice->file == stack->file);
+  const auto again = BuildDesiredStack(w, Product(), Config(), Db(), stack->file);
+  REQUIRE(again.ok());
+  CHECK(again->file == stack->file);
 }
 
 TEST_CASE("stack render: the template's own image wins; ours is the default") {
@@ -241,7 +398,7 @@ TEST_CASE("stack render: the routed service is `app`, else the first one") {
   REQUIRE(db_at != std::string::npos);
   REQUIRE(app_at != std::string::npos);
   CHECK(rule_at > app_at);
-  CHECK(Count(*with_app, "routers.tm-acme.rule") == 1);
+  CHECK(Count(*with_app, "routers.tm-acme.rule") == 2);  // labels and deploy.labels of app
 
   const auto first =
       RenderStackFile("services:\n  web:\n    image: x\n  worker:\n    image: y\n", Inputs());
@@ -263,7 +420,7 @@ TEST_CASE("stack render: labels in list form become a map; our keys take our val
   CHECK(file->find("com.example.team: \"a=b\"") != std::string::npos);
   CHECK(file->find("bare: \"\"") != std::string::npos);
   CHECK(file->find("evil.example") == std::string::npos);
-  CHECK(Count(*file, "traefik.http.routers.tm-acme.rule") == 1);
+  CHECK(Count(*file, "traefik.http.routers.tm-acme.rule") == 2);  // labels, deploy.labels
 }
 
 TEST_CASE("stack render: an edge network the template declares is reused, not duplicated") {
@@ -363,13 +520,20 @@ TEST_CASE("stack render: every example template renders, idempotently, with the 
     const auto file = RenderStackFile(text, in);
     REQUIRE(file.ok());
     ++rendered;
+    // Each of ours twice: on the container (compose) and under deploy.labels (swarm).
     CHECK(Count(*file, "traefik.http.routers.tm-acme.rule: \"Host(`acme-shop.surgir.online`)\"") ==
-          1);
-    CHECK(Count(*file, "traefik.http.routers.tm-acme.entrypoints: \"websecure\"") == 1);
-    CHECK(Count(*file, "traefik.http.routers.tm-acme.tls.certresolver: \"le\"") == 1);
-    CHECK(Count(*file, "traefik.http.services.tm-acme.loadbalancer.server.port: \"8000\"") == 1);
-    CHECK(Count(*file, "traefik.enable: \"true\"") == 1);
-    CHECK(Count(*file, "traefik.docker.network: \"tenant-network\"") == 1);
+          2);
+    CHECK(Count(*file, "traefik.http.routers.tm-acme.entrypoints: \"websecure\"") == 2);
+    CHECK(Count(*file, "traefik.http.routers.tm-acme.tls.certresolver: \"le\"") == 2);
+    CHECK(Count(*file, "traefik.http.services.tm-acme.loadbalancer.server.port: \"8000\"") == 2);
+    CHECK(Count(*file, "traefik.enable: \"true\"") == 2);
+    CHECK(Count(*file, "traefik.docker.network: \"tenant-network\"") == 2);
+    CHECK(Count(*file, "traefik.swarm.network: \"tenant-network\"") == 1);
+    CHECK(file->find("    deploy:\n      labels:\n") != std::string::npos);
+    // No stack.env on swarm: the examples' `env_file: stack.env` became ${NAME} entries.
+    CHECK(file->find("env_file") == std::string::npos);
+    CHECK(Count(*file, "DATABASE_URL:") == 1);  // the template's own, kept
+    CHECK(file->find("DB_PASSWORD: \"${DB_PASSWORD}\"") != std::string::npos);
     // The template's ${TM_*} label keys were recognised as ours, not left beside them.
     CHECK(file->find("routers.tm-${TM_WORKSPACE}") == std::string::npos);
     // The template's `edge` network is the edge network: no second declaration.
