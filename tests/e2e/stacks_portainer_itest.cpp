@@ -620,10 +620,35 @@ TEST_CASE("stacks e2e: standalone and swarm endpoints in one fleet, drift and de
   CHECK(EnvValue(swarm, "TM_WORKSPACE") == "ps-swarm");
   const std::string file = std::string(swarm.at("StackFileContent").as_string());
   CHECK(file.find("Host(`ps-swarm.example.test`)") != std::string::npos);
+  // One file for both kinds (docs/stacks.md#one-file-for-both-kinds): the examples' erp template
+  // says `env_file: stack.env`, which `docker stack deploy` cannot open (the simulator refuses
+  // it as Docker does), so the rendered file has ${NAME} entries instead, and the routing labels
+  // are also where Traefik's swarm provider reads them.
+  CHECK(file.find("env_file") == std::string::npos);
+  CHECK(file.find("stack.env") == std::string::npos);
+  CHECK(file.find("    deploy:\n      labels:\n") != std::string::npos);
+  CHECK(file.find("        traefik.http.routers.tm-ps-swarm.rule: "
+                  "\"Host(`ps-swarm.example.test`)\"\n") != std::string::npos);
+  CHECK(file.find("        traefik.swarm.network: \"edge\"\n") != std::string::npos);
+  CHECK(file.find("        traefik.http.services.tm-ps-swarm.loadbalancer.server.port: ") !=
+        std::string::npos);
+  CHECK(file.find("      DB_PASSWORD: \"${DB_PASSWORD}\"\n") != std::string::npos);
+  CHECK(file.find("      LANGUAGE_CODE: \"${LANGUAGE_CODE}\"\n") != std::string::npos);
+  const std::string password = EnvValue(swarm, "DB_PASSWORD");
+  REQUIRE(password.size() >= 16);
+  CHECK(file.find(password) == std::string::npos);  // values stay in the Env
   const json::object standalone = w.Stack("tm-ps-one");
   REQUIRE_FALSE(standalone.empty());
   CHECK(standalone.at("Type").as_int64() == 2);
   CHECK(standalone.at("SwarmId").as_string() == "");
+  CHECK(standalone.at("Running").as_bool());
+  // The standalone stack's file is the same rendering: nothing depends on the endpoint's kind.
+  std::string as_swarm = std::string(standalone.at("StackFileContent").as_string());
+  for (std::size_t at = as_swarm.find("ps-one"); at != std::string::npos;
+       at = as_swarm.find("ps-one", at)) {
+    as_swarm.replace(at, 6, "ps-swarm");
+  }
+  CHECK(as_swarm == file);
   const std::vector<std::string> created = requests_since(0);
   CHECK(has(created, "GET /api/endpoints/3/docker/swarm?"));
   CHECK(has(created, swarm_list));

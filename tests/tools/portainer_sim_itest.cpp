@@ -771,6 +771,55 @@ TEST_CASE("foreign compose projects and swarm namespaces hold names per environm
   CHECK(start.body == Error("A stack with the name 'tm-stopped' is already running"));
 }
 
+// Portainer writes stack.env for compose stacks only; `docker stack deploy` opens each env_file
+// beside the compose file, so a swarm stack that names stack.env fails to deploy (contract §3.1,
+// §3.2: a swarm failure is a 500 with the CLI's stderr as message). Compose is unaffected.
+TEST_CASE("a swarm deploy of a file with env_file: stack.env fails as docker stack deploy does") {
+  Reset();
+  Knob("POST", "/__sim/endpoints",
+       json::object{{"Id", 3}, {"Name", "swarm"}, {"SwarmId", "cluster-3"}});
+  const std::string with_env_file =
+      "services:\n  app:\n    image: nginx\n  worker:\n    image: y\n"
+      "    env_file: [common.env, stack.env]\n";
+  const auto swarm_body = [](const std::string& name, const std::string& file) {
+    return json::serialize(json::object{{"Name", name},
+                                        {"SwarmID", "cluster-3"},
+                                        {"StackFileContent", file},
+                                        {"Env", Env({{"A", "1"}})}});
+  };
+  const Reply refused = Send("POST", "/api/stacks/create/swarm/string?endpointId=3",
+                             swarm_body("tm-web", with_env_file));
+  CHECK(refused.status == 500);
+  const std::string open_error = "open /data/compose/1/stack.env: no such file or directory";
+  CHECK(refused.body == Error(open_error, "Open /data/compose/1/stack.env: no such file or "
+                                         "directory"));
+  CHECK(Send("GET", "/api/stacks").Json().as_array().empty());  // nothing stored, id 1 taken
+
+  // The same file deploys on a standalone engine, where Portainer writes stack.env.
+  const Reply compose = Send("POST", "/api/stacks/create/standalone/string?endpointId=1",
+                             CreateBody("tm-web", Env({{"A", "1"}}), with_env_file));
+  CHECK(compose.status == 200);
+
+  // Without it the swarm create succeeds; an update that brings it back fails and changes
+  // nothing (file rolled back, the services keep running).
+  const Reply created = Send("POST", "/api/stacks/create/swarm/string?endpointId=3",
+                             swarm_body("tm-web", kCompose));
+  REQUIRE(created.status == 200);
+  const std::int64_t id = created.Json().at("Id").as_int64();
+  const Reply update =
+      Send("PUT", "/api/stacks/" + std::to_string(id) + "?endpointId=3",
+           json::serialize(json::object{{"StackFileContent",
+                                         "services:\n  app:\n    image: nginx\n"
+                                         "    env_file: stack.env\n"},
+                                        {"Env", Env({{"A", "2"}})}}));
+  CHECK(update.status == 500);
+  CHECK(update.Json().at("message").as_string() ==
+        "open /data/compose/" + std::to_string(id) + "/stack.env: no such file or directory");
+  CHECK(SimStack(id).at("StackFileContent") == json::value(kCompose));
+  CHECK(SimStack(id).at("Running") == true);
+  CHECK(Stack(id).at("Env") == json::parse(R"([{"name":"A","value":"1"}])"));
+}
+
 TEST_CASE("drift knob: edits behind the operator's back move UpdateDate") {
   Reset();
   const std::int64_t id = CreateStack("tm-drift", 1, Env({{"A", "1"}}));

@@ -1,5 +1,7 @@
 #include "tools/portainer-sim/sim_state.hpp"
 
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <set>
 #include <utility>
@@ -38,6 +40,50 @@ std::string CannotConnectError(const Endpoint& endpoint) {
   return "Cannot connect to the Docker daemon at " + endpoint.url +
          ". Is the docker daemon running?";
 }
+
+namespace {
+
+/// What `docker stack deploy` says about a service's `env_file: stack.env`: Portainer writes
+/// stack.env into the project folder for compose stacks only (a swarm stack's Env is the deploy's
+/// own environment), and the CLI's compose loader opens each env file relative to the compose
+/// file's folder (docker/cli `cli/compose/loader`, `opts.ParseEnvFile`, whose error is os.Open's).
+/// Other env files are taken to exist. A file that is not YAML is left to other checks.
+std::optional<std::string> SwarmEnvFileError(const Stack& stack) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(stack.file_content);
+  } catch (const YAML::Exception&) {
+    return std::nullopt;
+  }
+  if (!root.IsMap() || !root["services"].IsMap()) return std::nullopt;
+  // (A missing key of a const node is an invalid node, whose type cannot be asked.)
+  const auto names_stack_env = [](const YAML::Node& item) {
+    std::string path;
+    if (!item.IsDefined()) return false;
+    if (item.IsScalar()) path = item.Scalar();
+    if (item.IsMap()) {
+      const YAML::Node long_form = item["path"];
+      if (long_form.IsDefined() && long_form.IsScalar()) path = long_form.Scalar();
+    }
+    return path == "stack.env" || path == "./stack.env";
+  };
+  for (const auto& service : root["services"]) {
+    if (!service.second.IsMap()) continue;
+    const YAML::Node env_file = service.second["env_file"];
+    if (!env_file.IsDefined()) continue;
+    bool found = names_stack_env(env_file);
+    if (env_file.IsSequence()) {
+      for (const auto& item : env_file) found = found || names_stack_env(item);
+    }
+    if (found) {
+      const std::string path = stack.project_path + "/stack.env";
+      return "open " + path + ": no such file or directory";
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 std::string NotSwarmManagerError() {
   return "this node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" "
@@ -232,6 +278,9 @@ std::optional<std::string> State::Deploy(const Endpoint& endpoint, Stack& stack)
         "Error response from daemon: rpc error: code = InvalidArgument desc = name must be "
         "valid as a DNS name component",
         false);
+  }
+  if (!compose) {
+    if (auto error = SwarmEnvFileError(stack)) return fail(*error, false);
   }
   if (deploy_failures_ > 0) {
     --deploy_failures_;

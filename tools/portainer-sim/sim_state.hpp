@@ -172,7 +172,9 @@ class State {
   /// Failure returns the error Portainer reports as the 500 message: compose
   /// `failed to deploy a stack: <stderr>` (and the project is taken down, as Portainer runs
   /// `down` after a failed `up`), swarm the raw stderr. Causes, in order: engine down, not a
-  /// swarm manager (swarm), an invalid project name, an injected deploy failure.
+  /// swarm manager (swarm), an invalid project name, a swarm stack whose file has a service
+  /// with `env_file: stack.env` (`open <ProjectPath>/stack.env: no such file or directory`:
+  /// Portainer writes no stack.env for swarm), an injected deploy failure.
   std::optional<std::string> Deploy(const Endpoint& endpoint, Stack& stack);
   /// Removes the containers / services (`down --remove-orphans` / `stack rm`), including a
   /// foreign project (swarm: a namespace anywhere in the cluster) of the same name. Fails only when the engine is down

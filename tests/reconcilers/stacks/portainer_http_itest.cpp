@@ -169,8 +169,9 @@ std::unique_ptr<stacks::PortainerGateway> Gateway(Sleeps& sleeps,
 }
 
 std::string File(const std::string& version) {
-  return "services:\n  app:\n    image: ghcr.io/acme/product:${TM_VERSION}\n    env_file: "
-         "stack.env\n# " +
+  // As the renderer writes it: ${NAME} entries, no env_file (a swarm manager has no stack.env).
+  return "services:\n  app:\n    image: ghcr.io/acme/product:${TM_VERSION}\n    environment: "
+         "{TM_VERSION: \"${TM_VERSION}\"}\n# " +
          version + "\n";
 }
 
