@@ -559,6 +559,15 @@ void ReadPortainer(Context& context, const YAML::Node& node, const std::string& 
   }
   portainer.api_key = reader.Secret("apiKey", /*required=*/true);
   if (auto skip = reader.Boolean("insecureSkipVerify")) portainer.insecure_skip_verify = *skip;
+  // Below 10s the probe would run on nearly every pass; above a day a converted endpoint would
+  // go unnoticed for too long (an engine that joins a swarm is seen only when the kind expires).
+  if (auto ttl = reader.Duration("endpointKindTtl")) {
+    if (*ttl < std::chrono::seconds(10) || *ttl > std::chrono::hours(24)) {
+      reader.Error("endpointKindTtl", "must be between 10s and 24h, got " + FormatDuration(*ttl));
+    } else {
+      portainer.endpoint_kind_ttl = *ttl;
+    }
+  }
 }
 
 void ReadStacks(Context& context, MapReader& root, Config& config) {

@@ -74,6 +74,9 @@ struct PortainerConfig {
   std::string url;
   SecretRef api_key;
   bool insecure_skip_verify = false;
+  /// `endpointKindTtl` (10s-24h): how long the adapter keeps an endpoint's kind (standalone or
+  /// swarm manager) before it asks Docker again (docs/stacks.md#swarm-endpoints).
+  std::chrono::seconds endpoint_kind_ttl{std::chrono::minutes(10)};
 };
 
 /// `stacks.endpoints[]`: a Portainer endpoint dedicated stacks may be placed on (docs/placement.md#endpoints).

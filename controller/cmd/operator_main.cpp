@@ -516,6 +516,7 @@ int Run(const Args& args) {
     portainer.url = config.stacks.portainer.url;
     portainer.api_key = *key;
     portainer.insecure_skip_verify = config.stacks.portainer.insecure_skip_verify;
+    portainer.endpoint_kind_ttl = config.stacks.portainer.endpoint_kind_ttl;
     stack_gateway = stacks::MakePortainerGateway(std::move(portainer));
   } else {
     stack_gateway = stacks::MakeDirectoryBackend(config.stacks.directory);

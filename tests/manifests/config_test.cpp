@@ -77,7 +77,8 @@ sources:
 stacks:
   backend: portainer
   directory: ../deployments
-  portainer: {url: "http://portainer:9000", apiKeyEnv: PORTAINER_API_KEY, insecureSkipVerify: true}
+  portainer: {url: "http://portainer:9000", apiKeyEnv: PORTAINER_API_KEY, insecureSkipVerify: true,
+              endpointKindTtl: 30m}
   edgeNetwork: edge
   certResolver: myresolver
 http:
@@ -153,6 +154,7 @@ reconcile:
   CHECK(c.stacks.portainer.url == "http://portainer:9000");
   CHECK(c.stacks.portainer.api_key.env == "PORTAINER_API_KEY");
   CHECK(c.stacks.portainer.insecure_skip_verify);
+  CHECK(c.stacks.portainer.endpoint_kind_ttl == 1800s);
   CHECK(c.stacks.edge_network == "edge");
   CHECK(c.stacks.cert_resolver == "myresolver");
   CHECK(c.http.listen == "0.0.0.0:9090");
@@ -242,6 +244,7 @@ TEST_CASE("config: defaults of a minimal config") {
   CHECK(c.stacks.directory == etc / "deployments");
   CHECK(c.stacks.edge_network == "tenant-network");
   CHECK(c.stacks.cert_resolver == "le");
+  CHECK(c.stacks.portainer.endpoint_kind_ttl == 600s);
   CHECK(c.http.listen == "127.0.0.1:8080");
   CHECK_FALSE(c.http.token.IsSet());
   // The server's limits unset: HttpServerOptions' defaults apply.
@@ -404,6 +407,17 @@ TEST_CASE("config: each rule") {
        "variable) or tokenFile (a file)"},
       {"http connections zero", m + "http: {maxConnections: 0}\n",
        "6:24: http.maxConnections: must be between 1 and 100000, got 0"},
+      {"endpoint kind ttl too short",
+       m + "stacks:\n  portainer: {url: \"http://p:9000\", apiKeyEnv: K, endpointKindTtl: 5s}\n",
+       "7:68: stacks.portainer.endpointKindTtl: must be between 10s and 24h, got 5s"},
+      {"endpoint kind ttl too long",
+       m + "stacks:\n  portainer:\n    url: \"http://p:9000\"\n    apiKeyEnv: K\n"
+           "    endpointKindTtl: 25h\n",
+       "10:22: stacks.portainer.endpointKindTtl: must be between 10s and 24h, got 25h"},
+      {"endpoint kind ttl not a duration",
+       m + "stacks:\n  portainer: {url: \"http://p:9000\", apiKeyEnv: K, endpointKindTtl: 10}\n",
+       "7:68: stacks.portainer.endpointKindTtl: must be a duration such as 90s, 5m or 1h30m, got "
+       "integer 10"},
       {"http header timeout too long", m + "http: {headerTimeout: 2h}\n",
        "6:23: http.headerTimeout: must be at most 1h"},
       {"http idle timeout zero", m + "http: {idleTimeout: 0s}\n",
