@@ -227,6 +227,10 @@ struct ApplyMigrations {
   /// The product's `ignoreMissingMigrations`: a version recorded in the database but absent from
   /// the product is skipped instead of stalling `MigrationMissing`.
   bool ignore_missing = false;
+  /// Our signed marker says a migration ran here before, so the ledger schema and table exist,
+  /// the admin's, with this role's grants: the admin's session that checks and makes them is
+  /// skipped (`MakePlan` sets it; a deep pass never does).
+  bool ledger_ready = false;
 };
 
 using Action =

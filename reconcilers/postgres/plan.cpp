@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/crypto.hpp"
 #include "common/text.hpp"
 #include "reconcilers/postgres/desired.hpp"
 #include "reconcilers/postgres/model.hpp"
@@ -31,6 +32,12 @@ const std::string kProductField = "product";
 const std::string kOwnerField = "owner";
 const std::string kDatabaseField = "database";  // on the role marker
 const std::string kStateField = "state";
+const std::string kMigrationField = "migration";
+// The extensions the in-database steps last ensured (a digest of the sorted list): a new
+// migration changes `state` but not this, and EnsureExtensions, a session of its own in the
+// tenant database, is then skipped (docs/decisions.md, "What a migration pass skips").
+const std::string kExtensionsField = "ext";
+constexpr std::size_t kExtensionsDigestHexChars = 12;
 
 // True when `comment` is a marker naming exactly `workspace`: a cheap test before parsing, so
 // looking for a workspace's databases among thousands costs string compares.
@@ -300,11 +307,20 @@ Marker ClaimMarker(const DesiredTenant& desired) {
   return marker;
 }
 
+std::string ExtensionsDigest(const std::vector<std::string>& extensions) {
+  std::string text;
+  for (const std::string& extension : extensions) text += extension + ',';
+  return crypto::Sha256Hex(text).substr(0, kExtensionsDigestHexChars);
+}
+
 Marker FinalDatabaseMarker(const DesiredTenant& desired) {
   Marker marker = ClaimMarker(desired);
-  marker.fields["migration"] =
+  marker.fields[kMigrationField] =
       desired.migrations.empty() ? std::string("none") : desired.migrations.back().version;
   marker.fields[kStateField] = desired.state_digest;
+  if (!desired.extensions.empty()) {
+    marker.fields[kExtensionsField] = ExtensionsDigest(desired.extensions);
+  }
   return SignMarker(std::move(marker), desired.marker_key);
 }
 
@@ -317,16 +333,43 @@ bool RecordsState(const std::optional<Marker>& marker, const DesiredTenant& desi
          MarkerSignatureValid(*marker, desired.marker_key);
 }
 
+// What an earlier run of the in-database steps left that a stale `state` does not undo: set
+// only from our signed marker, written for this role, and never on a deep pass (which checks
+// everything again). The tenant can neither drop the operator's extensions nor its ledger
+// schema (both are the admin's), so once made they stay until someone with the admin's rights
+// removes them, and a deep pass repairs that.
+struct AlreadyDone {
+  bool extensions = false;  ///< the same extension set was ensured
+  bool ledger = false;      ///< a migration was applied, so the ledger exists with its grants
+};
+
+AlreadyDone DoneBefore(const DesiredTenant& desired, const std::optional<Marker>& marker,
+                       const PlanOptions& options) {
+  if (options.deep || !marker || !MarkerSignatureValid(*marker, desired.marker_key)) return {};
+  const std::string* owner = Field(*marker, kOwnerField);
+  if (owner == nullptr || *owner != desired.role) return {};
+  AlreadyDone done;
+  const std::string* extensions = Field(*marker, kExtensionsField);
+  done.extensions = !desired.extensions.empty() && extensions != nullptr &&
+                    *extensions == ExtensionsDigest(desired.extensions);
+  const std::string* migration = Field(*marker, kMigrationField);
+  done.ledger = Field(*marker, kStateField) != nullptr && migration != nullptr &&
+                *migration != "none";
+  return done;
+}
+
 // `existed`: the database was there before this plan, so its migration ledger may record
 // versions the product no longer has. ApplyMigrations then runs even with no migration to apply:
 // it reads the ledger and stalls `MigrationMissing` (unless the product ignores missing ones).
-void PlanInDatabase(const DesiredTenant& desired, bool existed, std::vector<Action>& actions) {
-  if (!desired.extensions.empty()) {
+void PlanInDatabase(const DesiredTenant& desired, bool existed, AlreadyDone done,
+                    std::vector<Action>& actions) {
+  if (!desired.extensions.empty() && !done.extensions) {
     actions.emplace_back(EnsureExtensions{desired.database, desired.extensions, desired.role});
   }
   if (!desired.migrations.empty() || existed) {
     actions.emplace_back(ApplyMigrations{desired.database, desired.role, desired.password,
-                                         desired.migrations, desired.ignore_missing_migrations});
+                                         desired.migrations, desired.ignore_missing_migrations,
+                                         done.ledger});
   }
   actions.emplace_back(SetDatabaseMarker{desired.database, FinalDatabaseMarker(desired).Render()});
 }
@@ -336,6 +379,7 @@ void PlanDatabase(const DesiredTenant& desired, const ObservedCluster& observed,
   const Marker claim = SignMarker(ClaimMarker(desired), desired.marker_key);
   const auto found = observed.databases.find(desired.database);
   bool in_database = options.deep;
+  AlreadyDone done;
   if (found == observed.databases.end()) {
     // CreateDatabase creates it closed to PUBLIC (the adapter revokes CONNECT and TEMPORARY in
     // the round trip right after CREATE DATABASE), so no RevokePublicAccess follows.
@@ -353,11 +397,12 @@ void PlanDatabase(const DesiredTenant& desired, const ObservedCluster& observed,
       actions.emplace_back(RevokePublicAccess{desired.database});
     }
     in_database = in_database || !RecordsState(marker, desired);
+    done = DoneBefore(desired, marker, options);
   }
   // Suspended: the role cannot log in and migrations run as the role; they wait for resume,
   // which finds the state digest stale and runs them.
   if (in_database && !desired.suspend) {
-    PlanInDatabase(desired, found != observed.databases.end(), actions);
+    PlanInDatabase(desired, found != observed.databases.end(), done, actions);
   }
 }
 

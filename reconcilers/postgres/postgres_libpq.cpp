@@ -1063,7 +1063,7 @@ class Gateway final : public LibpqGateway {
 
     // 1. The ledger, as the admin: owned by the admin role, rows writable by the tenant.
     std::string step = OnCluster("prepare migrations ledger" + in_database);
-    {
+    if (!a.ledger_ready) {
       Outcome<ConnPtr> admin = Connect({a.database, "", nullptr}, scrub);
       if (!admin) return WithStep(admin.failure(), step);
       Outcome<ResultPtr> state = Query(admin->get(), kLedgerState, {a.role}, scrub);

@@ -123,6 +123,7 @@ void CheckFinalDatabaseMarker(const Plan& plan, const DesiredTenant& d,
   CHECK(marker.fields.at("cluster") == d.cluster);
   CHECK(marker.fields.at("product") == d.product);
   CHECK(marker.fields.at("owner") == d.role);
+  CHECK(marker.fields.contains("ext") == !d.extensions.empty());
   CHECK(MarkerSignatureValid(marker, d.marker_key));
   CHECK_FALSE(MarkerSignatureValid(marker, MarkerKey(Secret("another-master-key"))));
 }
@@ -1002,6 +1003,71 @@ TEST_CASE("MakePlan: the plan table") {
         CHECK(Describe(action).find(desired.password.Reveal()) == std::string::npos);
       }
     }
+  }
+}
+
+// What the in-database steps reached last time, as the pass that reached it marks the database.
+std::string MarkerAfterInDatabaseSteps(const DesiredTenant& d) {
+  ObservedCluster observed = Converged(d);
+  Db(observed).comment = DatabaseMarker(d.workspace, "fedcba9876543210");
+  const Plan plan = MakePlan(d, observed);
+  REQUIRE_FALSE(plan.actions.empty());
+  return Nth<SetDatabaseMarker>(plan, plan.actions.size() - 1).marker;
+}
+
+TEST_CASE("MakePlan: a new migration skips what the last in-database steps made") {
+  const DesiredTenant before = Desired();
+  REQUIRE_FALSE(before.extensions.empty());
+  REQUIRE_FALSE(before.migrations.empty());
+  const std::string reached = MarkerAfterInDatabaseSteps(before);
+  DesiredTenant after = before;
+  after.migrations.push_back(Mig("0003_invoices.sql", "create table invoices();"));
+  after.state_digest = "1111111111111111";
+  ObservedCluster observed = Converged(after);
+  Db(observed).comment = reached;
+
+  SUBCASE("same extensions, a migration ran before: one session, the tenant's") {
+    const Plan plan = MakePlan(after, observed);
+    CHECK(Kinds(plan) == std::vector<std::string>{"ApplyMigrations", "SetDatabaseMarker"});
+    CHECK(Nth<ApplyMigrations>(plan, 0).ledger_ready);
+    CheckFinalDatabaseMarker(plan, after, "0003");
+  }
+  SUBCASE("a deep pass checks both again") {
+    const Plan plan = MakePlan(after, observed, PlanOptions{.deep = true});
+    CHECK(Kinds(plan) == kInDb);
+    CHECK_FALSE(Nth<ApplyMigrations>(plan, 1).ledger_ready);
+  }
+  SUBCASE("another extension: EnsureExtensions again") {
+    after.extensions.push_back("zzz_new");
+    const Plan plan = MakePlan(after, observed);
+    CHECK(Kinds(plan) == kInDb);
+    CHECK(Nth<ApplyMigrations>(plan, 1).ledger_ready);
+  }
+  SUBCASE("a marker the tenant edited (ext added, signature kept) is not trusted") {
+    Marker forged = ParsedMarker(DatabaseMarker(after.workspace, "fedcba9876543210"));
+    forged.fields["ext"] = ParsedMarker(reached).fields.at("ext");
+    Db(observed).comment = forged.Render();
+    const Plan plan = MakePlan(after, observed);
+    CHECK(Kinds(plan) == kInDb);
+    CHECK_FALSE(Nth<ApplyMigrations>(plan, 1).ledger_ready);
+  }
+  SUBCASE("marked for another role: blocked as an identity change, nothing skipped or run") {
+    Marker other = ParsedMarker(reached);
+    other.fields["owner"] = "user_other";
+    Db(observed).comment = SignMarker(std::move(other), after.marker_key).Render();
+    const Plan plan = MakePlan(after, observed);
+    REQUIRE(plan.blocked.has_value());
+    CHECK(plan.blocked->message.find("spec.database.owner") != std::string::npos);
+    CHECK(plan.actions.empty());
+  }
+  SUBCASE("no migration ran before: the ledger may not exist") {
+    DesiredTenant none = before;
+    none.migrations.clear();
+    none.state_digest = "4444444444444444";
+    Db(observed).comment = MarkerAfterInDatabaseSteps(none);
+    const Plan plan = MakePlan(after, observed);
+    CHECK(Kinds(plan) == std::vector<std::string>{"ApplyMigrations", "SetDatabaseMarker"});
+    CHECK_FALSE(Nth<ApplyMigrations>(plan, 0).ledger_ready);
   }
 }
 
