@@ -6,7 +6,9 @@ namespace tmaster::controller {
 
 ClusterMonitor::ClusterMonitor(Gateways gateways, std::chrono::milliseconds interval,
                                std::function<std::int64_t()> now_unix)
-    : gateways_(std::move(gateways)), interval_(interval), now_unix_(std::move(now_unix)) {}
+    : gateways_(std::move(gateways)),
+      now_unix_(std::move(now_unix)),
+      thread_(interval, [this] { CheckAll(); }) {}
 
 ClusterMonitor::~ClusterMonitor() { Stop(); }
 
@@ -41,31 +43,8 @@ ClusterReach ClusterMonitor::Reach(const std::string& cluster) const {
   return found == reach_.end() ? ClusterReach{} : found->second;
 }
 
-void ClusterMonitor::Start() {
-  const std::lock_guard joining(join_mutex_);
-  const std::lock_guard lock(mutex_);
-  if (thread_.joinable()) return;
-  stopping_ = false;
-  thread_ = std::thread([this] {
-    std::unique_lock held(mutex_);
-    while (!stopping_) {
-      held.unlock();
-      CheckAll();
-      held.lock();
-      wake_.wait_for(held, interval_, [this] { return stopping_; });
-    }
-  });
-}
+void ClusterMonitor::Start() { thread_.Start(); }
 
-void ClusterMonitor::Stop() {
-  {
-    const std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  // Two callers at once (the daemon's Stop and the end of its Run): one joins.
-  const std::lock_guard joining(join_mutex_);
-  if (thread_.joinable()) thread_.join();
-}
+void ClusterMonitor::Stop() { thread_.Stop(); }
 
 }  // namespace tmaster::controller

@@ -5,14 +5,13 @@
 // A cluster that is down delays only the workspaces on it; nothing here moves anyone.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 
+#include "controller/runtime/periodic_thread.hpp"
 #include "controller/workspace/placer.hpp"
 #include "controller/workspace/reconcile_pass.hpp"
 
@@ -39,14 +38,10 @@ class ClusterMonitor {
   std::int64_t Now() const;
 
   Gateways gateways_;
-  std::chrono::milliseconds interval_;
   std::function<std::int64_t()> now_unix_;
   mutable std::mutex mutex_;
   std::map<std::string, ClusterReach> reach_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::mutex join_mutex_;  ///< held by Start and Stop: the thread is made and joined once
-  std::thread thread_;
+  PeriodicThread thread_;  ///< last: stopped before the members its ticks read
 };
 
 }  // namespace tmaster::controller

@@ -12,8 +12,8 @@ EndpointMonitor::EndpointMonitor(stacks::StackGateway* gateway,
                                  std::function<std::int64_t()> now_unix)
     : gateway_(gateway),
       endpoints_(std::move(endpoints)),
-      interval_(interval),
-      now_unix_(std::move(now_unix)) {}
+      now_unix_(std::move(now_unix)),
+      thread_(interval, [this] { CheckAll(); }) {}
 
 EndpointMonitor::~EndpointMonitor() { Stop(); }
 
@@ -27,10 +27,7 @@ std::int64_t EndpointMonitor::Now() const {
 void EndpointMonitor::CheckAll() {
   if (gateway_ == nullptr || !endpoints_) return;
   for (const int endpoint : endpoints_()) {
-    {
-      const std::lock_guard lock(mutex_);
-      if (stopping_) return;  // a stop waits for one call at most, not a whole round
-    }
+    if (thread_.Stopping()) return;  // a stop waits for one call at most, not a whole round
     Outcome<stacks::EndpointInfo> info = gateway_->Inspect(endpoint);  // outside the lock
     EndpointReach reach;
     reach.known = true;
@@ -54,30 +51,9 @@ EndpointReach EndpointMonitor::Reach(int endpoint) const {
 }
 
 void EndpointMonitor::Start() {
-  const std::lock_guard joining(join_mutex_);
-  const std::lock_guard lock(mutex_);
-  if (thread_.joinable() || gateway_ == nullptr) return;
-  stopping_ = false;
-  thread_ = std::thread([this] {
-    std::unique_lock held(mutex_);
-    while (!stopping_) {
-      held.unlock();
-      CheckAll();
-      held.lock();
-      wake_.wait_for(held, interval_, [this] { return stopping_; });
-    }
-  });
+  if (gateway_ != nullptr) thread_.Start();
 }
 
-void EndpointMonitor::Stop() {
-  {
-    const std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  // Two callers at once (the daemon's Stop and the end of its Run): one joins.
-  const std::lock_guard joining(join_mutex_);
-  if (thread_.joinable()) thread_.join();
-}
+void EndpointMonitor::Stop() { thread_.Stop(); }
 
 }  // namespace tmaster::controller

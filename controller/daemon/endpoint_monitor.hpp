@@ -6,14 +6,13 @@
 // and on standbys. It only observes: placement and the stacks' own calls do not read it.
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <vector>
 
+#include "controller/runtime/periodic_thread.hpp"
 #include "controller/workspace/placer.hpp"
 
 namespace tmaster::stacks {
@@ -49,14 +48,10 @@ class EndpointMonitor {
 
   stacks::StackGateway* gateway_;
   std::function<std::vector<int>()> endpoints_;
-  std::chrono::milliseconds interval_;
   std::function<std::int64_t()> now_unix_;
   mutable std::mutex mutex_;
   std::map<int, EndpointReach> reach_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::mutex join_mutex_;  ///< held by Start and Stop: the thread is made and joined once
-  std::thread thread_;
+  PeriodicThread thread_;  ///< last: stopped before the members its ticks read
 };
 
 }  // namespace tmaster::controller
