@@ -27,6 +27,7 @@
 #include "tests/support/pg_server.hpp"
 #include "tests/support/pgbouncer_server.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/server_support.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {
@@ -168,6 +169,12 @@ class Fleet {
     fs::remove(dir_.path() / "fleet" / "workspaces" / (name + ".yaml"));
   }
   [[nodiscard]] std::string Log() const { return daemon_->Log(); }
+  /// What PgBouncer says, for a failure through the pooler: is it up, and its log's tail.
+  [[nodiscard]] std::string PoolerState() const {
+    const pid_t pid = bouncer_->pid();
+    return "pgbouncer pid " + std::to_string(pid) + (pid > 1 && Alive(pid) ? " alive" : " gone") +
+           "; its log:\n" + Tail(bouncer_->Log(), 20);
+  }
   [[nodiscard]] PgServer& pg() const { return pg_; }
   [[nodiscard]] const TempDir& dir() const { return dir_; }
 
@@ -379,7 +386,7 @@ TEST_CASE("shared tenants: suspend flips the binding's state and closes the logi
   // PgBouncer may hold back a database whose server login failed (server_login_retry).
   CHECK_MESSAGE(Eventually([&] { return ConnectError(fleet.Binding("erp", "beta", "uri")).empty(); },
                            30s, 200ms),
-                ConnectError(fleet.Binding("erp", "beta", "uri")));
+                (ConnectError(fleet.Binding("erp", "beta", "uri")) + "\n" + fleet.PoolerState()));
 }
 
 TEST_CASE("shared tenants: removing a workspace removes its binding and its pooler entry") {
