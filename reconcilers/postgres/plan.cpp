@@ -379,7 +379,7 @@ void PlanDatabase(const DesiredTenant& desired, const ObservedCluster& observed,
   const Marker claim = SignMarker(ClaimMarker(desired), desired.marker_key);
   const auto found = observed.databases.find(desired.database);
   bool in_database = options.deep;
-  AlreadyDone done;
+  std::optional<Marker> marker;
   if (found == observed.databases.end()) {
     // CreateDatabase creates it closed to PUBLIC (the adapter revokes CONNECT and TEMPORARY in
     // the round trip right after CREATE DATABASE), so no RevokePublicAccess follows.
@@ -387,7 +387,7 @@ void PlanDatabase(const DesiredTenant& desired, const ObservedCluster& observed,
     in_database = true;
   } else {
     const ObservedDatabase& database = found->second;
-    const auto marker = ReadOwnership(database.comment, desired.workspace).marker;
+    marker = ReadOwnership(database.comment, desired.workspace).marker;
     if (database.owner != desired.role) {
       actions.emplace_back(AlterDatabaseOwner{desired.database, desired.role});
     }
@@ -397,12 +397,13 @@ void PlanDatabase(const DesiredTenant& desired, const ObservedCluster& observed,
       actions.emplace_back(RevokePublicAccess{desired.database});
     }
     in_database = in_database || !RecordsState(marker, desired);
-    done = DoneBefore(desired, marker, options);
   }
   // Suspended: the role cannot log in and migrations run as the role; they wait for resume,
-  // which finds the state digest stale and runs them.
+  // which finds the state digest stale and runs them. What was done before is only asked here,
+  // so a converged pass (the no-op resync) verifies no signature twice.
   if (in_database && !desired.suspend) {
-    PlanInDatabase(desired, found != observed.databases.end(), done, actions);
+    PlanInDatabase(desired, found != observed.databases.end(),
+                   DoneBefore(desired, marker, options), actions);
   }
 }
 
