@@ -67,6 +67,9 @@ Manager::TermEnd Manager::Lead() {
   bool lost = false;
   std::vector<std::thread> workers;
   if (deps_.term->Begin(queue)) {
+    // The first tick comes before the first poll: what starts with the term (the backup runner)
+    // must be up by the time the workers have converged anything a client could act on.
+    deps_.term->Tick();
     const int count = std::max(1, options_.workers);
     crew->running = count;
     for (int i = 0; i < count; ++i) {

@@ -30,7 +30,8 @@ class Term {
   /// start feeding the queue. false: the term cannot start now (say, the store is unreachable):
   /// the manager steps down, waits one poll and tries again. End() is called either way.
   virtual bool Begin(WorkQueue& queue) = 0;
-  /// Once per lock poll while leading (gauges).
+  /// Once as soon as Begin has succeeded, before any worker starts; then once per lock poll
+  /// while leading (gauges, what starts with the term).
   virtual void Tick() = 0;
   /// The queue is shut down: stop feeding it. Called before the workers are joined.
   virtual void StopIntake() = 0;

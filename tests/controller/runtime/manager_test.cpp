@@ -292,3 +292,16 @@ TEST_CASE("manager: a term that cannot start steps down and tries again") {
   manager.Stop();
   runner.join();
 }
+
+TEST_CASE("manager: the term ticks once before its workers start, not one poll later") {
+  // A slow poll: without the first tick at Begin, nothing ticks for an hour.
+  Harness h;
+  h.options.leader_poll = 1h;
+  h.term.names = {"x"};
+  Manager manager = h.Make(nullptr);
+  std::thread runner([&] { manager.Run(); });
+  REQUIRE(Eventually([&] { return h.reconciler.Runs("x") == 1; }, 5s));
+  CHECK(h.term.ticks.load() == 1);
+  manager.Stop();
+  runner.join();
+}
