@@ -67,6 +67,7 @@ class HealthGate {
   void Sweep(std::chrono::milliseconds idle);
   /// Probes what is due now, on the caller's thread (the gate's thread calls it; tests too).
   void ProbeDue();
+  /// Start and Stop: from the term's thread only (Daemon::Begin and StopIntake), never racing.
   void Start();
   void Stop();
 

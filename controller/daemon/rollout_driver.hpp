@@ -86,7 +86,8 @@ class RolloutDriver final : public RevisionPins, public RolloutControl {
   /// A leadership term begins: the stored rollouts and the term's statuses. A store failure
   /// fails the term's start (without the stored rollouts, pins could move workspaces early).
   Status BeginTerm(const std::vector<WorkspaceStatus>& statuses);
-  /// Starts the stepping thread (after BeginTerm).
+  /// Starts the stepping thread (after BeginTerm). Start and Stop: from the term's thread only
+  /// (Daemon::Begin and StopIntake), never racing.
   void Start();
   /// Stops it; a step in flight finishes first.
   void Stop();

@@ -586,10 +586,11 @@ Outcome<std::string> WriteCompose(const YAML::Node& root, const RenderInputs& in
 
 // --- the shared runtime's additions ---
 
-// `traefik.enable: "false"` (replacing a template key that means it); other labels pass through
-// (inert while Traefik ignores the container).
-Status DisableTraefik(YAML::Node service, const RenderInputs& in, const std::string& svc) {
-  auto entries = LabelEntries(service["labels"], in, "services." + svc + ".labels");
+// `labels` (either form) as a map with `traefik.enable: "false"` in it (replacing a template key
+// that means it); other labels pass through (inert while Traefik ignores the service).
+Outcome<YAML::Node> WithTraefikDisabled(const YAML::Node& template_labels, const RenderInputs& in,
+                                        const std::string& where) {
+  auto entries = LabelEntries(template_labels, in, where);
   if (!entries) return entries.failure();
   const Vars vars = MatchVars(in);
   YAML::Node labels(YAML::NodeType::Map);
@@ -604,7 +605,23 @@ Status DisableTraefik(YAML::Node service, const RenderInputs& in, const std::str
     labels.force_insert(key, value);
   }
   if (!written) labels["traefik.enable"] = Str("false");
-  service["labels"] = labels;
+  return labels;
+}
+
+// Traefik ignores the runtime on both kinds of endpoint: the container `labels` (its docker
+// provider) and `deploy.labels` (its swarm provider, which reads only service labels) both say
+// `traefik.enable: "false"`; its routes come from the operator's Traefik document.
+Status DisableTraefik(YAML::Node service, const RenderInputs& in, const std::string& svc) {
+  const std::string where = "services." + svc;
+  auto labels = WithTraefikDisabled(service["labels"], in, where + ".labels");
+  if (!labels) return labels.failure();
+  service["labels"] = *labels;
+  if (IsAbsent(service["deploy"])) service["deploy"] = YAML::Node(YAML::NodeType::Map);
+  YAML::Node deploy = service["deploy"];
+  if (!deploy.IsMap()) return TemplateError(in, where + ".deploy is not a mapping");
+  auto deploy_labels = WithTraefikDisabled(deploy["labels"], in, where + ".deploy.labels");
+  if (!deploy_labels) return deploy_labels.failure();
+  deploy["labels"] = *deploy_labels;
   return Ok();
 }
 
@@ -719,7 +736,7 @@ std::optional<std::string> BindingsDirProblem(const std::filesystem::path& bindi
   return std::nullopt;
 }
 
-// The RenderInputs the shared parts reuse: no workspace, no host.
+// The RenderInputs the shared parts reuse: no workspace, no host. The caller fills env_names.
 RenderInputs AsRenderInputs(const SharedRuntimeInputs& in) {
   RenderInputs out;
   out.image = in.image;
@@ -955,7 +972,11 @@ Outcome<std::string> RenderSharedRuntimeFile(std::string_view template_text,
                                                       ": the bindings folder " +
                                                       inputs.bindings.string() + " " + *problem);
   }
-  const RenderInputs in = AsRenderInputs(inputs);
+  RenderInputs in = AsRenderInputs(inputs);
+  // The Env's names, for each `env_file: stack.env` (a swarm deploy has no such file).
+  auto env = BuildSharedRuntimeEnv(inputs);
+  if (!env) return env.failure();
+  for (const EnvVar& var : *env) in.env_names.push_back(var.name);
   auto compose = OpenCompose(template_text, in);
   if (!compose) return compose.failure();
   Compose& c = *compose;
@@ -975,6 +996,8 @@ Outcome<std::string> RenderSharedRuntimeFile(std::string_view template_text,
       !done) {
     return done.failure();
   }
+  // After SERVICE_BINDING_ROOT: the routed service sets it, so no `${...}` entry replaces it.
+  if (auto done = ReplaceStackEnvFiles(c.root, in); !done) return done.failure();
   return WriteCompose(c.root, in);
 }
 

@@ -156,11 +156,13 @@ Outcome<std::vector<EnvVar>> BuildSharedRuntimeEnv(const SharedRuntimeInputs& in
 /// Pure: the shared runtime's template with structural additions on the parsed YAML, as
 /// RenderStackFile does (routed service, `image` when it has none, the edge network joined and
 /// declared external), except that it gets no router labels (its routes come from the Traefik
-/// document, docs/api.md#traefik-routes-for-shared-tenants) and `traefik.enable: "false"` so a
-/// Docker provider that exposes containers by default does not route it either; and, on the
-/// routed service: `<bindings>:/bindings:ro` in `volumes`, `SERVICE_BINDING_ROOT=/bindings` in
-/// `environment`, the alias `tm-shared-<product>` on the edge network (its networks become a
-/// mapping). Stalled `InvalidStackTemplate` as RenderStackFile, and when the template mounts
+/// document, docs/api.md#traefik-routes-for-shared-tenants) and `traefik.enable: "false"` (in
+/// `labels` and `deploy.labels`) so a Docker or swarm provider that exposes services by default
+/// does not route it either; on the routed service: `<bindings>:/bindings:ro` in `volumes`,
+/// `SERVICE_BINDING_ROOT=/bindings` in `environment`, the alias `tm-shared-<product>` on the edge
+/// network (its networks become a mapping); and, as RenderStackFile, every service's
+/// `env_file: stack.env` becomes `NAME: ${NAME}` entries for the runtime's Env, so the file
+/// deploys on a standalone engine and a swarm manager alike. Stalled `InvalidStackTemplate` as RenderStackFile, and when the template mounts
 /// something else at /bindings or has volumes, environment or aliases of the wrong shape;
 /// Stalled `InvalidBindingsDir` when `bindings` is not absolute or holds a `:`, a line break
 /// or NUL (a compose volume entry cannot carry it).

@@ -1256,6 +1256,82 @@ TEST_CASE("swarm and standalone in one fleet: probe, SwarmID list, swarm create,
   CHECK(sleeps.delays.empty());
 }
 
+// Issue 10: a product's shared runtime on a swarm manager. Its template reads Portainer's
+// `stack.env`, which a swarm deploy does not have (the simulator fails it as the CLI does): the
+// rendered file carries the Env as `${NAME}` references instead, and Traefik's swarm provider is
+// told to ignore the service. Created, unchanged on the next pass, updated on a template change.
+TEST_CASE("swarm: a product's shared runtime deploys, stays unchanged, and updates") {
+  Reset();
+  AddEndpoint(3, kCluster);
+  Sleeps sleeps;
+  auto gateway = Gateway(sleeps);
+  tmaster::testing::TempDir dir;
+  for (auto [path, text] : tmaster::testing::ExampleProductFiles()) {
+    if (path == "products.yaml") {
+      const std::string from = "    stackTemplate: stacks/erp-shared.yml\n    endpoint: 1\n";
+      const std::size_t at = text.find(from);
+      REQUIRE(at != std::string::npos);
+      text.replace(at, from.size(), "    stackTemplate: stacks/erp-shared.yml\n    endpoint: 3\n");
+    }
+    dir.Write("fleet/" + path, text);
+  }
+  const auto write_template = [&](const std::string& restart) {
+    dir.Write("fleet/stacks/erp-shared.yml",
+              "services:\n  app:\n    image: tenant-master/example-runtime:local\n"
+              "    env_file: stack.env\n    restart: " + restart + "\n"
+              "    command: [example-runtime, --bindings, /bindings, --listen, "
+              "\"0.0.0.0:${TM_PORT}\"]\n");
+  };
+  write_template("unless-stopped");
+  const std::filesystem::path bindings = dir.path() / "bindings";
+  std::filesystem::create_directories(bindings / "erp");
+  tmaster::manifests::Config config;
+  config.stacks.edge_network = "edge";
+  config.stacks.cert_resolver = "le";
+  config.bindings = tmaster::manifests::BindingsConfig{bindings, ""};
+  stacks::StackLedger ledger;
+  tmaster::controller::StacksContext context;
+  context.gateway = gateway.get();
+  context.ledger = &ledger;
+  context.config = &config;
+  const auto run = [&] {
+    const tmaster::manifests::Fleet fleet = tmaster::manifests::LoadPaths({dir.path() / "fleet"}, {});
+    for (const auto& d : fleet.diagnostics) FAIL_CHECK(d.Format());
+    return tmaster::controller::ConvergeSharedRuntimes(fleet.products, context, {});
+  };
+
+  const tmaster::controller::SharedRuntimeReport first = run();
+  INFO(tmaster::testing::RuntimeReport(first) << "\nsimulator: " << Calls());
+  REQUIRE(first.runtimes.size() == 1);
+  CHECK(first.runtimes[0].ready);
+  CHECK(first.runtimes[0].applied_kinds == std::vector<std::string>{"CreateStack"});
+  REQUIRE(SimStacks().size() == 1);
+  const json::object stack = SimStacks().at(0).as_object();
+  CHECK(stack.at("Name") == "tm-shared-erp");
+  CHECK(Int(stack, "Type") == 1);  // a swarm stack of the cluster
+  CHECK(stack.at("SwarmId") == kCluster);
+  CHECK(stack.at("Running") == true);
+  const std::string file(stack.at("StackFileContent").as_string());
+  INFO(file);
+  CHECK(file.find("stack.env") == std::string::npos);
+  CHECK(file.find("TM_PRODUCT: \"${TM_PRODUCT}\"") != std::string::npos);
+  CHECK(file.find("    deploy:\n      labels:\n        traefik.enable: \"false\"\n") !=
+        std::string::npos);
+
+  const tmaster::controller::SharedRuntimeReport second = run();
+  CHECK(second.runtimes[0].ready);
+  CHECK(second.runtimes[0].applied.empty());
+
+  write_template("always");
+  const tmaster::controller::SharedRuntimeReport updated = run();
+  INFO(tmaster::testing::RuntimeReport(updated));
+  CHECK(updated.runtimes[0].ready);
+  CHECK(updated.runtimes[0].applied_kinds == std::vector<std::string>{"UpdateStack"});
+  REQUIRE(SimStacks().size() == 1);
+  CHECK(std::string(SimStacks().at(0).at("StackFileContent").as_string()).find("restart: always") !=
+        std::string::npos);
+}
+
 TEST_CASE("swarm: a second manager of the same cluster lists only its own stacks") {
   Reset();
   AddEndpoint(3, kCluster);

@@ -164,6 +164,51 @@ TEST_CASE("shared runtime: a bare template gets image, networks, volumes and env
   CHECK(Render(rendered) == rendered);
 }
 
+// Issue 10: the runtime's file deploys on a swarm manager as on a standalone engine.
+TEST_CASE("shared runtime: one file for both kinds of endpoint") {
+  const std::string rendered = Render(
+      "services:\n"
+      "  app:\n"
+      "    env_file: stack.env\n"
+      "    environment: {LOG_LEVEL: info, TM_PORT: \"9000\"}\n"
+      "    deploy: {replicas: 2, labels: {traefik.enable: \"true\", com.example.team: erp}}\n"
+      "  worker:\n"
+      "    image: busybox\n"
+      "    env_file: [./stack.env, extra.env]\n");
+  INFO(rendered);
+  const YAML::Node root = YAML::Load(rendered);
+  const YAML::Node app = root["services"]["app"];
+  const YAML::Node worker = root["services"]["worker"];
+
+  SUBCASE("Traefik's swarm provider ignores the service too") {
+    CHECK(app["deploy"]["labels"]["traefik.enable"].Scalar() == "false");
+    CHECK(app["deploy"]["labels"]["com.example.team"].Scalar() == "erp");
+    CHECK(app["deploy"]["replicas"].Scalar() == "2");
+    CHECK(app["labels"]["traefik.enable"].Scalar() == "false");
+  }
+  SUBCASE("env_file: stack.env becomes references to the runtime's Env, no value written") {
+    CHECK_FALSE(app["env_file"].IsDefined());
+    CHECK(app["environment"]["TM_PRODUCT"].Scalar() == "${TM_PRODUCT}");
+    CHECK(app["environment"]["TM_BINDINGS_DIR"].Scalar() == "${TM_BINDINGS_DIR}");
+    // The template's own entries and the operator's SERVICE_BINDING_ROOT keep precedence.
+    CHECK(app["environment"]["TM_PORT"].Scalar() == "9000");
+    CHECK(app["environment"]["LOG_LEVEL"].Scalar() == "info");
+    CHECK(app["environment"]["SERVICE_BINDING_ROOT"].Scalar() == "/bindings");
+    CHECK_FALSE(app["environment"]["DB_PASSWORD"].IsDefined());
+    REQUIRE(worker["env_file"].IsSequence());
+    CHECK(worker["env_file"].size() == 1);
+    CHECK(worker["env_file"][0].Scalar() == "extra.env");
+    CHECK(worker["environment"]["TM_VERSION"].Scalar() == "${TM_VERSION}");
+  }
+  SUBCASE("a fixed point") { CHECK(Render(rendered) == rendered); }
+  SUBCASE("deploy of the wrong shape is refused, naming it") {
+    auto out = RenderSharedRuntimeFile("services:\n  app:\n    deploy: [x]\n", Inputs());
+    REQUIRE_FALSE(out.ok());
+    CHECK(out.failure().reason == "InvalidStackTemplate");
+    CHECK(out.failure().message.find("services.app.deploy is not a mapping") != std::string::npos);
+  }
+}
+
 TEST_CASE("shared runtime: refused templates and bindings folders") {
   SUBCASE("something else mounted at /bindings") {
     auto out = RenderSharedRuntimeFile(
