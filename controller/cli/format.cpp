@@ -172,6 +172,7 @@ std::vector<std::string> Header(Resource resource, bool wide) {
       std::vector<std::string> h{"ID", "KIND", "CAPACITY", "USED", "REACHABLE", "LABELS"};
       if (wide) {
         h.emplace_back("SWARM-ID");
+        h.emplace_back("SHARED-RUNTIMES");
         h.emplace_back("CHECKED");
         h.emplace_back("MESSAGE");
       }
@@ -206,6 +207,16 @@ std::string Reachable(const json::value& item) {
   const json::value* reachable = At(item, {"reachable"});
   if (reachable == nullptr || !reachable->is_bool()) return "Unknown";
   return reachable->get_bool() ? "True" : "False";
+}
+
+// SHARED-RUNTIMES of `get endpoints -o wide`: the products, comma-separated; `<none>`.
+std::string NameList(const json::value* names) {
+  const json::array* array = names != nullptr ? names->if_array() : nullptr;
+  std::string out;
+  if (array != nullptr) {
+    for (const json::value& name : *array) out += (out.empty() ? "" : ",") + Text(&name);
+  }
+  return OrNone(out);
 }
 
 // CAPACITY of `get endpoints`: the limit; `<unlimited>` for a configured endpoint without one;
@@ -295,6 +306,7 @@ std::vector<std::string> Row(Resource resource, const json::value& item, bool wi
                                    LabelsColumn(At(item, {"labels"}))};
       if (wide) {
         row.push_back(OrNone(Text(At(item, {"swarmId"}))));
+        row.push_back(NameList(At(item, {"sharedRuntimes"})));
         row.push_back(AgeSince(detail::ParseTimeValue(At(item, {"checkedAt"})), now, "<never>"));
         row.push_back(OneLine(Text(At(item, {"reason"}))));
       }

@@ -41,6 +41,7 @@ Daemon::Daemon(DaemonDeps deps, DaemonOptions options)
                  return cluster_monitor_.Reach(cluster);
                },
                .endpoint_reach = [this](int endpoint) { return endpoint_monitor_.Reach(endpoint); },
+               .runtimes = [this] { return SharedRuntimeEndpoints(); },
                .now_unix = {}}),
       endpoint_monitor_(deps_.stacks != nullptr ? deps_.stacks->gateway : nullptr,
                         [this] { return placer_.KnownEndpoints(); },
@@ -323,6 +324,16 @@ std::map<std::string, int> Daemon::SharedRuntimePorts() const {
     }
   }
   return ports;
+}
+
+std::map<int, std::vector<std::string>> Daemon::SharedRuntimeEndpoints() const {
+  std::map<int, std::vector<std::string>> out;
+  for (const auto& [name, found] : products_.All()) {  // in name order
+    if (found.entry != nullptr && found.entry->product.shared_runtime) {
+      out[found.entry->product.shared_runtime->endpoint].push_back(name);
+    }
+  }
+  return out;
 }
 
 SharedRuntimeLoop::Pass Daemon::RuntimePass() {

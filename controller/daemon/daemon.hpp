@@ -153,6 +153,9 @@ class Daemon final : private Term {
   /// (spec.sharedRuntime), for the Traefik document (TraefikRouting::shared_runtimes). Empty on a
   /// standby: the products are known to the leader only.
   [[nodiscard]] std::map<std::string, int> SharedRuntimePorts() const;
+  /// Endpoint -> the products (in name order) whose shared runtime is on it, as SharedRuntimePorts
+  /// knows them: `get endpoints` lists them, and the endpoint monitor checks their endpoints.
+  [[nodiscard]] std::map<int, std::vector<std::string>> SharedRuntimeEndpoints() const;
 
   /// The live stream's hub (`GET /api/v1/stream`; HttpHandlers::events): told of every change of
   /// the fleet view (FleetView::SetChangeListener) and, while a stream is open, every

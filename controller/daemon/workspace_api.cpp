@@ -618,6 +618,9 @@ ApiAnswer WorkspaceApi::Endpoints() const {
                       {"used", usage.used},
                       {"reachable", reachable}};
     item["capacity"] = usage.capacity ? json::value(*usage.capacity) : json::value(nullptr);
+    json::array runtimes;
+    for (const std::string& product : usage.runtimes) runtimes.emplace_back(product);
+    item["sharedRuntimes"] = std::move(runtimes);
     if (reach.known && !reach.reachable) item["reason"] = reach.reason;
     if (reach.known) item["checkedAt"] = FormatRfc3339Utc(reach.checked_unix);
     items.push_back(std::move(item));

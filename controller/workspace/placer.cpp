@@ -261,6 +261,14 @@ std::vector<Placer::EndpointUsage> Placer::CountEndpoints() const {
     const std::lock_guard lock(mutex_);
     counts = Counted();
   }
+  std::map<int, std::vector<std::string>> runtimes;
+  if (deps_.runtimes) runtimes = deps_.runtimes();
+  const auto take_runtimes = [&runtimes](EndpointUsage& usage) {
+    if (const auto r = runtimes.find(usage.endpoint); r != runtimes.end()) {
+      usage.runtimes = std::move(r->second);
+      runtimes.erase(r);
+    }
+  };
   std::vector<EndpointUsage> out;
   for (const manifests::EndpointConfig& endpoint : deps_.endpoints) {
     EndpointUsage usage;
@@ -272,13 +280,22 @@ std::vector<Placer::EndpointUsage> Placer::CountEndpoints() const {
       usage.used = u->second;
       counts.endpoints.erase(u);
     }
+    take_runtimes(usage);
     out.push_back(std::move(usage));
   }
-  for (const auto& [endpoint, used] : counts.endpoints) {  // the others, by id
-    if (used == 0) continue;
+  // The others, by id: those a stack is on, and those only a shared runtime is on.
+  std::map<int, std::int64_t> others;
+  for (const auto& [endpoint, used] : counts.endpoints) {
+    if (used > 0) others[endpoint] = used;
+  }
+  for (const auto& [endpoint, products] : runtimes) {
+    if (!products.empty()) others.try_emplace(endpoint, 0);
+  }
+  for (const auto& [endpoint, used] : others) {
     EndpointUsage usage;
     usage.endpoint = endpoint;
     usage.used = used;
+    take_runtimes(usage);
     out.push_back(std::move(usage));
   }
   return out;

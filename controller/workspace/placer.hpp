@@ -56,6 +56,9 @@ struct PlacerDeps {
   std::function<ClusterReach(const std::string&)> reach;
   /// The last check of an endpoint; empty: none known.
   std::function<EndpointReach(int)> endpoint_reach;
+  /// The products whose shared runtime (`spec.sharedRuntime.endpoint`) is on each endpoint, names
+  /// sorted; empty: none. Shown with the endpoints, never counted against their capacity.
+  std::function<std::map<int, std::vector<std::string>>()> runtimes;
   /// Seconds since the epoch (tests fix it); empty: the system clock.
   std::function<std::int64_t()> now_unix;
 };
@@ -110,10 +113,12 @@ class Placer {
     std::optional<std::int64_t> capacity;
     std::map<std::string, std::string> labels;
     std::int64_t used = 0;  ///< stacks on it: declared there, placed, or not yet removed
+    std::vector<std::string> runtimes;  ///< products whose shared runtime is on it (not in used)
     EndpointReach reach;
   };
   /// Each configured endpoint (`stacks.endpoints`) in config order, then, by id, each other
-  /// endpoint a stack is on (named by a workspace's spec, or its stored stack endpoint).
+  /// endpoint a stack is on (named by a workspace's spec, or its stored stack endpoint) or a
+  /// product's shared runtime is on.
   [[nodiscard]] std::vector<EndpointUsage> EndpointUsages() const;
   /// The ids of EndpointUsages(), without asking for their reach (the endpoint monitor's list).
   [[nodiscard]] std::vector<int> KnownEndpoints() const;

@@ -370,14 +370,15 @@ TEST_CASE("cli format: the clusters table: capacity, usage, reachability, versio
 }
 
 // Endpoints as GET /api/v1/endpoints serves them (docs/api.md): a standalone engine with a
-// limit, a swarm manager without one, one named only by a workspace (not configured) whose
-// engine is down, and one not checked yet.
+// limit, a swarm manager without one (two products' shared runtimes on it), one named only by a
+// workspace (not configured) whose engine is down, and one not checked yet.
 constexpr const char* kEndpoints = R"J([
  {"id":1,"kind":"standalone","swarmId":null,"configured":true,"labels":{"region":"eu","kind":"standalone"},
   "used":3,"reachable":true,"capacity":200,"checkedAt":"2026-12-03T11:59:55Z"},
  {"id":4,"kind":"swarm","swarmId":"jo2v8bmcn2c1","configured":true,"labels":{"kind":"swarm"},
-  "used":1,"reachable":true,"capacity":null,"checkedAt":"2026-12-03T11:59:50Z"},
- {"id":7,"kind":"unknown","swarmId":null,"configured":false,"labels":{},"used":2,
+  "used":1,"reachable":true,"capacity":null,"checkedAt":"2026-12-03T11:59:50Z",
+  "sharedRuntimes":["crm","erp"]},
+ {"id":7,"kind":"unknown","swarmId":null,"configured":false,"labels":{},"used":2,"sharedRuntimes":[],
   "reachable":false,"capacity":null,"checkedAt":"2026-12-03T11:59:58Z",
   "reason":"PortainerUnavailable: inspect endpoint 7: Portainer answered 503:\nEnvironment is down"},
  {"id":9,"kind":"unknown","swarmId":null,"configured":true,"labels":{},"used":0,
@@ -385,7 +386,7 @@ constexpr const char* kEndpoints = R"J([
 ])J";
 
 TEST_CASE("cli format: the endpoints table: kind, capacity, usage, reachability, labels; wide "
-          "adds the swarm id, the last check and why it is down") {
+          "adds the swarm id, the shared runtimes, the last check and why it is down") {
   CHECK(Format(Resource::kEndpoint, kEndpoints, "table") ==
         "ID   KIND         CAPACITY      USED   REACHABLE   LABELS\n"
         "1    standalone   200           3      True        kind=standalone,region=eu\n"
@@ -394,16 +395,16 @@ TEST_CASE("cli format: the endpoints table: kind, capacity, usage, reachability,
         "9    unknown      0             0      Unknown     <none>\n");
   CHECK(Format(Resource::kEndpoint, kEndpoints, "wide") ==
         "ID   KIND         CAPACITY      USED   REACHABLE   LABELS                      SWARM-ID"
-        "       CHECKED   MESSAGE\n"
+        "       SHARED-RUNTIMES   CHECKED   MESSAGE\n"
         "1    standalone   200           3      True        kind=standalone,region=eu   <none>"
-        "         5s        \n"
+        "         <none>            5s        \n"
         "4    swarm        <unlimited>   1      True        kind=swarm                  "
-        "jo2v8bmcn2c1   10s       \n"
+        "jo2v8bmcn2c1   crm,erp           10s       \n"
         "7    unknown      <none>        2      False       <none>                      <none>"
-        "         2s        PortainerUnavailable: inspect endpoint 7: Portainer answered 503: "
-        "Environment is down\n"
+        "         <none>            2s        PortainerUnavailable: inspect endpoint 7: Portainer "
+        "answered 503: Environment is down\n"
         "9    unknown      0             0      Unknown     <none>                      <none>"
-        "         <never>   \n");
+        "         <none>            <never>   \n");
   CHECK(Format(Resource::kEndpoint, kEndpoints, "name") ==
         "endpoint/1\nendpoint/4\nendpoint/7\nendpoint/9\n");
   const json::value as_json = json::parse(Format(Resource::kEndpoint, kEndpoints, "json"));

@@ -630,10 +630,20 @@ TEST_CASE("daemon: GET /api/v1/endpoints: the configured endpoints and those wor
   h.Write("a.yaml", placed("alpha", "standalone"));
   h.Write("b.yaml", placed("beta", "swarm"));
   h.Write("c.yaml", DedicatedYaml("gamma", 7));  // named, outside stacks.endpoints
+  // Only a product's shared runtime is on endpoint 9: listed, checked, no stack counted.
+  stacks.SetEndpoint(9, stacks::EndpointInfo{false, ""});
+  h.Write("crm.yaml",
+          "apiVersion: tenantmaster.io/v1alpha1\nkind: Product\nmetadata: {name: crm}\nspec:\n"
+          "  image: example/crm\n  defaultVersion: \"1.0\"\n  modes: [shared]\n"
+          "  sharedRuntime: {stackTemplate: stacks/shop.tmpl, endpoint: 9}\n");
   h.Start();
   REQUIRE(Eventually([&] {
     return h.HasPhase("alpha", "Ready") && h.HasPhase("beta", "Ready") &&
            h.HasPhase("gamma", "Ready");
+  }));
+  REQUIRE(Eventually([&] {
+    return h.daemon().Api().Endpoints().body.find(R"("id":9,"kind":"standalone")") !=
+           std::string::npos;
   }));
   // Endpoint 7 is known once gamma is declared; the monitor asks it at its next round.
   REQUIRE(Eventually([&] {
@@ -644,12 +654,12 @@ TEST_CASE("daemon: GET /api/v1/endpoints: the configured endpoints and those wor
   const controller::ApiAnswer answer = h.daemon().Api().Endpoints();
   REQUIRE(answer.status == 200);
   const boost::json::array items = boost::json::parse(answer.body).at("items").as_array();
-  REQUIRE(items.size() == 3);
+  REQUIRE(items.size() == 4);
   CHECK(items[0] == boost::json::parse(
                         R"({"id":1,"kind":"standalone","swarmId":null,"configured":true,)"
                         R"("labels":{"kind":"standalone"},"used":1,"reachable":true,"capacity":2,)"
-                        R"("checkedAt":")" + std::string(items[0].at("checkedAt").as_string()) +
-                        R"("})"));
+                        R"("sharedRuntimes":[],"checkedAt":")" +
+                        std::string(items[0].at("checkedAt").as_string()) + R"("})"));
   CHECK(items[1].at("id") == 4);
   CHECK(items[1].at("kind") == "swarm");
   CHECK(items[1].at("swarmId") == "c-4");
@@ -659,6 +669,11 @@ TEST_CASE("daemon: GET /api/v1/endpoints: the configured endpoints and those wor
   CHECK(items[2].at("capacity").is_null());
   CHECK(items[2].at("reason") == "PortainerUnavailable: inspect endpoint 7: Environment is down");
   CHECK(items[2].at("checkedAt").as_string().size() == 20);  // 2026-12-05T18:00:00Z
+  CHECK(items[3].at("id") == 9);
+  CHECK(items[3].at("configured") == false);
+  CHECK(items[3].at("used") == 0);
+  CHECK(items[3].at("sharedRuntimes") == boost::json::parse(R"(["crm"])"));
+  CHECK(items[3].at("reachable") == true);
   CHECK(stacks.Find(4, "tm-beta").has_value());
   h.Stop();
 }

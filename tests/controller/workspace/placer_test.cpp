@@ -61,6 +61,7 @@ struct World {
   testing::FakeStore store;
   DesiredState desired;
   std::map<std::string, ClusterReach> reach;
+  std::map<int, std::vector<std::string>> runtimes;  ///< shared runtimes by endpoint
 
   std::unique_ptr<Placer> Make(std::vector<manifests::ClusterConfig> clusters,
                                std::vector<manifests::EndpointConfig> endpoints = {}) {
@@ -77,6 +78,7 @@ struct World {
           return EndpointReach{.known = endpoint == 10, .reachable = true, .swarm = true,
                                .swarm_id = "c10", .reason = "", .checked_unix = 5};
         },
+        .runtimes = [this] { return runtimes; },
         .now_unix = [] { return std::int64_t{1'800'000'000}; }});
     REQUIRE(placer->Load().ok());
     return placer;
@@ -239,6 +241,29 @@ TEST_CASE("placer: stacks go to the endpoint with the most room, recorded before
   // A stack that went (switched to shared) frees its room.
   placer->StackOn("three", std::nullopt);
   CHECK(*w.PlaceStack(*placer, Dedicated("five", 0)) == 2);
+}
+
+TEST_CASE("placer: endpoints list the shared runtimes on them, outside their usage") {
+  World w;
+  w.runtimes = {{2, {"erp"}}, {9, {"crm", "shop"}}, {4, {}}};
+  auto placer = w.Make({Cluster("a", std::nullopt)}, {Endpoint(2, 1), Endpoint(3, 1)});
+  // The runtime takes no room: the one stack endpoint 2 can hold still goes there.
+  CHECK(*w.PlaceStack(*placer, Dedicated("one", 0)) == 2);
+  CHECK(*w.PlaceStack(*placer, Dedicated("elsewhere", 7)) == 7);
+  const std::vector<Placer::EndpointUsage> usage = placer->EndpointUsages();
+  REQUIRE(usage.size() == 4);  // configured 2 and 3, then 7 and 9 by id; 4 holds nothing
+  CHECK(usage[0].endpoint == 2);
+  CHECK(usage[0].used == 1);
+  CHECK(usage[0].runtimes == std::vector<std::string>{"erp"});
+  CHECK(usage[1].endpoint == 3);
+  CHECK(usage[1].runtimes.empty());
+  CHECK(usage[2].endpoint == 7);
+  CHECK(usage[2].runtimes.empty());
+  CHECK(usage[3].endpoint == 9);  // only a runtime is there: listed, so it is checked too
+  CHECK_FALSE(usage[3].configured);
+  CHECK(usage[3].used == 0);
+  CHECK(usage[3].runtimes == std::vector<std::string>{"crm", "shop"});
+  CHECK(placer->KnownEndpoints() == std::vector<int>{2, 3, 7, 9});
 }
 
 TEST_CASE("placer: a placed stack stays on its endpoint across a restart and config changes") {
