@@ -64,7 +64,11 @@ std::string WorkspaceToJson(const manifests::Workspace& workspace) {
       placement["endpointSelector"] = Labels(workspace.dedicated->endpoint_selector);
       dedicated["placement"] = std::move(placement);
     }
-    dedicated["version"] = workspace.dedicated->version;
+    // Like both: a version defaulted from the product is the product's (and its revisions'),
+    // not the manifest's; stored, it would read back as the workspace's own and leave rollouts.
+    if (!workspace.dedicated->version_defaulted) {
+      dedicated["version"] = workspace.dedicated->version;
+    }
     dedicated["env"] = Labels(workspace.dedicated->env);
     spec["dedicated"] = std::move(dedicated);
   }

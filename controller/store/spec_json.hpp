@@ -16,7 +16,10 @@
 namespace tmaster::controller {
 
 /// `{"apiVersion","kind":"Workspace","metadata":{"name","labels"},"spec":{...}}`, keys in a
-/// fixed order, defaults filled in. Holds no secret (manifests cannot carry one).
+/// fixed order, defaults filled in, except what is not the manifest's: a placed cluster or
+/// endpoint (recorded apart) and a dedicated version defaulted from the product (it follows the
+/// product's revisions; read back, it is defaulted again). Holds no secret (manifests cannot
+/// carry one).
 std::string WorkspaceToJson(const manifests::Workspace& workspace);
 
 /// What deleting a workspace needs from its last stored spec

@@ -116,6 +116,33 @@ TEST_CASE("spec json: a placed stack's spec names no endpoint, and keeps its sel
   CHECK(again.workspaces[0].dedicated->endpoint_placed);
 }
 
+// A version defaulted from the product follows the product's revisions (docs/rollouts.md): read
+// back after a restart (the API's own workspaces are), it must still be the product's, not a
+// version the manifest names, which would take the workspace out of its product's rollouts.
+TEST_CASE("spec json: a defaulted dedicated version is not stored; a named one is") {
+  const manifests::Fleet fleet =
+      Load(Workspace("", "  mode: dedicated\n  dedicated: {endpoint: 3}\n", true));
+  REQUIRE_FALSE(fleet.HasErrors());
+  REQUIRE(fleet.workspaces[0].dedicated->version_defaulted);
+  const std::string json = controller::WorkspaceToJson(fleet.workspaces[0]);
+  CHECK(json.find("\"version\"") == std::string::npos);
+  const manifests::Fleet again = Load(std::string(kProduct) + "---\n" + json + "\n");
+  REQUIRE_FALSE(again.HasErrors());
+  CHECK(again.workspaces[0].dedicated->version_defaulted);
+  CHECK(again.workspaces[0].dedicated->version == "1.0");
+  CHECK(controller::WorkspaceToJson(again.workspaces[0]) == json);  // a fixed point
+
+  const manifests::Fleet named = Load(
+      Workspace("", "  mode: dedicated\n  dedicated: {endpoint: 3, version: \"0.9\"}\n", true));
+  REQUIRE_FALSE(named.HasErrors());
+  const std::string named_json = controller::WorkspaceToJson(named.workspaces[0]);
+  CHECK(named_json.find(R"("version":"0.9")") != std::string::npos);
+  const manifests::Fleet named_again = Load(std::string(kProduct) + "---\n" + named_json + "\n");
+  REQUIRE_FALSE(named_again.HasErrors());
+  CHECK_FALSE(named_again.workspaces[0].dedicated->version_defaulted);
+  CHECK(named_again.workspaces[0].dedicated->version == "0.9");
+}
+
 TEST_CASE("spec json: a damaged stored spec is a Stalled failure naming the field") {
   const auto not_json = controller::ReclaimSpecFromJson("{oops");
   REQUIRE_FALSE(not_json);
