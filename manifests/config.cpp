@@ -981,6 +981,9 @@ void ReadRollouts(Context& context, MapReader& root, Config& config) {
       reader.Error("healthBaseUrl", "must be an http:// or https:// URL, got " + Quote(*url));
     }
   }
+  if (auto limit = reader.Integer("revisionHistoryLimit", 1, 10'000)) {
+    config.rollouts.revision_history_limit = static_cast<int>(*limit);
+  }
 }
 
 void ReadRoot(Context& context, const YAML::Node& root, Config& config) {

@@ -215,6 +215,9 @@ struct RolloutsConfig {
   /// `healthBaseUrl`: where a rollout's health checks are sent (the workspace's host goes in the
   /// Host header), e.g. the edge proxy's address; empty: `https://<subdomain>.<baseDomain>`.
   std::string health_base_url;
+  /// `revisionHistoryLimit` (1-10000): how many of each product's newest revisions the store
+  /// keeps besides those still in use (docs/rollouts.md#revisions).
+  int revision_history_limit = 10;
 };
 
 /// The operator config (README.md#config-reference). Paths are already resolved against the

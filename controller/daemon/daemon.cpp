@@ -391,6 +391,15 @@ void Daemon::Tick() {
     spdlog::info("store: pruned {} event(s) and {} webhook delivery(ies) beyond store.retention",
                  pruned->events, pruned->deliveries);
   }
+  // Product revisions no workspace, rollout or source needs (rollouts.revisionHistoryLimit).
+  const int history = deps_.config != nullptr ? deps_.config->rollouts.revision_history_limit
+                                              : manifests::RolloutsConfig{}.revision_history_limit;
+  if (Outcome<int> revisions = rollouts_.PruneRevisions(history); !revisions) {
+    spdlog::warn("store: pruning product revisions: {}", revisions.failure().message);
+  } else if (*revisions > 0) {
+    spdlog::info("store: pruned {} product revision(s) beyond rollouts.revisionHistoryLimit ({})",
+                 *revisions, history);
+  }
 }
 
 void Daemon::StopIntake() {

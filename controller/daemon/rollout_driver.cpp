@@ -208,6 +208,40 @@ void RolloutDriver::Removed(const std::string& name) {
   Wake();
 }
 
+Outcome<int> RolloutDriver::PruneRevisions(int history) {
+  // What must stay, read under the lock; the store is asked outside it.
+  std::set<int> in_status;
+  std::map<std::string, std::set<int>> in_rollout;
+  {
+    const std::lock_guard lock(mutex_);
+    for (const auto& [name, status] : statuses_) {
+      in_status.insert(status.product_revision);
+      in_status.insert(status.attempted_revision);
+    }
+    for (const auto& [product, state] : rollouts_) {
+      std::set<int>& keep = in_rollout[product];
+      keep.insert(state.revision);
+      keep.insert(state.previous_revision);
+      for (const ro::WorkspaceEntry& entry : state.workspaces) keep.insert(entry.from_revision);
+    }
+  }
+  in_status.erase(0);
+  int pruned = 0;
+  for (const auto& [product, found] : deps_.products->All()) {
+    // Not numbered yet (its revision was not recorded): nothing is known to be current.
+    if (found.entry == nullptr || found.entry->revision <= 0) continue;
+    std::set<int> keep = in_status;
+    keep.insert(found.entry->revision);
+    if (const auto it = in_rollout.find(product); it != in_rollout.end()) {
+      keep.insert(it->second.begin(), it->second.end());
+    }
+    Outcome<int> gone = deps_.store->PruneRevisions(product, history, keep);
+    if (!gone) return gone.failure();
+    pruned += *gone;
+  }
+  return pruned;
+}
+
 void RolloutDriver::Step() {
   const std::int64_t now = Now();
   // Each product's members once per step, before the lock (the desired state has its own).

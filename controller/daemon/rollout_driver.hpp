@@ -102,6 +102,13 @@ class RolloutDriver final : public RevisionPins, public RolloutControl {
   void Removed(const std::string& name);
   /// Wakes the thread (a product changed).
   void Wake();
+  /// Deletes the stored revisions no one needs (`rollouts.revisionHistoryLimit`,
+  /// docs/rollouts.md#revisions): of each product the sources declare, those older than its
+  /// `history` newest, except its current revision, every revision a workspace's status records
+  /// (converged or attempted, whatever its product: keeping too many is harmless), and those its
+  /// rollout names (its revision, the previous one, each member's `from_revision`). Leader only
+  /// (the term's statuses and rollouts). Returns how many went; a store failure stops it.
+  Outcome<int> PruneRevisions(int history);
 
   // RevisionPins
   Outcome<RevisionPin> PinFor(const std::string& name, const DesiredEntry& entry,

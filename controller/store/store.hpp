@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -277,6 +278,17 @@ inline std::optional<Failure> CheckRevisionRecord(const std::string& product,
   if (digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos) {
     return Failure::Stalled("InvalidValue", "revision of product \"" + product +
                                                 "\": the digest must be 64 lower-case hex digits");
+  }
+  return std::nullopt;
+}
+
+/// nullopt when the revisions of `product` may be pruned keeping `history`; else Stalled
+/// `InvalidValue`. Both stores use it.
+inline std::optional<Failure> CheckRevisionPrune(const std::string& product, int history) {
+  if (product.empty()) return Failure::Stalled("InvalidValue", "revisions: the product is empty");
+  if (history < 1) {
+    return Failure::Stalled("InvalidValue", "revisions of product \"" + product +
+                                                "\": at least the newest must be kept");
   }
   return std::nullopt;
 }
@@ -630,6 +642,12 @@ class Store {
                                                  std::int64_t now_unix) = 0;
   /// The revisions of `product`, oldest (1) first.
   virtual Outcome<std::vector<StoredRevision>> ListRevisions(const std::string& product) = 0;
+  /// Deletes the revisions of `product` older than its `history` newest (by number), except the
+  /// numbers in `keep`; returns how many went. Numbers are never reused: the next revision is
+  /// still numbered after the newest, which always stays. Stalled `InvalidValue` for an empty
+  /// product or a `history` below 1.
+  virtual Outcome<int> PruneRevisions(const std::string& product, int history,
+                                      const std::set<int>& keep) = 0;
   /// The rollout of `product`; nullopt when it never had one.
   virtual Outcome<std::optional<StoredRollout>> GetRollout(const std::string& product) = 0;
   /// Writes the rollout of `product` if its stored version is still `expected_version` (0: none

@@ -179,6 +179,8 @@ class LibpqStore final : public Store {
                                          const std::string& spec_json,
                                          std::int64_t now_unix) override;
   Outcome<std::vector<StoredRevision>> ListRevisions(const std::string& product) override;
+  Outcome<int> PruneRevisions(const std::string& product, int history,
+                              const std::set<int>& keep) override;
   Outcome<std::optional<StoredRollout>> GetRollout(const std::string& product) override;
   Outcome<std::optional<std::int64_t>> PutRollout(const std::string& product,
                                                   std::int64_t expected_version,

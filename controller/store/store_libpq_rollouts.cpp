@@ -1,3 +1,4 @@
+#include <set>
 #include <string>
 #include <utility>
 
@@ -21,6 +22,13 @@ constexpr std::string_view kRecordRevision =
     " SELECT $1, coalesce(max(number), 0) + 1, $2, $3, to_timestamp($4::bigint)"
     " FROM tm_product_revisions WHERE product = $1"
     " ON CONFLICT (product, digest) DO NOTHING";
+// Older than the `history` newest, and not kept; the newest always stays, so the next number
+// (max + 1) is never one that was used before.
+constexpr std::string_view kPruneRevisions =
+    "WITH gone AS (DELETE FROM tm_product_revisions WHERE product = $1"
+    " AND number <= (SELECT max(number) FROM tm_product_revisions WHERE product = $1) - $2::int"
+    " AND NOT (number = ANY($3::int[])) RETURNING 1)"
+    " SELECT count(*) FROM gone";
 constexpr std::string_view kRolloutColumns =
     "SELECT product, version, state_json, extract(epoch FROM updated_at)::bigint FROM tm_rollouts";
 constexpr std::string_view kInsertRollout =
@@ -97,6 +105,23 @@ Outcome<std::vector<StoredRevision>> LibpqStore::ListRevisions(const std::string
                                   {product});
                if (!result) return result.failure();
                return ReadRows<StoredRevision>(result->get(), RevisionAt);
+             });
+}
+
+Outcome<int> LibpqStore::PruneRevisions(const std::string& product, int history,
+                                        const std::set<int>& keep) {
+  if (std::optional<Failure> bad = CheckRevisionPrune(product, history)) return *bad;
+  std::string kept = "{";
+  for (const int number : keep) kept += (kept.size() > 1 ? "," : "") + std::to_string(number);
+  kept += "}";
+  return Run("prune the revisions of product " + Quoted(product),
+             [&](PGconn* conn) -> Outcome<int> {
+               auto result =
+                   Exec(conn, kPruneRevisions, {product, std::to_string(history), kept});
+               if (!result) return result.failure();
+               const auto count = ParseInt(PQgetvalue(result->get(), 0, 0));
+               if (!count) return BadValue("tm_product_revisions");
+               return static_cast<int>(*count);
              });
 }
 

@@ -229,6 +229,20 @@ TEST_CASE("config: rollouts.healthBaseUrl is an http(s) URL; empty by default") 
   CHECK(all.find("rollouts.other") != std::string::npos);
 }
 
+TEST_CASE("config: rollouts.revisionHistoryLimit is 1-10000, 10 by default") {
+  TempDir dir;
+  CHECK(Load(dir, kMinimal).config.rollouts.revision_history_limit == 10);
+  const ConfigResult set =
+      Load(dir, std::string(kMinimal) + "rollouts: {revisionHistoryLimit: 3}\n");
+  INFO(Dump(set));
+  REQUIRE(set.errors.empty());
+  CHECK(set.config.rollouts.revision_history_limit == 3);
+  const ConfigResult zero =
+      Load(dir, std::string(kMinimal) + "rollouts: {revisionHistoryLimit: 0}\n");
+  REQUIRE(zero.errors.size() == 1);
+  CHECK(Dump(zero).find("rollouts.revisionHistoryLimit") != std::string::npos);
+}
+
 TEST_CASE("config: defaults of a minimal config") {
   TempDir dir;
   const ConfigResult result = Load(dir, kMinimal);

@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -525,8 +526,9 @@ class FakeStore final : public controller::Store {
     for (const controller::StoredRevision& revision : known) {
       if (revision.digest == digest) return revision;
     }
-    controller::StoredRevision revision{product, static_cast<int>(known.size()) + 1, digest,
-                                        spec_json, now_unix};
+    // After the newest, which pruning never removes (numbers are never reused).
+    const int next = known.empty() ? 1 : known.back().number + 1;
+    controller::StoredRevision revision{product, next, digest, spec_json, now_unix};
     known.push_back(revision);
     return revision;
   }
@@ -538,6 +540,24 @@ class FakeStore final : public controller::Store {
     const auto found = state_.revisions.find(product);
     if (found == state_.revisions.end()) return std::vector<controller::StoredRevision>();
     return found->second;
+  }
+
+  Outcome<int> PruneRevisions(const std::string& product, int history,
+                              const std::set<int>& keep) override {
+    const std::lock_guard lock(mutex_);
+    if (auto failed = Enter("PruneRevisions")) return *failed;
+    if (std::optional<Failure> bad = controller::CheckRevisionPrune(product, history)) {
+      return *bad;
+    }
+    const auto found = state_.revisions.find(product);
+    if (found == state_.revisions.end() || found->second.empty()) return 0;
+    std::vector<controller::StoredRevision>& known = found->second;
+    const int newest = known.back().number;
+    const auto before = known.size();
+    std::erase_if(known, [&](const controller::StoredRevision& revision) {
+      return revision.number <= newest - history && keep.count(revision.number) == 0;
+    });
+    return static_cast<int>(before - known.size());
   }
 
   Outcome<std::optional<controller::StoredRollout>> GetRollout(

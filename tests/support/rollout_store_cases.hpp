@@ -8,6 +8,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/crypto.hpp"
 #include "controller/store/store.hpp"
@@ -51,6 +52,49 @@ inline void CheckRevisionCases(controller::Store& store) {
   CHECK(bad.failure().reason == "InvalidValue");
   CHECK(bad.failure().message.find("64 lower-case hex") != std::string::npos);
   CHECK_FALSE(store.RecordRevision("", d1, "{}", 1).ok());
+}
+
+/// `store` must hold no revision of products "crm" and "ops".
+inline void CheckRevisionPruneCases(controller::Store& store) {
+  const auto record = [&](const std::string& product, int n) {
+    auto recorded =
+        store.RecordRevision(product, crypto::Sha256Hex(product + " " + std::to_string(n)),
+                             "{\"n\":" + std::to_string(n) + "}", 1'800'000'000 + n);
+    REQUIRE(recorded.ok());
+    return recorded->number;
+  };
+  const auto numbers = [&](const std::string& product) {
+    std::vector<int> out;
+    const auto listed = store.ListRevisions(product);
+    REQUIRE(listed.ok());
+    for (const auto& revision : *listed) out.push_back(revision.number);
+    return out;
+  };
+  for (int n = 1; n <= 8; ++n) CHECK(record("crm", n) == n);
+  record("ops", 1);
+  record("ops", 2);
+
+  // The 3 newest stay (6, 7, 8), and 2 and 4, kept; 9 is no revision of crm.
+  auto pruned = store.PruneRevisions("crm", 3, {2, 4, 9});
+  REQUIRE(pruned.ok());
+  CHECK(*pruned == 3);  // 1, 3, 5
+  CHECK(numbers("crm") == std::vector<int>{2, 4, 6, 7, 8});
+  CHECK(numbers("ops") == std::vector<int>{1, 2});  // another product's are untouched
+  // Nothing more to prune: 0, and nothing changes.
+  CHECK(*store.PruneRevisions("crm", 3, {2, 4}) == 0);
+  // The next revision is numbered after the newest; a pruned digest is a new revision.
+  CHECK(record("crm", 9) == 9);
+  CHECK(record("crm", 1) == 10);
+  // History 1 without keeps: only the newest stays, whatever else was there.
+  CHECK(*store.PruneRevisions("crm", 1, {}) == 6);  // 2, 4, 6, 7, 8, 9
+  CHECK(numbers("crm") == std::vector<int>{10});
+  CHECK(*store.PruneRevisions("nope", 1, {}) == 0);
+
+  auto bad = store.PruneRevisions("crm", 0, {});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.failure().reason == "InvalidValue");
+  CHECK_FALSE(store.PruneRevisions("", 5, {}).ok());
+  CHECK(numbers("crm") == std::vector<int>{10});
 }
 
 inline void CheckRolloutCases(controller::Store& store) {

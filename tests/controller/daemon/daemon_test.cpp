@@ -15,6 +15,7 @@
 #include <vector>
 #include <thread>
 
+#include "common/crypto.hpp"
 #include "controller/daemon/daemon.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/fake_leader_lock.hpp"
@@ -79,6 +80,7 @@ class Harness {
     options.backoff.base = 20ms;
     options.backoff.max = 200ms;
     options.leader_poll = leader_poll;
+    options.prune_interval = prune_interval;
     options.endpoint_check_interval = 50ms;
     daemon_ = std::make_unique<controller::Daemon>(std::move(deps), options);
   }
@@ -146,6 +148,7 @@ class Harness {
   controller::StacksContext* stacks = nullptr;
   controller::SourceFactory make_source;
   controller::Duration leader_poll = std::chrono::seconds(1);
+  controller::Duration prune_interval = std::chrono::minutes(5);
   std::string store_database = "tenant_master";
 
   testing::FakeStore& store() { return store_; }
@@ -816,6 +819,31 @@ TEST_CASE("daemon: the leader prunes the store's history") {
   REQUIRE(Eventually([&] { return h.store().Calls("Prune") >= 1; }));
   h.Stop();
   CHECK(h.store().Calls("Prune") >= 1);
+}
+
+TEST_CASE("daemon: the leader prunes product revisions beyond rollouts.revisionHistoryLimit") {
+  Harness h;
+  h.config().rollouts.revision_history_limit = 2;
+  h.leader_poll = 10ms;
+  h.prune_interval = 10ms;
+  // Twelve revisions of shop from earlier product files: no workspace, rollout or source is on them.
+  for (int n = 1; n <= 12; ++n) {
+    REQUIRE(h.store().RecordRevision("shop", crypto::Sha256Hex("old " + std::to_string(n)), "{}", 1)
+                .ok());
+  }
+  h.MakeDaemon();
+  h.Write("a.yaml", WorkspaceYaml("alpha"));
+  h.Start();
+  REQUIRE(Eventually([&] { return h.HasPhase("alpha", "Ready"); }));
+  CHECK(h.Status("alpha")->product_revision == 13);  // the source's files are revision 13
+  const auto numbers = [&] {
+    std::vector<int> out;
+    for (const auto& r : h.store().Snapshot().revisions.at("shop")) out.push_back(r.number);
+    return out;
+  };
+  // The newest two stay (13 is also current and alpha's).
+  REQUIRE(Eventually([&] { return numbers() == std::vector<int>{12, 13}; }));
+  h.Stop();
 }
 
 namespace {

@@ -534,3 +534,61 @@ TEST_CASE("rollout driver: a policy removed retires the last rollout; when it co
   const std::vector<std::string> reasons = w.Reasons();
   CHECK(std::count(reasons.begin(), reasons.end(), "RolloutStarted") == 1);
 }
+
+TEST_CASE("rollout driver: revisions no one needs go beyond the history; every pinned one stays") {
+  World w;
+  Converged(w, std::nullopt);  // revision 1
+  // Without a policy each new revision reaches everyone at once: revisions 2 to 6.
+  for (int v = 2; v <= 6; ++v) {
+    w.SetProduct("1." + std::to_string(v), kOne, std::nullopt);
+    for (const char* name : {"ws-a", "ws-b", "ws-c", "ws-d"}) CHECK(w.Pass(name).revision == v);
+  }
+  // A workspace whose passes failed since it converged on 3 (its last attempt was 4).
+  WorkspaceStatus stuck;
+  stuck.name = "ws-stuck";
+  stuck.phase = "Degraded";
+  stuck.product_revision = 3;
+  stuck.attempted_revision = 4;
+  w.driver->StatusChanged(stuck);
+  // Revision 7 rolls out: the canary moves, the others stay on 6.
+  w.SetProduct("2.0", kTwo, CanaryThenAll(std::chrono::hours(1)));
+  w.driver->Step();
+  w.Drain();
+  const auto numbers = [&] {
+    std::vector<int> out;
+    for (const StoredRevision& r : w.store.Snapshot().revisions.at("shop")) out.push_back(r.number);
+    return out;
+  };
+  REQUIRE(numbers() == std::vector<int>{1, 2, 3, 4, 5, 6, 7});
+
+  Outcome<int> pruned = w.driver->PruneRevisions(1);
+  REQUIRE(pruned.ok());
+  CHECK(*pruned == 3);  // 1, 2, 5: 7 is current, 6 the rollout's previous, 3 and 4 in a status
+  CHECK(numbers() == std::vector<int>{3, 4, 6, 7});
+  CHECK(*w.driver->PruneRevisions(1) == 0);
+
+  // A new leader (no cache) still rebuilds the workspaces not reached from revision 6.
+  w.driver->EndTerm();
+  w.driver = w.MakeDriver();
+  std::vector<WorkspaceStatus> statuses = {stuck};
+  for (const auto& [name, status] : w.statuses) statuses.push_back(status);
+  REQUIRE(w.driver->BeginTerm(statuses).ok());
+  const RevisionPin held = w.Pass("ws-b");
+  CHECK(held.revision == 6);
+  CHECK(held.product->product.default_version == "1.6");
+  CHECK(w.Pass("ws-a").revision == 7);
+
+  // The rollout completes and the stuck workspace is gone: only the current one stays.
+  w.driver->Step();  // the canary's wave is done: paused
+  REQUIRE(w.Stored().phase == ro::Phase::kPaused);
+  REQUIRE(w.driver->Command("shop", "promote", "test").ok());
+  for (int i = 0; i < 6 && w.Stored().phase != ro::Phase::kCompleted; ++i) {
+    w.Drain();
+    w.driver->Step();
+  }
+  REQUIRE(w.Stored().phase == ro::Phase::kCompleted);
+  w.driver->Removed("ws-stuck");
+  // The completed rollout still names 6 as its previous revision (undo's target).
+  CHECK(*w.driver->PruneRevisions(1) == 2);  // 3, 4
+  CHECK(numbers() == std::vector<int>{6, 7});
+}

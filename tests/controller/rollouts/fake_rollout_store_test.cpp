@@ -14,3 +14,8 @@ TEST_CASE("rollouts: the fake store writes a rollout only over the version it wa
   tmaster::testing::FakeStore store;
   tmaster::testing::CheckRolloutCases(store);
 }
+
+TEST_CASE("rollouts: the fake store prunes revisions as the PostgreSQL store does") {
+  tmaster::testing::FakeStore store;
+  tmaster::testing::CheckRevisionPruneCases(store);
+}

@@ -1503,6 +1503,11 @@ TEST_CASE("rollouts store (schema v10): revisions numbered per product, a digest
   CHECK(Must(restarted->ListRevisions("erp")).size() == 2);
 }
 
+TEST_CASE("rollouts store: revisions pruned beyond the history, kept ones and the newest stay") {
+  auto store = NoRollouts();
+  testing::CheckRevisionPruneCases(*store);
+}
+
 TEST_CASE("rollouts store: a rollout is written only over the version it was read at") {
   auto store = NoRollouts();
   testing::CheckRolloutCases(*store);
