@@ -838,7 +838,8 @@ TEST_CASE("daemon: the leader prunes product revisions beyond rollouts.revisionH
   CHECK(h.Status("alpha")->product_revision == 13);  // the source's files are revision 13
   const auto numbers = [&] {
     std::vector<int> out;
-    for (const auto& r : h.store().Snapshot().revisions.at("shop")) out.push_back(r.number);
+    const testing::FakeStore::State state = h.store().Snapshot();  // outlives the loop
+    for (const auto& r : state.revisions.at("shop")) out.push_back(r.number);
     return out;
   };
   // The newest two stay (13 is also current and alpha's).

@@ -556,7 +556,8 @@ TEST_CASE("rollout driver: revisions no one needs go beyond the history; every p
   w.Drain();
   const auto numbers = [&] {
     std::vector<int> out;
-    for (const StoredRevision& r : w.store.Snapshot().revisions.at("shop")) out.push_back(r.number);
+    const testing::FakeStore::State state = w.store.Snapshot();  // outlives the loop
+    for (const StoredRevision& r : state.revisions.at("shop")) out.push_back(r.number);
     return out;
   };
   REQUIRE(numbers() == std::vector<int>{1, 2, 3, 4, 5, 6, 7});
