@@ -205,7 +205,12 @@ void Execute(const std::string& dsn, const std::string& sql) {
 }
 
 std::string ConnectError(const std::string& dsn) {
-  ConnPtr conn(PQconnectdb(dsn.c_str()));
+  // Bounded whatever `dsn` says (a binding's URI has no connect_timeout): PgBouncer can leave a
+  // client in its login forever when a reload drops the database meanwhile (CI's ASan run hung
+  // 15 minutes in shared_tenants_itest's suspend case that way). Later keywords override `dsn`'s.
+  const char* keywords[] = {"dbname", "connect_timeout", nullptr};
+  const char* values[] = {dsn.c_str(), "10", nullptr};
+  ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
   if (!conn) return "out of memory";
   if (PQstatus(conn.get()) == CONNECTION_OK) return {};
   std::string error = PQerrorMessage(conn.get());

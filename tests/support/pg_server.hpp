@@ -72,7 +72,8 @@ std::string QueryValue(const std::string& dsn, const std::string& sql,
                        const std::vector<std::string>& params = {});
 /// Runs a script (several statements allowed). Throws on failure.
 void Execute(const std::string& dsn, const std::string& sql);
-/// Empty when a session can be opened with `dsn`, else libpq's error message.
+/// Empty when a session can be opened with `dsn` within 10 s (connect_timeout, whatever `dsn` says), else
+/// libpq's error message.
 std::string ConnectError(const std::string& dsn);
 
 /// A held-open session, e.g. to prove that TerminateSessions cuts it.
