@@ -175,6 +175,13 @@ class Fleet {
     return "pgbouncer pid " + std::to_string(pid) + (pid > 1 && Alive(pid) ? " alive" : " gone") +
            "; its log:\n" + Tail(bouncer_->Log(), 20);
   }
+  /// PgBouncer has reloaded without `database` (its log says it dropped it). A test connects
+  /// through the pooler only after that: PgBouncer 1.18 (Debian 12) can die, or leave the login
+  /// unanswered, when a reload drops a database a client is logging in to (docs/bindings.md,
+  /// "Known issue"), and a poll would race the reload.
+  [[nodiscard]] bool PoolerDropped(const std::string& database) const {
+    return bouncer_->Log().find("dropping database '" + database + "'") != std::string::npos;
+  }
   [[nodiscard]] PgServer& pg() const { return pg_; }
   [[nodiscard]] const TempDir& dir() const { return dir_; }
 
@@ -378,9 +385,10 @@ TEST_CASE("shared tenants: suspend flips the binding's state and closes the logi
                   fleet.Log());
   CHECK_FALSE(ConnectError(fleet.Direct("beta")).empty());
   // The pooler's files follow within its flush interval (200 ms) and a reload: beta has no entry.
-  CHECK(Eventually([&] { return !ConnectError(fleet.Binding("erp", "beta", "uri")).empty(); }, 10s,
-                   100ms));
+  REQUIRE_MESSAGE(Eventually([&] { return fleet.PoolerDropped("tenant_beta"); }, 10s, 100ms),
+                  fleet.PoolerState());
   CHECK(ReadAll(fleet.pooler() / "databases.ini").find("tenant_beta") == std::string::npos);
+  CHECK_FALSE(ConnectError(fleet.Binding("erp", "beta", "uri")).empty());
   fleet.WriteManifest("beta", Workspace("beta", "erp"));
   CHECK(Eventually([&] { return fleet.Binding("erp", "beta", "state") == "active"; }, 60s, 100ms));
   // PgBouncer may hold back a database whose server login failed (server_login_retry).
@@ -400,7 +408,9 @@ TEST_CASE("shared tenants: removing a workspace removes its binding and its pool
       [&] { return ReadAll(fleet.pooler() / "databases.ini").find("tenant_gamma") == std::string::npos; },
       10s, 100ms));
   CHECK(ReadAll(fleet.pooler() / "userlist.txt").find("user_gamma") == std::string::npos);
-  CHECK(Eventually([&] { return !ConnectError(uri).empty(); }, 10s, 100ms));
+  REQUIRE_MESSAGE(Eventually([&] { return fleet.PoolerDropped("tenant_gamma"); }, 10s, 100ms),
+                  fleet.PoolerState());
+  CHECK_FALSE(ConnectError(uri).empty());
 }
 
 TEST_CASE("shared tenants: a symbolic link planted at a binding's path is refused, nothing written through it") {
