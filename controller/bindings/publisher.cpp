@@ -59,6 +59,8 @@ SharedTenants::SharedTenants(PublisherOptions options) : options_(std::move(opti
           std::chrono::system_clock::now().time_since_epoch())
           .count());
   next_version_ = initial_version_;
+  // With a hold, nothing is written before a term begins: a standby never empties its pooler.
+  pooler_gated_ = options_.pooler_hold.has_value();
 }
 
 SharedTenants::~SharedTenants() {
@@ -108,6 +110,45 @@ void SharedTenants::Bump(const std::string& product) {
   changed_.notify_all();
 }
 
+void SharedTenants::Seen(const std::string& workspace) {
+  if (pooler_gated_) seen_.insert(workspace);
+}
+
+void SharedTenants::Retire(const TenantFacts& facts) {
+  if (options_.pooler == nullptr) return;
+  TenantFacts kept = facts;
+  kept.suspended = true;
+  kept.password = Secret();
+  kept.verifier.clear();
+  retired_.insert_or_assign(
+      facts.database, Retired{std::move(kept), std::chrono::steady_clock::now() +
+                                                   options_.pooler_retire_after});
+}
+
+bool SharedTenants::PoolerGateOpen() {
+  if (!pooler_gated_) return true;
+  if (!term_began_) return false;  // no term yet (a standby)
+  const bool all_in = expected_ && std::includes(seen_.begin(), seen_.end(), expected_->begin(),
+                                                  expected_->end());
+  const bool held_long_enough =
+      std::chrono::steady_clock::now() - *term_began_ >= *options_.pooler_hold;
+  if (!all_in && !held_long_enough) return false;
+  if (!all_in) {
+    std::size_t missing = 0;
+    if (expected_) {
+      for (const std::string& name : *expected_) missing += seen_.count(name) == 0 ? 1U : 0U;
+    }
+    spdlog::warn(
+        "pooler: writing PgBouncer's files {} ms into the term with {} declared shared tenant(s) "
+        "not yet reconciled{}; they reach the pooler when they are",
+        options_.pooler_hold->count(), missing, expected_ ? "" : " (the sources not yet read)");
+  }
+  pooler_gated_ = false;
+  expected_.reset();
+  seen_.clear();
+  return true;
+}
+
 Outcome<bool> SharedTenants::Publish(const TenantFacts& facts) {
   std::optional<DirStamp> known;
   bool same = false;
@@ -131,6 +172,8 @@ Outcome<bool> SharedTenants::Publish(const TenantFacts& facts) {
     stamp = replaced->stamp;
   }
   std::lock_guard<std::mutex> lock(mutex_);
+  Seen(facts.workspace);
+  retired_.erase(facts.database);  // served again (or by another workspace): live
   if (written) ++counters_.bindings_written;
   if (on_disk_ && options_.bindings_dir) (*on_disk_)[facts.workspace] = facts.product;
   auto found = tenants_.find(facts.workspace);
@@ -198,11 +241,13 @@ Outcome<bool> SharedTenants::Remove(const std::string& workspace) {
     }
   }
   std::lock_guard<std::mutex> lock(mutex_);
+  Seen(workspace);
   if (on_disk_) on_disk_->erase(workspace);
   if (removed) ++counters_.bindings_removed;
   auto found = tenants_.find(workspace);
   if (found != tenants_.end()) {
     Bump(found->second.facts.product);
+    Retire(found->second.facts);
     tenants_.erase(found);
     pooler_dirty_ = true;
     KickFlusher();
@@ -239,6 +284,7 @@ Outcome<std::vector<std::string>> SharedTenants::Sweep(const std::set<std::strin
   for (auto it = tenants_.begin(); it != tenants_.end();) {
     if (declared.count(it->first) == 0) {
       Bump(it->second.facts.product);
+      Retire(it->second.facts);
       it = tenants_.erase(it);
       pooler_dirty_ = true;
       KickFlusher();
@@ -249,16 +295,39 @@ Outcome<std::vector<std::string>> SharedTenants::Sweep(const std::set<std::strin
   return removed;
 }
 
+void SharedTenants::ExpectTenants(std::set<std::string> workspaces) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!pooler_gated_) return;
+  expected_ = std::move(workspaces);
+  KickFlusher();
+}
+
 Status SharedTenants::FlushPooler() {
   if (options_.pooler == nullptr) return Done{};
   std::lock_guard<std::mutex> flushing(flush_mutex_);
   std::vector<TenantFacts> tenants;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!pooler_dirty_) return Done{};
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = retired_.begin(); it != retired_.end();) {
+      if (it->second.until > now) {
+        ++it;
+        continue;
+      }
+      it = retired_.erase(it);
+      pooler_dirty_ = true;
+    }
+    if (!pooler_dirty_ || !PoolerGateOpen()) return Done{};
     pooler_dirty_ = false;
-    tenants.reserve(tenants_.size());
+    tenants.reserve(tenants_.size() + retired_.size());
     for (const auto& [name, published] : tenants_) tenants.push_back(published.facts);
+    if (!retired_.empty()) {
+      std::set<std::string> live;
+      for (const TenantFacts& facts : tenants) live.insert(facts.database);
+      for (const auto& [database, retired] : retired_) {
+        if (live.count(database) == 0) tenants.push_back(retired.facts);
+      }
+    }
   }
   Outcome<bool> written = options_.pooler->Write(tenants);
   std::lock_guard<std::mutex> lock(mutex_);
@@ -340,6 +409,12 @@ void SharedTenants::Reset() {
   on_disk_.reset();  // another replica may have written or removed folders meanwhile
   for (const std::string& product : products) Bump(product);
   pooler_dirty_ = true;
+  if (options_.pooler_hold) {
+    pooler_gated_ = true;
+    term_began_ = std::chrono::steady_clock::now();
+    expected_.reset();
+    seen_.clear();
+  }
 }
 
 }  // namespace tmaster::bindings

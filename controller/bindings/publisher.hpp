@@ -33,8 +33,9 @@ namespace tmaster::bindings {
 class PoolerSink {
  public:
   virtual ~PoolerSink() = default;
-  /// Makes the pooler's files describe exactly `tenants` (sorted by workspace) and reloads the
-  /// pooler when a file changed; true when it wrote.
+  /// Makes the pooler's files describe exactly `tenants` (published ones in workspace order,
+  /// then removed ones still kept as suspended, one per database) and reloads the pooler when a
+  /// file changed; true when it wrote.
   virtual Outcome<bool> Write(const std::vector<TenantFacts>& tenants) = 0;
 };
 
@@ -46,6 +47,18 @@ struct PublisherOptions {
   PoolerSink* pooler = nullptr;
   /// `pooler.pgbouncer.listen`: bindings and the runtime API point here instead of the cluster.
   std::optional<Endpoint> pooler_listen = std::nullopt;
+  /// Set (the daemon): the pooler's files are written only within a term (after Reset), and in
+  /// each term only once every tenant given to ExpectTenants was published or removed in it, or
+  /// this long after Reset: a restart or a new leader never writes the pooler's files from the
+  /// few tenants it has reconciled so far, which would drop every other tenant's database from
+  /// PgBouncer (docs/bindings.md#pgbouncer). nullopt: every flush writes (`--once`, whose one
+  /// flush follows its whole pass).
+  std::optional<std::chrono::milliseconds> pooler_hold = std::nullopt;
+  /// How long a removed tenant's pooler entry stays, as a suspended one (pointed at no database,
+  /// its role out of the auth_file), before a flush drops it: PgBouncer 1.18 may crash when a
+  /// reload drops a database a client is logging in to (RenderDatabasesIni), and a runtime stops
+  /// trying a removed tenant well within this. Kept in memory only: a restart drops them.
+  std::chrono::milliseconds pooler_retire_after = std::chrono::minutes(10);
 };
 
 /// One product's shared tenants as the runtime API shows them.
@@ -76,8 +89,8 @@ class SharedTenants {
 
   /// The workspace is no longer a shared tenant (removed, or now dedicated): its binding folder
   /// removed (found through a listing of every product's folder made once per term, so a
-  /// workspace without one costs no I/O), its pooler entry dropped at the next flush. True when
-  /// something was removed.
+  /// workspace without one costs no I/O), its pooler entry suspended at the next flush and
+  /// dropped `pooler_retire_after` later. True when something was removed.
   Outcome<bool> Remove(const std::string& workspace);
 
   /// Removes the binding folders of workspaces not in `declared` (by workspace name, any
@@ -85,8 +98,14 @@ class SharedTenants {
   /// workspaces removed.
   Outcome<std::vector<std::string>> Sweep(const std::set<std::string>& declared);
 
+  /// The shared tenants the declared fleet holds, by workspace: what this term must have
+  /// published or removed before the pooler's files are written (with `pooler_hold`; the daemon
+  /// gives them once per term, after every source was read cleanly). Ignored without a hold.
+  void ExpectTenants(std::set<std::string> workspaces);
+
   /// Writes the pooler's files when a tenant changed since the last successful flush. Done when
-  /// there is no pooler or nothing to do.
+  /// there is no pooler, nothing to do, or the term's tenants are not all in yet (`pooler_hold`;
+  /// the change stays due).
   Status FlushPooler();
   /// Flushes on a thread of its own until the publisher is destroyed: at once when a tenant
   /// changes what the pooler sees, then at most once per `interval` (a burst goes out together);
@@ -108,7 +127,8 @@ class SharedTenants {
   /// A new leadership term: forgets every tenant (the runtime API lists none until each is
   /// published again by this term's reconciles; each product's version moves) and what was
   /// written (the next publish of each tenant reads its folder again). A replica that led before
-  /// would otherwise keep listing a tenant another leader removed meanwhile.
+  /// would otherwise keep listing a tenant another leader removed meanwhile. With `pooler_hold`
+  /// the pooler's files then wait for this term's tenants (ExpectTenants).
   void Reset();
 
  private:
@@ -122,6 +142,9 @@ class SharedTenants {
   /// then kept by Publish, Remove and Sweep): nullopt when there is none.
   Outcome<std::optional<std::string>> FolderOf(const std::string& workspace);
   void Bump(const std::string& product);  // mutex_ held
+  void Seen(const std::string& workspace);  // mutex_ held
+  void Retire(const TenantFacts& facts);     // mutex_ held: its pooler entry suspended a while
+  bool PoolerGateOpen();                    // mutex_ held; opens it when the term is in
 
   PublisherOptions options_;
   mutable std::mutex mutex_;
@@ -135,6 +158,16 @@ class SharedTenants {
   std::uint64_t initial_version_ = 0;
   std::uint64_t next_version_ = 0;
   bool pooler_dirty_ = true;
+  /// With `pooler_hold`: shut until this term's tenants are in (see PublisherOptions).
+  bool pooler_gated_ = false;
+  std::optional<std::chrono::steady_clock::time_point> term_began_;  ///< the last Reset
+  std::optional<std::set<std::string>> expected_;  ///< ExpectTenants of this term
+  std::set<std::string> seen_;  ///< published or removed in this term, while gated
+  struct Retired {
+    TenantFacts facts;  ///< suspended, without password or verifier
+    std::chrono::steady_clock::time_point until;
+  };
+  std::map<std::string, Retired> retired_;  ///< removed tenants' pooler entries, by database
   PublisherCounters counters_;
   std::mutex dirs_mutex_;  ///< guards root_ and products_ (opened lazily)
   std::optional<SafeDir> root_;

@@ -583,6 +583,9 @@ int Run(const Args& args) {
       publisher.pooler_listen =
           bindings::Endpoint{config.pgbouncer->listen_host, config.pgbouncer->listen_port};
     }
+    // The daemon's terms write PgBouncer's files only once their shared tenants are in (at most
+    // a minute after the term began); `--once` writes them once, after its whole pass.
+    if (!args.once) publisher.pooler_hold = std::chrono::seconds(60);
     shared = std::make_unique<bindings::SharedTenants>(std::move(publisher));
     stacks_context.shared = shared.get();
   }

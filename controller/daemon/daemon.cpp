@@ -299,6 +299,7 @@ bool Daemon::Begin(WorkQueue& queue) {
   // queues names, which waits for this lock, so nothing runs before the term is in place.
   if (moves_) moves_->Start();
   sources_clean_ = false;
+  pooler_expected_ = false;
   return true;
 }
 
@@ -379,6 +380,21 @@ void Daemon::Tick() {
   if (const bool clean = SourcesClean(); clean != sources_clean_) {
     sources_clean_ = clean;
     if (clean && runtimes_) runtimes_->Kick();
+  }
+  // The first clean read of the term names the shared tenants PgBouncer's files wait for
+  // (docs/bindings.md#pgbouncer): until each was reconciled, the files PgBouncer has stay.
+  if (sources_clean_ && !pooler_expected_) {
+    pooler_expected_ = true;
+    if (deps_.stacks != nullptr && deps_.stacks->shared != nullptr) {
+      std::set<std::string> shared;
+      for (const std::string& name : desired_.DeclaredNames()) {
+        const std::shared_ptr<const DesiredEntry> entry = desired_.Declared(name);
+        if (entry != nullptr && entry->workspace.mode == manifests::Mode::kShared) {
+          shared.insert(name);
+        }
+      }
+      deps_.stacks->shared->ExpectTenants(std::move(shared));
+    }
   }
   // History beyond store.retention goes every few minutes (only the leader ticks).
   const TimePoint now = deps_.clock->Now();

@@ -241,6 +241,8 @@ class Daemon final : private Term {
   TimePoint next_prune_{};  ///< the manager's thread only (Tick)
   std::uint64_t products_seen_ = 0;  ///< the manager's thread only (Tick)
   bool sources_clean_ = false;       ///< the manager's thread only (Tick)
+  /// The term's shared tenants were given to the publisher (its pooler waits for them).
+  bool pooler_expected_ = false;     ///< the manager's thread only (Begin, Tick)
   std::mutex refresh_mutex_;
   std::chrono::steady_clock::time_point refreshed_{};  ///< guarded by refresh_mutex_
 

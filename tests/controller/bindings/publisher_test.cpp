@@ -55,7 +55,11 @@ class FakePooler : public PoolerSink {
     std::lock_guard<std::mutex> lock(mutex);
     ++writes;
     last.clear();
-    for (const auto& t : tenants) last.push_back(t.workspace);
+    suspended.clear();
+    for (const auto& t : tenants) {
+      last.push_back(t.workspace);
+      if (t.suspended) suspended.push_back(t.workspace);
+    }
     return true;
   }
   int Writes() {
@@ -65,6 +69,7 @@ class FakePooler : public PoolerSink {
   std::mutex mutex;
   int writes = 0;
   std::vector<std::string> last;
+  std::vector<std::string> suspended;  ///< of last
 };
 
 }  // namespace
@@ -233,4 +238,113 @@ TEST_CASE("SharedTenants' flusher writes a change at once, then at most once per
   CHECK(pooler.Writes() == 2);
   std::lock_guard<std::mutex> lock(pooler.mutex);
   CHECK(pooler.last == std::vector<std::string>{"acme", "bodega", "surgir"});
+}
+
+TEST_CASE("SharedTenants with a pooler hold: a term writes PgBouncer's files only once its tenants are in") {
+  FakePooler pooler;
+  SharedTenants tenants({.pooler = &pooler, .pooler_hold = std::chrono::hours(1)});
+  auto last = [&pooler] {
+    std::lock_guard<std::mutex> lock(pooler.mutex);
+    return pooler.last;
+  };
+  // No term yet (a standby): nothing is written, not even an empty file.
+  REQUIRE(tenants.Publish(Facts("acme")).ok());
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.Writes() == 0);
+
+  // A term begins (a restart or a new leader): the tenants reconciled so far are not the fleet.
+  tenants.Reset();
+  REQUIRE(tenants.Publish(Facts("acme")).ok());
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.Writes() == 0);  // the sources are not read yet
+  tenants.ExpectTenants({"acme", "bodega", "surgir"});
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.Writes() == 0);  // bodega and surgir would be dropped from PgBouncer
+  REQUIRE(tenants.Publish(Facts("bodega")).ok());
+  REQUIRE(tenants.Remove("surgir").ok());  // removed in this term: its entry may go
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.Writes() == 1);
+  CHECK(last() == std::vector<std::string>{"acme", "bodega"});
+
+  // Open for the rest of the term: a change goes out at the next flush.
+  REQUIRE(tenants.Remove("bodega").ok());
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.Writes() == 2);
+  CHECK(last() == std::vector<std::string>{"acme", "bodega"});  // bodega kept, suspended
+
+  // The next term waits again.
+  tenants.Reset();
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.Writes() == 2);
+  tenants.ExpectTenants({"acme"});
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.Writes() == 2);
+  REQUIRE(tenants.Publish(Facts("acme")).ok());
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.Writes() == 3);
+}
+
+TEST_CASE("SharedTenants with a pooler hold: a tenant that never comes in delays the files only as long as the hold") {
+  FakePooler pooler;
+  SharedTenants tenants({.pooler = &pooler, .pooler_hold = std::chrono::milliseconds(200)});
+  tenants.Reset();
+  const auto began = std::chrono::steady_clock::now();
+  REQUIRE(tenants.Publish(Facts("acme")).ok());
+  tenants.ExpectTenants({"acme", "broken"});  // broken's cluster is down: never published
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.Writes() == 0);
+  while (pooler.Writes() == 0 && std::chrono::steady_clock::now() - began < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    REQUIRE(tenants.FlushPooler().ok());
+  }
+  CHECK(pooler.Writes() == 1);
+  CHECK(std::chrono::steady_clock::now() - began >= std::chrono::milliseconds(200));
+  std::lock_guard<std::mutex> lock(pooler.mutex);
+  CHECK(pooler.last == std::vector<std::string>{"acme"});
+}
+
+TEST_CASE("SharedTenants: a removed tenant's pooler entry stays, suspended, for a while, then goes") {
+  FakePooler pooler;
+  SharedTenants tenants({.pooler = &pooler, .pooler_retire_after = std::chrono::milliseconds(300)});
+  auto written = [&pooler] {
+    std::lock_guard<std::mutex> lock(pooler.mutex);
+    return std::pair{pooler.last, pooler.suspended};
+  };
+  using Names = std::vector<std::string>;
+  REQUIRE(tenants.Publish(Facts("acme")).ok());
+  REQUIRE(tenants.Publish(Facts("bodega")).ok());
+  REQUIRE(tenants.Publish(Facts("surgir")).ok());
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(written() == std::pair{Names{"acme", "bodega", "surgir"}, Names{}});
+
+  // Removed, and swept: PgBouncer keeps the entries (suspended), so no reload drops a database
+  // a runtime may be logging in to.
+  const auto removed_at = std::chrono::steady_clock::now();
+  REQUIRE(tenants.Remove("bodega").ok());
+  REQUIRE(tenants.Sweep({"acme", "bodega"}).ok());  // surgir is no longer declared
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(written() == std::pair{Names{"acme", "bodega", "surgir"}, Names{"bodega", "surgir"}});
+  CHECK(tenants.Tenants("erp").items.size() == 1);  // the runtime API lists acme only
+  const int writes = pooler.Writes();
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(pooler.Writes() == writes);  // nothing changed
+
+  // After pooler_retire_after, a flush drops them.
+  while (pooler.Writes() == writes &&
+         std::chrono::steady_clock::now() - removed_at < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    REQUIRE(tenants.FlushPooler().ok());
+  }
+  CHECK(std::chrono::steady_clock::now() - removed_at >= std::chrono::milliseconds(300));
+  CHECK(written() == std::pair{Names{"acme"}, Names{}});
+
+  // A database served again (here by another workspace) is live at once, never twice.
+  REQUIRE(tenants.Remove("acme").ok());
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(written() == std::pair{Names{"acme"}, Names{"acme"}});
+  TenantFacts renamed = Facts("acme-2");
+  renamed.database = "tenant_acme";
+  REQUIRE(tenants.Publish(renamed).ok());
+  REQUIRE(tenants.FlushPooler().ok());
+  CHECK(written() == std::pair{Names{"acme-2"}, Names{}});
 }

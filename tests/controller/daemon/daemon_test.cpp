@@ -10,12 +10,14 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 #include <thread>
 
 #include "common/crypto.hpp"
+#include "controller/bindings/publisher.hpp"
 #include "controller/daemon/daemon.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/fake_leader_lock.hpp"
@@ -1067,4 +1069,56 @@ TEST_CASE("daemon: workspaces without a cluster are placed until the cluster is 
                       R"("reachable":true,"serverVersion":"unknown","capacity":2,"checkedAt":")") ==
         0);  // "unknown": the fake's version
   h.Stop();
+}
+
+namespace {
+
+/// A pooler that records the workspaces of every write.
+class RecordingPooler : public bindings::PoolerSink {
+ public:
+  Outcome<bool> Write(const std::vector<bindings::TenantFacts>& tenants) override {
+    std::vector<std::string> names;
+    for (const auto& facts : tenants) names.push_back(facts.workspace);
+    const std::lock_guard lock(mutex_);
+    writes_.push_back(std::move(names));
+    return true;
+  }
+  std::vector<std::vector<std::string>> Writes() const {
+    const std::lock_guard lock(mutex_);
+    return writes_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::vector<std::string>> writes_;
+};
+
+}  // namespace
+
+TEST_CASE("daemon: a term writes PgBouncer's files only once it has reconciled the declared "
+          "shared tenants, never from the first few") {
+  Harness h;
+  RecordingPooler pooler;
+  // The hold is far beyond the test: only the daemon's ExpectTenants can open the files.
+  bindings::SharedTenants shared({.pooler = &pooler, .pooler_hold = std::chrono::hours(1)});
+  shared.StartFlusher(std::chrono::milliseconds(10));
+  controller::StacksContext context;
+  context.config = &h.config();
+  context.clusters["default"] = {"pg.internal", 5432};
+  context.shared = &shared;
+  h.stacks = &context;
+  h.MakeDaemon();
+  const std::vector<std::string> all = {"ws-a", "ws-b", "ws-c", "ws-d", "ws-e", "ws-f"};
+  for (const std::string& name : all) h.Write(name + ".yaml", WorkspaceYaml(name));
+  h.Start();
+  REQUIRE(Eventually([&] { return !pooler.Writes().empty(); }, 20s));
+  CHECK(pooler.Writes().front() == all);  // the first write already holds every tenant
+
+  // A restart (a new term): the files PgBouncer has stay until the term has them all again.
+  h.Stop();
+  const std::size_t before = pooler.Writes().size();
+  h.MakeDaemon();
+  h.Start();
+  REQUIRE(Eventually([&] { return pooler.Writes().size() > before; }, 20s));
+  for (std::size_t i = before; i < pooler.Writes().size(); ++i) CHECK(pooler.Writes()[i] == all);
 }
