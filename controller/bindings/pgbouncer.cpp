@@ -210,12 +210,14 @@ Outcome<std::string> RenderDatabasesIni(std::vector<PoolerEntry> entries) {
                      " is outside 1-65535");
     }
     out += entry.database + " = host=" + PoolerValue(entry.host) +
-           " port=" + std::to_string(entry.port) + " dbname=" + PoolerValue(entry.database) + "\n";
+           " port=" + std::to_string(entry.port) + " dbname=" +
+           PoolerValue(entry.suspended ? kSuspendedDatabase : entry.database) + "\n";
   }
   return out;
 }
 
 Outcome<std::string> RenderUserlist(std::vector<PoolerEntry> entries) {
+  std::erase_if(entries, [](const PoolerEntry& entry) { return entry.suspended; });
   std::sort(entries.begin(), entries.end(),
             [](const PoolerEntry& a, const PoolerEntry& b) { return a.role < b.role; });
   std::string out(kUserlistHeader);

@@ -6,9 +6,10 @@ std::vector<PoolerEntry> PoolerEntries(const std::vector<TenantFacts>& tenants) 
   std::vector<PoolerEntry> entries;
   entries.reserve(tenants.size());
   for (const TenantFacts& facts : tenants) {
-    if (facts.suspended) continue;  // the pooler refuses a suspended tenant outright
+    // A suspended tenant keeps its entry, pointed at no database, and loses its auth_file line.
     entries.push_back({facts.database, facts.server_address.host, facts.server_address.port,
-                       facts.username, facts.verifier});
+                       facts.username, facts.suspended ? std::string() : facts.verifier,
+                       facts.suspended});
   }
   return entries;
 }

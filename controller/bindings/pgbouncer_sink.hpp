@@ -18,8 +18,10 @@ class PgBouncerFiles final : public PoolerSink {
  public:
   PgBouncerFiles(std::filesystem::path dir, Access access, PoolerReload reload);
 
-  /// See PoolerSink. Suspended tenants have no entry: PgBouncer refuses them itself, even with a
-  /// server connection of theirs still in its pool.
+  /// See PoolerSink. A suspended tenant keeps its `[databases]` entry, pointed at a database
+  /// that does not exist, and has no auth_file line: PgBouncer refuses its login itself and
+  /// closes a server connection of its still in the pool, and no reload drops a database its
+  /// runtime may be logging in to (RenderDatabasesIni says why that matters).
   Outcome<bool> Write(const std::vector<TenantFacts>& tenants) override;
 
  private:
@@ -29,8 +31,8 @@ class PgBouncerFiles final : public PoolerSink {
   bool reload_owed_ = false;
 };
 
-/// The pooler's view of the tenants: one entry per tenant database that is not suspended, at its
-/// cluster as the operator reaches it.
+/// The pooler's view of the tenants: one entry per tenant database, at its cluster as the
+/// operator reaches it; a suspended tenant's entry is marked suspended, without its verifier.
 std::vector<PoolerEntry> PoolerEntries(const std::vector<TenantFacts>& tenants);
 
 }  // namespace tmaster::bindings

@@ -8,12 +8,15 @@
 
 #include <doctest/doctest.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/pq_handles.hpp"
@@ -267,6 +270,75 @@ TEST_CASE(
   REQUIRE(removed.ok());
   CHECK(*removed);
   CHECK(Eventually([&] { return !LogsIn(bouncer, a, "pw-w-2", a.database); }));
+}
+
+bool Alive(pid_t pid) { return pid > 1 && kill(pid, 0) == 0; }
+
+// PgBouncer 1.18 frees a database a reload no longer lists while a client may be in the middle
+// of logging in to it, and that client's next packet then reaches freed memory: PgBouncer exits
+// or leaves the login unanswered (docs/bindings.md#pgbouncer). A suspension therefore keeps the
+// tenant's [databases] entry, pointed at a database that does not exist, and takes its role out
+// of the auth_file: nothing is dropped while its runtime keeps trying.
+TEST_CASE("PgBouncerFiles: a tenant logging in while it is suspended and resumed, again and again, "
+          "never takes PgBouncer down") {
+  Tenant bystander = CreateTenant("by", "pw-by-1");
+  Tenant busy = CreateTenant("busy", "pw-busy-1");
+  TempDir tmp;
+  REQUIRE(chmod(tmp.path().c_str(), 0711) == 0);
+  const std::filesystem::path dir = tmp.path() / "pooler";
+  Outcome<Access> access = AccessFor("postgres");
+  REQUIRE(access.ok());
+  PgBouncerServer bouncer({(dir / "databases.ini").string(), (dir / "userlist.txt").string()});
+  INFO("PgBouncer's log:\n" << bouncer.Log());
+  PgBouncerFiles files(dir, *access, {bouncer.pid_file(), {}});
+  TenantFacts suspended = FactsOf(busy);
+  suspended.suspended = true;
+  // Written before PgBouncer runs: the reload fails, the files are there.
+  (void)files.Write({FactsOf(bystander), FactsOf(busy)});
+  bouncer.Start();
+  const pid_t pid = bouncer.pid();
+  REQUIRE(Alive(pid));
+  REQUIRE(LogsIn(bouncer, busy, busy.password, busy.database));
+
+  // The busy tenant's runtime logs in over and over, as a runtime retrying does.
+  std::atomic<bool> stop{false};
+  std::atomic<int> attempts{0};
+  std::thread runtime([&] {
+    while (!stop.load()) {
+      (void)LogsIn(bouncer, busy, busy.password, busy.database);
+      attempts.fetch_add(1);
+    }
+  });
+  int cycles = 0;
+  bool reloaded = true;  // a reload fails when PgBouncer is gone; the thread is joined first
+  for (; cycles < 40 && reloaded && Alive(pid); ++cycles) {
+    reloaded = files.Write({FactsOf(bystander), suspended}).ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    reloaded = reloaded && files.Write({FactsOf(bystander), FactsOf(busy)}).ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+  stop = true;
+  runtime.join();
+  CHECK(reloaded);
+  CAPTURE(cycles);
+  CAPTURE(attempts.load());
+  CHECK(attempts.load() > 40);  // the logins did race the reloads
+  REQUIRE(Alive(pid));
+  CHECK(LogsIn(bouncer, bystander, bystander.password, bystander.database));
+
+  // Suspended: refused by PgBouncer itself (its role is no longer in the auth_file), though
+  // PostgreSQL would still admit it; the entry stays, pointed at a database that does not exist.
+  REQUIRE(files.Write({FactsOf(bystander), suspended}).ok());
+  CHECK(Eventually([&] { return !LogsIn(bouncer, busy, busy.password, busy.database); }));
+  CHECK(LogsIn(bouncer, bystander, bystander.password, bystander.database));
+  bool kept = false;
+  for (const std::string& row : Console(bouncer, "SHOW DATABASES")) {
+    if (row.rfind(busy.database + "|", 0) != 0) continue;
+    kept = true;
+    CHECK(row.find("|tenant-master.suspended|") != std::string::npos);
+  }
+  CHECK(kept);
+  CHECK(Alive(pid));
 }
 
 TEST_CASE("PgBouncer reads the quoting as rendered: a quoted host, \"\" in a role name") {

@@ -54,6 +54,25 @@ TEST_CASE("databases.ini: a header saying who wrote it, [databases], one line pe
   CHECK(ini->find("password=") == std::string::npos);
 }
 
+TEST_CASE("a suspended entry stays in databases.ini, pointed at no database, and leaves userlist.txt") {
+  PoolerEntry suspended = Entry("tenant_sur", "user_sur", "");  // no verifier is needed
+  suspended.suspended = true;
+  const std::vector<PoolerEntry> entries = {Entry("tenant_acme", "user_acme"), suspended};
+  Outcome<std::string> ini = RenderDatabasesIni(entries);
+  REQUIRE(ini.ok());
+  CHECK(Lines(*ini) == std::vector<std::string>{
+                           "[databases]",
+                           "tenant_acme = host=10.0.0.5 port=5432 dbname=tenant_acme",
+                           "tenant_sur = host=10.0.0.5 port=5432 dbname=tenant-master.suspended",
+                       });
+  Outcome<std::string> users = RenderUserlist(entries);
+  REQUIRE(users.ok());
+  CHECK(Lines(*users) == std::vector<std::string>{std::string("\"user_acme\" \"") + kVerifierA + "\""});
+  // A suspended entry still names a database PgBouncer can carry, once.
+  suspended.database = "pgbouncer";
+  CHECK_FALSE(RenderDatabasesIni({suspended}).ok());
+}
+
 TEST_CASE("databases.ini: an empty fleet is the header and an empty section") {
   Outcome<std::string> ini = RenderDatabasesIni({});
   REQUIRE(ini.ok());
