@@ -71,19 +71,20 @@ std::string PoolerValue(std::string_view value);
 /// reaches freed memory (PgBouncer exits, or leaves the login unanswered). A changed entry is
 /// safe: PgBouncer closes its pooled server connections and logs in anew, here to a database
 /// that does not exist, while the role missing from the auth_file fails the client's own SCRAM
-/// login first. So suspending and resuming never drop a database (docs/bindings.md#pgbouncer). Stalled `PoolerEntryInvalid`, naming the database
-/// and why, when a database name fails IsPoolerDatabaseName, a database appears twice, a host
-/// is empty or holds a line break or NUL, or a port is outside 1-65535: nothing is rendered, so
-/// the caller keeps the file it has.
+/// login first. So suspending and resuming never drop a database (docs/bindings.md#pgbouncer).
+///
+/// Stalled `PoolerEntryInvalid`, naming the database and why, when a database name fails
+/// IsPoolerDatabaseName, a database appears twice, a host is empty or holds a line break or NUL,
+/// or a port is outside 1-65535: nothing is rendered, so the caller keeps the file it has.
 Outcome<std::string> RenderDatabasesIni(std::vector<PoolerEntry> entries);
 
 /// The whole `userlist.txt` (PgBouncer's auth_file): a header comment, then `"<role>"
 /// "<verifier>"` per role of an entry that is not suspended, sorted by role, `"` doubled inside
-/// the role. The caller passes tenant roles only. A role given twice with the same verifier is written once. Stalled
-/// `PoolerEntryInvalid`, naming the role (never the verifier), when a role is empty, longer than
-/// 127 bytes (PgBouncer's limit) or holds a line break or NUL, its verifier is not a
-/// SCRAM-SHA-256 verifier (pass-through needs one: an MD5 hash or a plain password is refused),
-/// or the role appears twice with different verifiers.
+/// the role. The caller passes tenant roles only. A role given twice with the same verifier is
+/// written once. Stalled `PoolerEntryInvalid`, naming the role (never the verifier), when a role
+/// is empty, longer than 127 bytes (PgBouncer's limit) or holds a line break or NUL, its
+/// verifier is not a SCRAM-SHA-256 verifier (pass-through needs one: an MD5 hash or a plain
+/// password is refused), or the role appears twice with different verifiers.
 Outcome<std::string> RenderUserlist(std::vector<PoolerEntry> entries);
 
 /// How PgBouncer is told to read its files again: exactly one of the two.
